@@ -1,0 +1,142 @@
+"""Data model shared by the audit engine, its output formats and its runtime companion.
+
+Everything a rule says about itself is declared once in a :class:`Rule`; the
+engine produces :class:`Finding` objects that point back at their rule, and
+every output format (text, JSON, SARIF, GitHub annotations), the docs page,
+``--explain`` and the runtime detector read from those two types only.
+
+This module is pure: no I/O, no imports outside the standard library.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.Enum):
+    """How serious a finding is; maps onto SARIF ``level`` (SARIF 2.1.0 §3.27.10)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One audit rule, declared once in the catalogue.
+
+    :param code: stable identifier, ``"ASH"`` plus three digits (``"ASH101"``);
+        a retired code is never reused.
+    :param name: kebab-case name (``"blocking-sleep-in-async"``).
+    :param summary: one sentence saying what the rule finds (SARIF
+        ``shortDescription``).
+    :param message: the finding's message template, formatted with
+        ``str.format(**finding.args)``; it names the fix
+        (``"Blocking call {call}() in async code; use asyncio.sleep()"``).
+    :param why: Markdown paragraph: why this is a hazard under ASGI.
+    :param example: Python source that triggers the rule.
+    :param fixed: the same source rewritten so it does not trigger.
+    :param severity: default :class:`Severity`.
+    :param calls: canonical dotted names of the callables this rule matches
+        (``("time.sleep",)``); the static engine matches resolved call names
+        against them and the runtime detector patches them. Empty for rules
+        that match syntax rather than calls.
+    :param since: the asgishift version that introduced the rule.
+    """
+
+    code: str
+    name: str
+    summary: str
+    message: str
+    why: str
+    example: str
+    fixed: str
+    severity: Severity = Severity.ERROR
+    calls: tuple[str, ...] = ()
+    since: str = "0.1.0"
+
+    @property
+    def family(self) -> str:
+        """The rule family prefix, e.g. ``"ASH1"`` for blocking calls."""
+        return self.code[:4]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of a call chain from an ``async def`` down to a hazard.
+
+    :param path: file path relative to the project root, POSIX separators.
+    :param line: 1-based line of the call (or of the hazard for the last hop).
+    :param col: 1-based column.
+    :param function: qualified name of the function containing this call
+        (``"shop.views.checkout"``).
+    :param callee: dotted name of what is called at this hop.
+    """
+
+    path: str
+    line: int
+    col: int
+    function: str
+    callee: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One hazard found by the engine.
+
+    :param code: the :attr:`Rule.code` that fired.
+    :param path: file path relative to the project root, POSIX separators.
+    :param line: 1-based line; :param col: 1-based column.
+    :param end_line: last line of the flagged expression; :param end_col:
+        1-based column just past its end.
+    :param args: values for :attr:`Rule.message` (``{"call": "time.sleep"}``).
+    :param chain: hops from the async entry point to the hazard; empty when
+        the hazard sits directly in the ``async def``. The first hop is in the
+        ``async def``, the last one is at ``path:line``.
+    :param snippet: the stripped source line, used for line-move-proof
+        fingerprints.
+    """
+
+    code: str
+    path: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    args: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    chain: tuple[Hop, ...] = ()
+    snippet: str = ""
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file the audit could not read or parse; the rest is still audited.
+
+    :param path: file path relative to the project root.
+    :param line: 1-based line of the problem, or ``0`` when it has none.
+    :param message: what went wrong and what to do about it.
+    """
+
+    path: str
+    line: int
+    message: str
+
+
+@dataclass
+class AuditResult:
+    """Everything one audit run produced.
+
+    :param findings: sorted by ``(path, line, col, code)``.
+    :param errors: files that were reported rather than audited.
+    :param files_scanned: number of Python files read.
+    :param root: the project root all paths are relative to (absolute, POSIX).
+    """
+
+    findings: list[Finding]
+    errors: list[FileError]
+    files_scanned: int
+    root: str
+
+
+__all__ = ["AuditResult", "FileError", "Finding", "Hop", "Rule", "Severity"]

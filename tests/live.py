@@ -1,0 +1,201 @@
+"""Start real servers in subprocesses on 127.0.0.1 for the live tests.
+
+Each server is started through its own command line, exactly as a user would
+run it, on a free port. :func:`live_server` waits until the port accepts
+connections (a readiness signal, never a fixed sleep), yields a
+:class:`LiveServer` and stops the process afterwards. Server output goes to a
+log file the test can read with :meth:`LiveServer.log` and
+:meth:`LiveServer.wait_for_log`.
+
+Apps are named ``module:attribute`` and imported from ``tests/live_apps/``
+(put on ``PYTHONPATH``) or from any other directory passed as ``app_dir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+LIVE_APPS_DIR = TESTS_DIR / "live_apps"
+
+#: The ASGI servers the bridge is tested under.
+ASGI_SERVERS = ("uvicorn", "hypercorn", "daphne", "granian")
+#: The WSGI servers used as references (and to host ``ASGIToWSGI``).
+WSGI_SERVERS = ("gunicorn", "wsgiref")
+
+ASGI_SERVER_PARAMS = [pytest.param(name, id=name, marks=pytest.mark.live) for name in ASGI_SERVERS]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(server: str, app: str, port: int, extra: Sequence[str] = ()) -> list[str]:
+    """Return the argv that starts ``server`` serving ``app`` on 127.0.0.1:``port``.
+
+    :param server: one of :data:`ASGI_SERVERS` or :data:`WSGI_SERVERS`.
+    :param app: ``"module:attribute"``.
+    :raise ValueError: for an unknown server name.
+    """
+    py = sys.executable
+    if server == "uvicorn":
+        cmd = [py, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+        cmd += ["--log-level", "warning", "--no-access-log", "--lifespan", "on"]
+    elif server == "hypercorn":
+        cmd = [py, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--log-level", "WARNING"]
+    elif server == "daphne":
+        cmd = [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+    elif server == "granian":
+        cmd = [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--workers", "1", "--log-level", "warning", app]
+    elif server == "gunicorn":
+        cmd = [py, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-k", "gthread", "--threads", "8"]
+        cmd += ["--log-level", "warning", app]
+    elif server == "wsgiref":
+        cmd = [py, str(LIVE_APPS_DIR / "wsgiref_server.py"), app, str(port)]
+    else:
+        raise ValueError(f"unknown server {server!r}; use one of {ASGI_SERVERS + WSGI_SERVERS}")
+    return [*cmd, *extra]
+
+
+@dataclass
+class LiveServer:
+    """A running server process.
+
+    :param url: base URL without a trailing slash, ``http://127.0.0.1:PORT``.
+    """
+
+    server: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        """Return everything the server wrote to stdout and stderr so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """Wait until the log matches the regular expression ``pattern``.
+
+        :param timeout: seconds before giving up.
+        :raise AssertionError: when the pattern does not appear in time; the
+            message holds the log.
+        """
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        delay = 0.01
+        while True:
+            match = regex.search(self.log())
+            if match:
+                return match
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not in {self.server} log:\n{self.log()}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+def _wait_until_listening(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {proc.returncode} before listening on {port}:\n"
+                + log.read_text(errors="replace")
+            )
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server not listening on {port} after {timeout}s:\n" + log.read_text(errors="replace"))
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+@contextlib.contextmanager
+def live_server(
+    server: str,
+    app: str,
+    *,
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    app_dir: Path | None = None,
+    command: Sequence[str] | None = None,
+    timeout: float = 30.0,
+) -> Iterator[LiveServer]:
+    """Run ``app`` on ``server`` for the duration of the ``with`` block.
+
+    :param server: a server name (see :func:`server_command`).
+    :param app: ``"module:attribute"`` importable from ``app_dir``.
+    :param extra_args: appended to the server's argv.
+    :param env: extra environment variables for the server process.
+    :param app_dir: directory put first on ``PYTHONPATH`` (default
+        ``tests/live_apps``).
+    :param command: a complete argv to run instead of the server's own CLI
+        (for ``asgishift serve``); ``{port}`` in it is replaced by the port.
+    :param timeout: seconds to wait for the port to accept connections.
+    :raise RuntimeError: when the server exits or does not listen in time.
+    """
+    port = free_port()
+    argv = (
+        [part.replace("{port}", str(port)) for part in command]
+        if command is not None
+        else server_command(server, app, port, extra_args)
+    )
+    child_env = dict(os.environ)
+    paths = [str(app_dir or LIVE_APPS_DIR), str(REPO_ROOT / "src")]
+    if child_env.get("PYTHONPATH"):
+        paths.append(child_env["PYTHONPATH"])
+    child_env["PYTHONPATH"] = os.pathsep.join(paths)
+    child_env["PYTHONUNBUFFERED"] = "1"
+    child_env.update(env or {})
+    with tempfile.TemporaryDirectory(prefix=f"asgishift-{server}-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen(
+                argv,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=str(app_dir or LIVE_APPS_DIR),
+                env=child_env,
+                start_new_session=True,
+            )
+            try:
+                _wait_until_listening(proc, port, log_path, timeout)
+                yield LiveServer(server, port, proc, log_path)
+            finally:
+                _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
