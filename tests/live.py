@@ -115,7 +115,9 @@ class LiveServer:
             delay = min(delay * 2, 0.2)
 
 
-def _wait_until_listening(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
+def _wait_until_listening(
+    proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.01
     while True:
@@ -127,7 +129,10 @@ def _wait_until_listening(proc: subprocess.Popen[bytes], port: int, log: Path, t
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"server not listening on {port} after {timeout}s:\n" + log.read_text(errors="replace"))
+            raise RuntimeError(
+                f"server not listening on {port} after {timeout}s:\n"
+                + log.read_text(errors="replace")
+            )
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
 

@@ -139,4 +139,38 @@ class AuditResult:
     root: str
 
 
-__all__ = ["AuditResult", "FileError", "Finding", "Hop", "Rule", "Severity"]
+@dataclass
+class AuditConfig:
+    """Settings of one audit run, read from ``[tool.asgishift.audit]`` and the CLI.
+
+    :param select: rule codes or prefixes to run (``["ASH1", "ASH201"]``); empty
+        means every rule.
+    :param ignore: rule codes or prefixes never reported.
+    :param per_file_ignores: glob (relative to the root, POSIX) to codes or
+        prefixes ignored in matching files.
+    :param exclude: globs of paths skipped entirely, on top of ``.gitignore``.
+    :param extra_blocking: dotted names of project or third-party callables to
+        treat as blocking (reported as ``ASH199``-style user rules by the engine).
+    :param extra_safe: dotted names of callables that make their argument safe
+        to block in (like ``sync_to_async``), or functions never to descend into.
+    :param respect_gitignore: skip paths ignored by ``.gitignore`` files.
+    :param max_file_bytes: files larger than this many bytes are reported, not parsed.
+    :param jobs: worker processes for parsing; ``0`` means one per CPU.
+    :param cache_dir: directory of the per-file cache, or ``None`` to disable it.
+    :param follow_chains: report hazards reachable through calls, not only direct ones.
+    """
+
+    select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    extra_blocking: list[str] = field(default_factory=list)
+    extra_safe: list[str] = field(default_factory=list)
+    respect_gitignore: bool = True
+    max_file_bytes: int = 2 * 1024 * 1024
+    jobs: int = 0
+    cache_dir: str | None = ".asgishift_cache"
+    follow_chains: bool = True
+
+
+__all__ = ["AuditConfig", "AuditResult", "FileError", "Finding", "Hop", "Rule", "Severity"]
