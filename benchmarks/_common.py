@@ -1,0 +1,352 @@
+"""Shared plumbing for the benchmark scripts: servers, wrk, CPU pinning, RSS.
+
+Every server runs ``bench_app:app`` (see ``bench_app.py``) as a single worker
+process pinned to one core with ``taskset``; the load generator is pinned to
+another core, so the two do not compete for the same CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+SRC_DIR = REPO_ROOT / "src"
+
+#: ASGI servers the bridges run under, with the settings used (all defaults
+#: except logging): uvicorn picks uvloop + httptools (uvicorn[standard]),
+#: hypercorn its asyncio worker, granian its Rust HTTP/1 stack with one
+#: runtime thread. One worker process each.
+ASGI_SERVERS = ("uvicorn", "hypercorn", "granian")
+#: The bridges compared. ``wsgi`` means no bridge (gunicorn serves the app).
+ADAPTERS = ("asgishift", "a2wsgi", "asgiref")
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+
+
+def asgishift_available() -> bool:
+    """Return whether ``asgishift.bridge.WSGIToASGI`` imports from ``src/``."""
+    probe = "from asgishift.bridge import WSGIToASGI"
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=child_env({}),
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """Return the environment for a server: ``benchmarks/`` and ``src/`` first on the path."""
+    env = dict(os.environ)
+    paths = [str(BENCH_DIR), str(SRC_DIR)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update(extra)
+    return env
+
+
+def pinned(core: str, argv: Sequence[str]) -> list[str]:
+    """Prefix ``argv`` with ``taskset -c core`` when taskset exists and the core does."""
+    if shutil.which("taskset") and int(core) < (os.cpu_count() or 1):
+        return ["taskset", "-c", core, *argv]
+    return list(argv)
+
+
+def server_argv(server: str, port: int, *, threads: int = 8) -> list[str]:
+    """Return the argv that serves ``bench_app:app`` on ``server`` at 127.0.0.1:``port``.
+
+    :param server: one of :data:`ASGI_SERVERS` or ``gunicorn`` (gthread worker,
+        serving the WSGI app natively with ``threads`` threads).
+    :raise ValueError: for an unknown server.
+    """
+    py = sys.executable
+    app = "bench_app:app"
+    if server == "uvicorn":
+        return [py, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    if server == "hypercorn":
+        return [py, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}",
+                "--log-level", "WARNING"]  # fmt: skip
+    if server == "granian":
+        return [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", "1", "--log-level", "warning", app]  # fmt: skip
+    if server == "gunicorn":
+        return [py, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "-k", "gthread",
+                "--threads", str(threads), "--log-level", "warning", app]  # fmt: skip
+    raise ValueError(f"unknown server {server!r}; use one of {(*ASGI_SERVERS, 'gunicorn')}")
+
+
+@dataclass
+class Server:
+    """A running, pinned benchmark server.
+
+    :param label: a short name for tables, e.g. ``uvicorn/a2wsgi``.
+    """
+
+    label: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        """Return ``http://127.0.0.1:PORT`` (no trailing slash)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        """Return what the server wrote so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def worker_pid(self) -> int:
+        """Return the pid of the process that runs the app.
+
+        uvicorn and hypercorn with one worker run the app in the process we
+        started (not counting ``taskset``, which execs); granian and gunicorn
+        fork one worker child, whose pid this returns.
+        """
+        children = _children(self.process.pid)
+        return children[0] if children else self.process.pid
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    with contextlib.suppress(OSError):
+        return [int(part) for part in path.read_text().split()]
+    return []
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
+    """Poll until ``GET /`` answers 200, the process dies, or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {proc.returncode} before answering on {port}:\n"
+                + log.read_text(errors="replace")
+            )
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                conn.request("GET", "/")
+                if conn.getresponse().status == 200:
+                    return
+            finally:
+                conn.close()
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"server not answering on {port} after {timeout}s:\n"
+                + log.read_text(errors="replace")
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+@contextlib.contextmanager
+def run_servers(
+    specs: Sequence[tuple[str, str, dict[str, str], int]], timeout: float = 60.0
+) -> Iterator[dict[str, Server]]:
+    """Start several servers at once, pinned to the server core, and stop them afterwards.
+
+    :param specs: ``(label, server, env, threads)`` per server; ``env`` holds the
+        ``BENCH_*`` variables (see ``bench_app.py``).
+    :param timeout: seconds each server may take to answer ``GET /``.
+    :raise RuntimeError: when a server exits or does not answer in time (with its log).
+    """
+    servers: dict[str, Server] = {}
+    with tempfile.TemporaryDirectory(prefix="asgishift-bench-") as tmp:
+        try:
+            for label, server, env, threads in specs:
+                port = free_port()
+                log_path = Path(tmp) / (label.replace("/", "_") + ".log")
+                with log_path.open("wb") as log_file:
+                    proc = subprocess.Popen(
+                        pinned(SERVER_CORE, server_argv(server, port, threads=threads)),
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        cwd=str(BENCH_DIR),
+                        env=child_env({"PYTHONUNBUFFERED": "1", **env}),
+                        start_new_session=True,
+                    )
+                servers[label] = Server(label, port, proc, log_path)
+            for srv in servers.values():
+                _wait_ready(srv.process, srv.port, srv.log_path, timeout)
+            yield servers
+        finally:
+            for srv in servers.values():
+                stop(srv.process)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ``proc`` and its process group: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+# --- wrk ---------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+@dataclass
+class WrkResult:
+    """What one wrk run measured.
+
+    :param rps: requests per second (wrk's ``Requests/sec``).
+    :param p99_ms: 99th-percentile latency in milliseconds.
+    :param errors: non-2xx/3xx responses plus socket errors (connect, read,
+        write, timeout).
+    """
+
+    rps: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Parse the text wrk prints with ``--latency``.
+
+    :raise ValueError: when ``Requests/sec`` or the 99% latency line is missing.
+    """
+    rps_match = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    p99_match = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", output, re.M)
+    if rps_match is None or p99_match is None:
+        raise ValueError(f"wrk output has no Requests/sec or 99% line:\n{output}")
+    req_match = re.search(r"^\s+(\d+) requests in", output, re.M)
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if sock:
+        errors += sum(int(part) for part in sock.groups())
+    return WrkResult(
+        rps=float(rps_match.group(1)),
+        p99_ms=float(p99_match.group(1)) * _UNITS[p99_match.group(2)],
+        requests=int(req_match.group(1)) if req_match else 0,
+        errors=errors,
+    )
+
+
+def run_wrk(url: str, *, connections: int, duration: float, timeout: float = 2.0) -> WrkResult:
+    """Run ``wrk -t1`` pinned to the client core against ``url`` and parse the result.
+
+    :param duration: seconds (wrk takes whole seconds; rounded up, at least 1).
+    :param timeout: seconds before wrk counts a request as timed out.
+    :raise RuntimeError: when wrk fails; :raise ValueError: when its output does not parse.
+    """
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+            f"--timeout={max(1, round(timeout))}s", "--latency", url]  # fmt: skip
+    result = subprocess.run(pinned(CLIENT_CORE, argv), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk exited {result.returncode}: {result.stderr}{result.stdout}")
+    return parse_wrk(result.stdout)
+
+
+# --- memory ------------------------------------------------------------------
+
+
+def read_status_kib(pid: int, field: str) -> int:
+    """Return a ``/proc/<pid>/status`` size field such as ``VmRSS`` or ``VmHWM`` in KiB.
+
+    :raise KeyError: when the field is absent.
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(f"{field} not in /proc/{pid}/status")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset ``VmHWM`` to the current RSS (``echo 5 > /proc/<pid>/clear_refs``).
+
+    :return: whether the kernel accepted the reset.
+    """
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+# --- reporting ---------------------------------------------------------------
+
+
+def machine_info() -> dict[str, str]:
+    """Return the facts a result needs next to it: cores, CPU, Python, package versions."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info = {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for dist in ("asgishift", "a2wsgi", "asgiref", "uvicorn", "uvloop", "httptools",
+                 "hypercorn", "granian", "gunicorn", "flask", "werkzeug"):  # fmt: skip
+        try:
+            info[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            info[dist] = "not installed"
+    wrk = shutil.which("wrk")
+    if wrk:
+        out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+        info["wrk"] = (out.stdout + out.stderr).split("\n", 1)[0].strip()
+    return info
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Render a Markdown table with columns padded to equal width."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def ratio(value: float, reference: float | None) -> str:
+    """Format ``value / reference`` as ``1.23x``, or ``-`` when there is no reference."""
+    if reference is None or reference == 0:
+        return "-"
+    return f"{value / reference:.2f}x"
