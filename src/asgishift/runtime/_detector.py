@@ -1,0 +1,180 @@
+"""Report blocking calls made on an event-loop thread while the app runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import types
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from asgishift.runtime import _patching
+from asgishift.runtime._events import BlockingCall, BlockingCallError
+
+if TYPE_CHECKING:
+    from asgishift.audit._model import Rule
+
+logger = logging.getLogger("asgishift.runtime")
+
+#: Rule family whose ``calls`` the detector patches by default: blocking calls.
+DEFAULT_FAMILY = "ASH1"
+
+
+class _KeepMissing(dict[str, str]):
+    """Format mapping that leaves unknown ``{placeholders}`` as they are."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def default_rules() -> tuple[Rule, ...]:
+    """Return the catalogue's blocking-call rules (family ``ASH1``) that name calls.
+
+    :raise ImportError: when the audit catalogue (``asgishift.audit.rules``)
+        is not available.
+    """
+    from asgishift.audit.rules import all_rules
+
+    return tuple(r for r in all_rules() if r.family == DEFAULT_FAMILY and r.calls)
+
+
+class BlockingDetector:
+    """Flag calls to catalogued blocking callables made on an event-loop thread.
+
+    Installing the detector wraps every callable named by the rules' ``calls``
+    (see :mod:`asgishift.runtime._patching` for what can and cannot be
+    wrapped). A wrapped call made on a thread that is running an asyncio event
+    loop is recorded as a :class:`BlockingCall` in :attr:`events` and logged
+    at WARNING on ``asgishift.runtime`` with the rule code, message and stack;
+    the call then proceeds, or raises :class:`BlockingCallError` instead with
+    ``raise_on_block=True``. Calls on worker threads (``asyncio.to_thread``,
+    ``loop.run_in_executor``, ``sync_to_async``) have no running loop and are
+    not flagged. Only asyncio loops (including uvloop) are recognised.
+
+    Use it as a context manager, or call :meth:`install` and :meth:`uninstall`;
+    both are idempotent and thread-safe, and several detectors may be
+    installed at once (the originals come back when the last one uninstalls).
+
+    :param rules: the rules whose ``calls`` are watched; ``None`` means the
+        audit catalogue's ``ASH1xx`` rules (:func:`default_rules`).
+    :param extra_blocking: more dotted names to watch, reported under
+        ``extra_code`` (the audit's ``extra_blocking`` setting).
+    :param extra_code: rule code used for ``extra_blocking`` names.
+    :param raise_on_block: raise :class:`BlockingCallError` instead of making
+        the call (meant for tests).
+    :param stack_limit: how many frames of the caller's stack to keep.
+    :param log: log each event at WARNING; turn off when only :attr:`events`
+        is wanted.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[Rule] | None = None,
+        *,
+        extra_blocking: Sequence[str] = (),
+        extra_code: str = "ASH199",
+        raise_on_block: bool = False,
+        stack_limit: int = 20,
+        log: bool = True,
+    ) -> None:
+        self._rules = tuple(default_rules() if rules is None else rules)
+        self._rule_for: dict[str, tuple[str, str]] = {}
+        for rule in self._rules:
+            for call in rule.calls:
+                self._rule_for.setdefault(call, (rule.code, rule.message))
+        for call in extra_blocking:
+            self._rule_for.setdefault(
+                call, (extra_code, "Blocking call {call}() listed in extra_blocking")
+            )
+        self.raise_on_block = raise_on_block
+        self.stack_limit = stack_limit
+        self.log = log
+        #: Every :class:`BlockingCall` seen since installation (or :meth:`clear`).
+        self.events: list[BlockingCall] = []
+        #: Watched names that could not be wrapped, mapped to the reason.
+        self.unpatchable: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._installed = False
+        # Stored once: the patch registry compares listeners by identity.
+        self._listener = self._on_call
+
+    @property
+    def calls(self) -> tuple[str, ...]:
+        """The dotted names this detector watches (wrapped or not)."""
+        return tuple(self._rule_for)
+
+    @property
+    def installed(self) -> bool:
+        """Whether the wrappers of this detector are in place."""
+        return self._installed
+
+    def install(self) -> BlockingDetector:
+        """Wrap the watched callables; a second call does nothing.
+
+        Names whose module is not installed, or that live on built-in types,
+        are skipped and listed in :attr:`unpatchable` (logged at DEBUG).
+
+        :return: this detector, for chaining.
+        """
+        with self._lock:
+            if self._installed:
+                return self
+            self.unpatchable = _patching.acquire(self._rule_for, self._listener)
+            self._installed = True
+        for name, reason in self.unpatchable.items():
+            logger.debug("not detectable at run time: %s (%s)", name, reason)
+        return self
+
+    def uninstall(self) -> None:
+        """Put the original callables back (when no other detector uses them)."""
+        with self._lock:
+            if not self._installed:
+                return
+            _patching.release(self._rule_for, self._listener)
+            self._installed = False
+
+    def clear(self) -> list[BlockingCall]:
+        """Forget the recorded events and return them."""
+        with self._lock:
+            events, self.events = self.events, []
+        return events
+
+    def __enter__(self) -> BlockingDetector:
+        return self.install()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.uninstall()
+
+    def _on_call(self, name: str, frame: types.FrameType) -> None:
+        """Record, log and maybe refuse one call; runs on the loop thread."""
+        found = self._rule_for.get(name)
+        if found is None:
+            return
+        code, template = found
+        stack = "".join(traceback.extract_stack(frame, limit=self.stack_limit).format())
+        thread = threading.current_thread()
+        event = BlockingCall(
+            code=code,
+            call=name,
+            message=template.format_map(_KeepMissing(call=name)),
+            stack=stack,
+            thread_name=thread.name,
+            thread_id=threading.get_ident(),
+            timestamp=time.time(),
+        )
+        with self._lock:
+            self.events.append(event)
+        if self.log:
+            logger.warning("%s", event.format())
+        if self.raise_on_block:
+            raise BlockingCallError(event)
+
+
+__all__ = ["BlockingDetector", "default_rules"]
