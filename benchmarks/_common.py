@@ -331,7 +331,7 @@ def machine_info() -> dict[str, str]:
     wrk = shutil.which("wrk")
     if wrk:
         out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
-        info["wrk"] = (out.stdout + out.stderr).split("\n", 1)[0].strip()
+        info["wrk"] = (out.stdout + out.stderr).split("\n", 1)[0].split(" [", 1)[0].strip()
     return info
 
 
