@@ -1,0 +1,37 @@
+"""Fixtures for the live tests of the WSGI->ASGI bridge.
+
+Each ASGI server of :data:`live.ASGI_SERVERS` runs ``tests/live_apps/bridge_apps.py``
+in a real subprocess. The plain servers are session-scoped (one per server and
+xdist worker); tests keep apart by sending a fresh ``X-Test-Id`` and reading
+``/_state`` for that id only. Configurations that change the bridge options
+start their own servers in their test modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from bridge_helpers import new_test_id
+
+from live import ASGI_SERVER_PARAMS, LiveServer, live_server
+
+
+@pytest.fixture(scope="session", params=ASGI_SERVER_PARAMS)
+def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve ``bridge_apps:app`` (validated) on each ASGI server."""
+    with live_server(request.param, "bridge_apps:app") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session", params=ASGI_SERVER_PARAMS)
+def raw_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve ``bridge_apps:raw_app`` (no validator) on each ASGI server."""
+    with live_server(request.param, "bridge_apps:raw_app") as srv:
+        yield srv
+
+
+@pytest.fixture
+def test_id() -> str:
+    """Return a fresh ``X-Test-Id`` for this test."""
+    return new_test_id()

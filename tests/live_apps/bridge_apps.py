@@ -1,0 +1,301 @@
+"""WSGI test apps served through :class:`asgishift.bridge.WSGIToASGI` by the live tests.
+
+``app`` is the router wrapped in :func:`wsgiref.validate.validator` (any PEP 3333
+violation by the bridge becomes an exception, and so a 500), then in the
+bridge. ``raw_app`` is the same router without the validator, for the two
+cases the validator would hide: a header value with CR/LF (the validator
+rejects it before the bridge sees it) and ``wsgi.file_wrapper`` (the validator
+wraps the returned file wrapper in its own iterator).
+
+Bridge options come from environment variables, so one module serves every
+configuration: ``BRIDGE_APP_MAX_WORKERS``, ``BRIDGE_APP_MAX_QUEUE``,
+``BRIDGE_APP_MAX_BODY_SIZE``, ``BRIDGE_APP_REQUEST_TIMEOUT`` (seconds) and
+``BRIDGE_APP_RETRY_AFTER`` (seconds).
+
+Every request may carry an ``X-Test-Id`` header; the app files what it saw
+under that id and ``GET /_state`` returns it as JSON, so tests assert on
+server-side facts (``close()`` calls, the exception a read raised, the live
+thread count). Blocking views wait on a :class:`threading.Event` that
+``GET /_release?name=...`` sets: tests never sleep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.validate import WSGIWarning, validator
+
+from bridge_data import iter_payload
+
+from asgishift._types import Environ, StartResponse
+from asgishift.bridge import ClientDisconnected, WSGIToASGI
+
+# A validator warning is a PEP 3333 violation: make it an exception (so a 500
+# the tests see) instead of a line in the log nobody reads.
+warnings.simplefilter("error", WSGIWarning)
+
+#: How long a blocking view waits for its release, in seconds. Far longer than
+#: any test runs; it only bounds a leaked thread.
+BLOCK_LIMIT = 60.0
+
+_lock = threading.Lock()
+_events: dict[str, threading.Event] = {}
+_state: dict[str, dict[str, Any]] = {
+    "closes": {},  # test id -> number of close() calls on the returned iterable
+    "errors": {},  # test id -> the exception wsgi.input raised
+    "received": {},  # test id -> request body bytes read so far
+    "sent": {},  # test id -> response body bytes yielded so far
+    "environ": {},  # test id -> JSON-able environ
+    "reraised": {},  # test id -> start_response(exc_info) re-raised after the headers
+}
+_inflight: dict[str, int] = {}
+_files: dict[int, Path] = {}
+_file_dir = tempfile.mkdtemp(prefix="asgishift-bridge-files-")
+_TEXT = [("Content-Type", "text/plain; charset=utf-8")]
+_JSON = [("Content-Type", "application/json")]
+
+
+def _event(name: str) -> threading.Event:
+    with _lock:
+        return _events.setdefault(name, threading.Event())
+
+
+def _record(kind: str, test_id: str, value: Any) -> None:
+    with _lock:
+        _state[kind][test_id] = value
+
+
+def _add(kind: str, test_id: str, amount: int) -> None:
+    with _lock:
+        _state[kind][test_id] = _state[kind].get(test_id, 0) + amount
+
+
+def _log(line: str) -> None:
+    # A marker tests wait for with LiveServer.wait_for_log().
+    print(f"bridge_apps: {line}", file=sys.stderr, flush=True)
+
+
+class Tracked:
+    """Wrap a response iterable; count its ``close()`` calls under a test id.
+
+    :param body: the iterable to yield from; its own ``close()`` is called too.
+    :param test_id: the request's ``X-Test-Id``.
+    """
+
+    def __init__(self, body: Iterable[bytes], test_id: str) -> None:
+        self._body = body
+        self._test_id = test_id
+        with _lock:
+            _inflight[test_id] = _inflight.get(test_id, 0) + 1
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._body:
+            _add("sent", self._test_id, len(chunk))
+            yield chunk
+
+    def close(self) -> None:
+        """Count the call, release the request slot and close the wrapped body."""
+        with _lock:
+            _state["closes"][self._test_id] = _state["closes"].get(self._test_id, 0) + 1
+            _inflight[self._test_id] -= 1
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+def _environ_json(environ: Environ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+        elif key == "wsgi.version":
+            out[key] = list(value)
+    return out
+
+
+def _read_body(environ: Environ, mode: str, test_id: str, chunk: int) -> Iterator[bytes]:
+    stream = environ["wsgi.input"]
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        if mode == "read":
+            while data := stream.read(chunk):
+                digest.update(data)
+                size += len(data)
+                _add("received", test_id, len(data))
+        elif mode == "readline":
+            while line := stream.readline():
+                digest.update(line)
+                size += len(line)
+        else:  # iteration
+            for line in stream:
+                digest.update(line)
+                size += len(line)
+    except Exception as exc:
+        _record(
+            "errors",
+            test_id,
+            {
+                "type": type(exc).__name__,
+                "oserror": isinstance(exc, OSError),
+                "client_disconnected": isinstance(exc, ClientDisconnected),
+            },
+        )
+        raise
+    yield json.dumps({"sha256": digest.hexdigest(), "size": size}).encode()
+
+
+def _sse(test_id: str) -> Iterator[bytes]:
+    yield b"data: 1\n\n"
+    released = _event(test_id).wait(BLOCK_LIMIT)
+    yield b"data: 2\n\n" if released else b"data: timeout\n\n"
+    yield b"data: end\n\n"
+
+
+def _late_exc_info(start_response: StartResponse, test_id: str) -> Iterator[bytes]:
+    yield b"first"
+    try:
+        raise ValueError("after the headers")
+    except ValueError:
+        try:
+            start_response("500 Internal Server Error", _TEXT, sys.exc_info())
+        except ValueError:
+            # PEP 3333: with the headers sent, start_response must re-raise.
+            _record("reraised", test_id, True)
+            raise
+    yield b"never sent"
+
+
+def _file(size: int) -> Path:
+    with _lock:
+        path = _files.get(size)
+        if path is None:
+            path = Path(_file_dir) / f"payload-{size}"
+            with path.open("wb") as out:
+                for chunk in iter_payload(size):
+                    out.write(chunk)
+            _files[size] = path
+        return path
+
+
+def _state_json() -> bytes:
+    with _lock:
+        body = dict(_state)
+        body["inflight"] = sum(_inflight.values())
+        body["threads"] = threading.active_count()
+        return json.dumps(body).encode()
+
+
+def router(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Dispatch on ``PATH_INFO``; see the module docstring for the contract."""
+    path = environ.get("PATH_INFO", "")
+    query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    test_id = environ.get("HTTP_X_TEST_ID", "")
+    if path == "/_state":
+        start_response("200 OK", _JSON)
+        return [_state_json()]
+    if path == "/_release":
+        _event(query["name"]).set()
+        start_response("200 OK", _TEXT)
+        return [b"released"]
+    if path == "/file":
+        # Returned as is: a wrapper around it would hide the file from the bridge.
+        file = _file(int(query["size"])).open("rb")
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](file, 65536)  # type: ignore[no-any-return]
+    body = _route(path, query, test_id, environ, start_response)
+    return Tracked(body, test_id)
+
+
+def _route(
+    path: str,
+    query: dict[str, str],
+    test_id: str,
+    environ: Environ,
+    start_response: StartResponse,
+) -> Iterable[bytes]:
+    if path == "/ping":
+        start_response("200 OK", _TEXT)
+        return [b"pong"]
+    if path.startswith("/environ"):
+        data = _environ_json(environ)
+        _record("environ", test_id, data)
+        start_response("200 OK", _JSON)
+        return [json.dumps(data).encode()]
+    if path == "/upload":
+        start_response("200 OK", _JSON)
+        mode = query.get("mode", "read")
+        return _read_body(environ, mode, test_id, int(query.get("chunk", "65536")))
+    if path == "/download":
+        size = int(query["size"])
+        headers = list(_TEXT)
+        if query.get("length") == "1":
+            headers.append(("Content-Length", str(size)))
+        start_response("200 OK", headers)
+        return iter_payload(size)
+    if path == "/sse":
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return _sse(test_id)
+    if path == "/block":
+        name = query["name"]
+        _log(f"blocking {name}")
+        released = _event(name).wait(BLOCK_LIMIT)
+        start_response("200 OK", _TEXT)
+        return [b"released" if released else b"timeout"]
+    if path == "/error":
+        raise RuntimeError(f"boom {test_id}")
+    if path == "/bad-header":
+        start_response("200 OK", [*_TEXT, ("X-Bad", "a\r\nX-Injected: 1")])
+        return [b"should not be sent"]
+    if path == "/write":
+        write = start_response("200 OK", _TEXT)
+        write(b"written;")
+        return [b"returned"]
+    if path == "/exc-info":
+        start_response("200 OK", _TEXT)
+        try:
+            raise ValueError("before the body")
+        except ValueError:
+            start_response(
+                "500 Internal Server Error", [*_TEXT, ("X-Replaced", "1")], sys.exc_info()
+            )
+        return [b"replaced"]
+    if path == "/exc-info-late":
+        start_response("200 OK", _TEXT)
+        return _late_exc_info(start_response, test_id)
+    if path == "/status":
+        code = query["code"]
+        reason = {"204": "No Content", "304": "Not Modified"}[code]
+        start_response(f"{code} {reason}", [("X-Status", code)])
+        # Content the server must drop: these statuses have no body (RFC 9110 6.4.1).
+        return [b"must not be sent"]
+    start_response("404 Not Found", _TEXT)
+    return [b"not found"]
+
+
+def _options() -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, convert in (
+        ("max_workers", int),
+        ("max_queue", int),
+        ("max_body_size", int),
+        ("request_timeout", float),
+        ("retry_after", int),
+    ):
+        value = os.environ.get(f"BRIDGE_APP_{name.upper()}")
+        if value:
+            options[name] = convert(value)
+    return options
+
+
+app = WSGIToASGI(validator(router), **_options())
+raw_app = WSGIToASGI(router, **_options())
