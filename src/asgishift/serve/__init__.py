@@ -1,0 +1,40 @@
+"""Serve WSGI and ASGI applications on uvicorn, hypercorn, daphne or granian.
+
+``asgishift serve module:app`` on the command line, :func:`run` from Python.
+WSGI applications are detected (:func:`detect_interface`) and wrapped in
+:class:`asgishift.bridge.WSGIToASGI`; the server is started through its own
+Python API. Importing this package imports no server: each is imported only
+when it is started.
+"""
+
+from __future__ import annotations
+
+from asgishift.serve._detect import Detection, detect_interface
+from asgishift.serve._errors import (
+    AppInterfaceError,
+    AppNotFoundError,
+    PortInUseError,
+    ServeConfigError,
+    ServeError,
+    ServerNotInstalledError,
+)
+from asgishift.serve._loader import import_app
+from asgishift.serve._run import ServePlan, prepare, run
+from asgishift.serve._servers import LOG_LEVELS, SERVERS
+
+__all__ = [
+    "LOG_LEVELS",
+    "SERVERS",
+    "AppInterfaceError",
+    "AppNotFoundError",
+    "Detection",
+    "PortInUseError",
+    "ServeConfigError",
+    "ServeError",
+    "ServePlan",
+    "ServerNotInstalledError",
+    "detect_interface",
+    "import_app",
+    "prepare",
+    "run",
+]

@@ -1,0 +1,61 @@
+"""Errors ``asgishift serve`` reports as one line naming the fix.
+
+Exception tree::
+
+    ServeError                  exit code 1 unless stated
+    ├── AppNotFoundError        the module or attribute of ``module:attr`` is missing
+    ├── AppInterfaceError       WSGI or ASGI cannot be told apart (exit code 2)
+    ├── ServerNotInstalledError the chosen server's extra is not installed
+    ├── PortInUseError          another socket holds ``--host``/``--port``
+    └── ServeConfigError        a flag combination the server cannot honour (exit code 2)
+
+The command line prints ``str(error)`` after ``asgishift serve: error:`` and
+exits with :attr:`ServeError.exit_code`, without a traceback: every message
+already says what to change.
+"""
+
+from __future__ import annotations
+
+
+class ServeError(Exception):
+    """Report a problem that stops ``asgishift serve`` before the server starts.
+
+    :param message: one line that names the cause and the fix.
+    """
+
+    #: The process exit status the command line uses for this error.
+    exit_code: int = 1
+
+
+class AppNotFoundError(ServeError):
+    """Report that ``module:attribute`` does not name an importable object."""
+
+
+class AppInterfaceError(ServeError):
+    """Report that the app is neither recognisably WSGI nor ASGI; pass ``--interface``."""
+
+    exit_code = 2
+
+
+class ServerNotInstalledError(ServeError):
+    """Report that the server chosen with ``--server`` is not importable."""
+
+
+class PortInUseError(ServeError):
+    """Report that the address to listen on is taken by another socket."""
+
+
+class ServeConfigError(ServeError):
+    """Report a flag combination the chosen server cannot honour."""
+
+    exit_code = 2
+
+
+__all__ = [
+    "AppInterfaceError",
+    "AppNotFoundError",
+    "PortInUseError",
+    "ServeConfigError",
+    "ServeError",
+    "ServerNotInstalledError",
+]

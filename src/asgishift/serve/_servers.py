@@ -1,0 +1,285 @@
+"""Start each supported ASGI server through its own Python API.
+
+Every ``serve_<name>`` function blocks until the server stops (Ctrl+C or
+SIGTERM, handled by the server itself). It gets either the built ASGI app
+(one process, the app object is served directly) or ``None``, meaning "start
+:data:`WORKER_TARGET` in each worker process" (``--workers N``, ``--reload``,
+and granian, whose workers always import their app by name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import importlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from asgishift._types import ASGIApp
+from asgishift.serve._errors import (
+    PortInUseError,
+    ServeConfigError,
+    ServerNotInstalledError,
+)
+
+logger = logging.getLogger("asgishift.serve")
+
+#: Servers ``--server`` accepts; the first is the default.
+SERVERS = ("uvicorn", "hypercorn", "daphne", "granian")
+#: Log levels ``--log-level`` accepts (uvicorn's names).
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+#: Import string of the factory worker processes call (see ``_worker``).
+WORKER_TARGET = "asgishift.serve._worker:create_app"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Where and how a server listens.
+
+    :param host: address to bind, e.g. ``"127.0.0.1"``, ``"0.0.0.0"``, ``"::1"``.
+    :param port: TCP port.
+    :param workers: worker processes (``1`` serves in this process).
+    :param reload: restart the workers when a file under ``reload_dirs`` changes.
+    :param log_level: one of :data:`LOG_LEVELS`.
+    :param reload_dirs: directories to watch with ``reload``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    reload: bool = False
+    log_level: str = "info"
+    reload_dirs: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def needs_import_string(self) -> bool:
+        """Return whether worker processes must import the app by name."""
+        return self.workers > 1 or self.reload
+
+    def url(self, root_path: str = "") -> str:
+        """Return the ``http://host:port/root`` URL clients use."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{root_path}"
+
+
+def check_server_installed(name: str) -> None:
+    """Make sure the server ``name`` can be imported.
+
+    :param name: one of :data:`SERVERS`.
+    :raise ServeConfigError: for an unknown name.
+    :raise ServerNotInstalledError: when its package is missing; the message
+        names the ``asgishift[<server>]`` extra to install.
+    """
+    if name not in SERVERS:
+        raise ServeConfigError(f"unknown server {name!r}; use one of {', '.join(SERVERS)}")
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        raise ServerNotInstalledError(
+            f"--server {name} needs the {name} package, which is not installed in "
+            f"{sys.prefix}; install it with: pip install 'asgishift[{name}]'"
+        ) from None
+
+
+def check_options(name: str, options: ServerOptions) -> None:
+    """Reject option combinations the server ``name`` cannot honour.
+
+    :raise ServeConfigError: for ``--workers``/``--reload`` with daphne, which
+        runs one process and has no reloader, or a worker count below 1.
+    """
+    if options.workers < 1:
+        raise ServeConfigError(f"--workers must be at least 1, got {options.workers}")
+    if name == "daphne" and options.needs_import_string:
+        raise ServeConfigError(
+            "daphne runs a single process without a reloader; drop --workers/--reload or "
+            "use --server uvicorn, hypercorn or granian"
+        )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail early, with the fix, when ``host:port`` cannot be bound.
+
+    Binds and closes a socket with ``SO_REUSEADDR`` set, as the servers do, so
+    connections lingering in TIME_WAIT from a previous run do not count.
+
+    :raise PortInUseError: when another socket listens on the port.
+    :raise ServeConfigError: when ``host`` is not an address of this machine.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(
+                    f"port {port} on {host} is already in use; stop the process holding it "
+                    f"or choose another port, e.g. --port {port + 1 if port < 65535 else 8000}"
+                ) from None
+            raise ServeConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); pass --host with an "
+                "address of this machine, e.g. --host 127.0.0.1"
+            ) from None
+
+
+def _serve_uvicorn(app: ASGIApp | None, options: ServerOptions) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app if app is not None else WORKER_TARGET,
+        factory=app is None,
+        host=options.host,
+        port=options.port,
+        workers=options.workers if options.workers > 1 else None,
+        reload=options.reload,
+        reload_dirs=list(options.reload_dirs) or None,
+        log_level=options.log_level,
+        # The app is always ASGI 3 here (WSGI apps are already bridged), so
+        # uvicorn must not apply its own interface detection.
+        interface="asgi3",
+    )
+
+
+def _serve_hypercorn(app: ASGIApp | None, options: ServerOptions) -> None:
+    from hypercorn.config import Config
+
+    config = Config()
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    config.bind = [f"{host}:{options.port}"]
+    config.loglevel = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
+    if app is not None:
+        from hypercorn.asyncio import serve
+
+        asyncio.run(serve(cast(Any, app), config, mode="asgi"))
+        return
+    from hypercorn.run import run
+
+    # "mode:module:expression": hypercorn evaluates the expression in the
+    # module's namespace, so "create_app()" calls the factory.
+    module, _, func = WORKER_TARGET.partition(":")
+    config.application_path = f"asgi:{module}:{func}()"
+    config.workers = options.workers
+    config.use_reloader = options.reload
+    exit_code = run(config)
+    if exit_code:
+        raise SystemExit(exit_code)
+
+
+_DAPHNE_VERBOSITY = {"critical": 0, "error": 0, "warning": 0, "info": 1, "debug": 2, "trace": 3}
+
+
+def _serve_daphne(app: ASGIApp | None, options: ServerOptions) -> None:
+    if app is None:  # pragma: no cover - check_options rejects this first
+        raise ServeConfigError("daphne needs the app object; it cannot start worker processes")
+    level = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
+    # daphne's own CLI configures the root logger the same way; without it
+    # "Listening on TCP address" and errors would go nowhere.
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-8s %(name)s %(message)s")
+    # daphne.server installs Twisted's asyncio reactor on import, so it is
+    # imported here, after the app, never at module import time.
+    from daphne.endpoints import build_endpoint_description_strings  # type: ignore[import-untyped]
+    from daphne.server import Server  # type: ignore[import-untyped]
+
+    endpoints = build_endpoint_description_strings(host=options.host, port=options.port)
+    server = Server(
+        application=app,
+        endpoints=endpoints,
+        verbosity=_DAPHNE_VERBOSITY[options.log_level],
+    )
+    server.run()
+
+
+def _granian_log_level(level: str) -> Any:
+    from granian.log import LogLevels
+
+    return LogLevels("debug" if level == "trace" else level)
+
+
+def _serve_granian(app: ASGIApp | None, options: ServerOptions) -> None:
+    from granian.constants import Interfaces
+
+    if app is None:
+        from granian.server import Server
+
+        Server(
+            WORKER_TARGET,
+            factory=True,
+            interface=Interfaces.ASGI,
+            address=options.host,
+            port=options.port,
+            workers=options.workers,
+            reload=options.reload,
+            reload_paths=[Path(d) for d in options.reload_dirs] or None,
+            log_level=_granian_log_level(options.log_level),
+        ).serve()
+        return
+    # An app object (Python API only): granian's embedded server runs it in
+    # this process's event loop. It installs no signal handlers, so we do.
+    from granian.server.embed import Server as EmbeddedServer
+
+    embedded = EmbeddedServer(
+        app,
+        address=options.host,
+        port=options.port,
+        interface=Interfaces.ASGI,
+        log_level=_granian_log_level(options.log_level),
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, embedded.stop)
+        await embedded.serve()
+
+    asyncio.run(main())
+
+
+_SERVE: dict[str, Callable[[ASGIApp | None, ServerOptions], None]] = {
+    "uvicorn": _serve_uvicorn,
+    "hypercorn": _serve_hypercorn,
+    "daphne": _serve_daphne,
+    "granian": _serve_granian,
+}
+
+
+def serve_with(name: str, app: ASGIApp | None, options: ServerOptions) -> None:
+    """Run server ``name`` until it stops.
+
+    :param name: one of :data:`SERVERS` (checked with
+        :func:`check_server_installed` first).
+    :param app: the ASGI app to serve in this process, or ``None`` to have
+        every worker process build it from :data:`WORKER_TARGET`.
+    :param options: address, workers, reload and log level.
+    :raise SystemExit: when the server exits with a failure status.
+    """
+    logger.debug("starting %s with %s", name, options)
+    _SERVE[name](app, options)
+
+
+def serves_object_directly(name: str, options: ServerOptions) -> bool:
+    """Return whether server ``name`` serves an app object in this process.
+
+    ``False`` means worker processes import :data:`WORKER_TARGET`: always for
+    granian under the command line, and for every server with ``--workers``
+    above 1 or ``--reload``.
+    """
+    return not options.needs_import_string and name != "granian"
+
+
+__all__ = [
+    "LOG_LEVELS",
+    "SERVERS",
+    "WORKER_TARGET",
+    "ServerOptions",
+    "check_options",
+    "check_port_free",
+    "check_server_installed",
+    "serve_with",
+    "serves_object_directly",
+]
