@@ -152,10 +152,18 @@ class BlockingDetector:
     ) -> None:
         self.uninstall()
 
-    def _on_call(self, name: str, frame: types.FrameType) -> None:
-        """Record, log and maybe refuse one call; runs on the loop thread."""
-        found = self._rule_for.get(name)
-        if found is None:
+    def _on_call(self, names: Sequence[str], frame: types.FrameType) -> None:
+        """Record, log and maybe refuse one call; runs on the loop thread.
+
+        :param names: the catalogued names of the called function; the first
+            one this detector watches is reported.
+        :raise BlockingCallError: with ``raise_on_block=True``.
+        """
+        for name in names:
+            found = self._rule_for.get(name)
+            if found is not None:
+                break
+        else:
             return
         code, template = found
         stack = "".join(traceback.extract_stack(frame, limit=self.stack_limit).format())

@@ -39,19 +39,25 @@ import logging
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 logger = logging.getLogger("asgishift.runtime")
 
-#: ``listener(name, caller_frame)``: called on an event-loop thread before the
-#: original runs; may raise to refuse the call.
-Listener = Callable[[str, types.FrameType], None]
+#: ``listener(names, caller_frame)``: called on an event-loop thread before the
+#: original runs, with every catalogued name of the callable; may raise to
+#: refuse the call.
+Listener = Callable[[Sequence[str], types.FrameType], None]
 
-#: Modules whose own calls are the event loop's business (asyncio starts
-#: subprocesses and reads pipes on the loop thread by design).
-_EXEMPT_CALLERS = ("asyncio", "uvloop")
+#: Top-level packages whose own calls are the event loop's business: asyncio
+#: starts subprocesses and reads pipes on the loop thread by design, and
+#: ``loop.run_in_executor`` polls a semaphore and waits for a new worker
+#: thread to start (``concurrent.futures``, ``threading``).
+_EXEMPT_CALLERS = frozenset({"asyncio", "uvloop", "concurrent", "threading"})
+
+#: ``skip(args, kwargs)``: tell from the arguments that a call cannot block.
+Skip = Callable[[tuple[Any, ...], dict[str, Any]], bool]
 
 _lock = threading.RLock()
 _tls = threading.local()
@@ -62,7 +68,7 @@ _listeners: tuple[Listener, ...] = ()
 class _Patch:
     """One swapped attribute and everything needed to put the original back."""
 
-    name: str
+    names: list[str]
     owner: Any
     attr: str
     had_own: bool
@@ -74,7 +80,11 @@ class _Patch:
     users: int = 0
 
 
+#: Patches by catalogued name; several names can share one patch
+#: (``requests.Session.get`` and ``requests.sessions.Session.get``).
 _patches: dict[str, _Patch] = {}
+#: The same patches by location, ``(id(owner), attribute)``.
+_locations: dict[tuple[int, str], _Patch] = {}
 
 
 def _import_owner(name: str) -> tuple[Any, list[str]] | str:
@@ -137,10 +147,10 @@ def _resolve(name: str) -> tuple[Any, str, Any, bool] | str:
     return owner, attr, raw, attr in vars(owner)
 
 
-def _nonblocking_socket(args: tuple[Any, ...]) -> bool:
+def _nonblocking_socket(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Tell whether a ``socket.socket`` method is called on a non-blocking socket.
 
-    asyncio's selector loop calls ``recv``/``send``/``connect`` on the loop
+    asyncio's selector loop calls ``recv``/``send``/``accept`` on the loop
     thread on sockets with a timeout of ``0.0``; those never block.
     """
     import socket
@@ -148,12 +158,74 @@ def _nonblocking_socket(args: tuple[Any, ...]) -> bool:
     return bool(args) and isinstance(args[0], socket.socket) and args[0].gettimeout() == 0.0
 
 
-def _dispatch(name: str, frame: types.FrameType) -> None:
+#: For waits in ``threading`` and ``queue``: ``(position of the block flag,
+#: its keyword, position of the timeout)`` counting ``self`` as 0; ``-1`` when
+#: the method has no such parameter. ``lock.acquire(blocking=False)``,
+#: ``queue.put_nowait()`` and ``event.wait(0)`` only poll.
+_WAIT_PARAMETERS = {
+    "acquire": (1, "blocking", 2),
+    "get": (1, "block", 2),
+    "put": (2, "block", 3),
+    "wait": (-1, "", 1),
+    "join": (-1, "", 1),
+}
+
+
+def _polling_wait(attr: str) -> Skip:
+    """Build the ``skip`` predicate for the wait method ``attr``."""
+    flag_pos, flag_name, timeout_pos = _WAIT_PARAMETERS[attr]
+
+    def skip(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        if flag_pos >= 0:
+            flag = args[flag_pos] if len(args) > flag_pos else kwargs.get(flag_name, True)
+            if not flag:
+                return True
+        timeout = args[timeout_pos] if len(args) > timeout_pos else kwargs.get("timeout")
+        return timeout is not None and timeout == 0
+
+    return skip
+
+
+def _skip_for(owner: Any, attr: str) -> Skip | None:
+    """Return the argument check that spots non-blocking uses, if the call has one."""
+    import socket
+
+    if not isinstance(owner, type):
+        return None
+    if issubclass(owner, socket.socket):
+        return _nonblocking_socket
+    if owner.__module__ in {"threading", "queue"} and attr in _WAIT_PARAMETERS:
+        return _polling_wait(attr)
+    return None
+
+
+def _called_by_loop_machinery(frame: types.FrameType | None) -> bool:
+    """Tell whether the call was made on behalf of asyncio or a thread pool.
+
+    Walks up from the caller through standard-library frames (and this
+    module's wrappers): reaching a package of :data:`_EXEMPT_CALLERS` first
+    means the loop itself made the call (``Popen`` reading its error pipe for
+    ``asyncio.create_subprocess_exec``); reaching any other code first means
+    the application did.
+    """
+    stdlib = sys.stdlib_module_names
+    while frame is not None:
+        modname = frame.f_globals.get("__name__", "")
+        top = modname.partition(".")[0]
+        if top in _EXEMPT_CALLERS:
+            return True
+        if top not in stdlib and modname != __name__:
+            return False
+        frame = frame.f_back
+    return False
+
+
+def _dispatch(names: list[str], frame: types.FrameType) -> None:
     """Tell every listener; re-raise the first error after all have seen the call."""
     error: BaseException | None = None
     for listener in _listeners:
         try:
-            listener(name, frame)
+            listener(names, frame)
         except Exception as exc:
             error = error or exc
     if error is not None:
@@ -161,9 +233,13 @@ def _dispatch(name: str, frame: types.FrameType) -> None:
 
 
 def _make_wrapper(
-    name: str, func: Callable[..., Any], skip: Callable[[tuple[Any, ...]], bool] | None
+    names: list[str], func: Callable[..., Any], skip: Skip | None
 ) -> Callable[..., Any]:
-    """Build the function that replaces ``func``; see the module docstring."""
+    """Build the function that replaces ``func``; see the module docstring.
+
+    :param names: the catalogued names of ``func``, shared with its
+        :class:`_Patch` (the list grows when another name resolves to it).
+    """
     from asyncio.events import _get_running_loop
 
     tls = _tls
@@ -171,64 +247,60 @@ def _make_wrapper(
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # Fast path: not on an event-loop thread, or already inside a reported
-        # call (subprocess.run -> Popen, or our own logging opening a file).
+        # call (subprocess.run -> Popen.communicate, or our own stack formatting
+        # reading source files).
         if _get_running_loop() is None or getattr(tls, "busy", False):
             return func(*args, **kwargs)
-        if skip is not None and skip(args):
+        if skip is not None and skip(args, kwargs):
             return func(*args, **kwargs)
         frame = getframe(1)
-        if frame.f_globals.get("__name__", "").partition(".")[0] in _EXEMPT_CALLERS:
+        if _called_by_loop_machinery(frame):
             return func(*args, **kwargs)
         tls.busy = True
         try:
-            _dispatch(name, frame)
+            _dispatch(names, frame)
             return func(*args, **kwargs)
         finally:
             tls.busy = False
 
     functools.update_wrapper(wrapper, func)
-    wrapper.__asgishift_blocking__ = name  # type: ignore[attr-defined]
+    wrapper.__asgishift_blocking__ = names  # type: ignore[attr-defined]
     return wrapper
 
 
-def _wrap_raw(name: str, owner: Any, raw: Any) -> tuple[Any, Callable[..., Any], Any] | str:
-    """Wrap the stored value ``raw``, keeping ``staticmethod``/``classmethod``.
-
-    :return: ``(wrapper as stored, wrapper function, original function)`` or a
-        reason string.
-    """
-    import socket
-
-    skip = (
-        _nonblocking_socket if isinstance(owner, type) and issubclass(owner, socket.socket) else None
-    )
-    if isinstance(raw, (staticmethod, classmethod)):
-        func = raw.__func__
-        wrapper = _make_wrapper(name, func, skip)
-        return type(raw)(wrapper), wrapper, func
-    if not callable(raw) or isinstance(raw, type):
-        return f"{name} is a {type(raw).__name__}, not a function"
-    wrapper = _make_wrapper(name, raw, skip)
-    return wrapper, wrapper, raw
-
-
 def _patch_one(name: str) -> _Patch | str:
+    """Resolve ``name`` and swap its wrapper in, or reuse the patch already there.
+
+    :return: the patch, or the reason it cannot be made.
+    """
     resolved = _resolve(name)
     if isinstance(resolved, str):
         return resolved
     owner, attr, raw, had_own = resolved
-    wrapped = _wrap_raw(name, owner, raw)
-    if isinstance(wrapped, str):
-        return wrapped
-    wrapper_raw, wrapper, original = wrapped
+    existing = _locations.get((id(owner), attr))
+    if existing is not None and existing.owner is owner:
+        existing.names.append(name)
+        return existing
+    names = [name]
+    if isinstance(raw, (staticmethod, classmethod)):
+        original = raw.__func__
+        wrapper = _make_wrapper(names, original, _skip_for(owner, attr))
+        wrapper_raw: Any = type(raw)(wrapper)
+    elif callable(raw) and not isinstance(raw, type):
+        original = raw
+        wrapper = wrapper_raw = _make_wrapper(names, raw, _skip_for(owner, attr))
+    else:
+        return f"{name} is a {type(raw).__name__}, not a function"
     try:
         setattr(owner, attr, wrapper_raw)
     except (TypeError, AttributeError) as exc:
         return (
             f"{getattr(owner, '__qualname__', owner)} is a built-in type whose attributes "
-            f"cannot be replaced ({exc}); this call is found by `asgishift audit` only"
+            f"cannot be replaced ({exc}); only `asgishift audit` finds this call"
         )
-    return _Patch(name, owner, attr, had_own, raw, wrapper_raw, original, wrapper)
+    patch = _Patch(names, owner, attr, had_own, raw, wrapper_raw, original, wrapper)
+    _locations[(id(owner), attr)] = patch
+    return patch
 
 
 def _patch_aliases(patches: Iterable[_Patch]) -> None:
@@ -238,7 +310,10 @@ def _patch_aliases(patches: Iterable[_Patch]) -> None:
     non-standard-library modules: standard-library internals that keep a
     private copy (``tokenize._builtin_open``) are the interpreter's business.
     """
-    by_id = {id(p.original): p for p in patches if isinstance(p.owner, types.ModuleType)}
+    by_id: dict[int, _Patch] = {}
+    for patch in patches:
+        if isinstance(patch.owner, types.ModuleType):
+            by_id.setdefault(id(patch.original), patch)
     if not by_id:
         return
     stdlib = sys.stdlib_module_names
@@ -250,10 +325,10 @@ def _patch_aliases(patches: Iterable[_Patch]) -> None:
         if not isinstance(namespace, dict):
             continue
         for key, value in list(namespace.items()):
-            patch = by_id.get(id(value))
-            if patch is not None and value is patch.original and module is not patch.owner:
-                namespace[key] = patch.wrapper
-                patch.aliases.append((namespace, key))
+            found = by_id.get(id(value))
+            if found is not None and value is found.original:
+                namespace[key] = found.wrapper
+                found.aliases.append((namespace, key))
 
 
 def _unpatch(patch: _Patch) -> None:
@@ -264,7 +339,7 @@ def _unpatch(patch: _Patch) -> None:
     if current is not patch.wrapper_raw:
         logger.warning(
             "%s was replaced by someone else after asgishift patched it; leaving %r in place",
-            patch.name,
+            patch.names[0],
             current,
         )
         return
@@ -277,6 +352,9 @@ def _unpatch(patch: _Patch) -> None:
 def acquire(names: Iterable[str], listener: Listener) -> dict[str, str]:
     """Patch ``names`` (or reuse existing patches) and register ``listener``.
 
+    :param names: canonical dotted names (``"time.sleep"``).
+    :param listener: called as ``listener(names, caller_frame)`` for each
+        call made on an event-loop thread.
     :return: the names that could not be patched, mapped to the reason.
     """
     global _listeners
@@ -291,7 +369,8 @@ def acquire(names: Iterable[str], listener: Listener) -> dict[str, str]:
                     unpatchable[name] = made
                     continue
                 patch = _patches[name] = made
-                fresh.append(patch)
+                if made.users == 0:
+                    fresh.append(made)
             patch.users += 1
         _patch_aliases(fresh)
         _listeners = (*_listeners, listener)
@@ -299,7 +378,7 @@ def acquire(names: Iterable[str], listener: Listener) -> dict[str, str]:
 
 
 def release(names: Iterable[str], listener: Listener) -> None:
-    """Undo one :func:`acquire`: unregister ``listener`` and drop unused patches."""
+    """Undo one :func:`acquire` with the same arguments."""
     global _listeners
     with _lock:
         _listeners = tuple(item for item in _listeners if item is not listener)
@@ -309,7 +388,9 @@ def release(names: Iterable[str], listener: Listener) -> None:
                 continue
             patch.users -= 1
             if patch.users <= 0:
-                del _patches[name]
+                for alias in patch.names:
+                    _patches.pop(alias, None)
+                _locations.pop((id(patch.owner), patch.attr), None)
                 _unpatch(patch)
 
 
