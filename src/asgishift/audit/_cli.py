@@ -1,0 +1,353 @@
+"""The ``asgishift audit`` sub-command: arguments, settings, baseline, output, exit status.
+
+The flags are declared once, in :func:`add_arguments`; that declaration is both
+``asgishift audit --help`` and the generated ``docs/audit/cli.md``
+(:mod:`asgishift.audit._docs`). Importing this module costs only :mod:`argparse`:
+the engine, :mod:`rich` and the output formats load when the command runs.
+
+Exit status: ``0`` no findings, ``1`` findings (``0`` with ``--exit-zero``), ``2`` a
+usage error (a bad flag, a path that does not exist, an unknown rule code, a bad
+``[tool.asgishift.audit]`` table or baseline file). Files that cannot be parsed are
+reported (stderr for ``text``, ``errors`` in JSON, notifications in SARIF, warnings in
+``github``) but do not change the exit status: one file with a syntax error should not
+hide, or stand in for, the findings in the rest of the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from asgishift.audit._model import AuditConfig, Rule
+
+logger = logging.getLogger("asgishift.audit")
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+Find calls that block the event loop when a Django or Flask project runs under
+ASGI: blocking I/O, sleeps and sync ORM use inside `async def`, directly or
+through the functions it calls. Settings come from [tool.asgishift.audit] in
+pyproject.toml; flags override them."""
+
+EPILOG = """\
+exit status:
+  0  no findings (also with --exit-zero, --write-baseline, --explain)
+  1  at least one finding that is not in the --baseline
+  2  usage error: unknown flag or rule code, a path that does not exist,
+     a bad [tool.asgishift.audit] table or baseline file
+Files that cannot be parsed are reported but do not change the exit status."""
+
+
+class UsageError(Exception):
+    """A problem with the command line or its files; printed, then exit status 2."""
+
+
+def _codes(value: str) -> list[str]:
+    """Split a comma list of rule codes or prefixes (``"ASH1,ash201"``)."""
+    return [part.strip().upper() for part in value.split(",") if part.strip()]
+
+
+def _jobs(value: str) -> int:
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if jobs < 0:
+        raise argparse.ArgumentTypeError("must be 0 (one per CPU) or more")
+    return jobs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare every ``asgishift audit`` argument on ``parser``.
+
+    :param parser: the sub-command parser (or a stand-alone one for the docs).
+    """
+    from asgishift.audit.output import FORMATS
+
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="files or directories to audit (default: the current directory)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="report format: text for people, json for scripts, sarif for code scanning, "
+        "github for workflow annotations (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output", "-o", type=Path, metavar="FILE", help="write the report to FILE, not stdout"
+    )
+    parser.add_argument(
+        "--select",
+        type=_codes,
+        metavar="CODES",
+        help="comma list of rule codes or prefixes to run (ASH1,ASH201); "
+        "replaces `select` from pyproject.toml",
+    )
+    parser.add_argument(
+        "--ignore",
+        type=_codes,
+        metavar="CODES",
+        help="comma list of rule codes or prefixes never to report; "
+        "added to `ignore` from pyproject.toml",
+    )
+    parser.add_argument(
+        "--exit-zero", action="store_true", help="exit with status 0 even when there are findings"
+    )
+    parser.add_argument(
+        "--no-chains",
+        action="store_true",
+        help="report only hazards written directly in an async def, not those reached "
+        "through calls",
+    )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=_jobs,
+        metavar="N",
+        help="worker processes for parsing; 0 means one per CPU (default: `jobs` from "
+        "pyproject.toml, else 0)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="pyproject.toml to read [tool.asgishift.audit] from (default: the nearest one "
+        "upward from the first PATH); its directory is the project root",
+    )
+    parser.add_argument(
+        "--explain",
+        metavar="CODE",
+        help="print what rule CODE finds, why it matters and how to fix it, then exit",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="do not report findings recorded in FILE (see --write-baseline); "
+        "CI then fails only on new findings",
+    )
+    parser.add_argument(
+        "--write-baseline",
+        type=Path,
+        metavar="FILE",
+        help="record every current finding in FILE and exit 0; commit FILE and pass it to "
+        "--baseline",
+    )
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``audit`` sub-command on the top-level ``asgishift`` parser.
+
+    :param subparsers: the object returned by ``ArgumentParser.add_subparsers``; the
+        new parser's namespace gets ``handler=`` :func:`run`.
+    """
+    parser = subparsers.add_parser(
+        "audit",
+        help="find calls that would block the event loop",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return a stand-alone ``asgishift audit`` parser (the docs generator's input)."""
+    parser = argparse.ArgumentParser(
+        prog="asgishift audit",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return parser
+
+
+def _error(text: str) -> None:
+    print(f"asgishift audit: error: {text}", file=sys.stderr)
+
+
+def _check_selectors(selectors: Sequence[str], codes: Sequence[str], source: str) -> None:
+    """Fail on a code or prefix that matches no rule (a typo would silently select nothing)."""
+    for selector in selectors:
+        if not any(code.startswith(selector) for code in codes):
+            raise UsageError(
+                f"{source}: unknown rule code or prefix {selector!r}; "
+                "run `asgishift audit --explain CODE` or see docs/audit/rules.md for the list"
+            )
+
+
+def _explain(code: str, stream: TextIO) -> int:
+    from asgishift.audit import rules as catalogue
+    from asgishift.audit._docs import rule_markdown
+
+    try:
+        rule = catalogue.get_rule(code.strip().upper())
+    except KeyError:
+        known = ", ".join(r.code for r in catalogue.all_rules())
+        raise UsageError(f"unknown rule code {code!r}; known codes: {known}") from None
+    stream.write(rule_markdown(rule) + "\n")
+    return EXIT_CLEAN
+
+
+def _settings(
+    args: argparse.Namespace, paths: list[Path], all_rules: Sequence[Rule]
+) -> tuple[AuditConfig, Path]:
+    from asgishift.audit._config import ConfigError, load_config
+
+    try:
+        loaded = load_config(paths, args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    config = loaded.config
+    codes = [rule.code for rule in all_rules]
+    source = str(loaded.source)
+    _check_selectors(config.select, codes, f"{source} [tool.asgishift.audit] select")
+    _check_selectors(config.ignore, codes, f"{source} [tool.asgishift.audit] ignore")
+    for glob, selectors in config.per_file_ignores.items():
+        _check_selectors(selectors, codes, f"{source} per-file-ignores {glob!r}")
+    if args.select is not None:
+        _check_selectors(args.select, codes, "--select")
+        config.select = list(args.select)
+    if args.ignore is not None:
+        _check_selectors(args.ignore, codes, "--ignore")
+        config.ignore = [*config.ignore, *args.ignore]
+    if args.jobs is not None:
+        config.jobs = args.jobs
+    if args.no_cache:
+        config.cache_dir = None
+    if args.no_chains:
+        config.follow_chains = False
+    for path in paths:
+        try:
+            path.resolve().relative_to(loaded.root)
+        except ValueError:
+            raise UsageError(
+                f"{path} is outside the project root {loaded.root} (the directory of "
+                f"{source}); audit it with --config pointing at its own pyproject.toml"
+            ) from None
+    return config, loaded.root
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from asgishift import __version__
+    from asgishift.audit import engine
+    from asgishift.audit import rules as catalogue
+    from asgishift.audit._baseline import (
+        BaselineError,
+        apply_baseline,
+        fingerprints,
+        read_baseline,
+        write_baseline,
+    )
+    from asgishift.audit.output import Report, get_renderer, rules_by_code
+    from asgishift.audit.output._text import format_error
+
+    paths: list[Path] = args.paths or [Path(".")]
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"path {str(path)!r} does not exist")
+    all_rules = catalogue.all_rules()
+    config, root = _settings(args, paths, all_rules)
+    baseline = None
+    if args.baseline is not None:
+        try:
+            baseline = read_baseline(args.baseline)
+        except BaselineError as exc:
+            raise UsageError(str(exc)) from None
+
+    result = engine.audit_paths(
+        [p.resolve() for p in paths], root=root.resolve(), config=config, progress=None
+    )
+    prints = fingerprints(result.findings)
+
+    if args.write_baseline is not None:
+        count = write_baseline(args.write_baseline, result.findings)
+        for error in result.errors:
+            print(format_error(error), file=sys.stderr)
+        print(f"Wrote {count} findings to {args.write_baseline}.", file=sys.stderr)
+        return EXIT_CLEAN
+
+    report = Report(
+        findings=result.findings,
+        fingerprints=prints,
+        errors=result.errors,
+        files_scanned=result.files_scanned,
+        root=result.root,
+        rules=rules_by_code(all_rules),
+        tool_version=__version__,
+    )
+    if baseline is not None:
+        outcome = apply_baseline(prints, baseline)
+        report.findings = [result.findings[i] for i in outcome.kept]
+        report.fingerprints = [prints[i] for i in outcome.kept]
+        report.baseline_matched = outcome.matched
+        report.baseline_stale = outcome.stale
+
+    if args.format == "text":
+        # Unauditable files go to stderr so `> report.txt` holds findings only.
+        for error in report.errors:
+            print(format_error(error), file=sys.stderr)
+    if args.output is not None:
+        with args.output.open("w", encoding="utf-8", newline="\n") as stream:
+            get_renderer(args.format, color=False)(report, stream)
+    else:
+        get_renderer(args.format)(report, sys.stdout)
+        sys.stdout.flush()
+
+    if report.findings and not args.exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``asgishift audit`` for parsed arguments and return the exit status.
+
+    :param args: the namespace from the parser :func:`add_arguments` configured.
+    :return: :data:`EXIT_CLEAN` (0), :data:`EXIT_FINDINGS` (1) or :data:`EXIT_USAGE`
+        (2); usage errors are printed to stderr as ``asgishift audit: error: ...``.
+    """
+    try:
+        if args.explain is not None:
+            return _explain(args.explain, sys.stdout)
+        return _audit(args)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # `asgishift audit | head`: the reader left. Point stdout at devnull so the
+        # interpreter's final flush does not raise again (Python docs, signal module).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FINDINGS
+    except OSError as exc:
+        # --output / --write-baseline into a missing directory, a read-only file...
+        _error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        return EXIT_USAGE
+
+
+__all__ = [
+    "EXIT_CLEAN",
+    "EXIT_FINDINGS",
+    "EXIT_USAGE",
+    "add_arguments",
+    "add_parser",
+    "build_parser",
+    "run",
+]

@@ -1,0 +1,119 @@
+"""The JSON report: one object with a ``version`` field, for scripts.
+
+Schema, version 1 (fields are only ever added within a version; a removal or a
+change of meaning bumps ``version``)::
+
+    {
+      "version": 1,
+      "tool": {"name": "asgishift", "version": "0.1.0"},
+      "root": "/abs/project",            # finding paths are relative to it
+      "files_scanned": 12,
+      "findings": [
+        {
+          "code": "ASH101",
+          "name": "blocking-sleep-in-async-function",
+          "severity": "error",            # "error" | "warning" | "note"
+          "message": "Blocking call time.sleep() ...",
+          "path": "shop/views.py",        # POSIX, relative to root
+          "line": 14, "col": 5,           # 1-based
+          "end_line": 14, "end_col": 18,  # end_col is just past the end
+          "snippet": "time.sleep(1)",
+          "fingerprint": "9f0c...",       # 32 hex chars, stable across line moves
+          "chain": [                      # async entry point first; [] when direct
+            {"path": "shop/views.py", "line": 9, "col": 5,
+             "function": "shop.views.checkout", "callee": "shop.payments.charge"}
+          ]
+        }
+      ],
+      "errors": [                         # files that could not be audited
+        {"path": "broken.py", "line": 3, "message": "..."}
+      ],
+      "summary": {
+        "findings": 1,
+        "by_code": {"ASH101": 1},
+        "files_with_findings": 1,
+        "errors": 0,
+        "baseline": null                  # or {"matched": 4, "stale": 1}
+      }
+    }
+
+Findings keep the report order: sorted by path, line, column, code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from asgishift.audit.output import Report, message
+
+JSON_VERSION = 1
+
+
+def build(report: Report) -> dict[str, Any]:
+    """Build the JSON document (as plain dicts and lists) for ``report``.
+
+    :param report: the run.
+    :return: an object matching the version-1 schema above.
+    """
+    findings = []
+    for finding, fingerprint in zip(report.findings, report.fingerprints, strict=True):
+        rule = report.rule(finding.code)
+        findings.append(
+            {
+                "code": finding.code,
+                "name": rule.name,
+                "severity": rule.severity.value,
+                "message": message(rule, finding),
+                "path": finding.path,
+                "line": finding.line,
+                "col": finding.col,
+                "end_line": finding.end_line,
+                "end_col": finding.end_col,
+                "snippet": finding.snippet,
+                "fingerprint": fingerprint,
+                "chain": [
+                    {
+                        "path": hop.path,
+                        "line": hop.line,
+                        "col": hop.col,
+                        "function": hop.function,
+                        "callee": hop.callee,
+                    }
+                    for hop in finding.chain
+                ],
+            }
+        )
+    baseline = (
+        None
+        if report.baseline_matched is None
+        else {"matched": report.baseline_matched, "stale": report.baseline_stale}
+    )
+    return {
+        "version": JSON_VERSION,
+        "tool": {"name": "asgishift", "version": report.tool_version},
+        "root": report.root,
+        "files_scanned": report.files_scanned,
+        "findings": findings,
+        "errors": [{"path": e.path, "line": e.line, "message": e.message} for e in report.errors],
+        "summary": {
+            "findings": len(report.findings),
+            "by_code": dict(sorted(report.counts().items())),
+            "files_with_findings": len({f.path for f in report.findings}),
+            "errors": len(report.errors),
+            "baseline": baseline,
+        },
+    }
+
+
+def render(report: Report, stream: TextIO) -> None:
+    """Write the JSON report to ``stream``, indented, ending with a newline.
+
+    :param report: the run.
+    :param stream: where to write.
+    """
+    json.dump(build(report), stream, indent=2, ensure_ascii=False)
+    stream.write("\n")
+
+
+__all__ = ["JSON_VERSION", "build", "render"]

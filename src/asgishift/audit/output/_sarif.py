@@ -1,0 +1,189 @@
+"""The SARIF 2.1.0 report, for GitHub code scanning and SARIF-aware IDEs.
+
+Follows the OASIS SARIF 2.1.0 standard (errata 01) and what GitHub code scanning
+reads from it:
+
+- every catalogue rule is a ``reportingDescriptor`` in ``tool.driver.rules``
+  (§3.49) with ``shortDescription`` (the summary), ``fullDescription`` (why),
+  ``help.text``/``help.markdown`` (why, example, fix) and
+  ``defaultConfiguration.level``; results point at it by ``ruleId`` and
+  ``ruleIndex``;
+- locations are relative URIs with ``uriBaseId`` ``%SRCROOT%``, and
+  ``run.originalUriBaseIds`` maps that to the project root (§3.14.14), so the log
+  is portable between machines;
+- columns count Unicode code points (``run.columnKind``, §3.14.17);
+- ``partialFingerprints["asgishift/v1"]`` (§3.27.17) is the same line-independent
+  fingerprint as the baseline file, so an alert survives a line moving;
+- a call chain becomes one ``codeFlow`` with one ``threadFlow`` whose locations are
+  the hops (§3.36, §3.37), shown by code scanning as "Show paths";
+- files that could not be audited are ``toolExecutionNotifications`` of the single
+  ``invocation`` (§3.20.21); they do not make ``executionSuccessful`` false,
+  because the rest of the project was audited.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from asgishift.audit._baseline import FINGERPRINT_KEY
+from asgishift.audit._docs import rule_markdown, rule_text
+from asgishift.audit._model import Finding, Hop, Rule
+from asgishift.audit.output import Report, message, sarif_level
+
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SRCROOT = "%SRCROOT%"
+INFORMATION_URI = "https://pypi.org/project/asgishift/"
+
+
+def _uri(path: str) -> str:
+    # RFC 3986 relative reference: percent-encode everything but the separators.
+    return quote(path, safe="/")
+
+
+def _physical(path: str, line: int, col: int, end_line: int = 0, end_col: int = 0) -> Any:
+    region: dict[str, int] = {}
+    if line > 0:
+        region["startLine"] = line
+        if col > 0:
+            region["startColumn"] = col
+        if end_line >= line:
+            region["endLine"] = end_line
+            if end_col > 0 and (end_line > line or end_col > col):
+                region["endColumn"] = end_col
+    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(path), "uriBaseId": SRCROOT}}
+    if region:
+        physical["region"] = region
+    return physical
+
+
+def _descriptor(rule: Rule) -> dict[str, Any]:
+    return {
+        "id": rule.code,
+        "name": rule.name,
+        "shortDescription": {"text": rule.summary},
+        "fullDescription": {"text": rule.why or rule.summary},
+        "help": {"text": rule_text(rule), "markdown": rule_markdown(rule)},
+        "defaultConfiguration": {"level": sarif_level(rule.severity)},
+        "properties": {"tags": ["asgi", "async", "performance", rule.family]},
+    }
+
+
+def _hop_location(hop: Hop) -> dict[str, Any]:
+    return {
+        "location": {
+            "physicalLocation": _physical(hop.path, hop.line, hop.col),
+            "message": {"text": f"{hop.function} calls {hop.callee}()"},
+        }
+    }
+
+
+def _result(finding: Finding, fingerprint: str, rule: Rule, index: int) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ruleId": finding.code,
+        "level": sarif_level(rule.severity),
+        "message": {"text": message(rule, finding)},
+        "locations": [
+            {
+                "physicalLocation": _physical(
+                    finding.path, finding.line, finding.col, finding.end_line, finding.end_col
+                )
+            }
+        ],
+        "partialFingerprints": {FINGERPRINT_KEY: fingerprint},
+    }
+    if index >= 0:
+        result["ruleIndex"] = index
+    if finding.chain:
+        entry = finding.chain[0]
+        result["codeFlows"] = [
+            {
+                "message": {"text": f"Reached from async function {entry.function}"},
+                "threadFlows": [{"locations": [_hop_location(hop) for hop in finding.chain]}],
+            }
+        ]
+    return result
+
+
+def build(report: Report) -> dict[str, Any]:
+    """Build the SARIF log (as plain dicts and lists) for ``report``.
+
+    :param report: the run.
+    :return: a SARIF 2.1.0 ``sarifLog`` object with one run.
+    """
+    descriptors = [_descriptor(rule) for rule in report.rules.values()]
+    index = {rule.code: i for i, rule in enumerate(report.rules.values())}
+    # A code outside the catalogue (user-declared) still gets a descriptor, so
+    # every ruleId resolves.
+    for finding in report.findings:
+        if finding.code not in index:
+            index[finding.code] = len(descriptors)
+            descriptors.append(_descriptor(report.rule(finding.code)))
+    results = [
+        _result(finding, fingerprint, report.rule(finding.code), index[finding.code])
+        for finding, fingerprint in zip(report.findings, report.fingerprints, strict=True)
+    ]
+    notifications = [
+        {
+            "level": "warning",
+            "message": {"text": f"Could not audit {error.path}: {error.message}"},
+            "descriptor": {"id": "cannot-audit"},
+            "locations": [{"physicalLocation": _physical(error.path, error.line, 0)}],
+        }
+        for error in report.errors
+    ]
+    invocation: dict[str, Any] = {"executionSuccessful": True}
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    properties: dict[str, Any] = {"filesScanned": report.files_scanned}
+    if report.baseline_matched is not None:
+        properties["baseline"] = {
+            "matched": report.baseline_matched,
+            "stale": report.baseline_stale,
+        }
+    invocation["properties"] = properties
+    root_uri = Path(report.root).as_uri().rstrip("/") + "/"
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "asgishift",
+                        "semanticVersion": report.tool_version,
+                        "informationUri": INFORMATION_URI,
+                        "rules": descriptors,
+                        "notifications": [
+                            {
+                                "id": "cannot-audit",
+                                "shortDescription": {
+                                    "text": "A file could not be read or parsed; it was skipped."
+                                },
+                            }
+                        ],
+                    }
+                },
+                "originalUriBaseIds": {SRCROOT: {"uri": root_uri}},
+                "columnKind": "unicodeCodePoints",
+                "invocations": [invocation],
+                "results": results,
+            }
+        ],
+    }
+
+
+def render(report: Report, stream: TextIO) -> None:
+    """Write the SARIF log to ``stream`` as indented JSON ending with a newline.
+
+    :param report: the run.
+    :param stream: where to write.
+    """
+    json.dump(build(report), stream, indent=2, ensure_ascii=False)
+    stream.write("\n")
+
+
+__all__ = ["SARIF_SCHEMA", "SARIF_VERSION", "SRCROOT", "build", "render"]
