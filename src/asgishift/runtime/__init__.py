@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from asgishift.runtime._detector import BlockingDetector, default_rules
 from asgishift.runtime._events import BlockingCall, BlockingCallError, LoopLag
+from asgishift.runtime._lag import EveryLoopLagMonitor, LoopLagMonitor
 
 __all__ = [
     "BlockingCall",
     "BlockingCallError",
     "BlockingDetector",
+    "EveryLoopLagMonitor",
     "LoopLag",
+    "LoopLagMonitor",
     "default_rules",
 ]
