@@ -1,0 +1,16 @@
+"""The WSGI→ASGI bridge: serve a PEP 3333 app from an ASGI 3 server.
+
+>>> from asgishift.bridge import WSGIToASGI
+>>> application = WSGIToASGI(wsgi_app, max_workers=40)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from asgishift.bridge._errors import ClientDisconnected
+from asgishift.bridge._wsgi_to_asgi import WSGIToASGI
+
+__all__ = ["ClientDisconnected", "WSGIToASGI"]
+
+for _obj in (ClientDisconnected, WSGIToASGI):
+    _obj.__module__ = "asgishift.bridge"
+del _obj

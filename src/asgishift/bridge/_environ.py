@@ -1,0 +1,284 @@
+"""Translate an ASGI HTTP scope into a PEP 3333 environ and check WSGI responses.
+
+This module is pure: no I/O, no threads, no event loop, no logging. Every
+function takes plain values and returns plain values (or raises), so it can be
+unit-tested without a server and reused by any other adapter. See this
+package's README.md.
+
+Strategy: the environ keys that never change between requests are computed
+once (:func:`base_environ`) and copied per request; header names are
+translated through small bounded caches, because the same few dozen names
+arrive on every request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from asgishift._types import Environ
+from asgishift.bridge._errors import BadRequest, InvalidResponse
+
+__all__ = [
+    "base_environ",
+    "build_environ",
+    "check_status",
+    "decode_path",
+    "encode_headers",
+]
+
+# Header-name caches are bounded so that a client sending endless distinct
+# header names cannot grow them without limit.
+_CACHE_LIMIT = 1024
+
+#: Raw ASGI header name -> environ key; ``""`` means "drop this header".
+_KEY_CACHE: dict[bytes, str] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+}
+
+#: WSGI response header name -> lowercase bytes for ``http.response.start``.
+_NAME_CACHE: dict[str, bytes] = {}
+
+#: Status line -> status code.
+_STATUS_CACHE: dict[str, int] = {}
+
+# RFC 9110 section 5.6.2: token = 1*tchar.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Bytes that would split or truncate a header line (response splitting).
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+
+def base_environ(errors: Any, file_wrapper: Any) -> Environ:
+    """Return the environ keys that are the same for every request.
+
+    :param errors: the ``wsgi.errors`` stream (an object with ``write(str)``,
+        ``writelines`` and ``flush``; PEP 3333 "Input and Error Streams").
+    :param file_wrapper: the ``wsgi.file_wrapper`` callable (PEP 3333
+        "Optional Platform-Specific File Handling").
+    :return: a new dict to be copied, never mutated, per request.
+    """
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        # Several server processes may run the same app; PEP 3333 asks for
+        # True whenever that is possible.
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.errors": errors,
+        "wsgi.file_wrapper": file_wrapper,
+        "wsgi.input_terminated": True,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+    }
+
+
+def _to_latin1(text: str) -> str:
+    """Re-spell a decoded ``str`` as PEP 3333's "bytes as latin-1" string."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8").decode("latin-1")
+
+
+def decode_path(scope: Mapping[str, Any]) -> tuple[str, str]:
+    """Return ``(SCRIPT_NAME, PATH_INFO)`` for an ASGI HTTP scope.
+
+    ``PATH_INFO`` is taken from ``raw_path`` when the server sends it:
+    percent-decoded bytes as a latin-1 ``str`` (what gunicorn gives), so
+    ``%2F`` and non-UTF-8 bytes survive; otherwise from ``path``, re-encoded
+    from UTF-8. ``SCRIPT_NAME`` is ``root_path`` without a trailing slash.
+    Servers disagree on whether ``path``/``raw_path`` already include
+    ``root_path`` (uvicorn ≥ 0.26 does; hypercorn and daphne do not), so the
+    prefix is stripped only when it is present as a whole path segment.
+
+    :param scope: an ASGI HTTP connection scope (ASGI HTTP spec, "Connection Scope").
+    :return: two latin-1 strings; ``PATH_INFO`` is ``""`` or starts with ``/``.
+    """
+    raw = scope.get("raw_path")
+    if raw:
+        # Some servers leave the query string on raw_path; a literal "?" can
+        # only be the query separator (an escaped one is "%3F").
+        raw = bytes(raw).partition(b"?")[0]
+        if b"%" in raw:
+            raw = unquote_to_bytes(raw)
+        path = raw.decode("latin-1")
+    else:
+        path = _to_latin1(scope.get("path", "") or "")
+    root = scope.get("root_path", "") or ""
+    if not root:
+        return "", path
+    root = _to_latin1(root).rstrip("/")
+    if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        path = path[len(root) :]
+    return root, path
+
+
+def _environ_key(name: bytes) -> str:
+    """Return the environ key for an ASGI header name, ``""`` to drop it."""
+    text = name.decode("latin-1")
+    # A header spelt with "_" would collide with its "-" twin once both become
+    # HTTP_X_Y, letting a client spoof a header a proxy set (gunicorn drops
+    # these too).
+    key = "" if "_" in text else "HTTP_" + text.upper().replace("-", "_")
+    if len(_KEY_CACHE) < _CACHE_LIMIT:
+        _KEY_CACHE[name] = key
+    return key
+
+
+def _server_address(scope: Mapping[str, Any], environ: Environ) -> tuple[str, str]:
+    """Return ``(SERVER_NAME, SERVER_PORT)`` from the scope or the Host header."""
+    server = scope.get("server")
+    if server and server[1] is not None:
+        return str(server[0]), str(server[1])
+    default_port = "443" if environ["wsgi.url_scheme"] == "https" else "80"
+    host = environ.get("HTTP_HOST", "")
+    if host:
+        name, sep, port = host.rpartition(":")
+        if sep and port.isdigit() and (not name.startswith("[") or name.endswith("]")):
+            return name, port
+        return host, default_port
+    if server:  # a unix socket: (path, None)
+        return str(server[0]), default_port
+    return "localhost", default_port
+
+
+def build_environ(scope: Mapping[str, Any], base: Environ) -> Environ:
+    """Build the PEP 3333 environ for an ASGI HTTP scope.
+
+    Repeated request headers are joined with ``","`` (``Cookie`` with ``"; "``,
+    which is how HTTP/2 splits it), in linear time. ``wsgi.input`` is left for
+    the caller to set.
+
+    :param scope: an ASGI HTTP connection scope (ASGI HTTP spec, "Connection Scope").
+    :param base: the dict from :func:`base_environ`; copied, not modified.
+    :return: a new environ dict.
+    :raise BadRequest: for a ``Content-Length`` that is not a decimal number, or
+        several different ``Content-Length`` values (RFC 9110 section 8.6).
+    """
+    environ = base.copy()
+    environ["REQUEST_METHOD"] = scope["method"]
+    environ["wsgi.url_scheme"] = scope.get("scheme") or "http"
+    environ["SERVER_PROTOCOL"] = "HTTP/" + (scope.get("http_version") or "1.1")
+    query = scope.get("query_string")
+    if query:
+        environ["QUERY_STRING"] = bytes(query).decode("latin-1")
+    script_name, path_info = decode_path(scope)
+    environ["SCRIPT_NAME"] = script_name
+    environ["PATH_INFO"] = path_info
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"] = str(client[0])
+        if client[1] is not None:
+            environ["REMOTE_PORT"] = str(client[1])
+
+    repeated: dict[str, list[str]] | None = None
+    cache = _KEY_CACHE
+    for name, raw_value in scope.get("headers", ()):
+        key = cache.get(name)
+        if key is None:
+            key = _environ_key(bytes(name))
+        if not key:
+            continue
+        value = raw_value.decode("latin-1")
+        if key in environ:
+            if repeated is None:
+                repeated = {}
+            parts = repeated.get(key)
+            if parts is None:
+                repeated[key] = [environ[key], value]
+            else:
+                parts.append(value)
+        else:
+            environ[key] = value
+    if repeated:
+        for key, parts in repeated.items():
+            if key == "CONTENT_LENGTH":
+                if len(set(parts)) != 1:
+                    raise BadRequest(f"conflicting Content-Length values: {parts!r}")
+                environ[key] = parts[0]
+            else:
+                environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(parts)
+
+    length = environ.get("CONTENT_LENGTH")
+    if length is not None:
+        length = length.strip()
+        # isdigit() alone would accept "²" (a latin-1 superscript digit).
+        if not (length.isascii() and length.isdigit()):
+            raise BadRequest(f"Content-Length is not a decimal number: {length!r}")
+        environ["CONTENT_LENGTH"] = length
+    environ["SERVER_NAME"], environ["SERVER_PORT"] = _server_address(scope, environ)
+    return environ
+
+
+def check_status(status: object) -> int:
+    """Validate a PEP 3333 status line such as ``"200 OK"`` and return its code.
+
+    :param status: what the app passed to ``start_response``.
+    :return: the status code (100-999).
+    :raise InvalidResponse: if ``status`` is not a ``str`` of three digits,
+        optionally followed by a space and a reason phrase without CR, LF or NUL.
+    """
+    code = _STATUS_CACHE.get(status) if type(status) is str else None
+    if code is not None:
+        return code
+    if not isinstance(status, str):
+        raise InvalidResponse(f"status must be a str like '200 OK', got {status!r}")
+    digits = status[:3]
+    if (
+        len(digits) != 3
+        or not (digits.isascii() and digits.isdigit())
+        or (len(status) > 3 and status[3] != " ")
+        or digits[0] == "0"
+        or _BAD_VALUE.search(status)
+    ):
+        raise InvalidResponse(f"status must look like '200 OK', got {status!r}")
+    code = int(digits)
+    if len(_STATUS_CACHE) < _CACHE_LIMIT:
+        _STATUS_CACHE[status] = code
+    return code
+
+
+def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
+    """Validate WSGI response headers and encode them for ``http.response.start``.
+
+    Names are lowercased as the ASGI HTTP spec requires; values are kept as
+    they are. PEP 3333 allows latin-1 text only.
+
+    :param headers: what the app passed to ``start_response``: a list of
+        ``(name, value)`` tuples of ``str``.
+    :return: a list of ``(name, value)`` byte pairs.
+    :raise InvalidResponse: for a non-list, a malformed pair, a name that is not
+        an RFC 9110 token, a value containing CR, LF or NUL (response
+        splitting), or text outside latin-1.
+    """
+    if not isinstance(headers, list):
+        raise InvalidResponse(f"response headers must be a list, got {type(headers).__name__}")
+    names = _NAME_CACHE
+    out: list[tuple[bytes, bytes]] = []
+    for item in headers:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise InvalidResponse(f"each response header must be a (name, value) tuple: {item!r}")
+        name, value = item
+        bname = names.get(name) if type(name) is str else None
+        if bname is None:
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                raise InvalidResponse(f"invalid response header name {name!r}")
+            bname = name.lower().encode("ascii")
+            if len(names) < _CACHE_LIMIT:
+                names[name] = bname
+        if not isinstance(value, str):
+            raise InvalidResponse(f"response header {name!r} value must be str, got {value!r}")
+        # isprintable() is a fast pre-check: the regex runs only for values
+        # with tabs, control or non-ASCII characters.
+        if not value.isprintable() and _BAD_VALUE.search(value):
+            raise InvalidResponse(f"response header {name!r} contains CR, LF or NUL: {value!r}")
+        try:
+            bvalue = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidResponse(
+                f"response header {name!r} is not latin-1 (PEP 3333 'Unicode Issues'): {value!r}"
+            ) from None
+        out.append((bname, bvalue))
+    return out

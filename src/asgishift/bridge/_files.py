@@ -1,0 +1,104 @@
+"""``wsgi.file_wrapper`` and ``wsgi.errors`` for the WSGI→ASGI bridge (PEP 3333)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["MIN_BLOCK_SIZE", "ErrorStream", "FileWrapper"]
+
+logger = logging.getLogger("asgishift.bridge")
+
+#: Apps usually ask for 8 KiB blocks; every block streamed costs two
+#: event-loop crossings, so blocks are read at least this large (bytes).
+MIN_BLOCK_SIZE = 65536
+
+
+class FileWrapper:
+    """Wrap a file-like object as a response iterable (PEP 3333 ``wsgi.file_wrapper``).
+
+    Iterating yields blocks of at least :data:`MIN_BLOCK_SIZE` bytes until
+    ``read`` returns nothing. When the server offers the
+    ``http.response.pathsend`` extension, the bridge asks :meth:`sendable_path`
+    instead and lets the server send the file by path.
+
+    :param filelike: an object with ``read(size) -> bytes``; ``close()`` is
+        forwarded if present.
+    :param block_size: the block size the app asked for (bytes).
+    """
+
+    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
+        self.filelike = filelike
+        self.block_size = max(int(block_size), MIN_BLOCK_SIZE)
+
+    def __iter__(self) -> FileWrapper:
+        """Return the wrapper itself: it is its own iterator."""
+        return self
+
+    def __next__(self) -> bytes:
+        """Return the next block.
+
+        :raise StopIteration: at end of file.
+        """
+        data: bytes = self.filelike.read(self.block_size)
+        if data:
+            return data
+        raise StopIteration
+
+    def close(self) -> None:
+        """Close the wrapped file if it has a ``close`` method (PEP 3333)."""
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def sendable_path(self) -> str | None:
+        """Return an absolute path the server may send instead of iterating, or ``None``.
+
+        Only a regular file read from its start qualifies, and only if the name
+        still points at the very file that is open (same device and inode), so
+        the server sends exactly the bytes iteration would have produced.
+        """
+        filelike = self.filelike
+        name = getattr(filelike, "name", None)
+        if not isinstance(name, (str, bytes)):
+            return None
+        try:
+            if filelike.tell() != 0:
+                return None
+            opened = os.fstat(filelike.fileno())
+            path = os.path.abspath(os.fsdecode(name))
+            named = os.stat(path)
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not stat.S_ISREG(opened.st_mode):
+            return None
+        if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
+            return None
+        return path
+
+
+class ErrorStream:
+    """Route ``wsgi.errors`` writes to the ``asgishift.bridge`` logger at ERROR level.
+
+    PEP 3333 "Input and Error Streams": ``write(str)``, ``writelines`` and
+    ``flush``. Each write is logged on its own, without its trailing newline;
+    writes that are only whitespace are dropped (``print()`` writes the newline
+    separately).
+    """
+
+    def write(self, text: str) -> None:
+        """Log ``text`` at ERROR level."""
+        text = text.rstrip("\r\n")
+        if text.strip():
+            logger.error("wsgi.errors: %s", text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        """Log each of ``lines``."""
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Do nothing: every write is logged at once."""

@@ -1,0 +1,692 @@
+"""Serve a PEP 3333 (WSGI) application to an ASGI 3 server.
+
+Strategy: the cost of a bridge is the number of times a request crosses
+between the event loop and a worker thread, so a small request crosses
+exactly once each way:
+
+1. On the loop, the environ is built and the first ``http.request`` message is
+   awaited. If the body is complete (``more_body`` false), ``wsgi.input`` is an
+   in-memory :class:`io.BytesIO`.
+2. A worker thread runs the app in a copy of the request's
+   :mod:`contextvars` context and drains the response iterable into a buffer
+   of up to ``buffer_size`` bytes, provided the response's size is known
+   (``Content-Length``, a sized iterable, or a non-streaming Django response).
+   It closes the iterable and hands one ``http.response.start`` and one
+   ``http.response.body`` back to the loop.
+
+Everything else streams, with backpressure both ways: when the app reads past
+the first message, or a response outgrows the buffer or has no known size, the
+worker posts a request to the loop (``_SEND`` or ``_RECEIVE``) and blocks on a
+lock until the loop has awaited ``send()``/``receive()`` and replied. All
+``send``/``receive`` calls happen in one coroutine, :meth:`_Request.serve`, so
+a disconnect, a timeout or a cancellation is handled in one place and always
+releases a waiting worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import io
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any, Final
+
+from asgishift._types import (
+    Environ,
+    Message,
+    OptExcInfo,
+    Receive,
+    Scope,
+    Send,
+    WriteCallable,
+    WSGIApp,
+)
+from asgishift.bridge._environ import base_environ, build_environ, check_status, encode_headers
+from asgishift.bridge._errors import (
+    BadRequest,
+    ClientDisconnected,
+    InvalidResponse,
+    RequestBodyTooLarge,
+)
+from asgishift.bridge._files import ErrorStream, FileWrapper
+from asgishift.bridge._input import StreamInput
+from asgishift.bridge._pool import WorkerPool
+
+__all__ = ["WSGIToASGI"]
+
+logger = logging.getLogger("asgishift.bridge")
+
+# Kinds of item the worker posts to the loop (compared by identity).
+_DONE: Final = "done"  # (kind, messages or None): no reply expected
+_SEND: Final = "send"  # (kind, messages): reply None or an exception
+_RECEIVE: Final = "receive"  # (kind,): reply (body, more_body) or an exception
+_TIMEOUT: Final = "timeout"  # posted by the request_timeout timer
+
+#: Statuses whose responses never carry a body (RFC 9110 sections 15.2, 15.3.5, 15.4.5).
+_NO_BODY_STATUS = frozenset({*range(100, 200), 204, 304})
+_PATHSEND = "http.response.pathsend"
+_WORKER_POLL = 5.0  # seconds between checks that the loop still runs
+
+
+def _simple_response(
+    status: int, reason: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> tuple[Message, Message]:
+    """Build the two ASGI messages of a short plain-text error response."""
+    body = f"{status} {reason}\n".encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    return (
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    )
+
+
+async def _send_simple(send: Send, messages: tuple[Message, Message], head: bool) -> None:
+    """Send a response built by :func:`_simple_response`, bodiless for HEAD."""
+    await send(messages[0])
+    await send({"type": "http.response.body"} if head else messages[1])
+
+
+class WSGIToASGI:
+    """Run a WSGI application under an ASGI server.
+
+    Each HTTP request runs the app on a bounded pool of worker threads, in a
+    copy of the request's :mod:`contextvars` context, so nothing set by one
+    request leaks into the next. Request and response bodies stream with
+    backpressure; small responses cost one event-loop crossing each way.
+
+    :param wsgi_app: the PEP 3333 application.
+    :param max_workers: the most worker threads (≥ 1).
+    :param max_queue: how many requests may wait for a free worker (≥ 0);
+        beyond that the bridge answers ``503 Service Unavailable`` at once.
+    :param max_body_size: the largest request body accepted (bytes); larger
+        ones get ``413 Content Too Large``, including bodies without
+        ``Content-Length`` that grow past it. ``None`` for no limit.
+    :param request_timeout: seconds a request may take from dispatch to the
+        end of its response; past it the client gets ``504 Gateway Timeout``
+        (or a cut-off response if it had started) and an error is logged. The
+        app's thread cannot be killed: it keeps its worker until it returns,
+        and its next ``wsgi.input`` read or chunk fails. ``None`` for no limit.
+    :param retry_after: the ``Retry-After`` value of 503 responses (seconds).
+    :param buffer_size: the largest response held back to be sent in one
+        message (bytes); larger responses stream chunk by chunk.
+    :raise ValueError: for an out-of-range argument.
+
+    Follows PEP 3333 and the ASGI 3 HTTP and lifespan specifications;
+    ``websocket`` scopes are refused by closing the handshake.
+    """
+
+    def __init__(
+        self,
+        wsgi_app: WSGIApp,
+        *,
+        max_workers: int = 40,
+        max_queue: int = 200,
+        max_body_size: int | None = None,
+        request_timeout: float | None = None,
+        retry_after: int = 1,
+        buffer_size: int = 65536,
+    ) -> None:
+        if max_body_size is not None and max_body_size < 0:
+            raise ValueError(f"max_body_size must be None or ≥ 0, got {max_body_size}")
+        if request_timeout is not None and not request_timeout > 0:
+            raise ValueError(f"request_timeout must be None or > 0, got {request_timeout}")
+        if buffer_size < 0:
+            raise ValueError(f"buffer_size must be ≥ 0, got {buffer_size}")
+        if retry_after < 0:
+            raise ValueError(f"retry_after must be ≥ 0, got {retry_after}")
+        self.wsgi_app = wsgi_app
+        self.max_body_size = max_body_size
+        self.request_timeout = request_timeout
+        self.retry_after = retry_after
+        self.buffer_size = buffer_size
+        #: Seconds the lifespan shutdown waits for running requests (drain).
+        self.shutdown_timeout: float | None = 30.0
+        self._pool = WorkerPool(max_workers, max_queue)
+        self._base = base_environ(ErrorStream(), FileWrapper)
+        self._unavailable = _simple_response(
+            503, "Service Unavailable", [(b"retry-after", str(retry_after).encode())]
+        )
+
+    @property
+    def pool(self) -> WorkerPool:
+        """Return the worker pool (for metrics: ``in_flight``, ``threads``)."""
+        return self._pool
+
+    @property
+    def draining(self) -> bool:
+        """Return whether the bridge refuses new requests (after :meth:`shutdown`)."""
+        return self._pool.closing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection scope.
+
+        :param scope: an ``http``, ``lifespan`` or ``websocket`` scope.
+        :raise ValueError: for any other scope type (ASGI spec: apps must
+            raise on scope types they do not support).
+        """
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            # A WSGI app cannot speak WebSocket: refuse the handshake (the
+            # server answers 403) instead of raising into the server's log.
+            logger.debug(
+                "refusing websocket connection to %s: WSGI apps are HTTP only", scope.get("path")
+            )
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1000})
+        else:
+            raise ValueError(
+                f"asgishift WSGIToASGI cannot serve ASGI scope type {kind!r}; "
+                "route only 'http', 'websocket' and 'lifespan' scopes to it"
+            )
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request (ASGI HTTP spec)."""
+        head = scope["method"] == "HEAD"
+        try:
+            environ = build_environ(scope, self._base)
+        except BadRequest as exc:
+            logger.info("400 Bad Request: %s", exc)
+            await _send_simple(send, _simple_response(400, "Bad Request"), head)
+            return
+        limit = self.max_body_size
+        length = environ.get("CONTENT_LENGTH")
+        if limit is not None and length is not None and int(length) > limit:
+            await _send_simple(send, _simple_response(413, "Content Too Large"), head)
+            return
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # http.disconnect before the body: nobody to answer
+        body = message.get("body", b"")
+        request = _Request(self, scope, environ, receive, send)
+        if message.get("more_body", False):
+            request.received = len(body)
+            environ["wsgi.input"] = StreamInput(body, request.fetch)
+        else:
+            request.body_complete = True
+            if limit is not None and len(body) > limit:
+                await _send_simple(send, _simple_response(413, "Content Too Large"), head)
+                return
+            environ["wsgi.input"] = io.BytesIO(body)
+        await request.serve()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Answer the ASGI lifespan protocol; drain the worker pool on shutdown."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._pool.reopen()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                drained = await self.drain(self.shutdown_timeout)
+                if not drained:
+                    logger.warning(
+                        "lifespan shutdown: %d WSGI request(s) still running after %s s",
+                        self._pool.in_flight,
+                        self.shutdown_timeout,
+                    )
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Refuse new requests (503), wait for running ones, then stop the threads.
+
+        Await this from the event loop; :meth:`shutdown` is the blocking twin.
+
+        :param timeout: the longest wait (seconds); ``None`` waits for ever.
+        :return: ``True`` if every request finished in time.
+        """
+        self._pool.close()
+        loop = asyncio.get_running_loop()
+        idle = loop.create_future()
+
+        def wake() -> None:
+            if not idle.done():
+                idle.set_result(None)
+
+        self._pool.when_idle(lambda: loop.call_soon_threadsafe(wake))
+        try:
+            await asyncio.wait_for(idle, timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._pool.stop_threads()
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Refuse new requests (503), block until running ones finish, stop the threads.
+
+        Call it from a thread that is not running the event loop; on the loop,
+        ``await`` :meth:`drain` instead. The ASGI lifespan shutdown does that.
+
+        :param timeout: the longest wait (seconds); ``None`` waits for ever.
+        :return: ``True`` if every request finished in time.
+        """
+        self._pool.close()
+        idle = threading.Event()
+        self._pool.when_idle(idle.set)
+        done = idle.wait(timeout)
+        self._pool.stop_threads()
+        return done
+
+
+class _Request:
+    """One HTTP request: the loop side (:meth:`serve`) and the worker side (:meth:`run`)."""
+
+    __slots__ = (
+        "aborted",
+        "body_chunks",
+        "body_complete",
+        "bridge",
+        "buffered",
+        "context",
+        "environ",
+        "finished",
+        "headers",
+        "headers_sent",
+        "loop",
+        "may_buffer",
+        "no_body",
+        "pathsend",
+        "pending",
+        "receive",
+        "received",
+        "reply",
+        "scope",
+        "send",
+        "status",
+        "too_large",
+        "waiter",
+        "worker_lock",
+    )
+
+    def __init__(
+        self, bridge: WSGIToASGI, scope: Scope, environ: Environ, receive: Receive, send: Send
+    ) -> None:
+        self.bridge = bridge
+        self.scope = scope
+        self.environ = environ
+        self.receive = receive
+        self.send = send
+        self.loop = asyncio.get_running_loop()
+        self.context = contextvars.copy_context()
+        self.waiter: asyncio.Future[tuple[Any, ...]] = self.loop.create_future()
+        self.worker_lock: threading.Lock | None = None
+        self.reply: Any = None
+        self.pending = False  # the worker waits for a reply to an item the loop took
+        self.finished = False  # serve() no longer takes items
+        self.aborted = False  # client gone, timed out or cancelled: the worker stops
+        self.body_complete = False
+        self.received = 0
+        self.too_large = False
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_sent = False
+        self.no_body = environ["REQUEST_METHOD"] == "HEAD"
+        self.may_buffer = False
+        self.body_chunks: list[bytes] = []
+        self.buffered = 0
+        self.pathsend = _PATHSEND in (scope.get("extensions") or ())
+
+    # ------------------------------------------------------------------ loop side
+
+    async def serve(self) -> None:
+        """Dispatch the request to the pool and carry out what the worker posts."""
+        bridge = self.bridge
+        head = self.environ["REQUEST_METHOD"] == "HEAD"
+        if not bridge._pool.submit(self.run):
+            logger.warning(
+                "503 Service Unavailable: %d workers busy and %d requests queued "
+                "(raise max_workers or max_queue)",
+                bridge._pool.max_workers,
+                bridge._pool.max_queue,
+            )
+            await _send_simple(self.send, bridge._unavailable, head)
+            return
+        timer = None
+        if bridge.request_timeout is not None:
+            timer = self.loop.call_later(bridge.request_timeout, self._wake, (_TIMEOUT,))
+        watcher: asyncio.Task[None] | None = None
+        loop = self.loop
+        try:
+            while True:
+                item = await self.waiter
+                kind = item[0]
+                if kind is _DONE:
+                    self.finished = True
+                    await self._send_final(item[1])
+                    return
+                self.waiter = loop.create_future()
+                if kind is _SEND:
+                    self.pending = True
+                    if watcher is None and self.body_complete:
+                        watcher = loop.create_task(self._watch_disconnect())
+                    reply: Any = None
+                    try:
+                        for message in item[1]:
+                            await self.send(message)
+                    except Exception as exc:  # whatever the server raises, the client is gone
+                        self.aborted = True
+                        reply = ClientDisconnected(f"send() failed: {exc!r}")
+                        reply.__cause__ = exc
+                    self._reply(reply)
+                elif kind is _RECEIVE:
+                    self.pending = True
+                    self._reply(await self._receive_body())
+                else:  # _TIMEOUT
+                    self.finished = True
+                    self.aborted = True
+                    await self._time_out(head)
+                    return
+        finally:
+            self.finished = True
+            if self.pending:  # cancelled while the worker waits for a reply
+                self.aborted = True
+                self._reply(ClientDisconnected("the ASGI request task was cancelled"))
+            if timer is not None:
+                timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
+
+    def _wake(self, item: tuple[Any, ...]) -> None:
+        """Deliver a worker's item to :meth:`serve` (runs on the loop)."""
+        if not self.finished and not self.waiter.done():
+            self.waiter.set_result(item)
+        elif item[0] is _SEND or item[0] is _RECEIVE:
+            # serve() is gone or busy timing out: never leave the worker waiting.
+            self.aborted = True
+            self._reply(ClientDisconnected("the request was aborted"))
+
+    def _reply(self, value: object) -> None:
+        """Hand ``value`` to the worker waiting in :meth:`_call_loop` (runs on the loop)."""
+        self.pending = False
+        self.reply = value
+        lock = self.worker_lock
+        if lock is not None:
+            lock.release()
+
+    async def _receive_body(self) -> object:
+        """Await the next body message for the worker: ``(body, more)`` or an exception."""
+        try:
+            message = await self.receive()
+        except Exception as exc:  # whatever the server raises, the client is gone
+            self.aborted = True
+            return ClientDisconnected(f"receive() failed: {exc!r}")
+        if message["type"] != "http.request":
+            self.aborted = True
+            return ClientDisconnected("the client disconnected before sending the whole body")
+        more = bool(message.get("more_body", False))
+        if not more:
+            self.body_complete = True
+        return (message.get("body", b""), more)
+
+    async def _watch_disconnect(self) -> None:
+        """Flag the request aborted when the server reports ``http.disconnect``.
+
+        Started once the body is fully read and the response streams, so that
+        an endless streaming response stops when its client leaves (some
+        servers silently drop ``send()`` calls after a disconnect).
+        """
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.aborted = True
+                return
+
+    async def _send_final(self, messages: list[Message] | None) -> None:
+        """Send the messages the worker left for the end of the response."""
+        if not messages:
+            return
+        try:
+            for message in messages:
+                await self.send(message)
+        except OSError as exc:
+            logger.debug("client went away before the response was sent: %r", exc)
+
+    async def _time_out(self, head: bool) -> None:
+        """Answer 504 (or cut the response short) when ``request_timeout`` expires."""
+        environ = self.environ
+        logger.error(
+            "request timed out after %s s: %s %s%s "
+            "(the worker thread runs on until the app returns)",
+            self.bridge.request_timeout,
+            environ["REQUEST_METHOD"],
+            environ["SCRIPT_NAME"],
+            environ["PATH_INFO"],
+        )
+        if not self.headers_sent:
+            self.headers_sent = True
+            try:
+                await _send_simple(self.send, _simple_response(504, "Gateway Timeout"), head)
+            except OSError as exc:
+                logger.debug("client went away before the 504 was sent: %r", exc)
+
+    # ---------------------------------------------------------------- worker side
+
+    def _call_loop(self, item: tuple[Any, ...]) -> Any:
+        """Post ``item`` to the loop and block until it replies (worker thread).
+
+        :raise ClientDisconnected: if the request was aborted, the loop replied
+            with an error, or the loop stopped running.
+        """
+        if self.aborted:
+            raise ClientDisconnected("the client disconnected")
+        lock = self.worker_lock
+        if lock is None:
+            lock = self.worker_lock = threading.Lock()
+            lock.acquire()
+        loop = self.loop
+        try:
+            loop.call_soon_threadsafe(self._wake, item)
+        except RuntimeError:  # the loop is closed
+            self.aborted = True
+            raise ClientDisconnected("the event loop is closed") from None
+        while not lock.acquire(timeout=_WORKER_POLL):
+            # A stopped loop never replies: do not wait for ever.
+            if loop.is_closed() or not loop.is_running():
+                self.aborted = True
+                raise ClientDisconnected("the event loop stopped")
+        reply = self.reply
+        self.reply = None
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    def fetch(self) -> tuple[bytes, bool]:
+        """Get the next request body chunk from the loop (the :class:`StreamInput` hook).
+
+        :raise ClientDisconnected: after a disconnect.
+        :raise RequestBodyTooLarge: once the body exceeds ``max_body_size``.
+        """
+        if self.too_large:
+            raise RequestBodyTooLarge("request body exceeds max_body_size")
+        body, more = self._call_loop((_RECEIVE,))
+        self.received += len(body)
+        limit = self.bridge.max_body_size
+        if limit is not None and self.received > limit:
+            self.too_large = True
+            raise RequestBodyTooLarge(
+                f"request body exceeds max_body_size ({limit} bytes); the client gets 413"
+            )
+        return body, more
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+    ) -> WriteCallable:
+        """Record the status and headers (PEP 3333 "The start_response() Callable").
+
+        :raise InvalidResponse: for a second call without ``exc_info``, or a
+            bad status line or header (CR/LF included).
+        :raise BaseException: ``exc_info[1]`` when ``exc_info`` is given after
+            the headers were sent.
+        """
+        if exc_info is not None and exc_info[0] is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # break the frame <-> traceback cycle
+            # Replacing the response: what was buffered belonged to the old one.
+            self.body_chunks = []
+            self.buffered = 0
+        elif self.status is not None:
+            raise InvalidResponse(
+                "start_response() called a second time without exc_info (PEP 3333); "
+                "pass sys.exc_info() when replacing the response after an error"
+            )
+        code = check_status(status)
+        encoded = encode_headers(headers)
+        self.status = code
+        self.headers = encoded
+        if code in _NO_BODY_STATUS:
+            self.no_body = True
+        self.may_buffer = any(name == b"content-length" for name, _ in encoded)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` as part of the body (PEP 3333 "The write() Callable").
+
+        :raise InvalidResponse: before ``start_response`` or for non-bytes.
+        :raise ClientDisconnected: if the client went away.
+        """
+        if self.status is None:
+            raise InvalidResponse("write() called before start_response() (PEP 3333)")
+        if not isinstance(data, bytes):
+            raise InvalidResponse(f"write() takes bytes, got {type(data).__name__}")
+        self._emit(data)
+
+    def _emit(self, chunk: bytes) -> None:
+        """Buffer or send one non-validated body chunk (worker thread)."""
+        if not chunk or self.no_body:
+            return
+        if self.headers_sent:
+            if self.aborted:
+                raise ClientDisconnected("the client disconnected")
+            self._call_loop(
+                (_SEND, ({"type": "http.response.body", "body": chunk, "more_body": True},))
+            )
+            return
+        if self.may_buffer and self.buffered + len(chunk) <= self.bridge.buffer_size:
+            self.body_chunks.append(chunk)
+            self.buffered += len(chunk)
+            return
+        # Switch to streaming: headers go out with the first data.
+        self.body_chunks.append(chunk)
+        body = b"".join(self.body_chunks)
+        self.body_chunks = []
+        self.headers_sent = True
+        self._call_loop(
+            (
+                _SEND,
+                (
+                    self._start_message(),
+                    {"type": "http.response.body", "body": body, "more_body": True},
+                ),
+            )
+        )
+
+    def _start_message(self) -> Message:
+        return {"type": "http.response.start", "status": self.status, "headers": self.headers}
+
+    def run(self) -> None:
+        """Run the app and post the end of the response to the loop (the pool job)."""
+        try:
+            messages = self.context.run(self._run_app)
+        except BaseException:  # the job must always report back to the loop
+            logger.exception("asgishift bridge: internal error")
+            messages = (
+                None if self.headers_sent else list(_simple_response(500, "Internal Server Error"))
+            )
+        try:
+            self.loop.call_soon_threadsafe(self._wake, (_DONE, messages))
+        except RuntimeError:
+            logger.debug("event loop closed before the response could be sent")
+
+    def _run_app(self) -> list[Message] | None:
+        """Call the app, drain its iterable, close it; return the final messages."""
+        try:
+            iterable = self.bridge.wsgi_app(self.environ, self.start_response)
+        except BaseException as exc:
+            return self._failed(exc)
+        try:
+            return self._drain(iterable)
+        except BaseException as exc:
+            return self._failed(exc)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    logger.exception("the response iterable's close() raised")
+
+    def _drain(self, iterable: Iterable[bytes]) -> list[Message] | None:
+        """Pull the response out of ``iterable``; return what the loop sends at the end."""
+        if (
+            self.pathsend
+            and type(iterable) is FileWrapper
+            and self.status is not None
+            and not self.body_chunks
+            and not self.no_body
+        ):
+            path = iterable.sendable_path()
+            if path is not None:
+                self.headers_sent = True
+                return [self._start_message(), {"type": _PATHSEND, "path": path}]
+        if not self.may_buffer and (
+            hasattr(type(iterable), "__len__") or getattr(iterable, "streaming", None) is False
+        ):
+            self.may_buffer = True  # a sequence or a non-streaming Django response
+        emit = self._emit
+        for chunk in iterable:
+            if type(chunk) is not bytes and not isinstance(chunk, bytes):
+                raise InvalidResponse(
+                    f"the response iterable yielded {type(chunk).__name__}, not bytes (PEP 3333)"
+                )
+            if chunk:
+                if self.status is None:
+                    raise InvalidResponse(
+                        "the app yielded a body chunk before calling start_response() (PEP 3333)"
+                    )
+                emit(chunk)
+                if self.aborted:
+                    # The client is gone: pull nothing more from the app.
+                    raise ClientDisconnected("the client disconnected")
+        if self.status is None:
+            raise InvalidResponse("the app returned without calling start_response() (PEP 3333)")
+        if self.headers_sent:
+            return [{"type": "http.response.body"}]
+        return [
+            self._start_message(),
+            {"type": "http.response.body", "body": b"".join(self.body_chunks)},
+        ]
+
+    def _failed(self, exc: BaseException) -> list[Message] | None:
+        """Log an app failure and return the error response, if one can still be sent."""
+        environ = self.environ
+        where = f"{environ['REQUEST_METHOD']} {environ['SCRIPT_NAME']}{environ['PATH_INFO']}"
+        if isinstance(exc, ClientDisconnected):
+            logger.debug("client disconnected during %s: %s", where, exc)
+            return None
+        if self.too_large and not self.headers_sent:
+            logger.info("413 Content Too Large: %s", where)
+            return list(_simple_response(413, "Content Too Large"))
+        if self.headers_sent:
+            logger.error(
+                "the WSGI app failed after the response started (%s); the response is cut short",
+                where,
+                exc_info=exc,
+            )
+            return None
+        logger.error("the WSGI app failed (%s); answering 500", where, exc_info=exc)
+        return list(_simple_response(500, "Internal Server Error"))
