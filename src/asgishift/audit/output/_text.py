@@ -17,6 +17,7 @@ terminal, off otherwise, ``NO_COLOR`` turns it off and ``FORCE_COLOR`` on.
 
 from __future__ import annotations
 
+import os
 from itertools import groupby
 from typing import TextIO
 
@@ -87,6 +88,10 @@ def render(report: Report, stream: TextIO, *, color: bool | None = None) -> None
     from rich.console import Console
     from rich.text import Text
 
+    if color is None and os.environ.get("NO_COLOR"):
+        # rich keeps bold/underline under NO_COLOR; a user who asks for no colour
+        # in a log usually wants no escape codes at all.
+        color = False
     console = Console(
         file=stream,
         color_system=None if color is False else "auto",

