@@ -9,12 +9,17 @@ start their own servers in their test modules.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
-from bridge_helpers import new_test_id
 
-from live import ASGI_SERVER_PARAMS, LiveServer, live_server
+from live import ASGI_SERVER_PARAMS, LIVE_APPS_DIR, LiveServer, live_server
+
+# The tests share tests/live_apps/bridge_data.py with the app (pure stdlib).
+sys.path.insert(0, str(LIVE_APPS_DIR))
+
+from bridge_helpers import new_test_id
 
 
 @pytest.fixture(scope="session", params=ASGI_SERVER_PARAMS)

@@ -1,0 +1,139 @@
+"""Request and response bodies through the bridge on real servers.
+
+PEP 3333 "Input and Error Streams" (``read(size)``, ``readline()``,
+iteration), "Buffering and Streaming" (every yielded block goes out before
+the next is asked for), "The write() Callable" and "Optional
+Platform-Specific File Handling" (``wsgi.file_wrapper``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import pytest
+from bridge_data import iter_payload, payload_sha256
+from bridge_helpers import DEADLINE, release, state_json
+
+from live import LiveServer
+
+SMALL = 1_000_003  # bytes; odd so no block boundary lines up
+BIG = 64 * 1024 * 1024  # bytes
+
+
+def _upload(
+    server: LiveServer, test_id: str, size: int, *, mode: str = "read", chunked: bool
+) -> dict[str, object]:
+    headers = {"X-Test-Id": test_id, "Content-Type": "application/octet-stream"}
+    if not chunked:
+        headers["Content-Length"] = str(size)
+    # A generator body: httpx streams it (chunked unless Content-Length is given).
+    response = httpx.post(
+        f"{server.url}/upload",
+        params={"mode": mode, "chunk": "8191"},
+        content=iter_payload(size),
+        headers=headers,
+        timeout=DEADLINE * 3,
+    )
+    assert response.status_code == 200, response.text
+    return state_json(response)
+
+
+@pytest.mark.parametrize("mode", ["read", "readline", "iter"])
+@pytest.mark.parametrize(
+    "chunked", [pytest.param(False, id="length"), pytest.param(True, id="chunked")]
+)
+def test_upload_read_modes(server: LiveServer, test_id: str, mode: str, chunked: bool) -> None:
+    result = _upload(server, test_id, SMALL, mode=mode, chunked=chunked)
+    assert result == {"sha256": payload_sha256(SMALL), "size": SMALL}
+
+
+def test_empty_body(server: LiveServer, test_id: str) -> None:
+    response = httpx.post(f"{server.url}/upload", content=b"", headers={"X-Test-Id": test_id})
+    assert state_json(response) == {"sha256": hashlib.sha256().hexdigest(), "size": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "chunked", [pytest.param(False, id="length"), pytest.param(True, id="chunked")]
+)
+def test_upload_64mib(server: LiveServer, test_id: str, chunked: bool) -> None:
+    result = _upload(server, test_id, BIG, chunked=chunked)
+    assert result == {"sha256": payload_sha256(BIG), "size": BIG}
+
+
+def _download(server: LiveServer, size: int, *, length: bool) -> tuple[str, int, httpx.Headers]:
+    digest = hashlib.sha256()
+    received = 0
+    params = {"size": str(size), "length": "1" if length else "0"}
+    with httpx.stream("GET", f"{server.url}/download", params=params, timeout=DEADLINE) as resp:
+        assert resp.status_code == 200
+        for chunk in resp.iter_raw():
+            digest.update(chunk)
+            received += len(chunk)
+        return digest.hexdigest(), received, resp.headers
+
+
+@pytest.mark.parametrize(
+    "length", [pytest.param(True, id="length"), pytest.param(False, id="chunked")]
+)
+def test_download(server: LiveServer, length: bool) -> None:
+    sha, size, headers = _download(server, SMALL, length=length)
+    assert (sha, size) == (payload_sha256(SMALL), SMALL)
+    if length:
+        assert headers["content-length"] == str(SMALL)
+
+
+@pytest.mark.slow
+def test_download_64mib(server: LiveServer) -> None:
+    sha, size, _ = _download(server, BIG, length=True)
+    assert (sha, size) == (payload_sha256(BIG), BIG)
+
+
+def test_server_sent_events_stream_before_generator_ends(server: LiveServer, test_id: str) -> None:
+    # The generator blocks after the first event until the test releases it;
+    # a bridge that buffered the response would never deliver event 1.
+    with httpx.stream(
+        "GET", f"{server.url}/sse", headers={"X-Test-Id": test_id}, timeout=DEADLINE
+    ) as resp:
+        assert resp.headers["content-type"] == "text/event-stream"
+        lines = resp.iter_lines()
+        assert next(lines) == "data: 1"
+        release(server, test_id)
+        rest = [line for line in lines if line]
+    assert rest == ["data: 2", "data: end"]
+
+
+def test_write_callable(server: LiveServer) -> None:
+    response = httpx.get(f"{server.url}/write")
+    assert response.status_code == 200
+    assert response.content == b"written;returned"
+
+
+@pytest.mark.parametrize("size", [pytest.param(0, id="empty"), pytest.param(SMALL, id="1MB")])
+def test_file_wrapper_validated(server: LiveServer, size: int) -> None:
+    response = httpx.get(f"{server.url}/file", params={"size": size})
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == payload_sha256(size)
+
+
+@pytest.mark.parametrize("size", [pytest.param(0, id="empty"), pytest.param(SMALL, id="1MB")])
+def test_file_wrapper_unwrapped(raw_server: LiveServer, size: int) -> None:
+    # Without the validator the bridge sees its own file wrapper and may send
+    # the file by path (granian offers http.response.pathsend).
+    response = httpx.get(f"{raw_server.url}/file", params={"size": size})
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == payload_sha256(size)
+    assert int(response.headers.get("content-length", size)) == size
+
+
+@pytest.mark.slow
+def test_file_wrapper_64mib(raw_server: LiveServer) -> None:
+    digest = hashlib.sha256()
+    with httpx.stream(
+        "GET", f"{raw_server.url}/file", params={"size": BIG}, timeout=DEADLINE
+    ) as resp:
+        assert resp.status_code == 200
+        for chunk in resp.iter_raw():
+            digest.update(chunk)
+    assert digest.hexdigest() == payload_sha256(BIG)
