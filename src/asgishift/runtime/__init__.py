@@ -17,11 +17,13 @@ from __future__ import annotations
 from asgishift.runtime._detector import BlockingDetector, default_rules
 from asgishift.runtime._events import BlockingCall, BlockingCallError, LoopLag
 from asgishift.runtime._lag import EveryLoopLagMonitor, LoopLagMonitor
+from asgishift.runtime._middleware import BlockingDetectorMiddleware
 
 __all__ = [
     "BlockingCall",
     "BlockingCallError",
     "BlockingDetector",
+    "BlockingDetectorMiddleware",
     "EveryLoopLagMonitor",
     "LoopLag",
     "LoopLagMonitor",

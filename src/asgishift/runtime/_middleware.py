@@ -1,0 +1,112 @@
+"""ASGI middleware that turns blocking-call detection and loop-lag reports on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from asgishift.runtime._detector import BlockingDetector
+from asgishift.runtime._lag import LoopLagMonitor
+
+if TYPE_CHECKING:
+    from asgishift._types import ASGIApp, Message, Receive, Scope, Send
+    from asgishift.audit._model import Rule
+
+logger = logging.getLogger("asgishift.runtime")
+
+
+class BlockingDetectorMiddleware:
+    """Report blocking calls and loop lags of the wrapped ASGI 3 app while it serves.
+
+    On first use (the lifespan startup, or the first request when the server
+    does not run the lifespan protocol) it installs a :class:`BlockingDetector`
+    and starts a :class:`LoopLagMonitor` on the running loop; both log at
+    WARNING on ``asgishift.runtime``. Every scope (``http``, ``websocket``,
+    ``lifespan``) passes through unchanged; when the app completes the
+    lifespan shutdown (ASGI lifespan spec, ``lifespan.shutdown.complete``),
+    the monitor stops and the detector is uninstalled.
+    ``asgishift serve --detect-blocking --loop-lag-ms N`` wraps the app in it.
+
+    :param app: the ASGI 3 application.
+    :param lag_threshold_ms: report callbacks that hold the loop longer than
+        this many milliseconds; ``0`` turns the lag monitor off.
+    :param raise_on_block: make blocking calls on the loop raise
+        :class:`~asgishift.runtime.BlockingCallError` instead of running.
+    :param rules: rules to watch; ``None`` means the catalogue's ``ASH1xx``.
+    :param stack_limit: frames kept in each reported stack.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        lag_threshold_ms: float = 100.0,
+        raise_on_block: bool = False,
+        rules: tuple[Rule, ...] | None = None,
+        stack_limit: int = 20,
+    ) -> None:
+        if lag_threshold_ms < 0:
+            raise ValueError(
+                f"lag_threshold_ms must be 0 (off) or positive, not {lag_threshold_ms}"
+            )
+        self.app = app
+        self.lag_threshold_ms = lag_threshold_ms
+        self.raise_on_block = raise_on_block
+        self.stack_limit = stack_limit
+        self._rules = rules
+        #: The installed detector, once the middleware has been used.
+        self.detector: BlockingDetector | None = None
+        #: The lag monitor of the loop the app runs on, once used.
+        self.monitor: LoopLagMonitor | None = None
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Start detection if needed, then run the app for ``scope`` (ASGI 3)."""
+        import asyncio
+
+        self._start(asyncio.get_running_loop())
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_lifespan(message: Message) -> None:
+            await send(message)
+            if message["type"] == "lifespan.shutdown.complete":
+                self.stop()
+
+        await self.app(scope, receive, send_lifespan)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            if self.detector is None:
+                self.detector = BlockingDetector(
+                    self._rules, raise_on_block=self.raise_on_block, stack_limit=self.stack_limit
+                ).install()
+                logger.info(
+                    "detecting blocking calls on the event loop: %d callables watched, "
+                    "%d not detectable at run time",
+                    len(self.detector.calls) - len(self.detector.unpatchable),
+                    len(self.detector.unpatchable),
+                )
+            if self.lag_threshold_ms and (self.monitor is None or self.monitor.loop is not loop):
+                # A new loop (a test client running the app on several loops):
+                # watch the one the app runs on now.
+                if self.monitor is not None:
+                    self.monitor.stop()
+                self.monitor = LoopLagMonitor(
+                    self.lag_threshold_ms, stack_limit=self.stack_limit
+                ).start(loop)
+
+    def stop(self) -> None:
+        """Stop the lag monitor and uninstall the detector; the next call starts them again."""
+        with self._lock:
+            monitor, self.monitor = self.monitor, None
+            detector, self.detector = self.detector, None
+        if monitor is not None:
+            monitor.stop()
+        if detector is not None:
+            detector.uninstall()
+
+
+__all__ = ["BlockingDetectorMiddleware"]

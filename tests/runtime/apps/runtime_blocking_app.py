@@ -1,0 +1,50 @@
+"""ASGI app for the live middleware tests: one endpoint blocks the loop, one does not.
+
+``GET /block`` calls ``time.sleep(0.2)`` inside the coroutine (the mistake the
+detector exists for); ``GET /offload`` sleeps as long in ``asyncio.to_thread``
+(the fix). Both answer ``200`` with a plain-text body naming the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from asgishift._types import Receive, Scope, Send
+from asgishift.runtime import BlockingDetectorMiddleware
+
+
+async def blocking_endpoint() -> bytes:
+    time.sleep(0.2)
+    return b"block"
+
+
+async def offloading_endpoint() -> bytes:
+    await asyncio.to_thread(time.sleep, 0.2)
+    return b"offload"
+
+
+async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    assert scope["type"] == "http"
+    endpoints = {"/block": blocking_endpoint, "/offload": offloading_endpoint}
+    endpoint = endpoints.get(scope["path"])
+    body = await endpoint() if endpoint is not None else b"not found"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200 if endpoint is not None else 404,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+app = BlockingDetectorMiddleware(inner, lag_threshold_ms=100.0)
