@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from live import ASGI_SERVER_PARAMS, live_server
 
 APPS_DIR = Path(__file__).resolve().parent / "apps"

@@ -10,6 +10,8 @@ from asgishift.runtime._detector import BlockingDetector
 from asgishift.runtime._lag import LoopLagMonitor
 
 if TYPE_CHECKING:
+    import asyncio
+
     from asgishift._types import ASGIApp, Message, Receive, Scope, Send
     from asgishift.audit._model import Rule
 

@@ -15,7 +15,8 @@ from asgishift.runtime import BlockingDetectorMiddleware
 
 
 async def blocking_endpoint() -> bytes:
-    time.sleep(0.2)
+    # The hazard under test: blocks the event loop for 0.2 s.
+    time.sleep(0.2)  # noqa: ASYNC251
     return b"block"
 
 
