@@ -1,0 +1,215 @@
+"""The ``asgishift audit`` handler in-process, with the engine replaced by a fake.
+
+These pin the CLI's own decisions (exit status, flag-to-config mapping, baseline
+filtering, where output goes) independently of what the analysis finds; the
+subprocess tests in ``test_cli_e2e.py`` run the real engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from audit_cli_helpers import FakeEngine, cli, finding
+
+from asgishift.audit._model import AuditResult, FileError
+
+
+def set_findings(
+    fake: FakeEngine, *findings_: object, errors: list[FileError] | None = None
+) -> None:
+    fake.result = AuditResult(
+        findings=list(findings_),  # type: ignore[arg-type]
+        errors=errors or [],
+        files_scanned=3,
+        root=fake.result.root,
+    )
+
+
+@pytest.mark.parametrize(
+    ("found", "flags", "status"),
+    [
+        pytest.param(False, [], 0, id="clean"),
+        pytest.param(True, [], 1, id="findings"),
+        pytest.param(True, ["--exit-zero"], 0, id="exit-zero"),
+        pytest.param(False, ["--exit-zero"], 0, id="clean-exit-zero"),
+    ],
+)
+def test_exit_status(
+    fake_engine: FakeEngine,
+    capsys: pytest.CaptureFixture[str],
+    found: bool,
+    flags: list[str],
+    status: int,
+) -> None:
+    if found:
+        set_findings(fake_engine, finding())
+    assert cli(*flags) == status
+    out = capsys.readouterr().out
+    assert ("ASH101" in out) is found
+
+
+def test_unparseable_files_are_reported_but_do_not_fail(
+    fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_findings(fake_engine, errors=[FileError("bad.py", 2, "invalid syntax (bad.py, line 2)")])
+    assert cli() == 0
+    captured = capsys.readouterr()
+    assert captured.err == "bad.py:2: cannot audit: invalid syntax (bad.py, line 2)\n"
+    assert "bad.py" not in captured.out
+    assert "1 file could not be audited" in captured.out
+
+
+def test_default_path_and_root(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    assert cli() == 0
+    ((paths, root, config),) = fake_engine.calls
+    assert paths == [tmp_path]
+    assert root == tmp_path
+    assert config.cache_dir == str(tmp_path / ".asgishift_cache")
+
+
+def test_flags_override_pyproject(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.asgishift.audit]\nselect = ["ASH2"]\nignore = ["ASH105"]\njobs = 4\n',
+        encoding="utf-8",
+    )
+    assert (
+        cli(
+            "--select", "ash1, ASH201", "--ignore", "ASH102", "-j", "2", "--no-cache", "--no-chains"
+        )
+        == 0
+    )
+    ((_, _, config),) = fake_engine.calls
+    assert config.select == ["ASH1", "ASH201"]
+    assert config.ignore == ["ASH105", "ASH102"]
+    assert config.jobs == 2
+    assert config.cache_dir is None
+    assert config.follow_chains is False
+
+
+def test_pyproject_used_without_flags(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.asgishift.audit]\nselect = ["ASH2"]\njobs = 4\n', encoding="utf-8"
+    )
+    assert cli() == 0
+    ((_, _, config),) = fake_engine.calls
+    assert (config.select, config.jobs, config.follow_chains) == (["ASH2"], 4, True)
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "expected"),
+    [
+        pytest.param(
+            "", ["--select", "ASH9"], "--select: unknown rule code or prefix 'ASH9'", id="select"
+        ),
+        pytest.param(
+            "", ["--ignore", "XYZ"], "--ignore: unknown rule code or prefix 'XYZ'", id="ignore"
+        ),
+        pytest.param(
+            'select = ["ASH77"]',
+            [],
+            "[tool.asgishift.audit] select: unknown rule code",
+            id="config-select",
+        ),
+        pytest.param(
+            'per-file-ignores = { "t/*" = ["NOPE"] }', [], "per-file-ignores 't/*'", id="config-pfi"
+        ),
+        pytest.param("jobs = 'x'", [], "jobs must be an integer", id="config-type"),
+        pytest.param("", ["missing_dir"], "path 'missing_dir' does not exist", id="missing-path"),
+        pytest.param(
+            "", ["--baseline", "nope.json"], "baseline file does not exist", id="baseline"
+        ),
+        pytest.param(
+            "", ["--config", "other.toml"], "config file does not exist", id="config-missing"
+        ),
+    ],
+)
+def test_usage_errors_exit_2(
+    fake_engine: FakeEngine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    setup: str,
+    args: list[str],
+    expected: str,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.asgishift.audit]\n{setup}\n", encoding="utf-8")
+    assert cli(*args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asgishift audit: error: ")
+    assert expected in err
+    assert fake_engine.calls == []
+
+
+def test_argparse_rejects_negative_jobs(
+    fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("--jobs", "-1") == 2
+    assert "must be 0 (one per CPU) or more" in capsys.readouterr().err
+
+
+def test_path_outside_root_is_a_usage_error(
+    fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "inner" / "pyproject.toml").write_text("", encoding="utf-8")
+    (tmp_path / "other").mkdir()
+    assert cli("inner", "other") == 2
+    assert "is outside the project root" in capsys.readouterr().err
+
+
+def test_output_file_has_no_colour_and_stdout_is_empty(
+    fake_engine: FakeEngine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    set_findings(fake_engine, finding())
+    assert cli("--output", "report.txt") == 1
+    assert capsys.readouterr().out == ""
+    text = (tmp_path / "report.txt").read_text(encoding="utf-8")
+    assert "ASH101" in text
+    assert "\x1b[" not in text
+
+
+def test_output_into_missing_directory(
+    fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("--output", "no/such/dir/report.json", "--format", "json") == 2
+    assert "no/such/dir/report.json" in capsys.readouterr().err
+
+
+def test_write_then_apply_baseline(
+    fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_findings(
+        fake_engine, finding(line=3), finding("ASH201", "shop/orm.py", 4, snippet="B.objects.get()")
+    )
+    assert cli("--write-baseline", "baseline.json") == 0
+    assert capsys.readouterr().err == "Wrote 2 findings to baseline.json.\n"
+    assert len(json.loads((tmp_path / "baseline.json").read_text("utf-8"))["findings"]) == 2
+
+    # Same findings, lines moved: all suppressed.
+    set_findings(
+        fake_engine,
+        finding(line=30),
+        finding("ASH201", "shop/orm.py", 40, snippet="B.objects.get()"),
+    )
+    assert cli("--baseline", "baseline.json", "--format", "json") == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["findings"] == 0
+    assert summary["baseline"] == {"matched": 2, "stale": 0}
+
+    # One new finding: reported, exit 1; the fixed ORM call shows as stale.
+    set_findings(fake_engine, finding(line=30), finding(line=31, snippet="time.sleep(9)"))
+    assert cli("--baseline", "baseline.json", "--format", "json") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert [f["snippet"] for f in document["findings"]] == ["time.sleep(9)"]
+    assert document["summary"]["baseline"] == {"matched": 1, "stale": 1}
+
+
+def test_explain_unknown_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("--explain", "ASH999") == 2
+    err = capsys.readouterr().err
+    assert "unknown rule code 'ASH999'; known codes: ASH101" in err
