@@ -1,0 +1,83 @@
+"""Apps for the ``asgishift serve`` tests; each reports what it received as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+from wsgiref.validate import validator
+
+# WSGI ------------------------------------------------------------------------
+
+
+def _echo_environ(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    body = json.dumps(
+        {
+            "interface": "wsgi",
+            "pid": os.getpid(),
+            "SCRIPT_NAME": environ.get("SCRIPT_NAME", ""),
+            "PATH_INFO": environ.get("PATH_INFO", ""),
+            "QUERY_STRING": environ.get("QUERY_STRING", ""),
+            "multithread": environ["wsgi.multithread"],
+        }
+    ).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+#: PEP 3333 checked by wsgiref's validator. The validator's own wrapper takes
+#: ``*args``, so it cannot be classified: see ``validated_only`` below.
+_validated = validator(_echo_environ)
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """Echo the environ, through wsgiref.validate (detected as WSGI: two parameters)."""
+    return _validated(environ, start_response)
+
+
+#: The validator's ``lint_app(*args, **kw)``: needs ``--interface wsgi``.
+validated_only = validator(_echo_environ)
+
+
+def create_wsgi_app() -> Any:
+    """Return :func:`wsgi_app`; the target of ``--factory``."""
+    return wsgi_app
+
+
+# ASGI ------------------------------------------------------------------------
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echo the scope (ASGI 3), completing lifespan when a server runs it."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = json.dumps(
+        {
+            "interface": "asgi",
+            "pid": os.getpid(),
+            "type": scope["type"],
+            "path": scope["path"],
+            "root_path": scope.get("root_path", ""),
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+#: Not an application at all, for the "not callable" error.
+not_an_app = {"hello": "world"}

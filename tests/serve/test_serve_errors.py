@@ -1,0 +1,133 @@
+"""``asgishift serve`` failures: one line naming the fix, a documented exit code, no traceback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from serve_helpers import SERVE_APPS_DIR, run_serve
+
+from live import free_port
+
+
+def _one_line_error(result: object) -> str:
+    stderr: str = result.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("asgishift serve: error: ")
+    return lines[0]
+
+
+def test_missing_module_names_module_and_app_dir(tmp_path: Path) -> None:
+    result = run_serve("no_such_module:app", "--app-dir", str(tmp_path), "--port", "1")
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert "'no_such_module'" in line
+    assert str(tmp_path) in line
+    assert "--app-dir" in line
+
+
+def test_missing_attribute_names_it_and_lists_candidates() -> None:
+    result = run_serve("serve_apps:application", "--app-dir", str(SERVE_APPS_DIR))
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert "has no attribute 'application'" in line
+    assert str(SERVE_APPS_DIR / "serve_apps.py") in line
+
+
+def test_module_importing_a_missing_package_names_the_package(tmp_path: Path) -> None:
+    (tmp_path / "needs_dep.py").write_text("import not_installed_pkg\napp = None\n")
+    result = run_serve("needs_dep:app", "--app-dir", str(tmp_path))
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert "pip install not_installed_pkg" in line
+
+
+def test_missing_server_extra_names_the_pip_command(hide_module: Callable[..., Path]) -> None:
+    shim = hide_module("granian")
+    result = run_serve("serve_apps:wsgi_app", "--server", "granian", extra_pythonpath=[shim])
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert "pip install 'asgishift[granian]'" in line
+
+
+@pytest.mark.parametrize("host", [pytest.param("127.0.0.1", id="ipv4")])
+def test_port_in_use_names_port_and_flag(host: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind((host, 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_serve("serve_apps:wsgi_app", "--host", host, "--port", str(port))
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert f"port {port}" in line
+    assert "--port" in line
+
+
+def test_undetectable_app_asks_for_interface() -> None:
+    result = run_serve("serve_apps:validated_only", "--port", str(free_port()))
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--interface wsgi" in line
+
+
+def test_factory_without_flag_asks_for_factory() -> None:
+    result = run_serve("serve_apps:create_wsgi_app", "--port", str(free_port()))
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--factory" in line
+
+
+def test_non_callable_is_rejected() -> None:
+    result = run_serve("serve_apps:not_an_app", "--port", str(free_port()))
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "not callable" in line
+
+
+def test_daphne_refuses_workers() -> None:
+    result = run_serve("serve_apps:wsgi_app", "--server", "daphne", "--workers", "2")
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--server uvicorn" in line
+
+
+def test_loop_lag_needs_detect_blocking() -> None:
+    result = run_serve("serve_apps:asgi_app", "--loop-lag-ms", "50")
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "add --detect-blocking" in line
+
+
+def test_detect_blocking_without_runtime_errors_clearly(
+    hide_module: Callable[..., Path],
+) -> None:
+    shim = hide_module("asgishift.runtime")
+    result = run_serve(
+        "serve_apps:asgi_app",
+        "--detect-blocking",
+        "--port",
+        str(free_port()),
+        extra_pythonpath=[shim],
+    )
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "asgishift.runtime.BlockingDetectorMiddleware" in line
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        pytest.param("--port", "70000", id="port-range"),
+        pytest.param("--workers", "0", id="workers-zero"),
+        pytest.param("--max-workers", "x", id="max-workers-nan"),
+    ],
+)
+def test_bad_flag_values_are_usage_errors(flag: str, value: str) -> None:
+    result = run_serve("serve_apps:asgi_app", flag, value)
+    assert result.returncode == 2
+    assert f"argument {flag}" in result.stderr
+    assert "Traceback" not in result.stderr

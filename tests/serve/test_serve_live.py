@@ -1,0 +1,110 @@
+"""``python -m asgishift serve`` as a real subprocess on each ASGI server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from serve_helpers import SERVE_APPS_DIR, serve_argv
+
+from live import ASGI_SERVER_PARAMS, live_server
+
+
+def _serve(server: str, app: str, *flags: str) -> list[str]:
+    return serve_argv(app, "--server", server, "--port", "{port}", "--log-level", "info", *flags)
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_wsgi_app_runs_through_the_bridge(server: str) -> None:
+    argv = _serve(server, "serve_apps:wsgi_app")
+    with live_server(server, "serve_apps:wsgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/hello/world?x=1&y=2")
+        banner = srv.wait_for_log(r"asgishift: serving (\S+) on (\S+) \((\w+), ([^;]+);")
+    assert response.status_code == 200
+    echoed = response.json()
+    assert echoed["interface"] == "wsgi"
+    assert echoed["PATH_INFO"] == "/hello/world"
+    assert echoed["QUERY_STRING"] == "x=1&y=2"
+    assert echoed["SCRIPT_NAME"] == ""
+    assert echoed["multithread"] is True
+    assert banner.group(1) == "serve_apps:wsgi_app"
+    assert banner.group(2) == srv.url
+    assert banner.group(3) == server
+    assert banner.group(4) == "WSGI app through WSGIToASGI, 40 threads"
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_asgi_app_is_served_unwrapped(server: str) -> None:
+    argv = _serve(server, "serve_apps:asgi_app")
+    with live_server(server, "serve_apps:asgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/some/path")
+        banner = srv.wait_for_log(r"serving \S+ on \S+ \(\w+, ([^;]+); detected: ([^)]+)")
+    assert response.status_code == 200
+    assert response.json()["interface"] == "asgi"
+    assert response.json()["path"] == "/some/path"
+    assert banner.group(1) == "ASGI app"
+    assert banner.group(2) == "async function"
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_root_path_becomes_script_name(server: str) -> None:
+    argv = _serve(server, "serve_apps:wsgi_app", "--root-path", "/mounted/")
+    with live_server(server, "serve_apps:wsgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/hello")
+        srv.wait_for_log(rf"on {srv.url}/mounted \(")
+    assert response.status_code == 200
+    assert response.json()["SCRIPT_NAME"] == "/mounted"
+    assert response.json()["PATH_INFO"] == "/hello"
+
+
+@pytest.mark.live
+def test_root_path_reaches_asgi_apps_in_the_path() -> None:
+    argv = _serve("uvicorn", "serve_apps:asgi_app", "--root-path", "/mounted")
+    with live_server("uvicorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        echoed = httpx.get(f"{srv.url}/hello").json()
+    # ASGI HTTP scope: path includes root_path.
+    assert echoed["root_path"] == "/mounted"
+    assert echoed["path"] == "/mounted/hello"
+
+
+@pytest.mark.live
+def test_interface_flag_overrides_detection() -> None:
+    # wsgiref's validator wrapper takes *args: detection cannot classify it.
+    argv = _serve("uvicorn", "serve_apps:validated_only", "--interface", "wsgi")
+    with live_server("uvicorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/forced")
+        banner = srv.wait_for_log(r"detected: ([^)]+)\)")
+    assert response.json()["PATH_INFO"] == "/forced"
+    assert banner.group(1) == "--interface"
+
+
+@pytest.mark.live
+def test_factory_flag_calls_the_factory() -> None:
+    argv = _serve("uvicorn", "serve_apps:create_wsgi_app", "--factory")
+    with live_server("uvicorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/made")
+    assert response.json()["interface"] == "wsgi"
+    assert response.json()["PATH_INFO"] == "/made"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    "server", [pytest.param(name, id=name) for name in ("uvicorn", "hypercorn", "granian")]
+)
+def test_workers_rebuild_the_app_in_each_process(server: str) -> None:
+    argv = _serve(server, "serve_apps:wsgi_app", "--workers", "2", "--root-path", "/w")
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        srv.wait_for_log(r"2 workers")
+        pids: set[int] = set()
+        # Each request on a fresh connection; the kernel hands connections to
+        # whichever worker accepts first, so poll until both have answered.
+        for _ in range(400):
+            with httpx.Client() as client:
+                echoed = client.get(f"{srv.url}/x").json()
+            pids.add(echoed["pid"])
+            if len(pids) == 2:
+                break
+        parent = srv.process.pid
+    assert len(pids) == 2
+    assert parent not in pids
+    # The worker processes rebuilt the whole stack from the settings, root path included.
+    assert echoed["SCRIPT_NAME"] == "/w"
