@@ -42,9 +42,7 @@ SCOPE: dict[str, Any] = {
 def plain_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Answer ``Hello, World!`` with a Content-Length."""
     body = b"Hello, World!"
-    start_response(
-        "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-    )
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 
 

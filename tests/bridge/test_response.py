@@ -1,0 +1,412 @@
+"""In-process tests of ``WSGIToASGI`` responses: fast path, streaming, errors, close()."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+from wsgiref.validate import validator
+
+import pytest
+from bridge_harness import FakeServer, body_messages, make_scope, request, run
+
+from asgishift.bridge import WSGIToASGI
+
+Environ = dict[str, Any]
+
+
+class Closing:
+    """A response iterable that counts close() calls and pulls."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.closed = 0
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.pulled += 1
+            yield chunk
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def hello(environ: Environ, start_response: Any) -> list[bytes]:
+    body = b"Hello, World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def test_small_response_is_one_start_and_one_body() -> None:
+    server = request(WSGIToASGI(validator(hello)))
+    assert [m["type"] for m in server.sent] == ["http.response.start", "http.response.body"]
+    assert server.status == 200
+    assert server.headers[b"content-type"] == b"text/plain"
+    assert server.body == b"Hello, World!"
+    assert server.complete
+
+
+def test_sized_response_larger_than_buffer_streams_in_order() -> None:
+    chunks = [bytes([65 + i]) * 40 for i in range(5)]
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "200")])
+        return chunks
+
+    server = request(WSGIToASGI(validator(app), buffer_size=100))
+    assert server.body == b"".join(chunks)
+    assert len(server.body_parts) >= 2
+    assert server.complete
+
+
+def test_generator_without_length_streams_each_chunk() -> None:
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        yield b"data: 1\n\n"
+        yield b"data: 2\n\n"
+
+    server = request(WSGIToASGI(validator(app)))
+    assert server.body_parts == [b"data: 1\n\n", b"data: 2\n\n"]
+    assert server.sent[1]["more_body"] is True
+    assert server.complete
+
+
+def test_next_chunk_not_pulled_before_previous_send_completes() -> None:
+    sends_completed = 0
+    seen_at_pull: list[int] = []
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        for i in range(4):
+            seen_at_pull.append(sends_completed)
+            yield b"chunk%d" % i
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        nonlocal sends_completed
+        import asyncio
+
+        for _ in range(20):  # give an eager bridge every chance to pull early
+            await asyncio.sleep(0)
+        if message["type"] == "http.response.body" and message.get("body"):
+            sends_completed += 1
+
+    server = run(WSGIToASGI(validator(app)), make_scope(), FakeServer(on_send=slow_send))
+    # When chunk i is pulled, exactly the i previous chunks have been sent.
+    assert seen_at_pull == [0, 1, 2, 3]
+    assert server.body == b"chunk0chunk1chunk2chunk3"
+
+
+def test_headers_wait_for_first_non_empty_chunk() -> None:
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b""
+        raise RuntimeError("failed before any body")
+
+    server = request(WSGIToASGI(app))
+    assert server.status == 500
+
+
+def test_exception_before_body_is_500_with_logged_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        raise ValueError("boom in the view")
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        server = request(WSGIToASGI(app), path="/broken", raw_path=b"/broken")
+    assert server.status == 500
+    assert server.complete
+    records = [r for r in caplog.records if r.name == "asgishift.bridge" and r.exc_info]
+    assert records, caplog.text
+    assert "boom in the view" in caplog.text
+    assert "/broken" in records[0].getMessage()
+
+
+def test_exception_after_body_started_cuts_response(caplog: pytest.LogCaptureFixture) -> None:
+    closed = []
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        try:
+            yield b"part"
+            raise ValueError("midway")
+        finally:
+            closed.append(True)
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        server = request(WSGIToASGI(app))
+    assert server.status == 200
+    assert not server.complete
+    assert "midway" in caplog.text
+    assert closed == [True]
+
+
+@pytest.mark.parametrize(
+    ("misbehaviour", "needle"),
+    [
+        pytest.param("twice", "second time", id="start-response-twice"),
+        pytest.param("str-chunk", "yielded str", id="non-bytes-chunk"),
+        pytest.param("no-start", "before calling start_response", id="chunk-before-start"),
+        pytest.param("never-start", "without calling start_response", id="never-start"),
+        pytest.param("crlf", "CR, LF", id="crlf-header"),
+        pytest.param("bad-status", "status", id="bad-status"),
+        pytest.param("write-str", "write() takes bytes", id="write-non-bytes"),
+    ],
+)
+def test_misbehaving_app_gets_500_and_log(
+    misbehaviour: str, needle: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    iterable = Closing([b"x"])
+
+    def app(environ: Environ, start_response: Any) -> Any:
+        if misbehaviour == "twice":
+            start_response("200 OK", [])
+            start_response("200 OK", [])
+        elif misbehaviour == "str-chunk":
+            start_response("200 OK", [])
+            iterable.chunks = ["text"]  # type: ignore[list-item]
+        elif misbehaviour == "never-start":
+            iterable.chunks = []
+        elif misbehaviour == "crlf":
+            start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: x=1")])
+        elif misbehaviour == "bad-status":
+            start_response("OK", [])
+        elif misbehaviour == "write-str":
+            start_response("200 OK", [])("text")
+        return iterable
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        server = request(WSGIToASGI(app))
+    assert server.status == 500
+    assert b"Set-Cookie" not in b"".join(v for _, v in server.start["headers"])
+    assert needle in caplog.text
+    assert any(r.exc_info for r in caplog.records)
+    if misbehaviour not in {"twice", "crlf", "bad-status", "write-str"}:
+        assert iterable.closed == 1
+
+
+def test_exc_info_replaces_response_before_headers_sent() -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise KeyError("lookup failed")
+        except KeyError:
+            start_response(
+                "503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info()
+            )
+        return [b"sorry"]
+
+    server = request(WSGIToASGI(validator(app)))
+    assert server.status == 503
+    assert server.body == b"sorry"
+
+
+def test_exc_info_after_headers_sent_reraises(caplog: pytest.LogCaptureFixture) -> None:
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"first"
+        try:
+            raise KeyError("late failure")
+        except KeyError:
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        yield b"never"
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        server = request(WSGIToASGI(app))
+    assert server.status == 200
+    assert server.body == b"first"
+    assert not server.complete
+    assert "late failure" in caplog.text
+
+
+def test_write_callable_then_iterable() -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        write(b"")
+        return [b"returned"]
+
+    server = request(WSGIToASGI(validator(app)))
+    assert server.body == b"written returned"
+    assert server.complete
+
+
+def test_write_with_content_length_is_buffered_into_one_message() -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+        write(b"abc")
+        write(b"def")
+        return []
+
+    server = request(WSGIToASGI(validator(app)))
+    assert server.body_parts == [b"abcdef"]
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    [
+        pytest.param("HEAD", "200 OK", id="head"),
+        pytest.param("GET", "204 No Content", id="204"),
+        pytest.param("GET", "304 Not Modified", id="304"),
+    ],
+)
+def test_no_body_responses_drain_and_close(method: str, status: str) -> None:
+    iterable = Closing([b"should ", b"not be sent"])
+
+    def app(environ: Environ, start_response: Any) -> Closing:
+        start_response(status, [])
+        return iterable
+
+    server = request(WSGIToASGI(app), method=method)
+    assert server.status == int(status[:3])
+    assert server.body == b""
+    assert server.complete
+    assert iterable.pulled == 2
+    assert iterable.closed == 1
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        pytest.param([b"small"], id="fast-path"),
+        pytest.param([b"x" * 70000, b"y"], id="streamed"),
+        pytest.param([], id="empty"),
+    ],
+)
+def test_close_called_exactly_once(chunks: list[bytes]) -> None:
+    iterable = Closing(chunks)
+
+    def app(environ: Environ, start_response: Any) -> Closing:
+        start_response("200 OK", [])
+        return iterable
+
+    server = request(WSGIToASGI(app))
+    assert server.body == b"".join(chunks)
+    assert iterable.closed == 1
+
+
+def test_close_called_once_when_iteration_raises() -> None:
+    class Failing(Closing):
+        def __iter__(self) -> Iterator[bytes]:
+            raise RuntimeError("iteration failed")
+
+    iterable = Failing([])
+
+    def app(environ: Environ, start_response: Any) -> Closing:
+        start_response("200 OK", [])
+        return iterable
+
+    server = request(WSGIToASGI(app))
+    assert server.status == 500
+    assert iterable.closed == 1
+
+
+def test_failing_close_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    class BadClose(Closing):
+        def close(self) -> None:
+            super().close()
+            raise OSError("close failed")
+
+    iterable = BadClose([b"body"])
+
+    def app(environ: Environ, start_response: Any) -> Closing:
+        start_response("200 OK", [])
+        return iterable
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        server = request(WSGIToASGI(app))
+    assert server.body == b"body"
+    assert iterable.closed == 1
+    assert "close failed" in caplog.text
+
+
+def test_body_reaches_app_and_environ_is_valid() -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        data = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [environ["PATH_INFO"].encode("latin-1"), b"|", data]
+
+    server = request(
+        WSGIToASGI(validator(app)),
+        b"payload",
+        method="POST",
+        path="/p",
+        raw_path=b"/p",
+        headers=[(b"content-length", b"7"), (b"host", b"h")],
+    )
+    assert server.body == b"/p|payload"
+
+
+def test_wsgi_errors_goes_to_logging(caplog: pytest.LogCaptureFixture) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        print("something odd happened", file=environ["wsgi.errors"])
+        environ["wsgi.errors"].writelines(["second line\n"])
+        environ["wsgi.errors"].flush()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        request(WSGIToASGI(validator(app)))
+    messages = [r.getMessage() for r in caplog.records if r.name == "asgishift.bridge"]
+    assert messages == ["wsgi.errors: something odd happened", "wsgi.errors: second line"]
+
+
+def test_bad_content_length_is_400_without_calling_app() -> None:
+    called = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        called.append(True)
+        start_response("200 OK", [])
+        return []
+
+    server = request(WSGIToASGI(app), method="POST", headers=[(b"content-length", b"ten")])
+    assert server.status == 400
+    assert called == []
+
+
+def test_disconnect_before_body_does_not_call_app() -> None:
+    called = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        called.append(True)
+        return []
+
+    server = run(WSGIToASGI(app), make_scope(), FakeServer([{"type": "http.disconnect"}]))
+    assert server.sent == []
+    assert called == []
+
+
+def test_unknown_scope_type_raises() -> None:
+    with pytest.raises(ValueError, match="cannot serve ASGI scope type 'webtransport'"):
+        run(WSGIToASGI(hello), {"type": "webtransport"}, FakeServer())
+
+
+def test_flask_app_through_bridge() -> None:
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("bridge_test")
+
+    @app.post("/echo/<name>")
+    def echo(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "data": flask.request.get_data(as_text=True),
+            "q": flask.request.args["q"],
+        }
+
+    server = run(
+        WSGIToASGI(app),
+        make_scope(
+            method="POST",
+            path="/echo/zoë",
+            raw_path=b"/echo/zo%C3%AB",
+            query_string=b"q=%E2%82%AC",
+            headers=[(b"host", b"h"), (b"content-length", b"4"), (b"content-type", b"text/plain")],
+        ),
+        FakeServer(body_messages(b"da", b"ta")),
+    )
+    assert server.status == 200
+    import json
+
+    assert json.loads(server.body) == {"name": "zoë", "data": "data", "q": "€"}
