@@ -23,6 +23,7 @@ Heuristic, first match wins (``--interface`` skips it entirely):
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Literal
@@ -47,7 +48,12 @@ class Detection:
 
 def _call_target(app: object) -> object:
     """Return the function whose signature decides: ``app`` or its bound ``__call__``."""
-    if inspect.isfunction(app) or inspect.ismethod(app) or inspect.isbuiltin(app):
+    if (
+        inspect.isfunction(app)
+        or inspect.ismethod(app)
+        or inspect.isbuiltin(app)
+        or isinstance(app, functools.partial)
+    ):
         return app
     call = getattr(app, "__call__", None)  # noqa: B004 - we want the attribute itself
     return app if call is None else call

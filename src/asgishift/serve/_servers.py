@@ -138,7 +138,7 @@ def _serve_uvicorn(app: ASGIApp | None, options: ServerOptions) -> None:
         port=options.port,
         workers=options.workers if options.workers > 1 else None,
         reload=options.reload,
-        reload_dirs=list(options.reload_dirs) or None,
+        reload_dirs=list(options.reload_dirs) if options.reload else None,
         log_level=options.log_level,
         # The app is always ASGI 3 here (WSGI apps are already bridged), so
         # uvicorn must not apply its own interface detection.
@@ -215,7 +215,7 @@ def _serve_granian(app: ASGIApp | None, options: ServerOptions) -> None:
             port=options.port,
             workers=options.workers,
             reload=options.reload,
-            reload_paths=[Path(d) for d in options.reload_dirs] or None,
+            reload_paths=[Path(d) for d in options.reload_dirs] if options.reload else None,
             log_level=_granian_log_level(options.log_level),
         ).serve()
         return

@@ -1,0 +1,192 @@
+"""Unit tests for loading, settings, the root-path middleware and server checks."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asgishift.serve import (
+    AppNotFoundError,
+    PortInUseError,
+    ServeConfigError,
+    ServerNotInstalledError,
+    import_app,
+)
+from asgishift.serve._build import (
+    SETTINGS_ENV,
+    AppSettings,
+    RootPathMiddleware,
+    normalise_root_path,
+    settings_from_environ,
+)
+from asgishift.serve._loader import split_app_spec
+from asgishift.serve._servers import (
+    SERVERS,
+    ServerOptions,
+    check_port_free,
+    check_server_installed,
+)
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory with a uniquely named module; sys.path and sys.modules are restored."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    (tmp_path / f"units_{tmp_path.name}.py").write_text(
+        "class Holder:\n    inner = 'nested'\n\napp = 'the app'\n\ndef factory():\n"
+        "    return 'built'\n",
+        encoding="utf-8",
+    )
+    return tmp_path
+
+
+def _module(app_dir: Path) -> str:
+    return f"units_{app_dir.name}"
+
+
+def test_import_app_reads_from_app_dir(app_dir: Path) -> None:
+    assert import_app(f"{_module(app_dir)}:app", app_dir=str(app_dir)) == "the app"
+    assert str(app_dir) == sys.path[0]
+
+
+def test_import_app_follows_dotted_attributes(app_dir: Path) -> None:
+    assert import_app(f"{_module(app_dir)}:Holder.inner", app_dir=str(app_dir)) == "nested"
+
+
+def test_import_app_calls_factory(app_dir: Path) -> None:
+    assert import_app(f"{_module(app_dir)}:factory", app_dir=str(app_dir), factory=True) == (
+        "built"
+    )
+
+
+def test_factory_flag_on_non_callable_is_a_config_error(app_dir: Path) -> None:
+    with pytest.raises(ServeConfigError, match="drop --factory"):
+        import_app(f"{_module(app_dir)}:app", app_dir=str(app_dir), factory=True)
+
+
+def test_missing_attribute_lists_the_names_present(app_dir: Path) -> None:
+    with pytest.raises(AppNotFoundError, match=r"no attribute 'application'; it defines app"):
+        import_app(f"{_module(app_dir)}:application", app_dir=str(app_dir))
+
+
+def test_missing_app_dir_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(AppNotFoundError, match="is not a directory"):
+        import_app("x:app", app_dir=str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param("module", id="no-colon"),
+        pytest.param(":app", id="no-module"),
+        pytest.param("module:", id="no-attr"),
+    ],
+)
+def test_malformed_spec(spec: str) -> None:
+    with pytest.raises(ServeConfigError, match="module:attribute"):
+        split_app_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        pytest.param("", "", id="empty"),
+        pytest.param("/", "", id="slash"),
+        pytest.param("api", "/api", id="no-leading"),
+        pytest.param("/api/v1/", "/api/v1", id="trailing"),
+    ],
+)
+def test_normalise_root_path(given: str, expected: str) -> None:
+    assert normalise_root_path(given) == expected
+
+
+def test_root_path_with_query_is_rejected() -> None:
+    with pytest.raises(ServeConfigError, match="--root-path"):
+        normalise_root_path("/api?x=1")
+
+
+def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = AppSettings(
+        app="m:app",
+        app_dir="/srv",
+        factory=True,
+        interface="wsgi",
+        max_workers=7,
+        root_path="/p",
+        detect_blocking=True,
+        loop_lag_ms=25.5,
+    )
+    monkeypatch.setenv(SETTINGS_ENV, settings.to_env())
+    assert settings_from_environ() == settings
+
+
+def test_worker_entry_without_settings_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    with pytest.raises(RuntimeError, match="run `asgishift serve"):
+        settings_from_environ()
+
+
+def test_root_path_middleware_prefixes_http_and_passes_lifespan() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+
+    async def main() -> None:
+        wrapped = RootPathMiddleware(app, "/api")
+        http = {"type": "http", "path": "/x", "raw_path": b"/x", "root_path": ""}
+        await wrapped(http, None, None)  # type: ignore[arg-type]
+        await wrapped({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+        assert http["path"] == "/x", "the server's scope must not be mutated"
+
+    asyncio.run(main())
+    assert seen[0] == {"type": "http", "path": "/api/x", "raw_path": b"/api/x", "root_path": "/api"}
+    assert seen[1] == {"type": "lifespan"}
+
+
+def test_missing_server_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "hypercorn", None)
+    with pytest.raises(ServerNotInstalledError, match=r"pip install 'asgishift\[hypercorn\]'"):
+        check_server_installed("hypercorn")
+
+
+@pytest.mark.parametrize("server", [pytest.param(name, id=name) for name in SERVERS])
+def test_installed_servers_pass(server: str) -> None:
+    assert check_server_installed(server) is None
+
+
+def test_unknown_server_lists_choices() -> None:
+    with pytest.raises(ServeConfigError, match="uvicorn, hypercorn, daphne, granian"):
+        check_server_installed("gunicorn")
+
+
+def test_port_check_detects_a_listener() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(PortInUseError, match=f"--port {port + 1}"):
+            check_port_free("127.0.0.1", port)
+
+
+def test_port_check_rejects_foreign_address() -> None:
+    # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of this machine.
+    with pytest.raises(ServeConfigError, match=r"--host 127\.0\.0\.1"):
+        check_port_free("192.0.2.1", 8000)
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        pytest.param("127.0.0.1", "http://127.0.0.1:9000/r", id="ipv4"),
+        pytest.param("::1", "http://[::1]:9000/r", id="ipv6"),
+    ],
+)
+def test_server_options_url(host: str, url: str) -> None:
+    assert ServerOptions(host=host, port=9000).url("/r") == url
