@@ -1,0 +1,118 @@
+"""Response framing and error handling through the bridge on real servers.
+
+PEP 3333 "Error Handling" (a 500 when the app fails before the headers are
+sent; ``start_response`` with ``exc_info``), "The start_response() Callable"
+(no control characters in header values), RFC 9110 sections 9.3.2, 15.3.5 and
+15.4.5 (HEAD, 204 and 304 carry no content) and keep-alive reuse.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from bridge_helpers import DEADLINE, RawHTTP, wait_for_state
+
+from live import LiveServer
+
+
+def test_exception_before_body_is_500_with_traceback_logged(
+    server: LiveServer, test_id: str
+) -> None:
+    response = httpx.get(f"{server.url}/error", headers={"X-Test-Id": test_id})
+    assert response.status_code == 500
+    assert test_id not in response.text  # the traceback stays in the log
+    match = server.wait_for_log(rf"Traceback[\s\S]*RuntimeError: boom {test_id}")
+    assert "bridge_apps.py" in match.group(0)
+
+
+def test_crlf_in_header_is_500(raw_server: LiveServer, test_id: str) -> None:
+    response = httpx.get(f"{raw_server.url}/bad-header", headers={"X-Test-Id": test_id})
+    assert response.status_code == 500
+    assert "x-injected" not in response.headers
+    assert "x-bad" not in response.headers
+    assert b"should not be sent" not in response.content
+    state = wait_for_state(raw_server, lambda s: test_id in s["closes"], "close() called")
+    assert state["closes"][test_id] == 1
+
+
+def test_exc_info_before_body_replaces_response(server: LiveServer, test_id: str) -> None:
+    response = httpx.get(f"{server.url}/exc-info", headers={"X-Test-Id": test_id})
+    assert response.status_code == 500
+    assert response.headers["x-replaced"] == "1"
+    assert response.content == b"replaced"
+    state = wait_for_state(server, lambda s: test_id in s["closes"], "close() called")
+    assert state["closes"][test_id] == 1
+
+
+def _read_all(url: str, test_id: str) -> bytes:
+    with httpx.stream("GET", url, headers={"X-Test-Id": test_id}, timeout=DEADLINE) as response:
+        assert response.status_code == 200
+        return b"".join(response.iter_raw())
+
+
+def test_exc_info_after_body_aborts_response(server: LiveServer, test_id: str) -> None:
+    url = f"{server.url}/exc-info-late"
+    if server.server == "daphne":
+        # daphne 4.2 cannot abort a started response: its handle_exception()
+        # starts a second one, fails, and leaves the connection open. Check
+        # the app side only.
+        conn = RawHTTP(server)
+        conn.request("GET", "/exc-info-late", {"X-Test-Id": test_id})
+        status, _ = conn.read_head()
+        conn.close()
+        assert status == 200
+    else:
+        # The client must see a broken response, never a clean short body.
+        with pytest.raises(httpx.RemoteProtocolError):
+            _read_all(url, test_id)
+    state = wait_for_state(server, lambda s: test_id in s["closes"], "close() called")
+    assert state["reraised"][test_id] is True
+    assert state["closes"][test_id] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "status"),
+    [
+        pytest.param("HEAD", "/download?size=1000&length=1", 200, id="head-length"),
+        pytest.param("HEAD", "/download?size=1000&length=0", 200, id="head-streamed"),
+        pytest.param("GET", "/status?code=204", 204, id="204"),
+        pytest.param("GET", "/status?code=304", 304, id="304"),
+        pytest.param("HEAD", "/status?code=204", 204, id="head-204"),
+    ],
+)
+def test_no_body_responses_keep_connection_usable(
+    server: LiveServer, method: str, target: str, status: int
+) -> None:
+    conn = RawHTTP(server)
+    try:
+        conn.request(method, target)
+        got_status, headers = conn.read_head()
+        assert got_status == status
+        if status == 200:
+            assert headers.get("content-length", "1000") == "1000"
+        else:
+            assert headers.get("content-length", "0") == "0"
+        assert "transfer-encoding" not in headers or method == "HEAD"
+        # Any stray body byte would sit in front of the next status line.
+        conn.request("GET", "/ping")
+        next_status, next_headers = conn.read_head()
+        assert next_status == 200
+        assert conn.read_body(next_headers) == b"pong"
+    finally:
+        conn.close()
+
+
+def test_thousand_keep_alive_requests(server: LiveServer) -> None:
+    statuses: dict[int, int] = {}
+    ports = set()
+    with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
+        for i in range(1000):
+            target = "/environ" if i % 100 == 0 else "/ping"
+            response = client.get(target)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if target == "/environ":
+                ports.add(response.json()["REMOTE_PORT"])
+            else:
+                assert response.content == b"pong"
+    assert statuses == {200: 1000}
+    assert len(ports) == 1, f"connection not kept alive: client ports {ports}"
