@@ -1,0 +1,141 @@
+"""The benchmark scripts still run: ``--smoke`` mode of each, as a subprocess.
+
+Smoke mode measures nothing worth reading; these tests check the machinery
+(servers start, wrk output parses, ratios are computed, tables print) and
+never look at how fast anything was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCH_DIR = REPO_ROOT / "benchmarks"
+SERVERS = ("uvicorn", "hypercorn", "granian")
+RATIO = re.compile(r"^\d+\.\d\dx$")
+
+
+def _asgishift_bridge_imports() -> bool:
+    try:
+        from asgishift.bridge import WSGIToASGI  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _adapters() -> list[str]:
+    bridges = ["a2wsgi", "asgiref"]
+    if _asgishift_bridge_imports():
+        bridges.insert(0, "asgishift")
+    return bridges
+
+
+def _run(script: str) -> str:
+    """Run ``benchmarks/<script> --smoke`` and return its stdout; fail on a non-zero exit."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / script), "--smoke"],
+        cwd=str(REPO_ROOT),
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert result.returncode == 0, f"{script} --smoke exited {result.returncode}:\n{result.stderr}"
+    return result.stdout
+
+
+def _rows(output: str) -> list[list[str]]:
+    """Return the body rows of every Markdown table in ``output`` (header rows dropped)."""
+    rows: list[list[str]] = []
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if not line.startswith("| "):
+            continue
+        if index + 1 < len(lines) and lines[index + 1].startswith("|-"):
+            continue  # a header row
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is not on PATH but CI=true: install it (apt-get install wrk)")
+        pytest.skip("wrk is not on PATH: install it (apt-get install wrk) to run this test")
+
+
+@pytest.mark.live
+@pytest.mark.timeout(600)
+def test_http_bench_smoke_prints_every_row_with_ratios() -> None:
+    _require_wrk()
+    rows = _rows(_run("http_bench.py"))
+    by_key = {(row[0], row[1], row[2]): row for row in rows}
+    expected = [("flask", server, bridge) for server in SERVERS for bridge in _adapters()]
+    expected.append(("flask", "gunicorn", "wsgi"))
+    sleep_bridges = [*_adapters(), "a2wsgi-100"]
+    expected += [("flask", "uvicorn", bridge) for bridge in sleep_bridges]
+    missing = [key for key in expected if key not in by_key]
+    assert not missing, f"rows missing from the tables: {missing}\n{rows}"
+    # Both scenarios (hello and sleep) print a table; gunicorn is in each.
+    assert sum(1 for row in rows if row[1] == "gunicorn") == 2
+    for row in rows:
+        assert float(row[3]) >= 0, row
+        assert RATIO.match(row[4]), f"req/s ratio not computed: {row}"
+        assert RATIO.match(row[6]), f"p99 ratio not computed: {row}"
+        if row[2] == "a2wsgi":
+            assert row[4] == "1.00x", row
+
+
+@pytest.mark.timeout(300)
+def test_inprocess_bench_smoke_prints_overhead_per_bridge() -> None:
+    rows = _rows(_run("inprocess_bench.py"))
+    keys = {(row[0], row[1], row[2]) for row in rows}
+    expected = {("plain", "-", "direct WSGI call"), ("flask", "-", "direct WSGI call")}
+    expected |= {
+        (app, loop, bridge)
+        for app in ("plain", "flask")
+        for loop in ("uvloop", "asyncio")
+        for bridge in _adapters()
+    }
+    assert expected <= keys, f"missing rows: {sorted(expected - keys)}"
+    for row in rows:
+        if row[2] != "direct WSGI call":
+            assert re.match(r"^[+-]\d+\.\d$", row[4]), f"overhead not computed: {row}"
+
+
+@pytest.mark.live
+@pytest.mark.timeout(300)
+def test_memory_bench_smoke_prints_growth_per_bridge_and_direction() -> None:
+    rows = _rows(_run("memory_bench.py"))
+    keys = {(row[0], row[1]) for row in rows}
+    expected = {(bridge, way) for bridge in _adapters() for way in ("upload", "download")}
+    assert expected <= keys, f"missing rows: {sorted(expected - keys)}"
+    for row in rows:
+        assert re.match(r"^-?\d+\.\d$", row[4]) or row[4] == "n/a", row
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param("http_bench.py", id="http"),
+        pytest.param("inprocess_bench.py", id="inprocess"),
+        pytest.param("memory_bench.py", id="memory"),
+    ],
+)
+def test_every_script_has_help(script: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--smoke" in result.stdout
