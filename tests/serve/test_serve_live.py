@@ -108,3 +108,17 @@ def test_workers_rebuild_the_app_in_each_process(server: str) -> None:
     assert parent not in pids
     # The worker processes rebuilt the whole stack from the settings, root path included.
     assert echoed["SCRIPT_NAME"] == "/w"
+
+
+@pytest.mark.live
+def test_detect_blocking_reports_a_blocking_call() -> None:
+    argv = _serve(
+        "uvicorn", "serve_apps:blocking_asgi_app", "--detect-blocking", "--loop-lag-ms", "50"
+    )
+    with live_server("uvicorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/slow")
+        banner = srv.wait_for_log(r"blocking detector at (\S+) ms")
+        report = srv.wait_for_log(r"(ASH\d+) blocking call (\S+) on the event-loop thread")
+    assert response.status_code == 200
+    assert banner.group(1) == "50"
+    assert report.groups() == ("ASH101", "time.sleep()")

@@ -81,3 +81,12 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 #: Not an application at all, for the "not callable" error.
 not_an_app = {"hello": "world"}
+
+
+async def blocking_asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Block the event loop with ``time.sleep`` (what ``--detect-blocking`` must report)."""
+    if scope["type"] == "http":
+        import time
+
+        time.sleep(0.25)  # noqa: ASYNC251 - the blocking call under test
+    await asgi_app(scope, receive, send)
