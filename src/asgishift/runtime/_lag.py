@@ -262,6 +262,14 @@ class EveryLoopLagMonitor:
         self.events: list[LoopLag] = []
         self._original: Any = None
         self._lock = threading.Lock()
+        self._watchers: set[LoopLagMonitor] = set()
+        self._finished_stalls = 0
+
+    @property
+    def stalls_seen(self) -> int:
+        """How many holds were caught, counted when each one's stack is captured."""
+        with self._lock:
+            return self._finished_stalls + sum(w.stalls_seen for w in self._watchers)
 
     def install(self) -> EveryLoopLagMonitor:
         """Wrap ``BaseEventLoop.run_forever``; a second call does nothing.
@@ -284,11 +292,16 @@ class EveryLoopLagMonitor:
                     log=monitor.log,
                     on_lag=monitor.events.append,
                 )
+                with monitor._lock:
+                    monitor._watchers.add(watcher)
                 watcher.start(loop, thread_id=threading.get_ident())
                 try:
                     original(loop)
                 finally:
                     watcher.stop()
+                    with monitor._lock:
+                        monitor._watchers.discard(watcher)
+                        monitor._finished_stalls += watcher.stalls_seen
 
             run_forever.__wrapped__ = original  # type: ignore[attr-defined]
             asyncio.BaseEventLoop.run_forever = run_forever  # type: ignore[method-assign,assignment]
