@@ -666,6 +666,9 @@ class _Request:
             raise InvalidResponse("the app returned without calling start_response() (PEP 3333)")
         if self.headers_sent:
             return [{"type": "http.response.body"}]
+        if self.too_large:
+            # The app swallowed RequestBodyTooLarge; the client still gets 413.
+            raise RequestBodyTooLarge("request body exceeds max_body_size")
         return [
             self._start_message(),
             {"type": "http.response.body", "body": b"".join(self.body_chunks)},
