@@ -1,11 +1,329 @@
-"""Audit engine entry point (contract stub; the real engine replaces this)."""
+"""The audit engine: find files, summarise them in parallel, link, report.
+
+:func:`audit_paths` runs in three stages:
+
+1. **Discover** the Python files (:mod:`asgishift.audit._discover`), honouring
+   ``.gitignore``, ``exclude`` and the usual tool directories.
+2. **Summarise** each file with one AST walk (:mod:`asgishift.audit._summary`),
+   in worker processes when there are many files, reusing the per-file cache
+   (key: content hash, module name, asgishift version, catalogue fingerprint).
+3. **Link** the summaries into a project-wide call graph
+   (:mod:`asgishift.audit._link`) and report every hazard reachable from an
+   ``async def``, then apply ``# noqa`` comments and ``select``/``ignore``/
+   ``per_file_ignores``.
+
+A file that cannot be read, decoded or parsed becomes a
+:class:`~asgishift.audit._model.FileError` and the rest is still audited.
+"""
 
 from __future__ import annotations
 
+import ast
+import concurrent.futures
+import hashlib
+import logging
+import multiprocessing
+import os
+import pickle
+import re
+import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from asgishift.audit._model import AuditConfig, AuditResult
+import pathspec
+
+from asgishift import __version__
+from asgishift.audit._discover import SourceFile, discover
+from asgishift.audit._link import link
+from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding
+from asgishift.audit._summary import FileSummary, summarize
+from asgishift.audit.rules import all_rules
+
+logger = logging.getLogger("asgishift.audit")
+
+#: Bump when the summary format or extraction logic changes (invalidates caches).
+SUMMARY_VERSION = "3"
+#: Below this many files to parse, worker processes cost more than they save.
+PARALLEL_MIN_FILES = 64
+_BATCH = 48
+
+_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
+_NOQA_RE = re.compile(
+    r"#\s*noqa\b(?::\s*(?P<codes>[A-Za-z]+[0-9]*(?:[\s,]+[A-Za-z]+[0-9]*)*))?",
+    re.IGNORECASE,
+)
+
+_Parsed = tuple[str, str, "FileSummary | FileError"]
+
+
+def _parse_file(source: SourceFile, data: bytes) -> FileSummary | FileError:
+    """Decode, parse and summarise one file; never raises for bad input."""
+    try:
+        text: str | bytes = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = b"\n".join(data.split(b"\n", 2)[:2])
+        if _CODING_RE.search(head) is None:
+            line = data.count(b"\n", 0, exc.start) + 1
+            return FileError(
+                source.rel,
+                line,
+                f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8 "
+                "or add it to `exclude`",
+            )
+        text = data  # a PEP 263 coding cookie: let the parser decode it
+    try:
+        tree = ast.parse(text, filename=source.rel)
+    except SyntaxError as exc:
+        return FileError(
+            source.rel,
+            exc.lineno or 0,
+            f"syntax error: {exc.msg}; fix the file or add it to `exclude` "
+            "(asgishift parses with the Python running it)",
+        )
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return FileError(source.rel, 0, f"cannot parse: {exc}; add it to `exclude`")
+    try:
+        return summarize(tree, source.module, source.is_package)
+    except RecursionError:
+        return FileError(source.rel, 0, "expression nesting too deep to analyse; exclude it")
+
+
+def _parse_batch(batch: list[SourceFile]) -> list[tuple[str, FileSummary | FileError]]:
+    """Worker entry point: parse a batch of files, reading them from disk."""
+    out: list[tuple[str, FileSummary | FileError]] = []
+    with warnings.catch_warnings():
+        # Invalid escape sequences and the like are the project's business.
+        warnings.simplefilter("ignore")
+        for source in batch:
+            try:
+                with open(source.abspath, "rb") as fh:
+                    data = fh.read()
+            except OSError as exc:
+                out.append((source.rel, FileError(source.rel, 0, f"cannot read: {exc}")))
+                continue
+            out.append((source.rel, _parse_file(source, data)))
+    return out
+
+
+def _cache_path(cache_dir: str, root: str) -> str:
+    """Return the cache file for this root, asgishift version and catalogue."""
+    fingerprint = hashlib.blake2b(digest_size=8)
+    fingerprint.update(f"{__version__}|{SUMMARY_VERSION}|{root}".encode())
+    for rule in all_rules():
+        fingerprint.update(rule.code.encode())
+    return os.path.join(cache_dir, f"audit-{fingerprint.hexdigest()}.pickle")
+
+
+def _load_cache(path: str) -> dict[str, tuple[str, FileSummary | FileError]]:
+    """Load the per-file cache, or an empty one if absent or unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:  # a corrupt or foreign cache is only a slower run
+        logger.info("ignoring unreadable audit cache %s: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_cache(path: str, entries: dict[str, tuple[str, FileSummary | FileError]]) -> None:
+    """Write the cache atomically; failures are logged, never raised."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            pickle.dump(entries, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        gitignore = os.path.join(os.path.dirname(path), ".gitignore")
+        if not os.path.exists(gitignore):
+            with open(gitignore, "w", encoding="utf-8") as fh:
+                fh.write("*\n")
+    except OSError as exc:
+        logger.warning("cannot write audit cache %s: %s", path, exc)
+
+
+def _digest(source: SourceFile, data: bytes) -> str:
+    """Return the cache key of one file's content and module name."""
+    h = hashlib.blake2b(data, digest_size=16)
+    h.update(f"\0{source.module}\0{int(source.is_package)}".encode())
+    return h.hexdigest()
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Pick the cheapest safe start method: fork when single-threaded on POSIX."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _summarise(
+    files: list[SourceFile],
+    contents: dict[str, bytes],
+    config: AuditConfig,
+    root: str,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, FileSummary | FileError]:
+    """Return the summary (or error) of every file, from cache or by parsing."""
+    total = len(files)
+    cache_file = _cache_path(os.path.abspath(config.cache_dir), root) if config.cache_dir else None
+    cache = _load_cache(cache_file) if cache_file else {}
+    results: dict[str, FileSummary | FileError] = {}
+    digests: dict[str, str] = {}
+    missing: list[SourceFile] = []
+    for source in files:
+        digest = _digest(source, contents[source.rel])
+        digests[source.rel] = digest
+        hit = cache.get(source.rel)
+        if hit is not None and hit[0] == digest:
+            results[source.rel] = hit[1]
+        else:
+            missing.append(source)
+    done = len(results)
+    if progress is not None:
+        progress(done, total)
+    jobs = config.jobs if config.jobs > 0 else (os.cpu_count() or 1)
+    if len(missing) < PARALLEL_MIN_FILES or jobs == 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for source in missing:
+                results[source.rel] = _parse_file(source, contents[source.rel])
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    else:
+        # Largest files first so the last batch does not hold the run up.
+        missing.sort(key=lambda s: len(contents[s.rel]), reverse=True)
+        size = max(8, min(_BATCH, len(missing) // (jobs * 4) or 1))
+        batches = [missing[i : i + size] for i in range(0, len(missing), size)]
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=jobs, mp_context=_pool_context()
+        ) as pool:
+            for future in concurrent.futures.as_completed(
+                [pool.submit(_parse_batch, batch) for batch in batches]
+            ):
+                for rel, parsed in future.result():
+                    results[rel] = parsed
+                    done += 1
+                if progress is not None:
+                    progress(done, total)
+    if cache_file and missing:
+        entries = {rel: (digests[rel], results[rel]) for rel in results}
+        _save_cache(cache_file, entries)
+    return results
+
+
+def _read_all(
+    files: list[SourceFile], max_bytes: int, errors: list[FileError]
+) -> tuple[list[SourceFile], dict[str, bytes]]:
+    """Read every file's bytes, reporting unreadable and oversized ones."""
+    kept: list[SourceFile] = []
+    contents: dict[str, bytes] = {}
+    for source in files:
+        try:
+            size = os.path.getsize(source.abspath)
+            if size > max_bytes:
+                errors.append(
+                    FileError(
+                        source.rel,
+                        0,
+                        f"file is {size} bytes, over max_file_bytes={max_bytes}; raise "
+                        "`max_file_bytes` or add it to `exclude`",
+                    )
+                )
+                continue
+            with open(source.abspath, "rb") as fh:
+                contents[source.rel] = fh.read()
+        except OSError as exc:
+            errors.append(FileError(source.rel, 0, f"cannot read: {exc}"))
+            continue
+        kept.append(source)
+    return kept, contents
+
+
+def _code_filter(config: AuditConfig) -> Callable[[str, str], bool]:
+    """Build ``keep(code, path)`` from select/ignore/per_file_ignores."""
+    select = tuple(s.upper() for s in config.select)
+    ignore = tuple(s.upper() for s in config.ignore)
+    per_file = [
+        (pathspec.PathSpec.from_lines("gitwildmatch", [glob]), tuple(c.upper() for c in codes))
+        for glob, codes in config.per_file_ignores.items()
+    ]
+    memo: dict[tuple[str, str], bool] = {}
+
+    def keep(code: str, path: str) -> bool:
+        key = (code, path)
+        if key not in memo:
+            ok = (not select or code.startswith(select)) and not (
+                ignore and code.startswith(ignore)
+            )
+            if ok:
+                for spec, codes in per_file:
+                    if codes and code.startswith(codes) and spec.match_file(path):
+                        ok = False
+                        break
+            memo[key] = ok
+        return memo[key]
+
+    return keep
+
+
+def noqa_codes(line: str) -> frozenset[str] | None:
+    """Return the codes a ``# noqa`` comment on ``line`` suppresses.
+
+    :param line: one source line.
+    :return: ``None`` when the line has no ``noqa`` comment, an empty set for
+        a bare ``# noqa`` (suppresses everything), else the listed codes or
+        prefixes, upper-cased.
+    """
+    if "noqa" not in line.lower():
+        return None
+    match = _NOQA_RE.search(line)
+    if match is None:
+        return None
+    codes = match.group("codes")
+    if not codes:
+        return frozenset()
+    return frozenset(c.upper() for c in re.split(r"[\s,]+", codes) if c)
+
+
+def _finish(
+    findings: list[Finding],
+    contents: dict[str, bytes],
+    keep: Callable[[str, str], bool],
+) -> list[Finding]:
+    """Apply filters and ``# noqa``, attach snippets, sort."""
+    lines_cache: dict[str, list[str]] = {}
+    out: list[Finding] = []
+    for finding in findings:
+        if not keep(finding.code, finding.path):
+            continue
+        lines = lines_cache.get(finding.path)
+        if lines is None:
+            raw = contents.get(finding.path, b"")
+            lines = raw.decode("utf-8", "replace").splitlines()
+            lines_cache[finding.path] = lines
+        text = lines[finding.line - 1] if 0 < finding.line <= len(lines) else ""
+        codes = noqa_codes(text)
+        if codes is not None and (not codes or finding.code.startswith(tuple(codes))):
+            continue
+        out.append(
+            Finding(
+                code=finding.code,
+                path=finding.path,
+                line=finding.line,
+                col=finding.col,
+                end_line=finding.end_line,
+                end_col=finding.end_col,
+                args=finding.args,
+                chain=finding.chain,
+                snippet=text.strip(),
+            )
+        )
+    out.sort(key=lambda f: (f.path, f.line, f.col, f.code))
+    return out
 
 
 def audit_paths(
@@ -15,8 +333,49 @@ def audit_paths(
     config: AuditConfig,
     progress: Callable[[int, int], None] | None = None,
 ) -> AuditResult:
-    """Audit the Python files under ``paths`` (stub: finds nothing yet)."""
-    return AuditResult(findings=[], errors=[], files_scanned=0, root=root.resolve().as_posix())
+    """Audit the Python files under ``paths`` and return every finding.
+
+    :param paths: files and directories to audit (directories recursively).
+    :param root: the project root; reported paths are relative to it (POSIX),
+        module names come from the package layout (``__init__.py`` files).
+    :param config: the run's :class:`~asgishift.audit._model.AuditConfig`:
+        ``select``/``ignore``/``per_file_ignores``/``exclude`` filter,
+        ``extra_blocking`` callables are reported as ``ASH199``,
+        ``extra_safe`` callables are boundaries, ``jobs`` worker processes
+        parse (``0``: one per CPU), ``cache_dir`` holds the per-file cache,
+        ``follow_chains=False`` reports only hazards written in an ``async def``.
+    :param progress: called as ``progress(done, total)`` (files) while
+        files are summarised.
+    :return: an :class:`~asgishift.audit._model.AuditResult`; findings are
+        sorted by ``(path, line, col, code)`` and already filtered by
+        ``# noqa`` comments and the configuration.
+
+    Never raises for a bad file: unreadable, non-UTF-8, oversized or
+    unparsable files and symlink loops are listed in ``errors``.
+    """
+    root_s = os.path.abspath(root)
+    found = discover(
+        paths, Path(root_s), exclude=config.exclude, respect_gitignore=config.respect_gitignore
+    )
+    errors = list(found.errors)
+    files, contents = _read_all(found.files, config.max_file_bytes, errors)
+    parsed = _summarise(files, contents, config, root_s, progress)
+    summaries: dict[str, FileSummary] = {}
+    for source in files:
+        item = parsed[source.rel]
+        if isinstance(item, FileError):
+            errors.append(item)
+        else:
+            summaries[source.rel] = item
+    raw = link(summaries, config)
+    findings = _finish(raw, contents, _code_filter(config))
+    errors.sort(key=lambda e: (e.path, e.line))
+    return AuditResult(
+        findings=findings,
+        errors=errors,
+        files_scanned=len(files),
+        root=Path(root_s).as_posix(),
+    )
 
 
-__all__ = ["audit_paths"]
+__all__ = ["SUMMARY_VERSION", "audit_paths", "noqa_codes"]

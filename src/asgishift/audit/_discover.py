@@ -1,0 +1,265 @@
+"""Find the Python files an audit reads, and name their modules.
+
+Walks the given paths, skipping version-control and environment directories
+(``.git``, ``.venv``, ``__pycache__``, ``node_modules``...), paths matched by
+``.gitignore`` files (gitignore semantics through :mod:`pathspec`) and the
+configured ``exclude`` globs. Symbolic links are followed, but a directory
+reached twice through a link (a loop) is reported instead of walked again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from asgishift.audit._model import FileError
+
+logger = logging.getLogger("asgishift.audit")
+
+#: Directory names never audited.
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "__pycache__",
+        "node_modules",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".asgishift_cache",
+        "site-packages",
+    }
+)
+
+
+@dataclass
+class SourceFile:
+    """One Python file to audit.
+
+    :param abspath: absolute path (as walked; may go through a symlink).
+    :param rel: path relative to the root, POSIX separators.
+    :param module: dotted module name derived from the package layout.
+    :param is_package: the file is an ``__init__.py``.
+    """
+
+    abspath: str
+    rel: str
+    module: str
+    is_package: bool
+
+
+@dataclass
+class Discovery:
+    """The result of walking the paths: files to read and paths reported."""
+
+    files: list[SourceFile] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+
+def _rel(path: str, root: str) -> str:
+    """Return ``path`` relative to ``root`` with POSIX separators (absolute if outside)."""
+    try:
+        rel = os.path.relpath(path, root)
+    except ValueError:  # another drive on Windows
+        return Path(path).as_posix()
+    if rel.startswith(".."):
+        return Path(path).as_posix()
+    return Path(rel).as_posix()
+
+
+class _Ignores:
+    """Gitignore files met while walking, plus the configured excludes."""
+
+    def __init__(self, root: str, exclude: Sequence[str], respect_gitignore: bool) -> None:
+        self.root = root
+        self.exclude = pathspec.PathSpec.from_lines("gitwildmatch", exclude) if exclude else None
+        self.respect_gitignore = respect_gitignore
+        self.specs: dict[str, pathspec.PathSpec[Any] | None] = {}
+
+    def _spec(self, directory: str) -> pathspec.PathSpec[Any] | None:
+        """Return the parsed ``.gitignore`` of a directory (memoised)."""
+        if directory not in self.specs:
+            spec = None
+            try:
+                with open(os.path.join(directory, ".gitignore"), encoding="utf-8") as fh:
+                    spec = pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines())
+            except (OSError, UnicodeDecodeError):
+                spec = None
+            self.specs[directory] = spec
+        return self.specs[directory]
+
+    def ignored(self, path: str, is_dir: bool, gitdirs: Sequence[str]) -> bool:
+        """Return whether ``path`` is excluded or git-ignored.
+
+        :param gitdirs: directories (root first) whose ``.gitignore`` applies.
+        """
+        suffix = "/" if is_dir else ""
+        if self.exclude is not None:
+            rel = _rel(path, self.root)
+            if self.exclude.match_file(rel + suffix):
+                return True
+        if self.respect_gitignore:
+            for directory in gitdirs:
+                spec = self._spec(directory)
+                if spec is not None:
+                    rel = Path(os.path.relpath(path, directory)).as_posix()
+                    if spec.match_file(rel + suffix):
+                        return True
+        return False
+
+
+def _gitdirs(start: str, root: str) -> list[str]:
+    """Return the directories from ``root`` down to ``start`` (inclusive)."""
+    dirs = [start]
+    current = start
+    while current != root and current.startswith(root):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        dirs.append(parent)
+        current = parent
+    dirs.reverse()
+    return dirs
+
+
+def discover(
+    paths: Iterable[Path],
+    root: Path,
+    *,
+    exclude: Sequence[str] = (),
+    respect_gitignore: bool = True,
+) -> Discovery:
+    """Walk ``paths`` and return the Python files to audit.
+
+    :param paths: files or directories; directories are walked recursively.
+    :param root: project root every reported path is relative to.
+    :param exclude: gitignore-style globs relative to ``root``.
+    :param respect_gitignore: honour ``.gitignore`` files between ``root``
+        and each file.
+    :return: a :class:`Discovery`; files are sorted by relative path and
+        unique, symlink loops and missing paths are in ``errors``.
+    """
+    root_s = os.path.abspath(root)
+    ignores = _Ignores(root_s, exclude, respect_gitignore)
+    result = Discovery()
+    seen_files: set[str] = set()
+    package_dirs: dict[str, bool] = {}
+
+    def is_package_dir(directory: str) -> bool:
+        if directory not in package_dirs:
+            package_dirs[directory] = os.path.isfile(os.path.join(directory, "__init__.py"))
+        return package_dirs[directory]
+
+    def add(path: str) -> None:
+        real = os.path.realpath(path)
+        if real in seen_files:
+            return
+        seen_files.add(real)
+        rel = _rel(path, root_s)
+        directory, name = os.path.split(path)
+        stem = name[:-3]
+        is_package = stem == "__init__"
+        parts = [] if is_package else [stem]
+        while is_package_dir(directory):
+            directory, pkg = os.path.split(directory)
+            parts.append(pkg)
+            if not pkg:
+                break
+        parts.reverse()
+        module = ".".join(p for p in parts if p) or stem
+        result.files.append(SourceFile(path, rel, module, is_package))
+
+    for given in paths:
+        start = os.path.abspath(given)
+        if os.path.isfile(start):
+            if start.endswith((".py", ".pyi")) or os.path.samefile(start, given):
+                add(start)
+            continue
+        if not os.path.isdir(start):
+            result.errors.append(
+                FileError(
+                    _rel(start, root_s),
+                    0,
+                    "path does not exist (or is a broken symlink); check the path given to "
+                    "`asgishift audit`",
+                )
+            )
+            continue
+        _walk(start, root_s, ignores, result, add)
+    result.files.sort(key=lambda f: f.rel)
+    return result
+
+
+def _walk(
+    start: str,
+    root: str,
+    ignores: _Ignores,
+    result: Discovery,
+    add: Callable[[str], None],
+) -> None:
+    """Walk one directory tree with loop detection, calling ``add`` per file."""
+    visited: set[tuple[int, int]] = set()
+    base_gitdirs = _gitdirs(start, root) if start.startswith(root) else [start]
+    stack: list[tuple[str, list[str]]] = [(start, base_gitdirs)]
+    while stack:
+        directory, gitdirs = stack.pop()
+        try:
+            st = os.stat(directory)
+        except OSError as exc:
+            result.errors.append(FileError(_rel(directory, root), 0, f"cannot read: {exc}"))
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            result.errors.append(
+                FileError(
+                    _rel(directory, root),
+                    0,
+                    "symlink loop: this directory was already audited through another path; "
+                    "remove the link or add it to `exclude`",
+                )
+            )
+            continue
+        visited.add(key)
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            result.errors.append(FileError(_rel(directory, root), 0, f"cannot list: {exc}"))
+            continue
+        subdirs = gitdirs
+        if ignores.respect_gitignore and any(e.name == ".gitignore" for e in entries):
+            subdirs = [*gitdirs, directory] if directory not in gitdirs else gitdirs
+        for entry in sorted(entries, key=lambda e: e.name, reverse=True):
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue
+            if is_dir:
+                if name in SKIP_DIRS or name.endswith(".egg-info"):
+                    continue
+                if ignores.ignored(entry.path, True, subdirs):
+                    continue
+                stack.append((entry.path, subdirs))
+            elif name.endswith(".py"):
+                if ignores.ignored(entry.path, False, subdirs):
+                    continue
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    result.errors.append(
+                        FileError(_rel(entry.path, root), 0, "broken symlink; remove it")
+                    )
+                    continue
+                add(entry.path)
+
+
+__all__ = ["SKIP_DIRS", "Discovery", "SourceFile", "discover"]
