@@ -35,7 +35,7 @@ EXIT_USAGE = 2
 DESCRIPTION = """\
 Find calls that block the event loop when a Django or Flask project runs under
 ASGI: blocking I/O, sleeps and sync ORM use inside `async def`, directly or
-through the functions it calls. Settings come from [tool.asgishift.audit] in
+through the functions it calls. Settings come from `[tool.asgishift.audit]` in
 pyproject.toml; flags override them."""
 
 EPILOG = """\
@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         metavar="PATH",
-        help="pyproject.toml to read [tool.asgishift.audit] from (default: the nearest one "
+        help="pyproject.toml to read `[tool.asgishift.audit]` from (default: the nearest one "
         "upward from the first PATH); its directory is the project root",
     )
     parser.add_argument(

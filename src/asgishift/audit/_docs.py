@@ -111,7 +111,9 @@ def _option_names(action: argparse.Action) -> str:
     if not action.option_strings:
         return f"`{action.metavar or action.dest}`"
     metavar = ""
-    if action.nargs != 0:
+    if action.choices is not None:
+        metavar = " {" + ",".join(map(str, action.choices)) + "}"
+    elif action.nargs != 0:
         metavar = " " + str(action.metavar or action.dest.upper())
     return ", ".join(f"`{name}{metavar}`" for name in action.option_strings)
 
@@ -128,7 +130,9 @@ def cli_page(parser: argparse.ArgumentParser) -> str:
         "# `asgishift audit` command line",
         "",
         "```text",
-        parser.format_usage().strip(),
+        # Not parser.format_usage(): its wrapping depends on $COLUMNS and the
+        # Python version, and the page must be byte-identical everywhere.
+        f"{parser.prog} [OPTIONS] [PATH ...]",
         "```",
         "",
         " ".join((parser.description or "").split()),

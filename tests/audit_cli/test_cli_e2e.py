@@ -1,0 +1,156 @@
+"""The real ``python -m asgishift audit`` in a subprocess on small temporary projects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from audit_cli_helpers import run_audit
+
+CLEAN = "import asyncio\n\n\nasync def view(request):\n    await asyncio.sleep(0)\n"
+
+
+def test_clean_project_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("", encoding="utf-8")
+    (tmp_path / "app.py").write_text(CLEAN, encoding="utf-8")
+    run = run_audit(cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("No blocking calls found; 1 file scanned.")
+
+
+def test_findings_exit_1_and_exit_zero(project: Path) -> None:
+    run = run_audit(cwd=project)
+    assert run.returncode == 1, run.stderr
+    assert run.stdout.splitlines()[0] == "shop/views.py"
+    assert "5:5  ASH101" in run.stdout
+    assert run_audit("--exit-zero", cwd=project).returncode == 0
+
+
+def test_no_colour_when_not_a_tty(project: Path) -> None:
+    run = run_audit(cwd=project)
+    assert "ASH101" in run.stdout
+    assert "\x1b[" not in run.stdout
+    forced = run_audit(cwd=project, env={"FORCE_COLOR": "1"})
+    assert "\x1b[" in forced.stdout
+
+
+def test_nonexistent_path_exits_2_naming_it(project: Path) -> None:
+    run = run_audit("shop", "does/not/exist.py", cwd=project)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.strip() == "asgishift audit: error: path 'does/not/exist.py' does not exist"
+
+
+def test_unknown_select_code_exits_2(project: Path) -> None:
+    run = run_audit("--select", "ASH1,BOGUS", cwd=project)
+    assert run.returncode == 2
+    assert "unknown rule code or prefix 'BOGUS'" in run.stderr
+
+
+def test_unknown_config_key_exits_2(project: Path) -> None:
+    (project / "pyproject.toml").write_text(
+        "[tool.asgishift.audit]\nselcet = ['ASH1']\n", encoding="utf-8"
+    )
+    run = run_audit(cwd=project)
+    assert run.returncode == 2
+    assert str(project / "pyproject.toml") in run.stderr
+    assert "unknown key 'selcet'" in run.stderr
+    assert "did you mean 'select'?" in run.stderr
+
+
+def test_bad_flag_is_argparse_usage_error(project: Path) -> None:
+    run = run_audit("--format", "xml", cwd=project)
+    assert run.returncode == 2
+    assert "invalid choice: 'xml'" in run.stderr
+
+
+def test_explain_prints_rule(tmp_path: Path) -> None:
+    run = run_audit("--explain", "ash101", cwd=tmp_path)
+    assert run.returncode == 0
+    assert run.stdout.startswith("# ASH101: `blocking-sleep`")
+    for section in (
+        "**What it does.**",
+        "**Why is this bad?**",
+        "**Example:**",
+        "**Use instead:**",
+    ):
+        assert section in run.stdout
+    unknown = run_audit("--explain", "ASH000", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "unknown rule code 'ASH000'" in unknown.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "github"])
+def test_machine_formats_on_a_real_project(project: Path, fmt: str) -> None:
+    run = run_audit("--format", fmt, cwd=project)
+    assert run.returncode == 1, run.stderr
+    if fmt == "json":
+        (found,) = run.json()["findings"]
+        assert (found["code"], found["path"], found["line"]) == ("ASH101", "shop/views.py", 5)
+    elif fmt == "sarif":
+        (result,) = run.json()["runs"][0]["results"]
+        assert result["ruleId"] == "ASH101"
+        location = result["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"] == "shop/views.py"
+        assert location["region"]["startLine"] == 5
+    else:
+        assert run.stdout.startswith("::error file=shop/views.py,line=5,col=5,")
+
+
+def test_unparseable_file_reported_without_changing_status(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("", encoding="utf-8")
+    (tmp_path / "app.py").write_text(CLEAN, encoding="utf-8")
+    (tmp_path / "broken.py").write_text("def oops(:\n    pass\n", encoding="utf-8")
+    run = run_audit(cwd=tmp_path)
+    assert run.returncode == 0
+    assert "broken.py" in run.stderr
+    assert "cannot audit" in run.stderr
+    sarif = run_audit("--format", "sarif", cwd=tmp_path)
+    (note,) = sarif.json()["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    uri = note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "broken.py"
+
+
+def test_baseline_round_trip_with_moved_and_new_findings(project: Path) -> None:
+    views = project / "shop" / "views.py"
+    written = run_audit("--write-baseline", "baseline.json", cwd=project)
+    assert written.returncode == 0, written.stderr
+    assert "Wrote 1 findings to baseline.json." in written.stderr
+    assert run_audit("--baseline", "baseline.json", cwd=project).returncode == 0
+
+    # Code added above the recorded sleep moves it down: still suppressed.
+    views.write_text(
+        "import time\n\nLIMIT = 3\n\n\ndef helper():\n    return LIMIT\n\n\n"
+        "async def checkout(request):\n    time.sleep(1)\n    return 'ok'\n",
+        encoding="utf-8",
+    )
+    moved = run_audit("--baseline", "baseline.json", "--format", "json", cwd=project)
+    assert moved.returncode == 0, moved.stdout
+    assert moved.json()["summary"]["baseline"] == {"matched": 1, "stale": 0}
+
+    # A new blocking call in another view: reported, exit 1.
+    with views.open("a", encoding="utf-8") as handle:
+        handle.write("\n\nasync def refund(request):\n    time.sleep(2)\n")
+    new = run_audit("--baseline", "baseline.json", "--format", "json", cwd=project)
+    assert new.returncode == 1
+    document = new.json()
+    assert [(f["line"], f["snippet"]) for f in document["findings"]] == [(16, "time.sleep(2)")]
+    assert document["summary"]["baseline"] == {"matched": 1, "stale": 0}
+
+
+def test_output_file(project: Path) -> None:
+    run = run_audit("--format", "json", "--output", "out.json", cwd=project)
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert json.loads((project / "out.json").read_text("utf-8"))["summary"]["findings"] == 1
+
+
+def test_noqa_suppresses_named_rule(project: Path) -> None:
+    views = project / "shop" / "views.py"
+    views.write_text(
+        views.read_text("utf-8").replace("time.sleep(1)", "time.sleep(1)  # noqa: ASH101"),
+        encoding="utf-8",
+    )
+    run = run_audit(cwd=project)
+    assert run.returncode == 0, run.stdout
