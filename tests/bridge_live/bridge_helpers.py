@@ -117,6 +117,11 @@ class RawHTTP:
             headers[name.strip().lower()] = value.strip()
         return int(status_line.split()[1]), headers
 
+    def read_until(self, marker: bytes) -> None:
+        """Receive until ``marker`` is in the buffer (which keeps everything)."""
+        while marker not in self.buffer:
+            self._fill()
+
     def read_exact(self, size: int) -> bytes:
         """Return the next ``size`` bytes."""
         while len(self.buffer) < size:
