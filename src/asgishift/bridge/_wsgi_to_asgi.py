@@ -580,20 +580,17 @@ class _Request:
             self.body_chunks.append(chunk)
             self.buffered += len(chunk)
             return
-        # Switch to streaming: headers go out with the first data.
-        self.body_chunks.append(chunk)
-        body = b"".join(self.body_chunks)
-        self.body_chunks = []
+        # Switch to streaming: headers go out with the first data. The held
+        # back part and the new chunk stay separate messages so that no
+        # message is larger than max(buffer_size, chunk).
+        messages = [self._start_message()]
+        if self.body_chunks:
+            held = b"".join(self.body_chunks)
+            messages.append({"type": "http.response.body", "body": held, "more_body": True})
+            self.body_chunks = []
+        messages.append({"type": "http.response.body", "body": chunk, "more_body": True})
         self.headers_sent = True
-        self._call_loop(
-            (
-                _SEND,
-                (
-                    self._start_message(),
-                    {"type": "http.response.body", "body": body, "more_body": True},
-                ),
-            )
-        )
+        self._call_loop((_SEND, messages))
 
     def _start_message(self) -> Message:
         return {"type": "http.response.start", "status": self.status, "headers": self.headers}

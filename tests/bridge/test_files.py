@@ -1,0 +1,92 @@
+"""``wsgi.file_wrapper``: ``http.response.pathsend`` when offered, bounded chunks otherwise."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+from wsgiref.validate import validator
+
+import pytest
+from bridge_harness import request
+
+from asgishift.bridge import WSGIToASGI
+from asgishift.bridge._files import MIN_BLOCK_SIZE, FileWrapper
+
+Environ = dict[str, Any]
+PATHSEND = {"http.response.pathsend": {}}
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "data.bin"
+    path.write_bytes(os.urandom(3 * MIN_BLOCK_SIZE + 123))
+    return path
+
+
+def file_app(path: Path, *, seek: int = 0, opened: list[Any] | None = None) -> Any:
+    def app(environ: Environ, start_response: Any) -> Any:
+        handle = path.open("rb")
+        if opened is not None:
+            opened.append(handle)
+        handle.seek(seek)
+        size = path.stat().st_size - seek
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))],
+        )
+        return environ["wsgi.file_wrapper"](handle, 8192)
+
+    return app
+
+
+def test_pathsend_used_when_offered(data_file: Path) -> None:
+    opened: list[Any] = []
+    server = request(WSGIToASGI(file_app(data_file, opened=opened)), extensions=PATHSEND)
+    assert server.status == 200
+    assert server.sent[-1] == {"type": "http.response.pathsend", "path": str(data_file)}
+    assert server.headers[b"content-length"] == str(data_file.stat().st_size).encode()
+    assert opened[0].closed
+
+
+def test_chunks_without_pathsend(data_file: Path) -> None:
+    opened: list[Any] = []
+    server = request(WSGIToASGI(validator(file_app(data_file, opened=opened))))
+    assert server.body == data_file.read_bytes()
+    assert all(len(part) <= MIN_BLOCK_SIZE for part in server.body_parts)
+    assert len(server.body_parts) > 1
+    assert "http.response.pathsend" not in [m["type"] for m in server.sent]
+    assert opened[0].closed
+
+
+def test_seeked_file_is_not_pathsent(data_file: Path) -> None:
+    server = request(WSGIToASGI(file_app(data_file, seek=100)), extensions=PATHSEND)
+    assert server.body == data_file.read_bytes()[100:]
+    assert "http.response.pathsend" not in [m["type"] for m in server.sent]
+
+
+def test_in_memory_file_is_iterated_even_with_pathsend() -> None:
+    def app(environ: Environ, start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"in memory"))
+
+    server = request(WSGIToASGI(validator(app)), extensions=PATHSEND)
+    assert server.body == b"in memory"
+
+
+def test_replaced_file_is_not_pathsent(data_file: Path, tmp_path: Path) -> None:
+    handle = data_file.open("rb")
+    data_file.rename(tmp_path / "moved.bin")
+    data_file.write_bytes(b"a different file now")
+    try:
+        assert FileWrapper(handle).sendable_path() is None
+    finally:
+        handle.close()
+
+
+def test_head_with_file_sends_no_body(data_file: Path) -> None:
+    server = request(WSGIToASGI(file_app(data_file)), method="HEAD", extensions=PATHSEND)
+    assert server.body == b""
+    assert server.complete
+    assert "http.response.pathsend" not in [m["type"] for m in server.sent]
