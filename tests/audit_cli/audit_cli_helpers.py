@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,7 @@ class FakeEngine:
 
     result: AuditResult
     calls: list[tuple[list[Path], Path, AuditConfig]]
+    progress_given: list[bool] = field(default_factory=list)
 
     def __call__(
         self,
@@ -113,6 +114,10 @@ class FakeEngine:
         progress: Callable[[int, int], None] | None = None,
     ) -> AuditResult:
         self.calls.append((list(paths), root, config))
+        self.progress_given.append(progress is not None)
+        if progress is not None:
+            progress(1, 2)
+            progress(2, 2)
         return self.result
 
 

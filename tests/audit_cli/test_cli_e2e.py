@@ -116,7 +116,7 @@ def test_baseline_round_trip_with_moved_and_new_findings(project: Path) -> None:
     views = project / "shop" / "views.py"
     written = run_audit("--write-baseline", "baseline.json", cwd=project)
     assert written.returncode == 0, written.stderr
-    assert "Wrote 1 findings to baseline.json." in written.stderr
+    assert "Wrote 1 finding to baseline.json." in written.stderr
     assert run_audit("--baseline", "baseline.json", cwd=project).returncode == 0
 
     # Code added above the recorded sleep moves it down: still suppressed.

@@ -7,6 +7,7 @@ subprocess tests in ``test_cli_e2e.py`` run the real engine.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -213,3 +214,30 @@ def test_explain_unknown_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("--explain", "ASH999") == 2
     err = capsys.readouterr().err
     assert "unknown rule code 'ASH999'; known codes: ASH101" in err
+
+
+class _TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("fmt", "tty", "shown"),
+    [
+        pytest.param("text", True, True, id="text-on-terminal"),
+        pytest.param("text", False, False, id="text-piped"),
+        pytest.param("json", True, False, id="json-on-terminal"),
+    ],
+)
+def test_progress_bar_only_for_people(
+    fake_engine: FakeEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str,
+    tty: bool,
+    shown: bool,
+) -> None:
+    stderr = _TTY() if tty else io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    assert cli("--format", fmt) == 0
+    assert fake_engine.progress_given == [shown]
+    assert ("auditing" in stderr.getvalue()) is shown

@@ -308,6 +308,7 @@ def test_github_annotations() -> None:
         "invalid syntax; fix the file"
     )
     assert out[4].startswith("Found 3 findings")
+    assert out[4].endswith("1 file could not be audited (see the warnings above).")
     # Every finding line is exactly one workflow command (newlines were escaped).
     assert len(out) == 5
 

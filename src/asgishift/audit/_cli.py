@@ -16,10 +16,11 @@ hide, or stand in for, the findings in the rest of the project.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -245,6 +246,30 @@ def _settings(
     return config, loaded.root
 
 
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """Show a transient progress bar on stderr while files are parsed.
+
+    Only for people: when ``enabled`` (text format) and stderr itself is a
+    terminal. ``isatty()`` rather than rich's detection, because FORCE_COLOR in a CI
+    log must not turn on a redrawing bar.
+    """
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+        task = bar.add_task("audit", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 def _audit(args: argparse.Namespace) -> int:
     from asgishift import __version__
     from asgishift.audit import engine
@@ -256,7 +281,7 @@ def _audit(args: argparse.Namespace) -> int:
         read_baseline,
         write_baseline,
     )
-    from asgishift.audit.output import Report, get_renderer, rules_by_code
+    from asgishift.audit.output import Report, get_renderer, plural, rules_by_code
     from asgishift.audit.output._text import format_error
 
     paths: list[Path] = args.paths or [Path(".")]
@@ -272,16 +297,17 @@ def _audit(args: argparse.Namespace) -> int:
         except BaselineError as exc:
             raise UsageError(str(exc)) from None
 
-    result = engine.audit_paths(
-        [p.resolve() for p in paths], root=root.resolve(), config=config, progress=None
-    )
+    with _progress(args.format == "text") as progress:
+        result = engine.audit_paths(
+            [p.resolve() for p in paths], root=root.resolve(), config=config, progress=progress
+        )
     prints = fingerprints(result.findings)
 
     if args.write_baseline is not None:
         count = write_baseline(args.write_baseline, result.findings)
         for error in result.errors:
             print(format_error(error), file=sys.stderr)
-        print(f"Wrote {count} findings to {args.write_baseline}.", file=sys.stderr)
+        print(f"Wrote {plural(count, 'finding')} to {args.write_baseline}.", file=sys.stderr)
         return EXIT_CLEAN
 
     report = Report(

@@ -114,7 +114,7 @@ def render(report: Report, stream: TextIO) -> None:
             properties["line"] = error.line
         properties["title"] = "asgishift could not audit this file"
         stream.write(command("warning", properties, error.message) + "\n")
-    stream.write(summary_line(report) + "\n")
+    stream.write(summary_line(report, errors_shown="see the warnings above") + "\n")
 
 
 __all__ = ["command", "escape_data", "escape_property", "render", "workspace_path"]

@@ -50,10 +50,11 @@ def format_error(error: FileError) -> str:
     return f"{where}: cannot audit: {error.message}"
 
 
-def summary_line(report: Report) -> str:
+def summary_line(report: Report, *, errors_shown: str = "see stderr") -> str:
     """Return the closing summary, e.g. ``Found 3 findings (2 ASH101, ...) in 2 files; ...``.
 
     :param report: the run.
+    :param errors_shown: where the format lists the files that could not be audited.
     """
     scanned = plural(report.files_scanned, "file") + " scanned"
     parts = []
@@ -66,7 +67,7 @@ def summary_line(report: Report) -> str:
     else:
         parts.append(f"No blocking calls found; {scanned}.")
     if report.errors:
-        parts.append(f"{plural(len(report.errors), 'file')} could not be audited (see stderr).")
+        parts.append(f"{plural(len(report.errors), 'file')} could not be audited ({errors_shown}).")
     if report.baseline_matched is not None:
         stale = ""
         if report.baseline_stale:
