@@ -39,9 +39,14 @@ def new_test_id() -> str:
     return uuid.uuid4().hex
 
 
-def get_state(server: LiveServer) -> dict[str, Any]:
-    """Return the app's ``/_state`` JSON (see ``bridge_apps``)."""
-    response = httpx.get(f"{server.url}/_state", timeout=DEADLINE)
+def get_state(server: LiveServer, *, control: bool = False) -> dict[str, Any]:
+    """Return the app's ``/_state`` JSON (see ``bridge_apps``).
+
+    :param control: ask ``/_control/state`` of ``controlled_app`` instead,
+        which answers even when the bridge's pool is full.
+    """
+    path = "/_control/state" if control else "/_state"
+    response = httpx.get(f"{server.url}{path}", timeout=DEADLINE)
     response.raise_for_status()
     state: dict[str, Any] = response.json()
     return state
@@ -52,6 +57,8 @@ def wait_for_state(
     predicate: Callable[[dict[str, Any]], bool],
     what: str,
     timeout: float = DEADLINE,
+    *,
+    control: bool = False,
 ) -> dict[str, Any]:
     """Poll ``/_state`` until ``predicate`` holds and return that state.
 
@@ -62,7 +69,7 @@ def wait_for_state(
     deadline = time.monotonic() + timeout
     delay = 0.01
     while True:
-        state = get_state(server)
+        state = get_state(server, control=control)
         if predicate(state):
             return state
         if time.monotonic() > deadline:
@@ -73,9 +80,13 @@ def wait_for_state(
         delay = min(delay * 2, 0.2)
 
 
-def release(server: LiveServer, name: str) -> None:
-    """Set the app's event ``name``, unblocking ``/block`` or ``/sse``."""
-    httpx.get(f"{server.url}/_release", params={"name": name}, timeout=DEADLINE).raise_for_status()
+def release(server: LiveServer, name: str, *, control: bool = False) -> None:
+    """Set the app's event ``name``, unblocking ``/block`` or ``/sse``.
+
+    :param control: use ``/_control/release`` of ``controlled_app``.
+    """
+    path = "/_control/release" if control else "/_release"
+    httpx.get(f"{server.url}{path}", params={"name": name}, timeout=DEADLINE).raise_for_status()
 
 
 class RawHTTP:

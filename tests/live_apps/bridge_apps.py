@@ -12,6 +12,9 @@ configuration: ``BRIDGE_APP_MAX_WORKERS``, ``BRIDGE_APP_MAX_QUEUE``,
 ``BRIDGE_APP_MAX_BODY_SIZE``, ``BRIDGE_APP_REQUEST_TIMEOUT`` (seconds) and
 ``BRIDGE_APP_RETRY_AFTER`` (seconds).
 
+``controlled_app`` adds ``/_control/release`` and ``/_control/state``, answered
+on the event loop, for tests that fill the bridge's worker pool.
+
 Every request may carry an ``X-Test-Id`` header; the app files what it saw
 under that id and ``GET /_state`` returns it as JSON, so tests assert on
 server-side facts (``close()`` calls, the exception a read raised, the live
@@ -36,7 +39,7 @@ from wsgiref.validate import WSGIWarning, validator
 
 from bridge_data import iter_payload
 
-from asgishift._types import Environ, StartResponse
+from asgishift._types import ASGIApp, Environ, Receive, Scope, Send, StartResponse
 from asgishift.bridge import ClientDisconnected, WSGIToASGI
 
 # A validator warning is a PEP 3333 violation: make it an exception (so a 500
@@ -297,5 +300,33 @@ def _options() -> dict[str, Any]:
     return options
 
 
+def with_control(bridge: ASGIApp) -> ASGIApp:
+    """Answer ``/_control/release`` and ``/_control/state`` on the event loop itself.
+
+    The limit tests fill the bridge's pool on purpose; these two endpoints
+    must work even then, so they never reach the bridge. Everything else,
+    lifespan and websocket included, goes to ``bridge`` untouched.
+    """
+
+    async def control(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/_control/"):
+            await bridge(scope, receive, send)
+            return
+        if path == "/_control/release":
+            query = parse_qs(scope["query_string"].decode("latin-1"))
+            _event(query["name"][-1]).set()
+            body = b"released"
+        else:
+            body = _state_json()
+        await send({"type": "http.response.start", "status": 200, "headers": _CONTROL_HEADERS})
+        await send({"type": "http.response.body", "body": body})
+
+    return control
+
+
+_CONTROL_HEADERS = [(b"content-type", b"application/json")]
+
 app = WSGIToASGI(validator(router), **_options())
 raw_app = WSGIToASGI(router, **_options())
+controlled_app = with_control(WSGIToASGI(validator(router), **_options()))
