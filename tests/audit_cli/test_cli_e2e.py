@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_cli_helpers import run_audit
@@ -154,3 +155,27 @@ def test_noqa_suppresses_named_rule(project: Path) -> None:
     )
     run = run_audit(cwd=project)
     assert run.returncode == 0, run.stdout
+
+
+def test_sarif_with_chain_from_real_engine_validates(tmp_path: Path, sarif_validator: Any) -> None:
+    (tmp_path / "pyproject.toml").write_text("", encoding="utf-8")
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "__init__.py").write_text("", encoding="utf-8")
+    (shop / "pay.py").write_text("import time\n\n\ndef charge():\n    time.sleep(1)\n", "utf-8")
+    (shop / "views.py").write_text(
+        "from shop.pay import charge\n\n\nasync def checkout(request):\n    charge()\n", "utf-8"
+    )
+    (tmp_path / "broken.py").write_text("def (:\n", encoding="utf-8")
+    run = run_audit("--format", "sarif", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    document = run.json()
+    errors = [e.message for e in sarif_validator.iter_errors(document)]
+    assert errors == []
+    (result,) = document["runs"][0]["results"]
+    hops = result["codeFlows"][0]["threadFlows"][0]["locations"]
+    assert [h["location"]["physicalLocation"]["artifactLocation"]["uri"] for h in hops] == [
+        "shop/views.py",
+        "shop/pay.py",
+    ]
+    assert document["runs"][0]["invocations"][0]["toolExecutionNotifications"]

