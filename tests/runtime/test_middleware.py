@@ -1,0 +1,132 @@
+"""BlockingDetectorMiddleware in process: starts on first use, passes scopes, stops on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from asgishift._types import Message, Receive, Scope, Send
+from asgishift.audit._model import Rule
+from asgishift.runtime import BlockingCallError, BlockingDetectorMiddleware
+
+
+async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer the lifespan protocol; for HTTP, echo the path after a blocking sleep."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    time.sleep(0)  # noqa: ASYNC251 - the hazard under test
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+
+async def call(app: Any, scope: Scope, inbound: list[Message]) -> list[Message]:
+    """Run one ASGI call with ``inbound`` as the received messages; return what was sent."""
+    queue: asyncio.Queue[Message] = asyncio.Queue()
+    for message in inbound:
+        queue.put_nowait(message)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, queue.get, send)
+    return sent
+
+
+def http_scope(path: str) -> Scope:
+    return {"type": "http", "asgi": {"version": "3.0"}, "method": "GET", "path": path}
+
+
+def test_lifespan_starts_and_stops_detection_and_http_passes_through(
+    rules: tuple[Rule, ...],
+) -> None:
+    original = time.sleep
+    middleware = BlockingDetectorMiddleware(lifespan_app, lag_threshold_ms=500, rules=rules)
+    states: dict[str, object] = {}
+
+    async def serve() -> tuple[list[Message], list[Message]]:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "lifespan.startup"})
+        lifespan_sent: list[Message] = []
+        started = asyncio.Event()
+
+        async def send(message: Message) -> None:
+            lifespan_sent.append(message)
+            started.set()
+
+        lifespan = asyncio.ensure_future(
+            middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send)
+        )
+        await started.wait()
+        states["patched"] = time.sleep is not original
+        states["monitoring"] = middleware.monitor is not None and middleware.monitor.running
+        response = await call(middleware, http_scope("/orders"), [])
+        inbox.put_nowait({"type": "lifespan.shutdown"})
+        await lifespan
+        return lifespan_sent, response
+
+    lifespan_sent, response = asyncio.run(serve())
+    assert states == {"patched": True, "monitoring": True}
+    assert lifespan_sent == [
+        {"type": "lifespan.startup.complete"},
+        {"type": "lifespan.shutdown.complete"},
+    ]
+    assert response == [
+        {"type": "http.response.start", "status": 200, "headers": []},
+        {"type": "http.response.body", "body": b"/orders"},
+    ]
+    # Shutdown uninstalled the detector and stopped the monitor.
+    assert middleware.detector is None
+    assert middleware.monitor is None
+    assert time.sleep is original
+
+
+def test_first_request_starts_detection_without_lifespan(rules: tuple[Rule, ...]) -> None:
+    middleware = BlockingDetectorMiddleware(lifespan_app, lag_threshold_ms=0, rules=rules)
+    try:
+        asyncio.run(call(middleware, http_scope("/first"), []))
+        assert middleware.detector is not None
+        assert [(e.code, e.call) for e in middleware.detector.events] == [("ASH101", "time.sleep")]
+        assert middleware.monitor is None  # 0 turns the lag monitor off
+    finally:
+        middleware.stop()
+    assert middleware.detector is None
+
+
+def test_raise_on_block_fails_the_request(rules: tuple[Rule, ...]) -> None:
+    middleware = BlockingDetectorMiddleware(
+        lifespan_app, lag_threshold_ms=0, raise_on_block=True, rules=rules
+    )
+    try:
+        with pytest.raises(BlockingCallError, match=r"ASH101 blocking call time\.sleep\(\)"):
+            asyncio.run(call(middleware, http_scope("/boom"), []))
+    finally:
+        middleware.stop()
+
+
+def test_new_loop_gets_its_own_lag_monitor(rules: tuple[Rule, ...]) -> None:
+    middleware = BlockingDetectorMiddleware(lifespan_app, lag_threshold_ms=500, rules=rules)
+    try:
+        asyncio.run(call(middleware, http_scope("/a"), []))
+        first = middleware.monitor
+        asyncio.run(call(middleware, http_scope("/b"), []))
+        assert first is not None
+        assert middleware.monitor is not None
+        assert middleware.monitor is not first
+        assert not first.running
+    finally:
+        middleware.stop()
+
+
+def test_negative_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="lag_threshold_ms must be 0"):
+        BlockingDetectorMiddleware(lifespan_app, lag_threshold_ms=-1)
