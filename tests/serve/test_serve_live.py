@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import httpx
 import pytest
 from serve_helpers import SERVE_APPS_DIR, serve_argv
@@ -122,3 +125,34 @@ def test_detect_blocking_reports_a_blocking_call() -> None:
     assert response.status_code == 200
     assert banner.group(1) == "50"
     assert report.groups() == ("ASH101", "time.sleep()")
+
+
+_VERSIONED_APP = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"{version}"]
+"""
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    "server", [pytest.param(name, id=name) for name in ("uvicorn", "hypercorn", "granian")]
+)
+def test_reload_picks_up_changed_code(server: str, tmp_path: Path) -> None:
+    module = tmp_path / "versioned.py"
+    module.write_text(_VERSIONED_APP.format(version="v1"), encoding="utf-8")
+    argv = _serve(server, "versioned:app", "--reload", "--app-dir", str(tmp_path))
+    with live_server(server, "", command=argv, app_dir=tmp_path) as srv:
+        assert httpx.get(srv.url).text == "v1"
+        srv.wait_for_log(r"reload on changes")
+        module.write_text(_VERSIONED_APP.format(version="v2"), encoding="utf-8")
+        deadline = time.monotonic() + 30
+        seen = "v1"
+        # Poll until the restarted worker answers with the new code; between
+        # restarts the port may refuse connections for a moment.
+        while seen != "v2" and time.monotonic() < deadline:
+            try:
+                seen = httpx.get(srv.url).text
+            except httpx.TransportError:
+                seen = "restarting"
+    assert seen == "v2"

@@ -13,6 +13,7 @@ import asyncio
 import errno
 import importlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -201,11 +202,30 @@ def _granian_log_level(level: str) -> Any:
     return LogLevels("debug" if level == "trace" else level)
 
 
+def _forget_modules_under(directories: tuple[str, ...]) -> None:
+    """Drop modules loaded from ``directories`` (not site-packages) from :data:`sys.modules`.
+
+    granian forks its workers from this process when the platform's start
+    method is ``fork``; a forked worker would find the app modules that were
+    imported here to check the app, and never see edited code after a reload.
+    """
+    roots = tuple(os.path.join(os.path.abspath(d), "") for d in directories)
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path or "site-packages" in path or "dist-packages" in path:
+            continue
+        if os.path.abspath(path).startswith(roots):
+            del sys.modules[name]
+
+
 def _serve_granian(app: ASGIApp | None, options: ServerOptions) -> None:
     from granian.constants import Interfaces
 
     if app is None:
         from granian.server import Server
+
+        if options.reload:
+            _forget_modules_under(options.reload_dirs)
 
         Server(
             WORKER_TARGET,
