@@ -257,3 +257,77 @@ def test_encode_headers_lowercases_names_and_keeps_values() -> None:
 def test_encode_headers_refuses(headers: Any) -> None:
     with pytest.raises(InvalidResponse):
         encode_headers(headers)
+
+
+# Scopes as each server sent them for ``GET /app/x%20y/%2F?q=%E2%82%AC`` started
+# with root path /app (captured with granian 2.8, hypercorn 0.17, daphne 4, uvicorn 0.3x).
+# uvicorn prepends root_path to the path it received (it assumes a proxy stripped
+# the prefix), so its PATH_INFO keeps the "/app" that was really requested.
+_COMMON = {"root_path": "/app", "query_string": b"q=%E2%82%AC", "http_version": "1.1"}
+
+
+@pytest.mark.parametrize(
+    ("scope", "path_info", "server_port"),
+    [
+        pytest.param(
+            {
+                **_COMMON,
+                "path": "/app/x y//",
+                "raw_path": b"/app/x%20y/%2F",
+                "server": ("127.0.0.1", "8713"),
+                "client": ("127.0.0.1", "47700"),
+                "extensions": {"http.response.pathsend": {}},
+            },
+            "/x y//",
+            "8713",
+            id="granian",
+        ),
+        pytest.param(
+            {
+                **_COMMON,
+                "path": "/app/x y//",
+                "raw_path": b"/app/x%20y/%2F",
+                "server": ("127.0.0.1", 8714),
+                "client": ("127.0.0.1", 41168),
+                "extensions": {},
+            },
+            "/x y//",
+            "8714",
+            id="hypercorn",
+        ),
+        pytest.param(
+            {
+                **_COMMON,
+                "path": "/app/x y//",
+                "raw_path": b"/app/x%20y/%2F",
+                "server": ["127.0.0.1", 8715],
+                "client": ["127.0.0.1", 52026],
+                "extensions": None,
+            },
+            "/x y//",
+            "8715",
+            id="daphne",
+        ),
+        pytest.param(
+            {
+                **_COMMON,
+                "path": "/app/app/x y//",
+                "raw_path": b"/app/app/x%20y/%2F",
+                "server": ("127.0.0.1", 8716),
+                "client": ("127.0.0.1", 47988),
+                "extensions": None,
+            },
+            "/app/x y//",
+            "8716",
+            id="uvicorn",
+        ),
+    ],
+)
+def test_real_server_scopes(scope: dict[str, Any], path_info: str, server_port: str) -> None:
+    environ = environ_for(**scope)
+    assert environ["SCRIPT_NAME"] == "/app"
+    assert environ["PATH_INFO"] == path_info
+    assert environ["QUERY_STRING"] == "q=%E2%82%AC"
+    assert environ["SERVER_PORT"] == server_port
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"
+    assert environ["REMOTE_PORT"].isdigit()

@@ -373,6 +373,8 @@ class _Request:
                         watcher = loop.create_task(self._watch_disconnect())
                     reply: Any = None
                     try:
+                        if self.aborted:  # the watcher saw the client leave
+                            raise ConnectionResetError("the client disconnected")
                         for message in item[1]:
                             await self.send(message)
                     except Exception as exc:  # whatever the server raises, the client is gone
@@ -390,8 +392,9 @@ class _Request:
                     return
         finally:
             self.finished = True
+            # Whatever the worker does next (read, send) must fail fast now.
+            self.aborted = True
             if self.pending:  # cancelled while the worker waits for a reply
-                self.aborted = True
                 self._reply(ClientDisconnected("the ASGI request task was cancelled"))
             if timer is not None:
                 timer.cancel()
