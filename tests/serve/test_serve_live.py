@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -156,3 +157,17 @@ def test_reload_picks_up_changed_code(server: str, tmp_path: Path) -> None:
             except httpx.TransportError:
                 seen = "restarting"
     assert seen == "v2"
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_python_api_serves_an_app_object(server: str) -> None:
+    argv = [sys.executable, str(SERVE_APPS_DIR / "run_api.py"), server, "{port}"]
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        echoed = httpx.get(f"{srv.url}/api").json()
+        banner = srv.wait_for_log(r"asgishift.serve asgishift: serving (<[^>]+>) on (\S+) ")
+    assert (echoed["interface"], echoed["SCRIPT_NAME"], echoed["PATH_INFO"]) == (
+        "wsgi",
+        "/py",
+        "/api",
+    )
+    assert banner.groups() == ("<function object>", f"{srv.url}/py")
