@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from audit_cli_helpers import run_audit
 
+from asgishift.audit.output._json import schema as json_schema
+
 CLEAN = "import asyncio\n\n\nasync def view(request):\n    await asyncio.sleep(0)\n"
 
 
@@ -87,6 +89,8 @@ def test_machine_formats_on_a_real_project(project: Path, fmt: str) -> None:
     run = run_audit("--format", fmt, cwd=project)
     assert run.returncode == 1, run.stderr
     if fmt == "json":
+        jsonschema = pytest.importorskip("jsonschema")
+        jsonschema.validate(run.json(), json_schema())
         (found,) = run.json()["findings"]
         assert (found["code"], found["path"], found["line"]) == ("ASH101", "shop/views.py", 5)
     elif fmt == "sarif":

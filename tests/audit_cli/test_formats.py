@@ -18,6 +18,7 @@ from asgishift.audit.output._github import (
     workspace_path,
 )
 from asgishift.audit.output._json import build as build_json
+from asgishift.audit.output._json import schema as json_schema
 from asgishift.audit.output._sarif import build as build_sarif
 
 
@@ -180,6 +181,19 @@ def test_json_document_shape() -> None:
         "errors": 1,
         "baseline": None,
     }
+
+
+def test_json_validates_against_shipped_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json_schema())
+    validator.check_schema(json_schema())
+    report = sample_report()
+    report.baseline_matched, report.baseline_stale = 2, 0
+    for document in (build_json(report), build_json(make_report())):
+        assert [e.message for e in validator.iter_errors(document)] == []
+    broken = build_json(report)
+    broken["findings"][0]["fingerprint"] = "line-42"
+    assert not validator.is_valid(broken)
 
 
 # ------------------------------------------------------------------------- sarif

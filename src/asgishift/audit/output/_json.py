@@ -37,7 +37,9 @@ change of meaning bumps ``version``)::
       }
     }
 
-Findings keep the report order: sorted by path, line, column, code.
+Findings keep the report order: sorted by path, line, column, code. The same
+contract as a JSON Schema (draft 2020-12) ships with the package as
+``asgishift/audit/output/report-v1.schema.json`` (:func:`schema`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,19 @@ from typing import Any, TextIO
 from asgishift.audit.output import Report, message
 
 JSON_VERSION = 1
+SCHEMA_FILE = f"report-v{JSON_VERSION}.schema.json"
+
+
+def schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft 2020-12) of this version of the report.
+
+    :return: the parsed schema, for validating reports with :mod:`jsonschema`.
+    """
+    from importlib import resources
+
+    text = resources.files("asgishift.audit.output").joinpath(SCHEMA_FILE).read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 def build(report: Report) -> dict[str, Any]:
@@ -116,4 +131,4 @@ def render(report: Report, stream: TextIO) -> None:
     stream.write("\n")
 
 
-__all__ = ["JSON_VERSION", "build", "render"]
+__all__ = ["JSON_VERSION", "SCHEMA_FILE", "build", "render", "schema"]
