@@ -117,6 +117,9 @@ def test_cache_dir_false_disables_cache(tmp_path: Path) -> None:
         pytest.param('select = "ASH1"', "select must be a list of strings", id="select-not-list"),
         pytest.param("jobs = -1", "jobs must be an integer >= 0", id="negative-jobs"),
         pytest.param("jobs = true", "jobs must be an integer >= 0", id="bool-jobs"),
+        pytest.param(
+            "max-file-bytes = 0", "max-file-bytes must be an integer > 0", id="zero-bytes"
+        ),
         pytest.param('respect-gitignore = "yes"', "must be true or false", id="bool"),
         pytest.param('per-file-ignores = ["x"]', "must be a table of glob", id="pfi-not-table"),
         pytest.param('per-file-ignores = { "a" = "ASH1" }', "per-file-ignores.'a'", id="pfi-value"),

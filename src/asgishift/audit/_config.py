@@ -93,6 +93,12 @@ def _non_negative_int(value: object, key: str, source: str) -> int:
     return value
 
 
+def _positive_int(value: object, key: str, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(source, f"{TABLE} {key} must be an integer > 0, got {value!r}")
+    return value
+
+
 def _per_file_ignores(value: object, key: str, source: str) -> dict[str, list[str]]:
     if not isinstance(value, dict):
         raise ConfigError(
@@ -120,7 +126,7 @@ _KEYS: dict[str, tuple[str, Callable[[object, str, str], Any]]] = {
     "extra-blocking": ("extra_blocking", _str_list),
     "extra-safe": ("extra_safe", _str_list),
     "respect-gitignore": ("respect_gitignore", _bool),
-    "max-file-bytes": ("max_file_bytes", _non_negative_int),
+    "max-file-bytes": ("max_file_bytes", _positive_int),
     "jobs": ("jobs", _non_negative_int),
     "cache-dir": ("cache_dir", _cache_dir),
 }
