@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +186,22 @@ def test_sarif_with_chain_from_real_engine_validates(tmp_path: Path, sarif_valid
         "shop/pay.py",
     ]
     assert document["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+
+
+def test_machine_formats_do_not_import_rich(project: Path) -> None:
+    # Startup cost: rich is only for the text format, jsonschema only for tests.
+    code = (
+        "import sys; from asgishift.cli import main;"
+        "status = main(['audit', '--format', 'sarif', '-o', 'out.sarif']);"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'jsonschema'});"
+        "print(status, ','.join(heavy) or '-')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+        timeout=120,
+    )
+    assert done.stdout.split() == ["1", "-"], done.stderr
