@@ -321,3 +321,14 @@ def test_polling_waits_are_not_flagged_but_blocking_waits_are() -> None:
         assert detector.events == []
         run_on_loop(wait)
     assert codes_and_calls(detector) == [("ASH108", "threading.Event.wait")]
+
+
+def test_max_events_bounds_the_kept_events(rules: tuple[Rule, ...]) -> None:
+    def nap_three_times() -> None:
+        for _ in range(3):
+            time.sleep(0)
+
+    with BlockingDetector(rules, max_events=2, log=False) as detector:
+        run_on_loop(nap_three_times)
+    assert len(detector.events) == 2
+    assert detector.dropped == 1

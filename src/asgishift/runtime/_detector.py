@@ -67,6 +67,9 @@ class BlockingDetector:
     :param stack_limit: how many frames of the caller's stack to keep.
     :param log: log each event at WARNING; turn off when only :attr:`events`
         is wanted.
+    :param max_events: keep at most this many events in :attr:`events` (later
+        ones are still logged and counted in :attr:`dropped`); ``None`` keeps
+        all. Bound it in long-running servers.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class BlockingDetector:
         raise_on_block: bool = False,
         stack_limit: int = 20,
         log: bool = True,
+        max_events: int | None = None,
     ) -> None:
         self._rules = tuple(default_rules() if rules is None else rules)
         self._rule_for: dict[str, tuple[str, str]] = {}
@@ -93,6 +97,9 @@ class BlockingDetector:
         self.log = log
         #: Every :class:`BlockingCall` seen since installation (or :meth:`clear`).
         self.events: list[BlockingCall] = []
+        #: Events not kept because :attr:`events` held ``max_events`` already.
+        self.dropped = 0
+        self.max_events = max_events
         #: Watched names that could not be wrapped, mapped to the reason.
         self.unpatchable: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -178,7 +185,10 @@ class BlockingDetector:
             timestamp=time.time(),
         )
         with self._lock:
-            self.events.append(event)
+            if self.max_events is None or len(self.events) < self.max_events:
+                self.events.append(event)
+            else:
+                self.dropped += 1
         if self.log:
             logger.warning("%s", event.format())
         if self.raise_on_block:

@@ -61,6 +61,8 @@ class LoopLagMonitor:
         to keep.
     :param log: log each :class:`LoopLag` at WARNING on ``asgishift.runtime``.
     :param on_lag: called with each :class:`LoopLag` from the watchdog thread.
+    :param max_events: keep at most this many events in :attr:`events` (later
+        ones are still logged and passed to ``on_lag``); ``None`` keeps all.
     :raise ValueError: when ``threshold_ms`` or ``interval_ms`` is not positive.
     """
 
@@ -72,6 +74,7 @@ class LoopLagMonitor:
         stack_limit: int = 30,
         log: bool = True,
         on_lag: Callable[[LoopLag], None] | None = None,
+        max_events: int | None = None,
     ) -> None:
         if threshold_ms <= 0:
             raise ValueError(f"threshold_ms must be positive, got {threshold_ms!r}")
@@ -84,6 +87,7 @@ class LoopLagMonitor:
         self.stack_limit = stack_limit
         self.log = log
         self.on_lag = on_lag
+        self.max_events = max_events
         #: Every :class:`LoopLag` reported so far.
         self.events: list[LoopLag] = []
         #: How many holds were caught; grows when the stack is captured, before
@@ -215,7 +219,8 @@ class LoopLagMonitor:
             thread_id=thread_id or 0,
             timestamp=captured_at,
         )
-        self.events.append(event)
+        if self.max_events is None or len(self.events) < self.max_events:
+            self.events.append(event)
         if self.log:
             logger.warning("%s", event.format())
         if self.on_lag is not None:

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asgishift.runtime")
 
+#: Events kept in memory by a serving process; every event is logged anyway.
+_MAX_EVENTS = 1000
+
 
 class BlockingDetectorMiddleware:
     """Report blocking calls and loop lags of the wrapped ASGI 3 app while it serves.
@@ -83,7 +86,10 @@ class BlockingDetectorMiddleware:
         with self._lock:
             if self.detector is None:
                 self.detector = BlockingDetector(
-                    self._rules, raise_on_block=self.raise_on_block, stack_limit=self.stack_limit
+                    self._rules,
+                    raise_on_block=self.raise_on_block,
+                    stack_limit=self.stack_limit,
+                    max_events=_MAX_EVENTS,
                 ).install()
                 logger.info(
                     "detecting blocking calls on the event loop: %d callables watched, "
@@ -97,7 +103,7 @@ class BlockingDetectorMiddleware:
                 if self.monitor is not None:
                     self.monitor.stop()
                 self.monitor = LoopLagMonitor(
-                    self.lag_threshold_ms, stack_limit=self.stack_limit
+                    self.lag_threshold_ms, stack_limit=self.stack_limit, max_events=_MAX_EVENTS
                 ).start(loop)
 
     def stop(self) -> None:
