@@ -9,13 +9,14 @@ Platform-Specific File Handling" (``wsgi.file_wrapper``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from bridge_data import iter_payload, payload_sha256
-from bridge_helpers import DEADLINE, release, state_json
+from bridge_helpers import DEADLINE, get_state, release, state_json
 
-from live import LiveServer
+from live import ASGI_SERVER_PARAMS, LiveServer, live_server
 
 SMALL = 1_000_003  # bytes; odd so no block boundary lines up
 BIG = 64 * 1024 * 1024  # bytes
@@ -62,6 +63,33 @@ def test_upload_64mib(server: LiveServer, test_id: str, chunked: bool) -> None:
     assert result == {"sha256": payload_sha256(BIG), "size": BIG}
 
 
+@pytest.fixture(params=ASGI_SERVER_PARAMS)
+def fresh_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve ``bridge_apps:app`` for this test alone (a clean peak-memory record)."""
+    if request.param == "daphne":
+        pytest.skip(
+            "daphne holds whole request bodies and unsent responses in memory itself, "
+            "so its peak memory says nothing about the bridge"
+        )
+    with live_server(request.param, "bridge_apps:app") as srv:
+        yield srv
+
+
+@pytest.mark.slow
+def test_64mib_transfers_stream_in_bounded_memory(fresh_server: LiveServer, test_id: str) -> None:
+    # A bridge that buffered either body would raise the peak by 64 MiB or more.
+    limit_kib = 24 * 1024
+    before = get_state(fresh_server)["maxrss_kib"]
+    result = _upload(fresh_server, test_id, BIG, chunked=True)
+    assert result == {"sha256": payload_sha256(BIG), "size": BIG}
+    after_upload = get_state(fresh_server)["maxrss_kib"]
+    assert after_upload - before < limit_kib, (before, after_upload)
+    sha, size, _ = _download(fresh_server, BIG, length=True)
+    assert (sha, size) == (payload_sha256(BIG), BIG)
+    after_download = get_state(fresh_server)["maxrss_kib"]
+    assert after_download - before < limit_kib, (before, after_download)
+
+
 def _download(server: LiveServer, size: int, *, length: bool) -> tuple[str, int, httpx.Headers]:
     digest = hashlib.sha256()
     received = 0
@@ -90,11 +118,19 @@ def test_download_64mib(server: LiveServer) -> None:
     assert (sha, size) == (payload_sha256(BIG), BIG)
 
 
-def test_server_sent_events_stream_before_generator_ends(server: LiveServer, test_id: str) -> None:
+@pytest.mark.parametrize(
+    "length", [pytest.param(False, id="streamed"), pytest.param(True, id="content-length")]
+)
+def test_server_sent_events_stream_before_generator_ends(
+    server: LiveServer, test_id: str, length: bool
+) -> None:
     # The generator blocks after the first event until the test releases it;
-    # a bridge that buffered the response would never deliver event 1.
+    # a bridge that held blocks back (PEP 3333 "Buffering and Streaming": it
+    # "must not delay the transmission of any block") never delivers event 1.
+    params = {"length": "1" if length else "0"}
+    headers = {"X-Test-Id": test_id}
     with httpx.stream(
-        "GET", f"{server.url}/sse", headers={"X-Test-Id": test_id}, timeout=DEADLINE
+        "GET", f"{server.url}/sse", params=params, headers=headers, timeout=DEADLINE
     ) as resp:
         assert resp.headers["content-type"] == "text/event-stream"
         lines = resp.iter_lines()

@@ -8,9 +8,11 @@ sent; ``start_response`` with ``exc_info``), "The start_response() Callable"
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
-from bridge_helpers import DEADLINE, RawHTTP, wait_for_state
+from bridge_helpers import DEADLINE, RawHTTP, new_test_id, release, wait_for_state
 
 from live import LiveServer
 
@@ -23,6 +25,22 @@ def test_exception_before_body_is_500_with_traceback_logged(
     assert test_id not in response.text  # the traceback stays in the log
     match = server.wait_for_log(rf"Traceback[\s\S]*RuntimeError: boom {test_id}")
     assert "bridge_apps.py" in match.group(0)
+
+
+def test_exception_before_first_block_is_500(server: LiveServer, test_id: str) -> None:
+    # start_response was called, but no block was yielded: the headers are
+    # not sent yet, so PEP 3333 still allows a clean 500.
+    response = httpx.get(f"{server.url}/error-in-iter", headers={"X-Test-Id": test_id})
+    assert response.status_code == 500
+    server.wait_for_log(rf"RuntimeError: boom in iteration {test_id}")
+    state = wait_for_state(server, lambda s: test_id in s["closes"], "close() called")
+    assert state["closes"][test_id] == 1
+
+
+def test_wsgi_errors_reach_server_log(server: LiveServer, test_id: str) -> None:
+    response = httpx.get(f"{server.url}/errors-stream", headers={"X-Test-Id": test_id})
+    assert response.content == b"logged"
+    server.wait_for_log(f"wsgi-errors {test_id}")
 
 
 def test_crlf_in_header_is_500(raw_server: LiveServer, test_id: str) -> None:
@@ -102,16 +120,46 @@ def test_no_body_responses_keep_connection_usable(
 
 
 def test_thousand_keep_alive_requests(server: LiveServer) -> None:
+    # Every 10th request has a body, every 100th reports its client port; /ctx
+    # reports a context variable leaked from an earlier request (asgiref's
+    # adapter answered 500 to a third of such requests under uvicorn).
     statuses: dict[int, int] = {}
     ports = set()
+    leaks = []
     with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
         for i in range(1000):
-            target = "/environ" if i % 100 == 0 else "/ping"
-            response = client.get(target)
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-            if target == "/environ":
+            test_id = new_test_id()
+            headers = {"X-Test-Id": test_id}
+            if i % 100 == 0:
+                response = client.get("/environ", headers=headers)
                 ports.add(response.json()["REMOTE_PORT"])
+            elif i % 10 == 0:
+                response = client.post("/upload", content=b"x" * i, headers=headers)
+                assert response.json()["size"] == i
             else:
-                assert response.content == b"pong"
+                response = client.get("/ctx", headers=headers)
+                if response.json()["leaked"] is not None:
+                    leaks.append(i)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
     assert statuses == {200: 1000}
+    assert leaks == []
     assert len(ports) == 1, f"connection not kept alive: client ports {ports}"
+
+
+def test_concurrent_requests_run_in_parallel(server: LiveServer) -> None:
+    # Twenty views block at once: all must be running before any is released
+    # (a bridge with one thread, like asgiref's, would run them one by one).
+    names = [new_test_id() for _ in range(20)]
+    with ThreadPoolExecutor(len(names)) as executor:
+        futures = [
+            executor.submit(
+                httpx.get, f"{server.url}/block", params={"name": name}, timeout=DEADLINE
+            )
+            for name in names
+        ]
+        for name in names:
+            server.wait_for_log(f"blocking {name}", timeout=DEADLINE)
+        for name in names:
+            release(server, name)
+        bodies = [future.result().content for future in futures]
+    assert bodies == [b"released"] * len(names)

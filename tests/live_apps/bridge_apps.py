@@ -24,9 +24,11 @@ thread count). Blocking views wait on a :class:`threading.Event` that
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -61,6 +63,8 @@ _state: dict[str, dict[str, Any]] = {
     "reraised": {},  # test id -> start_response(exc_info) re-raised after the headers
 }
 _inflight: dict[str, int] = {}
+# Set by /ctx; a value seen at the start of a request leaked from an earlier one.
+_request_var: contextvars.ContextVar[str] = contextvars.ContextVar("bridge_apps_request")
 _files: dict[int, Path] = {}
 _file_dir = tempfile.mkdtemp(prefix="asgishift-bridge-files-")
 _TEXT = [("Content-Type", "text/plain; charset=utf-8")]
@@ -157,11 +161,20 @@ def _read_body(environ: Environ, mode: str, test_id: str, chunk: int) -> Iterato
     yield json.dumps({"sha256": digest.hexdigest(), "size": size}).encode()
 
 
+_SSE_EVENTS = (b"data: 1\n\n", b"data: 2\n\n", b"data: end\n\n")
+
+
 def _sse(test_id: str) -> Iterator[bytes]:
-    yield b"data: 1\n\n"
+    first, second, last = _SSE_EVENTS
+    yield first
     released = _event(test_id).wait(BLOCK_LIMIT)
-    yield b"data: 2\n\n" if released else b"data: timeout\n\n"
-    yield b"data: end\n\n"
+    yield second if released else b"data: X\n\n"  # X: timed out; same length
+    yield last
+
+
+def _fail_before_first_block(test_id: str) -> Iterator[bytes]:
+    raise RuntimeError(f"boom in iteration {test_id}")
+    yield b"never sent"
 
 
 def _late_exc_info(start_response: StartResponse, test_id: str) -> Iterator[bytes]:
@@ -195,6 +208,8 @@ def _state_json() -> bytes:
         body = dict(_state)
         body["inflight"] = sum(_inflight.values())
         body["threads"] = threading.active_count()
+        # Peak resident memory of this process, KiB on Linux (getrusage(2)).
+        body["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return json.dumps(body).encode()
 
 
@@ -246,8 +261,25 @@ def _route(
         start_response("200 OK", headers)
         return iter_payload(size)
     if path == "/sse":
-        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        headers = [("Content-Type", "text/event-stream")]
+        if query.get("length") == "1":
+            # A known size must not make the bridge hold the first event back.
+            headers.append(("Content-Length", str(sum(map(len, _SSE_EVENTS)))))
+        start_response("200 OK", headers)
         return _sse(test_id)
+    if path == "/error-in-iter":
+        start_response("200 OK", _TEXT)
+        return _fail_before_first_block(test_id)
+    if path == "/errors-stream":
+        environ["wsgi.errors"].write(f"wsgi-errors {test_id}\n")
+        environ["wsgi.errors"].flush()
+        start_response("200 OK", _TEXT)
+        return [b"logged"]
+    if path == "/ctx":
+        leaked = _request_var.get(None)
+        _request_var.set(test_id)
+        start_response("200 OK", _JSON)
+        return [json.dumps({"leaked": leaked}).encode()]
     if path == "/block":
         name = query["name"]
         _log(f"blocking {name}")
