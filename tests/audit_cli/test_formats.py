@@ -245,7 +245,15 @@ def test_sarif_rules_and_results() -> None:
     flow = first["codeFlows"][0]["threadFlows"][0]["locations"]
     assert [loc["location"]["physicalLocation"]["region"]["startLine"] for loc in flow] == [9, 4]
     assert flow[0]["location"]["message"]["text"] == "shop.views.checkout calls shop.pay()"
+    assert first["message"]["text"].endswith(
+        " (reached from async function [shop.views.checkout](1))"
+    )
+    (related,) = first["relatedLocations"]
+    assert related["id"] == 1
+    assert related["physicalLocation"]["artifactLocation"]["uri"] == "shop/views.py"
+    assert related["physicalLocation"]["region"]["startLine"] == 9
     assert "codeFlows" not in run["results"][1]
+    assert "relatedLocations" not in run["results"][1]
     assert run["results"][2]["level"] == "warning"
 
 

@@ -14,7 +14,8 @@ reads from it:
 - columns count Unicode code points (``run.columnKind``, §3.14.17);
 - ``partialFingerprints["asgishift/v1"]`` (§3.27.17) is the same line-independent
   fingerprint as the baseline file, so an alert survives a line moving;
-- a call chain becomes one ``codeFlow`` with one ``threadFlow`` whose locations are
+- a call chain becomes a related location for the ``async def`` it starts in
+  (linked from the message) and one ``codeFlow`` with one ``threadFlow`` whose locations are
   the hops (§3.36, §3.37), shown by code scanning as "Show paths";
 - files that could not be audited are ``toolExecutionNotifications`` of the single
   ``invocation`` (§3.20.21); they do not make ``executionSuccessful`` false,
@@ -99,6 +100,16 @@ def _result(finding: Finding, fingerprint: str, rule: Rule, index: int) -> dict[
         result["ruleIndex"] = index
     if finding.chain:
         entry = finding.chain[0]
+        # Alert lists show only the message: name the async entry point there too,
+        # as an embedded link to a related location (SARIF §3.11.6).
+        result["message"]["text"] += f" (reached from async function [{entry.function}](1))"
+        result["relatedLocations"] = [
+            {
+                "id": 1,
+                "physicalLocation": _physical(entry.path, entry.line, entry.col),
+                "message": {"text": f"async function {entry.function}"},
+            }
+        ]
         result["codeFlows"] = [
             {
                 "message": {"text": f"Reached from async function {entry.function}"},
