@@ -1,0 +1,160 @@
+"""Break asgishift's per-request cost into its parts, in process (no server).
+
+Times, in microseconds per request (best of ``--repeat``), one after another
+on one event loop:
+
+``environ``
+    building the PEP 3333 environ from the ASGI scope (``build_environ``).
+``crossing``
+    one round trip through the bridge's worker pool with a job that does
+    nothing but post back to the loop: ``WorkerPool.submit`` on the loop, the
+    worker wakes, ``loop.call_soon_threadsafe`` back, the loop wakes. This is
+    the floor any thread-pool bridge pays per request.
+``crossing (ThreadPoolExecutor)``
+    the same round trip through ``loop.run_in_executor`` and the stdlib pool,
+    for comparison.
+``request (plain)`` / ``request (flask)``
+    a whole request through ``WSGIToASGI`` with the minimal receive/send of
+    ``inprocess_bench.py``.
+``direct (plain)`` / ``direct (flask)``
+    the WSGI app called directly.
+
+The remainder ``request - direct - crossing - environ`` is the bridge's own
+Python work on both sides (the ``_Request`` object, start_response, the two
+messages). ``--cprofile`` additionally prints the top functions of the loop
+thread for the flask request (worker threads are not seen by cProfile; use
+``py-spy record --threads --format raw`` for them).
+
+This script reads the bridge's private modules (``asgishift.bridge._environ``,
+``asgishift.bridge._pool``); it is a tool for the bridge's authors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import cProfile
+import io
+import pstats
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import bench_app
+from _common import markdown_table
+from inprocess_bench import BASE_SCOPE, new_loop, one_request, time_direct
+
+
+def best(repeat: int, run: Callable[[], float]) -> float:
+    """Return the lowest of ``repeat`` timings."""
+    return min(run() for _ in range(repeat))
+
+
+def per_call(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, Any, None]],
+             n: int, repeat: int) -> float:  # fmt: skip
+    """Return microseconds per iteration of the coroutine from ``make``, best of ``repeat``."""
+
+    def run() -> float:
+        start = time.perf_counter()
+        loop.run_until_complete(make())
+        return time.perf_counter() - start
+
+    return best(repeat, run) / n * 1e6
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line parser."""
+    parser = argparse.ArgumentParser(
+        description="Break asgishift's per-request cost into environ, crossing and the rest.",
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny counts: checks it runs")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--iterations", type=int, default=5000, help="calls per timing")
+    parser.add_argument("--repeat", type=int, default=7, help="timings; the best is kept")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="also cProfile the loop thread during flask requests")  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the breakdown table; return the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        args.iterations, args.repeat = 50, 1
+    from asgishift.bridge import WSGIToASGI
+    from asgishift.bridge._environ import build_environ
+    from asgishift.bridge._pool import WorkerPool
+
+    n, repeat = args.iterations, args.repeat
+    loop = new_loop(args.loop)
+    asyncio.set_event_loop(loop)
+    rows: list[list[str]] = []
+
+    bridge = WSGIToASGI(bench_app.plain_app)
+    base = bridge._base
+
+    def environ_run() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            build_environ(BASE_SCOPE, base)
+        return time.perf_counter() - start
+
+    environ_us = best(repeat, environ_run) / n * 1e6
+    rows.append(["environ", f"{environ_us:.1f}"])
+
+    pool = WorkerPool(40, 200)
+
+    async def crossings() -> None:
+        running = asyncio.get_running_loop()
+        for _ in range(n):
+            fut = running.create_future()
+            pool.submit(lambda f=fut: running.call_soon_threadsafe(f.set_result, None))
+            await fut
+
+    crossing_us = per_call(loop, crossings, n, repeat)
+    rows.append(["crossing (asgishift WorkerPool)", f"{crossing_us:.1f}"])
+    pool.stop_threads()
+
+    executor = concurrent.futures.ThreadPoolExecutor(40)
+
+    async def executor_crossings() -> None:
+        running = asyncio.get_running_loop()
+        for _ in range(n):
+            await running.run_in_executor(executor, int)
+
+    rows.append(["crossing (ThreadPoolExecutor)",
+                 f"{per_call(loop, executor_crossings, n, repeat):.1f}"])  # fmt: skip
+    executor.shutdown()
+
+    for name, wsgi_app in (("plain", bench_app.plain_app), ("flask", bench_app.make_flask_app())):
+        direct = best(repeat, lambda app=wsgi_app: time_direct(app, n)) / n * 1e6
+        asgi_app = WSGIToASGI(wsgi_app)
+
+        async def requests(app: Any = asgi_app) -> None:
+            for _ in range(n):
+                await one_request(app)
+
+        request_us = per_call(loop, requests, n, repeat)
+        rest = request_us - direct - crossing_us - environ_us
+        rows.append([f"direct ({name})", f"{direct:.1f}"])
+        rows.append([f"request ({name})", f"{request_us:.1f}"])
+        rows.append([f"rest of the bridge ({name})", f"{rest:.1f}"])
+        if args.cprofile and name == "flask":
+            profiler = cProfile.Profile()
+            profiler.enable()
+            loop.run_until_complete(requests())
+            profiler.disable()
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+            print(out.getvalue(), file=sys.stderr)
+        asgi_app.shutdown(5)
+    loop.close()
+    print(f"# asgishift cost breakdown ({args.loop}, best of {repeat} x {n} calls)\n")
+    print(markdown_table(["part", "us per request"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
