@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,15 @@ def test_port_check_rejects_foreign_address() -> None:
 )
 def test_server_options_url(host: str, url: str) -> None:
     assert ServerOptions(host=host, port=9000).url("/r") == url
+
+
+def test_importing_the_package_imports_no_server() -> None:
+    code = (
+        "import sys, asgishift.serve; "
+        "print(sorted(m for m in ('uvicorn', 'hypercorn', 'daphne', 'granian', 'twisted', "
+        "'flask', 'django', 'asyncio') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -9,7 +9,6 @@ and granian, whose workers always import their app by name).
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import importlib
 import logging
@@ -155,6 +154,8 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServerOptions) -> None:
     config.bind = [f"{host}:{options.port}"]
     config.loglevel = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
     if app is not None:
+        import asyncio
+
         from hypercorn.asyncio import serve
 
         asyncio.run(serve(cast(Any, app), config, mode="asgi"))
@@ -241,6 +242,8 @@ def _serve_granian(app: ASGIApp | None, options: ServerOptions) -> None:
         return
     # An app object (Python API only): granian's embedded server runs it in
     # this process's event loop. It installs no signal handlers, so we do.
+    import asyncio
+
     from granian.server.embed import Server as EmbeddedServer
 
     embedded = EmbeddedServer(
