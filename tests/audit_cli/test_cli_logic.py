@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from audit_cli_helpers import FakeEngine, cli, finding
 
-from asgishift.audit._model import AuditResult, FileError
+from asgishift.audit._model import AuditResult, FileError, Finding
 
 
 def set_findings(
-    fake: FakeEngine, *findings_: object, errors: list[FileError] | None = None
+    fake: FakeEngine, *findings_: Finding, errors: list[FileError] | None = None
 ) -> None:
     fake.result = AuditResult(
-        findings=list(findings_),  # type: ignore[arg-type]
+        findings=list(findings_),
         errors=errors or [],
         files_scanned=3,
         root=fake.result.root,

@@ -139,7 +139,7 @@ def test_text_arrow_falls_back_on_narrow_encodings() -> None:
     stream = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
     get_renderer("text", color=False)(sample_report(), stream)
     stream.flush()
-    raw = stream.buffer.getvalue().decode("latin-1")  # type: ignore[attr-defined]
+    raw = stream.buffer.getvalue().decode("latin-1")
     assert "shop.views.checkout -> shop.pay()" in raw
 
 
