@@ -323,3 +323,23 @@ def test_websocket_refused_cleanly(caplog: pytest.LogCaptureFixture) -> None:
 def test_invalid_arguments_refused(kwargs: dict[str, Any], needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         WSGIToASGI(gated_app(Gate()), **kwargs)
+
+
+def test_timeout_arriving_while_an_item_is_pending_is_not_lost() -> None:
+    from asgishift.bridge._wsgi_to_asgi import _SEND, _TIMEOUT, _Request
+
+    async def main() -> tuple[Any, Any]:
+        server = FakeServer()
+        scope = make_scope()
+        bridge = WSGIToASGI(gated_app(Gate()))
+        req = _Request(bridge, scope, {"REQUEST_METHOD": "GET"}, server.receive, server.send)
+        req._wake((_SEND, ()))  # the worker's item, not yet taken by serve()
+        req._wake((_TIMEOUT,))  # the timer fires in the same loop iteration
+        first = await req.waiter
+        req.waiter = asyncio.get_running_loop().create_future()  # what serve() does next
+        second = await asyncio.wait_for(req.waiter, DEADLINE)
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert first[0] == "send"
+    assert second == ("timeout",)

@@ -405,6 +405,10 @@ class _Request:
         """Deliver a worker's item to :meth:`serve` (runs on the loop)."""
         if not self.finished and not self.waiter.done():
             self.waiter.set_result(item)
+        elif item[0] is _TIMEOUT:
+            if not self.finished:
+                # serve() has not taken the previous item yet: try again after it.
+                self.loop.call_soon(self._wake, item)
         elif item[0] is _SEND or item[0] is _RECEIVE:
             # serve() is gone or busy timing out: never leave the worker waiting.
             self.aborted = True
@@ -636,6 +640,7 @@ class _Request:
             self.pathsend
             and type(iterable) is FileWrapper
             and self.status is not None
+            and not self.headers_sent
             and not self.body_chunks
             and not self.no_body
         ):
