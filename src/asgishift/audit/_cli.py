@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -334,6 +335,9 @@ def _audit(args: argparse.Namespace) -> int:
         with args.output.open("w", encoding="utf-8", newline="\n") as stream:
             get_renderer(args.format, color=False)(report, stream)
     else:
+        if isinstance(sys.stdout, io.TextIOWrapper):
+            # A non-UTF-8 console must not crash on a non-ASCII path or snippet.
+            sys.stdout.reconfigure(errors="backslashreplace")
         get_renderer(args.format)(report, sys.stdout)
         sys.stdout.flush()
 

@@ -30,7 +30,7 @@ from typing import TextIO
 
 from asgishift.audit._model import Severity
 from asgishift.audit.output import Report, message
-from asgishift.audit.output._text import summary_line
+from asgishift.audit.output._text import arrow_for, summary_line
 
 _COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 
@@ -91,11 +91,14 @@ def render(report: Report, stream: TextIO) -> None:
     :param stream: standard output of the workflow step (GitHub reads commands there).
     """
     workspace = os.environ.get("GITHUB_WORKSPACE") or os.getcwd()
+    arrow = arrow_for(stream)
     for finding in report.findings:
         rule = report.rule(finding.code)
         text = message(rule, finding)
         if finding.chain:
-            hops = [f"{h.path}:{h.line} in {h.function} \u2192 {h.callee}()" for h in finding.chain]
+            hops = [
+                f"{h.path}:{h.line} in {h.function} {arrow} {h.callee}()" for h in finding.chain
+            ]
             text += "\nvia " + "\n    ".join(hops)
         properties: dict[str, str | int] = {
             "file": workspace_path(report.root, finding.path, workspace),

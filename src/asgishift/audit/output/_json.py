@@ -124,10 +124,13 @@ def build(report: Report) -> dict[str, Any]:
 def render(report: Report, stream: TextIO) -> None:
     """Write the JSON report to ``stream``, indented, ending with a newline.
 
+    Non-ASCII characters are ``\\u`` escapes, so the report survives a console whose
+    encoding is not UTF-8 (Windows runners) and parses to the same strings.
+
     :param report: the run.
     :param stream: where to write.
     """
-    json.dump(build(report), stream, indent=2, ensure_ascii=False)
+    json.dump(build(report), stream, indent=2, ensure_ascii=True)
     stream.write("\n")
 
 

@@ -190,10 +190,12 @@ def build(report: Report) -> dict[str, Any]:
 def render(report: Report, stream: TextIO) -> None:
     """Write the SARIF log to ``stream`` as indented JSON ending with a newline.
 
+    Non-ASCII characters are ``\\u`` escapes (see :func:`._json.render`).
+
     :param report: the run.
     :param stream: where to write.
     """
-    json.dump(build(report), stream, indent=2, ensure_ascii=False)
+    json.dump(build(report), stream, indent=2, ensure_ascii=True)
     stream.write("\n")
 
 

@@ -31,8 +31,12 @@ _SEVERITY_STYLE = {
 }
 
 
-def _arrow(stream: TextIO) -> str:
-    # A cp1252 console (old Windows) cannot encode "→"; fall back rather than crash.
+def arrow_for(stream: TextIO) -> str:
+    """Return ``"→"``, or ``"->"`` when ``stream``'s encoding cannot encode it.
+
+    :param stream: the output stream; a cp1252 console (Windows) cannot encode
+        the arrow, and the report must not crash on it.
+    """
     encoding = getattr(stream, "encoding", None) or "utf-8"
     try:
         "\u2192".encode(encoding)
@@ -103,7 +107,7 @@ def render(report: Report, stream: TextIO, *, color: bool | None = None) -> None
         emoji=False,
         soft_wrap=True,  # never re-wrap: lines must stay greppable and copy-pastable
     )
-    arrow = _arrow(stream)
+    arrow = arrow_for(stream)
     for path, group in groupby(report.findings, key=lambda f: f.path):
         console.print(Text(path, style="bold underline"))
         for finding in group:
@@ -125,4 +129,4 @@ def render(report: Report, stream: TextIO, *, color: bool | None = None) -> None
     console.print(Text(summary_line(report), style="bold"))
 
 
-__all__ = ["format_error", "render", "summary_line"]
+__all__ = ["arrow_for", "format_error", "render", "summary_line"]
