@@ -146,16 +146,24 @@ def test_reload_picks_up_changed_code(server: str, tmp_path: Path) -> None:
     with live_server(server, "", command=argv, app_dir=tmp_path) as srv:
         assert httpx.get(srv.url).text == "v1"
         srv.wait_for_log(r"reload on changes")
-        module.write_text(_VERSIONED_APP.format(version="v2"), encoding="utf-8")
         deadline = time.monotonic() + 30
         seen = "v1"
-        # Poll until the restarted worker answers with the new code; between
-        # restarts the port may refuse connections for a moment.
+        written_at = 0.0
+        delay = 0.01
+        # Poll until a restarted worker answers with the new code. The file is
+        # rewritten every second: a reloader that was not yet watching when it
+        # was first written still sees a later change. Between restarts the
+        # port may refuse connections for a moment.
         while seen != "v2" and time.monotonic() < deadline:
+            if time.monotonic() - written_at > 1.0:
+                module.write_text(_VERSIONED_APP.format(version="v2"), encoding="utf-8")
+                written_at = time.monotonic()
             try:
                 seen = httpx.get(srv.url).text
             except httpx.TransportError:
                 seen = "restarting"
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
     assert seen == "v2"
 
 
