@@ -1,16 +1,25 @@
-"""ASGI app for the live middleware tests: one endpoint blocks the loop, one does not.
+"""Apps for the live runtime tests: one endpoint blocks the loop, one does not.
 
-``GET /block`` calls ``time.sleep(0.2)`` inside the coroutine (the mistake the
-detector exists for); ``GET /offload`` sleeps as long in ``asyncio.to_thread``
-(the fix). Both answer ``200`` with a plain-text body naming the endpoint.
+``inner`` (ASGI): ``GET /block`` calls ``time.sleep(0.2)`` inside the coroutine
+(the mistake the detector exists for); ``GET /offload`` sleeps as long in
+``asyncio.to_thread`` (the fix). Both answer ``200`` with a plain-text body
+naming the endpoint. ``app`` is ``inner`` wrapped in the middleware.
+
+``wsgi_app`` (WSGI, validated): sleeps 0.2 s and reads this file, which is
+fine in WSGI code: the bridge runs it on a worker thread. ``mixed_app`` (ASGI)
+serves ``/wsgi/...`` with ``wsgi_app`` through ``WSGIToASGI`` and everything
+else with ``inner``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
+from wsgiref.validate import validator
 
-from asgishift._types import Receive, Scope, Send
+from asgishift._types import Environ, Receive, Scope, Send, StartResponse
+from asgishift.bridge import WSGIToASGI
 from asgishift.runtime import BlockingDetectorMiddleware
 
 
@@ -49,3 +58,23 @@ async def inner(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 app = BlockingDetectorMiddleware(inner, lag_threshold_ms=100.0)
+
+
+def _wsgi_view(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    time.sleep(0.2)
+    with open(__file__, "rb") as source:
+        first_line = source.readline()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [first_line]
+
+
+wsgi_app = validator(_wsgi_view)
+
+_bridged = WSGIToASGI(wsgi_app)
+
+
+async def mixed_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http" and scope["path"].startswith("/wsgi"):
+        await _bridged(scope, receive, send)
+    else:
+        await inner(scope, receive, send)
