@@ -205,3 +205,21 @@ def test_machine_formats_do_not_import_rich(project: Path) -> None:
         timeout=120,
     )
     assert done.stdout.split() == ["1", "-"], done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
+def test_non_utf8_console_does_not_crash(project: Path, fmt: str) -> None:
+    (project / "shop" / "caf\u00e9.py").write_text(
+        "import time\n\n\nasync def menu():\n    time.sleep(1)  # cr\u00e8me\n", encoding="utf-8"
+    )
+    run = run_audit("--format", fmt, cwd=project, env={"PYTHONIOENCODING": "ascii"})
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    if fmt == "json":
+        assert "shop/caf\u00e9.py" in [f["path"] for f in run.json()["findings"]]
+    elif fmt == "sarif":
+        results = run.json()["runs"][0]["results"]
+        uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
+        assert "shop/caf%C3%A9.py" in uris  # RFC 3986 percent-encoding of UTF-8
+    else:
+        assert "caf\\xe9.py" in run.stdout
