@@ -410,3 +410,13 @@ def test_flask_app_through_bridge() -> None:
     import json
 
     assert json.loads(server.body) == {"name": "zoë", "data": "data", "q": "€"}
+
+
+def test_head_error_response_has_no_body() -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        raise ValueError("boom")
+
+    server = request(WSGIToASGI(app), method="HEAD")
+    assert server.status == 500
+    assert server.body == b""
+    assert server.headers[b"content-length"] != b"0"  # the length a GET would get

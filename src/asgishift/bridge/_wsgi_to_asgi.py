@@ -608,9 +608,7 @@ class _Request:
             messages = self.context.run(self._run_app)
         except BaseException:  # the job must always report back to the loop
             logger.exception("asgishift bridge: internal error")
-            messages = (
-                None if self.headers_sent else list(_simple_response(500, "Internal Server Error"))
-            )
+            messages = None if self.headers_sent else self._error(500, "Internal Server Error")
         try:
             self.loop.call_soon_threadsafe(self._wake, (_DONE, messages))
         except RuntimeError:
@@ -688,7 +686,7 @@ class _Request:
             return None
         if self.too_large and not self.headers_sent:
             logger.info("413 Content Too Large: %s", where)
-            return list(_simple_response(413, "Content Too Large"))
+            return self._error(413, "Content Too Large")
         if self.headers_sent:
             logger.error(
                 "the WSGI app failed after the response started (%s); the response is cut short",
@@ -697,4 +695,11 @@ class _Request:
             )
             return None
         logger.error("the WSGI app failed (%s); answering 500", where, exc_info=exc)
-        return list(_simple_response(500, "Internal Server Error"))
+        return self._error(500, "Internal Server Error")
+
+    def _error(self, status: int, reason: str) -> list[Message]:
+        """Return the messages of an error response; bodiless for HEAD requests."""
+        start, body = _simple_response(status, reason)
+        if self.environ["REQUEST_METHOD"] == "HEAD":
+            body = {"type": "http.response.body"}
+        return [start, body]
