@@ -69,6 +69,10 @@ class Discovery:
 
 def _rel(path: str, root: str) -> str:
     """Return ``path`` relative to ``root`` with POSIX separators (absolute if outside)."""
+    prefix = root.rstrip(os.sep) + os.sep
+    if path.startswith(prefix):
+        rel = path[len(prefix) :]
+        return rel.replace(os.sep, "/") if os.sep != "/" else rel
     try:
         rel = os.path.relpath(path, root)
     except ValueError:  # another drive on Windows
@@ -162,10 +166,12 @@ def discover(
         return package_dirs[directory]
 
     def add(path: str) -> None:
-        real = os.path.realpath(path)
-        if real in seen_files:
+        # Symlinked directories are deduplicated by inode in _walk; here only
+        # the same path given twice (``audit pkg pkg/mod.py``) needs catching.
+        path = os.path.normpath(path)
+        if path in seen_files:
             return
-        seen_files.add(real)
+        seen_files.add(path)
         rel = _rel(path, root_s)
         directory, name = os.path.split(path)
         stem = name[:-3]

@@ -31,11 +31,13 @@ from collections.abc import Callable, Iterator
 from asgishift.audit._model import AuditConfig, Finding, Hop
 from asgishift.audit._summary import (
     SAFE_WRAPPERS,
+    Body,
     ClassSummary,
-    FileSummary,
-    FuncSummary,
+    FileIndex,
+    FuncInfo,
     Hazard,
     Site,
+    decode_bodies,
 )
 from asgishift.audit.rules import calls_index
 
@@ -73,13 +75,15 @@ _Add = Callable[[Finding], None]
 class _Graph:
     """The project's symbols, with memoised resolution."""
 
-    def __init__(self, summaries: dict[str, FileSummary], config: AuditConfig) -> None:
+    def __init__(self, summaries: dict[str, tuple[FileIndex, bytes]], config: AuditConfig) -> None:
         self.modules: dict[str, dict[str, str]] = {}
-        self.funcs: dict[str, tuple[FuncSummary, str]] = {}
+        self.funcs: dict[str, tuple[FuncInfo, str]] = {}
         self.classes: dict[str, tuple[ClassSummary, str]] = {}
         self.members: dict[str, dict[str, str]] = {}
         self.summaries = summaries
-        for path, summary in summaries.items():
+        self._raw_bodies = {path: data for path, (_, data) in summaries.items()}
+        self._bodies: dict[str, tuple[Body, ...]] = {}
+        for path, (summary, _) in summaries.items():
             self.modules[summary.module] = dict(summary.aliases)
             for func in summary.functions:
                 self.funcs[func.qualname] = (func, path)
@@ -94,6 +98,15 @@ class _Graph:
         self._mro: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._edges: dict[str, _Edge] = {}
         self._safe_func: dict[str, bool] = {}
+
+    def body(self, qual: str) -> Body:
+        """Return a function's calls/hazards/discarded/flask uses (decoded lazily)."""
+        func, path = self.funcs[qual]
+        bodies = self._bodies.get(path)
+        if bodies is None:
+            bodies = decode_bodies(self._raw_bodies[path])
+            self._bodies[path] = bodies
+        return bodies[func.slot]
 
     # ------------------------------------------------------------ resolution
     def resolve(self, name: str, depth: int = 0) -> _Resolved:
@@ -226,12 +239,12 @@ class _Graph:
         while queue:
             qual, hops = queue.popleft()
             yield qual, hops
-            func, path = self.funcs[qual]
-            for site in func.calls:
-                callee = self.edge(site.target)[1]
+            path = self.funcs[qual][1]
+            for site in self.body(qual)[0]:
+                callee = self.edge(site[0])[1]
                 if callee and callee not in seen:
                     seen.add(callee)
-                    hop = Hop(path, site.line, site.col, qual, site.target)
+                    hop = Hop(path, site[1], site[2], qual, site[0])
                     queue.append((callee, (*hops, hop)))
 
     # ------------------------------------------------------------ conditions
@@ -253,7 +266,7 @@ class _Graph:
 
     def condition(self, hazard: Hazard) -> bool:
         """Evaluate a hazard's link-time condition."""
-        cond = hazard.cond
+        cond = hazard[7]
         if not cond:
             return True
         if cond.startswith("fk:"):
@@ -275,10 +288,10 @@ def _finding(
     return Finding(
         code=code,
         path=path,
-        line=where.line,
-        col=where.col,
-        end_line=where.end_line,
-        end_col=where.end_col,
+        line=where[1],
+        col=where[2],
+        end_line=where[3],
+        end_col=where[4],
         args=args,
         chain=chain,
     )
@@ -286,15 +299,16 @@ def _finding(
 
 def _hazard_args(hazard: Hazard, function: str) -> dict[str, str]:
     """Return the message arguments of a syntax hazard."""
-    args = {"call": hazard.call, "function": function}
-    args.update(hazard.extra)
+    args = {"call": hazard[5], "function": function}
+    args.update(hazard[6])
     return args
 
 
-def link(summaries: dict[str, FileSummary], config: AuditConfig) -> list[Finding]:
+def link(summaries: dict[str, tuple[FileIndex, bytes]], config: AuditConfig) -> list[Finding]:
     """Resolve the project's call graph and return every raw finding.
 
-    :param summaries: file path (relative, POSIX) to its summary.
+    :param summaries: file path (relative, POSIX) to its index and marshalled
+        bodies (:func:`~asgishift.audit._summary.from_plain`).
     :param config: the run's configuration (``extra_blocking``, ``extra_safe``,
         ``follow_chains``).
     :return: findings before ``noqa``/select filtering, one per hazard site.
@@ -311,55 +325,55 @@ def link(summaries: dict[str, FileSummary], config: AuditConfig) -> list[Finding
     starts: list[tuple[str, tuple[Hop, ...]]] = [(q, ()) for q in entries]
     reached = list(graph.walk(starts)) if config.follow_chains else starts
     for qual, hops in reached:
-        func, path = graph.funcs[qual]
-        for site in func.calls:
-            code, _, name = graph.edge(site.target)
+        path = graph.funcs[qual][1]
+        calls, hazards, _, _ = graph.body(qual)
+        for site in calls:
+            code, _, name = graph.edge(site[0])
             if code:
-                chain = (*hops, Hop(path, site.line, site.col, qual, name)) if hops else ()
+                chain = (*hops, Hop(path, site[1], site[2], qual, name)) if hops else ()
                 add(_finding(code, path, site, {"call": name, "function": qual}, chain))
-        for hazard in func.hazards:
+        for hazard in hazards:
             if graph.condition(hazard):
-                chain = (
-                    (*hops, Hop(path, hazard.line, hazard.col, qual, hazard.call)) if hops else ()
-                )
-                add(_finding(hazard.code, path, hazard, _hazard_args(hazard, qual), chain))
+                chain = (*hops, Hop(path, hazard[1], hazard[2], qual, hazard[5])) if hops else ()
+                add(_finding(hazard[0], path, hazard, _hazard_args(hazard, qual), chain))
 
-    for summary_path, summary in summaries.items():
+    async_names = {q.rsplit(".", 1)[-1] for q in entries}
+    async_names.update(name.rsplit(".", 1)[-1] for name in _KNOWN_COROUTINES)
+    for summary_path, (summary, _) in summaries.items():
+        may_discard = not async_names.isdisjoint(summary.discard_names)
         for func in summary.functions:
-            _thread_rules(graph, func, summary_path, add)
+            _thread_rules(graph, func, summary_path, add, may_discard)
         _middleware_rule(graph, summary, summary_path, add)
     return list(found.values())
 
 
-def _thread_rules(graph: _Graph, func: FuncSummary, path: str, add: _Add) -> None:
+def _thread_rules(graph: _Graph, func: FuncInfo, path: str, add: _Add, may_discard: bool) -> None:
     """ASH304 (request globals in threads), ASH401 (insensitive ORM), ASH402."""
-    for site in func.discarded:
-        kind, key, seen = graph.resolve(site.target)
+    for site in graph.body(func.qualname)[2] if may_discard else ():
+        kind, key, seen = graph.resolve(site[0])
         is_coroutine = kind == "func" and graph.funcs[key][0].is_async
         is_coroutine = is_coroutine and not graph.funcs[key][0].is_generator
         if is_coroutine or any(name in _KNOWN_COROUTINES for name in seen):
             name = key if kind == "func" else seen[-1]
             add(_finding("ASH402", path, site, {"call": name, "function": func.qualname}, ()))
     for site in func.thread_targets:
-        kind, key, _ = graph.resolve(site.target)
+        kind, key, _ = graph.resolve(site[0])
         if kind != "func" or graph.funcs[key][0].is_async:
             continue
         target = graph.funcs[key][0]
         if any(n in _COPY_CONTEXT for dec in target.decorators for n in graph.resolve(dec)[2]):
             continue
-        start = Hop(path, site.line, site.col, func.qualname, key)
+        start = Hop(path, site[1], site[2], func.qualname, key)
         for qual, hops in graph.walk([(key, (start,))]):
-            inner, inner_path = graph.funcs[qual]
-            for use in inner.flask_uses:
-                chain = (*hops, Hop(inner_path, use.line, use.col, qual, use.call))
-                add(
-                    _finding("ASH304", inner_path, use, {"call": use.call, "function": qual}, chain)
-                )
+            inner_path = graph.funcs[qual][1]
+            for use in graph.body(qual)[3]:
+                chain = (*hops, Hop(inner_path, use[1], use[2], qual, use[5]))
+                add(_finding("ASH304", inner_path, use, {"call": use[5], "function": qual}, chain))
     for site in func.insensitive:
-        kind, key, _ = graph.resolve(site.target)
+        kind, key, _ = graph.resolve(site[0])
         if kind != "func":
             continue
-        hit = _first_orm(graph, key, Hop(path, site.line, site.col, func.qualname, key))
+        hit = _first_orm(graph, key, Hop(path, site[1], site[2], func.qualname, key))
         if hit is not None:
             call = f"sync_to_async({key.rsplit('.', 1)[-1]}, thread_sensitive=False)"
             add(_finding("ASH401", path, site, {"call": call, "function": func.qualname}, hit))
@@ -368,22 +382,23 @@ def _thread_rules(graph: _Graph, func: FuncSummary, path: str, add: _Add) -> Non
 def _first_orm(graph: _Graph, start: str, first: Hop) -> tuple[Hop, ...] | None:
     """Return the chain to the first ORM hazard reachable from ``start``."""
     for qual, hops in graph.walk([(start, (first,))]):
-        func, path = graph.funcs[qual]
-        for hazard in func.hazards:
-            if hazard.code in _ORM_CODES and graph.condition(hazard):
-                return (*hops, Hop(path, hazard.line, hazard.col, qual, hazard.call))
-        for site in func.calls:
-            code, _, name = graph.edge(site.target)
+        path = graph.funcs[qual][1]
+        calls, hazards, _, _ = graph.body(qual)
+        for hazard in hazards:
+            if hazard[0] in _ORM_CODES and graph.condition(hazard):
+                return (*hops, Hop(path, hazard[1], hazard[2], qual, hazard[5]))
+        for site in calls:
+            code, _, name = graph.edge(site[0])
             if code in _ORM_CODES:
-                return (*hops, Hop(path, site.line, site.col, qual, name))
+                return (*hops, Hop(path, site[1], site[2], qual, name))
     return None
 
 
-def _middleware_rule(graph: _Graph, summary: FileSummary, path: str, add: _Add) -> None:
+def _middleware_rule(graph: _Graph, summary: FileIndex, path: str, add: _Add) -> None:
     """ASH305: project middleware (by shape or listed in MIDDLEWARE) without markers."""
     listed: set[str] = set()
     for site in summary.middleware_refs:
-        kind, key, _ = graph.resolve(site.target)
+        kind, key, _ = graph.resolve(site[0])
         if kind in ("class", "func"):
             listed.add(key)
     candidates: list[tuple[str, Site]] = []
@@ -391,7 +406,7 @@ def _middleware_rule(graph: _Graph, summary: FileSummary, path: str, add: _Add) 
         if cls.is_middleware or cls.qualname in listed:
             if _class_marked(graph, cls.qualname):
                 continue
-            where = Site(cls.qualname, cls.line, cls.col, cls.line, cls.col)
+            where = (cls.qualname, cls.line, cls.col, cls.line, cls.col)
             candidates.append((cls.qualname, where))
     marked = set(summary.marked)
     for func in summary.functions:
@@ -402,7 +417,7 @@ def _middleware_rule(graph: _Graph, summary: FileSummary, path: str, add: _Add) 
             continue
         if any(dec.rsplit(".", 1)[-1] in _MIDDLEWARE_MARKERS for dec in func.decorators):
             continue
-        where = Site(func.qualname, func.line, func.col, func.line, func.col)
+        where = (func.qualname, func.line, func.col, func.line, func.col)
         candidates.append((func.qualname, where))
     for name, where in candidates:
         add(_finding("ASH305", path, where, {"call": name, "function": name}, ()))
@@ -411,7 +426,7 @@ def _middleware_rule(graph: _Graph, summary: FileSummary, path: str, add: _Add) 
         if key in graph.classes:
             cls, cls_path = graph.classes[key]
             if cls_path != path and not _class_marked(graph, key):
-                where = Site(key, cls.line, cls.col, cls.line, cls.col)
+                where = (key, cls.line, cls.col, cls.line, cls.col)
                 add(_finding("ASH305", cls_path, where, {"call": key, "function": key}, ()))
 
 
