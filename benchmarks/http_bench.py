@@ -190,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated bridges (default: %(default)s)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is shown")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of wrk before each run")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="seconds of wrk before each hello run (none for sleep: a warm-up would leave a "
+        "backlog of blocked requests behind that the measured run would pay for)",
+    )
     parser.add_argument("--connections", type=int, default=50, help="wrk -c for hello")
     parser.add_argument("--sleep-connections", type=int, default=100, help="wrk -c for sleep")
     parser.add_argument("--sleep-duration", type=float, default=6.0,
@@ -239,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         measure(configs, path="/sleep", connections=args.sleep_connections,
-                duration=args.sleep_duration, warmup=args.warmup, rounds=args.rounds,
+                duration=args.sleep_duration, warmup=0.0, rounds=args.rounds,
                 timeout=20.0)  # fmt: skip
         print(table(configs) + "\n", flush=True)
         report["sleep"] = [{**asdict(c), "label": c.label} for c in configs]
