@@ -82,6 +82,9 @@ def test_explain_prints_rule(tmp_path: Path) -> None:
         "**Use instead:**",
     ):
         assert section in run.stdout
+    by_name = run_audit("--explain", "blocking-sleep", cwd=tmp_path)
+    assert by_name.returncode == 0
+    assert by_name.stdout == run.stdout
     unknown = run_audit("--explain", "ASH000", cwd=tmp_path)
     assert unknown.returncode == 2
     assert "unknown rule code 'ASH000'" in unknown.stderr

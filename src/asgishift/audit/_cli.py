@@ -134,7 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--explain",
         metavar="CODE",
-        help="print what rule CODE finds, why it matters and how to fix it, then exit",
+        help="print what rule CODE (or its name, e.g. blocking-sleep) finds, why it matters "
+        "and how to fix it, then exit",
     )
     parser.add_argument(
         "--baseline",
@@ -199,8 +200,9 @@ def _explain(code: str, stream: TextIO) -> int:
     from asgishift.audit import rules as catalogue
     from asgishift.audit._docs import rule_markdown
 
+    by_name = {rule.name: rule for rule in catalogue.all_rules()}
     try:
-        rule = catalogue.get_rule(code.strip().upper())
+        rule = by_name.get(code.strip().lower()) or catalogue.get_rule(code.strip().upper())
     except KeyError:
         known = ", ".join(r.code for r in catalogue.all_rules())
         raise UsageError(f"unknown rule code {code!r}; known codes: {known}") from None
