@@ -343,3 +343,33 @@ def test_timeout_arriving_while_an_item_is_pending_is_not_lost() -> None:
     first, second = asyncio.run(main())
     assert first[0] == "send"
     assert second == ("timeout",)
+
+
+def test_request_timed_out_in_queue_never_runs_the_app() -> None:
+    gate = Gate()
+    calls: list[str] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        calls.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/first":
+            gate.wait()
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    bridge = WSGIToASGI(app, max_workers=1, max_queue=1, request_timeout=0.05)
+
+    async def main() -> tuple[FakeServer, FakeServer]:
+        first, queued = FakeServer(), FakeServer()
+        scope = make_scope(path="/first", raw_path=b"/first")
+        t1 = asyncio.create_task(bridge(scope, first.receive, first.send))
+        await gate.until_entered()
+        scope = make_scope(path="/queued", raw_path=b"/queued")
+        await asyncio.wait_for(bridge(scope, queued.receive, queued.send), DEADLINE)
+        await asyncio.wait_for(t1, DEADLINE)  # times out too: 504
+        gate.released.set()
+        assert await asyncio.to_thread(_eventually, lambda: bridge.pool.in_flight == 0)
+        return first, queued
+
+    first, queued = asyncio.run(main())
+    assert (first.status, queued.status) == (504, 504)
+    assert calls == ["/first"]

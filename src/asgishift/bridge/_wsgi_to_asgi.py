@@ -604,6 +604,11 @@ class _Request:
 
     def run(self) -> None:
         """Run the app and post the end of the response to the loop (the pool job)."""
+        if self.aborted:
+            # Timed out (or cancelled) while waiting in the queue: nobody is
+            # listening, so do not spend a worker on it.
+            logger.debug("skipping a request that was aborted while queued")
+            return
         try:
             messages = self.context.run(self._run_app)
         except BaseException:  # the job must always report back to the loop
