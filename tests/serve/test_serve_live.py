@@ -78,7 +78,7 @@ def test_interface_flag_overrides_detection() -> None:
         response = httpx.get(f"{srv.url}/forced")
         banner = srv.wait_for_log(r"detected: ([^)]+)\)")
     assert response.json()["PATH_INFO"] == "/forced"
-    assert banner.group(1) == "--interface"
+    assert banner.group(1) == "set by --interface"
 
 
 @pytest.mark.live

@@ -134,7 +134,7 @@ def build_asgi_app(app: object, settings: AppSettings) -> tuple[ASGIApp, Detecti
     if settings.interface == "auto":
         detection = detect_interface(app)
     else:
-        detection = Detection(settings.interface, "--interface")
+        detection = Detection(settings.interface, "set by --interface")
     if detection.interface == "wsgi":
         from asgishift.bridge import WSGIToASGI
 

@@ -77,7 +77,9 @@ def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> objec
     directory = os.path.abspath(app_dir)
     if not os.path.isdir(directory):
         raise AppNotFoundError(f"--app-dir {directory!r} is not a directory")
-    if directory not in sys.path:
+    # First on sys.path, like uvicorn's --app-dir, so the app's modules win
+    # over same-named ones elsewhere.
+    if not sys.path or sys.path[0] != directory:
         sys.path.insert(0, directory)
     module = _import_module(module_name, app_dir)
     obj: object = module
