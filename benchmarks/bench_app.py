@@ -11,8 +11,9 @@ server is started the same way and only the environment differs:
     ``/download?size=N`` (streams N bytes in 64 KiB chunks) for the memory
     benchmark.
 ``BENCH_ADAPTER``
-    ``asgishift``, ``a2wsgi``, ``asgiref`` (ASGI apps) or ``wsgi`` (the WSGI
-    app itself, for gunicorn).
+    ``asgishift``, ``a2wsgi``, ``asgiref`` (ASGI apps), ``uvicorn-wsgi``
+    (uvicorn's deprecated adapter, a control for the memory benchmark) or
+    ``wsgi`` (the WSGI app itself, for gunicorn).
 ``BENCH_WORKERS``
     thread-pool size for the bridges that take one (``max_workers`` of
     asgishift, ``workers`` of a2wsgi); unset means the bridge's default.
@@ -114,7 +115,19 @@ def wrap(wsgi_app: WSGIApp, adapter: str, workers: int | None) -> Any:
         from asgiref.wsgi import WsgiToAsgi
 
         return WsgiToAsgi(wsgi_app)
-    raise ValueError(f"unknown BENCH_ADAPTER {adapter!r}: use asgishift, a2wsgi, asgiref or wsgi")
+    if adapter == "uvicorn-wsgi":
+        # uvicorn's deprecated built-in adapter, which buffers whole bodies: a
+        # control showing that memory_bench.py notices a bridge that buffers.
+        import warnings
+
+        from uvicorn.middleware.wsgi import _WSGIMiddleware
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _WSGIMiddleware(wsgi_app, workers or 10)
+    raise ValueError(
+        f"unknown BENCH_ADAPTER {adapter!r}: use asgishift, a2wsgi, asgiref, uvicorn-wsgi or wsgi"
+    )
 
 
 def _from_env() -> Any:
