@@ -373,3 +373,28 @@ def test_request_timed_out_in_queue_never_runs_the_app() -> None:
     first, queued = asyncio.run(main())
     assert (first.status, queued.status) == (504, 504)
     assert calls == ["/first"]
+
+
+def test_timeout_fires_while_client_stalls_a_send(caplog: pytest.LogCaptureFixture) -> None:
+    closed = threading.Event()
+    raised: list[BaseException] = []
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        write = start_response("200 OK", [])
+        try:
+            write(b"first")  # the client never reads it
+        except OSError as exc:
+            raised.append(exc)
+            raise
+        finally:
+            closed.set()
+        yield b""
+
+    async def stalled_send(message: dict[str, Any]) -> None:
+        await asyncio.Event().wait()  # never returns: a client that stopped reading
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        run(WSGIToASGI(app, request_timeout=0.05), make_scope(), FakeServer(on_send=stalled_send))
+    assert closed.wait(DEADLINE)
+    assert [type(exc) for exc in raised] == [ClientDisconnected]
+    assert "timed out" in caplog.text

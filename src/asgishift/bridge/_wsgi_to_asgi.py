@@ -375,8 +375,11 @@ class _Request:
                     try:
                         if self.aborted:  # the watcher saw the client leave
                             raise ConnectionResetError("the client disconnected")
-                        for message in item[1]:
-                            await self.send(message)
+                        if timer is None:
+                            for message in item[1]:
+                                await self.send(message)
+                        else:
+                            await self._send_before_deadline(item[1])
                     except Exception as exc:  # whatever the server raises, the client is gone
                         self.aborted = True
                         reply = ClientDisconnected(f"send() failed: {exc!r}")
@@ -400,6 +403,26 @@ class _Request:
                 timer.cancel()
             if watcher is not None:
                 watcher.cancel()
+
+    async def _send_before_deadline(self, messages: Iterable[Message]) -> None:
+        """Send ``messages`` unless ``request_timeout`` expires first.
+
+        A client that stops reading blocks ``send()`` (backpressure); without
+        this race a stalled client would outlast the timeout.
+
+        :raise TimeoutError: if the timeout fired first (the send is cancelled).
+        """
+
+        async def send_all() -> None:
+            for message in messages:
+                await self.send(message)
+
+        sending = self.loop.create_task(send_all())
+        await asyncio.wait((sending, self.waiter), return_when=asyncio.FIRST_COMPLETED)
+        if not sending.done():
+            sending.cancel()
+            raise TimeoutError("request_timeout expired while the client was not reading")
+        sending.result()
 
     def _wake(self, item: tuple[Any, ...]) -> None:
         """Deliver a worker's item to :meth:`serve` (runs on the loop)."""
@@ -444,11 +467,14 @@ class _Request:
         an endless streaming response stops when its client leaves (some
         servers silently drop ``send()`` calls after a disconnect).
         """
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                self.aborted = True
-                return
+        try:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    break
+        except Exception as exc:  # a broken receive() means the client is gone too
+            logger.debug("receive() failed while watching for a disconnect: %r", exc)
+        self.aborted = True
 
     async def _send_final(self, messages: list[Message] | None) -> None:
         """Send the messages the worker left for the end of the response."""
