@@ -332,3 +332,25 @@ def test_max_events_bounds_the_kept_events(rules: tuple[Rule, ...]) -> None:
         run_on_loop(nap_three_times)
     assert len(detector.events) == 2
     assert detector.dropped == 1
+
+
+def test_log_repeats_off_logs_each_call_site_once(
+    rules: tuple[Rule, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    def hot_path() -> None:
+        for _ in range(3):
+            time.sleep(0)  # one call site, three calls
+        time.sleep(0)  # another call site
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="asgishift.runtime"),
+        BlockingDetector(rules, log_repeats=False) as detector,
+    ):
+        run_on_loop(hot_path)
+    assert len(detector.events) == 4
+    levels = [
+        r.levelno
+        for r in caplog.records
+        if r.name == "asgishift.runtime" and "blocking call time.sleep()" in r.getMessage()
+    ]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.WARNING]

@@ -70,6 +70,9 @@ class BlockingDetector:
     :param max_events: keep at most this many events in :attr:`events` (later
         ones are still logged and counted in :attr:`dropped`); ``None`` keeps
         all. Bound it in long-running servers.
+    :param log_repeats: log every event; ``False`` logs the first event of each
+        call site (rule, file and line of the caller) at WARNING and later ones
+        at DEBUG, so a blocking call in a hot path does not flood a server log.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class BlockingDetector:
         stack_limit: int = 20,
         log: bool = True,
         max_events: int | None = None,
+        log_repeats: bool = True,
     ) -> None:
         self._rules = tuple(default_rules() if rules is None else rules)
         self._rule_for: dict[str, tuple[str, str]] = {}
@@ -100,6 +104,8 @@ class BlockingDetector:
         #: Events not kept because :attr:`events` held ``max_events`` already.
         self.dropped = 0
         self.max_events = max_events
+        self.log_repeats = log_repeats
+        self._sites: set[tuple[str, str, int]] = set()
         #: Watched names that could not be wrapped, mapped to the reason.
         self.unpatchable: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -184,13 +190,17 @@ class BlockingDetector:
             thread_id=threading.get_ident(),
             timestamp=time.time(),
         )
+        site = (code, frame.f_code.co_filename, frame.f_lineno)
         with self._lock:
             if self.max_events is None or len(self.events) < self.max_events:
                 self.events.append(event)
             else:
                 self.dropped += 1
+            repeat = site in self._sites
+            self._sites.add(site)
         if self.log:
-            logger.warning("%s", event.format())
+            level = logging.DEBUG if repeat and not self.log_repeats else logging.WARNING
+            logger.log(level, "%s", event.format())
         if self.raise_on_block:
             raise BlockingCallError(event)
 

@@ -27,7 +27,8 @@ class BlockingDetectorMiddleware:
     On first use (the lifespan startup, or the first request when the server
     does not run the lifespan protocol) it installs a :class:`BlockingDetector`
     and starts a :class:`LoopLagMonitor` on the running loop; both log at
-    WARNING on ``asgishift.runtime``. Every scope (``http``, ``websocket``,
+    WARNING on ``asgishift.runtime`` (each blocking call site once, with its
+    stack; repeats at DEBUG). Every scope (``http``, ``websocket``,
     ``lifespan``) passes through unchanged; when the app completes the
     lifespan shutdown (ASGI lifespan spec, ``lifespan.shutdown.complete``),
     the monitor stops and the detector is uninstalled.
@@ -90,6 +91,7 @@ class BlockingDetectorMiddleware:
                     raise_on_block=self.raise_on_block,
                     stack_limit=self.stack_limit,
                     max_events=_MAX_EVENTS,
+                    log_repeats=False,
                 ).install()
                 logger.info(
                     "detecting blocking calls on the event loop: %d callables watched, "
