@@ -95,10 +95,19 @@ async def _send_simple(send: Send, messages: tuple[Message, Message], head: bool
 class WSGIToASGI:
     """Run a WSGI application under an ASGI server.
 
+    Use it as the ASGI application object (``uvicorn module:application``)
+    where ``application = WSGIToASGI(wsgi_app)``.
+
     Each HTTP request runs the app on a bounded pool of worker threads, in a
-    copy of the request's :mod:`contextvars` context, so nothing set by one
-    request leaks into the next. Request and response bodies stream with
-    backpressure; small responses cost one event-loop crossing each way.
+    copy of the context of the server's request task (:mod:`contextvars`):
+    values ASGI middleware set are visible, and whatever the app sets is
+    dropped with the copy, so nothing leaks into the next keep-alive request.
+    Request and response bodies stream with backpressure. A response whose
+    size is known (``Content-Length``, a sized iterable) and at most
+    ``buffer_size`` bytes is sent in one message, so a small request costs one
+    event-loop crossing each way; a response of unknown size (a generator
+    without ``Content-Length``, e.g. server-sent events) is sent chunk by chunk
+    as the app yields it.
 
     :param wsgi_app: the PEP 3333 application.
     :param max_workers: the most worker threads (≥ 1).
@@ -117,8 +126,14 @@ class WSGIToASGI:
         message (bytes); larger responses stream chunk by chunk.
     :raise ValueError: for an out-of-range argument.
 
+    The attribute ``shutdown_timeout`` (seconds, default 30, ``None`` for no
+    limit) bounds how long the ASGI lifespan shutdown waits for running
+    requests.
+
     Follows PEP 3333 and the ASGI 3 HTTP and lifespan specifications;
     ``websocket`` scopes are refused by closing the handshake.
+
+    .. versionadded:: 0.1.0
     """
 
     def __init__(
