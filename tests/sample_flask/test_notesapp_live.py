@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from notes_helpers import DOWNLOAD_SIZE, NotesServer
+from notes_helpers import DOWNLOAD_SIZE, SAMPLE_DIR, NotesServer
+
+from live import live_server
 
 MiB = 1024 * 1024
 
@@ -190,3 +194,32 @@ def test_error_handlers(
         assert response.json()["status"] == status
     else:
         assert f'<h1 class="error">{status} · ' in response.text
+
+
+@pytest.mark.live
+def test_sessions_and_data_are_shared_by_worker_processes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    instance = tmp_path_factory.mktemp("notesapp-workers")
+    argv = [sys.executable, "-m", "asgishift", "serve", "--workers", "2", "--port", "{port}"]
+    argv += ["--app-dir", str(SAMPLE_DIR), "--factory", "notesapp:create_app"]
+    env = {"NOTESAPP_INSTANCE_PATH": str(instance)}
+    with live_server("uvicorn", "", command=argv, env=env, app_dir=SAMPLE_DIR) as srv:
+        with httpx.Client(base_url=srv.url) as browser:
+            assert browser.post("/login", data={"name": "bo"}).status_code == 302
+            note = _create(browser, "shared")
+            cookies = dict(browser.cookies)
+        pids: set[str] = set()
+        # A new connection per request, so the kernel spreads them over both
+        # workers; poll until both have answered.
+        for _ in range(400):
+            with httpx.Client(base_url=srv.url, cookies=cookies) as fresh:
+                about = fresh.get("/about").text
+                assert "Signed in as <strong>bo</strong>" in about
+                assert fresh.get(f"/api/notes/{note['id']}").json()["author"] == "bo"
+            match = re.search(r"<th>process id</th><td><code>(\d+)</code>", about)
+            assert match is not None
+            pids.add(match.group(1))
+            if len(pids) == 2:
+                break
+    assert len(pids) == 2

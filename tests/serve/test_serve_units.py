@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serve_helpers import SERVE_APPS_DIR
 
 from asgishift.serve import (
     AppNotFoundError,
@@ -32,6 +33,7 @@ from asgishift.serve._servers import (
     check_port_free,
     check_server_installed,
 )
+from live import free_port
 
 
 @pytest.fixture
@@ -203,3 +205,38 @@ def test_importing_the_package_imports_no_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_prepare_builds_the_whole_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asgishift.bridge import WSGIToASGI
+    from asgishift.runtime import BlockingDetectorMiddleware
+    from asgishift.serve import prepare
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    plan = prepare(
+        "serve_apps:wsgi_app",
+        app_dir=str(SERVE_APPS_DIR),
+        port=free_port(),
+        max_workers=3,
+        root_path="/r/",
+        detect_blocking=True,
+        loop_lag_ms=20,
+    )
+    detector = plan.app
+    assert isinstance(detector, BlockingDetectorMiddleware)
+    assert detector.lag_threshold_ms == 20
+    root = detector.app
+    assert isinstance(root, RootPathMiddleware)
+    assert root.root_path == "/r"
+    bridge = root.app
+    assert isinstance(bridge, WSGIToASGI)
+    assert bridge.pool.max_workers == 3
+    assert plan.detection.interface == "wsgi"
+    assert plan.options.url(plan.settings.root_path).endswith("/r")
+
+
+def test_prepare_refuses_app_objects_with_workers() -> None:
+    from asgishift.serve import prepare
+
+    with pytest.raises(ServeConfigError, match="'module:attribute' string"):
+        prepare(lambda environ, start_response: [], workers=2, port=free_port())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,21 @@ def _secret_key(instance: Path) -> str:
     """Return the secret key stored in the instance folder, creating it once.
 
     Every worker process must sign sessions with the same key, so it is kept
-    in a file; ``open(..., "x")`` makes the first worker that gets there win.
+    in a file. The key is written to a temporary file and hard-linked into
+    place: the link either creates the complete file or fails because another
+    worker got there first, so no worker can read a half-written key.
     """
     path = instance / "secret_key"
-    try:
-        with path.open("x", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(32))
-    except FileExistsError:
-        pass
+    if not path.exists():
+        fd, tmp_name = tempfile.mkstemp(dir=instance, prefix=".secret-")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_hex(32))
+            os.link(tmp_name, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp_name)
     return path.read_text(encoding="ascii").strip()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 from flask import (
@@ -103,6 +104,7 @@ def about() -> ResponseReturnValue:
         "SCRIPT_NAME": environ.get("SCRIPT_NAME", ""),
         "wsgi.multithread": environ.get("wsgi.multithread"),
         "wsgi.multiprocess": environ.get("wsgi.multiprocess"),
-        "asgi.scope present": "asgi.scope" in environ,
+        # Differs between requests under --workers N: each worker is a process.
+        "process id": os.getpid(),
     }
     return render_template("about.html", details=details)
