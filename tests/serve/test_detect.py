@@ -8,11 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.wsgi import WSGIHandler
 from flask import Flask
 
-from asgishift.serve import AppInterfaceError, detect_interface
+from asgishift.serve import AppInterfaceError, Detection, detect_interface
 
 
 def wsgi_function(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -54,18 +52,10 @@ if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
     inspect.markcoroutinefunction(marked)
 
 
-def _django_handler(cls: type) -> object:
-    # Built without __init__, which would need configured settings; the
-    # class's attributes and __call__ are what detection looks at.
-    return cls.__new__(cls)
-
-
 @pytest.mark.parametrize(
     ("app", "interface", "reason"),
     [
         pytest.param(Flask("detect"), "wsgi", "Flask app (has wsgi_app)", id="flask"),
-        pytest.param(_django_handler(WSGIHandler), "wsgi", "Django WSGIHandler", id="django-wsgi"),
-        pytest.param(_django_handler(ASGIHandler), "asgi", "async __call__", id="django-asgi"),
         pytest.param(wsgi_function, "wsgi", "callable(environ, start_response)", id="wsgi-func"),
         pytest.param(SyncCallable(), "wsgi", "callable(environ, start_response)", id="wsgi-obj"),
         pytest.param(asgi_function, "asgi", "async function", id="async-func"),
@@ -82,6 +72,22 @@ def test_detects_interface(app: object, interface: str, reason: str) -> None:
     detection = detect_interface(app)
     assert detection.interface == interface
     assert detection.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "interface", "reason"),
+    [
+        pytest.param("wsgi", "WSGIHandler", "wsgi", "Django WSGIHandler", id="django-wsgi"),
+        pytest.param("asgi", "ASGIHandler", "asgi", "async __call__", id="django-asgi"),
+    ],
+)
+def test_detects_django_handlers(module: str, name: str, interface: str, reason: str) -> None:
+    handlers = pytest.importorskip(f"django.core.handlers.{module}")
+    cls = getattr(handlers, name)
+    # Built without __init__, which would need configured settings; the
+    # class's attributes and __call__ are what detection looks at.
+    handler = cls.__new__(cls)
+    assert detect_interface(handler) == Detection(interface, reason)
 
 
 @pytest.mark.skipif(not hasattr(inspect, "markcoroutinefunction"), reason="Python >= 3.12")
