@@ -145,6 +145,9 @@ _SYNC_TO_ASYNC = frozenset(
 )
 #: What a call returns when used as a receiver (``conn = sqlite3.connect()``).
 RETURN_TYPES = {
+    "builtins.open": "io.TextIOWrapper",
+    "io.open": "io.TextIOWrapper",
+    "pathlib.Path.open": "io.TextIOWrapper",
     "sqlite3.connect": "sqlite3.Connection",
     "sqlite3.Connection.cursor": "sqlite3.Cursor",
     "socket.create_connection": "socket.socket",
@@ -201,6 +204,7 @@ _LAZY_QS = frozenset(
         "dates",
         "datetimes",
         "complex_filter",
+        "raw",
     }
 )
 #: QuerySet/Manager methods that run a query; their async twin is ``"a" + name``.
@@ -225,7 +229,6 @@ _SYNC_QS = frozenset(
         "iterator",
         "explain",
         "contains",
-        "raw",
     }
 )
 _INSTANCE_SYNC = frozenset({"get", "first", "last", "latest", "earliest", "create"})
@@ -392,6 +395,8 @@ class _Extractor:
             if first:
                 if name in scope.types:
                     return scope.types[name]
+                if name in scope.models:
+                    return scope.models[name][0]
                 if name in scope.locals:
                     return None
             if name in scope.defs:
@@ -693,11 +698,11 @@ class _Extractor:
         self, dec: ast.Call, dec_target: str | None, qual: str, scope: _Scope
     ) -> None:
         """Record ``@sync_to_async(thread_sensitive=False)`` on ``qual``."""
-        if dec_target not in _SYNC_TO_ASYNC or self.scope is None:
+        if dec_target not in _SYNC_TO_ASYNC:
             return
         for kw in dec.keywords:
             if kw.arg == "thread_sensitive" and _is_false(kw.value):
-                self.scope.insensitive.append(self._site(qual, dec))
+                scope.insensitive.append(self._site(qual, dec))
 
     # ------------------------------------------------------------ statements
     def stmt(self, node: ast.stmt) -> None:

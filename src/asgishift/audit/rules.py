@@ -259,6 +259,10 @@ _RULES: tuple[Rule, ...] = (
             "builtins.open",
             "io.open",
             "codecs.open",
+            # Methods of the file object open() returns (static matching only:
+            # built-in types cannot be patched at run time).
+            *_methods("io.TextIOWrapper", ("read", "readline", "readlines", "write")),
+            *_methods("io.TextIOWrapper", ("writelines", "flush", "truncate")),
             *_methods("pathlib.Path", _PATH_IO),
             "shutil.copyfile",
             "shutil.copy",
@@ -527,7 +531,10 @@ _RULES: tuple[Rule, ...] = (
             "    book = await Book.objects.aget(pk=pk)\n"
             "    book.title = title\n    await book.asave()\n"
         ),
-        calls=(),
+        calls=(
+            *_methods("django.db.models.Model", ("save", "delete", "refresh_from_db")),
+            *_methods("django.db.models.base.Model", ("save", "delete", "refresh_from_db")),
+        ),
     ),
     Rule(
         code="ASH205",
