@@ -200,3 +200,32 @@ def test_loop_lag_flag_rejects_a_non_positive_threshold(
     result = pytester.runpytest_subprocess(*PLUGIN, f"--asgishift-loop-lag-ms={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--asgishift-loop-lag-ms must be positive*"])
+
+
+def test_a_test_failing_anyway_keeps_its_error_and_gets_the_report(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_both="""
+        import asyncio
+        import time
+
+
+        def test_blocks_then_fails():
+            async def handler():
+                time.sleep(0)
+                return 41
+
+            assert asyncio.run(handler()) == 42
+        """
+    )
+    result = pytester.runpytest_subprocess(*PLUGIN, "--asgishift-detect-blocking")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*assert 41 == 42*",
+            "*- Captured asgishift call -*",
+            "1 blocking call(s) on an event-loop thread (--asgishift-detect-blocking):",
+            "ASH101 blocking call time.sleep()*",
+        ]
+    )
