@@ -55,10 +55,16 @@ class StreamInput:
         return False
 
     def _take(self, end: int) -> bytes:
-        """Return ``_buf[_pos:end]`` and consume it."""
-        data = bytes(self._buf[self._pos : end])
-        if end >= len(self._buf):
-            self._buf.clear()
+        """Return ``_buf[_pos:end]`` and consume it (one copy)."""
+        buf = self._buf
+        if self._pos == 0 and end >= len(buf):
+            data = bytes(buf)
+            buf.clear()
+            return data
+        with memoryview(buf) as view:
+            data = bytes(view[self._pos : end])
+        if end >= len(buf):
+            buf.clear()
             self._pos = 0
         else:
             self._pos = end
