@@ -354,3 +354,23 @@ def test_log_repeats_off_logs_each_call_site_once(
         if r.name == "asgishift.runtime" and "blocking call time.sleep()" in r.getMessage()
     ]
     assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.WARNING]
+
+
+def test_a_failing_report_never_breaks_the_call(
+    rules: tuple[Rule, ...], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    class BrokenDetector(BlockingDetector):
+        def _on_call(self, names: object, frame: object) -> None:
+            raise LookupError("report failed")
+
+    target = tmp_path / "still-written.txt"
+
+    def write() -> None:
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write("x")
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.runtime"), BrokenDetector(rules):
+        run_on_loop(write)
+    assert target.read_text(encoding="utf-8") == "x"
+    assert "failed to report a call to builtins.open" in caplog.text
+    assert "LookupError: report failed" in caplog.text

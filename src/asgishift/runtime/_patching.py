@@ -65,6 +65,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgishift.runtime._events import BlockingCallError
+
 logger = logging.getLogger("asgishift.runtime")
 
 #: ``listener(names, caller_frame)``: called on an event-loop thread before the
@@ -141,11 +143,11 @@ def _resolve(name: str) -> tuple[Any, str, Any, bool] | str:
     if isinstance(found, str):
         return found
     owner, rest = found
-    for depth, part in enumerate(rest[:-1]):
+    for part in rest[:-1]:
         try:
             owner = getattr(owner, part)
         except AttributeError:
-            return f"{'.'.join([*name.split('.')[: -len(rest)], *rest[: depth + 1]])} not found"
+            return f"{getattr(owner, '__name__', owner)!s} has no attribute {part!r}"
     attr = rest[-1]
     if isinstance(owner, types.ModuleType):
         if attr not in vars(owner):
@@ -243,15 +245,21 @@ def _called_by_loop_machinery(frame: types.FrameType | None) -> bool:
 
 
 def _dispatch(names: list[str], frame: types.FrameType) -> None:
-    """Tell every listener; re-raise the first error after all have seen the call."""
-    error: BaseException | None = None
+    """Tell every listener; re-raise the first refusal after all have seen the call.
+
+    :raise BlockingCallError: when a listener refuses the call. Any other
+        error of a listener is logged, never passed on to the application.
+    """
+    refusal: BlockingCallError | None = None
     for listener in _listeners:
         try:
             listener(names, frame)
-        except Exception as exc:
-            error = error or exc
-    if error is not None:
-        raise error
+        except BlockingCallError as exc:
+            refusal = refusal or exc
+        except Exception:
+            logger.exception("asgishift.runtime failed to report a call to %s", names[0])
+    if refusal is not None:
+        raise refusal
 
 
 def _make_wrapper(
