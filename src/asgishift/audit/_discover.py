@@ -87,7 +87,7 @@ class _Ignores:
 
     def __init__(self, root: str, exclude: Sequence[str], respect_gitignore: bool) -> None:
         self.root = root
-        self.exclude = pathspec.PathSpec.from_lines("gitwildmatch", exclude) if exclude else None
+        self.exclude = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
         self.respect_gitignore = respect_gitignore
         self.specs: dict[str, pathspec.PathSpec[Any] | None] = {}
 

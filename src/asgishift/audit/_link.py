@@ -98,6 +98,7 @@ class _Graph:
         self._mro: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._edges: dict[str, _Edge] = {}
         self._safe_func: dict[str, bool] = {}
+        self.follow = config.follow_chains
 
     def body(self, qual: str) -> Body:
         """Return a function's calls/hazards/discarded/flask uses (decoded lazily)."""
@@ -233,12 +234,17 @@ class _Graph:
     def walk(
         self, starts: list[tuple[str, tuple[Hop, ...]]]
     ) -> Iterator[tuple[str, tuple[Hop, ...]]]:
-        """Breadth-first over sync callees; yield ``(function, hops to reach it)``."""
+        """Breadth-first over sync callees; yield ``(function, hops to reach it)``.
+
+        With ``follow_chains`` off, yield only the starting functions.
+        """
         seen = {qual for qual, _ in starts}
         queue = deque(starts)
         while queue:
             qual, hops = queue.popleft()
             yield qual, hops
+            if not self.follow:
+                continue
             path = self.funcs[qual][1]
             for site in self.body(qual)[0]:
                 callee = self.edge(site[0])[1]
@@ -323,8 +329,7 @@ def link(summaries: dict[str, tuple[FileIndex, bytes]], config: AuditConfig) -> 
 
     entries = sorted(q for q, (f, _) in graph.funcs.items() if f.is_async)
     starts: list[tuple[str, tuple[Hop, ...]]] = [(q, ()) for q in entries]
-    reached = list(graph.walk(starts)) if config.follow_chains else starts
-    for qual, hops in reached:
+    for qual, hops in graph.walk(starts):
         path = graph.funcs[qual][1]
         calls, hazards, _, _ = graph.body(qual)
         for site in calls:

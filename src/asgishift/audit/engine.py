@@ -282,7 +282,7 @@ def _code_filter(config: AuditConfig) -> Callable[[str, str], bool]:
     select = tuple(s.upper() for s in config.select)
     ignore = tuple(s.upper() for s in config.ignore)
     per_file = [
-        (pathspec.PathSpec.from_lines("gitwildmatch", [glob]), tuple(c.upper() for c in codes))
+        (pathspec.GitIgnoreSpec.from_lines([glob]), tuple(c.upper() for c in codes))
         for glob, codes in config.per_file_ignores.items()
     ]
     memo: dict[tuple[str, str], bool] = {}
