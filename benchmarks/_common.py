@@ -343,10 +343,3 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
     return "\n".join(lines)
-
-
-def ratio(value: float, reference: float | None) -> str:
-    """Format ``value / reference`` as ``1.23x``, or ``-`` when there is no reference."""
-    if reference is None or reference == 0:
-        return "-"
-    return f"{value / reference:.2f}x"

@@ -17,8 +17,9 @@ Every server is one process pinned to core 0, wrk is pinned to core 1. All
 servers of a scenario are started first; then each round runs wrk once
 against each of them in a rotated order, so slow drifts of a shared machine
 hit every configuration alike. The table shows the median over the rounds
-and each figure as a ratio to a2wsgi (default workers) on the same server;
-the gunicorn rows are compared with a2wsgi under uvicorn.
+of req/s and p99, and each figure as a ratio to a2wsgi (default workers) on
+the same server: the median over rounds of the ratio within each round. The
+gunicorn rows are compared with a2wsgi under uvicorn.
 
 Run ``python benchmarks/http_bench.py --help`` for the options; ``--smoke``
 checks the machinery in a few seconds and measures nothing worth reading.
@@ -40,7 +41,6 @@ from _common import (
     asgishift_available,
     machine_info,
     markdown_table,
-    ratio,
     run_servers,
     run_wrk,
 )
@@ -143,23 +143,40 @@ def median_result(results: Sequence[WrkResult]) -> WrkResult:
     )
 
 
+def round_ratio(values: Sequence[float], refs: Sequence[float]) -> float | None:
+    """Return the median over rounds of ``value / reference`` within each round.
+
+    Each round measures a configuration and its reference minutes apart at
+    most, so the per-round ratio cancels the slow drifts of a shared machine
+    better than a ratio of medians taken over the whole run.
+    """
+    pairs = [v / r for v, r in zip(values, refs, strict=False) if r > 0]
+    return statistics.median(pairs) if pairs else None
+
+
 def table(configs: Sequence[Config]) -> str:
-    """Render medians with ratios to a2wsgi on the same server and app."""
-    medians = {c.label: median_result(c.results) for c in configs}
+    """Render medians over rounds, and ratios to a2wsgi on the same server and app."""
+    by_label = {c.label: c for c in configs}
     rows: list[list[str]] = []
     for config in configs:
-        result = medians[config.label]
+        result = median_result(config.results)
         ref_server = "uvicorn" if config.server == "gunicorn" else config.server
-        ref = medians.get(f"{config.app}/{ref_server}/a2wsgi")
+        ref = by_label.get(f"{config.app}/{ref_server}/a2wsgi")
+        rps_ratio = p99_ratio = None
+        if ref is not None:
+            rps_ratio = round_ratio([r.rps for r in config.results], [r.rps for r in ref.results])
+            p99_ratio = round_ratio(
+                [r.p99_ms for r in config.results], [r.p99_ms for r in ref.results]
+            )
         rows.append(
             [
                 config.app,
                 config.server,
                 config.adapter,
                 f"{result.rps:.0f}",
-                ratio(result.rps, ref.rps if ref else None),
+                "-" if rps_ratio is None else f"{rps_ratio:.2f}x",
                 f"{result.p99_ms:.2f}",
-                ratio(result.p99_ms, ref.p99_ms if ref else None),
+                "-" if p99_ratio is None else f"{p99_ratio:.2f}x",
                 str(result.errors),
                 " ".join(f"{r.rps:.0f}" for r in config.results),
             ]
