@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import pytest
 
-PLUGIN = ("-p", "asgishift.pytest_plugin")
+
+def _plugin_args() -> tuple[str, ...]:
+    """``-p asgishift.pytest_plugin``, unless the ``pytest11`` entry point loads it already.
+
+    Loading the module a second time under another name is a pluggy error.
+    """
+    if any(ep.value == "asgishift.pytest_plugin" for ep in entry_points(group="pytest11")):
+        return ()
+    return ("-p", "asgishift.pytest_plugin")
+
+
+PLUGIN = _plugin_args()
 
 BLOCKING_TESTS = """
 import asyncio
