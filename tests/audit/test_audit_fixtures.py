@@ -172,7 +172,7 @@ def _flake8_async(paths: list[Path]) -> set[tuple[str, int]]:
 def test_flake8_async_findings_are_a_subset_of_ours(result: AuditResult) -> None:
     theirs = _flake8_async(sorted(FIXTURES.rglob("*.py")))
     assert theirs, "flake8-async found nothing: the comparison would be vacuous"
-    # Lines silenced with our own ``# noqa: ASH...`` codes are not ours to report.
+    # Lines silenced with our own noqa codes (ASH...) are not ours to report.
     noqa = {key for key in theirs if "noqa" in _source_line(*key)}
     ours = {(f.path, f.line) for f in result.findings}
     assert sorted(theirs - noqa - ours) == []

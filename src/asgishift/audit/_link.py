@@ -84,12 +84,19 @@ class _Graph:
         self._raw_bodies = {path: data for path, (_, data) in summaries.items()}
         self._bodies: dict[str, tuple[Body, ...]] = {}
         for path, (summary, _) in summaries.items():
-            self.modules[summary.module] = dict(summary.aliases)
+            # Two files can map to one module name (scripts or test directories
+            # without __init__.py); the first (by path) owns the name, the
+            # others stay entry points under a path-qualified key.
+            self.modules.setdefault(summary.module, dict(summary.aliases))
             for func in summary.functions:
-                self.funcs[func.qualname] = (func, path)
+                key = func.qualname
+                if key in self.funcs:
+                    key = f"{key}@{path}"
+                self.funcs[key] = (func, path)
             for cls in summary.classes:
-                self.classes[cls.qualname] = (cls, path)
-                self.members[cls.qualname] = dict(cls.members)
+                if cls.qualname not in self.classes:
+                    self.classes[cls.qualname] = (cls, path)
+                    self.members[cls.qualname] = dict(cls.members)
         self.blocking = calls_index()
         for name in config.extra_blocking:
             self.blocking.setdefault(name, "ASH199")
@@ -250,7 +257,7 @@ class _Graph:
                 callee = self.edge(site[0])[1]
                 if callee and callee not in seen:
                     seen.add(callee)
-                    hop = Hop(path, site[1], site[2], qual, site[0])
+                    hop = Hop(path, site[1], site[2], _name(qual), site[0])
                     queue.append((callee, (*hops, hop)))
 
     # ------------------------------------------------------------ conditions
@@ -281,6 +288,11 @@ class _Graph:
         if cond.startswith("tlocal:"):
             return self.is_thread_local(cond[7:])
         return False
+
+
+def _name(key: str) -> str:
+    """Return the display name of a function key (drops a ``@path`` suffix)."""
+    return key.split("@", 1)[0]
 
 
 def _finding(
@@ -335,11 +347,13 @@ def link(summaries: dict[str, tuple[FileIndex, bytes]], config: AuditConfig) -> 
         for site in calls:
             code, _, name = graph.edge(site[0])
             if code:
-                chain = (*hops, Hop(path, site[1], site[2], qual, name)) if hops else ()
-                add(_finding(code, path, site, {"call": name, "function": qual}, chain))
+                chain = (*hops, Hop(path, site[1], site[2], _name(qual), name)) if hops else ()
+                add(_finding(code, path, site, {"call": name, "function": _name(qual)}, chain))
         for hazard in hazards:
             if graph.condition(hazard):
-                chain = (*hops, Hop(path, hazard[1], hazard[2], qual, hazard[5])) if hops else ()
+                chain = (
+                    (*hops, Hop(path, hazard[1], hazard[2], _name(qual), hazard[5])) if hops else ()
+                )
                 add(_finding(hazard[0], path, hazard, _hazard_args(hazard, qual), chain))
 
     async_names = {q.rsplit(".", 1)[-1] for q in entries}
@@ -347,14 +361,23 @@ def link(summaries: dict[str, tuple[FileIndex, bytes]], config: AuditConfig) -> 
     for summary_path, (summary, _) in summaries.items():
         may_discard = not async_names.isdisjoint(summary.discard_names)
         for func in summary.functions:
-            _thread_rules(graph, func, summary_path, add, may_discard)
+            key = func.qualname
+            if graph.funcs[key][1] != summary_path:
+                key = f"{key}@{summary_path}"
+            _thread_rules(graph, key, func, summary_path, add, may_discard)
         _middleware_rule(graph, summary, summary_path, add)
     return list(found.values())
 
 
-def _thread_rules(graph: _Graph, func: FuncInfo, path: str, add: _Add, may_discard: bool) -> None:
-    """ASH304 (request globals in threads), ASH401 (insensitive ORM), ASH402."""
-    for site in graph.body(func.qualname)[2] if may_discard else ():
+def _thread_rules(
+    graph: _Graph, own: str, func: FuncInfo, path: str, add: _Add, may_discard: bool
+) -> None:
+    """ASH304 (request globals in threads), ASH401 (insensitive ORM), ASH402.
+
+    :param own: the function's key in the graph (its qualname, or
+        ``qualname@path`` when another file owns that name).
+    """
+    for site in graph.body(own)[2] if may_discard else ():
         kind, key, seen = graph.resolve(site[0])
         is_coroutine = kind == "func" and graph.funcs[key][0].is_async
         is_coroutine = is_coroutine and not graph.funcs[key][0].is_generator
@@ -372,8 +395,12 @@ def _thread_rules(graph: _Graph, func: FuncInfo, path: str, add: _Add, may_disca
         for qual, hops in graph.walk([(key, (start,))]):
             inner_path = graph.funcs[qual][1]
             for use in graph.body(qual)[3]:
-                chain = (*hops, Hop(inner_path, use[1], use[2], qual, use[5]))
-                add(_finding("ASH304", inner_path, use, {"call": use[5], "function": qual}, chain))
+                chain = (*hops, Hop(inner_path, use[1], use[2], _name(qual), use[5]))
+                add(
+                    _finding(
+                        "ASH304", inner_path, use, {"call": use[5], "function": _name(qual)}, chain
+                    )
+                )
     for site in func.insensitive:
         kind, key, _ = graph.resolve(site[0])
         if kind != "func":
@@ -391,11 +418,11 @@ def _first_orm(graph: _Graph, start: str, first: Hop) -> tuple[Hop, ...] | None:
         calls, hazards, _, _ = graph.body(qual)
         for hazard in hazards:
             if hazard[0] in _ORM_CODES and graph.condition(hazard):
-                return (*hops, Hop(path, hazard[1], hazard[2], qual, hazard[5]))
+                return (*hops, Hop(path, hazard[1], hazard[2], _name(qual), hazard[5]))
         for site in calls:
             code, _, name = graph.edge(site[0])
             if code in _ORM_CODES:
-                return (*hops, Hop(path, site[1], site[2], qual, name))
+                return (*hops, Hop(path, site[1], site[2], _name(qual), name))
     return None
 
 

@@ -1,0 +1,165 @@
+"""Engine robustness: bad files are reported, ignored paths skipped, cache and workers agree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from asgishift.audit import engine
+from asgishift.audit._model import AuditConfig, AuditResult
+from asgishift.audit.engine import audit_paths, noqa_codes
+
+BLOCKING = "import time\n\n\nasync def view():\n    time.sleep(1)\n"
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _run(root: Path, **overrides: object) -> AuditResult:
+    settings: dict[str, object] = {"cache_dir": None}
+    settings.update(overrides)
+    return audit_paths([root], root=root, config=AuditConfig(**settings))  # type: ignore[arg-type]
+
+
+def test_bad_files_are_reported_and_the_rest_audited(tmp_path: Path) -> None:
+    _write(tmp_path / "good.py", BLOCKING)
+    _write(tmp_path / "broken.py", "def f(:\n    pass\n")
+    _write(tmp_path / "latin1.py", "x = 1\ns = '\xe9t\xe9'\n".encode("latin-1"))
+    _write(tmp_path / "huge.py", "x = 1\n" * 400)
+    result = _run(tmp_path, max_file_bytes=1000)
+    assert [(f.path, f.code) for f in result.findings] == [("good.py", "ASH101")]
+    errors = {e.path: e for e in result.errors}
+    assert set(errors) == {"broken.py", "latin1.py", "huge.py"}
+    assert errors["broken.py"].line == 1
+    assert "syntax error" in errors["broken.py"].message
+    assert errors["latin1.py"].line == 2
+    assert "not valid UTF-8" in errors["latin1.py"].message
+    assert "max_file_bytes=1000" in errors["huge.py"].message
+    assert result.files_scanned == 3
+
+
+def test_coding_cookie_files_are_parsed(tmp_path: Path) -> None:
+    source = "# -*- coding: latin-1 -*-\nimport time\n\n\nasync def v():\n    time.sleep('\xe9')\n"
+    _write(tmp_path / "legacy.py", source.encode("latin-1"))
+    result = _run(tmp_path)
+    assert result.errors == []
+    assert [(f.line, f.code) for f in result.findings] == [(6, "ASH101")]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_symlink_loop_is_reported_once(tmp_path: Path) -> None:
+    _write(tmp_path / "pkg" / "mod.py", BLOCKING)
+    os.symlink(tmp_path / "pkg", tmp_path / "pkg" / "again")
+    result = _run(tmp_path)
+    assert [f.path for f in result.findings] == ["pkg/mod.py"]
+    assert [(e.path, "symlink loop" in e.message) for e in result.errors] == [("pkg/again", True)]
+
+
+def test_ignored_and_tool_directories_are_skipped(tmp_path: Path) -> None:
+    _write(tmp_path / ".gitignore", "build/\n*_generated.py\n")
+    _write(tmp_path / "app" / ".gitignore", "local_*.py\n")
+    _write(tmp_path / "app" / "views.py", BLOCKING)
+    _write(tmp_path / "app" / "local_settings.py", BLOCKING)
+    _write(tmp_path / "build" / "lib" / "views.py", BLOCKING)
+    _write(tmp_path / "api_generated.py", BLOCKING)
+    _write(tmp_path / "vendored" / "x.py", BLOCKING)
+    for skipped in (".venv", ".git", "__pycache__", "node_modules"):
+        _write(tmp_path / skipped / "x.py", BLOCKING)
+    result = _run(tmp_path, exclude=["vendored/"])
+    assert [f.path for f in result.findings] == ["app/views.py"]
+    assert result.files_scanned == 1
+    everything = _run(tmp_path, respect_gitignore=False)
+    assert {f.path for f in everything.findings} == {
+        "app/views.py",
+        "app/local_settings.py",
+        "build/lib/views.py",
+        "api_generated.py",
+        "vendored/x.py",
+    }
+
+
+def test_missing_path_is_an_error(tmp_path: Path) -> None:
+    result = audit_paths([tmp_path / "nope"], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert [(e.path, "does not exist" in e.message) for e in result.errors] == [("nope", True)]
+
+
+def test_cache_is_reused_and_invalidated_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "proj"
+    _write(project / "a.py", BLOCKING)
+    _write(project / "b.py", "def helper():\n    return 1\n")
+    cache = tmp_path / "cache"
+    first = _run(project, cache_dir=str(cache))
+    assert [f.path for f in first.findings] == ["a.py"]
+    assert len(list(cache.glob("audit-*.marshal"))) == 1
+
+    def no_parsing(*args: object) -> object:
+        raise AssertionError("file parsed although cached")
+
+    monkeypatch.setattr(engine, "_parse_file", no_parsing)
+    second = _run(project, cache_dir=str(cache))
+    assert second.findings == first.findings
+    monkeypatch.undo()
+    _write(project / "b.py", "import os\n\n\nasync def helper():\n    os.system('x')\n")
+    third = _run(project, cache_dir=str(cache))
+    assert [(f.path, f.code) for f in third.findings] == [("a.py", "ASH101"), ("b.py", "ASH104")]
+
+
+def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    _write(project / "a.py", BLOCKING)
+    cache = tmp_path / "cache"
+    _run(project, cache_dir=str(cache))
+    [cache_file] = cache.glob("audit-*.marshal")
+    cache_file.write_bytes(b"\x00garbage")
+    assert [f.code for f in _run(project, cache_dir=str(cache)).findings] == ["ASH101"]
+
+
+def test_worker_processes_match_in_process_parsing(tmp_path: Path) -> None:
+    count = engine.PARALLEL_MIN_FILES + 6
+    for i in range(count):
+        nxt = f"from pkg.m{i + 1} import f{i + 1}\n" if i + 1 < count else ""
+        body = f"    f{i + 1}()\n" if nxt else "    import time\n    time.sleep(1)\n"
+        _write(tmp_path / "pkg" / f"m{i}.py", f"{nxt}\n\ndef f{i}():\n{body}")
+    _write(tmp_path / "pkg" / "__init__.py", "")
+    _write(tmp_path / "pkg" / "entry.py", "from pkg.m0 import f0\n\n\nasync def go():\n    f0()\n")
+    seen: list[tuple[int, int]] = []
+    parallel = audit_paths(
+        [tmp_path],
+        root=tmp_path,
+        config=AuditConfig(cache_dir=None, jobs=2),
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    serial = _run(tmp_path, jobs=1)
+    assert parallel.findings == serial.findings
+    [finding] = parallel.findings
+    assert finding.path == f"pkg/m{count - 1}.py"
+    assert len(finding.chain) == count + 1
+    assert seen[-1] == (count + 2, count + 2)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        pytest.param("x()  # noqa", frozenset(), id="bare"),
+        pytest.param("x()  # noqa: ASH101", frozenset({"ASH101"}), id="one"),
+        pytest.param("x()  # NOQA:ASH101,ASH2", frozenset({"ASH101", "ASH2"}), id="list"),
+        pytest.param(
+            "x()  # noqa: ASH101, E501  trailing", frozenset({"ASH101", "E501"}), id="spaces"
+        ),
+        pytest.param("x()  # no qa", None, id="none"),
+        pytest.param("x()", None, id="plain"),
+    ],
+)
+def test_noqa_codes(line: str, expected: frozenset[str] | None) -> None:
+    assert noqa_codes(line) == expected
