@@ -36,6 +36,11 @@ def test_full_queue_gets_immediate_503_with_retry_after() -> None:
         t1 = asyncio.create_task(bridge(make_scope(), first.receive, first.send))
         await gate.until_entered()
         t2 = asyncio.create_task(bridge(make_scope(), queued.receive, queued.send))
+        for _ in range(1000):  # let t2 reach the queue before the third request
+            if bridge.pool.in_flight == 2:
+                break
+            await asyncio.sleep(0)
+        assert bridge.pool.in_flight == 2
         await asyncio.wait_for(bridge(make_scope(), refused.receive, refused.send), DEADLINE)
         assert not t1.done()
         assert not t2.done()
@@ -117,7 +122,8 @@ def test_disconnect_during_streaming_response_stops_iteration() -> None:
     bridge = WSGIToASGI(app)
     server = run(bridge, make_scope(), FakeServer(disconnect_after_sends=3))
     assert closed.is_set()
-    assert 3 <= pulled <= 5
+    # 3 messages = start + 2 chunks; a chunk or two may be in flight when it lands.
+    assert 2 <= pulled <= 4
     assert _eventually(lambda: bridge.pool.in_flight == 0)
     assert not server.complete
 
