@@ -132,10 +132,14 @@ def test_server_sent_events_stream_before_generator_ends(
     with httpx.stream(
         "GET", f"{server.url}/sse", params=params, headers=headers, timeout=DEADLINE
     ) as resp:
-        assert resp.headers["content-type"] == "text/event-stream"
-        lines = resp.iter_lines()
-        assert next(lines) == "data: 1"
-        release(server, test_id)
+        try:
+            assert resp.headers["content-type"] == "text/event-stream"
+            lines = resp.iter_lines()
+            assert next(lines) == "data: 1"
+        finally:
+            # Unblock the generator even when the test fails, or its thread
+            # stays busy and disturbs later tests on this server.
+            release(server, test_id)
         rest = [line for line in lines if line]
     assert rest == ["data: 2", "data: end"]
 

@@ -53,16 +53,18 @@ def _get(url: str) -> httpx.Response:
 def test_503_when_pool_and_queue_are_full(limited: LiveServer, test_id: str) -> None:
     with ThreadPoolExecutor(3) as executor:
         holder = executor.submit(_get, f"{limited.url}/block?name={test_id}")
-        limited.wait_for_log(f"blocking {test_id}", timeout=DEADLINE)
-        # One of these two takes the only queue slot and the other must be
-        # refused; which one depends on arrival order.
-        first, second = (executor.submit(_get, f"{limited.url}/ping") for _ in range(2))
-        done, _ = wait([first, second], timeout=DEADLINE, return_when=FIRST_COMPLETED)
-        assert done, "neither request was answered while the pool was full"
+        try:
+            limited.wait_for_log(f"blocking {test_id}", timeout=DEADLINE)
+            # One of these two takes the only queue slot and the other must be
+            # refused; which one depends on arrival order.
+            first, second = (executor.submit(_get, f"{limited.url}/ping") for _ in range(2))
+            done, _ = wait([first, second], timeout=DEADLINE, return_when=FIRST_COMPLETED)
+            assert done, "neither request was answered while the pool was full"
+        finally:
+            release(limited, test_id, control=True)
         answered = done.pop()
         refused = answered.result()
         queued = second if answered is first else first
-        release(limited, test_id, control=True)
         assert holder.result().content == b"released"
         assert queued.result().content == b"pong"
     assert refused.status_code == 503
@@ -95,20 +97,22 @@ def test_body_at_limit_accepted(limited: LiveServer, chunked: bool) -> None:
 
 
 def test_504_when_view_outlasts_request_timeout(timed: LiveServer, test_id: str) -> None:
-    response = httpx.get(
-        f"{timed.url}/block",
-        params={"name": test_id},
-        headers={"X-Test-Id": test_id},
-        timeout=DEADLINE,
-    )
+    try:
+        response = httpx.get(
+            f"{timed.url}/block",
+            params={"name": test_id},
+            headers={"X-Test-Id": test_id},
+            timeout=DEADLINE,
+        )
+    finally:
+        # The view is still blocked; once released, its iterable is closed once.
+        release(timed, test_id, control=True)
     assert response.status_code == 504
-    # The view is still blocked; once released, its iterable is closed once.
-    release(timed, test_id, control=True)
     state = wait_for_state(
         timed, lambda s: test_id in s["closes"], "close() after the timeout", control=True
     )
     assert state["closes"][test_id] == 1
-    assert state["inflight"] == 0
+    assert test_id not in state["inflight"]
     assert _get(f"{timed.url}/ping").content == b"pong"
 
 

@@ -157,9 +157,11 @@ def test_concurrent_requests_run_in_parallel(server: LiveServer) -> None:
             )
             for name in names
         ]
-        for name in names:
-            server.wait_for_log(f"blocking {name}", timeout=DEADLINE)
-        for name in names:
-            release(server, name)
+        try:
+            for name in names:
+                server.wait_for_log(f"blocking {name}", timeout=DEADLINE)
+        finally:
+            for name in names:
+                release(server, name)
         bodies = [future.result().content for future in futures]
     assert bodies == [b"released"] * len(names)

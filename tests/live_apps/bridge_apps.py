@@ -206,7 +206,8 @@ def _file(size: int) -> Path:
 def _state_json() -> bytes:
     with _lock:
         body = dict(_state)
-        body["inflight"] = sum(_inflight.values())
+        # Test ids whose iterable was returned and is not closed yet.
+        body["inflight"] = {key: count for key, count in _inflight.items() if count}
         body["threads"] = threading.active_count()
         # Peak resident memory of this process, KiB on Linux (getrusage(2)).
         body["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
