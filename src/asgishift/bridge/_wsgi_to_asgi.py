@@ -358,8 +358,17 @@ class _Request:
     async def serve(self) -> None:
         """Dispatch the request to the pool and carry out what the worker posts."""
         bridge = self.bridge
-        head = self.environ["REQUEST_METHOD"] == "HEAD"
+        head = self.no_body  # before start_response, no_body means HEAD
+        loop = self.loop
+        timer = None
+        if bridge.request_timeout is not None:
+            timer = loop.call_later(bridge.request_timeout, self._wake, (_TIMEOUT,))
+        watcher: asyncio.Task[None] | None = None
+        # submit() comes last: the woken worker competes for the GIL with
+        # whatever this thread still does before parking in the selector.
         if not bridge._pool.submit(self.run):
+            if timer is not None:
+                timer.cancel()
             logger.warning(
                 "503 Service Unavailable: %d workers busy and %d requests queued "
                 "(raise max_workers or max_queue)",
@@ -368,11 +377,6 @@ class _Request:
             )
             await _send_simple(self.send, bridge._unavailable, head)
             return
-        timer = None
-        if bridge.request_timeout is not None:
-            timer = self.loop.call_later(bridge.request_timeout, self._wake, (_TIMEOUT,))
-        watcher: asyncio.Task[None] | None = None
-        loop = self.loop
         try:
             while True:
                 item = await self.waiter
