@@ -8,8 +8,9 @@ Platform-Specific File Handling" (``wsgi.file_wrapper``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -142,6 +143,37 @@ def test_server_sent_events_stream_before_generator_ends(
             release(server, test_id)
         rest = [line for line in lines if line]
     assert rest == ["data: 2", "data: end"]
+
+
+def test_concurrent_async_transfers(server: LiveServer) -> None:
+    # Eight uploads and eight downloads at once from one httpx.AsyncClient:
+    # the bridge must keep each request's body and response apart.
+    sizes = [SMALL + i * 4099 for i in range(8)]
+
+    async def upload(client: httpx.AsyncClient, size: int) -> dict[str, object]:
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in iter_payload(size):
+                yield chunk
+
+        response = await client.post("/upload", content=body())
+        return state_json(response)
+
+    async def download(client: httpx.AsyncClient, size: int) -> str:
+        digest = hashlib.sha256()
+        async with client.stream("GET", "/download", params={"size": size}) as response:
+            async for chunk in response.aiter_raw():
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    async def main() -> tuple[list[dict[str, object]], list[str]]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as client:
+            uploads = asyncio.gather(*(upload(client, size) for size in sizes))
+            downloads = asyncio.gather(*(download(client, size) for size in sizes))
+            return await uploads, await downloads
+
+    uploaded, downloaded = asyncio.run(main())
+    assert uploaded == [{"sha256": payload_sha256(n), "size": n} for n in sizes]
+    assert downloaded == [payload_sha256(n) for n in sizes]
 
 
 def test_write_callable(server: LiveServer) -> None:
