@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import importlib
 import logging
 import pathlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -374,3 +376,22 @@ def test_a_failing_report_never_breaks_the_call(
     assert target.read_text(encoding="utf-8") == "x"
     assert "failed to report a call to builtins.open" in caplog.text
     assert "LookupError: report failed" in caplog.text
+
+
+def test_alias_bound_while_installed_is_restored_on_uninstall(
+    rules: tuple[Rule, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = time.sleep
+    (tmp_path / "late_import_module.py").write_text(
+        "from time import sleep as nap\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "late_import_module", raising=False)
+    with BlockingDetector(rules) as detector:
+        late = importlib.import_module("late_import_module")
+        assert late.nap is time.sleep  # the wrapper, bound by the import
+        assert late.nap is not original
+        run_on_loop(lambda: late.nap(0))
+    assert codes_and_calls(detector) == [("ASH101", "time.sleep")]
+    assert late.nap is original
+    monkeypatch.delitem(sys.modules, "late_import_module")

@@ -382,6 +382,29 @@ def _unpatch(patch: _Patch) -> None:
         delattr(patch.owner, patch.attr)
 
 
+def _restore_later_bindings(patches: Iterable[_Patch]) -> None:
+    """Rebind to the original the names bound to a wrapper while it was installed.
+
+    A module imported during installation that ran ``from time import sleep``
+    holds the wrapper; every module's globals are scanned (the standard
+    library's too: the value is ours) so uninstalling leaves no wrapper behind.
+    """
+    by_id = {id(p.wrapper): p for p in patches if isinstance(p.owner, types.ModuleType)}
+    if not by_id:
+        return
+    for module in list(sys.modules.values()):
+        try:
+            namespace = getattr(module, "__dict__", None)
+        except Exception:  # lazy-module proxies in sys.modules may raise on access
+            continue
+        if not isinstance(namespace, dict):
+            continue
+        for key, value in list(namespace.items()):
+            found = by_id.get(id(value))
+            if found is not None and value is found.wrapper:
+                namespace[key] = found.original
+
+
 def acquire(names: Iterable[str], listener: Listener) -> dict[str, str]:
     """Patch ``names`` (or reuse existing patches) and register ``listener``.
 
@@ -413,6 +436,7 @@ def acquire(names: Iterable[str], listener: Listener) -> dict[str, str]:
 def release(names: Iterable[str], listener: Listener) -> None:
     """Undo one :func:`acquire` with the same arguments."""
     global _listeners
+    removed: list[_Patch] = []
     with _lock:
         _listeners = tuple(item for item in _listeners if item is not listener)
         for name in dict.fromkeys(names):
@@ -425,6 +449,8 @@ def release(names: Iterable[str], listener: Listener) -> None:
                     _patches.pop(alias, None)
                 _locations.pop((id(patch.owner), patch.attr), None)
                 _unpatch(patch)
+                removed.append(patch)
+        _restore_later_bindings(removed)
 
 
 def patched_names() -> tuple[str, ...]:
