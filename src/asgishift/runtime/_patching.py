@@ -17,8 +17,8 @@ What can be patched:
   ``builtins.open``, ``os.system``, ``sqlite3.connect``, ``requests.get``): the
   module's attribute is replaced. Names bound before installation with
   ``from time import sleep as snooze`` are found by scanning the globals of
-  every imported non-standard-library module and replaced too (and put back
-  on uninstall); names bound later pick up the wrapper.
+  every imported non-standard-library module and replaced too; names bound
+  later pick up the wrapper. Uninstalling rebinds both kinds to the original.
 * methods of Python classes (``pathlib.Path.read_text``,
   ``subprocess.Popen.communicate``, ``threading.Event.wait``,
   ``socket.socket.connect`` through the Python subclass ``socket.socket``):
