@@ -81,28 +81,44 @@ def test_request_timeout_answers_504_and_logs(caplog: pytest.LogCaptureFixture) 
     assert closed.wait(DEADLINE)  # the worker still closes the iterable
 
 
-def test_timeout_after_response_started_cuts_it_and_stops_app() -> None:
+def test_timeout_stops_applying_once_the_response_started() -> None:
     gate = Gate()
-    pulled_after_timeout = []
-    closed = threading.Event()
 
     def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
         start_response("200 OK", [])
-        try:
-            yield b"first"
-            gate.wait()
-            yield b"second"
-            pulled_after_timeout.append(True)
-            yield b"third"
-        finally:
-            closed.set()
+        yield b"first"
+        gate.wait()  # released well after request_timeout
+        yield b"second"
 
-    server = request(WSGIToASGI(app, request_timeout=0.05))
-    gate.released.set()
-    assert closed.wait(DEADLINE)
-    assert server.body == b"first"
-    assert not server.complete
-    assert pulled_after_timeout == []
+    async def on_send(message: dict[str, Any]) -> None:
+        if message.get("body") == b"first":
+            asyncio.get_running_loop().call_later(0.2, gate.released.set)
+
+    server = run(WSGIToASGI(app, request_timeout=0.05), make_scope(), FakeServer(on_send=on_send))
+    assert server.status == 200
+    assert server.body == b"firstsecond"
+    assert server.complete
+
+
+def test_timeout_while_client_stalls_the_upload() -> None:
+    raised: list[BaseException] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except OSError as exc:
+            raised.append(exc)
+            raise
+        start_response("200 OK", [])
+        return [b"never"]
+
+    # Half a body, then the client goes quiet (FakeServer blocks until disconnect).
+    messages = [{"type": "http.request", "body": b"half", "more_body": True}]
+    server = run(
+        WSGIToASGI(app, request_timeout=0.05), make_scope(method="POST"), FakeServer(messages)
+    )
+    assert server.status == 504
+    assert [type(exc) for exc in raised] == [ClientDisconnected]
 
 
 def test_disconnect_during_streaming_response_stops_iteration() -> None:

@@ -30,8 +30,8 @@ import contextvars
 import io
 import logging
 import threading
-from collections.abc import Iterable
-from typing import Any, Final
+from collections.abc import Coroutine, Iterable
+from typing import Any, Final, TypeVar
 
 from asgishift._types import (
     Environ,
@@ -57,6 +57,8 @@ from asgishift.bridge._pool import WorkerPool
 __all__ = ["WSGIToASGI"]
 
 logger = logging.getLogger("asgishift.bridge")
+
+_T = TypeVar("_T")
 
 # Kinds of item the worker posts to the loop (compared by identity).
 _DONE: Final = "done"  # (kind, messages or None): no reply expected
@@ -116,11 +118,13 @@ class WSGIToASGI:
     :param max_body_size: the largest request body accepted (bytes); larger
         ones get ``413 Content Too Large``, including bodies without
         ``Content-Length`` that grow past it. ``None`` for no limit.
-    :param request_timeout: seconds a request may take from dispatch to the
-        end of its response; past it the client gets ``504 Gateway Timeout``
-        (or a cut-off response if it had started) and an error is logged. The
-        app's thread cannot be killed: it keeps its worker until it returns,
-        and its next ``wsgi.input`` read or chunk fails. ``None`` for no limit.
+    :param request_timeout: seconds from dispatch (queueing included) until
+        the response starts, i.e. its headers are sent; past it the client
+        gets ``504 Gateway Timeout`` and an error is logged. Once the response
+        has started there is no limit, so long downloads and event streams are
+        not cut. The app's thread cannot be killed: it keeps its worker until
+        it returns, and its next ``wsgi.input`` read or chunk fails. A request
+        that times out while still queued never runs. ``None`` for no limit.
     :param retry_after: the ``Retry-After`` value of 503 responses (seconds).
     :param buffer_size: the largest response held back to be sent in one
         message (bytes); larger responses stream chunk by chunk.
@@ -319,6 +323,7 @@ class _Request:
         "reply",
         "scope",
         "send",
+        "started",
         "status",
         "too_large",
         "waiter",
@@ -347,6 +352,7 @@ class _Request:
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
+        self.started = False  # loop side: the response start went through (timeout over)
         self.no_body = environ["REQUEST_METHOD"] == "HEAD"
         self.may_buffer = False
         self.body_chunks: list[bytes] = []
@@ -398,7 +404,12 @@ class _Request:
                             for message in item[1]:
                                 await self.send(message)
                         else:
-                            await self._send_before_deadline(item[1])
+                            # The first SEND carries the response start: the
+                            # timeout stops applying once it is through.
+                            await self._before_deadline(self._send_all(item[1]))
+                            timer.cancel()
+                            timer = None
+                            self.started = True
                     except Exception as exc:  # whatever the server raises, the client is gone
                         self.aborted = True
                         reply = ClientDisconnected(f"send() failed: {exc!r}")
@@ -406,7 +417,14 @@ class _Request:
                     self._reply(reply)
                 elif kind is _RECEIVE:
                     self.pending = True
-                    self._reply(await self._receive_body())
+                    if timer is None:
+                        self._reply(await self._receive_body())
+                    else:
+                        try:
+                            self._reply(await self._before_deadline(self._receive_body()))
+                        except TimeoutError as exc:
+                            self.aborted = True
+                            self._reply(ClientDisconnected(str(exc)))
                 else:  # _TIMEOUT
                     self.finished = True
                     self.aborted = True
@@ -423,32 +441,35 @@ class _Request:
             if watcher is not None:
                 watcher.cancel()
 
-    async def _send_before_deadline(self, messages: Iterable[Message]) -> None:
-        """Send ``messages`` unless ``request_timeout`` expires first.
+    async def _send_all(self, messages: Iterable[Message]) -> None:
+        """Send ``messages`` in order."""
+        for message in messages:
+            await self.send(message)
 
-        A client that stops reading blocks ``send()`` (backpressure); without
-        this race a stalled client would outlast the timeout.
+    async def _before_deadline(self, awaitable: Coroutine[Any, Any, _T]) -> _T:
+        """Await ``awaitable`` unless ``request_timeout`` expires first.
 
-        :raise TimeoutError: if the timeout fired first (the send is cancelled).
+        A client that stops reading blocks ``send()`` (backpressure), and one
+        that stops sending its body blocks ``receive()``; without this race
+        such a client would outlast the timeout.
+
+        :raise TimeoutError: if the timeout fired first (``awaitable`` is cancelled).
         """
-
-        async def send_all() -> None:
-            for message in messages:
-                await self.send(message)
-
-        sending = self.loop.create_task(send_all())
-        await asyncio.wait((sending, self.waiter), return_when=asyncio.FIRST_COMPLETED)
-        if not sending.done():
-            sending.cancel()
-            raise TimeoutError("request_timeout expired while the client was not reading")
-        sending.result()
+        task = self.loop.create_task(awaitable)
+        await asyncio.wait((task, self.waiter), return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            raise TimeoutError("request_timeout expired while waiting for the client")
+        return task.result()
 
     def _wake(self, item: tuple[Any, ...]) -> None:
         """Deliver a worker's item to :meth:`serve` (runs on the loop)."""
         if not self.finished and not self.waiter.done():
+            if item[0] is _TIMEOUT and self.started:
+                return  # fired as the response started: too late to matter
             self.waiter.set_result(item)
         elif item[0] is _TIMEOUT:
-            if not self.finished:
+            if not self.finished and not self.started:
                 # serve() has not taken the previous item yet: try again after it.
                 self.loop.call_soon(self._wake, item)
         elif item[0] is _SEND or item[0] is _RECEIVE:
