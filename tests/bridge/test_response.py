@@ -9,7 +9,7 @@ from typing import Any
 from wsgiref.validate import validator
 
 import pytest
-from bridge_harness import FakeServer, body_messages, make_scope, request, run
+from bridge_harness import FakeServer, Gate, body_messages, make_scope, request, run
 
 from asgishift.bridge import WSGIToASGI
 
@@ -233,15 +233,63 @@ def test_write_callable_then_iterable() -> None:
     assert server.complete
 
 
-def test_write_with_content_length_is_buffered_into_one_message() -> None:
+def test_write_transmits_before_returning() -> None:
+    server = FakeServer()
+    seen_after_write: list[list[bytes]] = []
+
     def app(environ: Environ, start_response: Any) -> list[bytes]:
         write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
         write(b"abc")
+        seen_after_write.append(list(server.body_parts))
         write(b"def")
         return []
 
+    run(WSGIToASGI(validator(app)), make_scope(), server)
+    # PEP 3333 "The write() Callable": the block is sent before write() returns.
+    assert seen_after_write == [[b"abc"]]
+    assert server.body == b"abcdef"
+    assert server.complete
+
+
+def test_write_completing_content_length_is_one_message() -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+        write(b"abcdef")
+        return []
+
     server = request(WSGIToASGI(validator(app)))
-    assert server.body_parts == [b"abcdef"]
+    assert [m["type"] for m in server.sent] == ["http.response.start", "http.response.body"]
+    assert server.body == b"abcdef"
+
+
+def test_generator_with_content_length_is_not_held_back() -> None:
+    # BUG-1 (notes/bridge_bugs.md): the first block must reach the client
+    # while the generator blocks, even though the length is declared.
+    gate = Gate()
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream"), ("Content-Length", "18")])
+        yield b"data: 1\n\n"
+        gate.wait()  # released by the client once it has the first block
+        yield b"data: 2\n\n"
+
+    async def on_send(message: dict[str, Any]) -> None:
+        if message.get("body") == b"data: 1\n\n":
+            gate.released.set()
+
+    server = run(WSGIToASGI(validator(app)), make_scope(), FakeServer(on_send=on_send))
+    assert server.body_parts == [b"data: 1\n\n", b"data: 2\n\n"]
+    assert server.complete
+
+
+def test_single_block_completing_content_length_is_one_message() -> None:
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        yield b"hello"
+
+    server = request(WSGIToASGI(validator(app)))
+    assert [m["type"] for m in server.sent] == ["http.response.start", "http.response.body"]
+    assert server.body == b"hello"
 
 
 @pytest.mark.parametrize(
@@ -408,6 +456,8 @@ def test_flask_app_through_bridge() -> None:
         FakeServer(body_messages(b"da", b"ta")),
     )
     assert server.status == 200
+    # Flask's one-item body completes its Content-Length: one crossing back.
+    assert [m["type"] for m in server.sent] == ["http.response.start", "http.response.body"]
     import json
 
     assert json.loads(server.body) == {"name": "zoë", "data": "data", "q": "€"}

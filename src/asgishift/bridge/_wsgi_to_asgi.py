@@ -308,13 +308,14 @@ class _Request:
         "body_complete",
         "bridge",
         "buffered",
+        "content_length",
         "context",
         "environ",
         "finished",
         "headers",
         "headers_sent",
+        "in_memory",
         "loop",
-        "may_buffer",
         "no_body",
         "pathsend",
         "pending",
@@ -354,7 +355,8 @@ class _Request:
         self.headers_sent = False
         self.started = False  # loop side: the response start went through (timeout over)
         self.no_body = environ["REQUEST_METHOD"] == "HEAD"
-        self.may_buffer = False
+        self.in_memory = False  # the iterable holds the whole body already
+        self.content_length: int | None = None
         self.body_chunks: list[bytes] = []
         self.buffered = 0
         self.pathsend = _PATHSEND in (scope.get("extensions") or ())
@@ -623,7 +625,10 @@ class _Request:
         self.headers = encoded
         if code in _NO_BODY_STATUS:
             self.no_body = True
-        self.may_buffer = any(name == b"content-length" for name, _ in encoded)
+        self.content_length = None
+        for name, value in encoded:
+            if name == b"content-length" and value.isdigit():
+                self.content_length = int(value)
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -649,9 +654,14 @@ class _Request:
                 (_SEND, ({"type": "http.response.body", "body": chunk, "more_body": True},))
             )
             return
-        if self.may_buffer and self.buffered + len(chunk) <= self.bridge.buffer_size:
+        # PEP 3333 "Buffering and Streaming": a block may be held back only if
+        # holding it cannot delay it, i.e. the body is already all in memory
+        # (a list, a non-streaming Django response) or this block completes
+        # the declared Content-Length (Flask's one-item responses).
+        total = self.buffered + len(chunk)
+        if total <= self.bridge.buffer_size and (self.in_memory or total == self.content_length):
             self.body_chunks.append(chunk)
-            self.buffered += len(chunk)
+            self.buffered = total
             return
         # Switch to streaming: headers go out with the first data. The held
         # back part and the new chunk stay separate messages so that no
@@ -717,10 +727,8 @@ class _Request:
             if path is not None:
                 self.headers_sent = True
                 return [self._start_message(), {"type": _PATHSEND, "path": path}]
-        if not self.may_buffer and (
-            hasattr(type(iterable), "__len__") or getattr(iterable, "streaming", None) is False
-        ):
-            self.may_buffer = True  # a sequence or a non-streaming Django response
+        if hasattr(type(iterable), "__len__") or getattr(iterable, "streaming", None) is False:
+            self.in_memory = True  # a sequence or a non-streaming Django response
         emit = self._emit
         for chunk in iterable:
             if type(chunk) is not bytes and not isinstance(chunk, bytes):
