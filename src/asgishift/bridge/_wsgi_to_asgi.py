@@ -9,13 +9,15 @@ exactly once each way:
    in-memory :class:`io.BytesIO`.
 2. A worker thread runs the app in a copy of the request's
    :mod:`contextvars` context and drains the response iterable into a buffer
-   of up to ``buffer_size`` bytes, provided the response's size is known
-   (``Content-Length``, a sized iterable, or a non-streaming Django response).
-   It closes the iterable and hands one ``http.response.start`` and one
+   of up to ``buffer_size`` bytes, as long as holding a block back cannot
+   delay it (PEP 3333 "Buffering and Streaming"): the iterable already holds
+   the whole body (a sized iterable, a non-streaming Django response), or the
+   block completes the declared ``Content-Length`` (Flask's responses). It
+   closes the iterable and hands one ``http.response.start`` and one
    ``http.response.body`` back to the loop.
 
 Everything else streams, with backpressure both ways: when the app reads past
-the first message, or a response outgrows the buffer or has no known size, the
+the first message, or a response outgrows the buffer or may still be produced, the
 worker posts a request to the loop (``_SEND`` or ``_RECEIVE``) and blocks on a
 lock until the loop has awaited ``send()``/``receive()`` and replied. All
 ``send``/``receive`` calls happen in one coroutine, :meth:`_Request.serve`, so
@@ -104,12 +106,13 @@ class WSGIToASGI:
     copy of the context of the server's request task (:mod:`contextvars`):
     values ASGI middleware set are visible, and whatever the app sets is
     dropped with the copy, so nothing leaks into the next keep-alive request.
-    Request and response bodies stream with backpressure. A response whose
-    size is known (``Content-Length``, a sized iterable) and at most
-    ``buffer_size`` bytes is sent in one message, so a small request costs one
-    event-loop crossing each way; a response of unknown size (a generator
-    without ``Content-Length``, e.g. server-sent events) is sent chunk by chunk
-    as the app yields it.
+    Request and response bodies stream with backpressure. A response of at
+    most ``buffer_size`` bytes that is already complete when the app hands it
+    over (a list, a non-streaming Django response, or one block that fills the
+    declared ``Content-Length``, as Flask returns) is sent in one message, so a
+    small request costs one event-loop crossing each way; any other response
+    (a generator, server-sent events, ``write()`` calls) is sent block by block
+    as the app produces it, never held back (PEP 3333 "Buffering and Streaming").
 
     :param wsgi_app: the PEP 3333 application.
     :param max_workers: the most worker threads (≥ 1).
