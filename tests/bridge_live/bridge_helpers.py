@@ -115,13 +115,16 @@ class RawHTTP:
             raise ConnectionError(f"connection closed; unparsed bytes {self.buffer[:200]!r}")
         self.buffer += data
 
-    def read_head(self) -> tuple[int, dict[str, str]]:
-        """Read one status line and header block; return the status and lowercased headers."""
+    def read_head(self, version: str = "HTTP/1.1 ") -> tuple[int, dict[str, str]]:
+        """Read one status line and header block; return the status and lowercased headers.
+
+        :param version: what the status line must start with.
+        """
         while b"\r\n\r\n" not in self.buffer:
             self._fill()
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
         status_line, *lines = head.decode("latin-1").split("\r\n")
-        assert status_line.startswith("HTTP/1.1 "), f"not a status line: {status_line!r}"
+        assert status_line.startswith(version), f"not a status line: {status_line!r}"
         headers: dict[str, str] = {}
         for line in lines:
             name, _, value = line.partition(":")

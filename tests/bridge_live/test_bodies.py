@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -19,6 +20,7 @@ from bridge_helpers import DEADLINE, get_state, release, state_json
 
 from live import ASGI_SERVER_PARAMS, LiveServer, live_server
 
+CHUNKED = [pytest.param(False, id="length"), pytest.param(True, id="chunked")]
 SMALL = 1_000_003  # bytes; odd so no block boundary lines up
 BIG = 64 * 1024 * 1024  # bytes
 
@@ -48,6 +50,38 @@ def _upload(
 def test_upload_read_modes(server: LiveServer, test_id: str, mode: str, chunked: bool) -> None:
     result = _upload(server, test_id, SMALL, mode=mode, chunked=chunked)
     assert result == {"sha256": payload_sha256(SMALL), "size": SMALL}
+
+
+def _expected_input_api(body: bytes) -> dict[str, object]:
+    # The same calls as bridge_apps._input_api, on a BytesIO: the reference.
+    stream = io.BytesIO(body)
+    out: dict[str, object] = {"read0": stream.read(0).decode("latin-1")}
+    out["readline5"] = stream.readline(5).decode("latin-1")
+    out["readline"] = stream.readline().decode("latin-1")
+    out["read7"] = stream.read(7).decode("latin-1")
+    out["readlines"] = [line.decode("latin-1") for line in stream.readlines()]
+    out["eof_read"] = stream.read(10).decode("latin-1")
+    out["eof_readline"] = stream.readline().decode("latin-1")
+    return out
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        pytest.param(3, id="small"),
+        # Long enough that servers deliver it in several http.request messages.
+        pytest.param(20_000, id="multi-message"),
+    ],
+)
+@pytest.mark.parametrize(
+    "chunked", [pytest.param(False, id="length"), pytest.param(True, id="chunked")]
+)
+def test_input_methods(server: LiveServer, lines: int, chunked: bool) -> None:
+    body = b"".join(b"line %d \xe9\xff\r\n" % i for i in range(lines)) + b"tail without newline"
+    content = iter([body[: len(body) // 2], body[len(body) // 2 :]]) if chunked else body
+    response = httpx.post(f"{server.url}/input-api", content=content, timeout=DEADLINE)
+    assert response.status_code == 200, response.text
+    assert state_json(response) == _expected_input_api(body)
 
 
 def test_empty_body(server: LiveServer, test_id: str) -> None:

@@ -164,6 +164,18 @@ def _read_body(environ: Environ, mode: str, test_id: str, chunk: int) -> Iterato
 _SSE_EVENTS = (b"data: 1\n\n", b"data: 2\n\n", b"data: end\n\n")
 
 
+def _input_api(stream: Any) -> dict[str, Any]:
+    """Exercise each ``wsgi.input`` method of PEP 3333 once; report what they returned."""
+    out: dict[str, Any] = {"read0": stream.read(0).decode("latin-1")}
+    out["readline5"] = stream.readline(5).decode("latin-1")
+    out["readline"] = stream.readline().decode("latin-1")
+    out["read7"] = stream.read(7).decode("latin-1")
+    out["readlines"] = [line.decode("latin-1") for line in stream.readlines()]
+    out["eof_read"] = stream.read(10).decode("latin-1")
+    out["eof_readline"] = stream.readline().decode("latin-1")
+    return out
+
+
 def _sse(test_id: str) -> Iterator[bytes]:
     first, second, last = _SSE_EVENTS
     yield first
@@ -292,6 +304,16 @@ def _route(
     if path == "/bad-header":
         start_response("200 OK", [*_TEXT, ("X-Bad", "a\r\nX-Injected: 1")])
         return [b"should not be sent"]
+    if path == "/input-api":
+        start_response("200 OK", _JSON)
+        return [json.dumps(_input_api(environ["wsgi.input"])).encode()]
+    if path == "/headers":
+        # Repeated and non-ASCII (latin-1) header values, an unusual status.
+        start_response(
+            "299 Custom Reason",
+            [*_TEXT, ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-Latin", "caf\u00e9")],
+        )
+        return [b"headers"]
     if path == "/write":
         write = start_response("200 OK", _TEXT)
         write(b"written;")
@@ -311,7 +333,11 @@ def _route(
     if path == "/status":
         code = query["code"]
         reason = {"204": "No Content", "304": "Not Modified"}[code]
-        start_response(f"{code} {reason}", [("X-Status", code)])
+        headers = [("X-Status", code)]
+        if query.get("length") == "1":
+            # What the body would have been: allowed on 304 (RFC 9110 8.6), no body follows.
+            headers.append(("Content-Length", "16"))
+        start_response(f"{code} {reason}", headers)
         # Content the server must drop: these statuses have no body (RFC 9110 6.4.1).
         return [b"must not be sent"]
     start_response("404 Not Found", _TEXT)
