@@ -171,9 +171,7 @@ class WSGIToASGI:
         self.shutdown_timeout: float | None = 30.0
         self._pool = WorkerPool(max_workers, max_queue)
         self._base = base_environ(ErrorStream(), FileWrapper)
-        self._unavailable = _simple_response(
-            503, "Service Unavailable", [(b"retry-after", str(retry_after).encode())]
-        )
+        self._retry_after_header = (b"retry-after", str(retry_after).encode())
 
     @property
     def pool(self) -> WorkerPool:
@@ -386,7 +384,9 @@ class _Request:
                 bridge._pool.max_workers,
                 bridge._pool.max_queue,
             )
-            await _send_simple(self.send, bridge._unavailable, head)
+            # Fresh messages each time: a server may keep or alter what it is sent.
+            unavailable = _simple_response(503, "Service Unavailable", [bridge._retry_after_header])
+            await _send_simple(self.send, unavailable, head)
             return
         try:
             while True:
