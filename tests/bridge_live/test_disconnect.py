@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,27 +19,41 @@ import pytest
 from bridge_data import iter_payload
 from bridge_helpers import DEADLINE, RawHTTP, get_state, new_test_id, release, wait_for_state
 
-from live import LiveServer
+from live import ASGI_SERVER_PARAMS, LiveServer, live_server
 
 UPLOAD_SIZE = 16 * 1024 * 1024  # bytes announced; the client sends far fewer
 DOWNLOAD_SIZE = 64 * 1024 * 1024  # bytes the app would send
+WORKERS = 2  # bridge max_workers for these tests
+
+
+@pytest.fixture(scope="module", params=ASGI_SERVER_PARAMS)
+def two_workers(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve the app with a pool of exactly two workers (see :func:`_pool_threads`)."""
+    env = {"BRIDGE_APP_MAX_WORKERS": str(WORKERS)}
+    with live_server(request.param, "bridge_apps:app", env=env) as srv:
+        yield srv
 
 
 def _pool_threads(server: LiveServer) -> int:
-    """Return the app's thread count while two requests run at once.
+    """Occupy both workers at once; return the app's thread count meanwhile.
 
-    One ``/block`` request holds a worker while ``/_state`` runs on another, so
-    the pool has two usable workers; a worker still stuck from an earlier
-    request shows up as one thread more than before.
+    ``/block`` holds one worker while ``/_state`` needs the other, so a worker
+    still stuck in an earlier request makes ``/_state`` wait in the queue and
+    this fails. The thread count then shows threads leaked outside the pool.
     """
     name = new_test_id()
     with ThreadPoolExecutor(1) as executor:
         blocked = executor.submit(
             httpx.get, f"{server.url}/block", params={"name": name}, timeout=DEADLINE
         )
-        server.wait_for_log(f"blocking {name}", timeout=DEADLINE)
-        threads = int(get_state(server)["threads"])
-        release(server, name)
+        try:
+            server.wait_for_log(f"blocking {name}", timeout=DEADLINE)
+            try:
+                threads = int(get_state(server)["threads"])
+            except httpx.TimeoutException:
+                pytest.fail(f"{server.server}: no free worker: one is still busy\n{server.log()}")
+        finally:
+            release(server, name)
         assert blocked.result().content == b"released"
     return threads
 
@@ -49,7 +64,8 @@ def _abort(conn: RawHTTP) -> None:
     conn.close()
 
 
-def test_disconnect_mid_upload(server: LiveServer, test_id: str) -> None:
+def test_disconnect_mid_upload(two_workers: LiveServer, test_id: str) -> None:
+    server = two_workers
     if server.server == "daphne":
         pytest.skip("daphne reads the whole request body before it calls the application")
     baseline = _pool_threads(server)
@@ -79,7 +95,8 @@ def test_disconnect_mid_upload(server: LiveServer, test_id: str) -> None:
     assert get_state(server)["closes"][test_id] == 1  # still once, later on
 
 
-def test_disconnect_mid_download(server: LiveServer, test_id: str) -> None:
+def test_disconnect_mid_download(two_workers: LiveServer, test_id: str) -> None:
+    server = two_workers
     baseline = _pool_threads(server)
     conn = RawHTTP(server)
     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -100,7 +117,8 @@ def test_disconnect_mid_download(server: LiveServer, test_id: str) -> None:
     assert get_state(server)["closes"][test_id] == 1
 
 
-def test_disconnect_while_streaming_blocked(server: LiveServer, test_id: str) -> None:
+def test_disconnect_while_streaming_blocked(two_workers: LiveServer, test_id: str) -> None:
+    server = two_workers
     # The client leaves while the generator waits between two events; once
     # the generator resumes, the bridge must stop and close it.
     baseline = _pool_threads(server)
