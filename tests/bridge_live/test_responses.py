@@ -72,12 +72,16 @@ def test_exc_info_after_body_aborts_response(server: LiveServer, test_id: str) -
     if server.server == "daphne":
         # daphne 4.2 cannot abort a started response: its handle_exception()
         # starts a second one, fails, and leaves the connection open. Check
-        # the app side only.
+        # the app side only, keeping the connection open until the app is
+        # done (a disconnect first would stop the generator before exc_info).
         conn = RawHTTP(server)
-        conn.request("GET", "/exc-info-late", {"X-Test-Id": test_id})
-        status, _ = conn.read_head()
-        conn.close()
-        assert status == 200
+        try:
+            conn.request("GET", "/exc-info-late", {"X-Test-Id": test_id})
+            status, _ = conn.read_head()
+            assert status == 200
+            wait_for_state(server, lambda s: test_id in s["closes"], "close() called")
+        finally:
+            conn.close()
     else:
         # The client must see a broken response, never a clean short body.
         with pytest.raises(httpx.RemoteProtocolError):
