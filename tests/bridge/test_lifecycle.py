@@ -420,3 +420,42 @@ def test_timeout_fires_while_client_stalls_a_send(caplog: pytest.LogCaptureFixtu
     assert closed.wait(DEADLINE)
     assert [type(exc) for exc in raised] == [ClientDisconnected]
     assert "timed out" in caplog.text
+
+
+def test_client_leaving_while_queued_never_runs_the_app() -> None:
+    gate = Gate()
+    calls: list[str] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        calls.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/first":
+            gate.wait()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    bridge = WSGIToASGI(validator(app), max_workers=1, max_queue=1)
+
+    async def main() -> tuple[FakeServer, FakeServer]:
+        first, queued = FakeServer(), FakeServer()
+        t1 = asyncio.create_task(
+            bridge(make_scope(path="/first", raw_path=b"/first"), first.receive, first.send)
+        )
+        await gate.until_entered()
+        t2 = asyncio.create_task(
+            bridge(make_scope(path="/queued", raw_path=b"/queued"), queued.receive, queued.send)
+        )
+        for _ in range(1000):
+            if queued.receive_calls >= 2:  # the bridge is watching for a disconnect
+                break
+            await asyncio.sleep(0)
+        queued.disconnect()
+        for _ in range(1000):
+            await asyncio.sleep(0)  # let the watcher see it
+        gate.released.set()
+        await asyncio.wait_for(asyncio.gather(t1, t2), DEADLINE)
+        return first, queued
+
+    first, queued = asyncio.run(main())
+    assert first.body == b"ok"
+    assert queued.sent == []
+    assert calls == ["/first"]

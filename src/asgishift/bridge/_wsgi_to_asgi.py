@@ -388,6 +388,11 @@ class _Request:
             unavailable = _simple_response(503, "Service Unavailable", [bridge._retry_after_header])
             await _send_simple(self.send, unavailable, head)
             return
+        pool = bridge._pool
+        if self.body_complete and pool.in_flight > pool.threads:
+            # Queued behind busy workers: notice a client that gives up
+            # waiting, so its app never runs (see run()).
+            watcher = loop.create_task(self._watch_disconnect())
         try:
             while True:
                 item = await self.waiter
@@ -684,15 +689,20 @@ class _Request:
     def run(self) -> None:
         """Run the app and post the end of the response to the loop (the pool job)."""
         if self.aborted:
-            # Timed out (or cancelled) while waiting in the queue: nobody is
-            # listening, so do not spend a worker on it.
+            # Timed out, cancelled or disconnected while waiting in the queue:
+            # nobody is listening, so do not spend a worker on it.
             logger.debug("skipping a request that was aborted while queued")
+            self._post_done(None)
             return
         try:
             messages = self.context.run(self._run_app)
         except BaseException:  # the job must always report back to the loop
             logger.exception("asgishift bridge: internal error")
             messages = None if self.headers_sent else self._error(500, "Internal Server Error")
+        self._post_done(messages)
+
+    def _post_done(self, messages: list[Message] | None) -> None:
+        """Hand the final messages (or ``None``: send nothing) to :meth:`serve`."""
         try:
             self.loop.call_soon_threadsafe(self._wake, (_DONE, messages))
         except RuntimeError:
