@@ -1,0 +1,126 @@
+"""``WorkerPool``: bounded threads, bounded queue, draining."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import pytest
+from bridge_harness import DEADLINE
+
+from asgishift.bridge._pool import WorkerPool
+
+
+def blocker(gate: threading.Event, started: threading.Semaphore) -> Callable[[], None]:
+    def job() -> None:
+        started.release()
+        assert gate.wait(DEADLINE)
+
+    return job
+
+
+def test_capacity_is_workers_plus_queue_and_threads_start_lazily() -> None:
+    pool = WorkerPool(max_workers=2, max_queue=1)
+    gate, started = threading.Event(), threading.Semaphore(0)
+    assert pool.threads == 0
+    assert pool.submit(blocker(gate, started))
+    assert pool.threads == 1
+    assert pool.submit(blocker(gate, started))
+    assert pool.threads == 2
+    assert started.acquire(timeout=DEADLINE)
+    assert started.acquire(timeout=DEADLINE)
+    assert pool.submit(blocker(gate, started))  # queued
+    assert pool.threads == 2
+    assert not pool.submit(lambda: None)  # full
+    assert pool.in_flight == 3
+    idle = threading.Event()
+    pool.when_idle(idle.set)
+    gate.set()
+    assert idle.wait(DEADLINE)
+    assert pool.in_flight == 0
+    pool.stop_threads()
+
+
+def test_idle_thread_is_reused() -> None:
+    pool = WorkerPool(max_workers=4, max_queue=0)
+    names: list[str] = []
+    for _ in range(5):
+        done = threading.Event()
+
+        def job(done: threading.Event = done) -> None:
+            names.append(threading.current_thread().name)
+            done.set()
+
+        assert pool.submit(job)
+        assert done.wait(DEADLINE)
+        idle = threading.Event()
+        pool.when_idle(idle.set)
+        assert idle.wait(DEADLINE)
+    assert pool.threads == 1
+    assert len(set(names)) == 1
+    pool.stop_threads()
+
+
+def test_close_refuses_and_reopen_accepts() -> None:
+    pool = WorkerPool(max_workers=1, max_queue=0)
+    pool.close()
+    assert pool.closing
+    assert not pool.submit(lambda: None)
+    pool.reopen()
+    done = threading.Event()
+    assert pool.submit(done.set)
+    assert done.wait(DEADLINE)
+    pool.stop_threads()
+
+
+def test_when_idle_runs_at_once_without_jobs() -> None:
+    pool = WorkerPool(max_workers=1, max_queue=0)
+    called: list[bool] = []
+    pool.when_idle(lambda: called.append(True))
+    assert called == [True]
+
+
+def test_stop_threads_lets_workers_exit() -> None:
+    pool = WorkerPool(max_workers=3, max_queue=0, name="pool-test-stop")
+    gate, started = threading.Event(), threading.Semaphore(0)
+    for _ in range(3):
+        assert pool.submit(blocker(gate, started))
+    for _ in range(3):
+        assert started.acquire(timeout=DEADLINE)
+    workers = [t for t in threading.enumerate() if t.name.startswith("pool-test-stop")]
+    assert len(workers) == 3
+    gate.set()
+    pool.stop_threads()
+    for worker in workers:
+        worker.join(DEADLINE)
+        assert not worker.is_alive()
+    assert pool.threads == 0
+
+
+def test_raising_job_is_logged_and_thread_survives(caplog: pytest.LogCaptureFixture) -> None:
+    pool = WorkerPool(max_workers=1, max_queue=0)
+
+    def bad() -> None:
+        raise RuntimeError("job failed")
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        assert pool.submit(bad)
+        done = threading.Event()
+        idle = threading.Event()
+        pool.when_idle(idle.set)
+        assert idle.wait(DEADLINE)
+        assert pool.submit(done.set)
+        assert done.wait(DEADLINE)
+    assert "job failed" in caplog.text
+    assert pool.threads == 1
+    pool.stop_threads()
+
+
+@pytest.mark.parametrize(
+    ("workers", "queue"),
+    [pytest.param(0, 0, id="no-workers"), pytest.param(1, -1, id="negative-queue")],
+)
+def test_invalid_sizes(workers: int, queue: int) -> None:
+    with pytest.raises(ValueError, match="max_"):
+        WorkerPool(workers, queue)
