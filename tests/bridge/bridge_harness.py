@@ -14,9 +14,9 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-DEADLINE = 10.0  # seconds any single in-process run may take
+from asgishift._types import Message
 
-Message = dict[str, Any]
+DEADLINE = 10.0  # seconds any single in-process run may take
 
 
 def make_scope(**overrides: Any) -> dict[str, Any]:

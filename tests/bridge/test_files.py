@@ -15,7 +15,7 @@ from asgishift.bridge import WSGIToASGI
 from asgishift.bridge._files import MIN_BLOCK_SIZE, FileWrapper
 
 Environ = dict[str, Any]
-PATHSEND = {"http.response.pathsend": {}}
+PATHSEND: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
 
 
 @pytest.fixture

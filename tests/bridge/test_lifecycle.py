@@ -13,6 +13,7 @@ from wsgiref.validate import validator
 import pytest
 from bridge_harness import DEADLINE, FakeServer, Gate, make_scope, request, run
 
+from asgishift._types import Message
 from asgishift.bridge import ClientDisconnected, WSGIToASGI
 
 Environ = dict[str, Any]
@@ -90,7 +91,7 @@ def test_timeout_stops_applying_once_the_response_started() -> None:
         gate.wait()  # released well after request_timeout
         yield b"second"
 
-    async def on_send(message: dict[str, Any]) -> None:
+    async def on_send(message: Message) -> None:
         if message.get("body") == b"first":
             asyncio.get_running_loop().call_later(0.2, gate.released.set)
 
@@ -169,7 +170,7 @@ def test_failing_send_frees_worker_and_closes() -> None:
             closed.set()
         yield b""
 
-    async def failing_send(message: dict[str, Any]) -> None:
+    async def failing_send(message: Message) -> None:
         raise OSError("connection reset")
 
     bridge = WSGIToASGI(app)
@@ -200,7 +201,7 @@ def test_cancelled_request_task_releases_waiting_worker() -> None:
         started = sending()
         never = sending()
 
-        async def stuck_send(message: dict[str, Any]) -> None:
+        async def stuck_send(message: Message) -> None:
             started.set()
             await never.wait()  # a send that never completes (a stuck client)
 
@@ -412,7 +413,7 @@ def test_timeout_fires_while_client_stalls_a_send(caplog: pytest.LogCaptureFixtu
             closed.set()
         yield b""
 
-    async def stalled_send(message: dict[str, Any]) -> None:
+    async def stalled_send(message: Message) -> None:
         await asyncio.Event().wait()  # never returns: a client that stopped reading
 
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):

@@ -11,6 +11,7 @@ from wsgiref.validate import validator
 import pytest
 from bridge_harness import FakeServer, Gate, body_messages, make_scope, request, run
 
+from asgishift._types import Message
 from asgishift.bridge import WSGIToASGI
 
 Environ = dict[str, Any]
@@ -83,7 +84,7 @@ def test_next_chunk_not_pulled_before_previous_send_completes() -> None:
             seen_at_pull.append(sends_completed)
             yield b"chunk%d" % i
 
-    async def slow_send(message: dict[str, Any]) -> None:
+    async def slow_send(message: Message) -> None:
         nonlocal sends_completed
         import asyncio
 
@@ -273,7 +274,7 @@ def test_generator_with_content_length_is_not_held_back() -> None:
         gate.wait()  # released by the client once it has the first block
         yield b"data: 2\n\n"
 
-    async def on_send(message: dict[str, Any]) -> None:
+    async def on_send(message: Message) -> None:
         if message.get("body") == b"data: 1\n\n":
             gate.released.set()
 
