@@ -306,12 +306,17 @@ def test_no_body_responses_drain_and_close(method: str, status: str) -> None:
 
     def app(environ: Environ, start_response: Any) -> Closing:
         # wsgiref.validate wants a Content-Type except on 204/304.
-        start_response(status, [("Content-Type", "text/plain")] if status == "200 OK" else [])
+        headers = [("Content-Length", "17")]
+        if status == "200 OK":
+            headers.append(("Content-Type", "text/plain"))
+        start_response(status, headers)
         return iterable
 
     server = request(WSGIToASGI(validator(app)), method=method)
     assert server.status == int(status[:3])
     assert server.body == b""
+    if method == "GET":  # 204/304: no Content-Length (RFC 9110 8.6; BUG-2, uvicorn)
+        assert b"content-length" not in server.headers
     assert server.complete
     assert iterable.pulled == 2
     assert iterable.closed == 1

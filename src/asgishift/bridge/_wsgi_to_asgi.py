@@ -629,10 +629,14 @@ class _Request:
             )
         code = check_status(status)
         encoded = encode_headers(headers)
-        self.status = code
-        self.headers = encoded
         if code in _NO_BODY_STATUS:
             self.no_body = True
+            # RFC 9110 8.6 forbids Content-Length on 1xx/204; on 304 it is
+            # allowed, but uvicorn's httptools protocol then waits for that
+            # many body bytes and drops the connection. No body follows anyway.
+            encoded = [(name, value) for name, value in encoded if name != b"content-length"]
+        self.status = code
+        self.headers = encoded
         self.content_length = None
         for name, value in encoded:
             if name == b"content-length" and value.isdigit():
