@@ -460,3 +460,28 @@ def test_client_leaving_while_queued_never_runs_the_app() -> None:
     assert first.body == b"ok"
     assert queued.sent == []
     assert calls == ["/first"]
+
+
+def test_server_refusing_a_message_is_logged_and_stops_the_app(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Length", "3")])
+        try:
+            yield b"abc"
+            yield b"too much"
+            yield b"never pulled"
+        finally:
+            closed.set()
+
+    async def strict_send(message: Message) -> None:
+        if message.get("body") == b"too much":
+            raise RuntimeError("Response content longer than Content-Length")
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        server = run(WSGIToASGI(app), make_scope(), FakeServer(on_send=strict_send))
+    assert closed.is_set()
+    assert server.body == b"abc"
+    assert "longer than Content-Length" in caplog.text

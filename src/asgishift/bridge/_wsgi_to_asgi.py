@@ -421,6 +421,10 @@ class _Request:
                             timer = None
                             self.started = True
                     except Exception as exc:  # whatever the server raises, the client is gone
+                        if not isinstance(exc, OSError):
+                            # Not a plain disconnect: the server refused the
+                            # message (e.g. more bytes than Content-Length).
+                            logger.error("the ASGI server refused a response message", exc_info=exc)
                         self.aborted = True
                         reply = ClientDisconnected(f"send() failed: {exc!r}")
                         reply.__cause__ = exc
