@@ -219,3 +219,33 @@ def test_chunked_body_within_limit_is_accepted() -> None:
     server = run(WSGIToASGI(app, max_body_size=10), scope, FakeServer(body_messages(*pieces)))
     assert server.status == 200
     assert server.body == b"xxxxxyyyyy"
+
+
+def test_whole_body_without_content_length_gets_one() -> None:
+    seen: list[str | None] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        seen.append(environ.get("CONTENT_LENGTH"))
+        data = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [data]
+
+    scope = make_scope(method="POST", headers=[(b"transfer-encoding", b"chunked")])
+    server = run(WSGIToASGI(validator(app)), scope, FakeServer(body_messages(b"whole body")))
+    assert seen == ["10"]
+    assert server.body == b"whole body"
+
+
+def test_streamed_body_without_content_length_gets_none() -> None:
+    seen: list[str | None] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        seen.append(environ.get("CONTENT_LENGTH"))
+        data = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [data]
+
+    scope = make_scope(method="POST", headers=[])
+    server = run(WSGIToASGI(app), scope, FakeServer(body_messages(b"a", b"b")))
+    assert seen == [None]
+    assert server.body == b"ab"

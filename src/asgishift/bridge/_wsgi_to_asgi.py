@@ -237,6 +237,11 @@ class WSGIToASGI:
             if limit is not None and len(body) > limit:
                 await _send_simple(send, _simple_response(413, "Content Too Large"), head)
                 return
+            if body and length is None:
+                # A chunked or HTTP/2 body that arrived whole: its length is
+                # known now, and apps that ignore wsgi.input_terminated
+                # (Django reads CONTENT_LENGTH bytes) would otherwise see none.
+                environ["CONTENT_LENGTH"] = str(len(body))
             environ["wsgi.input"] = io.BytesIO(body)
         await request.serve()
 
