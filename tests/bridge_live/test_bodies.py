@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from bridge_data import iter_payload, payload_sha256
-from bridge_helpers import DEADLINE, get_state, release, state_json
+from bridge_helpers import DEADLINE, RawHTTP, get_state, release, state_json, wait_for_state
 
 from live import ASGI_SERVER_PARAMS, LiveServer, live_server
 
 CHUNKED = [pytest.param(False, id="length"), pytest.param(True, id="chunked")]
 SMALL = 1_000_003  # bytes; odd so no block boundary lines up
 BIG = 64 * 1024 * 1024  # bytes
+ABANDONED = 8 * 1024 * 1024  # bytes; more than the socket buffers hold
 
 
 def _upload(
@@ -231,6 +232,22 @@ def test_file_wrapper_unwrapped(raw_server: LiveServer, size: int) -> None:
     assert response.status_code == 200
     assert hashlib.sha256(response.content).hexdigest() == payload_sha256(size)
     assert int(response.headers.get("content-length", size)) == size
+
+
+def test_file_wrapper_closes_its_files(raw_server: LiveServer) -> None:
+    # Full downloads, HEAD requests and abandoned downloads: afterwards the
+    # app holds no payload file open (PEP 3333: close() on the file wrapper
+    # closes the file; the bridge must call it on every path).
+    with httpx.Client(base_url=raw_server.url, timeout=DEADLINE) as client:
+        for _ in range(10):
+            assert len(client.get("/file", params={"size": SMALL}).content) == SMALL
+            assert client.head("/file", params={"size": SMALL}).content == b""
+    for _ in range(5):
+        conn = RawHTTP(raw_server)
+        conn.request("GET", f"/file?size={ABANDONED}")
+        assert conn.read_head()[0] == 200
+        conn.close()
+    wait_for_state(raw_server, lambda s: s["open_payload_files"] == 0, "payload files closed")
 
 
 @pytest.mark.slow

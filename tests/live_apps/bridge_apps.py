@@ -215,12 +215,25 @@ def _file(size: int) -> Path:
         return path
 
 
+def _open_payload_files() -> int:
+    """Count this process's descriptors open on a ``/file`` payload (Linux ``/proc``)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since listed
+            continue
+        count += target.startswith(_file_dir)
+    return count
+
+
 def _state_json() -> bytes:
     with _lock:
         body = dict(_state)
         # Test ids whose iterable was returned and is not closed yet.
         body["inflight"] = {key: count for key, count in _inflight.items() if count}
         body["threads"] = threading.active_count()
+        body["open_payload_files"] = _open_payload_files()
         # Peak resident memory of this process, KiB on Linux (getrusage(2)).
         body["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return json.dumps(body).encode()
