@@ -110,6 +110,17 @@ def test_content_headers_and_input_terminated(server: LiveServer) -> None:
     assert environ["wsgi.input_terminated"] is True
 
 
+def test_chunked_body_environ(server: LiveServer) -> None:
+    # No Content-Length on the wire: PEP 3333 leaves CONTENT_LENGTH empty or
+    # absent, unless the bridge saw the whole body and can state its size.
+    size = 300_000
+    chunks = (b"x" * 1000 for _ in range(size // 1000))
+    environ = _environ(server, "/environ", method="POST", content=chunks)
+    assert environ.get("CONTENT_LENGTH", "") in ("", str(size))
+    assert "HTTP_CONTENT_LENGTH" not in environ
+    assert environ["wsgi.input_terminated"] is True
+
+
 def test_no_content_length_without_body(server: LiveServer) -> None:
     environ = _environ(server, "/environ")
     assert environ.get("CONTENT_LENGTH", "") == ""
