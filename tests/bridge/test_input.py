@@ -249,3 +249,18 @@ def test_streamed_body_without_content_length_gets_none() -> None:
     server = run(WSGIToASGI(app), scope, FakeServer(body_messages(b"a", b"b")))
     assert seen == [None]
     assert server.body == b"ab"
+
+
+def test_first_message_alone_over_limit_is_413_without_calling_app() -> None:
+    called = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        called.append(True)
+        start_response("200 OK", [])
+        return []
+
+    scope = make_scope(method="POST", headers=[])
+    pieces = [b"x" * 11, b"y"]
+    server = run(WSGIToASGI(app, max_body_size=10), scope, FakeServer(body_messages(*pieces)))
+    assert server.status == 413
+    assert called == []

@@ -228,15 +228,15 @@ class WSGIToASGI:
         if message["type"] != "http.request":
             return  # http.disconnect before the body: nobody to answer
         body = message.get("body", b"")
+        if limit is not None and len(body) > limit:
+            await _send_simple(send, _simple_response(413, "Content Too Large"), head)
+            return
         request = _Request(self, scope, environ, receive, send)
         if message.get("more_body", False):
             request.received = len(body)
             environ["wsgi.input"] = StreamInput(body, request.fetch)
         else:
             request.body_complete = True
-            if limit is not None and len(body) > limit:
-                await _send_simple(send, _simple_response(413, "Content Too Large"), head)
-                return
             if body and length is None:
                 # A chunked or HTTP/2 body that arrived whole: its length is
                 # known now, and apps that ignore wsgi.input_terminated
