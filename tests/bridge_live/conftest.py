@@ -10,6 +10,7 @@ start their own servers in their test modules.
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -22,17 +23,28 @@ sys.path.insert(0, str(LIVE_APPS_DIR))
 from bridge_helpers import new_test_id
 
 
+@pytest.fixture(scope="session")
+def payload_env() -> Iterator[dict[str, str]]:
+    """Give the servers a directory for ``/file`` payloads, deleted after the session.
+
+    Up to 73 MiB per file size; the servers themselves are killed and cannot
+    clean up after themselves.
+    """
+    with tempfile.TemporaryDirectory(prefix="asgishift-bridge-files-") as tmp:
+        yield {"BRIDGE_APP_FILE_DIR": tmp}
+
+
 @pytest.fixture(scope="session", params=ASGI_SERVER_PARAMS)
-def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+def server(request: pytest.FixtureRequest, payload_env: dict[str, str]) -> Iterator[LiveServer]:
     """Serve ``bridge_apps:app`` (validated) on each ASGI server."""
-    with live_server(request.param, "bridge_apps:app") as srv:
+    with live_server(request.param, "bridge_apps:app", env=payload_env) as srv:
         yield srv
 
 
 @pytest.fixture(scope="session", params=ASGI_SERVER_PARAMS)
-def raw_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+def raw_server(request: pytest.FixtureRequest, payload_env: dict[str, str]) -> Iterator[LiveServer]:
     """Serve ``bridge_apps:raw_app`` (no validator) on each ASGI server."""
-    with live_server(request.param, "bridge_apps:raw_app") as srv:
+    with live_server(request.param, "bridge_apps:raw_app", env=payload_env) as srv:
         yield srv
 
 

@@ -10,7 +10,8 @@ wraps the returned file wrapper in its own iterator).
 Bridge options come from environment variables, so one module serves every
 configuration: ``BRIDGE_APP_MAX_WORKERS``, ``BRIDGE_APP_MAX_QUEUE``,
 ``BRIDGE_APP_MAX_BODY_SIZE``, ``BRIDGE_APP_REQUEST_TIMEOUT`` (seconds) and
-``BRIDGE_APP_RETRY_AFTER`` (seconds).
+``BRIDGE_APP_RETRY_AFTER`` (seconds). ``BRIDGE_APP_FILE_DIR`` is where
+``/file`` keeps its payload files.
 
 ``controlled_app`` adds ``/_control/release`` and ``/_control/state``, answered
 on the event loop, for tests that fill the bridge's worker pool.
@@ -24,11 +25,13 @@ thread count). Blocking views wait on a :class:`threading.Event` that
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import hashlib
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -66,7 +69,7 @@ _inflight: dict[str, int] = {}
 # Set by /ctx; a value seen at the start of a request leaked from an earlier one.
 _request_var: contextvars.ContextVar[str] = contextvars.ContextVar("bridge_apps_request")
 _files: dict[int, Path] = {}
-_file_dir = tempfile.mkdtemp(prefix="asgishift-bridge-files-")
+_file_dir = os.environ.get("BRIDGE_APP_FILE_DIR", "")
 _TEXT = [("Content-Type", "text/plain; charset=utf-8")]
 _JSON = [("Content-Type", "application/json")]
 
@@ -205,12 +208,23 @@ def _late_exc_info(start_response: StartResponse, test_id: str) -> Iterator[byte
 
 def _file(size: int) -> Path:
     with _lock:
+        global _file_dir
+        if not _file_dir:
+            # Run by hand: a private directory, removed at exit. The tests
+            # pass one they delete themselves (a killed server skips atexit).
+            _file_dir = tempfile.mkdtemp(prefix="asgishift-bridge-files-")
+            atexit.register(shutil.rmtree, _file_dir, ignore_errors=True)
         path = _files.get(size)
         if path is None:
             path = Path(_file_dir) / f"payload-{size}"
-            with path.open("wb") as out:
-                for chunk in iter_payload(size):
-                    out.write(chunk)
+            if not path.exists():
+                # Another server process may share the directory: write
+                # under a private name, then rename atomically.
+                partial = path.with_name(f"{path.name}.{os.getpid()}")
+                with partial.open("wb") as out:
+                    for chunk in iter_payload(size):
+                        out.write(chunk)
+                partial.replace(path)
             _files[size] = path
         return path
 
@@ -223,7 +237,7 @@ def _open_payload_files() -> int:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:  # closed since listed
             continue
-        count += target.startswith(_file_dir)
+        count += bool(_file_dir) and target.startswith(_file_dir)
     return count
 
 
