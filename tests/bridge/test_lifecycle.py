@@ -18,6 +18,11 @@ from asgishift.bridge import ClientDisconnected, WSGIToASGI
 
 Environ = dict[str, Any]
 
+# request_timeout for the timeout tests (seconds): long enough that a worker
+# thread always starts well within it, even on a loaded CI machine, so the
+# app reliably runs before the timer fires.
+TIMEOUT = 0.5
+
 
 def gated_app(gate: Gate) -> Any:
     def app(environ: Environ, start_response: Any) -> list[bytes]:
@@ -72,7 +77,7 @@ def test_request_timeout_answers_504_and_logs(caplog: pytest.LogCaptureFixture) 
         start_response("200 OK", [])
         return Body()
 
-    bridge = WSGIToASGI(app, request_timeout=0.05)
+    bridge = WSGIToASGI(app, request_timeout=TIMEOUT)
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
         server = request(bridge, path="/slow", raw_path=b"/slow")
     assert server.status == 504
@@ -93,9 +98,11 @@ def test_timeout_stops_applying_once_the_response_started() -> None:
 
     async def on_send(message: Message) -> None:
         if message.get("body") == b"first":
-            asyncio.get_running_loop().call_later(0.2, gate.released.set)
+            asyncio.get_running_loop().call_later(2 * TIMEOUT, gate.released.set)
 
-    server = run(WSGIToASGI(app, request_timeout=0.05), make_scope(), FakeServer(on_send=on_send))
+    server = run(
+        WSGIToASGI(app, request_timeout=TIMEOUT), make_scope(), FakeServer(on_send=on_send)
+    )
     assert server.status == 200
     assert server.body == b"firstsecond"
     assert server.complete
@@ -103,6 +110,7 @@ def test_timeout_stops_applying_once_the_response_started() -> None:
 
 def test_timeout_while_client_stalls_the_upload() -> None:
     raised: list[BaseException] = []
+    app_done = threading.Event()
 
     def app(environ: Environ, start_response: Any) -> list[bytes]:
         try:
@@ -110,15 +118,19 @@ def test_timeout_while_client_stalls_the_upload() -> None:
         except OSError as exc:
             raised.append(exc)
             raise
+        finally:
+            app_done.set()
         start_response("200 OK", [])
         return [b"never"]
 
     # Half a body, then the client goes quiet (FakeServer blocks until disconnect).
     messages = [{"type": "http.request", "body": b"half", "more_body": True}]
     server = run(
-        WSGIToASGI(app, request_timeout=0.05), make_scope(method="POST"), FakeServer(messages)
+        WSGIToASGI(app, request_timeout=TIMEOUT), make_scope(method="POST"), FakeServer(messages)
     )
     assert server.status == 504
+    # The 504 may go out before the worker thread has handled the error.
+    assert app_done.wait(DEADLINE)
     assert [type(exc) for exc in raised] == [ClientDisconnected]
 
 
@@ -379,7 +391,7 @@ def test_request_timed_out_in_queue_never_runs_the_app() -> None:
         start_response("200 OK", [])
         return [b"ok"]
 
-    bridge = WSGIToASGI(app, max_workers=1, max_queue=1, request_timeout=0.05)
+    bridge = WSGIToASGI(app, max_workers=1, max_queue=1, request_timeout=TIMEOUT)
 
     async def main() -> tuple[FakeServer, FakeServer]:
         first, queued = FakeServer(), FakeServer()
@@ -417,7 +429,9 @@ def test_timeout_fires_while_client_stalls_a_send(caplog: pytest.LogCaptureFixtu
         await asyncio.Event().wait()  # never returns: a client that stopped reading
 
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
-        run(WSGIToASGI(app, request_timeout=0.05), make_scope(), FakeServer(on_send=stalled_send))
+        run(
+            WSGIToASGI(app, request_timeout=TIMEOUT), make_scope(), FakeServer(on_send=stalled_send)
+        )
     assert closed.wait(DEADLINE)
     assert [type(exc) for exc in raised] == [ClientDisconnected]
     assert "timed out" in caplog.text
