@@ -44,7 +44,7 @@ from wsgiref.validate import WSGIWarning, validator
 
 from bridge_data import iter_payload
 
-from asgishift._types import ASGIApp, Environ, Receive, Scope, Send, StartResponse
+from asgishift._types import ASGIApp, Environ, Receive, Scope, Send, StartResponse, WSGIApp
 from asgishift.bridge import ClientDisconnected, WSGIToASGI
 
 # A validator warning is a PEP 3333 violation: make it an exception (so a 500
@@ -243,7 +243,7 @@ def _open_payload_files() -> int:
 
 def _state_json() -> bytes:
     with _lock:
-        body = dict(_state)
+        body: dict[str, Any] = dict(_state)
         # Test ids whose iterable was returned and is not closed yet.
         body["inflight"] = {key: count for key, count in _inflight.items() if count}
         body["threads"] = threading.active_count()
@@ -413,6 +413,9 @@ def with_control(bridge: ASGIApp) -> ASGIApp:
 
 _CONTROL_HEADERS = [(b"content-type", b"application/json")]
 
-app = WSGIToASGI(validator(router), **_options())
+# typeshed's StartResponse protocol and ours spell the optional exc_info
+# differently; both describe PEP 3333's start_response.
+_validated: WSGIApp = validator(router)  # type: ignore[arg-type]
+app = WSGIToASGI(_validated, **_options())
 raw_app = WSGIToASGI(router, **_options())
-controlled_app = with_control(WSGIToASGI(validator(router), **_options()))
+controlled_app = with_control(WSGIToASGI(_validated, **_options()))
