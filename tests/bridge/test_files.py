@@ -12,7 +12,7 @@ import pytest
 from bridge_harness import request
 
 from asgishift.bridge import WSGIToASGI
-from asgishift.bridge._files import MIN_BLOCK_SIZE, FileWrapper
+from asgishift.bridge._files import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, FileWrapper
 
 Environ = dict[str, Any]
 PATHSEND: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
@@ -90,3 +90,15 @@ def test_head_with_file_sends_no_body(data_file: Path) -> None:
     assert server.body == b""
     assert server.complete
     assert "http.response.pathsend" not in [m["type"] for m in server.sent]
+
+
+@pytest.mark.parametrize(
+    ("asked", "used"),
+    [
+        pytest.param(8192, MIN_BLOCK_SIZE, id="small-raised"),
+        pytest.param(200_000, 200_000, id="kept"),
+        pytest.param(10**9, MAX_BLOCK_SIZE, id="huge-capped"),
+    ],
+)
+def test_block_size_is_bounded(asked: int, used: int) -> None:
+    assert FileWrapper(io.BytesIO(), asked).block_size == used

@@ -8,19 +8,21 @@ import stat
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MIN_BLOCK_SIZE", "ErrorStream", "FileWrapper"]
+__all__ = ["MAX_BLOCK_SIZE", "MIN_BLOCK_SIZE", "ErrorStream", "FileWrapper"]
 
 logger = logging.getLogger("asgishift.bridge")
 
 #: Apps usually ask for 8 KiB blocks; every block streamed costs two
 #: event-loop crossings, so blocks are read at least this large (bytes).
 MIN_BLOCK_SIZE = 65536
+#: ... and at most this large, so one block never holds much memory (bytes).
+MAX_BLOCK_SIZE = 1024 * 1024
 
 
 class FileWrapper:
     """Wrap a file-like object as a response iterable (PEP 3333 ``wsgi.file_wrapper``).
 
-    Iterating yields blocks of at least :data:`MIN_BLOCK_SIZE` bytes until
+    Iterating yields blocks of :data:`MIN_BLOCK_SIZE` to :data:`MAX_BLOCK_SIZE` bytes until
     ``read`` returns nothing. When the server offers the
     ``http.response.pathsend`` extension, the bridge asks :meth:`sendable_path`
     instead and lets the server send the file by path.
@@ -32,7 +34,7 @@ class FileWrapper:
 
     def __init__(self, filelike: Any, block_size: int = 8192) -> None:
         self.filelike = filelike
-        self.block_size = max(int(block_size), MIN_BLOCK_SIZE)
+        self.block_size = min(max(int(block_size), MIN_BLOCK_SIZE), MAX_BLOCK_SIZE)
 
     def __iter__(self) -> FileWrapper:
         """Return the wrapper itself: it is its own iterator."""
