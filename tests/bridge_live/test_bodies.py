@@ -234,6 +234,27 @@ def test_file_wrapper_unwrapped(raw_server: LiveServer, size: int) -> None:
     assert int(response.headers.get("content-length", size)) == size
 
 
+def test_file_wrapper_sent_by_path_where_offered(raw_server: LiveServer, test_id: str) -> None:
+    # Of the four servers only granian offers http.response.pathsend; there
+    # the bridge must hand over the path and never read the file itself.
+    response = httpx.get(
+        f"{raw_server.url}/file", params={"size": SMALL}, headers={"X-Test-Id": test_id}
+    )
+    assert hashlib.sha256(response.content).hexdigest() == payload_sha256(SMALL)
+    reads = get_state(raw_server)["file_reads"][test_id]
+    if raw_server.server == "granian":
+        assert reads == 0
+    else:
+        assert reads > 0
+
+
+def test_file_wrapper_from_an_offset(raw_server: LiveServer) -> None:
+    # A file positioned past its start must not be sent whole by path.
+    response = httpx.get(f"{raw_server.url}/file", params={"size": SMALL, "offset": 1000})
+    expected = b"".join(iter_payload(SMALL))[1000:]
+    assert response.content == expected
+
+
 def test_file_wrapper_closes_its_files(raw_server: LiveServer) -> None:
     # Full downloads, HEAD requests and abandoned downloads: afterwards the
     # app holds no payload file open (PEP 3333: close() on the file wrapper

@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import contextvars
 import hashlib
+import io
 import json
 import os
 import resource
@@ -64,6 +65,7 @@ _state: dict[str, dict[str, Any]] = {
     "sent": {},  # test id -> response body bytes yielded so far
     "environ": {},  # test id -> JSON-able environ
     "reraised": {},  # test id -> start_response(exc_info) re-raised after the headers
+    "file_reads": {},  # test id -> read() calls on the /file payload
 }
 _inflight: dict[str, int] = {}
 # Set by /ctx; a value seen at the start of a request leaked from an earlier one.
@@ -120,6 +122,23 @@ class Tracked:
         close = getattr(self._body, "close", None)
         if close is not None:
             close()
+
+
+class CountingFile(io.FileIO):
+    """A real file (name, fileno) that counts ``read()`` calls under a test id.
+
+    No reads at all means the server sent the file by path (pathsend).
+    """
+
+    def __init__(self, path: Path, test_id: str) -> None:
+        super().__init__(str(path), "rb")  # a str name, as open() gives
+        self._test_id = test_id
+        _add("file_reads", test_id, 0)
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Read like :meth:`io.FileIO.read`, counting the call."""
+        _add("file_reads", self._test_id, 1)
+        return super().read(size)
 
 
 def _environ_json(environ: Environ) -> dict[str, Any]:
@@ -267,7 +286,8 @@ def router(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return [b"released"]
     if path == "/file":
         # Returned as is: a wrapper around it would hide the file from the bridge.
-        file = _file(int(query["size"])).open("rb")
+        file = CountingFile(_file(int(query["size"])), test_id)
+        file.seek(int(query.get("offset", "0")))
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](file, 65536)  # type: ignore[no-any-return]
     body = _route(path, query, test_id, environ, start_response)
