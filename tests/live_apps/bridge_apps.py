@@ -135,7 +135,7 @@ class CountingFile(io.FileIO):
         self._test_id = test_id
         _add("file_reads", test_id, 0)
 
-    def read(self, size: int = -1, /) -> bytes:
+    def read(self, size: int | None = -1, /) -> bytes:
         """Read like :meth:`io.FileIO.read`, counting the call."""
         _add("file_reads", self._test_id, 1)
         return super().read(size)
