@@ -361,13 +361,13 @@ def test_invalid_arguments_refused(kwargs: dict[str, Any], needle: str) -> None:
 
 
 def test_timeout_arriving_while_an_item_is_pending_is_not_lost() -> None:
-    from asgishift.bridge._wsgi_to_asgi import _SEND, _TIMEOUT, _Request
+    from asgishift.bridge._request import _SEND, _TIMEOUT, Request
 
     async def main() -> tuple[Any, Any]:
         server = FakeServer()
         scope = make_scope()
         bridge = WSGIToASGI(gated_app(Gate()))
-        req = _Request(bridge, scope, {"REQUEST_METHOD": "GET"}, server.receive, server.send)
+        req = Request(bridge, scope, {"REQUEST_METHOD": "GET"}, server.receive, server.send)
         req._wake((_SEND, ()))  # the worker's item, not yet taken by serve()
         req._wake((_TIMEOUT,))  # the timer fires in the same loop iteration
         first = await req.waiter
