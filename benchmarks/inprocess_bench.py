@@ -7,7 +7,9 @@ counts body bytes. The baseline calls the WSGI app in the same process with a
 prebuilt environ, a no-op ``start_response``, joins the iterable and calls its
 ``close()``. Per configuration, ``--repeat`` timings of ``--iterations``
 requests each are taken and the best (lowest) is kept, since on a shared
-machine the noise only ever adds time.
+machine the noise only ever adds time. Each repeat times the direct call and
+every bridge back to back, so the baseline and the bridges see the same
+moments of the machine.
 
 Two modes:
 
@@ -29,7 +31,7 @@ import contextlib
 import gc
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import bench_app
@@ -169,19 +171,6 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def best_of(repeat: int, run: Callable[[], float]) -> float:
-    """Return the lowest of ``repeat`` timings, with the garbage collector left on."""
-    gc.collect()
-    return min(run() for _ in range(repeat))
-
-
-def run_async(
-    loop: asyncio.AbstractEventLoop, factory: Callable[[], Coroutine[Any, Any, float]]
-) -> Callable[[], float]:
-    """Return a thunk that runs the coroutine from ``factory`` on ``loop``."""
-    return lambda: loop.run_until_complete(factory())
-
-
 def check(asgi_app: Any, loop: asyncio.AbstractEventLoop, label: str) -> None:
     """Run one request and fail loudly unless it answers 200 with ``Hello, World!``.
 
@@ -235,41 +224,50 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"concurrent batch {args.batch}\n")  # fmt: skip
     rows: list[list[str]] = []
     n = args.iterations
+    loop_kinds = [k for k in args.loops.split(",") if k]
     for app_name in [a for a in args.apps.split(",") if a]:
         wsgi_app = bench_app.make_flask_app() if app_name == "flask" else bench_app.plain_app
-        direct = best_of(args.repeat, lambda app=wsgi_app: time_direct(app, n)) / n * 1e6
-        rows.append([app_name, "-", "direct WSGI call", f"{direct:.1f}", "-", "-", "-"])
-        for loop_kind in [k for k in args.loops.split(",") if k]:
+        # One loop per kind, one bridge per (loop, adapter), all alive at once so
+        # that every repeat times the direct call and each bridge back to back:
+        # noise from other processes then hits the baseline and the bridges alike.
+        loops = {kind: new_loop(kind) for kind in loop_kinds}
+        bridges: dict[tuple[str, str], Any] = {}
+        for kind, loop in loops.items():
+            asyncio.set_event_loop(loop)
             for adapter in adapters:
-                loop = new_loop(loop_kind)
-                asyncio.set_event_loop(loop)
-                try:
-                    asgi_app = bench_app.wrap(wsgi_app, adapter, None)
-                    check(asgi_app, loop, adapter)
-                    seq = (
-                        best_of(
-                            args.repeat, run_async(loop, lambda a=asgi_app: time_sequential(a, n))
-                        )
-                        / n
-                        * 1e6
+                bridges[kind, adapter] = bench_app.wrap(wsgi_app, adapter, None)
+                check(bridges[kind, adapter], loop, adapter)
+        direct_times: list[float] = []
+        seq_times: dict[tuple[str, str], list[float]] = {key: [] for key in bridges}
+        conc_times: dict[tuple[str, str], list[float]] = {key: [] for key in bridges}
+        try:
+            for _ in range(args.repeat):
+                gc.collect()
+                direct_times.append(time_direct(wsgi_app, n))
+                for (kind, adapter), asgi_app in bridges.items():
+                    loop = loops[kind]
+                    asyncio.set_event_loop(loop)
+                    seq_times[kind, adapter].append(
+                        loop.run_until_complete(time_sequential(asgi_app, n))
                     )
-                    conc = (
-                        best_of(
-                            args.repeat,
-                            run_async(loop, lambda a=asgi_app: time_concurrent(a, n, args.batch)),
-                        )
-                        / n
-                        * 1e6
+                    conc_times[kind, adapter].append(
+                        loop.run_until_complete(time_concurrent(asgi_app, n, args.batch))
                     )
-                finally:
-                    with contextlib.suppress(Exception):
-                        loop.run_until_complete(loop.shutdown_default_executor())
-                    loop.close()
-                    asyncio.set_event_loop(None)
-                rows.append([app_name, loop_kind, adapter, f"{seq:.1f}", f"{seq - direct:+.1f}",
-                             f"{conc:.1f}", f"{conc - direct:+.1f}"])  # fmt: skip
-                print(f"  {app_name} {loop_kind} {adapter}: sequential {seq:.1f} us, "
-                      f"concurrent {conc:.1f} us", file=sys.stderr, flush=True)  # fmt: skip
+        finally:
+            for loop in loops.values():
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(loop.shutdown_default_executor())
+                loop.close()
+            asyncio.set_event_loop(None)
+        direct = min(direct_times) / n * 1e6
+        rows.append([app_name, "-", "direct WSGI call", f"{direct:.1f}", "-", "-", "-"])
+        for kind, adapter in bridges:
+            seq = min(seq_times[kind, adapter]) / n * 1e6
+            conc = min(conc_times[kind, adapter]) / n * 1e6
+            rows.append([app_name, kind, adapter, f"{seq:.1f}", f"{seq - direct:+.1f}",
+                         f"{conc:.1f}", f"{conc - direct:+.1f}"])  # fmt: skip
+            print(f"  {app_name} {kind} {adapter}: sequential {seq:.1f} us, "
+                  f"concurrent {conc:.1f} us", file=sys.stderr, flush=True)  # fmt: skip
     header = ["app", "loop", "bridge", "sequential us/req", "overhead us",
               "concurrent us/req", "overhead us (concurrent)"]  # fmt: skip
     print(markdown_table(header, rows))

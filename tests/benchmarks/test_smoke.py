@@ -128,6 +128,7 @@ def test_memory_bench_smoke_prints_growth_per_bridge_and_direction() -> None:
         pytest.param("http_bench.py", id="http"),
         pytest.param("inprocess_bench.py", id="inprocess"),
         pytest.param("memory_bench.py", id="memory"),
+        pytest.param("profile_bridge.py", id="profile"),
     ],
 )
 def test_every_script_has_help(script: str) -> None:
