@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -29,12 +30,17 @@ def _run(root: Path, **overrides: object) -> AuditResult:
     return audit_paths([root], root=root, config=AuditConfig(**settings))  # type: ignore[arg-type]
 
 
-def test_bad_files_are_reported_and_the_rest_audited(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "whole_project", [pytest.param(True, id="whole"), pytest.param(False, id="closure")]
+)
+def test_bad_files_are_reported_and_the_rest_audited(tmp_path: Path, whole_project: bool) -> None:
     _write(tmp_path / "good.py", BLOCKING)
-    _write(tmp_path / "broken.py", "def f(:\n    pass\n")
-    _write(tmp_path / "latin1.py", "x = 1\ns = '\xe9t\xe9'\n".encode("latin-1"))
-    _write(tmp_path / "huge.py", "x = 1\n" * 400)
-    result = _run(tmp_path, max_file_bytes=1000)
+    # The pruned (default) run parses only files that can matter to async
+    # code: these mention ``async`` so they are parsed either way.
+    _write(tmp_path / "broken.py", "async def f(:\n    pass\n")
+    _write(tmp_path / "latin1.py", "x = 1\ns = 'async \xe9t\xe9'\n".encode("latin-1"))
+    _write(tmp_path / "huge.py", "async def f(): pass\n" * 100)
+    result = _run(tmp_path, max_file_bytes=1000, whole_project=whole_project)
     assert [(f.path, f.code) for f in result.findings] == [("good.py", "ASH101")]
     errors = {e.path: e for e in result.errors}
     assert set(errors) == {"broken.py", "latin1.py", "huge.py"}
@@ -44,6 +50,23 @@ def test_bad_files_are_reported_and_the_rest_audited(tmp_path: Path) -> None:
     assert "not valid UTF-8" in errors["latin1.py"].message
     assert "max_file_bytes=1000" in errors["huge.py"].message
     assert result.files_scanned == 3
+
+
+def test_files_outside_the_async_import_closure_are_skipped_unless_whole_project(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path / "app.py", "import helpers\n\n\nasync def view():\n    helpers.slow()\n")
+    _write(tmp_path / "helpers.py", "import time\n\n\ndef slow():\n    time.sleep(1)\n")
+    _write(tmp_path / "unrelated_broken.py", "def f(:\n")
+    _write(tmp_path / "caller.py", "from app import view\n\n\ndef kick():\n    view()\n")
+    pruned = _run(tmp_path)
+    whole = _run(tmp_path, whole_project=True)
+    expected = [("caller.py", "ASH402"), ("helpers.py", "ASH101")]
+    assert [(f.path, f.code) for f in pruned.findings] == expected
+    assert [(f.path, f.code) for f in whole.findings] == expected
+    assert pruned.errors == []
+    assert [e.path for e in whole.errors] == ["unrelated_broken.py"]
+    assert pruned.files_scanned == whole.files_scanned == 4
 
 
 def test_coding_cookie_files_are_parsed(tmp_path: Path) -> None:
@@ -131,7 +154,12 @@ def test_worker_processes_match_in_process_parsing(tmp_path: Path) -> None:
         body = f"    f{i + 1}()\n" if nxt else "    import time\n    time.sleep(1)\n"
         _write(tmp_path / "pkg" / f"m{i}.py", f"{nxt}\n\ndef f{i}():\n{body}")
     _write(tmp_path / "pkg" / "__init__.py", "")
-    _write(tmp_path / "pkg" / "entry.py", "from pkg.m0 import f0\n\n\nasync def go():\n    f0()\n")
+    # entry imports every module, so one round holds enough files for the pool.
+    names = ", ".join(f"m{i}" for i in range(count))
+    _write(
+        tmp_path / "pkg" / "entry.py",
+        f"from pkg import {names}\n\n\nasync def go():\n    m0.f0()\n",
+    )
     seen: list[tuple[int, int]] = []
     parallel = audit_paths(
         [tmp_path],
@@ -145,7 +173,10 @@ def test_worker_processes_match_in_process_parsing(tmp_path: Path) -> None:
     assert finding.path == f"pkg/m{count - 1}.py"
     assert len(finding.chain) == count + 1
     assert seen[-1] == (count + 2, count + 2)
-    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    done = [d for d, _ in seen]
+    assert done == sorted(done)
+    # Workers report whole batches; in-process parsing reports file by file.
+    assert any(b - a > 1 for a, b in itertools.pairwise(done))
 
 
 @pytest.mark.parametrize(

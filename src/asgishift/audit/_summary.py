@@ -108,6 +108,8 @@ class FileSummary(NamedTuple):
     :param classes: every class of the module.
     :param middleware_refs: string entries of a module-level ``MIDDLEWARE`` list.
     :param marked: module-level names given ``.async_capable``/``.sync_capable``.
+    :param imported: every dotted name an import statement of the file names
+        (module level or inside functions), for the import closure.
     """
 
     module: str
@@ -116,6 +118,7 @@ class FileSummary(NamedTuple):
     classes: tuple[ClassSummary, ...]
     middleware_refs: tuple[Site, ...]
     marked: tuple[str, ...]
+    imported: tuple[str, ...]
 
 
 # --------------------------------------------------------------------------- tables
@@ -357,6 +360,7 @@ class _Extractor:
         self.classes: list[ClassSummary] = []
         self.middleware_refs: list[Site] = []
         self.marked: list[str] = []
+        self.imported: set[str] = set()
         self.uses_flask = False
         self.scope: _Scope | None = None
         self._intern = sys.intern
@@ -368,6 +372,7 @@ class _Extractor:
         """Record the names an import statement binds into ``table``."""
         if isinstance(stmt, ast.Import):
             for alias in stmt.names:
+                self.imported.add(alias.name)
                 if alias.asname:
                     table[alias.asname] = alias.name
                 else:
@@ -379,10 +384,14 @@ class _Extractor:
             if stmt.level
             else (stmt.module or "")
         )
+        if base:
+            self.imported.add(base)
         for alias in stmt.names:
             if alias.name == "*":
                 continue
-            table[alias.asname or alias.name] = f"{base}.{alias.name}" if base else alias.name
+            full = f"{base}.{alias.name}" if base else alias.name
+            table[alias.asname or alias.name] = full
+            self.imported.add(full)
         if base.startswith("flask"):
             self.uses_flask = True
 
@@ -541,6 +550,7 @@ class _Extractor:
             classes=tuple(self.classes),
             middleware_refs=tuple(self.middleware_refs),
             marked=tuple(self.marked),
+            imported=tuple(sorted(self.imported)),
         )
 
     def _module_assign(self, stmt: ast.Assign) -> None:
@@ -1052,6 +1062,7 @@ class FileIndex(NamedTuple):
     middleware_refs: tuple[Site, ...]
     marked: tuple[str, ...]
     discard_names: tuple[str, ...]
+    imported: tuple[str, ...]
 
 
 #: A summary as stored in the cache and sent back by workers: the index as
@@ -1089,6 +1100,7 @@ def to_plain(summary: FileSummary) -> PlainSummary:
         summary.middleware_refs,
         summary.marked,
         tuple(sorted(names)),
+        summary.imported,
     )
     return index, marshal.dumps(tuple(bodies))
 
@@ -1107,6 +1119,7 @@ def from_plain(plain: PlainSummary) -> tuple[FileIndex, bytes]:
             index[4],  # type: ignore[arg-type]
             index[5],  # type: ignore[arg-type]
             index[6],  # type: ignore[arg-type]
+            index[7],  # type: ignore[arg-type]
         ),
         plain[1],
     )
