@@ -477,3 +477,19 @@ def test_head_error_response_has_no_body() -> None:
     assert server.status == 500
     assert server.body == b""
     assert server.headers[b"content-length"] != b"0"  # the length a GET would get
+
+
+def test_exc_info_replacing_204_restores_the_body() -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        start_response("204 No Content", [])
+        try:
+            raise KeyError("late")
+        except KeyError:
+            start_response(
+                "500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info()
+            )
+        return [b"error page"]
+
+    server = request(WSGIToASGI(validator(app)))
+    assert server.status == 500
+    assert server.body == b"error page"

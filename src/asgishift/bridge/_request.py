@@ -419,6 +419,9 @@ class Request:
             )
         code = check_status(status)
         encoded = encode_headers(headers)
+        # Recomputed on each call: a 204 replaced through exc_info by a 500
+        # must get its body back.
+        self.no_body = self.environ["REQUEST_METHOD"] == "HEAD"
         if code in _NO_BODY_STATUS:
             self.no_body = True
             # RFC 9110 8.6 forbids Content-Length on 1xx/204; on 304 it is
