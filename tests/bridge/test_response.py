@@ -493,3 +493,13 @@ def test_exc_info_replacing_204_restores_the_body() -> None:
     server = request(WSGIToASGI(validator(app)))
     assert server.status == 500
     assert server.body == b"error page"
+
+
+def test_non_asyncio_loop_gets_a_clear_error() -> None:
+    server = FakeServer()
+    # Drive the coroutine by hand, as a non-asyncio framework would: no
+    # asyncio loop is running.
+    coroutine = WSGIToASGI(hello)(make_scope(), server.receive, server.send)
+    with pytest.raises(RuntimeError, match="needs an asyncio event loop"):
+        coroutine.send(None)
+    coroutine.close()

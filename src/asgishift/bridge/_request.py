@@ -126,7 +126,14 @@ class Request:
         self.environ = environ
         self.receive = receive
         self.send = send
-        self.loop = asyncio.get_running_loop()
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "asgishift's WSGIToASGI needs an asyncio event loop (uvloop is fine); "
+                "this server runs another one: with hypercorn use --worker-class asyncio "
+                "or uvloop, not trio"
+            ) from None
         self.context = contextvars.copy_context()
         self.waiter: asyncio.Future[tuple[Any, ...]] = self.loop.create_future()
         self.worker_lock: threading.Lock | None = None
