@@ -309,12 +309,15 @@ def _summarise(
         return fresh
 
     def modules_named(names: Iterable[str]) -> Iterator[SourceFile]:
+        # The longest module prefix is the one name resolution consults
+        # (``django.db.models.Model`` -> ``django.db.models``).
         for name in names:
             parts = name.split(".")
             for i in range(len(parts), 0, -1):
                 found = by_module.get(".".join(parts[:i]))
                 if found:
                     yield from found
+                    break
 
     def run(round_files: list[SourceFile]) -> list[SourceFile]:
         """Summarise one round; return the project modules it imports."""
@@ -348,23 +351,19 @@ def _summarise(
             else [s for s in files if _SEED_RE.search(contents[s.rel])]
         )
         frontier = want(seeds)
-        async_modules: set[str] | None = None
+        async_modules: dict[str, set[bytes]] | None = None
         while frontier:
             frontier = want(run(frontier))
             if not frontier and async_modules is None:
-                # Files importing a module that defines an ``async def``.
-                async_modules = {
-                    module for module, has_async in map(_async_facts, results.values()) if has_async
-                }
+                # Files that import a module defining an ``async def`` and
+                # mention one of its names as a call may discard a coroutine.
+                async_modules = {}
+                for entry in results.values():
+                    module, names = _async_facts(entry)
+                    if names:
+                        async_modules.setdefault(module, set()).update(names)
                 rest = [s for s in files if s.rel not in wanted]
-                frontier = want(
-                    s
-                    for s in rest
-                    if any(
-                        by_module.get(n) and n in async_modules
-                        for n in _closure_names(_imports_by_text(s, contents[s.rel]))
-                    )
-                )
+                frontier = want(s for s in rest if _may_call(s, contents[s.rel], async_modules))
     finally:
         parser.close()
     if progress is not None:
@@ -383,12 +382,24 @@ def _imported_names(entry: _Entry) -> tuple[str, ...]:
     return cast("tuple[str, ...]", entry[0][7])
 
 
-def _async_facts(entry: _Entry) -> tuple[str, bool]:
-    """Return ``(module, defines an async def)`` of a plain summary."""
+def _async_facts(entry: _Entry) -> tuple[str, set[bytes]]:
+    """Return ``(module, "name(" of each async def)`` of a plain summary."""
     if not isinstance(entry[1], bytes):
-        return "", False
+        return "", set()
     functions = cast("tuple[tuple[object, ...], ...]", entry[0][2])
-    return cast(str, entry[0][0]), any(f[3] for f in functions)
+    names = {
+        cast(str, f[0]).rsplit(".", 1)[-1].encode() + b"(" for f in functions if f[3] and not f[4]
+    }
+    return cast(str, entry[0][0]), names
+
+
+def _may_call(source: SourceFile, data: bytes, async_modules: dict[str, set[bytes]]) -> bool:
+    """Return whether a file imports an async module and mentions a call of its coroutines."""
+    for name in _closure_names(_imports_by_text(source, data)):
+        calls = async_modules.get(name)
+        if calls and any(call in data for call in calls):
+            return True
+    return False
 
 
 def _closure_names(names: Iterable[str]) -> Iterator[str]:
