@@ -499,3 +499,30 @@ def test_server_refusing_a_message_is_logged_and_stops_the_app(
     assert closed.is_set()
     assert server.body == b"abc"
     assert "longer than Content-Length" in caplog.text
+
+
+def test_lifespan_shutdown_gives_up_after_shutdown_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = Gate()
+    bridge = WSGIToASGI(gated_app(gate))
+    bridge.shutdown_timeout = 0.05
+
+    async def main() -> FakeServer:
+        running = FakeServer()
+        # Left running: asyncio.run() cancels it and closes the loop.
+        task = asyncio.create_task(bridge(make_scope(), running.receive, running.send))
+        await gate.until_entered()
+        life = FakeServer(lifespan_messages("lifespan.startup", "lifespan.shutdown"))
+        await asyncio.wait_for(bridge({"type": "lifespan"}, life.receive, life.send), DEADLINE)
+        assert not task.done()
+        return life
+
+    with caplog.at_level(logging.WARNING, logger="asgishift.bridge"):
+        life = asyncio.run(main())
+    assert life.sent[-1] == {"type": "lifespan.shutdown.complete"}
+    assert "still running" in caplog.text
+    # The app finishes after the loop closed; the drain's idle callback then
+    # fails against the closed loop, and no worker thread may die of it.
+    gate.released.set()
+    assert _eventually(lambda: bridge.pool.in_flight == 0)

@@ -108,8 +108,16 @@ class WorkerPool:
                 if callbacks:
                     self._idle_callbacks = []
             if callbacks:
-                for callback in callbacks:
-                    callback()
+                self._call(callbacks)
+
+    @staticmethod
+    def _call(callbacks: list[Callable[[], object]]) -> None:
+        """Run idle callbacks; one that fails (a closed loop) must not kill a worker."""
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.debug("asgishift bridge: an idle callback failed", exc_info=True)
 
     def when_idle(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` once no job runs or waits (now, if that is already so).
@@ -121,7 +129,7 @@ class WorkerPool:
             if self._in_flight:
                 self._idle_callbacks.append(callback)
                 return
-        callback()
+        self._call([callback])
 
     def close(self) -> None:
         """Refuse new jobs; running and waiting jobs still complete."""
