@@ -151,7 +151,8 @@ def test_disconnect_mid_upload_raises_client_disconnected(
 
     messages = [{"type": "http.request", "body": b"partial", "more_body": True}]
     messages.append({"type": "http.disconnect"})
-    scope = make_scope(method="POST", headers=[(b"content-length", b"100")])
+    # Larger than buffer_size, so the body streams into the running app.
+    scope = make_scope(method="POST", headers=[(b"content-length", b"100000")])
     with caplog.at_level(logging.DEBUG, logger="asgishift.bridge"):
         server = run(WSGIToASGI(app), scope, FakeServer(messages))
     assert len(raised) == 1
@@ -263,4 +264,54 @@ def test_first_message_alone_over_limit_is_413_without_calling_app() -> None:
     pieces = [b"x" * 11, b"y"]
     server = run(WSGIToASGI(app, max_body_size=10), scope, FakeServer(body_messages(*pieces)))
     assert server.status == 413
+    assert called == []
+
+
+def test_small_split_body_with_length_is_collected_before_dispatch() -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        kind = type(stream.input).__name__  # under validator's InputWrapper
+        seen.append((kind, stream.read(int(environ["CONTENT_LENGTH"]))))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    # How hypercorn delivers a small POST: the data, then an empty final message.
+    messages = body_messages(b"name=", b"value", b"")
+    scope = make_scope(method="POST", headers=[(b"content-length", b"10")])
+    server = run(WSGIToASGI(validator(app)), scope, FakeServer(messages))
+    assert server.status == 200
+    assert seen == [("BytesIO", b"name=value")]
+
+
+def test_large_split_body_with_length_still_streams() -> None:
+    seen: list[tuple[str, int]] = []
+    pieces = [b"x" * 40, b"y" * 40, b"z" * 40]
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        seen.append((type(stream.input).__name__, len(stream.read(120))))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    scope = make_scope(method="POST", headers=[(b"content-length", b"120")])
+    bridge = WSGIToASGI(validator(app), buffer_size=100)
+    server = run(bridge, scope, FakeServer(body_messages(*pieces)))
+    assert server.status == 200
+    assert seen == [("StreamInput", 120)]
+
+
+def test_disconnect_while_collecting_small_body_calls_nothing() -> None:
+    called = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        called.append(True)
+        return []
+
+    messages = [{"type": "http.request", "body": b"part", "more_body": True}]
+    messages.append({"type": "http.disconnect"})
+    scope = make_scope(method="POST", headers=[(b"content-length", b"10")])
+    server = run(WSGIToASGI(app), scope, FakeServer(messages))
+    assert server.sent == []
     assert called == []

@@ -177,11 +177,27 @@ class WSGIToASGI:
         if message["type"] != "http.request":
             return  # http.disconnect before the body: nobody to answer
         body = message.get("body", b"")
+        more = message.get("more_body", False)
+        if more and length is not None and int(length) <= self.buffer_size:
+            # A small body split over messages (hypercorn always ends a body
+            # with an empty message): collect it here, bounded by
+            # buffer_size, so the app gets an in-memory input and no crossing.
+            parts = [body]
+            size = len(body)
+            while more and size <= self.buffer_size:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # http.disconnect mid-body: nobody to answer
+                chunk = message.get("body", b"")
+                parts.append(chunk)
+                size += len(chunk)
+                more = message.get("more_body", False)
+            body = b"".join(parts)
         if limit is not None and len(body) > limit:
             await send_simple(send, simple_response(413, "Content Too Large"), head)
             return
         request = Request(self, scope, environ, receive, send)
-        if message.get("more_body", False):
+        if more:
             request.received = len(body)
             environ["wsgi.input"] = StreamInput(body, request.fetch)
         else:
