@@ -5,7 +5,8 @@ between the event loop and a worker thread, so a small request crosses
 exactly once each way:
 
 1. On the loop, the environ is built and the first ``http.request`` message is
-   awaited. If the body is complete (``more_body`` false), ``wsgi.input`` is an
+   awaited (and, for a declared ``Content-Length`` of at most ``buffer_size``,
+   the rest of the body). If the body is then complete, ``wsgi.input`` is an
    in-memory :class:`io.BytesIO`.
 2. A worker thread runs the app in a copy of the request's
    :mod:`contextvars` context and drains the response iterable into a buffer
