@@ -92,9 +92,11 @@ def make_flask_app() -> WSGIApp:
     return flask_app
 
 
-def wrap(wsgi_app: WSGIApp, adapter: str, workers: int | None) -> Any:
+def wrap(wsgi_app: Any, adapter: str, workers: int | None) -> Any:
     """Return ``wsgi_app`` behind the bridge named ``adapter``.
 
+    :param wsgi_app: a PEP 3333 application (typed loosely: each bridge
+        declares its own WSGI aliases).
     :param adapter: ``asgishift``, ``a2wsgi``, ``asgiref`` or ``wsgi`` (no bridge).
     :param workers: thread-pool size, or ``None`` for the bridge's default.
     :raise ValueError: for an unknown adapter name.
@@ -114,7 +116,7 @@ def wrap(wsgi_app: WSGIApp, adapter: str, workers: int | None) -> Any:
     if adapter == "asgiref":
         from asgiref.wsgi import WsgiToAsgi
 
-        return WsgiToAsgi(wsgi_app)
+        return WsgiToAsgi(wsgi_app)  # type: ignore[no-untyped-call]
     if adapter == "uvicorn-wsgi":
         # uvicorn's deprecated built-in adapter, which buffers whole bodies: a
         # control showing that memory_bench.py notices a bridge that buffers.

@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import cProfile
+import functools
 import io
 import pstats
 import sys
@@ -109,8 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def crossings() -> None:
         running = asyncio.get_running_loop()
         for _ in range(n):
-            fut = running.create_future()
-            pool.submit(lambda f=fut: running.call_soon_threadsafe(f.set_result, None))
+            fut: asyncio.Future[None] = running.create_future()
+            pool.submit(functools.partial(running.call_soon_threadsafe, fut.set_result, None))
             await fut
 
     crossing_us = per_call(loop, crossings, n, repeat)
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     executor.shutdown()
 
     for name, wsgi_app in (("plain", bench_app.plain_app), ("flask", bench_app.make_flask_app())):
-        direct = best(repeat, lambda app=wsgi_app: time_direct(app, n)) / n * 1e6
+        direct = best(repeat, functools.partial(time_direct, wsgi_app, n)) / n * 1e6
         asgi_app = WSGIToASGI(wsgi_app)
 
         async def requests(app: Any = asgi_app) -> None:
