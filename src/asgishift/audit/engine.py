@@ -238,14 +238,26 @@ class _Parser:
         ordered = sorted(sources, key=lambda s: len(contents[s.rel]), reverse=True)
         size = max(8, min(_BATCH, len(ordered) // (self.jobs * 4) or 1))
         batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
-        futures = [self.pool.submit(_parse_batch_marshalled, batch) for batch in batches]
-        for future in concurrent.futures.as_completed(futures):
-            yield marshal.loads(future.result())
+        pending = {s.rel: s for s in ordered}
+        try:
+            futures = [self.pool.submit(_parse_batch_marshalled, batch) for batch in batches]
+            for future in concurrent.futures.as_completed(futures):
+                batch_result: list[tuple[str, _Entry]] = marshal.loads(future.result())
+                for rel, _ in batch_result:
+                    pending.pop(rel, None)
+                yield batch_result
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            # E.g. a script without an ``if __name__ == "__main__"`` guard under
+            # the forkserver start method: finish in this process instead.
+            logger.warning("audit worker processes failed (%s); parsing in-process", exc)
+            self.close()
+            self.jobs = 1
+            yield from self.parse(list(pending.values()), contents)
 
     def close(self) -> None:
         """Stop the worker pool, if one was started."""
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(cancel_futures=True)
             self.pool = None
 
 
