@@ -18,6 +18,7 @@ import pytest
 
 from asgishift.audit._model import AuditConfig, AuditResult, Finding
 from asgishift.audit.engine import audit_paths
+from asgishift.audit.rules import get_rule
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXPECT_RE = re.compile(r"#.*\bexpect:\s*(?P<codes>ASH\d{3}(?:\s*,\s*ASH\d{3})*)")
@@ -74,6 +75,13 @@ def test_ok_lines_have_no_findings(result: AuditResult) -> None:
     flagged = {(f.path, f.line) for f in result.findings}
     ok_lines = {key for key, codes in _marks(OK_RE).items() if not codes}
     assert flagged & ok_lines == set()
+
+
+def test_every_finding_message_formats(result: AuditResult) -> None:
+    for finding in result.findings:
+        text = get_rule(finding.code).message.format(**finding.args)
+        assert "{" not in text, (finding, text)
+        assert finding.args["call"] in text
 
 
 def test_chain_across_modules_and_reexport(result: AuditResult) -> None:

@@ -315,6 +315,23 @@ def _finding(
     )
 
 
+def _call_args(name: str, function: str) -> dict[str, str]:
+    """Return the message arguments of a hazard matched by callable name.
+
+    Besides ``call`` and ``function``, fills the keys some templates use
+    (``method``, ``async_call``, ``field``) from the callable's last name, so
+    any rule's message formats whichever way its finding was made.
+    """
+    last = name.rsplit(".", 1)[-1]
+    return {
+        "call": name,
+        "function": function,
+        "method": last,
+        "async_call": "a" + last,
+        "field": last,
+    }
+
+
 def _hazard_args(hazard: Hazard, function: str) -> dict[str, str]:
     """Return the message arguments of a syntax hazard."""
     args = {"call": hazard[5], "function": function}
@@ -348,7 +365,7 @@ def link(summaries: dict[str, tuple[FileIndex, bytes]], config: AuditConfig) -> 
             code, _, name = graph.edge(site[0])
             if code:
                 chain = (*hops, Hop(path, site[1], site[2], _name(qual), name)) if hops else ()
-                add(_finding(code, path, site, {"call": name, "function": _name(qual)}, chain))
+                add(_finding(code, path, site, _call_args(name, _name(qual)), chain))
         for hazard in hazards:
             if graph.condition(hazard):
                 chain = (
