@@ -14,6 +14,26 @@
 
 A file that cannot be read, decoded or parsed becomes a
 :class:`~asgishift.audit._model.FileError` and the rest is still audited.
+
+Known limits of the static analysis (each one errs towards silence):
+
+* Calls are followed through imports (aliases, ``from`` imports, relative
+  imports, package re-exports), ``self``/``cls``/``super()``, base classes,
+  variables assigned from a constructor or typed by a simple annotation, and
+  attributes set as ``self.x = X()``. A receiver whose type is unknown (an
+  unannotated parameter, the return value of a project function) is not
+  followed, nor is ``from x import *`` or ``getattr``.
+* The graph is path-insensitive: a blocking call behind an ``if`` that never
+  runs in async mode is still reported (silence it with ``# noqa: ASH1xx``).
+* ``# noqa`` applies on the line of the hazard, not on a hop of its chain.
+* ``ASH203`` knows model instances returned by ``Model.objects`` queries (or
+  bound by ``for``/``async for`` over one) in the same function, and
+  ForeignKey/OneToOneField attributes declared on project model classes;
+  ``select_related``/``prefetch_related`` anywhere in the query silences it.
+* ``ASH303`` looks at reads written directly in an ``async def``.
+* By default only the import closure of async code is parsed (see
+  :attr:`~asgishift.audit._model.AuditConfig.whole_project`); a syntax error
+  in a file outside it is not reported.
 """
 
 from __future__ import annotations

@@ -364,7 +364,9 @@ _RULES: tuple[Rule, ...] = (
         ),
         why=(
             "A `threading.Lock` held by another thread (or by a coroutine suspended while "
-            "holding it) makes `acquire()` block the loop; it can deadlock the worker outright."
+            "holding it) makes `acquire()` block the loop; it can deadlock the worker outright. "
+            "A short critical section shared with worker threads may be an accepted cost: "
+            "silence it with `# noqa: ASH108` on the line once you have checked."
         ),
         example=(
             "import threading\n\nLOCK = threading.Lock()\n\n\nasync def bump(counter):\n"
@@ -374,6 +376,7 @@ _RULES: tuple[Rule, ...] = (
             "import asyncio\n\nLOCK = asyncio.Lock()\n\n\nasync def bump(counter):\n"
             "    async with LOCK:\n        counter.value += 1\n"
         ),
+        severity=Severity.WARNING,
         calls=(
             "threading.Lock.acquire",
             "threading.RLock.acquire",
