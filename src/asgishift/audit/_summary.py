@@ -241,6 +241,7 @@ _EVALUATORS = frozenset(
     {"builtins.len", "builtins.list", "builtins.bool", "builtins.tuple", "builtins.sorted"}
 )
 _FK_FIELDS = frozenset({"ForeignKey", "OneToOneField"})
+_ATOMIC = "transaction.atomic"
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
 _THREAD_STARTERS = frozenset({"threading.Thread", "threading.Timer"})
 _BUILTINS = frozenset(dir(builtins))
@@ -366,6 +367,8 @@ class _Extractor:
         self._intern = sys.intern
         # class qualname -> members collected from ``self.x = X()`` in methods
         self._members: dict[str, dict[str, str]] = {}
+        # ids of ``atomic(...)`` calls whose result wraps a function
+        self._decorating: set[int] = set()
 
     # ------------------------------------------------------------ imports
     def _import_table(self, stmt: ast.Import | ast.ImportFrom, table: dict[str, str]) -> None:
@@ -647,6 +650,11 @@ class _Extractor:
                 dec_target = self.target(dec)
                 if dec_target is not None:
                     decorators.append(self._intern(dec_target))
+                    if is_async and dec_target.endswith(_ATOMIC):
+                        line, col, end_line, end_col = _pos(dec)
+                        scope.hazards.append(
+                            ("ASH205", line, col, end_line, end_col, dec_target, (), "")
+                        )
                 if isinstance(dec, ast.Call):
                     self._insensitive_decorator(dec, dec_target, qual, scope)
         args = node.args
@@ -951,8 +959,14 @@ class _Extractor:
         if target in SAFE_WRAPPERS and not isinstance(func, ast.Call):
             self._wrapper_call(node, target)
             return
-        if target is not None:
-            scope.calls.append(self._site(target, node))
+        if target is not None and id(node) not in self._decorating:
+            if target.endswith(_ATOMIC) and node.args:
+                # ``atomic(view)`` / ``atomic(using=db)(view)`` only wraps a
+                # function; the transaction starts when the wrapper is called.
+                if isinstance(func, ast.Call):
+                    self._decorating.add(id(func))
+            else:
+                scope.calls.append(self._site(target, node))
         if isinstance(func, ast.Attribute):
             attr = func.attr
             if attr in _SYNC_QS and self.queryset(func.value) is not None:
