@@ -25,7 +25,8 @@ Known limits of the static analysis (each one errs towards silence):
   followed, nor is ``from x import *`` or ``getattr``.
 * The graph is path-insensitive: a blocking call behind an ``if`` that never
   runs in async mode is still reported (silence it with ``# noqa: ASH1xx``).
-* ``# noqa`` applies on the line of the hazard, not on a hop of its chain.
+* ``# noqa`` applies on the line of the hazard or of any hop of its
+  (shortest) chain.
 * ``ASH203`` knows model instances returned by ``Model.objects`` queries (or
   bound by ``for``/``async for`` over one) in the same function, and
   ForeignKey/OneToOneField attributes declared on project model classes;
@@ -521,20 +522,34 @@ def _finish(
     contents: dict[str, bytes],
     keep: Callable[[str, str], bool],
 ) -> list[Finding]:
-    """Apply filters and ``# noqa``, attach snippets, sort."""
+    """Apply filters and ``# noqa``, attach snippets, sort.
+
+    A ``# noqa`` comment covering the finding's code silences it when it sits
+    on the hazard's line or on the line of any hop of its chain (so the call
+    in the ``async def`` can carry it). The chain is the shortest one found:
+    a comment on a hop of that chain also hides longer chains to the hazard.
+    """
     lines_cache: dict[str, list[str]] = {}
+
+    def line_of(path: str, number: int) -> str:
+        lines = lines_cache.get(path)
+        if lines is None:
+            lines = contents.get(path, b"").decode("utf-8", "replace").splitlines()
+            lines_cache[path] = lines
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+    def silenced(code: str, text: str) -> bool:
+        codes = noqa_codes(text)
+        return codes is not None and (not codes or code.startswith(tuple(codes)))
+
     out: list[Finding] = []
     for finding in findings:
         if not keep(finding.code, finding.path):
             continue
-        lines = lines_cache.get(finding.path)
-        if lines is None:
-            raw = contents.get(finding.path, b"")
-            lines = raw.decode("utf-8", "replace").splitlines()
-            lines_cache[finding.path] = lines
-        text = lines[finding.line - 1] if 0 < finding.line <= len(lines) else ""
-        codes = noqa_codes(text)
-        if codes is not None and (not codes or finding.code.startswith(tuple(codes))):
+        text = line_of(finding.path, finding.line)
+        if silenced(finding.code, text) or any(
+            silenced(finding.code, line_of(hop.path, hop.line)) for hop in finding.chain[:-1]
+        ):
             continue
         out.append(
             Finding(
