@@ -63,6 +63,7 @@ _KNOWN_COROUTINES = frozenset(
         "asyncio.create_subprocess_shell",
     }
 )
+_ASYNC_TO_SYNC = frozenset({"asgiref.sync.async_to_sync", "asgiref.sync.AsyncToSync"})
 _ORM_CODES = frozenset({"ASH201", "ASH202", "ASH203", "ASH204", "ASH205", "ASH206"})
 
 # (kind, key, names seen while resolving)
@@ -212,6 +213,13 @@ class _Graph:
             self._safe_func[qual] = hit
         return hit
 
+    def is_async_to_sync(self, qual: str) -> bool:
+        """Return whether a function is decorated with ``async_to_sync``."""
+        func = self.funcs[qual][0]
+        return any(
+            name in _ASYNC_TO_SYNC for dec in func.decorators for name in self.resolve(dec)[2]
+        )
+
     def edge(self, target: str) -> _Edge:
         """Classify a call target: a hazard code, a sync callee, or nothing."""
         hit = self._edges.get(target)
@@ -233,7 +241,9 @@ class _Graph:
                     init = self.member(key, ["__init__"], 0)
                     if init[0] == "func":
                         callee = init[1]
-                if callee and not self.funcs[callee][0].is_async and not self.is_safe(callee):
+                if callee and self.is_async_to_sync(callee):
+                    result = ("ASH301", "", callee)
+                elif callee and not self.funcs[callee][0].is_async and not self.is_safe(callee):
                     result = ("", callee, "")
         self._edges[target] = result
         return result
@@ -397,7 +407,11 @@ def _thread_rules(
     for site in graph.body(own)[2] if may_discard else ():
         kind, key, seen = graph.resolve(site[0])
         is_coroutine = kind == "func" and graph.funcs[key][0].is_async
-        is_coroutine = is_coroutine and not graph.funcs[key][0].is_generator
+        is_coroutine = (
+            is_coroutine
+            and not graph.funcs[key][0].is_generator
+            and not graph.is_async_to_sync(key)
+        )
         if is_coroutine or any(name in _KNOWN_COROUTINES for name in seen):
             name = key if kind == "func" else seen[-1]
             add(_finding("ASH402", path, site, {"call": name, "function": func.qualname}, ()))

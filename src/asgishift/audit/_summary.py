@@ -242,6 +242,7 @@ _EVALUATORS = frozenset(
 )
 _FK_FIELDS = frozenset({"ForeignKey", "OneToOneField"})
 _ATOMIC = "transaction.atomic"
+_ASYNC_TO_SYNC = frozenset({"asgiref.sync.async_to_sync", "asgiref.sync.AsyncToSync"})
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
 _THREAD_STARTERS = frozenset({"threading.Thread", "threading.Timer"})
 _BUILTINS = frozenset(dir(builtins))
@@ -960,7 +961,11 @@ class _Extractor:
             self._wrapper_call(node, target)
             return
         if target is not None and id(node) not in self._decorating:
-            if target.endswith(_ATOMIC) and node.args:
+            if target in _ASYNC_TO_SYNC and not isinstance(func, ast.Call):
+                # Building the wrapper is harmless; calling it (recorded on the
+                # enclosing ``async_to_sync(f)(...)`` call) is the hazard.
+                pass
+            elif target.endswith(_ATOMIC) and node.args:
                 # ``atomic(view)`` / ``atomic(using=db)(view)`` only wraps a
                 # function; the transaction starts when the wrapper is called.
                 if isinstance(func, ast.Call):

@@ -74,7 +74,7 @@ from asgishift.audit.rules import all_rules
 logger = logging.getLogger("asgishift.audit")
 
 #: Bump when the summary format or extraction logic changes (invalidates caches).
-SUMMARY_VERSION = "4"
+SUMMARY_VERSION = "5"
 #: Below this many files to parse, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 64
 _BATCH = 48
