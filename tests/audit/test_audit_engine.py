@@ -59,8 +59,8 @@ def test_files_outside_the_async_import_closure_are_skipped_unless_whole_project
     _write(tmp_path / "helpers.py", "import time\n\n\ndef slow():\n    time.sleep(1)\n")
     _write(tmp_path / "unrelated_broken.py", "def f(:\n")
     _write(tmp_path / "caller.py", "from app import view\n\n\ndef kick():\n    view()\n")
-    pruned = _run(tmp_path)
-    whole = _run(tmp_path, whole_project=True)
+    pruned = _run(tmp_path, whole_project=False)
+    whole = _run(tmp_path)
     expected = [("caller.py", "ASH402"), ("helpers.py", "ASH101")]
     assert [(f.path, f.code) for f in pruned.findings] == expected
     assert [(f.path, f.code) for f in whole.findings] == expected

@@ -241,3 +241,22 @@ def test_progress_bar_only_for_people(
     assert cli("--format", fmt) == 0
     assert fake_engine.progress_given == [shown]
     assert ("auditing" in stderr.getvalue()) is shown
+
+
+def test_whole_project_is_the_default_and_reachable_only_turns_it_off(
+    fake_engine: FakeEngine, tmp_path: Path
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.asgishift.audit]\n", encoding="utf-8")
+    assert cli() == 0
+    assert cli("--reachable-only") == 0
+    (_, _, default), (_, _, reachable) = fake_engine.calls
+    assert (default.whole_project, reachable.whole_project) == (True, False)
+
+
+def test_whole_project_key_in_pyproject(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.asgishift.audit]\nwhole-project = false\n", encoding="utf-8"
+    )
+    assert cli() == 0
+    ((_, _, config),) = fake_engine.calls
+    assert config.whole_project is False

@@ -116,6 +116,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "through calls",
     )
     parser.add_argument(
+        "--reachable-only",
+        action="store_true",
+        help="parse only the import closure of async code instead of every file: faster on "
+        "large trees, but a file outside it that does not parse is not reported "
+        "(pyproject.toml: `whole-project = false`)",
+    )
+    parser.add_argument(
         "--jobs",
         "-j",
         type=_jobs,
@@ -238,6 +245,8 @@ def _settings(
         config.cache_dir = None
     if args.no_chains:
         config.follow_chains = False
+    if args.reachable_only:
+        config.whole_project = False
     for path in paths:
         try:
             path.resolve().relative_to(loaded.root)

@@ -129,6 +129,7 @@ _KEYS: dict[str, tuple[str, Callable[[object, str, str], Any]]] = {
     "max-file-bytes": ("max_file_bytes", _positive_int),
     "jobs": ("jobs", _non_negative_int),
     "cache-dir": ("cache_dir", _cache_dir),
+    "whole-project": ("whole_project", _bool),
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(_KEYS)

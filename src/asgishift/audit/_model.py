@@ -158,12 +158,12 @@ class AuditConfig:
     :param jobs: worker processes for parsing; ``0`` means one per CPU.
     :param cache_dir: directory of the per-file cache, or ``None`` to disable it.
     :param follow_chains: report hazards reachable through calls, not only direct ones.
-    :param whole_project: parse every file, not only the import closure of
-        async code (files mentioning async code, middleware, Flask or threads,
-        and the project modules they import transitively). Code outside that
-        closure cannot change a finding, so the default skips it, which makes
-        cold runs several times faster on large trees; turn this on to have
-        syntax errors reported in those files too.
+    :param whole_project: parse every file (the default). ``False`` parses only
+        the import closure of async code (files mentioning async code,
+        middleware, Flask or threads, and the project modules they import
+        transitively): code outside it cannot change a finding, so cold runs
+        on large trees are faster, but a syntax error in a file outside the
+        closure is then not reported.
     """
 
     select: list[str] = field(default_factory=list)
@@ -177,7 +177,7 @@ class AuditConfig:
     jobs: int = 0
     cache_dir: str | None = ".asgishift_cache"
     follow_chains: bool = True
-    whole_project: bool = False
+    whole_project: bool = True
 
 
 __all__ = ["AuditConfig", "AuditResult", "FileError", "Finding", "Hop", "Rule", "Severity"]

@@ -32,9 +32,10 @@ Known limits of the static analysis (each one errs towards silence):
   ForeignKey/OneToOneField attributes declared on project model classes;
   ``select_related``/``prefetch_related`` anywhere in the query silences it.
 * ``ASH303`` looks at reads written directly in an ``async def``.
-* By default only the import closure of async code is parsed (see
-  :attr:`~asgishift.audit._model.AuditConfig.whole_project`); a syntax error
-  in a file outside it is not reported.
+* Every file is parsed, so every file that does not parse is reported. With
+  :attr:`~asgishift.audit._model.AuditConfig.whole_project` off
+  (``--reachable-only``) only the import closure of async code is parsed; a
+  syntax error in a file outside it is then not reported.
 """
 
 from __future__ import annotations
