@@ -503,3 +503,38 @@ def test_non_asyncio_loop_gets_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="needs an asyncio event loop"):
         coroutine.send(None)
     coroutine.close()
+
+
+class DjangoLike:
+    """Stands in for Django's ``HttpResponse`` (``streaming = False``) and
+    ``StreamingHttpResponse`` (``streaming = True``): iterable, no ``__len__``."""
+
+    def __init__(self, chunks: list[bytes], streaming: bool) -> None:
+        self.chunks = chunks
+        self.streaming = streaming
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("streaming", "messages"),
+    [
+        pytest.param(False, 2, id="httpresponse-one-message"),
+        pytest.param(True, 4, id="streaminghttpresponse-per-chunk"),
+    ],
+)
+def test_django_style_responses(streaming: bool, messages: int) -> None:
+    def app(environ: Environ, start_response: Any) -> DjangoLike:
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return DjangoLike([b"<p>", b"hi</p>"], streaming)
+
+    # No validator here: its iterator wrapper hides the ``streaming`` attribute
+    # this test is about.
+    server = request(WSGIToASGI(app))
+    assert server.body == b"<p>hi</p>"
+    assert len(server.sent) == messages
+    assert server.complete
