@@ -21,6 +21,12 @@ Two modes:
     request when the bridge may overlap requests, as it does under load.
 
 Overhead = bridge us/request - direct us/request, for the same app and loop.
+
+The process is pinned to one core (``--cpu``, default 0, like the servers of
+``http_bench.py``): every loop <-> worker hand-off then happens on that core.
+Unpinned, a hand-off to an idle virtual CPU pays its wake-up latency, which on
+the 2-core VM these figures come from made sequential figures 4x worse in
+quiet minutes than in busy ones.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -201,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=int, default=2000, help="requests per timing")
     parser.add_argument("--repeat", type=int, default=7, help="timings per figure; best is kept")
     parser.add_argument("--batch", type=int, default=50, help="requests at once (concurrent)")
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=0,
+        help="pin the process (loop and worker threads) to this core, as http_bench pins "
+        "the servers; -1 leaves it unpinned (default: %(default)s)",
+    )
     return parser
 
 
@@ -217,11 +231,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"asgishift.bridge does not import ({exc}): leaving it out", file=sys.stderr)
             adapters.remove("asgishift")
 
+    pinned_to = "unpinned"
+    if args.cpu >= 0 and hasattr(os, "sched_setaffinity") and args.cpu < (os.cpu_count() or 1):
+        # Threads started later inherit this. Unpinned, a hand-off to a thread
+        # whose core sits idle pays the (virtual) CPU's wake-up latency, which
+        # on this VM swung sequential figures by 4x between quiet and busy minutes.
+        os.sched_setaffinity(0, {args.cpu})
+        pinned_to = f"pinned to core {args.cpu}"
     info = machine_info()
     print("# In-process bridge overhead\n")
     print(", ".join(f"{k} {v}" for k, v in info.items()) + "\n")
     print(f"{args.iterations} requests per timing, best of {args.repeat}, "
-          f"concurrent batch {args.batch}\n")  # fmt: skip
+          f"concurrent batch {args.batch}, {pinned_to}\n")  # fmt: skip
     rows: list[list[str]] = []
     n = args.iterations
     loop_kinds = [k for k in args.loops.split(",") if k]
