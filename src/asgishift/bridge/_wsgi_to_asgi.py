@@ -39,7 +39,7 @@ from asgishift.bridge._errors import BadRequest
 from asgishift.bridge._files import ErrorStream, FileWrapper
 from asgishift.bridge._input import StreamInput
 from asgishift.bridge._pool import WorkerPool
-from asgishift.bridge._request import Request, send_simple, simple_response
+from asgishift.bridge._request import Inbox, Request, send_simple, simple_response
 
 __all__ = ["WSGIToASGI"]
 
@@ -122,6 +122,8 @@ class WSGIToASGI:
         self._pool = WorkerPool(max_workers, max_queue)
         self._base = base_environ(ErrorStream(), FileWrapper)
         self._retry_after_header = (b"retry-after", str(retry_after).encode())
+        # The worker->loop channel of the loop last served (see Inbox).
+        self._inbox: Inbox | None = None
 
     @property
     def pool(self) -> WorkerPool:

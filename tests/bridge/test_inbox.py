@@ -1,0 +1,163 @@
+"""``Inbox``: worker->loop items coalesced into one wake-up per batch, none lost."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+from wsgiref.validate import validator
+
+import pytest
+from bridge_harness import DEADLINE, FakeServer, make_scope
+
+from asgishift.bridge import WSGIToASGI
+from asgishift.bridge._request import Inbox, Request
+
+T = TypeVar("T")
+
+
+def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hi"]
+
+
+def new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """Return a fresh loop: asyncio's selector loop (pipe wake-up) or uvloop (call_soon)."""
+    if kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
+    return asyncio.SelectorEventLoop()
+
+
+def run_on(kind: str, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a fresh loop of ``kind``, then close the loop."""
+    loop = new_loop(kind)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+LOOPS = [pytest.param("asyncio", id="asyncio"), pytest.param("uvloop", id="uvloop")]
+
+
+class Recorder:
+    """Stand-in for a ``Request``: records what the inbox delivers to it."""
+
+    def __init__(self, name: str, sink: list[tuple[str, tuple[Any, ...]]], expected: int) -> None:
+        self.name = name
+        self.sink = sink
+        self.expected = expected
+        self.all_in = asyncio.Event()
+
+    def _wake(self, item: tuple[Any, ...]) -> None:
+        self.sink.append((self.name, item))
+        if len(self.sink) == self.expected:
+            self.all_in.set()
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+@pytest.mark.parametrize(
+    ("threads", "per_thread"),
+    [pytest.param(1, 50, id="one-thread"), pytest.param(16, 200, id="16-threads")],
+)
+def test_every_item_from_many_threads_is_delivered_exactly_once(
+    kind: str, threads: int, per_thread: int
+) -> None:
+    async def main() -> tuple[list[tuple[str, tuple[Any, ...]]], Inbox]:
+        inbox = Inbox(asyncio.get_running_loop())
+        sink: list[tuple[str, tuple[Any, ...]]] = []
+        recorder = Recorder("r", sink, threads * per_thread)
+        barrier = threading.Barrier(threads)
+
+        def worker(index: int) -> None:
+            barrier.wait(DEADLINE)
+            for n in range(per_thread):
+                inbox.post(recorder, ("item", index, n))  # type: ignore[arg-type]
+
+        workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+        for thread in workers:
+            thread.start()
+        try:
+            await asyncio.wait_for(recorder.all_in.wait(), DEADLINE)
+        finally:
+            for thread in workers:
+                thread.join(DEADLINE)
+        return sink, inbox
+
+    sink, inbox = run_on(kind, main())
+    expected = {("r", ("item", i, n)) for i in range(threads) for n in range(per_thread)}
+    assert len(sink) == len(expected)
+    assert set(sink) == expected
+    assert not inbox.items
+    # Items from one thread arrive in the order it posted them.
+    for index in range(threads):
+        order = [item[2] for _, item in sink if item[1] == index]
+        assert order == sorted(order)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_a_failing_delivery_does_not_strand_the_items_after_it(kind: str) -> None:
+    class Broken:
+        def _wake(self, item: tuple[Any, ...]) -> None:
+            raise ValueError("broken request")
+
+    async def main() -> tuple[list[tuple[str, tuple[Any, ...]]], list[dict[str, Any]]]:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        inbox = Inbox(loop)
+        sink: list[tuple[str, tuple[Any, ...]]] = []
+        recorder = Recorder("ok", sink, 1)
+        inbox.post(Broken(), ("first",))  # type: ignore[arg-type]
+        inbox.post(recorder, ("second",))  # type: ignore[arg-type]
+        await asyncio.wait_for(recorder.all_in.wait(), DEADLINE)
+        return sink, reported
+
+    sink, reported = run_on(kind, main())
+    assert sink == [("ok", ("second",))]
+    assert len(reported) == 1
+    assert isinstance(reported[0]["exception"], ValueError)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_posting_to_a_closed_loop_raises_and_leaves_no_drain_pending(kind: str) -> None:
+    loop = new_loop(kind)
+    inbox = Inbox(loop)
+    loop.close()
+    with pytest.raises(RuntimeError):
+        inbox.post(Recorder("r", [], 1), ("item",))  # type: ignore[arg-type]
+    assert inbox.scheduled is False
+
+
+def test_the_wake_up_pipe_is_closed_once_the_loop_is_closed_and_the_inbox_dropped() -> None:
+    loop = new_loop("asyncio")
+    inbox = Inbox(loop)
+    finalizer = inbox._finalizer
+    assert finalizer is not None  # a selector loop gets the pipe
+    del inbox
+    gc.collect()
+    assert finalizer.alive  # the loop's selector still watches the pipe
+    loop.close()
+    gc.collect()
+    assert not finalizer.alive
+
+
+def test_requests_on_one_loop_share_an_inbox_and_a_new_loop_gets_its_own() -> None:
+    bridge = WSGIToASGI(validator(hello))
+
+    async def two_requests() -> tuple[Inbox, Inbox]:
+        server = FakeServer()
+        environ = {"REQUEST_METHOD": "GET"}
+        first = Request(bridge, make_scope(), environ, server.receive, server.send)
+        second = Request(bridge, make_scope(), environ, server.receive, server.send)
+        return first.inbox, second.inbox
+
+    first, second = run_on("asyncio", two_requests())
+    assert first is second
+    third, _ = run_on("asyncio", two_requests())
+    assert third is not first
+    assert third.loop is not first.loop
