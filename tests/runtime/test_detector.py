@@ -6,6 +6,7 @@ import asyncio
 import builtins
 import importlib
 import logging
+import os
 import pathlib
 import socket
 import sys
@@ -395,3 +396,29 @@ def test_alias_bound_while_installed_is_restored_on_uninstall(
     assert codes_and_calls(detector) == [("ASH101", "time.sleep")]
     assert late.nap is original
     monkeypatch.delitem(sys.modules, "late_import_module")
+
+
+def test_os_read_and_write_on_nonblocking_descriptors_are_not_flagged() -> None:
+    read_fd, write_fd = os.pipe()
+    try:
+
+        def nonblocking() -> bytes:
+            os.set_blocking(read_fd, False)
+            os.set_blocking(write_fd, False)
+            os.write(write_fd, b"x")
+            return os.read(read_fd, 16)
+
+        def blocking() -> bytes:
+            os.set_blocking(read_fd, True)
+            os.set_blocking(write_fd, True)
+            os.write(write_fd, b"y")
+            return os.read(read_fd, 16)
+
+        with BlockingDetector() as detector:
+            assert run_on_loop(nonblocking) == b"x"
+            assert detector.events == []
+            assert run_on_loop(blocking) == b"y"
+        assert codes_and_calls(detector) == [("ASH105", "os.write"), ("ASH105", "os.read")]
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)

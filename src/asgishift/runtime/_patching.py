@@ -45,7 +45,8 @@ What is deliberately not reported, because it does not block or is the event
 loop's own business: calls made on behalf of ``asyncio``, ``uvloop``,
 ``concurrent.futures`` or ``threading`` (``Popen`` reading its error pipe for
 ``create_subprocess_exec``, a thread pool polling its semaphore); socket
-methods on non-blocking sockets (asyncio's and Twisted's transports); polling
+methods on non-blocking sockets (asyncio's and Twisted's transports); ``os.read``
+and ``os.write`` on non-blocking descriptors (wake-up pipes); polling
 waits (``acquire(blocking=False)``, ``wait(0)``, ``put_nowait``); and calls made
 while a reported call is running (``subprocess.run`` is reported once, not
 again for its ``Popen.communicate``).
@@ -182,6 +183,23 @@ def _nonblocking_socket(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return bool(args) and isinstance(args[0], socket.socket) and args[0].gettimeout() == 0.0
 
 
+#: ``os`` functions that take a file descriptor first and cannot block when it
+#: is in non-blocking mode (event-loop wake-up pipes, asyncio's pipe transports).
+_FD_IO = frozenset({"read", "write", "readv", "writev", "pread", "pwrite"})
+
+
+def _nonblocking_fd(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Tell whether an ``os`` read or write is called on a non-blocking descriptor."""
+    import os
+
+    if not args or not isinstance(args[0], int):
+        return False
+    try:
+        return not os.get_blocking(args[0])
+    except OSError:  # a closed descriptor: let the call fail on its own
+        return False
+
+
 #: For waits in ``threading`` and ``queue``: ``(position of the block flag,
 #: its keyword, position of the timeout)`` counting ``self`` as 0; ``-1`` when
 #: the method has no such parameter. ``lock.acquire(blocking=False)``,
@@ -214,6 +232,8 @@ def _skip_for(owner: Any, attr: str) -> Skip | None:
     """Return the argument check that spots non-blocking uses, if the call has one."""
     import socket
 
+    if isinstance(owner, types.ModuleType) and owner.__name__ == "os" and attr in _FD_IO:
+        return _nonblocking_fd
     if not isinstance(owner, type):
         return None
     if issubclass(owner, socket.socket):
