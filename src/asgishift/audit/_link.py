@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from asgishift.audit._model import AuditConfig, Finding, Hop
 from asgishift.audit._records import (
@@ -42,6 +42,7 @@ from asgishift.audit._records import (
     FuncInfo,
     Hazard,
     Site,
+    body_record,
     decode_bodies,
 )
 from asgishift.audit._tables import ASYNC_TO_SYNC, SAFE_WRAPPERS, TYPE_ALIASES
@@ -106,7 +107,8 @@ class Graph:
         self.members: dict[str, dict[str, str]] = {}
         self.summaries = summaries
         self._raw_bodies = {path: data for path, (_, data) in summaries.items()}
-        self._bodies: dict[str, tuple[Body, ...]] = {}
+        self._bodies: dict[str, tuple[tuple[Any, ...], ...]] = {}
+        self._records: dict[str, Body] = {}
         for path, (summary, _) in summaries.items():
             # Two files can map to one module name (scripts or test directories
             # without __init__.py); the first (by path) owns the name, the
@@ -134,12 +136,17 @@ class Graph:
 
     def body(self, qual: str) -> Body:
         """Return a function's calls/hazards/discarded/flask uses (decoded lazily)."""
+        record = self._records.get(qual)
+        if record is not None:
+            return record
         func, path = self.funcs[qual]
         bodies = self._bodies.get(path)
         if bodies is None:
             bodies = decode_bodies(self._raw_bodies[path])
             self._bodies[path] = bodies
-        return bodies[func.slot]
+        record = body_record(bodies[func.slot])
+        self._records[qual] = record
+        return record
 
     @staticmethod
     def display(key: str) -> str:

@@ -261,17 +261,21 @@ def from_plain(plain: PlainSummary) -> tuple[FileIndex, bytes]:
     )
 
 
-def decode_bodies(data: bytes) -> tuple[Body, ...]:
-    """Decode the marshalled bodies of one file (see :func:`to_plain`) into records."""
+def decode_bodies(data: bytes) -> tuple[tuple[Any, ...], ...]:
+    """Decode the marshalled bodies of one file (see :func:`to_plain`), still plain tuples."""
+    bodies: tuple[tuple[Any, ...], ...] = marshal.loads(data)
+    return bodies
+
+
+def body_record(plain: tuple[Any, ...]) -> Body:
+    """Turn one plain body of :func:`decode_bodies` into a :class:`Body` of records."""
+    calls, hazards, discarded, flask = plain
     make_hazard = Hazard._make
-    return tuple(
-        Body(
-            _sites(calls),
-            tuple(map(make_hazard, hazards)),
-            _sites(discarded),
-            tuple(map(make_hazard, flask)),
-        )
-        for calls, hazards, discarded, flask in marshal.loads(data)
+    return Body(
+        _sites(calls),
+        tuple(map(make_hazard, hazards)),
+        _sites(discarded),
+        tuple(map(make_hazard, flask)),
     )
 
 
@@ -285,6 +289,7 @@ __all__ = [
     "Hazard",
     "PlainSummary",
     "Site",
+    "body_record",
     "decode_bodies",
     "from_plain",
     "to_plain",
