@@ -334,7 +334,16 @@ def _finish(
                 snippet=text.strip(),
             )
         )
-    out.sort(key=lambda f: (f.path, f.line, f.col, f.code))
+    out.sort(
+        key=lambda f: (
+            f.path,
+            f.line,
+            f.col,
+            f.code,
+            len(f.chain),
+            tuple((h.path, h.line, h.col) for h in f.chain),
+        )
+    )
     return out
 
 
