@@ -210,3 +210,20 @@ def test_worker_processes_match_in_process_parsing(tmp_path: Path) -> None:
 )
 def test_noqa_codes(line: str, expected: frozenset[str] | None) -> None:
     assert noqa_codes(line) == expected
+
+
+def test_namespace_packages_are_reached_by_their_dotted_import_name(tmp_path: Path) -> None:
+    # src/reports/ has no __init__.py (PEP 420): reports.store is importable as
+    # "reports.store" once src/ is on sys.path, and audited from the project root.
+    _write(
+        tmp_path / "src" / "reports" / "store.py",
+        "from pathlib import Path\n\n\ndef load(name):\n    return Path(name).read_text()\n",
+    )
+    _write(
+        tmp_path / "src" / "reports" / "views.py",
+        "from reports.store import load\n\n\nasync def show(name):\n    return load(name)\n",
+    )
+    result = _run(tmp_path)
+    assert [(f.path, f.code, f.chain[0].callee) for f in result.findings] == [
+        ("src/reports/store.py", "ASH105", "reports.store.load")
+    ]

@@ -149,6 +149,9 @@ def import_closure(
     by_module: dict[str, list[SourceFile]] = {}
     for source in files:
         by_module.setdefault(source.module, []).append(source)
+    for source in files:
+        for name in source.names:
+            by_module.setdefault(name, []).append(source)
 
     def modules_named(names: Iterable[str]) -> Iterator[SourceFile]:
         # The longest module prefix is the one name resolution consults

@@ -388,7 +388,8 @@ def audit_paths(
             elif item != PARSED_ONLY:
                 line, message = item
                 errors.append(FileError(source.rel, line, message))
-        raw = link(summaries, config, calls_index(), conditions(), link_checks())
+        other_names = {source.rel: source.names for source in files if source.names}
+        raw = link(summaries, config, calls_index(), conditions(), link_checks(), other_names)
     findings = _finish(raw, contents, _code_filter(config))
     errors.sort(key=lambda e: (e.path, e.line))
     return AuditResult(
