@@ -36,6 +36,7 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit._closure",
     "asgishift.audit._parse",
     "asgishift.audit._records",
+    "asgishift.audit._scope",
     "asgishift.audit._summary",
     "asgishift.audit._tables",
     "asgishift.audit._walk",
