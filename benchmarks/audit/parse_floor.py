@@ -14,7 +14,11 @@ The script measures, alternating, ``--runs`` times each:
 * ``cold``: :func:`asgishift.audit.engine.audit_paths` with an empty cache
   directory (default mode: every file parsed);
 * ``reachable``: the same with ``whole_project=False`` (``--reachable-only``);
-* ``warm``: the same with the cache that the cold run filled.
+* ``warm``: the same with the cache that the cold run filled (an unchanged
+  tree: the last run's findings are reused);
+* ``warm-summaries``: the same after deleting the last run's findings, so
+  every cached summary is loaded and linked again (the warm path after a
+  change to any file).
 
 and prints the best wall time of each with its ratio to the best floor, and
 the CPU time (this process plus its worker processes) with its ratio to the
@@ -96,6 +100,22 @@ def _audit_timer(tree: Path, jobs: int, cache: str | None, whole: bool) -> Calla
     return run
 
 
+def _forget_run(cache: str, timer: Callable[[], float]) -> Callable[[], float]:
+    """Wrap ``timer`` so the run starts without the last run's findings (``*.run``).
+
+    The audit then loads every cached summary and links again: the warm path
+    after a change to any file.
+    """
+
+    def run() -> float:
+        for name in os.listdir(cache):
+            if name.endswith(".run"):
+                os.remove(os.path.join(cache, name))
+        return timer()
+
+    return run
+
+
 def _cpu() -> float:
     """Return CPU seconds (user + system) of this process and its finished children."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -143,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profiler.runcall(timer)
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
             return 0
-        names = ("floor", "cold", "reachable", "warm")
+        names = ("floor", "cold", "reachable", "warm", "warm-summaries")
         times: dict[str, list[float]] = {name: [] for name in names}
         cpu: dict[str, list[float]] = {name: [] for name in names}
         for run in range(args.runs):
@@ -154,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, timer in (
                 ("cold", _audit_timer(tree, jobs, cache, True)),
                 ("warm", _audit_timer(tree, jobs, cache, True)),
+                ("warm-summaries", _forget_run(cache, _audit_timer(tree, jobs, cache, True))),
                 ("reachable", _audit_timer(tree, jobs, None, False)),
             ):
                 times[name].append(_timed(timer, cpu[name]))
