@@ -215,6 +215,30 @@ class Walker(WalkerBase):
                 name_hook(self, node)  # type: ignore[arg-type]
         elif kind is ast.Constant:
             return
+        elif kind is ast.Compare:
+            cmp: ast.Compare = node  # type: ignore[assignment]
+            self.expr(cmp.left)
+            for item in cmp.comparators:
+                self.expr(item)
+        elif kind is ast.BinOp:
+            self.expr(node.left)  # type: ignore[attr-defined]
+            self.expr(node.right)  # type: ignore[attr-defined]
+        elif kind is ast.BoolOp:
+            for item in node.values:  # type: ignore[attr-defined]
+                self.expr(item)
+        elif kind is ast.Tuple or kind is ast.List or kind is ast.Set:
+            for item in node.elts:  # type: ignore[attr-defined]
+                self.expr(item)
+        elif kind is ast.Dict:
+            for key in node.keys:  # type: ignore[attr-defined]
+                if key is not None:
+                    self.expr(key)
+            for item in node.values:  # type: ignore[attr-defined]
+                self.expr(item)
+        elif kind is ast.JoinedStr:
+            for item in node.values:  # type: ignore[attr-defined]
+                if type(item) is ast.FormattedValue:
+                    self.expr(item.value)
         elif kind is ast.Await:
             value = node.value  # type: ignore[attr-defined]
             self.awaited.add(id(value))
