@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import ast
 import concurrent.futures
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -139,23 +140,19 @@ def _compare_libcst(paths: list[str]) -> int:
     """
     import libcst
 
-    sources = [open(path, encoding="utf-8", errors="replace").read() for path in paths]
+    sources = [Path(path).read_text(encoding="utf-8", errors="replace") for path in paths]
     gc.disable()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.process_time()
         for source in sources:
-            try:
+            with contextlib.suppress(SyntaxError):
                 ast.parse(source)
-            except SyntaxError:
-                pass
         plain = time.process_time() - start
         start = time.process_time()
         for source in sources:
-            try:
+            with contextlib.suppress(libcst.ParserSyntaxError):
                 libcst.parse_module(source)
-            except libcst.ParserSyntaxError:
-                pass
         cst = time.process_time() - start
     gc.enable()
     print(
