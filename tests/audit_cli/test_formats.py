@@ -367,6 +367,7 @@ def test_text_groups_call_sites_of_one_hazard_and_prints_the_shared_tail_once() 
         "shop/store.py:31 in shop.store.write \u2192 time.sleep()",
     ]
     assert sum("31:9" in line for line in lines) == 1
+    assert lines[-1] == "Found 2 findings (2 ASH101) at 1 place in 1 file; 7 files scanned."
 
 
 def test_shared_tail_keeps_each_chain_its_own_first_hop() -> None:
