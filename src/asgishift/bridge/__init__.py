@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 from asgishift.bridge._errors import ClientDisconnected
+from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._wsgi_to_asgi import WSGIToASGI
 
-__all__ = ["ClientDisconnected", "WSGIToASGI"]
+__all__ = ["BridgeOptions", "ClientDisconnected", "WSGIToASGI"]
 
-for _obj in (ClientDisconnected, WSGIToASGI):
+for _obj in (BridgeOptions, ClientDisconnected, WSGIToASGI):
     _obj.__module__ = "asgishift.bridge"
 del _obj
