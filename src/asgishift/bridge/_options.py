@@ -30,13 +30,15 @@ class BridgeOptions:
     """
 
     max_workers: int = 40
-    """The most worker threads running the WSGI app at once (≥ 1); like gunicorn's ``--threads``."""
+    """The most worker threads running the WSGI app at once (≥ 1), like gunicorn's
+    ``--threads``."""
 
     max_queue: int = 200
     """How many requests may wait for a free worker (≥ 0); the next one gets ``503`` at once."""
 
     max_body_size: int | None = None
-    """The largest request body accepted (bytes, ≥ 0); larger ones get ``413``. ``None``: no limit."""
+    """The largest request body accepted (bytes, ≥ 0); larger ones get ``413``.
+    ``None``: no limit."""
 
     request_timeout: float | None = None
     """Seconds (> 0) from dispatch, queueing included, until the response headers are sent;
