@@ -1,0 +1,78 @@
+"""Which requests run on the event loop: match the URL map before dispatch.
+
+A request goes to the loop when the endpoint its URL matches is an
+``async def`` view (or a WebSocket rule); everything else is handed to the
+WSGI bridge unchanged. Matching uses Flask's own URL adapter
+(:meth:`flask.Flask.create_url_adapter`), so host and subdomain matching,
+``SERVER_NAME`` and ``TRUSTED_HOSTS`` behave as in Flask.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.wrappers import Request
+
+__all__ = ["RouteTable"]
+
+
+class RouteTable:
+    """The async endpoints of one Flask app, refreshed when views are added.
+
+    :param app: the Flask app whose ``view_functions`` and ``url_map`` are read.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+        self._seen: tuple[int, int] = (-1, -1)
+        self._async: frozenset[str] = frozenset()
+        self._websocket = False
+
+    def _refresh(self) -> None:
+        app = self._app
+        key = (len(app.view_functions), len(app.url_map._rules))
+        if key == self._seen:
+            return
+        views = app.view_functions
+        self._async = frozenset(
+            name for name, view in views.items() if inspect.iscoroutinefunction(view)
+        )
+        self._websocket = any(rule.websocket for rule in app.url_map.iter_rules())
+        self._seen = key
+
+    @property
+    def any_async(self) -> bool:
+        """Return whether any endpoint is ``async def``, which makes matching worthwhile."""
+        self._refresh()
+        return bool(self._async)
+
+    def is_async(self, endpoint: str) -> bool:
+        """Return whether ``endpoint``'s view is ``async def``."""
+        return endpoint in self._async
+
+    def async_request(self, environ: dict[str, Any]) -> Request | None:
+        """Return the request object when ``environ`` matches an ``async def`` endpoint.
+
+        :param environ: a PEP 3333 environ (without ``wsgi.input`` needed).
+        :return: a :attr:`flask.Flask.request_class` instance, or ``None`` for a
+            sync endpoint or a request that does not match (404, 405, a
+            redirect: Flask answers those on the bridge as usual).
+        """
+        app = self._app
+        req = app.request_class(environ)
+        try:
+            adapter = app.create_url_adapter(req)
+            if adapter is None:
+                return None
+            rule, _ = adapter.match(return_rule=True)
+        except (HTTPException, RequestRedirect):
+            return None
+        if rule.endpoint is not None and rule.endpoint in self._async:
+            return req
+        return None
