@@ -20,6 +20,7 @@ from asgishift.bridge._environ import base_environ, build_environ
 from asgishift.bridge._errors import BadRequest
 from asgishift.bridge._files import ErrorStream, FileWrapper
 from asgishift.flask_integration._http import send_plain, serve_async_request
+from asgishift.flask_integration._lifespan import ServingPhase
 from asgishift.flask_integration._websocket import serve_websocket
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class FlaskASGIApp:
         self._routes = routes
         self._pipeline = pipeline
         self._base = base_environ(ErrorStream(), FileWrapper)
+        self._late_start: asyncio.Future[None] | None = None
+        self._lifespan_seen = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope (``http``, ``websocket`` or ``lifespan``).
@@ -107,6 +110,12 @@ class FlaskASGIApp:
         binding = self._binding
         if binding.loop is None or not binding.loop.is_running():
             binding.bind(asyncio.get_running_loop())
+        if kind == "lifespan":
+            self._lifespan_seen = True
+        elif not self._lifespan_seen and (
+            self._late_start is not None or self._hooks.phase is ServingPhase.IDLE
+        ):
+            await self._start_without_lifespan()
         if kind == "http":
             if self._routes.any_async:
                 try:
@@ -137,6 +146,13 @@ class FlaskASGIApp:
                 f"asgishift's Flask integration cannot serve ASGI scope type {kind!r}; "
                 "route only 'http', 'websocket' and 'lifespan' scopes to it"
             )
+
+    async def _start_without_lifespan(self) -> None:
+        """Run the startup hooks before the first request on a server that sends
+        no lifespan scope (daphne); ``after_serving`` then never runs."""
+        if self._late_start is None:
+            self._late_start = asyncio.ensure_future(self._hooks.startup())
+        await asyncio.shield(self._late_start)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         http_scope: dict[str, Any] = dict(scope)

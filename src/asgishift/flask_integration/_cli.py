@@ -1,0 +1,97 @@
+"""``flask run-asgi``: serve the app on an ASGI server through ``asgishift.serve``.
+
+Registered through the ``flask.commands`` entry point (Flask's "Command Line
+Interface" page, "Plugins"), so ``flask --app notesapp run-asgi`` works once
+asgishift is installed. The options mirror ``flask run``'s. The server is
+started by :func:`asgishift.serve.run`; with the extension installed the app's
+ASGI application (async views on the loop, WebSockets, lifespan hooks) is
+served, otherwise the plain WSGI bridge.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask import Flask
+from flask.cli import ScriptInfo, pass_script_info
+
+from asgishift.flask_integration._extension import EXTENSION_KEY
+from asgishift.serve import SERVERS
+
+__all__ = ["load_app", "run_asgi_command"]
+
+#: Environment variable carrying ``--app`` to the processes ``--reload`` starts.
+APP_ENV = "ASGISHIFT_FLASK_APP"
+
+
+def served_object(app: Flask) -> object:
+    """Return what to serve for ``app``: the extension's ASGI app, or the Flask app.
+
+    :param app: the loaded Flask app.
+    """
+    state = app.extensions.get(EXTENSION_KEY)
+    return state.asgi_app if state is not None else app
+
+
+def load_app() -> object:
+    """Load the app the way ``flask --app`` does and return what to serve.
+
+    The factory ``asgishift serve --factory`` calls in each process that
+    ``--reload`` starts; the app import path comes from :data:`APP_ENV`.
+
+    :raise flask.cli.NoAppException: when no app can be found (Flask's message).
+    """
+    info = ScriptInfo(app_import_path=os.environ.get(APP_ENV) or None)
+    return served_object(info.load_app())
+
+
+@click.command("run-asgi", short_help="Run the app on an ASGI server (asgishift).")
+@click.option(
+    "--server",
+    type=click.Choice(SERVERS),
+    default="uvicorn",
+    show_default=True,
+    help="The ASGI server to run.",
+)
+@click.option(
+    "--host", "-h", default="127.0.0.1", show_default=True, help="The interface to bind to."
+)
+@click.option("--port", "-p", default=5000, show_default=True, help="The port to bind to.")
+@click.option(
+    "--reload/--no-reload",
+    default=None,
+    help="Restart when files change. Default: on when debug mode is on.",
+)
+@pass_script_info
+def run_asgi_command(
+    info: ScriptInfo, server: str, host: str, port: int, reload: bool | None
+) -> None:
+    """Serve the app on uvicorn, hypercorn, daphne or granian (like ``flask run``).
+
+    Async views run on the server's event loop, WebSocket routes and
+    before_serving/after_serving hooks work when the app installs
+    asgishift.flask_integration.ASGI.
+    """
+    from asgishift.serve import ServeError, run
+
+    app = info.load_app()
+    if reload is None:
+        reload = bool(app.debug)
+    try:
+        if reload:
+            if info.app_import_path:
+                os.environ[APP_ENV] = info.app_import_path
+            run(
+                "asgishift.flask_integration._cli:load_app",
+                factory=True,
+                server=server,
+                host=host,
+                port=port,
+                reload=True,
+                app_dir=os.getcwd(),
+            )
+        else:
+            run(served_object(app), server=server, host=host, port=port)
+    except ServeError as exc:
+        raise click.ClickException(str(exc)) from None
