@@ -20,7 +20,7 @@ from asgishift.flask_integration import ASGI, WebSocket
 
 app = Flask(__name__)
 app.secret_key = "flaskext-live-tests"
-app.config["ASGISHIFT_MAX_WORKERS"] = int(os.environ.get("FLASKEXT_MAX_WORKERS", "8"))
+app.config["ASGISHIFT_MAX_WORKERS"] = int(os.environ.get("FLASKEXT_MAX_WORKERS", "4"))
 ext = ASGI(app)
 asgi_app = ext.asgi_app
 
