@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from flaskext_helpers import FLASK_APPS_DIR
+
 from live import ASGI_SERVER_PARAMS, LiveServer, live_server
 
-#: Directory holding the test apps (put on sys.path and the servers' PYTHONPATH).
-FLASK_APPS_DIR = Path(__file__).resolve().parent / "apps"
 sys.path.insert(0, str(FLASK_APPS_DIR))
 
 
