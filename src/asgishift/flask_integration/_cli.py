@@ -11,6 +11,7 @@ served, otherwise the plain WSGI bridge.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 from flask import Flask
@@ -73,7 +74,7 @@ def run_asgi_command(
     before_serving/after_serving hooks work when the app installs
     asgishift.flask_integration.ASGI.
     """
-    from asgishift.serve import ServeError, run
+    from asgishift.serve import ServeError
 
     app = info.load_app()
     if reload is None:
@@ -82,7 +83,7 @@ def run_asgi_command(
         if reload:
             if info.app_import_path:
                 os.environ[APP_ENV] = info.app_import_path
-            run(
+            _serve(
                 "asgishift.flask_integration._cli:load_app",
                 factory=True,
                 server=server,
@@ -92,6 +93,21 @@ def run_asgi_command(
                 app_dir=os.getcwd(),
             )
         else:
-            run(served_object(app), server=server, host=host, port=port)
+            _serve(served_object(app), server=server, host=host, port=port)
     except ServeError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _serve(target: object, **settings: Any) -> None:
+    """Start :func:`asgishift.serve.run` with ``target`` and keyword ``settings``.
+
+    Takes either form of ``run``: one ``ServeConfig`` holding the settings, or
+    the app and the settings as keywords.
+    """
+    from asgishift import serve
+
+    config_class = getattr(serve, "ServeConfig", None)
+    if config_class is not None:
+        serve.run(config_class(app=target, **settings))
+    else:
+        serve.run(target, **settings)
