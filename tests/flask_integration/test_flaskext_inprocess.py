@@ -47,6 +47,16 @@ def test_config_keys_map_onto_bridge_options() -> None:
     assert app.config["ASGISHIFT_MAX_QUEUE"] == BridgeOptions().max_queue
 
 
+def test_every_bridge_option_has_a_config_key() -> None:
+    import dataclasses
+
+    from asgishift.flask_integration._config import config_keys
+
+    keys = config_keys()
+    assert sorted(keys.values()) == sorted(f.name for f in dataclasses.fields(BridgeOptions))
+    assert keys["ASGISHIFT_REQUEST_TIMEOUT"] == "request_timeout"
+
+
 def test_launcher_options_win_over_config_only_when_changed() -> None:
     app, _ = make_app(ASGISHIFT_MAX_WORKERS=3, ASGISHIFT_MAX_QUEUE=7)
     state: ASGIState = app.extensions["asgishift"]

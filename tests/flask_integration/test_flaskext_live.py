@@ -90,6 +90,23 @@ def test_sse_streams_before_the_generator_ends(flask_server: LiveServer) -> None
         assert rest == ["data: second"]
 
 
+def test_sse_generator_is_closed_when_the_client_leaves(flask_server: LiveServer) -> None:
+    with httpx.Client(base_url=flask_server.url, timeout=10) as client:
+        before = client.get("/sse/closed").json()["closed"]
+    with (
+        httpx.Client(base_url=flask_server.url, timeout=10) as client,
+        client.stream("GET", "/sse") as stream,
+    ):
+        assert next(stream.iter_lines()) == "data: first"
+    # Leaving the block closed the connection while the generator waits.
+    deadline = time.monotonic() + 10
+    closed = before
+    with httpx.Client(base_url=flask_server.url, timeout=10) as client:
+        while closed == before and time.monotonic() < deadline:
+            closed = client.get("/sse/closed").json()["closed"]
+    assert closed == before + 1
+
+
 def test_background_task_runs_on_the_loop(flask_server: LiveServer) -> None:
     with httpx.Client(base_url=flask_server.url, timeout=10) as client:
         assert client.get("/background").text == "scheduled"

@@ -30,21 +30,19 @@ class RouteTable:
 
     def __init__(self, app: Flask) -> None:
         self._app = app
-        self._seen: tuple[int, int] = (-1, -1)
+        self._seen = -1
         self._async: frozenset[str] = frozenset()
-        self._websocket = False
 
     def _refresh(self) -> None:
-        app = self._app
-        key = (len(app.view_functions), len(app.url_map._rules))
-        if key == self._seen:
+        # Endpoints are classified by their view function; a new view means a
+        # new endpoint, so the count tells when to look again.
+        views = self._app.view_functions
+        if len(views) == self._seen:
             return
-        views = app.view_functions
         self._async = frozenset(
             name for name, view in views.items() if inspect.iscoroutinefunction(view)
         )
-        self._websocket = any(rule.websocket for rule in app.url_map.iter_rules())
-        self._seen = key
+        self._seen = len(views)
 
     @property
     def any_async(self) -> bool:

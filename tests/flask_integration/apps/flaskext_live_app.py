@@ -116,11 +116,19 @@ async def sse() -> Response:
     shared["next"] = asyncio.Event()
 
     async def events() -> AsyncIterator[str]:
-        yield "data: first\n\n"
-        await asyncio.wait_for(shared["next"].wait(), 20)
-        yield "data: second\n\n"
+        try:
+            yield "data: first\n\n"
+            await asyncio.wait_for(shared["next"].wait(), 20)
+            yield "data: second\n\n"
+        finally:
+            shared["sse_closed"] = shared.get("sse_closed", 0) + 1
 
     return Response(events(), mimetype="text/event-stream")
+
+
+@app.get("/sse/closed")
+def sse_closed() -> Any:
+    return jsonify(closed=shared.get("sse_closed", 0))
 
 
 @app.get("/sse/next")
