@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from asgishift._types import Message, Receive, Scope, Send
 from asgishift.bridge import BridgeOptions, WSGIToASGI
-from asgishift.bridge._environ import base_environ, build_environ
-from asgishift.bridge._errors import BadRequest
-from asgishift.bridge._files import ErrorStream, FileWrapper
 from asgishift.flask_integration._http import send_plain, serve_async_request
 from asgishift.flask_integration._lifespan import ServingPhase
 from asgishift.flask_integration._websocket import serve_websocket
+from asgishift.flask_integration._wire import BadRequest, build_environ, new_base_environ
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -97,7 +95,7 @@ class FlaskASGIApp:
         self._hooks = hooks
         self._routes = routes
         self._pipeline = pipeline
-        self._base = base_environ(ErrorStream(), FileWrapper)
+        self._base = new_base_environ()
         self._late_start: asyncio.Future[None] | None = None
         self._lifespan_seen = False
 

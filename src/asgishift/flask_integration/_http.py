@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flask.ctx import RequestContext
 
 from asgishift._types import Environ, Receive, Send
-from asgishift.bridge._environ import check_status, encode_headers
+from asgishift.flask_integration._wire import asgi_headers
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -130,26 +130,24 @@ async def serve_async_request(
 async def send_response(response: Response, environ: Environ, receive: Receive, send: Send) -> None:
     """Send a Flask response object to the ASGI server.
 
-    An async-iterable body is iterated on the loop; any other body goes
-    through Werkzeug's own WSGI call (conditional requests, ``HEAD``, files).
+    Status, headers and body come from Werkzeug's own
+    ``get_wsgi_headers``/``get_app_iter`` (what its WSGI call uses:
+    ``HEAD`` and ``204``/``304`` bodies dropped, ``Location`` made absolute
+    when configured); an async-iterable body is iterated on the loop.
     """
+    status = response.status_code
+    headers = asgi_headers(response.get_wsgi_headers(environ).to_wsgi_list())
     body = response.response
     if isinstance(body, AsyncIterable) and not isinstance(body, (bytes, str)):
-        await _send_async_body(response, body, environ, receive, send)
+        await _send_async_body(status, headers, body, environ, receive, send)
         return
-    started: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        started[:] = [status, headers]
-        return _no_write
-
-    app_iter: Iterable[bytes] = response(environ, start_response)
+    app_iter: Iterable[bytes] = response.get_app_iter(environ)
     try:
-        status = check_status(started[0])
-        headers = encode_headers(started[1])
-        if isinstance(app_iter, (list, tuple)):
+        if response.is_sequence or isinstance(app_iter, (list, tuple)):
+            # The whole body is already in memory (JSON, templates): one message.
+            data = b"".join(app_iter)
             await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": b"".join(app_iter)})
+            await send({"type": "http.response.body", "body": data})
             return
         await _stream(status, headers, _iterate_sync(iter(app_iter)), environ, receive, send)
     finally:
@@ -158,24 +156,19 @@ async def send_response(response: Response, environ: Environ, receive: Receive, 
             close()
 
 
-def _no_write(data: bytes) -> None:
-    raise RuntimeError("the write() callable is not available on an async route")
-
-
 async def _iterate_sync(iterator: Any) -> Any:
     for chunk in iterator:
         yield chunk
 
 
 async def _send_async_body(
-    response: Response,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
     body: AsyncIterable[Any],
     environ: Environ,
     receive: Receive,
     send: Send,
 ) -> None:
-    status = response.status_code
-    headers = encode_headers(response.get_wsgi_headers(environ).to_wsgi_list())
     charset = "utf-8"
 
     async def encoded() -> Any:

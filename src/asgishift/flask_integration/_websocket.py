@@ -22,8 +22,8 @@ from flask.ctx import RequestContext
 from werkzeug.exceptions import HTTPException, NotFound
 
 from asgishift._types import Environ, Receive, Scope, Send
-from asgishift.bridge._environ import encode_headers
 from asgishift.flask_integration._pipeline import call
+from asgishift.flask_integration._wire import asgi_headers
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -91,7 +91,7 @@ class WebSocket:
         if self.state is not WebSocketState.CONNECTING:
             raise RuntimeError(f"cannot accept a WebSocket that is {self.state.value}")
         message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
-        extra = encode_headers(list(headers))
+        extra = asgi_headers(headers)
         if extra:
             message["headers"] = extra
         await self._send(message)
@@ -149,7 +149,7 @@ class WebSocket:
 async def _deny(scope: Scope, send: Send, response: Response, environ: Environ) -> None:
     """Refuse a handshake with ``response`` if the server can send it, else close."""
     if "websocket.http.response" in scope.get("extensions", {}):
-        headers = encode_headers(response.get_wsgi_headers(environ).to_wsgi_list())
+        headers = asgi_headers(response.get_wsgi_headers(environ).to_wsgi_list())
         await send(
             {
                 "type": "websocket.http.response.start",
