@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import os
 import statistics
 import subprocess
@@ -209,6 +210,14 @@ def concurrency_figure(url: str, count: int = CONCURRENT) -> tuple[float, int]:
     return asyncio.run(_burst(port, count))
 
 
+def _load_average() -> str:
+    """Return the 1-minute load average (other work on the machine skews every figure)."""
+    try:
+        return Path("/proc/loadavg").read_text().split(" ", 1)[0]
+    except OSError:
+        return "unknown"
+
+
 # --- main ------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -230,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(os, "sched_setaffinity") and int(CLIENT_CORE) < (os.cpu_count() or 1):
         os.sched_setaffinity(0, {int(CLIENT_CORE)})
     info = machine_info()
+    for dist in ("quart", "asgishift"):
+        try:
+            info[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            info[dist] = "not installed"
+    info["loadavg"] = _load_average()
     print("# flask_bench: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     with tempfile.TemporaryDirectory(prefix="asgishift-flask-bench-") as tmp:
         running = Running(labels, tmp)
@@ -243,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         run_wrk(url, connections=args.connections, duration=args.duration)
                     )
             bursts = {label: concurrency_figure(running.urls[label]) for label in labels}
+            end_load = _load_average()
         finally:
             running.close()
     print()
@@ -265,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{statistics.median(r.p99_ms for r in runs):.1f} | "
             f"{sum(r.errors for r in runs)} | {wall:.2f} | {ok} |"
         )
+    print()
+    print(f"load average (1 min) at start {info['loadavg']}, at end {end_load}")
     if "uvicorn/quart" in results and "uvicorn/flask+asgishift" in results:
         ours = results["uvicorn/flask+asgishift"]
         quart = results["uvicorn/quart"]
