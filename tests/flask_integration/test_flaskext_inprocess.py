@@ -243,6 +243,28 @@ def test_async_generator_response_streams_in_order() -> None:
     assert run(scenario()) == "data: 0\n\ndata: 1\n\ndata: 2\n\n"
 
 
+def test_stream_with_context_over_an_async_generator() -> None:
+    from flask import stream_with_context
+
+    app, ext = make_app()
+
+    @app.get("/ctx")
+    async def ctx_stream() -> Response:
+        async def gen() -> AsyncIterator[str]:
+            for i in range(2):
+                await asyncio.sleep(0)
+                # The request context is still pushed while the stream runs.
+                yield f"{request.args['name']}{i};"
+
+        return Response(stream_with_context(gen()), mimetype="text/plain")
+
+    async def scenario() -> str:
+        async with ext.test_client() as client:
+            return (await client.get("/ctx", params={"name": "n"})).text
+
+    assert run(scenario()) == "n0;n1;"
+
+
 # -- stock Flask behaviour without a server loop -----------------------------
 def test_flask_test_client_runs_async_views_as_stock_flask() -> None:
     app, _ = make_app()

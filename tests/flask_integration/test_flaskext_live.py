@@ -14,10 +14,11 @@ import time
 
 import httpx
 import pytest
+from flaskext_helpers import FLASK_APPS_DIR
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from live import LiveServer
+from live import LiveServer, live_server
 
 pytestmark = pytest.mark.live
 
@@ -179,3 +180,13 @@ def test_200_concurrent_async_requests_hold_no_threads(flask_server: LiveServer)
     threads_peak = max(r.json()["threads_peak"] for r in responses)
     # At most the bridge's 4 workers beyond the baseline: no thread per request.
     assert threads_peak <= baseline + 4
+
+
+def test_failing_before_serving_stops_uvicorn_with_the_error() -> None:
+    env = {"FLASKEXT_FAIL_STARTUP": "1"}
+    with (
+        pytest.raises(RuntimeError, match="flaskext startup refused") as failed,
+        live_server("uvicorn", "flaskext_live_app:asgi_app", app_dir=FLASK_APPS_DIR, env=env),
+    ):
+        pass
+    assert "exited" in str(failed.value)

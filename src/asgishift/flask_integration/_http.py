@@ -13,6 +13,7 @@ disconnects; a sized body goes out in one message.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import logging
 from collections.abc import AsyncIterable, Iterable
@@ -137,7 +138,7 @@ async def send_response(response: Response, environ: Environ, receive: Receive, 
     """
     status = response.status_code
     headers = asgi_headers(response.get_wsgi_headers(environ).to_wsgi_list())
-    body = response.response
+    body = _unwrap_stream_with_context(response.response)
     if isinstance(body, AsyncIterable) and not isinstance(body, (bytes, str)):
         await _send_async_body(status, headers, body, environ, receive, send)
         return
@@ -154,6 +155,26 @@ async def send_response(response: Response, environ: Environ, receive: Receive, 
         close = getattr(app_iter, "close", None)
         if close is not None:
             close()
+
+
+def _unwrap_stream_with_context(body: Any) -> Any:
+    """Return the async generator ``flask.stream_with_context`` was given, else ``body``.
+
+    Flask's ``stream_with_context`` only wraps sync iterables; given an async
+    generator it returns a wrapper function whose ``__wrapped__`` is that
+    generator (``functools.update_wrapper``). The request context is kept
+    pushed here until the stream ends, so the generator itself is what to send.
+    """
+    seen = 0
+    while callable(body) and seen < 4:
+        wrapped = getattr(body, "__wrapped__", None)
+        if inspect.isasyncgen(wrapped):
+            return wrapped
+        if wrapped is None:
+            break
+        body = wrapped
+        seen += 1
+    return body
 
 
 async def _iterate_sync(iterator: Any) -> Any:
