@@ -346,6 +346,55 @@ def test_serving_hooks_order_and_background_tasks_awaited() -> None:
     ]
 
 
+def test_background_task_from_a_sync_view_runs_on_the_serving_loop() -> None:
+    app, ext = make_app()
+    ran_on: list[object] = []
+
+    async def job() -> None:
+        from flask import current_app
+
+        ran_on.append((asyncio.get_running_loop(), current_app.name))
+
+    @app.get("/sync-kick")
+    def kick() -> str:
+        ext.add_background_task(job)
+        return threading.current_thread().name
+
+    async def scenario() -> tuple[str, object]:
+        async with ext.test_client() as client:
+            thread = (await client.get("/sync-kick")).text
+            return thread, asyncio.get_running_loop()
+
+    thread, loop = run(scenario())
+    assert thread.startswith("asgishift-bridge")
+    assert ran_on == [(loop, "flaskext_inprocess")]
+
+
+def test_async_teardown_of_an_async_route_is_run_on_the_loop() -> None:
+    app, ext = make_app()
+    torn: list[tuple[object, str]] = []
+    signals: dict[str, asyncio.Event] = {}
+
+    @app.teardown_request
+    async def teardown(exc: BaseException | None) -> None:
+        torn.append((asyncio.get_running_loop(), request.path))
+        signals["torn"].set()
+
+    @app.get("/t")
+    async def view() -> str:
+        return "ok"
+
+    async def scenario() -> object:
+        signals["torn"] = asyncio.Event()
+        async with ext.test_client() as client:
+            assert (await client.get("/t")).text == "ok"
+            await asyncio.wait_for(signals["torn"].wait(), 5)
+            return asyncio.get_running_loop()
+
+    loop = run(scenario())
+    assert torn == [(loop, "/t")]
+
+
 def test_background_task_past_shutdown_timeout_is_cancelled() -> None:
     app, ext = make_app(ASGISHIFT_SHUTDOWN_TIMEOUT=0.05)
     outcome: list[str] = []
