@@ -202,6 +202,35 @@ def test_async_body_limit_is_413() -> None:
     assert run(scenario()) == (200, "8", 413)
 
 
+def test_async_view_past_request_timeout_is_504_and_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, ext = make_app(ASGISHIFT_REQUEST_TIMEOUT=0.05)
+    outcome: list[str] = []
+
+    @app.get("/slow")
+    async def slow() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return "never"
+
+    @app.get("/quick")
+    async def quick() -> str:
+        return "quick"
+
+    async def scenario() -> tuple[int, int]:
+        async with ext.test_client() as client:
+            slow_status = (await client.get("/slow")).status_code
+            return slow_status, (await client.get("/quick")).status_code
+
+    assert run(scenario()) == (504, 200)
+    assert outcome == ["cancelled"]
+    assert "ASGISHIFT_REQUEST_TIMEOUT" in caplog.text
+
+
 def test_async_hook_on_sync_route_runs_on_the_serving_loop() -> None:
     app, ext = make_app()
     loops: list[object] = []
@@ -448,6 +477,8 @@ def test_websocket_route_with_converters_session_and_refusal() -> None:
     def gate() -> Any:
         if request.args.get("token") == "bad":
             return "no entry", 403
+        if request.args.get("token") == "crash":
+            raise RuntimeError("before_request failed on a handshake")
         return None
 
     @app.get("/login")
@@ -492,6 +523,10 @@ def test_websocket_route_with_converters_session_and_refusal() -> None:
                 async with client.websocket("/echo/2?token=bad"):
                     pass
             assert (refused.value.status, refused.value.body) == (403, b"no entry")
+            with pytest.raises(WebSocketRejected) as crashed:
+                async with client.websocket("/echo/2?token=crash"):
+                    pass
+            assert crashed.value.status == 500
             with pytest.raises(WebSocketRejected) as missing:
                 async with client.websocket("/nowhere"):
                     pass

@@ -131,7 +131,7 @@ class FlaskASGIApp:
                         environ,
                         receive,
                         send,
-                        self.options.max_body_size,
+                        self.options,
                     )
                     return
             await self.bridge(scope, receive, send)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask.wrappers import Request, Response
 
+    from asgishift.bridge import BridgeOptions
     from asgishift.flask_integration._pipeline import AsyncPipeline
 
 logger = logging.getLogger("asgishift.flask")
@@ -87,14 +88,17 @@ async def serve_async_request(
     environ: Environ,
     receive: Receive,
     send: Send,
-    max_body_size: int | None,
+    options: BridgeOptions,
 ) -> None:
     """Run one request to an async endpoint on the loop and send its response.
 
     :param req: the request object made while matching (reused for the context).
     :param environ: its environ; ``wsgi.input`` is set here.
-    :param max_body_size: the largest body accepted (bytes), ``None`` for no limit.
+    :param options: ``max_body_size`` (bytes; ``413`` beyond it) and
+        ``request_timeout`` (seconds until the response starts; ``504`` past
+        it, the view is cancelled) apply as they do on the bridge.
     """
+    max_body_size = options.max_body_size
     length = environ.get("CONTENT_LENGTH")
     if max_body_size is not None and length is not None and int(length) > max_body_size:
         await send_plain(send, 413, "Content Too Large")
@@ -114,7 +118,21 @@ async def serve_async_request(
     try:
         try:
             ctx.push()
-            response = await pipeline.full_dispatch_request()
+            if options.request_timeout is None:
+                response = await pipeline.full_dispatch_request()
+            else:
+                timed = await _within(pipeline, options.request_timeout)
+                if timed is None:
+                    logger.error(
+                        "504 Gateway Timeout: async view for %s [%s] did not answer within %s s "
+                        "(ASGISHIFT_REQUEST_TIMEOUT); it was cancelled",
+                        environ.get("PATH_INFO"),
+                        environ.get("REQUEST_METHOD"),
+                        options.request_timeout,
+                    )
+                    await send_plain(send, 504, "Gateway Timeout")
+                    return
+                response = timed
         except Exception as e:
             error = e
             response = await pipeline.handle_exception(e)
@@ -126,6 +144,17 @@ async def serve_async_request(
         if error is not None and app.should_ignore_error(error):
             error = None
         ctx.pop(error)
+
+
+async def _within(pipeline: AsyncPipeline, timeout: float) -> Response | None:
+    """Run the pipeline for at most ``timeout`` seconds; ``None`` when it was cancelled."""
+    task = asyncio.ensure_future(pipeline.full_dispatch_request())
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done:
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
 
 
 async def send_response(response: Response, environ: Environ, receive: Receive, send: Send) -> None:

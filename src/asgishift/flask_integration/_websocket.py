@@ -194,6 +194,11 @@ async def serve_websocket(
         except HTTPException as exc:
             await _deny(scope, send, exc.get_response(environ), environ)  # type: ignore[arg-type]
             return
+        except Exception as exc:
+            error = exc
+            app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
+            await _deny(scope, send, app.make_response(("Internal Server Error", 500)), environ)
+            return
         if rv is not None:
             await _deny(scope, send, app.make_response(rv), environ)
             return
