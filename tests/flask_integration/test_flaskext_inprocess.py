@@ -111,6 +111,28 @@ def test_one_extension_serves_several_apps() -> None:
     assert first.extensions["asgishift"] is not second.extensions["asgishift"]
 
 
+def test_the_extension_object_is_itself_an_asgi3_app() -> None:
+    import httpx
+    from uvicorn.config import Config
+
+    app, ext = make_app()
+
+    @app.get("/x")
+    async def x() -> str:
+        return "via ext"
+
+    config = Config(app=ext)
+    config.load()
+    assert config.interface == "asgi3"
+
+    async def scenario() -> str:
+        transport = httpx.ASGITransport(app=ext)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return (await client.get("/x")).text
+
+    assert run(scenario()) == "via ext"
+
+
 # -- async views, hooks and errors through ext.test_client ------------------
 def test_async_pipeline_hooks_handlers_and_session() -> None:
     app, ext = make_app()
