@@ -253,6 +253,41 @@ def test_async_view_past_request_timeout_is_504_and_cancelled(
     assert "ASGISHIFT_REQUEST_TIMEOUT" in caplog.text
 
 
+def test_sync_answers_are_remembered_until_a_view_is_added() -> None:
+    from asgishift.flask_integration._routes import route_key
+    from asgishift.flask_integration._wire import build_environ, new_base_environ
+
+    app, _ = make_app()
+
+    @app.get("/first")
+    async def first() -> str:
+        return "first"
+
+    routes = app.extensions["asgishift"].routes
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/late",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+    }
+    key = route_key(scope)
+    assert routes.any_async
+    assert routes.async_request(build_environ(scope, new_base_environ()), key) is None
+    assert routes.known_sync(key)
+
+    @app.get("/late")
+    async def late() -> str:
+        return "late"
+
+    # A new view makes the table look again and forget what it remembered.
+    assert routes.any_async
+    assert not routes.known_sync(key)
+    assert routes.async_request(build_environ(scope, new_base_environ()), key) is not None
+
+
 def test_async_hook_on_sync_route_runs_on_the_serving_loop() -> None:
     app, ext = make_app()
     loops: list[object] = []

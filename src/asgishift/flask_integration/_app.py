@@ -18,6 +18,7 @@ from asgishift._types import Message, Receive, Scope, Send
 from asgishift.bridge import BridgeOptions, WSGIToASGI
 from asgishift.flask_integration._http import send_plain, serve_async_request
 from asgishift.flask_integration._lifespan import ServingPhase
+from asgishift.flask_integration._routes import RouteTable, route_key
 from asgishift.flask_integration._websocket import serve_websocket
 from asgishift.flask_integration._wire import BadRequest, build_environ, new_base_environ
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from asgishift.flask_integration._lifespan import ServingHooks
     from asgishift.flask_integration._loop import LoopBinding
     from asgishift.flask_integration._pipeline import AsyncPipeline
-    from asgishift.flask_integration._routes import RouteTable
 
 logger = logging.getLogger("asgishift.flask")
 
@@ -115,14 +115,16 @@ class FlaskASGIApp:
         ):
             await self._start_without_lifespan()
         if kind == "http":
-            if self._routes.any_async:
+            routes = self._routes
+            key = route_key(scope) if routes.any_async else None
+            if key is not None and not routes.known_sync(key):
                 try:
                     environ = build_environ(scope, self._base)
                 except BadRequest as exc:
                     logger.info("400 Bad Request: %s", exc)
                     await send_plain(send, 400, "Bad Request")
                     return
-                req = self._routes.async_request(environ)
+                req = routes.async_request(environ, key)
                 if req is not None:
                     await serve_async_request(
                         self.flask_app,

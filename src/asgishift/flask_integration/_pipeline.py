@@ -71,6 +71,9 @@ class AsyncPipeline:
     async def full_dispatch_request(self) -> Response:
         """Run before-request hooks, the view and error handlers; return the response."""
         app = self.app
+        # As Flask's own full_dispatch_request does: setup methods (app.route...)
+        # called after this raise Flask's "already handled its first request".
+        app._got_first_request = True
         try:
             await send_signal(request_started, app)
             rv = await self.preprocess_request()
