@@ -40,6 +40,7 @@ from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._response import CONNECTION_CLOSE, must_close
+from asgishift.bridge._server_io import drain_body, send_messages
 from asgishift.bridge._state import (
     ABORTED,
     CLOSED,
@@ -55,7 +56,7 @@ from asgishift.bridge._state import (
 )
 from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse
 
-__all__ = ["Request", "drain_body", "send_messages"]
+__all__ = ["Request"]
 
 logger = logging.getLogger("asgishift.bridge")
 
@@ -69,46 +70,6 @@ _TIMEOUT: Final = "timeout"  # posted by the request_timeout timer
 
 _PATHSEND: Final = "http.response.pathsend"
 _WORKER_POLL: Final = 5.0  # seconds between checks that the loop still runs
-
-
-async def send_messages(send: Send, messages: Iterable[Message]) -> None:
-    """Send ``messages`` in order; a client that went away is logged, not raised."""
-    try:
-        for message in messages:
-            await send(message)
-    except OSError as exc:
-        logger.debug("client went away before the response was sent: %r", exc)
-
-
-async def drain_body(receive: Receive, limit: int, timeout: float) -> bool:
-    """Read and drop the rest of a request body, at most ``limit`` bytes in ``timeout`` seconds.
-
-    So that the next request on a keep-alive connection is not stuck behind an
-    unread body (hypercorn stops reading a connection whose body nobody
-    reads), as gunicorn and Werkzeug's server drain.
-
-    :return: ``True`` if the body ended within the bounds.
-    """
-
-    async def discard() -> bool:
-        left = limit
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return False
-            left -= len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return True
-            if left < 0:
-                return False
-
-    try:
-        return await asyncio.wait_for(discard(), timeout)
-    except asyncio.TimeoutError:
-        logger.debug("unread request body not drained within %s s", timeout)
-    except Exception as exc:  # whatever receive() raises, the client is gone
-        logger.debug("draining the request body failed: %r", exc)
-    return False
 
 
 class Request:

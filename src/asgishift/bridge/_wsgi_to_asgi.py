@@ -43,8 +43,9 @@ from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._input import StreamInput
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
-from asgishift.bridge._request import Request, drain_body, send_messages
+from asgishift.bridge._request import Request
 from asgishift.bridge._response import CONNECTION_CLOSE, must_close
+from asgishift.bridge._server_io import drain_body, send_messages
 from asgishift.bridge._state import PARTIAL
 
 __all__ = ["WSGIToASGI"]
