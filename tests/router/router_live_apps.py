@@ -152,3 +152,9 @@ hybrid = HybridRouter(
     on_startup=[hook_start],
     on_shutdown=[hook_stop],
 )
+
+
+#: WSGIToASGI with its own hooks (no router).
+bridge_with_hooks = WSGIToASGI(legacy_wsgi, on_startup=[hook_start], on_shutdown=[hook_stop])
+#: WSGIToASGI whose startup hook raises: the server must not start.
+bridge_failing = WSGIToASGI(legacy_wsgi, on_startup=[fail_start])
