@@ -2,7 +2,7 @@
 
 ``asgishift.flask_integration.ASGI`` is installed in :func:`notesapp.create_app`.
 When the app is served through it (``notesapp.asgi:application``, or
-``asgishift serve`` once it finds the extension):
+``asgishift serve``, which finds the extension):
 
 - ``before_serving`` opens one ``httpx.AsyncClient`` that every request shares;
   ``after_serving`` closes it; ``while_serving`` logs the serving span;

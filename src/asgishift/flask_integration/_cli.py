@@ -3,9 +3,9 @@
 Registered through the ``flask.commands`` entry point (Flask's "Command Line
 Interface" page, "Plugins"), so ``flask --app notesapp run-asgi`` works once
 asgishift is installed. The options mirror ``flask run``'s. The server is
-started by :func:`asgishift.serve.run`; with the extension installed the app's
-ASGI application (async views on the loop, WebSockets, lifespan hooks) is
-served, otherwise the plain WSGI bridge.
+started by :func:`asgishift.serve.run`, which serves the app through the
+extension when it is installed (async views on the loop, WebSockets, lifespan
+hooks) and through the plain WSGI bridge otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import click
 from flask import Flask
 from flask.cli import ScriptInfo, pass_script_info
 
-from asgishift.flask_integration._extension import EXTENSION_KEY
 from asgishift.serve import SERVERS
 
 __all__ = ["load_app", "run_asgi_command"]
@@ -26,17 +25,8 @@ __all__ = ["load_app", "run_asgi_command"]
 APP_ENV = "ASGISHIFT_FLASK_APP"
 
 
-def served_object(app: Flask) -> object:
-    """Return what to serve for ``app``: the extension's ASGI app, or the Flask app.
-
-    :param app: the loaded Flask app.
-    """
-    state = app.extensions.get(EXTENSION_KEY)
-    return state.asgi_app if state is not None else app
-
-
-def load_app() -> object:
-    """Load the app the way ``flask --app`` does and return what to serve.
+def load_app() -> Flask:
+    """Load the app the way ``flask --app`` does.
 
     The factory ``asgishift serve --factory`` calls in each process that
     ``--reload`` starts; the app import path comes from :data:`APP_ENV`.
@@ -44,7 +34,7 @@ def load_app() -> object:
     :raise flask.cli.NoAppException: when no app can be found (Flask's message).
     """
     info = ScriptInfo(app_import_path=os.environ.get(APP_ENV) or None)
-    return served_object(info.load_app())
+    return info.load_app()
 
 
 @click.command("run-asgi", short_help="Run the app on an ASGI server (asgishift).")
@@ -93,21 +83,16 @@ def run_asgi_command(
                 app_dir=os.getcwd(),
             )
         else:
-            _serve(served_object(app), server=server, host=host, port=port)
+            _serve(app, server=server, host=host, port=port)
     except ServeError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def _serve(target: object, **settings: Any) -> None:
-    """Start :func:`asgishift.serve.run` with ``target`` and keyword ``settings``.
+    """Start :func:`asgishift.serve.run` with ``target`` and ``settings``.
 
-    Takes either form of ``run``: one ``ServeConfig`` holding the settings, or
-    the app and the settings as keywords.
+    :param settings: :class:`asgishift.serve.ServeConfig` fields (``server``, ``port``...).
     """
-    from asgishift import serve
+    from asgishift.serve import ServeConfig, run
 
-    config_class = getattr(serve, "ServeConfig", None)
-    if config_class is not None:
-        serve.run(config_class(app=target, **settings))
-    else:
-        serve.run(target, **settings)
+    run(ServeConfig(app=target, **settings))
