@@ -160,7 +160,12 @@ class Walker(WalkerBase):
                     return
             if isinstance(value, ast.Await):
                 return
-            if isinstance(value, (ast.Call, ast.Name, ast.Attribute, ast.BinOp, ast.Subscript)):
+            if isinstance(value, ast.Subscript):
+                # ``x = d[k]`` is typed only by an annotated mapping's value type.
+                typ = self.mapped_type(value)
+                if typ is not None:
+                    scope.types[name] = typ
+            elif isinstance(value, (ast.Call, ast.Name, ast.Attribute, ast.BinOp)):
                 typ = self.target(value)
                 if typ is not None and (
                     not isinstance(value, (ast.Name, ast.Attribute)) or typ in RETURN_TYPES
