@@ -175,9 +175,8 @@ def _summarise(
             scan.append(Task(source, Step.SCAN))
     changed = bool(scan)
     parser = Parser(config.jobs if config.jobs > 0 else (os.cpu_count() or 1))
-    done = total - len(scan)
     if progress is not None:
-        progress(0, total)
+        progress(len(entries), total)
     try:
         for batch in parser.run(scan, contents):
             for outcome in batch:
@@ -185,6 +184,8 @@ def _summarise(
                     facts[outcome.rel] = outcome.facts
                 if outcome.entry is not None:
                     entries[outcome.rel] = outcome.entry
+            if progress is not None:
+                progress(len(entries), total)
         closure = import_closure(files, facts, contents)
         tasks: list[Task] = []
         for source in files:
