@@ -40,7 +40,7 @@ from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._response import CONNECTION_CLOSE, must_close
-from asgishift.bridge._server_io import drain_body, send_messages
+from asgishift.bridge._server_io import send_draining, send_messages
 from asgishift.bridge._state import (
     ABORTED,
     CLOSED,
@@ -173,7 +173,6 @@ class Request:
                 pool.max_queue,
             )
             await self._send_error(503, (b"retry-after", str(options.retry_after).encode()))
-            await self._finish_body()
             return
         watcher: asyncio.Task[None] | None = None
         if self.body is COMPLETE and pool.in_flight > pool.threads:
@@ -190,7 +189,10 @@ class Request:
                 if kind is _DONE:
                     self.phase = CLOSED
                     if item[1]:
-                        await send_messages(self.send, item[1])
+                        if self.body is COMPLETE:
+                            await send_messages(self.send, item[1])
+                        else:
+                            await self._send_draining(item[1])
                     error = item[2]
                     break
                 self.waiter = loop.create_future()
@@ -247,8 +249,6 @@ class Request:
                 timer.cancel()
             if watcher is not None:
                 watcher.cancel()
-        if self.body is PARTIAL:
-            await self._finish_body()
         if error is not None:
             raise error
 
@@ -329,16 +329,26 @@ class Request:
 
     async def _send_error(self, status: int, *extra: tuple[bytes, bytes]) -> None:
         """Send a bridge error response (503, 504), closing the connection if the body is unread."""
-        if self.body is not COMPLETE and self._must_close():
+        if self.body is COMPLETE:
+            await send_messages(self.send, error_messages(status, self.method, extra))
+            return
+        if self._must_close():
             extra = (*extra, CONNECTION_CLOSE)
-        await send_messages(self.send, error_messages(status, self.method, extra))
+        await self._send_draining(error_messages(status, self.method, extra))
 
-    async def _finish_body(self) -> None:
-        """After the response: drain a small unread request body (bounded)."""
-        if self.body is PARTIAL:
-            options = self.options
-            if await drain_body(self.receive, options.drain_body_size, options.drain_timeout):
-                self.body = COMPLETE
+    async def _send_draining(self, messages: list[Message]) -> None:
+        """Send the response's last messages, draining the unread body before the very last.
+
+        A ``PARTIAL`` body's rest is small (the response keeps the
+        connection); after ``Connection: close`` (``UNREAD``, ``TOO_LARGE``)
+        the drain stops at the bounds too, and frees the server's queue so it
+        can close (see :func:`~._server_io.send_draining`).
+        """
+        options = self.options
+        if await send_draining(
+            self.send, self.receive, messages, options.drain_body_size, options.drain_timeout
+        ):
+            self.body = COMPLETE
 
     async def _time_out(self, sending: bool) -> None:
         """Answer 504 when ``request_timeout`` expires, unless a response start was sent.

@@ -45,7 +45,7 @@ from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._request import Request
 from asgishift.bridge._response import CONNECTION_CLOSE, must_close
-from asgishift.bridge._server_io import drain_body, send_messages
+from asgishift.bridge._server_io import send_draining, send_messages
 from asgishift.bridge._state import PARTIAL
 
 __all__ = ["WSGIToASGI"]
@@ -260,11 +260,13 @@ class WSGIToASGI:
         """
         options = self._options
         close = remaining != 0 and must_close(remaining, options.drain_body_size)
-        await send_messages(
-            send, error_messages(status, method, (CONNECTION_CLOSE,) if close else ())
-        )
-        if remaining and not close:
-            await drain_body(receive, options.drain_body_size, options.drain_timeout)
+        messages = error_messages(status, method, (CONNECTION_CLOSE,) if close else ())
+        if remaining == 0:
+            await send_messages(send, messages)
+        else:
+            await send_draining(
+                send, receive, messages, options.drain_body_size, options.drain_timeout
+            )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Answer the ASGI lifespan protocol: :meth:`_startup`, then :meth:`_shutdown`."""
