@@ -253,8 +253,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             pid = srv.worker_pid()
             print(f"measured pid {pid} ({adapter}, holds the socket on port {srv.port}): "
                   f"{process_name(pid)}", file=sys.stderr, flush=True)  # fmt: skip
-            upload(srv.port, MiB, args.piece, 0)
-            download(srv.port, MiB, args.piece, 0)
+            try:
+                upload(srv.port, MiB, args.piece, 0)
+                download(srv.port, MiB, args.piece, 0)
+            except (RuntimeError, OSError) as exc:
+                # A bridge that cannot carry the transfer gets a row saying so.
+                print(f"  {adapter}: warm-up failed: {exc}\n{srv.log()[-2000:]}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                rows.append([adapter, "failed", "-", "-", "n/a", "n/a", "-", str(exc)[:60]])
+                continue
             start_rss = read_status_kib(pid, "VmRSS")
             transfer = (srv.port, args.size, args.piece, args.rate)
             up = measure(pid, functools.partial(upload, *transfer))
