@@ -52,6 +52,11 @@ __all__ = ["WSGIToASGI"]
 
 logger = logging.getLogger("asgishift.bridge")
 
+_NOT_ASYNCIO = (
+    "asgishift's WSGIToASGI needs an asyncio event loop (uvloop is fine); this server runs "
+    "another one: with hypercorn use --worker-class asyncio or uvloop, not trio"
+)
+
 
 class WSGIToASGI:
     """Run a WSGI application under an ASGI server.
@@ -171,24 +176,6 @@ class WSGIToASGI:
                 "route only 'http', 'websocket' and 'lifespan' scopes to it"
             )
 
-    def _inbox_for(self) -> Inbox:
-        """Return the worker→loop inbox of the running loop (one per loop, shared).
-
-        :raise RuntimeError: outside an asyncio event loop (e.g. under trio).
-        """
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                "asgishift's WSGIToASGI needs an asyncio event loop (uvloop is fine); "
-                "this server runs another one: with hypercorn use --worker-class asyncio "
-                "or uvloop, not trio"
-            ) from None
-        inbox = self._inbox
-        if inbox is None or inbox.loop is not loop:
-            inbox = self._inbox = Inbox(loop)
-        return inbox
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one HTTP request (ASGI HTTP spec)."""
         options = self._options
@@ -232,7 +219,14 @@ class WSGIToASGI:
                 remaining = None
             await self._refuse(receive, send, scope["method"], 413, remaining)
             return
-        inbox = self._inbox_for()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(_NOT_ASYNCIO) from None
+        inbox = self._inbox
+        if inbox is None or inbox.loop is not loop:
+            # The worker->loop channel of this loop, shared by its requests.
+            inbox = self._inbox = Inbox(loop)
         if more:
             request = Request(
                 self.wsgi_app, options, self._pool, inbox, scope, environ, receive, send,
