@@ -468,17 +468,19 @@ class Request:
         if not isinstance(data, bytes):
             raise InvalidResponse(f"write() takes bytes, got {type(data).__name__}")
         if data:
-            self._emit(data)
+            messages = self.response.body(data)
+            if messages is not None:
+                self._send_body(messages)
 
-    def _emit(self, chunk: bytes) -> None:
-        """Hand one non-empty body block to the response; send what it returns."""
-        response = self.response
-        starting = response.phase is not SENT
-        messages = response.body(chunk)
-        if messages is not None:
-            if starting and self.body is not COMPLETE and self._must_close():
-                response.headers.append(CONNECTION_CLOSE)
-            self._call_loop((_SEND, messages))
+    def _send_body(self, messages: list[Message]) -> None:
+        """Send what :meth:`WSGIResponse.body` returned; the first may start the response."""
+        if (
+            self.body is not COMPLETE
+            and messages[0]["type"] == "http.response.start"
+            and self._must_close()
+        ):
+            self.response.headers.append(CONNECTION_CLOSE)
+        self._call_loop((_SEND, messages))
 
     def run(self) -> None:
         """Run the app and post the end of the response to the loop (the pool job)."""
@@ -532,7 +534,7 @@ class Request:
         if messages is None:
             if hasattr(type(iterable), "__len__") or getattr(iterable, "streaming", None) is False:
                 response.in_memory = True  # a sequence or a non-streaming Django response
-            emit = self._emit
+            body = response.body
             for chunk in iterable:
                 if type(chunk) is not bytes and not isinstance(chunk, bytes):
                     raise InvalidResponse(
@@ -540,7 +542,9 @@ class Request:
                         "not bytes (PEP 3333)"
                     )
                 if chunk:
-                    emit(chunk)
+                    messages = body(chunk)
+                    if messages is not None:
+                        self._send_body(messages)
                     if self.phase >= ABORTED:
                         # The client is gone: pull nothing more from the app.
                         raise ClientDisconnected("the client disconnected")
