@@ -10,11 +10,10 @@ connection never hangs.
 from __future__ import annotations
 
 import re
-import subprocess
 
 import httpx
 import pytest
-from bridge_helpers import DEADLINE, RawHTTP, state_json
+from bridge_helpers import DEADLINE, RawHTTP
 
 from live import LiveServer
 
@@ -41,15 +40,14 @@ def test_app_exception_is_500_and_its_traceback_logged_once(
 
 @pytest.mark.parametrize("split", ["0", "1"], ids=["one-block", "two-blocks"])
 def test_body_longer_than_content_length_is_cut(server: LiveServer, split: str) -> None:
-    # curl exits 18 ("partial file") or 8 for a broken response; 0 for a clean one.
-    done = subprocess.run(
-        ["curl", "-sS", "--max-time", str(DEADLINE), f"{server.url}/overlong?split={split}"],
-        capture_output=True,
-        timeout=DEADLINE + 5,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == b"hello"
+    # Uncut, uvicorn and hypercorn broke the response (no body; curl exit 18), and extra
+    # bytes on a keep-alive connection would corrupt the next response: ask twice, then ping.
+    with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
+        for _ in range(2):
+            response = client.get(f"/overlong?split={split}")
+            assert response.status_code == 200
+            assert response.content == b"hello"
+        assert client.get("/ping").content == b"pong"
     server.wait_for_log(r"sent 6 bytes more than its Content-Length of 5")
 
 
@@ -125,9 +123,3 @@ def test_large_unread_body_closes_the_connection(server: LiveServer) -> None:
         assert conn.closed_by_server()
     finally:
         conn.close()
-
-
-def test_state_after_compat_requests_is_readable(server: LiveServer) -> None:
-    # The server survived the requests above and still answers.
-    response = httpx.get(f"{server.url}/_state", timeout=DEADLINE)
-    assert "received" in state_json(response)

@@ -398,7 +398,6 @@ def _route(
         return [b"hello", b" world"] if query.get("split") == "1" else [b"hello world"]
     if path == "/refuse-body":
         # Answers without reading the request body (an early 413).
-        _record("received", test_id, 0)
         start_response("413 Content Too Large", [*_TEXT, ("Content-Length", "8")])
         return [b"refused\n"]
     start_response("404 Not Found", _TEXT)
