@@ -98,9 +98,12 @@ async def drain_body(receive: Receive, limit: int, timeout: float) -> bool:
     except asyncio.CancelledError:
         if not expired:
             raise
-        uncancel = getattr(task, "uncancel", None)  # Python 3.11+: undo our cancel()
-        if uncancel is not None:
-            uncancel()
+        # The timer can only fire while this task waits in receive(), and the
+        # cancel lands there. Python 3.11+: undo our cancel(), and let one that
+        # came from outside at the same time through.
+        uncancel = getattr(task, "uncancel", None)
+        if uncancel is not None and uncancel() > 0:
+            raise
         logger.debug("unread request body not drained within %s s", timeout)
     except Exception as exc:  # whatever receive() raises, the client is gone
         logger.debug("draining the request body failed: %r", exc)
