@@ -32,6 +32,7 @@ import asyncio
 import io
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from asgishift._types import Receive, Scope, Send, WSGIApp
@@ -41,6 +42,14 @@ from asgishift.bridge._errors import BadRequest
 from asgishift.bridge._files import ErrorStream, FileWrapper
 from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._input import StreamInput
+from asgishift.bridge._lifespan import (
+    CallbackStage,
+    Hook,
+    Lifespan,
+    LifespanFactory,
+    hook_stages,
+    serve_lifespan,
+)
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._request import Request
@@ -80,6 +89,14 @@ class WSGIToASGI:
     :param options: a :class:`~asgishift.bridge.BridgeOptions` (worker and
         queue sizes, body and buffer limits in bytes, timeouts in seconds,
         drain bounds); the defaults when ``None``.
+    :param on_startup: callables taking no arguments, sync or async, run in
+        order at ASGI lifespan startup before requests are served (Starlette's
+        ``on_startup``); one that raises fails startup with its message.
+    :param on_shutdown: the same, run in order at lifespan shutdown after the
+        running requests have drained.
+    :param lifespan: an async context manager factory (Starlette's
+        ``lifespan=``), entered after ``on_startup`` and exited before
+        ``on_shutdown``; a mapping it yields joins ``scope["state"]``.
     :param changes: the same names as keywords (``max_workers=8``), applied on
         top of ``options``.
     :raise ValueError: for an out-of-range option (the message names it).
@@ -96,13 +113,23 @@ class WSGIToASGI:
     """
 
     def __init__(
-        self, wsgi_app: WSGIApp, options: BridgeOptions | None = None, **changes: Any
+        self,
+        wsgi_app: WSGIApp,
+        options: BridgeOptions | None = None,
+        *,
+        on_startup: Iterable[Hook] = (),
+        on_shutdown: Iterable[Hook] = (),
+        lifespan: LifespanFactory | None = None,
+        **changes: Any,
     ) -> None:
         if options is None:
             options = BridgeOptions(**changes)
         elif changes:
             options = options.replace(**changes)
         self.wsgi_app = wsgi_app
+        self.on_startup = tuple(on_startup)
+        self.on_shutdown = tuple(on_shutdown)
+        self.lifespan = lifespan
         self._options = options
         self._pool = WorkerPool(options.max_workers, options.max_queue)
         self._base = base_environ(ErrorStream(), FileWrapper)
@@ -160,7 +187,7 @@ class WSGIToASGI:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await self._lifespan(receive, send)
+            await self._lifespan(scope, receive, send)
         elif kind == "websocket":
             # A WSGI app cannot speak WebSocket: refuse the handshake (the
             # server answers 403) instead of raising into the server's log.
@@ -262,17 +289,12 @@ class WSGIToASGI:
                 send, receive, messages, options.drain_body_size, options.drain_timeout
             )
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """Answer the ASGI lifespan protocol: :meth:`_startup`, then :meth:`_shutdown`."""
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self._startup()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self._shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the ASGI lifespan protocol: the hooks, then :meth:`_startup`; in reverse
+        at shutdown (see :mod:`asgishift.bridge._lifespan`)."""
+        stages = hook_stages(self.on_startup, self.on_shutdown, self.lifespan, self, scope)
+        stages.append(CallbackStage("WSGI worker pool", self._startup, self._shutdown))
+        await serve_lifespan(receive, send, Lifespan(stages))
 
     async def _startup(self) -> None:
         """Run at ``lifespan.startup``: accept requests (again, after a restart)."""
