@@ -122,14 +122,17 @@ class Server:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def worker_pid(self) -> int:
-        """Return the pid of the process that runs the app.
+        """Return the pid of the process that serves: the one holding the listening socket.
 
-        uvicorn and hypercorn with one worker run the app in the process we
-        started (not counting ``taskset``, which execs); granian and gunicorn
-        fork one worker child, whose pid this returns.
+        uvicorn with one worker serves from the process we started (``taskset``
+        execs); hypercorn spawns its worker through :mod:`multiprocessing`, so
+        its first child is the resource tracker; granian and gunicorn fork a
+        worker. Parents keep the socket open too, so of the processes in the
+        tree that hold it, the one deepest in the tree is the worker.
+
+        :raise RuntimeError: if no process in the tree holds the socket.
         """
-        children = _children(self.process.pid)
-        return children[0] if children else self.process.pid
+        return serving_pid(self.process.pid, self.port)
 
 
 def _children(pid: int) -> list[int]:
@@ -137,6 +140,56 @@ def _children(pid: int) -> list[int]:
     with contextlib.suppress(OSError):
         return [int(part) for part in path.read_text().split()]
     return []
+
+
+def listening_inodes(port: int) -> set[int]:
+    """Return the socket inodes listening on TCP ``port`` (``/proc/net/tcp``, ``tcp6``)."""
+    inodes: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], int(fields[9])
+                if state == "0A" and int(local.rpartition(":")[2], 16) == port:
+                    inodes.add(inode)
+    return inodes
+
+
+def holds_socket(pid: int, inodes: set[int]) -> bool:
+    """Return whether process ``pid`` has a descriptor open on one of the socket ``inodes``."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    fd_dir = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(OSError):
+        for fd in fd_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in wanted:
+                    return True
+    return False
+
+
+def serving_pid(root: int, port: int) -> int:
+    """Return the deepest process under ``root`` (itself included) holding the socket on ``port``.
+
+    :raise RuntimeError: if none does.
+    """
+    inodes = listening_inodes(port)
+    best: tuple[int, int] | None = None  # (depth, pid)
+    stack = [(root, 0)]
+    while stack:
+        pid, depth = stack.pop()
+        if holds_socket(pid, inodes) and (best is None or depth > best[0]):
+            best = (depth, pid)
+        stack.extend((child, depth + 1) for child in _children(pid))
+    if best is None:
+        raise RuntimeError(f"no process under pid {root} holds the socket listening on {port}")
+    return best[1]
+
+
+def process_name(pid: int) -> str:
+    """Return ``pid``'s command line, spaces for NULs (``/proc/<pid>/cmdline``)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    return "?"
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:

@@ -1,7 +1,12 @@
 """Peak RSS growth of a server while a large body goes up and a large body comes down.
 
-For each bridge, a fresh server (uvicorn by default: one process, so the pid
-we start is the pid that serves) runs the plain WSGI app from ``bench_app``.
+For each bridge, a fresh server (uvicorn by default; ``--server hypercorn``
+or ``granian``) runs the plain WSGI app from ``bench_app``. The process
+measured is the one that serves: the deepest process of the server's tree
+holding the listening socket (``_common.serving_pid``). uvicorn serves from the
+process we start; hypercorn spawns its worker through :mod:`multiprocessing`,
+whose first child is the resource tracker (flat ~12 MiB, whatever the bridge
+does); granian forks a worker. The line ``measured pid`` names it.
 A raw-socket client that is deliberately slower than the server then
 
 1. uploads ``--size`` bytes to ``POST /upload`` (the app drains
@@ -41,6 +46,7 @@ from _common import (
     CLIENT_CORE,
     machine_info,
     markdown_table,
+    process_name,
     read_status_kib,
     reset_peak_rss,
     run_servers,
@@ -200,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--smoke", action="store_true",
                         help="4 MiB each way, no pacing: checks the machinery only")  # fmt: skip
-    parser.add_argument("--server", choices=["uvicorn", "hypercorn"], default="uvicorn")
+    parser.add_argument("--server", choices=["uvicorn", "hypercorn", "granian"], default="uvicorn")
     parser.add_argument("--adapters", default=",".join(ADAPTERS), help="comma-separated bridges")
     parser.add_argument("--size", type=int, default=1024 * MiB, help="bytes each way (1 GiB)")
     parser.add_argument("--piece", type=int, default=16 * 1024,
@@ -245,8 +251,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         with run_servers([(adapter, args.server, env, 8)]) as servers:
             srv = servers[adapter]
             pid = srv.worker_pid()
-            upload(srv.port, MiB, args.piece, 0)
-            download(srv.port, MiB, args.piece, 0)
+            print(f"measured pid {pid} ({adapter}, holds the socket on port {srv.port}): "
+                  f"{process_name(pid)}", file=sys.stderr, flush=True)  # fmt: skip
+            try:
+                upload(srv.port, MiB, args.piece, 0)
+                download(srv.port, MiB, args.piece, 0)
+            except (RuntimeError, OSError) as exc:
+                # A bridge that cannot carry the transfer gets a row saying so.
+                print(f"  {adapter}: warm-up failed: {exc}\n{srv.log()[-2000:]}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                rows.append([adapter, "failed", "-", "-", "n/a", "n/a", "-", str(exc)[:60]])
+                continue
             start_rss = read_status_kib(pid, "VmRSS")
             transfer = (srv.port, args.size, args.piece, args.rate)
             up = measure(pid, functools.partial(upload, *transfer))

@@ -122,6 +122,34 @@ def test_memory_bench_smoke_prints_growth_per_bridge_and_direction() -> None:
         assert re.match(r"^-?\d+\.\d$", row[4]) or row[4] == "n/a", row
 
 
+@pytest.mark.live
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("server", ["hypercorn", "granian"])
+def test_memory_bench_measures_the_process_holding_the_listening_socket(server: str) -> None:
+    # hypercorn's first child is multiprocessing's resource tracker, not its worker.
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(BENCH_DIR))
+    env = {"BENCH_APP": "plain", "BENCH_ADAPTER": "asgishift"}
+    with _common.run_servers([("asgishift", server, env, 8)]) as servers:
+        srv = servers["asgishift"]
+        pid = srv.worker_pid()
+        assert "resource_tracker" not in _common.process_name(pid)
+        assert _common.holds_socket(pid, _common.listening_inodes(srv.port))
+        if shutil.which("ss"):
+            # Cross-check with iproute2: the pid is among the socket's users.
+            users = subprocess.run(
+                ["ss", "-ltnpH", f"sport = :{srv.port}"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=10,
+            ).stdout
+            assert f"pid={pid}," in users, users
+
+
 @pytest.mark.parametrize(
     "script",
     [
@@ -129,6 +157,7 @@ def test_memory_bench_smoke_prints_growth_per_bridge_and_direction() -> None:
         pytest.param("inprocess_bench.py", id="inprocess"),
         pytest.param("memory_bench.py", id="memory"),
         pytest.param("profile_bridge.py", id="profile"),
+        pytest.param("ab_bridge.py", id="ab"),
     ],
 )
 def test_every_script_has_help(script: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 from bridge_harness import DEADLINE, FakeServer, make_scope
 
 from asgishift.bridge import WSGIToASGI
+from asgishift.bridge import _wsgi_to_asgi as wsgi_to_asgi
 from asgishift.bridge._inbox import Inbox
 
 T = TypeVar("T")
@@ -146,17 +147,27 @@ def test_the_wake_up_pipe_is_closed_once_the_loop_is_closed_and_the_inbox_droppe
     assert not finalizer.alive
 
 
-def test_requests_on_one_loop_share_an_inbox_and_a_new_loop_gets_its_own() -> None:
+def test_requests_on_one_loop_share_an_inbox_and_a_new_loop_gets_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[Inbox] = []
+
+    class CountingInbox(Inbox):
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            super().__init__(loop)
+            made.append(self)
+
+    monkeypatch.setattr(wsgi_to_asgi, "Inbox", CountingInbox)
     bridge = WSGIToASGI(validator(hello))
 
-    async def two_requests() -> tuple[Inbox, Inbox]:
-        server = FakeServer()
-        await asyncio.wait_for(bridge(make_scope(), server.receive, server.send), DEADLINE)
-        assert server.body == b"hi"
-        return bridge._inbox_for(), bridge._inbox_for()
+    async def two_requests() -> None:
+        for _ in range(2):
+            server = FakeServer()
+            await asyncio.wait_for(bridge(make_scope(), server.receive, server.send), DEADLINE)
+            assert server.body == b"hi"
 
-    first, second = run_on("asyncio", two_requests())
-    assert first is second
-    third, _ = run_on("asyncio", two_requests())
-    assert third is not first
-    assert third.loop is not first.loop
+    run_on("asyncio", two_requests())
+    assert len(made) == 1
+    run_on("asyncio", two_requests())
+    assert len(made) == 2
+    assert made[0].loop is not made[1].loop

@@ -166,6 +166,21 @@ class RawHTTP:
                 return body
             body += chunk[:-2]
 
+    def closed_by_server(self) -> bool:
+        """Return whether the server closes the connection with nothing more to read.
+
+        Waits at most the socket's timeout; a server that keeps the connection
+        open and silent raises :class:`TimeoutError` (the hang this detects).
+        """
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                return not self.buffer
+            if not data:
+                return not self.buffer
+            self.buffer += data
+
     def request(self, method: str, target: str, headers: dict[str, str] | None = None) -> None:
         """Send a request without a body."""
         lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1"]

@@ -387,6 +387,19 @@ def _route(
         start_response(f"{code} {reason}", headers)
         # Content the server must drop: these statuses have no body (RFC 9110 6.4.1).
         return [b"must not be sent"]
+    if path == "/list-headers":
+        # Headers as lists, not tuples: gunicorn, uvicorn's WSGI mode and a2wsgi
+        # accept them (served by raw_app; the validator would refuse them).
+        start_response("200 OK", [["Content-Type", "text/plain"], ["X-Colour", "Blue"]])  # type: ignore[list-item]
+        return [b"listed"]
+    if path == "/overlong":
+        # Declares 5 bytes and yields 11, in one block or (split=1) in two.
+        start_response("200 OK", [*_TEXT, ("Content-Length", "5")])
+        return [b"hello", b" world"] if query.get("split") == "1" else [b"hello world"]
+    if path == "/refuse-body":
+        # Answers without reading the request body (an early 413).
+        start_response("413 Content Too Large", [*_TEXT, ("Content-Length", "8")])
+        return [b"refused\n"]
     start_response("404 Not Found", _TEXT)
     return [b"not found"]
 

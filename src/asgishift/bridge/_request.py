@@ -40,7 +40,7 @@ from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._response import CONNECTION_CLOSE, must_close
-from asgishift.bridge._server_io import drain_body, send_messages
+from asgishift.bridge._server_io import send_draining, send_messages
 from asgishift.bridge._state import (
     ABORTED,
     CLOSED,
@@ -173,7 +173,6 @@ class Request:
                 pool.max_queue,
             )
             await self._send_error(503, (b"retry-after", str(options.retry_after).encode()))
-            await self._finish_body()
             return
         watcher: asyncio.Task[None] | None = None
         if self.body is COMPLETE and pool.in_flight > pool.threads:
@@ -190,7 +189,10 @@ class Request:
                 if kind is _DONE:
                     self.phase = CLOSED
                     if item[1]:
-                        await send_messages(self.send, item[1])
+                        if self.body is COMPLETE:
+                            await send_messages(self.send, item[1])
+                        else:
+                            await self._send_draining(item[1])
                     error = item[2]
                     break
                 self.waiter = loop.create_future()
@@ -247,8 +249,6 @@ class Request:
                 timer.cancel()
             if watcher is not None:
                 watcher.cancel()
-        if self.body is PARTIAL:
-            await self._finish_body()
         if error is not None:
             raise error
 
@@ -329,16 +329,26 @@ class Request:
 
     async def _send_error(self, status: int, *extra: tuple[bytes, bytes]) -> None:
         """Send a bridge error response (503, 504), closing the connection if the body is unread."""
-        if self.body is not COMPLETE and self._must_close():
+        if self.body is COMPLETE:
+            await send_messages(self.send, error_messages(status, self.method, extra))
+            return
+        if self._must_close():
             extra = (*extra, CONNECTION_CLOSE)
-        await send_messages(self.send, error_messages(status, self.method, extra))
+        await self._send_draining(error_messages(status, self.method, extra))
 
-    async def _finish_body(self) -> None:
-        """After the response: drain a small unread request body (bounded)."""
-        if self.body is PARTIAL:
-            options = self.options
-            if await drain_body(self.receive, options.drain_body_size, options.drain_timeout):
-                self.body = COMPLETE
+    async def _send_draining(self, messages: list[Message]) -> None:
+        """Send the response's last messages, draining the unread body before the very last.
+
+        A ``PARTIAL`` body's rest is small (the response keeps the
+        connection); after ``Connection: close`` (``UNREAD``, ``TOO_LARGE``)
+        the drain stops at the bounds too, and frees the server's queue so it
+        can close (see :func:`~._server_io.send_draining`).
+        """
+        options = self.options
+        if await send_draining(
+            self.send, self.receive, messages, options.drain_body_size, options.drain_timeout
+        ):
+            self.body = COMPLETE
 
     async def _time_out(self, sending: bool) -> None:
         """Answer 504 when ``request_timeout`` expires, unless a response start was sent.
@@ -458,17 +468,19 @@ class Request:
         if not isinstance(data, bytes):
             raise InvalidResponse(f"write() takes bytes, got {type(data).__name__}")
         if data:
-            self._emit(data)
+            messages = self.response.body(data)
+            if messages is not None:
+                self._send_body(messages)
 
-    def _emit(self, chunk: bytes) -> None:
-        """Hand one non-empty body block to the response; send what it returns."""
-        response = self.response
-        starting = response.phase is not SENT
-        messages = response.body(chunk)
-        if messages is not None:
-            if starting and self.body is not COMPLETE and self._must_close():
-                response.headers.append(CONNECTION_CLOSE)
-            self._call_loop((_SEND, messages))
+    def _send_body(self, messages: list[Message]) -> None:
+        """Send what :meth:`WSGIResponse.body` returned; the first may start the response."""
+        if (
+            self.body is not COMPLETE
+            and messages[0]["type"] == "http.response.start"
+            and self._must_close()
+        ):
+            self.response.headers.append(CONNECTION_CLOSE)
+        self._call_loop((_SEND, messages))
 
     def run(self) -> None:
         """Run the app and post the end of the response to the loop (the pool job)."""
@@ -522,7 +534,7 @@ class Request:
         if messages is None:
             if hasattr(type(iterable), "__len__") or getattr(iterable, "streaming", None) is False:
                 response.in_memory = True  # a sequence or a non-streaming Django response
-            emit = self._emit
+            body = response.body
             for chunk in iterable:
                 if type(chunk) is not bytes and not isinstance(chunk, bytes):
                     raise InvalidResponse(
@@ -530,7 +542,9 @@ class Request:
                         "not bytes (PEP 3333)"
                     )
                 if chunk:
-                    emit(chunk)
+                    messages = body(chunk)
+                    if messages is not None:
+                        self._send_body(messages)
                     if self.phase >= ABORTED:
                         # The client is gone: pull nothing more from the app.
                         raise ClientDisconnected("the client disconnected")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from asgishift._types import Message, Receive, Send
 
-__all__ = ["drain_body", "send_messages"]
+__all__ = ["drain_body", "send_draining", "send_messages"]
 
 logger = logging.getLogger("asgishift.bridge")
 
@@ -26,18 +26,65 @@ async def send_messages(send: Send, messages: Iterable[Message]) -> None:
         logger.debug("client went away before the response was sent: %r", exc)
 
 
+async def send_draining(
+    send: Send, receive: Receive, messages: list[Message], limit: int, timeout: float
+) -> bool:
+    """Send ``messages``, draining the unread request body before the last one.
+
+    The last message ends the response, and hypercorn handles the end of a
+    response inside that ``send()`` call by queueing ``http.disconnect`` for
+    the app (see :func:`drain_body`); with its queue full of unread body
+    messages, that ``send()`` would never return. Draining first frees the
+    queue and, for a small rest, keeps the connection usable.
+
+    :param limit: the most body bytes drained (bytes).
+    :param timeout: the longest drain (seconds).
+    :return: ``True`` if the body ended within the bounds.
+    """
+    drained = False
+    try:
+        for message in messages[:-1]:
+            await send(message)
+        drained = await drain_body(receive, limit, timeout)
+        await send(messages[-1])
+    except OSError as exc:
+        logger.debug("client went away before the response was sent: %r", exc)
+    return drained
+
+
 async def drain_body(receive: Receive, limit: int, timeout: float) -> bool:
     """Read and drop the rest of a request body, at most ``limit`` bytes in ``timeout`` seconds.
 
-    So that the next request on a keep-alive connection is not stuck behind an
-    unread body (hypercorn stops reading a connection whose body nobody
-    reads), as gunicorn and Werkzeug's server drain.
+    Called before the last message of a response, so the connection is not
+    stuck behind an unread body, as gunicorn and Werkzeug's server drain.
+    Needed even when the response says ``Connection: close``: hypercorn
+    (0.17, 0.18) queues at most ten body messages for the app and, when the
+    response ends, queues one more (``http.disconnect``) before it closes the
+    connection; with the queue full and nobody reading, that never happens and
+    the connection hangs. Taking one message frees a place. So ``receive()``
+    is awaited directly in the calling task (no :func:`asyncio.wait_for` task,
+    which would let the server refill the queue before this returns), and the
+    timeout cancels the task itself.
 
+    :param receive: the server's ``receive`` (ASGI HTTP spec).
+    :param limit: the most body bytes read (bytes).
+    :param timeout: the longest wait (seconds).
     :return: ``True`` if the body ended within the bounds.
+    :raise asyncio.CancelledError: if the task was cancelled from outside.
     """
+    task = asyncio.current_task()
+    if task is None:  # not in a task: nothing can be bounded, do not read
+        return False
+    expired = False
 
-    async def discard() -> bool:
-        left = limit
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    left = limit
+    try:
         while True:
             message = await receive()
             if message["type"] != "http.request":
@@ -46,12 +93,20 @@ async def drain_body(receive: Receive, limit: int, timeout: float) -> bool:
             if not message.get("more_body", False):
                 return True
             if left < 0:
+                logger.debug("unread request body longer than %d bytes: not drained", limit)
                 return False
-
-    try:
-        return await asyncio.wait_for(discard(), timeout)
-    except asyncio.TimeoutError:
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        # The timer can only fire while this task waits in receive(), and the
+        # cancel lands there. Python 3.11+: undo our cancel(), and let one that
+        # came from outside at the same time through.
+        uncancel = getattr(task, "uncancel", None)
+        if uncancel is not None and uncancel() > 0:
+            raise
         logger.debug("unread request body not drained within %s s", timeout)
     except Exception as exc:  # whatever receive() raises, the client is gone
         logger.debug("draining the request body failed: %r", exc)
+    finally:
+        timer.cancel()
     return False

@@ -101,10 +101,12 @@ class WSGIResponse:
         self.method = method
         self.buffer_size = buffer_size
         self.phase = NOT_STARTED
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.has_body = True
-        self.declared: int | None = None  # Content-Length, bytes
+        # status, headers, has_body and declared (the Content-Length, bytes)
+        # are set by start(); nothing reads them before.
+        self.status: int
+        self.headers: list[tuple[bytes, bytes]]
+        self.has_body: bool
+        self.declared: int | None
         self.in_memory = False  # the iterable holds the whole body already
         self.held: list[bytes] = []
         self.held_size = 0

@@ -54,12 +54,17 @@ from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._request import Request
 from asgishift.bridge._response import CONNECTION_CLOSE, must_close
-from asgishift.bridge._server_io import drain_body, send_messages
+from asgishift.bridge._server_io import send_draining, send_messages
 from asgishift.bridge._state import PARTIAL
 
 __all__ = ["WSGIToASGI"]
 
 logger = logging.getLogger("asgishift.bridge")
+
+_NOT_ASYNCIO = (
+    "asgishift's WSGIToASGI needs an asyncio event loop (uvloop is fine); this server runs "
+    "another one: with hypercorn use --worker-class asyncio or uvloop, not trio"
+)
 
 
 class WSGIToASGI:
@@ -198,24 +203,6 @@ class WSGIToASGI:
                 "route only 'http', 'websocket' and 'lifespan' scopes to it"
             )
 
-    def _inbox_for(self) -> Inbox:
-        """Return the worker→loop inbox of the running loop (one per loop, shared).
-
-        :raise RuntimeError: outside an asyncio event loop (e.g. under trio).
-        """
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                "asgishift's WSGIToASGI needs an asyncio event loop (uvloop is fine); "
-                "this server runs another one: with hypercorn use --worker-class asyncio "
-                "or uvloop, not trio"
-            ) from None
-        inbox = self._inbox
-        if inbox is None or inbox.loop is not loop:
-            inbox = self._inbox = Inbox(loop)
-        return inbox
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one HTTP request (ASGI HTTP spec)."""
         options = self._options
@@ -259,7 +246,14 @@ class WSGIToASGI:
                 remaining = None
             await self._refuse(receive, send, scope["method"], 413, remaining)
             return
-        inbox = self._inbox_for()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(_NOT_ASYNCIO) from None
+        inbox = self._inbox
+        if inbox is None or inbox.loop is not loop:
+            # The worker->loop channel of this loop, shared by its requests.
+            inbox = self._inbox = Inbox(loop)
         if more:
             request = Request(
                 self.wsgi_app, options, self._pool, inbox, scope, environ, receive, send,
@@ -287,11 +281,13 @@ class WSGIToASGI:
         """
         options = self._options
         close = remaining != 0 and must_close(remaining, options.drain_body_size)
-        await send_messages(
-            send, error_messages(status, method, (CONNECTION_CLOSE,) if close else ())
-        )
-        if remaining and not close:
-            await drain_body(receive, options.drain_body_size, options.drain_timeout)
+        messages = error_messages(status, method, (CONNECTION_CLOSE,) if close else ())
+        if remaining == 0:
+            await send_messages(send, messages)
+        else:
+            await send_draining(
+                send, receive, messages, options.drain_body_size, options.drain_timeout
+            )
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer the ASGI lifespan protocol: the hooks, then :meth:`_startup`; in reverse

@@ -1,0 +1,160 @@
+"""Before/after: asgishift's bridge at another git revision vs this checkout, in one process.
+
+On a shared machine, two benchmark runs minutes apart differ by more than a
+change to the bridge does. This script takes ``src/asgishift`` at ``--baseline``
+(``git archive``), renames the package to ``asgishift_baseline`` in a
+temporary directory, and imports it beside this checkout's ``asgishift``, so
+both bridges (and a2wsgi as the yardstick) run on the same loop, pinned to the
+same core, timed back to back in every repeat, as ``inprocess_bench.py`` does.
+
+Printed per app and loop: each bridge's overhead over a direct WSGI call
+(µs, best of ``--repeat``), a2wsgi's overhead divided by each asgishift's (the
+"x a2wsgi" figure), and after/before of that ratio: ``1.00`` means unchanged,
+``0.95`` would be the redesign costing 5% against a2wsgi.
+
+``--clock process`` times with :func:`time.process_time` (CPU seconds of this
+process, all threads) instead of the wall clock: on a machine shared with
+other work, waiting for a core then does not count, only the CPU the bridges
+spend (the direct call and a2wsgi are timed the same way).
+
+Run from the repository root: ``.venv/bin/python benchmarks/ab_bridge.py --baseline main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import gc
+import importlib
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import bench_app
+from _common import REPO_ROOT, markdown_table
+from inprocess_bench import check, new_loop, time_concurrent, time_direct, time_sequential
+
+BASELINE = "asgishift_baseline"
+
+
+def import_baseline(revision: str, into: Path) -> Any:
+    """Import ``asgishift.bridge`` of git ``revision`` as ``asgishift_baseline.bridge``.
+
+    :raise subprocess.CalledProcessError: if git cannot archive ``revision``.
+    """
+    tar = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", revision, "src/asgishift"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(into, filter="data")
+    src = into / "src" / "asgishift"
+    target = into / BASELINE
+    src.rename(target)
+    pattern = re.compile(r"\basgishift(?=[.\s])")
+    for path in target.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(pattern.sub(BASELINE, text), encoding="utf-8")
+    sys.path.insert(0, str(into))
+    return importlib.import_module(f"{BASELINE}.bridge")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line parser."""
+    parser = argparse.ArgumentParser(
+        description="asgishift's bridge at a git revision vs this checkout, same process.",
+    )
+    parser.add_argument("--baseline", default="main", help="git revision (default: main)")
+    parser.add_argument("--smoke", action="store_true", help="50 iterations, one repeat")
+    parser.add_argument("--apps", default="plain,flask", help="comma-separated: plain,flask")
+    parser.add_argument("--loops", default="asyncio,uvloop", help="comma-separated loops")
+    parser.add_argument("--iterations", type=int, default=2000, help="requests per timing")
+    parser.add_argument("--repeat", type=int, default=7, help="timings; the best is kept")
+    parser.add_argument("--batch", type=int, default=50, help="requests at once (concurrent)")
+    parser.add_argument("--cpu", type=int, default=0, help="core to pin to; -1: unpinned")
+    parser.add_argument("--clock", choices=["wall", "process"], default="wall",
+                        help="wall clock, or CPU time of the process (default: wall)")  # fmt: skip
+    return parser
+
+
+def timed(clock: str, work: Callable[[], float]) -> float:
+    """Run ``work`` (which returns its own wall-clock seconds); return wall or CPU seconds."""
+    if clock == "wall":
+        return work()
+    start = time.process_time()
+    work()
+    return time.process_time() - start
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the before/after table; return the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        args.iterations, args.repeat = 50, 1
+    if args.cpu >= 0 and hasattr(os, "sched_setaffinity") and args.cpu < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {args.cpu})
+    from asgishift.bridge import WSGIToASGI
+
+    rows: list[list[str]] = []
+    n = args.iterations
+    with tempfile.TemporaryDirectory(prefix="asgishift-ab-") as tmp:
+        baseline = import_baseline(args.baseline, Path(tmp))
+        for app_name in [a for a in args.apps.split(",") if a]:
+            wsgi_app = bench_app.make_flask_app() if app_name == "flask" else bench_app.plain_app
+            for kind in [k for k in args.loops.split(",") if k]:
+                loop = new_loop(kind)
+                asyncio.set_event_loop(loop)
+                bridges = {
+                    "before": baseline.WSGIToASGI(wsgi_app),
+                    "after": WSGIToASGI(wsgi_app),
+                    "a2wsgi": bench_app.wrap(wsgi_app, "a2wsgi", None),
+                }
+                for label, asgi_app in bridges.items():
+                    check(asgi_app, loop, label)
+                direct: list[float] = []
+                seq: dict[str, list[float]] = {label: [] for label in bridges}
+                conc: dict[str, list[float]] = {label: [] for label in bridges}
+                clock = args.clock
+                for _ in range(args.repeat):
+                    gc.collect()
+                    direct.append(timed(clock, functools.partial(time_direct, wsgi_app, n)))
+                    for label, app in bridges.items():
+                        one = functools.partial(time_sequential, app, n)
+                        many = functools.partial(time_concurrent, app, n, args.batch)
+                        seq[label].append(
+                            timed(clock, lambda c=one, lp=loop: lp.run_until_complete(c()))
+                        )
+                        conc[label].append(
+                            timed(clock, lambda c=many, lp=loop: lp.run_until_complete(c()))
+                        )
+                loop.close()
+                asyncio.set_event_loop(None)
+                base = min(direct) / n * 1e6
+                for mode, times in (("sequential", seq), ("concurrent", conc)):
+                    over = {label: min(t) / n * 1e6 - base for label, t in times.items()}
+                    vs_before = over["a2wsgi"] / over["before"]
+                    vs_after = over["a2wsgi"] / over["after"]
+                    rows.append([app_name, kind, mode, f"{over['before']:+.1f}",
+                                 f"{over['after']:+.1f}", f"{over['a2wsgi']:+.1f}",
+                                 f"{vs_before:.2f}x", f"{vs_after:.2f}x",
+                                 f"{vs_after / vs_before:.2f}"])  # fmt: skip
+    print(f"# before = {args.baseline}, after = this checkout; {n} requests per timing, "
+          f"best of {args.repeat}, {args.clock} clock\n")  # fmt: skip
+    header = ["app", "loop", "mode", "before us", "after us", "a2wsgi us",
+              "before x a2wsgi", "after x a2wsgi", "after/before"]  # fmt: skip
+    print(markdown_table(header, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
