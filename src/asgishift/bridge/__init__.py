@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+from asgishift.bridge._asgi_to_wsgi import ASGIToWSGI, ASGIToWSGIOptions
 from asgishift.bridge._errors import ClientDisconnected
 from asgishift.bridge._wsgi_to_asgi import WSGIToASGI
 
-__all__ = ["ClientDisconnected", "WSGIToASGI"]
+__all__ = ["ASGIToWSGI", "ASGIToWSGIOptions", "ClientDisconnected", "WSGIToASGI"]
 
-for _obj in (ClientDisconnected, WSGIToASGI):
+for _obj in (ASGIToWSGI, ASGIToWSGIOptions, ClientDisconnected, WSGIToASGI):
     _obj.__module__ = "asgishift.bridge"
 del _obj

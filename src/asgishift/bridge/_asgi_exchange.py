@@ -1,0 +1,347 @@
+"""The event-loop side of one ASGIToWSGI request: the app's task, ``receive`` and ``send``.
+
+Everything here runs on the process's event-loop thread. It talks to the WSGI
+thread that serves the request through exactly two channels, both passed in:
+
+- ``outbox``, a ``queue.SimpleQueue`` of *batches*: lists of event tuples
+  (:data:`START`, :data:`BODY`, ...). All messages the app sends during one
+  turn of the loop go out as one batch, so a small response (start + body +
+  task done) crosses to the WSGI thread with one ``put``.
+- the WSGI thread calls :meth:`LoopSide.feed`, :meth:`LoopSide.resume`,
+  :meth:`LoopSide.close` and :meth:`LoopSide.cancel` through the loop thread's
+  ``call()``.
+
+Backpressure, both ways: the request body is read from ``wsgi.input`` only when
+the app's ``receive()`` asks for it (a :data:`READ` event), one chunk at a time;
+and once ``send_buffer`` bytes of response body are on their way, ``send()``
+waits until the WSGI thread has handed them all to the server (an :data:`ACK`
+event, answered by :meth:`LoopSide.resume`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import queue
+from typing import Any
+
+from asgishift._types import ASGIApp, Message, Scope
+from asgishift.bridge._asgi_events import (
+    RULES,
+    Phase,
+    ProtocolViolation,
+    advance,
+    body_bytes,
+    start_args,
+)
+
+__all__ = [
+    "ACK",
+    "BODY",
+    "DONE",
+    "END",
+    "FAIL",
+    "FILE",
+    "READ",
+    "START",
+    "ConnectionClosed",
+    "LoopSide",
+]
+
+logger = logging.getLogger("asgishift.bridge")
+
+# Event kinds, the first item of each event tuple in a batch.
+START = 0  #: (START, status_line, headers)
+BODY = 1  #: (BODY, chunk)
+FILE = 2  #: (FILE, path_or_None, fd_or_None, offset, count_or_None)
+END = 3  #: (END,): the body is complete
+READ = 4  #: (READ,): the app waits for the next request-body chunk
+ACK = 5  #: (ACK,): send() waits until everything before this was handed on
+FAIL = 6  #: (FAIL,): the app failed (logged); 500, or abort a started response
+DONE = 7  #: (DONE,): the app's task has ended; always the last event
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class ConnectionClosed(OSError):
+    """Signal a ``send()`` after the WSGI server closed the response (client gone).
+
+    ASGI HTTP spec, "Disconnected Client": ``send()`` on a closed connection
+    raises a server-specific subclass of :class:`OSError`.
+    """
+
+
+class Link(enum.Enum):
+    """The state of the connection as the app sees it."""
+
+    OPEN = "open"  # the WSGI server is still iterating
+    CLOSED = "closed"  # the WSGI server closed the iterable early, or the response ended
+
+
+class RequestBody(enum.Enum):
+    """Whether more of the request body may still be read from ``wsgi.input``."""
+
+    PENDING = "pending"
+    COMPLETE = "complete"
+
+
+class LoopSide:
+    """Run one ASGI HTTP request on the event loop and post its events to ``outbox``.
+
+    :param app: the ASGI 3 application.
+    :param scope: the request's HTTP scope (see :func:`~asgishift.bridge._scope.build_scope`).
+    :param outbox: where batches (lists of event tuples) go to the WSGI thread.
+    :param first: the first ``http.request`` message, when the WSGI thread has
+        already read the whole (small) body; ``None`` makes the first
+        ``receive()`` ask for a chunk with a :data:`READ` event.
+    :param send_buffer: bytes of response body in flight before ``send()`` waits.
+    :param disconnect_grace: seconds the app may run on after an early close
+        before its task is cancelled.
+    """
+
+    __slots__ = (
+        "_batch",
+        "_first",
+        "_flush_pending",
+        "_grace_handle",
+        "_loop",
+        "_reader",
+        "_resumer",
+        "_unacked",
+        "_waiters",
+        "app",
+        "body",
+        "disconnect_grace",
+        "link",
+        "outbox",
+        "phase",
+        "scope",
+        "send_buffer",
+        "task",
+        "violation",
+    )
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        outbox: queue.SimpleQueue[list[tuple[Any, ...]]],
+        first: Message | None,
+        send_buffer: int,
+        disconnect_grace: float,
+    ) -> None:
+        self.app = app
+        self.scope = scope
+        self.outbox = outbox
+        self._first = first
+        self.send_buffer = send_buffer
+        self.disconnect_grace = disconnect_grace
+        self.phase = Phase.START
+        self.link = Link.OPEN
+        self.body = RequestBody.PENDING if first is None else RequestBody.COMPLETE
+        self.task: asyncio.Task[None] | None = None
+        self.violation: ProtocolViolation | None = None
+        self._batch: list[tuple[Any, ...]] = []
+        self._flush_pending = False
+        self._unacked = 0
+        self._reader: asyncio.Future[Message] | None = None
+        self._resumer: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[Message]] = []
+        self._grace_handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- called by the WSGI thread through LoopThread.call -------------------------
+    def start(self) -> None:
+        """Create the app's task (on the loop)."""
+        self._loop = asyncio.get_running_loop()
+        self.task = self._loop.create_task(self._run())
+
+    def feed(self, message: Message) -> None:
+        """Answer a :data:`READ` with an ``http.request`` or ``http.disconnect`` message."""
+        if message.get("more_body") is not True:
+            self.body = RequestBody.COMPLETE
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.set_result(message)
+        if message["type"] == "http.disconnect":
+            self._disconnect()
+
+    def resume(self) -> None:
+        """Answer an :data:`ACK`: the WSGI server has taken everything sent before it."""
+        self._unacked = 0
+        resumer, self._resumer = self._resumer, None
+        if resumer is not None and not resumer.done():
+            resumer.set_result(None)
+
+    def close(self) -> None:
+        """The WSGI server closed the response early: disconnect, then cancel after the grace."""
+        if self.link is Link.CLOSED and self.phase is Phase.DONE:
+            return
+        self._disconnect()
+        task = self.task
+        if task is not None and not task.done() and self._grace_handle is None:
+            assert self._loop is not None
+            self._grace_handle = self._loop.call_later(self.disconnect_grace, task.cancel)
+
+    def cancel(self) -> None:
+        """Cancel the app's task now (the response timed out, or must not outlive the request)."""
+        self._disconnect()
+        if self.task is not None:
+            self.task.cancel()
+
+    # --- the app's view -------------------------------------------------------------
+    async def receive(self) -> Message:
+        """Return the next request message (ASGI HTTP spec, "Request", "Disconnected Client")."""
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        if self.link is Link.CLOSED:
+            return _DISCONNECT
+        assert self._loop is not None
+        future: asyncio.Future[Message] = self._loop.create_future()
+        if self._reader is None and self.body is RequestBody.PENDING:
+            self._reader = future
+            self._batch.append((READ,))
+            self._flush()
+        else:
+            self._waiters.append(future)
+        return await future
+
+    async def send(self, message: Message) -> None:
+        """Take one response message (ASGI HTTP spec, "Response Start", "Response Body").
+
+        :raise ConnectionClosed: after the WSGI server closed the response early.
+        :raise ProtocolViolation: for a message out of order or malformed; the
+            bridge answers 500 (or aborts a started response) and logs the rule.
+        """
+        if self.link is Link.CLOSED and self.phase is not Phase.DONE:
+            raise ConnectionClosed("the client went away (the WSGI server closed the response)")
+        try:
+            phase = advance(self.phase, message)
+            kind = message["type"]
+            if kind == "http.response.body":
+                body = body_bytes(message)
+                if body:
+                    self._batch.append((BODY, body))
+                    self._unacked += len(body)
+            elif kind == "http.response.start":
+                status, headers = start_args(message)
+                self._batch.append((START, status, headers))
+            elif kind == "http.response.pathsend":
+                path = message.get("path")
+                if not isinstance(path, str) or not os.path.isabs(path):
+                    raise ProtocolViolation("pathsend", f"path {path!r}")
+                self._batch.append((FILE, path, None, 0, None))
+            else:  # http.response.zerocopysend
+                self._batch.append(self._zerocopy(message))
+        except ProtocolViolation as exc:
+            if self.violation is None:
+                self.violation = exc
+            raise
+        self.phase = phase
+        if phase is Phase.DONE:
+            self._batch.append((END,))
+            # ASGI HTTP spec: receive() after the response was sent returns http.disconnect.
+            self._disconnect()
+        if self._unacked >= self.send_buffer:
+            self._batch.append((ACK,))
+            self._flush()
+            assert self._loop is not None
+            resumer = self._resumer = self._loop.create_future()
+            await resumer
+        elif not self._flush_pending:
+            # Everything sent during this turn of the loop leaves as one batch.
+            self._flush_pending = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def _zerocopy(self, message: Message) -> tuple[Any, ...]:
+        file = message.get("file")
+        try:
+            fd = file if isinstance(file, int) else file.fileno()  # type: ignore[union-attr]
+            # The app may close its file once send() returns; the WSGI thread reads a copy.
+            fd = os.dup(fd)
+        except (AttributeError, OSError, TypeError) as exc:
+            raise ProtocolViolation("body", f"zerocopysend file {file!r}") from exc
+        count = message.get("count")
+        return (FILE, None, fd, int(message.get("offset") or 0), None if count is None else count)
+
+    # --- internals ------------------------------------------------------------------
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.outbox.put(batch)
+
+    def _disconnect(self) -> None:
+        self.link = Link.CLOSED
+        waiters, self._waiters = self._waiters, []
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            waiters.append(reader)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(_DISCONNECT)
+        resumer, self._resumer = self._resumer, None
+        if resumer is not None and not resumer.done():
+            resumer.set_exception(ConnectionClosed("the client went away"))
+
+    async def _run(self) -> None:
+        failed = False
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            pass  # cancelled by the bridge, which has said why
+        except Exception as exc:
+            failed = True
+            if exc is self.violation:
+                pass  # logged below with the rule
+            elif isinstance(exc, ConnectionClosed) and self.phase is not Phase.START:
+                failed = False  # the app noticed the client had gone: not an error
+            else:
+                logger.error(
+                    "ASGI app %r raised %s while serving %s %s%s",
+                    self.app,
+                    type(exc).__name__,
+                    self.scope["method"],
+                    self.scope["path"],
+                    "" if self.phase is Phase.START else " (after the response started)",
+                    exc_info=exc,
+                )
+        finally:
+            self._finish(failed)
+
+    def _finish(self, failed: bool) -> None:
+        violation = self.violation
+        if violation is not None:
+            failed = True
+            logger.error(
+                "ASGI app %r broke the ASGI spec while serving %s %s: %s. Rule: %s",
+                self.app,
+                self.scope["method"],
+                self.scope["path"],
+                violation.detail,
+                violation.rule,
+                exc_info=violation,
+            )
+        elif not failed and self.link is Link.OPEN and self.phase is not Phase.DONE:
+            failed = True
+            key = "no-start" if self.phase is Phase.START else "incomplete"
+            logger.error(
+                "ASGI app %r returned without completing the response to %s %s. Rule: %s",
+                self.app,
+                self.scope["method"],
+                self.scope["path"],
+                RULES[key],
+            )
+        if self._grace_handle is not None:
+            self._grace_handle.cancel()
+            self._grace_handle = None
+        if failed:
+            self._batch.append((FAIL,))
+        self._batch.append((DONE,))
+        self._disconnect()
+        self._flush()
