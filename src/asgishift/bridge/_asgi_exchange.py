@@ -4,9 +4,10 @@ Everything here runs on the process's event-loop thread. It talks to the WSGI
 thread that serves the request through exactly two channels, both passed in:
 
 - ``outbox``, a ``queue.SimpleQueue`` of *batches*: lists of event tuples
-  (:data:`START`, :data:`BODY`, ...). All messages the app sends during one
-  turn of the loop go out as one batch, so a small response (start + body +
-  task done) crosses to the WSGI thread with one ``put``.
+  (:data:`START`, :data:`BODY`, ...). All messages the app sends between two
+  suspensions go out as one batch, so a small response (start + body + task
+  done) crosses to the WSGI thread with one ``put``.
+  The batch leaves whenever the app suspends (:class:`_Stepper`) or ends.
 - the WSGI thread calls :meth:`LoopSide.feed`, :meth:`LoopSide.resume`,
   :meth:`LoopSide.close` and :meth:`LoopSide.cancel` through the loop thread's
   ``call()``.
@@ -25,6 +26,7 @@ import enum
 import logging
 import os
 import queue
+from collections.abc import Awaitable, Generator
 from typing import Any
 
 from asgishift._types import ASGIApp, Message, Scope
@@ -104,7 +106,6 @@ class LoopSide:
     __slots__ = (
         "_batch",
         "_first",
-        "_flush_pending",
         "_grace_handle",
         "_loop",
         "_reader",
@@ -144,7 +145,6 @@ class LoopSide:
         self.task: asyncio.Task[None] | None = None
         self.violation: ProtocolViolation | None = None
         self._batch: list[tuple[Any, ...]] = []
-        self._flush_pending = False
         self._unacked = 0
         self._reader: asyncio.Future[Message] | None = None
         self._resumer: asyncio.Future[None] | None = None
@@ -205,7 +205,7 @@ class LoopSide:
         if self._reader is None and self.body is RequestBody.PENDING:
             self._reader = future
             self._batch.append((READ,))
-            self._flush()
+            self.flush()
         else:
             self._waiters.append(future)
         return await future
@@ -248,15 +248,10 @@ class LoopSide:
             self._disconnect()
         if self._unacked >= self.send_buffer:
             self._batch.append((ACK,))
-            self._flush()
+            self.flush()
             assert self._loop is not None
             resumer = self._resumer = self._loop.create_future()
             await resumer
-        elif not self._flush_pending:
-            # Everything sent during this turn of the loop leaves as one batch.
-            self._flush_pending = True
-            assert self._loop is not None
-            self._loop.call_soon(self._flush)
 
     def _zerocopy(self, message: Message) -> tuple[Any, ...]:
         file = message.get("file")
@@ -270,8 +265,8 @@ class LoopSide:
         return (FILE, None, fd, int(message.get("offset") or 0), None if count is None else count)
 
     # --- internals ------------------------------------------------------------------
-    def _flush(self) -> None:
-        self._flush_pending = False
+    def flush(self) -> None:
+        """Post the events collected so far as one batch (called whenever the app suspends)."""
         if self._batch:
             batch, self._batch = self._batch, []
             self.outbox.put(batch)
@@ -292,7 +287,7 @@ class LoopSide:
     async def _run(self) -> None:
         failed = False
         try:
-            await self.app(self.scope, self.receive, self.send)
+            await _Stepper(self.app(self.scope, self.receive, self.send), self)
         except asyncio.CancelledError:
             pass  # cancelled by the bridge, which has said why
         except Exception as exc:
@@ -344,4 +339,42 @@ class LoopSide:
             self._batch.append((FAIL,))
         self._batch.append((DONE,))
         self._disconnect()
-        self._flush()
+        self.flush()
+
+
+class _Stepper:
+    """Drive an app's coroutine inside the request's task, flushing whenever it suspends.
+
+    Every message the app sends between two suspensions leaves as one batch, and
+    the batch leaves the moment the app waits for anything (a sleep, ``receive()``,
+    a database), with no extra turn of the event loop. Futures the app waits on
+    and exceptions thrown in (cancellation) pass through unchanged, so the app
+    runs in a real task: ``asyncio.current_task()`` and anyio work as usual.
+    """
+
+    __slots__ = ("_awaitable", "_side")
+
+    def __init__(self, awaitable: Awaitable[None], side: LoopSide) -> None:
+        self._awaitable = awaitable
+        self._side = side
+
+    def __await__(self) -> Generator[Any, None, None]:
+        steps: Any = self._awaitable.__await__()
+        send = steps.send
+        throw = steps.throw
+        flush = self._side.flush
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is None:
+                    waited_on = send(value)
+                else:
+                    waited_on, error = throw(error), None
+            except StopIteration:
+                return
+            flush()
+            try:
+                value = yield waited_on
+            except BaseException as exc:  # cancellation, GeneratorExit: pass it to the app
+                error = exc

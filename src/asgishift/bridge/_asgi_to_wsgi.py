@@ -41,7 +41,7 @@ from asgishift.bridge._asgi_exchange import (
     LoopSide,
 )
 from asgishift.bridge._asgi_lifespan import SERVING, Lifespan, LifespanPhase, LifespanSettings
-from asgishift.bridge._loop_thread import LoopThread, process_loop
+from asgishift.bridge._loop_thread import LoopKind, LoopThread, process_loop
 from asgishift.bridge._scope import ScopeError, build_scope, request_body_length
 
 __all__ = ["ASGIToWSGI", "ASGIToWSGIOptions", "ResponseAborted"]
@@ -82,6 +82,9 @@ class ASGIToWSGIOptions:
     :param startup_timeout: seconds to wait for lifespan startup.
     :param shutdown_timeout: seconds to wait for lifespan shutdown at exit.
     :param file_block_size: bytes per block for ``wsgi.file_wrapper``.
+    :param loop: the process's event loop: ``"auto"`` (uvloop when installed),
+        ``"asyncio"`` or ``"uvloop"``. One loop serves every ``ASGIToWSGI`` of a
+        process; the first one to serve a request chooses it.
     """
 
     response_timeout: float | None = 60.0
@@ -93,6 +96,7 @@ class ASGIToWSGIOptions:
     startup_timeout: float = 30.0
     shutdown_timeout: float = 30.0
     file_block_size: int = 256 * 1024
+    loop: LoopKind = "auto"
 
     def __post_init__(self) -> None:
         for name in ("disconnect_grace", "background_timeout", "startup_timeout"):
@@ -102,6 +106,8 @@ class ASGIToWSGIOptions:
             raise ValueError("ASGIToWSGIOptions.response_timeout must be > 0 seconds or None")
         if self.chunk_size < 1 or self.send_buffer < 1 or self.file_block_size < 1:
             raise ValueError("chunk_size, send_buffer and file_block_size must be >= 1 byte")
+        if self.loop not in ("auto", "asyncio", "uvloop"):
+            raise ValueError(f"loop must be 'auto', 'asyncio' or 'uvloop', not {self.loop!r}")
         if self.lifespan not in ("auto", "on", "off"):
             raise ValueError(f"lifespan must be 'auto', 'on' or 'off', not {self.lifespan!r}")
 
@@ -156,7 +162,7 @@ class ASGIToWSGI:
     def _current_process(self) -> _Process:
         process = self._process
         if process is None or process.pid != os.getpid():
-            loop_thread = process_loop()
+            loop_thread = process_loop(self.options.loop)
             process = self._process = _Process(
                 loop_thread, Lifespan(self.app, loop_thread, self._lifespan_settings)
             )

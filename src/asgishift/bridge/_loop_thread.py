@@ -27,13 +27,16 @@ import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-__all__ = ["LoopThread", "process_loop"]
+__all__ = ["LoopKind", "LoopThread", "new_loop", "process_loop"]
 
 logger = logging.getLogger("asgishift.bridge")
 
 _T = TypeVar("_T")
+
+#: Which event loop the thread runs.
+LoopKind = Literal["auto", "asyncio", "uvloop"]
 
 #: Seconds :meth:`LoopThread.stop` waits for the thread to end.
 _JOIN_TIMEOUT = 5.0
@@ -44,13 +47,17 @@ class LoopThread:
 
     Use :func:`process_loop` rather than constructing one: there is one per process.
 
+    :param kind: ``"asyncio"``, ``"uvloop"`` or ``"auto"`` (uvloop when it is
+        installed, as uvicorn does); see :func:`new_loop`.
     :param name: the thread's name (shown by ``py-spy``, ``/proc``, debuggers).
     :raise RuntimeError: when the thread does not start within 10 seconds.
+    :raise ImportError: for ``kind="uvloop"`` without uvloop installed.
     """
 
-    def __init__(self, name: str = "asgishift-asgi-loop") -> None:
+    def __init__(self, kind: LoopKind = "auto", name: str = "asgishift-asgi-loop") -> None:
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
+        self.kind = kind
+        self.loop = new_loop(kind)
         self._calls: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]] = (
             collections.deque()
         )
@@ -149,29 +156,48 @@ class LoopThread:
             self.thread.join(_JOIN_TIMEOUT)
 
 
+def new_loop(kind: LoopKind) -> asyncio.AbstractEventLoop:
+    """Return a new event loop of ``kind``: ``"asyncio"``, ``"uvloop"`` or ``"auto"``.
+
+    :raise ImportError: for ``"uvloop"`` when uvloop is not installed.
+    """
+    if kind != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 _current: LoopThread | None = None
 _lock = threading.Lock()
 
 
-def process_loop() -> LoopThread:
+def process_loop(kind: LoopKind = "auto") -> LoopThread:
     """Return this process's :class:`LoopThread`, starting it on first use.
 
     After a ``fork()`` the child gets a new loop and thread of its own (gunicorn
     ``--preload``); the parent's loop object is left alone in the child, since
     its thread does not exist there.
+
+    :param kind: the loop to start if none runs yet; the first caller in a
+        process chooses, later callers share its loop whatever they ask for.
     """
     current = _current
     if current is not None and current.pid == os.getpid():
         return current
-    return _start()
+    return _start(kind)
 
 
-def _start() -> LoopThread:
+def _start(kind: LoopKind) -> LoopThread:
     global _current
     with _lock:
         current = _current
         if current is None or current.pid != os.getpid():
-            current = _current = LoopThread()
+            current = _current = LoopThread(kind)
     return current
 
 

@@ -38,7 +38,7 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 # Header-name cache, bounded so a client sending endless distinct header names
 # cannot grow it without limit.
 _CACHE_LIMIT = 1024
-_NAME_CACHE: dict[str, bytes] = {}
+_NAME_CACHE: dict[str, bytes | None] = {}
 
 _HTTP_VERSIONS = {
     "HTTP/1.1": "1.1",
@@ -64,20 +64,25 @@ class ScopeError(ValueError):
     error_status_hint = 400
 
 
-def header_name(key: str) -> bytes:
-    """Return the ASGI header name (lowercase bytes) for an ``HTTP_*`` environ key.
+def header_name(key: str) -> bytes | None:
+    """Return the ASGI header name (lowercase bytes) for an environ key, ``None`` if none.
 
     ``HTTP_X_FORWARDED_FOR`` becomes ``b"x-forwarded-for"`` (CGI/1.1, RFC 3875
-    section 4.1.18, undone). The result is cached.
+    section 4.1.18, undone). Keys that are not ``HTTP_*`` give ``None``, and so
+    do ``HTTP_CONTENT_TYPE`` and ``HTTP_CONTENT_LENGTH``, since the CGI keys
+    ``CONTENT_TYPE`` and ``CONTENT_LENGTH`` are authoritative. The result is cached.
 
-    :param key: an environ key that starts with ``HTTP_``.
-    :return: the header name as ASGI's lowercase latin-1 bytes.
+    :param key: an environ key.
     """
-    name = _NAME_CACHE.get(key)
-    if name is None:
+    try:
+        return _NAME_CACHE[key]
+    except KeyError:
+        pass
+    name = None
+    if key[:5] == "HTTP_" and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
         name = key[5:].replace("_", "-").lower().encode("latin-1")
-        if len(_NAME_CACHE) < _CACHE_LIMIT:
-            _NAME_CACHE[key] = name
+    if len(_NAME_CACHE) < _CACHE_LIMIT:
+        _NAME_CACHE[key] = name
     return name
 
 
@@ -106,9 +111,21 @@ def _raw_path(environ: Mapping[str, Any], path_bytes: bytes) -> bytes:
     return quote_from_bytes(path_bytes, _PATH_SAFE).encode("ascii")
 
 
+_ADDRESS_CACHE: dict[tuple[Any, Any], tuple[str, int | None]] = {}
+
+
 def _address(host: Any, port: Any) -> tuple[str, int | None] | None:
     if not host:
         return None
+    address = _ADDRESS_CACHE.get((host, port))
+    if address is None:
+        address = _parse_address(host, port)
+        if len(_ADDRESS_CACHE) < _CACHE_LIMIT:
+            _ADDRESS_CACHE[(host, port)] = address
+    return address
+
+
+def _parse_address(host: Any, port: Any) -> tuple[str, int | None]:
     if port in (None, ""):
         return (str(host), None)
     try:
@@ -157,11 +174,14 @@ def build_scope(
         root_path = script_name.encode("latin-1").decode("utf-8", "replace")
     headers: list[tuple[bytes, bytes]] = []
     append = headers.append
+    cache = _NAME_CACHE
     for key, value in environ.items():
-        if key[:5] == "HTTP_":
-            if key == "HTTP_CONTENT_TYPE" or key == "HTTP_CONTENT_LENGTH":
-                continue  # the CGI keys below are authoritative
-            append((header_name(key), value.encode("latin-1")))
+        try:
+            name = cache[key]
+        except KeyError:
+            name = header_name(key)
+        if name is not None:
+            append((name, value.encode("latin-1")))
     content_type = environ.get("CONTENT_TYPE")
     if content_type:
         append((b"content-type", content_type.encode("latin-1")))
