@@ -80,9 +80,7 @@ def test_chunked_request_body(gthread_server: LiveServer) -> None:
     assert response.content == b"".join(pieces)
 
 
-def test_sse_events_arrive_before_the_app_finishes(
-    wsgi_server: LiveServer, tmp_path: Path
-) -> None:
+def test_sse_events_arrive_before_the_app_finishes(wsgi_server: LiveServer, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     url = f"{wsgi_server.url}/sse"
     with httpx.stream("GET", url, params={"n": 3, "gate": str(gate)}, timeout=DEADLINE) as resp:

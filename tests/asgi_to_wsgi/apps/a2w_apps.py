@@ -274,8 +274,10 @@ async def rule_breaker(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/bad-status":
         await send({**start, "status": "200"})
     elif path == "/fail-midway":
-        await send(start)
+        # A Content-Length, so that every server's client can tell the body is cut short.
+        await send({**start, "headers": [*start["headers"], (b"content-length", b"100")]})
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await asyncio.sleep(0.01)  # the bridge has handed "part" to the server by now
         raise RuntimeError("failed after the response started")
     else:
         await send(start)
