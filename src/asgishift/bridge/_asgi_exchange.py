@@ -294,8 +294,13 @@ class LoopSide:
             failed = True
             if exc is self.violation:
                 pass  # logged below with the rule
-            elif isinstance(exc, ConnectionClosed) and self.phase is not Phase.START:
-                failed = False  # the app noticed the client had gone: not an error
+            elif self.link is Link.CLOSED and self.phase is Phase.BODY:
+                # The client went away mid-response and the app raised on noticing it
+                # (ConnectionClosed from send(), or a framework's own exception).
+                failed = False
+                logger.debug(
+                    "ASGI app %r stopped with %r after the client went away", self.app, exc
+                )
             else:
                 logger.error(
                     "ASGI app %r raised %s while serving %s %s%s",

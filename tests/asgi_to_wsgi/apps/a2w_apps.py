@@ -50,6 +50,8 @@ OPTIONS = ASGIToWSGIOptions(
 
 #: Per-test records, keyed by the ``X-Test-Id`` header.
 RECORDS: dict[str, dict[str, Any]] = {}
+#: Streams of /endless begun and ended (the app's own count, for the leak test).
+STREAMS = {"started": 0, "ended": 0}
 #: Request-body bytes the bridge has read from ``wsgi.input``, per ``X-Test-Id``.
 INPUT_READ: dict[str, int] = {}
 
@@ -128,7 +130,7 @@ async def sse(request: Request) -> Response:
 
 async def endless(request: Request) -> Response:
     """Stream 1 KiB chunks until the client goes away."""
-    record = _record(request)
+    STREAMS["started"] += 1
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
@@ -136,7 +138,7 @@ async def endless(request: Request) -> Response:
                 yield b"x" * 1024
                 await asyncio.sleep(0.002)
         finally:
-            record["closed"] = True
+            STREAMS["ended"] += 1
 
     return StreamingResponse(chunks(), media_type="application/octet-stream")
 
@@ -184,6 +186,7 @@ async def stats(request: Request) -> Response:
             "threads": threading.active_count(),
             "fds": len(os.listdir("/proc/self/fd")),
             "pid": os.getpid(),
+            **STREAMS,
         }
     )
 
