@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import WSGI_PARAMS, serve
+from a2w_helpers import WSGI_PARAMS, serve
 
 from live import LiveServer
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import serve
+from a2w_helpers import serve
 
 from live import LiveServer
 
@@ -111,7 +111,7 @@ def test_no_task_thread_or_fd_outlives_its_request(server: LiveServer) -> None:
                 [server.port] * CLIENTS,
                 [per_client] * CLIENTS,
                 [i * per_client + 1 for i in range(CLIENTS)],
-            )  # fmt: skip
+            )
         )
     assert sum(counts) == TOTAL
     hung_up = TOTAL // HANG_UP_EVERY

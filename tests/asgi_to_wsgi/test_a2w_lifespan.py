@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import APPS_DIR, serve
+from a2w_helpers import APPS_DIR, serve
 
 DEADLINE = 20.0
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import WSGI_PARAMS, serve
+from a2w_helpers import WSGI_PARAMS, serve
 
 from live import LiveServer
 
@@ -156,3 +156,31 @@ def test_pathsend_through_gunicorn_file_wrapper(tmp_path: Path) -> None:
         )
         assert missing.status_code == 500
         srv.wait_for_log(r"cannot send file .*nope")
+
+
+def test_zerocopysend_sends_the_slice_after_the_app_closed_its_file(
+    wsgi_server: LiveServer, tmp_path: Path
+) -> None:
+    data = os.urandom(200_000)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    params = {"path": str(path), "offset": 1000, "count": 150_000}
+    response = httpx.get(f"{wsgi_server.url}/zerocopy", params=params, timeout=DEADLINE)
+    assert response.status_code == 200
+    assert response.content == data[1000:151_000]
+
+
+def test_background_task_runs_to_completion(wsgi_server: LiveServer) -> None:
+    test_id = os.urandom(8).hex()
+    headers = {"X-Test-Id": test_id}
+    response = httpx.get(f"{wsgi_server.url}/background", headers=headers, timeout=DEADLINE)
+    assert response.text == "sent"
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        record = httpx.get(
+            f"{wsgi_server.url}/record", params={"id": test_id}, timeout=DEADLINE
+        ).json()
+        if record.get("background") == "done" or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert record == {"background": "done"}

@@ -29,6 +29,7 @@ from wsgiref.validate import validator
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -59,7 +60,8 @@ INPUT_READ: dict[str, int] = {}
 async def _wait_for_file(path: str) -> None:
     """Wait until the test creates ``path`` (a gate that works under any WSGI server,
     including gunicorn's sync worker, which serves one request at a time)."""
-    while not os.path.exists(path):
+    # A file, because no asyncio.Event crosses from the test process.
+    while not await asyncio.to_thread(os.path.exists, path):  # noqa: ASYNC110
         await asyncio.sleep(0.005)
 
 
@@ -208,10 +210,49 @@ class _PathSend(Response):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = [(b"content-type", b"text/plain")]
-        if os.path.exists(self.path):
-            headers.append((b"content-length", str(os.path.getsize(self.path)).encode()))
+        if await asyncio.to_thread(os.path.exists, self.path):
+            size = await asyncio.to_thread(os.path.getsize, self.path)
+            headers.append((b"content-length", str(size).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.pathsend", "path": self.path})
+
+
+async def zerocopy_view(request: Request) -> Response:
+    params = request.query_params
+    return _ZeroCopy(params["path"], int(params["offset"]), int(params["count"]))
+
+
+class _ZeroCopy(Response):
+    """Send part of a file with the ``http.response.zerocopysend`` extension, then close it."""
+
+    def __init__(self, path: str, offset: int, count: int) -> None:
+        super().__init__()
+        self.path, self.offset, self.count = path, offset, count
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/octet-stream"),
+                   (b"content-length", str(self.count).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        with open(self.path, "rb") as file:  # noqa: ASYNC230 - a local test file
+            await send(
+                {
+                    "type": "http.response.zerocopysend",
+                    "file": file,
+                    "offset": self.offset,
+                    "count": self.count,
+                }
+            )
+        # The file is closed now; the bridge must have kept its own descriptor.
+
+
+async def background_view(request: Request) -> Response:
+    record = _record(request)
+
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        record["background"] = "done"
+
+    return PlainTextResponse("sent", background=BackgroundTask(later))
 
 
 starlette_app = Starlette(
@@ -230,6 +271,8 @@ starlette_app = Starlette(
         Route("/_stats", stats),
         Route("/file", sendfile_view),
         Route("/pathsend", pathsend_raw),
+        Route("/zerocopy", zerocopy_view),
+        Route("/background", background_view),
     ],
     lifespan=lifespan,
 )
