@@ -66,12 +66,28 @@ def test_fastapi_app(fastapi_server: LiveServer) -> None:
     assert invalid.status_code == 422
 
 
+def _tasks(server: LiveServer) -> int:
+    stats = httpx.get(f"{server.url}/_stats", timeout=DEADLINE).json()
+    return int(stats["tasks"])
+
+
+def _wait_for_tasks(server: LiveServer, at_most: int) -> int:
+    """Poll until the app's loop runs at most ``at_most`` tasks; return the last count."""
+    deadline = time.monotonic() + DEADLINE
+    while (count := _tasks(server)) > at_most and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return count
+
+
 @pytest.mark.parametrize("size", [0, 10, 64 * 1024, 1024 * 1024 + 3])
 def test_request_body_echo(wsgi_server: LiveServer, size: int) -> None:
+    baseline = _tasks(wsgi_server)
     body = os.urandom(size)
     response = httpx.post(f"{wsgi_server.url}/echo", content=body, timeout=DEADLINE)
     assert response.status_code == 200
     assert response.content == body
+    # The app's task ended with the request (a big body once left it waiting on backpressure).
+    assert _wait_for_tasks(wsgi_server, baseline) <= baseline
 
 
 def test_chunked_request_body(gthread_server: LiveServer) -> None:
@@ -118,9 +134,11 @@ def test_upload_is_not_buffered_whole(gthread_server: LiveServer, tmp_path: Path
                 _, writable, _ = select.select([], [sock], [], 0.5)
                 if not writable:
                     break  # the server stopped reading: TCP backpressure
-        read = httpx.get(
-            f"{gthread_server.url}/input-read", params={"id": test_id}, timeout=DEADLINE
-        ).json()["read"]
+        read = 0
+        while read == 0 and time.monotonic() < deadline:
+            read = httpx.get(
+                f"{gthread_server.url}/input-read", params={"id": test_id}, timeout=DEADLINE
+            ).json()["read"]
         # The app took one chunk and waits; the bridge must not have read ahead.
         assert 0 < read <= 2 * 64 * 1024, (read, sent)
         assert sent > 4 * read

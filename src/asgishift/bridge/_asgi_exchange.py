@@ -246,7 +246,7 @@ class LoopSide:
             self._batch.append((END,))
             # ASGI HTTP spec: receive() after the response was sent returns http.disconnect.
             self._disconnect()
-        if self._unacked >= self.send_buffer:
+        elif self._unacked >= self.send_buffer:
             self._batch.append((ACK,))
             self.flush()
             assert self._loop is not None

@@ -483,6 +483,8 @@ class _Exchange:
                 self.done = True
             elif event[0] is READ:
                 self.loop_thread.call(self.side.feed, {"type": "http.disconnect"})
+            elif event[0] is ACK:
+                self.loop_thread.call(self.side.resume)
 
 
 class _ResponseIterable:
