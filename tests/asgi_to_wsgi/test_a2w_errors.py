@@ -27,7 +27,7 @@ def breaker(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
         ("/body-first", "http.response.start must be the first message"),
         ("/no-start", "an app must send http.response.start before it returns"),
         ("/twice", "http.response.start must be sent exactly once"),
-        ("/bad-status", "status must be an int from 100 to 599"),
+        ("/bad-status", "status must be an int from 100 to 999"),
     ],
 )
 def test_broken_rule_is_a_500_with_the_rule_logged(

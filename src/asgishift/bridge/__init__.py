@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from asgishift.bridge._asgi_to_wsgi import ASGIToWSGI, ASGIToWSGIOptions
 from asgishift.bridge._errors import ClientDisconnected
+from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._wsgi_to_asgi import WSGIToASGI
 
-__all__ = ["ASGIToWSGI", "ASGIToWSGIOptions", "ClientDisconnected", "WSGIToASGI"]
+__all__ = ["ASGIToWSGI", "ASGIToWSGIOptions", "BridgeOptions", "ClientDisconnected", "WSGIToASGI"]
 
-for _obj in (ASGIToWSGI, ASGIToWSGIOptions, ClientDisconnected, WSGIToASGI):
+for _obj in (ASGIToWSGI, ASGIToWSGIOptions, BridgeOptions, ClientDisconnected, WSGIToASGI):
     _obj.__module__ = "asgishift.bridge"
 del _obj

@@ -20,10 +20,11 @@ The phases, as a transition table (ASGI HTTP spec, "Response Start",
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Iterable, Mapping
-from http import HTTPStatus
+from collections.abc import Mapping
 from typing import Any
+
+from asgishift.bridge import _response
+from asgishift.bridge._errors import InvalidResponse
 
 __all__ = [
     "RULES",
@@ -31,7 +32,6 @@ __all__ = [
     "ProtocolViolation",
     "advance",
     "body_bytes",
-    "error_body",
     "start_args",
     "status_line",
 ]
@@ -69,10 +69,10 @@ RULES: dict[str, str] = {
         "an app must finish the body with more_body=False before it returns "
         "(ASGI HTTP spec, 'Response Body')"
     ),
-    "status": "status must be an int from 100 to 599 (ASGI HTTP spec, 'Response Start')",
+    "status": "status must be an int from 100 to 999 (ASGI HTTP spec, 'Response Start')",
     "headers": (
-        "headers must be an iterable of [name, value] byte-string pairs without CR, LF "
-        "or NUL (ASGI HTTP spec, 'Response Start')"
+        "headers must be an iterable of [name, value] byte-string pairs, each name an "
+        "RFC 9110 token and no value with CR, LF or NUL (ASGI HTTP spec, 'Response Start')"
     ),
     "body": "body must be a byte string (ASGI HTTP spec, 'Response Body')",
     "pathsend": (
@@ -100,7 +100,7 @@ class ProtocolViolation(RuntimeError):
 
 
 _BODY_TYPES = frozenset({"http.response.body", "http.response.zerocopysend"})
-_BAD_VALUE = re.compile(rb"[\r\n\x00]")
+#: Status code -> status line, so the common ones are built once.
 _STATUS_CACHE: dict[int, str] = {}
 
 
@@ -133,39 +133,19 @@ def advance(phase: Phase, message: Mapping[str, Any]) -> Phase:
 def status_line(status: int) -> str:
     """Return PEP 3333's status line, ``"200 OK"``, for an ASGI status code.
 
-    :param status: an int from 100 to 599.
+    :param status: an int from 100 to 999.
     :raise ProtocolViolation: for anything else (rule ``status``).
     """
-    if type(status) is not int:
-        raise ProtocolViolation("status", f"status {status!r}")
-    line = _STATUS_CACHE.get(status)
-    if line is not None:
-        return line
-    if not 100 <= status <= 599:
-        raise ProtocolViolation("status", f"status {status!r}")
+    if type(status) is int:
+        line = _STATUS_CACHE.get(status)
+        if line is not None:
+            return line
     try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    line = f"{status} {phrase}"
-    _STATUS_CACHE[status] = line
+        line = _response.status_line(status)
+    except InvalidResponse as exc:
+        raise ProtocolViolation("status", f"status {status!r}") from exc
+    _STATUS_CACHE[status] = line  # at most 900 entries
     return line
-
-
-def _headers(raw: Iterable[Any]) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
-    try:
-        for name, value in raw:
-            if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
-                raise ProtocolViolation("headers", f"header {name!r}: {value!r}")
-            if _BAD_VALUE.search(name) or _BAD_VALUE.search(value) or not name:
-                raise ProtocolViolation("headers", f"header {bytes(name)!r}: {bytes(value)!r}")
-            headers.append((name.decode("latin-1"), value.decode("latin-1")))
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ProtocolViolation):
-            raise
-        raise ProtocolViolation("headers", f"headers {raw!r}") from exc
-    return headers
 
 
 def start_args(message: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]]:
@@ -178,7 +158,13 @@ def start_args(message: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     :raise ProtocolViolation: for a bad status (rule ``status``) or headers
         (rule ``headers``).
     """
-    return status_line(message.get("status")), _headers(message.get("headers", ()))  # type: ignore[arg-type]
+    line = status_line(message.get("status"))  # type: ignore[arg-type]
+    raw = message.get("headers", ())
+    try:
+        headers = _response.decode_headers(raw)
+    except (InvalidResponse, TypeError) as exc:
+        raise ProtocolViolation("headers", f"headers {raw!r}") from exc
+    return line, headers
 
 
 def body_bytes(message: Mapping[str, Any]) -> bytes:
@@ -192,17 +178,3 @@ def body_bytes(message: Mapping[str, Any]) -> bytes:
     if isinstance(body, bytearray | memoryview):
         return bytes(body)
     raise ProtocolViolation("body", f"body of type {type(body).__name__}")
-
-
-def error_body(status: int, detail: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Return ``(status_line, headers, body)`` of a plain-text error response.
-
-    :param status: 500, 504 or another error code.
-    :param detail: a sentence for the client; it never holds a traceback.
-    """
-    body = f"{status_line(status)}\n\n{detail}\n".encode()
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-    ]
-    return status_line(status), headers, body

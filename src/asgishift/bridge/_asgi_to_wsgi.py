@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from asgishift._types import ASGIApp, Environ, Message, StartResponse
-from asgishift.bridge._asgi_events import error_body
 from asgishift.bridge._asgi_exchange import (
     ACK,
     BODY,
@@ -41,6 +40,7 @@ from asgishift.bridge._asgi_exchange import (
     LoopSide,
 )
 from asgishift.bridge._asgi_lifespan import SERVING, Lifespan, LifespanPhase, LifespanSettings
+from asgishift.bridge._error_response import error_page
 from asgishift.bridge._loop_thread import LoopKind, LoopThread, process_loop
 from asgishift.bridge._scope import ScopeError, build_scope, request_body_length
 
@@ -205,7 +205,7 @@ class ASGIToWSGI:
             and phase is not LifespanPhase.UNSUPPORTED
             and lifespan.startup() not in SERVING
         ):
-            return _error(start_response, 500, "The application failed to start.")
+            return _error(start_response, 500, environ)
         options = self.options
         try:
             length = request_body_length(environ)
@@ -213,7 +213,7 @@ class ASGIToWSGI:
             scope = build_scope(environ, state=lifespan.state, extensions=extensions)
         except ScopeError as exc:
             logger.warning("ASGIToWSGI: bad request: %s", exc)
-            return _error(start_response, 400, str(exc))
+            return _error(start_response, 400, environ)
         stream = environ["wsgi.input"]
         first: Message | None = None
         if length == 0:
@@ -222,7 +222,7 @@ class ASGIToWSGI:
         elif length is not None and length <= options.chunk_size:
             body = stream.read(length)
             if len(body) < length:
-                return _error(start_response, 400, "The request body ended early.")
+                return _error(start_response, 400, environ)
             first = {"type": "http.request", "body": body, "more_body": False}
             left = 0
         else:
@@ -236,8 +236,9 @@ class ASGIToWSGI:
         return exchange.respond(environ, start_response)
 
 
-def _error(start_response: StartResponse, status: int, detail: str) -> list[bytes]:
-    line, headers, body = error_body(status, detail)
+def _error(start_response: StartResponse, status: int, environ: Environ) -> list[bytes]:
+    """Answer ``status`` with the bridges' shared plain-text error page."""
+    line, headers, body = error_page(status, environ.get("REQUEST_METHOD", "GET"))
     start_response(line, headers)
     return [body]
 
@@ -310,7 +311,7 @@ class _Exchange:
                     break
                 self._handle_early(event)
             if head is None and self.done:
-                return self._failed_before_start(start_response)
+                return self._failed_before_start(environ, start_response)
         # Collect what came with the start: the whole of a small response.
         batch, pos = self._batch, self._pos
         while pos < len(batch):
@@ -332,14 +333,14 @@ class _Exchange:
         self._batch, self._pos = batch, pos
         if self.failed:
             self._wait_done()
-            return _error(start_response, 500, "The application failed.")
+            return _error(start_response, 500, environ)
         if file is not None:
             try:
                 reader = _open_file(file)
             except OSError as exc:
                 logger.error("ASGI app %r: cannot send file %r: %s", self.side.app, file[1], exc)
                 self.finish()
-                return _error(start_response, 500, "The application failed.")
+                return _error(start_response, 500, environ)
             start_response(head[1], head[2])
             return self._file_response(environ, reader)
         start_response(head[1], head[2])
@@ -358,10 +359,12 @@ class _Exchange:
         elif kind is ACK:
             self.loop_thread.call(self.side.resume)
 
-    def _failed_before_start(self, start_response: StartResponse) -> list[bytes]:
+    def _failed_before_start(
+        self, environ: Environ, start_response: StartResponse
+    ) -> list[bytes]:
         if self.left is not None and self.left < 0:
-            return _error(start_response, 400, "The request body ended early.")
-        return _error(start_response, 500, "The application failed.")
+            return _error(start_response, 400, environ)
+        return _error(start_response, 500, environ)
 
     def _timed_out(self, environ: Environ, start_response: StartResponse, timeout: Any) -> Any:
         logger.error(
@@ -374,7 +377,7 @@ class _Exchange:
         )
         self.loop_thread.call(self.side.cancel)
         self._wait_done()
-        return _error(start_response, 504, "The application did not answer in time.")
+        return _error(start_response, 504, environ)
 
     def _file_response(self, environ: Environ, reader: Any) -> Any:
         if not self.done:
