@@ -92,6 +92,7 @@ class RequestBody(enum.Enum):
 class LoopSide:
     """Run one ASGI HTTP request on the event loop and post its events to ``outbox``.
 
+    :param loop: the event loop the request runs on (the process's loop thread's).
     :param app: the ASGI 3 application.
     :param scope: the request's HTTP scope (see :func:`~asgishift.bridge._scope.build_scope`).
     :param outbox: where batches (lists of event tuples) go to the WSGI thread.
@@ -126,6 +127,7 @@ class LoopSide:
 
     def __init__(
         self,
+        loop: asyncio.AbstractEventLoop,
         app: ASGIApp,
         scope: Scope,
         outbox: queue.SimpleQueue[list[tuple[Any, ...]]],
@@ -150,12 +152,11 @@ class LoopSide:
         self._resumer: asyncio.Future[None] | None = None
         self._waiters: list[asyncio.Future[Message]] = []
         self._grace_handle: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = loop
 
     # --- called by the WSGI thread through LoopThread.call -------------------------
     def start(self) -> None:
         """Create the app's task (on the loop)."""
-        self._loop = asyncio.get_running_loop()
         self.task = self._loop.create_task(self._run())
 
     def feed(self, message: Message) -> None:
@@ -182,7 +183,6 @@ class LoopSide:
         self._disconnect()
         task = self.task
         if task is not None and not task.done() and self._grace_handle is None:
-            assert self._loop is not None
             self._grace_handle = self._loop.call_later(self.disconnect_grace, task.cancel)
 
     def cancel(self) -> None:
@@ -200,7 +200,6 @@ class LoopSide:
             return first
         if self.link is Link.CLOSED:
             return _DISCONNECT
-        assert self._loop is not None
         future: asyncio.Future[Message] = self._loop.create_future()
         if self._reader is None and self.body is RequestBody.PENDING:
             self._reader = future
@@ -249,7 +248,6 @@ class LoopSide:
         elif self._unacked >= self.send_buffer:
             self._batch.append((ACK,))
             self.flush()
-            assert self._loop is not None
             resumer = self._resumer = self._loop.create_future()
             await resumer
 

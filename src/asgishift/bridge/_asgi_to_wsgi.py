@@ -19,6 +19,7 @@ One request, small response::
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import queue
@@ -229,7 +230,13 @@ class ASGIToWSGI:
             left = length
         outbox: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
         side = LoopSide(
-            self.app, scope, outbox, first, options.send_buffer, options.disconnect_grace
+            process.loop_thread.loop,
+            self.app,
+            scope,
+            outbox,
+            first,
+            options.send_buffer,
+            options.disconnect_grace,
         )
         exchange = _Exchange(side, process.loop_thread, outbox, stream, left, options)
         process.loop_thread.call(side.start)
@@ -241,6 +248,14 @@ def _error(start_response: StartResponse, status: int, environ: Environ) -> list
     line, headers, body = error_page(status, environ.get("REQUEST_METHOD", "GET"))
     start_response(line, headers)
     return [body]
+
+
+class Body(enum.Enum):
+    """How far the response body has come, as the WSGI thread has seen it."""
+
+    STREAMING = "streaming"  # more body may follow
+    ENDED = "ended"  # END seen: the body is complete
+    FAILED = "failed"  # FAIL seen: the app failed (logged on the loop)
 
 
 class _Exchange:
@@ -255,9 +270,8 @@ class _Exchange:
     __slots__ = (
         "_batch",
         "_pos",
+        "body",
         "done",
-        "ended",
-        "failed",
         "left",
         "loop_thread",
         "options",
@@ -281,9 +295,8 @@ class _Exchange:
         self.stream = stream
         self.left = left
         self.options = options
-        self.ended = False  # END seen: the body is complete
-        self.done = False  # DONE seen: the task has ended
-        self.failed = False  # FAIL seen
+        self.body = Body.STREAMING
+        self.done = False  # DONE seen: the app's task has ended
         self._batch: _Batch = []
         self._pos = 0
 
@@ -305,7 +318,7 @@ class _Exchange:
                 return self._timed_out(environ, start_response, timeout)
             for index, event in enumerate(batch):
                 kind = event[0]
-                if kind is START:
+                if kind == START:
                     head = event
                     self._batch, self._pos = batch, index + 1
                     break
@@ -317,21 +330,21 @@ class _Exchange:
         while pos < len(batch):
             event = batch[pos]
             kind = event[0]
-            if kind is BODY:
+            if kind == BODY:
                 chunks.append(event[1])
-            elif kind is END:
-                self.ended = True
-            elif kind is DONE:
+            elif kind == END:
+                self.body = Body.ENDED
+            elif kind == DONE:
                 self.done = True
-            elif kind is FAIL:
-                self.failed = True
-            elif kind is FILE and not chunks and file is None:
+            elif kind == FAIL:
+                self.body = Body.FAILED
+            elif kind == FILE and not chunks and file is None:
                 file = event
             else:
                 break  # READ, ACK, or a second file: handled while iterating
             pos += 1
         self._batch, self._pos = batch, pos
-        if self.failed:
+        if self.body is Body.FAILED:
             self._wait_done()
             return _error(start_response, 500, environ)
         if file is not None:
@@ -344,24 +357,22 @@ class _Exchange:
             start_response(head[1], head[2])
             return self._file_response(environ, reader)
         start_response(head[1], head[2])
-        if self.ended and self.done:
+        if self.body is Body.ENDED and self.done:
             return chunks
         return _ResponseIterable(self, chunks)
 
     def _handle_early(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
-        if kind is READ:
-            self._read()
-        elif kind is DONE:
+        if kind == READ:
+            self.read_body()
+        elif kind == DONE:
             self.done = True
-        elif kind is FAIL:
-            self.failed = True
-        elif kind is ACK:
+        elif kind == FAIL:
+            self.body = Body.FAILED
+        elif kind == ACK:
             self.loop_thread.call(self.side.resume)
 
-    def _failed_before_start(
-        self, environ: Environ, start_response: StartResponse
-    ) -> list[bytes]:
+    def _failed_before_start(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         if self.left is not None and self.left < 0:
             return _error(start_response, 400, environ)
         return _error(start_response, 500, environ)
@@ -388,7 +399,7 @@ class _Exchange:
         return wrapper(reader, self.options.file_block_size)
 
     # --- the request body ----------------------------------------------------------------
-    def _read(self) -> None:
+    def read_body(self) -> None:
         """Answer a READ with the next chunk of ``wsgi.input`` (PEP 3333 input stream)."""
         left = self.left
         size = self.options.chunk_size if left is None else min(left, self.options.chunk_size)
@@ -410,14 +421,44 @@ class _Exchange:
         self.loop_thread.call(self.side.feed, message)
 
     # --- while iterating -------------------------------------------------------------------
-    def next_event(self) -> tuple[Any, ...]:
-        """Return the next event, waiting for the next batch when needed."""
-        batch, pos = self._batch, self._pos
-        if pos >= len(batch):
-            batch = self._batch = self.outbox.get()
-            pos = 0
-        self._pos = pos + 1
-        return batch[pos]
+    def next_item(self) -> bytes | Any | None:
+        """Return the next body chunk, a readable file (pathsend), or ``None`` at the end.
+
+        Waits for the app's next batch when needed; answers READ and ACK events on the way.
+
+        :raise ResponseAborted: when the app failed after the response started.
+        """
+        if self.body is Body.ENDED:
+            return None
+        while True:
+            batch, pos = self._batch, self._pos
+            if pos >= len(batch):
+                batch = self._batch = self.outbox.get()
+                pos = 0
+            self._pos = pos + 1
+            event = batch[pos]
+            kind = event[0]
+            if kind == BODY:
+                return event[1]  # type: ignore[no-any-return]
+            if kind == END:
+                self.body = Body.ENDED
+                return None
+            if kind == READ:
+                self.read_body()
+            elif kind == ACK:
+                self.loop_thread.call(self.side.resume)
+            elif kind == FILE:
+                return _open_file(event)
+            elif kind == FAIL:
+                self.body = Body.FAILED
+                raise ResponseAborted(
+                    "the ASGI app failed after the response started (see the log above); "
+                    "the connection must be dropped"
+                )
+            elif kind == DONE:
+                # The loop side always sends FAIL before DONE for an unfinished body.
+                self.done = True
+                raise ResponseAborted("the ASGI app ended without finishing the body")
 
     def _wait_done(self) -> None:
         """Wait until the task has ended, at most the cancellation bound; answer READs with EOF."""
@@ -446,18 +487,18 @@ class _Exchange:
                 )
                 return
             kind = event[0]
-            if kind is DONE:
+            if kind == DONE:
                 self.done = True
-            elif kind is READ:
+            elif kind == READ:
                 self.loop_thread.call(self.side.feed, {"type": "http.disconnect"})
-            elif kind is ACK:
+            elif kind == ACK:
                 self.loop_thread.call(self.side.resume)
 
     def finish(self) -> None:
         """End the request: disconnect the app if the body is unfinished, wait for its task."""
         if self.done:
             return
-        if not self.ended or self.failed:
+        if self.body is not Body.ENDED:
             self.loop_thread.call(self.side.close)
             self._wait_done()
             return
@@ -482,11 +523,11 @@ class _Exchange:
                 self.loop_thread.call(self.side.cancel)
                 self._wait_done()
                 return
-            if event[0] is DONE:
+            if event[0] == DONE:
                 self.done = True
-            elif event[0] is READ:
+            elif event[0] == READ:
                 self.loop_thread.call(self.side.feed, {"type": "http.disconnect"})
-            elif event[0] is ACK:
+            elif event[0] == ACK:
                 self.loop_thread.call(self.side.resume)
 
 
@@ -516,35 +557,13 @@ class _ResponseIterable:
                 return bytes(block)
             self._file.close()
             self._file = None
-        exchange = self._exchange
-        if exchange.ended:
+        item = self._exchange.next_item()
+        if item is None:
             raise StopIteration
-        while True:
-            event = exchange.next_event()
-            kind = event[0]
-            if kind is BODY:
-                return event[1]  # type: ignore[no-any-return]
-            if kind is END:
-                exchange.ended = True
-                raise StopIteration
-            elif kind is READ:
-                exchange._read()
-            elif kind is ACK:
-                exchange.loop_thread.call(exchange.side.resume)
-            elif kind is FILE:
-                self._file = _open_file(event)
-                return self.__next__()
-            elif kind is FAIL:
-                exchange.failed = True
-                raise ResponseAborted(
-                    "the ASGI app failed after the response started (see the log above); "
-                    "the connection must be dropped"
-                )
-            elif kind is DONE:
-                exchange.done = True
-                if not exchange.ended:
-                    # _finish always sends FAIL before DONE for an unfinished body.
-                    raise ResponseAborted("the ASGI app ended without finishing the body")
+        if isinstance(item, bytes):
+            return item
+        self._file = item
+        return self.__next__()
 
     def close(self) -> None:
         """Release the request (PEP 3333: the server calls this once, whatever happened)."""
