@@ -439,7 +439,7 @@ class _Exchange:
             event = batch[pos]
             kind = event[0]
             if kind == BODY:
-                return event[1]  # type: ignore[no-any-return]
+                return event[1]
             if kind == END:
                 self.body = Body.ENDED
                 return None
