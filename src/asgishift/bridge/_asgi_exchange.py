@@ -26,6 +26,7 @@ import enum
 import logging
 import os
 import queue
+import sys
 from collections.abc import Awaitable, Generator
 from typing import Any
 
@@ -65,6 +66,9 @@ FAIL = 6  #: (FAIL,): the app failed (logged); 500, or abort a started response
 DONE = 7  #: (DONE,): the app's task has ended; always the last event
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+
+#: Python 3.12+ can start a task eagerly (``asyncio.Task(..., eager_start=True)``).
+_EAGER = sys.version_info >= (3, 12)
 
 
 class ConnectionClosed(OSError):
@@ -157,7 +161,12 @@ class LoopSide:
     # --- called by the WSGI thread through LoopThread.call -------------------------
     def start(self) -> None:
         """Create the app's task (on the loop)."""
-        self.task = self._loop.create_task(self._run())
+        if _EAGER:
+            # The app runs up to its first suspension right here: a small response is
+            # complete before this returns, with no extra turn of the loop.
+            self.task = asyncio.Task(self._run(), loop=self._loop, eager_start=True)  # type: ignore[call-arg]
+        else:
+            self.task = self._loop.create_task(self._run())
 
     def feed(self, message: Message) -> None:
         """Answer a :data:`READ` with an ``http.request`` or ``http.disconnect`` message."""
