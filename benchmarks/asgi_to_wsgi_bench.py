@@ -19,6 +19,9 @@ rotated order, so the drifts of a shared machine hit every configuration alike.
 The table shows the median req/s and p99 over the rounds, and each figure as a
 ratio to a2wsgi: the median over rounds of the ratio within each round.
 
+``--in-process`` measures what each adapter costs per request without any
+server: the app is called directly from ``--threads`` threads.
+
 This module is also the app module the servers import (``asgi_to_wsgi_bench:``
 ``starlette_app``, ``asgishift_app``, ``a2wsgi_app``). ``--smoke`` checks the
 machinery in a few seconds and measures nothing worth reading.
@@ -27,11 +30,13 @@ machinery in a few seconds and measures nothing worth reading.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -130,6 +135,54 @@ def running(threads: int) -> Iterator[dict[str, int]]:
         yield ports
 
 
+def _environ() -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000", "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "bench", "RAW_URI": "/", "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
+        "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+    }  # fmt: skip
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    pass
+
+
+def in_process(threads: int, requests: int, repeats: int) -> dict[str, float]:
+    """Return µs per request of each adapter called directly from ``threads`` threads.
+
+    No server and no sockets: what the bridge itself costs, best of ``repeats``.
+    """
+    import threading
+
+    adapters = {"asgishift": __getattr__("asgishift_app"), "a2wsgi": __getattr__("a2wsgi_app")}
+
+    def drive(app: Any) -> None:
+        for _ in range(requests):
+            result = app(_environ(), _start_response)
+            for _chunk in result:
+                pass
+            if hasattr(result, "close"):
+                result.close()
+
+    best: dict[str, float] = {}
+    for name, app in adapters.items():
+        drive(app)  # warm up: the loop thread, lifespan
+        for _ in range(repeats):
+            workers = [threading.Thread(target=drive, args=(app,)) for _ in range(threads)]
+            started = time.perf_counter()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            per_request = (time.perf_counter() - started) / (threads * requests) * 1e6
+            best[name] = min(best.get(name, per_request), per_request)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a Markdown table (and JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -139,7 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="gunicorn gthread threads")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: machinery only")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no servers: call each adapter from --threads threads in this process "
+        "(run it under `taskset -c 0`), print µs per request",
+    )
     args = parser.parse_args(argv)
+    if args.in_process:
+        requests = 50 if args.smoke else 2000
+        best = in_process(args.threads, requests, 1 if args.smoke else 3)
+        rows = [[name, f"{value:.1f}", f"{value / best['a2wsgi']:.2f}x"]
+                for name, value in best.items()]  # fmt: skip
+        print(markdown_table(["adapter", "µs per request", "vs a2wsgi"], rows))
+        return 0
     if args.smoke:
         args.rounds, args.duration = 1, 1.0
     labels = list(CONFIGS)
