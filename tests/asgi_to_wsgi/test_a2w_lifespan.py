@@ -8,6 +8,7 @@ startup at worker start.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -91,3 +92,17 @@ def test_post_fork_hook_runs_startup_at_worker_start(tmp_path: Path) -> None:
         scope = httpx.get(f"{srv.url}/scope", timeout=DEADLINE).json()
         assert scope["pid"] == worker
         assert _events(events) == [("startup", worker)]
+
+
+def test_concurrent_first_requests_share_one_startup(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    with serve("gunicorn-gthread", env={"A2W_EVENTS": str(events)}) as srv:
+
+        def get(_: int) -> int:
+            response = httpx.get(f"{srv.url}/scope", timeout=DEADLINE)
+            return int(response.json()["state"]["started_in"])
+
+        with ThreadPoolExecutor(8) as pool:
+            started_in = set(pool.map(get, range(8)))
+        assert len(started_in) == 1
+        assert [kind for kind, _ in _events(events)] == ["startup"]

@@ -202,3 +202,20 @@ def test_background_task_runs_to_completion(wsgi_server: LiveServer) -> None:
             break
         time.sleep(0.02)
     assert record == {"background": "done"}
+
+
+def test_head_gets_no_body(wsgi_server: LiveServer, tmp_path: Path) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"z" * 5000)
+    for route, params in (("/", {}), ("/file", {"path": str(path)})):
+        with socket.create_connection(("127.0.0.1", wsgi_server.port), timeout=DEADLINE) as sock:
+            query = "&".join(f"{key}={value}" for key, value in params.items())
+            target = f"{route}?{query}" if query else route
+            sock.sendall(f"HEAD {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1."), reply
+        assert b" 200 " in head.split(b"\r\n")[0]
+        assert body == b"", (route, body[:100])

@@ -39,6 +39,7 @@ from asgishift.bridge._asgi_events import (
     body_bytes,
     start_args,
 )
+from asgishift.bridge._response import body_allowed
 
 __all__ = [
     "ACK",
@@ -110,6 +111,7 @@ class LoopSide:
 
     __slots__ = (
         "_batch",
+        "_body_allowed",
         "_first",
         "_grace_handle",
         "_loop",
@@ -151,6 +153,7 @@ class LoopSide:
         self.task: asyncio.Task[None] | None = None
         self.violation: ProtocolViolation | None = None
         self._batch: list[tuple[Any, ...]] = []
+        self._body_allowed = True
         self._unacked = 0
         self._reader: asyncio.Future[Message] | None = None
         self._resumer: asyncio.Future[None] | None = None
@@ -232,18 +235,22 @@ class LoopSide:
             kind = message["type"]
             if kind == "http.response.body":
                 body = body_bytes(message)
-                if body:
+                if body and self._body_allowed:
                     self._batch.append((BODY, body))
                     self._unacked += len(body)
             elif kind == "http.response.start":
                 status, headers = start_args(message)
                 self._batch.append((START, status, headers))
+                # HEAD and 1xx/204/304 responses carry no body, whatever the app sends
+                # (RFC 9110; the rule both bridge directions share).
+                self._body_allowed = body_allowed(message["status"], self.scope["method"])
             elif kind == "http.response.pathsend":
                 path = message.get("path")
                 if not isinstance(path, str) or not os.path.isabs(path):
                     raise ProtocolViolation("pathsend", f"path {path!r}")
-                self._batch.append((FILE, path, None, 0, None))
-            else:  # http.response.zerocopysend
+                if self._body_allowed:
+                    self._batch.append((FILE, path, None, 0, None))
+            elif self._body_allowed:  # http.response.zerocopysend
                 self._batch.append(self._zerocopy(message))
         except ProtocolViolation as exc:
             if self.violation is None:

@@ -23,6 +23,7 @@ import enum
 import logging
 import os
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,6 +152,7 @@ class ASGIToWSGI:
     def __init__(self, app: ASGIApp, options: ASGIToWSGIOptions | None = None) -> None:
         self.app = app
         self.options = options or ASGIToWSGIOptions()
+        self._lock = threading.Lock()
         self._lifespan_settings = LifespanSettings(
             self.options.lifespan, self.options.startup_timeout, self.options.shutdown_timeout
         )
@@ -161,12 +163,13 @@ class ASGIToWSGI:
 
     # --- lifespan ------------------------------------------------------------------
     def _current_process(self) -> _Process:
-        process = self._process
-        if process is None or process.pid != os.getpid():
-            loop_thread = process_loop(self.options.loop)
-            process = self._process = _Process(
-                loop_thread, Lifespan(self.app, loop_thread, self._lifespan_settings)
-            )
+        with self._lock:  # concurrent first requests must share one lifespan
+            process = self._process
+            if process is None or process.pid != os.getpid():
+                loop_thread = process_loop(self.options.loop)
+                process = self._process = _Process(
+                    loop_thread, Lifespan(self.app, loop_thread, self._lifespan_settings)
+                )
         return process
 
     def startup(self) -> bool:
