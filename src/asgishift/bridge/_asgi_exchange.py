@@ -206,12 +206,14 @@ class LoopSide:
     # --- the app's view -------------------------------------------------------------
     async def receive(self) -> Message:
         """Return the next request message (ASGI HTTP spec, "Request", "Disconnected Client")."""
+        if self.link is Link.CLOSED:
+            # The client is gone or the response is complete: nothing more to read
+            # (ASGI HTTP spec, "Disconnected Client"), even a body read up front.
+            return _DISCONNECT
         first = self._first
         if first is not None:
             self._first = None
             return first
-        if self.link is Link.CLOSED:
-            return _DISCONNECT
         future: asyncio.Future[Message] = self._loop.create_future()
         if self._reader is None and self.body is RequestBody.PENDING:
             self._reader = future

@@ -245,6 +245,34 @@ class _ZeroCopy(Response):
         # The file is closed now; the bridge must have kept its own descriptor.
 
 
+async def lingering_view(request: Request) -> Response:
+    return _Lingering(_record(request))
+
+
+class _Lingering(Response):
+    """Stream until send() fails, then ignore the disconnect and wait for ever (until cancelled)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__()
+        self.record = record
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/octet-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"y" * 1024, "more_body": True})
+                await asyncio.sleep(0.002)
+        except OSError:
+            self.record["send_failed"] = True
+        self.record["receive"] = (await receive())["type"]
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.record["cancelled"] = True
+            raise
+
+
 async def background_view(request: Request) -> Response:
     record = _record(request)
 
@@ -273,6 +301,7 @@ starlette_app = Starlette(
         Route("/pathsend", pathsend_raw),
         Route("/zerocopy", zerocopy_view),
         Route("/background", background_view),
+        Route("/linger", lingering_view),
     ],
     lifespan=lifespan,
 )
