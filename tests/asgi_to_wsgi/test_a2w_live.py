@@ -6,6 +6,7 @@ Starlette or FastAPI app through ``ASGIToWSGI`` (see ``apps/a2w_apps.py``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import select
@@ -240,3 +241,21 @@ def test_client_gone_disconnects_the_app_then_cancels_it_after_the_grace(
         time.sleep(0.02)
     # send() failed, receive() said so, and the task that ignored it was cancelled.
     assert record == {"send_failed": True, "receive": "http.disconnect", "cancelled": True}
+
+
+def test_upload_cut_short_by_the_client(wsgi_server: LiveServer) -> None:
+    """The app's receive() says http.disconnect; no error is logged and no task stays."""
+    baseline = _tasks(wsgi_server)
+    log_before = len(wsgi_server.log())
+    with socket.create_connection(("127.0.0.1", wsgi_server.port), timeout=DEADLINE) as sock:
+        head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+        sock.sendall(head.encode() + b"c" * 200_000)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                reply += chunk
+    assert b"200 OK" not in reply
+    assert _wait_for_tasks(wsgi_server, baseline) <= baseline
+    assert httpx.get(f"{wsgi_server.url}/", timeout=DEADLINE).text == "Hello, World!"
+    assert "ASGI app" not in wsgi_server.log()[log_before:]

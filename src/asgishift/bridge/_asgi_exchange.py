@@ -310,9 +310,9 @@ class LoopSide:
             failed = True
             if exc is self.violation:
                 pass  # logged below with the rule
-            elif self.link is Link.CLOSED and self.phase is Phase.BODY:
-                # The client went away mid-response and the app raised on noticing it
-                # (ConnectionClosed from send(), or a framework's own exception).
+            elif self.link is Link.CLOSED and self.phase is not Phase.DONE:
+                # The client went away (mid-body or mid-response) and the app raised on
+                # noticing it (ConnectionClosed from send(), or a framework's own exception).
                 failed = False
                 logger.debug(
                     "ASGI app %r stopped with %r after the client went away", self.app, exc

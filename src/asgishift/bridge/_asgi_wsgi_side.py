@@ -162,6 +162,8 @@ class WSGISide:
             pos += 1
         self._batch, self._pos = batch, pos
         if self.body is Body.FAILED:
+            if file is not None:
+                self._discard(file)
             self._wait_done()
             return error_response(start_response, 500, environ)
         if file is not None:
@@ -303,13 +305,19 @@ class WSGISide:
                     _CANCEL_WAIT,
                 )
                 return
-            kind = event[0]
-            if kind == DONE:
-                self.done = True
-            elif kind == READ:
-                self.loop_thread.call(self.side.feed, {"type": "http.disconnect"})
-            elif kind == ACK:
-                self.loop_thread.call(self.side.resume)
+            self._discard(event)
+
+    def _discard(self, event: tuple[Any, ...]) -> None:
+        """Handle an event of a response nobody will read any more."""
+        kind = event[0]
+        if kind == DONE:
+            self.done = True
+        elif kind == READ:
+            self.loop_thread.call(self.side.feed, {"type": "http.disconnect"})
+        elif kind == ACK:
+            self.loop_thread.call(self.side.resume)
+        elif kind == FILE and event[2] is not None:
+            os.close(event[2])  # the descriptor the loop side duplicated for zerocopysend
 
     def finish(self) -> None:
         """End the request: disconnect the app if the body is unfinished, wait for its task."""
@@ -340,12 +348,7 @@ class WSGISide:
                 self.loop_thread.call(self.side.cancel)
                 self._wait_done()
                 return
-            if event[0] == DONE:
-                self.done = True
-            elif event[0] == READ:
-                self.loop_thread.call(self.side.feed, {"type": "http.disconnect"})
-            elif event[0] == ACK:
-                self.loop_thread.call(self.side.resume)
+            self._discard(event)
 
 
 class _ResponseIterable:
