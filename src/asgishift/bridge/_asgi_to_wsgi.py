@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import threading
 from typing import Any
 
 from asgishift._types import ASGIApp, Environ, Message, StartResponse
@@ -31,7 +30,7 @@ from asgishift.bridge._asgi_exchange import LoopSide
 from asgishift.bridge._asgi_lifespan import SERVING, Lifespan, LifespanPhase, LifespanSettings
 from asgishift.bridge._asgi_options import ASGIToWSGIOptions
 from asgishift.bridge._asgi_wsgi_side import Batch, ResponseAborted, WSGISide, error_response
-from asgishift.bridge._loop_thread import LoopThread, process_loop
+from asgishift.bridge._loop_thread import LoopThread, process_lock, process_loop
 from asgishift.bridge._scope import ScopeError, build_scope, request_body_length
 
 __all__ = ["ASGIToWSGI", "ASGIToWSGIOptions", "ResponseAborted"]
@@ -74,7 +73,6 @@ class ASGIToWSGI:
     def __init__(self, app: ASGIApp, options: ASGIToWSGIOptions | None = None) -> None:
         self.app = app
         self.options = options or ASGIToWSGIOptions()
-        self._lock = threading.Lock()
         self._lifespan_settings = LifespanSettings(
             self.options.lifespan, self.options.startup_timeout, self.options.shutdown_timeout
         )
@@ -85,7 +83,7 @@ class ASGIToWSGI:
 
     # --- lifespan ------------------------------------------------------------------
     def _current_process(self) -> _Process:
-        with self._lock:  # concurrent first requests must share one lifespan
+        with process_lock():  # concurrent first requests must share one lifespan
             process = self._process
             if process is None or process.pid != os.getpid():
                 loop_thread = process_loop(self.options.loop)

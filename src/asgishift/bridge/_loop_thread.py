@@ -29,7 +29,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any, Literal, TypeVar
 
-__all__ = ["LoopKind", "LoopThread", "new_loop", "process_loop"]
+__all__ = ["LoopKind", "LoopThread", "new_loop", "process_lock", "process_loop"]
 
 logger = logging.getLogger("asgishift.bridge")
 
@@ -173,7 +173,16 @@ def new_loop(kind: LoopKind) -> asyncio.AbstractEventLoop:
 
 
 _current: LoopThread | None = None
-_lock = threading.Lock()
+_lock = threading.RLock()
+
+
+def process_lock() -> threading.RLock:
+    """Return this process's setup lock (reentrant), a fresh one after ``fork()``.
+
+    For one-time, per-process setup such as an app's lifespan: a lock held by
+    another thread of the parent at fork time would never be released in the child.
+    """
+    return _lock
 
 
 def process_loop(kind: LoopKind = "auto") -> LoopThread:
@@ -205,7 +214,7 @@ def _after_fork_in_child() -> None:
     global _current, _lock
     _current = None
     # The lock may have been held by another thread of the parent at fork time.
-    _lock = threading.Lock()
+    _lock = threading.RLock()
 
 
 @atexit.register
