@@ -37,11 +37,11 @@ __all__ = ["ASGIToWSGI", "ASGIToWSGIOptions", "ResponseAborted"]
 
 logger = logging.getLogger("asgishift.bridge")
 
-#: ``scope["extensions"]`` when the server offers ``wsgi.file_wrapper``.
-_FILE_EXTENSIONS: dict[str, Any] = {
-    "http.response.pathsend": {},
-    "http.response.zerocopysend": {},
-}
+
+def _file_extensions() -> dict[str, Any]:
+    """Return ``scope["extensions"]`` when the server offers ``wsgi.file_wrapper`` (fresh:
+    an app or middleware may change its scope)."""
+    return {"http.response.pathsend": {}, "http.response.zerocopysend": {}}
 
 
 class _Process:
@@ -133,7 +133,7 @@ class ASGIToWSGI:
         options = self.options
         try:
             length = request_body_length(environ)
-            extensions = _FILE_EXTENSIONS if "wsgi.file_wrapper" in environ else None
+            extensions = _file_extensions() if "wsgi.file_wrapper" in environ else None
             scope = build_scope(environ, state=lifespan.state, extensions=extensions)
         except ScopeError as exc:
             logger.warning("ASGIToWSGI: bad request: %s", exc)
