@@ -32,7 +32,7 @@ __all__ = [
     "request_body_length",
 ]
 
-#: ``scope["asgi"]`` of every request: ASGI 3, HTTP spec 2.4.
+#: ``scope["asgi"]`` of every request (each scope gets its own dict): ASGI 3, HTTP spec 2.4.
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
 # Header-name cache, bounded so a client sending endless distinct header names
@@ -194,7 +194,7 @@ def build_scope(
         append((b"content-length", content_length.encode("ascii")))
     scope: Scope = {
         "type": "http",
-        "asgi": ASGI_VERSION,
+        "asgi": ASGI_VERSION.copy(),
         "http_version": http_version(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
         "method": environ.get("REQUEST_METHOD", "GET").upper(),
         "scheme": environ.get("wsgi.url_scheme", "http"),
