@@ -8,6 +8,8 @@ import asgishift.bridge as bridge
 def test_all_is_sorted_and_complete() -> None:
     assert bridge.__all__ == sorted(bridge.__all__)
     assert set(bridge.__all__) == {
+        "ASGIToWSGI",
+        "ASGIToWSGIOptions",
         "BridgeOptions",
         "ClientDisconnected",
         "HybridRouter",

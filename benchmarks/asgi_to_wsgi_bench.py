@@ -1,0 +1,255 @@
+"""Requests per second of a Starlette app under gunicorn gthread: ASGIToWSGI vs a2wsgi.
+
+One run, same app (``GET /`` answers ``Hello, World!`` through a Starlette
+``PlainTextResponse``), three servers:
+
+``gunicorn/asgishift``
+    gunicorn, one gthread worker, ``ASGIToWSGI(starlette_app)``.
+``gunicorn/asgishift-asyncio``
+    the same with ``ASGIToWSGIOptions(loop="asyncio")``: the default picks
+    uvloop when it is installed (as uvicorn does); a2wsgi runs asyncio's loop.
+``gunicorn/a2wsgi``
+    the same gunicorn, ``a2wsgi.ASGIMiddleware(starlette_app)``.
+``uvicorn/native``
+    uvicorn serving the Starlette app itself: the ceiling.
+
+Every server is one process pinned to core 0, wrk is pinned to core 1. All
+servers are started first; each round runs wrk once against each of them in a
+rotated order, so the drifts of a shared machine hit every configuration alike.
+The table shows the median req/s and p99 over the rounds, and each figure as a
+ratio to a2wsgi: the median over rounds of the ratio within each round.
+
+``--in-process`` measures what each adapter costs per request without any
+server: the app is called directly from ``--threads`` threads.
+
+This module is also the app module the servers import (``asgi_to_wsgi_bench:``
+``starlette_app``, ``asgishift_app``, ``a2wsgi_app``). ``--smoke`` checks the
+machinery in a few seconds and measures nothing worth reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    BENCH_DIR,
+    SERVER_CORE,
+    child_env,
+    free_port,
+    machine_info,
+    markdown_table,
+    pinned,
+    run_wrk,
+    stop,
+)
+from _common import _wait_ready as wait_ready
+
+HELLO = "Hello, World!"
+
+
+def _build_starlette() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(HELLO)
+
+    return Starlette(routes=[Route("/", hello)])
+
+
+def __getattr__(name: str) -> Any:
+    """Build the app a server asks for, only when it asks (PEP 562)."""
+    if name == "starlette_app":
+        return _build_starlette()
+    if name == "asgishift_app":
+        from asgishift.bridge import ASGIToWSGI
+
+        return ASGIToWSGI(_build_starlette())
+    if name == "asgishift_asyncio_app":
+        from asgishift.bridge import ASGIToWSGI, ASGIToWSGIOptions
+
+        return ASGIToWSGI(_build_starlette(), ASGIToWSGIOptions(loop="asyncio"))
+    if name == "a2wsgi_app":
+        from a2wsgi import ASGIMiddleware
+
+        return ASGIMiddleware(_build_starlette())
+    raise AttributeError(name)
+
+
+#: label -> argv template ({port}, {threads}) of each configuration.
+CONFIGS: dict[str, list[str]] = {
+    "gunicorn/asgishift": ["gunicorn", "asgi_to_wsgi_bench:asgishift_app"],
+    "gunicorn/asgishift-asyncio": ["gunicorn", "asgi_to_wsgi_bench:asgishift_asyncio_app"],
+    "gunicorn/a2wsgi": ["gunicorn", "asgi_to_wsgi_bench:a2wsgi_app"],
+    "uvicorn/native": ["uvicorn", "asgi_to_wsgi_bench:starlette_app"],
+}
+
+
+def server_argv(server: str, app: str, port: int, threads: int) -> list[str]:
+    """Return the argv that serves ``app`` on ``server`` (gunicorn gthread or uvicorn)."""
+    py = sys.executable
+    if server == "gunicorn":
+        return [py, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "-k", "gthread",
+                "--threads", str(threads), "--log-level", "warning", app]  # fmt: skip
+    return [py, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--no-access-log"]  # fmt: skip
+
+
+@contextmanager
+def running(threads: int) -> Iterator[dict[str, int]]:
+    """Start every configuration pinned to the server core; yield label -> port."""
+    ports: dict[str, int] = {}
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="asgishift-a2w-") as tmp:
+        procs = []
+        for label, (server, app) in CONFIGS.items():
+            port = free_port()
+            log_path = Path(tmp) / (label.replace("/", "_") + ".log")
+            with log_path.open("wb") as log_file:
+                proc = subprocess.Popen(
+                    pinned(SERVER_CORE, server_argv(server, app, port, threads)),
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=str(BENCH_DIR),
+                    env=child_env({"PYTHONUNBUFFERED": "1"}),
+                    start_new_session=True,
+                )
+            stack.callback(stop, proc)
+            procs.append((proc, port, log_path))
+            ports[label] = port
+        for proc, port, log_path in procs:
+            wait_ready(proc, port, log_path, 60.0)
+        yield ports
+
+
+def _environ() -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000", "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "bench", "RAW_URI": "/", "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
+        "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+    }  # fmt: skip
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    pass
+
+
+def in_process(threads: int, requests: int, repeats: int) -> dict[str, float]:
+    """Return µs per request of each adapter called directly from ``threads`` threads.
+
+    No server and no sockets: what the bridge itself costs, best of ``repeats``.
+    """
+    import threading
+
+    adapters = {"asgishift": __getattr__("asgishift_app"), "a2wsgi": __getattr__("a2wsgi_app")}
+
+    def drive(app: Any) -> None:
+        for _ in range(requests):
+            result = app(_environ(), _start_response)
+            for _chunk in result:
+                pass
+            if hasattr(result, "close"):
+                result.close()
+
+    best: dict[str, float] = {}
+    for name, app in adapters.items():
+        drive(app)  # warm up: the loop thread, lifespan
+        for _ in range(repeats):
+            workers = [threading.Thread(target=drive, args=(app,)) for _ in range(threads)]
+            started = time.perf_counter()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            per_request = (time.perf_counter() - started) / (threads * requests) * 1e6
+            best[name] = min(best.get(name, per_request), per_request)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a Markdown table (and JSON with ``--json``)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=5, help="wrk runs per configuration")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=50, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn gthread threads")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: machinery only")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no servers: call each adapter from --threads threads in this process "
+        "(run it under `taskset -c 0`), print µs per request",
+    )
+    args = parser.parse_args(argv)
+    if args.in_process:
+        requests = 50 if args.smoke else 2000
+        best = in_process(args.threads, requests, 1 if args.smoke else 3)
+        rows = [[name, f"{value:.1f}", f"{value / best['a2wsgi']:.2f}x"]
+                for name, value in best.items()]  # fmt: skip
+        print(markdown_table(["adapter", "µs per request", "vs a2wsgi"], rows))
+        return 0
+    if args.smoke:
+        args.rounds, args.duration = 1, 1.0
+    labels = list(CONFIGS)
+    rps: dict[str, list[float]] = {label: [] for label in labels}
+    p99: dict[str, list[float]] = {label: [] for label in labels}
+    ratios: dict[str, list[float]] = {label: [] for label in labels}
+    errors: dict[str, int] = dict.fromkeys(labels, 0)
+    with running(args.threads) as ports:
+        for url_label in labels if not args.smoke else ():  # warm up
+            run_wrk(f"http://127.0.0.1:{ports[url_label]}/", connections=10, duration=1)
+        for round_no in range(args.rounds):
+            order = labels[round_no % len(labels) :] + labels[: round_no % len(labels)]
+            this_round: dict[str, float] = {}
+            for label in order:
+                result = run_wrk(
+                    f"http://127.0.0.1:{ports[label]}/",
+                    connections=args.connections,
+                    duration=args.duration,
+                )
+                rps[label].append(result.rps)
+                p99[label].append(result.p99_ms)
+                errors[label] += result.errors
+                this_round[label] = result.rps
+            for label in labels:
+                ratios[label].append(this_round[label] / this_round["gunicorn/a2wsgi"])
+    rows = [
+        [
+            label,
+            f"{statistics.median(rps[label]):.0f}",
+            f"{statistics.median(p99[label]):.2f}",
+            f"{statistics.median(ratios[label]):.2f}x",
+            str(errors[label]),
+        ]
+        for label in labels
+    ]
+    print(markdown_table(["server/adapter", "req/s", "p99 ms", "vs a2wsgi", "errors"], rows))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"machine": machine_info(), "rps": rps, "p99_ms": p99, "ratios": ratios}, indent=2
+            )
+        )
+    return 0 if not any(errors.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

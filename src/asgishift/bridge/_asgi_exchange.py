@@ -1,0 +1,401 @@
+"""The event-loop side of one ASGIToWSGI request: the app's task, ``receive`` and ``send``.
+
+Everything here runs on the process's event-loop thread. It talks to the WSGI
+thread that serves the request through exactly two channels, both passed in:
+
+- ``outbox``, a ``queue.SimpleQueue`` of *batches*: lists of event tuples
+  (:data:`START`, :data:`BODY`, ...). All messages the app sends between two
+  suspensions go out as one batch, so a small response (start + body + task
+  done) crosses to the WSGI thread with one ``put``.
+  The batch leaves whenever the app suspends (:class:`_Stepper`) or ends.
+- the WSGI thread calls :meth:`LoopSide.feed`, :meth:`LoopSide.resume`,
+  :meth:`LoopSide.close` and :meth:`LoopSide.cancel` through the loop thread's
+  ``call()``.
+
+Backpressure, both ways: the request body is read from ``wsgi.input`` only when
+the app's ``receive()`` asks for it (a :data:`READ` event), one chunk at a time;
+and once ``send_buffer`` bytes of response body are on their way, ``send()``
+waits until the WSGI thread has handed them all to the server (an :data:`ACK`
+event, answered by :meth:`LoopSide.resume`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import queue
+import sys
+from collections.abc import Awaitable, Generator
+from typing import Any
+
+from asgishift._types import ASGIApp, Message, Scope
+from asgishift.bridge._asgi_events import (
+    RULES,
+    Phase,
+    ProtocolViolation,
+    advance,
+    body_bytes,
+    start_args,
+)
+from asgishift.bridge._response import body_allowed
+
+__all__ = [
+    "ACK",
+    "BODY",
+    "DONE",
+    "END",
+    "FAIL",
+    "FILE",
+    "READ",
+    "START",
+    "ConnectionClosed",
+    "LoopSide",
+]
+
+logger = logging.getLogger("asgishift.bridge")
+
+# Event kinds, the first item of each event tuple in a batch.
+START = 0  #: (START, status_line, headers)
+BODY = 1  #: (BODY, chunk)
+FILE = 2  #: (FILE, path_or_None, fd_or_None, offset, count_or_None)
+END = 3  #: (END,): the body is complete
+READ = 4  #: (READ,): the app waits for the next request-body chunk
+ACK = 5  #: (ACK,): send() waits until everything before this was handed on
+FAIL = 6  #: (FAIL,): the app failed (logged); 500, or abort a started response
+DONE = 7  #: (DONE,): the app's task has ended; always the last event
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+#: Python 3.12+ can start a task eagerly (``asyncio.Task(..., eager_start=True)``).
+_EAGER = sys.version_info >= (3, 12)
+
+
+class ConnectionClosed(OSError):
+    """Signal a ``send()`` after the WSGI server closed the response (client gone).
+
+    ASGI HTTP spec, "Disconnected Client": ``send()`` on a closed connection
+    raises a server-specific subclass of :class:`OSError`.
+    """
+
+
+class Link(enum.Enum):
+    """The state of the connection as the app sees it."""
+
+    OPEN = "open"  # the WSGI server is still iterating
+    CLOSED = "closed"  # the WSGI server closed the iterable early, or the response ended
+
+
+class RequestBody(enum.Enum):
+    """Whether more of the request body may still be read from ``wsgi.input``."""
+
+    PENDING = "pending"
+    COMPLETE = "complete"
+
+
+class LoopSide:
+    """Run one ASGI HTTP request on the event loop and post its events to ``outbox``.
+
+    :param loop: the event loop the request runs on (the process's loop thread's).
+    :param app: the ASGI 3 application.
+    :param scope: the request's HTTP scope (see :func:`~asgishift.bridge._scope.build_scope`).
+    :param outbox: where batches (lists of event tuples) go to the WSGI thread.
+    :param first: the first ``http.request`` message, when the WSGI thread has
+        already read the whole (small) body; ``None`` makes the first
+        ``receive()`` ask for a chunk with a :data:`READ` event.
+    :param send_buffer: bytes of response body in flight before ``send()`` waits.
+    :param disconnect_grace: seconds the app may run on after an early close
+        before its task is cancelled.
+    """
+
+    __slots__ = (
+        "_batch",
+        "_body_allowed",
+        "_first",
+        "_grace_handle",
+        "_loop",
+        "_reader",
+        "_resumer",
+        "_unacked",
+        "_waiters",
+        "app",
+        "body",
+        "disconnect_grace",
+        "link",
+        "outbox",
+        "phase",
+        "scope",
+        "send_buffer",
+        "task",
+        "violation",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        app: ASGIApp,
+        scope: Scope,
+        outbox: queue.SimpleQueue[list[tuple[Any, ...]]],
+        first: Message | None,
+        send_buffer: int,
+        disconnect_grace: float,
+    ) -> None:
+        self.app = app
+        self.scope = scope
+        self.outbox = outbox
+        self._first = first
+        self.send_buffer = send_buffer
+        self.disconnect_grace = disconnect_grace
+        self.phase = Phase.START
+        self.link = Link.OPEN
+        self.body = RequestBody.PENDING if first is None else RequestBody.COMPLETE
+        self.task: asyncio.Task[None] | None = None
+        self.violation: ProtocolViolation | None = None
+        self._batch: list[tuple[Any, ...]] = []
+        self._body_allowed = True
+        self._unacked = 0
+        self._reader: asyncio.Future[Message] | None = None
+        self._resumer: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[Message]] = []
+        self._grace_handle: asyncio.TimerHandle | None = None
+        self._loop = loop
+
+    # --- called by the WSGI thread through LoopThread.call -------------------------
+    def start(self) -> None:
+        """Create the app's task (on the loop)."""
+        if _EAGER:
+            # The app runs up to its first suspension right here: a small response is
+            # complete before this returns, with no extra turn of the loop.
+            self.task = asyncio.Task(self._run(), loop=self._loop, eager_start=True)  # type: ignore[call-arg]
+        else:
+            self.task = self._loop.create_task(self._run())
+
+    def feed(self, message: Message) -> None:
+        """Answer a :data:`READ` with an ``http.request`` or ``http.disconnect`` message."""
+        if message.get("more_body") is not True:
+            self.body = RequestBody.COMPLETE
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.set_result(message)
+        if message["type"] == "http.disconnect":
+            self._disconnect()
+
+    def resume(self) -> None:
+        """Answer an :data:`ACK`: the WSGI server has taken everything sent before it."""
+        self._unacked = 0
+        resumer, self._resumer = self._resumer, None
+        if resumer is not None and not resumer.done():
+            resumer.set_result(None)
+
+    def close(self) -> None:
+        """The WSGI server closed the response early: disconnect, then cancel after the grace."""
+        if self.link is Link.CLOSED and self.phase is Phase.DONE:
+            return
+        self._disconnect()
+        task = self.task
+        if task is not None and not task.done() and self._grace_handle is None:
+            self._grace_handle = self._loop.call_later(self.disconnect_grace, task.cancel)
+
+    def cancel(self) -> None:
+        """Cancel the app's task now (the response timed out, or must not outlive the request)."""
+        self._disconnect()
+        if self.task is not None:
+            self.task.cancel()
+
+    # --- the app's view -------------------------------------------------------------
+    async def receive(self) -> Message:
+        """Return the next request message (ASGI HTTP spec, "Request", "Disconnected Client")."""
+        if self.link is Link.CLOSED:
+            # The client is gone or the response is complete: nothing more to read
+            # (ASGI HTTP spec, "Disconnected Client"), even a body read up front.
+            return _DISCONNECT
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        future: asyncio.Future[Message] = self._loop.create_future()
+        if self._reader is None and self.body is RequestBody.PENDING:
+            self._reader = future
+            self._batch.append((READ,))
+            self.flush()
+        else:
+            self._waiters.append(future)
+        return await future
+
+    async def send(self, message: Message) -> None:
+        """Take one response message (ASGI HTTP spec, "Response Start", "Response Body").
+
+        :raise ConnectionClosed: after the WSGI server closed the response early.
+        :raise ProtocolViolation: for a message out of order or malformed; the
+            bridge answers 500 (or aborts a started response) and logs the rule.
+        """
+        if self.link is Link.CLOSED and self.phase is not Phase.DONE:
+            raise ConnectionClosed("the client went away (the WSGI server closed the response)")
+        try:
+            phase = advance(self.phase, message)
+            kind = message["type"]
+            if kind == "http.response.body":
+                body = body_bytes(message)
+                if body and self._body_allowed:
+                    self._batch.append((BODY, body))
+                    self._unacked += len(body)
+            elif kind == "http.response.start":
+                status, headers = start_args(message)
+                self._batch.append((START, status, headers))
+                # HEAD and 1xx/204/304 responses carry no body, whatever the app sends
+                # (RFC 9110; the rule both bridge directions share).
+                self._body_allowed = body_allowed(message["status"], self.scope["method"])
+            elif kind == "http.response.pathsend":
+                path = message.get("path")
+                if not isinstance(path, str) or not os.path.isabs(path):
+                    raise ProtocolViolation("pathsend", f"path {path!r}")
+                if self._body_allowed:
+                    self._batch.append((FILE, path, None, 0, None))
+            elif self._body_allowed:  # http.response.zerocopysend
+                self._batch.append(self._zerocopy(message))
+        except ProtocolViolation as exc:
+            if self.violation is None:
+                self.violation = exc
+            raise
+        self.phase = phase
+        if phase is Phase.DONE:
+            self._batch.append((END,))
+            # ASGI HTTP spec: receive() after the response was sent returns http.disconnect.
+            self._disconnect()
+        elif self._unacked >= self.send_buffer:
+            self._batch.append((ACK,))
+            self.flush()
+            resumer = self._resumer = self._loop.create_future()
+            await resumer
+
+    def _zerocopy(self, message: Message) -> tuple[Any, ...]:
+        file = message.get("file")
+        try:
+            fd = file if isinstance(file, int) else file.fileno()  # type: ignore[union-attr]
+            # The app may close its file once send() returns; the WSGI thread reads a copy.
+            fd = os.dup(fd)
+        except (AttributeError, OSError, TypeError) as exc:
+            raise ProtocolViolation("body", f"zerocopysend file {file!r}") from exc
+        count = message.get("count")
+        return (FILE, None, fd, int(message.get("offset") or 0), None if count is None else count)
+
+    # --- internals ------------------------------------------------------------------
+    def flush(self) -> None:
+        """Post the events collected so far as one batch (called whenever the app suspends)."""
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.outbox.put(batch)
+
+    def _disconnect(self) -> None:
+        self.link = Link.CLOSED
+        waiters, self._waiters = self._waiters, []
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            waiters.append(reader)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(_DISCONNECT)
+        resumer, self._resumer = self._resumer, None
+        if resumer is not None and not resumer.done():
+            resumer.set_exception(ConnectionClosed("the client went away"))
+
+    async def _run(self) -> None:
+        failed = False
+        try:
+            await _Stepper(self.app(self.scope, self.receive, self.send), self)
+        except asyncio.CancelledError:
+            pass  # cancelled by the bridge, which has said why
+        except Exception as exc:
+            failed = True
+            if exc is self.violation:
+                pass  # logged below with the rule
+            elif self.link is Link.CLOSED and self.phase is not Phase.DONE:
+                # The client went away (mid-body or mid-response) and the app raised on
+                # noticing it (ConnectionClosed from send(), or a framework's own exception).
+                failed = False
+                logger.debug(
+                    "ASGI app %r stopped with %r after the client went away", self.app, exc
+                )
+            else:
+                logger.error(
+                    "ASGI app %r raised %s while serving %s %s%s",
+                    self.app,
+                    type(exc).__name__,
+                    self.scope["method"],
+                    self.scope["path"],
+                    "" if self.phase is Phase.START else " (after the response started)",
+                    exc_info=exc,
+                )
+        finally:
+            self._finish(failed)
+
+    def _finish(self, failed: bool) -> None:
+        violation = self.violation
+        if violation is not None:
+            failed = True
+            logger.error(
+                "ASGI app %r broke the ASGI spec while serving %s %s: %s. Rule: %s",
+                self.app,
+                self.scope["method"],
+                self.scope["path"],
+                violation.detail,
+                violation.rule,
+                exc_info=violation,
+            )
+        elif not failed and self.link is Link.OPEN and self.phase is not Phase.DONE:
+            failed = True
+            key = "no-start" if self.phase is Phase.START else "incomplete"
+            logger.error(
+                "ASGI app %r returned without completing the response to %s %s. Rule: %s",
+                self.app,
+                self.scope["method"],
+                self.scope["path"],
+                RULES[key],
+            )
+        if self._grace_handle is not None:
+            self._grace_handle.cancel()
+            self._grace_handle = None
+        if failed:
+            self._batch.append((FAIL,))
+        self._batch.append((DONE,))
+        self._disconnect()
+        self.flush()
+
+
+class _Stepper:
+    """Drive an app's coroutine inside the request's task, flushing whenever it suspends.
+
+    Every message the app sends between two suspensions leaves as one batch, and
+    the batch leaves the moment the app waits for anything (a sleep, ``receive()``,
+    a database), with no extra turn of the event loop. Futures the app waits on
+    and exceptions thrown in (cancellation) pass through unchanged, so the app
+    runs in a real task: ``asyncio.current_task()`` and anyio work as usual.
+    """
+
+    __slots__ = ("_awaitable", "_side")
+
+    def __init__(self, awaitable: Awaitable[None], side: LoopSide) -> None:
+        self._awaitable = awaitable
+        self._side = side
+
+    def __await__(self) -> Generator[Any, None, None]:
+        steps: Any = self._awaitable.__await__()
+        send = steps.send
+        throw = steps.throw
+        flush = self._side.flush
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is None:
+                    waited_on = send(value)
+                else:
+                    waited_on, error = throw(error), None
+            except StopIteration:
+                return
+            flush()
+            try:
+                value = yield waited_on
+            except BaseException as exc:  # cancellation, GeneratorExit: pass it to the app
+                error = exc

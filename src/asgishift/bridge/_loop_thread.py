@@ -1,0 +1,227 @@
+"""One asyncio event loop per process, in its own daemon thread, for ASGIToWSGI.
+
+A WSGI server calls the app from its own threads; the ASGI app needs an event
+loop. :func:`process_loop` returns this process's :class:`LoopThread`, starting
+it on first use. It is fork-safe: a gunicorn ``--preload`` master that imported
+(or even called) the app hands its workers a copy of the loop object but not the
+thread that runs it, so the loop is keyed by process id and a child starts a
+fresh one. ``os.register_at_fork`` also drops the parent's loop in the child, so
+the check on the hot path is one comparison.
+
+Work crosses from a WSGI thread to the loop through :meth:`LoopThread.call`, which
+coalesces: while a wake-up of the loop is pending, further calls only append to
+a deque, so a burst of requests from many server threads costs one self-pipe
+write. At process exit (``atexit``) the exit callbacks run on the loop (lifespan
+shutdown), then the loop stops and its thread is joined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import Any, Literal, TypeVar
+
+__all__ = ["LoopKind", "LoopThread", "new_loop", "process_lock", "process_loop"]
+
+logger = logging.getLogger("asgishift.bridge")
+
+_T = TypeVar("_T")
+
+#: Which event loop the thread runs.
+LoopKind = Literal["auto", "asyncio", "uvloop"]
+
+#: Seconds :meth:`LoopThread.stop` waits for the thread to end.
+_JOIN_TIMEOUT = 5.0
+
+
+class LoopThread:
+    """An asyncio event loop running forever in a daemon thread of this process.
+
+    Use :func:`process_loop` rather than constructing one: there is one per process.
+
+    :param kind: ``"asyncio"``, ``"uvloop"`` or ``"auto"`` (uvloop when it is
+        installed, as uvicorn does); see :func:`new_loop`.
+    :param name: the thread's name (shown by ``py-spy``, ``/proc``, debuggers).
+    :raise RuntimeError: when the thread does not start within 10 seconds.
+    :raise ImportError: for ``kind="uvloop"`` without uvloop installed.
+    """
+
+    def __init__(self, kind: LoopKind = "auto", name: str = "asgishift-asgi-loop") -> None:
+        self.pid = os.getpid()
+        self.kind = kind
+        self.loop = new_loop(kind)
+        self._calls: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._wake_pending = False
+        self._exit_callbacks: list[Callable[[], None]] = []
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
+        self.thread.start()
+        if not started.wait(10.0):
+            raise RuntimeError("the asgishift event-loop thread did not start within 10 s")
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(started.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    # --- WSGI thread -> loop ---------------------------------------------------
+    def call(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop soon; safe from any thread, never blocks.
+
+        Calls from all threads run in the order they were made. An exception from
+        ``fn`` is logged and does not stop the others.
+
+        :raise RuntimeError: when the loop has been closed.
+        """
+        self._calls.append((fn, args))
+        if not self._wake_pending:
+            # Two threads may both get here; the second drain finds nothing.
+            self._wake_pending = True
+            self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        # Clear the flag before popping: a call appended after this point either
+        # gets popped below or schedules another drain.
+        self._wake_pending = False
+        pop = self._calls.popleft
+        while True:
+            try:
+                fn, args = pop()
+            except IndexError:
+                return
+            try:
+                fn(*args)
+            except Exception:
+                logger.exception("asgishift: a hand-off to the event loop failed in %r", fn)
+
+    def run(self, coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
+        """Run ``coro`` on the loop and wait for its result from another thread.
+
+        For the slow paths only (lifespan); requests use :meth:`call`.
+
+        :param timeout: seconds; ``None`` waits for ever.
+        :raise TimeoutError: when ``coro`` does not finish in time (it is cancelled).
+        :raise RuntimeError: when called from the loop's own thread.
+        """
+        if threading.get_ident() == self.thread.ident:
+            coro.close()
+            raise RuntimeError("LoopThread.run() would deadlock on the loop's own thread")
+        future: Future[_T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except (TimeoutError, FutureTimeoutError):
+            # Before Python 3.11 the futures' TimeoutError is not the builtin one.
+            future.cancel()
+            raise TimeoutError(f"{coro!r} did not finish within {timeout} s") from None
+
+    # --- process exit ------------------------------------------------------------
+    def at_exit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` (in the exiting thread) before the loop stops at exit.
+
+        Callbacks run in reverse order of registration, as ``atexit`` does.
+        """
+        self._exit_callbacks.append(callback)
+
+    def stop(self) -> None:
+        """Run the exit callbacks, stop the loop and join its thread (at most 5 s).
+
+        Called by ``atexit`` for this process's loop; safe to call twice.
+        """
+        callbacks, self._exit_callbacks = self._exit_callbacks, []
+        for callback in reversed(callbacks):
+            try:
+                callback()
+            except Exception:
+                logger.exception("asgishift: an at-exit callback failed: %r", callback)
+        if self.loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.get_ident() != self.thread.ident:
+            self.thread.join(_JOIN_TIMEOUT)
+
+
+def new_loop(kind: LoopKind) -> asyncio.AbstractEventLoop:
+    """Return a new event loop of ``kind``: ``"asyncio"``, ``"uvloop"`` or ``"auto"``.
+
+    :raise ImportError: for ``"uvloop"`` when uvloop is not installed.
+    """
+    if kind != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+_current: LoopThread | None = None
+_lock = threading.RLock()
+
+
+def process_lock() -> threading.RLock:
+    """Return this process's setup lock (reentrant), a fresh one after ``fork()``.
+
+    For one-time, per-process setup such as an app's lifespan: a lock held by
+    another thread of the parent at fork time would never be released in the child.
+    """
+    return _lock
+
+
+def process_loop(kind: LoopKind = "auto") -> LoopThread:
+    """Return this process's :class:`LoopThread`, starting it on first use.
+
+    After a ``fork()`` the child gets a new loop and thread of its own (gunicorn
+    ``--preload``); the parent's loop object is left alone in the child, since
+    its thread does not exist there.
+
+    :param kind: the loop to start if none runs yet; the first caller in a
+        process chooses, later callers share its loop whatever they ask for.
+    """
+    current = _current
+    if current is not None and current.pid == os.getpid():
+        return current
+    return _start(kind)
+
+
+def _start(kind: LoopKind) -> LoopThread:
+    global _current
+    with _lock:
+        current = _current
+        if current is None or current.pid != os.getpid():
+            current = _current = LoopThread(kind)
+    return current
+
+
+def _after_fork_in_child() -> None:
+    global _current, _lock
+    _current = None
+    # The lock may have been held by another thread of the parent at fork time.
+    _lock = threading.RLock()
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    current = _current
+    if current is not None and current.pid == os.getpid():
+        current.stop()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,410 @@
+"""ASGI apps served by WSGI servers through ``ASGIToWSGI`` in the live tests.
+
+Servers import one of the ``application*`` names below (each an ``ASGIToWSGI``
+wrapped in ``wsgiref.validate.validator``). The apps are real Starlette and
+FastAPI apps, plus two raw ASGI apps that break the ASGI HTTP spec on purpose.
+
+Environment variables:
+
+``A2W_EVENTS``
+    a file; lifespan startup and shutdown append ``startup <pid>`` /
+    ``shutdown <pid>`` lines to it.
+``A2W_TIMEOUT``
+    ``ASGIToWSGIOptions.response_timeout`` in seconds (default 60).
+``A2W_STARTUP_AT_IMPORT``
+    when set, run lifespan startup when this module is imported (in a gunicorn
+    ``--preload`` master, before the workers fork).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+from wsgiref.validate import validator
+
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from asgishift.bridge import ASGIToWSGI, ASGIToWSGIOptions
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+EVENTS = os.environ.get("A2W_EVENTS")
+OPTIONS = ASGIToWSGIOptions(
+    response_timeout=float(os.environ.get("A2W_TIMEOUT", "60")), disconnect_grace=0.5
+)
+
+#: Per-test records, keyed by the ``X-Test-Id`` header.
+RECORDS: dict[str, dict[str, Any]] = {}
+#: Streams of /endless begun and ended (the app's own count, for the leak test).
+STREAMS = {"started": 0, "ended": 0}
+#: Request-body bytes the bridge has read from ``wsgi.input``, per ``X-Test-Id``.
+INPUT_READ: dict[str, int] = {}
+
+
+async def _wait_for_file(path: str) -> None:
+    """Wait until the test creates ``path`` (a gate that works under any WSGI server,
+    including gunicorn's sync worker, which serves one request at a time)."""
+    # A file, because no asyncio.Event crosses from the test process.
+    while not await asyncio.to_thread(os.path.exists, path):  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+
+
+def _event(line: str) -> None:
+    if EVENTS:
+        with open(EVENTS, "a", encoding="utf-8") as file:
+            file.write(f"{line} {os.getpid()}\n")
+
+
+def _record(request: Request) -> dict[str, Any]:
+    return RECORDS.setdefault(request.headers.get("x-test-id", ""), {})
+
+
+# --- the Starlette app -------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    _event("startup")
+    yield {"started_in": os.getpid(), "loop_thread": threading.get_ident()}
+    _event("shutdown")
+
+
+async def hello(request: Request) -> Response:
+    return PlainTextResponse("Hello, World!")
+
+
+async def scope_view(request: Request) -> Response:
+    scope = request.scope
+    return JSONResponse(
+        {
+            "path": scope["path"],
+            "raw_path": scope["raw_path"].decode("latin-1"),
+            "root_path": scope["root_path"],
+            "query_string": scope["query_string"].decode("latin-1"),
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+            "client": list(scope["client"]) if scope["client"] else None,
+            "server": list(scope["server"]) if scope["server"] else None,
+            "scheme": scope["scheme"],
+            "http_version": scope["http_version"],
+            "method": scope["method"],
+            "state": dict(request.state._state),
+            "pid": os.getpid(),
+            "loop_thread": threading.get_ident(),
+            "extensions": sorted(scope.get("extensions", {})),
+        }
+    )
+
+
+async def echo(request: Request) -> Response:
+    body = await request.body()
+    return Response(body, media_type="application/octet-stream")
+
+
+async def sse(request: Request) -> Response:
+    count = int(request.query_params.get("n", "3"))
+    gate = request.query_params.get("gate")
+
+    async def events() -> AsyncIterator[str]:
+        for number in range(count):
+            yield f"data: {number}\n\n"
+            if gate:
+                # Wait for the test to have seen this event before sending the next.
+                await _wait_for_file(f"{gate}.{number}")
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def endless(request: Request) -> Response:
+    """Stream 1 KiB chunks until the client goes away."""
+    STREAMS["started"] += 1
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"x" * 1024
+                await asyncio.sleep(0.002)
+        finally:
+            STREAMS["ended"] += 1
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+async def slow_upload(request: Request) -> Response:
+    """Read one chunk, wait for the test's gate file, then read the rest."""
+    gate = request.query_params["gate"]
+    total = 0
+    first = True
+    async for chunk in request.stream():
+        total += len(chunk)
+        if first and chunk:
+            first = False
+            await _wait_for_file(gate)
+    return PlainTextResponse(str(total))
+
+
+async def input_read(request: Request) -> Response:
+    return JSONResponse({"read": INPUT_READ.get(request.query_params["id"], 0)})
+
+
+async def stuck(request: Request) -> Response:
+    record = _record(request)
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        record["cancelled"] = True
+        raise
+    return PlainTextResponse("never")
+
+
+async def raises(request: Request) -> Response:
+    raise RuntimeError("the view broke on purpose")
+
+
+async def record_view(request: Request) -> Response:
+    return JSONResponse(RECORDS.get(request.query_params["id"], {}))
+
+
+async def stats(request: Request) -> Response:
+    """Count what could leak: tasks on the loop, threads, open file descriptors."""
+    return JSONResponse(
+        {
+            "tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(),
+            "fds": len(os.listdir("/proc/self/fd")),
+            "pid": os.getpid(),
+            **STREAMS,
+        }
+    )
+
+
+async def sendfile_view(request: Request) -> Response:
+    return FileResponse(request.query_params["path"])
+
+
+async def pathsend_raw(request: Request) -> Response:
+    return _PathSend(request.query_params["path"])
+
+
+class _PathSend(Response):
+    """Send a file with the ``http.response.pathsend`` extension only."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/plain")]
+        if await asyncio.to_thread(os.path.exists, self.path):
+            size = await asyncio.to_thread(os.path.getsize, self.path)
+            headers.append((b"content-length", str(size).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.pathsend", "path": self.path})
+
+
+async def zerocopy_view(request: Request) -> Response:
+    params = request.query_params
+    return _ZeroCopy(params["path"], int(params["offset"]), int(params["count"]))
+
+
+class _ZeroCopy(Response):
+    """Send part of a file with the ``http.response.zerocopysend`` extension, then close it."""
+
+    def __init__(self, path: str, offset: int, count: int) -> None:
+        super().__init__()
+        self.path, self.offset, self.count = path, offset, count
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/octet-stream"),
+                   (b"content-length", str(self.count).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        with open(self.path, "rb") as file:  # noqa: ASYNC230 - a local test file
+            await send(
+                {
+                    "type": "http.response.zerocopysend",
+                    "file": file,
+                    "offset": self.offset,
+                    "count": self.count,
+                }
+            )
+        # The file is closed now; the bridge must have kept its own descriptor.
+
+
+async def lingering_view(request: Request) -> Response:
+    return _Lingering(_record(request))
+
+
+class _Lingering(Response):
+    """Stream until send() fails, then ignore the disconnect and wait for ever (until cancelled)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__()
+        self.record = record
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/octet-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"y" * 1024, "more_body": True})
+                await asyncio.sleep(0.002)
+        except OSError:
+            self.record["send_failed"] = True
+        self.record["receive"] = (await receive())["type"]
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.record["cancelled"] = True
+            raise
+
+
+async def background_view(request: Request) -> Response:
+    record = _record(request)
+
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        record["background"] = "done"
+
+    return PlainTextResponse("sent", background=BackgroundTask(later))
+
+
+starlette_app = Starlette(
+    routes=[
+        Route("/", hello),
+        Route("/scope", scope_view),
+        Route("/scope/{rest:path}", scope_view),
+        Route("/echo", echo, methods=["POST"]),
+        Route("/sse", sse),
+        Route("/endless", endless),
+        Route("/slow-upload", slow_upload, methods=["POST"]),
+        Route("/input-read", input_read),
+        Route("/stuck", stuck),
+        Route("/raise", raises),
+        Route("/record", record_view),
+        Route("/_stats", stats),
+        Route("/file", sendfile_view),
+        Route("/pathsend", pathsend_raw),
+        Route("/zerocopy", zerocopy_view),
+        Route("/background", background_view),
+        Route("/linger", lingering_view),
+    ],
+    lifespan=lifespan,
+)
+
+
+# --- a FastAPI app -----------------------------------------------------------------
+
+fastapi_app = FastAPI()
+
+
+@fastapi_app.get("/items/{item_id}")
+async def read_item(item_id: int, q: str | None = None) -> dict[str, Any]:
+    return {"item_id": item_id, "q": q}
+
+
+@fastapi_app.post("/items")
+async def create_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {"created": item}
+
+
+# --- raw ASGI apps that break the spec -------------------------------------------
+
+
+async def rule_breaker(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Break a different ASGI rule on each path (no lifespan support at all)."""
+    if scope["type"] != "http":
+        raise RuntimeError("this app does not support lifespan")
+    path = scope["path"]
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/plain")],
+    }
+    if path == "/body-first":
+        await send({"type": "http.response.body", "body": b"too early"})
+    elif path == "/no-start":
+        return
+    elif path == "/twice":
+        await send(start)
+        await send(start)
+    elif path == "/after-done":
+        await send(start)
+        await send({"type": "http.response.body", "body": b"done"})
+        await send({"type": "http.response.body", "body": b"extra"})
+    elif path == "/bad-status":
+        await send({**start, "status": "200"})
+    elif path == "/fail-midway":
+        # A Content-Length, so that every server's client can tell the body is cut short.
+        await send({**start, "headers": [*start["headers"], (b"content-length", b"100")]})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await asyncio.sleep(0.01)  # the bridge has handed "part" to the server by now
+        raise RuntimeError("failed after the response started")
+    else:
+        await send(start)
+        await send({"type": "http.response.body", "body": b"fine"})
+
+
+async def failing_startup_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer lifespan startup with ``lifespan.startup.failed``."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+        return
+    headers = [(b"content-type", b"text/plain")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"should not be served"})
+
+
+# --- the WSGI applications ---------------------------------------------------------
+
+
+def counting_input(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """Count the bytes read from ``wsgi.input`` per ``X-Test-Id`` (outside the bridge)."""
+
+    class Counter:
+        def __init__(self, stream: Any, key: str) -> None:
+            self.stream = stream
+            self.key = key
+
+        def read(self, *args: Any) -> bytes:
+            data: bytes = self.stream.read(*args)
+            INPUT_READ[self.key] = INPUT_READ.get(self.key, 0) + len(data)
+            return data
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.stream, name)
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        key = environ.get("HTTP_X_TEST_ID")
+        if key:
+            environ["wsgi.input"] = Counter(environ["wsgi.input"], key)
+        return app(environ, start_response)
+
+    return wrapped
+
+
+bridge = ASGIToWSGI(starlette_app, OPTIONS)
+if os.environ.get("A2W_STARTUP_AT_IMPORT"):
+    bridge.startup()
+
+application = validator(counting_input(bridge))
+#: Without the validator, so gunicorn sees the ``wsgi.file_wrapper`` it handed out.
+application_raw = bridge
+fastapi_application = validator(ASGIToWSGI(fastapi_app, OPTIONS))
+rule_breaker_application = validator(ASGIToWSGI(rule_breaker, OPTIONS))
+failing_application = validator(ASGIToWSGI(failing_startup_app, OPTIONS))

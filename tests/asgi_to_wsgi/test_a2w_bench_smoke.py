@@ -1,0 +1,46 @@
+"""``benchmarks/asgi_to_wsgi_bench.py --smoke`` still runs: servers start, wrk output
+parses, every configuration gets a row and a ratio to a2wsgi. Nothing here looks at speed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.live
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_benchmark_smoke() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "asgi_to_wsgi_bench.py"), "--smoke"],
+        cwd=str(REPO_ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| server")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    assert set(rows) == {
+        "gunicorn/asgishift",
+        "gunicorn/asgishift-asyncio",
+        "gunicorn/a2wsgi",
+        "uvicorn/native",
+    }
+    for label, (rps, p99, ratio, errors) in rows.items():
+        assert float(rps) > 0, label
+        assert float(p99) > 0, label
+        assert re.fullmatch(r"\d+\.\d\dx", ratio), label
+        assert errors == "0", label
+    assert rows["gunicorn/a2wsgi"][2] == "1.00x"

@@ -1,0 +1,77 @@
+"""ASGIToWSGI answers a misbehaving ASGI app with a 500 (or 504) and a log line naming the rule."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from a2w_helpers import WSGI_PARAMS, serve
+
+from live import LiveServer
+
+DEADLINE = 20.0
+
+
+@pytest.fixture(scope="module", params=WSGI_PARAMS)
+def breaker(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve the raw rule-breaking app (it has no lifespan support either)."""
+    with serve(request.param, "a2w_apps:rule_breaker_application") as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [
+        ("/body-first", "http.response.start must be the first message"),
+        ("/no-start", "an app must send http.response.start before it returns"),
+        ("/twice", "http.response.start must be sent exactly once"),
+        ("/bad-status", "status must be an int from 100 to 999"),
+    ],
+)
+def test_broken_rule_is_a_500_with_the_rule_logged(
+    breaker: LiveServer, path: str, rule: str
+) -> None:
+    response = httpx.get(f"{breaker.url}{path}", timeout=DEADLINE)
+    assert response.status_code == 500
+    assert b"Traceback" not in response.content
+    breaker.wait_for_log(rf"serving GET {path}.*Rule: {rule}|{path}.*{rule}")
+
+
+def test_message_after_the_last_body_is_a_500(breaker: LiveServer) -> None:
+    # The extra message comes before the bridge handed the response to the server,
+    # so the client gets a 500 rather than a response from an app known to be broken.
+    response = httpx.get(f"{breaker.url}/after-done", timeout=DEADLINE)
+    assert response.status_code == 500
+    breaker.wait_for_log(r"GET /after-done.*no message may follow the last body message")
+
+
+def test_failure_after_the_response_started_drops_the_connection(breaker: LiveServer) -> None:
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(f"{breaker.url}/fail-midway", timeout=DEADLINE)
+    breaker.wait_for_log(r"raised RuntimeError while serving GET /fail-midway")
+
+
+def test_app_without_lifespan_support_serves(breaker: LiveServer) -> None:
+    response = httpx.get(f"{breaker.url}/", timeout=DEADLINE)
+    assert (response.status_code, response.text) == (200, "fine")
+    breaker.wait_for_log(r"does not support the lifespan protocol")
+
+
+def test_exception_is_a_500_with_the_traceback_logged(wsgi_server: LiveServer) -> None:
+    response = httpx.get(f"{wsgi_server.url}/raise", timeout=DEADLINE)
+    assert response.status_code == 500
+    assert "the view broke on purpose" not in response.text
+    wsgi_server.wait_for_log(r"(?s)Traceback.*RuntimeError: the view broke on purpose")
+
+
+@pytest.mark.live
+def test_stuck_app_gets_a_504_and_its_task_is_cancelled() -> None:
+    test_id = os.urandom(8).hex()
+    with serve("gunicorn-gthread", env={"A2W_TIMEOUT": "0.5"}) as srv:
+        response = httpx.get(f"{srv.url}/stuck", headers={"X-Test-Id": test_id}, timeout=DEADLINE)
+        assert response.status_code == 504
+        srv.wait_for_log(r"did not send http.response.start within 0.5 s for GET /stuck")
+        record = httpx.get(f"{srv.url}/record", params={"id": test_id}, timeout=DEADLINE).json()
+        assert record == {"cancelled": True}

@@ -1,0 +1,108 @@
+"""ASGIToWSGI lifespan under gunicorn: startup before the first request, shutdown at exit.
+
+Also: a failed startup turns every request into a 500, a gunicorn ``--preload``
+master does not hand its loop to the workers, and a ``post_fork`` hook can run
+startup at worker start.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from a2w_helpers import APPS_DIR, serve
+
+DEADLINE = 20.0
+
+pytestmark = pytest.mark.live
+
+
+def _events(path: Path) -> list[tuple[str, int]]:
+    if not path.exists():
+        return []
+    return [
+        (kind, int(pid))
+        for kind, pid in (line.split() for line in path.read_text().split("\n") if line)
+    ]
+
+
+def _wait_for_event(path: Path, event: tuple[str, int] | str) -> list[tuple[str, int]]:
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        events = _events(path)
+        if event in events or any(kind == event for kind, _ in events):
+            return events
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{event!r} not in {events}")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("config", ["gunicorn-gthread", "gunicorn-sync"])
+def test_startup_before_first_request_and_shutdown_at_exit(tmp_path: Path, config: str) -> None:
+    events = tmp_path / "events"
+    with serve(config, env={"A2W_EVENTS": str(events)}) as srv:
+        assert _events(events) == []  # lazily: nothing before the first request
+        scope = httpx.get(f"{srv.url}/scope", timeout=DEADLINE).json()
+        worker = scope["pid"]
+        assert _events(events) == [("startup", worker)]
+        assert scope["state"]["started_in"] == worker
+        assert httpx.get(f"{srv.url}/scope", timeout=DEADLINE).json()["pid"] == worker
+    assert _events(events) == [("startup", worker), ("shutdown", worker)]
+
+
+def test_failed_startup_answers_every_request_500(tmp_path: Path) -> None:
+    with serve("gunicorn-gthread", "a2w_apps:failing_application") as srv:
+        for _ in range(2):
+            response = httpx.get(f"{srv.url}/", timeout=DEADLINE)
+            assert response.status_code == 500
+            assert "should not be served" not in response.text
+        srv.wait_for_log(r"lifespan startup failed: database unreachable")
+        assert srv.log().count("lifespan startup failed") == 1
+
+
+def test_preload_master_does_not_share_its_loop(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    env = {"A2W_EVENTS": str(events), "A2W_STARTUP_AT_IMPORT": "1"}
+    with serve("gunicorn-gthread", extra=["--preload", "-w", "2"], env=env) as srv:
+        master = srv.process.pid
+        assert ("startup", master) in _events(events)
+        pids = set()
+        for _ in range(6):
+            scope = httpx.get(
+                f"{srv.url}/scope", headers={"Connection": "close"}, timeout=DEADLINE
+            ).json()
+            assert scope["pid"] != master
+            # Each worker ran its own startup on its own loop thread.
+            assert scope["state"]["started_in"] == scope["pid"]
+            pids.add(scope["pid"])
+        for pid in pids:
+            assert ("startup", pid) in _events(events)
+    for pid in pids:
+        assert ("shutdown", pid) in _events(events)
+
+
+def test_post_fork_hook_runs_startup_at_worker_start(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    conf = str(APPS_DIR / "a2w_gunicorn_conf.py")
+    with serve("gunicorn-gthread", extra=["-c", conf], env={"A2W_EVENTS": str(events)}) as srv:
+        (_, worker), *_ = _wait_for_event(events, "startup")  # before any request
+        scope = httpx.get(f"{srv.url}/scope", timeout=DEADLINE).json()
+        assert scope["pid"] == worker
+        assert _events(events) == [("startup", worker)]
+
+
+def test_concurrent_first_requests_share_one_startup(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    with serve("gunicorn-gthread", env={"A2W_EVENTS": str(events)}) as srv:
+
+        def get(_: int) -> int:
+            response = httpx.get(f"{srv.url}/scope", timeout=DEADLINE)
+            return int(response.json()["state"]["started_in"])
+
+        with ThreadPoolExecutor(8) as pool:
+            started_in = set(pool.map(get, range(8)))
+        assert len(started_in) == 1
+        assert [kind for kind, _ in _events(events)] == ["startup"]

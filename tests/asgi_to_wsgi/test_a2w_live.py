@@ -1,0 +1,261 @@
+"""ASGIToWSGI under real WSGI servers: scope, bodies, streaming, files, errors.
+
+Each test talks to gunicorn (gthread and sync workers) or wsgiref serving a
+Starlette or FastAPI app through ``ASGIToWSGI`` (see ``apps/a2w_apps.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from a2w_helpers import WSGI_PARAMS, serve
+
+from live import LiveServer
+
+DEADLINE = 20.0
+
+
+def test_scope_from_environ(wsgi_server: LiveServer) -> None:
+    response = httpx.get(
+        f"{wsgi_server.url}/scope/caf%C3%A9/a%2Fb",
+        params={"x": "1 2"},
+        headers={"X-Custom": "yes"},
+        timeout=DEADLINE,
+    )
+    assert response.status_code == 200, response.text
+    scope = response.json()
+    assert scope["path"] == "/scope/café/a/b"
+    assert scope["raw_path"] in ("/scope/caf%C3%A9/a%2Fb", "/scope/caf%C3%A9/a/b")
+    assert scope["query_string"] == "x=1+2"
+    assert ["x-custom", "yes"] in scope["headers"]
+    assert scope["client"][0] == "127.0.0.1"
+    assert scope["server"][1] == wsgi_server.port
+    assert (scope["scheme"], scope["http_version"], scope["method"]) == ("http", "1.1", "GET")
+    # Lifespan state reaches every request, from the startup of this very process.
+    assert scope["state"]["started_in"] == scope["pid"]
+
+
+def test_gunicorn_keeps_the_percent_encoded_raw_path(gthread_server: LiveServer) -> None:
+    scope = httpx.get(f"{gthread_server.url}/scope/a%2Fb", timeout=DEADLINE).json()
+    assert scope["raw_path"] == "/scope/a%2Fb"
+    assert scope["path"] == "/scope/a/b"
+    assert scope["extensions"] == ["http.response.pathsend", "http.response.zerocopysend"]
+
+
+@pytest.fixture(scope="module", params=WSGI_PARAMS)
+def fastapi_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve the FastAPI app through ASGIToWSGI under each WSGI configuration."""
+    with serve(request.param, "a2w_apps:fastapi_application") as srv:
+        yield srv
+
+
+def test_fastapi_app(fastapi_server: LiveServer) -> None:
+    got = httpx.get(f"{fastapi_server.url}/items/5", params={"q": "x"}, timeout=DEADLINE)
+    assert got.json() == {"item_id": 5, "q": "x"}
+    posted = httpx.post(f"{fastapi_server.url}/items", json={"name": "pen"}, timeout=DEADLINE)
+    assert posted.json() == {"created": {"name": "pen"}}
+    invalid = httpx.get(f"{fastapi_server.url}/items/not-a-number", timeout=DEADLINE)
+    assert invalid.status_code == 422
+
+
+def _tasks(server: LiveServer) -> int:
+    stats = httpx.get(f"{server.url}/_stats", timeout=DEADLINE).json()
+    return int(stats["tasks"])
+
+
+def _wait_for_tasks(server: LiveServer, at_most: int) -> int:
+    """Poll until the app's loop runs at most ``at_most`` tasks; return the last count."""
+    deadline = time.monotonic() + DEADLINE
+    while (count := _tasks(server)) > at_most and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return count
+
+
+@pytest.mark.parametrize("size", [0, 10, 64 * 1024, 1024 * 1024 + 3])
+def test_request_body_echo(wsgi_server: LiveServer, size: int) -> None:
+    baseline = _tasks(wsgi_server)
+    body = os.urandom(size)
+    response = httpx.post(f"{wsgi_server.url}/echo", content=body, timeout=DEADLINE)
+    assert response.status_code == 200
+    assert response.content == body
+    # The app's task ended with the request (a big body once left it waiting on backpressure).
+    assert _wait_for_tasks(wsgi_server, baseline) <= baseline
+
+
+def test_chunked_request_body(gthread_server: LiveServer) -> None:
+    pieces = [os.urandom(50_000) for _ in range(7)]
+    response = httpx.post(f"{gthread_server.url}/echo", content=iter(pieces), timeout=DEADLINE)
+    assert response.content == b"".join(pieces)
+
+
+def test_sse_events_arrive_before_the_app_finishes(wsgi_server: LiveServer, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    url = f"{wsgi_server.url}/sse"
+    with httpx.stream("GET", url, params={"n": 3, "gate": str(gate)}, timeout=DEADLINE) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        lines = resp.iter_lines()
+        for number in range(3):
+            # The app is parked until this gate opens: the event came while it ran.
+            assert next(lines) == f"data: {number}"
+            assert next(lines) == ""
+            (tmp_path / f"gate.{number}").touch()
+        assert list(lines) == []
+
+
+def test_upload_is_not_buffered_whole(gthread_server: LiveServer, tmp_path: Path) -> None:
+    """The bridge reads wsgi.input only as fast as the app calls receive()."""
+    test_id = os.urandom(8).hex()
+    gate = tmp_path / "gate"
+    size = 16 * 1024 * 1024
+    head = (
+        f"POST /slow-upload?gate={gate} HTTP/1.1\r\nHost: x\r\nX-Test-Id: {test_id}\r\n"
+        f"Content-Length: {size}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", gthread_server.port), timeout=DEADLINE)
+    with sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        sock.sendall(head)
+        payload = memoryview(b"u" * size)
+        sent = 0
+        sock.setblocking(False)
+        deadline = time.monotonic() + DEADLINE
+        while sent < size and time.monotonic() < deadline:
+            try:
+                sent += sock.send(payload[sent : sent + 256 * 1024])
+            except BlockingIOError:
+                _, writable, _ = select.select([], [sock], [], 0.5)
+                if not writable:
+                    break  # the server stopped reading: TCP backpressure
+        read = 0
+        while read == 0 and time.monotonic() < deadline:
+            read = httpx.get(
+                f"{gthread_server.url}/input-read", params={"id": test_id}, timeout=DEADLINE
+            ).json()["read"]
+        # The app took one chunk and waits; the bridge must not have read ahead.
+        assert 0 < read <= 2 * 64 * 1024, (read, sent)
+        assert sent > 2 * 64 * 1024  # the client got well past what the bridge read
+        gate.touch()
+        sock.setblocking(True)
+        sock.sendall(payload[sent:])
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert reply.endswith(str(size).encode())
+
+
+def test_file_response_uses_pathsend(wsgi_server: LiveServer, tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    for route in ("/file", "/pathsend"):
+        response = httpx.get(f"{wsgi_server.url}{route}", params={"path": str(path)})
+        assert response.status_code == 200
+        assert hashlib.sha256(response.content).digest() == hashlib.sha256(data).digest()
+
+
+def test_pathsend_through_gunicorn_file_wrapper(tmp_path: Path) -> None:
+    data = os.urandom(1_000_000)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    with serve("gunicorn-gthread", "a2w_apps:application_raw") as srv:
+        response = httpx.get(f"{srv.url}/pathsend", params={"path": str(path)}, timeout=DEADLINE)
+        assert response.content == data
+        missing = httpx.get(
+            f"{srv.url}/pathsend", params={"path": str(tmp_path / "nope")}, timeout=DEADLINE
+        )
+        assert missing.status_code == 500
+        srv.wait_for_log(r"cannot send file .*nope")
+
+
+def test_zerocopysend_sends_the_slice_after_the_app_closed_its_file(
+    wsgi_server: LiveServer, tmp_path: Path
+) -> None:
+    data = os.urandom(200_000)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    params = {"path": str(path), "offset": 1000, "count": 150_000}
+    response = httpx.get(f"{wsgi_server.url}/zerocopy", params=params, timeout=DEADLINE)
+    assert response.status_code == 200
+    assert response.content == data[1000:151_000]
+
+
+def test_background_task_runs_to_completion(wsgi_server: LiveServer) -> None:
+    test_id = os.urandom(8).hex()
+    headers = {"X-Test-Id": test_id}
+    response = httpx.get(f"{wsgi_server.url}/background", headers=headers, timeout=DEADLINE)
+    assert response.text == "sent"
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        record = httpx.get(
+            f"{wsgi_server.url}/record", params={"id": test_id}, timeout=DEADLINE
+        ).json()
+        if record.get("background") == "done" or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert record == {"background": "done"}
+
+
+def test_head_gets_no_body(wsgi_server: LiveServer, tmp_path: Path) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"z" * 5000)
+    for route, params in (("/", {}), ("/file", {"path": str(path)})):
+        with socket.create_connection(("127.0.0.1", wsgi_server.port), timeout=DEADLINE) as sock:
+            query = "&".join(f"{key}={value}" for key, value in params.items())
+            target = f"{route}?{query}" if query else route
+            sock.sendall(f"HEAD {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1."), reply
+        assert b" 200 " in head.split(b"\r\n")[0]
+        assert body == b"", (route, body[:100])
+
+
+def test_client_gone_disconnects_the_app_then_cancels_it_after_the_grace(
+    wsgi_server: LiveServer,
+) -> None:
+    test_id = os.urandom(8).hex()
+    with socket.create_connection(("127.0.0.1", wsgi_server.port), timeout=DEADLINE) as sock:
+        sock.sendall(f"GET /linger HTTP/1.1\r\nHost: x\r\nX-Test-Id: {test_id}\r\n\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        record = httpx.get(
+            f"{wsgi_server.url}/record", params={"id": test_id}, timeout=DEADLINE
+        ).json()
+        if "cancelled" in record or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    # send() failed, receive() said so, and the task that ignored it was cancelled.
+    assert record == {"send_failed": True, "receive": "http.disconnect", "cancelled": True}
+
+
+def test_upload_cut_short_by_the_client(wsgi_server: LiveServer) -> None:
+    """The app's receive() says http.disconnect; no error is logged and no task stays."""
+    baseline = _tasks(wsgi_server)
+    log_before = len(wsgi_server.log())
+    with socket.create_connection(("127.0.0.1", wsgi_server.port), timeout=DEADLINE) as sock:
+        head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+        sock.sendall(head.encode() + b"c" * 200_000)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                reply += chunk
+    assert b"200 OK" not in reply
+    assert _wait_for_tasks(wsgi_server, baseline) <= baseline
+    assert httpx.get(f"{wsgi_server.url}/", timeout=DEADLINE).text == "Hello, World!"
+    assert "ASGI app" not in wsgi_server.log()[log_before:]

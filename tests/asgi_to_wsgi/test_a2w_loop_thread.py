@@ -1,0 +1,143 @@
+"""The per-process event-loop thread of ASGIToWSGI: one per process, ordered hand-offs,
+a fresh loop after ``fork()`` (gunicorn ``--preload``), and a clean stop at exit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from asgishift.bridge._loop_thread import LoopThread, new_loop, process_loop
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_one_loop_per_process() -> None:
+    first = process_loop()
+    assert process_loop() is first
+    assert first.pid == os.getpid()
+    assert first.thread.is_alive()
+    assert first.thread.daemon
+
+
+def test_calls_from_many_threads_run_in_order_per_thread() -> None:
+    loop_thread = process_loop()
+    seen: list[tuple[int, int]] = []
+    done = threading.Event()
+    total = 8 * 500
+
+    def record(worker: int, number: int) -> None:
+        assert threading.get_ident() == loop_thread.thread.ident
+        seen.append((worker, number))
+        if len(seen) == total:
+            done.set()
+
+    def worker(index: int) -> None:
+        for number in range(500):
+            loop_thread.call(record, index, number)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert done.wait(10)
+    for index in range(8):
+        assert [n for w, n in seen if w == index] == list(range(500))
+
+
+def test_a_failing_call_is_logged_and_the_next_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop_thread = process_loop()
+    ran = threading.Event()
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    loop_thread.call(boom)
+    loop_thread.call(ran.set)
+    assert ran.wait(10)
+    assert any("hand-off to the event loop failed" in r.getMessage() for r in caplog.records)
+
+
+def test_run_returns_the_result_and_times_out() -> None:
+    loop_thread = process_loop()
+
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert loop_thread.run(answer(), 5) == 42
+    with pytest.raises(TimeoutError):
+        loop_thread.run(asyncio.sleep(10), 0.05)
+
+
+def test_stop_runs_exit_callbacks_then_joins() -> None:
+    loop_thread = LoopThread(kind="asyncio", name="test-loop")
+    order: list[str] = []
+    loop_thread.at_exit(lambda: order.append("first registered"))
+    loop_thread.at_exit(lambda: order.append("last registered"))
+    loop_thread.stop()
+    assert order == ["last registered", "first registered"]
+    assert not loop_thread.thread.is_alive()
+    assert loop_thread.loop.is_closed()
+    loop_thread.stop()  # twice is harmless
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "auto"])
+def test_new_loop(kind: str) -> None:
+    loop = new_loop(kind)  # type: ignore[arg-type]
+    try:
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        if kind == "asyncio":
+            assert type(loop).__module__.startswith("asyncio")
+    finally:
+        loop.close()
+
+
+def test_fork_gets_a_fresh_loop() -> None:
+    """A forked child (a gunicorn --preload worker) must not use the parent's loop."""
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys
+        from asgishift.bridge._loop_thread import process_loop
+
+        async def where():
+            return os.getpid()
+
+        parent = process_loop()
+        assert parent.run(where(), 5) == os.getpid()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            child = process_loop()
+            ok = (
+                child is not parent
+                and child.pid == os.getpid()
+                and child.thread.is_alive()
+                and child.run(where(), 5) == os.getpid()
+            )
+            os.write(write, b"fresh" if ok else b"shared")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(os.read(read, 100).decode(), process_loop() is parent)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["fresh", "True"]
