@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from enum import Enum
 from typing import Any, cast
 
-from asgishift._types import ASGIApp, Message
+from asgishift._types import ASGIApp, Message, Receive, Scope, Send
 from asgishift.serve._errors import ServeError
 from asgishift.serve._servers import SERVERS, check_port_free, check_server_installed
 
@@ -225,13 +225,13 @@ class EmbeddedServer:
         from twisted.internet import reactor
 
         verbosity = {"debug": 2, "trace": 3}.get(self.log_level, 1)
+        self._daphne_driver = LifespanDriver(self.app)
         server = Server(
-            application=self.app,
+            application=_with_lifespan_state(self.app, self._daphne_driver.state),
             endpoints=build_endpoint_description_strings(host=self.host, port=self.port),
             signal_handlers=False,
             verbosity=verbosity,
         )
-        self._daphne_driver = LifespanDriver(self.app)
 
         def request_stop() -> None:
             import daphne.server  # type: ignore[import-untyped]
@@ -257,6 +257,18 @@ class EmbeddedServer:
         except BaseException:
             self.stop()
             raise
+
+
+def _with_lifespan_state(app: ASGIApp, state: dict[str, Any]) -> ASGIApp:
+    """Give each request a shallow copy of the lifespan state (ASGI lifespan spec,
+    "Lifespan State"), for servers that do not do it themselves."""
+
+    async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "state" not in scope:
+            scope["state"] = dict(state)
+        await app(scope, receive, send)
+
+    return with_state
 
 
 async def _serve_uvicorn(embedded: EmbeddedServer, stop: asyncio.Event) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,7 @@ class Command(RunserverCommand):
         "autoreload and static files, serving ASGI_APPLICATION or asgishift's handler."
     )
     server: EmbeddedServer | None = None
+    _stopping = False
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Add ``--server``, ``--wsgi`` and ``--max-threads`` to runserver's arguments."""
@@ -83,16 +85,28 @@ class Command(RunserverCommand):
             from django.core.management.base import CommandError
 
             raise CommandError(f"--max-threads must be at least 1, got {options['max_threads']}")
-        serving_here = (
-            not options["use_reloader"]
-            or os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true"
-        )
-        if serving_here:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, self._on_signal)
+        if not options["use_reloader"]:
+            self._install_signal_handlers()
+        elif os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true":
+            # The reloader installs its own SIGTERM handler (sys.exit) first;
+            # autoreload_started is sent afterwards, from the main thread.
+            autoreload.autoreload_started.connect(self._install_signal_handlers, weak=False)
         super().handle(*args, **options)
 
+    def run(self, **options: Any) -> None:
+        """Serve, under the autoreloader unless ``--noreload`` (as runserver)."""
+        if options["use_reloader"] and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true":
+            sys.exit(_reloading_parent())
+        super().run(**options)
+
+    def _install_signal_handlers(self, **kwargs: Any) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stopping:  # a second signal while stopping (e.g. forwarded by the parent)
+            return
+        self._stopping = True
         self.stop_server(f"received {signal.Signals(signum).name}")
         sys.exit(0)
 
@@ -191,6 +205,30 @@ class Command(RunserverCommand):
                 "setting; see docs/django.md of asgishift for production commands."
             )
         )
+
+
+def _reloading_parent() -> int:
+    """The reloader's parent process (``django.utils.autoreload.restart_with_reloader``'s
+    loop), which lets the serving child stop gracefully.
+
+    Django's own parent kills the child at once when it is interrupted. This one
+    ignores Ctrl+C (the terminal sends it to the child as well) and forwards
+    SIGTERM to the child, then waits; it restarts the child while it exits
+    with status 3 (a reload) and returns any other status.
+    """
+    environ = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
+    argv = autoreload.get_child_arguments()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        child = subprocess.Popen(argv, env=environ, close_fds=False)
+
+        def forward(signum: int, frame: Any, child: subprocess.Popen[bytes] = child) -> None:
+            child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        returncode = child.wait()
+        if returncode != 3:
+            return returncode
 
 
 def _log_to_console() -> None:
