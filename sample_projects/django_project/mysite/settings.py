@@ -97,3 +97,9 @@ LOGIN_REDIRECT_URL = "/"
 
 # asgishift: lifespan hooks run at server startup and shutdown (ASGI servers only).
 ASGISHIFT_LIFESPAN = ["shelf.lifespan.started_at"]
+
+# Used by asgishift's tests: serve mysite.asgi through ASGI_APPLICATION, or fail at startup.
+if os.environ.get("SAMPLE_ASGI_APPLICATION"):
+    ASGI_APPLICATION = "mysite.asgi.application"
+if os.environ.get("SAMPLE_FAIL_STARTUP"):
+    ASGISHIFT_LIFESPAN = [*ASGISHIFT_LIFESPAN, "shelf.lifespan.failing"]
