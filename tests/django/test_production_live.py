@@ -16,6 +16,7 @@ from django_sample_project import (
     stop_gracefully,
     wait_for,
 )
+
 from live import live_server
 
 pytestmark = pytest.mark.live

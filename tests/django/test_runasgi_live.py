@@ -19,6 +19,7 @@ from django_sample_project import (
     stop_gracefully,
     wait_for,
 )
+
 from live import ASGI_SERVER_PARAMS, free_port, live_server
 
 pytestmark = pytest.mark.live
