@@ -23,6 +23,8 @@ pytestmark = pytest.mark.live
 
 PY = sys.executable
 APP = "mysite.asgi:application"
+GUNICORN = (PY, "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-w", "2")
+GRANIAN = (PY, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1")
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +36,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     "command",
     [
         pytest.param(
-            [PY, "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-w", "2"]
-            + ["-k", "uvicorn_worker.UvicornWorker", APP],
+            [*GUNICORN, "-k", "uvicorn_worker.UvicornWorker", APP],
             id="gunicorn-uvicorn-worker",
         ),
         pytest.param(
-            [PY, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
-            + ["--port", "{port}", "--workers", "2", APP],
+            [*GRANIAN, "--port", "{port}", "--workers", "2", APP],
             id="granian",
         ),
     ],

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,7 +31,7 @@ def run(project: Path, *argv: str, env: dict[str, str] | None = None) -> None:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``wagtail start``, asgishift added to INSTALLED_APPS, migrated, one superuser.
 
     Built once per session: xdist workers share it through a lock file in the
@@ -48,7 +47,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             build_template(project)
             (project / "ready").write_text("")
         fcntl.flock(lock, fcntl.LOCK_UN)
-    yield project
+    return project
 
 
 def build_template(project: Path) -> None:
