@@ -9,6 +9,10 @@ MIDDLEWARE is ``startproject``'s default list.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 SECRET_KEY = "asgishift-tests-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -56,7 +60,16 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    # A file, not Django's in-memory test database: in-memory SQLite connections
+    # ignore close(), so the connections of the handler's threads could not be
+    # closed at shutdown (Python 3.13 warns about unclosed sqlite3 connections).
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(Path(tempfile.gettempdir()) / f"asgishift-tests-{os.getpid()}.sqlite3"),
+        "TEST": {
+            "NAME": str(Path(tempfile.gettempdir()) / f"asgishift-test-{os.getpid()}.sqlite3")
+        },
+    },
     "postgres": {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "asgishift",

@@ -151,7 +151,7 @@ def check_middleware_hops(**kwargs: Any) -> list[checks.CheckMessage]:
     ]
 
 
-@checks.register("asgishift", checks.Tags.database)
+@checks.register("asgishift")
 def check_conn_max_age(**kwargs: Any) -> list[checks.CheckMessage]:
     """asgishift.W002: persistent connections configured but the stock handler in use."""
     aliases = [
