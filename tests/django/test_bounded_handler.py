@@ -266,3 +266,27 @@ def test_shutdown_closes_connections_of_pool_threads(
         during, after = run(scenario())
     assert during >= 1
     assert after == 0
+
+
+def test_body_in_several_messages_reaches_view(handler: BoundedASGIHandler) -> None:
+    from django_support.asgi_call import http_scope
+
+    parts = [b"a" * 1000, b"b" * 2000, b"c" * 3]
+    messages = [
+        {"type": "http.request", "body": part, "more_body": n < len(parts) - 1}
+        for n, part in enumerate(parts)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()
+        return {}  # pragma: no cover
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    run(handler(http_scope("POST", "/echo/"), receive, send))
+    assert sent[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"POST 3003"

@@ -19,6 +19,7 @@ handler:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from concurrent.futures import Executor
@@ -150,6 +151,8 @@ class BoundedASGIHandler(ASGIHandler):
         self.load_middleware(is_async=False)
         self.pool = ExecutorPool(max_threads)
         self.lifespan = Lifespan(type(self), self._close_thread_connections)
+        # One wrapper for every request (building it costs as much as a small view).
+        self._respond_in_thread = sync_to_async(self._respond, thread_sensitive=True)
 
     def _close_thread_connections(self) -> None:
         self.pool.run_on_every_thread(connections.close_all)
@@ -181,7 +184,7 @@ class BoundedASGIHandler(ASGIHandler):
         except RequestAborted:
             return
         try:
-            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            response = await self._respond_in_thread(scope, body_file)
             try:
                 await self._send(response, send)
             finally:
@@ -189,6 +192,28 @@ class BoundedASGIHandler(ASGIHandler):
                     await sync_to_async(response.close, thread_sensitive=True)()
         finally:
             body_file.close()
+
+    async def read_body(self, receive: Receive) -> Any:
+        """Read the request body (ASGI HTTP spec, "Request"): a body that arrives in one
+        message goes into a ``BytesIO``; longer ones into Django's spooled temporary file.
+
+        :raise RequestAborted: when the client disconnects first.
+        """
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            return io.BytesIO(message.get("body", b""))
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        first = message.get("body", b"")
+
+        async def replay() -> Any:
+            nonlocal first
+            if first is not None:
+                chunk, first = first, None
+                return {"type": "http.request", "body": chunk, "more_body": True}
+            return await receive()
+
+        return await super().read_body(replay)
 
     async def _send(self, response: HttpResponseBase, send: Send) -> None:
         """Send ``response`` (ASGI HTTP spec, "Response Start"/"Response Body").
