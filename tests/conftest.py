@@ -6,3 +6,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Django for the in-process Django tests (one settings module), and PostgreSQL.
+pytest_plugins = ["django_support.plugin"]

@@ -1,0 +1,281 @@
+"""A bounded Django ASGI handler: few thread hops, long-lived threads, lifespan.
+
+Django's ``ASGIHandler`` (Django docs, "How to deploy with ASGI") runs each
+request's sync code on a new thread and, with ``startproject``'s middleware,
+crosses between the event loop and threads about 15 times per request. This
+handler:
+
+- runs the whole middleware chain in Django's sync mode, so every run of
+  sync middleware, the request signals, a sync view and ``response.close()``
+  share one thread hop (an ``async def`` view adds one hop back to the loop);
+- runs that hop on one of ``max_threads`` long-lived threads
+  (:class:`~asgishift.django_integration._executors.ExecutorPool`, through
+  asgiref ≥ 3.13's ``ThreadSensitiveContext(executor=...)``), so database
+  connections persist per thread and ``CONN_MAX_AGE`` works;
+- answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
+  exposes ``scope["state"]`` as ``request.state``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from concurrent.futures import Executor
+from typing import Any
+
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
+from django.http import FileResponse, HttpResponse, HttpResponseBase
+from django.urls import set_script_prefix
+
+import django
+from asgishift._types import Receive, Scope, Send
+from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ExecutorPool
+from asgishift.django_integration.lifespan import Lifespan
+
+logger = logging.getLogger("asgishift.django")
+
+
+def _asgiref_takes_executor() -> bool:
+    import asgiref
+
+    version = tuple(int(part) for part in asgiref.__version__.split(".")[:2])
+    return version >= (3, 13)
+
+
+#: asgiref >= 3.13 (Python >= 3.11) documents ThreadSensitiveContext(executor=...).
+TAKES_EXECUTOR = _asgiref_takes_executor()
+
+
+@contextlib.asynccontextmanager
+async def executor_context(executor: Executor) -> AsyncIterator[None]:
+    """Send this block's ``sync_to_async(thread_sensitive=True)`` calls to ``executor``.
+
+    With asgiref >= 3.13 this is ``ThreadSensitiveContext(executor=executor)``.
+    Older asgiref (the newest for Python 3.10 is 3.12) has no such argument;
+    there the context's executor is entered in asgiref's per-context executor
+    table (``SyncToAsync.context_to_thread_executor``) and taken out again
+    before the context exits, so asgiref neither makes a new thread nor shuts
+    ``executor`` down.
+    """
+    if TAKES_EXECUTOR:
+        async with ThreadSensitiveContext(executor=executor):
+            yield
+        return
+    context = ThreadSensitiveContext()
+    await context.__aenter__()  # type: ignore[no-untyped-call]
+    table = SyncToAsync.context_to_thread_executor
+    own = context.token is not None  # not nested in another thread-sensitive context
+    if own:
+        table[context] = executor
+    try:
+        yield
+    finally:
+        if own:
+            table.pop(context, None)
+        await context.__aexit__(None, None, None)  # type: ignore[no-untyped-call]
+
+
+try:  # Django >= 5.0: a module-level function
+    from django.core.handlers.asgi import get_script_prefix as _module_script_prefix
+except ImportError:  # Django 4.2: a method of ASGIHandler
+    _module_script_prefix = None
+
+
+def _script_prefix(handler: ASGIHandler, scope: Scope) -> str:
+    if _module_script_prefix is not None:
+        return str(_module_script_prefix(scope))
+    return str(handler.get_script_prefix(scope))
+
+
+class RequestState:
+    """``request.state``: attribute and item access to the request's ``scope["state"]``.
+
+    Per the ASGI lifespan spec ("Lifespan State") each request's
+    ``scope["state"]`` is a shallow copy of what the lifespan hooks stored.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: MutableMapping[str, Any]) -> None:
+        object.__setattr__(self, "_data", data)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(
+                f"request.state has no {name!r}; a lifespan hook or asgi_startup receiver "
+                "must store it in state first"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._data[name] = value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __repr__(self) -> str:
+        return f"RequestState({dict(self._data)!r})"
+
+
+class BoundedASGIHandler(ASGIHandler):
+    """Django's ASGI handler with a bounded thread pool, one-hop sync chain and lifespan.
+
+    :param max_threads: threads (and so database connections at most) per
+        process; a request waits for a free thread when all are busy.
+    :raise ValueError: for ``max_threads`` below 1.
+
+    Serves ``http`` and ``lifespan`` scopes; a ``websocket`` scope raises
+    ``ValueError`` (route WebSockets with Channels' ``ProtocolTypeRouter``).
+    """
+
+    def __init__(self, max_threads: int = DEFAULT_MAX_THREADS) -> None:
+        # BaseHandler.__init__ only sets attributes; ASGIHandler.__init__
+        # would load the chain in async mode, which is what this class avoids.
+        super(ASGIHandler, self).__init__()
+        self.load_middleware(is_async=False)
+        self.pool = ExecutorPool(max_threads)
+        self.lifespan = Lifespan(type(self), self._close_thread_connections)
+        # One wrapper for every request (building it costs as much as a small view).
+        self._respond_in_thread = sync_to_async(self._respond, thread_sensitive=True)
+
+    def _close_thread_connections(self) -> None:
+        self.pool.run_on_every_thread(connections.close_all)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point (ASGI HTTP and lifespan specs).
+
+        :raise ValueError: for scope types other than ``http`` and ``lifespan``.
+        """
+        if scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            raise ValueError(
+                f"asgishift's Django handler serves http and lifespan, not {scope['type']}; "
+                "set ASGI_APPLICATION to a channels ProtocolTypeRouter for WebSockets"
+            )
+        executor = await self.pool.acquire()
+        try:
+            async with executor_context(executor):
+                await self.handle(scope, receive, send)
+        finally:
+            self.pool.release(executor)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the body, run the sync part in one hop, send the response."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await self._respond_in_thread(scope, body_file)
+            try:
+                await self._send(response, send)
+            finally:
+                if response.streaming:
+                    await sync_to_async(response.close, thread_sensitive=True)()
+        finally:
+            body_file.close()
+
+    async def read_body(self, receive: Receive) -> Any:
+        """Read the request body (ASGI HTTP spec, "Request"): a body that arrives in one
+        message goes into a ``BytesIO``; longer ones into Django's spooled temporary file.
+
+        :raise RequestAborted: when the client disconnects first.
+        """
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            return io.BytesIO(message.get("body", b""))
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        first = message.get("body", b"")
+
+        async def replay() -> Any:
+            nonlocal first
+            if first is not None:
+                chunk, first = first, None
+                return {"type": "http.request", "body": chunk, "more_body": True}
+            return await receive()
+
+        return await super().read_body(replay)
+
+    async def _send(self, response: HttpResponseBase, send: Send) -> None:
+        """Send ``response`` (ASGI HTTP spec, "Response Start"/"Response Body").
+
+        What Django's ``send_response`` does, without closing the response:
+        Django 4.2's closes it in an extra hop, and this handler closes
+        non-streaming responses in the request's one hop already.
+        """
+        headers = [
+            (name.encode("latin-1"), str(value).encode("latin-1"))
+            for name, value in response.items()
+        ]
+        for cookie in response.cookies.values():
+            headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        if response.streaming:
+            async for part in response:
+                for chunk, _ in self.chunk_bytes(part):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body"})
+            return
+        for chunk, last in self.chunk_bytes(response.content):
+            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+
+    def _respond(self, scope: Scope, body_file: Any) -> HttpResponseBase:
+        """The sync part of a request, on the request's pool thread.
+
+        Sends ``request_started``, builds the request, runs the sync
+        middleware chain and view, and, for a non-streaming response, closes
+        it here (``request_finished``, which recycles database connections
+        per ``CONN_MAX_AGE``) so no second hop is needed.
+        """
+        set_script_prefix(_script_prefix(self, scope))
+        signals.request_started.send(sender=type(self), scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            response: HttpResponseBase = error_response
+        else:
+            request.state = RequestState(scope.setdefault("state", {}))
+            response = self.get_response(request)
+            response._handler_class = type(self)
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        if not response.streaming:
+            if isinstance(response, HttpResponse):
+                _ = response.content  # materialised before the close below
+            response.close()
+        return response
+
+
+def get_asgi_application(*, max_threads: int = DEFAULT_MAX_THREADS) -> BoundedASGIHandler:
+    """Set up Django and return the bounded ASGI handler; a drop-in for Django's
+    ``django.core.asgi.get_asgi_application()`` in a project's ``asgi.py``.
+
+    :param max_threads: threads running sync code (middleware, sync views,
+        ORM calls) per process; also the most database connections per alias.
+    :raise ValueError: for ``max_threads`` below 1.
+    """
+    django.setup(set_prefix=False)
+    return BoundedASGIHandler(max_threads=max_threads)
+
+
+__all__ = ["BoundedASGIHandler", "RequestState", "get_asgi_application"]

@@ -1,0 +1,1 @@
+"""Models and views shared by the in-process Django tests."""
