@@ -7,7 +7,7 @@ output.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.urls import reverse_lazy
@@ -31,7 +31,7 @@ class ListOptions:
 
     model = Post
     paginate_by = 3
-    extra_context = {"extra": "yes"}
+    extra_context: ClassVar[dict[str, str]] = {"extra": "yes"}
 
     def get_queryset(self) -> Any:
         return super().get_queryset().select_related("author")  # type: ignore[misc]
@@ -50,7 +50,7 @@ class AsyncListWithAsyncHooks(async_views.AsyncListView):
 
     model = Post
     paginate_by = 3
-    extra_context = {"extra": "yes"}
+    extra_context: ClassVar[dict[str, str]] = {"extra": "yes"}
 
     async def get_queryset(self) -> Any:
         queryset = await db_sync_to_async(super().get_queryset)()
