@@ -1,0 +1,192 @@
+"""A bounded Django ASGI handler: few thread hops, long-lived threads, lifespan.
+
+Django's ``ASGIHandler`` (Django docs, "How to deploy with ASGI") runs each
+request's sync code on a new thread and, with ``startproject``'s middleware,
+crosses between the event loop and threads about 15 times per request. This
+handler:
+
+- runs the whole middleware chain in Django's sync mode, so every run of
+  sync middleware, the request signals, a sync view and ``response.close()``
+  share one thread hop (an ``async def`` view adds one hop back to the loop);
+- runs that hop on one of ``max_threads`` long-lived threads
+  (:class:`~asgishift.django_integration._executors.ExecutorPool`, through
+  asgiref ≥ 3.13's ``ThreadSensitiveContext(executor=...)``), so database
+  connections persist per thread and ``CONN_MAX_AGE`` works;
+- answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
+  exposes ``scope["state"]`` as ``request.state``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.db import connections
+from django.http import FileResponse, HttpResponse, HttpResponseBase
+from django.urls import set_script_prefix
+
+import django
+from asgishift._types import Receive, Scope, Send
+from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ExecutorPool
+from asgishift.django_integration.lifespan import Lifespan
+
+logger = logging.getLogger("asgishift.django")
+
+_REQUIRED_ASGIREF = (3, 13)
+
+
+def _check_asgiref() -> None:
+    import asgiref
+
+    version = tuple(int(part) for part in asgiref.__version__.split(".")[:2])
+    if version < _REQUIRED_ASGIREF:
+        raise ImportError(
+            f"asgishift.django_integration needs asgiref >= 3.13 (ThreadSensitiveContext "
+            f"with an executor), found {asgiref.__version__}; run: pip install -U 'asgiref>=3.13'"
+        )
+
+
+class RequestState:
+    """``request.state``: attribute and item access to the request's ``scope["state"]``.
+
+    Per the ASGI lifespan spec ("Lifespan State") each request's
+    ``scope["state"]`` is a shallow copy of what the lifespan hooks stored.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: MutableMapping[str, Any]) -> None:
+        object.__setattr__(self, "_data", data)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(
+                f"request.state has no {name!r}; a lifespan hook or asgi_startup receiver "
+                "must store it in state first"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._data[name] = value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __repr__(self) -> str:
+        return f"RequestState({dict(self._data)!r})"
+
+
+class BoundedASGIHandler(ASGIHandler):
+    """Django's ASGI handler with a bounded thread pool, one-hop sync chain and lifespan.
+
+    :param max_threads: threads (and so database connections at most) per
+        process; a request waits for a free thread when all are busy.
+    :raise ValueError: for ``max_threads`` below 1.
+
+    Serves ``http`` and ``lifespan`` scopes; a ``websocket`` scope raises
+    ``ValueError`` (route WebSockets with Channels' ``ProtocolTypeRouter``).
+    """
+
+    def __init__(self, max_threads: int = DEFAULT_MAX_THREADS) -> None:
+        _check_asgiref()
+        # BaseHandler.__init__ only sets attributes; ASGIHandler.__init__
+        # would load the chain in async mode, which is what this class avoids.
+        super(ASGIHandler, self).__init__()
+        self.load_middleware(is_async=False)
+        self.pool = ExecutorPool(max_threads)
+        self.lifespan = Lifespan(type(self), self._close_thread_connections)
+
+    def _close_thread_connections(self) -> None:
+        self.pool.run_on_every_thread(connections.close_all)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point (ASGI HTTP and lifespan specs).
+
+        :raise ValueError: for scope types other than ``http`` and ``lifespan``.
+        """
+        if scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            raise ValueError(
+                f"asgishift's Django handler serves http and lifespan, not {scope['type']}; "
+                "set ASGI_APPLICATION to a channels ProtocolTypeRouter for WebSockets"
+            )
+        executor = await self.pool.acquire()
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            self.pool.release(executor)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the body, run the sync part in one hop, send the response."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    await sync_to_async(response.close, thread_sensitive=True)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope: Scope, body_file: Any) -> HttpResponseBase:
+        """The sync part of a request, on the request's pool thread.
+
+        Sends ``request_started``, builds the request, runs the sync
+        middleware chain and view, and, for a non-streaming response, closes
+        it here (``request_finished``, which recycles database connections
+        per ``CONN_MAX_AGE``) so no second hop is needed.
+        """
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=type(self), scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            response: HttpResponseBase = error_response
+        else:
+            request.state = RequestState(scope.setdefault("state", {}))
+            response = self.get_response(request)
+            response._handler_class = type(self)
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        if not response.streaming:
+            if isinstance(response, HttpResponse):
+                _ = response.content  # materialised before the close below
+            response.close()
+        return response
+
+
+def get_asgi_application(*, max_threads: int = DEFAULT_MAX_THREADS) -> BoundedASGIHandler:
+    """Set up Django and return the bounded ASGI handler; a drop-in for Django's
+    ``django.core.asgi.get_asgi_application()`` in a project's ``asgi.py``.
+
+    :param max_threads: threads running sync code (middleware, sync views,
+        ORM calls) per process; also the most database connections per alias.
+    :raise ValueError: for ``max_threads`` below 1.
+    :raise ImportError: when asgiref is older than 3.13.
+    """
+    django.setup(set_prefix=False)
+    return BoundedASGIHandler(max_threads=max_threads)
+
+
+__all__ = ["BoundedASGIHandler", "RequestState", "get_asgi_application"]
