@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -25,24 +26,27 @@ from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.conf import settings
 from django.db import connections
 
-from asgishift.django_integration._lanes import DEFAULT_LANES, ThreadLanes
+from asgishift.django_integration._executors import ExecutorPool
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 logger = logging.getLogger("asgishift.django.db")
 
+#: Default number of ORM threads outside requests (``settings.ASGISHIFT_ORM_THREADS``).
+DEFAULT_LANES = min(32, (os.cpu_count() or 1) + 4)
+
 # True while an aatomic() block outside a request holds a pool lane: calls in
 # the block are thread-sensitive (they go to that lane) but get pool hygiene.
 on_pool_lane: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "asgishifton_pool_lane", default=False
+    "asgishift_on_pool_lane", default=False
 )
 
 _lanes_lock = threading.Lock()
-_lanes: ThreadLanes | None = None
+_lanes: ExecutorPool | None = None
 
 
-def orm_lanes() -> ThreadLanes:
+def orm_lanes() -> ExecutorPool:
     """Return the process's pool of ORM threads, creating it on first use.
 
     Its size is ``settings.ASGISHIFT_ORM_THREADS`` (default
@@ -62,7 +66,7 @@ def orm_lanes() -> ThreadLanes:
                 raise ImproperlyConfigured(
                     f"ASGISHIFT_ORM_THREADS must be a positive integer, got {size!r}"
                 )
-            _lanes = ThreadLanes(size)
+            _lanes = ExecutorPool(size)
         return _lanes
 
 
@@ -76,7 +80,7 @@ def shutdown_orm_lanes() -> None:
     with _lanes_lock:
         lanes, _lanes = _lanes, None
     if lanes is not None:
-        lanes.run_on_every_lane(connections.close_all)
+        lanes.run_on_every_thread(connections.close_all)
         lanes.shutdown()
 
 
@@ -161,13 +165,15 @@ async def run(func: Callable[..., _R], args: Sequence[Any], kwargs: dict[str, An
         done, result = await thread_sensitive(func, args, kwargs)
         if done:
             return result  # type: ignore[return-value]
-    async with orm_lanes().lane() as lane:
-        token = on_pool_lane.set(True)
-        try:
-            runner = sync_to_async(hygienic, thread_sensitive=False, executor=lane)
-            return await runner(func, args, kwargs)
-        finally:
-            on_pool_lane.reset(token)
+    lanes = orm_lanes()
+    lane = await lanes.acquire()
+    token = on_pool_lane.set(True)
+    try:
+        runner = sync_to_async(hygienic, thread_sensitive=False, executor=lane)
+        return await runner(func, args, kwargs)
+    finally:
+        on_pool_lane.reset(token)
+        lanes.release(lane)
 
 
 def db_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:

@@ -12,7 +12,7 @@ This module gives:
   or a call. Inside a request it runs on the request's thread-sensitive
   executor (the bounded handler's long-lived thread, or Django's per-request
   thread); outside a request on a bounded pool of long-lived threads
-  (:class:`ThreadLanes`, ``settings.ASGISHIFT_ORM_THREADS``), never on asgiref's
+  (:func:`orm_lanes`, ``settings.ASGISHIFT_ORM_THREADS``), never on asgiref's
   single global thread. On the pool, connections that are unusable or past
   ``CONN_MAX_AGE`` are closed before and after each call (as Channels'
   ``database_sync_to_async`` does), so with default settings a pool thread holds
@@ -57,6 +57,7 @@ from asgishift.django_integration._auth import (
     permission_required,
     user_passes_test,
 )
+from asgishift.django_integration._executors import ExecutorPool
 from asgishift.django_integration._explain import (
     AsyncORMUsageError,
     explain,
@@ -74,7 +75,6 @@ from asgishift.django_integration._hops import (
     shutdown_orm_lanes,
     thread_sensitive,
 )
-from asgishift.django_integration._lanes import ThreadLanes
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -332,7 +332,7 @@ async def aget_list_or_404(klass: Any, *args: Any, **kwargs: Any) -> list[Any]:
 __all__ = [
     "AsyncAtomic",
     "AsyncORMUsageError",
-    "ThreadLanes",
+    "ExecutorPool",
     "aatomic",
     "aget_list_or_404",
     "aget_object_or_404",

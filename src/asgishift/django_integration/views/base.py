@@ -33,7 +33,7 @@ from collections.abc import Callable
 from inspect import iscoroutinefunction
 from typing import Any
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import AsyncToSync, SyncToAsync, async_to_sync
 from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpResponse
 from django.template.response import SimpleTemplateResponse
@@ -90,8 +90,10 @@ def _mark_rendered(response: SimpleTemplateResponse) -> None:
     function instead of hopping to a thread; a sync handler (WSGI, the test
     ``Client``) calls ``render()`` itself, so the response is left as it is there.
     """
+    if getattr(AsyncToSync.executors, "current", None) is not None:
+        return  # called through async_to_sync: a sync get_response() renders (no hop)
     if SyncToAsync.thread_sensitive_context.get(None) is None:
-        return
+        return  # no request thread (e.g. AsyncClient): keep Django's own path
 
     async def render() -> SimpleTemplateResponse:
         return response
