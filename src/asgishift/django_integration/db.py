@@ -81,16 +81,20 @@ _R = TypeVar("_R")
 _M = TypeVar("_M", bound=Model)
 
 
-async def run_in_transaction(func: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-    """Run ``func(*args, **kwargs)`` inside ``transaction.atomic()`` in one thread hop.
+async def run_in_transaction(
+    func: Callable[..., _R], *args: Any, using: str | None = None, **kwargs: Any
+) -> _R:
+    """Run ``func(*args, **kwargs)`` inside ``transaction.atomic(using)`` in one thread hop.
 
-    :param func: a sync callable doing ORM work on the default database.
+    :param func: a sync callable doing ORM work.
+    :param using: the database alias of the transaction (``None``: ``default``);
+        keyword-only, and not passed on to ``func``.
     :return: what ``func`` returns, after the commit.
     :raise: what ``func`` raises, after the rollback.
     """
 
     def atomically() -> _R:
-        with transaction.atomic():
+        with transaction.atomic(using=using):
             return func(*args, **kwargs)
 
     return await run(atomically, (), {})

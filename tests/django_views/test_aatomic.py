@@ -1,0 +1,195 @@
+"""aatomic / run_in_transaction: one transaction on one thread; errors and
+cancellation roll back (read back from the database), no connection is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import connections, transaction
+
+from asgishift.django_integration.db import (
+    aatomic,
+    db_sync_to_async,
+    run_in_transaction,
+    shutdown_orm_lanes,
+)
+from django_support.testapp.models import Item
+
+
+class Boom(Exception):
+    """Raised inside a block to make it roll back."""
+
+
+@db_sync_to_async
+def add(name: str) -> int:
+    """Insert an item; return the id of the thread that did it."""
+    Item.objects.create(name=name)
+    return threading.get_ident()
+
+
+def names() -> list[str]:
+    return sorted(Item.objects.values_list("name", flat=True))
+
+
+def test_failing_block_rolls_back(alias: str) -> None:
+    threads: list[int] = []
+
+    async def main() -> None:
+        async with aatomic(alias):
+            threads.append(await add("a"))
+            await Item.objects.acreate(name="b")  # Django's a-method joins the block
+            threads.append(await db_sync_to_async(threading.get_ident)())
+            raise Boom
+
+    with pytest.raises(Boom):
+        asyncio.run(main())
+    assert names() == []
+    assert len(set(threads)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bare_decorator_uses_the_default_database() -> None:
+    @aatomic
+    async def fails() -> None:
+        await add("bare")
+        raise Boom
+
+    with pytest.raises(Boom):
+        asyncio.run(fails())
+    assert names() == []
+
+
+def test_successful_block_commits_and_decorator_form(alias: str) -> None:
+    @aatomic(alias)
+    async def two() -> None:
+        await add("a")
+        await add("b")
+
+    @aatomic(alias, durable=True)
+    async def failing() -> None:
+        await add("c")
+        raise Boom
+
+    async def main() -> None:
+        await two()
+        with pytest.raises(Boom):
+            await failing()
+
+    asyncio.run(main())
+    assert names() == ["a", "b"]
+
+
+def test_nested_block_is_a_savepoint(alias: str) -> None:
+    async def main() -> None:
+        async with aatomic(alias):
+            await add("outer")
+            with pytest.raises(Boom):
+                async with aatomic(alias):
+                    await add("inner")
+                    raise Boom
+            await add("after")
+
+    asyncio.run(main())
+    assert names() == ["after", "outer"]
+
+
+def test_run_in_transaction(alias: str) -> None:
+    def create_two(first: str, second: str) -> int:
+        Item.objects.create(name=first)
+        Item.objects.create(name=second)
+        return 2
+
+    def create_then_fail() -> None:
+        Item.objects.create(name="lost")
+        raise Boom
+
+    async def main() -> int:
+        with pytest.raises(Boom):
+            await run_in_transaction(create_then_fail, using=alias)
+        return await run_in_transaction(create_two, "x", "y", using=alias)
+
+    assert asyncio.run(main()) == 2
+    assert names() == ["x", "y"]
+
+
+def test_block_inside_a_request_uses_the_requests_thread(alias: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import ThreadSensitiveContext
+
+    request_thread = ThreadPoolExecutor(1)
+    ident = request_thread.submit(threading.get_ident).result()
+
+    async def main() -> list[int]:
+        async with ThreadSensitiveContext(executor=request_thread):
+            with pytest.raises(Boom):
+                async with aatomic(alias):
+                    await add("gone")
+                    raise Boom
+            async with aatomic(alias):
+                return [await add("kept")]
+
+    try:
+        assert asyncio.run(main()) == [ident]
+    finally:
+        request_thread.submit(connections.close_all).result()
+        request_thread.shutdown()
+    assert names() == ["kept"]
+
+
+def _slow_query(alias: str) -> None:
+    if connections[alias].vendor == "postgresql":
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.3)")
+    else:
+        time.sleep(0.3)
+
+
+def test_cancelled_block_rolls_back_and_leaks_no_connection(alias: str) -> None:
+    database = connections[alias].settings_dict["NAME"]
+    shutdown_orm_lanes()
+
+    async def main() -> None:
+        inserted = asyncio.Event()
+
+        async def work() -> None:
+            async with aatomic(alias):
+                await add("cancelled")
+                inserted.set()
+                await db_sync_to_async(_slow_query)(alias)
+                await add("never")
+
+        task = asyncio.ensure_future(work())
+        await inserted.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert names() == []
+    if connections[alias].vendor == "postgresql":
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()",
+                [database],
+            )
+            assert cursor.fetchone()[0] == 0  # the pool thread closed its connection
+    # The pool thread is not left inside an atomic block either.
+    assert asyncio.run(db_sync_to_async(lambda: connections[alias].in_atomic_block)()) is False
+    assert not transaction.get_connection(alias).in_atomic_block
+
+
+def test_django_a_methods_join_a_block_outside_requests(alias: str) -> None:
+    async def main() -> Any:
+        async with aatomic(alias):
+            item = await Item.objects.acreate(name="z")
+            await Item.objects.filter(pk=item.pk).aupdate(count=5)
+            return await Item.objects.aget(pk=item.pk)
+
+    assert asyncio.run(main()).count == 5
+    assert names() == ["z"]
