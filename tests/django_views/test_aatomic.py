@@ -84,13 +84,16 @@ def test_successful_block_commits_and_decorator_form(alias: str) -> None:
 
 
 def test_nested_block_is_a_savepoint(alias: str) -> None:
+    async def inner() -> None:
+        async with aatomic(alias):
+            await add("inner")
+            raise Boom
+
     async def main() -> None:
         async with aatomic(alias):
             await add("outer")
             with pytest.raises(Boom):
-                async with aatomic(alias):
-                    await add("inner")
-                    raise Boom
+                await inner()
             await add("after")
 
     asyncio.run(main())
@@ -124,12 +127,15 @@ def test_block_inside_a_request_uses_the_requests_thread(alias: str) -> None:
     request_thread = ThreadPoolExecutor(1)
     ident = request_thread.submit(threading.get_ident).result()
 
+    async def failing() -> None:
+        async with aatomic(alias):
+            await add("gone")
+            raise Boom
+
     async def main() -> list[int]:
         async with ThreadSensitiveContext(executor=request_thread):
             with pytest.raises(Boom):
-                async with aatomic(alias):
-                    await add("gone")
-                    raise Boom
+                await failing()
             async with aatomic(alias):
                 return [await add("kept")]
 
