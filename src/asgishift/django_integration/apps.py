@@ -20,3 +20,7 @@ class AsgishiftConfig(AppConfig):
     name = "asgishift.django_integration"
     label = "asgishift"
     verbose_name = "asgishift"
+
+    def ready(self) -> None:
+        """Register the system checks (importing the module registers them)."""
+        from asgishift.django_integration import checks  # noqa: F401

@@ -1,4 +1,4 @@
-"""Lifespan signals, sent by the handler of :func:`asgishift.django_integration.get_asgi_application`.
+"""Lifespan signals, sent by asgishift's Django handler (``get_asgi_application()``).
 
 Connect receivers the Django way (Django docs, "Signals"), for example in
 ``AppConfig.ready()``::

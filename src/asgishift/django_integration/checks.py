@@ -1,0 +1,301 @@
+"""System checks for Django under ASGI (Django docs, "System check framework").
+
+Registered by :class:`~asgishift.django_integration.apps.AsgishiftConfig`.
+Every check has a stable id, declared once in :data:`CHECKS` (which the docs
+table in ``docs/django.md`` lists); each warning names what it found and how
+to fix it. Nothing is reported for a project that is fine, so
+``manage.py check --deploy`` stays quiet about this app.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import inspect
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    """One check: its id, a one-line title and the fix (the warning's hint)."""
+
+    id: str
+    title: str
+    hint: str
+
+
+#: Every check of this app, in id order; the docs table is made from this.
+CHECKS = (
+    CheckInfo(
+        "asgishift.E001",
+        "ASGISHIFT_RUNASGI_SERVER names no supported server",
+        "Set it to uvicorn, hypercorn, daphne or granian.",
+    ),
+    CheckInfo(
+        "asgishift.W001",
+        "Sync middleware costs thread hops under Django's stock ASGI handler",
+        "Serve the project with asgishift.django_integration.get_asgi_application(), which "
+        "runs consecutive sync middleware in one hop, or make the middleware async-capable.",
+    ),
+    CheckInfo(
+        "asgishift.W002",
+        "CONN_MAX_AGE has no effect with Django's stock ASGI handler",
+        "The stock handler runs every request on a new thread with a new connection; use "
+        "asgishift.django_integration.get_asgi_application() (connections persist per "
+        "thread) or set CONN_MAX_AGE = 0.",
+    ),
+    CheckInfo(
+        "asgishift.W003",
+        "ATOMIC_REQUESTS is on and some views are async",
+        "Django raises for async views under ATOMIC_REQUESTS; make these views sync, wrap "
+        "them in transaction.non_atomic_requests, or turn ATOMIC_REQUESTS off.",
+    ),
+    CheckInfo(
+        "asgishift.W004",
+        "StreamingHttpResponse with a sync iterator under ASGI",
+        "Under ASGI Django consumes a sync iterator whole into memory before sending it; "
+        "give StreamingHttpResponse an async iterator (async def with yield).",
+    ),
+    CheckInfo(
+        "asgishift.W005",
+        "The server runasgi uses is not installed",
+        "Install it, e.g. pip install 'asgishift[uvicorn]', or set ASGISHIFT_RUNASGI_SERVER "
+        "to an installed server.",
+    ),
+)
+_BY_ID = {info.id: info for info in CHECKS}
+
+
+def _warning(check_id: str, msg: str) -> checks.CheckMessage:
+    level = checks.Error if ".E" in check_id else checks.Warning
+    return level(msg, hint=_BY_ID[check_id].hint, id=check_id)
+
+
+def stock_handler_in_use() -> str | None:
+    """Return the dotted path of a stock Django ``ASGIHandler`` this project serves, or ``None``.
+
+    Looks at ``ASGI_APPLICATION``, else ``<settings package>.asgi.application``.
+    Anything that cannot be imported counts as "not in use".
+    """
+    from django.core.handlers.asgi import ASGIHandler
+
+    from asgishift.django_integration.handler import BoundedASGIHandler
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path:
+        package = (getattr(settings, "SETTINGS_MODULE", None) or "").rpartition(".")[0]
+        if not package:
+            return None
+        path = f"{package}.asgi.application"
+        try:
+            importlib.import_module(f"{package}.asgi")
+        except Exception:
+            return None
+    try:
+        app = import_string(path)
+    except Exception:
+        return None
+    if isinstance(app, ASGIHandler) and not isinstance(app, BoundedASGIHandler):
+        return str(path)
+    return None
+
+
+def stock_hops(middleware: type | Callable[..., Any]) -> int:
+    """Return the thread hops one middleware adds per request under Django's ASGI handler.
+
+    A ``MiddlewareMixin`` subclass hops once per ``process_request``,
+    ``process_view`` and ``process_response`` it defines; sync-only middleware
+    hops twice (into a thread, and back for the rest of the chain); async
+    middleware does not hop.
+    """
+    from django.utils.deprecation import MiddlewareMixin
+
+    if isinstance(middleware, type) and issubclass(middleware, MiddlewareMixin):
+        names = ("process_request", "process_view", "process_response")
+        return sum(1 for name in names if hasattr(middleware, name))
+    if getattr(middleware, "async_capable", False):
+        return 0
+    return 2
+
+
+@checks.register("asgishift")
+def check_middleware_hops(**kwargs: Any) -> list[checks.CheckMessage]:
+    """asgishift.W001: name each middleware that hops under the stock handler, with its cost."""
+    handler = stock_handler_in_use()
+    if handler is None:
+        return []
+    costs = []
+    for path in settings.MIDDLEWARE:
+        try:
+            hops = stock_hops(import_string(path))
+        except ImportError:
+            continue
+        if hops:
+            costs.append(f"{path} ({hops})")
+    if not costs:
+        return []
+    return [
+        _warning(
+            "asgishift.W001",
+            f"{handler} is Django's stock ASGI handler; these middleware cost thread hops "
+            f"per request: {', '.join(costs)}.",
+        )
+    ]
+
+
+@checks.register("asgishift", checks.Tags.database)
+def check_conn_max_age(**kwargs: Any) -> list[checks.CheckMessage]:
+    """asgishift.W002: persistent connections configured but the stock handler in use."""
+    aliases = [
+        alias for alias, db in settings.DATABASES.items() if db.get("CONN_MAX_AGE", 0) not in (0,)
+    ]
+    if not aliases:
+        return []
+    handler = stock_handler_in_use()
+    if handler is None:
+        return []
+    return [
+        _warning(
+            "asgishift.W002",
+            f"DATABASES[{alias!r}]['CONN_MAX_AGE'] is set but {handler} opens a new "
+            "connection for every request.",
+        )
+        for alias in aliases
+    ]
+
+
+def _url_callbacks() -> Iterator[tuple[str, Callable[..., Any]]]:
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns: Any, prefix: str) -> Iterator[tuple[str, Callable[..., Any]]]:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                yield prefix + str(pattern.pattern), pattern.callback
+
+    try:
+        yield from walk(get_resolver().url_patterns, "")
+    except Exception:  # a broken URLconf is reported by Django's own checks
+        return
+
+
+def _is_async_view(callback: Callable[..., Any]) -> bool:
+    view_class = getattr(callback, "view_class", None)
+    if view_class is not None:
+        return bool(getattr(view_class, "view_is_async", False))
+    return inspect.iscoroutinefunction(inspect.unwrap(callback))
+
+
+@checks.register("asgishift")
+def check_atomic_requests(**kwargs: Any) -> list[checks.CheckMessage]:
+    """asgishift.W003: ATOMIC_REQUESTS with async views (Django raises at request time)."""
+    aliases = [alias for alias, db in settings.DATABASES.items() if db.get("ATOMIC_REQUESTS")]
+    if not aliases:
+        return []
+    views = sorted(
+        route
+        for route, callback in _url_callbacks()
+        if _is_async_view(callback) and not getattr(callback, "_non_atomic_requests", set())
+    )
+    if not views:
+        return []
+    return [
+        _warning(
+            "asgishift.W003",
+            f"ATOMIC_REQUESTS is on for {', '.join(aliases)} and these views are async: "
+            f"{', '.join(views)}.",
+        )
+    ]
+
+
+class _StreamFinder(ast.NodeVisitor):
+    """Find ``StreamingHttpResponse(<sync generator>)`` calls in a function's source."""
+
+    def __init__(self, sync_generators: set[str]) -> None:
+        self.sync_generators = sync_generators
+        self.lines: list[int] = []
+
+    def _is_sync_iterator(self, arg: ast.expr) -> bool:
+        if isinstance(arg, ast.GeneratorExp):
+            return not any(comp.is_async for comp in arg.generators)
+        return isinstance(arg, ast.Call) and getattr(arg.func, "id", "") in self.sync_generators
+
+    def visit_Call(self, node: ast.Call) -> None:
+        name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+        if name == "StreamingHttpResponse" and node.args and self._is_sync_iterator(node.args[0]):
+            self.lines.append(node.lineno)
+        self.generic_visit(node)
+
+
+def _sync_generator_names(tree: ast.AST) -> set[str]:
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef)
+        and any(isinstance(n, ast.Yield | ast.YieldFrom) for n in ast.walk(node))
+    }
+
+
+def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
+    """Return ``"file:line"`` of each ``StreamingHttpResponse`` built from a sync
+    generator in the source of ``callback``'s module (found by parsing it)."""
+    func = inspect.unwrap(getattr(callback, "view_class", callback))
+    try:
+        module_source = inspect.getsource(inspect.getmodule(func))  # type: ignore[arg-type]
+        source = textwrap.dedent(inspect.getsource(func))
+        first_line = inspect.getsourcelines(func)[1]
+        filename = inspect.getsourcefile(func) or "?"
+    except (OSError, TypeError):
+        return []
+    finder = _StreamFinder(_sync_generator_names(ast.parse(module_source)))
+    finder.visit(ast.parse(source))
+    return [f"{filename}:{first_line + line - 1}" for line in finder.lines]
+
+
+@checks.register("asgishift")
+def check_sync_streaming(**kwargs: Any) -> list[checks.CheckMessage]:
+    """asgishift.W004: views that stream a sync iterator (collected whole under ASGI)."""
+    sites: set[str] = set()
+    for _route, callback in _url_callbacks():
+        module = getattr(inspect.unwrap(callback), "__module__", "") or ""
+        if module.startswith("django."):
+            continue
+        sites.update(sync_stream_sites(callback))
+    return [
+        _warning("asgishift.W004", f"{site}: StreamingHttpResponse is given a sync iterator.")
+        for site in sorted(sites)
+    ]
+
+
+@checks.register("asgishift")
+def check_runasgi_server(**kwargs: Any) -> list[checks.CheckMessage]:
+    """asgishift.W005: the server ``runasgi`` starts by default is not importable."""
+    from asgishift.serve._servers import SERVERS
+
+    server = getattr(settings, "ASGISHIFT_RUNASGI_SERVER", SERVERS[0])
+    if server not in SERVERS:
+        return [_warning("asgishift.E001", f"ASGISHIFT_RUNASGI_SERVER = {server!r}.")]
+    try:
+        if importlib.util.find_spec(server) is not None:
+            return []
+    except ValueError:  # sys.modules[server] is None: import blocked
+        pass
+    return [
+        _warning(
+            "asgishift.W005",
+            f"runasgi serves with {server}, which is not installed "
+            f"(pip install 'asgishift[{server}]').",
+        )
+    ]
+
+
+__all__ = ["CHECKS", "CheckInfo", "stock_handler_in_use", "stock_hops", "sync_stream_sites"]

@@ -1,0 +1,1 @@
+"""``runasgi``: the ASGI development server."""

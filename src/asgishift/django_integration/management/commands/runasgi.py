@@ -1,0 +1,203 @@
+"""``manage.py runasgi [addrport]``: Django's ``runserver``, served over ASGI.
+
+Subclasses the ``runserver`` command (the staticfiles variant, so
+``--nostatic`` and ``--insecure`` work as there) and keeps its arguments,
+checks, migration warning, banner and autoreloader. It adds ``--server``,
+``--wsgi`` and ``--max-threads``, and serves:
+
+- ``ASGI_APPLICATION`` when it is set (a Channels ``ProtocolTypeRouter``
+  works unchanged);
+- else, with ``--wsgi``, ``WSGI_APPLICATION`` through
+  :class:`asgishift.bridge.WSGIToASGI`;
+- else asgishift's bounded handler
+  (:func:`asgishift.django_integration.get_asgi_application`), so a project
+  without ``asgi.py`` works.
+
+The server runs in a thread (:mod:`asgishift.serve._embedded`). On a code
+change the autoreloader's ``file_changed`` signal stops it gracefully (open
+connections finish, lifespan shutdown runs), then Django restarts the process.
+Ctrl+C and SIGTERM stop it the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from datetime import datetime
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.staticfiles.management.commands.runserver import (
+    Command as RunserverCommand,
+)
+from django.core.management.base import CommandParser
+from django.db import connections
+from django.utils import autoreload
+from django.utils.module_loading import import_string
+
+from asgishift._types import ASGIApp
+from asgishift.django_integration._executors import DEFAULT_MAX_THREADS
+from asgishift.serve._embedded import EmbeddedServer
+from asgishift.serve._errors import PortInUseError, ServeError
+from asgishift.serve._servers import SERVERS
+
+
+class Command(RunserverCommand):
+    """The ``runasgi`` management command (see the module documentation)."""
+
+    help = (
+        "Starts an ASGI development server (uvicorn, hypercorn, daphne or granian) with "
+        "autoreload and static files, serving ASGI_APPLICATION or asgishift's handler."
+    )
+    server: EmbeddedServer | None = None
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Add ``--server``, ``--wsgi`` and ``--max-threads`` to runserver's arguments."""
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--server",
+            choices=SERVERS,
+            default=getattr(settings, "ASGISHIFT_RUNASGI_SERVER", SERVERS[0]),
+            help="ASGI server to run (default: ASGISHIFT_RUNASGI_SERVER or uvicorn).",
+        )
+        parser.add_argument(
+            "--wsgi",
+            action="store_true",
+            help="Serve WSGI_APPLICATION through asgishift's WSGIToASGI bridge instead of "
+            "the ASGI handler.",
+        )
+        parser.add_argument(
+            "--max-threads",
+            type=int,
+            default=getattr(settings, "ASGISHIFT_MAX_THREADS", DEFAULT_MAX_THREADS),
+            help="Threads running sync code (ASGISHIFT_MAX_THREADS, default "
+            f"{DEFAULT_MAX_THREADS}).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Install graceful SIGINT/SIGTERM handling in the serving process, then run."""
+        if options["max_threads"] < 1:
+            from django.core.management.base import CommandError
+
+            raise CommandError(f"--max-threads must be at least 1, got {options['max_threads']}")
+        serving_here = (
+            not options["use_reloader"]
+            or os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true"
+        )
+        if serving_here:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, self._on_signal)
+        super().handle(*args, **options)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop_server(f"received {signal.Signals(signum).name}")
+        sys.exit(0)
+
+    def stop_server(self, why: str) -> None:
+        """Stop the running server gracefully (lifespan shutdown runs), logging why."""
+        server = self.server
+        if server is None:
+            return
+        self.stdout.write(f"{why}; stopping {server.server} gracefully (lifespan shutdown)...")
+        self.server = None
+        server.stop()
+        self.stdout.write(f"{server.server} stopped.")
+
+    def _on_file_changed(self, sender: Any, file_path: Any, **kwargs: Any) -> None:
+        # Returning None lets Django's reloader restart the process afterwards.
+        self.stop_server(f"{file_path} changed")
+
+    def get_application(self, **options: Any) -> tuple[ASGIApp, str]:
+        """Return the ASGI app to serve and a phrase describing it (for the banner)."""
+        max_threads = options["max_threads"]
+        if options["wsgi"]:
+            from django.core.servers.basehttp import get_internal_wsgi_application
+
+            from asgishift.bridge import WSGIToASGI
+
+            app: ASGIApp = WSGIToASGI(get_internal_wsgi_application(), max_workers=max_threads)
+            what = f"WSGI_APPLICATION through WSGIToASGI, {max_threads} threads"
+        elif getattr(settings, "ASGI_APPLICATION", None):
+            app = import_string(settings.ASGI_APPLICATION)
+            what = f"ASGI_APPLICATION {settings.ASGI_APPLICATION}"
+        else:
+            from asgishift.django_integration.handler import BoundedASGIHandler
+
+            app = BoundedASGIHandler(max_threads=max_threads)
+            what = f"asgishift's Django handler, {max_threads} threads"
+        if (
+            options["use_static_handler"]
+            and (settings.DEBUG or options["insecure_serving"])
+            and apps.is_installed("django.contrib.staticfiles")
+        ):
+            from asgishift.django_integration.static import staticfiles_app
+
+            app = staticfiles_app(app)
+            what += ", static files"
+        return app, what
+
+    def inner_run(self, *args: Any, **options: Any) -> None:
+        """Checks, migration warning, banner; then serve until stopped."""
+        autoreload.raise_last_exception()
+        _log_to_console()
+        if not options["skip_checks"]:
+            self.stdout.write("Performing system checks...\n\n")
+            self.check(display_num_errors=True)
+        self.check_migrations()
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+        app, what = self.get_application(**options)
+        host = self.addr if self.addr != "0" else "0.0.0.0"
+        try:
+            server = EmbeddedServer(options["server"], app, host, int(self.port))
+            self.server = server
+            server.start()
+        except PortInUseError:
+            self.stderr.write(
+                f"Error: port {self.port} on {host} is already in use; stop the process "
+                f"holding it or choose another, e.g. manage.py runasgi {int(self.port) + 1}"
+            )
+            os._exit(1)  # sys.exit does not end the process from the reloader's thread
+        except ServeError as exc:
+            self.server = None
+            self.stderr.write(f"Error: {exc}")
+            if not options["use_reloader"]:
+                os._exit(1)
+            self.stderr.write("Waiting for a file change to restart.")
+            return
+        if options["use_reloader"]:
+            autoreload.file_changed.connect(self._on_file_changed, weak=False)
+        self._banner(options["server"], what)
+        server.wait()
+
+    def _banner(self, server: str, what: str) -> None:
+        addr = f"[{self.addr}]" if self._raw_ipv6 else self.addr
+        addr = "0.0.0.0" if addr == "0" else addr
+        quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
+        now = datetime.now().strftime("%B %d, %Y - %X")
+        self.stdout.write(
+            f"{now}\n"
+            f"Django version {self.get_version()}, using settings {settings.SETTINGS_MODULE!r}\n"
+            f"Starting ASGI development server ({server}; {what}) at "
+            f"http://{addr}:{self.port}/\n"
+            f"Quit the server with {quit_command}."
+        )
+        self.stdout.write(
+            self.style.WARNING(
+                "WARNING: This is a development server. Do not use it in a production "
+                "setting; see docs/django.md of asgishift for production commands."
+            )
+        )
+
+
+def _log_to_console() -> None:
+    """Show asgishift's info lines (lifespan, shutdown) when nothing else shows them."""
+    logger = logging.getLogger("asgishift")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

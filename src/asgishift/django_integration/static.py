@@ -1,0 +1,229 @@
+"""Serve static files in development, streamed from disk (what ``runserver`` does for
+``django.contrib.staticfiles``, under ASGI).
+
+Files are found with the staticfiles finders (Django docs, "The staticfiles
+app"), like runserver's handler, and sent in :data:`CHUNK_SIZE` pieces read in
+a thread, never whole. ``Range: bytes=...`` (one range, RFC 9110 §14) answers
+206 or 416; ``If-Modified-Since`` answers 304; ``HEAD`` sends headers only.
+Paths that leave the static roots (``..``, absolute paths, NUL bytes) get 404.
+Everything else goes to the wrapped app.
+
+The header logic (:func:`parse_range`, :func:`not_modified`) is pure code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+import posixpath
+from collections.abc import Callable
+from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import unquote
+
+from asgishift._types import ASGIApp, Receive, Scope, Send
+
+#: Bytes read from disk and sent per ``http.response.body`` message.
+CHUNK_SIZE = 64 * 1024
+
+#: ``find(relative_path) -> absolute path or None``.
+Finder = Callable[[str], "str | None"]
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """Parse a ``Range`` header against a file of ``size`` bytes (RFC 9110 §14.1.2).
+
+    :return: ``(first, last)`` inclusive byte positions for one satisfiable
+        range; ``None`` to ignore the header (absent, not ``bytes``, several
+        ranges, or malformed); ``"unsatisfiable"`` for a range outside the file
+        (answer 416).
+    """
+    if not header or not header.startswith("bytes="):
+        return None
+    spec = header[len("bytes=") :].strip()
+    if "," in spec or "-" not in spec:
+        return None
+    start_text, _, end_text = spec.partition("-")
+    start_text, end_text = start_text.strip(), end_text.strip()
+    if not (start_text.isdigit() or start_text == "") or not (end_text.isdigit() or end_text == ""):
+        return None
+    if start_text == "":
+        if end_text == "":
+            return None
+        suffix = int(end_text)
+        if suffix == 0:
+            return "unsatisfiable"
+        return (max(0, size - suffix), size - 1) if size else "unsatisfiable"
+    first = int(start_text)
+    last = int(end_text) if end_text else size - 1
+    if last < first:
+        return None
+    if first >= size:
+        return "unsatisfiable"
+    return first, min(last, size - 1)
+
+
+def not_modified(if_modified_since: str | None, mtime: float) -> bool:
+    """Return whether a file changed at ``mtime`` (seconds since the epoch) is not newer
+    than the ``If-Modified-Since`` date (RFC 9110 §13.1.3); a bad date means "modified"."""
+    if not if_modified_since:
+        return False
+    try:
+        since = parsedate_to_datetime(if_modified_since).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    return int(mtime) <= since
+
+
+def relative_static_path(path: str, static_url_path: str) -> str | None:
+    """Return the file path below the static URL, or ``None`` when ``path`` is not
+    a safe static path (outside the prefix, ``..`` segments, absolute, NUL)."""
+    if not path.startswith(static_url_path):
+        return None
+    relative = unquote(path[len(static_url_path) :])
+    if not relative or "\x00" in relative or "\\" in relative:
+        return None
+    if relative.startswith("/") or any(part in ("..", ".") for part in relative.split("/")):
+        return None
+    normalised = posixpath.normpath(relative)
+    return None if normalised.startswith("..") else normalised
+
+
+class StaticFilesApp:
+    """ASGI wrapper serving ``static_url_path`` from ``find`` and passing the rest on.
+
+    :param app: the wrapped ASGI app.
+    :param static_url_path: URL path prefix with a trailing slash, e.g. ``"/static/"``.
+    :param find: maps a relative path to an absolute file path or ``None``
+        (Django: ``django.contrib.staticfiles.finders.find``).
+    """
+
+    def __init__(self, app: ASGIApp, static_url_path: str, find: Finder) -> None:
+        self.app = app
+        self.static_url_path = static_url_path
+        self.find = find
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point (ASGI HTTP spec)."""
+        if scope["type"] != "http" or not scope["path"].startswith(self.static_url_path):
+            await self.app(scope, receive, send)
+            return
+        relative = relative_static_path(scope["path"], self.static_url_path)
+        found = await asyncio.to_thread(self._find, relative) if relative else None
+        if found is None:
+            await _plain(send, 404, b"Not Found")
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
+            return
+        await self._send_file(scope, send, found)
+
+    def _find(self, relative: str) -> str | None:
+        try:
+            found = self.find(relative)
+        except Exception:  # SuspiciousFileOperation and friends: not ours to serve
+            return None
+        return found if found and os.path.isfile(found) else None
+
+    async def _send_file(self, scope: Scope, send: Send, path: str) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        stat = os.stat(path)
+        size = stat.st_size
+        content_type, encoding = mimetypes.guess_type(path)
+        common = [
+            (b"content-type", (content_type or "application/octet-stream").encode()),
+            (b"last-modified", formatdate(stat.st_mtime, usegmt=True).encode()),
+            (b"accept-ranges", b"bytes"),
+        ]
+        if encoding:
+            common.append((b"content-encoding", encoding.encode()))
+        if not_modified(headers.get("if-modified-since"), stat.st_mtime):
+            await send({"type": "http.response.start", "status": 304, "headers": common[1:]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        wanted = parse_range(headers.get("range"), size)
+        if wanted == "unsatisfiable":
+            extra = [(b"content-range", f"bytes */{size}".encode())]
+            await _plain(send, 416, b"Range Not Satisfiable", extra)
+            return
+        status, first, last = 200, 0, size - 1
+        if isinstance(wanted, tuple):
+            status, (first, last) = 206, wanted
+            common.append((b"content-range", f"bytes {first}-{last}/{size}".encode()))
+        length = last - first + 1 if size else 0
+        common.append((b"content-length", str(length).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": common})
+        if scope["method"] == "HEAD" or length == 0:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        with open(path, "rb") as file:  # noqa: ASYNC230 - every read below is in a thread
+            await asyncio.to_thread(file.seek, first)
+            remaining = length
+            while remaining > 0:
+                chunk = await asyncio.to_thread(file.read, min(CHUNK_SIZE, remaining))
+                if not chunk:  # the file shrank while being sent
+                    break
+                remaining -= len(chunk)
+                await send(
+                    {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
+                )
+        if remaining > 0:
+            await send({"type": "http.response.body", "body": b""})
+
+
+async def _plain(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def staticfiles_app(app: ASGIApp) -> ASGIApp:
+    """Wrap ``app`` to serve ``STATIC_URL`` with Django's staticfiles finders.
+
+    :raise django.core.exceptions.ImproperlyConfigured: when ``STATIC_URL`` is
+        unset or an absolute URL (another host serves static files then).
+    """
+    from urllib.parse import urlparse
+
+    from django.conf import settings
+    from django.contrib.staticfiles import finders
+    from django.core.exceptions import ImproperlyConfigured
+
+    static_url = settings.STATIC_URL or ""
+    parsed = urlparse(static_url)
+    if not static_url or parsed.netloc:
+        raise ImproperlyConfigured(
+            f"runasgi serves static files only from a local STATIC_URL, got {static_url!r}; "
+            "pass --nostatic or set STATIC_URL = 'static/'"
+        )
+    prefix = parsed.path if parsed.path.startswith("/") else "/" + parsed.path
+    script_name = getattr(settings, "FORCE_SCRIPT_NAME", None) or ""
+    if script_name and prefix.startswith(script_name.rstrip("/")):
+        prefix = prefix[len(script_name.rstrip("/")) :]
+
+    def find(relative: str) -> str | None:
+        found = finders.find(relative)
+        return found if isinstance(found, str) else None
+
+    return StaticFilesApp(app, prefix if prefix.endswith("/") else prefix + "/", find)
+
+
+__all__ = [
+    "CHUNK_SIZE",
+    "StaticFilesApp",
+    "not_modified",
+    "parse_range",
+    "relative_static_path",
+    "staticfiles_app",
+]

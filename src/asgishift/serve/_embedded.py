@@ -1,0 +1,328 @@
+"""Run one of the four servers in a thread of this process, with a graceful stop handle.
+
+For hosts that own the main thread and the process's life, such as Django's
+autoreloader (``manage.py runasgi``): :meth:`EmbeddedServer.start` returns
+once the server listens (or raises why it could not), :meth:`EmbeddedServer.stop`
+sets the server's own exit flag and joins the thread, so open connections
+finish and the app's lifespan shutdown runs before the host reloads or exits.
+
+- uvicorn: ``uvicorn.Server`` (skips signal handling off the main thread),
+  stopped with ``should_exit``.
+- hypercorn: ``hypercorn.asyncio.serve`` with a ``shutdown_trigger``.
+- granian: its embedded server (``granian.server.embed``), stopped with ``stop()``.
+- daphne: Twisted's reactor without signal handlers. Daphne has no lifespan
+  support, so this module sends the lifespan events itself, on daphne's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from enum import Enum
+from typing import Any, cast
+
+from asgishift._types import ASGIApp, Message
+from asgishift.serve._errors import ServeError
+from asgishift.serve._servers import SERVERS, check_port_free, check_server_installed
+
+logger = logging.getLogger("asgishift.serve")
+
+
+class EmbeddedState(Enum):
+    """Where an :class:`EmbeddedServer` is in its life."""
+
+    NEW = "new"
+    STARTING = "starting"
+    SERVING = "serving"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class StartupError(ServeError):
+    """The server stopped before it listened (lifespan startup failed, bind failed, ...)."""
+
+
+class LifespanDriver:
+    """Send ASGI lifespan events to an app, for servers without lifespan support.
+
+    Follows the ASGI lifespan spec; an app that raises on the ``lifespan``
+    scope is taken to not support it (as uvicorn's ``lifespan="auto"`` does).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._to_app: asyncio.Queue[Message] | None = None
+        self._from_app: asyncio.Queue[Message] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.state: dict[str, Any] = {}
+
+    async def startup(self) -> None:
+        """Run the app's startup.
+
+        :raise StartupError: when the app answers ``lifespan.startup.failed``.
+        """
+        to_app: asyncio.Queue[Message] = asyncio.Queue()
+        from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._to_app, self._from_app = to_app, from_app
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
+        task = asyncio.ensure_future(self._app(scope, to_app.get, from_app.put))
+        self._task = task
+        await to_app.put({"type": "lifespan.startup"})
+        getter = asyncio.ensure_future(from_app.get())
+        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            getter.cancel()
+            exc = task.exception()
+            logger.info("the app does not support lifespan (%r); continuing without", exc)
+            self._task = None
+            return
+        answer = getter.result()
+        if answer["type"] == "lifespan.startup.failed":
+            raise StartupError(f"lifespan startup failed: {answer.get('message', '')}")
+
+    async def shutdown(self) -> None:
+        """Run the app's shutdown (nothing when it does not support lifespan)."""
+        if self._task is None or self._to_app is None or self._from_app is None:
+            return
+        await self._to_app.put({"type": "lifespan.shutdown"})
+        answer = await self._from_app.get()
+        if answer["type"] == "lifespan.shutdown.failed":
+            logger.error("lifespan shutdown failed: %s", answer.get("message", ""))
+        with contextlib.suppress(Exception):
+            await self._task
+
+
+class EmbeddedServer:
+    """A server running ``app`` in a thread of this process.
+
+    :param server: one of ``uvicorn``, ``hypercorn``, ``daphne``, ``granian``.
+    :param app: an ASGI 3 app object.
+    :param host: address to bind, e.g. ``"127.0.0.1"``.
+    :param port: TCP port.
+    :param log_level: ``"info"``, ``"warning"``, ... (uvicorn's names).
+    :raise ServeConfigError: for an unknown server.
+    :raise ServerNotInstalledError: when its package is missing (names the extra).
+    """
+
+    def __init__(
+        self, server: str, app: ASGIApp, host: str, port: int, log_level: str = "info"
+    ) -> None:
+        check_server_installed(server)
+        self.server = server
+        self.app = app
+        self.host = host
+        self.port = port
+        self.log_level = log_level
+        self.state = EmbeddedState.NEW
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._request_stop: Callable[[], None] | None = None
+        self._ready = threading.Event()
+
+    # -- public ------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server thread and wait until the port accepts connections.
+
+        :param timeout: seconds to wait.
+        :raise PortInUseError: when the port is taken (checked before starting).
+        :raise StartupError: when the server stops or fails before listening.
+        """
+        check_port_free(self.host, self.port)
+        self.state = EmbeddedState.STARTING
+        self._thread = threading.Thread(
+            target=self._run, name=f"asgishift-{self.server}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if not self._thread.is_alive():
+                self.state = EmbeddedState.FAILED
+                raise StartupError(
+                    f"{self.server} stopped before listening on {self.host}:{self.port}"
+                    + (f": {self._error!r}" if self._error else " (see the log above)")
+                )
+            if self._listening():
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StartupError(f"{self.server} not listening after {timeout:g} s")
+        if self.server == "daphne":
+            self._daphne_lifespan_startup(timeout)
+        self.state = EmbeddedState.SERVING
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop gracefully: set the server's exit flag, then join its thread, so
+        open connections finish and lifespan shutdown runs.
+
+        :param timeout: seconds to wait for the thread.
+        """
+        if self._thread is None or self.state in (EmbeddedState.STOPPED, EmbeddedState.NEW):
+            return
+        self.state = EmbeddedState.STOPPING
+        if self._request_stop is not None:
+            self._request_stop()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.warning("%s did not stop within %g s", self.server, timeout)
+        self.state = EmbeddedState.STOPPED
+
+    def wait(self) -> None:
+        """Block until the server thread ends (it stops on :meth:`stop` or on failure)."""
+        if self._thread is not None:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the server thread, if any."""
+        return self._error
+
+    # -- thread side -------------------------------------------------------------
+
+    def _listening(self) -> bool:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = "::1" if host == "::" else host
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection((host, self.port), timeout=0.5),
+        ):
+            return True
+        return False
+
+    def _run(self) -> None:
+        try:
+            if self.server == "daphne":
+                self._run_daphne()
+            else:
+                asyncio.run(self._serve_async())
+        except BaseException as exc:  # reported by start()/error
+            self._error = exc
+            logger.error("%s stopped with an error: %r", self.server, exc)
+
+    async def _serve_async(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def request_stop() -> None:
+            loop.call_soon_threadsafe(stop.set)
+
+        self._request_stop = request_stop
+        serve = _ASYNC_SERVERS[self.server]
+        await serve(self, stop)
+
+    def _run_daphne(self) -> None:
+        from daphne.endpoints import (  # type: ignore[import-untyped]
+            build_endpoint_description_strings,
+        )
+        from daphne.server import Server  # type: ignore[import-untyped]
+        from twisted.internet import reactor
+
+        verbosity = {"debug": 2, "trace": 3}.get(self.log_level, 1)
+        server = Server(
+            application=self.app,
+            endpoints=build_endpoint_description_strings(host=self.host, port=self.port),
+            signal_handlers=False,
+            verbosity=verbosity,
+        )
+        self._daphne_driver = LifespanDriver(self.app)
+
+        def request_stop() -> None:
+            import daphne.server  # type: ignore[import-untyped]
+
+            future = asyncio.run_coroutine_threadsafe(
+                self._daphne_driver.shutdown(), daphne.server.twisted_loop
+            )
+            with contextlib.suppress(Exception):
+                future.result(30)
+            reactor.callFromThread(server.stop)
+
+        self._request_stop = request_stop
+        server.run()
+
+    def _daphne_lifespan_startup(self, timeout: float) -> None:
+        import daphne.server
+
+        future = asyncio.run_coroutine_threadsafe(
+            self._daphne_driver.startup(), daphne.server.twisted_loop
+        )
+        try:
+            future.result(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+
+async def _serve_uvicorn(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        embedded.app,
+        host=embedded.host,
+        port=embedded.port,
+        log_level=embedded.log_level,
+        lifespan="auto",
+        interface="asgi3",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():  # failed startup: uvicorn logged why
+        stopper.cancel()
+        await task
+        if not server.started:
+            raise StartupError("uvicorn did not start (see its log above)")
+        return
+    server.should_exit = True
+    await task
+
+
+async def _serve_hypercorn(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    host = f"[{embedded.host}]" if ":" in embedded.host else embedded.host
+    config.bind = [f"{host}:{embedded.port}"]
+    config.loglevel = "DEBUG" if embedded.log_level == "trace" else embedded.log_level.upper()
+    config.accesslog = None
+    await serve(cast(Any, embedded.app), config, shutdown_trigger=stop.wait, mode="asgi")
+
+
+async def _serve_granian(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    server = Server(
+        embedded.app,
+        address=embedded.host,
+        port=embedded.port,
+        interface=Interfaces.ASGI,
+        log_level=LogLevels("debug" if embedded.log_level == "trace" else embedded.log_level),
+    )
+    task = asyncio.ensure_future(server.serve())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        server.stop()  # type: ignore[no-untyped-call]
+    else:
+        stopper.cancel()
+    await task
+
+
+_ASYNC_SERVERS: dict[str, Callable[[EmbeddedServer, asyncio.Event], Coroutine[Any, Any, None]]] = {
+    "uvicorn": _serve_uvicorn,
+    "hypercorn": _serve_hypercorn,
+    "granian": _serve_granian,
+}
+assert set(_ASYNC_SERVERS) | {"daphne"} == set(SERVERS)
+
+__all__ = ["EmbeddedServer", "EmbeddedState", "LifespanDriver", "StartupError"]

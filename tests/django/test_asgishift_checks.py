@@ -1,0 +1,97 @@
+"""asgishift's system checks: each fires on the problem it names and stays quiet otherwise."""
+
+from __future__ import annotations
+
+import sys
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+
+from asgishift.django_integration.checks import CHECKS
+
+OURS = "django_support.asgi_apps.ours"
+STOCK = "django_support.asgi_apps.stock"
+
+
+def ids(messages: list[checks.CheckMessage]) -> list[str]:
+    return sorted(m.id for m in messages if (m.id or "").startswith("asgishift."))
+
+
+def run_checks(tags: tuple[str, ...] = ()) -> list[checks.CheckMessage]:
+    return [m for m in checks.run_checks(tags=list(tags) or None) if m.id.startswith("asgishift")]
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_stock_handler_middleware_named_with_hop_costs(settings: Any) -> None:
+    settings.ASGI_APPLICATION = STOCK
+    [warning] = run_checks()
+    assert warning.id == "asgishift.W001"
+    assert "django.contrib.sessions.middleware.SessionMiddleware (2)" in warning.msg
+    assert "django.middleware.csrf.CsrfViewMiddleware (3)" in warning.msg
+    assert "get_asgi_application" in warning.hint
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_our_handler_is_quiet_with_conn_max_age(settings: Any) -> None:
+    settings.ASGI_APPLICATION = OURS
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 60
+    try:
+        assert run_checks() == []
+        settings.ASGI_APPLICATION = STOCK
+        assert ids(run_checks()) == ["asgishift.W001", "asgishift.W002"]
+    finally:
+        settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+def test_atomic_requests_with_async_views(settings: Any) -> None:
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    try:
+        found = [m for m in run_checks() if m.id == "asgishift.W003"]
+    finally:
+        settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+    assert len(found) == 1
+    assert "async/" in found[0].msg
+    assert "items/" not in found[0].msg
+
+
+def test_sync_iterator_streaming_is_found_with_file_and_line() -> None:
+    found = [m for m in run_checks() if m.id == "asgishift.W004"]
+    assert len(found) == 1
+    assert "django_support/testapp/views.py:" in found[0].msg.replace("\\", "/")
+    line = int(found[0].msg.split("views.py:")[1].split(":")[0])
+    from django_support.testapp import views
+
+    source = open(views.__file__).read().splitlines()  # noqa: SIM115
+    assert "StreamingHttpResponse(chunks()" in source[line - 1]
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_missing_server_and_unknown_server(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.ASGISHIFT_RUNASGI_SERVER = "granian"
+    assert run_checks() == []
+    monkeypatch.setitem(sys.modules, "granian", None)
+    [warning] = run_checks()
+    assert warning.id == "asgishift.W005"
+    assert "asgishift[granian]" in warning.msg
+    settings.ASGISHIFT_RUNASGI_SERVER = "gunicorn"
+    [error] = run_checks()
+    assert (error.id, error.level) == ("asgishift.E001", checks.ERROR)
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_check_deploy_is_quiet_about_asgishift() -> None:
+    out, err = StringIO(), StringIO()
+    call_command("check", "--deploy", stdout=out, stderr=err)
+    assert "asgishift" not in out.getvalue() + err.getvalue()
+    assert "security.W" in out.getvalue() + err.getvalue()  # the command did run the checks
+
+
+def test_every_check_is_documented() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "django.md").read_text()
+    for info in CHECKS:
+        assert info.id in docs, info.id
