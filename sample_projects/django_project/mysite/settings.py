@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "asgishift.django_integration",
     "shelf",
+    "reading",
 ]
 
 MIDDLEWARE = [
@@ -97,3 +98,6 @@ LOGIN_REDIRECT_URL = "/"
 
 # asgishift: lifespan hooks run at server startup and shutdown (ASGI servers only).
 ASGISHIFT_LIFESPAN = ["shelf.lifespan.started_at"]
+
+# reading app: the external quotes API the async quote page calls (httpx.AsyncClient).
+READING_QUOTE_URL = os.environ.get("SAMPLE_QUOTE_URL", "http://127.0.0.1:8001/quote")
