@@ -66,8 +66,17 @@ class Config:
 SERVERS = {
     "uvicorn+asgishift": ["-m", "uvicorn", "djviews.asgi:ours"],
     "uvicorn+stock": ["-m", "uvicorn", "djviews.asgi:stock"],
-    "gunicorn": ["-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "8",
-                 "djviews.wsgi:application"],  # fmt: skip
+    "gunicorn": [
+        "-m",
+        "gunicorn",
+        "-w",
+        "1",
+        "-k",
+        "gthread",
+        "--threads",
+        "8",
+        "djviews.wsgi:application",
+    ],
 }
 CONFIGS = [
     Config("ours, asgishift handler", "uvicorn+asgishift", "/ours/"),
@@ -158,19 +167,21 @@ def measure(kind: str, connections: int, duration: float, rounds: int) -> list[l
             finally:
                 for proc, _, _ in procs.values():
                     stop(proc)
-    return [
-        [kind, str(connections), label, f"{statistics.median(rps[label]):.0f}",
-         f"{statistics.median(ratios[label]):.2f}x"]  # fmt: skip
-        for label in rps
-    ]
+    rows = []
+    for label, values in rps.items():
+        median_rps = f"{statistics.median(values):.0f}"
+        ratio = f"{statistics.median(ratios[label]):.2f}x"
+        rows.append([kind, str(connections), label, median_rps, ratio])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run the benchmark and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--connections", type=int, nargs="+", default=[100],
-                        help="wrk connections (concurrent clients); several values allowed")  # fmt: skip
+    parser.add_argument(
+        "--connections", type=int, nargs="+", default=[100], help="wrk connections (clients)"
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s on SQLite")

@@ -73,30 +73,30 @@ def test_reading_flow_quote_and_report(postgresql_server: Any, quote_api: str) -
     )
     postgresql_server.psql("INSERT INTO shelf_book (title, added) VALUES ('Dune', now())", database)
     book_id = postgresql_server.psql("SELECT id FROM shelf_book", database)
-    with live_server("uvicorn", "mysite.asgi:application", env=env, app_dir=Path(PROJECT)) as srv:
-        with httpx.Client(base_url=srv.url, timeout=30) as client:
-            assert "No notes yet." in client.get("/reading/").text
-            form = client.get("/reading/new/")
-            assert form.status_code == 200
-            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
-            assert token is not None
-            created = client.post(
+    server = live_server("uvicorn", "mysite.asgi:application", env=env, app_dir=Path(PROJECT))
+    with server as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+        assert "No notes yet." in client.get("/reading/").text
+        form = client.get("/reading/new/")
+        assert form.status_code == 200
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token is not None
+        created = client.post(
                 "/reading/new/",
                 data={"book": book_id, "text": "Fear is the mind-killer.",
                       "csrfmiddlewaretoken": token.group(1)},
             )  # fmt: skip
-            assert created.status_code == 302, created.text
-            detail = client.get(created.headers["location"])
-            assert "<h1>Dune</h1>" in detail.text
-            assert "Fear is the mind-killer." in detail.text
-            listing = client.get("/reading/")
-            assert "Reading notes (1)" in listing.text
-            assert "Dune</a>: Fear is the mind-killer." in listing.text
-            quote = client.get("/reading/quote/")
-            assert quote.status_code == 200
-            assert "So many books, so little time." in quote.text
-            assert "1 books on the shelf" in quote.text
-            report = client.get("/reading/report/")
-            assert "1 notes on 1 books" in report.text
-            assert "<li>Dune: 1</li>" in report.text
+        assert created.status_code == 302, created.text
+        detail = client.get(created.headers["location"])
+        assert "<h1>Dune</h1>" in detail.text
+        assert "Fear is the mind-killer." in detail.text
+        listing = client.get("/reading/")
+        assert "Reading notes (1)" in listing.text
+        assert "Dune</a>: Fear is the mind-killer." in listing.text
+        quote = client.get("/reading/quote/")
+        assert quote.status_code == 200
+        assert "So many books, so little time." in quote.text
+        assert "1 books on the shelf" in quote.text
+        report = client.get("/reading/report/")
+        assert "1 notes on 1 books" in report.text
+        assert "<li>Dune: 1</li>" in report.text
     assert postgresql_server.psql("SELECT notes FROM reading_reportrun", database) == "1"

@@ -10,7 +10,6 @@ class ReadingConfig(AppConfig):
     def ready(self) -> None:
         """Register the lifespan hook that opens the shared HTTP client."""
         from asgishift.django_integration.lifespan import register
-
         from reading.lifespan import http_client
 
         register(http_client)

@@ -4,11 +4,11 @@ from django.conf import settings
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from shelf.models import Book
 
 from asgishift.django_integration.db import aatomic, db_sync_to_async
 from asgishift.django_integration.views import AsyncCreateView, AsyncDetailView, AsyncListView
 from reading.models import Note, ReportRun
-from shelf.models import Book
 
 
 class NoteList(AsyncListView):
