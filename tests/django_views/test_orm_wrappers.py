@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,19 @@ def three_threads() -> Iterator[int]:
     with override_settings(ASGISHIFT_ORM_THREADS=3):
         yield 3
         shutdown_orm_lanes()
+
+
+def settled_connections(server: Any, database: str, expected: int) -> int:
+    """Poll the server's connection count until it equals ``expected`` (5 s at most).
+
+    A closed client's backend leaves ``pg_stat_activity`` a moment after the close.
+    """
+    deadline = time.monotonic() + 5.0
+    while True:
+        count = int(server.count_connections(database))
+        if count == expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
 
 
 def asgiref_global_thread() -> int:
@@ -139,7 +153,7 @@ def test_pool_never_holds_more_connections_than_threads(
     assert max(seen) - own <= three_threads
     assert max(seen) - own >= 2  # the calls did overlap
     # CONN_MAX_AGE = 0 (the default): a pool thread keeps no connection between calls.
-    assert postgresql_server.count_connections(database) == own
+    assert settled_connections(postgresql_server, database, own) == own
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "postgres"])
@@ -179,3 +193,22 @@ def test_broken_pool_connection_is_closed_and_replaced(postgresql_server: Any) -
     assert reused == first
     assert broken is None
     assert replaced not in (None, first)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "postgres"])
+def test_lifespan_shutdown_closes_the_pools_connections(
+    three_threads: int, postgresql_server: Any
+) -> None:
+    from asgishift.django_integration.signals import asgi_shutdown
+
+    database = connections["postgres"].settings_dict["NAME"]
+    own = postgresql_server.count_connections(database)
+    settings_dict = connections["postgres"].settings_dict
+    old_age, settings_dict["CONN_MAX_AGE"] = settings_dict["CONN_MAX_AGE"], None
+    try:
+        asyncio.run(db_sync_to_async(lambda: Item.objects.using("postgres").count())())
+        assert postgresql_server.count_connections(database) == own + 1  # kept (persistent)
+        asgi_shutdown.send(sender=object, state={})
+        assert settled_connections(postgresql_server, database, own) == own
+    finally:
+        settings_dict["CONN_MAX_AGE"] = old_age

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import connections
 
 from asgishift.django_integration._executors import ExecutorPool
+from asgishift.django_integration.signals import asgi_shutdown
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -194,3 +195,11 @@ def db_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
         return await run(func, args, kwargs)
 
     return wrapper
+
+
+def _close_orm_pool_at_shutdown(sender: object, **kwargs: object) -> None:
+    """``asgi_shutdown`` receiver: close the pool threads' connections, stop the threads."""
+    shutdown_orm_lanes()
+
+
+asgi_shutdown.connect(_close_orm_pool_at_shutdown, dispatch_uid="asgishift.orm_pool")
