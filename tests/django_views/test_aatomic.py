@@ -147,6 +147,22 @@ def test_block_inside_a_request_uses_the_requests_thread(alias: str) -> None:
     assert names() == ["kept"]
 
 
+def other_connections(alias: str, database: str) -> int:
+    """Connections to ``database`` besides this thread's, polled until 0 (5 s at most)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()",
+                [database],
+            )
+            count = int(cursor.fetchone()[0])
+        if count == 0 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
 def _slow_query(alias: str) -> None:
     if connections[alias].vendor == "postgresql":
         with connections[alias].cursor() as cursor:
@@ -178,13 +194,7 @@ def test_cancelled_block_rolls_back_and_leaks_no_connection(alias: str) -> None:
     asyncio.run(main())
     assert names() == []
     if connections[alias].vendor == "postgresql":
-        with connections[alias].cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
-                "pg_backend_pid()",
-                [database],
-            )
-            assert cursor.fetchone()[0] == 0  # the pool thread closed its connection
+        assert other_connections(alias, database) == 0  # the pool thread closed its connection
     # The pool thread is not left inside an atomic block either.
     assert asyncio.run(db_sync_to_async(lambda: connections[alias].in_atomic_block)()) is False
     assert not transaction.get_connection(alias).in_atomic_block
