@@ -12,12 +12,17 @@ import pytest
 from django.db import connections, transaction
 
 from asgishift.django_integration.db import (
+    EXECUTOR_CONTEXTS,
     aatomic,
     db_sync_to_async,
     run_in_transaction,
     shutdown_orm_lanes,
 )
 from django_support.testapp.models import Item
+
+NEEDS_EXECUTOR_CONTEXT = pytest.mark.skipif(
+    not EXECUTOR_CONTEXTS, reason="ThreadSensitiveContext(executor=...) needs asgiref >= 3.13"
+)
 
 
 class Boom(Exception):
@@ -119,6 +124,7 @@ def test_run_in_transaction(alias: str) -> None:
     assert names() == ["x", "y"]
 
 
+@NEEDS_EXECUTOR_CONTEXT
 def test_block_inside_a_request_uses_the_requests_thread(alias: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

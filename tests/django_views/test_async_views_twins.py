@@ -164,6 +164,8 @@ def test_permission_required_matches(posts: list[Any], django_user_model: Any) -
     assert_same(sync, asynchronous)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("alias", ["default"], indirect=True)  # the message, not the database
 def test_lazy_relation_in_async_code_names_the_helper(posts: list[Any]) -> None:
     from asgishift.django_integration.db import AsyncORMUsageError
 

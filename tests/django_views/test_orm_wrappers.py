@@ -14,8 +14,17 @@ from asgiref.sync import SyncToAsync, ThreadSensitiveContext
 from django.db import connections
 from django.test import override_settings
 
-from asgishift.django_integration.db import db_sync_to_async, orm_lanes, shutdown_orm_lanes
+from asgishift.django_integration.db import (
+    EXECUTOR_CONTEXTS,
+    db_sync_to_async,
+    orm_lanes,
+    shutdown_orm_lanes,
+)
 from django_support.testapp.models import Item
+
+NEEDS_EXECUTOR_CONTEXT = pytest.mark.skipif(
+    not EXECUTOR_CONTEXTS, reason="ThreadSensitiveContext(executor=...) needs asgiref >= 3.13"
+)
 
 
 @pytest.fixture
@@ -85,6 +94,24 @@ def test_call_form_and_methods(three_threads: int) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_inside_djangos_request_context_work_shares_the_requests_thread(
+    three_threads: int,
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    async def request() -> tuple[int, int]:
+        async with ThreadSensitiveContext():  # what Django's ASGIHandler enters per request
+            ours, _ = await count_items("default")
+            djangos = await sync_to_async(threading.get_ident)()
+            return ours, djangos
+
+    ours, djangos = asyncio.run(request())
+    assert ours == djangos
+    assert orm_lanes().threads_started == 0
+
+
+@NEEDS_EXECUTOR_CONTEXT
+@pytest.mark.django_db(transaction=True)
 def test_inside_a_request_context_work_runs_on_the_requests_thread(three_threads: int) -> None:
     request_thread = ThreadPoolExecutor(1)
     request_ident = request_thread.submit(threading.get_ident).result()
@@ -104,6 +131,7 @@ def test_inside_a_request_context_work_runs_on_the_requests_thread(three_threads
         request_thread.shutdown()
 
 
+@NEEDS_EXECUTOR_CONTEXT
 @pytest.mark.django_db(transaction=True)
 def test_task_outliving_its_request_falls_back_to_the_pool(three_threads: int) -> None:
     request_thread = ThreadPoolExecutor(1)
@@ -130,29 +158,48 @@ def test_task_outliving_its_request_falls_back_to_the_pool(three_threads: int) -
     assert orm_lanes().threads_started == 1
 
 
+@db_sync_to_async
+def busy_count() -> int:
+    """Hold a connection a moment; return how many connections the database has."""
+    with connections["postgres"].cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(0.02)")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+async def thirty_calls() -> list[int]:
+    return await asyncio.gather(*(busy_count() for _ in range(30)))
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "postgres"])
 def test_pool_never_holds_more_connections_than_threads(
     three_threads: int, postgresql_server: Any
 ) -> None:
+    """Persistent connections (no churn to blur the count): one per pool thread at most."""
     database = connections["postgres"].settings_dict["NAME"]
+    connections["postgres"].ensure_connection()
     own = postgresql_server.count_connections(database)
-
-    @db_sync_to_async
-    def busy() -> int:
-        with connections["postgres"].cursor() as cursor:
-            cursor.execute("SELECT pg_sleep(0.02)")
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            )
-            return int(cursor.fetchone()[0])
-
-    async def main() -> list[int]:
-        return await asyncio.gather(*(busy() for _ in range(30)))
-
-    seen = asyncio.run(main())
+    settings_dict = connections["postgres"].settings_dict
+    old_age, settings_dict["CONN_MAX_AGE"] = settings_dict["CONN_MAX_AGE"], None
+    try:
+        seen = asyncio.run(thirty_calls())
+    finally:
+        settings_dict["CONN_MAX_AGE"] = old_age
     assert max(seen) - own <= three_threads
     assert max(seen) - own >= 2  # the calls did overlap
-    # CONN_MAX_AGE = 0 (the default): a pool thread keeps no connection between calls.
+    assert settled_connections(postgresql_server, database, own + 3) <= own + three_threads
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "postgres"])
+def test_default_settings_keep_no_connection_between_calls(
+    three_threads: int, postgresql_server: Any
+) -> None:
+    """CONN_MAX_AGE = 0 (the default): a pool thread closes its connection after each call."""
+    database = connections["postgres"].settings_dict["NAME"]
+    connections["postgres"].ensure_connection()
+    own = postgresql_server.count_connections(database)
+    seen = asyncio.run(thirty_calls())
+    assert max(seen) > own
     assert settled_connections(postgresql_server, database, own) == own
 
 

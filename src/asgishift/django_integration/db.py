@@ -41,7 +41,9 @@ import asyncio
 import contextlib
 import functools
 import importlib.util
+import inspect
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -115,6 +117,23 @@ def _native_async_atomic(using: str | None) -> Any:
     return async_atomic
 
 
+#: asgiref >= 3.13 lets a ThreadSensitiveContext run on a given executor.
+EXECUTOR_CONTEXTS = "executor" in inspect.signature(ThreadSensitiveContext).parameters
+
+
+def _block_context(lane: Executor) -> ThreadSensitiveContext:
+    """The thread-sensitive context of an ``aatomic`` block outside a request.
+
+    With asgiref >= 3.13 the block runs on the leased pool thread. Older
+    asgiref cannot be given an executor: the block then runs on a thread of its
+    own that ends with the block, and the leased lane only bounds how many such
+    blocks (and connections) exist at once.
+    """
+    if EXECUTOR_CONTEXTS:
+        return ThreadSensitiveContext(executor=lane)
+    return ThreadSensitiveContext()
+
+
 class AsyncAtomic:
     """The object :func:`aatomic` returns: an async context manager and a decorator.
 
@@ -156,7 +175,7 @@ class AsyncAtomic:
                 lanes = orm_lanes()
                 lane = await lanes.acquire()
                 stack.callback(lanes.release, lane)
-                await stack.enter_async_context(ThreadSensitiveContext(executor=lane))
+                await stack.enter_async_context(_block_context(lane))
                 stack.callback(on_pool_lane.reset, on_pool_lane.set(True))
                 await sync_to_async(hygienic, thread_sensitive=True)(atomic.__enter__, (), {})
         except BaseException:
@@ -334,6 +353,7 @@ async def aget_list_or_404(klass: Any, *args: Any, **kwargs: Any) -> list[Any]:
 
 
 __all__ = [
+    "EXECUTOR_CONTEXTS",
     "AsyncAtomic",
     "AsyncORMUsageError",
     "ExecutorPool",

@@ -20,8 +20,16 @@ from typing import Any
 
 from django.core import paginator as django_paginator
 from django.core.paginator import EmptyPage, InvalidPage, PageNotAnInteger, Paginator
+from django.utils.translation import gettext_lazy as _
 
 from asgishift.django_integration._hops import run
+
+#: The messages of Django's paginator errors (``error_messages`` overrides them).
+DEFAULT_ERROR_MESSAGES: dict[str, Any] = {
+    "invalid_page": _("That page number is not an integer"),
+    "min_page": _("That page number is less than 1"),
+    "no_results": _("That page contains no results"),
+}
 
 #: True when Django itself provides the async classes (6.0+).
 NATIVE = hasattr(django_paginator, "AsyncPaginator")
@@ -48,16 +56,15 @@ class _BackportAsyncPaginator:
         allow_empty_first_page: bool = True,
         error_messages: dict[str, Any] | None = None,
     ) -> None:
-        # The sync paginator validates and warns about unordered querysets;
-        # it never queries in __init__.
-        self._sync = Paginator(
-            object_list, per_page, orphans, allow_empty_first_page, error_messages
-        )
+        # The sync paginator validates the sizes and warns about unordered
+        # querysets; it never queries in __init__. (Django 4.2's takes no
+        # error_messages.)
+        self._sync = Paginator(object_list, per_page, orphans, allow_empty_first_page)
         self.object_list = object_list
         self.per_page = self._sync.per_page
         self.orphans = self._sync.orphans
         self.allow_empty_first_page = allow_empty_first_page
-        self.error_messages = self._sync.error_messages
+        self.error_messages = {**DEFAULT_ERROR_MESSAGES, **(error_messages or {})}
         self._count: int | None = None
 
     async def acount(self) -> int:
