@@ -74,9 +74,8 @@ def close_thread_connections() -> Iterator[None]:
     """
     yield
     from asgiref.sync import SyncToAsync
-    from django.db import connections
 
-    from asgishift.django_integration.db import shutdown_orm_lanes
+    from asgishift.django_integration.db import close_thread_connections, shutdown_orm_lanes
 
     shutdown_orm_lanes()
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    SyncToAsync.single_thread_executor.submit(close_thread_connections).result()

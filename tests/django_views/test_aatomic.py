@@ -14,6 +14,7 @@ from django.db import connections, transaction
 from asgishift.django_integration.db import (
     EXECUTOR_CONTEXTS,
     aatomic,
+    close_thread_connections,
     db_sync_to_async,
     run_in_transaction,
     shutdown_orm_lanes,
@@ -148,7 +149,7 @@ def test_block_inside_a_request_uses_the_requests_thread(alias: str) -> None:
     try:
         assert asyncio.run(main()) == [ident]
     finally:
-        request_thread.submit(connections.close_all).result()
+        request_thread.submit(close_thread_connections).result()
         request_thread.shutdown()
     assert names() == ["kept"]
 

@@ -16,6 +16,7 @@ from django.test import override_settings
 
 from asgishift.django_integration.db import (
     EXECUTOR_CONTEXTS,
+    close_thread_connections,
     db_sync_to_async,
     orm_lanes,
     shutdown_orm_lanes,
@@ -103,6 +104,7 @@ def test_inside_djangos_request_context_work_shares_the_requests_thread(
         async with ThreadSensitiveContext():  # what Django's ASGIHandler enters per request
             ours, _ = await count_items("default")
             djangos = await sync_to_async(threading.get_ident)()
+            await sync_to_async(close_thread_connections)()  # the thread ends with the block
             return ours, djangos
 
     ours, djangos = asyncio.run(request())
@@ -127,7 +129,7 @@ def test_inside_a_request_context_work_runs_on_the_requests_thread(three_threads
         assert thread == request_ident
         assert orm_lanes().threads_started == 0
     finally:
-        request_thread.submit(connections.close_all).result()
+        request_thread.submit(close_thread_connections).result()
         request_thread.shutdown()
 
 

@@ -81,8 +81,23 @@ def shutdown_orm_lanes() -> None:
     with _lanes_lock:
         lanes, _lanes = _lanes, None
     if lanes is not None:
-        lanes.run_on_every_thread(connections.close_all)
+        lanes.run_on_every_thread(close_thread_connections)
         lanes.shutdown()
+
+
+def close_thread_connections() -> None:
+    """Close every database connection of this thread before the thread ends.
+
+    Unlike ``connections.close_all()`` this also closes in-memory SQLite
+    connections, which Django's ``close()`` keeps open (closing one drops the
+    database unless another connection shares it); a thread that ends would
+    otherwise leave the connection to the garbage collector.
+    """
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+        if conn.connection is not None:
+            conn.connection.close()
+            conn.connection = None
 
 
 def close_stale_connections(*, obsolete: bool = True) -> None:

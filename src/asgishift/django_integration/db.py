@@ -68,6 +68,7 @@ from asgishift.django_integration._explain import (
 )
 from asgishift.django_integration._hops import (
     close_stale_connections,
+    close_thread_connections,
     db_sync_to_async,
     has_thread_sensitive_target,
     hygienic,
@@ -154,7 +155,8 @@ class AsyncAtomic:
         self.using = using
         self.savepoint = savepoint
         self.durable = durable
-        self._entered: list[tuple[Any, contextlib.AsyncExitStack]] = []
+        # (the atomic, what to undo, whether the block owns its thread)
+        self._entered: list[tuple[Any, contextlib.AsyncExitStack, bool]] = []
 
     async def __aenter__(self) -> AsyncAtomic:
         native = _native_async_atomic(self.using)
@@ -163,12 +165,12 @@ class AsyncAtomic:
             if native is not None:
                 block = native(using=self.using, savepoint=self.savepoint, durable=self.durable)
                 await stack.enter_async_context(block)
-                self._entered.append((None, stack))
+                self._entered.append((None, stack, False))
                 return self
             atomic = transaction.atomic(
                 using=self.using, savepoint=self.savepoint, durable=self.durable
             )
-            entered = False
+            entered = owns_thread = False
             if has_thread_sensitive_target():
                 entered, _ = await thread_sensitive(atomic.__enter__, (), {})
             if not entered:
@@ -176,12 +178,13 @@ class AsyncAtomic:
                 lane = await lanes.acquire()
                 stack.callback(lanes.release, lane)
                 await stack.enter_async_context(_block_context(lane))
+                owns_thread = not EXECUTOR_CONTEXTS
                 stack.callback(on_pool_lane.reset, on_pool_lane.set(True))
                 await sync_to_async(hygienic, thread_sensitive=True)(atomic.__enter__, (), {})
         except BaseException:
             await stack.aclose()
             raise
-        self._entered.append((atomic, stack))
+        self._entered.append((atomic, stack, owns_thread))
         return self
 
     async def __aexit__(
@@ -190,7 +193,7 @@ class AsyncAtomic:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        atomic, stack = self._entered.pop()
+        atomic, stack, owns_thread = self._entered.pop()
         if atomic is None:  # django-async-backend's block
             await stack.__aexit__(exc_type, exc, tb)
             return
@@ -200,7 +203,10 @@ class AsyncAtomic:
                 try:
                     atomic.__exit__(exc_type, exc, tb)
                 finally:
-                    close_stale_connections(obsolete=on_pool_lane.get())
+                    if owns_thread:
+                        close_thread_connections()  # the block's own thread ends with it
+                    else:
+                        close_stale_connections(obsolete=on_pool_lane.get())
 
             # The exit must run on the block's thread even when this task is
             # cancelled again: a lost exit would leave the transaction open.
@@ -364,6 +370,7 @@ __all__ = [
     "aprefetch",
     "arelated",
     "close_stale_connections",
+    "close_thread_connections",
     "db_sync_to_async",
     "explain",
     "explain_sync_only",
