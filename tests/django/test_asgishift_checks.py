@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,7 +65,7 @@ def test_sync_iterator_streaming_is_found_with_file_and_line() -> None:
     line = int(found[0].msg.split("views.py:")[1].split(":")[0])
     from django_support.testapp import views
 
-    source = open(views.__file__).read().splitlines()  # noqa: SIM115
+    source = Path(views.__file__).read_text().splitlines()
     assert "StreamingHttpResponse(chunks()" in source[line - 1]
 
 
@@ -90,8 +91,6 @@ def test_check_deploy_is_quiet_about_asgishift() -> None:
 
 
 def test_every_check_is_documented() -> None:
-    from pathlib import Path
-
     docs = (Path(__file__).resolve().parents[2] / "docs" / "django.md").read_text()
     for info in CHECKS:
         assert info.id in docs, info.id

@@ -99,5 +99,11 @@ LOGIN_REDIRECT_URL = "/"
 # asgishift: lifespan hooks run at server startup and shutdown (ASGI servers only).
 ASGISHIFT_LIFESPAN = ["shelf.lifespan.started_at"]
 
+# Used by asgishift's tests: serve mysite.asgi through ASGI_APPLICATION, or fail at startup.
+if os.environ.get("SAMPLE_ASGI_APPLICATION"):
+    ASGI_APPLICATION = "mysite.asgi.application"
+if os.environ.get("SAMPLE_FAIL_STARTUP"):
+    ASGISHIFT_LIFESPAN = [*ASGISHIFT_LIFESPAN, "shelf.lifespan.failing"]
+
 # reading app: the external quotes API the async quote page calls (httpx.AsyncClient).
 READING_QUOTE_URL = os.environ.get("SAMPLE_QUOTE_URL", "http://127.0.0.1:8001/quote")

@@ -16,3 +16,10 @@ async def started_at(state: MutableMapping[str, Any]) -> AsyncIterator[None]:
     logger.warning("sample lifespan: started")
     yield
     logger.warning("sample lifespan: stopped")
+
+
+@contextlib.asynccontextmanager
+async def failing(state: MutableMapping[str, Any]) -> AsyncIterator[None]:
+    """A hook that fails startup (used by the tests through SAMPLE_FAIL_STARTUP)."""
+    raise RuntimeError("sample startup failure")
+    yield

@@ -79,13 +79,21 @@ class ExecutorPool:
     def release(self, executor: ThreadPoolExecutor) -> None:
         """Give ``executor`` back: to the oldest waiting request, or to the idle list."""
         with self._lock:
+            waiter = None
             while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
+                candidate = self._waiters.popleft()
+                if not candidate.done():
+                    waiter = candidate
                     self._used.add(executor)
-                    waiter.get_loop().call_soon_threadsafe(self._hand_over, waiter, executor)
-                    return
-            self._idle.append(executor)
+                    break
+            if waiter is None:
+                self._idle.append(executor)
+                return
+        loop = waiter.get_loop()
+        if _running_loop() is loop:
+            self._hand_over(waiter, executor)  # same loop: no self-pipe wake-up needed
+        else:
+            loop.call_soon_threadsafe(self._hand_over, waiter, executor)
 
     def _hand_over(
         self, waiter: asyncio.Future[ThreadPoolExecutor], executor: ThreadPoolExecutor
@@ -106,6 +114,13 @@ class ExecutorPool:
         """Stop every thread once its current call returns (does not wait)."""
         for executor in self._all:
             executor.shutdown(wait=False)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 __all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool"]

@@ -56,10 +56,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
         return (max(0, size - suffix), size - 1) if size else "unsatisfiable"
     first = int(start_text)
     last = int(end_text) if end_text else size - 1
-    if last < first:
-        return None
     if first >= size:
         return "unsatisfiable"
+    if last < first:
+        return None
     return first, min(last, size - 1)
 
 

@@ -26,8 +26,10 @@ from collections.abc import Callable, Coroutine
 from enum import Enum
 from typing import Any, cast
 
-from asgishift._types import ASGIApp, Message
-from asgishift.serve._errors import ServeError
+from asgishift._types import ASGIApp, Message, Receive, Scope, Send
+from asgishift.serve._build import build_app
+from asgishift.serve._config import ServeConfig
+from asgishift.serve._errors import ServeConfigError, ServeError
 from asgishift.serve._servers import SERVERS, check_port_free, check_server_installed
 
 logger = logging.getLogger("asgishift.serve")
@@ -99,26 +101,29 @@ class LifespanDriver:
 
 
 class EmbeddedServer:
-    """A server running ``app`` in a thread of this process.
+    """The server of a :class:`~asgishift.serve.ServeConfig`, run in a thread of this process.
 
-    :param server: one of ``uvicorn``, ``hypercorn``, ``daphne``, ``granian``.
-    :param app: an ASGI 3 app object.
-    :param host: address to bind, e.g. ``"127.0.0.1"``.
-    :param port: TCP port.
-    :param log_level: ``"info"``, ``"warning"``, ... (uvicorn's names).
-    :raise ServeConfigError: for an unknown server.
-    :raise ServerNotInstalledError: when its package is missing (names the extra).
+    :param config: server, host, port and log level are used; ``workers`` and
+        ``reload`` must be off (the host process reloads).
+    :param app: the ASGI 3 app to serve; by default
+        :func:`asgishift.serve.build_app` of ``config``.
+    :raise ServeConfigError: for ``workers`` above 1 or ``reload``.
+    :raise ServerNotInstalledError: when the server's package is missing (names the extra).
+    :raise ServeError: from :func:`~asgishift.serve.build_app`.
     """
 
-    def __init__(
-        self, server: str, app: ASGIApp, host: str, port: int, log_level: str = "info"
-    ) -> None:
-        check_server_installed(server)
-        self.server = server
-        self.app = app
-        self.host = host
-        self.port = port
-        self.log_level = log_level
+    def __init__(self, config: ServeConfig, app: ASGIApp | None = None) -> None:
+        if config.needs_import_string:
+            raise ServeConfigError(
+                "an embedded server runs in this process: workers=1 and reload=False"
+            )
+        check_server_installed(config.server)
+        self.config = config
+        self.server = config.server
+        self.app = app if app is not None else build_app(config)
+        self.host = config.host
+        self.port = config.port
+        self.log_level = config.log_level
         self.state = EmbeddedState.NEW
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -225,13 +230,13 @@ class EmbeddedServer:
         from twisted.internet import reactor
 
         verbosity = {"debug": 2, "trace": 3}.get(self.log_level, 1)
+        self._daphne_driver = LifespanDriver(self.app)
         server = Server(
-            application=self.app,
+            application=_with_lifespan_state(self.app, self._daphne_driver.state),
             endpoints=build_endpoint_description_strings(host=self.host, port=self.port),
             signal_handlers=False,
             verbosity=verbosity,
         )
-        self._daphne_driver = LifespanDriver(self.app)
 
         def request_stop() -> None:
             import daphne.server  # type: ignore[import-untyped]
@@ -257,6 +262,18 @@ class EmbeddedServer:
         except BaseException:
             self.stop()
             raise
+
+
+def _with_lifespan_state(app: ASGIApp, state: dict[str, Any]) -> ASGIApp:
+    """Give each request a shallow copy of the lifespan state (ASGI lifespan spec,
+    "Lifespan State"), for servers that do not do it themselves."""
+
+    async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "state" not in scope:
+            scope["state"] = dict(state)
+        await app(scope, receive, send)
+
+    return with_state
 
 
 async def _serve_uvicorn(embedded: EmbeddedServer, stop: asyncio.Event) -> None:

@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.apps import apps
 from django.conf import settings
@@ -39,9 +40,10 @@ from django.utils import autoreload
 from django.utils.module_loading import import_string
 
 from asgishift._types import ASGIApp
+from asgishift.bridge import BridgeOptions
 from asgishift.django_integration._executors import DEFAULT_MAX_THREADS
+from asgishift.serve import PortInUseError, ServeConfig, ServeError, build_app
 from asgishift.serve._embedded import EmbeddedServer
-from asgishift.serve._errors import PortInUseError, ServeError
 from asgishift.serve._servers import SERVERS
 
 
@@ -53,6 +55,7 @@ class Command(RunserverCommand):
         "autoreload and static files, serving ASGI_APPLICATION or asgishift's handler."
     )
     server: EmbeddedServer | None = None
+    _stopping = False
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Add ``--server``, ``--wsgi`` and ``--max-threads`` to runserver's arguments."""
@@ -83,16 +86,28 @@ class Command(RunserverCommand):
             from django.core.management.base import CommandError
 
             raise CommandError(f"--max-threads must be at least 1, got {options['max_threads']}")
-        serving_here = (
-            not options["use_reloader"]
-            or os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true"
-        )
-        if serving_here:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, self._on_signal)
+        if not options["use_reloader"]:
+            self._install_signal_handlers()
+        elif os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true":
+            # The reloader installs its own SIGTERM handler (sys.exit) first;
+            # autoreload_started is sent afterwards, from the main thread.
+            autoreload.autoreload_started.connect(self._install_signal_handlers, weak=False)
         super().handle(*args, **options)
 
+    def run(self, **options: Any) -> None:
+        """Serve, under the autoreloader unless ``--noreload`` (as runserver)."""
+        if options["use_reloader"] and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true":
+            sys.exit(_reloading_parent())
+        super().run(**options)
+
+    def _install_signal_handlers(self, **kwargs: Any) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stopping:  # a second signal while stopping (e.g. forwarded by the parent)
+            return
+        self._stopping = True
         self.stop_server(f"received {signal.Signals(signum).name}")
         sys.exit(0)
 
@@ -110,24 +125,41 @@ class Command(RunserverCommand):
         # Returning None lets Django's reloader restart the process afterwards.
         self.stop_server(f"{file_path} changed")
 
-    def get_application(self, **options: Any) -> tuple[ASGIApp, str]:
-        """Return the ASGI app to serve and a phrase describing it (for the banner)."""
+    def serve_config(self, **options: Any) -> tuple[ServeConfig, str]:
+        """Return the :class:`~asgishift.serve.ServeConfig` to serve (holding the loaded
+        application) and a phrase describing the application for the banner."""
         max_threads = options["max_threads"]
+        host = self.addr if self.addr != "0" else "0.0.0.0"
+        app: object
+        interface: Literal["wsgi", "asgi"]
         if options["wsgi"]:
             from django.core.servers.basehttp import get_internal_wsgi_application
 
-            from asgishift.bridge import WSGIToASGI
-
-            app: ASGIApp = WSGIToASGI(get_internal_wsgi_application(), max_workers=max_threads)
+            app, interface = get_internal_wsgi_application(), "wsgi"
             what = f"WSGI_APPLICATION through WSGIToASGI, {max_threads} threads"
         elif getattr(settings, "ASGI_APPLICATION", None):
-            app = import_string(settings.ASGI_APPLICATION)
+            app, interface = import_string(settings.ASGI_APPLICATION), "asgi"
             what = f"ASGI_APPLICATION {settings.ASGI_APPLICATION}"
         else:
             from asgishift.django_integration.handler import BoundedASGIHandler
 
-            app = BoundedASGIHandler(max_threads=max_threads)
+            app, interface = BoundedASGIHandler(max_threads=max_threads), "asgi"
             what = f"asgishift's Django handler, {max_threads} threads"
+        config = ServeConfig(
+            app=app,
+            server=options["server"],
+            interface=interface,
+            host=host,
+            port=int(self.port),
+            bridge=BridgeOptions(max_workers=max_threads),
+        )
+        return config, what
+
+    def get_application(self, config: ServeConfig, **options: Any) -> tuple[ASGIApp, str]:
+        """Return the ASGI app for ``config`` (:func:`asgishift.serve.build_app`), wrapped
+        to serve static files as runserver does, and a banner suffix."""
+        app = build_app(config)
+        what = ""
         if (
             options["use_static_handler"]
             and (settings.DEBUG or options["insecure_serving"])
@@ -136,7 +168,7 @@ class Command(RunserverCommand):
             from asgishift.django_integration.static import staticfiles_app
 
             app = staticfiles_app(app)
-            what += ", static files"
+            what = ", static files"
         return app, what
 
     def inner_run(self, *args: Any, **options: Any) -> None:
@@ -149,15 +181,15 @@ class Command(RunserverCommand):
         self.check_migrations()
         for conn in connections.all(initialized_only=True):
             conn.close()
-        app, what = self.get_application(**options)
-        host = self.addr if self.addr != "0" else "0.0.0.0"
         try:
-            server = EmbeddedServer(options["server"], app, host, int(self.port))
+            config, what = self.serve_config(**options)
+            app, static = self.get_application(config, **options)
+            server = EmbeddedServer(config, app)
             self.server = server
             server.start()
         except PortInUseError:
             self.stderr.write(
-                f"Error: port {self.port} on {host} is already in use; stop the process "
+                f"Error: port {self.port} on {config.host} is already in use; stop the process "
                 f"holding it or choose another, e.g. manage.py runasgi {int(self.port) + 1}"
             )
             os._exit(1)  # sys.exit does not end the process from the reloader's thread
@@ -170,7 +202,7 @@ class Command(RunserverCommand):
             return
         if options["use_reloader"]:
             autoreload.file_changed.connect(self._on_file_changed, weak=False)
-        self._banner(options["server"], what)
+        self._banner(options["server"], what + static)
         server.wait()
 
     def _banner(self, server: str, what: str) -> None:
@@ -191,6 +223,30 @@ class Command(RunserverCommand):
                 "setting; see docs/django.md of asgishift for production commands."
             )
         )
+
+
+def _reloading_parent() -> int:
+    """The reloader's parent process (``django.utils.autoreload.restart_with_reloader``'s
+    loop), which lets the serving child stop gracefully.
+
+    Django's own parent kills the child at once when it is interrupted. This one
+    ignores Ctrl+C (the terminal sends it to the child as well) and forwards
+    SIGTERM to the child, then waits; it restarts the child while it exits
+    with status 3 (a reload) and returns any other status.
+    """
+    environ = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
+    argv = autoreload.get_child_arguments()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        child = subprocess.Popen(argv, env=environ, close_fds=False)
+
+        def forward(signum: int, frame: Any, child: subprocess.Popen[bytes] = child) -> None:
+            child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        returncode = child.wait()
+        if returncode != 3:
+            return returncode
 
 
 def _log_to_console() -> None:

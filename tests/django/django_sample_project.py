@@ -1,0 +1,84 @@
+"""Copies of ``sample_projects/django_project`` for live tests, migrated once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from live import REPO_ROOT, LiveServer
+
+SAMPLE = REPO_ROOT / "sample_projects" / "django_project"
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a sample project process: its own settings, our ``src``."""
+    env = dict(os.environ)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    env["DJANGO_COLORS"] = "nocolor"
+    env.update(extra or {})
+    return env
+
+
+def manage(project: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``manage.py ARGS`` in ``project``; return its output.
+
+    :raise AssertionError: on a non-zero exit, with the output.
+    """
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=project,
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def make_template(root: Path) -> Path:
+    """Copy the sample project under ``root`` and migrate its SQLite database."""
+    project = root / "django_project"
+    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("db.sqlite3", "__pycache__"))
+    manage(project, "migrate", "-v", "0")
+    return project
+
+
+def copy_project(template: Path, dest: Path) -> Path:
+    """A private copy of a migrated template (edits stay in it)."""
+    project = dest / "django_project"
+    shutil.copytree(template, project)
+    return project
+
+
+def runasgi_command(server: str, *extra: str) -> list[str]:
+    """``manage.py runasgi 127.0.0.1:{port} --server SERVER ...`` for :func:`live.live_server`."""
+    return [sys.executable, "manage.py", "runasgi", "127.0.0.1:{port}", "--server", server, *extra]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it is true.
+
+    :raise AssertionError: naming ``what`` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def stop_gracefully(server: LiveServer, timeout: float = 30.0) -> int:
+    """Send SIGTERM to the server's process group and wait; return the exit status."""
+    os.killpg(server.process.pid, signal.SIGTERM)
+    return server.process.wait(timeout)

@@ -1,0 +1,191 @@
+"""``manage.py runasgi`` run as a user runs it: a subprocess on each of the four servers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from email.utils import formatdate
+from pathlib import Path
+
+import httpx
+import pytest
+from django_sample_project import (
+    child_env,
+    copy_project,
+    make_template,
+    runasgi_command,
+    stop_gracefully,
+    wait_for,
+)
+
+from live import ASGI_SERVER_PARAMS, free_port, live_server
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_template(tmp_path_factory.mktemp("sample"))
+
+
+@pytest.fixture
+def project(template: Path, tmp_path: Path) -> Path:
+    return copy_project(template, tmp_path)
+
+
+def page_says(url: str, text: str) -> bool:
+    try:
+        return text in httpx.get(url, timeout=5).text
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_pages_static_reload_and_shutdown(server: str, project: Path) -> None:
+    css = (project / "shelf" / "static" / "shelf" / "style.css").read_bytes()
+    with live_server(
+        server, "", command=runasgi_command(server), app_dir=project, env=child_env(), timeout=60
+    ) as live:
+        page = httpx.get(live.url + "/", timeout=10)
+        assert page.status_code == 200
+        assert "Welcome to the shelf" in page.text
+        assert "/static/shelf/style.css" in page.text
+
+        static = httpx.get(live.url + "/static/shelf/style.css", timeout=10)
+        assert (static.status_code, static.content) == (200, css)
+        assert static.headers["content-type"].startswith("text/css")
+        partial = httpx.get(
+            live.url + "/static/shelf/style.css", headers={"Range": "bytes=3-9"}, timeout=10
+        )
+        assert (partial.status_code, partial.content) == (206, css[3:10])
+        assert partial.headers["content-range"] == f"bytes 3-9/{len(css)}"
+        later = formatdate(usegmt=True)
+        cached = httpx.get(
+            live.url + "/static/shelf/style.css",
+            headers={"If-Modified-Since": later},
+            timeout=10,
+        )
+        assert (cached.status_code, cached.content) == (304, b"")
+        escape = httpx.get(live.url + "/static/%2e%2e/%2e%2e/mysite/settings.py", timeout=10)
+        assert escape.status_code == 404
+
+        state = httpx.get(live.url + "/async-count/", timeout=10).json()
+        assert state["books"] == 0
+        assert state["started_at"]  # set by the lifespan hook, seen as request.state
+        ticks = httpx.get(live.url + "/ticks/", timeout=10)
+        assert ticks.text == "".join(f"tick {n}\n" for n in range(5))
+
+        views = project / "shelf" / "views.py"
+        views.write_text(views.read_text().replace("Welcome to the shelf", "Edited shelf"))
+        wait_for(lambda: page_says(live.url + "/", "Edited shelf"), 45, "the reloaded page")
+        live.wait_for_log(rf"views\.py changed; stopping {server} gracefully", 5)
+        live.wait_for_log(r"lifespan shutdown complete[\s\S]*lifespan startup complete", 5)
+
+        assert stop_gracefully(live) == 0
+        log = live.log()
+    assert f"received SIGTERM; stopping {server} gracefully" in log
+    assert log.count("sample lifespan: stopped") == 2  # at the reload and at the end
+    assert log.rstrip().endswith(f"{server} stopped.")
+    assert "Traceback" not in log
+
+
+def test_syntax_error_is_shown_and_the_fix_is_picked_up(project: Path) -> None:
+    views = project / "shelf" / "views.py"
+    good = views.read_text()
+    with live_server(
+        "hypercorn",
+        "",
+        command=runasgi_command("hypercorn"),
+        app_dir=project,
+        env=child_env(),
+        timeout=60,
+    ) as live:
+        views.write_text(good + "\ndef broken(:\n")
+        live.wait_for_log(r"SyntaxError", 45)
+        fixed = good.replace("Welcome to the shelf", "Fixed shelf")
+
+        written = [0.0]
+
+        def fixed_page_served() -> bool:
+            if page_says(live.url + "/", "Fixed shelf"):
+                return True
+            # The restarted reloader may take its first snapshot of file times
+            # after a write, and miss it: write again every few seconds.
+            if time.monotonic() - written[0] > 4:
+                views.write_text(fixed)
+                written[0] = time.monotonic()
+            return False
+
+        wait_for(fixed_page_served, 45, "the fixed page")
+        assert stop_gracefully(live) == 0
+
+
+def test_port_in_use_is_a_clear_error_and_nonzero_exit(project: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "manage.py", "runasgi", f"127.0.0.1:{port}", "--noreload"],
+            cwd=project,
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_failing_startup_hook_fails_startup(project: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runasgi", f"127.0.0.1:{free_port()}", "--noreload"],
+        cwd=project,
+        env=child_env({"SAMPLE_FAIL_STARTUP": "1"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "sample startup failure" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("server", "args", "env", "banner"),
+    [
+        pytest.param(
+            "daphne", ["--wsgi"], {}, "WSGI_APPLICATION through WSGIToASGI", id="wsgi-daphne"
+        ),
+        pytest.param(
+            "granian",
+            [],
+            {"SAMPLE_ASGI_APPLICATION": "1"},
+            "ASGI_APPLICATION mysite.asgi.application",
+            id="asgi-application-granian",
+        ),
+    ],
+)
+def test_wsgi_flag_and_asgi_application_setting(
+    server: str, args: list[str], env: dict[str, str], banner: str, project: Path
+) -> None:
+    command = runasgi_command(server, "--noreload", "--max-threads", "3", *args)
+    with live_server(server, "", command=command, app_dir=project, env=child_env(env)) as live:
+        assert httpx.get(live.url + "/count/", timeout=10).json() == {"books": 0}
+        live.wait_for_log(banner, 10)
+        assert stop_gracefully(live) == 0
+
+
+def test_unknown_server_names_the_choices(project: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runasgi", "--server", "tornado", "--noreload"],
+        cwd=project,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "uvicorn" in result.stderr
+    assert "granian" in result.stderr

@@ -1,0 +1,121 @@
+"""The development static file server at the scope level: ranges, dates, traversal, HEAD."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asgishift.django_integration.static import (
+    CHUNK_SIZE,
+    StaticFilesApp,
+    not_modified,
+    parse_range,
+    relative_static_path,
+)
+from django_support.asgi_call import call
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-9", (0, 9)),
+        ("bytes=5-", (5, 99)),
+        ("bytes=-10", (90, 99)),
+        ("bytes=90-500", (90, 99)),
+        ("bytes=100-", "unsatisfiable"),
+        ("bytes=-0", "unsatisfiable"),
+        ("bytes=9-3", None),
+        ("bytes=0-1,5-6", None),
+        ("items=0-1", None),
+        ("bytes=a-b", None),
+        ("bytes=-", None),
+    ],
+)
+def test_parse_range(header: str | None, expected: Any) -> None:
+    assert parse_range(header, 100) == expected
+
+
+def test_not_modified() -> None:
+    assert not_modified(formatdate(2000, usegmt=True), 1999.5)
+    assert not not_modified(formatdate(2000, usegmt=True), 2001)
+    assert not not_modified("yesterday", 1)
+    assert not not_modified(None, 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/static/app/site.css", "app/site.css"),
+        ("/static/a%20b.txt", "a b.txt"),
+        ("/static/../settings.py", None),
+        ("/static/%2e%2e/settings.py", None),
+        ("/static/app/../../x", None),
+        ("/static//etc/passwd", None),
+        ("/static/a%00b", None),
+        ("/static/a%5c..%5cb", None),
+        ("/static/", None),
+        ("/media/x", None),
+    ],
+)
+def test_relative_static_path(path: str, expected: str | None) -> None:
+    assert relative_static_path(path, "/static/") == expected
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "big.bin").write_bytes(bytes(range(256)) * 1024)  # 256 KiB
+    (tmp_path / "site.css").write_text("body{}")
+    return tmp_path
+
+
+def app_for(root: Path) -> StaticFilesApp:
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b"app"})
+
+    def find(relative: str) -> str | None:
+        candidate = root / relative
+        return str(candidate) if candidate.is_file() else None
+
+    return StaticFilesApp(downstream, "/static/", find)
+
+
+def test_file_is_streamed_in_chunks(files: Path) -> None:
+    reply = asyncio.run(call(app_for(files), "GET", "/static/big.bin"))
+    assert reply.status == 200
+    assert reply.body == (files / "big.bin").read_bytes()
+    chunks = [m for m in reply.messages if m["type"] == "http.response.body"]
+    assert len(chunks) == 256 * 1024 // CHUNK_SIZE
+    assert all(len(m["body"]) <= CHUNK_SIZE for m in chunks)
+    assert reply.header("content-length") == str(256 * 1024)
+
+
+def test_range_head_304_416_and_pass_through(files: Path) -> None:
+    app = app_for(files)
+    data = (files / "big.bin").read_bytes()
+    part = asyncio.run(
+        call(app, "GET", "/static/big.bin", headers=[("Range", "bytes=70000-70009")])
+    )
+    assert (part.status, part.body) == (206, data[70000:70010])
+    assert part.header("content-range") == f"bytes 70000-70009/{len(data)}"
+    head = asyncio.run(call(app, "HEAD", "/static/site.css"))
+    assert (head.status, head.body, head.header("content-length")) == (200, b"", "6")
+    mtime = os.stat(files / "site.css").st_mtime
+    since = formatdate(mtime + 10, usegmt=True)
+    cached = asyncio.run(
+        call(app, "GET", "/static/site.css", headers=[("If-Modified-Since", since)])
+    )
+    assert (cached.status, cached.body) == (304, b"")
+    beyond = asyncio.run(call(app, "GET", "/static/site.css", headers=[("Range", "bytes=50-")]))
+    assert (beyond.status, beyond.header("content-range")) == (416, "bytes */6")
+    assert asyncio.run(call(app, "GET", "/static/../big.bin")).status == 404
+    assert asyncio.run(call(app, "GET", "/static/missing.css")).status == 404
+    assert asyncio.run(call(app, "POST", "/static/site.css")).status == 405
+    other = asyncio.run(call(app, "GET", "/page/"))
+    assert (other.status, other.body) == (299, b"app")
