@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -128,6 +129,57 @@ def database(kind: str, tmp: Path) -> Iterator[dict[str, str]]:
         yield env | {"BENCH_DB": "postgres", "BENCH_PG_PORT": str(server.port)}
 
 
+HOPS_CHILD = """
+import asyncio, json, django
+django.setup()
+import djviews.asgi as entry
+from asgishift.django_integration.hops import count_hops
+
+async def get(app, path):
+    sent, first = [], [True]
+    async def receive():
+        if first[0]:
+            first[0] = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80)}
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200, sent[0]
+
+async def main():
+    out = {}
+    for handler in ("ours", "stock"):
+        app = getattr(entry, handler)
+        for path in ("/ours/", "/hand/"):
+            await get(app, path)
+            with count_hops() as hops:
+                for _ in range(10):
+                    await get(app, path)
+            out[f"{path.strip('/')}/{handler}"] = [hops.to_thread / 10, hops.to_loop / 10]
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def count_hops_per_request(env: dict[str, str]) -> dict[str, list[float]]:
+    """Thread hops per request of each async view under each handler (in process, 10 requests).
+
+    :return: ``{"ours/ours": [to_thread, to_loop], ...}`` keyed ``view/handler``.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", HOPS_CHILD], env=env, cwd=BENCH_DIR, check=True,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    parsed: dict[str, list[float]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return parsed
+
+
 def measure(kind: str, connections: int, duration: float, rounds: int) -> list[list[str]]:
     """Run every configuration ``rounds`` times on database ``kind``; return table rows."""
     with tempfile.TemporaryDirectory(prefix="asgishift-djviews-") as tmp_name:
@@ -135,6 +187,8 @@ def measure(kind: str, connections: int, duration: float, rounds: int) -> list[l
         with database(kind, tmp) as bench_env:
             env = child_env({"PYTHONUNBUFFERED": "1", **bench_env})
             prepare_database(env)
+            hops = count_hops_per_request(env)
+            print(f"{kind}: hops per request (to thread, to loop): {hops}", flush=True)
             procs = {}
             try:
                 for name in SERVERS:
