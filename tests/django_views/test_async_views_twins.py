@@ -183,3 +183,8 @@ def test_options_and_not_allowed(posts: list[Any]) -> None:
     assert sync["Allow"] == asynchronous["Allow"]
     sync, asynchronous = both("put", "about/")
     assert (sync.status_code, asynchronous.status_code) == (405, 405)
+
+
+def test_async_view_mixes_async_and_sync_handlers(posts: list[Any]) -> None:
+    assert fetch("async", "get", "/async/mixed/").content == b"get 7"
+    assert fetch("async", "post", "/async/mixed/", {}).content == b"post 7"

@@ -25,6 +25,7 @@ PAIRS: list[tuple[str, str, Any, Any]] = [
 urlpatterns = [
     path("async/hooks/", views.AsyncListWithAsyncHooks.as_view(), name="async-hooks"),
     path("async/lazy/<int:pk>/", views.LazyDetail.as_view(), name="async-lazy"),
+    path("async/mixed/", views.Mixed.as_view(), name="async-mixed"),
     path("accounts/login/", views.SyncAbout.as_view(), name="login"),
 ]
 for name, route, sync_view, async_view in PAIRS:

@@ -204,3 +204,17 @@ class LazyDetail(async_views.AsyncView):
 
         post = await Post.objects.aget(pk=pk)
         return HttpResponse(post.author.name)
+
+
+class Mixed(async_views.AsyncView):
+    """An async GET and a sync POST on one view (Django's View refuses the mix)."""
+
+    async def get(self, request: Any) -> Any:
+        from django.http import HttpResponse
+
+        return HttpResponse(f"get {await Post.objects.acount()}")
+
+    def post(self, request: Any) -> Any:
+        from django.http import HttpResponse
+
+        return HttpResponse(f"post {Post.objects.count()}")  # on the worker thread
