@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import connections, transaction
 
+import django
 from asgishift.django_integration.db import (
     EXECUTOR_CONTEXTS,
     aatomic,
@@ -216,3 +217,64 @@ def test_django_a_methods_join_a_block_outside_requests(alias: str) -> None:
 
     assert asyncio.run(main()).count == 5
     assert names() == ["z"]
+
+
+@pytest.mark.skipif(django.VERSION < (5, 0), reason="Django < 5.0 does not cancel on disconnect")
+@pytest.mark.parametrize(
+    "alias",
+    # PostgreSQL only: Django's stock handler ends each request's thread, and an in-memory
+    # SQLite test database's connection (which Django never closes) would die unclosed.
+    [
+        pytest.param(
+            "postgres",
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "postgres"]),
+        )
+    ],
+    indirect=True,
+)
+def test_client_disconnect_mid_transaction_rolls_back(alias: str) -> None:
+    """Django's ASGI handler cancels the view when the client goes away (Django >= 5.0):
+    the aatomic block rolls back on the request's thread and no connection is left."""
+    from django.core.handlers.asgi import ASGIHandler
+    from django.test import override_settings
+
+    from django_views.viewsapp import views
+
+    database = connections[alias].settings_dict["NAME"]
+    sent: list[dict[str, Any]] = []
+    inserted: list[bool] = []
+
+    async def main() -> None:
+        views.INSERTED = event = asyncio.Event()
+        messages = iter([{"type": "http.request", "body": b"", "more_body": False}])
+
+        async def receive() -> dict[str, Any]:
+            message = next(messages, None)
+            if message is not None:
+                return message
+            await event.wait()  # the client leaves mid-transaction
+            inserted.append(True)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "GET", "scheme": "http", "path": "/async/slow-report/",
+            "raw_path": b"/async/slow-report/", "query_string": f"using={alias}".encode(),
+            "root_path": "", "headers": [(b"host", b"testserver")],
+            "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        }  # fmt: skip
+        with override_settings(ROOT_URLCONF="django_views.viewsapp.urls"):
+            await asyncio.wait_for(ASGIHandler()(scope, receive, send), timeout=20)
+
+    try:
+        asyncio.run(main())
+    finally:
+        views.INSERTED = None
+    assert inserted == [True]
+    assert sent == []  # cancelled: no response
+    assert names() == []
+    if connections[alias].vendor == "postgresql":
+        assert other_connections(alias, database) == 0

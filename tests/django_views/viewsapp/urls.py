@@ -26,6 +26,7 @@ urlpatterns = [
     path("async/hooks/", views.AsyncListWithAsyncHooks.as_view(), name="async-hooks"),
     path("async/lazy/<int:pk>/", views.LazyDetail.as_view(), name="async-lazy"),
     path("async/mixed/", views.Mixed.as_view(), name="async-mixed"),
+    path("async/slow-report/", views.slow_report, name="async-slow-report"),
     path("accounts/login/", views.SyncAbout.as_view(), name="login"),
 ]
 for name, route, sync_view, async_view in PAIRS:

@@ -7,6 +7,7 @@ output.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
@@ -218,3 +219,23 @@ class Mixed(async_views.AsyncView):
         from django.http import HttpResponse
 
         return HttpResponse(f"post {Post.objects.count()}")  # on the worker thread
+
+
+#: Set by ``slow_report`` once its transaction holds an uncommitted row (the test makes
+#: a new event on its own event loop).
+INSERTED: asyncio.Event | None = None
+
+
+async def slow_report(request: Any) -> Any:
+    """Insert a row inside ``aatomic``, then wait (for the client to go away)."""
+    from django.http import HttpResponse
+
+    from asgishift.django_integration.db import aatomic
+    from django_support.testapp.models import Item
+
+    async with aatomic(request.GET.get("using")):
+        await Item.objects.acreate(name="uncommitted")
+        if INSERTED is not None:
+            INSERTED.set()
+        await asyncio.sleep(30)
+    return HttpResponse("done")
