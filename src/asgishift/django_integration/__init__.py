@@ -29,7 +29,6 @@ def get_asgi_application(*, max_threads: int = DEFAULT_MAX_THREADS) -> BoundedAS
     :param max_threads: threads running sync code per process (≥ 1); also the
         most database connections per alias.
     :raise ValueError: for ``max_threads`` below 1.
-    :raise ImportError: when asgiref is older than 3.13.
 
     See :mod:`asgishift.django_integration.handler`.
     """

@@ -18,14 +18,16 @@ handler:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from concurrent.futures import Executor
 from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import FileResponse, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix
@@ -37,18 +39,57 @@ from asgishift.django_integration.lifespan import Lifespan
 
 logger = logging.getLogger("asgishift.django")
 
-_REQUIRED_ASGIREF = (3, 13)
 
-
-def _check_asgiref() -> None:
+def _asgiref_takes_executor() -> bool:
     import asgiref
 
     version = tuple(int(part) for part in asgiref.__version__.split(".")[:2])
-    if version < _REQUIRED_ASGIREF:
-        raise ImportError(
-            f"asgishift.django_integration needs asgiref >= 3.13 (ThreadSensitiveContext "
-            f"with an executor), found {asgiref.__version__}; run: pip install -U 'asgiref>=3.13'"
-        )
+    return version >= (3, 13)
+
+
+#: asgiref >= 3.13 (Python >= 3.11) documents ThreadSensitiveContext(executor=...).
+TAKES_EXECUTOR = _asgiref_takes_executor()
+
+
+@contextlib.asynccontextmanager
+async def executor_context(executor: Executor) -> AsyncIterator[None]:
+    """Send this block's ``sync_to_async(thread_sensitive=True)`` calls to ``executor``.
+
+    With asgiref >= 3.13 this is ``ThreadSensitiveContext(executor=executor)``.
+    Older asgiref (the newest for Python 3.10 is 3.12) has no such argument;
+    there the context's executor is entered in asgiref's per-context executor
+    table (``SyncToAsync.context_to_thread_executor``) and taken out again
+    before the context exits, so asgiref neither makes a new thread nor shuts
+    ``executor`` down.
+    """
+    if TAKES_EXECUTOR:
+        async with ThreadSensitiveContext(executor=executor):
+            yield
+        return
+    context = ThreadSensitiveContext()
+    await context.__aenter__()  # type: ignore[no-untyped-call]
+    table = SyncToAsync.context_to_thread_executor
+    own = context.token is not None  # not nested in another thread-sensitive context
+    if own:
+        table[context] = executor
+    try:
+        yield
+    finally:
+        if own:
+            table.pop(context, None)
+        await context.__aexit__(None, None, None)  # type: ignore[no-untyped-call]
+
+
+try:  # Django >= 5.0: a module-level function
+    from django.core.handlers.asgi import get_script_prefix as _module_script_prefix
+except ImportError:  # Django 4.2: a method of ASGIHandler
+    _module_script_prefix = None
+
+
+def _script_prefix(handler: ASGIHandler, scope: Scope) -> str:
+    if _module_script_prefix is not None:
+        return str(_module_script_prefix(scope))
+    return str(handler.get_script_prefix(scope))
 
 
 class RequestState:
@@ -103,7 +144,6 @@ class BoundedASGIHandler(ASGIHandler):
     """
 
     def __init__(self, max_threads: int = DEFAULT_MAX_THREADS) -> None:
-        _check_asgiref()
         # BaseHandler.__init__ only sets attributes; ASGIHandler.__init__
         # would load the chain in async mode, which is what this class avoids.
         super(ASGIHandler, self).__init__()
@@ -129,7 +169,7 @@ class BoundedASGIHandler(ASGIHandler):
             )
         executor = await self.pool.acquire()
         try:
-            async with ThreadSensitiveContext(executor=executor):
+            async with executor_context(executor):
                 await self.handle(scope, receive, send)
         finally:
             self.pool.release(executor)
@@ -143,12 +183,37 @@ class BoundedASGIHandler(ASGIHandler):
         try:
             response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
             try:
-                await self.send_response(response, send)
+                await self._send(response, send)
             finally:
                 if response.streaming:
                     await sync_to_async(response.close, thread_sensitive=True)()
         finally:
             body_file.close()
+
+    async def _send(self, response: HttpResponseBase, send: Send) -> None:
+        """Send ``response`` (ASGI HTTP spec, "Response Start"/"Response Body").
+
+        What Django's ``send_response`` does, without closing the response:
+        Django 4.2's closes it in an extra hop, and this handler closes
+        non-streaming responses in the request's one hop already.
+        """
+        headers = [
+            (name.encode("latin-1"), str(value).encode("latin-1"))
+            for name, value in response.items()
+        ]
+        for cookie in response.cookies.values():
+            headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        if response.streaming:
+            async for part in response:
+                for chunk, _ in self.chunk_bytes(part):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body"})
+            return
+        for chunk, last in self.chunk_bytes(response.content):
+            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
 
     def _respond(self, scope: Scope, body_file: Any) -> HttpResponseBase:
         """The sync part of a request, on the request's pool thread.
@@ -158,7 +223,7 @@ class BoundedASGIHandler(ASGIHandler):
         it here (``request_finished``, which recycles database connections
         per ``CONN_MAX_AGE``) so no second hop is needed.
         """
-        set_script_prefix(get_script_prefix(scope))
+        set_script_prefix(_script_prefix(self, scope))
         signals.request_started.send(sender=type(self), scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
@@ -183,7 +248,6 @@ def get_asgi_application(*, max_threads: int = DEFAULT_MAX_THREADS) -> BoundedAS
     :param max_threads: threads running sync code (middleware, sync views,
         ORM calls) per process; also the most database connections per alias.
     :raise ValueError: for ``max_threads`` below 1.
-    :raise ImportError: when asgiref is older than 3.13.
     """
     django.setup(set_prefix=False)
     return BoundedASGIHandler(max_threads=max_threads)
