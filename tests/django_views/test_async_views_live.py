@@ -17,7 +17,6 @@ import pytest
 from django.db import connections
 from django.test import Client, override_settings
 
-from asgishift.django_integration.db import EXECUTOR_CONTEXTS
 from live import live_server
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -25,9 +24,6 @@ THREADS = 4
 
 
 @pytest.mark.live
-@pytest.mark.skipif(
-    not EXECUTOR_CONTEXTS, reason="asgishift's bounded handler needs asgiref >= 3.13"
-)
 @pytest.mark.parametrize("alias", ["postgres"], indirect=True)
 @pytest.mark.django_db(transaction=True, databases=["default", "postgres"])
 def test_200_concurrent_requests_use_at_most_one_connection_per_thread(

@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 
-from asgishift.django_integration.db import EXECUTOR_CONTEXTS
 from live import REPO_ROOT, live_server
 
 PROJECT = REPO_ROOT / "sample_projects" / "django_project"
@@ -58,9 +57,6 @@ def quote_api() -> Iterator[str]:
 
 
 @pytest.mark.live
-@pytest.mark.skipif(
-    not EXECUTOR_CONTEXTS, reason="asgishift's bounded handler needs asgiref >= 3.13"
-)
 def test_reading_flow_quote_and_report(postgresql_server: Any, quote_api: str) -> None:
     database = "sample_reading"
     postgresql_server.create_database(database)
