@@ -13,17 +13,17 @@ from django.db import connections, transaction
 
 import django
 from asgishift.django_integration.db import (
-    EXECUTOR_CONTEXTS,
     aatomic,
     close_thread_connections,
     db_sync_to_async,
     run_in_transaction,
     shutdown_orm_lanes,
 )
+from asgishift.django_integration.handler import TAKES_EXECUTOR
 from django_support.testapp.models import Item
 
 NEEDS_EXECUTOR_CONTEXT = pytest.mark.skipif(
-    not EXECUTOR_CONTEXTS, reason="ThreadSensitiveContext(executor=...) needs asgiref >= 3.13"
+    not TAKES_EXECUTOR, reason="ThreadSensitiveContext(executor=...) needs asgiref >= 3.13"
 )
 
 

@@ -15,16 +15,16 @@ from django.db import connections
 from django.test import override_settings
 
 from asgishift.django_integration.db import (
-    EXECUTOR_CONTEXTS,
     close_thread_connections,
     db_sync_to_async,
     orm_lanes,
     shutdown_orm_lanes,
 )
+from asgishift.django_integration.handler import TAKES_EXECUTOR
 from django_support.testapp.models import Item
 
 NEEDS_EXECUTOR_CONTEXT = pytest.mark.skipif(
-    not EXECUTOR_CONTEXTS, reason="ThreadSensitiveContext(executor=...) needs asgiref >= 3.13"
+    not TAKES_EXECUTOR, reason="ThreadSensitiveContext(executor=...) needs asgiref >= 3.13"
 )
 
 

@@ -41,13 +41,11 @@ import asyncio
 import contextlib
 import functools
 import importlib.util
-import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, SynchronousOnlyOperation
 from django.db import DEFAULT_DB_ALIAS, transaction
@@ -78,6 +76,7 @@ from asgishift.django_integration._hops import (
     shutdown_orm_lanes,
     thread_sensitive,
 )
+from asgishift.django_integration.handler import executor_context
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -118,23 +117,6 @@ def _native_async_atomic(using: str | None) -> Any:
     return async_atomic
 
 
-#: asgiref >= 3.13 lets a ThreadSensitiveContext run on a given executor.
-EXECUTOR_CONTEXTS = "executor" in inspect.signature(ThreadSensitiveContext).parameters
-
-
-def _block_context(lane: Executor) -> ThreadSensitiveContext:
-    """The thread-sensitive context of an ``aatomic`` block outside a request.
-
-    With asgiref >= 3.13 the block runs on the leased pool thread. Older
-    asgiref cannot be given an executor: the block then runs on a thread of its
-    own that ends with the block, and the leased lane only bounds how many such
-    blocks (and connections) exist at once.
-    """
-    if EXECUTOR_CONTEXTS:
-        return ThreadSensitiveContext(executor=lane)
-    return ThreadSensitiveContext()
-
-
 class AsyncAtomic:
     """The object :func:`aatomic` returns: an async context manager and a decorator.
 
@@ -155,8 +137,8 @@ class AsyncAtomic:
         self.using = using
         self.savepoint = savepoint
         self.durable = durable
-        # (the atomic, what to undo, whether the block owns its thread)
-        self._entered: list[tuple[Any, contextlib.AsyncExitStack, bool]] = []
+        # (the atomic, what to undo on exit)
+        self._entered: list[tuple[Any, contextlib.AsyncExitStack]] = []
 
     async def __aenter__(self) -> AsyncAtomic:
         native = _native_async_atomic(self.using)
@@ -165,26 +147,25 @@ class AsyncAtomic:
             if native is not None:
                 block = native(using=self.using, savepoint=self.savepoint, durable=self.durable)
                 await stack.enter_async_context(block)
-                self._entered.append((None, stack, False))
+                self._entered.append((None, stack))
                 return self
             atomic = transaction.atomic(
                 using=self.using, savepoint=self.savepoint, durable=self.durable
             )
-            entered = owns_thread = False
+            entered = False
             if has_thread_sensitive_target():
                 entered, _ = await thread_sensitive(atomic.__enter__, (), {})
             if not entered:
                 lanes = orm_lanes()
                 lane = await lanes.acquire()
                 stack.callback(lanes.release, lane)
-                await stack.enter_async_context(_block_context(lane))
-                owns_thread = not EXECUTOR_CONTEXTS
+                await stack.enter_async_context(executor_context(lane))
                 stack.callback(on_pool_lane.reset, on_pool_lane.set(True))
                 await sync_to_async(hygienic, thread_sensitive=True)(atomic.__enter__, (), {})
         except BaseException:
             await stack.aclose()
             raise
-        self._entered.append((atomic, stack, owns_thread))
+        self._entered.append((atomic, stack))
         return self
 
     async def __aexit__(
@@ -193,7 +174,7 @@ class AsyncAtomic:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        atomic, stack, owns_thread = self._entered.pop()
+        atomic, stack = self._entered.pop()
         if atomic is None:  # django-async-backend's block
             await stack.__aexit__(exc_type, exc, tb)
             return
@@ -203,10 +184,7 @@ class AsyncAtomic:
                 try:
                     atomic.__exit__(exc_type, exc, tb)
                 finally:
-                    if owns_thread:
-                        close_thread_connections()  # the block's own thread ends with it
-                    else:
-                        close_stale_connections(obsolete=on_pool_lane.get())
+                    close_stale_connections(obsolete=on_pool_lane.get())
 
             # The exit must run on the block's thread even when this task is
             # cancelled again: a lost exit would leave the transaction open.
@@ -359,7 +337,6 @@ async def aget_list_or_404(klass: Any, *args: Any, **kwargs: Any) -> list[Any]:
 
 
 __all__ = [
-    "EXECUTOR_CONTEXTS",
     "AsyncAtomic",
     "AsyncORMUsageError",
     "ExecutorPool",
