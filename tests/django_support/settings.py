@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "asgishift.django_integration",
     "django_support.testapp",
+    "django_views.viewsapp",
 ]
 
 #: startproject's default middleware, in its order.

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "asgishift.django_integration",
     "shelf",
+    "reading",
 ]
 
 MIDDLEWARE = [
@@ -103,3 +104,6 @@ if os.environ.get("SAMPLE_ASGI_APPLICATION"):
     ASGI_APPLICATION = "mysite.asgi.application"
 if os.environ.get("SAMPLE_FAIL_STARTUP"):
     ASGISHIFT_LIFESPAN = [*ASGISHIFT_LIFESPAN, "shelf.lifespan.failing"]
+
+# reading app: the external quotes API the async quote page calls (httpx.AsyncClient).
+READING_QUOTE_URL = os.environ.get("SAMPLE_QUOTE_URL", "http://127.0.0.1:8001/quote")

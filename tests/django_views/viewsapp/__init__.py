@@ -1,0 +1,1 @@
+"""Test app of the async generic views: posts with an author, tags and sync/async twins."""
