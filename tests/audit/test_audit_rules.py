@@ -83,3 +83,15 @@ def test_get_rule_is_case_insensitive() -> None:
 def test_get_rule_unknown_code_lists_known_codes() -> None:
     with pytest.raises(KeyError, match=r"unknown rule code 'ASH999'; known codes: ASH101"):
         get_rule("ASH999")
+
+
+def test_fix_kind_is_declared_and_documented() -> None:
+    from asgishift.audit._docs import rule_markdown, rule_text
+    from asgishift.audit._model import FixKind
+
+    assert get_rule("ASH201").fix is FixKind.SAFE
+    assert get_rule("ASH101").fix is FixKind.UNSAFE
+    assert get_rule("ASH305").fix is None
+    assert "--unsafe-fixes" in rule_markdown(get_rule("ASH101"))
+    assert "Automatic fix: safe" in rule_text(get_rule("ASH201"))
+    assert "none; fix it by hand" in rule_markdown(get_rule("ASH305"))

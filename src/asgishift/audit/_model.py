@@ -22,6 +22,18 @@ class Severity(enum.Enum):
     NOTE = "note"
 
 
+class FixKind(enum.Enum):
+    """Whether ``asgishift audit --fix`` can rewrite a rule's findings, and how safely.
+
+    Follows ruff's split: a *safe* fix keeps the program's meaning and is applied
+    by ``--fix``; an *unsafe* fix may change behaviour (ordering, threads,
+    exceptions) and needs ``--unsafe-fixes`` as well.
+    """
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+
+
 @dataclass(frozen=True)
 class Rule:
     """One audit rule, declared once in the catalogue.
@@ -43,6 +55,8 @@ class Rule:
         against them and the runtime detector patches them. Empty for rules
         that match syntax rather than calls.
     :param since: the asgishift version that introduced the rule.
+    :param fix: the kind of automatic rewrite ``asgishift audit --fix`` offers
+        for this rule's findings, or ``None`` when it has none.
     """
 
     code: str
@@ -55,6 +69,7 @@ class Rule:
     severity: Severity = Severity.ERROR
     calls: tuple[str, ...] = ()
     since: str = "0.1.0"
+    fix: FixKind | None = None
 
     @property
     def family(self) -> str:
@@ -180,4 +195,13 @@ class AuditConfig:
     whole_project: bool = True
 
 
-__all__ = ["AuditConfig", "AuditResult", "FileError", "Finding", "Hop", "Rule", "Severity"]
+__all__ = [
+    "AuditConfig",
+    "AuditResult",
+    "FileError",
+    "Finding",
+    "FixKind",
+    "Hop",
+    "Rule",
+    "Severity",
+]

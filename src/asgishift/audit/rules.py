@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from asgishift.audit._model import Rule, Severity
+from asgishift.audit._model import FixKind, Rule, Severity
 
 _HTTP_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request")
 
@@ -118,6 +118,7 @@ _RULES: tuple[Rule, ...] = (
         example=("import time\n\n\nasync def poll():\n    time.sleep(1)\n"),
         fixed=("import asyncio\n\n\nasync def poll():\n    await asyncio.sleep(1)\n"),
         calls=("time.sleep",),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH102",
@@ -453,6 +454,7 @@ _RULES: tuple[Rule, ...] = (
             "    return await Book.objects.aget(pk=pk)\n"
         ),
         calls=(),
+        fix=FixKind.SAFE,
     ),
     Rule(
         code="ASH202",
@@ -479,6 +481,7 @@ _RULES: tuple[Rule, ...] = (
             "    return [b.title async for b in Book.objects.filter(live=True)]\n"
         ),
         calls=(),
+        fix=FixKind.SAFE,
     ),
     Rule(
         code="ASH203",
@@ -538,6 +541,7 @@ _RULES: tuple[Rule, ...] = (
             *_methods("django.db.models.Model", ("save", "delete", "refresh_from_db")),
             *_methods("django.db.models.base.Model", ("save", "delete", "refresh_from_db")),
         ),
+        fix=FixKind.SAFE,
     ),
     Rule(
         code="ASH205",
