@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from asgishift.audit._model import AuditConfig, Rule
+    from asgishift.audit._model import AuditConfig, AuditResult, Rule
 
 logger = logging.getLogger("asgishift.audit")
 
@@ -334,13 +334,16 @@ def _audit(args: argparse.Namespace) -> int:
     if args.fix or args.diff:
         from asgishift.audit.fix._cli import run_fixes
 
-        fixed = run_fixes(result, unsafe=args.unsafe_fixes, write=not args.diff)
-        if args.diff:
-            return EXIT_FINDINGS if fixed else EXIT_CLEAN
-        if fixed:  # report what is left
-            result = engine.audit_paths(
+        def reaudit() -> AuditResult:
+            return engine.audit_paths(
                 [p.resolve() for p in paths], root=root.resolve(), config=config
             )
+
+        changed, result = run_fixes(
+            result, unsafe=args.unsafe_fixes, write=not args.diff, reaudit=reaudit
+        )
+        if args.diff:
+            return EXIT_FINDINGS if changed else EXIT_CLEAN
     prints = fingerprints(result.findings)
 
     if args.write_baseline is not None:

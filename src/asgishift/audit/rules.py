@@ -161,6 +161,7 @@ _RULES: tuple[Rule, ...] = (
             "http.client.HTTPSConnection.request",
             "http.client.HTTPSConnection.getresponse",
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH103",
@@ -196,6 +197,7 @@ _RULES: tuple[Rule, ...] = (
             ),
             *_methods("socket.socket", ("sendall", "sendto", "sendfile", "makefile")),
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH104",
@@ -238,6 +240,7 @@ _RULES: tuple[Rule, ...] = (
             "os.spawnlp",
             "os.spawnvp",
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH105",
@@ -289,6 +292,7 @@ _RULES: tuple[Rule, ...] = (
             "tempfile.mkstemp",
             "tempfile.NamedTemporaryFile",
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH106",
@@ -317,6 +321,7 @@ _RULES: tuple[Rule, ...] = (
             "os.access",
             *_methods("pathlib.Path", _PATH_QUERY),
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH107",
@@ -354,6 +359,7 @@ _RULES: tuple[Rule, ...] = (
             *_methods("redis.Redis", _REDIS_COMMANDS),
             *_methods("redis.StrictRedis", _REDIS_COMMANDS),
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH108",
@@ -391,6 +397,7 @@ _RULES: tuple[Rule, ...] = (
             "queue.Queue.put",
             "queue.Queue.join",
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH109",
@@ -407,6 +414,7 @@ _RULES: tuple[Rule, ...] = (
             '    return await asyncio.to_thread(input, "continue? ") == "y"\n'
         ),
         calls=("builtins.input",),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH199",
@@ -427,6 +435,7 @@ _RULES: tuple[Rule, ...] = (
             "    return await asyncio.to_thread(legacy.slow_lookup)\n"
         ),
         calls=(),
+        fix=FixKind.UNSAFE,
     ),
     # ------------------------------------------------------------------ ASH2xx
     Rule(
@@ -481,7 +490,7 @@ _RULES: tuple[Rule, ...] = (
             "    return [b.title async for b in Book.objects.filter(live=True)]\n"
         ),
         calls=(),
-        fix=FixKind.SAFE,
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH203",
@@ -515,6 +524,7 @@ _RULES: tuple[Rule, ...] = (
         ),
         severity=Severity.WARNING,
         calls=(),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH204",
@@ -566,6 +576,7 @@ _RULES: tuple[Rule, ...] = (
             "async def transfer(a, b):\n    await sync_to_async(_transfer)(a, b)\n"
         ),
         calls=("django.db.transaction.atomic",),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH206",
@@ -591,6 +602,7 @@ _RULES: tuple[Rule, ...] = (
             "async def stats():\n    await sync_to_async(_stats)()\n"
         ),
         calls=("django.db.connection.cursor", "django.db.connections.cursor"),
+        fix=FixKind.UNSAFE,
     ),
     # ------------------------------------------------------------------ ASH3xx
     Rule(

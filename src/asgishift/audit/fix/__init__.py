@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from asgishift.audit.fix._apply import FileChange, FixReport, apply_plan, fix_findings
 from asgishift.audit.fix._plan import (
-    FIX_KINDS,
-    Rewrite,
+    REWRITES,
     FixPlan,
-    FixSpec,
     FixTarget,
+    Rewrite,
+    RewriteSpec,
     Skip,
     describe,
     plan_fixes,
@@ -28,13 +28,13 @@ from asgishift.audit.fix._plan import (
 )
 
 __all__ = [
-    "FIX_KINDS",
+    "REWRITES",
     "FileChange",
-    "Rewrite",
     "FixPlan",
     "FixReport",
-    "FixSpec",
     "FixTarget",
+    "Rewrite",
+    "RewriteSpec",
     "Skip",
     "apply_plan",
     "describe",

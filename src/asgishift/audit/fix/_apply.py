@@ -21,7 +21,7 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
 from asgishift.audit._model import Finding
-from asgishift.audit.fix._plan import Rewrite, FixPlan, FixTarget, Skip, plan_fixes
+from asgishift.audit.fix._plan import FixPlan, FixTarget, Rewrite, Skip, plan_fixes
 from asgishift.audit.fix._transform import transform_module
 
 logger = logging.getLogger("asgishift.audit")
@@ -77,17 +77,23 @@ class FixReport:
         """Number of findings skipped for ``reason``."""
         return sum(1 for _, why in self.skipped if why is reason)
 
-    def summary(self, *, written: bool) -> str:
-        """One paragraph for stderr: fixed, skipped as unsafe, without a fix."""
+    def summary(self, *, written: bool, fixed: int | None = None, files: int | None = None) -> str:
+        """One sentence for stderr: fixed, skipped as unsafe, without a fix.
+
+        :param written: the files were written (``--fix``), not only diffed.
+        :param fixed: findings fixed over every pass (default: this report's).
+        :param files: files changed over every pass (default: this report's).
+        """
+        fixed = len(self.fixed) if fixed is None else fixed
+        files = len(self.changes) if files is None else files
         verb = "Fixed" if written else "Would fix"
-        files = len(self.changes)
         parts = [
-            f"{verb} {len(self.fixed)} finding{'s' if len(self.fixed) != 1 else ''} "
+            f"{verb} {fixed} finding{'s' if fixed != 1 else ''} "
             f"in {files} file{'s' if files != 1 else ''}"
         ]
         unsafe = self.count(Skip.UNSAFE)
         if unsafe:
-            parts.append(f"{unsafe} more with --unsafe-fixes (skipped as unsafe)")
+            parts.append(f"{unsafe} skipped as unsafe (apply them with --unsafe-fixes)")
         no_fix = self.count(Skip.NO_FIX) + self.count(Skip.NOT_FOUND)
         if no_fix:
             parts.append(f"{no_fix} without an automatic fix")

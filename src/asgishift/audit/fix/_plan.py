@@ -6,7 +6,7 @@ one :class:`FixTarget` (a file, a source position and a :class:`Rewrite`), or
 says why it gets none. It reads no files and imports no libcst: the
 transformers in :mod:`asgishift.audit.fix._transform` look the positions up.
 
-Every fix kind is declared once in :data:`FIX_KINDS` with its safety and the
+Every fix kind is declared once in :data:`REWRITES` with its safety and the
 reason for it; ``--unsafe-fixes`` turns on the unsafe ones, as ruff's flag of
 the same name does.
 """
@@ -30,7 +30,7 @@ class Rewrite(enum.Enum):
 
 
 @dataclass(frozen=True)
-class FixSpec:
+class RewriteSpec:
     """The declaration of one fix kind.
 
     :param kind: the :class:`Rewrite`.
@@ -48,26 +48,28 @@ class FixSpec:
 
 
 #: Every fix kind, declared once; the planner, the summary and the docs read this.
-FIX_KINDS: dict[Rewrite, FixSpec] = {
+REWRITES: dict[Rewrite, RewriteSpec] = {
     spec.kind: spec
     for spec in (
-        FixSpec(
+        RewriteSpec(
             Rewrite.AWAIT_ASYNC_METHOD,
             "Book.objects.get(pk=pk)  /  book.save()",
             "await Book.objects.aget(pk=pk)  /  await book.asave()",
             FixKind.SAFE,
-            "Django's a-prefixed QuerySet and Model methods run the same query with the "
-            "same arguments and return the same value (Model.asave() calls your save()).",
+            "The sync call can only raise SynchronousOnlyOperation in async code, so no "
+            "working behaviour is lost; Django's a-prefixed twin runs the same query with "
+            "the same arguments and returns the same value (Model.asave() calls your save()).",
         ),
-        FixSpec(
+        RewriteSpec(
             Rewrite.ASYNC_SLEEP,
             "time.sleep(n)",
             "await asyncio.sleep(n)",
-            FixKind.SAFE,
-            "The pause lasts as long; the only difference is that other tasks run "
-            "meanwhile, which is the point of the fix.",
+            FixKind.UNSAFE,
+            "Today's code works (slowly), and nothing else runs during its pause; after "
+            "the rewrite other tasks run there, so code that relied on that pause being "
+            "atomic (shared state read before and after it) can behave differently.",
         ),
-        FixSpec(
+        RewriteSpec(
             Rewrite.ASYNC_FOR,
             "for x in queryset:",
             "async for x in queryset:",
@@ -76,7 +78,7 @@ FIX_KINDS: dict[Rewrite, FixSpec] = {
             "cache (a later len() or loop queries again), does not support "
             "prefetch_related() before Django 5.0, and lets other tasks run between rows.",
         ),
-        FixSpec(
+        RewriteSpec(
             Rewrite.WRAP_SYNC_TO_ASYNC,
             "helper(x)",
             "await sync_to_async(helper)(x)",
@@ -194,7 +196,7 @@ def plan_fixes(findings: Iterable[Finding], *, unsafe: bool = False) -> FixPlan:
         target = _target_for(finding)
         if target is None:
             plan.skipped.append((finding, Skip.NO_FIX))
-        elif FIX_KINDS[target.kind].safety is FixKind.UNSAFE and not unsafe:
+        elif REWRITES[target.kind].safety is FixKind.UNSAFE and not unsafe:
             plan.skipped.append((finding, Skip.UNSAFE))
         else:
             plan.add(target, finding)
@@ -207,7 +209,7 @@ def describe(kinds: Sequence[Rewrite]) -> str:
         return "none"
     parts = []
     for kind in kinds:
-        spec = FIX_KINDS[kind]
+        spec = REWRITES[kind]
         scope = "through a helper" if kind is Rewrite.WRAP_SYNC_TO_ASYNC else "direct"
         parts.append(f"`{spec.before}` → `{spec.after}` ({scope}, {spec.safety.value})")
     return "; ".join(parts)
@@ -216,11 +218,11 @@ def describe(kinds: Sequence[Rewrite]) -> str:
 __all__ = [
     "CHAIN_FIX_FAMILIES",
     "DIRECT_FIXES",
-    "FIX_KINDS",
-    "Rewrite",
+    "REWRITES",
     "FixPlan",
-    "FixSpec",
     "FixTarget",
+    "Rewrite",
+    "RewriteSpec",
     "Skip",
     "describe",
     "plan_fixes",

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 import libcst as cst
 from libcst.metadata import PositionProvider
 
-from asgishift.audit.fix._plan import Rewrite, FixTarget
+from asgishift.audit.fix._plan import FixTarget, Rewrite
 
 #: Django QuerySet, Manager, RelatedManager and Model methods that run a query and
 #: have an awaitable ``a``-prefixed twin taking the same arguments (Django 4.2+ docs,
@@ -57,6 +57,7 @@ ASYNC_TWINS = frozenset(
 )
 
 _Key = tuple[int, int]
+_DUNDER_CALLS = frozenset({"__init__", "__new__", "__call__"})
 
 
 def byte_to_char_col(line_text: str, col: int) -> int:
@@ -175,17 +176,23 @@ class FixTransformer(cst.CSTTransformer):
             return False
         name = _last_name(node.func)
         parts = target.callee.split(".")
-        return name is not None and name in parts[-2:]
+        if name == parts[-1]:
+            return True
+        # A constructor or __call__ hop names the method; the call names the class.
+        return len(parts) > 1 and parts[-1] in _DUNDER_CALLS and name == parts[-2]
 
     # -- rewrites -----------------------------------------------------------
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         if isinstance(updated_node.func, cst.Await):
             updated_node = updated_node.with_changes(func=_parenthesized(updated_node.func))
         func = updated_node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in ASYNC_TWINS:
-            if self._take(original_node, (Rewrite.AWAIT_ASYNC_METHOD,)) is not None:
-                twin = func.with_changes(attr=cst.Name("a" + func.attr.value))
-                return _await(updated_node.with_changes(func=twin))
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in ASYNC_TWINS
+            and self._take(original_node, (Rewrite.AWAIT_ASYNC_METHOD,)) is not None
+        ):
+            twin = func.with_changes(attr=cst.Name("a" + func.attr.value))
+            return _await(updated_node.with_changes(func=twin))
         if self._take(original_node, (Rewrite.ASYNC_SLEEP,)) is not None:
             sleep = cst.Attribute(value=cst.Name("asyncio"), attr=cst.Name("sleep"))
             return _await(updated_node.with_changes(func=sleep))
