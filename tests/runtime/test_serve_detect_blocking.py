@@ -42,6 +42,9 @@ def test_asgi_blocker_is_reported_with_rule_and_stack(server: str) -> None:
         )
         lag = live.wait_for_log(r"event loop held for at least [\d.]+ ms \(threshold 150 ms\)")
     assert "in blocking_endpoint" in warning.group(0)
+    # By default the stack is trimmed to the app's frames (--full-stack shows all).
+    assert "library frames …" in warning.group(0)
+    assert "asyncio/base_events.py" not in warning.group(0)
     assert lag.group(0)
 
 
