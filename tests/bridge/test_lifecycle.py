@@ -505,8 +505,7 @@ def test_lifespan_shutdown_gives_up_after_shutdown_timeout(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     gate = Gate()
-    bridge = WSGIToASGI(gated_app(gate))
-    bridge.shutdown_timeout = 0.05
+    bridge = WSGIToASGI(gated_app(gate), shutdown_timeout=0.05)
 
     async def main() -> FakeServer:
         running = FakeServer()

@@ -12,27 +12,19 @@ from typing import Any
 import pytest
 from serve_helpers import SERVE_APPS_DIR
 
+from asgishift.bridge import BridgeOptions
 from asgishift.serve import (
     AppNotFoundError,
     PortInUseError,
+    ServeConfig,
     ServeConfigError,
     ServerNotInstalledError,
     import_app,
 )
-from asgishift.serve._build import (
-    SETTINGS_ENV,
-    AppSettings,
-    RootPathMiddleware,
-    normalise_root_path,
-    settings_from_environ,
-)
+from asgishift.serve._build import RootPathMiddleware
+from asgishift.serve._config import CONFIG_ENV, config_from_environ, normalise_root_path
 from asgishift.serve._loader import split_app_spec
-from asgishift.serve._servers import (
-    SERVERS,
-    ServerOptions,
-    check_port_free,
-    check_server_installed,
-)
+from asgishift.serve._servers import SERVERS, check_port_free, check_server_installed
 from live import free_port
 
 
@@ -111,28 +103,61 @@ def test_normalise_root_path(given: str, expected: str) -> None:
 
 def test_root_path_with_query_is_rejected() -> None:
     with pytest.raises(ServeConfigError, match="--root-path"):
-        normalise_root_path("/api?x=1")
+        ServeConfig(app="m:app", root_path="/api?x=1")
 
 
-def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = AppSettings(
+def test_config_round_trips_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = ServeConfig(
         app="m:app",
+        server="granian",
+        port=9000,
+        workers=3,
         app_dir="/srv",
         factory=True,
         interface="wsgi",
-        max_workers=7,
+        bridge=BridgeOptions(max_workers=7, max_queue=3, request_timeout=2.5, max_body_size=10),
         root_path="/p",
+        mounts={"/api/": "api:app", "/ws": "ws:app"},
+        on_startup=("hooks:one", "hooks:two"),
+        on_shutdown=("hooks:three",),
         detect_blocking=True,
         loop_lag_ms=25.5,
     )
-    monkeypatch.setenv(SETTINGS_ENV, settings.to_env())
-    assert settings_from_environ() == settings
+    assert config.mounts == (("/api", "api:app"), ("/ws", "ws:app"))
+    monkeypatch.setenv(CONFIG_ENV, config.to_env())
+    assert config_from_environ() == config
 
 
-def test_worker_entry_without_settings_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+def test_config_with_an_app_object_cannot_go_to_workers() -> None:
+    config = ServeConfig(app=lambda environ, start_response: [])
+    with pytest.raises(ServeConfigError, match="'module:attribute' strings"):
+        config.to_env()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param({"port": 0}, "--port port must be between 1 and 65535", id="port"),
+        pytest.param({"workers": 0}, "--workers must be at least 1", id="workers"),
+        pytest.param({"server": "gunicorn"}, "--server must be one of uvicorn", id="server"),
+        pytest.param({"mounts": {"/": "a:b"}}, "--mount: mount prefix '/' covers", id="mount"),
+        pytest.param({"loop_lag_ms": 0}, "--loop-lag-ms must be greater than 0", id="lag"),
+        pytest.param(
+            {"server": "daphne", "on_startup": ("a:b",)}, "lifespan protocol", id="daphne-hooks"
+        ),
+        pytest.param({"server": "daphne", "reload": True}, "drop --workers/--reload", id="daphne"),
+    ],
+)
+def test_config_rejects_bad_values_naming_the_flag(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ServeConfigError) as caught:
+        ServeConfig(app="m:app", **changes)
+    assert str(caught.value).startswith(message) or message in str(caught.value)
+
+
+def test_worker_entry_without_config_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
     with pytest.raises(RuntimeError, match="run `asgishift serve"):
-        settings_from_environ()
+        config_from_environ()
 
 
 def test_root_path_middleware_prefixes_http_and_passes_lifespan() -> None:
@@ -191,15 +216,15 @@ def test_port_check_rejects_foreign_address() -> None:
         pytest.param("::1", "http://[::1]:9000/r", id="ipv6"),
     ],
 )
-def test_server_options_url(host: str, url: str) -> None:
-    assert ServerOptions(host=host, port=9000).url("/r") == url
+def test_config_url(host: str, url: str) -> None:
+    assert ServeConfig(app="m:app", host=host, port=9000, root_path="r").url() == url
 
 
 def test_importing_the_package_imports_no_server() -> None:
     code = (
         "import sys, asgishift.serve; "
         "print(sorted(m for m in ('uvicorn', 'hypercorn', 'daphne', 'granian', 'twisted', "
-        "'flask', 'django', 'asyncio') if m in sys.modules))"
+        "'flask', 'django') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
@@ -214,13 +239,15 @@ def test_prepare_builds_the_whole_stack(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(sys, "path", list(sys.path))
     plan = prepare(
-        "serve_apps:wsgi_app",
-        app_dir=str(SERVE_APPS_DIR),
-        port=free_port(),
-        max_workers=3,
-        root_path="/r/",
-        detect_blocking=True,
-        loop_lag_ms=20,
+        ServeConfig(
+            app="serve_apps:wsgi_app",
+            app_dir=str(SERVE_APPS_DIR),
+            port=free_port(),
+            bridge=BridgeOptions(max_workers=3, max_queue=5, request_timeout=4.0),
+            root_path="/r/",
+            detect_blocking=True,
+            loop_lag_ms=20,
+        )
     )
     detector = plan.app
     assert isinstance(detector, BlockingDetectorMiddleware)
@@ -230,13 +257,14 @@ def test_prepare_builds_the_whole_stack(monkeypatch: pytest.MonkeyPatch) -> None
     assert root.root_path == "/r"
     bridge = root.app
     assert isinstance(bridge, WSGIToASGI)
-    assert bridge.pool.max_workers == 3
-    assert plan.detection.interface == "wsgi"
-    assert plan.options.url(plan.settings.root_path).endswith("/r")
+    assert bridge.options == BridgeOptions(max_workers=3, max_queue=5, request_timeout=4.0)
+    assert plan.built.detection.interface == "wsgi"
+    assert plan.config.url().endswith("/r")
 
 
 def test_prepare_refuses_app_objects_with_workers() -> None:
     from asgishift.serve import prepare
 
-    with pytest.raises(ServeConfigError, match="'module:attribute' string"):
-        prepare(lambda environ, start_response: [], workers=2, port=free_port())
+    config = ServeConfig(app=lambda environ, start_response: [], workers=2, port=free_port())
+    with pytest.raises(ServeConfigError, match="'module:attribute' strings"):
+        prepare(config)

@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 from asgishift.bridge._errors import ClientDisconnected
+from asgishift.bridge._options import BridgeOptions
+from asgishift.bridge._router import HybridRouter
 from asgishift.bridge._wsgi_to_asgi import WSGIToASGI
 
-__all__ = ["ClientDisconnected", "WSGIToASGI"]
+__all__ = ["BridgeOptions", "ClientDisconnected", "HybridRouter", "WSGIToASGI"]
 
-for _obj in (ClientDisconnected, WSGIToASGI):
+for _obj in (BridgeOptions, ClientDisconnected, HybridRouter, WSGIToASGI):
     _obj.__module__ = "asgishift.bridge"
 del _obj

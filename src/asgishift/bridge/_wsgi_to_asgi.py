@@ -32,12 +32,14 @@ import asyncio
 import io
 import logging
 import threading
+from typing import Any
 
 from asgishift._types import Receive, Scope, Send, WSGIApp
 from asgishift.bridge._environ import base_environ, build_environ
 from asgishift.bridge._errors import BadRequest
 from asgishift.bridge._files import ErrorStream, FileWrapper
 from asgishift.bridge._input import StreamInput
+from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._request import Inbox, Request, send_simple, simple_response
 
@@ -65,27 +67,17 @@ class WSGIToASGI:
     as the app produces it, never held back (PEP 3333 "Buffering and Streaming").
 
     :param wsgi_app: the PEP 3333 application.
-    :param max_workers: the most worker threads (≥ 1).
-    :param max_queue: how many requests may wait for a free worker (≥ 0);
-        beyond that the bridge answers ``503 Service Unavailable`` at once.
-    :param max_body_size: the largest request body accepted (bytes); larger
-        ones get ``413 Content Too Large``, including bodies without
-        ``Content-Length`` that grow past it. ``None`` for no limit.
-    :param request_timeout: seconds from dispatch (queueing included) until
-        the response starts, i.e. its headers are sent; past it the client
-        gets ``504 Gateway Timeout`` and an error is logged. Once the response
-        has started there is no limit, so long downloads and event streams are
-        not cut. The app's thread cannot be killed: it keeps its worker until
-        it returns, and its next ``wsgi.input`` read or chunk fails. A request
-        that times out while still queued never runs. ``None`` for no limit.
-    :param retry_after: the ``Retry-After`` value of 503 responses (seconds).
-    :param buffer_size: the largest response held back to be sent in one
-        message (bytes); larger responses stream chunk by chunk.
-    :raise ValueError: for an out-of-range argument.
+    :param options: a :class:`~asgishift.bridge.BridgeOptions` (worker and
+        queue sizes, body and buffer limits in bytes, timeouts in seconds,
+        drain bounds); the defaults when ``None``.
+    :param changes: the same names as keywords (``max_workers=8``), applied on
+        top of ``options``.
+    :raise ValueError: for an out-of-range option (the message names it).
+    :raise TypeError: for an unknown keyword.
 
-    The attribute ``shutdown_timeout`` (seconds, default 30, ``None`` for no
-    limit) bounds how long the ASGI lifespan shutdown waits for running
-    requests.
+    The options are fixed at construction (the pool is sized from them); the
+    read-only attributes ``max_body_size``, ``request_timeout``,
+    ``retry_after``, ``buffer_size`` and ``shutdown_timeout`` mirror them.
 
     Follows PEP 3333 and the ASGI 3 HTTP and lifespan specifications;
     ``websocket`` scopes are refused by closing the handshake.
@@ -94,36 +86,49 @@ class WSGIToASGI:
     """
 
     def __init__(
-        self,
-        wsgi_app: WSGIApp,
-        *,
-        max_workers: int = 40,
-        max_queue: int = 200,
-        max_body_size: int | None = None,
-        request_timeout: float | None = None,
-        retry_after: int = 1,
-        buffer_size: int = 65536,
+        self, wsgi_app: WSGIApp, options: BridgeOptions | None = None, **changes: Any
     ) -> None:
-        if max_body_size is not None and max_body_size < 0:
-            raise ValueError(f"max_body_size must be None or ≥ 0, got {max_body_size}")
-        if request_timeout is not None and not request_timeout > 0:
-            raise ValueError(f"request_timeout must be None or > 0, got {request_timeout}")
-        if buffer_size < 0:
-            raise ValueError(f"buffer_size must be ≥ 0, got {buffer_size}")
-        if retry_after < 0:
-            raise ValueError(f"retry_after must be ≥ 0, got {retry_after}")
+        if options is None:
+            options = BridgeOptions(**changes)
+        elif changes:
+            options = options.replace(**changes)
         self.wsgi_app = wsgi_app
-        self.max_body_size = max_body_size
-        self.request_timeout = request_timeout
-        self.retry_after = retry_after
-        self.buffer_size = buffer_size
-        #: Seconds the lifespan shutdown waits for running requests (drain).
-        self.shutdown_timeout: float | None = 30.0
-        self._pool = WorkerPool(max_workers, max_queue)
+        self._options = options
+        self._pool = WorkerPool(options.max_workers, options.max_queue)
         self._base = base_environ(ErrorStream(), FileWrapper)
-        self._retry_after_header = (b"retry-after", str(retry_after).encode())
+        self._retry_after_header = (b"retry-after", str(options.retry_after).encode())
         # The worker->loop channel of the loop last served (see Inbox).
         self._inbox: Inbox | None = None
+
+    @property
+    def options(self) -> BridgeOptions:
+        """Return the options (frozen: build a new bridge to change them)."""
+        return self._options
+
+    @property
+    def max_body_size(self) -> int | None:
+        """Return :attr:`BridgeOptions.max_body_size` (bytes; read-only)."""
+        return self._options.max_body_size
+
+    @property
+    def request_timeout(self) -> float | None:
+        """Return :attr:`BridgeOptions.request_timeout` (seconds; read-only)."""
+        return self._options.request_timeout
+
+    @property
+    def retry_after(self) -> int:
+        """Return :attr:`BridgeOptions.retry_after` (seconds; read-only)."""
+        return self._options.retry_after
+
+    @property
+    def buffer_size(self) -> int:
+        """Return :attr:`BridgeOptions.buffer_size` (bytes; read-only)."""
+        return self._options.buffer_size
+
+    @property
+    def shutdown_timeout(self) -> float | None:
+        """Return :attr:`BridgeOptions.shutdown_timeout` (seconds; read-only)."""
+        return self._options.shutdown_timeout
 
     @property
     def pool(self) -> WorkerPool:

@@ -1,68 +1,31 @@
-"""Turn a loaded application into the ASGI app a server runs.
+"""Turn a :class:`~asgishift.serve.ServeConfig` into the ASGI app a server runs.
 
-The same :class:`AppSettings` build the app in the ``asgishift serve``
-process and, through an environment variable, in every worker process a
-server spawns for ``--workers`` or ``--reload`` (see
-:mod:`asgishift.serve._worker`), so all of them serve the same stack:
+The same configuration builds the app in the ``asgishift serve`` process and,
+through an environment variable, in every worker process a server spawns for
+``--workers`` or ``--reload`` (see :mod:`asgishift.serve._worker`), so all of
+them serve the same stack::
 
-    server -> [BlockingDetectorMiddleware] -> [RootPathMiddleware] -> [WSGIToASGI] -> app
+    server -> [BlockingDetectorMiddleware] -> [RootPathMiddleware]
+           -> [HybridRouter: mounts, hooks] -> WSGIToASGI -> app   (or the ASGI app)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import json
-import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, cast
 
 from asgishift._types import ASGIApp, Receive, Scope, Send, WSGIApp
+from asgishift.bridge import BridgeOptions
+from asgishift.serve._config import ServeConfig
 from asgishift.serve._detect import Detection, detect_interface
 from asgishift.serve._errors import ServeConfigError
 from asgishift.serve._loader import import_app
 
-#: Environment variable carrying :class:`AppSettings` (as JSON) to worker processes.
-SETTINGS_ENV = "ASGISHIFT_SERVE_SETTINGS"
-
-
-@dataclass(frozen=True)
-class AppSettings:
-    """Everything needed to rebuild the served ASGI app in another process.
-
-    :param app: ``"module:attribute"``.
-    :param app_dir: directory to import ``app`` from.
-    :param factory: call the attribute to get the app.
-    :param interface: ``"auto"`` (detect), ``"wsgi"`` or ``"asgi"``.
-    :param max_workers: threads in the bridge's pool (WSGI apps only).
-    :param root_path: mount prefix, ``""`` or ``"/prefix"`` without a trailing slash.
-    :param detect_blocking: wrap the app in ``BlockingDetectorMiddleware``.
-    :param loop_lag_ms: event-loop lag in milliseconds the detector reports.
-    """
-
-    app: str
-    app_dir: str = "."
-    factory: bool = False
-    interface: Literal["auto", "wsgi", "asgi"] = "auto"
-    max_workers: int = 40
-    root_path: str = ""
-    detect_blocking: bool = False
-    loop_lag_ms: float = 100.0
-
-    def to_env(self) -> str:
-        """Serialise for :data:`SETTINGS_ENV`; :meth:`from_env` reverses it."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_env(cls, value: str) -> AppSettings:
-        """Rebuild settings from :meth:`to_env` output.
-
-        :raise ValueError: when ``value`` is not such output.
-        """
-        data = json.loads(value)
-        if not isinstance(data, dict):
-            raise ValueError(f"{SETTINGS_ENV} must hold a JSON object, got {value!r}")
-        return cls(**data)
+#: Key under a Flask app's ``extensions`` where asgishift's Flask extension
+#: registers itself (duck-typed: this package never imports Flask).
+EXTENSION_KEY = "asgishift"
 
 
 class RootPathMiddleware:
@@ -95,15 +58,19 @@ class RootPathMiddleware:
         await self.app(scope, receive, send)
 
 
-def normalise_root_path(root_path: str) -> str:
-    """Return ``root_path`` as ``""`` or ``"/prefix"`` (leading slash, none trailing).
+@dataclass(frozen=True)
+class BuiltApp:
+    """The ASGI app built from a configuration, and how.
 
-    :raise ServeConfigError: when it contains a query string or fragment.
+    :param app: the ASGI 3 app to serve.
+    :param detection: WSGI or ASGI for the main app, and why.
+    :param wrapping: how the main app became ASGI, for the start-up banner,
+        e.g. ``"WSGI app through WSGIToASGI, 40 threads"``.
     """
-    if "?" in root_path or "#" in root_path:
-        raise ServeConfigError(f"--root-path must be a path such as /api, got {root_path!r}")
-    stripped = root_path.strip("/")
-    return f"/{stripped}" if stripped else ""
+
+    app: ASGIApp
+    detection: Detection
+    wrapping: str
 
 
 def _blocking_detector(app: ASGIApp, lag_threshold_ms: float) -> ASGIApp:
@@ -120,65 +87,122 @@ def _blocking_detector(app: ASGIApp, lag_threshold_ms: float) -> ASGIApp:
     return cast(ASGIApp, middleware(app, lag_threshold_ms=lag_threshold_ms))
 
 
-def build_asgi_app(app: object, settings: AppSettings) -> tuple[ASGIApp, Detection]:
-    """Wrap a loaded application into the ASGI app to serve.
+def extension_bridge(app: object, options: BridgeOptions) -> ASGIApp | None:
+    """Return the ASGI app a framework extension builds for ``app``, or ``None``.
 
-    :param app: the object :func:`asgishift.serve._loader.import_app` returned.
-    :param settings: how to wrap it.
-    :return: the ASGI 3 app and the :class:`Detection` that chose the interface.
-    :raise AppInterfaceError: when the interface is ``"auto"`` and cannot be
-        detected.
-    :raise ServeConfigError: when ``detect_blocking`` is set but the runtime
-        middleware is missing.
+    The contract with asgishift's Flask extension (duck-typed, so Flask is
+    never imported here): ``app.extensions["asgishift"]`` has a callable
+    ``asgi_app_for(options)`` returning the ASGI app to serve.
+
+    :param app: the loaded WSGI application.
+    :param options: the bridge options from the configuration.
     """
-    if settings.interface == "auto":
+    extensions = getattr(app, "extensions", None)
+    if not isinstance(extensions, Mapping):
+        return None
+    extension = extensions.get(EXTENSION_KEY)
+    build = getattr(extension, "asgi_app_for", None)
+    if extension is None or not callable(build):
+        return None
+    return cast(ASGIApp, build(options))
+
+
+def as_asgi(app: object, interface: str, options: BridgeOptions) -> tuple[ASGIApp, Detection, str]:
+    """Return ``app`` as an ASGI app, with its :class:`Detection` and a banner phrase.
+
+    WSGI apps go through their framework extension when it offers one
+    (:func:`extension_bridge`), else through a new
+    :class:`~asgishift.bridge.WSGIToASGI` with ``options``; ASGI apps are
+    returned as they are.
+
+    :param interface: ``"auto"`` (detect), ``"wsgi"`` or ``"asgi"``.
+    :raise AppInterfaceError: when ``"auto"`` cannot tell.
+    """
+    if interface == "auto":
         detection = detect_interface(app)
     else:
-        detection = Detection(settings.interface, "set by --interface")
-    if detection.interface == "wsgi":
-        from asgishift.bridge import WSGIToASGI
+        detection = Detection(cast(Any, interface), "set by --interface")
+    if detection.interface == "asgi":
+        return cast(ASGIApp, app), detection, "ASGI app"
+    threads = f"{options.max_workers} threads"
+    extended = extension_bridge(app, options)
+    if extended is not None:
+        return extended, detection, f"WSGI app through its asgishift extension, {threads}"
+    from asgishift.bridge import WSGIToASGI
 
-        asgi_app: ASGIApp = WSGIToASGI(cast(WSGIApp, app), max_workers=settings.max_workers)
-    else:
-        asgi_app = cast(ASGIApp, app)
-    if settings.root_path:
-        asgi_app = RootPathMiddleware(asgi_app, settings.root_path)
-    if settings.detect_blocking:
-        asgi_app = _blocking_detector(asgi_app, settings.loop_lag_ms)
-    return asgi_app, detection
-
-
-def load_from_settings(settings: AppSettings) -> tuple[ASGIApp, Detection]:
-    """Import the app named in ``settings`` and wrap it; see :func:`build_asgi_app`.
-
-    :raise ServeError: any of the loader's or builder's errors.
-    """
-    loaded = import_app(settings.app, app_dir=settings.app_dir, factory=settings.factory)
-    return build_asgi_app(loaded, settings)
+    return (
+        WSGIToASGI(cast(WSGIApp, app), options),
+        detection,
+        f"WSGI app through WSGIToASGI, {threads}",
+    )
 
 
-def settings_from_environ() -> AppSettings:
-    """Read :class:`AppSettings` from :data:`SETTINGS_ENV` in ``os.environ``.
+def _load(spec: object, config: ServeConfig, *, factory: bool = False) -> object:
+    if isinstance(spec, str):
+        return import_app(spec, app_dir=config.app_dir, factory=factory)
+    return spec() if factory and callable(spec) else spec
 
-    :raise RuntimeError: when the variable is missing: the worker entry point
-        was started by something other than ``asgishift serve``.
-    """
-    value = os.environ.get(SETTINGS_ENV)
-    if value is None:
-        raise RuntimeError(
-            f"{SETTINGS_ENV} is not set: asgishift.serve._worker is the entry point "
-            "`asgishift serve` gives servers for --workers/--reload; run `asgishift serve "
-            "module:app` instead of pointing a server at it directly"
+
+def _hook(spec: object, config: ServeConfig, flag: str) -> Callable[[], Any]:
+    hook = _load(spec, config)
+    if not callable(hook):
+        raise ServeConfigError(
+            f"{flag} {spec} is a {type(hook).__name__}, not a function; point it at a function "
+            "taking no arguments"
         )
-    return AppSettings.from_env(value)
+    return cast(Callable[[], Any], hook)
+
+
+def build(config: ServeConfig) -> BuiltApp:
+    """Load the app, mounts and hooks named in ``config`` and wrap them for a server.
+
+    :raise ServeError: any of the loader's errors (missing module or
+        attribute), :class:`~asgishift.serve.AppInterfaceError` when WSGI or
+        ASGI cannot be told, or :class:`~asgishift.serve.ServeConfigError` for
+        a hook that is not callable or ``detect_blocking`` without the runtime
+        middleware.
+    """
+    loaded = _load(config.app, config, factory=config.factory)
+    app, detection, wrapping = as_asgi(loaded, config.interface, config.bridge)
+    if config.mounts or config.on_startup or config.on_shutdown:
+        from asgishift.bridge import HybridRouter
+
+        mounts = [
+            (prefix, as_asgi(_load(spec, config), "auto", config.bridge)[0])
+            for prefix, spec in config.mounts
+        ]
+        app = HybridRouter(
+            app,
+            mounts,
+            on_startup=[_hook(spec, config, "--on-startup") for spec in config.on_startup],
+            on_shutdown=[_hook(spec, config, "--on-shutdown") for spec in config.on_shutdown],
+        )
+    if config.root_path:
+        app = RootPathMiddleware(app, config.root_path)
+    if config.detect_blocking:
+        app = _blocking_detector(app, config.loop_lag_ms)
+    return BuiltApp(app, detection, wrapping)
+
+
+def build_app(config: ServeConfig) -> ASGIApp:
+    """Return the ASGI app ``asgishift serve`` would serve for ``config`` (load + detect + wrap).
+
+    For reuse by other launchers (Django's ``runasgi``) and tests.
+
+    :param config: :attr:`ServeConfig.app` is an import string or the
+        loaded WSGI/ASGI application.
+    :return: an ASGI 3 app.
+    :raise ServeError: see :func:`build`.
+    """
+    return build(config).app
 
 
 __all__ = [
-    "SETTINGS_ENV",
-    "AppSettings",
+    "EXTENSION_KEY",
+    "BuiltApp",
     "RootPathMiddleware",
-    "build_asgi_app",
-    "load_from_settings",
-    "normalise_root_path",
-    "settings_from_environ",
+    "as_asgi",
+    "build",
+    "build_app",
+    "extension_bridge",
 ]

@@ -1,8 +1,10 @@
-"""The ``asgishift serve`` sub-command.
+"""The ``asgishift serve`` sub-command, derived from :class:`~asgishift.serve.ServeConfig`.
 
-Flags follow uvicorn's names so commands carry over. Each flag's ``help=``
-text is the single source of its documentation (``--help`` and the CLI docs
-page are generated from this parser).
+Every flag comes from a field of :class:`~asgishift.serve.ServeConfig` (and,
+for the bridge, of :class:`~asgishift.bridge.BridgeOptions`): its name, type,
+choices, default and ``help=`` text (the field's docstring). ``--help`` and
+the CLI docs page are generated from this parser, so a new option is one new
+field. Flags follow uvicorn's names so commands carry over.
 
 Exit codes: ``0`` after the server stops normally; ``1`` when the app cannot
 be imported, the server's extra is not installed or the port is taken; ``2``
@@ -14,41 +16,100 @@ error: ...``, naming the fix, without a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
 
-from asgishift.serve._errors import ServeError
+from asgishift.bridge import BridgeOptions
+from asgishift.serve._config import Flag, ServeConfig, flag_name
+from asgishift.serve._errors import ServeConfigError, ServeError
+from asgishift.serve._fields import field_docs, plain_text
 from asgishift.serve._run import prepare
-from asgishift.serve._servers import LOG_LEVELS, SERVERS
+
+#: Namespace attribute prefix of the bridge's flags (``bridge.max_workers``).
+_BRIDGE = "bridge."
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, got {value!r}") from None
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, got {port}")
-    return port
+def _argument_type(
+    convert: Callable[[str], Any] | None, check: Callable[[Any], None] | None
+) -> Callable[[str], Any]:
+    """Return the argparse ``type=`` running a field's ``convert`` then ``check``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text) if convert is not None else text
+            if check is not None:
+                check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    return parse
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+def _bridge_type(name: str, annotation: Any) -> Callable[[str], Any]:
+    """Return the parser of a BridgeOptions field: its type, ``none`` when optional, its range."""
+    args = typing.get_args(annotation)
+    optional = isinstance(annotation, types.UnionType) and type(None) in args
+    base = next(arg for arg in args if arg is not type(None)) if optional else annotation
+
+    def parse(text: str) -> Any:
+        if optional and text.lower() == "none":
+            value: Any = None
+        else:
+            try:
+                value = base(text)
+            except ValueError:
+                kind = "whole number" if base is int else "number"
+                raise argparse.ArgumentTypeError(f"expected a {kind}, got {text!r}") from None
+        try:
+            BridgeOptions().replace(**{name: value})
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    return parse
 
 
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return number
+def _default_text(value: object) -> str:
+    if value is None:
+        return "none"
+    if value is False or value == ():
+        return ""
+    if value == "":
+        return "none"
+    return str(value)
+
+
+def _help(doc: str, default: object) -> str:
+    text = plain_text(doc).replace("%", "%%")
+    shown = _default_text(default)
+    return f"{text} (default: {shown})" if shown else text
+
+
+def _add_bridge_flags(parser: argparse.ArgumentParser) -> None:
+    docs = field_docs(BridgeOptions)
+    hints = typing.get_type_hints(BridgeOptions)
+    defaults = BridgeOptions()
+    group = parser.add_argument_group(
+        "WSGI bridge options", "How WSGIToASGI runs a WSGI app (per worker process)."
+    )
+    for spec in dataclasses.fields(BridgeOptions):
+        hint = hints[spec.name]
+        optional = type(None) in typing.get_args(hint)
+        base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+        metavar = ("N" if base is int else "SECONDS") + ("|none" if optional else "")
+        group.add_argument(
+            flag_name(spec.name),
+            dest=_BRIDGE + spec.name,
+            type=_bridge_type(spec.name, hint),
+            metavar=metavar,
+            default=argparse.SUPPRESS,
+            help=_help(docs.get(spec.name, ""), getattr(defaults, spec.name)),
+        )
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,99 +127,76 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "are. WSGI or ASGI is detected: an async __call__ means ASGI; a Flask app "
             "(wsgi_app attribute) or Django WSGIHandler means WSGI; otherwise a callable taking "
             "2 arguments (environ, start_response) is WSGI and one taking 3 (scope, receive, "
-            "send) is ASGI. --interface overrides the detection."
+            "send) is ASGI. --interface overrides the detection. --mount serves ASGI apps under "
+            "path prefixes beside APP (asgishift.bridge.HybridRouter)."
         ),
         epilog=(
             "exit status: 0 when the server stops, 1 when the app cannot be imported, the "
             "server is not installed or the port is taken, 2 for usage errors."
         ),
     )
-    parser.add_argument(
-        "app",
-        metavar="APP",
-        help="the application as module:attribute, e.g. app:app or mysite.wsgi:application; "
-        "the attribute may be dotted",
-    )
-    parser.add_argument(
-        "--server",
-        choices=SERVERS,
-        default="uvicorn",
-        help="the ASGI server to run on; each needs its extra, e.g. pip install "
-        "'asgishift[granian]' (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--interface",
-        choices=("auto", "wsgi", "asgi"),
-        default="auto",
-        help="the interface APP speaks; 'auto' detects it (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--port", type=_port, default=8000, help="TCP port to bind (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="worker processes, each importing APP anew; not available with daphne "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--reload",
-        action="store_true",
-        help="restart the server when a file under --app-dir changes (development only; not "
-        "available with daphne; granian needs 'granian[reload]')",
-    )
-    parser.add_argument(
-        "--root-path",
-        default="",
-        help="URL prefix the app is mounted at behind a proxy that strips it, e.g. /api; WSGI "
-        "apps see it as SCRIPT_NAME and build URLs with it (default: none)",
-    )
-    parser.add_argument(
-        "--factory",
-        action="store_true",
-        help="treat APP as a function taking no arguments that returns the application, "
-        "e.g. app:create_app",
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=LOG_LEVELS,
-        default="info",
-        help="server log level (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--app-dir",
-        default=".",
-        help="directory put first on sys.path to import APP from (default: the current directory)",
-    )
-    parser.add_argument(
-        "--max-workers",
-        type=_positive_int,
-        default=40,
-        help="threads in the bridge's pool that run a WSGI app, per worker process; the most "
-        "WSGI requests handled at once (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--detect-blocking",
-        action="store_true",
-        help="log requests during which the event loop was blocked (wraps the app in "
-        "asgishift.runtime.BlockingDetectorMiddleware)",
-    )
-    parser.add_argument(
-        "--loop-lag-ms",
-        type=_positive_float,
-        default=None,
-        help="with --detect-blocking: event-loop lag in milliseconds worth reporting "
-        "(default: 100)",
-    )
+    docs = field_docs(ServeConfig)
+    for spec in dataclasses.fields(ServeConfig):
+        flag: Flag = spec.metadata["flag"]
+        if flag.expand:
+            _add_bridge_flags(parser)
+            continue
+        if flag.positional:
+            # The field's docstring also covers Python callers; its first
+            # sentence is the command line's part.
+            text = plain_text(docs.get(spec.name, "")).split("; from Python")[0]
+            parser.add_argument(spec.name, metavar=flag.metavar, help=text.replace("%", "%%"))
+            continue
+        help_text = _help(docs.get(spec.name, ""), spec.default)
+        if spec.type == "bool":
+            parser.add_argument(
+                flag_name(spec.name), action="store_true", default=argparse.SUPPRESS, help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag_name(spec.name),
+                dest=spec.name,
+                type=_argument_type(flag.convert, flag.check),
+                choices=flag.choices,
+                metavar=flag.metavar,
+                action="append" if flag.repeat else "store",
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
     parser.set_defaults(handler=handle)
 
 
 def _error(message: str) -> None:
     print(f"asgishift serve: error: {message}", file=sys.stderr, flush=True)
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    """Build the :class:`ServeConfig` of a parsed ``asgishift serve`` command line.
+
+    Flags not given keep the field's default.
+
+    :raise ServeConfigError: for a flag given without the one it requires
+        (``--loop-lag-ms`` without ``--detect-blocking``) or a combination
+        :class:`ServeConfig` rejects.
+    """
+    given = vars(args)
+    values: dict[str, Any] = {}
+    bridge: dict[str, Any] = {}
+    for name, value in given.items():
+        if name.startswith(_BRIDGE):
+            bridge[name[len(_BRIDGE) :]] = value
+    for spec in dataclasses.fields(ServeConfig):
+        if spec.name not in given:
+            continue
+        flag: Flag = spec.metadata["flag"]
+        if flag.requires is not None and not given.get(flag.requires):
+            raise ServeConfigError(
+                f"{flag_name(spec.name)} only applies with {flag_name(flag.requires)}; "
+                f"add {flag_name(flag.requires)}"
+            )
+        value = given[spec.name]
+        values[spec.name] = tuple(value) if flag.repeat else value
+    return ServeConfig(bridge=BridgeOptions(**bridge), **values)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -167,26 +205,8 @@ def handle(args: argparse.Namespace) -> int:
     :param args: the namespace from the parser :func:`add_parser` built.
     :return: the exit status (see the module docstring).
     """
-    if args.loop_lag_ms is not None and not args.detect_blocking:
-        _error("--loop-lag-ms only applies with --detect-blocking; add --detect-blocking")
-        return 2
     try:
-        plan = prepare(
-            args.app,
-            server=args.server,
-            host=args.host,
-            port=args.port,
-            interface=args.interface,
-            factory=args.factory,
-            app_dir=args.app_dir,
-            workers=args.workers,
-            reload=args.reload,
-            root_path=args.root_path,
-            log_level=args.log_level,
-            max_workers=args.max_workers,
-            detect_blocking=args.detect_blocking,
-            loop_lag_ms=100.0 if args.loop_lag_ms is None else args.loop_lag_ms,
-        )
+        plan = prepare(config_from_args(args))
     except ServeError as exc:
         _error(str(exc))
         return exc.exit_code
@@ -195,4 +215,4 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parser", "handle"]
+__all__ = ["add_parser", "config_from_args", "handle"]

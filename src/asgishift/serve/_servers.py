@@ -17,9 +17,8 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from asgishift._types import ASGIApp
 from asgishift.serve._errors import (
@@ -27,6 +26,9 @@ from asgishift.serve._errors import (
     ServeConfigError,
     ServerNotInstalledError,
 )
+
+if TYPE_CHECKING:
+    from asgishift.serve._config import ServeConfig
 
 logger = logging.getLogger("asgishift.serve")
 
@@ -36,36 +38,6 @@ SERVERS = ("uvicorn", "hypercorn", "daphne", "granian")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 #: Import string of the factory worker processes call (see ``_worker``).
 WORKER_TARGET = "asgishift.serve._worker:create_app"
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    """Where and how a server listens.
-
-    :param host: address to bind, e.g. ``"127.0.0.1"``, ``"0.0.0.0"``, ``"::1"``.
-    :param port: TCP port.
-    :param workers: worker processes (``1`` serves in this process).
-    :param reload: restart the workers when a file under ``reload_dirs`` changes.
-    :param log_level: one of :data:`LOG_LEVELS`.
-    :param reload_dirs: directories to watch with ``reload``.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    reload: bool = False
-    log_level: str = "info"
-    reload_dirs: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def needs_import_string(self) -> bool:
-        """Return whether worker processes must import the app by name."""
-        return self.workers > 1 or self.reload
-
-    def url(self, root_path: str = "") -> str:
-        """Return the ``http://host:port/root`` URL clients use."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{root_path}"
 
 
 def check_server_installed(name: str) -> None:
@@ -85,21 +57,6 @@ def check_server_installed(name: str) -> None:
             f"--server {name} needs the {name} package, which is not installed in "
             f"{sys.prefix}; install it with: pip install 'asgishift[{name}]'"
         ) from None
-
-
-def check_options(name: str, options: ServerOptions) -> None:
-    """Reject option combinations the server ``name`` cannot honour.
-
-    :raise ServeConfigError: for ``--workers``/``--reload`` with daphne, which
-        runs one process and has no reloader, or a worker count below 1.
-    """
-    if options.workers < 1:
-        raise ServeConfigError(f"--workers must be at least 1, got {options.workers}")
-    if name == "daphne" and options.needs_import_string:
-        raise ServeConfigError(
-            "daphne runs a single process without a reloader; drop --workers/--reload or "
-            "use --server uvicorn, hypercorn or granian"
-        )
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -128,7 +85,7 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _serve_uvicorn(app: ASGIApp | None, options: ServerOptions) -> None:
+def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
     import uvicorn
 
     uvicorn.run(
@@ -146,7 +103,7 @@ def _serve_uvicorn(app: ASGIApp | None, options: ServerOptions) -> None:
     )
 
 
-def _serve_hypercorn(app: ASGIApp | None, options: ServerOptions) -> None:
+def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     from hypercorn.config import Config
 
     config = Config()
@@ -176,8 +133,8 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServerOptions) -> None:
 _DAPHNE_VERBOSITY = {"critical": 0, "error": 0, "warning": 0, "info": 1, "debug": 2, "trace": 3}
 
 
-def _serve_daphne(app: ASGIApp | None, options: ServerOptions) -> None:
-    if app is None:  # pragma: no cover - check_options rejects this first
+def _serve_daphne(app: ASGIApp | None, options: ServeConfig) -> None:
+    if app is None:  # pragma: no cover - ServeConfig rejects this first
         raise ServeConfigError("daphne needs the app object; it cannot start worker processes")
     level = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
     # daphne's own CLI configures the root logger the same way; without it
@@ -219,7 +176,7 @@ def _forget_modules_under(directories: tuple[str, ...]) -> None:
             del sys.modules[name]
 
 
-def _serve_granian(app: ASGIApp | None, options: ServerOptions) -> None:
+def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
     from granian.constants import Interfaces
 
     if app is None:
@@ -263,7 +220,7 @@ def _serve_granian(app: ASGIApp | None, options: ServerOptions) -> None:
     asyncio.run(main())
 
 
-_SERVE: dict[str, Callable[[ASGIApp | None, ServerOptions], None]] = {
+_SERVE: dict[str, Callable[[ASGIApp | None, ServeConfig], None]] = {
     "uvicorn": _serve_uvicorn,
     "hypercorn": _serve_hypercorn,
     "daphne": _serve_daphne,
@@ -271,38 +228,24 @@ _SERVE: dict[str, Callable[[ASGIApp | None, ServerOptions], None]] = {
 }
 
 
-def serve_with(name: str, app: ASGIApp | None, options: ServerOptions) -> None:
-    """Run server ``name`` until it stops.
+def serve_with(app: ASGIApp | None, config: ServeConfig) -> None:
+    """Run the server ``config.server`` until it stops.
 
-    :param name: one of :data:`SERVERS` (checked with
-        :func:`check_server_installed` first).
     :param app: the ASGI app to serve in this process, or ``None`` to have
         every worker process build it from :data:`WORKER_TARGET`.
-    :param options: address, workers, reload and log level.
+    :param config: the server (checked with :func:`check_server_installed`
+        first), address, workers, reload and log level.
     :raise SystemExit: when the server exits with a failure status.
     """
-    logger.debug("starting %s with %s", name, options)
-    _SERVE[name](app, options)
-
-
-def serves_object_directly(name: str, options: ServerOptions) -> bool:
-    """Return whether server ``name`` serves an app object in this process.
-
-    ``False`` means worker processes import :data:`WORKER_TARGET`: always for
-    granian under the command line, and for every server with ``--workers``
-    above 1 or ``--reload``.
-    """
-    return not options.needs_import_string and name != "granian"
+    logger.debug("starting %s with %s", config.server, config)
+    _SERVE[config.server](app, config)
 
 
 __all__ = [
     "LOG_LEVELS",
     "SERVERS",
     "WORKER_TARGET",
-    "ServerOptions",
-    "check_options",
     "check_port_free",
     "check_server_installed",
     "serve_with",
-    "serves_object_directly",
 ]

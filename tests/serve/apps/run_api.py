@@ -7,8 +7,8 @@ import sys
 
 from serve_apps import wsgi_app
 
-from asgishift.serve import run
+from asgishift.serve import ServeConfig, run
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
-    run(wsgi_app, server=sys.argv[1], port=int(sys.argv[2]), root_path="/py")
+    run(ServeConfig(app=wsgi_app, server=sys.argv[1], port=int(sys.argv[2]), root_path="/py"))

@@ -1,0 +1,174 @@
+"""ServeConfig is the one declaration: flags, help and worker hand-over derive from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+import pytest
+from serve_helpers import SERVE_APPS_DIR
+
+from asgishift.bridge import BridgeOptions, HybridRouter, WSGIToASGI
+from asgishift.cli import build_parser
+from asgishift.serve import ServeConfig, ServeConfigError, build_app
+from asgishift.serve._cli import config_from_args
+from asgishift.serve._config import flag_name
+
+
+def _parse(*argv: str) -> ServeConfig:
+    return config_from_args(build_parser().parse_args(["serve", *argv]))
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["serve"]
+
+
+def test_every_field_and_bridge_option_is_a_flag_with_help() -> None:
+    actions = {a.dest: a for a in _serve_parser()._actions}
+    expected = [f.name for f in dataclasses.fields(ServeConfig) if f.name != "bridge"]
+    expected += [f"bridge.{f.name}" for f in dataclasses.fields(BridgeOptions)]
+    for name in expected:
+        assert name in actions, f"{name} has no flag"
+        assert len(actions[name].help or "") > 15, f"{name} has no help"
+
+
+def test_flags_default_to_the_dataclass_defaults() -> None:
+    config = _parse("m:app")
+    assert config == ServeConfig(app="m:app")
+
+
+def test_bridge_flags_reach_the_bridge_options() -> None:
+    config = _parse(
+        "m:app",
+        "--max-workers",
+        "8",
+        "--max-queue",
+        "0",
+        "--max-body-size",
+        "1024",
+        "--request-timeout",
+        "2.5",
+        "--shutdown-timeout",
+        "none",
+        "--drain-timeout",
+        "0.5",
+    )
+    assert config.bridge == BridgeOptions(
+        max_workers=8,
+        max_queue=0,
+        max_body_size=1024,
+        request_timeout=2.5,
+        shutdown_timeout=None,
+        drain_timeout=0.5,
+    )
+
+
+def test_repeatable_flags_keep_their_order() -> None:
+    config = _parse(
+        "m:app",
+        "--mount",
+        "/api/=api:app",
+        "--mount",
+        "/ws=ws:app",
+        "--on-startup",
+        "h:a",
+        "--on-startup",
+        "h:b",
+        "--on-shutdown",
+        "h:c",
+    )
+    assert config.mounts == (("/api", "api:app"), ("/ws", "ws:app"))
+    assert config.on_startup == ("h:a", "h:b")
+    assert config.on_shutdown == ("h:c",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--max-workers", "0"], "max_workers must be ≥ 1", id="max-workers"),
+        pytest.param(["--request-timeout", "0"], "request_timeout must be", id="timeout"),
+        pytest.param(["--max-queue", "x"], "expected a whole number", id="queue-nan"),
+        pytest.param(["--mount", "/api"], "PREFIX=module:app", id="mount-form"),
+        pytest.param(["--on-startup", "nocolon"], "module:function", id="hook-form"),
+    ],
+)
+def test_bad_values_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        _parse("m:app", *argv)
+    assert caught.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_flag_requiring_another_says_which() -> None:
+    with pytest.raises(ServeConfigError, match="add --detect-blocking"):
+        _parse("m:app", "--loop-lag-ms", "5")
+
+
+def test_flag_names_derive_from_fields() -> None:
+    assert flag_name("max_workers") == "--max-workers"
+    assert flag_name("mounts") == "--mount"
+
+
+def test_build_app_wraps_wsgi_with_the_configured_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    app = build_app(
+        ServeConfig(
+            app="serve_apps:wsgi_app",
+            app_dir=str(SERVE_APPS_DIR),
+            bridge=BridgeOptions(max_workers=2, retry_after=9),
+        )
+    )
+    assert isinstance(app, WSGIToASGI)
+    assert app.options == BridgeOptions(max_workers=2, retry_after=9)
+
+
+def test_build_app_routes_mounts_and_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    app = build_app(
+        ServeConfig(
+            app="serve_apps:wsgi_app",
+            app_dir=str(SERVE_APPS_DIR),
+            mounts={"/api": "serve_apps:asgi_app"},
+            on_startup=("serve_apps:create_wsgi_app",),
+        )
+    )
+    assert isinstance(app, HybridRouter)
+    assert isinstance(app.fallback, WSGIToASGI)
+    assert [prefix for prefix, _ in app.mounts] == ["/api"]
+    assert app.on_startup[0].__name__ == "create_wsgi_app"
+
+
+class _Extension:
+    """What asgishift's Flask extension registers: ``asgi_app_for(options)``."""
+
+    def __init__(self) -> None:
+        self.seen: list[BridgeOptions] = []
+
+    def asgi_app_for(self, options: BridgeOptions) -> object:
+        self.seen.append(options)
+        return "the extension's ASGI app"
+
+
+class _FlaskLike:
+    """Duck-typed like a Flask app: ``wsgi_app`` and an ``extensions`` dict."""
+
+    def __init__(self) -> None:
+        self.extensions = {"asgishift": _Extension()}
+
+    def wsgi_app(self, environ: object, start_response: object) -> list[bytes]:
+        return []
+
+    def __call__(self, environ: object, start_response: object) -> list[bytes]:
+        return []
+
+
+def test_flask_extension_builds_the_asgi_app() -> None:
+    flask_like = _FlaskLike()
+    options = BridgeOptions(max_workers=3)
+    assert build_app(ServeConfig(app=flask_like, bridge=options)) == "the extension's ASGI app"
+    assert flask_like.extensions["asgishift"].seen == [options]
