@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asgishift.audit import engine
+from asgishift.audit import _parse
 from asgishift.audit._model import AuditConfig, AuditResult
 from asgishift.audit.engine import audit_paths, noqa_codes
 
@@ -128,7 +128,7 @@ def test_cache_is_reused_and_invalidated_by_content(
     def no_parsing(*args: object) -> object:
         raise AssertionError("file parsed although cached")
 
-    monkeypatch.setattr(engine, "_parse_file", no_parsing)
+    monkeypatch.setattr(_parse, "parse_file", no_parsing)
     second = _run(project, cache_dir=str(cache))
     assert second.findings == first.findings
     monkeypatch.undo()
@@ -148,7 +148,7 @@ def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
 
 
 def test_worker_processes_match_in_process_parsing(tmp_path: Path) -> None:
-    count = engine.PARALLEL_MIN_FILES + 6
+    count = _parse.PARALLEL_MIN_FILES + 6
     for i in range(count):
         nxt = f"from pkg.m{i + 1} import f{i + 1}\n" if i + 1 < count else ""
         body = f"    f{i + 1}()\n" if nxt else "    import time\n    time.sleep(1)\n"

@@ -26,6 +26,8 @@ import sys
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from asgishift.audit._closure import resolve_relative
+
 # --------------------------------------------------------------------------- data
 
 
@@ -330,24 +332,6 @@ def _toplevel(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _toplevel(stmt.body)
         else:
             yield stmt
-
-
-def resolve_relative(module: str, is_package: bool, level: int, name: str | None) -> str:
-    """Return the absolute module named by a relative import.
-
-    :param module: dotted name of the importing module.
-    :param is_package: the importing file is an ``__init__.py``.
-    :param level: number of leading dots.
-    :param name: the module after the dots, or ``None`` (``from . import x``).
-    """
-    parts = module.split(".")
-    if not is_package:
-        parts = parts[:-1]
-    if level > 1:
-        parts = parts[: len(parts) - (level - 1)] if level - 1 <= len(parts) else []
-    if name:
-        parts.append(name)
-    return ".".join(parts)
 
 
 class _Extractor:

@@ -40,36 +40,24 @@ Known limits of the static analysis (each one errs towards silence):
 
 from __future__ import annotations
 
-import ast
-import concurrent.futures
-import gc
 import hashlib
 import logging
 import marshal
-import multiprocessing
 import os
 import re
 import sys
-import threading
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
 
 import pathspec
 
 from asgishift import __version__
+from asgishift.audit._closure import Facts, import_closure
 from asgishift.audit._discover import SourceFile, discover
 from asgishift.audit._link import link
 from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding
-from asgishift.audit._summary import (
-    FileIndex,
-    PlainSummary,
-    from_plain,
-    resolve_relative,
-    summarize,
-    to_plain,
-)
+from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, Step, Task, no_gc
+from asgishift.audit._summary import FileIndex, from_plain
 from asgishift.audit.rules import all_rules
 
 logger = logging.getLogger("asgishift.audit")
@@ -86,83 +74,6 @@ _NOQA_RE = re.compile(
     re.IGNORECASE,
 )
 
-#: A parsed file as stored in the cache and sent back by workers: a plain
-#: summary, or ``(line, message)`` for a file reported as an error.
-_Entry = PlainSummary | tuple[int, str]
-
-
-def _parse_file(source: SourceFile, data: bytes) -> _Entry:
-    """Decode, parse and summarise one file; never raises for bad input."""
-    try:
-        text: str | bytes = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        head = b"\n".join(data.split(b"\n", 2)[:2])
-        if _CODING_RE.search(head) is None:
-            line = data.count(b"\n", 0, exc.start) + 1
-            return (
-                line,
-                f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8 "
-                "or add it to `exclude`",
-            )
-        text = data  # a PEP 263 coding cookie: let the parser decode it
-    try:
-        tree = ast.parse(text, filename=source.rel)
-    except SyntaxError as exc:
-        return (
-            exc.lineno or 0,
-            f"syntax error: {exc.msg}; fix the file or add it to `exclude` "
-            "(asgishift parses with the Python running it)",
-        )
-    except (ValueError, RecursionError, MemoryError) as exc:
-        return (0, f"cannot parse: {exc}; add it to `exclude`")
-    try:
-        return to_plain(summarize(tree, source.module, source.is_package))
-    except RecursionError:
-        return (0, "expression nesting too deep to analyse; add it to `exclude`")
-
-
-def _parse_batch(batch: list[SourceFile]) -> list[tuple[str, _Entry]]:
-    """Worker entry point: parse a batch of files, reading them from disk."""
-    out: list[tuple[str, _Entry]] = []
-    with _no_gc(), warnings.catch_warnings():
-        # Invalid escape sequences and the like are the project's business.
-        warnings.simplefilter("ignore")
-        for source in batch:
-            try:
-                with open(source.abspath, "rb") as fh:
-                    data = fh.read()
-            except OSError as exc:
-                out.append((source.rel, (0, f"cannot read: {exc}")))
-                continue
-            out.append((source.rel, _parse_file(source, data)))
-    return out
-
-
-def _parse_batch_marshalled(batch: list[SourceFile]) -> bytes:
-    """Worker entry point for the pool: :func:`_parse_batch`, marshalled.
-
-    Marshal moves plain tuples between processes several times faster than
-    the pickle the pool would otherwise use.
-    """
-    return marshal.dumps(_parse_batch(batch))
-
-
-class _no_gc:
-    """Pause the cyclic garbage collector inside a ``with`` block.
-
-    Parsing allocates millions of short-lived AST nodes, freed by reference
-    counting; the collector's generational passes over them roughly double
-    the parse time and find nothing (AST nodes form no cycles).
-    """
-
-    def __enter__(self) -> None:
-        self.enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            gc.enable()
-
 
 def _cache_path(cache_dir: str, root: str) -> str:
     """Return the cache file for this root, asgishift version and catalogue."""
@@ -174,7 +85,7 @@ def _cache_path(cache_dir: str, root: str) -> str:
     return os.path.join(cache_dir, f"audit-{fingerprint.hexdigest()}.marshal")
 
 
-def _load_cache(path: str) -> dict[str, tuple[str, _Entry]]:
+def _load_cache(path: str) -> dict[str, _Record]:
     """Load the per-file cache, or an empty one if absent or unreadable.
 
     The cache is one :mod:`marshal` file of ``{path: (digest, entry)}``;
@@ -192,7 +103,7 @@ def _load_cache(path: str) -> dict[str, tuple[str, _Entry]]:
     return data if isinstance(data, dict) else {}
 
 
-def _save_cache(path: str, entries: dict[str, tuple[str, _Entry]]) -> None:
+def _save_cache(path: str, entries: dict[str, _Record]) -> None:
     """Write the cache atomically; failures are logged, never raised."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -215,92 +126,8 @@ def _digest(source: SourceFile, data: bytes) -> str:
     return h.hexdigest()
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Pick the cheapest safe start method: fork when single-threaded on POSIX."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    # Forking a multi-threaded process can deadlock (and warns on 3.12+).
-    if "forkserver" in methods:
-        return multiprocessing.get_context("forkserver")
-    return multiprocessing.get_context("spawn")
-
-
-#: Text that makes a file worth parsing on its own: async code, the
-#: ``sync_to_async`` family, middleware, Flask globals and thread starts.
-_SEED_RE = re.compile(rb"async|await|get_response|MIDDLEWARE|flask|Thread\(|submit\(|executor")
-_IMPORT_LINE_RE = re.compile(
-    rb"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]*)|import[ \t]+([\w., \t]+))",
-    re.MULTILINE,
-)
-
-
-class _Parser:
-    """Parse files in-process or in a lazily started worker pool, batch by batch."""
-
-    def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
-        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
-
-    def parse(
-        self, sources: list[SourceFile], contents: dict[str, bytes]
-    ) -> Iterator[list[tuple[str, _Entry]]]:
-        """Yield parsed ``(rel, entry)`` batches as they complete."""
-        if len(sources) < PARALLEL_MIN_FILES or self.jobs == 1:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for source in sources:
-                    yield [(source.rel, _parse_file(source, contents[source.rel]))]
-            return
-        if self.pool is None:
-            self.pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.jobs, mp_context=_pool_context()
-            )
-        # Largest files first so the last batch does not hold the run up.
-        ordered = sorted(sources, key=lambda s: len(contents[s.rel]), reverse=True)
-        size = max(8, min(_BATCH, len(ordered) // (self.jobs * 4) or 1))
-        batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
-        pending = {s.rel: s for s in ordered}
-        try:
-            futures = [self.pool.submit(_parse_batch_marshalled, batch) for batch in batches]
-            for future in concurrent.futures.as_completed(futures):
-                batch_result: list[tuple[str, _Entry]] = marshal.loads(future.result())
-                for rel, _ in batch_result:
-                    pending.pop(rel, None)
-                yield batch_result
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            # E.g. a script without an ``if __name__ == "__main__"`` guard under
-            # the forkserver start method: finish in this process instead.
-            logger.warning("audit worker processes failed (%s); parsing in-process", exc)
-            self.close()
-            self.jobs = 1
-            yield from self.parse(list(pending.values()), contents)
-
-    def close(self) -> None:
-        """Stop the worker pool, if one was started."""
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
-
-
-def _imports_by_text(source: SourceFile, data: bytes) -> Iterator[str]:
-    """Yield the dotted names a file's import lines mention (a cheap pre-parse scan)."""
-    for match in _IMPORT_LINE_RE.finditer(data):
-        dots, base, names, plain = match.groups()
-        if plain is not None:
-            for part in plain.split(b","):
-                name = part.strip().split()[0] if part.strip() else b""
-                if name:
-                    yield name.decode("ascii", "replace")
-            continue
-        module = base.decode("ascii", "replace")
-        if dots:
-            module = resolve_relative(source.module, source.is_package, len(dots), module or None)
-        yield module
-        for part in names.split(b","):
-            name = part.strip().split()[0] if part.strip() else b""
-            if name:
-                yield f"{module}.{name.decode('ascii', 'replace')}" if module else name.decode()
+#: One cache record: ``(content digest, closure facts, entry or None)``.
+_Record = tuple[str, Facts, Entry | None]
 
 
 def _summarise(
@@ -309,139 +136,84 @@ def _summarise(
     config: AuditConfig,
     root: str,
     progress: Callable[[int, int], None] | None,
-) -> dict[str, _Entry]:
+) -> dict[str, Entry]:
     """Return the plain summary (or error) of every file that can matter.
 
-    Only the *import closure of async code* is parsed: files whose text
-    mentions async code (or middleware, Flask, threads), files whose import
-    lines name a module defining an ``async def`` (they may discard a
-    coroutine, ``ASH402``), and every project module those import,
-    transitively. Code outside it cannot be reached by a call from an
-    ``async def`` (the engine resolves calls through imports only), so
-    skipping it changes no finding and, on Django, skips three files in four.
-    Cached summaries are reused whatever their round.
+    Only the *import closure of async code* (:func:`~asgishift.audit._closure.
+    import_closure`) is summarised: code outside it cannot be reached by a
+    call from an ``async def`` (the engine resolves calls through imports
+    only), so summarising it changes no finding; on Django it is three files
+    in four. In the default mode (``whole_project``) every other file is still
+    parsed, so a syntax error anywhere is reported; it is cached as
+    :data:`~asgishift.audit._parse.PARSED_ONLY`. With ``whole_project`` off
+    those files are not parsed at all.
+
+    Two rounds of work, each spread over the worker pool: the first scans the
+    text of every file not in the cache (and summarises the seeds on the way),
+    the second parses what the closure then asks for.
     """
     total = len(files)
     cache_file = _cache_path(os.path.abspath(config.cache_dir), root) if config.cache_dir else None
     cache = _load_cache(cache_file) if cache_file else {}
-    by_module: dict[str, list[SourceFile]] = {}
-    for source in files:
-        by_module.setdefault(source.module, []).append(source)
     digests = {source.rel: _digest(source, contents[source.rel]) for source in files}
-    results: dict[str, _Entry] = {}
-    parsed_now: set[str] = set()
-    wanted: set[str] = set()
-    done = 0
-    parser = _Parser(config.jobs if config.jobs > 0 else (os.cpu_count() or 1))
-
-    def want(sources: Iterable[SourceFile]) -> list[SourceFile]:
-        fresh: list[SourceFile] = []
-        for source in sources:
-            if source.rel not in wanted:
-                wanted.add(source.rel)
-                fresh.append(source)
-        return fresh
-
-    def modules_named(names: Iterable[str]) -> Iterator[SourceFile]:
-        # The longest module prefix is the one name resolution consults
-        # (``django.db.models.Model`` -> ``django.db.models``).
-        for name in names:
-            parts = name.split(".")
-            for i in range(len(parts), 0, -1):
-                found = by_module.get(".".join(parts[:i]))
-                if found:
-                    yield from found
-                    break
-
-    def run(round_files: list[SourceFile]) -> list[SourceFile]:
-        """Summarise one round; return the project modules it imports."""
-        nonlocal done
-        misses: list[SourceFile] = []
-        for source in round_files:
-            hit = cache.get(source.rel)
-            if hit is not None and hit[0] == digests[source.rel]:
-                results[source.rel] = hit[1]
-            else:
-                misses.append(source)
-        done += len(round_files) - len(misses)
+    facts: dict[str, Facts] = {}
+    entries: dict[str, Entry] = {}
+    scan: list[Task] = []
+    for source in files:
+        hit = cache.get(source.rel)
+        if isinstance(hit, tuple) and len(hit) == 3 and hit[0] == digests[source.rel]:
+            facts[source.rel] = hit[1]
+            if hit[2] is not None:
+                entries[source.rel] = hit[2]
+        else:
+            scan.append(Task(source, Step.SCAN))
+    changed = bool(scan)
+    parser = Parser(config.jobs if config.jobs > 0 else (os.cpu_count() or 1))
+    done = total - len(scan)
+    if progress is not None:
+        progress(0, total)
+    try:
+        for batch in parser.run(scan, contents):
+            for outcome in batch:
+                if outcome.facts is not None:
+                    facts[outcome.rel] = outcome.facts
+                if outcome.entry is not None:
+                    entries[outcome.rel] = outcome.entry
+        closure = import_closure(files, facts, contents)
+        tasks: list[Task] = []
+        for source in files:
+            wanted = source.rel in closure
+            entry = entries.get(source.rel)
+            if wanted and (entry is None or entry == PARSED_ONLY):
+                tasks.append(Task(source, Step.SUMMARISE))
+            elif entry is None and config.whole_project:
+                tasks.append(Task(source, Step.PARSE))
+        done = total - len(tasks)
         if progress is not None:
             progress(done, total)
-        for batch in parser.parse(misses, contents):
-            for rel, entry in batch:
-                results[rel] = entry
-                parsed_now.add(rel)
+        for batch in parser.run(tasks, contents):
+            for outcome in batch:
+                if outcome.entry is not None:
+                    entries[outcome.rel] = outcome.entry
             done += len(batch)
             if progress is not None:
                 progress(done, total)
-        imported: list[str] = []
-        for source in round_files:
-            imported.extend(_imported_names(results[source.rel]))
-        return list(modules_named(imported))
-
-    try:
-        seeds = (
-            files
-            if config.whole_project
-            else [s for s in files if _SEED_RE.search(contents[s.rel])]
-        )
-        frontier = want(seeds)
-        async_modules: dict[str, set[bytes]] | None = None
-        while frontier:
-            frontier = want(run(frontier))
-            if not frontier and async_modules is None:
-                # Files that import a module defining an ``async def`` and
-                # mention one of its names as a call may discard a coroutine.
-                async_modules = {}
-                for entry in results.values():
-                    module, names = _async_facts(entry)
-                    if names:
-                        async_modules.setdefault(module, set()).update(names)
-                rest = [s for s in files if s.rel not in wanted]
-                frontier = want(s for s in rest if _may_call(s, contents[s.rel], async_modules))
     finally:
         parser.close()
     if progress is not None:
         progress(total, total)
-    if cache_file and parsed_now:
-        entries = {rel: cache[rel] for rel in digests if rel in cache and rel not in results}
-        entries.update((rel, (digests[rel], entry)) for rel, entry in results.items())
-        _save_cache(cache_file, entries)
-    return results
-
-
-def _imported_names(entry: _Entry) -> tuple[str, ...]:
-    """Return the ``imported`` names of a plain summary (none for an error)."""
-    if not isinstance(entry[1], bytes):
-        return ()
-    return cast("tuple[str, ...]", entry[0][7])
-
-
-def _async_facts(entry: _Entry) -> tuple[str, set[bytes]]:
-    """Return ``(module, "name(" of each async def)`` of a plain summary."""
-    if not isinstance(entry[1], bytes):
-        return "", set()
-    functions = cast("tuple[tuple[object, ...], ...]", entry[0][2])
-    names = {
-        cast(str, f[0]).rsplit(".", 1)[-1].encode() + b"(" for f in functions if f[3] and not f[4]
+    if cache_file and (changed or tasks):
+        records = {rel: cache[rel] for rel in cache if rel not in digests}
+        for source in files:
+            rel = source.rel
+            if rel in facts:
+                records[rel] = (digests[rel], facts[rel], entries.get(rel))
+        _save_cache(cache_file, records)
+    return {
+        rel: entry
+        for rel, entry in entries.items()
+        if config.whole_project or rel in closure or entry != PARSED_ONLY
     }
-    return cast(str, entry[0][0]), names
-
-
-def _may_call(source: SourceFile, data: bytes, async_modules: dict[str, set[bytes]]) -> bool:
-    """Return whether a file imports an async module and mentions a call of its coroutines."""
-    for name in _closure_names(_imports_by_text(source, data)):
-        calls = async_modules.get(name)
-        if calls and any(call in data for call in calls):
-            return True
-    return False
-
-
-def _closure_names(names: Iterable[str]) -> Iterator[str]:
-    """Yield each dotted name and its parent packages."""
-    for name in names:
-        parts = name.split(".")
-        for i in range(len(parts), 0, -1):
-            yield ".".join(parts[:i])
 
 
 def _read_all(
@@ -602,7 +374,7 @@ def audit_paths(
     )
     errors = list(found.errors)
     files, contents = _read_all(found.files, config.max_file_bytes, errors)
-    with _no_gc():
+    with no_gc():
         parsed = _summarise(files, contents, config, root_s, progress)
         summaries: dict[str, tuple[FileIndex, bytes]] = {}
         for source in files:
@@ -611,7 +383,7 @@ def audit_paths(
                 continue  # outside the import closure of async code
             if isinstance(item[1], bytes):
                 summaries[source.rel] = from_plain(item)
-            else:
+            elif item != PARSED_ONLY:
                 line, message = item
                 errors.append(FileError(source.rel, line, message))
         raw = link(summaries, config)

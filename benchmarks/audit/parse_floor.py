@@ -1,0 +1,150 @@
+"""The parse floor: how fast can any ``ast``-based auditor possibly go on a tree?
+
+The floor is the wall time to read and :func:`ast.parse` every Python file the
+audit would read, on the same number of worker processes, with the cyclic
+garbage collector paused (as the audit pauses it). An auditor built on
+Python's ``ast`` cannot be faster than that on a cold run, so the audit's
+speed is reported as a ratio to it, measured in the same run: on a shared
+machine absolute times drift, ratios taken minutes apart do not mean much.
+
+The script measures, alternating, ``--runs`` times each:
+
+* ``floor``: read + parse in a fresh process pool (pool start-up included,
+  the audit pays it too);
+* ``cold``: :func:`asgishift.audit.engine.audit_paths` with an empty cache
+  directory (default mode: every file parsed);
+* ``reachable``: the same with ``whole_project=False`` (``--reachable-only``);
+* ``warm``: the same with the cache that the cold run filled.
+
+and prints the best time of each with its ratio to the best floor.
+
+Usage::
+
+    python benchmarks/audit/parse_floor.py --tree django-5.2.19 --runs 5
+    python benchmarks/audit/parse_floor.py --tree django-5.2.19 --floor-only
+    python benchmarks/audit/parse_floor.py --tree src --jobs 2 --profile cold
+
+Get Django's source with
+``pip download "django==5.2.*" --no-deps --no-binary :all:`` and unpack it;
+never commit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures
+import gc
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from asgishift.audit._discover import discover
+from asgishift.audit._model import AuditConfig
+from asgishift.audit.engine import audit_paths
+
+
+def _parse_chunk(paths: list[str]) -> int:
+    """Worker: read and parse each file; return how many parsed."""
+    gc.disable()
+    ok = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in paths:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            try:
+                ast.parse(data)
+                ok += 1
+            except (SyntaxError, ValueError):
+                pass
+    return ok
+
+
+def floor(paths: list[str], jobs: int) -> float:
+    """Return the wall time (seconds) to read and parse ``paths`` on ``jobs`` processes."""
+    start = time.perf_counter()
+    if jobs == 1:
+        _parse_chunk(paths)
+        return time.perf_counter() - start
+    # Largest first, many chunks: the same scheduling the audit uses.
+    ordered = sorted(paths, key=os.path.getsize, reverse=True)
+    size = max(8, min(48, len(ordered) // (jobs * 4) or 1))
+    chunks = [ordered[i : i + size] for i in range(0, len(ordered), size)]
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        sum(pool.map(_parse_chunk, chunks))
+    return time.perf_counter() - start
+
+
+def _audit_timer(tree: Path, jobs: int, cache: str | None, whole: bool) -> Callable[[], float]:
+    def run() -> float:
+        config = AuditConfig(cache_dir=cache, jobs=jobs, whole_project=whole)
+        start = time.perf_counter()
+        audit_paths([tree], root=tree, config=config)
+        return time.perf_counter() - start
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure the floor and the audit on one tree; print best times and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tree", type=Path, required=True, help="source tree to audit")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement")
+    parser.add_argument("--jobs", type=int, default=0, help="processes (0: one per CPU)")
+    parser.add_argument("--floor-only", action="store_true", help="measure the floor only")
+    parser.add_argument(
+        "--profile", choices=("cold", "warm", "reachable"), help="cProfile one audit run instead"
+    )
+    args = parser.parse_args(argv)
+    tree = args.tree.resolve()
+    jobs = args.jobs or os.cpu_count() or 1
+    found = discover([tree], tree, exclude=[], respect_gitignore=True)
+    paths = [f.abspath for f in found.files]
+    print(f"{tree.name}: {len(paths)} files, {jobs} processes")
+    cache_root = tempfile.mkdtemp(prefix="asgishift-floor-")
+    try:
+        if args.profile:
+            import cProfile
+            import pstats
+
+            cache = os.path.join(cache_root, "p")
+            if args.profile == "warm":
+                _audit_timer(tree, jobs, cache, True)()
+            timer = _audit_timer(
+                tree, jobs, None if args.profile != "warm" else cache, args.profile != "reachable"
+            )
+            profiler = cProfile.Profile()
+            profiler.runcall(timer)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+            return 0
+        times: dict[str, list[float]] = {"floor": [], "cold": [], "reachable": [], "warm": []}
+        for run in range(args.runs):
+            times["floor"].append(floor(paths, jobs))
+            if args.floor_only:
+                continue
+            cache = os.path.join(cache_root, str(run))
+            times["cold"].append(_audit_timer(tree, jobs, cache, True)())
+            times["warm"].append(_audit_timer(tree, jobs, cache, True)())
+            times["reachable"].append(_audit_timer(tree, jobs, None, False)())
+        best_floor = min(times["floor"])
+        for name, values in times.items():
+            if not values:
+                continue
+            best = min(values)
+            shown = ", ".join(f"{v:.3f}" for v in values)
+            print(f"{name:>10}: best {best:.3f} s = {best / best_floor:.2f}x floor  ({shown})")
+    finally:
+        shutil.rmtree(cache_root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Read, scan, parse and summarise files: in-process or in a pool of worker processes.
+
+One :class:`Task` per file says how far to go:
+
+* :attr:`Step.SCAN` reads the file's :data:`~asgishift.audit._closure.Facts`
+  (imports, ``async def`` names) from its text, and when the file is a seed
+  of the import closure (it mentions async code) parses and summarises it at
+  once: a seed is always in the closure.
+* :attr:`Step.PARSE` parses only (a syntax error is still reported).
+* :attr:`Step.SUMMARISE` parses and summarises.
+
+Workers send back plain tuples through :mod:`marshal`, several times faster
+than the pickle :mod:`concurrent.futures` would otherwise use.
+"""
+
+from __future__ import annotations
+
+import ast
+import concurrent.futures
+import enum
+import gc
+import logging
+import marshal
+import multiprocessing
+import re
+import sys
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
+
+from asgishift.audit._closure import Facts, file_facts
+from asgishift.audit._discover import SourceFile
+from asgishift.audit._summary import PlainSummary, summarize, to_plain
+
+logger = logging.getLogger("asgishift.audit")
+
+#: Below this many files, worker processes cost more than they save.
+PARALLEL_MIN_FILES = 64
+_BATCH = 48
+
+_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
+
+#: A parsed file as stored in the cache and sent back by workers: a plain
+#: summary, or ``(line, message)`` for a file reported as an error.
+Entry = PlainSummary | tuple[int, str]
+#: The entry of a file that parsed but lies outside the import closure of
+#: async code, so it was not summarised (it cannot change a finding).
+PARSED_ONLY: tuple[int, str] = (-1, "")
+
+
+class Step(enum.IntEnum):
+    """How far a worker takes one file (see the module docstring)."""
+
+    SCAN = 0
+    PARSE = 1
+    SUMMARISE = 2
+
+
+class Task(NamedTuple):
+    """One file for a worker."""
+
+    source: SourceFile
+    step: Step
+
+
+class Outcome(NamedTuple):
+    """What a worker learnt about one file.
+
+    :param rel: the file's relative path.
+    :param facts: its closure facts (``SCAN`` only, else ``None``).
+    :param entry: its entry, or ``None`` when a ``SCAN`` found no seed.
+    """
+
+    rel: str
+    facts: Facts | None
+    entry: Entry | None
+
+
+def _newer_syntax(exc: SyntaxError) -> str:
+    """Return ``" (needs Python 3.N ...)"`` when a newer Python would parse the file, else ``""``.
+
+    PEP 695 type parameters and ``type`` aliases (3.12), PEP 696 defaults
+    (3.13), ``except*`` (3.11) and PEP 701 f-strings (3.12) fail with a plain
+    ``invalid syntax`` on older interpreters.
+    """
+    text = (exc.text or "").strip()
+    needs = ""
+    if sys.version_info < (3, 12) and (
+        re.match(r"(def|class|async\s+def)\s+\w+\s*\[", text) or re.match(r"type\s+\w+.*=", text)
+    ):
+        needs = "3.12"
+    elif sys.version_info < (3, 11) and re.match(r"except\s*\*", text):
+        needs = "3.11"
+    elif sys.version_info < (3, 12) and "f-string" in (exc.msg or ""):
+        needs = "3.12"
+    return needs
+
+
+def parse_file(source: SourceFile, data: bytes, summarise: bool = True) -> Entry:
+    """Decode, parse and (if ``summarise``) summarise one file; never raises for bad input.
+
+    :param source: the file.
+    :param data: its bytes.
+    :param summarise: build its summary; else only check that it parses.
+    :return: the plain summary, :data:`PARSED_ONLY` when the file parsed and
+        ``summarise`` is false, or ``(line, message)`` for a file reported as
+        an error (a message naming what to do).
+    """
+    try:
+        text: str | bytes = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = b"\n".join(data.split(b"\n", 2)[:2])
+        if _CODING_RE.search(head) is None:
+            line = data.count(b"\n", 0, exc.start) + 1
+            return (
+                line,
+                f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8 "
+                "or add it to `exclude`",
+            )
+        text = data  # a PEP 263 coding cookie: let the parser decode it
+    try:
+        tree = ast.parse(text, filename=source.rel)
+    except SyntaxError as exc:
+        needs = _newer_syntax(exc)
+        if needs:
+            running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+            return (
+                exc.lineno or 0,
+                f"needs Python {needs} to parse (this is Python {running}); "
+                f"run the audit with Python {needs} or newer",
+            )
+        return (
+            exc.lineno or 0,
+            f"syntax error: {exc.msg}; fix the file or add it to `exclude` "
+            "(asgishift parses with the Python running it)",
+        )
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return (0, f"cannot parse: {exc}; add it to `exclude`")
+    if not summarise:
+        return PARSED_ONLY
+    try:
+        return to_plain(summarize(tree, source.module, source.is_package))
+    except RecursionError:
+        return (0, "expression nesting too deep to analyse; add it to `exclude`")
+
+
+def run_task(task: Task, data: bytes) -> Outcome:
+    """Take one file as far as its :class:`Step` says."""
+    source = task.source
+    if task.step is Step.SCAN:
+        facts = file_facts(source, data)
+        entry = parse_file(source, data, True) if facts[0] else None
+        return Outcome(source.rel, facts, entry)
+    return Outcome(source.rel, None, parse_file(source, data, task.step is Step.SUMMARISE))
+
+
+def _run_batch(batch: list[Task]) -> bytes:
+    """Worker entry point: run a batch of tasks, reading the files from disk; marshalled."""
+    out: list[tuple[object, ...]] = []
+    with no_gc(), warnings.catch_warnings():
+        # Invalid escape sequences and the like are the project's business.
+        warnings.simplefilter("ignore")
+        for task in batch:
+            try:
+                with open(task.source.abspath, "rb") as fh:
+                    data = fh.read()
+            except OSError as exc:
+                out.append((task.source.rel, None, (0, f"cannot read: {exc}")))
+                continue
+            out.append(tuple(run_task(Task(task.source, Step(task.step)), data)))
+    return marshal.dumps(out)
+
+
+class no_gc:
+    """Pause the cyclic garbage collector inside a ``with`` block.
+
+    Parsing allocates millions of short-lived AST nodes, freed by reference
+    counting; the collector's generational passes over them roughly double
+    the parse time and find nothing (AST nodes form no cycles).
+    """
+
+    def __enter__(self) -> None:
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            gc.enable()
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Pick the cheapest safe start method: fork when single-threaded on POSIX."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    # Forking a multi-threaded process can deadlock (and warns on 3.12+).
+    if "forkserver" in methods:
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
+
+
+_COST = {Step.SCAN: 1, Step.PARSE: 2, Step.SUMMARISE: 3}
+
+
+class Parser:
+    """Run tasks in-process or in a lazily started worker pool, batch by batch.
+
+    :param jobs: worker processes; ``1`` runs everything in this process.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def run(self, tasks: list[Task], contents: Mapping[str, bytes]) -> Iterator[list[Outcome]]:
+        """Yield batches of :class:`Outcome` as they complete.
+
+        :param tasks: the files and how far to take each.
+        :param contents: every file's bytes by relative path (in-process runs
+            read them from here; workers read the files again from disk).
+        """
+        if len(tasks) < PARALLEL_MIN_FILES or self.jobs == 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for task in tasks:
+                    yield [run_task(task, contents[task.source.rel])]
+            return
+        if self.pool is None:
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=_pool_context()
+            )
+        # Largest (and costliest) first so the last batch does not hold the run up.
+        ordered = sorted(
+            tasks, key=lambda t: len(contents[t.source.rel]) * _COST[t.step], reverse=True
+        )
+        size = max(8, min(_BATCH, len(ordered) // (self.jobs * 4) or 1))
+        batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
+        pending = {t.source.rel: t for t in ordered}
+        try:
+            futures = [self.pool.submit(_run_batch, batch) for batch in batches]
+            for future in concurrent.futures.as_completed(futures):
+                raw: list[tuple[str, Facts | None, Entry | None]] = marshal.loads(future.result())
+                outcomes = [Outcome._make(item) for item in raw]
+                for outcome in outcomes:
+                    pending.pop(outcome.rel, None)
+                yield outcomes
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            # E.g. a script without an ``if __name__ == "__main__"`` guard under
+            # the forkserver start method: finish in this process instead.
+            logger.warning("audit worker processes failed (%s); parsing in-process", exc)
+            self.close()
+            self.jobs = 1
+            yield from self.run(list(pending.values()), contents)
+
+    def close(self) -> None:
+        """Stop the worker pool, if one was started."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
+__all__ = [
+    "PARALLEL_MIN_FILES",
+    "PARSED_ONLY",
+    "Entry",
+    "Outcome",
+    "Parser",
+    "Step",
+    "Task",
+    "no_gc",
+    "parse_file",
+    "run_task",
+]
