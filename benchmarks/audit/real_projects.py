@@ -81,13 +81,19 @@ RUFF_ASYNC = (
 )
 
 #: What the miss grep looks for on lines inside ``async def`` bodies.
+_ORM_SYNC = (
+    "get|create|count|exists|first|last|latest|earliest|update|delete|get_or_create"
+    "|update_or_create|bulk_create|bulk_update|in_bulk|aggregate|contains|explain"
+)
 BLOCKING_GREP = re.compile(
-    r"\btime\.sleep\(|(?<![.\w])open\(|\brequests\.\w+\(|\burlopen\(|\bsubprocess\.\w+\("
-    r"|\bos\.(system|popen|remove|unlink|rename|makedirs|mkdir|listdir|scandir|walk|stat)\("
-    r"|\bos\.path\.(exists|isfile|isdir|getsize|getmtime|realpath)\("
-    r"|\bsocket\.\w+\(|\.(read_text|write_text|read_bytes|write_bytes|iterdir|glob)\("
-    r"|\bshutil\.\w+\(|\bsqlite3\.connect\(|\.objects\.\w+\(|(?<![.\w])input\("
-    r"|\bglob\.i?glob\(|\btempfile\.\w+\("
+    r"(?<![.\w])(?:"
+    r"time\.sleep\(|open\(|input\(|urlopen\(|requests\.\w+\(|subprocess\.\w+\("
+    r"|os\.(?:system|popen|remove|unlink|rename|makedirs|mkdir|listdir|scandir|walk|stat)\("
+    r"|os\.path\.(?:exists|isfile|isdir|getsize|getmtime|realpath)\("
+    r"|socket\.\w+\(|shutil\.\w+\(|sqlite3\.connect\(|glob\.i?glob\(|tempfile\.\w+\("
+    r")"
+    r"|\.(?:read_text|write_text|read_bytes|write_bytes|iterdir)\("
+    rf"|\.objects\.(?:{_ORM_SYNC})\("
 )
 
 
