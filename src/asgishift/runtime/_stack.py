@@ -21,7 +21,7 @@ import os
 import sysconfig
 import traceback
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,14 +115,8 @@ def _fold(count: int) -> str:
     return f"  … {count} library frame{'s' if count != 1 else ''} …\n"
 
 
-def application_frames(frames: Iterable[StackFrame]) -> list[StackFrame]:
-    """The frames of ``frames`` that are not library frames."""
-    return [f for f in frames if not is_library(f.filename)]
-
-
 __all__ = [
     "StackFrame",
-    "application_frames",
     "capture",
     "format_stack",
     "is_library",

@@ -22,7 +22,6 @@ from asgishift.audit.fix._plan import (
     Rewrite,
     RewriteSpec,
     Skip,
-    describe,
     plan_fixes,
     rule_fixes,
 )
@@ -37,7 +36,6 @@ __all__ = [
     "RewriteSpec",
     "Skip",
     "apply_plan",
-    "describe",
     "fix_findings",
     "plan_fixes",
     "rule_fixes",

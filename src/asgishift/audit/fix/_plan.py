@@ -14,7 +14,7 @@ the same name does.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from asgishift.audit._model import Finding, FixKind
@@ -203,18 +203,6 @@ def plan_fixes(findings: Iterable[Finding], *, unsafe: bool = False) -> FixPlan:
     return plan
 
 
-def describe(kinds: Sequence[Rewrite]) -> str:
-    """One line for ``--explain`` and the rule docs: which fixes a rule has."""
-    if not kinds:
-        return "none"
-    parts = []
-    for kind in kinds:
-        spec = REWRITES[kind]
-        scope = "through a helper" if kind is Rewrite.WRAP_SYNC_TO_ASYNC else "direct"
-        parts.append(f"`{spec.before}` → `{spec.after}` ({scope}, {spec.safety.value})")
-    return "; ".join(parts)
-
-
 __all__ = [
     "CHAIN_FIX_FAMILIES",
     "DIRECT_FIXES",
@@ -224,7 +212,6 @@ __all__ = [
     "Rewrite",
     "RewriteSpec",
     "Skip",
-    "describe",
     "plan_fixes",
     "rule_fixes",
 ]
