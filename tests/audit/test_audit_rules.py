@@ -86,8 +86,8 @@ def test_get_rule_unknown_code_lists_known_codes() -> None:
 
 
 def test_fix_kind_is_declared_and_documented() -> None:
-    from asgishift.audit._docs import rule_markdown, rule_text
     from asgishift.audit._model import FixKind
+    from asgishift.audit._ruledoc import rule_markdown, rule_text
 
     assert get_rule("ASH201").fix is FixKind.SAFE
     assert get_rule("ASH101").fix is FixKind.UNSAFE

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from audit_cli_helpers import RULES, SLEEP
 
-from asgishift.audit import _docs
+from asgishift.audit import _ruledoc, docgen
 from asgishift.audit import rules as catalogue
 from asgishift.audit._cli import build_parser
 from asgishift.cli import build_parser as build_top_parser
@@ -19,20 +19,20 @@ DOCS = ROOT / "docs" / "audit"
 
 @pytest.mark.parametrize("page", ["rules.md", "cli.md"])
 def test_committed_page_is_up_to_date(page: str) -> None:
-    expected = _docs.generated_pages(DOCS)[DOCS / page]
+    expected = docgen.generated_pages(DOCS)[DOCS / page]
     current = (DOCS / page).read_text(encoding="utf-8")
     assert current == expected, (
-        f"docs/audit/{page} is stale; regenerate it with `python -m asgishift.audit._docs`"
+        f"docs/audit/{page} is stale; regenerate it with `python -m asgishift.audit.docgen`"
     )
 
 
 def test_check_mode_reports_a_stale_page(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _docs.main(["--docs-dir", str(tmp_path)]) == 0
-    assert _docs.main(["--docs-dir", str(tmp_path), "--check"]) == 0
+    assert docgen.main(["--docs-dir", str(tmp_path)]) == 0
+    assert docgen.main(["--docs-dir", str(tmp_path), "--check"]) == 0
     (tmp_path / "rules.md").write_text("old\n", encoding="utf-8")
-    assert _docs.main(["--docs-dir", str(tmp_path), "--check"]) == 1
+    assert docgen.main(["--docs-dir", str(tmp_path), "--check"]) == 1
     assert "rules.md is stale" in capsys.readouterr().err
 
 
@@ -44,7 +44,7 @@ def test_rules_page_has_a_section_per_catalogue_rule() -> None:
 
 
 def test_rule_markdown_sections() -> None:
-    text = _docs.rule_markdown(SLEEP)
+    text = _ruledoc.rule_markdown(SLEEP)
     assert text.startswith("# ASH101: `blocking-sleep`\n")
     assert "**What it does.** A blocking sleep runs in async code." in text
     assert "**Matches calls to:** `time.sleep`." in text
@@ -54,7 +54,7 @@ def test_rule_markdown_sections() -> None:
 
 def test_rules_page_escapes_table_cells() -> None:
     rule = RULES[0].__class__(**{**RULES[0].__dict__, "summary": "a | b"})
-    assert "| a \\| b |" in _docs.rules_page([rule])
+    assert "| a \\| b |" in docgen.rules_page([rule])
 
 
 def test_cli_page_lists_every_flag() -> None:

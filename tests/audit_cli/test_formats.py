@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from audit_cli_helpers import CHAIN, ORM, RULES, SLEEP, finding, make_report
 
-from asgishift.audit._model import FileError
+from asgishift.audit._model import FileError, Hop
 from asgishift.audit.output import Report, get_renderer, message
 from asgishift.audit.output._github import (
     command,
@@ -341,3 +341,39 @@ def test_github_uses_github_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_WORKSPACE", "/")
     out = render(make_report([finding()], root="/project"), "github")
     assert out.startswith("::error file=project/shop/views.py,")
+
+
+def test_text_groups_call_sites_of_one_hazard_and_prints_the_shared_tail_once() -> None:
+    tail = (
+        Hop("shop/store.py", 30, 5, "shop.store.save", "shop.store.write"),
+        Hop("shop/store.py", 31, 9, "shop.store.write", "time.sleep"),
+    )
+    first = Hop("shop/views.py", 9, 5, "shop.views.checkout", "shop.store.save")
+    second = Hop("shop/views.py", 40, 5, "shop.views.refund", "shop.store.save")
+    report = make_report(
+        [
+            finding("ASH101", "shop/store.py", 31, col=9, chain=(first, *tail)),
+            finding("ASH101", "shop/store.py", 31, col=9, chain=(second, *tail)),
+        ]
+    )
+    lines = [line.strip() for line in render(report, "text", color=False).splitlines()]
+    assert lines[0] == "shop/store.py"
+    assert lines[1].startswith("31:9  ASH101")
+    assert lines[2:7] == [
+        "reached from 2 call sites in async code:",
+        "shop/views.py:9 in shop.views.checkout \u2192 shop.store.save()",
+        "shop/views.py:40 in shop.views.refund \u2192 shop.store.save()",
+        "then shop/store.py:30 in shop.store.save \u2192 shop.store.write()",
+        "shop/store.py:31 in shop.store.write \u2192 time.sleep()",
+    ]
+    assert sum("31:9" in line for line in lines) == 1
+
+
+def test_shared_tail_keeps_each_chain_its_own_first_hop() -> None:
+    from asgishift.audit.output._text import shared_tail
+
+    hop = Hop("a.py", 1, 1, "a.f", "a.g")
+    other = Hop("a.py", 2, 1, "a.h", "a.g")
+    assert shared_tail([(hop,), (other,)]) == 0
+    assert shared_tail([(hop, other), (other, other)]) == 1
+    assert shared_tail([(hop, other)]) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fix_cases import CASES, make_project
 
-from asgishift.audit._docs import rule_markdown
+from asgishift.audit._ruledoc import rule_markdown
 from asgishift.audit.fix import REWRITES, rule_fixes
 from asgishift.audit.fix._plan import DIRECT_FIXES
 from asgishift.audit.rules import all_rules, get_rule

@@ -2,7 +2,7 @@
 
 The flags are declared once, in :func:`add_arguments`; that declaration is both
 ``asgishift audit --help`` and the generated ``docs/audit/cli.md``
-(:mod:`asgishift.audit._docs`). Importing this module costs only :mod:`argparse`:
+(:mod:`asgishift.audit.docgen`). Importing this module costs only :mod:`argparse`:
 the engine, :mod:`rich` and the output formats load when the command runs.
 
 Exit status: ``0`` no findings, ``1`` findings (``0`` with ``--exit-zero``), ``2`` a
@@ -223,7 +223,7 @@ def _check_selectors(selectors: Sequence[str], codes: Sequence[str], source: str
 
 def _explain(code: str, stream: TextIO) -> int:
     from asgishift.audit import rules as catalogue
-    from asgishift.audit._docs import rule_markdown
+    from asgishift.audit._ruledoc import rule_markdown
 
     by_name = {rule.name: rule for rule in catalogue.all_rules()}
     try:

@@ -31,7 +31,8 @@ from typing import NamedTuple
 
 from asgishift.audit._closure import Facts, file_facts
 from asgishift.audit._discover import SourceFile
-from asgishift.audit._summary import PlainSummary, summarize, to_plain
+from asgishift.audit._records import PlainSummary, to_plain
+from asgishift.audit._summary import summarize
 
 logger = logging.getLogger("asgishift.audit")
 

@@ -57,13 +57,12 @@ from asgishift.audit._discover import SourceFile, discover
 from asgishift.audit._link import link
 from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding
 from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, Step, Task, no_gc
-from asgishift.audit._summary import FileIndex, from_plain
-from asgishift.audit.rules import all_rules
+from asgishift.audit._records import FileIndex, from_plain
+from asgishift.audit._summary import extractor_fingerprint
+from asgishift.audit.rules import calls_index, conditions, link_checks
 
 logger = logging.getLogger("asgishift.audit")
 
-#: Bump when the summary format or extraction logic changes (invalidates caches).
-SUMMARY_VERSION = "5"
 #: Below this many files to parse, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 64
 _BATCH = 48
@@ -78,10 +77,8 @@ _NOQA_RE = re.compile(
 def _cache_path(cache_dir: str, root: str) -> str:
     """Return the cache file for this root, asgishift version and catalogue."""
     fingerprint = hashlib.blake2b(digest_size=8)
-    tag = f"{__version__}|{SUMMARY_VERSION}|{sys.version_info[:2]}|{root}"
+    tag = f"{__version__}|{extractor_fingerprint()}|{sys.version_info[:2]}|{root}"
     fingerprint.update(tag.encode())
-    for rule in all_rules():
-        fingerprint.update(rule.code.encode())
     return os.path.join(cache_dir, f"audit-{fingerprint.hexdigest()}.marshal")
 
 
@@ -337,7 +334,16 @@ def _finish(
                 snippet=text.strip(),
             )
         )
-    out.sort(key=lambda f: (f.path, f.line, f.col, f.code))
+    out.sort(
+        key=lambda f: (
+            f.path,
+            f.line,
+            f.col,
+            f.code,
+            len(f.chain),
+            tuple((h.path, h.line, h.col) for h in f.chain),
+        )
+    )
     return out
 
 
@@ -386,7 +392,7 @@ def audit_paths(
             elif item != PARSED_ONLY:
                 line, message = item
                 errors.append(FileError(source.rel, line, message))
-        raw = link(summaries, config)
+        raw = link(summaries, config, calls_index(), conditions(), link_checks())
     findings = _finish(raw, contents, _code_filter(config))
     errors.sort(key=lambda e: (e.path, e.line))
     return AuditResult(
@@ -397,4 +403,4 @@ def audit_paths(
     )
 
 
-__all__ = ["SUMMARY_VERSION", "audit_paths", "noqa_codes"]
+__all__ = ["audit_paths", "noqa_codes"]

@@ -30,8 +30,8 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from asgishift.audit._baseline import FINGERPRINT_KEY
-from asgishift.audit._docs import rule_markdown, rule_text
 from asgishift.audit._model import Finding, Hop, Rule
+from asgishift.audit._ruledoc import rule_markdown, rule_text
 from asgishift.audit.output import Report, message, sarif_level
 
 SARIF_VERSION = "2.1.0"

@@ -2,10 +2,21 @@
 
 Example (colour only when writing to a terminal)::
 
-    shop/views.py
-      14:5  ASH101  Blocking call time.sleep() in async function; use asyncio.sleep()
+    shop/payments.py
+      22:5  ASH101  Blocking call time.sleep() in async function; use asyncio.sleep()
             via shop/views.py:9 in shop.views.checkout → shop.payments.charge()
                 shop/payments.py:22 in shop.payments.charge → time.sleep()
+
+A hazard reached from several call sites in async code is one finding per
+call site; the text groups them under the hazard, lists each call site (and
+the hops that differ) and prints the chain's shared tail once::
+
+      31:9  ASH105  Blocking file I/O builtins.open() ...
+            reached from 2 call sites in async code:
+              shop/views.py:9 in shop.views.checkout → shop.store.save()
+              shop/views.py:40 in shop.views.refund → shop.store.save()
+            then shop/store.py:30 in shop.store.save → shop.store.write()
+                 shop/store.py:31 in shop.store.write → builtins.open()
 
     Found 1 finding (1 ASH101) in 1 file; 12 files scanned.
 
@@ -18,11 +29,16 @@ terminal, off otherwise, ``NO_COLOR`` turns it off and ``FORCE_COLOR`` on.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from itertools import groupby
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from asgishift.audit._model import FileError, Severity
+from asgishift.audit._model import FileError, Finding, Hop, Severity
 from asgishift.audit.output import Report, message, plural, summary_counts
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 _SEVERITY_STYLE = {
     Severity.ERROR: "bold red",
@@ -81,6 +97,60 @@ def summary_line(report: Report, *, errors_shown: str = "see stderr") -> str:
     return " ".join(parts)
 
 
+def _hop_text(hop: Hop, lead: str, arrow: str) -> Text:
+    from rich.text import Text
+
+    text = Text(lead)
+    text.append(f"{hop.path}:{hop.line}", style="cyan")
+    text.append(f" in {hop.function} {arrow} {hop.callee}()")
+    return text
+
+
+def shared_tail(chains: Sequence[tuple[Hop, ...]]) -> int:
+    """Return how many trailing hops every chain of ``chains`` has in common.
+
+    :param chains: the chains of the findings of one hazard (each ends at it).
+    :return: a count, at most one less than the shortest chain (every chain
+        keeps its own first hop).
+    """
+    if len(chains) < 2:
+        return 0
+    limit = min(len(c) for c in chains) - 1
+    count = 0
+    while count < limit and all(c[-1 - count] == chains[0][-1 - count] for c in chains):
+        count += 1
+    return count
+
+
+def _hazard(console: Console, report: Report, same: list[Finding], arrow: str) -> None:
+    """Print one hazard: its line, then its chain, or its call sites and their shared tail."""
+    from rich.text import Text
+
+    finding = same[0]
+    rule = report.rule(finding.code)
+    line = Text("  ")
+    line.append(f"{finding.line}:{finding.col}", style="dim")
+    line.append("  ")
+    line.append(finding.code, style=_SEVERITY_STYLE[rule.severity])
+    line.append(f"  {message(rule, finding)}")
+    line.append(f"  [{rule.name}]", style="dim")
+    console.print(line)
+    chains = [f.chain for f in same if f.chain]
+    if len(chains) <= 1:
+        for index, hop in enumerate(chains[0] if chains else ()):
+            console.print(_hop_text(hop, " " * 8 + ("via " if index == 0 else "    "), arrow))
+        return
+    tail = shared_tail(chains)
+    sites = plural(len(chains), "call site")
+    console.print(Text(" " * 8 + f"reached from {sites} in async code:"))
+    for chain in chains:
+        head = chain[: len(chain) - tail]
+        for index, hop in enumerate(head):
+            console.print(_hop_text(hop, " " * 10 + ("" if index == 0 else "  "), arrow))
+    for index, hop in enumerate(chains[0][len(chains[0]) - tail :]):
+        console.print(_hop_text(hop, " " * 8 + ("then " if index == 0 else "     "), arrow))
+
+
 def render(report: Report, stream: TextIO, *, color: bool | None = None) -> None:
     """Write the text report to ``stream``.
 
@@ -110,23 +180,10 @@ def render(report: Report, stream: TextIO, *, color: bool | None = None) -> None
     arrow = arrow_for(stream)
     for path, group in groupby(report.findings, key=lambda f: f.path):
         console.print(Text(path, style="bold underline"))
-        for finding in group:
-            rule = report.rule(finding.code)
-            line = Text("  ")
-            line.append(f"{finding.line}:{finding.col}", style="dim")
-            line.append("  ")
-            line.append(finding.code, style=_SEVERITY_STYLE[rule.severity])
-            line.append(f"  {message(rule, finding)}")
-            line.append(f"  [{rule.name}]", style="dim")
-            console.print(line)
-            for index, hop in enumerate(finding.chain):
-                lead = "via " if index == 0 else "    "
-                hop_line = Text(" " * 8 + lead)
-                hop_line.append(f"{hop.path}:{hop.line}", style="cyan")
-                hop_line.append(f" in {hop.function} {arrow} {hop.callee}()")
-                console.print(hop_line)
+        for _, same in groupby(group, key=lambda f: (f.line, f.col, f.code)):
+            _hazard(console, report, list(same), arrow)
         console.print()
     console.print(Text(summary_line(report), style="bold"))
 
 
-__all__ = ["arrow_for", "format_error", "render", "summary_line"]
+__all__ = ["arrow_for", "format_error", "render", "shared_tail", "summary_line"]

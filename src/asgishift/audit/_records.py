@@ -1,0 +1,296 @@
+"""The summary data model: what the per-file pass hands to the cross-file pass.
+
+A :class:`FileSummary` holds what the linker (:mod:`asgishift.audit._link`)
+needs from one module and nothing else: its import and alias table, every
+function with its call sites (targets already rewritten to canonical dotted
+names through the import table), the hazards decided by syntax alone, and the
+few facts the ``ASH3xx``/``ASH4xx`` rules need.
+
+Summaries travel as plain tuples (:func:`to_plain`): they pickle into the
+per-file cache and across worker processes through :mod:`marshal`, which
+cannot write named tuples. The linker reads them back as the named records
+of this module (:func:`from_plain`, :func:`decode_bodies`); no code reads a
+record by index.
+"""
+
+from __future__ import annotations
+
+import marshal
+from typing import Any, NamedTuple
+
+
+class Site(NamedTuple):
+    """A call (or a function reference) in a function body.
+
+    :param target: the dotted name as far as the file alone can resolve it
+        (``"requests.get"``, ``"shop.helpers.load"``, ``"shop.C.__super__.save"``).
+    :param line: 1-based line; :param col: 1-based column.
+    :param end_line: last line; :param end_col: 1-based column just past the end.
+    :param awaited: the call's result is awaited (``await f(...)``), so the
+        code expects ``f`` to be a coroutine function there.
+    """
+
+    target: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    awaited: bool
+
+
+class Hazard(NamedTuple):
+    """A hazard found by syntax in one function.
+
+    :param code: the rule code (``"ASH201"``).
+    :param call: the ``call`` message argument.
+    :param extra: the other message arguments as ``(key, value)`` pairs.
+    :param cond: ``""`` (unconditional) or ``"<kind>:<argument>"``, a
+        condition the linker decides with the whole project in view (see
+        :data:`asgishift.audit.rules.CONDITIONS`): ``"fk:<model>:<attr>"``
+        holds when ``<attr>`` is a ForeignKey of project model ``<model>``.
+    """
+
+    code: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    call: str
+    extra: tuple[tuple[str, str], ...]
+    cond: str
+
+
+class FuncSummary(NamedTuple):
+    """One function or method, as the walker builds it.
+
+    :param qualname: module-qualified name (``"shop.views.Checkout.post"``).
+    :param decorators: canonical targets of its decorators.
+    :param calls: call sites in its body (nested defs and lambdas excluded).
+    :param hazards: syntax hazards in its body.
+    :param discarded: calls whose result is thrown away (``ASH402``).
+    :param thread_targets: function references handed to another thread.
+    :param insensitive: references wrapped by ``sync_to_async(...,
+        thread_sensitive=False)``.
+    :param flask_uses: uses of Flask request globals (``ASH304`` candidates).
+    :param is_middleware: a ``def mw(get_response)`` middleware factory.
+    :param returns: canonical target of the return annotation, or ``""``.
+    """
+
+    qualname: str
+    line: int
+    col: int
+    is_async: bool
+    is_generator: bool
+    decorators: tuple[str, ...]
+    calls: tuple[Site, ...]
+    hazards: tuple[Hazard, ...]
+    discarded: tuple[Site, ...]
+    thread_targets: tuple[Site, ...]
+    insensitive: tuple[Site, ...]
+    flask_uses: tuple[Hazard, ...]
+    is_middleware: bool
+    returns: str
+
+
+class ClassSummary(NamedTuple):
+    """One class.
+
+    :param bases: canonical targets of the bases.
+    :param members: ``(attribute, type target)`` for attributes assigned from
+        calls in the class body, as ``self.x = X()`` in a method, or from an
+        annotated ``__init__`` parameter.
+    :param fk_fields: names of ForeignKey/OneToOneField class attributes.
+    :param has_markers: the body sets ``async_capable`` or ``sync_capable``.
+    :param is_middleware: ``__init__`` takes ``get_response``.
+    :param wrappers: ``(attribute, line)`` of ``self.x = async_to_sync(...)``
+        assignments in its methods (the ``ASH301`` evidence).
+    """
+
+    qualname: str
+    line: int
+    col: int
+    bases: tuple[str, ...]
+    members: tuple[tuple[str, str], ...]
+    fk_fields: tuple[str, ...]
+    has_markers: bool
+    is_middleware: bool
+    wrappers: tuple[tuple[str, int], ...]
+
+
+class FileSummary(NamedTuple):
+    """Everything the cross-file pass needs from one module.
+
+    :param module: dotted module name.
+    :param aliases: module-level ``name -> target``: imports, and globals
+        assigned from calls (typed by the callee).
+    :param functions: every function and method of the module.
+    :param classes: every class of the module.
+    :param middleware_refs: string entries of a module-level ``MIDDLEWARE`` list.
+    :param marked: module-level names given ``.async_capable``/``.sync_capable``.
+    :param imported: every dotted name an import statement of the file names.
+    """
+
+    module: str
+    aliases: tuple[tuple[str, str], ...]
+    functions: tuple[FuncSummary, ...]
+    classes: tuple[ClassSummary, ...]
+    middleware_refs: tuple[Site, ...]
+    marked: tuple[str, ...]
+    imported: tuple[str, ...]
+
+
+class FuncInfo(NamedTuple):
+    """The always-loaded part of a :class:`FuncSummary` (see :class:`FileIndex`).
+
+    :param slot: position of the function's body in the file's body tuple.
+    """
+
+    qualname: str
+    line: int
+    col: int
+    is_async: bool
+    is_generator: bool
+    decorators: tuple[str, ...]
+    thread_targets: tuple[Site, ...]
+    insensitive: tuple[Site, ...]
+    is_middleware: bool
+    returns: str
+    slot: int
+
+
+class Body(NamedTuple):
+    """The bulky part of a function, decoded only when the function is reached."""
+
+    calls: tuple[Site, ...]
+    hazards: tuple[Hazard, ...]
+    discarded: tuple[Site, ...]
+    flask_uses: tuple[Hazard, ...]
+
+
+class FileIndex(NamedTuple):
+    """The always-loaded part of a :class:`FileSummary`.
+
+    Call sites and hazards (most of a summary's weight) stay marshalled in the
+    file's body bytes until the linker reaches one of its functions.
+
+    :param discard_names: last components of the targets of discarded calls,
+        so the ``ASH402`` check decodes only bodies that may discard a coroutine.
+    """
+
+    module: str
+    aliases: tuple[tuple[str, str], ...]
+    functions: tuple[FuncInfo, ...]
+    classes: tuple[ClassSummary, ...]
+    middleware_refs: tuple[Site, ...]
+    marked: tuple[str, ...]
+    discard_names: tuple[str, ...]
+    imported: tuple[str, ...]
+
+
+#: A summary as stored in the cache and sent back by workers: the index as
+#: plain tuples, and the marshalled bodies.
+PlainSummary = tuple[tuple[object, ...], bytes]
+
+
+def _plain(items: tuple[tuple[object, ...], ...]) -> tuple[tuple[object, ...], ...]:
+    return tuple(map(tuple, items))
+
+
+def to_plain(summary: FileSummary) -> PlainSummary:
+    """Split a summary into a plain-tuple index and marshalled bodies."""
+    funcs = []
+    bodies: list[Any] = []
+    names: set[str] = set()
+    for slot, f in enumerate(summary.functions):
+        funcs.append(
+            (
+                f.qualname,
+                f.line,
+                f.col,
+                f.is_async,
+                f.is_generator,
+                f.decorators,
+                _plain(f.thread_targets),
+                _plain(f.insensitive),
+                f.is_middleware,
+                f.returns,
+                slot,
+            )
+        )
+        bodies.append(
+            (_plain(f.calls), _plain(f.hazards), _plain(f.discarded), _plain(f.flask_uses))
+        )
+        names.update(site.target.rsplit(".", 1)[-1] for site in f.discarded)
+    index = (
+        summary.module,
+        summary.aliases,
+        tuple(funcs),
+        tuple(tuple(c) for c in summary.classes),
+        _plain(summary.middleware_refs),
+        summary.marked,
+        tuple(sorted(names)),
+        summary.imported,
+    )
+    return index, marshal.dumps(tuple(bodies))
+
+
+def _sites(items: tuple[tuple[str, int, int, int, int, bool], ...]) -> tuple[Site, ...]:
+    return tuple(map(Site._make, items)) if items else ()
+
+
+def from_plain(plain: PlainSummary) -> tuple[FileIndex, bytes]:
+    """Rebuild the index of :func:`to_plain` output; bodies stay marshalled."""
+    index: Any = plain[0]
+    (module, aliases, funcs, classes, middleware, marked, discard, imported) = index
+    functions = tuple(
+        FuncInfo(q, ln, c, a, g, d, _sites(t), _sites(i), m, r, s)
+        for q, ln, c, a, g, d, t, i, m, r, s in funcs
+    )
+    return (
+        FileIndex(
+            module,
+            aliases,
+            functions,
+            tuple(ClassSummary._make(c) for c in classes),
+            _sites(middleware),
+            marked,
+            discard,
+            imported,
+        ),
+        plain[1],
+    )
+
+
+def decode_bodies(data: bytes) -> tuple[tuple[Any, ...], ...]:
+    """Decode the marshalled bodies of one file (see :func:`to_plain`), still plain tuples."""
+    bodies: tuple[tuple[Any, ...], ...] = marshal.loads(data)
+    return bodies
+
+
+def body_record(plain: tuple[Any, ...]) -> Body:
+    """Turn one plain body of :func:`decode_bodies` into a :class:`Body` of records."""
+    calls, hazards, discarded, flask = plain
+    make_hazard = Hazard._make
+    return Body(
+        _sites(calls),
+        tuple(map(make_hazard, hazards)),
+        _sites(discarded),
+        tuple(map(make_hazard, flask)),
+    )
+
+
+__all__ = [
+    "Body",
+    "ClassSummary",
+    "FileIndex",
+    "FileSummary",
+    "FuncInfo",
+    "FuncSummary",
+    "Hazard",
+    "PlainSummary",
+    "Site",
+    "body_record",
+    "decode_bodies",
+    "from_plain",
+    "to_plain",
+]

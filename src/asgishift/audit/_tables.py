@@ -1,0 +1,203 @@
+"""Lookup tables of the audit: what well-known callables are, return and wrap.
+
+Every name here is canonical and dotted (``"asgiref.sync.async_to_sync"``),
+as the walker (:mod:`asgishift.audit._walk`) resolves names through imports.
+Tables that belong to one rule family (the Django ORM's QuerySet methods, the
+blocking calls of each ``ASH1xx`` rule) live in that family's module under
+:mod:`asgishift.audit.rules`; the ones here are shared by the walker, the
+linker and several families.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+#: ``async_to_sync`` and its class; declared once, read by the walker
+#: (building a wrapper is harmless, calling it is the hazard), the linker
+#: (functions decorated with it) and rule ``ASH301``.
+ASYNC_TO_SYNC = frozenset({"asgiref.sync.async_to_sync", "asgiref.sync.AsyncToSync"})
+
+#: The ``sync_to_async`` family: wrappers that run a sync function in a thread.
+SYNC_TO_ASYNC = frozenset(
+    {
+        "asgiref.sync.sync_to_async",
+        "asgiref.sync.SyncToAsync",
+        "channels.db.database_sync_to_async",
+    }
+)
+
+#: Calls that run their function argument somewhere safe (a thread) or make the
+#: decorated function awaitable; their arguments are not part of the caller.
+SAFE_WRAPPERS = SYNC_TO_ASYNC | frozenset(
+    {
+        "asyncio.to_thread",
+        "starlette.concurrency.run_in_threadpool",
+        "fastapi.concurrency.run_in_threadpool",
+        "anyio.to_thread.run_sync",
+        "asyncio.get_event_loop.run_in_executor",
+        "asyncio.get_running_loop.run_in_executor",
+        "asyncio.AbstractEventLoop.run_in_executor",
+    }
+)
+
+#: Calls that open a file; the mode argument picks the file type (see :data:`FILE_TYPES`).
+OPENERS = frozenset({"builtins.open", "io.open", "pathlib.Path.open", "codecs.open"})
+#: The type of the object an opener returns, by whether the mode has ``b`` and
+#: whether it reads or writes: ``open(p)`` is an ``io.TextIOWrapper``,
+#: ``open(p, "rb")`` an ``io.BufferedReader``, ``open(p, "wb")`` an
+#: ``io.BufferedWriter`` (the io module docs, "Raw I/O"/"Buffered Streams").
+FILE_TYPES = {
+    (False, False): "io.TextIOWrapper",
+    (False, True): "io.TextIOWrapper",
+    (True, False): "io.BufferedReader",
+    (True, True): "io.BufferedWriter",
+}
+
+#: What a call returns when used as a receiver (``conn = sqlite3.connect()``).
+RETURN_TYPES = {
+    "builtins.open": "io.TextIOWrapper",
+    "io.open": "io.TextIOWrapper",
+    "pathlib.Path.open": "io.TextIOWrapper",
+    "sqlite3.connect": "sqlite3.Connection",
+    "sqlite3.dbapi2.connect": "sqlite3.Connection",
+    "sqlite3.Connection.cursor": "sqlite3.Cursor",
+    "socket.create_connection": "socket.socket",
+    "requests.session": "requests.Session",
+    "requests.sessions.Session": "requests.Session",
+    "redis.from_url": "redis.Redis",
+    "redis.Redis.from_url": "redis.Redis",
+    "redis.StrictRedis": "redis.Redis",
+    "psycopg2.connect": "psycopg2.extensions.connection",
+    "threading.Condition": "threading.Condition",
+    "pathlib.Path.resolve": "pathlib.Path",
+    "pathlib.Path.absolute": "pathlib.Path",
+    "pathlib.Path.with_suffix": "pathlib.Path",
+    "pathlib.Path.with_name": "pathlib.Path",
+    "pathlib.Path.with_stem": "pathlib.Path",
+    "pathlib.Path.joinpath": "pathlib.Path",
+    "pathlib.Path.expanduser": "pathlib.Path",
+    "pathlib.Path.relative_to": "pathlib.Path",
+    "pathlib.Path.home": "pathlib.Path",
+    "pathlib.Path.cwd": "pathlib.Path",
+    "pathlib.PurePath": "pathlib.Path",
+    "pathlib.PosixPath": "pathlib.Path",
+    "pathlib.WindowsPath": "pathlib.Path",
+    "asyncio.get_running_loop": "asyncio.get_running_loop",
+    "asyncio.events.get_running_loop": "asyncio.get_running_loop",
+    "tempfile.NamedTemporaryFile": "io.BufferedWriter",
+    "tempfile.TemporaryFile": "io.BufferedWriter",
+    "sqlalchemy.create_engine": "sqlalchemy.engine.Engine",
+    "sqlalchemy.engine.create_engine": "sqlalchemy.engine.Engine",
+    "sqlalchemy.engine.Engine.connect": "sqlalchemy.engine.Connection",
+    "sqlalchemy.engine.Engine.begin": "sqlalchemy.engine.Connection",
+    "sqlalchemy.orm.sessionmaker": "sqlalchemy.orm.sessionmaker",
+    "sqlalchemy.orm.sessionmaker.begin": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.Session": "sqlalchemy.orm.Session",
+}
+#: A call of an instance of these returns the mapped type
+#: (``SessionLocal = sessionmaker(...); db = SessionLocal()``).
+CALL_RESULT_TYPES = {"sqlalchemy.orm.sessionmaker": "sqlalchemy.orm.Session"}
+#: What an attribute (property) read gives (``Path(x).parent``).
+PROPERTY_TYPES = {
+    "pathlib.Path.parent": "pathlib.Path",
+    "pathlib.Path.parents": "pathlib.Path",
+}
+#: Types whose ``/`` operator builds another of the same type.
+DIV_TYPES = frozenset({"pathlib.Path"})
+#: Canonical spellings of the same type (``sqlite3.dbapi2`` is ``sqlite3``).
+TYPE_ALIASES = {
+    "sqlite3.dbapi2.Connection": "sqlite3.Connection",
+    "sqlite3.dbapi2.Cursor": "sqlite3.Cursor",
+    "pathlib.PosixPath": "pathlib.Path",
+    "pathlib.PurePath": "pathlib.Path",
+    "sqlalchemy.Engine": "sqlalchemy.engine.Engine",
+    "sqlalchemy.engine.base.Engine": "sqlalchemy.engine.Engine",
+    "sqlalchemy.Connection": "sqlalchemy.engine.Connection",
+    "sqlalchemy.engine.base.Connection": "sqlalchemy.engine.Connection",
+    "sqlalchemy.orm.session.Session": "sqlalchemy.orm.Session",
+}
+#: Flask's request-bound globals (``ASH304``).
+FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
+#: Constructors that run a function in a new thread.
+THREAD_STARTERS = frozenset({"threading.Thread", "threading.Timer"})
+#: Decorators that carry the request context into another thread.
+COPY_CONTEXT = frozenset(
+    {"flask.copy_current_request_context", "flask.ctx.copy_current_request_context"}
+)
+#: The ``threading.local`` classes (``ASH303``).
+THREAD_LOCALS = frozenset({"threading.local", "_threading_local.local"})
+#: Standard-library coroutine functions (``ASH402`` when discarded).
+KNOWN_COROUTINES = frozenset(
+    {
+        "asyncio.sleep",
+        "asyncio.wait_for",
+        "asyncio.wait",
+        "asyncio.open_connection",
+        "asyncio.create_subprocess_exec",
+        "asyncio.create_subprocess_shell",
+    }
+)
+#: Django's middleware capability decorators (``ASH305``).
+MIDDLEWARE_MARKERS = frozenset(
+    {"sync_and_async_middleware", "async_only_middleware", "sync_only_middleware"}
+)
+#: Containers whose annotation's first type argument is the element type
+#: (``list[Path]``, ``Iterable[Session]``).
+ELEMENT_CONTAINERS = frozenset(
+    {
+        "builtins.list",
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.tuple",
+        "typing.List",
+        "typing.Set",
+        "typing.FrozenSet",
+        "typing.Sequence",
+        "typing.Iterable",
+        "typing.Iterator",
+        "typing.Collection",
+        "collections.abc.Sequence",
+        "collections.abc.Iterable",
+        "collections.abc.Iterator",
+        "collections.abc.Collection",
+        "collections.abc.Set",
+    }
+)
+#: Mappings whose annotation's second type argument is the value type (``dict[str, Path]``).
+MAPPING_CONTAINERS = frozenset(
+    {
+        "builtins.dict",
+        "typing.Dict",
+        "typing.Mapping",
+        "typing.MutableMapping",
+        "collections.abc.Mapping",
+        "collections.abc.MutableMapping",
+    }
+)
+#: Wrappers whose first type argument is the type itself (``Optional[Path]``).
+TRANSPARENT_TYPES = frozenset({"typing.Optional", "typing.Final", "typing.ClassVar"})
+#: Names of the builtins module.
+BUILTINS = frozenset(dir(builtins))
+
+__all__ = [
+    "ASYNC_TO_SYNC",
+    "BUILTINS",
+    "CALL_RESULT_TYPES",
+    "COPY_CONTEXT",
+    "DIV_TYPES",
+    "ELEMENT_CONTAINERS",
+    "FILE_TYPES",
+    "FLASK_GLOBALS",
+    "KNOWN_COROUTINES",
+    "MAPPING_CONTAINERS",
+    "MIDDLEWARE_MARKERS",
+    "OPENERS",
+    "PROPERTY_TYPES",
+    "RETURN_TYPES",
+    "SAFE_WRAPPERS",
+    "SYNC_TO_ASYNC",
+    "THREAD_LOCALS",
+    "THREAD_STARTERS",
+    "TRANSPARENT_TYPES",
+    "TYPE_ALIASES",
+]

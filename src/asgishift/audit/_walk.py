@@ -1,0 +1,645 @@
+"""The per-file pass of the audit: one AST walk that builds a module's summary.
+
+The walker knows Python, not rules: scopes, imports, names and the types of
+variables (``c = Client(); c.fetch()`` gives ``mod.Client.fetch``). At each
+event a rule cares about (a call, an attribute read, a loop, a truth test, a
+subscript, a binding, a decorator) it calls the hooks of every rule family
+(:class:`Hooks`, assembled by :mod:`asgishift.audit.rules`), which record
+hazards through :meth:`Walker.hazard`. The result is a
+:class:`~asgishift.audit._records.FileSummary`; the AST itself is never kept.
+
+Name resolution is static and local: ``self``/``cls`` inside a method name the
+class; a variable assigned from a call is typed by the callee; parameters are
+typed by their annotations (``p: Path``, ``items: list[Path]`` for loop
+variables, ``d: dict[str, Path]`` for lookups); ``x / "name"`` keeps the type of
+``x`` (``pathlib`` paths); ``self.x = param`` types the attribute from an
+annotated ``__init__`` parameter; and a call of a module-level dispatch dict
+(``HANDLERS[kind](...)``) is a call of every function in it. The linker
+finishes the job across modules (aliases, re-exports, base classes, return
+annotations).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from asgishift.audit._closure import resolve_relative
+from asgishift.audit._records import ClassSummary, FileSummary, FuncSummary, Hazard, Site
+from asgishift.audit._tables import (
+    BUILTINS,
+    DIV_TYPES,
+    ELEMENT_CONTAINERS,
+    FILE_TYPES,
+    MAPPING_CONTAINERS,
+    OPENERS,
+    PROPERTY_TYPES,
+    RETURN_TYPES,
+    TRANSPARENT_TYPES,
+    TYPE_ALIASES,
+)
+
+#: Modules imported under another name that are the same module
+#: (``import sqlite3.dbapi2 as sqlite3``).
+MODULE_ALIASES = {"sqlite3.dbapi2": "sqlite3", "posixpath": "os.path", "ntpath": "os.path"}
+#: Calls whose positional argument is a function they only wrap (the wrapper
+#: runs it later): ``transaction.atomic(view)``.
+_WRAPS_SUFFIXES = ("transaction.atomic",)
+
+
+class Scope:
+    """Mutable state of one function while its body is walked.
+
+    Rule families keep their per-function state here too: ``querysets`` and
+    ``models`` (Django ORM, :mod:`asgishift.audit.rules.orm`), ``loaded``
+    (foreign keys already read).
+    """
+
+    __slots__ = (
+        "calls",
+        "class_qual",
+        "defs",
+        "discarded",
+        "elements",
+        "flask_uses",
+        "hazards",
+        "imports",
+        "insensitive",
+        "is_async",
+        "is_generator",
+        "is_queryset_class",
+        "loaded",
+        "locals",
+        "models",
+        "parent",
+        "qualname",
+        "querysets",
+        "thread_targets",
+        "types",
+        "values",
+    )
+
+    def __init__(self, qualname: str, is_async: bool, parent: Scope | None) -> None:
+        self.qualname = qualname
+        self.is_async = is_async
+        self.parent = parent
+        self.is_generator = False
+        self.is_queryset_class = False
+        self.class_qual = ""
+        self.calls: list[Site] = []
+        self.hazards: list[Hazard] = []
+        self.discarded: list[Site] = []
+        self.thread_targets: list[Site] = []
+        self.insensitive: list[Site] = []
+        self.flask_uses: list[Hazard] = []
+        self.defs: dict[str, str] = {}
+        self.imports: dict[str, str] = {}
+        self.types: dict[str, str] = {}
+        self.elements: dict[str, str] = {}
+        self.values: dict[str, str] = {}
+        self.locals: set[str] = set()
+        # variable -> (model target, prefetched?)
+        self.querysets: dict[str, tuple[str, bool]] = {}
+        self.models: dict[str, tuple[str, bool]] = {}
+        self.loaded: set[tuple[str, str]] = set()
+
+
+class Hooks(NamedTuple):
+    """The rule families' callbacks, one tuple per walker event.
+
+    :param call: ``(walker, node, target)`` for every call in a function body,
+        ``target`` the callee's canonical name or ``None``.
+    :param attribute: ``(walker, node)`` for every attribute read.
+    :param name: ``(walker, node)`` for every name read.
+    :param iterate: ``(walker, iterable, is_async, target)`` for ``for`` loops
+        and comprehensions; ``target`` is the loop variable (``None`` in a
+        comprehension); returns ``True`` when it typed the loop variable.
+    :param test: ``(walker, expr, how)`` for truth tests (``if``/``while``/``not``).
+    :param subscript: ``(walker, node)`` for every subscript.
+    :param bind: ``(walker, name, value)`` for ``name = value``; returns
+        ``True`` when it typed the variable.
+    :param decorator: ``(walker, decorator, target, qualname, scope, is_async)``
+        for each decorator of a function, ``scope`` the decorated function's.
+    :param wrapper: ``(walker, node, target)`` for calls of a safe wrapper
+        (``sync_to_async(f, ...)``).
+    """
+
+    call: tuple[Callable[[WalkerBase, ast.Call, str | None], None], ...] = ()
+    attribute: tuple[Callable[[WalkerBase, ast.Attribute], None], ...] = ()
+    name: tuple[Callable[[WalkerBase, ast.Name], None], ...] = ()
+    iterate: tuple[Callable[[WalkerBase, ast.expr, bool, ast.expr | None], bool], ...] = ()
+    test: tuple[Callable[[WalkerBase, ast.expr, str], None], ...] = ()
+    subscript: tuple[Callable[[WalkerBase, ast.Subscript], None], ...] = ()
+    bind: tuple[Callable[[WalkerBase, str, ast.expr], bool], ...] = ()
+    decorator: tuple[Callable[[WalkerBase, ast.expr, str | None, str, Scope, bool], None], ...] = ()
+    wrapper: tuple[Callable[[WalkerBase, ast.Call, str], None], ...] = ()
+
+    def merge(self, other: Hooks) -> Hooks:
+        """Return the hooks of both, ``self``'s first."""
+        return Hooks._make(a + b for a, b in zip(self, other, strict=True))
+
+
+def pos(node: ast.expr | ast.stmt) -> tuple[int, int, int, int]:
+    """Return 1-based ``(line, col, end_line, end_col)`` of a node."""
+    end_line = node.end_lineno or node.lineno
+    end_col = (node.end_col_offset if node.end_col_offset is not None else node.col_offset) + 1
+    return node.lineno, node.col_offset + 1, end_line, end_col
+
+
+def short(expr: ast.expr) -> str:
+    """Render a call chain compactly (``Book.objects.filter(...).first``)."""
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute):
+        return f"{short(expr.value)}.{expr.attr}"
+    if isinstance(expr, ast.Call):
+        return f"{short(expr.func)}(...)"
+    if isinstance(expr, ast.Subscript):
+        return f"{short(expr.value)}[...]"
+    return "..."
+
+
+def is_false(node: ast.expr) -> bool:
+    """Return whether ``node`` is the literal ``False``."""
+    return isinstance(node, ast.Constant) and node.value is False
+
+
+def _toplevel(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Yield module-level statements, looking inside ``if``/``try``/``with`` blocks."""
+    for stmt in body:
+        if isinstance(stmt, ast.If):
+            yield from _toplevel(stmt.body)
+            yield from _toplevel(stmt.orelse)
+        elif isinstance(stmt, ast.Try):
+            yield from _toplevel(stmt.body)
+            for handler in stmt.handlers:
+                yield from _toplevel(handler.body)
+            yield from _toplevel(stmt.orelse)
+            yield from _toplevel(stmt.finalbody)
+        elif isinstance(stmt, ast.With):
+            yield from _toplevel(stmt.body)
+        else:
+            yield stmt
+
+
+def _file_mode(call: ast.Call) -> tuple[bool, bool] | None:
+    """Return ``(binary, writes)`` of an ``open(...)`` call's literal mode, or ``None``."""
+    mode: ast.expr | None = None
+    for kw in call.keywords:
+        if kw.arg == "mode":
+            mode = kw.value
+    if mode is None:
+        # open(file, mode) / Path.open(mode)
+        mode = call.args[1] if len(call.args) > 1 else None
+        if mode is None and isinstance(call.func, ast.Attribute) and call.args:
+            mode = call.args[0]
+    if mode is None:
+        return (False, False)
+    if isinstance(mode, ast.Constant) and isinstance(mode.value, str):
+        return ("b" in mode.value, any(c in mode.value for c in "wax+"))
+    return None
+
+
+class WalkerBase:
+    """Walk one module's AST once and build its :class:`FileSummary`.
+
+    This part holds the module, class and function levels and name
+    resolution; function bodies (statements and expressions) are walked by
+    :class:`asgishift.audit._walk_body.Walker`, the class to instantiate.
+
+    :param module: dotted module name; :param is_package: the file is an
+        ``__init__.py``; :param hooks: the rule families' :class:`Hooks`.
+    """
+
+    def __init__(self, module: str, is_package: bool, hooks: Hooks) -> None:
+        self.module = module
+        self.is_package = is_package
+        self.hooks = hooks
+        self.aliases: dict[str, str] = {}
+        self.module_names: dict[str, str] = {}
+        self.functions: list[FuncSummary] = []
+        self.classes: list[ClassSummary] = []
+        self.middleware_refs: list[Site] = []
+        self.marked: list[str] = []
+        self.imported: set[str] = set()
+        self.uses_flask = False
+        self.scope: Scope | None = None
+        self.intern = sys.intern
+        # class qualname -> members collected from ``self.x = ...`` in methods
+        self.members: dict[str, dict[str, str]] = {}
+        # class qualname -> (attribute, line) of ``self.x = async_to_sync(...)``
+        self.wrappers: dict[str, list[tuple[str, int]]] = {}
+        # module-level dicts of functions: name -> function targets
+        self.dispatch: dict[str, tuple[str, ...]] = {}
+        # module-level names typed as containers: name -> element / value type
+        self.module_elements: dict[str, str] = {}
+        # ids of calls whose result wraps a function (``atomic(using=db)(view)``)
+        self.decorating: set[int] = set()
+        self.awaited: set[int] = set()
+
+    # ------------------------------------------------------------ imports
+    def _import_table(self, stmt: ast.Import | ast.ImportFrom, table: dict[str, str]) -> None:
+        """Record the names an import statement binds into ``table``."""
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                self.imported.add(alias.name)
+                if alias.asname:
+                    table[alias.asname] = MODULE_ALIASES.get(alias.name, alias.name)
+                else:
+                    head = alias.name.split(".")[0]
+                    table[head] = head
+            return
+        base = (
+            resolve_relative(self.module, self.is_package, stmt.level, stmt.module)
+            if stmt.level
+            else (stmt.module or "")
+        )
+        if base:
+            self.imported.add(base)
+        base = MODULE_ALIASES.get(base, base)
+        for alias in stmt.names:
+            if alias.name == "*":
+                continue
+            full = f"{base}.{alias.name}" if base else alias.name
+            full = MODULE_ALIASES.get(full, full)
+            table[alias.asname or alias.name] = full
+            self.imported.add(full)
+        if base.startswith("flask"):
+            self.uses_flask = True
+
+    # ------------------------------------------------------------ names and types
+    def resolve_name(self, name: str) -> str | None:
+        """Return the canonical target a bare name refers to here, or ``None``."""
+        scope = self.scope
+        first = True
+        while scope is not None:
+            if first:
+                if name in scope.types:
+                    return scope.types[name]
+                if name in scope.models:
+                    return scope.models[name][0]
+                if name in scope.locals:
+                    return None
+            if name in scope.defs:
+                return scope.defs[name]
+            if name in scope.imports:
+                return scope.imports[name]
+            scope = scope.parent
+            first = False
+        target = self.module_names.get(name)
+        if target is not None:
+            return target
+        if name in BUILTINS:
+            return "builtins." + name
+        return None
+
+    def target(self, expr: ast.expr) -> str | None:
+        """Return the canonical dotted name of an expression used as a callee/receiver."""
+        if isinstance(expr, ast.Name):
+            return self.resolve_name(expr.id)
+        if isinstance(expr, ast.Attribute):
+            base = self.target(expr.value)
+            if base is None:
+                return None
+            name = f"{base}.{expr.attr}"
+            return PROPERTY_TYPES.get(name, name)
+        if isinstance(expr, ast.Call):
+            func = expr.func
+            if isinstance(func, ast.Name) and func.id == "super" and self.scope is not None:
+                cls = self.scope.class_qual or self._enclosing_class()
+                return f"{cls}.__super__" if cls else None
+            base = self.target(func)
+            if base is None:
+                return None
+            if base in OPENERS:
+                mode = _file_mode(expr)
+                return FILE_TYPES[mode] if mode is not None else RETURN_TYPES.get(base, base)
+            return RETURN_TYPES.get(base, base)
+        if isinstance(expr, ast.Subscript):
+            return self._subscript_target(expr)
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
+            # ``BASE / "x.json"`` is a path when ``BASE`` is; for anything else
+            # the name stays unresolved at link time (errs towards silence).
+            left = self.target(expr.left)
+            if left is not None and (left in DIV_TYPES or "." in left):
+                return left
+            return None
+        return None
+
+    def _subscript_target(self, expr: ast.Subscript) -> str | None:
+        """Type ``d[k]`` from an annotated mapping, else the container's own name."""
+        value = expr.value
+        if isinstance(value, ast.Name):
+            scope = self.scope
+            while scope is not None:
+                if value.id in scope.values:
+                    return scope.values[value.id]
+                if value.id in scope.locals:
+                    break
+                scope = scope.parent
+            typed = self.module_elements.get("values:" + value.id)
+            if typed is not None:
+                return typed
+        return self.target(value)
+
+    def annotation(self, node: ast.expr | None) -> tuple[str | None, str | None, str | None]:
+        """Return ``(type, element type, value type)`` named by an annotation.
+
+        ``Path`` gives ``("pathlib.Path", None, None)``, ``list[Path]`` gives
+        ``(None, "pathlib.Path", None)`` and ``dict[str, Session]`` gives
+        ``(None, None, "requests.Session")``; ``Optional[X]``/``X | None``
+        are ``X``. String annotations are not read.
+        """
+        if node is None:
+            return None, None, None
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            typ = self.target(node)
+            return (TYPE_ALIASES.get(typ, typ) if typ else None), None, None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            for side in (node.left, node.right):
+                if not (isinstance(side, ast.Constant) and side.value is None):
+                    return self.annotation(side)
+            return None, None, None
+        if isinstance(node, ast.Subscript):
+            outer = self.target(node.value)
+            args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            if outer in TRANSPARENT_TYPES and args:
+                return self.annotation(args[0])
+            if outer in ELEMENT_CONTAINERS and args:
+                return None, self.annotation(args[0])[0], None
+            if outer in MAPPING_CONTAINERS and len(args) == 2:
+                return None, None, self.annotation(args[1])[0]
+        return None, None, None
+
+    def _enclosing_class(self) -> str:
+        """Return the class of the nearest enclosing method, or ``""``."""
+        scope = self.scope
+        while scope is not None:
+            if scope.class_qual:
+                return scope.class_qual
+            scope = scope.parent
+        return ""
+
+    # ------------------------------------------------------------ recording
+    def hazard(
+        self,
+        code: str,
+        node: ast.expr | ast.stmt,
+        call: str,
+        extra: tuple[tuple[str, str], ...] = (),
+        cond: str = "",
+    ) -> None:
+        """Record a syntax hazard in the current function.
+
+        :param code: the rule code; :param node: where it is; :param call: the
+            ``call`` message argument; :param extra: other message arguments;
+            :param cond: a link-time condition (see :class:`Hazard`).
+        """
+        if self.scope is None:
+            return
+        line, col, end_line, end_col = pos(node)
+        self.scope.hazards.append(Hazard(code, line, col, end_line, end_col, call, extra, cond))
+
+    def site(self, target: str, node: ast.expr | ast.stmt) -> Site:
+        """Build a :class:`Site` for ``node``."""
+        line, col, end_line, end_col = pos(node)
+        awaited = id(node) in self.awaited
+        return Site(self.intern(target), line, col, end_line, end_col, awaited)
+
+    def thread_target(self, ref: ast.expr, call: ast.Call) -> None:
+        """Record a function reference that runs in another thread."""
+        if isinstance(ref, (ast.Name, ast.Attribute)) and self.scope is not None:
+            target = self.target(ref)
+            if target is not None:
+                self.scope.thread_targets.append(self.site(target, call))
+
+    def stmt(self, node: ast.stmt) -> None:
+        """Walk one statement inside a function body (see :class:`Walker`)."""
+        raise NotImplementedError
+
+    def expr(self, node: ast.expr) -> None:
+        """Walk one expression inside a function body (see :class:`Walker`)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ module
+    def run(self, tree: ast.Module) -> FileSummary:
+        """Walk the module and return its summary."""
+        mod = self.module
+        for stmt in _toplevel(tree.body):
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                self._import_table(stmt, self.aliases)
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.module_names[stmt.name] = f"{mod}.{stmt.name}"
+        self.module_names.update(self.aliases)
+        # Globals assigned from a call (or a path expression) are typed by it,
+        # e.g. ``LOCK = threading.Lock()`` or ``DATA = BASE / "data.json"``.
+        for stmt in _toplevel(tree.body):
+            if isinstance(stmt, ast.Assign):
+                self._module_assign(stmt.targets, stmt.value)
+            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                typ, element, value = self.annotation(stmt.annotation)
+                name = stmt.target.id
+                if typ is not None:
+                    self.aliases.setdefault(name, typ)
+                    self.module_names[name] = self.aliases[name]
+                elif value is not None:
+                    self.module_elements["values:" + name] = value
+                elif element is not None:
+                    self.module_elements[name] = element
+                if stmt.value is not None and typ is None:
+                    self._module_assign([stmt.target], stmt.value)
+        for stmt in _toplevel(tree.body):
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.function(stmt, f"{mod}.{stmt.name}", "", None)
+            elif isinstance(stmt, ast.ClassDef):
+                self.klass(stmt, f"{mod}.{stmt.name}", None)
+        for i, cls in enumerate(self.classes):
+            members = self.members.get(cls.qualname)
+            wrappers = self.wrappers.get(cls.qualname)
+            if members or wrappers:
+                merged = dict(members or {})
+                merged.update(cls.members)
+                self.classes[i] = cls._replace(
+                    members=tuple(sorted(merged.items())), wrappers=tuple(wrappers or ())
+                )
+        return FileSummary(
+            module=mod,
+            aliases=tuple(sorted(self.aliases.items())),
+            functions=tuple(self.functions),
+            classes=tuple(self.classes),
+            middleware_refs=tuple(self.middleware_refs),
+            marked=tuple(self.marked),
+            imported=tuple(sorted(self.imported)),
+        )
+
+    def _module_assign(self, targets: list[ast.expr], value: ast.expr) -> None:
+        """Type module globals; read MIDDLEWARE lists, dispatch dicts and markers."""
+        for tgt in targets:
+            if isinstance(tgt, ast.Name):
+                name = tgt.id
+                if isinstance(value, (ast.Call, ast.BinOp)):
+                    typ = self.target(value)
+                    if typ is not None and name not in self.aliases:
+                        self.aliases[name] = typ
+                        self.module_names.setdefault(name, typ)
+                    continue
+                if name == "MIDDLEWARE" and isinstance(value, (ast.List, ast.Tuple)):
+                    for elt in value.elts:
+                        if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
+                            self.middleware_refs.append(self.site(elt.value, elt))
+                elif isinstance(value, ast.Dict) and value.values:
+                    funcs = [self.target(v) for v in value.values]
+                    if all(isinstance(v, (ast.Name, ast.Attribute)) for v in value.values) and all(
+                        funcs
+                    ):
+                        self.dispatch[name] = tuple(f for f in funcs if f)
+                if name not in self.module_names:
+                    self.module_names[name] = f"{self.module}.{name}"
+            elif (
+                isinstance(tgt, ast.Attribute)
+                and tgt.attr in ("async_capable", "sync_capable")
+                and isinstance(tgt.value, ast.Name)
+            ):
+                self.marked.append(tgt.value.id)
+
+    # ------------------------------------------------------------ classes
+    def klass(self, node: ast.ClassDef, qual: str, parent: Scope | None) -> None:
+        """Summarise a class and walk its methods."""
+        saved = self.scope
+        self.scope = parent
+        bases = tuple(
+            t for t in (self.target(b) for b in node.bases) if t and t != "builtins.object"
+        )
+        members: dict[str, str] = {}
+        fk_fields: list[str] = []
+        has_markers = False
+        is_middleware = False
+        for stmt in node.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if stmt.name == "__init__":
+                    names = [a.arg for a in stmt.args.args]
+                    is_middleware = names[1:2] == ["get_response"]
+                self.function(stmt, f"{qual}.{stmt.name}", qual, parent, bases)
+            elif isinstance(stmt, ast.ClassDef):
+                self.klass(stmt, f"{qual}.{stmt.name}", parent)
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                value = stmt.value
+                for tgt in targets:
+                    if not isinstance(tgt, ast.Name):
+                        continue
+                    if tgt.id in ("async_capable", "sync_capable"):
+                        has_markers = True
+                    typ = None
+                    if isinstance(value, ast.Call):
+                        typ = self.target(value)
+                    elif isinstance(stmt, ast.AnnAssign):
+                        typ = self.annotation(stmt.annotation)[0]
+                    if typ is not None:
+                        members[tgt.id] = typ
+                        if typ.rsplit(".", 1)[-1] in ("ForeignKey", "OneToOneField"):
+                            fk_fields.append(tgt.id)
+        self.scope = saved
+        self.classes.append(
+            ClassSummary(
+                qualname=qual,
+                line=node.lineno,
+                col=node.col_offset + 1,
+                bases=bases,
+                members=tuple(sorted(members.items())),
+                fk_fields=tuple(fk_fields),
+                has_markers=has_markers,
+                is_middleware=is_middleware,
+                wrappers=(),
+            )
+        )
+
+    # ------------------------------------------------------------ functions
+    def function(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
+        qual: str,
+        class_qual: str,
+        parent: Scope | None,
+        bases: tuple[str, ...] = (),
+    ) -> str:
+        """Walk one function body in a fresh scope and record its summary."""
+        is_async = isinstance(node, ast.AsyncFunctionDef)
+        scope = Scope(qual, is_async, parent)
+        saved = self.scope
+        decorators: list[str] = []
+        returns = ""
+        if not isinstance(node, ast.Lambda):
+            self.scope = parent
+            for dec in node.decorator_list:
+                dec_target = self.target(dec)
+                if dec_target is not None:
+                    decorators.append(self.intern(dec_target))
+                for hook in self.hooks.decorator:
+                    hook(self, dec, dec_target, qual, scope, is_async)
+            returns = self.annotation(node.returns)[0] or ""
+        args = node.args
+        params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+        if args.vararg:
+            params.append(args.vararg)
+        if args.kwarg:
+            params.append(args.kwarg)
+        self.scope = scope
+        is_static = "builtins.staticmethod" in decorators
+        for i, arg in enumerate(params):
+            scope.locals.add(arg.arg)
+            if i == 0 and class_qual and not is_static:
+                scope.types[arg.arg] = class_qual
+                scope.is_queryset_class = any(
+                    b.endswith((".QuerySet", ".Manager", ".BaseManager")) for b in bases
+                )
+            else:
+                typ, element, value = self.annotation(arg.annotation)
+                if typ is not None:
+                    scope.types[arg.arg] = typ
+                elif element is not None:
+                    scope.elements[arg.arg] = element
+                elif value is not None:
+                    scope.values[arg.arg] = value
+        if class_qual:
+            scope.class_qual = class_qual
+        is_middleware = False
+        if isinstance(node, ast.Lambda):
+            self.expr(node.body)
+        else:
+            # Nested defs are visible before their statement runs (calls after it).
+            for stmt in node.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    scope.defs[stmt.name] = f"{qual}.{stmt.name}"
+            for stmt in node.body:
+                self.stmt(stmt)
+            is_middleware = (
+                not class_qual
+                and [p.arg for p in params] == ["get_response"]
+                and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) for s in node.body)
+            )
+        self.scope = saved
+        self.functions.append(
+            FuncSummary(
+                qualname=self.intern(qual),
+                line=node.lineno,
+                col=node.col_offset + 1,
+                is_async=is_async,
+                is_generator=scope.is_generator,
+                decorators=tuple(decorators),
+                calls=tuple(scope.calls),
+                hazards=tuple(scope.hazards),
+                discarded=tuple(scope.discarded),
+                thread_targets=tuple(scope.thread_targets),
+                insensitive=tuple(scope.insensitive),
+                flask_uses=tuple(scope.flask_uses),
+                is_middleware=is_middleware,
+                returns=returns,
+            )
+        )
+        return qual
+
+
+__all__ = ["MODULE_ALIASES", "Hooks", "Scope", "WalkerBase", "is_false", "pos", "short"]

@@ -1,0 +1,331 @@
+"""The function-body half of the per-file walk: statements and expressions.
+
+:class:`Walker` extends :class:`~asgishift.audit._walk.WalkerBase` (module,
+class and function levels, names and types) with the walk of function bodies:
+it records call sites, types variables as they are bound, and calls the rule
+families' :class:`~asgishift.audit._walk.Hooks` at each event.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+
+from asgishift.audit._tables import ASYNC_TO_SYNC, RETURN_TYPES, SAFE_WRAPPERS
+from asgishift.audit._walk import Scope, WalkerBase
+
+_WRAPS_SUFFIX = "transaction.atomic"
+
+
+class Walker(WalkerBase):
+    """Walk one module's AST once and build its summary (see :mod:`asgishift.audit._walk`)."""
+
+    # ------------------------------------------------------------ statements
+    def stmt(self, node: ast.stmt) -> None:
+        """Walk one statement inside a function body."""
+        scope = self.scope
+        assert scope is not None
+        kind = type(node)
+        if kind is ast.Expr:
+            value = node.value  # type: ignore[attr-defined]
+            if isinstance(value, ast.Call):
+                target = self.target(value.func)
+                if target is not None:
+                    scope.discarded.append(self.site(target, value))
+            self.expr(value)
+        elif kind is ast.Assign or kind is ast.AnnAssign:
+            value = node.value  # type: ignore[attr-defined]
+            if value is not None:
+                self.expr(value)
+            if kind is ast.AnnAssign:
+                tgt = node.target  # type: ignore[attr-defined]
+                self._bind(tgt, value)
+                typ, element, mapped = self.annotation(node.annotation)  # type: ignore[attr-defined]
+                if isinstance(tgt, ast.Name):
+                    if typ is not None:
+                        scope.types[tgt.id] = typ
+                    elif element is not None:
+                        scope.elements[tgt.id] = element
+                    elif mapped is not None:
+                        scope.values[tgt.id] = mapped
+            else:
+                for tgt in node.targets:  # type: ignore[attr-defined]
+                    self._bind(tgt, value)
+        elif kind is ast.AugAssign:
+            self.expr(node.value)  # type: ignore[attr-defined]
+        elif kind is ast.Return:
+            if node.value is not None:  # type: ignore[attr-defined]
+                self.expr(node.value)  # type: ignore[attr-defined]
+        elif kind is ast.For or kind is ast.AsyncFor:
+            loop: ast.For | ast.AsyncFor = node  # type: ignore[assignment]
+            self.expr(loop.iter)
+            typed = False
+            for hook in self.hooks.iterate:
+                typed = hook(self, loop.iter, kind is ast.AsyncFor, loop.target) or typed
+            if not typed:
+                self._bind(loop.target, None)
+                element = self._element_type(loop.iter)
+                if element is not None and isinstance(loop.target, ast.Name):
+                    scope.types[loop.target.id] = element
+            for sub in loop.body:
+                self.stmt(sub)
+            for sub in loop.orelse:
+                self.stmt(sub)
+        elif kind is ast.If or kind is ast.While:
+            test = node.test  # type: ignore[attr-defined]
+            self.expr(test)
+            for test_hook in self.hooks.test:
+                test_hook(self, test, "if")
+            for sub in node.body:  # type: ignore[attr-defined]
+                self.stmt(sub)
+            for sub in node.orelse:  # type: ignore[attr-defined]
+                self.stmt(sub)
+        elif kind is ast.With or kind is ast.AsyncWith:
+            block: ast.With | ast.AsyncWith = node  # type: ignore[assignment]
+            for item in block.items:
+                ctx = item.context_expr
+                self.expr(ctx)
+                if kind is ast.With and isinstance(ctx, (ast.Name, ast.Attribute)):
+                    # ``with lock:`` acquires it.
+                    base = self.target(ctx)
+                    if base is not None:
+                        scope.calls.append(self.site(base + ".acquire", ctx))
+                if item.optional_vars is not None:
+                    self._bind(item.optional_vars, ctx)
+            for sub in block.body:
+                self.stmt(sub)
+        elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+            fn: ast.FunctionDef | ast.AsyncFunctionDef = node  # type: ignore[assignment]
+            scope.defs[fn.name] = self.function(fn, f"{scope.qualname}.{fn.name}", "", scope)
+        elif kind is ast.ClassDef:
+            cls: ast.ClassDef = node  # type: ignore[assignment]
+            qual = f"{scope.qualname}.{cls.name}"
+            scope.defs[cls.name] = qual
+            self.klass(cls, qual, scope)
+        elif kind is ast.Import or kind is ast.ImportFrom:
+            self._import_table(node, scope.imports)  # type: ignore[arg-type]
+        elif kind is ast.Try or (sys.version_info >= (3, 11) and kind is ast.TryStar):
+            for sub in node.body:  # type: ignore[attr-defined]
+                self.stmt(sub)
+            for handler in node.handlers:  # type: ignore[attr-defined]
+                for sub in handler.body:
+                    self.stmt(sub)
+            for sub in node.orelse:  # type: ignore[attr-defined]
+                self.stmt(sub)
+            for sub in node.finalbody:  # type: ignore[attr-defined]
+                self.stmt(sub)
+        else:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.stmt):
+                    self.stmt(child)
+                elif isinstance(child, ast.expr):
+                    self.expr(child)
+
+    def _element_type(self, iterable: ast.expr) -> str | None:
+        """Return the element type of an annotated container being iterated, or ``None``."""
+        if isinstance(iterable, ast.Name):
+            scope = self.scope
+            while scope is not None:
+                if iterable.id in scope.elements:
+                    return scope.elements[iterable.id]
+                if iterable.id in scope.locals:
+                    return None
+                scope = scope.parent
+            return self.module_elements.get(iterable.id)
+        if (
+            isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Attribute)
+            and iterable.func.attr in ("glob", "rglob", "iterdir")
+            and self.target(iterable.func.value) == "pathlib.Path"
+        ):
+            return "pathlib.Path"
+        return None
+
+    def _bind(self, tgt: ast.expr, value: ast.expr | None) -> None:
+        """Update variable typing after ``tgt = value``."""
+        scope = self.scope
+        assert scope is not None
+        if isinstance(tgt, ast.Name):
+            name = tgt.id
+            scope.locals.add(name)
+            scope.types.pop(name, None)
+            scope.elements.pop(name, None)
+            scope.values.pop(name, None)
+            scope.querysets.pop(name, None)
+            scope.models.pop(name, None)
+            if value is None:
+                return
+            for hook in self.hooks.bind:
+                if hook(self, name, value):
+                    return
+            if isinstance(value, ast.Await):
+                return
+            if isinstance(value, (ast.Call, ast.Name, ast.Attribute, ast.BinOp, ast.Subscript)):
+                typ = self.target(value)
+                if typ is not None and (
+                    not isinstance(value, (ast.Name, ast.Attribute)) or typ in RETURN_TYPES
+                ):
+                    scope.types[name] = typ
+                elif isinstance(value, ast.Name):
+                    typ = scope.types.get(value.id)
+                    if typ is not None:
+                        scope.types[name] = typ
+        elif isinstance(tgt, ast.Attribute):
+            self._bind_attribute(tgt, value)
+        elif isinstance(tgt, (ast.Tuple, ast.List)):
+            for elt in tgt.elts:
+                self._bind(elt, None)
+        elif isinstance(tgt, ast.Starred):
+            self._bind(tgt.value, None)
+
+    def _bind_attribute(self, tgt: ast.Attribute, value: ast.expr | None) -> None:
+        """Type ``self.x = value`` in a method as a member of the class."""
+        scope = self.scope
+        assert scope is not None
+        if not (
+            isinstance(tgt.value, ast.Name)
+            and scope.class_qual
+            and scope.types.get(tgt.value.id) == scope.class_qual
+            and value is not None
+        ):
+            return
+        typ: str | None = None
+        if isinstance(value, (ast.Call, ast.BinOp)):
+            typ = self.target(value)
+            if isinstance(value, ast.Call) and typ in ASYNC_TO_SYNC:
+                self.wrappers.setdefault(scope.class_qual, []).append((tgt.attr, tgt.lineno))
+        elif isinstance(value, ast.Name):
+            # ``self.store = store`` with ``store: ReportStore``
+            typ = scope.types.get(value.id)
+        if typ is not None:
+            self.members.setdefault(scope.class_qual, {}).setdefault(tgt.attr, typ)
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, node: ast.expr) -> None:
+        """Walk one expression inside a function body."""
+        kind = type(node)
+        if kind is ast.Call:
+            self._call(node)  # type: ignore[arg-type]
+        elif kind is ast.Attribute:
+            for hook in self.hooks.attribute:
+                hook(self, node)  # type: ignore[arg-type]
+            self.expr(node.value)  # type: ignore[attr-defined]
+        elif kind is ast.Name:
+            for name_hook in self.hooks.name:
+                name_hook(self, node)  # type: ignore[arg-type]
+        elif kind is ast.Constant:
+            return
+        elif kind is ast.Await:
+            value = node.value  # type: ignore[attr-defined]
+            self.awaited.add(id(value))
+            self.expr(value)
+        elif (
+            kind is ast.ListComp
+            or kind is ast.SetComp
+            or kind is ast.GeneratorExp
+            or kind is ast.DictComp
+        ):
+            comp: ast.ListComp = node  # type: ignore[assignment]
+            for gen in comp.generators:
+                self.expr(gen.iter)
+                for hook_iter in self.hooks.iterate:
+                    hook_iter(self, gen.iter, bool(gen.is_async), None)
+                for cond in gen.ifs:
+                    self.expr(cond)
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.expr):
+                    self.expr(child)
+        elif kind is ast.Subscript:
+            sub: ast.Subscript = node  # type: ignore[assignment]
+            self.expr(sub.value)
+            self.expr(sub.slice)
+            for sub_hook in self.hooks.subscript:
+                sub_hook(self, sub)
+        elif kind is ast.UnaryOp:
+            operand = node.operand  # type: ignore[attr-defined]
+            self.expr(operand)
+            if isinstance(node.op, ast.Not):  # type: ignore[attr-defined]
+                for test_hook in self.hooks.test:
+                    test_hook(self, operand, "not")
+        elif kind is ast.Lambda:
+            self.expr(node.body)  # type: ignore[attr-defined]
+        elif kind is ast.Yield or kind is ast.YieldFrom:
+            if self.scope is not None:
+                self.scope.is_generator = True
+            value = node.value  # type: ignore[attr-defined]
+            if value is not None:
+                self.expr(value)
+        else:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.expr):
+                    self.expr(child)
+
+    def _call(self, node: ast.Call) -> None:
+        """Walk a call: record its site and let the hooks look at it."""
+        scope = self.scope
+        assert scope is not None
+        func = node.func
+        target = self.target(func)
+        if target in SAFE_WRAPPERS and not isinstance(func, ast.Call):
+            self._wrapper_call(node, target)
+            return
+        if target is not None and id(node) not in self.decorating:
+            if target in ASYNC_TO_SYNC and not isinstance(func, ast.Call):
+                # Building the wrapper is harmless; calling it (recorded on the
+                # enclosing ``async_to_sync(f)(...)`` call) is the hazard.
+                pass
+            elif target.endswith(_WRAPS_SUFFIX) and node.args:
+                # ``atomic(view)`` / ``atomic(using=db)(view)`` only wraps a
+                # function; the transaction starts when the wrapper is called.
+                if isinstance(func, ast.Call):
+                    self.decorating.add(id(func))
+            else:
+                self._record_call(target, node)
+        for hook in self.hooks.call:
+            hook(self, node, target)
+        if isinstance(func, ast.Attribute):
+            self.expr(func.value)
+        elif isinstance(func, ast.Subscript):
+            self.expr(func.value)
+            self.expr(func.slice)
+        elif not isinstance(func, ast.Name):
+            self.expr(func)
+        for arg in node.args:
+            self.expr(arg)
+        for kw in node.keywords:
+            self.expr(kw.value)
+
+    def _record_call(self, target: str, node: ast.Call) -> None:
+        """Record a call site; a call through a dispatch dict calls each of its functions."""
+        scope = self.scope
+        assert scope is not None
+        func = node.func
+        if isinstance(func, ast.Subscript) and isinstance(func.value, ast.Name):
+            handlers = self.dispatch.get(func.value.id)
+            if handlers is not None and self.resolve_name(func.value.id) is not None:
+                for handler in handlers:
+                    scope.calls.append(self.site(handler, node))
+                return
+        scope.calls.append(self.site(target, node))
+
+    def _wrapper_call(self, node: ast.Call, target: str) -> None:
+        """Walk ``sync_to_async(f)``-style calls: the wrapped code is not ours."""
+        scope = self.scope
+        assert scope is not None
+        for hook in self.hooks.wrapper:
+            hook(self, node, target)
+        for arg in node.args:
+            if isinstance(arg, ast.Lambda):
+                qual = f"{scope.qualname}.<lambda:{arg.lineno}:{arg.col_offset}>"
+                self.function(arg, qual, "", scope)
+            elif isinstance(arg, ast.Attribute):
+                self.expr(arg.value)
+            elif not isinstance(arg, ast.Name):
+                self.expr(arg)
+        for kw in node.keywords:
+            self.expr(kw.value)
+        if isinstance(node.func, ast.Attribute):
+            self.expr(node.func.value)
+
+
+__all__ = ["Scope", "Walker"]
