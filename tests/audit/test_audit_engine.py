@@ -67,6 +67,22 @@ def test_files_outside_the_async_import_closure_are_skipped_unless_whole_project
     assert pruned.errors == []
     assert [e.path for e in whole.errors] == ["unrelated_broken.py"]
     assert pruned.files_scanned == whole.files_scanned == 4
+    assert (pruned.files_parsed, whole.files_parsed) == (3, 4)
+
+
+def test_newer_syntax_is_reported_as_needing_a_newer_python(tmp_path: Path) -> None:
+    import sys
+
+    _write(tmp_path / "generic.py", "def first[T](items: list[T]) -> T:\n    return items[0]\n")
+    _write(tmp_path / "alias.py", "type Pair = tuple[int, int]\n")
+    result = _run(tmp_path)
+    if sys.version_info >= (3, 12):
+        assert result.errors == []
+    else:
+        messages = sorted(e.message for e in result.errors)
+        assert len(messages) == 2
+        assert all(m.startswith("needs Python 3.12 to parse") for m in messages), messages
+        assert all("run the audit with Python 3.12 or newer" in m for m in messages)
 
 
 def test_coding_cookie_files_are_parsed(tmp_path: Path) -> None:

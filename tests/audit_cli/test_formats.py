@@ -377,3 +377,14 @@ def test_shared_tail_keeps_each_chain_its_own_first_hop() -> None:
     assert shared_tail([(hop,), (other,)]) == 0
     assert shared_tail([(hop, other), (other, other)]) == 1
     assert shared_tail([(hop, other)]) == 0
+
+
+def test_text_summary_says_how_many_files_were_parsed_when_fewer() -> None:
+    report = make_report([], files_scanned=10)
+    report.files_parsed = 4
+    out = render(report, "text", color=False)
+    assert out.splitlines()[-1] == (
+        "No blocking calls found; 10 files scanned, 4 parsed (--reachable-only)."
+    )
+    report.files_parsed = 10
+    assert "parsed" not in render(report, "text", color=False)

@@ -358,6 +358,7 @@ def _audit(args: argparse.Namespace) -> int:
         fingerprints=prints,
         errors=result.errors,
         files_scanned=result.files_scanned,
+        files_parsed=result.files_parsed,
         root=result.root,
         rules=rules_by_code(all_rules),
         tool_version=__version__,

@@ -146,12 +146,16 @@ class AuditResult:
     :param errors: files that were reported rather than audited.
     :param files_scanned: number of Python files read.
     :param root: the project root all paths are relative to (absolute, POSIX).
+    :param files_parsed: number of files parsed (this run or an earlier one,
+        through the cache); ``files_scanned`` by default, fewer with
+        ``whole_project`` off (``--reachable-only``), ``-1`` when unknown.
     """
 
     findings: list[Finding]
     errors: list[FileError]
     files_scanned: int
     root: str
+    files_parsed: int = -1
 
 
 @dataclass

@@ -90,13 +90,12 @@ RETURN_TYPES = {
     "sqlalchemy.engine.create_engine": "sqlalchemy.engine.Engine",
     "sqlalchemy.engine.Engine.connect": "sqlalchemy.engine.Connection",
     "sqlalchemy.engine.Engine.begin": "sqlalchemy.engine.Connection",
-    "sqlalchemy.orm.sessionmaker": "sqlalchemy.orm.sessionmaker",
+    # ``SessionLocal = sessionmaker(...)`` is a factory; calling it gives a Session.
+    "sqlalchemy.orm.sessionmaker": "sqlalchemy.orm.sessionmaker.__call__",
+    "sqlalchemy.orm.sessionmaker.__call__": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.sessionmaker.begin": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.Session": "sqlalchemy.orm.Session",
 }
-#: A call of an instance of these returns the mapped type
-#: (``SessionLocal = sessionmaker(...); db = SessionLocal()``).
-CALL_RESULT_TYPES = {"sqlalchemy.orm.sessionmaker": "sqlalchemy.orm.Session"}
 #: What an attribute (property) read gives (``Path(x).parent``).
 PROPERTY_TYPES = {
     "pathlib.Path.parent": "pathlib.Path",
@@ -182,7 +181,6 @@ BUILTINS = frozenset(dir(builtins))
 __all__ = [
     "ASYNC_TO_SYNC",
     "BUILTINS",
-    "CALL_RESULT_TYPES",
     "COPY_CONTEXT",
     "DIV_TYPES",
     "ELEMENT_CONTAINERS",

@@ -44,9 +44,8 @@ from asgishift.audit._tables import (
 #: Modules imported under another name that are the same module
 #: (``import sqlite3.dbapi2 as sqlite3``).
 MODULE_ALIASES = {"sqlite3.dbapi2": "sqlite3", "posixpath": "os.path", "ntpath": "os.path"}
-#: Calls whose positional argument is a function they only wrap (the wrapper
-#: runs it later): ``transaction.atomic(view)``.
-_WRAPS_SUFFIXES = ("transaction.atomic",)
+#: Types the tables know: an attribute read giving one of them types a global.
+KNOWN_TYPES = frozenset(RETURN_TYPES.values()) | frozenset(PROPERTY_TYPES.values())
 
 
 class Scope:
@@ -479,8 +478,10 @@ class WalkerBase:
         for tgt in targets:
             if isinstance(tgt, ast.Name):
                 name = tgt.id
-                if isinstance(value, (ast.Call, ast.BinOp)):
+                if isinstance(value, (ast.Call, ast.BinOp, ast.Attribute)):
                     typ = self.target(value)
+                    if isinstance(value, ast.Attribute) and typ not in KNOWN_TYPES:
+                        typ = None  # a plain attribute read, not a typed value
                     if typ is not None and name not in self.aliases:
                         self.aliases[name] = typ
                         self.module_names.setdefault(name, typ)

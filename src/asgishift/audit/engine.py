@@ -206,11 +206,7 @@ def _summarise(
             if rel in facts:
                 records[rel] = (digests[rel], facts[rel], entries.get(rel))
         _save_cache(cache_file, records)
-    return {
-        rel: entry
-        for rel, entry in entries.items()
-        if config.whole_project or rel in closure or entry != PARSED_ONLY
-    }
+    return {rel: entry for rel, entry in entries.items() if config.whole_project or rel in closure}
 
 
 def _read_all(
@@ -400,6 +396,7 @@ def audit_paths(
         errors=errors,
         files_scanned=len(files),
         root=Path(root_s).as_posix(),
+        files_parsed=len(parsed),
     )
 
 

@@ -41,6 +41,8 @@ class Report:
         when no baseline was given.
     :param baseline_stale: baseline entries that matched nothing (fixed code).
     :param tool_version: the asgishift version that produced the report.
+    :param files_parsed: files parsed, when fewer than ``files_scanned``
+        (``--reachable-only``); ``-1`` when not known.
     """
 
     findings: list[Finding]
@@ -52,6 +54,7 @@ class Report:
     baseline_matched: int | None = None
     baseline_stale: int = 0
     tool_version: str = field(default="0.0.0")
+    files_parsed: int = -1
 
     def rule(self, code: str) -> Rule:
         """Return the rule for ``code``, or a placeholder for a code the catalogue lacks.

@@ -77,6 +77,8 @@ def summary_line(report: Report, *, errors_shown: str = "see stderr") -> str:
     :param errors_shown: where the format lists the files that could not be audited.
     """
     scanned = plural(report.files_scanned, "file") + " scanned"
+    if 0 <= report.files_parsed < report.files_scanned:
+        scanned += f", {report.files_parsed} parsed (--reachable-only)"
     parts = []
     if report.findings:
         files = len({f.path for f in report.findings})

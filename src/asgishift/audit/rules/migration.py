@@ -35,8 +35,8 @@ RULES: tuple[Rule, ...] = (
         name="async-to-sync-in-async",
         summary="`async_to_sync` is called from (or reachable from) async code.",
         message=(
-            "{call}() called from async code raises RuntimeError; await the coroutine "
-            "function directly"
+            "{call}() called from async code raises RuntimeError{why}; await the "
+            "coroutine function directly"
         ),
         why=(
             "`async_to_sync` needs a thread without a running event loop; called from async "

@@ -275,6 +275,12 @@ def queryset(walker: WalkerBase, expr: ast.expr) -> tuple[str, bool] | None:
             if inner is not None:
                 return inner[0], inner[1] or func.attr in _PREFETCH
         return None
+    if (
+        isinstance(expr, ast.Subscript)
+        and isinstance(expr.slice, ast.Slice)
+        and expr.slice.step is None
+    ):
+        return queryset(walker, expr.value)  # ``qs[:10]`` is still a lazy QuerySet
     if isinstance(expr, ast.Name) and walker.scope is not None:
         scope = walker.scope
         found = scope.querysets.get(expr.id)

@@ -1,0 +1,5 @@
+"""ASH109 blocking-input."""
+
+
+async def confirm():
+    return input("continue? ") == "y"  # error: ASH109:12
