@@ -14,9 +14,15 @@ The script measures, alternating, ``--runs`` times each:
 * ``cold``: :func:`asgishift.audit.engine.audit_paths` with an empty cache
   directory (default mode: every file parsed);
 * ``reachable``: the same with ``whole_project=False`` (``--reachable-only``);
-* ``warm``: the same with the cache that the cold run filled.
+* ``warm``: the same with the cache that the cold run filled (an unchanged
+  tree: the last run's findings are reused);
+* ``warm-summaries``: the same after deleting the last run's findings, so
+  every cached summary is loaded and linked again (the warm path after a
+  change to any file).
 
-and prints the best time of each with its ratio to the best floor.
+and prints the best wall time of each with its ratio to the best floor, and
+the CPU time (this process plus its worker processes) with its ratio to the
+floor's: on a loaded machine the CPU ratio is the steadier of the two.
 
 Usage::
 
@@ -37,6 +43,7 @@ import concurrent.futures
 import gc
 import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -93,6 +100,37 @@ def _audit_timer(tree: Path, jobs: int, cache: str | None, whole: bool) -> Calla
     return run
 
 
+def _forget_run(cache: str, timer: Callable[[], float]) -> Callable[[], float]:
+    """Wrap ``timer`` so the run starts without the last run's findings (``*.run``).
+
+    The audit then loads every cached summary and links again: the warm path
+    after a change to any file.
+    """
+
+    def run() -> float:
+        for name in os.listdir(cache):
+            if name.endswith(".run"):
+                os.remove(os.path.join(cache, name))
+        return timer()
+
+    return run
+
+
+def _cpu() -> float:
+    """Return CPU seconds (user + system) of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _timed(run: Callable[[], float], cpu: list[float]) -> float:
+    """Run one measurement; append its CPU seconds to ``cpu``; return its wall time."""
+    before = _cpu()
+    wall = run()
+    cpu.append(_cpu() - before)
+    return wall
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure the floor and the audit on one tree; print best times and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -125,22 +163,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             profiler.runcall(timer)
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
             return 0
-        times: dict[str, list[float]] = {"floor": [], "cold": [], "reachable": [], "warm": []}
+        names = ("floor", "cold", "reachable", "warm", "warm-summaries")
+        times: dict[str, list[float]] = {name: [] for name in names}
+        cpu: dict[str, list[float]] = {name: [] for name in names}
         for run in range(args.runs):
-            times["floor"].append(floor(paths, jobs))
+            times["floor"].append(_timed(lambda: floor(paths, jobs), cpu["floor"]))
             if args.floor_only:
                 continue
             cache = os.path.join(cache_root, str(run))
-            times["cold"].append(_audit_timer(tree, jobs, cache, True)())
-            times["warm"].append(_audit_timer(tree, jobs, cache, True)())
-            times["reachable"].append(_audit_timer(tree, jobs, None, False)())
+            for name, timer in (
+                ("cold", _audit_timer(tree, jobs, cache, True)),
+                ("warm", _audit_timer(tree, jobs, cache, True)),
+                ("warm-summaries", _forget_run(cache, _audit_timer(tree, jobs, cache, True))),
+                ("reachable", _audit_timer(tree, jobs, None, False)),
+            ):
+                times[name].append(_timed(timer, cpu[name]))
         best_floor = min(times["floor"])
+        best_floor_cpu = min(cpu["floor"])
         for name, values in times.items():
             if not values:
                 continue
             best = min(values)
             shown = ", ".join(f"{v:.3f}" for v in values)
-            print(f"{name:>10}: best {best:.3f} s = {best / best_floor:.2f}x floor  ({shown})")
+            used = min(cpu[name])
+            print(
+                f"{name:>10}: best {best:.3f} s = {best / best_floor:.2f}x floor  ({shown}); "
+                f"CPU {used:.2f} s = {used / best_floor_cpu:.2f}x floor CPU"
+            )
     finally:
         shutil.rmtree(cache_root, ignore_errors=True)
     return 0

@@ -210,3 +210,50 @@ def test_worker_processes_match_in_process_parsing(tmp_path: Path) -> None:
 )
 def test_noqa_codes(line: str, expected: frozenset[str] | None) -> None:
     assert noqa_codes(line) == expected
+
+
+def test_namespace_packages_are_reached_by_their_dotted_import_name(tmp_path: Path) -> None:
+    # src/reports/ has no __init__.py (PEP 420): reports.store is importable as
+    # "reports.store" once src/ is on sys.path, and audited from the project root.
+    _write(
+        tmp_path / "src" / "reports" / "store.py",
+        "from pathlib import Path\n\n\ndef load(name):\n    return Path(name).read_text()\n",
+    )
+    _write(
+        tmp_path / "src" / "reports" / "views.py",
+        "from reports.store import load\n\n\nasync def show(name):\n    return load(name)\n",
+    )
+    result = _run(tmp_path)
+    assert [(f.path, f.code, f.chain[0].callee) for f in result.findings] == [
+        ("src/reports/store.py", "ASH105", "reports.store.load")
+    ]
+
+
+def test_unchanged_tree_reuses_the_last_run_without_linking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asgishift.audit import engine
+
+    project = tmp_path / "proj"
+    _write(project / "a.py", BLOCKING)
+    cache = tmp_path / "cache"
+    first = _run(project, cache_dir=str(cache))
+
+    def no_linking(*args: object) -> object:
+        raise AssertionError("linked although nothing changed")
+
+    monkeypatch.setattr(engine, "link", no_linking)
+    assert _run(project, cache_dir=str(cache)).findings == first.findings
+    monkeypatch.undo()
+    # A setting that can change the findings makes it another run.
+    calls: list[object] = []
+    real_link = engine.link
+
+    def counting(*args: object) -> object:
+        calls.append(args)
+        return real_link(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "link", counting)
+    other = _run(project, cache_dir=str(cache), extra_safe=["view"])
+    assert len(calls) == 1
+    assert [f.code for f in other.findings] == ["ASH101"]

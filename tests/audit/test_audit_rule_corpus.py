@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,28 @@ def test_a_helper_reached_from_two_call_sites_is_two_findings(tmp_path: Path) ->
         "more.retry",
     ]
     assert all(f.chain[-1].line == f.line for f in backoff)
+
+
+def test_flake8_async_blocking_findings_are_a_subset_of_ours(result: AuditResult) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flake8_async",
+            "--enable",
+            "ASYNC2",
+            *map(str, CORPUS.glob("*.py")),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    theirs = set()
+    for line in proc.stdout.splitlines():
+        match = re.match(r"(?P<path>.+?):(?P<line>\d+):\d+: ASYNC2\d\d ", line)
+        assert match is not None, line
+        theirs.add((Path(match["path"]).name, int(match["line"])))
+    assert theirs, "flake8-async found nothing: the comparison would be vacuous"
+    assert sorted(theirs - {(f.path, f.line) for f in result.findings}) == []

@@ -32,8 +32,8 @@ _IMPORT_RE = re.compile(
     rb"|import[ \t]+([^\n#;]+))",
     re.MULTILINE,
 )
+_COMMENT_RE = re.compile(rb"#[^\n]*")
 _ASYNC_DEF_RE = re.compile(rb"async[ \t]+def[ \t]+(\w+)")
-_SPLIT_RE = re.compile(rb"[\s,()\\]+")
 
 
 def resolve_relative(module: str, is_package: bool, level: int, name: str | None) -> str:
@@ -54,41 +54,38 @@ def resolve_relative(module: str, is_package: bool, level: int, name: str | None
     return ".".join(parts)
 
 
-def _names(chunk: bytes) -> Iterator[str]:
-    """Yield the imported names of an import list, dropping ``as`` aliases."""
-    words = [w for w in _SPLIT_RE.split(chunk) if w]
-    skip = False
-    for word in words:
-        if skip:
-            skip = False
-            continue
-        if word == b"as":
-            skip = True
-            continue
-        yield word.decode("ascii", "replace")
-
-
-def imports_by_text(source: SourceFile, data: bytes) -> Iterator[str]:
-    """Yield the dotted names a file's import statements mention.
+def imports_by_text(source: SourceFile, data: bytes) -> list[str]:
+    """Return the dotted names a file's import statements mention.
 
     :param source: the file (its module name resolves relative imports).
     :param data: its bytes.
     :return: for ``import a.b`` the name ``a.b``; for ``from m import x`` both
-        ``m`` and ``m.x`` (``x`` may be a submodule).
+        ``m`` and ``m.x`` (``x`` may be a submodule); ``as`` aliases and
+        comments are dropped.
     """
-    for match in _IMPORT_RE.finditer(data):
-        dots, base, names, plain = match.groups()
-        if plain is not None:
-            yield from _names(plain)
+    out: list[str] = []
+    for dots, base, names, plain in _IMPORT_RE.findall(data):
+        if plain:
+            for part in plain.split(b","):
+                words = part.split()
+                if words:
+                    out.append(words[0].decode("ascii", "replace"))
             continue
         module = base.decode("ascii", "replace")
         if dots:
             module = resolve_relative(source.module, source.is_package, len(dots), module or None)
         if module:
-            yield module
-        for name in _names(names):
-            if name != "*":
-                yield f"{module}.{name}" if module else name
+            out.append(module)
+            prefix = module + "."
+        else:
+            prefix = ""
+        if b"#" in names:
+            names = _COMMENT_RE.sub(b"", names)
+        for part in names.strip(b"() \t\\").split(b","):
+            words = part.split()
+            if words and words[0] != b"*":
+                out.append(prefix + words[0].decode("ascii", "replace"))
+    return out
 
 
 #: What the closure needs to know of one file, computed from its text and
@@ -125,7 +122,7 @@ def file_facts(source: SourceFile, data: bytes) -> Facts:
     """
     seed = is_seed(data)
     calls = tuple(sorted({n + b"(" for n in _ASYNC_DEF_RE.findall(data)})) if seed else ()
-    return seed, tuple(dict.fromkeys(imports_by_text(source, data))), calls
+    return seed, tuple(set(imports_by_text(source, data))), calls
 
 
 def _prefixes(names: Iterable[str]) -> Iterator[str]:
@@ -149,6 +146,9 @@ def import_closure(
     by_module: dict[str, list[SourceFile]] = {}
     for source in files:
         by_module.setdefault(source.module, []).append(source)
+    for source in files:
+        for name in source.names:
+            by_module.setdefault(name, []).append(source)
 
     def modules_named(names: Iterable[str]) -> Iterator[SourceFile]:
         # The longest module prefix is the one name resolution consults

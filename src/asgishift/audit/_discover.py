@@ -51,12 +51,17 @@ class SourceFile:
     :param rel: path relative to the root, POSIX separators.
     :param module: dotted module name derived from the package layout.
     :param is_package: the file is an ``__init__.py``.
+    :param names: other dotted names the module is importable by, through
+        directories without an ``__init__.py`` between it and the root
+        (namespace packages, PEP 420): ``src/ns/mod.py`` is ``mod``, and
+        also ``ns.mod`` and ``src.ns.mod``.
     """
 
     abspath: str
     rel: str
     module: str
     is_package: bool
+    names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -184,7 +189,15 @@ def discover(
                 break
         parts.reverse()
         module = ".".join(p for p in parts if p) or stem
-        result.files.append(SourceFile(path, rel, module, is_package))
+        names: list[str] = []
+        prefix = root_s.rstrip(os.sep) + os.sep
+        while directory.startswith(prefix):
+            directory, outer = os.path.split(directory)
+            if not outer.isidentifier():
+                break
+            parts.insert(0, outer)
+            names.append(".".join(p for p in parts if p))
+        result.files.append(SourceFile(path, rel, module, is_package, tuple(names)))
 
     for given in paths:
         start = os.path.abspath(given)

@@ -92,6 +92,8 @@ class Graph:
     :param blocking: canonical callable name to rule code (the catalogue's
         :func:`~asgishift.audit.rules.calls_index`).
     :param conditions: link-time hazard conditions by kind.
+    :param other_names: file path to the other dotted names its module is
+        importable by (:attr:`~asgishift.audit._discover.SourceFile.names`).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class Graph:
         config: AuditConfig,
         blocking: dict[str, str],
         conditions: Mapping[str, Callable[[Graph, str], bool]],
+        other_names: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.modules: dict[str, dict[str, str]] = {}
         self.funcs: dict[str, tuple[FuncInfo, str]] = {}
@@ -123,6 +126,22 @@ class Graph:
                 if cls.qualname not in self.classes:
                     self.classes[cls.qualname] = (cls, path)
                     self.members[cls.qualname] = dict(cls.members)
+        # A module importable by other names (namespace packages) answers to
+        # them too: its aliases plus its own top-level functions and classes.
+        for path, names in (other_names or {}).items():
+            if not names or path not in summaries:
+                continue
+            summary = summaries[path][0]
+            table = dict(summary.aliases)
+            for qual in (
+                *(f.qualname for f in summary.functions),
+                *(c.qualname for c in summary.classes),
+            ):
+                head, _, name = qual.rpartition(".")
+                if head == summary.module:
+                    table.setdefault(name, qual)
+            for name in names:
+                self.modules.setdefault(name, table)
         self.blocking = dict(blocking)
         for name in config.extra_blocking:
             self.blocking.setdefault(name, "ASH199")
@@ -441,6 +460,7 @@ def link(
     blocking: dict[str, str],
     conditions: Mapping[str, Callable[[Graph, str], bool]],
     checks: tuple[Callable[[Graph, Add], None], ...],
+    other_names: Mapping[str, tuple[str, ...]] | None = None,
 ) -> list[Finding]:
     """Resolve the project's call graph and return every raw finding.
 
@@ -451,10 +471,11 @@ def link(
     :param blocking: canonical callable name to rule code.
     :param conditions: link-time hazard conditions by kind.
     :param checks: whole-project checks of the rule families.
+    :param other_names: file path to the other dotted names of its module.
     :return: findings before ``noqa``/select filtering: one per hazard and
         call site in async code.
     """
-    graph = Graph(summaries, config, blocking, conditions)
+    graph = Graph(summaries, config, blocking, conditions, other_names)
     found: dict[tuple[object, ...], Finding] = {}
 
     def add(finding: Finding) -> None:

@@ -210,23 +210,23 @@ def to_plain(summary: FileSummary) -> PlainSummary:
                 f.is_async,
                 f.is_generator,
                 f.decorators,
-                _plain(f.thread_targets),
-                _plain(f.insensitive),
+                f.thread_targets,
+                f.insensitive,
                 f.is_middleware,
                 f.returns,
                 slot,
             )
         )
-        bodies.append(
-            (_plain(f.calls), _plain(f.hazards), _plain(f.discarded), _plain(f.flask_uses))
-        )
-        names.update(site.target.rsplit(".", 1)[-1] for site in f.discarded)
+        # The walker builds sites as plain tuples (:meth:`~asgishift.audit.
+        # _walk.WalkerBase.site`); hazards are named records, made plain here.
+        bodies.append((f.calls, _plain(f.hazards), f.discarded, _plain(f.flask_uses)))
+        names.update(target.rsplit(".", 1)[-1] for target, *_ in f.discarded)
     index = (
         summary.module,
         summary.aliases,
         tuple(funcs),
         tuple(tuple(c) for c in summary.classes),
-        _plain(summary.middleware_refs),
+        summary.middleware_refs,
         summary.marked,
         tuple(sorted(names)),
         summary.imported,

@@ -36,6 +36,7 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit._closure",
     "asgishift.audit._parse",
     "asgishift.audit._records",
+    "asgishift.audit._scope",
     "asgishift.audit._summary",
     "asgishift.audit._tables",
     "asgishift.audit._walk",
@@ -49,14 +50,31 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
 )
 
 
-@cache
+#: The modules whose code decides the findings made from the summaries.
+LINKER_MODULES: tuple[str, ...] = (
+    *EXTRACTOR_MODULES,
+    "asgishift.audit._link",
+    "asgishift.audit._model",
+    "asgishift.audit.engine",
+)
+
+
 def extractor_fingerprint() -> str:
     """Return a hex digest of the source of :data:`EXTRACTOR_MODULES`.
 
     :return: 16 hex digits; changes whenever any of those files changes.
     """
+    return source_fingerprint(EXTRACTOR_MODULES)
+
+
+@cache
+def source_fingerprint(modules: tuple[str, ...]) -> str:
+    """Return a hex digest of the source files of ``modules`` (dotted names).
+
+    :return: 16 hex digits; changes whenever any of those files changes.
+    """
     digest = hashlib.blake2b(digest_size=8)
-    for name in EXTRACTOR_MODULES:
+    for name in modules:
         spec = importlib.util.find_spec(name)
         origin = spec.origin if spec is not None else None
         if origin is None:  # pragma: no cover - a frozen build: fall back to the name
@@ -67,4 +85,10 @@ def extractor_fingerprint() -> str:
     return digest.hexdigest()
 
 
-__all__ = ["EXTRACTOR_MODULES", "extractor_fingerprint", "summarize"]
+__all__ = [
+    "EXTRACTOR_MODULES",
+    "LINKER_MODULES",
+    "extractor_fingerprint",
+    "source_fingerprint",
+    "summarize",
+]

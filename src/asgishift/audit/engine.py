@@ -55,10 +55,10 @@ from asgishift import __version__
 from asgishift.audit._closure import Facts, import_closure
 from asgishift.audit._discover import SourceFile, discover
 from asgishift.audit._link import link
-from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding
+from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding, Hop
 from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, Step, Task, no_gc
 from asgishift.audit._records import FileIndex, from_plain
-from asgishift.audit._summary import extractor_fingerprint
+from asgishift.audit._summary import LINKER_MODULES, extractor_fingerprint, source_fingerprint
 from asgishift.audit.rules import calls_index, conditions, link_checks
 
 logger = logging.getLogger("asgishift.audit")
@@ -130,8 +130,9 @@ _Record = tuple[str, Facts, Entry | None]
 def _summarise(
     files: list[SourceFile],
     contents: dict[str, bytes],
+    digests: dict[str, str],
     config: AuditConfig,
-    root: str,
+    cache_file: str | None,
     progress: Callable[[int, int], None] | None,
 ) -> dict[str, Entry]:
     """Return the plain summary (or error) of every file that can matter.
@@ -150,9 +151,7 @@ def _summarise(
     the second parses what the closure then asks for.
     """
     total = len(files)
-    cache_file = _cache_path(os.path.abspath(config.cache_dir), root) if config.cache_dir else None
     cache = _load_cache(cache_file) if cache_file else {}
-    digests = {source.rel: _digest(source, contents[source.rel]) for source in files}
     facts: dict[str, Facts] = {}
     entries: dict[str, Entry] = {}
     scan: list[Task] = []
@@ -343,6 +342,103 @@ def _finish(
     return out
 
 
+def _analyse(
+    files: list[SourceFile],
+    contents: dict[str, bytes],
+    digests: dict[str, str],
+    config: AuditConfig,
+    cache_file: str | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[list[Finding], list[FileError], int]:
+    """Summarise and link: return raw findings, files reported, files parsed."""
+    errors: list[FileError] = []
+    with no_gc():
+        parsed = _summarise(files, contents, digests, config, cache_file, progress)
+        summaries: dict[str, tuple[FileIndex, bytes]] = {}
+        for source in files:
+            item = parsed.get(source.rel)
+            if item is None:
+                continue  # outside the import closure of async code
+            if isinstance(item[1], bytes):
+                summaries[source.rel] = from_plain(item)
+            elif item != PARSED_ONLY:
+                line, message = item
+                errors.append(FileError(source.rel, line, message))
+        other_names = {source.rel: source.names for source in files if source.names}
+        raw = link(summaries, config, calls_index(), conditions(), link_checks(), other_names)
+    return raw, errors, len(parsed)
+
+
+def _run_key(files: list[SourceFile], digests: dict[str, str], config: AuditConfig) -> str:
+    """Return the key of a whole run: every file's digest and names, the linking settings."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(source_fingerprint(LINKER_MODULES).encode())
+    settings = (
+        sorted(config.extra_blocking),
+        sorted(config.extra_safe),
+        config.follow_chains,
+        config.whole_project,
+    )
+    h.update(repr(settings).encode())
+    for source in files:
+        h.update(f"\0{source.rel}\0{digests[source.rel]}\0{source.names}".encode())
+    return h.hexdigest()
+
+
+def _load_run(path: str, key: str) -> tuple[list[Finding], list[FileError], int] | None:
+    """Return the raw findings of a previous run with the same key, or ``None``.
+
+    A warm run over an unchanged tree then reads one small file instead of
+    every summary and links nothing.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = marshal.load(fh)
+        stored_key, findings, errors, parsed = data
+        if stored_key != key:
+            return None
+        return (
+            [
+                Finding(c, p, ln, col, el, ec, dict(args), tuple(Hop(*h) for h in chain))
+                for c, p, ln, col, el, ec, args, chain in findings
+            ],
+            [FileError(*e) for e in errors],
+            parsed,
+        )
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a corrupt or foreign memo is only a slower run
+        logger.info("ignoring unreadable audit run cache %s: %s", path, exc)
+        return None
+
+
+def _save_run(
+    path: str, key: str, findings: list[Finding], errors: list[FileError], parsed: int
+) -> None:
+    """Write the raw findings of this run for :func:`_load_run`; failures are logged."""
+    plain = [
+        (
+            f.code,
+            f.path,
+            f.line,
+            f.col,
+            f.end_line,
+            f.end_col,
+            tuple(f.args.items()),
+            tuple((h.path, h.line, h.col, h.function, h.callee) for h in f.chain),
+        )
+        for f in findings
+    ]
+    errs = [(e.path, e.line, e.message) for e in errors]
+    try:
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            marshal.dump((key, plain, errs, parsed), fh)
+        os.replace(tmp, path)
+    except (OSError, ValueError) as exc:
+        logger.warning("cannot write audit run cache %s: %s", path, exc)
+
+
 def audit_paths(
     paths: Sequence[Path],
     *,
@@ -376,19 +472,24 @@ def audit_paths(
     )
     errors = list(found.errors)
     files, contents = _read_all(found.files, config.max_file_bytes, errors)
-    with no_gc():
-        parsed = _summarise(files, contents, config, root_s, progress)
-        summaries: dict[str, tuple[FileIndex, bytes]] = {}
-        for source in files:
-            item = parsed.get(source.rel)
-            if item is None:
-                continue  # outside the import closure of async code
-            if isinstance(item[1], bytes):
-                summaries[source.rel] = from_plain(item)
-            elif item != PARSED_ONLY:
-                line, message = item
-                errors.append(FileError(source.rel, line, message))
-        raw = link(summaries, config, calls_index(), conditions(), link_checks())
+    digests = {source.rel: _digest(source, contents[source.rel]) for source in files}
+    cache_file = (
+        _cache_path(os.path.abspath(config.cache_dir), root_s) if config.cache_dir else None
+    )
+    run_file = f"{cache_file}.run" if cache_file else None
+    key = _run_key(files, digests, config)
+    memo = _load_run(run_file, key) if run_file else None
+    if memo is not None:
+        raw, file_errors, files_parsed = memo
+        if progress is not None:
+            progress(len(files), len(files))
+    else:
+        raw, file_errors, files_parsed = _analyse(
+            files, contents, digests, config, cache_file, progress
+        )
+        if run_file:
+            _save_run(run_file, key, raw, file_errors, files_parsed)
+    errors.extend(file_errors)
     findings = _finish(raw, contents, _code_filter(config))
     errors.sort(key=lambda e: (e.path, e.line))
     return AuditResult(
@@ -396,7 +497,7 @@ def audit_paths(
         errors=errors,
         files_scanned=len(files),
         root=Path(root_s).as_posix(),
-        files_parsed=len(parsed),
+        files_parsed=files_parsed,
     )
 
 

@@ -1,0 +1,173 @@
+"""Building blocks of the per-file walk: per-function state, hooks, node helpers.
+
+:class:`Scope` is the mutable state of one function while its body is walked;
+:class:`Hooks` is how rule families plug into the walk
+(:mod:`asgishift.audit._walk`).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, NamedTuple
+
+from asgishift.audit._records import Hazard, Site
+
+if TYPE_CHECKING:
+    from asgishift.audit._walk import WalkerBase
+
+
+class Scope:
+    """Mutable state of one function while its body is walked.
+
+    Rule families keep their per-function state here too: ``querysets`` and
+    ``models`` (Django ORM, :mod:`asgishift.audit.rules.orm`), ``loaded``
+    (foreign keys already read).
+    """
+
+    __slots__ = (
+        "calls",
+        "class_qual",
+        "defs",
+        "discarded",
+        "elements",
+        "flask_uses",
+        "hazards",
+        "imports",
+        "insensitive",
+        "is_async",
+        "is_generator",
+        "is_queryset_class",
+        "loaded",
+        "locals",
+        "models",
+        "parent",
+        "qualname",
+        "querysets",
+        "thread_targets",
+        "types",
+        "values",
+    )
+
+    def __init__(self, qualname: str, is_async: bool, parent: Scope | None) -> None:
+        self.qualname = qualname
+        self.is_async = is_async
+        self.parent = parent
+        self.is_generator = False
+        self.is_queryset_class = False
+        self.class_qual = ""
+        self.calls: list[Site] = []
+        self.hazards: list[Hazard] = []
+        self.discarded: list[Site] = []
+        self.thread_targets: list[Site] = []
+        self.insensitive: list[Site] = []
+        self.flask_uses: list[Hazard] = []
+        self.defs: dict[str, str] = {}
+        self.imports: dict[str, str] = {}
+        self.types: dict[str, str] = {}
+        self.elements: dict[str, str] = {}
+        self.values: dict[str, str] = {}
+        self.locals: set[str] = set()
+        # variable -> (model target, prefetched?)
+        self.querysets: dict[str, tuple[str, bool]] = {}
+        self.models: dict[str, tuple[str, bool]] = {}
+        self.loaded: set[tuple[str, str]] = set()
+
+
+class Hooks(NamedTuple):
+    """The rule families' callbacks, one tuple per walker event.
+
+    :param call: ``(walker, node, target)`` for every call in a function body,
+        ``target`` the callee's canonical name or ``None``.
+    :param attribute: ``(walker, node)`` for every attribute read.
+    :param name: ``(walker, node)`` for every name read.
+    :param iterate: ``(walker, iterable, is_async, target)`` for ``for`` loops
+        and comprehensions; ``target`` is the loop variable (``None`` in a
+        comprehension); returns ``True`` when it typed the loop variable.
+    :param test: ``(walker, expr, how)`` for truth tests (``if``/``while``/``not``).
+    :param subscript: ``(walker, node)`` for every subscript.
+    :param bind: ``(walker, name, value)`` for ``name = value``; returns
+        ``True`` when it typed the variable.
+    :param decorator: ``(walker, decorator, target, qualname, scope, is_async)``
+        for each decorator of a function, ``scope`` the decorated function's.
+    :param wrapper: ``(walker, node, target)`` for calls of a safe wrapper
+        (``sync_to_async(f, ...)``).
+    """
+
+    call: tuple[Callable[[WalkerBase, ast.Call, str | None], None], ...] = ()
+    attribute: tuple[Callable[[WalkerBase, ast.Attribute], None], ...] = ()
+    name: tuple[Callable[[WalkerBase, ast.Name], None], ...] = ()
+    iterate: tuple[Callable[[WalkerBase, ast.expr, bool, ast.expr | None], bool], ...] = ()
+    test: tuple[Callable[[WalkerBase, ast.expr, str], None], ...] = ()
+    subscript: tuple[Callable[[WalkerBase, ast.Subscript], None], ...] = ()
+    bind: tuple[Callable[[WalkerBase, str, ast.expr], bool], ...] = ()
+    decorator: tuple[Callable[[WalkerBase, ast.expr, str | None, str, Scope, bool], None], ...] = ()
+    wrapper: tuple[Callable[[WalkerBase, ast.Call, str], None], ...] = ()
+
+    def merge(self, other: Hooks) -> Hooks:
+        """Return the hooks of both, ``self``'s first."""
+        return Hooks._make(a + b for a, b in zip(self, other, strict=True))
+
+
+def pos(node: ast.expr | ast.stmt) -> tuple[int, int, int, int]:
+    """Return 1-based ``(line, col, end_line, end_col)`` of a node."""
+    end_line = node.end_lineno or node.lineno
+    end_col = (node.end_col_offset if node.end_col_offset is not None else node.col_offset) + 1
+    return node.lineno, node.col_offset + 1, end_line, end_col
+
+
+def short(expr: ast.expr) -> str:
+    """Render a call chain compactly (``Book.objects.filter(...).first``)."""
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute):
+        return f"{short(expr.value)}.{expr.attr}"
+    if isinstance(expr, ast.Call):
+        return f"{short(expr.func)}(...)"
+    if isinstance(expr, ast.Subscript):
+        return f"{short(expr.value)}[...]"
+    return "..."
+
+
+def is_false(node: ast.expr) -> bool:
+    """Return whether ``node`` is the literal ``False``."""
+    return isinstance(node, ast.Constant) and node.value is False
+
+
+def toplevel(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Yield module-level statements, looking inside ``if``/``try``/``with`` blocks."""
+    for stmt in body:
+        if isinstance(stmt, ast.If):
+            yield from toplevel(stmt.body)
+            yield from toplevel(stmt.orelse)
+        elif isinstance(stmt, ast.Try):
+            yield from toplevel(stmt.body)
+            for handler in stmt.handlers:
+                yield from toplevel(handler.body)
+            yield from toplevel(stmt.orelse)
+            yield from toplevel(stmt.finalbody)
+        elif isinstance(stmt, ast.With):
+            yield from toplevel(stmt.body)
+        else:
+            yield stmt
+
+
+def file_mode(call: ast.Call) -> tuple[bool, bool] | None:
+    """Return ``(binary, writes)`` of an ``open(...)`` call's literal mode, or ``None``."""
+    mode: ast.expr | None = None
+    for kw in call.keywords:
+        if kw.arg == "mode":
+            mode = kw.value
+    if mode is None:
+        # open(file, mode) / Path.open(mode)
+        mode = call.args[1] if len(call.args) > 1 else None
+        if mode is None and isinstance(call.func, ast.Attribute) and call.args:
+            mode = call.args[0]
+    if mode is None:
+        return (False, False)
+    if isinstance(mode, ast.Constant) and isinstance(mode.value, str):
+        return ("b" in mode.value, any(c in mode.value for c in "wax+"))
+    return None
+
+
+__all__ = ["Hooks", "Scope", "file_mode", "is_false", "pos", "short", "toplevel"]
