@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke:
         args.iterations, args.repeat = 50, 1
     from asgishift.bridge import WSGIToASGI
-    from asgishift.bridge._environ import build_environ
+    from asgishift.bridge._environ import base_environ, build_environ
+    from asgishift.bridge._files import ErrorStream, FileWrapper
     from asgishift.bridge._pool import WorkerPool
 
     n, repeat = args.iterations, args.repeat
@@ -93,8 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     rows: list[list[str]] = []
 
-    bridge = WSGIToASGI(bench_app.plain_app)
-    base = bridge._base
+    base = base_environ(ErrorStream(), FileWrapper)
 
     def environ_run() -> float:
         start = time.perf_counter()

@@ -72,6 +72,7 @@ class FakeServer:
         self.on_send = on_send
         self.sent: list[Message] = []
         self.receive_calls = 0
+        self.raised: BaseException | None = None
         self._disconnected: asyncio.Event | None = None
 
     def _event(self) -> asyncio.Event:
@@ -143,19 +144,40 @@ class FakeServer:
         return last["type"] == "http.response.body" and not last.get("more_body", False)
 
 
-def run(app: Any, scope: dict[str, Any], server: FakeServer) -> FakeServer:
-    """Run one request through ``app`` on a fresh event loop, with a deadline."""
+def run(
+    app: Any,
+    scope: dict[str, Any],
+    server: FakeServer,
+    *,
+    raises: type[BaseException] | None = None,
+) -> FakeServer:
+    """Run one request through ``app`` on a fresh event loop, with a deadline.
+
+    :param raises: the exception type the ASGI call must raise (the app's
+        exception passed on to the server); it is kept in ``server.raised``.
+        ``None``: the call must return normally.
+    """
 
     async def main() -> None:
         await asyncio.wait_for(app(scope, server.receive, server.send), DEADLINE)
 
-    asyncio.run(main())
+    if raises is None:
+        asyncio.run(main())
+        return server
+    try:
+        asyncio.run(main())
+    except raises as exc:
+        server.raised = exc
+    else:
+        raise AssertionError(f"the ASGI call did not raise {raises.__name__}")
     return server
 
 
-def request(app: Any, *chunks: bytes, **scope: Any) -> FakeServer:
+def request(
+    app: Any, *chunks: bytes, raises: type[BaseException] | None = None, **scope: Any
+) -> FakeServer:
     """Send one request with body ``chunks`` and return the finished :class:`FakeServer`."""
-    return run(app, make_scope(**scope), FakeServer(body_messages(*chunks)))
+    return run(app, make_scope(**scope), FakeServer(body_messages(*chunks)), raises=raises)
 
 
 class Gate:

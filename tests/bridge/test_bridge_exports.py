@@ -7,7 +7,12 @@ import asgishift.bridge as bridge
 
 def test_all_is_sorted_and_complete() -> None:
     assert bridge.__all__ == sorted(bridge.__all__)
-    assert set(bridge.__all__) == {"BridgeOptions", "ClientDisconnected", "WSGIToASGI"}
+    assert set(bridge.__all__) == {
+        "BridgeOptions",
+        "ClientDisconnected",
+        "HybridRouter",
+        "WSGIToASGI",
+    }
 
 
 def test_public_names_report_the_public_module() -> None:

@@ -1,4 +1,4 @@
-"""Sans-IO tests of scope → environ translation and response checks (``_environ``)."""
+"""Sans-IO tests of scope → environ (``_environ``) and response checks (``_response``)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ from typing import Any
 import pytest
 from bridge_harness import make_scope
 
-from asgishift.bridge._environ import (
-    base_environ,
-    build_environ,
-    check_status,
-    decode_path,
-    encode_headers,
-)
+from asgishift.bridge._environ import base_environ, build_environ, decode_path
 from asgishift.bridge._errors import BadRequest, InvalidResponse
+from asgishift.bridge._response import check_status, encode_headers
 
 BASE = base_environ(errors=None, file_wrapper=None)
 
@@ -251,7 +246,9 @@ def test_encode_headers_lowercases_names_and_keeps_values() -> None:
         pytest.param([("X-A", 1)], id="int-value"),
         pytest.param([(b"X-A", "1")], id="bytes-name"),
         pytest.param([("X-A", "1", "2")], id="triple"),
-        pytest.param((("X-A", "1"),), id="tuple-of-headers"),
+        pytest.param([["X-A"]], id="one-item-list"),
+        pytest.param("X-A: 1", id="str-of-headers"),
+        pytest.param({"X-A": "1"}, id="dict-of-headers"),
     ],
 )
 def test_encode_headers_refuses(headers: Any) -> None:

@@ -13,7 +13,7 @@ import pytest
 from bridge_harness import DEADLINE, FakeServer, make_scope
 
 from asgishift.bridge import WSGIToASGI
-from asgishift.bridge._request import Inbox, Request
+from asgishift.bridge._inbox import Inbox
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ class Recorder:
         self.expected = expected
         self.all_in = asyncio.Event()
 
-    def _wake(self, item: tuple[Any, ...]) -> None:
+    def wake(self, item: tuple[Any, ...]) -> None:
         self.sink.append((self.name, item))
         if len(self.sink) == self.expected:
             self.all_in.set()
@@ -76,7 +76,7 @@ def test_every_item_from_many_threads_is_delivered_exactly_once(
         def worker(index: int) -> None:
             barrier.wait(DEADLINE)
             for n in range(per_thread):
-                inbox.post(recorder, ("item", index, n))  # type: ignore[arg-type]
+                inbox.post(recorder, ("item", index, n))
 
         workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
         for thread in workers:
@@ -102,7 +102,7 @@ def test_every_item_from_many_threads_is_delivered_exactly_once(
 @pytest.mark.parametrize("kind", LOOPS)
 def test_a_failing_delivery_does_not_strand_the_items_after_it(kind: str) -> None:
     class Broken:
-        def _wake(self, item: tuple[Any, ...]) -> None:
+        def wake(self, item: tuple[Any, ...]) -> None:
             raise ValueError("broken request")
 
     async def main() -> tuple[list[tuple[str, tuple[Any, ...]]], list[dict[str, Any]]]:
@@ -112,8 +112,8 @@ def test_a_failing_delivery_does_not_strand_the_items_after_it(kind: str) -> Non
         inbox = Inbox(loop)
         sink: list[tuple[str, tuple[Any, ...]]] = []
         recorder = Recorder("ok", sink, 1)
-        inbox.post(Broken(), ("first",))  # type: ignore[arg-type]
-        inbox.post(recorder, ("second",))  # type: ignore[arg-type]
+        inbox.post(Broken(), ("first",))
+        inbox.post(recorder, ("second",))
         await asyncio.wait_for(recorder.all_in.wait(), DEADLINE)
         return sink, reported
 
@@ -129,7 +129,7 @@ def test_posting_to_a_closed_loop_raises_and_leaves_no_drain_pending(kind: str) 
     inbox = Inbox(loop)
     loop.close()
     with pytest.raises(RuntimeError):
-        inbox.post(Recorder("r", [], 1), ("item",))  # type: ignore[arg-type]
+        inbox.post(Recorder("r", [], 1), ("item",))
     assert inbox.scheduled is False
 
 
@@ -151,10 +151,9 @@ def test_requests_on_one_loop_share_an_inbox_and_a_new_loop_gets_its_own() -> No
 
     async def two_requests() -> tuple[Inbox, Inbox]:
         server = FakeServer()
-        environ = {"REQUEST_METHOD": "GET"}
-        first = Request(bridge, make_scope(), environ, server.receive, server.send)
-        second = Request(bridge, make_scope(), environ, server.receive, server.send)
-        return first.inbox, second.inbox
+        await asyncio.wait_for(bridge(make_scope(), server.receive, server.send), DEADLINE)
+        assert server.body == b"hi"
+        return bridge._inbox_for(), bridge._inbox_for()
 
     first, second = run_on("asyncio", two_requests())
     assert first is second

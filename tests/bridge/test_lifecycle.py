@@ -361,15 +361,27 @@ def test_invalid_arguments_refused(kwargs: dict[str, Any], needle: str) -> None:
 
 
 def test_timeout_arriving_while_an_item_is_pending_is_not_lost() -> None:
+    from asgishift.bridge import BridgeOptions
+    from asgishift.bridge._inbox import Inbox
+    from asgishift.bridge._pool import WorkerPool
     from asgishift.bridge._request import _SEND, _TIMEOUT, Request
 
     async def main() -> tuple[Any, Any]:
         server = FakeServer()
         scope = make_scope()
-        bridge = WSGIToASGI(gated_app(Gate()))
-        req = Request(bridge, scope, {"REQUEST_METHOD": "GET"}, server.receive, server.send)
-        req._wake((_SEND, ()))  # the worker's item, not yet taken by serve()
-        req._wake((_TIMEOUT,))  # the timer fires in the same loop iteration
+        inbox = Inbox(asyncio.get_running_loop())
+        req = Request(
+            gated_app(Gate()),
+            BridgeOptions(),
+            WorkerPool(1, 0),
+            inbox,
+            scope,
+            {"REQUEST_METHOD": "GET"},
+            server.receive,
+            server.send,
+        )
+        req.wake((_SEND, ()))  # the worker's item, not yet taken by serve()
+        req.wake((_TIMEOUT,))  # the timer fires in the same loop iteration
         first = await req.waiter
         req.waiter = asyncio.get_running_loop().create_future()  # what serve() does next
         second = await asyncio.wait_for(req.waiter, DEADLINE)
@@ -482,23 +494,23 @@ def test_server_refusing_a_message_is_logged_and_stops_the_app(
     closed = threading.Event()
 
     def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
-        start_response("200 OK", [("Content-Length", "3")])
+        start_response("200 OK", [])
         try:
             yield b"abc"
-            yield b"too much"
+            yield b"refused"
             yield b"never pulled"
         finally:
             closed.set()
 
     async def strict_send(message: Message) -> None:
-        if message.get("body") == b"too much":
-            raise RuntimeError("Response content longer than Content-Length")
+        if message.get("body") == b"refused":
+            raise RuntimeError("the server refuses this message")
 
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
         server = run(WSGIToASGI(app), make_scope(), FakeServer(on_send=strict_send))
     assert closed.is_set()
     assert server.body == b"abc"
-    assert "longer than Content-Length" in caplog.text
+    assert "the server refuses this message" in caplog.text
 
 
 def test_lifespan_shutdown_gives_up_after_shutdown_timeout(

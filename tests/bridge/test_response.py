@@ -13,6 +13,7 @@ from bridge_harness import FakeServer, Gate, body_messages, make_scope, request,
 
 from asgishift._types import Message
 from asgishift.bridge import WSGIToASGI
+from asgishift.bridge._errors import InvalidResponse
 
 Environ = dict[str, Any]
 
@@ -105,24 +106,27 @@ def test_headers_wait_for_first_non_empty_chunk() -> None:
         yield b""
         raise RuntimeError("failed before any body")
 
-    server = request(WSGIToASGI(app))
+    server = request(WSGIToASGI(app), raises=RuntimeError)
     assert server.status == 500
 
 
-def test_exception_before_body_is_500_with_logged_traceback(
+def test_exception_before_body_is_500_then_raised_for_the_server(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def app(environ: Environ, start_response: Any) -> list[bytes]:
         raise ValueError("boom in the view")
 
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
-        server = request(WSGIToASGI(app), path="/broken", raw_path=b"/broken")
+        server = request(WSGIToASGI(app), path="/broken", raw_path=b"/broken", raises=ValueError)
     assert server.status == 500
     assert server.complete
-    records = [r for r in caplog.records if r.name == "asgishift.bridge" and r.exc_info]
-    assert records, caplog.text
-    assert "boom in the view" in caplog.text
+    assert str(server.raised) == "boom in the view"
+    # One line naming the request; the traceback is the server's to log (once).
+    records = [r for r in caplog.records if r.name == "asgishift.bridge"]
+    assert len(records) == 1, caplog.text
     assert "/broken" in records[0].getMessage()
+    assert "boom in the view" in records[0].getMessage()
+    assert records[0].exc_info is None
 
 
 def test_exception_after_body_started_cuts_response(caplog: pytest.LogCaptureFixture) -> None:
@@ -137,7 +141,7 @@ def test_exception_after_body_started_cuts_response(caplog: pytest.LogCaptureFix
             closed.append(True)
 
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
-        server = request(WSGIToASGI(app))
+        server = request(WSGIToASGI(app), raises=ValueError)
     assert server.status == 200
     assert not server.complete
     assert "midway" in caplog.text
@@ -179,11 +183,11 @@ def test_misbehaving_app_gets_500_and_log(
         return iterable
 
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
-        server = request(WSGIToASGI(app))
+        server = request(WSGIToASGI(app), raises=InvalidResponse)
     assert server.status == 500
     assert b"Set-Cookie" not in b"".join(v for _, v in server.start["headers"])
     assert needle in caplog.text
-    assert any(r.exc_info for r in caplog.records)
+    assert needle in str(server.raised)
     if misbehaviour not in {"twice", "crlf", "bad-status", "write-str"}:
         assert iterable.closed == 1
 
@@ -215,7 +219,7 @@ def test_exc_info_after_headers_sent_reraises(caplog: pytest.LogCaptureFixture) 
         yield b"never"
 
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
-        server = request(WSGIToASGI(app))
+        server = request(WSGIToASGI(app), raises=KeyError)
     assert server.status == 200
     assert server.body == b"first"
     assert not server.complete
@@ -353,7 +357,7 @@ def test_close_called_once_when_iteration_raises() -> None:
         start_response("200 OK", [])
         return iterable
 
-    server = request(WSGIToASGI(app))
+    server = request(WSGIToASGI(app), raises=RuntimeError)
     assert server.status == 500
     assert iterable.closed == 1
 
@@ -473,7 +477,7 @@ def test_head_error_response_has_no_body() -> None:
     def app(environ: Environ, start_response: Any) -> list[bytes]:
         raise ValueError("boom")
 
-    server = request(WSGIToASGI(app), method="HEAD")
+    server = request(WSGIToASGI(app), method="HEAD", raises=ValueError)
     assert server.status == 500
     assert server.body == b""
     assert server.headers[b"content-length"] != b"0"  # the length a GET would get

@@ -131,3 +131,22 @@ def test_bad_flag_values_are_usage_errors(flag: str, value: str) -> None:
     assert result.returncode == 2
     assert f"argument {flag}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_missing_mount_names_the_mount() -> None:
+    result = run_serve(
+        "serve_apps:wsgi_app", "--mount", "/api=serve_apps:no_api", "--port", str(free_port())
+    )
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert "--mount /api=serve_apps:no_api: module 'serve_apps'" in line
+    assert "has no attribute 'no_api'" in line
+
+
+def test_hook_that_is_not_callable_is_a_usage_error() -> None:
+    result = run_serve(
+        "serve_apps:wsgi_app", "--on-startup", "serve_apps:not_an_app", "--port", str(free_port())
+    )
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--on-startup serve_apps:not_an_app is a dict, not a function" in line

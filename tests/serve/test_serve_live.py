@@ -179,3 +179,31 @@ def test_python_api_serves_an_app_object(server: str) -> None:
         "/api",
     )
     assert banner.groups() == ("<function object>", f"{srv.url}/py")
+
+
+@pytest.mark.live
+def test_bridge_flags_reach_the_bridge_in_every_worker() -> None:
+    # --workers 2 sends the whole ServeConfig to the worker processes through
+    # the environment: the bridge options and the mount must survive it.
+    argv = _serve(
+        "uvicorn",
+        "serve_apps:wsgi_app",
+        "--workers",
+        "2",
+        "--max-body-size",
+        "10",
+        "--mount",
+        "/asgi=serve_apps:asgi_app",
+    )
+    with live_server("uvicorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        srv.wait_for_log(r"2 workers")
+        statuses = set()
+        mounted = set()
+        for _ in range(20):
+            with httpx.Client() as client:
+                statuses.add(client.post(f"{srv.url}/upload", content=b"x" * 100).status_code)
+                small = client.post(f"{srv.url}/upload", content=b"x" * 5).json()
+                mounted.add(client.get(f"{srv.url}/asgi/y").json()["root_path"])
+    assert statuses == {413}
+    assert small["interface"] == "wsgi"
+    assert mounted == {"/asgi"}

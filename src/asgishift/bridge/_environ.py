@@ -1,4 +1,4 @@
-"""Translate an ASGI HTTP scope into a PEP 3333 environ and check WSGI responses.
+"""Translate an ASGI HTTP scope into a PEP 3333 environ (the request side, pure).
 
 This module is pure: no I/O, no threads, no event loop, no logging. Every
 function takes plain values and returns plain values (or raises), so it can be
@@ -13,20 +13,17 @@ arrive on every request.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from asgishift._types import Environ
-from asgishift.bridge._errors import BadRequest, InvalidResponse
+from asgishift.bridge._errors import BadRequest
 
 __all__ = [
     "base_environ",
     "build_environ",
-    "check_status",
     "decode_path",
-    "encode_headers",
 ]
 
 # Header-name caches are bounded so that a client sending endless distinct
@@ -38,17 +35,6 @@ _KEY_CACHE: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
 }
-
-#: WSGI response header name -> lowercase bytes for ``http.response.start``.
-_NAME_CACHE: dict[str, bytes] = {}
-
-#: Status line -> status code.
-_STATUS_CACHE: dict[str, int] = {}
-
-# RFC 9110 section 5.6.2: token = 1*tchar.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Bytes that would split or truncate a header line (response splitting).
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 
 def base_environ(errors: Any, file_wrapper: Any) -> Environ:
@@ -210,75 +196,3 @@ def build_environ(scope: Mapping[str, Any], base: Environ) -> Environ:
         environ["CONTENT_LENGTH"] = length
     environ["SERVER_NAME"], environ["SERVER_PORT"] = _server_address(scope, environ)
     return environ
-
-
-def check_status(status: object) -> int:
-    """Validate a PEP 3333 status line such as ``"200 OK"`` and return its code.
-
-    :param status: what the app passed to ``start_response``.
-    :return: the status code (100-999).
-    :raise InvalidResponse: if ``status`` is not a ``str`` of three digits,
-        optionally followed by a space and a reason phrase without CR, LF or NUL.
-    """
-    code = _STATUS_CACHE.get(status) if type(status) is str else None
-    if code is not None:
-        return code
-    if not isinstance(status, str):
-        raise InvalidResponse(f"status must be a str like '200 OK', got {status!r}")
-    digits = status[:3]
-    if (
-        len(digits) != 3
-        or not (digits.isascii() and digits.isdigit())
-        or (len(status) > 3 and status[3] != " ")
-        or digits[0] == "0"
-        or _BAD_VALUE.search(status)
-    ):
-        raise InvalidResponse(f"status must look like '200 OK', got {status!r}")
-    code = int(digits)
-    if len(_STATUS_CACHE) < _CACHE_LIMIT:
-        _STATUS_CACHE[status] = code
-    return code
-
-
-def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
-    """Validate WSGI response headers and encode them for ``http.response.start``.
-
-    Names are lowercased as the ASGI HTTP spec requires; values are kept as
-    they are. PEP 3333 allows latin-1 text only.
-
-    :param headers: what the app passed to ``start_response``: a list of
-        ``(name, value)`` tuples of ``str``.
-    :return: a list of ``(name, value)`` byte pairs.
-    :raise InvalidResponse: for a non-list, a malformed pair, a name that is not
-        an RFC 9110 token, a value containing CR, LF or NUL (response
-        splitting), or text outside latin-1.
-    """
-    if not isinstance(headers, list):
-        raise InvalidResponse(f"response headers must be a list, got {type(headers).__name__}")
-    names = _NAME_CACHE
-    out: list[tuple[bytes, bytes]] = []
-    for item in headers:
-        if not isinstance(item, tuple) or len(item) != 2:
-            raise InvalidResponse(f"each response header must be a (name, value) tuple: {item!r}")
-        name, value = item
-        bname = names.get(name) if type(name) is str else None
-        if bname is None:
-            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-                raise InvalidResponse(f"invalid response header name {name!r}")
-            bname = name.lower().encode("ascii")
-            if len(names) < _CACHE_LIMIT:
-                names[name] = bname
-        if not isinstance(value, str):
-            raise InvalidResponse(f"response header {name!r} value must be str, got {value!r}")
-        # isprintable() is a fast pre-check: the regex runs only for values
-        # with tabs, control or non-ASCII characters.
-        if not value.isprintable() and _BAD_VALUE.search(value):
-            raise InvalidResponse(f"response header {name!r} contains CR, LF or NUL: {value!r}")
-        try:
-            bvalue = value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise InvalidResponse(
-                f"response header {name!r} is not latin-1 (PEP 3333 'Unicode Issues'): {value!r}"
-            ) from None
-        out.append((bname, bvalue))
-    return out

@@ -1,27 +1,27 @@
-"""One HTTP request through the bridge: the event-loop side and the worker side.
+"""One HTTP request through ``WSGIToASGI``: the hand-off between event loop and worker.
+
+This module moves items between the two threads; it holds no protocol rules.
+What the response may look like is decided by the pure modules
+(:mod:`._wsgi_response`, :mod:`._response`, :mod:`._error_response`) and the
+request's states are the enums of :mod:`._state`.
 
 Strategy: all ``send``/``receive`` calls happen in one coroutine,
 :meth:`Request.serve`, so a disconnect, a timeout or a cancellation is
 handled in one place and always releases a waiting worker. The worker thread
 never touches the loop's objects directly: it posts an item (``_SEND``,
-``_RECEIVE``, ``_DONE``) to the loop's :class:`Inbox` and, for the first two,
-blocks on a lock until :meth:`Request.serve` replies. See
+``_RECEIVE``, ``_DONE``) to the loop's :class:`~._inbox.Inbox` and, for the
+first two, blocks on a lock until :meth:`Request.serve` replies. See
 ``_wsgi_to_asgi.py`` for the fast path this serves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
-import os
-import sys
 import threading
-import weakref
-from collections import deque
 from collections.abc import Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from asgishift._types import (
     Environ,
@@ -31,295 +31,178 @@ from asgishift._types import (
     Scope,
     Send,
     WriteCallable,
+    WSGIApp,
 )
-from asgishift.bridge._environ import check_status, encode_headers
+from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
 from asgishift.bridge._files import FileWrapper
+from asgishift.bridge._inbox import Inbox
+from asgishift.bridge._options import BridgeOptions
+from asgishift.bridge._pool import WorkerPool
+from asgishift.bridge._response import CONNECTION_CLOSE, must_close
+from asgishift.bridge._server_io import drain_body, send_messages
+from asgishift.bridge._state import (
+    ABORTED,
+    CLOSED,
+    COMPLETE,
+    OPEN,
+    PARTIAL,
+    STARTED,
+    TOO_LARGE,
+    UNREAD,
+    BodyPhase,
+    Event,
+    advance,
+)
+from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse
 
-if TYPE_CHECKING:
-    from asgishift.bridge._wsgi_to_asgi import WSGIToASGI
-
-__all__ = ["Inbox", "Request", "send_simple", "simple_response"]
+__all__ = ["Request"]
 
 logger = logging.getLogger("asgishift.bridge")
 
 _T = TypeVar("_T")
 
 # Kinds of item the worker posts to the loop (compared by identity).
-_DONE: Final = "done"  # (kind, messages or None): no reply expected
+_DONE: Final = "done"  # (kind, messages or None, exception or None): no reply expected
 _SEND: Final = "send"  # (kind, messages): reply None or an exception
 _RECEIVE: Final = "receive"  # (kind,): reply (body, more_body) or an exception
 _TIMEOUT: Final = "timeout"  # posted by the request_timeout timer
 
-#: Statuses whose responses never carry a body (RFC 9110 sections 15.2, 15.3.5, 15.4.5).
-_NO_BODY_STATUS = frozenset({*range(100, 200), 204, 304})
-_PATHSEND = "http.response.pathsend"
-_WORKER_POLL = 5.0  # seconds between checks that the loop still runs
-
-
-def simple_response(
-    status: int, reason: str, extra: list[tuple[bytes, bytes]] | None = None
-) -> tuple[Message, Message]:
-    """Build the two ASGI messages of a short plain-text error response."""
-    body = f"{status} {reason}\n".encode()
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        *(extra or []),
-    ]
-    return (
-        {"type": "http.response.start", "status": status, "headers": headers},
-        {"type": "http.response.body", "body": body},
-    )
-
-
-async def send_simple(send: Send, messages: tuple[Message, Message], head: bool) -> None:
-    """Send a response built by :func:`simple_response`, bodiless for HEAD."""
-    await send(messages[0])
-    await send({"type": "http.response.body"} if head else messages[1])
-
-
-class Inbox:
-    """Carry items from worker threads to one event loop, one wake-up per batch.
-
-    ``loop.call_soon_threadsafe`` costs a self-pipe write (a syscall, during
-    which the worker drops the GIL) and, on the loop, a wake-up per call. When
-    many workers finish at once (100 requests blocked in the same 0.1 s sleep)
-    that is 100 writes and up to 100 loop iterations. Here a worker appends its
-    item to a deque and wakes the loop only when no drain is scheduled; the
-    drain clears the flag *before* it empties the deque, so an item appended
-    after the clear schedules a new drain (at worst a spurious, empty one) and
-    an item appended before it is seen by this drain: nothing is lost.
-    ``deque.append``/``popleft`` are atomic, and a lost race on the flag only
-    costs an extra drain.
-
-    On a pure-asyncio selector loop (POSIX) the wake-up is a byte on the
-    inbox's own non-blocking pipe, watched with ``loop.add_reader``: asyncio's
-    own self-pipe path allocates a handle per call and reads its socket until
-    ``EAGAIN`` (two ``recv`` calls and an exception per wake-up), which costs
-    about 2.5 µs more per round trip. The pipe's descriptors are closed when
-    the inbox is garbage-collected, which cannot happen while its loop's
-    selector still holds the reader, i.e. before the loop is closed. Other
-    loops (uvloop, whose ``call_soon_threadsafe`` is already cheap, Windows'
-    proactor) use ``call_soon_threadsafe``.
-
-    Correctness does not need one inbox per loop (each drains its own
-    deque); :class:`~asgishift.bridge.WSGIToASGI` keeps the last one it used
-    so that concurrent requests share it.
-
-    :param loop: the running event loop that runs :meth:`Request.serve`;
-        create the inbox on that loop's thread.
-    :raise OSError: if the pipe cannot be created (out of descriptors).
-    """
-
-    __slots__ = ("__weakref__", "_finalizer", "_read_fd", "_write_fd", "items", "loop", "scheduled")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.items: deque[tuple[Request, tuple[Any, ...]]] = deque()
-        self.scheduled = False
-        self._read_fd = -1
-        self._write_fd = -1
-        self._finalizer: weakref.finalize[Any, Any] | None = None
-        if sys.platform != "win32" and isinstance(loop, asyncio.SelectorEventLoop):
-            read_fd, write_fd = os.pipe()
-            # Closed with the inbox; a finalizer holds no reference to it.
-            self._finalizer = weakref.finalize(self, _close_fds, read_fd, write_fd)
-            os.set_blocking(read_fd, False)
-            # A full pipe must never block a worker: a wake-up is pending then.
-            os.set_blocking(write_fd, False)
-            loop.add_reader(read_fd, self._readable)
-            self._read_fd = read_fd
-            self._write_fd = write_fd
-
-    def post(self, request: Request, item: tuple[Any, ...]) -> None:
-        """Queue ``item`` for ``request`` and wake the loop if needed (any thread).
-
-        :raise RuntimeError: if the loop is closed.
-        """
-        if self._write_fd < 0:
-            self.items.append((request, item))
-            if not self.scheduled:
-                self.scheduled = True
-                try:
-                    self.loop.call_soon_threadsafe(self.drain)
-                except BaseException:
-                    self.scheduled = False
-                    raise
-            return
-        if self.loop.is_closed():
-            raise RuntimeError("Event loop is closed")
-        self.items.append((request, item))
-        if not self.scheduled:
-            self.scheduled = True
-            try:  # noqa: SIM105 (hot path: try is free, suppress() allocates)
-                os.write(self._write_fd, b"\0")
-            except BlockingIOError:
-                pass  # the pipe is full of wake-ups the loop has not read yet
-
-    def _readable(self) -> None:
-        """Consume the pipe's wake-up bytes and drain (the loop's reader callback)."""
-        try:  # noqa: SIM105 (hot path: try is free, suppress() allocates)
-            os.read(self._read_fd, 4096)
-        except BlockingIOError:
-            pass  # readiness without data: drain anyway, it is harmless
-        self.drain()
-
-    def drain(self) -> None:
-        """Deliver every queued item to its request (runs on the loop)."""
-        self.scheduled = False  # first: a later post() wakes the loop again
-        items = self.items
-        popleft = items.popleft
-        while items:
-            request, item = popleft()
-            try:
-                request._wake(item)
-            except Exception as exc:  # one bad item must not strand the others
-                message = "asgishift bridge: delivering a worker item failed"
-                self.loop.call_exception_handler({"message": message, "exception": exc})
-
-
-def _close_fds(*fds: int) -> None:
-    """Close an :class:`Inbox`'s pipe (its finalizer)."""
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+_PATHSEND: Final = "http.response.pathsend"
+_WORKER_POLL: Final = 5.0  # seconds between checks that the loop still runs
 
 
 class Request:
     """Carry one HTTP request: the loop side (:meth:`serve`) and the worker side (:meth:`run`).
 
-    :param bridge: the :class:`~asgishift.bridge.WSGIToASGI` serving it (its
-        pool, limits and WSGI app).
+    :param app: the PEP 3333 application.
+    :param options: the bridge's settings (limits in bytes, timeouts in seconds).
+    :param pool: the worker pool the app runs on.
+    :param inbox: the worker→loop channel of the running loop.
     :param scope: the ASGI HTTP scope (read for ``extensions`` only).
-    :param environ: the environ, ``wsgi.input`` already set.
+    :param environ: the environ, ``wsgi.input`` set by the caller.
     :param receive: the server's ``receive`` (ASGI HTTP spec).
     :param send: the server's ``send``.
+    :param body: whether the server has more body messages (``PARTIAL``) or not.
+    :param received: request body bytes already taken from the server.
 
-    Create it on the event loop, after the first ``http.request`` message, and
-    ``await`` :meth:`serve`; it returns once the response is complete, cut
-    short, or refused (503).
+    Create it on the inbox's event loop and ``await`` :meth:`serve`; it returns
+    once the response is complete, cut short, or refused (503), and raises the
+    app's exception, if any, after the error response went out.
     """
 
     __slots__ = (
-        "aborted",
-        "body_chunks",
-        "body_complete",
-        "bridge",
-        "buffered",
-        "content_length",
+        "app",
+        "body",
         "context",
         "environ",
-        "finished",
-        "headers",
-        "headers_sent",
-        "in_memory",
         "inbox",
         "loop",
-        "no_body",
+        "method",
+        "options",
         "pathsend",
-        "pending",
+        "phase",
+        "pool",
         "receive",
         "received",
         "reply",
-        "scope",
+        "response",
         "send",
-        "started",
-        "status",
-        "too_large",
         "waiter",
         "worker_lock",
     )
 
     def __init__(
-        self, bridge: WSGIToASGI, scope: Scope, environ: Environ, receive: Receive, send: Send
+        self,
+        app: WSGIApp,
+        options: BridgeOptions,
+        pool: WorkerPool,
+        inbox: Inbox,
+        scope: Scope,
+        environ: Environ,
+        receive: Receive,
+        send: Send,
+        body: BodyPhase = COMPLETE,
+        received: int = 0,
     ) -> None:
-        self.bridge = bridge
-        self.scope = scope
+        self.app = app
+        self.options = options
+        self.pool = pool
+        self.inbox = inbox
+        self.loop = loop = inbox.loop
         self.environ = environ
         self.receive = receive
         self.send = send
-        try:
-            self.loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                "asgishift's WSGIToASGI needs an asyncio event loop (uvloop is fine); "
-                "this server runs another one: with hypercorn use --worker-class asyncio "
-                "or uvloop, not trio"
-            ) from None
-        inbox = bridge._inbox
-        if inbox is None or inbox.loop is not self.loop:
-            inbox = bridge._inbox = Inbox(self.loop)
-        self.inbox = inbox
+        self.method: str = environ["REQUEST_METHOD"]
         self.context = contextvars.copy_context()
-        self.waiter: asyncio.Future[tuple[Any, ...]] = self.loop.create_future()
+        self.waiter: asyncio.Future[tuple[Any, ...]] = loop.create_future()
         self.worker_lock: threading.Lock | None = None
         self.reply: Any = None
-        self.pending = False  # the worker waits for a reply to an item the loop took
-        self.finished = False  # serve() no longer takes items
-        self.aborted = False  # client gone, timed out or cancelled: the worker stops
-        self.body_complete = False
-        self.received = 0
-        self.too_large = False
-        self.status: int | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.headers_sent = False
-        self.started = False  # loop side: the response start went through (timeout over)
-        self.no_body = environ["REQUEST_METHOD"] == "HEAD"
-        self.in_memory = False  # the iterable holds the whole body already
-        self.content_length: int | None = None
-        self.body_chunks: list[bytes] = []
-        self.buffered = 0
-        self.pathsend = _PATHSEND in (scope.get("extensions") or ())
+        self.phase = OPEN
+        self.body = body
+        self.received = received
+        self.response = WSGIResponse(self.method, options.buffer_size)
+        extensions = scope.get("extensions")
+        self.pathsend = extensions is not None and _PATHSEND in extensions
 
     # ------------------------------------------------------------------ loop side
 
     async def serve(self) -> None:
-        """Dispatch the request to the pool and carry out what the worker posts."""
-        bridge = self.bridge
-        head = self.no_body  # before start_response, no_body means HEAD
+        """Dispatch the request to the pool and carry out what the worker posts.
+
+        :raise Exception: the app's exception, after its 500 (or the cut-short
+            response) went out, as Starlette's ``ServerErrorMiddleware`` does, so
+            the server logs it and test clients re-raise it.
+        """
+        options = self.options
         loop = self.loop
+        pool = self.pool
         timer = None
-        if bridge.request_timeout is not None:
-            timer = loop.call_later(bridge.request_timeout, self._wake, (_TIMEOUT,))
-        watcher: asyncio.Task[None] | None = None
+        if options.request_timeout is not None:
+            timer = loop.call_later(options.request_timeout, self.wake, (_TIMEOUT,))
         # submit() comes last: the woken worker competes for the GIL with
         # whatever this thread still does before parking in the selector.
-        if not bridge._pool.submit(self.run):
+        if not pool.submit(self.run):
             if timer is not None:
                 timer.cancel()
+            self.phase = CLOSED
             logger.warning(
                 "503 Service Unavailable: %d workers busy and %d requests queued "
                 "(raise max_workers or max_queue)",
-                bridge._pool.max_workers,
-                bridge._pool.max_queue,
+                pool.max_workers,
+                pool.max_queue,
             )
-            # Fresh messages each time: a server may keep or alter what it is sent.
-            unavailable = simple_response(503, "Service Unavailable", [bridge._retry_after_header])
-            await send_simple(self.send, unavailable, head)
+            await self._send_error(503, (b"retry-after", str(options.retry_after).encode()))
+            await self._finish_body()
             return
-        pool = bridge._pool
-        if self.body_complete and pool.in_flight > pool.threads:
+        watcher: asyncio.Task[None] | None = None
+        if self.body is COMPLETE and pool.in_flight > pool.threads:
             # Queued behind busy workers: notice a client that gives up
             # waiting, so its app never runs (see run()).
             watcher = loop.create_task(self._watch_disconnect())
+        pending = False  # the worker waits for a reply to an item taken here
+        sending = False  # send() was called: too late for a 504
+        error: BaseException | None = None
         try:
             while True:
                 item = await self.waiter
                 kind = item[0]
                 if kind is _DONE:
-                    self.finished = True
-                    await self._send_final(item[1])
-                    return
+                    self.phase = CLOSED
+                    if item[1]:
+                        await send_messages(self.send, item[1])
+                    error = item[2]
+                    break
                 self.waiter = loop.create_future()
+                pending = True
                 if kind is _SEND:
-                    self.pending = True
-                    if watcher is None and self.body_complete:
+                    if watcher is None and self.body is COMPLETE:
                         watcher = loop.create_task(self._watch_disconnect())
                     reply: Any = None
                     try:
-                        if self.aborted:  # the watcher saw the client leave
+                        if self.phase is ABORTED:  # the watcher saw the client leave
                             raise ConnectionResetError("the client disconnected")
+                        sending = True
                         if timer is None:
                             for message in item[1]:
                                 await self.send(message)
@@ -329,41 +212,45 @@ class Request:
                             await self._before_deadline(self._send_all(item[1]))
                             timer.cancel()
                             timer = None
-                            self.started = True
+                            self.phase = advance(self.phase, Event.START)
                     except Exception as exc:  # whatever the server raises, the client is gone
                         if not isinstance(exc, OSError):
-                            # Not a plain disconnect: the server refused the
-                            # message (e.g. more bytes than Content-Length).
+                            # Not a plain disconnect: the server refused the message.
                             logger.error("the ASGI server refused a response message", exc_info=exc)
-                        self.aborted = True
+                        self.phase = advance(self.phase, Event.ABORT)
                         reply = ClientDisconnected(f"send() failed: {exc!r}")
                         reply.__cause__ = exc
+                    pending = False
                     self._reply(reply)
                 elif kind is _RECEIVE:
-                    self.pending = True
                     if timer is None:
-                        self._reply(await self._receive_body())
+                        got = await self._receive_body()
                     else:
                         try:
-                            self._reply(await self._before_deadline(self._receive_body()))
+                            got = await self._before_deadline(self._receive_body())
                         except TimeoutError as exc:
-                            self.aborted = True
-                            self._reply(ClientDisconnected(str(exc)))
+                            self.phase = advance(self.phase, Event.ABORT)
+                            got = ClientDisconnected(str(exc))
+                    pending = False
+                    self._reply(got)
                 else:  # _TIMEOUT
-                    self.finished = True
-                    self.aborted = True
-                    await self._time_out(head)
-                    return
+                    pending = False
+                    self.phase = CLOSED
+                    await self._time_out(sending)
+                    break
         finally:
-            self.finished = True
             # Whatever the worker does next (read, send) must fail fast now.
-            self.aborted = True
-            if self.pending:  # cancelled while the worker waits for a reply
+            self.phase = CLOSED
+            if pending:  # cancelled while the worker waits for a reply
                 self._reply(ClientDisconnected("the ASGI request task was cancelled"))
             if timer is not None:
                 timer.cancel()
             if watcher is not None:
                 watcher.cancel()
+        if self.body is PARTIAL:
+            await self._finish_body()
+        if error is not None:
+            raise error
 
     async def _send_all(self, messages: Iterable[Message]) -> None:
         """Send ``messages`` in order."""
@@ -386,24 +273,24 @@ class Request:
             raise TimeoutError("request_timeout expired while waiting for the client")
         return task.result()
 
-    def _wake(self, item: tuple[Any, ...]) -> None:
-        """Deliver a worker's item to :meth:`serve` (runs on the loop)."""
-        if not self.finished and not self.waiter.done():
-            if item[0] is _TIMEOUT and self.started:
+    def wake(self, item: tuple[Any, ...]) -> None:
+        """Deliver a worker's item to :meth:`serve` (the inbox calls it on the loop)."""
+        phase = self.phase
+        if phase is not CLOSED and not self.waiter.done():
+            if item[0] is _TIMEOUT and phase is STARTED:
                 return  # fired as the response started: too late to matter
             self.waiter.set_result(item)
         elif item[0] is _TIMEOUT:
-            if not self.finished and not self.started:
+            if phase is OPEN or phase is ABORTED:
                 # serve() has not taken the previous item yet: try again after it.
-                self.loop.call_soon(self._wake, item)
+                self.loop.call_soon(self.wake, item)
         elif item[0] is _SEND or item[0] is _RECEIVE:
             # serve() is gone or busy timing out: never leave the worker waiting.
-            self.aborted = True
+            self.phase = advance(phase, Event.ABORT)
             self._reply(ClientDisconnected("the request was aborted"))
 
     def _reply(self, value: object) -> None:
         """Hand ``value`` to the worker waiting in :meth:`_call_loop` (runs on the loop)."""
-        self.pending = False
         self.reply = value
         lock = self.worker_lock
         if lock is not None:
@@ -414,18 +301,18 @@ class Request:
         try:
             message = await self.receive()
         except Exception as exc:  # whatever the server raises, the client is gone
-            self.aborted = True
+            self.phase = advance(self.phase, Event.ABORT)
             return ClientDisconnected(f"receive() failed: {exc!r}")
         if message["type"] != "http.request":
-            self.aborted = True
+            self.phase = advance(self.phase, Event.ABORT)
             return ClientDisconnected("the client disconnected before sending the whole body")
         more = bool(message.get("more_body", False))
-        if not more:
-            self.body_complete = True
+        if not more and self.body is not TOO_LARGE:
+            self.body = COMPLETE
         return (message.get("body", b""), more)
 
     async def _watch_disconnect(self) -> None:
-        """Flag the request aborted when the server reports ``http.disconnect``.
+        """Mark the request aborted when the server reports ``http.disconnect``.
 
         Started once the body is fully read and the response streams, so that
         an endless streaming response stops when its client leaves (some
@@ -438,35 +325,57 @@ class Request:
                     break
         except Exception as exc:  # a broken receive() means the client is gone too
             logger.debug("receive() failed while watching for a disconnect: %r", exc)
-        self.aborted = True
+        self.phase = advance(self.phase, Event.ABORT)
 
-    async def _send_final(self, messages: list[Message] | None) -> None:
-        """Send the messages the worker left for the end of the response."""
-        if not messages:
-            return
-        try:
-            for message in messages:
-                await self.send(message)
-        except OSError as exc:
-            logger.debug("client went away before the response was sent: %r", exc)
+    async def _send_error(self, status: int, *extra: tuple[bytes, bytes]) -> None:
+        """Send a bridge error response (503, 504), closing the connection if the body is unread."""
+        if self.body is not COMPLETE and self._must_close():
+            extra = (*extra, CONNECTION_CLOSE)
+        await send_messages(self.send, error_messages(status, self.method, extra))
 
-    async def _time_out(self, head: bool) -> None:
-        """Answer 504 (or cut the response short) when ``request_timeout`` expires."""
+    async def _finish_body(self) -> None:
+        """After the response: drain a small unread request body (bounded)."""
+        if self.body is PARTIAL:
+            options = self.options
+            if await drain_body(self.receive, options.drain_body_size, options.drain_timeout):
+                self.body = COMPLETE
+
+    async def _time_out(self, sending: bool) -> None:
+        """Answer 504 when ``request_timeout`` expires, unless a response start was sent.
+
+        :param sending: whether ``send()`` was called already (the server may
+            have the start of the app's response; a 504 would be a second one).
+        """
         environ = self.environ
         logger.error(
             "request timed out after %s s: %s %s%s "
             "(the worker thread runs on until the app returns)",
-            self.bridge.request_timeout,
-            environ["REQUEST_METHOD"],
+            self.options.request_timeout,
+            self.method,
             environ["SCRIPT_NAME"],
             environ["PATH_INFO"],
         )
-        if not self.headers_sent:
-            self.headers_sent = True
-            try:
-                await send_simple(self.send, simple_response(504, "Gateway Timeout"), head)
-            except OSError as exc:
-                logger.debug("client went away before the 504 was sent: %r", exc)
+        if not sending:
+            await self._send_error(504)
+
+    def _must_close(self) -> bool:
+        """Decide whether the response closes the connection (its body is not all read).
+
+        Runs as the response starts (worker thread, or the loop for 503/504),
+        while the other side does not touch :attr:`body`. A small known rest
+        stays ``PARTIAL`` and is drained after the response; otherwise the
+        body becomes ``UNREAD`` and the response says ``Connection: close``.
+        """
+        body = self.body
+        if body is COMPLETE:
+            return False
+        if body is PARTIAL:
+            length = self.environ.get("CONTENT_LENGTH")
+            remaining = int(length) - self.received if length is not None else None
+            if not must_close(remaining, self.options.drain_body_size):
+                return False
+            self.body = UNREAD
+        return True
 
     # ---------------------------------------------------------------- worker side
 
@@ -476,7 +385,7 @@ class Request:
         :raise ClientDisconnected: if the request was aborted, the loop replied
             with an error, or the loop stopped running.
         """
-        if self.aborted:
+        if self.phase >= ABORTED:
             raise ClientDisconnected("the client disconnected")
         lock = self.worker_lock
         if lock is None:
@@ -485,13 +394,13 @@ class Request:
         loop = self.loop
         try:
             self.inbox.post(self, item)
-        except RuntimeError:  # the loop is closed
-            self.aborted = True
+        except RuntimeError:  # the loop is closed: nobody else changes the phase now
+            self.phase = advance(self.phase, Event.ABORT)
             raise ClientDisconnected("the event loop is closed") from None
         while not lock.acquire(timeout=_WORKER_POLL):
             # A stopped loop never replies: do not wait for ever.
             if loop.is_closed() or not loop.is_running():
-                self.aborted = True
+                self.phase = advance(self.phase, Event.ABORT)
                 raise ClientDisconnected("the event loop stopped")
         reply = self.reply
         self.reply = None
@@ -505,13 +414,13 @@ class Request:
         :raise ClientDisconnected: after a disconnect.
         :raise RequestBodyTooLarge: once the body exceeds ``max_body_size``.
         """
-        if self.too_large:
+        if self.body is TOO_LARGE:
             raise RequestBodyTooLarge("request body exceeds max_body_size")
         body, more = self._call_loop((_RECEIVE,))
         self.received += len(body)
-        limit = self.bridge.max_body_size
+        limit = self.options.max_body_size
         if limit is not None and self.received > limit:
-            self.too_large = True
+            self.body = TOO_LARGE
             raise RequestBodyTooLarge(
                 f"request body exceeds max_body_size ({limit} bytes); the client gets 413"
             )
@@ -527,37 +436,15 @@ class Request:
         :raise BaseException: ``exc_info[1]`` when ``exc_info`` is given after
             the headers were sent.
         """
+        replacing = False
         if exc_info is not None and exc_info[0] is not None:
             try:
-                if self.headers_sent:
+                if self.response.phase is SENT:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None  # break the frame <-> traceback cycle
-            # Replacing the response: what was buffered belonged to the old one.
-            self.body_chunks = []
-            self.buffered = 0
-        elif self.status is not None:
-            raise InvalidResponse(
-                "start_response() called a second time without exc_info (PEP 3333); "
-                "pass sys.exc_info() when replacing the response after an error"
-            )
-        code = check_status(status)
-        encoded = encode_headers(headers)
-        # Recomputed on each call: a 204 replaced through exc_info by a 500
-        # must get its body back.
-        self.no_body = self.environ["REQUEST_METHOD"] == "HEAD"
-        if code in _NO_BODY_STATUS:
-            self.no_body = True
-            # RFC 9110 8.6 forbids Content-Length on 1xx/204; on 304 it is
-            # allowed, but uvicorn's httptools protocol then waits for that
-            # many body bytes and drops the connection. No body follows anyway.
-            encoded = [(name, value) for name, value in encoded if name != b"content-length"]
-        self.status = code
-        self.headers = encoded
-        self.content_length = None
-        for name, value in encoded:
-            if name == b"content-length" and value.isdigit():
-                self.content_length = int(value)
+            replacing = True
+        self.response.start(status, headers, replacing)
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -566,77 +453,54 @@ class Request:
         :raise InvalidResponse: before ``start_response`` or for non-bytes.
         :raise ClientDisconnected: if the client went away.
         """
-        if self.status is None:
+        if self.response.phase is NOT_STARTED:
             raise InvalidResponse("write() called before start_response() (PEP 3333)")
         if not isinstance(data, bytes):
             raise InvalidResponse(f"write() takes bytes, got {type(data).__name__}")
-        self._emit(data)
+        if data:
+            self._emit(data)
 
     def _emit(self, chunk: bytes) -> None:
-        """Buffer or send one non-validated body chunk (worker thread)."""
-        if not chunk or self.no_body:
-            return
-        if self.headers_sent:
-            if self.aborted:
-                raise ClientDisconnected("the client disconnected")
-            self._call_loop(
-                (_SEND, ({"type": "http.response.body", "body": chunk, "more_body": True},))
-            )
-            return
-        # PEP 3333 "Buffering and Streaming": a block may be held back only if
-        # holding it cannot delay it, i.e. the body is already all in memory
-        # (a list, a non-streaming Django response) or this block completes
-        # the declared Content-Length (Flask's one-item responses).
-        total = self.buffered + len(chunk)
-        if total <= self.bridge.buffer_size and (self.in_memory or total == self.content_length):
-            self.body_chunks.append(chunk)
-            self.buffered = total
-            return
-        # Switch to streaming: headers go out with the first data. The held
-        # back part and the new chunk stay separate messages so that no
-        # message is larger than max(buffer_size, chunk).
-        messages = [self._start_message()]
-        if self.body_chunks:
-            held = b"".join(self.body_chunks)
-            messages.append({"type": "http.response.body", "body": held, "more_body": True})
-            self.body_chunks = []
-        messages.append({"type": "http.response.body", "body": chunk, "more_body": True})
-        self.headers_sent = True
-        self._call_loop((_SEND, messages))
-
-    def _start_message(self) -> Message:
-        return {"type": "http.response.start", "status": self.status, "headers": self.headers}
+        """Hand one non-empty body block to the response; send what it returns."""
+        response = self.response
+        starting = response.phase is not SENT
+        messages = response.body(chunk)
+        if messages is not None:
+            if starting and self.body is not COMPLETE and self._must_close():
+                response.headers.append(CONNECTION_CLOSE)
+            self._call_loop((_SEND, messages))
 
     def run(self) -> None:
         """Run the app and post the end of the response to the loop (the pool job)."""
-        if self.aborted:
+        if self.phase >= ABORTED:
             # Timed out, cancelled or disconnected while waiting in the queue:
             # nobody is listening, so do not spend a worker on it.
             logger.debug("skipping a request that was aborted while queued")
-            self._post_done(None)
+            self._post_done(None, None)
             return
         try:
-            messages = self.context.run(self._run_app)
+            messages, error = self.context.run(self._run_app)
         except BaseException:  # the job must always report back to the loop
             logger.exception("asgishift bridge: internal error")
-            messages = None if self.headers_sent else self._error(500, "Internal Server Error")
-        self._post_done(messages)
+            messages = None if self.response.phase is SENT else self._error(500)
+            error = None
+        self._post_done(messages, error)
 
-    def _post_done(self, messages: list[Message] | None) -> None:
-        """Hand the final messages (or ``None``: send nothing) to :meth:`serve`."""
+    def _post_done(self, messages: list[Message] | None, error: BaseException | None) -> None:
+        """Hand the final messages (``None``: send nothing) and the app's error to :meth:`serve`."""
         try:
-            self.inbox.post(self, (_DONE, messages))
+            self.inbox.post(self, (_DONE, messages, error))
         except RuntimeError:
             logger.debug("event loop closed before the response could be sent")
 
-    def _run_app(self) -> list[Message] | None:
-        """Call the app, drain its iterable, close it; return the final messages."""
+    def _run_app(self) -> tuple[list[Message] | None, BaseException | None]:
+        """Call the app, drain its iterable, close it; return the final messages and error."""
         try:
-            iterable = self.bridge.wsgi_app(self.environ, self.start_response)
+            iterable = self.app(self.environ, self.start_response)
         except BaseException as exc:
             return self._failed(exc)
         try:
-            return self._drain(iterable)
+            return self._drain(iterable), None
         except BaseException as exc:
             return self._failed(exc)
         finally:
@@ -647,72 +511,88 @@ class Request:
                 except Exception:
                     logger.exception("the response iterable's close() raised")
 
-    def _drain(self, iterable: Iterable[bytes]) -> list[Message] | None:
+    def _drain(self, iterable: Iterable[bytes]) -> list[Message]:
         """Pull the response out of ``iterable``; return what the loop sends at the end."""
-        if (
-            self.pathsend
-            and type(iterable) is FileWrapper
-            and self.status is not None
-            and not self.headers_sent
-            and not self.body_chunks
-            and not self.no_body
-        ):
+        response = self.response
+        messages: list[Message] | None = None
+        if self.pathsend and type(iterable) is FileWrapper and response.phase is not SENT:
             path = iterable.sendable_path()
             if path is not None:
-                self.headers_sent = True
-                return [self._start_message(), {"type": _PATHSEND, "path": path}]
-        if hasattr(type(iterable), "__len__") or getattr(iterable, "streaming", None) is False:
-            self.in_memory = True  # a sequence or a non-streaming Django response
-        emit = self._emit
-        for chunk in iterable:
-            if type(chunk) is not bytes and not isinstance(chunk, bytes):
-                raise InvalidResponse(
-                    f"the response iterable yielded {type(chunk).__name__}, not bytes (PEP 3333)"
-                )
-            if chunk:
-                if self.status is None:
+                messages = response.pathsend(path)
+        if messages is None:
+            if hasattr(type(iterable), "__len__") or getattr(iterable, "streaming", None) is False:
+                response.in_memory = True  # a sequence or a non-streaming Django response
+            emit = self._emit
+            for chunk in iterable:
+                if type(chunk) is not bytes and not isinstance(chunk, bytes):
                     raise InvalidResponse(
-                        "the app yielded a body chunk before calling start_response() (PEP 3333)"
+                        f"the response iterable yielded {type(chunk).__name__}, "
+                        "not bytes (PEP 3333)"
                     )
-                emit(chunk)
-                if self.aborted:
-                    # The client is gone: pull nothing more from the app.
-                    raise ClientDisconnected("the client disconnected")
-        if self.status is None:
-            raise InvalidResponse("the app returned without calling start_response() (PEP 3333)")
-        if self.headers_sent:
-            return [{"type": "http.response.body"}]
-        if self.too_large:
-            # The app swallowed RequestBodyTooLarge; the client still gets 413.
-            raise RequestBodyTooLarge("request body exceeds max_body_size")
-        return [
-            self._start_message(),
-            {"type": "http.response.body", "body": b"".join(self.body_chunks)},
-        ]
+                if chunk:
+                    emit(chunk)
+                    if self.phase >= ABORTED:
+                        # The client is gone: pull nothing more from the app.
+                        raise ClientDisconnected("the client disconnected")
+            if self.body is TOO_LARGE and response.phase is not SENT:
+                # The app swallowed RequestBodyTooLarge; the client still gets 413.
+                raise RequestBodyTooLarge("request body exceeds max_body_size")
+            starting = response.phase is not SENT
+            messages = response.finish()
+            if response.dropped:
+                logger.warning(
+                    "the WSGI app sent %d bytes more than its Content-Length of %d "
+                    "(%s %s%s); they were dropped",
+                    response.dropped,
+                    response.declared,
+                    self.method,
+                    self.environ["SCRIPT_NAME"],
+                    self.environ["PATH_INFO"],
+                )
+        else:
+            starting = True
+        if starting and self.body is not COMPLETE and self._must_close():
+            response.headers.append(CONNECTION_CLOSE)
+        return messages
 
-    def _failed(self, exc: BaseException) -> list[Message] | None:
-        """Log an app failure and return the error response, if one can still be sent."""
+    def _failed(self, exc: BaseException) -> tuple[list[Message] | None, BaseException | None]:
+        """Log an app failure; return the error response, if any, and what serve() re-raises.
+
+        The app's exception goes on to the server (which logs its traceback):
+        the bridge logs one line naming the request, without the traceback,
+        so it appears once. A client disconnect, a body past ``max_body_size``
+        and exceptions that are not :class:`Exception` are not passed on.
+        """
         environ = self.environ
-        where = f"{environ['REQUEST_METHOD']} {environ['SCRIPT_NAME']}{environ['PATH_INFO']}"
+        where = f"{self.method} {environ['SCRIPT_NAME']}{environ['PATH_INFO']}"
         if isinstance(exc, ClientDisconnected):
             logger.debug("client disconnected during %s: %s", where, exc)
-            return None
-        if self.too_large and not self.headers_sent:
+            return None, None
+        sent = self.response.phase is SENT
+        if self.body is TOO_LARGE and not sent:
             logger.info("413 Content Too Large: %s", where)
-            return self._error(413, "Content Too Large")
-        if self.headers_sent:
+            return self._error(413), None
+        if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: not the server's
+            logger.error("the WSGI app failed (%s)", where, exc_info=exc)
+            return (None if sent else self._error(500)), None
+        if sent:
             logger.error(
-                "the WSGI app failed after the response started (%s); the response is cut short",
+                "the WSGI app failed after the response started (%s): %r; the response is "
+                "cut short and the exception passed to the ASGI server",
                 where,
-                exc_info=exc,
+                exc,
             )
-            return None
-        logger.error("the WSGI app failed (%s); answering 500", where, exc_info=exc)
-        return self._error(500, "Internal Server Error")
+            return None, exc
+        logger.error(
+            "the WSGI app failed (%s): %r; answered 500 and passed the exception to the "
+            "ASGI server",
+            where,
+            exc,
+        )
+        return self._error(500), exc
 
-    def _error(self, status: int, reason: str) -> list[Message]:
-        """Return the messages of an error response; bodiless for HEAD requests."""
-        start, body = simple_response(status, reason)
-        if self.environ["REQUEST_METHOD"] == "HEAD":
-            body = {"type": "http.response.body"}
-        return [start, body]
+    def _error(self, status: int) -> list[Message]:
+        """Return the messages of an error response (worker thread)."""
+        if self.body is not COMPLETE and self._must_close():
+            return error_messages(status, self.method, (CONNECTION_CLOSE,))
+        return error_messages(status, self.method)

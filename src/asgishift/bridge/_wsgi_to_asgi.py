@@ -32,16 +32,30 @@ import asyncio
 import io
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from asgishift._types import Receive, Scope, Send, WSGIApp
 from asgishift.bridge._environ import base_environ, build_environ
+from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._errors import BadRequest
 from asgishift.bridge._files import ErrorStream, FileWrapper
+from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._input import StreamInput
+from asgishift.bridge._lifespan import (
+    CallbackStage,
+    Hook,
+    Lifespan,
+    LifespanFactory,
+    hook_stages,
+    serve_lifespan,
+)
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
-from asgishift.bridge._request import Inbox, Request, send_simple, simple_response
+from asgishift.bridge._request import Request
+from asgishift.bridge._response import CONNECTION_CLOSE, must_close
+from asgishift.bridge._server_io import drain_body, send_messages
+from asgishift.bridge._state import PARTIAL
 
 __all__ = ["WSGIToASGI"]
 
@@ -70,6 +84,14 @@ class WSGIToASGI:
     :param options: a :class:`~asgishift.bridge.BridgeOptions` (worker and
         queue sizes, body and buffer limits in bytes, timeouts in seconds,
         drain bounds); the defaults when ``None``.
+    :param on_startup: callables taking no arguments, sync or async, run in
+        order at ASGI lifespan startup before requests are served (Starlette's
+        ``on_startup``); one that raises fails startup with its message.
+    :param on_shutdown: the same, run in order at lifespan shutdown after the
+        running requests have drained.
+    :param lifespan: an async context manager factory (Starlette's
+        ``lifespan=``), entered after ``on_startup`` and exited before
+        ``on_shutdown``; a mapping it yields joins ``scope["state"]``.
     :param changes: the same names as keywords (``max_workers=8``), applied on
         top of ``options``.
     :raise ValueError: for an out-of-range option (the message names it).
@@ -86,17 +108,26 @@ class WSGIToASGI:
     """
 
     def __init__(
-        self, wsgi_app: WSGIApp, options: BridgeOptions | None = None, **changes: Any
+        self,
+        wsgi_app: WSGIApp,
+        options: BridgeOptions | None = None,
+        *,
+        on_startup: Iterable[Hook] = (),
+        on_shutdown: Iterable[Hook] = (),
+        lifespan: LifespanFactory | None = None,
+        **changes: Any,
     ) -> None:
         if options is None:
             options = BridgeOptions(**changes)
         elif changes:
             options = options.replace(**changes)
         self.wsgi_app = wsgi_app
+        self.on_startup = tuple(on_startup)
+        self.on_shutdown = tuple(on_shutdown)
+        self.lifespan = lifespan
         self._options = options
         self._pool = WorkerPool(options.max_workers, options.max_queue)
         self._base = base_environ(ErrorStream(), FileWrapper)
-        self._retry_after_header = (b"retry-after", str(options.retry_after).encode())
         # The worker->loop channel of the loop last served (see Inbox).
         self._inbox: Inbox | None = None
 
@@ -151,7 +182,7 @@ class WSGIToASGI:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await self._lifespan(receive, send)
+            await self._lifespan(scope, receive, send)
         elif kind == "websocket":
             # A WSGI app cannot speak WebSocket: refuse the handshake (the
             # server answers 403) instead of raising into the server's log.
@@ -167,32 +198,50 @@ class WSGIToASGI:
                 "route only 'http', 'websocket' and 'lifespan' scopes to it"
             )
 
+    def _inbox_for(self) -> Inbox:
+        """Return the worker→loop inbox of the running loop (one per loop, shared).
+
+        :raise RuntimeError: outside an asyncio event loop (e.g. under trio).
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "asgishift's WSGIToASGI needs an asyncio event loop (uvloop is fine); "
+                "this server runs another one: with hypercorn use --worker-class asyncio "
+                "or uvloop, not trio"
+            ) from None
+        inbox = self._inbox
+        if inbox is None or inbox.loop is not loop:
+            inbox = self._inbox = Inbox(loop)
+        return inbox
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one HTTP request (ASGI HTTP spec)."""
-        head = scope["method"] == "HEAD"
+        options = self._options
         try:
             environ = build_environ(scope, self._base)
         except BadRequest as exc:
             logger.info("400 Bad Request: %s", exc)
-            await send_simple(send, simple_response(400, "Bad Request"), head)
+            await self._refuse(receive, send, scope["method"], 400, None)
             return
-        limit = self.max_body_size
+        limit = options.max_body_size
         length = environ.get("CONTENT_LENGTH")
         if limit is not None and length is not None and int(length) > limit:
-            await send_simple(send, simple_response(413, "Content Too Large"), head)
+            await self._refuse(receive, send, scope["method"], 413, int(length))
             return
         message = await receive()
         if message["type"] != "http.request":
             return  # http.disconnect before the body: nobody to answer
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        if more and length is not None and int(length) <= self.buffer_size:
+        if more and length is not None and int(length) <= options.buffer_size:
             # A small body split over messages (hypercorn always ends a body
             # with an empty message): collect it here, bounded by
             # buffer_size, so the app gets an in-memory input and no crossing.
             parts = [body]
             size = len(body)
-            while more and size <= self.buffer_size:
+            while more and size <= options.buffer_size:
                 message = await receive()
                 if message["type"] != "http.request":
                     return  # http.disconnect mid-body: nobody to answer
@@ -202,14 +251,25 @@ class WSGIToASGI:
                 more = message.get("more_body", False)
             body = b"".join(parts)
         if limit is not None and len(body) > limit:
-            await send_simple(send, simple_response(413, "Content Too Large"), head)
+            if not more:
+                remaining: int | None = 0
+            elif length is not None:
+                remaining = int(length) - len(body)
+            else:
+                remaining = None
+            await self._refuse(receive, send, scope["method"], 413, remaining)
             return
-        request = Request(self, scope, environ, receive, send)
+        inbox = self._inbox_for()
         if more:
-            request.received = len(body)
+            request = Request(
+                self.wsgi_app, options, self._pool, inbox, scope, environ, receive, send,
+                PARTIAL, len(body),
+            )  # fmt: skip
             environ["wsgi.input"] = StreamInput(body, request.fetch)
         else:
-            request.body_complete = True
+            request = Request(
+                self.wsgi_app, options, self._pool, inbox, scope, environ, receive, send
+            )
             if body and length is None:
                 # A chunked or HTTP/2 body that arrived whole: its length is
                 # known now, and apps that ignore wsgi.input_terminated
@@ -218,23 +278,41 @@ class WSGIToASGI:
             environ["wsgi.input"] = io.BytesIO(body)
         await request.serve()
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """Answer the ASGI lifespan protocol; drain the worker pool on shutdown."""
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self._pool.reopen()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                drained = await self.drain(self.shutdown_timeout)
-                if not drained:
-                    logger.warning(
-                        "lifespan shutdown: %d WSGI request(s) still running after %s s",
-                        self._pool.in_flight,
-                        self.shutdown_timeout,
-                    )
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def _refuse(
+        self, receive: Receive, send: Send, method: str, status: int, remaining: int | None
+    ) -> None:
+        """Answer ``status`` without calling the app; drain or close for an unread body.
+
+        :param remaining: request body bytes not read yet (``None``: unknown).
+        """
+        options = self._options
+        close = remaining != 0 and must_close(remaining, options.drain_body_size)
+        await send_messages(
+            send, error_messages(status, method, (CONNECTION_CLOSE,) if close else ())
+        )
+        if remaining and not close:
+            await drain_body(receive, options.drain_body_size, options.drain_timeout)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the ASGI lifespan protocol: the hooks, then :meth:`_startup`; in reverse
+        at shutdown (see :mod:`asgishift.bridge._lifespan`)."""
+        stages = hook_stages(self.on_startup, self.on_shutdown, self.lifespan, self, scope)
+        stages.append(CallbackStage("WSGI worker pool", self._startup, self._shutdown))
+        await serve_lifespan(receive, send, Lifespan(stages))
+
+    async def _startup(self) -> None:
+        """Run at ``lifespan.startup``: accept requests (again, after a restart)."""
+        self._pool.reopen()
+
+    async def _shutdown(self) -> None:
+        """Run at ``lifespan.shutdown``: refuse new requests and drain running ones."""
+        timeout = self._options.shutdown_timeout
+        if not await self.drain(timeout):
+            logger.warning(
+                "lifespan shutdown: %d WSGI request(s) still running after %s s",
+                self._pool.in_flight,
+                timeout,
+            )
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Refuse new requests (503), wait for running ones, then stop the threads.

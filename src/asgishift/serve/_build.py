@@ -20,7 +20,7 @@ from asgishift._types import ASGIApp, Receive, Scope, Send, WSGIApp
 from asgishift.bridge import BridgeOptions
 from asgishift.serve._config import ServeConfig
 from asgishift.serve._detect import Detection, detect_interface
-from asgishift.serve._errors import ServeConfigError
+from asgishift.serve._errors import ServeConfigError, ServeError
 from asgishift.serve._loader import import_app
 
 #: Key under a Flask app's ``extensions`` where asgishift's Flask extension
@@ -153,6 +153,15 @@ def _hook(spec: object, config: ServeConfig, flag: str) -> Callable[[], Any]:
     return cast(Callable[[], Any], hook)
 
 
+def _mounted(prefix: str, spec: object, config: ServeConfig) -> ASGIApp:
+    """Load and wrap one ``--mount``; its errors name the mount."""
+    try:
+        return as_asgi(_load(spec, config), "auto", config.bridge)[0]
+    except ServeError as exc:
+        label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
+        raise type(exc)(f"--mount {prefix}={label}: {exc}") from None
+
+
 def build(config: ServeConfig) -> BuiltApp:
     """Load the app, mounts and hooks named in ``config`` and wrap them for a server.
 
@@ -167,10 +176,7 @@ def build(config: ServeConfig) -> BuiltApp:
     if config.mounts or config.on_startup or config.on_shutdown:
         from asgishift.bridge import HybridRouter
 
-        mounts = [
-            (prefix, as_asgi(_load(spec, config), "auto", config.bridge)[0])
-            for prefix, spec in config.mounts
-        ]
+        mounts = [(prefix, _mounted(prefix, spec, config)) for prefix, spec in config.mounts]
         app = HybridRouter(
             app,
             mounts,

@@ -115,7 +115,16 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
 
         from hypercorn.asyncio import serve
 
-        asyncio.run(serve(cast(Any, app), config, mode="asgi"))
+        async def main() -> None:
+            # Without a shutdown trigger hypercorn stops only on cancellation,
+            # and SIGTERM would kill the process before lifespan shutdown.
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await serve(cast(Any, app), config, mode="asgi", shutdown_trigger=stop.wait)
+
+        asyncio.run(main())
         return
     from hypercorn.run import run
 

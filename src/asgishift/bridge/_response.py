@@ -1,0 +1,242 @@
+"""HTTP response rules both bridge directions share: status, headers, body, keep-alive.
+
+This module is pure: no I/O, no threads, no event loop, no logging. Each
+function takes plain values and returns plain values (or raises
+:class:`~asgishift.bridge._errors.InvalidResponse`), so it is unit-tested
+without a server (``tests/bridge/test_response_rules.py``) and used by both
+``WSGIToASGI`` (PEP 3333 response → ASGI messages) and the ASGI→WSGI direction
+(ASGI messages → PEP 3333 status line and headers).
+
+The rules, each in one place:
+
+- which responses carry a body (:func:`body_allowed`: HEAD and the no-body
+  statuses of RFC 9110);
+- the PEP 3333 status line (:func:`check_status` reads one, :func:`status_line`
+  writes one) and headers (:func:`encode_headers`, :func:`decode_headers`);
+- the declared ``Content-Length`` (:func:`content_length`), dropped where RFC
+  9110 forbids it (:func:`without_content_length`);
+- whether an unread request body closes the connection (:func:`must_close`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from http import HTTPStatus
+
+from asgishift.bridge._errors import InvalidResponse
+
+__all__ = [
+    "CONNECTION_CLOSE",
+    "NO_BODY_STATUSES",
+    "body_allowed",
+    "check_status",
+    "content_length",
+    "decode_headers",
+    "encode_headers",
+    "must_close",
+    "reason_phrase",
+    "status_line",
+    "without_content_length",
+]
+
+#: Statuses whose responses never carry a body (RFC 9110 sections 15.2, 15.3.5, 15.4.5).
+NO_BODY_STATUSES = frozenset({*range(100, 200), 204, 304})
+
+#: The header that tells the server to close the connection after this response
+#: (RFC 9112 section 9.6), as an ASGI header pair.
+CONNECTION_CLOSE = (b"connection", b"close")
+
+# Caches are bounded so that an app producing endless distinct status lines or
+# header names cannot grow them without limit.
+_CACHE_LIMIT = 1024
+
+#: Status line -> status code.
+_STATUS_CACHE: dict[str, int] = {}
+
+#: WSGI response header name -> lowercase bytes for ``http.response.start``.
+_NAME_CACHE: dict[str, bytes] = {}
+
+# RFC 9110 section 5.6.2: token = 1*tchar.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Characters that would split or truncate a header line (response splitting).
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+#: Reason phrases where Python's :class:`http.HTTPStatus` still uses an older
+#: name than RFC 9110 (413 and 422 were renamed in RFC 9110 section 15.5).
+_REASONS = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def body_allowed(status: int, method: str) -> bool:
+    """Return whether a response to ``method`` with ``status`` carries a body.
+
+    A response to HEAD never does (RFC 9110 section 9.3.2), nor do 1xx, 204
+    and 304 responses (sections 15.2, 15.3.5, 15.4.5), whatever the app yields.
+
+    :param status: the status code (100-999).
+    :param method: the request method, upper case (``"HEAD"``).
+    """
+    return method != "HEAD" and status not in NO_BODY_STATUSES
+
+
+def reason_phrase(status: int) -> str:
+    """Return the RFC 9110 reason phrase for ``status``, ``""`` for an unknown code."""
+    reason = _REASONS.get(status)
+    if reason is not None:
+        return reason
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def status_line(status: int) -> str:
+    """Return the PEP 3333 status line for ``status``, such as ``"404 Not Found"``.
+
+    :param status: a status code (100-999).
+    :raise InvalidResponse: for a code outside 100-999 or not an ``int``.
+    """
+    if type(status) is not int or not 100 <= status <= 999:
+        raise InvalidResponse(f"status must be an int from 100 to 999, got {status!r}")
+    reason = reason_phrase(status)
+    return f"{status} {reason}" if reason else str(status)
+
+
+def check_status(status: object) -> int:
+    """Validate a PEP 3333 status line such as ``"200 OK"`` and return its code.
+
+    :param status: what the app passed to ``start_response``.
+    :return: the status code (100-999).
+    :raise InvalidResponse: if ``status`` is not a ``str`` of three digits,
+        optionally followed by a space and a reason phrase without CR, LF or NUL.
+    """
+    code = _STATUS_CACHE.get(status) if type(status) is str else None
+    if code is not None:
+        return code
+    if not isinstance(status, str):
+        raise InvalidResponse(f"status must be a str like '200 OK', got {status!r}")
+    digits = status[:3]
+    if (
+        len(digits) != 3
+        or not (digits.isascii() and digits.isdigit())
+        or (len(status) > 3 and status[3] != " ")
+        or digits[0] == "0"
+        or _BAD_VALUE.search(status)
+    ):
+        raise InvalidResponse(f"status must look like '200 OK', got {status!r}")
+    code = int(digits)
+    if len(_STATUS_CACHE) < _CACHE_LIMIT:
+        _STATUS_CACHE[status] = code
+    return code
+
+
+def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
+    """Validate WSGI response headers and encode them for ``http.response.start``.
+
+    PEP 3333 asks for a list of ``(str, str)`` tuples; like gunicorn, uvicorn's
+    WSGI mode and a2wsgi, any list or tuple of two-item sequences is accepted
+    (``[["X-Colour", "Blue"]]``), because apps that ran under those servers
+    pass them. Names are lowercased as the ASGI HTTP spec requires; values are
+    kept as they are. PEP 3333 allows latin-1 text only.
+
+    :param headers: what the app passed to ``start_response``.
+    :return: a new list of ``(name, value)`` byte pairs.
+    :raise InvalidResponse: for a container that is not a list or tuple, an
+        item that is not a two-item sequence of ``str``, a name that is not an
+        RFC 9110 token, a value containing CR, LF or NUL (response splitting),
+        or text outside latin-1.
+    """
+    if not isinstance(headers, (list, tuple)):
+        raise InvalidResponse(f"response headers must be a list, got {type(headers).__name__}")
+    names = _NAME_CACHE
+    out: list[tuple[bytes, bytes]] = []
+    for item in headers:
+        if isinstance(item, (tuple, list)) and len(item) == 2:
+            name, value = item
+        else:
+            raise InvalidResponse(f"each response header must be a (name, value) pair: {item!r}")
+        bname = names.get(name) if type(name) is str else None
+        if bname is None:
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                raise InvalidResponse(f"invalid response header name {name!r}")
+            bname = name.lower().encode("ascii")
+            if len(names) < _CACHE_LIMIT:
+                names[name] = bname
+        if not isinstance(value, str):
+            raise InvalidResponse(f"response header {name!r} value must be str, got {value!r}")
+        # isprintable() is a fast pre-check: the regex runs only for values
+        # with tabs, control or non-ASCII characters.
+        if not value.isprintable() and _BAD_VALUE.search(value):
+            raise InvalidResponse(f"response header {name!r} contains CR, LF or NUL: {value!r}")
+        try:
+            bvalue = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidResponse(
+                f"response header {name!r} is not latin-1 (PEP 3333 'Unicode Issues'): {value!r}"
+            ) from None
+        out.append((bname, bvalue))
+    return out
+
+
+def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Turn ASGI response headers into PEP 3333 ``(str, str)`` tuples (latin-1).
+
+    :param headers: the ``headers`` of an ``http.response.start`` message
+        (byte pairs; ASGI HTTP spec).
+    :raise InvalidResponse: for an item that is not a pair of bytes, a name
+        that is not an RFC 9110 token, or a value with CR, LF or NUL.
+    """
+    out: list[tuple[str, str]] = []
+    for item in headers:
+        try:
+            name, value = item
+            text_name = bytes(name).decode("latin-1")
+            text_value = bytes(value).decode("latin-1")
+        except (TypeError, ValueError):
+            raise InvalidResponse(
+                f"each ASGI response header must be a pair of bytes: {item!r}"
+            ) from None
+        if not _TOKEN.fullmatch(text_name):
+            raise InvalidResponse(f"invalid response header name {text_name!r}")
+        if _BAD_VALUE.search(text_value):
+            raise InvalidResponse(
+                f"response header {text_name!r} contains CR, LF or NUL: {text_value!r}"
+            )
+        out.append((text_name, text_value))
+    return out
+
+
+def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    """Return the declared ``Content-Length`` (bytes), ``None`` when absent or not a number.
+
+    :param headers: lowercase-named byte pairs (ASGI form).
+    """
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+def without_content_length(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Return ``headers`` minus ``Content-Length``, for a status that has no body.
+
+    RFC 9110 section 8.6 forbids ``Content-Length`` on 1xx and 204; on 304 it
+    is allowed, but uvicorn's httptools protocol then waits for that many body
+    bytes and drops the connection. No body follows anyway.
+    """
+    return [(name, value) for name, value in headers if name != b"content-length"]
+
+
+def must_close(remaining: int | None, drain_limit: int) -> bool:
+    """Decide, as the response starts, whether an unread request body closes the connection.
+
+    The rest of an unread body is read and dropped after the response when it
+    is small (at most ``drain_limit`` bytes), so the keep-alive connection
+    stays usable, as gunicorn and Werkzeug's server do. A body of unknown
+    length (chunked, HTTP/2) or a larger one is not read: the response says
+    ``Connection: close`` (RFC 9112 section 9.6) instead.
+
+    :param remaining: body bytes the client still has to send (``None``: unknown).
+    :param drain_limit: the most bytes worth draining (``drain_body_size``).
+    """
+    return remaining is None or remaining > drain_limit

@@ -1,0 +1,218 @@
+"""A PEP 3333 response as it is produced, turned into ASGI messages (pure).
+
+:class:`WSGIResponse` is fed what the app does (``start_response`` calls, body
+blocks, the end of the iterable) and answers with the ASGI messages to send
+now, if any. It does no I/O and takes no locks; the worker thread in
+``_request.py`` carries its messages to the event loop. The rules it applies:
+
+- ``start_response`` checks (PEP 3333 "The start_response() Callable"): the
+  status line and headers (:mod:`._response`), a second call only with
+  ``exc_info`` and only before anything was sent;
+- no body for HEAD and the no-body statuses, no ``Content-Length`` on the
+  latter (:func:`~._response.body_allowed`);
+- the hold-back policy (:func:`hold_back`);
+- a body longer than its declared ``Content-Length`` is cut to it, the way
+  gunicorn and asgiref do; the caller logs :attr:`WSGIResponse.dropped`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from asgishift._types import Message
+from asgishift.bridge._errors import InvalidResponse
+from asgishift.bridge._response import (
+    body_allowed,
+    check_status,
+    content_length,
+    encode_headers,
+    without_content_length,
+)
+
+__all__ = ["ResponsePhase", "WSGIResponse", "hold_back"]
+
+_START: Final = "http.response.start"
+_BODY: Final = "http.response.body"
+
+
+class ResponsePhase(enum.Enum):
+    """Where a :class:`WSGIResponse` stands.
+
+    ``NOT_STARTED`` → ``STARTED`` (``start_response`` called; status, headers
+    and any held-back body are still here, and may be replaced through
+    ``exc_info``) → ``SENT`` (the ``http.response.start`` message was handed
+    out: the status can no longer change).
+    """
+
+    NOT_STARTED = "not started"
+    STARTED = "started"
+    SENT = "sent"
+
+
+NOT_STARTED: Final = ResponsePhase.NOT_STARTED
+STARTED: Final = ResponsePhase.STARTED
+SENT: Final = ResponsePhase.SENT
+
+
+def hold_back(total: int, buffer_size: int, in_memory: bool, declared: int | None) -> bool:
+    """Return whether a response body of ``total`` bytes so far may be held back.
+
+    PEP 3333 "Buffering and Streaming": a server may not delay a block the app
+    has produced. Holding one back delays nothing only when the whole body is
+    already in memory (the iterable is a sequence, or a non-streaming Django
+    response) or this block completes the declared ``Content-Length`` (Flask's
+    one-item responses). Held-back bytes are bounded by ``buffer_size``.
+
+    :param total: bytes held so far, the new block included.
+    :param buffer_size: the most bytes ever held (``BridgeOptions.buffer_size``).
+    :param in_memory: whether the iterable already holds the whole body.
+    :param declared: the ``Content-Length`` the app declared (``None``: none).
+    """
+    return total <= buffer_size and (in_memory or total == declared)
+
+
+class WSGIResponse:
+    """The response of one WSGI call, from ``start_response`` to the last block.
+
+    :param method: the request method (``"HEAD"`` responses get no body).
+    :param buffer_size: the most body bytes held back (bytes, ≥ 0).
+
+    Not thread-safe: one worker thread drives it. Methods that return a list
+    return the ASGI messages to send now, in order; ``None`` means nothing.
+    """
+
+    __slots__ = (
+        "buffer_size",
+        "declared",
+        "dropped",
+        "has_body",
+        "headers",
+        "held",
+        "held_size",
+        "in_memory",
+        "method",
+        "phase",
+        "status",
+        "written",
+    )
+
+    def __init__(self, method: str, buffer_size: int) -> None:
+        self.method = method
+        self.buffer_size = buffer_size
+        self.phase = NOT_STARTED
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.has_body = True
+        self.declared: int | None = None  # Content-Length, bytes
+        self.in_memory = False  # the iterable holds the whole body already
+        self.held: list[bytes] = []
+        self.held_size = 0
+        self.written = 0  # body bytes accepted (held or sent), counted when declared
+        self.dropped = 0  # body bytes past the declared Content-Length, cut off
+
+    def start(self, status: object, headers: object, replacing: bool) -> None:
+        """Record a ``start_response`` call (PEP 3333 "The start_response() Callable").
+
+        :param status: the status line, e.g. ``"200 OK"``.
+        :param headers: the header list.
+        :param replacing: ``True`` when the app passed ``exc_info`` (the
+            caller re-raises it instead when :attr:`phase` is ``SENT``).
+        :raise InvalidResponse: for a second call without ``exc_info``, or a
+            bad status line or header.
+        """
+        if replacing:
+            # The replaced response's held-back body belonged to it.
+            self.held = []
+            self.held_size = 0
+            self.written = 0
+        elif self.phase is not NOT_STARTED:
+            raise InvalidResponse(
+                "start_response() called a second time without exc_info (PEP 3333); "
+                "pass sys.exc_info() when replacing the response after an error"
+            )
+        code = check_status(status)
+        encoded = encode_headers(headers)
+        # Recomputed on each call: a 204 replaced through exc_info by a 500
+        # must get its body back.
+        self.has_body = body_allowed(code, self.method)
+        if not self.has_body and self.method != "HEAD":
+            encoded = without_content_length(encoded)
+        self.status = code
+        self.headers = encoded
+        self.declared = content_length(encoded)
+        self.phase = STARTED
+
+    def start_message(self) -> Message:
+        """Return the ``http.response.start`` message and mark the response ``SENT``."""
+        self.phase = SENT
+        return {"type": _START, "status": self.status, "headers": self.headers}
+
+    def body(self, chunk: bytes) -> list[Message] | None:
+        """Take one non-empty body block the app produced (a ``bytes`` object).
+
+        :return: the messages to send now; ``None`` when the block is held
+            back (:func:`hold_back`) or dropped (no body, or past the declared
+            ``Content-Length``).
+        :raise InvalidResponse: before ``start_response``.
+        """
+        phase = self.phase
+        if phase is NOT_STARTED:
+            raise InvalidResponse(
+                "the app produced a body block before calling start_response() (PEP 3333)"
+            )
+        if not self.has_body:
+            return None
+        declared = self.declared
+        if declared is not None:
+            room = declared - self.written
+            if len(chunk) > room:
+                self.dropped += len(chunk) - max(room, 0)
+                if room <= 0:
+                    return None
+                chunk = chunk[:room]
+            self.written += len(chunk)
+        if phase is SENT:
+            return [{"type": _BODY, "body": chunk, "more_body": True}]
+        total = self.held_size + len(chunk)
+        if hold_back(total, self.buffer_size, self.in_memory, declared):
+            self.held.append(chunk)
+            self.held_size = total
+            return None
+        # Switch to streaming: the headers go out with the first data. The
+        # held-back part and the new block stay separate messages so that no
+        # message is larger than max(buffer_size, block).
+        messages = [self.start_message()]
+        if self.held:
+            held = b"".join(self.held)
+            messages.append({"type": _BODY, "body": held, "more_body": True})
+            self.held = []
+            self.held_size = 0
+        messages.append({"type": _BODY, "body": chunk, "more_body": True})
+        return messages
+
+    def finish(self) -> list[Message]:
+        """Return the messages that end the response (the iterable is exhausted).
+
+        :raise InvalidResponse: if ``start_response`` was never called.
+        """
+        phase = self.phase
+        if phase is SENT:
+            return [{"type": _BODY}]
+        if phase is NOT_STARTED:
+            raise InvalidResponse("the app returned without calling start_response() (PEP 3333)")
+        held = self.held
+        body = held[0] if len(held) == 1 else b"".join(held)
+        return [self.start_message(), {"type": _BODY, "body": body}]
+
+    def pathsend(self, path: str) -> list[Message] | None:
+        """Return start and ``http.response.pathsend`` messages, or ``None`` if too late.
+
+        Only a response that has started, sent nothing, held nothing back and
+        has a body may be sent by path (ASGI "Path Send" extension).
+
+        :param path: an absolute path of a regular file.
+        """
+        if self.phase is not STARTED or self.held or not self.has_body:
+            return None
+        return [self.start_message(), {"type": "http.response.pathsend", "path": path}]

@@ -1,0 +1,183 @@
+"""HybridRouter under real uvicorn, hypercorn and granian, with Flask, FastAPI and Starlette."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from live import REPO_ROOT, LiveServer, free_port, live_server
+
+ROUTER_DIR = Path(__file__).resolve().parent
+
+#: server -> (its root-path flag, the prefix the client sends): uvicorn adds
+#: root_path to path, hypercorn does not, granian expects it in the request.
+ROOT_PATH = {
+    "uvicorn": (["--root-path", "/app"], ""),
+    "hypercorn": (["--root-path", "/app"], ""),
+    "granian": (["--url-path-prefix", "/app"], "/app"),
+}
+ROUTER_SERVERS = [pytest.param(name, id=name, marks=pytest.mark.live) for name in ROOT_PATH]
+
+
+def _stop_gracefully(srv: LiveServer) -> None:
+    """Stop the server with SIGINT (hypercorn's CLI skips lifespan shutdown on SIGTERM)."""
+    os.killpg(srv.process.pid, signal.SIGINT)
+    srv.process.wait(timeout=30)
+
+
+def _ws(url: str, text: str) -> str:
+    async def talk() -> str:
+        async with websockets.connect(url, open_timeout=10) as socket:
+            await socket.send(text)
+            reply = await socket.recv()
+        return str(reply)
+
+    return asyncio.run(talk())
+
+
+@pytest.mark.parametrize("server", ROUTER_SERVERS)
+def test_paths_and_websockets_reach_the_right_app(server: str) -> None:
+    with live_server(server, "router_live_apps:hybrid", app_dir=ROUTER_DIR) as srv:
+        flask = httpx.get(f"{srv.url}/notes/1").json()
+        flask_apix = httpx.get(f"{srv.url}/apix").json()
+        fastapi = httpx.get(f"{srv.url}/api/whoami").json()
+        starlette = httpx.get(f"{srv.url}/star/").json()
+        ws_url = srv.url.replace("http://", "ws://")
+        api_reply = _ws(f"{ws_url}/api/ws", "hi")
+        star_reply = _ws(f"{ws_url}/star/ws", "hello")
+        with pytest.raises(InvalidStatus) as refused:
+            _ws(f"{ws_url}/notes/ws", "nobody")
+    assert flask == {"app": "flask", "SCRIPT_NAME": "", "PATH_INFO": "/notes/1", "url_for": "/x"}
+    assert flask_apix["app"] == "flask", "a prefix matches whole segments only"
+    assert fastapi == {
+        "app": "fastapi",
+        "root_path": "/api",
+        "path": "/api/whoami",
+        "url_for": "/api/whoami",
+    }
+    assert starlette == {"app": "starlette", "root_path": "/star"}
+    assert api_reply == "fastapi:hi:/api"
+    assert star_reply == "starlette:hello"
+    # The WSGI fallback cannot speak WebSocket: the handshake is refused.
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("server", ROUTER_SERVERS)
+def test_both_sides_see_the_servers_root_path(server: str) -> None:
+    flags, sent_prefix = ROOT_PATH[server]
+    with live_server(
+        server, "router_live_apps:hybrid", app_dir=ROUTER_DIR, extra_args=flags
+    ) as srv:
+        flask = httpx.get(f"{srv.url}{sent_prefix}/notes/1").json()
+        fastapi = httpx.get(f"{srv.url}{sent_prefix}/api/whoami").json()
+        ws_url = srv.url.replace("http://", "ws://")
+        api_reply = _ws(f"{ws_url}{sent_prefix}/api/ws", "x")
+    assert flask == {
+        "app": "flask",
+        "SCRIPT_NAME": "/app",
+        "PATH_INFO": "/notes/1",
+        "url_for": "/app/x",
+    }
+    assert fastapi == {
+        "app": "fastapi",
+        "root_path": "/app/api",
+        "path": "/app/api/whoami",
+        "url_for": "/app/api/whoami",
+    }
+    assert api_reply == "fastapi:x:/app/api"
+
+
+@pytest.mark.parametrize("server", ROUTER_SERVERS)
+def test_lifespan_fans_out_in_order_to_three_apps(server: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.txt"
+    env = {"ROUTER_EVENTS_FILE": str(events)}
+    with live_server(server, "router_live_apps:hybrid", app_dir=ROUTER_DIR, env=env) as srv:
+        assert httpx.get(f"{srv.url}/api/whoami").status_code == 200
+        started = events.read_text(encoding="utf-8").splitlines()
+        _stop_gracefully(srv)
+    assert started == ["hook startup", "bridge startup", "api startup", "star startup"]
+    assert events.read_text(encoding="utf-8").splitlines()[4:] == [
+        "star shutdown",
+        "api shutdown",
+        "bridge shutdown",
+        "hook shutdown",
+    ]
+
+
+def _serve_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "asgishift", "serve", "--app-dir", str(ROUTER_DIR), *args]
+
+
+@pytest.mark.parametrize("server", ROUTER_SERVERS)
+def test_serve_mount_flags_build_the_router(server: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.txt"
+    argv = _serve_argv(
+        "router_live_apps:legacy",
+        "--server",
+        server,
+        "--port",
+        "{port}",
+        "--mount",
+        "/api=router_live_apps:api",
+        "--mount",
+        "/star/=router_live_apps:star",
+        "--on-startup",
+        "router_live_apps:hook_start",
+        "--on-shutdown",
+        "router_live_apps:hook_stop",
+        "--root-path",
+        "/app",
+    )
+    env = {"ROUTER_EVENTS_FILE": str(events)}
+    with live_server(server, "", command=argv, app_dir=ROUTER_DIR, env=env) as srv:
+        flask = httpx.get(f"{srv.url}/notes").json()
+        fastapi = httpx.get(f"{srv.url}/api/whoami").json()
+        starlette = httpx.get(f"{srv.url}/star/").json()
+        banner = srv.wait_for_log(r"mount /api=router_live_apps:api, mount ([^,]+), (\d) lifespan")
+        srv.process.terminate()  # SIGTERM to asgishift serve: a graceful stop
+        srv.process.wait(timeout=30)
+    assert (flask["app"], flask["SCRIPT_NAME"], flask["PATH_INFO"]) == ("flask", "/app", "/notes")
+    assert (fastapi["root_path"], fastapi["url_for"]) == ("/app/api", "/app/api/whoami")
+    assert starlette == {"app": "starlette", "root_path": "/app/star"}
+    assert banner.groups() == ("/star=router_live_apps:star", "2")
+    assert events.read_text(encoding="utf-8").splitlines() == [
+        "hook startup",
+        "api startup",
+        "star startup",
+        "star shutdown",
+        "api shutdown",
+        "hook shutdown",
+    ]
+
+
+@pytest.mark.parametrize("server", ROUTER_SERVERS)
+def test_failing_startup_hook_stops_the_server(server: str) -> None:
+    argv = _serve_argv(
+        "router_live_apps:legacy",
+        "--server",
+        server,
+        "--port",
+        str(free_port()),
+        "--on-startup",
+        "router_live_apps:fail_start",
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROUTER_DIR), str(REPO_ROOT / "src")])
+    result = subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=60, check=False, cwd=ROUTER_DIR
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert (
+        "startup hook router_live_apps:fail_start failed: ConnectionError: cannot reach the "
+        "database at 127.0.0.1:1" in output
+    )
