@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import ast
 import concurrent.futures
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -131,6 +132,36 @@ def _timed(run: Callable[[], float], cpu: list[float]) -> float:
     return wall
 
 
+def _compare_libcst(paths: list[str]) -> int:
+    """Print the CPU time of ast.parse and libcst.parse_module on ``paths`` (one process).
+
+    libcst parses syntax newer than the running Python (PEP 695 on 3.11); this
+    says what parsing everything with it would cost.
+    """
+    import libcst
+
+    sources = [Path(path).read_text(encoding="utf-8", errors="replace") for path in paths]
+    gc.disable()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.process_time()
+        for source in sources:
+            with contextlib.suppress(SyntaxError):
+                ast.parse(source)
+        plain = time.process_time() - start
+        start = time.process_time()
+        for source in sources:
+            with contextlib.suppress(libcst.ParserSyntaxError):
+                libcst.parse_module(source)
+        cst = time.process_time() - start
+    gc.enable()
+    print(
+        f"{len(sources)} files: ast.parse {plain:.3f} s CPU, libcst.parse_module "
+        f"{cst:.3f} s CPU = {cst / plain:.1f}x"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure the floor and the audit on one tree; print best times and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -138,6 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement")
     parser.add_argument("--jobs", type=int, default=0, help="processes (0: one per CPU)")
     parser.add_argument("--floor-only", action="store_true", help="measure the floor only")
+    parser.add_argument(
+        "--libcst",
+        type=int,
+        metavar="N",
+        help="instead, compare libcst.parse_module with ast.parse (CPU time) on N files",
+    )
     parser.add_argument(
         "--profile", choices=("cold", "warm", "reachable"), help="cProfile one audit run instead"
     )
@@ -147,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = discover([tree], tree, exclude=[], respect_gitignore=True)
     paths = [f.abspath for f in found.files]
     print(f"{tree.name}: {len(paths)} files, {jobs} processes")
+    if args.libcst:
+        return _compare_libcst(paths[: args.libcst])
     cache_root = tempfile.mkdtemp(prefix="asgishift-floor-")
     try:
         if args.profile:

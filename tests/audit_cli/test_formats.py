@@ -367,6 +367,7 @@ def test_text_groups_call_sites_of_one_hazard_and_prints_the_shared_tail_once() 
         "shop/store.py:31 in shop.store.write \u2192 time.sleep()",
     ]
     assert sum("31:9" in line for line in lines) == 1
+    assert lines[-1] == "Found 2 findings (2 ASH101) at 1 place in 1 file; 7 files scanned."
 
 
 def test_shared_tail_keeps_each_chain_its_own_first_hop() -> None:
@@ -388,3 +389,15 @@ def test_text_summary_says_how_many_files_were_parsed_when_fewer() -> None:
     )
     report.files_parsed = 10
     assert "parsed" not in render(report, "text", color=False)
+
+
+def test_json_reports_files_parsed_when_known() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json_schema())
+    report = sample_report()
+    assert "files_parsed" not in build_json(report)
+    report.files_parsed = 3
+    document = build_json(report)
+    assert document["files_parsed"] == 3
+    assert list(document)[:5] == ["version", "tool", "root", "files_scanned", "files_parsed"]
+    assert [e.message for e in validator.iter_errors(document)] == []

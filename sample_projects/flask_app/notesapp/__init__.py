@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Flask
 
-from notesapp import api, db, errors, files, pages
+from notesapp import api, db, errors, files, live, pages
 
 MiB = 1024 * 1024
 
@@ -86,5 +86,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(files.bp)
+    app.register_blueprint(live.bp)
     errors.register(app)
+    # The ASGI extension: async views on the server's loop, WebSockets, lifespan.
+    live.ext.init_app(app)
     return app

@@ -184,22 +184,36 @@ def import_closure(
     for source in seeds:
         if facts[source.rel][2]:
             async_calls.setdefault(source.module, set()).update(facts[source.rel][2])
+    memo: dict[str, list[set[bytes]]] = {}
     late = [
         s
         for s in files
-        if s.rel not in wanted and _may_call(contents[s.rel], facts[s.rel][1], async_calls)
+        if s.rel not in wanted and _may_call(contents[s.rel], facts[s.rel][1], async_calls, memo)
     ]
     wanted.update(s.rel for s in late)
     expand(late)
     return wanted
 
 
-def _may_call(data: bytes, names: Iterable[str], async_calls: Mapping[str, set[bytes]]) -> bool:
-    """Return whether a file imports an async module and mentions a call of its coroutines."""
-    for name in _prefixes(names):
-        calls = async_calls.get(name)
-        if calls and any(call in data for call in calls):
-            return True
+def _may_call(
+    data: bytes,
+    names: Iterable[str],
+    async_calls: Mapping[str, set[bytes]],
+    memo: dict[str, list[set[bytes]]],
+) -> bool:
+    """Return whether a file imports an async module and mentions a call of its coroutines.
+
+    :param memo: imported name to the call sets of its prefixes that are async
+        modules, shared across files (most files import the same names).
+    """
+    for name in names:
+        found = memo.get(name)
+        if found is None:
+            found = [async_calls[p] for p in _prefixes((name,)) if p in async_calls]
+            memo[name] = found
+        for calls in found:
+            if any(call in data for call in calls):
+                return True
     return False
 
 

@@ -167,6 +167,23 @@ class Graph:
         self._records[qual] = record
         return record
 
+    def discarded(self, qual: str, last_names: set[str] | frozenset[str]) -> list[Site]:
+        """Return the discarded calls of a function whose callee's last name is in ``last_names``.
+
+        Reads the plain body without building the whole :class:`Body` record:
+        the ``ASH402`` check looks at every function that may discard a coroutine.
+        """
+        func, path = self.funcs[qual]
+        bodies = self._bodies.get(path)
+        if bodies is None:
+            bodies = decode_bodies(self._raw_bodies[path])
+            self._bodies[path] = bodies
+        return [
+            Site._make(site)
+            for site in bodies[func.slot][2]
+            if site[0].rpartition(".")[2] in last_names
+        ]
+
     @staticmethod
     def display(key: str) -> str:
         """Return the display name of a function key (drops a ``@path`` suffix)."""

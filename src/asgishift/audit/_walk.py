@@ -176,6 +176,10 @@ class WalkerBase:
 
     def _subscript_target(self, expr: ast.Subscript) -> str | None:
         """Type ``d[k]`` from an annotated mapping, else the container's own name."""
+        return self.mapped_type(expr) or self.target(expr.value)
+
+    def mapped_type(self, expr: ast.Subscript) -> str | None:
+        """Return the value type of ``d[k]`` when ``d`` is an annotated mapping, else ``None``."""
         value = expr.value
         if isinstance(value, ast.Name):
             scope = self.scope
@@ -185,10 +189,8 @@ class WalkerBase:
                 if value.id in scope.locals:
                     break
                 scope = scope.parent
-            typed = self.module_elements.get("values:" + value.id)
-            if typed is not None:
-                return typed
-        return self.target(value)
+            return self.module_elements.get("values:" + value.id)
+        return None
 
     def annotation(self, node: ast.expr | None) -> tuple[str | None, str | None, str | None]:
         """Return ``(type, element type, value type)`` named by an annotation.

@@ -160,7 +160,12 @@ class Walker(WalkerBase):
                     return
             if isinstance(value, ast.Await):
                 return
-            if isinstance(value, (ast.Call, ast.Name, ast.Attribute, ast.BinOp, ast.Subscript)):
+            if isinstance(value, ast.Subscript):
+                # ``x = d[k]`` is typed only by an annotated mapping's value type.
+                typ = self.mapped_type(value)
+                if typ is not None:
+                    scope.types[name] = typ
+            elif isinstance(value, (ast.Call, ast.Name, ast.Attribute, ast.BinOp)):
                 typ = self.target(value)
                 if typ is not None and (
                     not isinstance(value, (ast.Name, ast.Attribute)) or typ in RETURN_TYPES
@@ -215,6 +220,30 @@ class Walker(WalkerBase):
                 name_hook(self, node)  # type: ignore[arg-type]
         elif kind is ast.Constant:
             return
+        elif kind is ast.Compare:
+            cmp: ast.Compare = node  # type: ignore[assignment]
+            self.expr(cmp.left)
+            for item in cmp.comparators:
+                self.expr(item)
+        elif kind is ast.BinOp:
+            self.expr(node.left)  # type: ignore[attr-defined]
+            self.expr(node.right)  # type: ignore[attr-defined]
+        elif kind is ast.BoolOp:
+            for item in node.values:  # type: ignore[attr-defined]
+                self.expr(item)
+        elif kind is ast.Tuple or kind is ast.List or kind is ast.Set:
+            for item in node.elts:  # type: ignore[attr-defined]
+                self.expr(item)
+        elif kind is ast.Dict:
+            for key in node.keys:  # type: ignore[attr-defined]
+                if key is not None:
+                    self.expr(key)
+            for item in node.values:  # type: ignore[attr-defined]
+                self.expr(item)
+        elif kind is ast.JoinedStr:
+            for item in node.values:  # type: ignore[attr-defined]
+                if type(item) is ast.FormattedValue:
+                    self.expr(item.value)
         elif kind is ast.Await:
             value = node.value  # type: ignore[attr-defined]
             self.awaited.add(id(value))

@@ -1,16 +1,23 @@
 """The audit engine: find files, summarise them in parallel, link, report.
 
-:func:`audit_paths` runs in three stages:
+:func:`audit_paths` runs in these stages:
 
 1. **Discover** the Python files (:mod:`asgishift.audit._discover`), honouring
-   ``.gitignore``, ``exclude`` and the usual tool directories.
-2. **Summarise** each file with one AST walk (:mod:`asgishift.audit._summary`),
-   in worker processes when there are many files, reusing the per-file cache
-   (key: content hash, module name, asgishift version, catalogue fingerprint).
-3. **Link** the summaries into a project-wide call graph
+   ``.gitignore``, ``exclude`` and the usual tool directories, and read them.
+2. **Scan** the text of every file not in the cache for its imports and
+   ``async def`` names (:mod:`asgishift.audit._closure`), in worker processes;
+   files that mention async code are parsed and summarised on the way.
+3. **Summarise** the rest of the *import closure of async code* with one AST
+   walk per file (:mod:`asgishift.audit._walk_body`, with the rule families'
+   hooks), and parse every other file so a syntax error anywhere is reported.
+   Summaries are cached per file (key: content digest, module name, asgishift
+   version and a hash of the extractor's source code).
+4. **Link** the summaries into a project-wide call graph
    (:mod:`asgishift.audit._link`) and report every hazard reachable from an
-   ``async def``, then apply ``# noqa`` comments and ``select``/``ignore``/
-   ``per_file_ignores``.
+   ``async def``, one finding per call site, then apply ``# noqa`` comments and
+   ``select``/``ignore``/``per_file_ignores``. An unchanged tree (same
+   digests, same linking settings, same audit code) reuses the last run's
+   findings.
 
 A file that cannot be read, decoded or parsed becomes a
 :class:`~asgishift.audit._model.FileError` and the rest is still audited.
@@ -18,19 +25,22 @@ A file that cannot be read, decoded or parsed becomes a
 Known limits of the static analysis (each one errs towards silence):
 
 * Calls are followed through imports (aliases, ``from`` imports, relative
-  imports, package re-exports), ``self``/``cls``/``super()``, base classes,
-  variables assigned from a constructor or typed by a simple annotation, and
-  attributes set as ``self.x = X()``. A receiver whose type is unknown (an
-  unannotated parameter, the return value of a project function) is not
-  followed, nor is ``from x import *`` or ``getattr``.
+  imports, package re-exports, namespace packages), ``self``/``cls``/
+  ``super()``, base classes, variables assigned from a constructor, typed by
+  an annotation (also of containers and dicts) or by a project function's
+  return annotation, and attributes set as ``self.x = X()`` or from an
+  annotated ``__init__`` parameter. A receiver whose type is unknown (an
+  unannotated parameter, an unannotated return value) is not followed, nor is
+  ``from x import *`` or ``getattr``.
 * The graph is path-insensitive: a blocking call behind an ``if`` that never
   runs in async mode is still reported (silence it with ``# noqa: ASH1xx``).
-* ``# noqa`` applies on the line of the hazard or of any hop of its
-  (shortest) chain.
+* ``# noqa`` applies on the line of the hazard or of any hop of its chain
+  (each call site's shortest chain).
 * ``ASH203`` knows model instances returned by ``Model.objects`` queries (or
   bound by ``for``/``async for`` over one) in the same function, and
   ForeignKey/OneToOneField attributes declared on project model classes;
-  ``select_related``/``prefetch_related`` anywhere in the query silences it.
+  ``select_related``/``prefetch_related`` anywhere in the query silences it,
+  and only the first read of a field in a function is a query.
 * ``ASH303`` looks at reads written directly in an ``async def``.
 * Every file is parsed, so every file that does not parse is reported. With
   :attr:`~asgishift.audit._model.AuditConfig.whole_project` off
@@ -165,9 +175,8 @@ def _summarise(
             scan.append(Task(source, Step.SCAN))
     changed = bool(scan)
     parser = Parser(config.jobs if config.jobs > 0 else (os.cpu_count() or 1))
-    done = total - len(scan)
     if progress is not None:
-        progress(0, total)
+        progress(len(entries), total)
     try:
         for batch in parser.run(scan, contents):
             for outcome in batch:
@@ -175,6 +184,8 @@ def _summarise(
                     facts[outcome.rel] = outcome.facts
                 if outcome.entry is not None:
                     entries[outcome.rel] = outcome.entry
+            if progress is not None:
+                progress(len(entries), total)
         closure = import_closure(files, facts, contents)
         tasks: list[Task] = []
         for source in files:

@@ -8,6 +8,7 @@ change of meaning bumps ``version``)::
       "tool": {"name": "asgishift", "version": "0.1.0"},
       "root": "/abs/project",            # finding paths are relative to it
       "files_scanned": 12,
+      "files_parsed": 12,
       "findings": [
         {
           "code": "ASH101",
@@ -104,11 +105,15 @@ def build(report: Report) -> dict[str, Any]:
         if report.baseline_matched is None
         else {"matched": report.baseline_matched, "stale": report.baseline_stale}
     )
-    return {
+    document: dict[str, Any] = {
         "version": JSON_VERSION,
         "tool": {"name": "asgishift", "version": report.tool_version},
         "root": report.root,
         "files_scanned": report.files_scanned,
+    }
+    if report.files_parsed >= 0:
+        document["files_parsed"] = report.files_parsed
+    return document | {
         "findings": findings,
         "errors": [{"path": e.path, "line": e.line, "message": e.message} for e in report.errors],
         "summary": {

@@ -82,9 +82,12 @@ def summary_line(report: Report, *, errors_shown: str = "see stderr") -> str:
     parts = []
     if report.findings:
         files = len({f.path for f in report.findings})
+        places = len({(f.path, f.line, f.col, f.code) for f in report.findings})
+        # One finding per call site: say how many hazards they are when fewer.
+        at = f" at {plural(places, 'place')}" if places < len(report.findings) else ""
         parts.append(
             f"Found {plural(len(report.findings), 'finding')} "
-            f"({summary_counts(report.counts())}) in {plural(files, 'file')}; {scanned}."
+            f"({summary_counts(report.counts())}){at} in {plural(files, 'file')}; {scanned}."
         )
     else:
         parts.append(f"No blocking calls found; {scanned}.")

@@ -23,7 +23,10 @@ Families:
   (``thread_sensitive=False`` around the ORM, coroutines never awaited).
 
 The ``calls`` of ``ASH1xx`` rules are importable dotted names
-(``"requests.Session.get"``) so the runtime detector can patch them.
+(``"requests.Session.get"``) so the runtime detector can patch them. Whether
+``asgishift audit --fix`` rewrites a rule's findings is its
+:attr:`~asgishift.audit._model.Rule.fix` (``FixKind.SAFE``/``UNSAFE``/``None``),
+declared beside the rule in its family module.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from asgishift.audit._model import Hop, Rule, Severity
 from asgishift.audit._records import FileIndex, Hazard, Site
 from asgishift.audit._tables import (
+    ASYNC_TO_SYNC,
     COPY_CONTEXT,
     FLASK_GLOBALS,
     MIDDLEWARE_MARKERS,
@@ -51,7 +52,7 @@ RULES: tuple[Rule, ...] = (
             "async def fetch():\n    return 1\n\n\n"
             "async def view(request):\n    return await fetch()\n"
         ),
-        calls=("asgiref.sync.async_to_sync", "asgiref.sync.AsyncToSync"),
+        calls=tuple(sorted(ASYNC_TO_SYNC)),
     ),
     Rule(
         code="ASH302",

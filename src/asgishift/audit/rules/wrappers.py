@@ -146,7 +146,7 @@ def _never_awaited(graph: Graph, add: Add) -> None:
         summary = graph.summaries[path][0]
         if async_names.isdisjoint(summary.discard_names):
             continue
-        for site in graph.body(key).discarded:
+        for site in graph.discarded(key, async_names):
             resolved = graph.resolve(site.target)
             is_coroutine = (
                 resolved.kind == "func"

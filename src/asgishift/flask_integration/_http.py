@@ -1,0 +1,281 @@
+"""Serve an HTTP request to an ``async def`` Flask view on the event loop.
+
+The request body is collected on the loop (bounded by ``max_body_size``,
+``413`` beyond it) into an in-memory ``wsgi.input``; Flask's request context
+is pushed in the server's request task; the pipeline
+(:mod:`asgishift.flask_integration._pipeline`) awaits hooks and the view; the
+response is sent from the loop (ASGI HTTP spec, "Response Start" / "Response
+Body"). A response whose body is an async iterable (an async generator given to
+``Response``) streams message by message and stops when the client
+disconnects; a sized body goes out in one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import logging
+from collections.abc import AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from flask.ctx import RequestContext
+
+from asgishift._types import Environ, Receive, Send
+from asgishift.flask_integration._wire import asgi_headers
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.wrappers import Request, Response
+
+    from asgishift.bridge import BridgeOptions
+    from asgishift.flask_integration._pipeline import AsyncPipeline
+
+logger = logging.getLogger("asgishift.flask")
+
+__all__ = ["BodyTooLarge", "read_body", "serve_async_request"]
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class BodyTooLarge(Exception):
+    """The request body is longer than ``max_body_size`` (answered with ``413``)."""
+
+
+async def read_body(receive: Receive, limit: int | None) -> bytes | None:
+    """Collect the whole request body from ``http.request`` messages.
+
+    :param limit: the most bytes accepted, ``None`` for no limit.
+    :return: the body, or ``None`` when the client disconnected first.
+    :raise BodyTooLarge: once more than ``limit`` bytes arrived.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise BodyTooLarge(f"request body larger than {limit} bytes")
+            parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+async def send_plain(send: Send, status: int, text: str) -> None:
+    """Send a short ``text/plain`` response (errors found before the app runs)."""
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def serve_async_request(
+    app: Flask,
+    pipeline: AsyncPipeline,
+    req: Request,
+    environ: Environ,
+    receive: Receive,
+    send: Send,
+    options: BridgeOptions,
+) -> None:
+    """Run one request to an async endpoint on the loop and send its response.
+
+    :param req: the request object made while matching (reused for the context).
+    :param environ: its environ; ``wsgi.input`` is set here.
+    :param options: ``max_body_size`` (bytes; ``413`` beyond it) and
+        ``request_timeout`` (seconds until the response starts; ``504`` past
+        it, the view is cancelled) apply as they do on the bridge.
+    """
+    max_body_size = options.max_body_size
+    length = environ.get("CONTENT_LENGTH")
+    if max_body_size is not None and length is not None and int(length) > max_body_size:
+        await send_plain(send, 413, "Content Too Large")
+        return
+    try:
+        body = await read_body(receive, max_body_size)
+    except BodyTooLarge:
+        await send_plain(send, 413, "Content Too Large")
+        return
+    if body is None:
+        return  # the client left before the body was complete
+    if body and length is None:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input"] = io.BytesIO(body)
+    ctx = RequestContext(app, environ, request=req)
+    error: BaseException | None = None
+    try:
+        try:
+            ctx.push()
+            if options.request_timeout is None:
+                response = await pipeline.full_dispatch_request()
+            else:
+                timed = await _within(pipeline, options.request_timeout)
+                if timed is None:
+                    logger.error(
+                        "504 Gateway Timeout: async view for %s [%s] did not answer within %s s "
+                        "(ASGISHIFT_REQUEST_TIMEOUT); it was cancelled",
+                        environ.get("PATH_INFO"),
+                        environ.get("REQUEST_METHOD"),
+                        options.request_timeout,
+                    )
+                    await send_plain(send, 504, "Gateway Timeout")
+                    return
+                response = timed
+        except Exception as e:
+            error = e
+            response = await pipeline.handle_exception(e)
+        except BaseException as e:
+            error = e
+            raise
+        await send_response(response, environ, receive, send)
+    finally:
+        if error is not None and app.should_ignore_error(error):
+            error = None
+        ctx.pop(error)
+
+
+async def _within(pipeline: AsyncPipeline, timeout: float) -> Response | None:
+    """Run the pipeline for at most ``timeout`` seconds; ``None`` when it was cancelled."""
+    task = asyncio.ensure_future(pipeline.full_dispatch_request())
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done:
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
+
+
+async def send_response(response: Response, environ: Environ, receive: Receive, send: Send) -> None:
+    """Send a Flask response object to the ASGI server.
+
+    Status, headers and body come from Werkzeug's own
+    ``get_wsgi_headers``/``get_app_iter`` (what its WSGI call uses:
+    ``HEAD`` and ``204``/``304`` bodies dropped, ``Location`` made absolute
+    when configured); an async-iterable body is iterated on the loop.
+    """
+    status = response.status_code
+    headers = asgi_headers(response.get_wsgi_headers(environ).to_wsgi_list())
+    body = _unwrap_stream_with_context(response.response)
+    if isinstance(body, AsyncIterable) and not isinstance(body, (bytes, str)):
+        await _send_async_body(status, headers, body, environ, receive, send)
+        return
+    app_iter: Iterable[bytes] = response.get_app_iter(environ)
+    try:
+        if response.is_sequence or isinstance(app_iter, (list, tuple)):
+            # The whole body is already in memory (JSON, templates): one message.
+            data = b"".join(app_iter)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": data})
+            return
+        await _stream(status, headers, _iterate_sync(iter(app_iter)), environ, receive, send)
+    finally:
+        close = getattr(app_iter, "close", None)
+        if close is not None:
+            close()
+
+
+def _unwrap_stream_with_context(body: Any) -> Any:
+    """Return the async generator ``flask.stream_with_context`` was given, else ``body``.
+
+    Flask's ``stream_with_context`` only wraps sync iterables; given an async
+    generator it returns a wrapper function whose ``__wrapped__`` is that
+    generator (``functools.update_wrapper``). The request context is kept
+    pushed here until the stream ends, so the generator itself is what to send.
+    """
+    seen = 0
+    while callable(body) and seen < 4:
+        wrapped = getattr(body, "__wrapped__", None)
+        if inspect.isasyncgen(wrapped):
+            return wrapped
+        if wrapped is None:
+            break
+        body = wrapped
+        seen += 1
+    return body
+
+
+async def _iterate_sync(iterator: Any) -> Any:
+    for chunk in iterator:
+        yield chunk
+
+
+async def _send_async_body(
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: AsyncIterable[Any],
+    environ: Environ,
+    receive: Receive,
+    send: Send,
+) -> None:
+    charset = "utf-8"
+
+    async def encoded() -> Any:
+        async for chunk in body:
+            yield chunk.encode(charset) if isinstance(chunk, str) else chunk
+
+    try:
+        if environ["REQUEST_METHOD"] == "HEAD" or status in _NO_BODY_STATUSES:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await _stream(status, headers, encoded(), environ, receive, send)
+    finally:
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _stream(
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    chunks: Any,
+    environ: Environ,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Send the response start, then each chunk, until done or the client leaves."""
+
+    async def produce() -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        async for chunk in chunks:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    producer = asyncio.ensure_future(produce())
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({producer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (producer, watcher):
+            task.cancel()
+        await asyncio.gather(producer, watcher, return_exceptions=True)
+    if producer.done() and not producer.cancelled() and producer.exception() is not None:
+        exc = producer.exception()
+        assert exc is not None
+        logger.error(
+            "streaming response to %s failed after it started",
+            environ.get("PATH_INFO"),
+            exc_info=exc,
+        )
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,95 @@
+"""Run Flask's ``async def`` hooks on the ASGI server's own event loop.
+
+Flask documents :meth:`flask.Flask.async_to_sync` as the hook that decides how
+an ``async def`` view, error handler or request hook is run from Flask's
+synchronous pipeline ("Using async and await" in Flask's docs). Stock Flask
+starts a new event loop per call (asgiref). :class:`LoopBinding` replaces that
+hook on one app instance:
+
+* on a worker thread of a served app (a sync route with async hooks), the
+  coroutine runs on the server's loop and the worker waits for it, so objects
+  created at startup (an ``httpx.AsyncClient``, a pool) are usable;
+* with no served loop (``app.test_client()``, ``flask shell``, a WSGI
+  server), stock Flask's hook runs unchanged;
+* on the loop thread itself nothing can wait: the coroutine is scheduled as a
+  task (this only happens for async teardown functions and signal receivers
+  of requests that already run on the loop, whose return values Flask ignores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+logger = logging.getLogger("asgishift.flask")
+
+__all__ = ["LoopBinding"]
+
+CoroutineFunction = Callable[..., Coroutine[Any, Any, Any]]
+
+
+class LoopBinding:
+    """The event loop one Flask app is served on, and the hook that uses it.
+
+    :param stock: the app class's own ``async_to_sync`` bound to the app (the
+        behaviour kept when no server loop runs).
+    """
+
+    def __init__(self, stock: Callable[[CoroutineFunction], Callable[..., Any]]) -> None:
+        self._stock = stock
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Record ``loop`` as the server's loop (called on startup and per connection)."""
+        self.loop = loop
+
+    def serving_loop(self) -> asyncio.AbstractEventLoop | None:
+        """Return the bound loop if it is running, else ``None``."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return None
+        return loop
+
+    def async_to_sync(self, func: CoroutineFunction) -> Callable[..., Any]:
+        """Return a sync callable running ``func`` (the :meth:`flask.Flask.async_to_sync` hook).
+
+        :param func: an ``async def`` function.
+        :return: a function taking ``func``'s arguments and returning its result.
+        """
+        loop = self.serving_loop()
+        if loop is None:
+            return self._stock(func)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            return self._scheduler(loop, func)
+
+        def run_on_loop(*args: Any, **kwargs: Any) -> Any:
+            future = asyncio.run_coroutine_threadsafe(func(*args, **kwargs), loop)
+            return future.result()
+
+        return run_on_loop
+
+    def _scheduler(
+        self, loop: asyncio.AbstractEventLoop, func: CoroutineFunction
+    ) -> Callable[..., None]:
+        def schedule(*args: Any, **kwargs: Any) -> None:
+            task = loop.create_task(func(*args, **kwargs))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
+        return schedule
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "async Flask callback %r scheduled on the server loop failed",
+                task.get_coro(),
+                exc_info=task.exception(),
+            )

@@ -1,0 +1,117 @@
+"""Which requests run on the event loop: match the URL map before dispatch.
+
+A request goes to the loop when the endpoint its URL matches is an
+``async def`` view (or a WebSocket rule); everything else is handed to the
+WSGI bridge unchanged. Matching uses Flask's own URL adapter
+(:meth:`flask.Flask.create_url_adapter`), so host and subdomain matching,
+``SERVER_NAME`` and ``TRUSTED_HOSTS`` behave as in Flask.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.wrappers import Request
+
+__all__ = ["RouteTable", "route_key"]
+
+#: How many request targets known to go to a sync view are remembered.
+SYNC_CACHE_SIZE = 4096
+
+RouteKey = tuple[str, str, bytes, str, str]
+
+
+def route_key(scope: Mapping[str, Any]) -> RouteKey:
+    """Return what URL matching depends on in an ASGI HTTP scope.
+
+    Method, scheme, ``Host`` header, ``root_path`` and path: the query string
+    and the other headers never change which rule matches.
+    """
+    host = b""
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            host = bytes(value)
+            break
+    return (
+        scope["method"],
+        scope.get("scheme") or "http",
+        host,
+        scope.get("root_path", ""),
+        scope["path"],
+    )
+
+
+class RouteTable:
+    """The async endpoints of one Flask app, refreshed when views are added.
+
+    :param app: the Flask app whose ``view_functions`` and ``url_map`` are read.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+        self._seen = -1
+        self._async: frozenset[str] = frozenset()
+        # Request targets that matched a sync view (or nothing): they go
+        # straight to the bridge next time. Only negative answers are kept, so
+        # an async request always gets Flask's full checks (TRUSTED_HOSTS...).
+        self._sync: OrderedDict[RouteKey, None] = OrderedDict()
+
+    def _refresh(self) -> None:
+        # Endpoints are classified by their view function; a new view means a
+        # new endpoint, so the count tells when to look again.
+        views = self._app.view_functions
+        if len(views) == self._seen:
+            return
+        self._async = frozenset(
+            name for name, view in views.items() if inspect.iscoroutinefunction(view)
+        )
+        self._sync.clear()
+        self._seen = len(views)
+
+    @property
+    def any_async(self) -> bool:
+        """Return whether any endpoint is ``async def``, which makes matching worthwhile."""
+        self._refresh()
+        return bool(self._async)
+
+    def is_async(self, endpoint: str) -> bool:
+        """Return whether ``endpoint``'s view is ``async def``."""
+        return endpoint in self._async
+
+    def known_sync(self, key: RouteKey) -> bool:
+        """Return whether ``key`` (from :func:`route_key`) matched no async view before."""
+        return key in self._sync
+
+    def async_request(self, environ: dict[str, Any], key: RouteKey | None = None) -> Request | None:
+        """Return the request object when ``environ`` matches an ``async def`` endpoint.
+
+        :param environ: a PEP 3333 environ (without ``wsgi.input`` needed).
+        :param key: the request's :func:`route_key`; a sync answer is remembered under it.
+        :return: a :attr:`flask.Flask.request_class` instance, or ``None`` for a
+            sync endpoint or a request that does not match (404, 405, a
+            redirect: Flask answers those on the bridge as usual).
+        """
+        app = self._app
+        req = app.request_class(environ)
+        try:
+            adapter = app.create_url_adapter(req)
+            if adapter is None:
+                return None
+            rule, _ = adapter.match(return_rule=True)
+        except (HTTPException, RequestRedirect):
+            rule = None
+        if rule is not None and rule.endpoint is not None and rule.endpoint in self._async:
+            return req
+        if key is not None:
+            self._sync[key] = None
+            if len(self._sync) > SYNC_CACHE_SIZE:
+                self._sync.popitem(last=False)
+        return None

@@ -1,0 +1,606 @@
+"""The Flask extension in process: ``ext.test_client()`` (httpx over ASGI with
+lifespan), Flask's own ``test_client``, configuration, hooks and WebSockets.
+
+No socket is opened here; ``test_flaskext_live.py`` runs the same features on
+real servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from flask import Flask, Response, abort, g, jsonify, request, session
+
+from asgishift.bridge import BridgeOptions
+from asgishift.flask_integration import (
+    ASGI,
+    ASGIState,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketRejected,
+)
+
+
+def make_app(**config: Any) -> tuple[Flask, ASGI]:
+    app = Flask("flaskext_inprocess")
+    app.secret_key = "inprocess"
+    app.config.update(config)
+    return app, ASGI(app)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# -- configuration and extension state ---------------------------------------
+def test_config_keys_map_onto_bridge_options() -> None:
+    app, ext = make_app(ASGISHIFT_MAX_WORKERS=3, ASGISHIFT_MAX_BODY_SIZE=10)
+    state = app.extensions["asgishift"]
+    assert isinstance(state, ASGIState)
+    assert ext.asgi_app.options.max_workers == 3
+    assert ext.asgi_app.options.max_body_size == 10
+    # Defaults are written into the config (Flask's extension guide).
+    assert app.config["ASGISHIFT_MAX_QUEUE"] == BridgeOptions().max_queue
+
+
+def test_every_bridge_option_has_a_config_key() -> None:
+    import dataclasses
+
+    from asgishift.flask_integration._config import config_keys
+
+    keys = config_keys()
+    assert sorted(keys.values()) == sorted(f.name for f in dataclasses.fields(BridgeOptions))
+    assert keys["ASGISHIFT_REQUEST_TIMEOUT"] == "request_timeout"
+
+
+def test_launcher_options_win_over_config_only_when_changed() -> None:
+    app, _ = make_app(ASGISHIFT_MAX_WORKERS=3, ASGISHIFT_MAX_QUEUE=7)
+    state: ASGIState = app.extensions["asgishift"]
+    served = state.asgi_app_for(BridgeOptions(max_workers=9))
+    assert served.options.max_workers == 9  # changed by the launcher
+    assert served.options.max_queue == 7  # left at default by the launcher
+
+
+def test_bad_config_value_fails_init_app_naming_the_key() -> None:
+    app = Flask("bad")
+    app.config["ASGISHIFT_MAX_WORKERS"] = 0
+    with pytest.raises(ValueError, match=r"ASGISHIFT_.*max_workers"):
+        ASGI(app)
+
+
+def test_init_app_twice_is_refused() -> None:
+    app, ext = make_app()
+    with pytest.raises(RuntimeError, match="already installed"):
+        ext.init_app(app)
+
+
+def test_one_extension_serves_several_apps() -> None:
+    ext = ASGI()
+    started: list[str] = []
+
+    @ext.before_serving
+    def note() -> None:
+        from flask import current_app
+
+        started.append(current_app.name)
+
+    first, second = Flask("first"), Flask("second")
+    ext.init_app(first)
+    ext.init_app(second)
+    for app in (first, second):
+
+        @app.get("/name")
+        async def name() -> str:
+            from flask import current_app
+
+            return current_app.name
+
+    async def both() -> list[str]:
+        names = []
+        for app in (first, second):
+            async with ext.test_client(app) as client:
+                names.append((await client.get("/name")).text)
+        return names
+
+    assert run(both()) == ["first", "second"]
+    assert started == ["first", "second"]
+    assert first.extensions["asgishift"] is not second.extensions["asgishift"]
+
+
+def test_the_extension_object_is_itself_an_asgi3_app() -> None:
+    import httpx
+    from uvicorn.config import Config
+
+    app, ext = make_app()
+
+    @app.get("/x")
+    async def x() -> str:
+        return "via ext"
+
+    config = Config(app=ext)
+    config.load()
+    assert config.interface == "asgi3"
+
+    async def scenario() -> str:
+        transport = httpx.ASGITransport(app=ext)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return (await client.get("/x")).text
+
+    assert run(scenario()) == "via ext"
+
+
+# -- async views, hooks and errors through ext.test_client ------------------
+def test_async_pipeline_hooks_handlers_and_session() -> None:
+    app, ext = make_app()
+    calls: list[str] = []
+
+    @app.before_request
+    async def before() -> None:
+        g.user = "ada"
+        calls.append("before")
+
+    @app.after_request
+    async def after(response: Response) -> Response:
+        response.headers["X-After"] = "async"
+        calls.append("after")
+        return response
+
+    @app.teardown_request
+    def teardown(exc: BaseException | None) -> None:
+        calls.append("teardown")
+
+    @app.errorhandler(KeyError)
+    async def missing(exc: KeyError) -> tuple[str, int]:
+        return f"missing {exc.args[0]}", 418
+
+    @app.get("/hello/<name>")
+    async def hello(name: str) -> Any:
+        session["seen"] = name
+        return jsonify(name=name, user=g.user, thread=threading.current_thread().name)
+
+    @app.get("/seen")
+    async def seen() -> Any:
+        return jsonify(seen=session.get("seen"))
+
+    @app.get("/key")
+    async def key() -> Any:
+        raise KeyError("thing")
+
+    @app.get("/abort")
+    async def aborting() -> Any:
+        abort(404)
+
+    async def scenario() -> None:
+        async with ext.test_client() as client:
+            response = await client.get("/hello/bob")
+            assert response.status_code == 200
+            assert response.headers["X-After"] == "async"
+            assert response.json()["user"] == "ada"
+            assert response.json()["thread"] == threading.current_thread().name
+            assert (await client.get("/seen")).json() == {"seen": "bob"}
+            handled = await client.get("/key")
+            assert (handled.status_code, handled.text) == (418, "missing thing")
+            assert (await client.get("/abort")).status_code == 404
+            head = await client.head("/hello/bob")
+            assert head.status_code == 200
+            assert head.content == b""
+
+    run(scenario())
+    assert calls[:3] == ["before", "after", "teardown"]
+
+
+def test_unhandled_error_is_500_with_log(caplog: pytest.LogCaptureFixture) -> None:
+    app, ext = make_app()
+
+    @app.get("/bad")
+    async def bad() -> Any:
+        raise ZeroDivisionError("inprocess failure")
+
+    async def scenario() -> int:
+        async with ext.test_client() as client:
+            return (await client.get("/bad")).status_code
+
+    assert run(scenario()) == 500
+    assert any("inprocess failure" in str(r.exc_info) for r in caplog.records if r.exc_info)
+
+
+def test_async_body_limit_is_413() -> None:
+    app, ext = make_app(ASGISHIFT_MAX_BODY_SIZE=8)
+
+    @app.post("/up")
+    async def upload() -> Any:
+        return str(len(request.get_data()))
+
+    async def scenario() -> tuple[int, str, int]:
+        async with ext.test_client() as client:
+            small = await client.post("/up", content=b"12345678")
+            big = await client.post("/up", content=b"123456789")
+            return small.status_code, small.text, big.status_code
+
+    assert run(scenario()) == (200, "8", 413)
+
+
+def test_async_view_past_request_timeout_is_504_and_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, ext = make_app(ASGISHIFT_REQUEST_TIMEOUT=0.05)
+    outcome: list[str] = []
+
+    @app.get("/slow")
+    async def slow() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return "never"
+
+    @app.get("/quick")
+    async def quick() -> str:
+        return "quick"
+
+    async def scenario() -> tuple[int, int]:
+        async with ext.test_client() as client:
+            slow_status = (await client.get("/slow")).status_code
+            return slow_status, (await client.get("/quick")).status_code
+
+    assert run(scenario()) == (504, 200)
+    assert outcome == ["cancelled"]
+    assert "ASGISHIFT_REQUEST_TIMEOUT" in caplog.text
+
+
+def test_sync_answers_are_remembered_until_a_view_is_added() -> None:
+    from asgishift.flask_integration._routes import route_key
+    from asgishift.flask_integration._wire import build_environ, new_base_environ
+
+    app, _ = make_app()
+
+    @app.get("/first")
+    async def first() -> str:
+        return "first"
+
+    routes = app.extensions["asgishift"].routes
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/late",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+    }
+    key = route_key(scope)
+    assert routes.any_async
+    assert routes.async_request(build_environ(scope, new_base_environ()), key) is None
+    assert routes.known_sync(key)
+
+    @app.get("/late")
+    async def late() -> str:
+        return "late"
+
+    # A new view makes the table look again and forget what it remembered.
+    assert routes.any_async
+    assert not routes.known_sync(key)
+    assert routes.async_request(build_environ(scope, new_base_environ()), key) is not None
+
+
+def test_async_hook_on_sync_route_runs_on_the_serving_loop() -> None:
+    app, ext = make_app()
+    loops: list[object] = []
+
+    @app.before_request
+    async def before() -> None:
+        loops.append(asyncio.get_running_loop())
+
+    @app.get("/sync")
+    def sync_view() -> str:
+        return threading.current_thread().name
+
+    async def scenario() -> tuple[str, object]:
+        async with ext.test_client() as client:
+            thread = (await client.get("/sync")).text
+            return thread, asyncio.get_running_loop()
+
+    thread, loop = run(scenario())
+    assert thread.startswith("asgishift-bridge")
+    assert loops == [loop]
+
+
+def test_async_generator_response_streams_in_order() -> None:
+    app, ext = make_app()
+
+    @app.get("/events")
+    async def events() -> Response:
+        async def gen() -> AsyncIterator[str]:
+            for i in range(3):
+                await asyncio.sleep(0)
+                yield f"data: {i}\n\n"
+
+        return Response(gen(), mimetype="text/event-stream")
+
+    async def scenario() -> str:
+        async with ext.test_client() as client:
+            return (await client.get("/events")).text
+
+    assert run(scenario()) == "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+
+
+def test_stream_with_context_over_an_async_generator() -> None:
+    from flask import stream_with_context
+
+    app, ext = make_app()
+
+    @app.get("/ctx")
+    async def ctx_stream() -> Response:
+        async def gen() -> AsyncIterator[str]:
+            for i in range(2):
+                await asyncio.sleep(0)
+                # The request context is still pushed while the stream runs.
+                yield f"{request.args['name']}{i};"
+
+        return Response(stream_with_context(gen()), mimetype="text/plain")
+
+    async def scenario() -> str:
+        async with ext.test_client() as client:
+            return (await client.get("/ctx", params={"name": "n"})).text
+
+    assert run(scenario()) == "n0;n1;"
+
+
+# -- stock Flask behaviour without a server loop -----------------------------
+def test_flask_test_client_runs_async_views_as_stock_flask() -> None:
+    app, _ = make_app()
+    loops: list[object] = []
+
+    @app.get("/a")
+    async def view() -> str:
+        loops.append(asyncio.get_running_loop())
+        return "stock"
+
+    with app.test_client() as client:
+        assert client.get("/a").text == "stock"
+        assert client.get("/a").text == "stock"
+    # asgiref's async_to_sync: a new loop per call, as in stock Flask.
+    assert len(loops) == 2
+    assert loops[0] is not loops[1]
+
+
+def test_background_task_without_a_server_runs_inline() -> None:
+    app, ext = make_app()
+    done: list[str] = []
+
+    async def job(value: str) -> None:
+        done.append(value)
+
+    @app.get("/bg")
+    def bg() -> str:
+        ext.add_background_task(job, "ran")
+        return "ok"
+
+    assert app.test_client().get("/bg").text == "ok"
+    assert done == ["ran"]
+
+
+# -- lifespan ----------------------------------------------------------------
+def test_serving_hooks_order_and_background_tasks_awaited() -> None:
+    app, ext = make_app()
+    events: list[str] = []
+
+    @ext.before_serving
+    def sync_start() -> None:
+        events.append("before-sync")
+
+    @ext.before_serving
+    async def async_start() -> None:
+        events.append("before-async")
+
+    @ext.while_serving
+    async def around() -> AsyncIterator[None]:
+        events.append("while-up")
+        yield
+        events.append("while-down")
+
+    @ext.after_serving
+    async def stop() -> None:
+        events.append("after")
+
+    async def job() -> None:
+        await asyncio.sleep(0.01)
+        events.append("background")
+
+    @app.get("/kick")
+    async def kick() -> str:
+        ext.add_background_task(job)
+        return "kicked"
+
+    async def scenario() -> None:
+        async with ext.test_client() as client:
+            assert (await client.get("/kick")).text == "kicked"
+
+    run(scenario())
+    assert events == [
+        "before-sync",
+        "before-async",
+        "while-up",
+        "after",
+        "while-down",
+        "background",
+    ]
+
+
+def test_background_task_from_a_sync_view_runs_on_the_serving_loop() -> None:
+    app, ext = make_app()
+    ran_on: list[object] = []
+
+    async def job() -> None:
+        from flask import current_app
+
+        ran_on.append((asyncio.get_running_loop(), current_app.name))
+
+    @app.get("/sync-kick")
+    def kick() -> str:
+        ext.add_background_task(job)
+        return threading.current_thread().name
+
+    async def scenario() -> tuple[str, object]:
+        async with ext.test_client() as client:
+            thread = (await client.get("/sync-kick")).text
+            return thread, asyncio.get_running_loop()
+
+    thread, loop = run(scenario())
+    assert thread.startswith("asgishift-bridge")
+    assert ran_on == [(loop, "flaskext_inprocess")]
+
+
+def test_async_teardown_of_an_async_route_is_run_on_the_loop() -> None:
+    app, ext = make_app()
+    torn: list[tuple[object, str]] = []
+    signals: dict[str, asyncio.Event] = {}
+
+    @app.teardown_request
+    async def teardown(exc: BaseException | None) -> None:
+        torn.append((asyncio.get_running_loop(), request.path))
+        signals["torn"].set()
+
+    @app.get("/t")
+    async def view() -> str:
+        return "ok"
+
+    async def scenario() -> object:
+        signals["torn"] = asyncio.Event()
+        async with ext.test_client() as client:
+            assert (await client.get("/t")).text == "ok"
+            await asyncio.wait_for(signals["torn"].wait(), 5)
+            return asyncio.get_running_loop()
+
+    loop = run(scenario())
+    assert torn == [(loop, "/t")]
+
+
+def test_background_task_past_shutdown_timeout_is_cancelled() -> None:
+    app, ext = make_app(ASGISHIFT_SHUTDOWN_TIMEOUT=0.05)
+    outcome: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    @app.get("/start")
+    async def start() -> str:
+        ext.add_background_task(forever)
+        return "started"
+
+    async def scenario() -> None:
+        async with ext.test_client() as client:
+            await client.get("/start")
+
+    run(scenario())
+    assert outcome == ["cancelled"]
+
+
+def test_failing_before_serving_fails_startup_with_the_error() -> None:
+    _app, ext = make_app()
+
+    @ext.before_serving
+    async def broken() -> None:
+        raise LookupError("database unreachable")
+
+    async def scenario() -> None:
+        async with ext.test_client():
+            pass
+
+    with pytest.raises(RuntimeError, match="LookupError: database unreachable"):
+        run(scenario())
+
+
+def test_while_serving_needs_an_async_generator() -> None:
+    _, ext = make_app()
+    with pytest.raises(TypeError, match="async generator"):
+        ext.while_serving(lambda: None)
+
+
+# -- WebSockets --------------------------------------------------------------
+def test_websocket_route_with_converters_session_and_refusal() -> None:
+    app, ext = make_app()
+
+    @app.before_request
+    def gate() -> Any:
+        if request.args.get("token") == "bad":
+            return "no entry", 403
+        if request.args.get("token") == "crash":
+            raise RuntimeError("before_request failed on a handshake")
+        return None
+
+    @app.get("/login")
+    async def login() -> str:
+        session["user"] = "ada"
+        return "ok"
+
+    @ext.websocket("/echo/<int:times>")
+    async def echo(ws: WebSocket, times: int) -> None:
+        try:
+            while True:
+                data = await ws.receive()
+                await ws.send(data * times)
+                if data == "bye":
+                    await ws.close(4000)
+                    return
+        except WebSocketDisconnect:
+            return
+
+    @app.route("/who", websocket=True)
+    async def who(ws: WebSocket) -> None:
+        await ws.accept(subprotocol="chat.v1")
+        await ws.send(str(session.get("user")))
+
+    async def scenario() -> None:
+        async with ext.test_client() as client:
+            await client.get("/login")
+            async with client.websocket("/echo/2") as ws:
+                await ws.send("ab")
+                assert await ws.receive() == "abab"
+                await ws.send(b"\x00")
+                assert await ws.receive() == b"\x00\x00"
+                await ws.send("bye")
+                assert await ws.receive() == "byebye"
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    await ws.receive()
+                assert closed.value.code == 4000
+            async with client.websocket("/who", subprotocols=["chat.v1"]) as ws:
+                assert ws.subprotocol == "chat.v1"
+                assert await ws.receive() == "ada"
+            with pytest.raises(WebSocketRejected) as refused:
+                async with client.websocket("/echo/2?token=bad"):
+                    pass
+            assert (refused.value.status, refused.value.body) == (403, b"no entry")
+            with pytest.raises(WebSocketRejected) as crashed:
+                async with client.websocket("/echo/2?token=crash"):
+                    pass
+            assert crashed.value.status == 500
+            with pytest.raises(WebSocketRejected) as missing:
+                async with client.websocket("/nowhere"):
+                    pass
+            assert missing.value.status == 404
+
+    run(scenario())
+
+
+def test_http_request_to_websocket_rule_is_not_served_as_view() -> None:
+    _app, ext = make_app()
+
+    @ext.websocket("/only-ws")
+    async def only(ws: WebSocket) -> None:
+        await ws.send("x")
+
+    async def scenario() -> int:
+        async with ext.test_client() as client:
+            return (await client.get("/only-ws")).status_code
+
+    assert run(scenario()) == 400
