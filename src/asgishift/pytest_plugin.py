@@ -12,6 +12,10 @@ Options (registered in the ``asgishift`` group of ``pytest --help``):
   (:class:`~asgishift.runtime.EveryLoopLagMonitor`) and fail every test during
   which a callback held the loop longer than ``MS`` milliseconds, with the
   loop thread's stack.
+* ``--asgishift-full-stack``: print every frame of those stacks. By default each
+  run of library frames (standard library, installed packages, asgishift) is
+  folded into one line (``… 7 library frames …``) so the test's and the
+  application's frames stand out.
 
 Tests that request the :func:`blocking_detector` fixture, or carry the
 ``asgishift_allow_blocking`` marker, are not failed by either option: they
@@ -37,7 +41,7 @@ _ALLOW_MARK = "asgishift_allow_blocking"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--asgishift-detect-blocking`` and ``--asgishift-loop-lag-ms``."""
+    """Add the ``--asgishift-*`` options: detect-blocking, loop-lag-ms, full-stack."""
     group = parser.getgroup("asgishift", "asgishift: event-loop blocking checks")
     group.addoption(
         "--asgishift-detect-blocking",
@@ -53,6 +57,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MS",
         help="fail tests during which a callback held an asyncio loop longer than MS "
         "milliseconds; the failure shows the loop thread's stack",
+    )
+    group.addoption(
+        "--asgishift-full-stack",
+        action="store_true",
+        default=False,
+        help="show every frame of the stacks in those failures; by default runs of "
+        "standard-library, installed-package and asgishift frames are folded into one line",
     )
 
 
@@ -70,8 +81,9 @@ def pytest_configure(config: pytest.Config) -> None:
     lag_ms: float | None = config.getoption("asgishift_loop_lag_ms")
     if lag_ms is not None and lag_ms <= 0:
         raise pytest.UsageError(f"--asgishift-loop-lag-ms must be positive, got {lag_ms:g}")
+    full_stack = bool(config.getoption("asgishift_full_stack"))
     if detect or lag_ms is not None:
-        config.pluginmanager.register(_Guard(detect, lag_ms), _GUARD_NAME)
+        config.pluginmanager.register(_Guard(detect, lag_ms, full_stack), _GUARD_NAME)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -100,9 +112,10 @@ def blocking_detector() -> Iterator[BlockingDetector]:
 class _Guard:
     """The session-wide detector and lag monitor, checked around each test phase."""
 
-    def __init__(self, detect: bool, lag_ms: float | None) -> None:
+    def __init__(self, detect: bool, lag_ms: float | None, full_stack: bool) -> None:
         from asgishift.runtime import BlockingDetector, EveryLoopLagMonitor
 
+        self.full_stack = full_stack
         # The failure report carries everything: no WARNING logs on top of it.
         self.detector: BlockingDetector | None = (
             BlockingDetector(log=False).install() if detect else None
@@ -135,12 +148,14 @@ class _Guard:
         if blocks:
             parts.append(
                 f"{len(blocks)} blocking call(s) on an event-loop thread "
-                f"(--asgishift-detect-blocking):\n\n" + "\n".join(e.format() for e in blocks)
+                f"(--asgishift-detect-blocking):\n\n"
+                + "\n".join(e.format(full_stack=self.full_stack) for e in blocks)
             )
         if lags:
             parts.append(
                 f"{len(lags)} event-loop lag(s) over the threshold "
-                f"(--asgishift-loop-lag-ms):\n\n" + "\n".join(e.format() for e in lags)
+                f"(--asgishift-loop-lag-ms):\n\n"
+                + "\n".join(e.format(full_stack=self.full_stack) for e in lags)
             )
         if parts:
             parts.append(

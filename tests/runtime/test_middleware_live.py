@@ -24,10 +24,13 @@ def test_server_log_names_the_blocking_call_and_the_lag(server: str) -> None:
 
         warning = live.wait_for_log(
             r"ASH101 blocking call time\.sleep\(\) on the event-loop thread[^\n]*\n"
-            r"Stack \(most recent call last\):\n(?:  .*\n)+"
+            r"Stack \(most recent call last; library frames folded\):\n(?:  .*\n)+"
         )
         assert "in blocking_endpoint" in warning.group(0)
         assert "time.sleep(0.2)" in warning.group(0)
+        # The server's and asgishift's frames are folded: only the app's are shown.
+        assert "library frames …" in warning.group(0)
+        assert f"{server}/" not in warning.group(0)
 
         lag = live.wait_for_log(
             r"event loop held for at least (?P<ms>[\d.]+) ms \(threshold 100 ms\)[^\n]*\n"

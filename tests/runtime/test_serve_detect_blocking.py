@@ -42,6 +42,9 @@ def test_asgi_blocker_is_reported_with_rule_and_stack(server: str) -> None:
         )
         lag = live.wait_for_log(r"event loop held for at least [\d.]+ ms \(threshold 150 ms\)")
     assert "in blocking_endpoint" in warning.group(0)
+    # By default the stack is trimmed to the app's frames (--full-stack shows all).
+    assert "library frames …" in warning.group(0)
+    assert "asyncio/base_events.py" not in warning.group(0)
     assert lag.group(0)
 
 
@@ -59,3 +62,15 @@ def test_wsgi_views_through_the_bridge_are_not_reported(server: str) -> None:
     assert bridged[0].content.startswith(b'"""Apps for the live runtime tests')
     assert len(re.findall(r"ASH\d{3} blocking call", log)) == 1, log
     assert "_wsgi_view" not in log, log
+
+
+def test_full_stack_prints_every_frame() -> None:
+    argv = serve("runtime_blocking_app:inner", "uvicorn", "--full-stack")
+    with live_server("uvicorn", "", command=argv, app_dir=APPS_DIR) as live:
+        assert httpx.get(f"{live.url}/block", timeout=10).text == "block"
+        warning = live.wait_for_log(
+            r"ASH101 blocking call time\.sleep\(\)[^\n]*\nStack[^\n]*\n(?:  .*\n)+"
+        )
+    assert "in blocking_endpoint" in warning.group(0)
+    assert "library frames" not in warning.group(0)
+    assert "uvicorn/" in warning.group(0)

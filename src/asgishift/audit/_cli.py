@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from asgishift.audit._model import AuditConfig, Rule
+    from asgishift.audit._model import AuditConfig, AuditResult, Rule
 
 logger = logging.getLogger("asgishift.audit")
 
@@ -143,6 +143,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CODE",
         help="print what rule CODE (or its name, e.g. blocking-sleep) finds, why it matters "
         "and how to fix it, then exit",
+    )
+    parser.add_argument(
+        "--fix",
+        action="store_true",
+        help="rewrite the findings that have a safe automatic fix (docs/audit/fix.md), "
+        "then report what is left",
+    )
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="print the --fix rewrites as a unified diff instead of writing them; exit 1 "
+        "when there is one",
+    )
+    parser.add_argument(
+        "--unsafe-fixes",
+        action="store_true",
+        help="with --fix/--diff, also apply fixes that may change behaviour "
+        "(async for over a QuerySet, sync_to_async around a helper)",
     )
     parser.add_argument(
         "--baseline",
@@ -313,6 +331,19 @@ def _audit(args: argparse.Namespace) -> int:
         result = engine.audit_paths(
             [p.resolve() for p in paths], root=root.resolve(), config=config, progress=progress
         )
+    if args.fix or args.diff:
+        from asgishift.audit.fix._cli import run_fixes
+
+        def reaudit() -> AuditResult:
+            return engine.audit_paths(
+                [p.resolve() for p in paths], root=root.resolve(), config=config
+            )
+
+        changed, result = run_fixes(
+            result, unsafe=args.unsafe_fixes, write=not args.diff, reaudit=reaudit
+        )
+        if args.diff:
+            return EXIT_FINDINGS if changed else EXIT_CLEAN
     prints = fingerprints(result.findings)
 
     if args.write_baseline is not None:

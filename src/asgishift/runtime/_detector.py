@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 import types
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from asgishift.runtime import _patching
 from asgishift.runtime._events import BlockingCall, BlockingCallError
+from asgishift.runtime._stack import capture, format_stack
 
 if TYPE_CHECKING:
     from asgishift.audit._model import Rule
@@ -67,6 +67,9 @@ class BlockingDetector:
     :param stack_limit: how many frames of the caller's stack to keep.
     :param log: log each event at WARNING; turn off when only :attr:`events`
         is wanted.
+    :param full_stack: log every frame of the stack; by default runs of library
+        frames (standard library, installed packages, asgishift) are folded into
+        one line so the application's frames stand out (:mod:`asgishift.runtime._stack`).
     :param max_events: keep at most this many events in :attr:`events` (later
         ones are still logged and counted in :attr:`dropped`); ``None`` keeps
         all. Bound it in long-running servers.
@@ -82,10 +85,11 @@ class BlockingDetector:
         extra_blocking: Sequence[str] = (),
         extra_code: str = "ASH199",
         raise_on_block: bool = False,
-        stack_limit: int = 20,
+        stack_limit: int = 50,
         log: bool = True,
         max_events: int | None = None,
         log_repeats: bool = True,
+        full_stack: bool = False,
     ) -> None:
         self._rules = tuple(default_rules() if rules is None else rules)
         self._rule_for: dict[str, tuple[str, str]] = {}
@@ -99,6 +103,7 @@ class BlockingDetector:
         self.raise_on_block = raise_on_block
         self.stack_limit = stack_limit
         self.log = log
+        self.full_stack = full_stack
         #: Every :class:`BlockingCall` seen since installation (or :meth:`clear`).
         self.events: list[BlockingCall] = []
         #: Events not kept because :attr:`events` held ``max_events`` already.
@@ -179,16 +184,17 @@ class BlockingDetector:
         else:
             return
         code, template = found
-        stack = "".join(traceback.extract_stack(frame, limit=self.stack_limit).format())
+        frames = capture(frame, self.stack_limit)
         thread = threading.current_thread()
         event = BlockingCall(
             code=code,
             call=name,
             message=template.format_map(_KeepMissing(call=name)),
-            stack=stack,
+            stack=format_stack(frames, full=True),
             thread_name=thread.name,
             thread_id=threading.get_ident(),
             timestamp=time.time(),
+            frames=frames,
         )
         site = (code, frame.f_code.co_filename, frame.f_lineno)
         with self._lock:
@@ -200,7 +206,7 @@ class BlockingDetector:
             self._sites.add(site)
         if self.log:
             level = logging.DEBUG if repeat and not self.log_repeats else logging.WARNING
-            logger.log(level, "%s", event.format())
+            logger.log(level, "%s", event.format(full_stack=self.full_stack))
         if self.raise_on_block:
             raise BlockingCallError(event)
 

@@ -22,12 +22,12 @@ import logging
 import sys
 import threading
 import time
-import traceback
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asgishift.runtime._events import LoopLag
+from asgishift.runtime._stack import capture, format_stack
 
 if TYPE_CHECKING:
     import asyncio
@@ -63,6 +63,8 @@ class LoopLagMonitor:
     :param on_lag: called with each :class:`LoopLag` from the watchdog thread.
     :param max_events: keep at most this many events in :attr:`events` (later
         ones are still logged and passed to ``on_lag``); ``None`` keeps all.
+    :param full_stack: log every frame; by default runs of library frames are
+        folded into one line (:mod:`asgishift.runtime._stack`).
     :raise ValueError: when ``threshold_ms`` or ``interval_ms`` is not positive.
     """
 
@@ -71,10 +73,11 @@ class LoopLagMonitor:
         threshold_ms: float = 100.0,
         *,
         interval_ms: float | None = None,
-        stack_limit: int = 30,
+        stack_limit: int = 50,
         log: bool = True,
         on_lag: Callable[[LoopLag], None] | None = None,
         max_events: int | None = None,
+        full_stack: bool = False,
     ) -> None:
         if threshold_ms <= 0:
             raise ValueError(f"threshold_ms must be positive, got {threshold_ms!r}")
@@ -88,6 +91,7 @@ class LoopLagMonitor:
         self.log = log
         self.on_lag = on_lag
         self.max_events = max_events
+        self.full_stack = full_stack
         #: Every :class:`LoopLag` reported so far.
         self.events: list[LoopLag] = []
         #: How many holds were caught; grows when the stack is captured, before
@@ -200,8 +204,9 @@ class LoopLagMonitor:
         if thread_id is None:
             thread_id = getattr(loop, "_thread_id", None)
         frame = sys._current_frames().get(thread_id) if thread_id is not None else None
+        frames = capture(frame, self.stack_limit) if frame is not None else ()
         stack = (
-            "".join(traceback.extract_stack(frame, limit=self.stack_limit).format())
+            format_stack(frames, full=True)
             if frame is not None
             else "  <the loop thread's stack is unknown: no heartbeat has run yet>\n"
         )
@@ -218,11 +223,12 @@ class LoopLagMonitor:
             thread_name=thread,
             thread_id=thread_id or 0,
             timestamp=captured_at,
+            frames=frames,
         )
         if self.max_events is None or len(self.events) < self.max_events:
             self.events.append(event)
         if self.log:
-            logger.warning("%s", event.format())
+            logger.warning("%s", event.format(full_stack=self.full_stack))
         if self.on_lag is not None:
             self.on_lag(event)
 
@@ -247,6 +253,7 @@ class EveryLoopLagMonitor:
     :param interval_ms: see :class:`LoopLagMonitor`, in milliseconds.
     :param stack_limit: see :class:`LoopLagMonitor`.
     :param log: see :class:`LoopLagMonitor`.
+    :param full_stack: see :class:`LoopLagMonitor`.
     """
 
     def __init__(
@@ -254,8 +261,9 @@ class EveryLoopLagMonitor:
         threshold_ms: float = 100.0,
         *,
         interval_ms: float | None = None,
-        stack_limit: int = 30,
+        stack_limit: int = 50,
         log: bool = True,
+        full_stack: bool = False,
     ) -> None:
         # Validate now rather than inside the first run_forever.
         LoopLagMonitor(threshold_ms, interval_ms=interval_ms)
@@ -263,6 +271,7 @@ class EveryLoopLagMonitor:
         self.interval_ms = interval_ms
         self.stack_limit = stack_limit
         self.log = log
+        self.full_stack = full_stack
         #: Every :class:`LoopLag` reported by any loop since installation.
         self.events: list[LoopLag] = []
         self._original: Any = None
@@ -296,6 +305,7 @@ class EveryLoopLagMonitor:
                     stack_limit=monitor.stack_limit,
                     log=monitor.log,
                     on_lag=monitor.events.append,
+                    full_stack=monitor.full_stack,
                 )
                 with monitor._lock:
                     monitor._watchers.add(watcher)

@@ -41,6 +41,9 @@ class BlockingDetectorMiddleware:
         :class:`~asgishift.runtime.BlockingCallError` instead of running.
     :param rules: rules to watch; ``None`` means the catalogue's ``ASH1xx``.
     :param stack_limit: frames kept in each reported stack.
+    :param full_stack: log every frame of each stack; by default runs of library
+        frames (standard library, installed packages, asgishift) are folded into
+        one line (``asgishift serve --full-stack``).
     """
 
     def __init__(
@@ -50,7 +53,8 @@ class BlockingDetectorMiddleware:
         lag_threshold_ms: float = 100.0,
         raise_on_block: bool = False,
         rules: tuple[Rule, ...] | None = None,
-        stack_limit: int = 20,
+        stack_limit: int = 50,
+        full_stack: bool = False,
     ) -> None:
         if lag_threshold_ms < 0:
             raise ValueError(
@@ -60,6 +64,7 @@ class BlockingDetectorMiddleware:
         self.lag_threshold_ms = lag_threshold_ms
         self.raise_on_block = raise_on_block
         self.stack_limit = stack_limit
+        self.full_stack = full_stack
         self._rules = rules
         #: The installed detector, once the middleware has been used.
         self.detector: BlockingDetector | None = None
@@ -92,6 +97,7 @@ class BlockingDetectorMiddleware:
                     stack_limit=self.stack_limit,
                     max_events=_MAX_EVENTS,
                     log_repeats=False,
+                    full_stack=self.full_stack,
                 ).install()
                 logger.info(
                     "detecting blocking calls on the event loop: %d callables watched, "
@@ -105,7 +111,10 @@ class BlockingDetectorMiddleware:
                 if self.monitor is not None:
                     self.monitor.stop()
                 self.monitor = LoopLagMonitor(
-                    self.lag_threshold_ms, stack_limit=self.stack_limit, max_events=_MAX_EVENTS
+                    self.lag_threshold_ms,
+                    stack_limit=self.stack_limit,
+                    max_events=_MAX_EVENTS,
+                    full_stack=self.full_stack,
                 ).start(loop)
 
     def stop(self) -> None:

@@ -73,7 +73,7 @@ class BuiltApp:
     wrapping: str
 
 
-def _blocking_detector(app: ASGIApp, lag_threshold_ms: float) -> ASGIApp:
+def _blocking_detector(app: ASGIApp, lag_threshold_ms: float, full_stack: bool) -> ASGIApp:
     # Imported by name so a build without the runtime package fails with a
     # message instead of at import time.
     try:
@@ -84,7 +84,7 @@ def _blocking_detector(app: ASGIApp, lag_threshold_ms: float) -> ASGIApp:
             "--detect-blocking needs asgishift.runtime.BlockingDetectorMiddleware, which this "
             "asgishift installation lacks; upgrade asgishift or drop --detect-blocking"
         ) from None
-    return cast(ASGIApp, middleware(app, lag_threshold_ms=lag_threshold_ms))
+    return cast(ASGIApp, middleware(app, lag_threshold_ms=lag_threshold_ms, full_stack=full_stack))
 
 
 def extension_bridge(app: object, options: BridgeOptions) -> ASGIApp | None:
@@ -186,7 +186,7 @@ def build(config: ServeConfig) -> BuiltApp:
     if config.root_path:
         app = RootPathMiddleware(app, config.root_path)
     if config.detect_blocking:
-        app = _blocking_detector(app, config.loop_lag_ms)
+        app = _blocking_detector(app, config.loop_lag_ms, config.full_stack)
     return BuiltApp(app, detection, wrapping)
 
 

@@ -220,6 +220,11 @@ class ServeConfig:
     )
     """With ``--detect-blocking``: event-loop lag in milliseconds worth reporting."""
 
+    full_stack: bool = field(default=False, metadata=_flag(requires="detect_blocking"))
+    """With ``--detect-blocking``: print every frame of each reported stack; by default
+    runs of standard-library, installed-package and asgishift frames are folded into one
+    line (``… 7 library frames …``) so the application's frames stand out."""
+
     def __post_init__(self) -> None:
         """Normalise ``root_path``, ``mounts`` and the hooks; check every field.
 

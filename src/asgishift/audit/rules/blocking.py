@@ -154,6 +154,7 @@ RULES: tuple[Rule, ...] = (
             "http.client.HTTPSConnection.request",
             "http.client.HTTPSConnection.getresponse",
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH103",
@@ -189,6 +190,7 @@ RULES: tuple[Rule, ...] = (
             ),
             *_methods("socket.socket", ("sendall", "sendto", "sendfile", "makefile")),
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH104",
@@ -231,6 +233,7 @@ RULES: tuple[Rule, ...] = (
             "os.spawnlp",
             "os.spawnvp",
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH105",
@@ -289,6 +292,7 @@ RULES: tuple[Rule, ...] = (
             *_methods("io.BufferedReader", ("read", "readline", "readlines", "peek")),
             *_methods("io.BufferedWriter", ("write", "writelines", "flush", "truncate")),
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH106",
@@ -317,6 +321,7 @@ RULES: tuple[Rule, ...] = (
             "os.access",
             *_methods("pathlib.Path", _PATH_QUERY),
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH107",
@@ -358,6 +363,7 @@ RULES: tuple[Rule, ...] = (
             *_methods("sqlalchemy.engine.Engine", ("connect", "begin", "raw_connection")),
             *_methods("sqlalchemy.engine.Connection", _SQLALCHEMY_CONNECTION),
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH108",
@@ -395,6 +401,7 @@ RULES: tuple[Rule, ...] = (
             "queue.Queue.put",
             "queue.Queue.join",
         ),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH109",
@@ -411,6 +418,7 @@ RULES: tuple[Rule, ...] = (
             '    return await asyncio.to_thread(input, "continue? ") == "y"\n'
         ),
         calls=("builtins.input",),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH199",
@@ -431,6 +439,7 @@ RULES: tuple[Rule, ...] = (
             "    return await asyncio.to_thread(legacy.slow_lookup)\n"
         ),
         calls=(),
+        fix=FixKind.UNSAFE,
     ),
 )
 

@@ -145,7 +145,7 @@ RULES: tuple[Rule, ...] = (
             "    return [b.title async for b in Book.objects.filter(live=True)]\n"
         ),
         calls=(),
-        fix=FixKind.SAFE,
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH203",
@@ -179,6 +179,7 @@ RULES: tuple[Rule, ...] = (
         ),
         severity=Severity.WARNING,
         calls=(),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH204",
@@ -230,6 +231,7 @@ RULES: tuple[Rule, ...] = (
             "async def transfer(a, b):\n    await sync_to_async(_transfer)(a, b)\n"
         ),
         calls=("django.db.transaction.atomic",),
+        fix=FixKind.UNSAFE,
     ),
     Rule(
         code="ASH206",
@@ -255,6 +257,7 @@ RULES: tuple[Rule, ...] = (
             "async def stats():\n    await sync_to_async(_stats)()\n"
         ),
         calls=("django.db.connection.cursor", "django.db.connections.cursor"),
+        fix=FixKind.UNSAFE,
     ),
 )
 
