@@ -233,15 +233,16 @@ def _may_call(
     :param memo: imported name to the call sets of its prefixes that are async
         modules, shared across files (most files import the same names).
     """
+    wanted: set[bytes] = set()
     for name in names:
         found = memo.get(name)
         if found is None:
             found = [async_calls[p] for p in _prefixes((name,)) if p in async_calls]
             memo[name] = found
         for calls in found:
-            if any(call in data for call in calls):
-                return True
-    return False
+            wanted.update(calls)
+    # One search per distinct call: the modules a file imports often share names.
+    return any(call in data for call in wanted)
 
 
 __all__ = [
