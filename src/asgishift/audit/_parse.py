@@ -121,7 +121,9 @@ def parse_file(source: SourceFile, data: bytes, summarise: bool = True) -> Entry
 
     :param source: the file.
     :param data: its bytes.
-    :param summarise: build its summary; else only check that it parses.
+    :param summarise: build its summary; else only check that it parses
+        (with :mod:`symtable`, no Python AST objects; :func:`ast.parse` only
+        words the error of a file that fails that check).
     :return: the plain summary, :data:`PARSED_ONLY` when the file parsed and
         ``summarise`` is false, or ``(line, message)`` for a file reported as
         an error (a message naming what to do).
