@@ -8,7 +8,7 @@ import pytest
 
 from asgishift.audit._closure import _IMPORT_RE, _import_statements, imports_by_text
 from asgishift.audit._discover import SourceFile
-from asgishift.audit._parse import PARSED_ONLY, parse_file
+from asgishift.audit._parse import PARALLEL_MIN_FILES, PARSED_ONLY, Parser, Step, Task, parse_file
 
 IMPORTS = b'''import os, sys as system
 from . import (
@@ -67,3 +67,28 @@ def test_parse_only_agrees_with_ast_parse(
     assert checked[1].startswith(expected[1])
     if checked != PARSED_ONLY:
         assert checked == parse_file(_source(), data, summarise=True)
+
+
+def test_forked_workers_use_the_bytes_already_read(tmp_path: Path) -> None:
+    # The files are not on disk: only the bytes handed to the pool exist.
+    count = PARALLEL_MIN_FILES + 4
+    sources = [
+        SourceFile(
+            abspath=str(tmp_path / f"m{i}.py"), rel=f"m{i}.py", module=f"m{i}", is_package=False
+        )
+        for i in range(count)
+    ]
+    contents = {s.rel: f"def f{i}(:\n".encode() for i, s in enumerate(sources)}
+    parser = Parser(2)
+    try:
+        outcomes = [
+            o
+            for batch in parser.run([Task(s, Step.PARSE) for s in sources], contents)
+            for o in batch
+        ]
+    finally:
+        parser.close()
+    assert len(outcomes) == count
+    # Every file was parsed from memory (a syntax error on line 1), none read from disk.
+    assert {o.entry[0] for o in outcomes if o.entry is not None} == {1}
+    assert all("syntax error" in str(o.entry) for o in outcomes)
