@@ -29,6 +29,12 @@ Usage::
     python benchmarks/audit/parse_floor.py --tree django-5.2.19 --runs 5
     python benchmarks/audit/parse_floor.py --tree django-5.2.19 --floor-only
     python benchmarks/audit/parse_floor.py --tree src --jobs 2 --profile cold
+    python benchmarks/audit/parse_floor.py --tree django-5.2.19 --runs 3 --baseline OLD
+
+``--baseline OLD`` compares two versions of the audit on a loaded machine: it
+alternates invocations of this script with ``OLD`` (a copy of an older
+``src/``) first on ``PYTHONPATH`` and without it, ``--runs`` times, each
+invocation measuring its own floor, and prints the best ratio of each.
 
 Get Django's source with
 ``pip download "django==5.2.*" --no-deps --no-binary :all:`` and unpack it;
@@ -44,8 +50,10 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -162,6 +170,42 @@ def _compare_libcst(paths: list[str]) -> int:
     return 0
 
 
+_LINE_RE = re.compile(
+    r"^\s*([\w-]+): best [\d.]+ s = ([\d.]+)x floor .*CPU [\d.]+ s = ([\d.]+)x floor CPU"
+)
+
+
+def _compare(tree: Path, runs: int, jobs: int, baseline: Path) -> int:
+    """Alternate old (``baseline`` on ``PYTHONPATH``) and new code; print the best ratios."""
+    best: dict[tuple[str, str], tuple[float, float]] = {}
+    for run in range(runs):
+        for label in ("before", "after"):
+            env = dict(os.environ)
+            if label == "before":
+                env["PYTHONPATH"] = os.pathsep.join(
+                    p for p in (str(baseline.resolve()), env.get("PYTHONPATH")) if p
+                )
+            command = [sys.executable, __file__, "--tree", str(tree), "--runs", "1"]
+            command += ["--jobs", str(jobs)]
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            print(f"-- {label}, round {run + 1}\n{out.stdout.rstrip()}", flush=True)
+            for line in out.stdout.splitlines():
+                match = _LINE_RE.match(line)
+                if match:
+                    name, wall, cpu = match.group(1), float(match.group(2)), float(match.group(3))
+                    old_wall, old_cpu = best.get((label, name), (wall, cpu))
+                    best[label, name] = (min(wall, old_wall), min(cpu, old_cpu))
+    print("best ratios to the floor (wall / CPU):")
+    for name in ("cold", "reachable", "warm", "warm-summaries"):
+        cells = {label: best.get((label, name)) for label in ("before", "after")}
+        shown = "   ".join(
+            f"{label} {c[0]:.2f}x / {c[1]:.2f}x" if c else f"{label} -"
+            for label, c in cells.items()
+        )
+        print(f"{name:>14}: {shown}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure the floor and the audit on one tree; print best times and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -178,9 +222,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", choices=("cold", "warm", "reachable"), help="cProfile one audit run instead"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="OLD",
+        help="instead, alternate runs of the code in OLD (a copy of src/) and of this checkout",
+    )
     args = parser.parse_args(argv)
     tree = args.tree.resolve()
     jobs = args.jobs or os.cpu_count() or 1
+    if args.baseline:
+        return _compare(tree, args.runs, jobs, args.baseline)
     found = discover([tree], tree, exclude=[], respect_gitignore=True)
     paths = [f.abspath for f in found.files]
     print(f"{tree.name}: {len(paths)} files, {jobs} processes")

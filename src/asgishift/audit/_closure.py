@@ -54,6 +54,33 @@ def resolve_relative(module: str, is_package: bool, level: int, name: str | None
     return ".".join(parts)
 
 
+def _import_statements(data: bytes) -> list[tuple[bytes, bytes, bytes, bytes]]:
+    """Return what ``_IMPORT_RE.findall(data)`` returns, about five times faster.
+
+    Every import statement has the word ``import`` on its first line, so only
+    the lines holding that word are tried (found with :meth:`bytes.find`,
+    much faster than letting the regular expression try every position of
+    the file). A line starting inside the previous statement (a
+    parenthesised multi-line import) is skipped, as ``findall`` skips it.
+    """
+    out: list[tuple[bytes, bytes, bytes, bytes]] = []
+    find = data.find
+    match = _IMPORT_RE.match
+    end = 0
+    at = find(b"import")
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        if start >= end:
+            hit = match(data, start)
+            if hit is not None:
+                out.append(hit.groups(b""))  # type: ignore[arg-type]
+                end = hit.end()
+                at = find(b"import", max(end, at + 6))
+                continue
+        at = find(b"import", at + 6)
+    return out
+
+
 def imports_by_text(source: SourceFile, data: bytes) -> list[str]:
     """Return the dotted names a file's import statements mention.
 
@@ -64,7 +91,7 @@ def imports_by_text(source: SourceFile, data: bytes) -> list[str]:
         comments are dropped.
     """
     out: list[str] = []
-    for dots, base, names, plain in _IMPORT_RE.findall(data):
+    for dots, base, names, plain in _import_statements(data):
         if plain:
             for part in plain.split(b","):
                 words = part.split()
@@ -206,15 +233,16 @@ def _may_call(
     :param memo: imported name to the call sets of its prefixes that are async
         modules, shared across files (most files import the same names).
     """
+    wanted: set[bytes] = set()
     for name in names:
         found = memo.get(name)
         if found is None:
             found = [async_calls[p] for p in _prefixes((name,)) if p in async_calls]
             memo[name] = found
         for calls in found:
-            if any(call in data for call in calls):
-                return True
-    return False
+            wanted.update(calls)
+    # One search per distinct call: the modules a file imports often share names.
+    return any(call in data for call in wanted)
 
 
 __all__ = [

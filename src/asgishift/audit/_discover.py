@@ -170,6 +170,33 @@ def discover(
             package_dirs[directory] = os.path.isfile(os.path.join(directory, "__init__.py"))
         return package_dirs[directory]
 
+    prefix = root_s.rstrip(os.sep) + os.sep
+    layouts: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def layout(directory: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # The packages enclosing a directory (outermost first), then the
+        # identifier-named directories above them up to the root (innermost
+        # first): the same for every file of the directory, so worked out once.
+        known = layouts.get(directory)
+        if known is not None:
+            return known
+        start = directory
+        packages: list[str] = []
+        while is_package_dir(directory):
+            directory, pkg = os.path.split(directory)
+            packages.append(pkg)
+            if not pkg:
+                break
+        packages.reverse()
+        outers: list[str] = []
+        while directory.startswith(prefix):
+            directory, outer = os.path.split(directory)
+            if not outer.isidentifier():
+                break
+            outers.append(outer)
+        known = layouts[start] = (tuple(packages), tuple(outers))
+        return known
+
     def add(path: str) -> None:
         # Symlinked directories are deduplicated by inode in _walk; here only
         # the same path given twice (``audit pkg pkg/mod.py``) needs catching.
@@ -181,20 +208,11 @@ def discover(
         directory, name = os.path.split(path)
         stem = name[:-3]
         is_package = stem == "__init__"
-        parts = [] if is_package else [stem]
-        while is_package_dir(directory):
-            directory, pkg = os.path.split(directory)
-            parts.append(pkg)
-            if not pkg:
-                break
-        parts.reverse()
+        packages, outers = layout(directory)
+        parts = [*packages] if is_package else [*packages, stem]
         module = ".".join(p for p in parts if p) or stem
         names: list[str] = []
-        prefix = root_s.rstrip(os.sep) + os.sep
-        while directory.startswith(prefix):
-            directory, outer = os.path.split(directory)
-            if not outer.isidentifier():
-                break
+        for outer in outers:
             parts.insert(0, outer)
             names.append(".".join(p for p in parts if p))
         result.files.append(SourceFile(path, rel, module, is_package, tuple(names)))

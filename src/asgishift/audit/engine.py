@@ -9,7 +9,9 @@
    files that mention async code are parsed and summarised on the way.
 3. **Summarise** the rest of the *import closure of async code* with one AST
    walk per file (:mod:`asgishift.audit._walk_body`, with the rule families'
-   hooks), and parse every other file so a syntax error anywhere is reported.
+   hooks), and parse every other file so a syntax error anywhere is reported
+   (with CPython's parser through :mod:`symtable`, which builds no Python AST
+   objects: about two thirds of the cost of :func:`ast.parse`).
    Summaries are cached per file (key: content digest, module name, asgishift
    version and a hash of the extractor's source code).
 4. **Link** the summaries into a project-wide call graph
@@ -152,7 +154,8 @@ def _summarise(
     call from an ``async def`` (the engine resolves calls through imports
     only), so summarising it changes no finding; on Django it is three files
     in four. In the default mode (``whole_project``) every other file is still
-    parsed, so a syntax error anywhere is reported; it is cached as
+    parsed (without building its AST, see :func:`~asgishift.audit._parse.parse_file`),
+    so a syntax error anywhere is reported; it is cached as
     :data:`~asgishift.audit._parse.PARSED_ONLY`. With ``whole_project`` off
     those files are not parsed at all.
 

@@ -1,0 +1,94 @@
+"""The audit's fast paths give the answers of the slow ones they replace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asgishift.audit._closure import _IMPORT_RE, _import_statements, imports_by_text
+from asgishift.audit._discover import SourceFile
+from asgishift.audit._parse import PARALLEL_MIN_FILES, PARSED_ONLY, Parser, Step, Task, parse_file
+
+IMPORTS = b'''import os, sys as system
+from . import (
+    a,  # the word import in a comment
+    b,
+)
+x = 1; import json
+"""A docstring that says
+import re
+and from here import there.
+"""
+    from .pkg.mod import name as alias
+def f(): from ..up import thing
+importlib = None
+from x import y; from z import w
+from m import *
+'''
+
+
+def _source(module: str = "pkg.mod", rel: str = "pkg/mod.py") -> SourceFile:
+    return SourceFile(abspath=rel, rel=rel, module=module, is_package=False, names=())
+
+
+def test_import_statements_match_the_regular_expression_scan() -> None:
+    assert _import_statements(IMPORTS) == _IMPORT_RE.findall(IMPORTS)
+    assert imports_by_text(_source(), IMPORTS) == [
+        "os",
+        "sys",
+        "pkg",
+        "pkg.a",
+        "pkg.b",
+        "re",
+        "pkg.pkg.mod",
+        "pkg.pkg.mod.name",
+        "x",
+        "x.y",
+        "m",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x = 1\n", PARSED_ONLY),
+        # symtable rejects this, ast.parse accepts it: still only parsed.
+        ("nonlocal x\n", PARSED_ONLY),
+        ("def f(:\n", (1, "syntax error")),
+    ],
+)
+def test_parse_only_agrees_with_ast_parse(
+    tmp_path: Path, text: str, expected: tuple[int, str]
+) -> None:
+    data = text.encode()
+    checked = parse_file(_source(), data, summarise=False)
+    assert checked[0] == expected[0]
+    assert checked[1].startswith(expected[1])
+    if checked != PARSED_ONLY:
+        assert checked == parse_file(_source(), data, summarise=True)
+
+
+def test_forked_workers_use_the_bytes_already_read(tmp_path: Path) -> None:
+    # The files are not on disk: only the bytes handed to the pool exist.
+    count = PARALLEL_MIN_FILES + 4
+    sources = [
+        SourceFile(
+            abspath=str(tmp_path / f"m{i}.py"), rel=f"m{i}.py", module=f"m{i}", is_package=False
+        )
+        for i in range(count)
+    ]
+    contents = {s.rel: f"def f{i}(:\n".encode() for i, s in enumerate(sources)}
+    parser = Parser(2)
+    try:
+        outcomes = [
+            o
+            for batch in parser.run([Task(s, Step.PARSE) for s in sources], contents)
+            for o in batch
+        ]
+    finally:
+        parser.close()
+    assert len(outcomes) == count
+    # Every file was parsed from memory (a syntax error on line 1), none read from disk.
+    assert {o.entry[0] for o in outcomes if o.entry is not None} == {1}
+    assert all("syntax error" in str(o.entry) for o in outcomes)
