@@ -191,8 +191,8 @@ class WSGIResponse:
         # message is larger than max(buffer_size, block).
         messages = [self.start_message()]
         if self.held:
-            held = b"".join(self.held)
-            messages.append({"type": _BODY, "body": held, "more_body": True})
+            joined = b"".join(self.held)
+            messages.append({"type": _BODY, "body": joined, "more_body": True})
             self.held = None
             self.held_size = 0
         messages.append({"type": _BODY, "body": chunk, "more_body": True})
