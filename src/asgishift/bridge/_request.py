@@ -175,7 +175,7 @@ class Request:
             await self._send_error(503, (b"retry-after", str(options.retry_after).encode()))
             return
         watcher: asyncio.Task[None] | None = None
-        if self.body is COMPLETE and pool.in_flight > pool.threads:
+        if self.body is COMPLETE and pool.queued:
             # Queued behind busy workers: notice a client that gives up
             # waiting, so its app never runs (see run()).
             watcher = loop.create_task(self._watch_disconnect())
