@@ -5,7 +5,8 @@ change to the bridge does. This script takes ``src/asgishift`` at ``--baseline``
 (``git archive``), renames the package to ``asgishift_baseline`` in a
 temporary directory, and imports it beside this checkout's ``asgishift``, so
 both bridges (and a2wsgi as the yardstick) run on the same loop, pinned to the
-same core, timed back to back in every repeat, as ``inprocess_bench.py`` does.
+same core, timed back to back in every repeat (every other repeat in reverse
+order), as ``inprocess_bench.py`` does.
 
 Printed per app and loop: each bridge's overhead over a direct WSGI call
 (µs, best of ``--repeat``), a2wsgi's overhead divided by each asgishift's (the
@@ -176,10 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seq: dict[str, list[float]] = {label: [] for label in bridges}
                 conc: dict[str, list[float]] = {label: [] for label in bridges}
                 clock = args.clock
-                for _ in range(args.repeat):
+                for turn in range(args.repeat):
                     gc.collect()
                     direct.append(timed(clock, functools.partial(time_direct, wsgi_app, n)))
-                    for label, app in bridges.items():
+                    # Every other repeat in reverse order, so that no bridge
+                    # always runs right after another one.
+                    order = list(bridges.items())
+                    for label, app in order if turn % 2 == 0 else order[::-1]:
                         one = functools.partial(time_sequential, app, n)
                         many = functools.partial(time_concurrent, app, n, args.batch)
                         seq[label].append(
