@@ -5,7 +5,8 @@ change to the bridge does. This script takes ``src/asgishift`` at ``--baseline``
 (``git archive``), renames the package to ``asgishift_baseline`` in a
 temporary directory, and imports it beside this checkout's ``asgishift``, so
 both bridges (and a2wsgi as the yardstick) run on the same loop, pinned to the
-same core, timed back to back in every repeat, as ``inprocess_bench.py`` does.
+same core, timed back to back in every repeat (every other repeat in reverse
+order), as ``inprocess_bench.py`` does.
 
 Printed per app and loop: each bridge's overhead over a direct WSGI call
 (µs, best of ``--repeat``), a2wsgi's overhead divided by each asgishift's (the
@@ -16,6 +17,10 @@ Printed per app and loop: each bridge's overhead over a direct WSGI call
 process, all threads) instead of the wall clock: on a machine shared with
 other work, waiting for a core then does not count, only the CPU the bridges
 spend (the direct call and a2wsgi are timed the same way).
+
+``--calls`` counts function calls (Python and C, every thread) per sequential
+request instead of timing: an exact figure, free of the machine's noise, for
+changes too small to time (the "us" columns then hold calls).
 
 Run from the repository root: ``.venv/bin/python benchmarks/ab_bridge.py --baseline main``.
 """
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -84,7 +90,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpu", type=int, default=0, help="core to pin to; -1: unpinned")
     parser.add_argument("--clock", choices=["wall", "process"], default="wall",
                         help="wall clock, or CPU time of the process (default: wall)")  # fmt: skip
+    parser.add_argument("--calls", action="store_true",
+                        help="instead of timing, count function calls per request "
+                             "(all threads, sequential; exact, so free of noise)")  # fmt: skip
     return parser
+
+
+class CallCounter:
+    """Count profiler "call"/"c_call" events on every thread (see :func:`count_calls`)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call" or event == "c_call":
+            self.calls += 1
+
+
+def count_calls(counter: CallCounter, run: Callable[[], object]) -> int:
+    """Return the calls ``run`` makes on this thread plus those any worker makes meanwhile.
+
+    Worker threads carry the counter from their start (:func:`threading.setprofile`
+    before the first request); only the bridge being measured has busy workers.
+    """
+    before = counter.calls
+    sys.setprofile(counter)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return counter.calls - before
 
 
 def timed(clock: str, work: Callable[[], float]) -> float:
@@ -107,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows: list[list[str]] = []
     n = args.iterations
+    counter = CallCounter()
+    if args.calls:
+        threading.setprofile(counter)  # before any bridge starts a worker thread
     with tempfile.TemporaryDirectory(prefix="asgishift-ab-") as tmp:
         baseline = import_baseline(args.baseline, Path(tmp))
         for app_name in [a for a in args.apps.split(",") if a]:
@@ -121,14 +159,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
                 for label, asgi_app in bridges.items():
                     check(asgi_app, loop, label)
+                if args.calls:
+                    per = {}
+                    for label, app in bridges.items():
+                        run = functools.partial(time_sequential, app, n)
+                        total = count_calls(
+                            counter, lambda c=run, lp=loop: lp.run_until_complete(c())
+                        )
+                        per[label] = total / n
+                    rows.append([app_name, kind, "calls/request", f"{per['before']:.1f}",
+                                 f"{per['after']:.1f}", f"{per['a2wsgi']:.1f}", "-", "-",
+                                 f"{per['after'] / per['before']:.2f}"])  # fmt: skip
+                    loop.close()
+                    asyncio.set_event_loop(None)
+                    continue
                 direct: list[float] = []
                 seq: dict[str, list[float]] = {label: [] for label in bridges}
                 conc: dict[str, list[float]] = {label: [] for label in bridges}
                 clock = args.clock
-                for _ in range(args.repeat):
+                for turn in range(args.repeat):
                     gc.collect()
                     direct.append(timed(clock, functools.partial(time_direct, wsgi_app, n)))
-                    for label, app in bridges.items():
+                    # Every other repeat in reverse order, so that no bridge
+                    # always runs right after another one.
+                    order = list(bridges.items())
+                    for label, app in order if turn % 2 == 0 else order[::-1]:
                         one = functools.partial(time_sequential, app, n)
                         many = functools.partial(time_concurrent, app, n, args.batch)
                         seq[label].append(
@@ -148,8 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  f"{over['after']:+.1f}", f"{over['a2wsgi']:+.1f}",
                                  f"{vs_before:.2f}x", f"{vs_after:.2f}x",
                                  f"{vs_after / vs_before:.2f}"])  # fmt: skip
+    what = (
+        "function calls per request" if args.calls else f"best of {args.repeat}, {args.clock} clock"
+    )
     print(f"# before = {args.baseline}, after = this checkout; {n} requests per timing, "
-          f"best of {args.repeat}, {args.clock} clock\n")  # fmt: skip
+          f"{what}\n")  # fmt: skip
     header = ["app", "loop", "mode", "before us", "after us", "a2wsgi us",
               "before x a2wsgi", "after x a2wsgi", "after/before"]  # fmt: skip
     print(markdown_table(header, rows))

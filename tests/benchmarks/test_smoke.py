@@ -111,6 +111,23 @@ def test_inprocess_bench_smoke_prints_overhead_per_bridge() -> None:
             assert re.match(r"^[+-]\d+\.\d$", row[4]), f"overhead not computed: {row}"
 
 
+@pytest.mark.timeout(120)
+def test_ab_bridge_calls_prints_a_count_per_bridge() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "ab_bridge.py"), "--smoke", "--calls",
+         "--baseline", "HEAD", "--apps", "plain", "--loops", "asyncio"],
+        cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=110, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [row for row in _rows(result.stdout) if row[2] == "calls/request"]
+    assert [row[:2] for row in rows] == [["plain", "asyncio"]]
+    before, after, a2wsgi = (float(cell) for cell in rows[0][3:6])
+    assert after > 50  # a request through an event loop takes dozens of calls
+    assert before > 50
+    assert a2wsgi > after
+    assert rows[0][8] == f"{after / before:.2f}"
+
+
 @pytest.mark.live
 @pytest.mark.timeout(300)
 def test_memory_bench_smoke_prints_growth_per_bridge_and_direction() -> None:

@@ -30,8 +30,10 @@ def test_capacity_is_workers_plus_queue_and_threads_start_lazily() -> None:
     assert pool.threads == 2
     assert started.acquire(timeout=DEADLINE)
     assert started.acquire(timeout=DEADLINE)
+    assert not pool.queued  # two jobs, two threads
     assert pool.submit(blocker(gate, started))  # queued
     assert pool.threads == 2
+    assert pool.queued
     assert not pool.submit(lambda: None)  # full
     assert pool.in_flight == 3
     idle = threading.Event()
@@ -39,6 +41,7 @@ def test_capacity_is_workers_plus_queue_and_threads_start_lazily() -> None:
     gate.set()
     assert idle.wait(DEADLINE)
     assert pool.in_flight == 0
+    assert not pool.queued
     pool.stop_threads()
 
 

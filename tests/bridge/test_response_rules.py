@@ -90,6 +90,29 @@ def test_encode_headers_takes_any_two_item_sequence(
     assert encode_headers(headers) == expected
 
 
+def test_encode_headers_repeated_pairs_come_back_equal_in_a_fresh_list() -> None:
+    headers = [("Content-Type", "text/plain"), ("Content-Length", "2")]
+    first = encode_headers(headers)
+    first.append((b"connection", b"close"))  # the bridge appends to what it gets
+    second = encode_headers(list(headers))
+    assert second == [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+    assert second is not first
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([("X-A", ["1"])], id="unhashable-value"),
+        pytest.param([("X-A", "1\r\nSet-Cookie: a=b")], id="crlf-after-a-good-pair"),
+        pytest.param([("X-A", "1"), ("X A", "1")], id="bad-name-after-a-good-pair"),
+    ],
+)
+def test_encode_headers_checks_pairs_it_has_not_seen(headers: Any) -> None:
+    encode_headers([("X-A", "1")])  # a good pair, now known
+    with pytest.raises(InvalidResponse):
+        encode_headers(headers)
+
+
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [

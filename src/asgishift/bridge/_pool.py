@@ -60,6 +60,11 @@ class WorkerPool:
         return len(self._threads)
 
     @property
+    def queued(self) -> bool:
+        """Return whether some job waits for a thread (more jobs than threads)."""
+        return self._in_flight > len(self._threads)
+
+    @property
     def closing(self) -> bool:
         """Return whether :meth:`close` refused new jobs."""
         return self._closing

@@ -175,7 +175,7 @@ class Request:
             await self._send_error(503, (b"retry-after", str(options.retry_after).encode()))
             return
         watcher: asyncio.Task[None] | None = None
-        if self.body is COMPLETE and pool.in_flight > pool.threads:
+        if self.body is COMPLETE and pool.queued:
             # Queued behind busy workers: notice a client that gives up
             # waiting, so its app never runs (see run()).
             watcher = loop.create_task(self._watch_disconnect())
@@ -190,7 +190,14 @@ class Request:
                     self.phase = CLOSED
                     if item[1]:
                         if self.body is COMPLETE:
-                            await send_messages(self.send, item[1])
+                            send = self.send
+                            try:  # send_messages(), inline: one coroutine less
+                                for message in item[1]:
+                                    await send(message)
+                            except OSError as exc:
+                                logger.debug(
+                                    "client went away before the response was sent: %r", exc
+                                )
                         else:
                             await self._send_draining(item[1])
                     error = item[2]

@@ -57,6 +57,15 @@ _STATUS_CACHE: dict[str, int] = {}
 #: WSGI response header name -> lowercase bytes for ``http.response.start``.
 _NAME_CACHE: dict[str, bytes] = {}
 
+#: A checked ``(name, value)`` tuple of ``str`` -> its ASGI byte pair. Most
+#: responses repeat the same few pairs (``Content-Type``, small
+#: ``Content-Length`` values), so one lookup replaces the checks and encodings.
+_PAIR_CACHE: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+#: Values longer than this are not kept in :data:`_PAIR_CACHE` (cookies,
+#: ETags and dates rarely repeat and would fill it).
+_PAIR_VALUE_LIMIT = 64
+
 # RFC 9110 section 5.6.2: token = 1*tchar.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Characters that would split or truncate a header line (response splitting).
@@ -149,8 +158,17 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     if not isinstance(headers, (list, tuple)):
         raise InvalidResponse(f"response headers must be a list, got {type(headers).__name__}")
     names = _NAME_CACHE
+    pairs = _PAIR_CACHE
     out: list[tuple[bytes, bytes]] = []
     for item in headers:
+        if type(item) is tuple:
+            try:
+                pair = pairs.get(item)
+            except TypeError:  # an unhashable name or value: refused below
+                pair = None
+            if pair is not None:
+                out.append(pair)
+                continue
         if isinstance(item, (tuple, list)) and len(item) == 2:
             name, value = item
         else:
@@ -174,7 +192,16 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
             raise InvalidResponse(
                 f"response header {name!r} is not latin-1 (PEP 3333 'Unicode Issues'): {value!r}"
             ) from None
-        out.append((bname, bvalue))
+        pair = (bname, bvalue)
+        if (
+            type(item) is tuple
+            and type(name) is str
+            and type(value) is str
+            and len(value) <= _PAIR_VALUE_LIMIT
+            and len(pairs) < _CACHE_LIMIT
+        ):
+            pairs[item] = pair
+        out.append(pair)
     return out
 
 

@@ -108,7 +108,8 @@ class WSGIResponse:
         self.has_body: bool
         self.declared: int | None
         self.in_memory = False  # the iterable holds the whole body already
-        self.held: list[bytes] = []
+        # Held-back blocks; created by the first one (most responses hold one).
+        self.held: list[bytes] | None = None
         self.held_size = 0
         self.written = 0  # body bytes accepted (held or sent), counted when declared
         self.dropped = 0  # body bytes past the declared Content-Length, cut off
@@ -125,7 +126,7 @@ class WSGIResponse:
         """
         if replacing:
             # The replaced response's held-back body belonged to it.
-            self.held = []
+            self.held = None
             self.held_size = 0
             self.written = 0
         elif self.phase is not NOT_STARTED:
@@ -178,7 +179,11 @@ class WSGIResponse:
             return [{"type": _BODY, "body": chunk, "more_body": True}]
         total = self.held_size + len(chunk)
         if hold_back(total, self.buffer_size, self.in_memory, declared):
-            self.held.append(chunk)
+            held = self.held
+            if held is None:
+                self.held = [chunk]
+            else:
+                held.append(chunk)
             self.held_size = total
             return None
         # Switch to streaming: the headers go out with the first data. The
@@ -186,9 +191,9 @@ class WSGIResponse:
         # message is larger than max(buffer_size, block).
         messages = [self.start_message()]
         if self.held:
-            held = b"".join(self.held)
-            messages.append({"type": _BODY, "body": held, "more_body": True})
-            self.held = []
+            joined = b"".join(self.held)
+            messages.append({"type": _BODY, "body": joined, "more_body": True})
+            self.held = None
             self.held_size = 0
         messages.append({"type": _BODY, "body": chunk, "more_body": True})
         return messages
@@ -204,8 +209,17 @@ class WSGIResponse:
         if phase is NOT_STARTED:
             raise InvalidResponse("the app returned without calling start_response() (PEP 3333)")
         held = self.held
-        body = held[0] if len(held) == 1 else b"".join(held)
-        return [self.start_message(), {"type": _BODY, "body": body}]
+        if held is None:
+            body = b""
+        elif len(held) == 1:
+            body = held[0]
+        else:
+            body = b"".join(held)
+        self.phase = SENT
+        return [
+            {"type": _START, "status": self.status, "headers": self.headers},
+            {"type": _BODY, "body": body},
+        ]
 
     def pathsend(self, path: str) -> list[Message] | None:
         """Return start and ``http.response.pathsend`` messages, or ``None`` if too late.
