@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from asgishift.audit._closure import _IMPORT_RE, _import_statements, imports_by_text
 from asgishift.audit._discover import SourceFile
-from asgishift.audit._parse import PARALLEL_MIN_FILES, PARSED_ONLY, Parser, Step, Task, parse_file
+from asgishift.audit._parse import PARSED_ONLY, parse_file
 
 IMPORTS = b'''import os, sys as system
 from . import (
@@ -69,26 +71,46 @@ def test_parse_only_agrees_with_ast_parse(
         assert checked == parse_file(_source(), data, summarise=True)
 
 
-def test_forked_workers_use_the_bytes_already_read(tmp_path: Path) -> None:
-    # The files are not on disk: only the bytes handed to the pool exist.
-    count = PARALLEL_MIN_FILES + 4
-    sources = [
-        SourceFile(
-            abspath=str(tmp_path / f"m{i}.py"), rel=f"m{i}.py", module=f"m{i}", is_package=False
-        )
-        for i in range(count)
+_FORKED_WORKERS_SCRIPT = """
+import sys
+from pathlib import Path
+from asgishift.audit._discover import SourceFile
+from asgishift.audit._parse import PARALLEL_MIN_FILES, Parser, Step, Task
+
+tmp_path = Path(sys.argv[1])
+count = PARALLEL_MIN_FILES + 4
+sources = [
+    SourceFile(abspath=str(tmp_path / f"m{i}.py"), rel=f"m{i}.py", module=f"m{i}", is_package=False)
+    for i in range(count)
+]
+contents = {s.rel: f"def f{i}(:\\n".encode() for i, s in enumerate(sources)}
+parser = Parser(2)
+try:
+    outcomes = [
+        o for batch in parser.run([Task(s, Step.PARSE) for s in sources], contents) for o in batch
     ]
-    contents = {s.rel: f"def f{i}(:\n".encode() for i, s in enumerate(sources)}
-    parser = Parser(2)
-    try:
-        outcomes = [
-            o
-            for batch in parser.run([Task(s, Step.PARSE) for s in sources], contents)
-            for o in batch
-        ]
-    finally:
-        parser.close()
-    assert len(outcomes) == count
+finally:
+    parser.close()
+print(len(outcomes), count)
+print(sorted({o.entry[0] for o in outcomes if o.entry is not None}))
+print(all("syntax error" in str(o.entry) for o in outcomes))
+"""
+
+
+def test_forked_workers_use_the_bytes_already_read(tmp_path: Path) -> None:
+    # Run in a fresh, single-threaded interpreter: the pool forks only when the
+    # caller has one thread, and a pytest-xdist worker has several.
+    # The files are not on disk: only the bytes handed to the pool exist.
+    result = subprocess.run(
+        [sys.executable, "-c", _FORKED_WORKERS_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    counted, lines, all_syntax = result.stdout.splitlines()
+    total, expected = counted.split()
+    assert total == expected
     # Every file was parsed from memory (a syntax error on line 1), none read from disk.
-    assert {o.entry[0] for o in outcomes if o.entry is not None} == {1}
-    assert all("syntax error" in str(o.entry) for o in outcomes)
+    assert lines == "[1]"
+    assert all_syntax == "True"
