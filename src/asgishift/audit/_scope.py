@@ -92,6 +92,10 @@ class Hooks(NamedTuple):
         for each decorator of a function, ``scope`` the decorated function's.
     :param wrapper: ``(walker, node, target)`` for calls of a safe wrapper
         (``sync_to_async(f, ...)``).
+    :param block: ``(walker, context, calls, hazards)`` after the body of a
+        ``with name:`` / ``with obj.attr:`` statement is walked; ``calls`` and
+        ``hazards`` are how many the function had before the body, so the
+        body's own are ``walker.scope.calls[calls:]`` and ``...hazards[hazards:]``.
     """
 
     call: tuple[Callable[[WalkerBase, ast.Call, str | None], None], ...] = ()
@@ -103,6 +107,7 @@ class Hooks(NamedTuple):
     bind: tuple[Callable[[WalkerBase, str, ast.expr], bool], ...] = ()
     decorator: tuple[Callable[[WalkerBase, ast.expr, str | None, str, Scope, bool], None], ...] = ()
     wrapper: tuple[Callable[[WalkerBase, ast.Call, str], None], ...] = ()
+    block: tuple[Callable[[WalkerBase, ast.expr, int, int], None], ...] = ()
 
     def merge(self, other: Hooks) -> Hooks:
         """Return the hooks of both, ``self``'s first."""

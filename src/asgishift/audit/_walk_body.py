@@ -85,15 +85,17 @@ class Walker(WalkerBase):
             for item in block.items:
                 ctx = item.context_expr
                 self.expr(ctx)
-                if kind is ast.With and isinstance(ctx, (ast.Name, ast.Attribute)):
-                    # ``with lock:`` acquires it.
-                    base = self.target(ctx)
-                    if base is not None:
-                        scope.calls.append(self.site(base + ".acquire", ctx))
                 if item.optional_vars is not None:
                     self._bind(item.optional_vars, ctx)
+            calls, hazards = len(scope.calls), len(scope.hazards)
             for sub in block.body:
                 self.stmt(sub)
+            if kind is ast.With:
+                # ``with lock:`` holds ``lock`` for the body: the hooks decide.
+                for item in block.items:
+                    if isinstance(item.context_expr, (ast.Name, ast.Attribute)):
+                        for block_hook in self.hooks.block:
+                            block_hook(self, item.context_expr, calls, hazards)
         elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
             fn: ast.FunctionDef | ast.AsyncFunctionDef = node  # type: ignore[assignment]
             scope.defs[fn.name] = self.function(fn, f"{scope.qualname}.{fn.name}", "", scope)
