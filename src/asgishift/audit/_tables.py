@@ -119,6 +119,9 @@ TYPE_ALIASES = {
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
 #: Constructors that run a function in a new thread.
 THREAD_STARTERS = frozenset({"threading.Thread", "threading.Timer"})
+#: Methods that hand a callable to a thread pool (``executor.submit(fn)``,
+#: ``loop.run_in_executor(None, fn)``), whatever the receiver.
+HANDOFF_METHODS = frozenset({"submit", "run_in_executor"})
 #: Decorators that carry the request context into another thread.
 COPY_CONTEXT = frozenset(
     {"flask.copy_current_request_context", "flask.ctx.copy_current_request_context"}
@@ -186,6 +189,7 @@ __all__ = [
     "ELEMENT_CONTAINERS",
     "FILE_TYPES",
     "FLASK_GLOBALS",
+    "HANDOFF_METHODS",
     "KNOWN_COROUTINES",
     "MAPPING_CONTAINERS",
     "MIDDLEWARE_MARKERS",
