@@ -175,4 +175,23 @@ def file_mode(call: ast.Call) -> tuple[bool, bool] | None:
     return None
 
 
-__all__ = ["Hooks", "Scope", "file_mode", "is_false", "pos", "short", "toplevel"]
+def is_unbounded(call: ast.Call) -> bool:
+    """Return whether a ``queue.Queue(...)`` call makes an unbounded queue.
+
+    ``Queue()``, ``Queue(0)`` and ``Queue(maxsize=-1)`` never fill up, so their
+    ``put()`` never waits (the :mod:`queue` docs: "If maxsize is less than or
+    equal to zero, the queue size is infinite"); a bound that is not a literal
+    counts as bounded.
+    """
+    size: ast.expr | None = call.args[0] if call.args else None
+    for kw in call.keywords:
+        if kw.arg == "maxsize":
+            size = kw.value
+    if size is None:
+        return True
+    if isinstance(size, ast.UnaryOp) and isinstance(size.op, ast.USub):
+        return isinstance(size.operand, ast.Constant) and isinstance(size.operand.value, int)
+    return isinstance(size, ast.Constant) and isinstance(size.value, int) and size.value <= 0
+
+
+__all__ = ["Hooks", "Scope", "file_mode", "is_false", "is_unbounded", "pos", "short", "toplevel"]

@@ -1,5 +1,6 @@
 """ASH108 blocking-thread-sync."""
 
+import queue
 import threading
 import time
 
@@ -61,3 +62,25 @@ async def wait_for_turn():
 
 async def wait_ready():
     READY.wait(5)  # error: ASH108:5
+
+
+class Mailbox:
+    def __init__(self):
+        self.inbox = queue.Queue()
+        self.outbox = queue.Queue(maxsize=8)
+
+    async def post(self, message):
+        self.inbox.put(message)  # ok: an unbounded queue never fills up
+        self.inbox.put_nowait(message)  # ok: never waits
+        self.outbox.put(message)  # error: ASH108:9
+
+    async def take(self):
+        return self.inbox.get()  # error: ASH108:16
+
+
+async def relay(message):
+    pending = queue.Queue(0)
+    pending.put(message)  # ok: maxsize 0 is unbounded
+    done = queue.Queue(maxsize=1)
+    done.put(message)  # error: ASH108:5
+    return pending.get(timeout=1)  # error: ASH108:12

@@ -389,8 +389,14 @@ RULES: tuple[Rule, ...] = (
         why=(
             "A `threading.Lock` held by another thread (or by a coroutine suspended while "
             "holding it) makes `acquire()` block the loop; it can deadlock the worker outright. "
-            "A short critical section shared with worker threads may be an accepted cost: "
-            "silence it with `# noqa: ASH108` on the line once you have checked."
+            "A `with lock:` block is reported only when the block itself waits: it makes "
+            "a blocking call, directly or through the sync functions it calls (a lock held "
+            "for in-memory bookkeeping is released before the loop could notice). An "
+            "explicit `acquire()` is always reported. `put()` on a queue made without a "
+            "bound (`queue.Queue()`, checked as a `queue.SimpleQueue`) never waits and is "
+            "not reported; `get()` is. A short critical section shared with worker threads "
+            "may be an accepted cost: silence it with `# noqa: ASH108` on the line once you "
+            "have checked."
         ),
         example=(
             "import threading\n\nLOCK = threading.Lock()\n\n\nasync def bump(counter):\n"
@@ -413,6 +419,7 @@ RULES: tuple[Rule, ...] = (
             "queue.Queue.get",
             "queue.Queue.put",
             "queue.Queue.join",
+            "queue.SimpleQueue.get",
         ),
         fix=FixKind.UNSAFE,
     ),
