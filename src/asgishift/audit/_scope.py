@@ -92,6 +92,10 @@ class Hooks(NamedTuple):
         for each decorator of a function, ``scope`` the decorated function's.
     :param wrapper: ``(walker, node, target)`` for calls of a safe wrapper
         (``sync_to_async(f, ...)``).
+    :param block: ``(walker, context, calls, hazards)`` after the body of a
+        ``with name:`` / ``with obj.attr:`` statement is walked; ``calls`` and
+        ``hazards`` are how many the function had before the body, so the
+        body's own are ``walker.scope.calls[calls:]`` and ``...hazards[hazards:]``.
     """
 
     call: tuple[Callable[[WalkerBase, ast.Call, str | None], None], ...] = ()
@@ -103,6 +107,7 @@ class Hooks(NamedTuple):
     bind: tuple[Callable[[WalkerBase, str, ast.expr], bool], ...] = ()
     decorator: tuple[Callable[[WalkerBase, ast.expr, str | None, str, Scope, bool], None], ...] = ()
     wrapper: tuple[Callable[[WalkerBase, ast.Call, str], None], ...] = ()
+    block: tuple[Callable[[WalkerBase, ast.expr, int, int], None], ...] = ()
 
     def merge(self, other: Hooks) -> Hooks:
         """Return the hooks of both, ``self``'s first."""
@@ -170,4 +175,23 @@ def file_mode(call: ast.Call) -> tuple[bool, bool] | None:
     return None
 
 
-__all__ = ["Hooks", "Scope", "file_mode", "is_false", "pos", "short", "toplevel"]
+def is_unbounded(call: ast.Call) -> bool:
+    """Return whether a ``queue.Queue(...)`` call makes an unbounded queue.
+
+    ``Queue()``, ``Queue(0)`` and ``Queue(maxsize=-1)`` never fill up, so their
+    ``put()`` never waits (the :mod:`queue` docs: "If maxsize is less than or
+    equal to zero, the queue size is infinite"); a bound that is not a literal
+    counts as bounded.
+    """
+    size: ast.expr | None = call.args[0] if call.args else None
+    for kw in call.keywords:
+        if kw.arg == "maxsize":
+            size = kw.value
+    if size is None:
+        return True
+    if isinstance(size, ast.UnaryOp) and isinstance(size.op, ast.USub):
+        return isinstance(size.operand, ast.Constant) and isinstance(size.operand.value, int)
+    return isinstance(size, ast.Constant) and isinstance(size.value, int) and size.value <= 0
+
+
+__all__ = ["Hooks", "Scope", "file_mode", "is_false", "is_unbounded", "pos", "short", "toplevel"]

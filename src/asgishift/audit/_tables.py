@@ -119,6 +119,16 @@ TYPE_ALIASES = {
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
 #: Constructors that run a function in a new thread.
 THREAD_STARTERS = frozenset({"threading.Thread", "threading.Timer"})
+#: Queue classes whose instances made without a bound are typed as the
+#: stdlib's unbounded queue, whose ``put()`` never waits (its ``get()`` does).
+UNBOUNDED_QUEUES = {
+    "queue.Queue": "queue.SimpleQueue",
+    "queue.LifoQueue": "queue.SimpleQueue",
+    "queue.PriorityQueue": "queue.SimpleQueue",
+}
+#: Methods that hand a callable to a thread pool (``executor.submit(fn)``,
+#: ``loop.run_in_executor(None, fn)``), whatever the receiver.
+HANDOFF_METHODS = frozenset({"submit", "run_in_executor"})
 #: Decorators that carry the request context into another thread.
 COPY_CONTEXT = frozenset(
     {"flask.copy_current_request_context", "flask.ctx.copy_current_request_context"}
@@ -186,6 +196,7 @@ __all__ = [
     "ELEMENT_CONTAINERS",
     "FILE_TYPES",
     "FLASK_GLOBALS",
+    "HANDOFF_METHODS",
     "KNOWN_COROUTINES",
     "MAPPING_CONTAINERS",
     "MIDDLEWARE_MARKERS",
@@ -198,4 +209,5 @@ __all__ = [
     "THREAD_STARTERS",
     "TRANSPARENT_TYPES",
     "TYPE_ALIASES",
+    "UNBOUNDED_QUEUES",
 ]

@@ -27,7 +27,16 @@ from typing import cast
 
 from asgishift.audit._closure import resolve_relative
 from asgishift.audit._records import ClassSummary, FileSummary, FuncSummary, Hazard, Site
-from asgishift.audit._scope import Hooks, Scope, file_mode, is_false, pos, short, toplevel
+from asgishift.audit._scope import (
+    Hooks,
+    Scope,
+    file_mode,
+    is_false,
+    is_unbounded,
+    pos,
+    short,
+    toplevel,
+)
 from asgishift.audit._tables import (
     BUILTINS,
     DIV_TYPES,
@@ -39,6 +48,7 @@ from asgishift.audit._tables import (
     RETURN_TYPES,
     TRANSPARENT_TYPES,
     TYPE_ALIASES,
+    UNBOUNDED_QUEUES,
 )
 
 #: Modules imported under another name that are the same module
@@ -162,6 +172,8 @@ class WalkerBase:
             if base in OPENERS:
                 mode = file_mode(expr)
                 return FILE_TYPES[mode] if mode is not None else RETURN_TYPES.get(base, base)
+            if base in UNBOUNDED_QUEUES and is_unbounded(expr):
+                return UNBOUNDED_QUEUES[base]
             return RETURN_TYPES.get(base, base)
         if isinstance(expr, ast.Subscript):
             return self._subscript_target(expr)

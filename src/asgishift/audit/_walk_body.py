@@ -11,7 +11,13 @@ from __future__ import annotations
 import ast
 import sys
 
-from asgishift.audit._tables import ASYNC_TO_SYNC, RETURN_TYPES, SAFE_WRAPPERS
+from asgishift.audit._tables import (
+    ASYNC_TO_SYNC,
+    HANDOFF_METHODS,
+    RETURN_TYPES,
+    SAFE_WRAPPERS,
+    THREAD_STARTERS,
+)
 from asgishift.audit._walk import Scope, WalkerBase
 
 _WRAPS_SUFFIX = "transaction.atomic"
@@ -85,15 +91,17 @@ class Walker(WalkerBase):
             for item in block.items:
                 ctx = item.context_expr
                 self.expr(ctx)
-                if kind is ast.With and isinstance(ctx, (ast.Name, ast.Attribute)):
-                    # ``with lock:`` acquires it.
-                    base = self.target(ctx)
-                    if base is not None:
-                        scope.calls.append(self.site(base + ".acquire", ctx))
                 if item.optional_vars is not None:
                     self._bind(item.optional_vars, ctx)
+            calls, hazards = len(scope.calls), len(scope.hazards)
             for sub in block.body:
                 self.stmt(sub)
+            if kind is ast.With:
+                # ``with lock:`` holds ``lock`` for the body: the hooks decide.
+                for item in block.items:
+                    if isinstance(item.context_expr, (ast.Name, ast.Attribute)):
+                        for block_hook in self.hooks.block:
+                            block_hook(self, item.context_expr, calls, hazards)
         elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
             fn: ast.FunctionDef | ast.AsyncFunctionDef = node  # type: ignore[assignment]
             scope.defs[fn.name] = self.function(fn, f"{scope.qualname}.{fn.name}", "", scope)
@@ -319,10 +327,27 @@ class Walker(WalkerBase):
             self.expr(func.slice)
         elif not isinstance(func, ast.Name):
             self.expr(func)
+        if target in THREAD_STARTERS or (
+            isinstance(func, ast.Attribute) and func.attr in HANDOFF_METHODS
+        ):
+            # A lambda handed to a thread or a pool runs there, not here.
+            for value in (*node.args, *(kw.value for kw in node.keywords)):
+                if isinstance(value, ast.Lambda):
+                    self._lambda(value)
+                else:
+                    self.expr(value)
+            return
         for arg in node.args:
             self.expr(arg)
         for kw in node.keywords:
             self.expr(kw.value)
+
+    def _lambda(self, node: ast.Lambda) -> None:
+        """Walk a lambda that is not called here as a function of its own."""
+        scope = self.scope
+        assert scope is not None
+        qual = f"{scope.qualname}.<lambda:{node.lineno}:{node.col_offset}>"
+        self.function(node, qual, "", scope)
 
     def _record_call(self, target: str, node: ast.Call) -> None:
         """Record a call site; a call through a dispatch dict calls each of its functions."""
@@ -345,8 +370,7 @@ class Walker(WalkerBase):
             hook(self, node, target)
         for arg in node.args:
             if isinstance(arg, ast.Lambda):
-                qual = f"{scope.qualname}.<lambda:{arg.lineno}:{arg.col_offset}>"
-                self.function(arg, qual, "", scope)
+                self._lambda(arg)
             elif isinstance(arg, ast.Attribute):
                 self.expr(arg.value)
             elif not isinstance(arg, ast.Name):

@@ -20,6 +20,7 @@ from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
     COPY_CONTEXT,
     FLASK_GLOBALS,
+    HANDOFF_METHODS,
     MIDDLEWARE_MARKERS,
     THREAD_LOCALS,
     THREAD_STARTERS,
@@ -204,7 +205,7 @@ def _on_attribute(walker: WalkerBase, node: ast.Attribute) -> None:
 
 def _on_call(walker: WalkerBase, node: ast.Call, target: str | None) -> None:
     func = node.func
-    if isinstance(func, ast.Attribute) and func.attr in ("submit", "run_in_executor"):
+    if isinstance(func, ast.Attribute) and func.attr in HANDOFF_METHODS:
         index = 1 if func.attr == "run_in_executor" else 0
         if len(node.args) > index:
             walker.thread_target(node.args[index], node)
