@@ -21,6 +21,7 @@ annotations).
 
 from __future__ import annotations
 
+import abc
 import ast
 import sys
 from typing import cast
@@ -58,7 +59,7 @@ MODULE_ALIASES = {"sqlite3.dbapi2": "sqlite3", "posixpath": "os.path", "ntpath":
 KNOWN_TYPES = frozenset(RETURN_TYPES.values()) | frozenset(PROPERTY_TYPES.values())
 
 
-class WalkerBase:
+class WalkerBase(abc.ABC):
     """Walk one module's AST once and build its :class:`FileSummary`.
 
     This part holds the module, class and function levels and name
@@ -277,13 +278,13 @@ class WalkerBase:
             if target is not None:
                 self.scope.thread_targets.append(self.site(target, call))
 
+    @abc.abstractmethod
     def stmt(self, node: ast.stmt) -> None:
         """Walk one statement inside a function body (see :class:`Walker`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def expr(self, node: ast.expr) -> None:
         """Walk one expression inside a function body (see :class:`Walker`)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ module
     def run(self, tree: ast.Module) -> FileSummary:
