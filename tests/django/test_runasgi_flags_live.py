@@ -2,7 +2,9 @@
 
 Covers a real Channels ``ProtocolTypeRouter`` served through ``ASGI_APPLICATION``
 (an HTTP page and a WebSocket echo), ``--nostatic`` and ``--insecure`` (the
-staticfiles ``runserver`` rules), and ``--ipv6`` (the IPv6 loopback).
+staticfiles ``runserver`` rules), and ``--ipv6`` (the IPv6 loopback). The Channels
+and IPv6 tests run on all four servers: each server handles an app that refuses the
+``lifespan`` scope, and formats an IPv6 listen address, its own way.
 """
 
 from __future__ import annotations
@@ -57,9 +59,8 @@ async def echo(url: str, texts: list[str]) -> list[str]:
     return answers
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
-def test_channels_protocol_type_router_serves_http_and_websocket(server: str, project: Path) -> None:
-    pytest.importorskip("channels")
+@pytest.mark.parametrize("server", ASGI_SERVERS)
+def test_channels_router_serves_http_and_websocket(server: str, project: Path) -> None:
     command = runasgi_command(server, "--noreload", "--settings", "channels_site.settings")
     with live_server(server, "", command=command, app_dir=project, env=child_env()) as live:
         live.wait_for_log(r"ASGI_APPLICATION channels_site\.asgi\.application", 10)
@@ -83,7 +84,6 @@ def test_channels_protocol_type_router_serves_http_and_websocket(server: str, pr
     [
         pytest.param("uvicorn", ["--nostatic"], "1", False, id="nostatic-debug-uvicorn"),
         pytest.param("uvicorn", [], "0", False, id="no-debug-uvicorn"),
-        pytest.param("uvicorn", ["--insecure"], "0", True, id="insecure-no-debug-uvicorn"),
         pytest.param("hypercorn", ["--insecure"], "0", True, id="insecure-no-debug-hypercorn"),
     ],
 )
