@@ -333,6 +333,31 @@ async def _serve_granian(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
     else:
         stopper.cancel()
     await task
+    await _finish_app_tasks(GRANIAN_DRAIN_TIMEOUT)
+
+
+#: Seconds granian's app tasks may still run after it stopped (see :func:`_finish_app_tasks`).
+GRANIAN_DRAIN_TIMEOUT = 10.0
+
+
+async def _finish_app_tasks(timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the other tasks of this loop to finish.
+
+    Granian's embedded server returns from ``serve()`` while an app's request
+    coroutine may still be running after its response was sent (Django's stock
+    handler leaving its ``ThreadSensitiveContext``); ``asyncio.run`` would then
+    cancel it and granian would log the ``CancelledError`` as an app error.
+    """
+    current = asyncio.current_task()
+    pending = {task for task in asyncio.all_tasks() if task is not current}
+    if pending:
+        _, still_running = await asyncio.wait(pending, timeout=timeout)
+        if still_running:
+            logger.warning(
+                "%d request task(s) still running %g s after granian stopped; cancelling them",
+                len(still_running),
+                timeout,
+            )
 
 
 _ASYNC_SERVERS: dict[str, Callable[[EmbeddedServer, asyncio.Event], Coroutine[Any, Any, None]]] = {
