@@ -4,7 +4,8 @@ Covers a real Channels ``ProtocolTypeRouter`` served through ``ASGI_APPLICATION`
 (an HTTP page and a WebSocket echo), ``--nostatic`` and ``--insecure`` (the
 staticfiles ``runserver`` rules), and ``--ipv6`` (the IPv6 loopback). The Channels
 and IPv6 tests run on all four servers: each server handles an app that refuses the
-``lifespan`` scope, and formats an IPv6 listen address, its own way.
+``lifespan`` scope, and formats an IPv6 listen address, its own way. The last test
+pins the granian stop fix the Channels test found.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import shutil
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from django_sample_project import child_env, make_template, runasgi_command, stop_gracefully
 from websockets.asyncio.client import connect
 
-from live import ASGI_SERVERS, live_server
+from asgishift.serve import ServeConfig
+from asgishift.serve._embedded import EmbeddedServer
+from live import ASGI_SERVERS, free_port, live_server
 
 pytestmark = pytest.mark.live
 
@@ -125,3 +129,28 @@ def test_ipv6_listens_on_the_ipv6_loopback(server: str, project: Path) -> None:
         assert "Welcome to the shelf" in page.text
         assert httpx.get(live.url + STYLESHEET, timeout=10).status_code == 200
         assert stop_gracefully(live) == 0
+
+
+def test_granian_stop_lets_request_tasks_finish() -> None:
+    """A request coroutine still running after its response was sent (as Django's stock
+    handler is, leaving its ``ThreadSensitiveContext``) finishes when runasgi's granian
+    stops; it used to be cancelled, and granian logged the ``CancelledError``."""
+    finished: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError("no lifespan")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"sent"})
+        await asyncio.sleep(0.3)  # work after the response, e.g. cleanup
+        finished.append(scope["path"])
+
+    config = ServeConfig(app=app, server="granian", host="127.0.0.1", port=free_port())
+    server = EmbeddedServer(config, app)
+    server.start()
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{config.port}/after", timeout=10)
+    finally:
+        server.stop()
+    assert answer.text == "sent"
+    assert finished == ["/after"]
