@@ -9,7 +9,8 @@ finish and the app's lifespan shutdown runs before the host reloads or exits.
 - uvicorn: ``uvicorn.Server`` (skips signal handling off the main thread),
   stopped with ``should_exit``.
 - hypercorn: ``hypercorn.asyncio.serve`` with a ``shutdown_trigger``.
-- granian: its embedded server (``granian.server.embed``), stopped with ``stop()``.
+- granian: its embedded server (``granian.server.embed``), stopped with ``stop()``;
+  request tasks still running then get :data:`GRANIAN_DRAIN_TIMEOUT` seconds to finish.
 - daphne: Twisted's reactor without signal handlers. Daphne has no lifespan
   support, so this module sends the lifespan events itself, on daphne's loop.
 """
