@@ -86,10 +86,12 @@ class LiveServer:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    host: str = "127.0.0.1"
     url: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.url = f"http://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{self.port}"
 
     def log(self) -> str:
         """Return everything the server wrote to stdout and stderr so far."""
@@ -116,7 +118,7 @@ class LiveServer:
 
 
 def _wait_until_listening(
-    proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float
+    proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float, host: str = "127.0.0.1"
 ) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.01
@@ -126,7 +128,7 @@ def _wait_until_listening(
                 f"server exited with {proc.returncode} before listening on {port}:\n"
                 + log.read_text(errors="replace")
             )
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
             return
         if time.monotonic() > deadline:
             raise RuntimeError(
@@ -147,6 +149,7 @@ def live_server(
     app_dir: Path | None = None,
     command: Sequence[str] | None = None,
     timeout: float = 30.0,
+    host: str = "127.0.0.1",
 ) -> Iterator[LiveServer]:
     """Run ``app`` on ``server`` for the duration of the ``with`` block.
 
@@ -159,6 +162,8 @@ def live_server(
     :param command: a complete argv to run instead of the server's own CLI
         (for ``asgishift serve``); ``{port}`` in it is replaced by the port.
     :param timeout: seconds to wait for the port to accept connections.
+    :param host: the address to wait on and to put in :attr:`LiveServer.url`
+        (``"::1"`` for a server started on the IPv6 loopback by ``command``).
     :raise RuntimeError: when the server exits or does not listen in time.
     """
     port = free_port()
@@ -187,8 +192,8 @@ def live_server(
                 start_new_session=True,
             )
             try:
-                _wait_until_listening(proc, port, log_path, timeout)
-                yield LiveServer(server, port, proc, log_path)
+                _wait_until_listening(proc, port, log_path, timeout, host)
+                yield LiveServer(server, port, proc, log_path, host)
             finally:
                 _stop(proc)
 

@@ -9,7 +9,8 @@ finish and the app's lifespan shutdown runs before the host reloads or exits.
 - uvicorn: ``uvicorn.Server`` (skips signal handling off the main thread),
   stopped with ``should_exit``.
 - hypercorn: ``hypercorn.asyncio.serve`` with a ``shutdown_trigger``.
-- granian: its embedded server (``granian.server.embed``), stopped with ``stop()``.
+- granian: its embedded server (``granian.server.embed``), stopped with ``stop()``;
+  request tasks still running then get :data:`GRANIAN_DRAIN_TIMEOUT` seconds to finish.
 - daphne: Twisted's reactor without signal handlers. Daphne has no lifespan
   support, so this module sends the lifespan events itself, on daphne's loop.
 """
@@ -333,6 +334,31 @@ async def _serve_granian(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
     else:
         stopper.cancel()
     await task
+    await _finish_app_tasks(GRANIAN_DRAIN_TIMEOUT)
+
+
+#: Seconds granian's app tasks may still run after it stopped (see :func:`_finish_app_tasks`).
+GRANIAN_DRAIN_TIMEOUT = 10.0
+
+
+async def _finish_app_tasks(timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the other tasks of this loop to finish.
+
+    Granian's embedded server returns from ``serve()`` while an app's request
+    coroutine may still be running after its response was sent (Django's stock
+    handler leaving its ``ThreadSensitiveContext``); ``asyncio.run`` would then
+    cancel it and granian would log the ``CancelledError`` as an app error.
+    """
+    current = asyncio.current_task()
+    pending = {task for task in asyncio.all_tasks() if task is not current}
+    if pending:
+        _, still_running = await asyncio.wait(pending, timeout=timeout)
+        if still_running:
+            logger.warning(
+                "%d request task(s) still running %g s after granian stopped; cancelling them",
+                len(still_running),
+                timeout,
+            )
 
 
 _ASYNC_SERVERS: dict[str, Callable[[EmbeddedServer, asyncio.Event], Coroutine[Any, Any, None]]] = {
