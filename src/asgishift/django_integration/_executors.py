@@ -16,10 +16,22 @@ keeps reusing the same few threads and connections.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+from asgiref.sync import SyncToAsync
+
+try:  # asgiref's own context hand-over (re-homes ``Local`` storage on asgiref >= 3.13)
+    from asgiref.sync import _restore_context as _adopt_context
+except ImportError:  # pragma: no cover - every supported asgiref has it
+    _adopt_context = None  # type: ignore[assignment]
+
+_R = TypeVar("_R")
 
 #: Default number of threads (and at most database connections) per process.
 DEFAULT_MAX_THREADS = 16
@@ -116,6 +128,87 @@ class ExecutorPool:
             executor.shutdown(wait=False)
 
 
+class ThreadHop:
+    """One loop → thread hop onto a given executor: a lean ``sync_to_async``.
+
+    ``await hop(executor, func, *args)`` runs ``func(*args)`` on ``executor``'s
+    thread in a copy of the caller's context and returns its result (or
+    raises its exception). On that thread it sets the thread state asgiref's
+    ``SyncToAsync`` sets (asgiref docs, "sync_to_async"), so ``async_to_sync``
+    called by ``func`` runs its coroutine on the caller's event loop and
+    ``sync_to_async(thread_sensitive=True)`` inside that coroutine comes back
+    to this thread. Context variables ``func`` changes are copied back to the
+    caller afterwards, as asgiref does.
+
+    It skips asgiref's per-call executor lookup, ``asyncio.shield`` and
+    future chaining: the thread wakes the loop once, with the result.
+    Cancelling the caller waits for ``func`` to return, then re-raises
+    ``CancelledError`` (``func`` itself cannot be interrupted).
+    """
+
+    __slots__ = ()
+
+    async def __call__(self, executor: Executor, func: Callable[..., _R], *args: Any) -> _R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_R] = loop.create_future()
+        context = contextvars.copy_context()
+        task = asyncio.current_task()
+        task_context: list[asyncio.Task[Any]] = [task] if task is not None else []
+
+        def run() -> None:
+            local = SyncToAsync.threadlocal
+            local.main_event_loop = loop
+            local.main_event_loop_pid = os.getpid()
+            local.task_context = task_context
+            try:
+                result = context.run(_adopted, context, func, args)
+            except BaseException as error:  # handed to the caller, re-raised there
+                loop.call_soon_threadsafe(_fail, future, error)
+            else:
+                loop.call_soon_threadsafe(_succeed, future, result)
+
+        done = executor.submit(run)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not done.done():
+                await asyncio.wrap_future(done)  # func cannot be stopped: wait for it
+            raise
+        finally:
+            _copy_back(context)
+
+
+def _adopted(context: contextvars.Context, func: Callable[..., _R], args: tuple[Any, ...]) -> _R:
+    """Inside ``context`` on the worker thread: take over its values, then call ``func``."""
+    _copy_back(context)
+    return func(*args)
+
+
+def _succeed(future: asyncio.Future[_R], result: _R) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def _copy_back(context: contextvars.Context) -> None:
+    """Set in the current context every variable whose value differs in ``context``
+    (asgiref's hand-over, which also moves ``asgiref.local.Local`` data to this thread)."""
+    if _adopt_context is not None:
+        _adopt_context(context)
+        return
+    for var, value in context.items():
+        try:
+            if var.get() is value:
+                continue
+        except LookupError:
+            pass
+        var.set(value)
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -123,4 +216,4 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-__all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool"]
+__all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool", "ThreadHop"]
