@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 from asgiref.sync import SyncToAsync
 
+from asgishift.bridge._inbox import Inbox
+
 try:  # asgiref's own context hand-over (re-homes ``Local`` storage on asgiref >= 3.13)
     from asgiref.sync import _restore_context as _adopt_context
 except ImportError:  # pragma: no cover - every supported asgiref has it
@@ -137,19 +139,27 @@ class ThreadHop:
     ``SyncToAsync`` sets (asgiref docs, "sync_to_async"), so ``async_to_sync``
     called by ``func`` runs its coroutine on the caller's event loop and
     ``sync_to_async(thread_sensitive=True)`` inside that coroutine comes back
-    to this thread. Context variables ``func`` changes are copied back to the
-    caller afterwards, as asgiref does.
+    to this thread. Context variables are handed over both ways as asgiref
+    does.
 
     It skips asgiref's per-call executor lookup, ``asyncio.shield`` and
-    future chaining: the thread wakes the loop once, with the result.
-    Cancelling the caller waits for ``func`` to return, then re-raises
-    ``CancelledError`` (``func`` itself cannot be interrupted).
+    future chaining, and wakes the loop through the bridge's
+    :class:`~asgishift.bridge._inbox.Inbox` (one wake-up for every hop that
+    finishes before the loop runs again). Cancelling the caller waits for
+    ``func`` to return, then re-raises ``CancelledError`` (``func`` itself
+    cannot be interrupted).
     """
 
-    __slots__ = ()
+    __slots__ = ("_inbox",)
+
+    def __init__(self) -> None:
+        self._inbox: Inbox | None = None
 
     async def __call__(self, executor: Executor, func: Callable[..., _R], *args: Any) -> _R:
         loop = asyncio.get_running_loop()
+        inbox = self._inbox
+        if inbox is None or inbox.loop is not loop:
+            inbox = self._inbox = Inbox(loop)  # the loop's worker -> loop channel
         future: asyncio.Future[_R] = loop.create_future()
         context = contextvars.copy_context()
         task = asyncio.current_task()
@@ -163,9 +173,9 @@ class ThreadHop:
             try:
                 result = context.run(_adopted, context, func, args)
             except BaseException as error:  # handed to the caller, re-raised there
-                loop.call_soon_threadsafe(_fail, future, error)
+                inbox.post(self, (future, None, error))
             else:
-                loop.call_soon_threadsafe(_succeed, future, result)
+                inbox.post(self, (future, result, None))
 
         done = executor.submit(run)
         try:
@@ -177,21 +187,21 @@ class ThreadHop:
         finally:
             _copy_back(context)
 
+    def wake(self, item: tuple[Any, ...]) -> None:
+        """Settle a hop's future with its outcome (the inbox calls this on the loop)."""
+        future, result, error = item
+        if future.done():  # the caller was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
 
 def _adopted(context: contextvars.Context, func: Callable[..., _R], args: tuple[Any, ...]) -> _R:
     """Inside ``context`` on the worker thread: take over its values, then call ``func``."""
     _copy_back(context)
     return func(*args)
-
-
-def _succeed(future: asyncio.Future[_R], result: _R) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
-def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
 
 
 def _copy_back(context: contextvars.Context) -> None:
