@@ -9,9 +9,14 @@ handler:
   sync middleware, the request signals, a sync view and ``response.close()``
   share one thread hop (an ``async def`` view adds one hop back to the loop);
 - runs that hop on one of ``max_threads`` long-lived threads
-  (:class:`~asgishift.django_integration._executors.ExecutorPool`, through
-  asgiref ≥ 3.13's ``ThreadSensitiveContext(executor=...)``), so database
-  connections persist per thread and ``CONN_MAX_AGE`` works;
+  (:class:`~asgishift.django_integration._executors.ExecutorPool`), so
+  database connections persist per thread and ``CONN_MAX_AGE`` works. The
+  hop is :class:`~asgishift.django_integration._executors.ThreadHop`, which
+  sets up the thread as asgiref's ``sync_to_async`` does at half its cost;
+  a streaming response is iterated and closed inside the request's
+  ``ThreadSensitiveContext`` (asgiref ≥ 3.13's ``executor=`` argument, or
+  :func:`executor_context`'s fallback), so its ``sync_to_async`` calls
+  land on the same thread;
 - answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
   exposes ``scope["state"]`` as ``request.state``.
 """
