@@ -59,7 +59,7 @@ INITDB = ("-U", "postgres", "--auth=trust", "--no-sync")
 
 #: Written into the project copy: builds each variant's app and counts connections.
 ENTRY = f"""
-import json, os
+import json, os, time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
 VARIANT = os.environ["BENCH_VARIANT"]
 THREADS = int(os.environ["BENCH_THREADS"])
@@ -70,7 +70,8 @@ def _count(sender, connection, **kwargs):
     opened[0] += 1
 
 def _stats():
-    return json.dumps({{"opened": opened[0], "served": served[0]}}).encode()
+    stats = {{"opened": opened[0], "served": served[0], "cpu": time.process_time()}}
+    return json.dumps(stats).encode()
 
 if VARIANT == "gunicorn-gthread":
     from django.core.wsgi import get_wsgi_application
@@ -282,7 +283,9 @@ def measure(
         stop(proc)
     served = after["served"] - before["served"]
     opened = after["opened"] - before["opened"]
+    cpu = after["cpu"] - before["cpu"]  # server process CPU seconds (all its threads)
     return {
+        "cpu_us": cpu * 1e6 / served if served else float("nan"),
         "rps": result.rps,
         "p99_ms": result.p99_ms,
         "errors": result.errors,
@@ -331,16 +334,23 @@ def run_database(name: str, db_env: dict[str, str], args: argparse.Namespace) ->
             f"{r['rps']:.0f}",
             f"{r['rps'] / base:.2f}x",
             f"{r['p99_ms']:.1f}",
+            f"{r['cpu_us']:.0f}",
             str(int(r["errors"])),
             f"{r['opened_per_10k']:.0f} ({int(r['opened'])} in {int(r['served'])})",
             str(int(r["opened_total"])),
         ])  # fmt: skip
     print(f"\n### {name}\n")
     print(markdown_table(
-        ["variant", "req/s", "vs gunicorn", "p99 ms", "errors", "DB conns / 10k req",
-         "DB conns since start"], rows
+        ["variant", "req/s", "vs gunicorn", "p99 ms", "server CPU µs/req", "errors",
+         "DB conns / 10k req", "DB conns since start"], rows
     ))  # fmt: skip
     ours = results["uvicorn-ours"]["rps"]
+    cpu = {variant: r["cpu_us"] for variant, r in results.items()}
+    print(
+        "\nServer CPU per request, ours vs (lower is better; steadier than req/s on a busy "
+        f"machine): gunicorn gthread {cpu['gunicorn-gthread'] / cpu['uvicorn-ours']:.2f}x, "
+        f"WSGIToASGI {cpu['uvicorn-wsgitoasgi'] / cpu['uvicorn-ours']:.2f}x as much CPU as ours"
+    )
     print(
         f"\nours / stock ASGI = {ours / stock:.2f}x (target >= 4); "
         f"ours / gunicorn gthread = {ours / base:.2f}x (target >= 1.2); "

@@ -16,10 +16,24 @@ keeps reusing the same few threads and connections.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+from asgiref.sync import SyncToAsync
+
+from asgishift.bridge._inbox import Inbox
+
+try:  # asgiref's own context hand-over (re-homes ``Local`` storage on asgiref >= 3.13)
+    from asgiref.sync import _restore_context as _adopt_context
+except ImportError:  # pragma: no cover - every supported asgiref has it
+    _adopt_context = None  # type: ignore[assignment]
+
+_R = TypeVar("_R")
 
 #: Default number of threads (and at most database connections) per process.
 DEFAULT_MAX_THREADS = 16
@@ -116,6 +130,95 @@ class ExecutorPool:
             executor.shutdown(wait=False)
 
 
+class ThreadHop:
+    """One loop → thread hop onto a given executor: a lean ``sync_to_async``.
+
+    ``await hop(executor, func, *args)`` runs ``func(*args)`` on ``executor``'s
+    thread in a copy of the caller's context and returns its result (or
+    raises its exception). On that thread it sets the thread state asgiref's
+    ``SyncToAsync`` sets (asgiref docs, "sync_to_async"), so ``async_to_sync``
+    called by ``func`` runs its coroutine on the caller's event loop and
+    ``sync_to_async(thread_sensitive=True)`` inside that coroutine comes back
+    to this thread. Context variables are handed over both ways as asgiref
+    does.
+
+    It skips asgiref's per-call executor lookup, ``asyncio.shield`` and
+    future chaining, and wakes the loop through the bridge's
+    :class:`~asgishift.bridge._inbox.Inbox` (one wake-up for every hop that
+    finishes before the loop runs again). Cancelling the caller waits for
+    ``func`` to return, then re-raises ``CancelledError`` (``func`` itself
+    cannot be interrupted).
+    """
+
+    __slots__ = ("_inbox",)
+
+    def __init__(self) -> None:
+        self._inbox: Inbox | None = None
+
+    async def __call__(self, executor: Executor, func: Callable[..., _R], *args: Any) -> _R:
+        loop = asyncio.get_running_loop()
+        inbox = self._inbox
+        if inbox is None or inbox.loop is not loop:
+            inbox = self._inbox = Inbox(loop)  # the loop's worker -> loop channel
+        future: asyncio.Future[_R] = loop.create_future()
+        context = contextvars.copy_context()
+        task = asyncio.current_task()
+        task_context: list[asyncio.Task[Any]] = [task] if task is not None else []
+
+        def run() -> None:
+            local = SyncToAsync.threadlocal
+            local.main_event_loop = loop
+            local.main_event_loop_pid = os.getpid()
+            local.task_context = task_context
+            try:
+                result = context.run(_adopted, context, func, args)
+            except BaseException as error:  # handed to the caller, re-raised there
+                inbox.post(self, (future, None, error))
+            else:
+                inbox.post(self, (future, result, None))
+
+        done = executor.submit(run)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not done.done():
+                await asyncio.wrap_future(done)  # func cannot be stopped: wait for it
+            raise
+        finally:
+            _copy_back(context)
+
+    def wake(self, item: tuple[Any, ...]) -> None:
+        """Settle a hop's future with its outcome (the inbox calls this on the loop)."""
+        future, result, error = item
+        if future.done():  # the caller was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+def _adopted(context: contextvars.Context, func: Callable[..., _R], args: tuple[Any, ...]) -> _R:
+    """Inside ``context`` on the worker thread: take over its values, then call ``func``."""
+    _copy_back(context)
+    return func(*args)
+
+
+def _copy_back(context: contextvars.Context) -> None:
+    """Set in the current context every variable whose value differs in ``context``
+    (asgiref's hand-over, which also moves ``asgiref.local.Local`` data to this thread)."""
+    if _adopt_context is not None:
+        _adopt_context(context)
+        return
+    for var, value in context.items():
+        try:
+            if var.get() is value:
+                continue
+        except LookupError:
+            pass
+        var.set(value)
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -123,4 +226,4 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-__all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool"]
+__all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool", "ThreadHop"]

@@ -9,9 +9,14 @@ handler:
   sync middleware, the request signals, a sync view and ``response.close()``
   share one thread hop (an ``async def`` view adds one hop back to the loop);
 - runs that hop on one of ``max_threads`` long-lived threads
-  (:class:`~asgishift.django_integration._executors.ExecutorPool`, through
-  asgiref ≥ 3.13's ``ThreadSensitiveContext(executor=...)``), so database
-  connections persist per thread and ``CONN_MAX_AGE`` works;
+  (:class:`~asgishift.django_integration._executors.ExecutorPool`), so
+  database connections persist per thread and ``CONN_MAX_AGE`` works. The
+  hop is :class:`~asgishift.django_integration._executors.ThreadHop`, which
+  sets up the thread as asgiref's ``sync_to_async`` does at half its cost;
+  a streaming response is iterated and closed inside the request's
+  ``ThreadSensitiveContext`` (asgiref ≥ 3.13's ``executor=`` argument, or
+  :func:`executor_context`'s fallback), so its ``sync_to_async`` calls
+  land on the same thread;
 - answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
   exposes ``scope["state"]`` as ``request.state``.
 """
@@ -35,7 +40,7 @@ from django.urls import set_script_prefix
 
 import django
 from asgishift._types import Receive, Scope, Send
-from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ExecutorPool
+from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ExecutorPool, ThreadHop
 from asgishift.django_integration.lifespan import Lifespan
 
 logger = logging.getLogger("asgishift.django")
@@ -151,8 +156,7 @@ class BoundedASGIHandler(ASGIHandler):
         self.load_middleware(is_async=False)
         self.pool = ExecutorPool(max_threads)
         self.lifespan = Lifespan(type(self), self._close_thread_connections)
-        # One wrapper for every request (building it costs as much as a small view).
-        self._respond_in_thread = sync_to_async(self._respond, thread_sensitive=True)
+        self._hop = ThreadHop()
 
     def _close_thread_connections(self) -> None:
         self.pool.run_on_every_thread(connections.close_all)
@@ -172,24 +176,39 @@ class BoundedASGIHandler(ASGIHandler):
             )
         executor = await self.pool.acquire()
         try:
-            async with executor_context(executor):
-                await self.handle(scope, receive, send)
+            await self.handle(scope, receive, send, executor)
         finally:
             self.pool.release(executor)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Read the body, run the sync part in one hop, send the response."""
+    async def handle(
+        self, scope: Scope, receive: Receive, send: Send, executor: Executor | None = None
+    ) -> None:
+        """Read the body, run the sync part in one hop on ``executor``'s thread (a
+        borrowed pool thread when ``None``), send the response."""
+        if executor is None:
+            executor = await self.pool.acquire()
+            try:
+                await self.handle(scope, receive, send, executor)
+            finally:
+                self.pool.release(executor)
+            return
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
         try:
-            response = await self._respond_in_thread(scope, body_file)
-            try:
+            response = await self._hop(executor, self._respond, scope, body_file)
+            if response.streaming:
+                # Iterating may call sync_to_async(thread_sensitive=True) (an async
+                # iterator using the ORM): that and close() go to this request's thread.
+                async with executor_context(executor):
+                    set_script_prefix(_script_prefix(self, scope))
+                    try:
+                        await self._send(response, send)
+                    finally:
+                        await sync_to_async(response.close, thread_sensitive=True)()
+            else:
                 await self._send(response, send)
-            finally:
-                if response.streaming:
-                    await sync_to_async(response.close, thread_sensitive=True)()
         finally:
             body_file.close()
 
