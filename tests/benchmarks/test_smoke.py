@@ -125,7 +125,9 @@ def test_ab_bridge_calls_prints_a_count_per_bridge() -> None:
     assert after > 50  # a request through an event loop takes dozens of calls
     assert before > 50
     assert a2wsgi > after
-    assert rows[0][8] == f"{after / before:.2f}"
+    # The ratio is computed from the unrounded counts, the printed counts are
+    # rounded to 0.1, so the two may differ in the last printed digit.
+    assert abs(float(rows[0][8]) - after / before) <= 0.011
 
 
 @pytest.mark.live
