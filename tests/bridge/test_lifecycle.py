@@ -256,6 +256,35 @@ def test_each_request_runs_in_fresh_context() -> None:
     assert seen == ["unset", "unset", "unset"]
 
 
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_sequential_requests_reuse_one_worker_thread(loop_kind: str) -> None:
+    # A request that ends must count its thread as free before the loop hears
+    # of it; otherwise the next request finds every thread "busy" and the pool
+    # starts another one (on the asyncio loop that happened in most requests).
+    threads: set[str] = set()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        threads.add(threading.current_thread().name)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    bridge = WSGIToASGI(validator(app), max_workers=8)
+
+    async def main() -> None:
+        for _ in range(200):
+            server = FakeServer()
+            await asyncio.wait_for(bridge(make_scope(), server.receive, server.send), DEADLINE)
+            assert server.status == 200
+
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+    assert bridge.pool.threads == 1
+    assert len(threads) == 1
+
+
 def test_context_of_the_asgi_task_is_visible_to_the_app() -> None:
     seen: list[str] = []
 

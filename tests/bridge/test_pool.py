@@ -127,3 +127,45 @@ def test_raising_job_is_logged_and_thread_survives(caplog: pytest.LogCaptureFixt
 def test_invalid_sizes(workers: int, queue: int) -> None:
     with pytest.raises(ValueError, match="max_"):
         WorkerPool(workers, queue)
+
+
+def test_follow_up_runs_once_the_job_no_longer_counts() -> None:
+    pool = WorkerPool(max_workers=1, max_queue=0)
+    seen: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def follow_up() -> None:
+        seen.append((pool.in_flight, threading.current_thread().name))
+        done.set()
+
+    def job() -> Callable[[], None]:
+        seen.append((pool.in_flight, threading.current_thread().name))
+        return follow_up
+
+    assert pool.submit(job)
+    assert done.wait(DEADLINE)
+    (busy, job_thread), (free, follow_up_thread) = seen
+    assert (busy, free) == (1, 0)
+    assert follow_up_thread == job_thread
+    pool.stop_threads()
+
+
+def test_raising_follow_up_is_logged_and_thread_survives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = WorkerPool(max_workers=1, max_queue=0)
+
+    def bad_follow_up() -> None:
+        raise RuntimeError("follow-up failed")
+
+    with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
+        assert pool.submit(lambda: bad_follow_up)
+        idle = threading.Event()
+        pool.when_idle(idle.set)
+        assert idle.wait(DEADLINE)
+        done = threading.Event()
+        assert pool.submit(done.set)
+        assert done.wait(DEADLINE)
+    assert "follow-up failed" in caplog.text
+    assert pool.threads == 1
+    pool.stop_threads()

@@ -20,7 +20,12 @@ __all__ = ["WorkerPool"]
 
 logger = logging.getLogger("asgishift.bridge")
 
-Job = Callable[[], object]
+#: A job runs on a worker thread. It may return a follow-up callable, which the
+#: worker runs after it has counted itself free again: a job whose last act
+#: tells another thread that it is done (posts to an event loop) returns that
+#: notification instead of making it, so that the thread it notifies never
+#: sees the pool one job busier than it is (see :meth:`WorkerPool.submit`).
+Job = Callable[[], "Callable[[], object] | None"]
 
 
 class WorkerPool:
@@ -73,7 +78,15 @@ class WorkerPool:
         """Schedule ``job`` on a worker thread unless the pool is full or closing.
 
         :param job: a callable taking no arguments; it must handle its own
-            exceptions (any that escape are logged).
+            exceptions (any that escape are logged). It may return a
+            follow-up callable (or ``None``), which runs on the same thread
+            once the job no longer counts in :attr:`in_flight`. The bridge
+            posts the end of a response that way: posted from inside the job,
+            the event loop could take it and submit the next request while
+            the finishing thread still counted as busy (it waits for the GIL
+            after the pipe write), and the pool would start a thread for
+            every such race, handing sequential requests to a rotation of
+            cache-cold threads.
         :return: ``True`` if scheduled; ``False`` if ``max_workers`` jobs run
             and ``max_queue`` already wait, or the pool is closing.
         """
@@ -102,8 +115,9 @@ class WorkerPool:
             job = get()
             if job is None:
                 return
+            after = None
             try:
-                job()
+                after = job()
             except BaseException:  # the thread must survive whatever a job does
                 logger.exception("asgishift bridge: a worker job raised")
             del job
@@ -112,6 +126,12 @@ class WorkerPool:
                 callbacks = self._idle_callbacks if self._in_flight == 0 else None
                 if callbacks:
                     self._idle_callbacks = []
+            if after is not None:
+                try:
+                    after()
+                except BaseException:
+                    logger.exception("asgishift bridge: a worker job's follow-up raised")
+                after = None
             if callbacks:
                 self._call(callbacks)
 

@@ -20,7 +20,7 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Final, TypeVar
 
 from asgishift._types import (
@@ -100,6 +100,7 @@ class Request:
         "loop",
         "method",
         "options",
+        "outcome",
         "pathsend",
         "phase",
         "pool",
@@ -138,6 +139,7 @@ class Request:
         self.waiter: asyncio.Future[tuple[Any, ...]] = loop.create_future()
         self.worker_lock: threading.Lock | None = None
         self.reply: Any = None
+        self.outcome: tuple[Any, ...] = (_DONE, None, None)
         self.phase = OPEN
         self.body = body
         self.received = received
@@ -489,26 +491,34 @@ class Request:
             self.response.headers.append(CONNECTION_CLOSE)
         self._call_loop((_SEND, messages))
 
-    def run(self) -> None:
-        """Run the app and post the end of the response to the loop (the pool job)."""
+    def run(self) -> Callable[[], None]:
+        """Run the app (the pool job); return the step that posts the end to the loop.
+
+        The pool runs the returned :meth:`_post_done` once this thread counts
+        as free (see :meth:`WorkerPool.submit`).
+        """
         if self.phase >= ABORTED:
             # Timed out, cancelled or disconnected while waiting in the queue:
             # nobody is listening, so do not spend a worker on it.
             logger.debug("skipping a request that was aborted while queued")
-            self._post_done(None, None)
-            return
+            self.outcome = (_DONE, None, None)
+            return self._post_done
         try:
             messages, error = self.context.run(self._run_app)
         except BaseException:  # the job must always report back to the loop
             logger.exception("asgishift bridge: internal error")
             messages = None if self.response.phase is SENT else self._error(500)
             error = None
-        self._post_done(messages, error)
+        self.outcome = (_DONE, messages, error)
+        return self._post_done
 
-    def _post_done(self, messages: list[Message] | None, error: BaseException | None) -> None:
-        """Hand the final messages (``None``: send nothing) and the app's error to :meth:`serve`."""
+    def _post_done(self) -> None:
+        """Hand the final messages (``None``: send nothing) and the app's error to :meth:`serve`.
+
+        Posts the ``(_DONE, messages, error)`` item :meth:`run` left in ``outcome``.
+        """
         try:
-            self.inbox.post(self, (_DONE, messages, error))
+            self.inbox.post(self, self.outcome)
         except RuntimeError:
             logger.debug("event loop closed before the response could be sent")
 
