@@ -11,6 +11,7 @@ import ast
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
+from asgishift.audit._guards import CallArgs, Guards
 from asgishift.audit._records import Hazard, Site
 
 if TYPE_CHECKING:
@@ -26,12 +27,14 @@ class Scope:
     """
 
     __slots__ = (
+        "call_args",
         "calls",
         "class_qual",
         "defs",
         "discarded",
         "elements",
         "flask_uses",
+        "guards",
         "hazards",
         "imports",
         "insensitive",
@@ -57,6 +60,10 @@ class Scope:
         self.is_queryset_class = False
         self.class_qual = ""
         self.calls: list[Site] = []
+        # arguments of the call sites that have some (see ``_guards.call_args``)
+        self.call_args: list[CallArgs] = []
+        # parameter guards, for functions with an optional falsy-default parameter
+        self.guards: Guards | None = None
         self.hazards: list[Hazard] = []
         self.discarded: list[Site] = []
         self.thread_targets: list[Site] = []

@@ -126,6 +126,23 @@ UNBOUNDED_QUEUES = {
     "queue.LifoQueue": "queue.SimpleQueue",
     "queue.PriorityQueue": "queue.SimpleQueue",
 }
+#: Calls that raise ``RuntimeError`` only where no event loop is set or running
+#: (``asyncio.Lock()`` too, before Python 3.10): an ``except RuntimeError``
+#: handler of a ``try`` that makes only these calls never runs in async code.
+NO_LOOP_PROBES = frozenset(
+    {
+        "asyncio.get_event_loop",
+        "asyncio.get_running_loop",
+        "asyncio.events.get_event_loop",
+        "asyncio.events.get_running_loop",
+        "asyncio.Lock",
+        "asyncio.Event",
+        "asyncio.Condition",
+        "asyncio.Semaphore",
+        "asyncio.BoundedSemaphore",
+        "asyncio.Queue",
+    }
+)
 #: Methods that hand a callable to a thread pool (``executor.submit(fn)``,
 #: ``loop.run_in_executor(None, fn)``), whatever the receiver.
 HANDOFF_METHODS = frozenset({"submit", "run_in_executor"})
@@ -200,6 +217,7 @@ __all__ = [
     "KNOWN_COROUTINES",
     "MAPPING_CONTAINERS",
     "MIDDLEWARE_MARKERS",
+    "NO_LOOP_PROBES",
     "OPENERS",
     "PROPERTY_TYPES",
     "RETURN_TYPES",

@@ -27,6 +27,7 @@ import sys
 from typing import cast
 
 from asgishift.audit._closure import resolve_relative
+from asgishift.audit._guards import Guards
 from asgishift.audit._records import ClassSummary, FileSummary, FuncSummary, Hazard, Site
 from asgishift.audit._scope import (
     Hooks,
@@ -474,18 +475,35 @@ class WalkerBase(abc.ABC):
         if isinstance(node, ast.Lambda):
             self.expr(node.body)
         else:
+            if args.defaults or args.kw_defaults:
+                scope.guards = Guards.for_function(
+                    node, bool(class_qual) and not is_static, decorators
+                )
             # Nested defs are visible before their statement runs (calls after it).
             for stmt in node.body:
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     scope.defs[stmt.name] = f"{qual}.{stmt.name}"
+            guards = scope.guards
+            marks = []
             for stmt in node.body:
                 self.stmt(stmt)
+                if guards is not None:
+                    # ``if not p: return`` guards the rest of the body.
+                    clauses = guards.exits_unless(stmt)
+                    if clauses:
+                        marks.append(guards.push(clauses, len(scope.calls), len(scope.hazards)))
+            for mark in reversed(marks):
+                assert guards is not None
+                guards.pop(mark, len(scope.calls), len(scope.hazards))
             is_middleware = (
                 not class_qual
                 and [p.arg for p in params] == ["get_response"]
                 and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) for s in node.body)
             )
         self.scope = saved
+        guarded, call_guards, hazard_guards = (
+            scope.guards.finish() if scope.guards else ((), (), ())
+        )
         self.functions.append(
             FuncSummary(
                 qualname=self.intern(qual),
@@ -502,6 +520,10 @@ class WalkerBase(abc.ABC):
                 flask_uses=tuple(scope.flask_uses),
                 is_middleware=is_middleware,
                 returns=returns,
+                params=guarded,
+                call_args=tuple(scope.call_args),
+                call_guards=call_guards,
+                hazard_guards=hazard_guards,
             )
         )
         return qual

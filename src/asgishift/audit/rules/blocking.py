@@ -504,7 +504,7 @@ def _blocks(graph: Graph, callee: str) -> bool:
     hit = memo.get(callee)
     if hit is None:
         hit = False
-        for qual, _ in graph.walk([(callee, ())]):
+        for qual, _, _ in graph.walk([(callee, (), frozenset())]):
             body = graph.body(qual)
             if any(graph.edge(site.target).code for site in body.calls) or any(
                 not h.cond.startswith(_LOCK_COND + ":") and graph.condition(h) for h in body.hazards

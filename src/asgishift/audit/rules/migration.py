@@ -239,7 +239,7 @@ def _request_globals_in_threads(graph: Graph, add: Add) -> None:
             if any(n in COPY_CONTEXT for dec in target.decorators for n in graph.resolve(dec).seen):
                 continue
             start = Hop(path, site.line, site.col, graph.display(key), resolved.key)
-            for qual, hops in graph.walk([(resolved.key, (start,))]):
+            for qual, hops, _ in graph.walk([(resolved.key, (start,), frozenset())]):
                 inner = graph.funcs[qual][1]
                 for use in graph.body(qual).flask_uses:
                     chain = (*hops, Hop(inner, use.line, use.col, graph.display(qual), use.call))
