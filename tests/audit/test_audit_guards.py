@@ -320,6 +320,67 @@ CASES: list[tuple[str, str, list[int]]] = [
         "\n\nasync def view():\n    make()\n",
         [5],
     ),
+    (
+        "method-replaced-on-the-receiver-is-not-reached",
+        "class Store:\n"
+        "    def load(self):\n"
+        "        self.create()\n\n"
+        "    def create(self):\n"
+        "        time.sleep(1)\n\n"
+        "    @classmethod\n"
+        "    def clear(cls):\n"
+        "        store = cls()\n"
+        "        store.create = lambda: None\n"
+        "        store.load()\n"
+        "\n\nasync def view():\n    Store.clear()\n",
+        [],
+    ),
+    (
+        "method-not-replaced-is-reached",
+        "class Store:\n"
+        "    def load(self):\n"
+        "        self.create()\n\n"
+        "    def create(self):\n"
+        "        time.sleep(1)\n\n"
+        "    @classmethod\n"
+        "    def clear(cls):\n"
+        "        store = cls()\n"
+        "        store.other = lambda: None\n"
+        "        store.load()\n"
+        "\n\nasync def view():\n    Store.clear()\n",
+        [6],
+    ),
+    (
+        "replaced-then-rebound-is-reached",
+        "class Store:\n"
+        "    def load(self):\n"
+        "        self.create()\n\n"
+        "    def create(self):\n"
+        "        time.sleep(1)\n\n"
+        "    @classmethod\n"
+        "    def clear(cls):\n"
+        "        store = cls()\n"
+        "        store.create = lambda: None\n"
+        "        store = cls()\n"
+        "        store.load()\n"
+        "\n\nasync def view():\n    Store.clear()\n",
+        [6],
+    ),
+    (
+        "replaced-method-still-reached-from-another-caller",
+        "class Store:\n"
+        "    def load(self):\n"
+        "        self.create()\n\n"
+        "    def create(self):\n"
+        "        time.sleep(1)\n\n"
+        "    @classmethod\n"
+        "    def clear(cls):\n"
+        "        store = cls()\n"
+        "        store.create = lambda: None\n"
+        "        store.load()\n"
+        "\n\nasync def view():\n    Store.clear()\n    Store().load()\n",
+        [6],
+    ),
 ]
 
 

@@ -51,6 +51,10 @@ from asgishift.audit._tables import ASYNC_TO_SYNC, SAFE_WRAPPERS, TYPE_ALIASES
 _MAX_DEPTH = 12
 _ASH301 = "ASH301"
 _NONE: frozenset[str] = frozenset()
+_NO_INDICES: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
+#: Prefix of a method name replaced on the receiver in the left-out set
+#: (parameter names never hold a dot).
+_REPLACED = "self."
 
 Add = Callable[[Finding], None]
 
@@ -374,22 +378,38 @@ class Graph:
             site's position in its calls (see :mod:`asgishift.audit._guards`).
         """
         params = self.funcs[callee][0].params
-        if not params:
-            return _NONE
-        for args in self.body(caller).call_args:
-            if args[0] == index:
-                return unsatisfied(params, args)
-            if args[0] > index:
-                break
-        return unsatisfied(params, None)
+        left = _NONE
+        body = self.body(caller)
+        if params:
+            found = None
+            for args in body.call_args:
+                if args[0] >= index:
+                    found = args if args[0] == index else None
+                    break
+            left = unsatisfied(params, found)
+        if body.call_replaced:
+            for at, names in body.call_replaced:
+                if at == index:
+                    left = left | {_REPLACED + name for name in names}
+        return left
 
     def kept(self, qual: str, unsat: frozenset[str]) -> tuple[frozenset[int], frozenset[int]]:
-        """Return the indices of the calls and hazards of ``qual`` that ``unsat`` prunes."""
+        """Return the indices of the calls and hazards of ``qual`` that ``unsat`` prunes.
+
+        Besides guarded ones (:func:`~asgishift.audit._guards.pruned`), a call
+        ``self.m()`` of a method the caller replaced on the receiver is pruned.
+        """
         if not unsat:
-            return frozenset(), frozenset()
+            return _NO_INDICES
         body = self.body(qual)
+        calls = {i for i, clauses in body.call_guards if pruned(clauses, unsat)}
+        replaced = [name for name in unsat if name.startswith(_REPLACED)]
+        if replaced:
+            owner = self.display(qual).rpartition(".")[0]
+            gone = {f"{owner}.{name[len(_REPLACED) :]}" for name in replaced}
+            calls.update(i for i, site in enumerate(body.calls) if site.target in gone)
         return (
-            frozenset(i for i, clauses in body.call_guards if pruned(clauses, unsat)),
+            frozenset(calls),
             frozenset(i for i, clauses in body.hazard_guards if pruned(clauses, unsat)),
         )
 

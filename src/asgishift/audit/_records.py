@@ -81,6 +81,9 @@ class FuncSummary(NamedTuple):
     :param call_args: the arguments of its call sites that have some.
     :param call_guards: ``(index in calls, clauses)`` of guarded call sites.
     :param hazard_guards: ``(index in hazards, clauses)`` of guarded hazards.
+    :param call_replaced: ``(index in calls, method names)`` of calls
+        ``obj.m()`` on a variable whose methods were replaced first
+        (``obj.create = lambda: None``).
     """
 
     qualname: str
@@ -101,6 +104,7 @@ class FuncSummary(NamedTuple):
     call_args: tuple[CallArgs, ...] = ()
     call_guards: Indexed = ()
     hazard_guards: Indexed = ()
+    call_replaced: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 class ClassSummary(NamedTuple):
@@ -174,7 +178,8 @@ class FuncInfo(NamedTuple):
 class Body(NamedTuple):
     """The bulky part of a function, decoded only when the function is reached.
 
-    ``call_args``, ``call_guards`` and ``hazard_guards`` stay plain tuples (see
+    ``call_args``, ``call_guards``, ``hazard_guards`` and ``call_replaced``
+    stay plain tuples (see
     :class:`FuncSummary`); the linker reads them only on guarded chains.
     """
 
@@ -185,6 +190,7 @@ class Body(NamedTuple):
     call_args: tuple[CallArgs, ...]
     call_guards: Indexed
     hazard_guards: Indexed
+    call_replaced: tuple[tuple[int, tuple[str, ...]], ...]
 
 
 class FileIndex(NamedTuple):
@@ -249,6 +255,7 @@ def to_plain(summary: FileSummary) -> PlainSummary:
                 f.call_args,
                 f.call_guards,
                 f.hazard_guards,
+                f.call_replaced,
             )
         )
         names.update(target.rsplit(".", 1)[-1] for target, *_ in f.discarded)
@@ -300,7 +307,7 @@ def decode_bodies(data: bytes) -> tuple[tuple[Any, ...], ...]:
 
 def body_record(plain: tuple[Any, ...]) -> Body:
     """Turn one plain body of :func:`decode_bodies` into a :class:`Body` of records."""
-    calls, hazards, discarded, flask, args, call_guards, hazard_guards = plain
+    calls, hazards, discarded, flask, args, call_guards, hazard_guards, replaced = plain
     make_hazard = Hazard._make
     return Body(
         _sites(calls),
@@ -310,6 +317,7 @@ def body_record(plain: tuple[Any, ...]) -> Body:
         args,
         call_guards,
         hazard_guards,
+        replaced,
     )
 
 

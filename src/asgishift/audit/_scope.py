@@ -46,7 +46,9 @@ class Scope:
         "models",
         "parent",
         "qualname",
+        "call_replaced",
         "querysets",
+        "replaced",
         "thread_targets",
         "types",
         "values",
@@ -64,6 +66,10 @@ class Scope:
         self.call_args: list[CallArgs] = []
         # parameter guards, for functions with an optional falsy-default parameter
         self.guards: Guards | None = None
+        # variable -> methods replaced on it (``obj.create = lambda: None``)
+        self.replaced: dict[str, set[str]] | None = None
+        # call index -> methods replaced on its receiver
+        self.call_replaced: list[tuple[int, tuple[str, ...]]] = []
         self.hazards: list[Hazard] = []
         self.discarded: list[Site] = []
         self.thread_targets: list[Site] = []

@@ -524,6 +524,7 @@ class WalkerBase(abc.ABC):
                 call_args=tuple(scope.call_args),
                 call_guards=call_guards,
                 hazard_guards=hazard_guards,
+                call_replaced=tuple(scope.call_replaced),
             )
         )
         return qual

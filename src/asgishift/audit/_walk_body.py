@@ -149,6 +149,7 @@ class Walker(WalkerBase):
                     # the handler runs only where no loop runs, never from async code.
                     del scope.calls[calls:], scope.hazards[hazards:]
                     scope.call_args = [a for a in scope.call_args if a[0] < calls]
+                    scope.call_replaced = [r for r in scope.call_replaced if r[0] < calls]
                     if scope.guards is not None:
                         scope.guards.truncate(calls, hazards)
             for sub in node.orelse:  # type: ignore[attr-defined]
@@ -219,6 +220,8 @@ class Walker(WalkerBase):
             name = tgt.id
             if scope.guards is not None:
                 scope.guards.rebind(name, value)
+            if scope.replaced is not None:
+                scope.replaced.pop(name, None)
             scope.locals.add(name)
             scope.types.pop(name, None)
             scope.elements.pop(name, None)
@@ -248,8 +251,17 @@ class Walker(WalkerBase):
                     if typ is not None:
                         scope.types[name] = typ
         elif isinstance(tgt, ast.Attribute):
-            if scope.guards is not None and isinstance(tgt.value, ast.Name):
-                scope.guards.alias(f"{tgt.value.id}.{tgt.attr}", value)
+            if isinstance(tgt.value, ast.Name):
+                if scope.guards is not None:
+                    scope.guards.alias(f"{tgt.value.id}.{tgt.attr}", value)
+                if isinstance(value, ast.Lambda) or (
+                    isinstance(value, ast.Constant) and value.value is None
+                ):
+                    # ``session.create = lambda: None``: ``session.load()`` no
+                    # longer reaches the class's ``create`` through ``self``.
+                    if scope.replaced is None:
+                        scope.replaced = {}
+                    scope.replaced.setdefault(tgt.value.id, set()).add(tgt.attr)
             self._bind_attribute(tgt, value)
         elif isinstance(tgt, (ast.Tuple, ast.List)):
             for elt in tgt.elts:
@@ -442,6 +454,16 @@ class Walker(WalkerBase):
             args = call_args(len(scope.calls), node)
             if args is not None:
                 scope.call_args.append(args)
+        replaced = scope.replaced
+        func = node.func
+        if (
+            replaced
+            and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in replaced
+        ):
+            names = tuple(sorted(replaced[func.value.id]))
+            scope.call_replaced.append((len(scope.calls), names))
         scope.calls.append(site)
 
     def _wrapper_call(self, node: ast.Call, target: str) -> None:
