@@ -28,6 +28,7 @@ class Scope:
 
     __slots__ = (
         "call_args",
+        "call_replaced",
         "calls",
         "class_qual",
         "defs",
@@ -46,7 +47,6 @@ class Scope:
         "models",
         "parent",
         "qualname",
-        "call_replaced",
         "querysets",
         "replaced",
         "thread_targets",
