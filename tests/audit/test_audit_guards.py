@@ -391,3 +391,46 @@ def test_guarded_hazards(tmp_path: Path, source: str, lines: list[int]) -> None:
     assert result.errors == []
     offset = HEAD.count("\n")
     assert sorted({f.line - offset for f in result.findings}) == lines
+
+
+# (id, source, reported lines): in-memory SQLite databases do no I/O.
+MEMORY_CASES: list[tuple[str, str, list[int]]] = [
+    (
+        "memory-connect-and-query",
+        "import sqlite3\n\n\nasync def view():\n"
+        "    conn = sqlite3.connect(':memory:')\n"
+        "    conn.execute('select 1')\n"
+        "    sqlite3.connect(':memory:').execute('select 1').fetchone()\n",
+        [],
+    ),
+    (
+        "memory-uri",
+        "import sqlite3\n\n\nasync def view():\n"
+        "    sqlite3.connect('file:db?mode=memory&cache=shared', uri=True).execute('select 1')\n",
+        [],
+    ),
+    (
+        "file-database-blocks",
+        "import sqlite3\n\n\nasync def view(path):\n"
+        "    conn = sqlite3.connect(path)\n"
+        "    conn.execute('select 1')\n"
+        "    sqlite3.connect('data.db').execute('select 1')\n",
+        [5, 6, 7],
+    ),
+    (
+        "memory-name-built-at-run-time-may-be-a-file",
+        "import sqlite3\n\n\nasync def view(name):\n"
+        "    sqlite3.connect('file:{}?mode=memory'.format(name), uri=True)\n",
+        [5],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "lines"), [pytest.param(s, n, id=i) for i, s, n in MEMORY_CASES]
+)
+def test_in_memory_databases(tmp_path: Path, source: str, lines: list[int]) -> None:
+    (tmp_path / "app.py").write_text(source, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert result.errors == []
+    assert sorted({f.line for f in result.findings}) == lines

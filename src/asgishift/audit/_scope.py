@@ -207,4 +207,31 @@ def is_unbounded(call: ast.Call) -> bool:
     return isinstance(size, ast.Constant) and isinstance(size.value, int) and size.value <= 0
 
 
-__all__ = ["Hooks", "Scope", "file_mode", "is_false", "is_unbounded", "pos", "short", "toplevel"]
+def is_in_memory(call: ast.Call) -> bool:
+    """Return whether a ``sqlite3.connect(...)`` call opens an in-memory database.
+
+    ``":memory:"`` or a ``file:`` URI with ``mode=memory``, as a literal (first
+    argument or ``database=``); anything else may be a file.
+    """
+    name: ast.expr | None = call.args[0] if call.args else None
+    for kw in call.keywords:
+        if kw.arg == "database":
+            name = kw.value
+    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+        return False
+    return name.value == ":memory:" or (
+        name.value.startswith("file:") and "mode=memory" in name.value
+    )
+
+
+__all__ = [
+    "Hooks",
+    "Scope",
+    "file_mode",
+    "is_false",
+    "is_in_memory",
+    "is_unbounded",
+    "pos",
+    "short",
+    "toplevel",
+]

@@ -126,6 +126,13 @@ UNBOUNDED_QUEUES = {
     "queue.LifoQueue": "queue.SimpleQueue",
     "queue.PriorityQueue": "queue.SimpleQueue",
 }
+#: Database openers that do no I/O when given an in-memory database (a literal
+#: ``":memory:"`` or ``file:...?mode=memory`` name), and the type they return
+#: then: a type with no blocking methods (the queries run on the CPU only).
+IN_MEMORY_DATABASES = {
+    "sqlite3.connect": "sqlite3.MemoryConnection",
+    "sqlite3.dbapi2.connect": "sqlite3.MemoryConnection",
+}
 #: Calls that raise ``RuntimeError`` only where no event loop is set or running
 #: (``asyncio.Lock()`` too, before Python 3.10): an ``except RuntimeError``
 #: handler of a ``try`` that makes only these calls never runs in async code.
@@ -214,6 +221,7 @@ __all__ = [
     "FILE_TYPES",
     "FLASK_GLOBALS",
     "HANDOFF_METHODS",
+    "IN_MEMORY_DATABASES",
     "KNOWN_COROUTINES",
     "MAPPING_CONTAINERS",
     "MIDDLEWARE_MARKERS",

@@ -34,6 +34,7 @@ from asgishift.audit._scope import (
     Scope,
     file_mode,
     is_false,
+    is_in_memory,
     is_unbounded,
     pos,
     short,
@@ -44,6 +45,7 @@ from asgishift.audit._tables import (
     DIV_TYPES,
     ELEMENT_CONTAINERS,
     FILE_TYPES,
+    IN_MEMORY_DATABASES,
     MAPPING_CONTAINERS,
     OPENERS,
     PROPERTY_TYPES,
@@ -176,6 +178,8 @@ class WalkerBase(abc.ABC):
                 return FILE_TYPES[mode] if mode is not None else RETURN_TYPES.get(base, base)
             if base in UNBOUNDED_QUEUES and is_unbounded(expr):
                 return UNBOUNDED_QUEUES[base]
+            if base in IN_MEMORY_DATABASES and is_in_memory(expr):
+                return IN_MEMORY_DATABASES[base]
             return RETURN_TYPES.get(base, base)
         if isinstance(expr, ast.Subscript):
             return self._subscript_target(expr)

@@ -13,9 +13,11 @@ import sys
 
 from asgishift.audit._guards import call_args
 from asgishift.audit._records import Site
+from asgishift.audit._scope import is_in_memory
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
     HANDOFF_METHODS,
+    IN_MEMORY_DATABASES,
     NO_LOOP_PROBES,
     RETURN_TYPES,
     SAFE_WRAPPERS,
@@ -387,6 +389,9 @@ class Walker(WalkerBase):
         assert scope is not None
         func = node.func
         target = self.target(func)
+        if target in IN_MEMORY_DATABASES and is_in_memory(node):
+            # ``sqlite3.connect(":memory:")`` touches no disk.
+            target = IN_MEMORY_DATABASES[target]
         if target in SAFE_WRAPPERS and not isinstance(func, ast.Call):
             self._wrapper_call(node, target)
             return

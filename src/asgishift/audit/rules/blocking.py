@@ -347,7 +347,9 @@ RULES: tuple[Rule, ...] = (
         why=(
             "DB-API drivers, SQLAlchemy's sync `Session`/`Engine`/`Connection` and the "
             "sync redis client wait for the server while holding the "
-            "event-loop thread, so one slow query delays every request in the worker."
+            "event-loop thread, so one slow query delays every request in the worker. An "
+            'in-memory SQLite database (`sqlite3.connect(":memory:")`) waits for no disk '
+            "and is not reported."
         ),
         example=(
             "import sqlite3\n\n\nasync def count(db):\n"

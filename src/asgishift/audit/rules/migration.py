@@ -64,7 +64,10 @@ RULES: tuple[Rule, ...] = (
         ),
         why=(
             "`asyncio.run()` and `loop.run_until_complete()` raise `RuntimeError` when a loop "
-            "is already running in the thread, and a fresh loop would block the outer one."
+            "is already running in the thread, and a fresh loop would block the outer one. "
+            "A fallback in the `except RuntimeError:` handler of a `try` that only asks for "
+            "the current loop (`asyncio.get_event_loop()`) is not reported: it runs only "
+            "where no loop is running."
         ),
         example=(
             "import asyncio\n\n\nasync def work():\n    return 1\n\n\n"
