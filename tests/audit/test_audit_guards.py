@@ -410,6 +410,13 @@ MEMORY_CASES: list[tuple[str, str, list[int]]] = [
         [],
     ),
     (
+        "memory-through-a-module-re-exporting-sqlite3",
+        "from db import sqlite3\n\n\nasync def view():\n"
+        "    sqlite3.connect(':memory:', uri=True).execute('select 1')\n"
+        "    sqlite3.connect('data.db').execute('select 1')\n",
+        [6],
+    ),
+    (
         "file-database-blocks",
         "import sqlite3\n\n\nasync def view(path):\n"
         "    conn = sqlite3.connect(path)\n"
@@ -431,6 +438,7 @@ MEMORY_CASES: list[tuple[str, str, list[int]]] = [
 )
 def test_in_memory_databases(tmp_path: Path, source: str, lines: list[int]) -> None:
     (tmp_path / "app.py").write_text(source, encoding="utf-8")
+    (tmp_path / "db.py").write_text("import sqlite3\n", encoding="utf-8")
     result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
     assert result.errors == []
     assert sorted({f.line for f in result.findings}) == lines

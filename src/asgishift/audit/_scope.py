@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from asgishift.audit._guards import CallArgs, Guards
 from asgishift.audit._records import Hazard, Site
+from asgishift.audit._tables import SQLITE_MODULES
 
 if TYPE_CHECKING:
     from asgishift.audit._walk import WalkerBase
@@ -207,12 +208,19 @@ def is_unbounded(call: ast.Call) -> bool:
     return isinstance(size, ast.Constant) and isinstance(size.value, int) and size.value <= 0
 
 
-def is_in_memory(call: ast.Call) -> bool:
-    """Return whether a ``sqlite3.connect(...)`` call opens an in-memory database.
+def is_in_memory(target: str | None, call: ast.Call) -> bool:
+    """Return whether a call is a SQLite ``connect(...)`` that opens an in-memory database.
 
-    ``":memory:"`` or a ``file:`` URI with ``mode=memory``, as a literal (first
-    argument or ``database=``); anything else may be a file.
+    :param target: the callee's canonical name; its module's last component
+        must be in :data:`~asgishift.audit._tables.SQLITE_MODULES`.
+    :param call: the call; its database (first argument or ``database=``) must
+        be the literal ``":memory:"`` or a ``file:`` URI with ``mode=memory``;
+        anything else may be a file.
     """
+    if target is None or not target.endswith(".connect"):
+        return False
+    if target[: -len(".connect")].rpartition(".")[2] not in SQLITE_MODULES:
+        return False
     name: ast.expr | None = call.args[0] if call.args else None
     for kw in call.keywords:
         if kw.arg == "database":

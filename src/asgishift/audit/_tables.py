@@ -126,13 +126,13 @@ UNBOUNDED_QUEUES = {
     "queue.LifoQueue": "queue.SimpleQueue",
     "queue.PriorityQueue": "queue.SimpleQueue",
 }
-#: Database openers that do no I/O when given an in-memory database (a literal
-#: ``":memory:"`` or ``file:...?mode=memory`` name), and the type they return
-#: then: a type with no blocking methods (the queries run on the CPU only).
-IN_MEMORY_DATABASES = {
-    "sqlite3.connect": "sqlite3.MemoryConnection",
-    "sqlite3.dbapi2.connect": "sqlite3.MemoryConnection",
-}
+#: SQLite modules by last dotted component (``sqlite3``, ``pysqlite3``, and a
+#: project module re-exporting one, ``myapp.utils.sqlite3``): their
+#: ``connect()`` given an in-memory database (a literal ``":memory:"`` or
+#: ``file:...?mode=memory`` name) does no I/O, and returns
+#: :data:`MEMORY_CONNECTION`, a type with no blocking methods.
+SQLITE_MODULES = frozenset({"sqlite3", "pysqlite3", "dbapi2"})
+MEMORY_CONNECTION = "sqlite3.MemoryConnection"
 #: Calls that raise ``RuntimeError`` only where no event loop is set or running
 #: (``asyncio.Lock()`` too, before Python 3.10): an ``except RuntimeError``
 #: handler of a ``try`` that makes only these calls never runs in async code.
@@ -221,15 +221,16 @@ __all__ = [
     "FILE_TYPES",
     "FLASK_GLOBALS",
     "HANDOFF_METHODS",
-    "IN_MEMORY_DATABASES",
     "KNOWN_COROUTINES",
     "MAPPING_CONTAINERS",
+    "MEMORY_CONNECTION",
     "MIDDLEWARE_MARKERS",
     "NO_LOOP_PROBES",
     "OPENERS",
     "PROPERTY_TYPES",
     "RETURN_TYPES",
     "SAFE_WRAPPERS",
+    "SQLITE_MODULES",
     "SYNC_TO_ASYNC",
     "THREAD_LOCALS",
     "THREAD_STARTERS",

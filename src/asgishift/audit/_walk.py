@@ -45,8 +45,8 @@ from asgishift.audit._tables import (
     DIV_TYPES,
     ELEMENT_CONTAINERS,
     FILE_TYPES,
-    IN_MEMORY_DATABASES,
     MAPPING_CONTAINERS,
+    MEMORY_CONNECTION,
     OPENERS,
     PROPERTY_TYPES,
     RETURN_TYPES,
@@ -178,8 +178,8 @@ class WalkerBase(abc.ABC):
                 return FILE_TYPES[mode] if mode is not None else RETURN_TYPES.get(base, base)
             if base in UNBOUNDED_QUEUES and is_unbounded(expr):
                 return UNBOUNDED_QUEUES[base]
-            if base in IN_MEMORY_DATABASES and is_in_memory(expr):
-                return IN_MEMORY_DATABASES[base]
+            if is_in_memory(base, expr):
+                return MEMORY_CONNECTION
             return RETURN_TYPES.get(base, base)
         if isinstance(expr, ast.Subscript):
             return self._subscript_target(expr)

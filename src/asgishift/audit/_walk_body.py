@@ -17,7 +17,7 @@ from asgishift.audit._scope import is_in_memory
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
     HANDOFF_METHODS,
-    IN_MEMORY_DATABASES,
+    MEMORY_CONNECTION,
     NO_LOOP_PROBES,
     RETURN_TYPES,
     SAFE_WRAPPERS,
@@ -389,9 +389,9 @@ class Walker(WalkerBase):
         assert scope is not None
         func = node.func
         target = self.target(func)
-        if target in IN_MEMORY_DATABASES and is_in_memory(node):
+        if is_in_memory(target, node):
             # ``sqlite3.connect(":memory:")`` touches no disk.
-            target = IN_MEMORY_DATABASES[target]
+            target = MEMORY_CONNECTION
         if target in SAFE_WRAPPERS and not isinstance(func, ast.Call):
             self._wrapper_call(node, target)
             return
