@@ -425,10 +425,30 @@ MEMORY_CASES: list[tuple[str, str, list[int]]] = [
         [5, 6, 7],
     ),
     (
-        "memory-name-built-at-run-time-may-be-a-file",
+        "memory-uri-template-in-a-variable",
         "import sqlite3\n\n\nasync def view(name):\n"
-        "    sqlite3.connect('file:{}?mode=memory'.format(name), uri=True)\n",
-        [5],
+        "    uri = 'file:{}?mode=memory&cache=shared'.format(name)\n"
+        "    conn = sqlite3.connect(uri, uri=True)\n"
+        "    conn.execute('select 1')\n"
+        "    sqlite3.connect(f'file:{name}?mode=memory', uri=True)\n",
+        [],
+    ),
+    (
+        "file-uri-template-may-be-a-file",
+        "import sqlite3\n\n\nasync def view(name, qs):\n"
+        "    uri = 'file:{}{}'.format(name, qs)\n"
+        "    sqlite3.connect(uri, uri=True)\n"
+        "    sqlite3.connect(f'file:{name}{qs}', uri=True)\n"
+        "    sqlite3.connect(name + '?mode=memory', uri=True)\n",
+        [6, 7, 8],
+    ),
+    (
+        "variable-rebound-to-a-file-name",
+        "import sqlite3\n\n\nasync def view(name, path):\n"
+        "    uri = 'file:{}?mode=memory'.format(name)\n"
+        "    uri = path\n"
+        "    sqlite3.connect(uri)\n",
+        [7],
     ),
 ]
 

@@ -208,36 +208,65 @@ def is_unbounded(call: ast.Call) -> bool:
     return isinstance(size, ast.Constant) and isinstance(size.value, int) and size.value <= 0
 
 
-def is_in_memory(target: str | None, call: ast.Call) -> bool:
-    """Return whether a call is a SQLite ``connect(...)`` that opens an in-memory database.
-
-    :param target: the callee's canonical name; its module's last component
-        must be in :data:`~asgishift.audit._tables.SQLITE_MODULES`.
-    :param call: the call; its database (first argument or ``database=``) must
-        be the literal ``":memory:"`` or a ``file:`` URI with ``mode=memory``;
-        anything else may be a file.
-    """
+def is_sqlite_connect(target: str | None) -> bool:
+    """Return whether a callee is ``connect`` of a SQLite module (see ``SQLITE_MODULES``)."""
     if target is None or not target.endswith(".connect"):
         return False
-    if target[: -len(".connect")].rpartition(".")[2] not in SQLITE_MODULES:
-        return False
+    return target[: -len(".connect")].rpartition(".")[2] in SQLITE_MODULES
+
+
+def database_arg(call: ast.Call) -> ast.expr | None:
+    """Return the database argument of a ``connect(...)`` call (first or ``database=``)."""
     name: ast.expr | None = call.args[0] if call.args else None
     for kw in call.keywords:
         if kw.arg == "database":
             name = kw.value
-    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
-        return False
-    return name.value == ":memory:" or (
-        name.value.startswith("file:") and "mode=memory" in name.value
-    )
+    return name
+
+
+def _memory_text(text: str, uri: bool) -> bool:
+    return text.startswith("file:") and "mode=memory" in text if uri else text == ":memory:"
+
+
+def is_memory_name(node: ast.expr) -> bool:
+    """Return whether an expression is an in-memory SQLite database name.
+
+    The literal ``":memory:"``, a literal ``file:`` URI with ``mode=memory``, or
+    one built from a template whose fixed text says so (``"file:{}?mode=memory"
+    .format(name)``, ``f"file:{name}?mode=memory"``): the query string is part
+    of the template, so no name makes it a file.
+    """
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and (
+            _memory_text(node.value, False) or _memory_text(node.value, True)
+        )
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+        and isinstance(node.func.value, ast.Constant)
+        and isinstance(node.func.value.value, str)
+    ):
+        return _memory_text(node.func.value.value, True)
+    if isinstance(node, ast.JoinedStr) and node.values:
+        parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
+        first = node.values[0]
+        return (
+            isinstance(first, ast.Constant)
+            and str(first.value).startswith("file:")
+            and any("mode=memory" in str(p) and "?" in str(p) for p in parts)
+        )
+    return False
 
 
 __all__ = [
     "Hooks",
     "Scope",
+    "database_arg",
     "file_mode",
     "is_false",
-    "is_in_memory",
+    "is_memory_name",
+    "is_sqlite_connect",
     "is_unbounded",
     "pos",
     "short",

@@ -133,6 +133,9 @@ UNBOUNDED_QUEUES = {
 #: :data:`MEMORY_CONNECTION`, a type with no blocking methods.
 SQLITE_MODULES = frozenset({"sqlite3", "pysqlite3", "dbapi2"})
 MEMORY_CONNECTION = "sqlite3.MemoryConnection"
+#: The type given to a variable holding an in-memory database URI built from
+#: a template (``uri = "file:{}?mode=memory".format(name)``).
+MEMORY_URI = "sqlite3.MemoryURI"
 #: Calls that raise ``RuntimeError`` only where no event loop is set or running
 #: (``asyncio.Lock()`` too, before Python 3.10): an ``except RuntimeError``
 #: handler of a ``try`` that makes only these calls never runs in async code.
@@ -224,6 +227,7 @@ __all__ = [
     "KNOWN_COROUTINES",
     "MAPPING_CONTAINERS",
     "MEMORY_CONNECTION",
+    "MEMORY_URI",
     "MIDDLEWARE_MARKERS",
     "NO_LOOP_PROBES",
     "OPENERS",

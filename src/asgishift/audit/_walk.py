@@ -32,9 +32,11 @@ from asgishift.audit._records import ClassSummary, FileSummary, FuncSummary, Haz
 from asgishift.audit._scope import (
     Hooks,
     Scope,
+    database_arg,
     file_mode,
     is_false,
-    is_in_memory,
+    is_memory_name,
+    is_sqlite_connect,
     is_unbounded,
     pos,
     short,
@@ -47,6 +49,7 @@ from asgishift.audit._tables import (
     FILE_TYPES,
     MAPPING_CONTAINERS,
     MEMORY_CONNECTION,
+    MEMORY_URI,
     OPENERS,
     PROPERTY_TYPES,
     RETURN_TYPES,
@@ -167,6 +170,8 @@ class WalkerBase(abc.ABC):
             return PROPERTY_TYPES.get(name, name)
         if isinstance(expr, ast.Call):
             func = expr.func
+            if isinstance(func, ast.Attribute) and func.attr == "format" and is_memory_name(expr):
+                return MEMORY_URI
             if isinstance(func, ast.Name) and func.id == "super" and self.scope is not None:
                 cls = self.scope.class_qual or self._enclosing_class()
                 return f"{cls}.__super__" if cls else None
@@ -178,7 +183,7 @@ class WalkerBase(abc.ABC):
                 return FILE_TYPES[mode] if mode is not None else RETURN_TYPES.get(base, base)
             if base in UNBOUNDED_QUEUES and is_unbounded(expr):
                 return UNBOUNDED_QUEUES[base]
-            if is_in_memory(base, expr):
+            if self.in_memory(base, expr):
                 return MEMORY_CONNECTION
             return RETURN_TYPES.get(base, base)
         if isinstance(expr, ast.Subscript):
@@ -191,6 +196,19 @@ class WalkerBase(abc.ABC):
                 return left
             return None
         return None
+
+    def in_memory(self, target: str | None, call: ast.Call) -> bool:
+        """Return whether ``call`` is a SQLite ``connect()`` of an in-memory database.
+
+        The database is an in-memory name (:func:`is_memory_name`) or a
+        variable assigned one in this function (typed :data:`MEMORY_URI`).
+        """
+        if not is_sqlite_connect(target):
+            return False
+        name = database_arg(call)
+        if isinstance(name, ast.Name):
+            return self.resolve_name(name.id) == MEMORY_URI
+        return name is not None and is_memory_name(name)
 
     def _subscript_target(self, expr: ast.Subscript) -> str | None:
         """Type ``d[k]`` from an annotated mapping, else the container's own name."""

@@ -13,7 +13,6 @@ import sys
 
 from asgishift.audit._guards import call_args
 from asgishift.audit._records import Site
-from asgishift.audit._scope import is_in_memory
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
     HANDOFF_METHODS,
@@ -389,7 +388,7 @@ class Walker(WalkerBase):
         assert scope is not None
         func = node.func
         target = self.target(func)
-        if is_in_memory(target, node):
+        if self.in_memory(target, node):
             # ``sqlite3.connect(":memory:")`` touches no disk.
             target = MEMORY_CONNECTION
         if target in SAFE_WRAPPERS and not isinstance(func, ast.Call):

@@ -348,8 +348,9 @@ RULES: tuple[Rule, ...] = (
             "DB-API drivers, SQLAlchemy's sync `Session`/`Engine`/`Connection` and the "
             "sync redis client wait for the server while holding the "
             "event-loop thread, so one slow query delays every request in the worker. An "
-            'in-memory SQLite database (`sqlite3.connect(":memory:")`) waits for no disk '
-            "and is not reported."
+            'in-memory SQLite database (`sqlite3.connect(":memory:")`, or a `file:` URI '
+            "whose fixed text has `mode=memory`, even when built with `.format()` or an "
+            "f-string) waits for no disk and is not reported."
         ),
         example=(
             "import sqlite3\n\n\nasync def count(db):\n"
