@@ -40,9 +40,13 @@ Clause = tuple[str, ...]
 Params = tuple[tuple[str, int], ...]
 #: Guards of a function's call sites or hazards: ``(index, clauses)`` pairs.
 Indexed = tuple[tuple[int, tuple[Clause, ...]], ...]
-#: A call site's arguments as the linker reads them: ``(index, positional
-#: count, keyword names, names/positions passed a literal None, has */**)``.
+#: The arguments of a call site with keywords, ``*``/``**`` or a literal
+#: ``None``: ``(index, positional count, keyword names, names/positions passed
+#: a literal None, has */**)``. Other call sites need only their positional
+#: count, one byte each (:func:`arity`).
 CallArgs = tuple[int, int, tuple[str, ...], tuple[str | int, ...], bool]
+#: The :func:`arity` byte of a call site whose arguments are in a :data:`CallArgs`.
+COMPLEX = 255
 
 _EMPTY_BUILDERS = (ast.List, ast.Tuple, ast.Set, ast.Dict)
 _BENIGN_DECORATORS = frozenset({"builtins.staticmethod", "builtins.classmethod"})
@@ -64,10 +68,22 @@ def _is_empty_literal(node: ast.expr) -> bool:
     return _default_kind(node) != 0
 
 
-def call_args(index: int, node: ast.Call) -> CallArgs | None:
-    """Return the :data:`CallArgs` of a call with arguments, ``None`` for ``f()``."""
-    if not node.args and not node.keywords:
-        return None
+def arity(node: ast.Call) -> int:
+    """Return a call's positional argument count (0..254), or :data:`COMPLEX`.
+
+    :data:`COMPLEX` when it passes keywords, ``*``/``**`` or a literal ``None``
+    (then :func:`call_args` describes it) or 255 arguments or more.
+    """
+    if node.keywords or len(node.args) >= COMPLEX:
+        return COMPLEX
+    for arg in node.args:
+        if isinstance(arg, ast.Starred) or (isinstance(arg, ast.Constant) and arg.value is None):
+            return COMPLEX
+    return len(node.args)
+
+
+def call_args(index: int, node: ast.Call) -> CallArgs:
+    """Return the :data:`CallArgs` of call site ``index`` (one :func:`arity` calls complex)."""
     star = False
     npos = 0
     nones: list[str | int] = []
@@ -88,14 +104,14 @@ def call_args(index: int, node: ast.Call) -> CallArgs | None:
     return index, npos, tuple(names), tuple(nones), star
 
 
-def unsatisfied(params: Params, args: CallArgs | None) -> frozenset[str]:
+def unsatisfied(params: Params, args: CallArgs | int) -> frozenset[str]:
     """Return the guarded parameters a call site leaves out (or passes as ``None``).
 
     :param params: the callee's :data:`Params`; :param args: the call site's
-        :data:`CallArgs` (``None``: called without arguments).
+        :data:`CallArgs`, or its positional count when it passes nothing else.
     """
-    if args is None:
-        return frozenset(name for name, _ in params)
+    if isinstance(args, int):
+        return frozenset(name for name, position in params if not 0 <= position < args)
     _, npos, names, nones, star = args
     if star:
         return frozenset()
@@ -339,11 +355,13 @@ class Guards:
 
 
 __all__ = [
+    "COMPLEX",
     "CallArgs",
     "Clause",
     "Guards",
     "Indexed",
     "Params",
+    "arity",
     "call_args",
     "pruned",
     "unsatisfied",

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from asgishift.audit._guards import pruned, unsatisfied
+from asgishift.audit._guards import COMPLEX, pruned, unsatisfied
 from asgishift.audit._model import AuditConfig, Finding, Hop
 from asgishift.audit._records import (
     Body,
@@ -381,12 +381,12 @@ class Graph:
         left = _NONE
         body = self.body(caller)
         if params:
-            found = None
-            for args in body.call_args:
-                if args[0] >= index:
-                    found = args if args[0] == index else None
-                    break
-            left = unsatisfied(params, found)
+            count = body.arity[index]
+            if count == COMPLEX:
+                found = next(args for args in body.call_args if args[0] == index)
+                left = unsatisfied(params, found)
+            else:
+                left = unsatisfied(params, count)
         if body.call_replaced:
             for at, names in body.call_replaced:
                 if at == index:

@@ -78,7 +78,9 @@ class FuncSummary(NamedTuple):
     :param returns: canonical target of the return annotation, or ``""``.
     :param params: the optional parameters its guards name
         (:data:`~asgishift.audit._guards.Params`, :mod:`asgishift.audit._guards`).
-    :param call_args: the arguments of its call sites that have some.
+    :param arity: one byte per call site: its positional argument count, or
+        :data:`~asgishift.audit._guards.COMPLEX` (see ``call_args``).
+    :param call_args: the arguments of its complex call sites.
     :param call_guards: ``(index in calls, clauses)`` of guarded call sites.
     :param hazard_guards: ``(index in hazards, clauses)`` of guarded hazards.
     :param call_replaced: ``(index in calls, method names)`` of calls
@@ -101,6 +103,7 @@ class FuncSummary(NamedTuple):
     is_middleware: bool
     returns: str
     params: Params = ()
+    arity: bytes = b""
     call_args: tuple[CallArgs, ...] = ()
     call_guards: Indexed = ()
     hazard_guards: Indexed = ()
@@ -178,8 +181,8 @@ class FuncInfo(NamedTuple):
 class Body(NamedTuple):
     """The bulky part of a function, decoded only when the function is reached.
 
-    ``call_args``, ``call_guards``, ``hazard_guards`` and ``call_replaced``
-    stay plain tuples (see
+    ``arity``, ``call_args``, ``call_guards``, ``hazard_guards`` and
+    ``call_replaced`` stay plain (see
     :class:`FuncSummary`); the linker reads them only on guarded chains.
     """
 
@@ -187,6 +190,7 @@ class Body(NamedTuple):
     hazards: tuple[Hazard, ...]
     discarded: tuple[Site, ...]
     flask_uses: tuple[Hazard, ...]
+    arity: bytes
     call_args: tuple[CallArgs, ...]
     call_guards: Indexed
     hazard_guards: Indexed
@@ -252,10 +256,11 @@ def to_plain(summary: FileSummary) -> PlainSummary:
                 _plain(f.hazards),
                 f.discarded,
                 _plain(f.flask_uses),
-                f.call_args,
-                f.call_guards,
-                f.hazard_guards,
-                f.call_replaced,
+                f.arity,
+                # the rarely filled fields in one slot: one empty tuple for most
+                (f.call_args, f.call_guards, f.hazard_guards, f.call_replaced)
+                if f.call_args or f.call_guards or f.hazard_guards or f.call_replaced
+                else (),
             )
         )
         names.update(target.rsplit(".", 1)[-1] for target, *_ in f.discarded)
@@ -307,13 +312,15 @@ def decode_bodies(data: bytes) -> tuple[tuple[Any, ...], ...]:
 
 def body_record(plain: tuple[Any, ...]) -> Body:
     """Turn one plain body of :func:`decode_bodies` into a :class:`Body` of records."""
-    calls, hazards, discarded, flask, args, call_guards, hazard_guards, replaced = plain
+    calls, hazards, discarded, flask, arity, extra = plain
+    args, call_guards, hazard_guards, replaced = extra or ((), (), (), ())
     make_hazard = Hazard._make
     return Body(
         _sites(calls),
         tuple(map(make_hazard, hazards)),
         _sites(discarded),
         tuple(map(make_hazard, flask)),
+        arity,
         args,
         call_guards,
         hazard_guards,

@@ -28,6 +28,7 @@ class Scope:
     """
 
     __slots__ = (
+        "arity",
         "call_args",
         "call_replaced",
         "calls",
@@ -63,7 +64,9 @@ class Scope:
         self.is_queryset_class = False
         self.class_qual = ""
         self.calls: list[Site] = []
-        # arguments of the call sites that have some (see ``_guards.call_args``)
+        # positional count of each call site, and the other arguments of the
+        # complex ones (see ``_guards.arity``)
+        self.arity = bytearray()
         self.call_args: list[CallArgs] = []
         # parameter guards, for functions with an optional falsy-default parameter
         self.guards: Guards | None = None

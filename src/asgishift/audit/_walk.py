@@ -543,6 +543,7 @@ class WalkerBase(abc.ABC):
                 is_middleware=is_middleware,
                 returns=returns,
                 params=guarded,
+                arity=bytes(scope.arity),
                 call_args=tuple(scope.call_args),
                 call_guards=call_guards,
                 hazard_guards=hazard_guards,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import sys
 
-from asgishift.audit._guards import call_args
+from asgishift.audit._guards import COMPLEX, arity, call_args
 from asgishift.audit._records import Site
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
@@ -140,15 +140,15 @@ class Walker(WalkerBase):
         elif kind is ast.Try or (sys.version_info >= (3, 11) and kind is ast.TryStar):
             for sub in node.body:  # type: ignore[attr-defined]
                 self.stmt(sub)
-            probe = self._probes_loop(node.body)  # type: ignore[attr-defined]
             for handler in node.handlers:  # type: ignore[attr-defined]
                 calls, hazards = len(scope.calls), len(scope.hazards)
                 for sub in handler.body:
                     self.stmt(sub)
-                if probe and self._catches_runtime_error(handler):
+                if self._catches_runtime_error(handler) and self._probes_loop(node.body):  # type: ignore[attr-defined]
                     # ``try: get_event_loop() except RuntimeError: new_event_loop()``:
                     # the handler runs only where no loop runs, never from async code.
                     del scope.calls[calls:], scope.hazards[hazards:]
+                    del scope.arity[calls:]
                     scope.call_args = [a for a in scope.call_args if a[0] < calls]
                     scope.call_replaced = [r for r in scope.call_replaced if r[0] < calls]
                     if scope.guards is not None:
@@ -176,16 +176,28 @@ class Walker(WalkerBase):
             scope = scope.parent
 
     def _probes_loop(self, body: list[ast.stmt]) -> bool:
-        """Return whether ``body`` calls only loop probes (``asyncio.get_event_loop()``)."""
-        found = False
-        for node in ast.walk(ast.Module(body=body, type_ignores=[])):
-            if isinstance(node, ast.Call):
-                if self.target(node.func) not in NO_LOOP_PROBES:
-                    return False
-                found = True
-            elif isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom)):
-                return False
-        return found
+        """Return whether ``body`` is one statement asking for the loop, and nothing else.
+
+        ``loop = asyncio.get_event_loop()``, ``self.lock = asyncio.Lock()``: one
+        call of a :data:`~asgishift.audit._tables.NO_LOOP_PROBES` entry whose
+        arguments are names or constants, so no other call can raise there.
+        """
+        if len(body) != 1 or not isinstance(body[0], (ast.Assign, ast.Expr, ast.Return)):
+            return False
+        stmt = body[0]
+        if isinstance(stmt, ast.Assign) and not all(
+            isinstance(t, ast.Name)
+            or (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name))
+            for t in stmt.targets
+        ):
+            return False
+        call = stmt.value
+        return (
+            isinstance(call, ast.Call)
+            and all(isinstance(a, (ast.Name, ast.Constant)) for a in call.args)
+            and all(isinstance(k.value, (ast.Name, ast.Constant)) for k in call.keywords)
+            and self.target(call.func) in NO_LOOP_PROBES
+        )
 
     def _catches_runtime_error(self, handler: ast.ExceptHandler) -> bool:
         """Return whether an ``except`` clause names ``RuntimeError`` (alone or in a tuple)."""
@@ -454,10 +466,13 @@ class Walker(WalkerBase):
         """Append a call site and, when it passes arguments, what it passes."""
         scope = self.scope
         assert scope is not None
-        if node.args or node.keywords:
-            args = call_args(len(scope.calls), node)
-            if args is not None:
-                scope.call_args.append(args)
+        count = arity(node) if node.args or node.keywords else 0
+        if count == COMPLEX:
+            if site[0].startswith("builtins."):
+                count = 0  # never a project function: its arguments guard nothing
+            else:
+                scope.call_args.append(call_args(len(scope.calls), node))
+        scope.arity.append(count)
         replaced = scope.replaced
         func = node.func
         if (
