@@ -462,3 +462,29 @@ def test_in_memory_databases(tmp_path: Path, source: str, lines: list[int]) -> N
     result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
     assert result.errors == []
     assert sorted({f.line for f in result.findings}) == lines
+
+
+def test_the_cache_key_covers_every_module_the_extractor_imports() -> None:
+    """A summary field added in a new module must invalidate cached summaries."""
+    import ast
+    import importlib
+
+    from asgishift.audit._summary import EXTRACTOR_MODULES
+
+    imported: set[str] = set()
+    for name in EXTRACTOR_MODULES:
+        source = importlib.import_module(name).__file__
+        assert source is not None
+        tree = ast.parse(Path(source).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+    # Data classes and type-only imports that decide nothing a summary holds.
+    not_extractor = {
+        "asgishift.audit._model",
+        "asgishift.audit._discover",
+        "asgishift.audit._link",
+    }
+    wanted = {name for name in imported if name.startswith("asgishift.audit.")} - not_extractor
+    assert "asgishift.audit._guards" in wanted
+    assert sorted(wanted - set(EXTRACTOR_MODULES)) == []
