@@ -104,6 +104,30 @@ CASES: list[tuple[str, str, list[int]]] = [
         [3],
     ),
     (
+        "empty-tuple-default-loop",
+        "def load(paths=()):\n"
+        "    for p in paths:\n"
+        "        os.path.exists(p)\n"
+        "\n\nasync def view():\n    load()\n",
+        [],
+    ),
+    (
+        "keyword-only-falsy-default",
+        "def load(*, verbose=False):\n"
+        "    if verbose:\n"
+        "        time.sleep(1)\n"
+        "\n\nasync def view():\n    load()\n",
+        [],
+    ),
+    (
+        "keyword-only-passed",
+        "def load(*, verbose=False):\n"
+        "    if verbose:\n"
+        "        time.sleep(1)\n"
+        "\n\nasync def view():\n    load(verbose=True)\n",
+        [3],
+    ),
+    (
         "for-over-param-or-empty",
         "def load(extensions=None):\n"
         "    for ext in extensions or []:\n"

@@ -31,6 +31,7 @@ guards (a wrapper may pass the argument itself).
 from __future__ import annotations
 
 import ast
+import enum
 
 #: A disjunction of parameter names (or ``self.x`` aliases while walking).
 Clause = tuple[str, ...]
@@ -53,19 +54,31 @@ _BENIGN_DECORATORS = frozenset({"builtins.staticmethod", "builtins.classmethod"}
 _VIEWS = frozenset({"items", "keys", "values"})
 
 
-def _default_kind(node: ast.expr | None) -> int:
-    """Return 2 for a ``None`` default, 1 for another falsy literal, 0 otherwise."""
+class Default(enum.IntEnum):
+    """What a parameter's default makes of a test on the parameter."""
+
+    #: anything else: the default may pass a truth test
+    OTHER = 0
+    #: ``False``, ``0``, ``""`` or an empty literal container: fails a truth test
+    FALSY = 1
+    #: ``None``: fails a truth test and ``is not None``
+    NONE = 2
+
+
+def _default_kind(node: ast.expr | None) -> Default:
+    """Return what a default value (``None``: no default) is, as a :class:`Default`."""
     if isinstance(node, ast.Constant):
         if node.value is None:
-            return 2
-        return 0 if node.value else 1
+            return Default.NONE
+        return Default.OTHER if node.value else Default.FALSY
     if isinstance(node, _EMPTY_BUILDERS):
-        return 1 if not (node.keys if isinstance(node, ast.Dict) else node.elts) else 0
-    return 0
+        empty = not (node.keys if isinstance(node, ast.Dict) else node.elts)
+        return Default.FALSY if empty else Default.OTHER
+    return Default.OTHER
 
 
 def _is_empty_literal(node: ast.expr) -> bool:
-    return _default_kind(node) != 0
+    return _default_kind(node) is not Default.OTHER
 
 
 def arity(node: ast.Call) -> int:
@@ -136,13 +149,13 @@ def pruned(clauses: tuple[Clause, ...], unsat: frozenset[str]) -> bool:
 class Guards:
     """The guard state of one function while its body is walked.
 
-    :param params: guardable parameter name to ``(position, default kind)``
-        (see :func:`_default_kind`); build it with :meth:`for_function`.
+    :param params: guardable parameter name to ``(position, default)`` (a
+        :class:`Default` other than ``OTHER``); build it with :meth:`for_function`.
     """
 
     __slots__ = ("calls", "extra", "hazards", "names", "params", "poisoned", "stack")
 
-    def __init__(self, params: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, params: dict[str, tuple[int, Default]]) -> None:
         self.params = params
         # guardable key (a parameter or ``self.x``) -> the parameters behind it
         self.names: dict[str, Clause] = {name: (name,) for name in params}
@@ -165,16 +178,16 @@ class Guards:
             return None
         args = node.args
         positional = [*args.posonlyargs, *args.args]
-        params: dict[str, tuple[int, int]] = {}
+        params: dict[str, tuple[int, Default]] = {}
         offset = len(positional) - len(args.defaults)
         shift = 1 if method else 0
         for i, default in enumerate(args.defaults):
             kind = _default_kind(default)
-            if kind:
+            if kind is not Default.OTHER:
                 params[positional[offset + i].arg] = (offset + i - shift, kind)
         for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
             kind = _default_kind(kw_default)
-            if kind:
+            if kind is not Default.OTHER:
                 params[arg.arg] = (-1, kind)
         return cls(params) if params else None
 
@@ -209,7 +222,7 @@ class Guards:
 
     def _qualifies(self, key: str, none_only: bool) -> bool:
         """Return whether every parameter behind ``key`` fails the test by default."""
-        return all(self.params[p][1] == 2 or not none_only for p in self.names[key])
+        return all(self.params[p][1] is Default.NONE or not none_only for p in self.names[key])
 
     def test(self, node: ast.expr) -> list[Clause]:
         """Return the clauses a true ``node`` implies (``[]``: none known)."""
@@ -358,6 +371,7 @@ __all__ = [
     "COMPLEX",
     "CallArgs",
     "Clause",
+    "Default",
     "Guards",
     "Indexed",
     "Params",
