@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from asgishift.audit._guards import COMPLEX, pruned, unsatisfied
 from asgishift.audit._model import AuditConfig, Finding, Hop
 from asgishift.audit._records import (
     Body,
@@ -49,6 +50,11 @@ from asgishift.audit._tables import ASYNC_TO_SYNC, SAFE_WRAPPERS, TYPE_ALIASES
 
 _MAX_DEPTH = 12
 _ASH301 = "ASH301"
+_NONE: frozenset[str] = frozenset()
+_NO_INDICES: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
+#: Prefix of a method name replaced on the receiver in the left-out set
+#: (parameter names never hold a dot).
+_REPLACED = "self."
 
 Add = Callable[[Finding], None]
 
@@ -365,27 +371,75 @@ class Graph:
                     return f"self.{attr} = async_to_sync(...) at {info[1]}:{line}"
         return ""
 
-    def walk(
-        self, starts: list[tuple[str, tuple[Hop, ...]]]
-    ) -> Iterator[tuple[str, tuple[Hop, ...]]]:
-        """Breadth-first over sync callees; yield ``(function, hops to reach it)``.
+    def entering(self, caller: str, index: int, callee: str) -> frozenset[str]:
+        """Return the guarded parameters of ``callee`` that call site ``index`` leaves out.
 
-        With ``follow_chains`` off, yield only the starting functions.
+        :param caller: the function holding the call site; :param index: the
+            site's position in its calls (see :mod:`asgishift.audit._guards`).
         """
-        seen = {qual for qual, _ in starts}
+        params = self.funcs[callee][0].params
+        left = _NONE
+        body = self.body(caller)
+        if params:
+            count = body.arity[index]
+            if count == COMPLEX:
+                found = next(args for args in body.call_args if args[0] == index)
+                left = unsatisfied(params, found)
+            else:
+                left = unsatisfied(params, count)
+        if body.call_replaced:
+            for at, names in body.call_replaced:
+                if at == index:
+                    left = left | {_REPLACED + name for name in names}
+        return left
+
+    def kept(self, qual: str, unsat: frozenset[str]) -> tuple[frozenset[int], frozenset[int]]:
+        """Return the indices of the calls and hazards of ``qual`` that ``unsat`` prunes.
+
+        Besides guarded ones (:func:`~asgishift.audit._guards.pruned`), a call
+        ``self.m()`` of a method the caller replaced on the receiver is pruned.
+        """
+        if not unsat:
+            return _NO_INDICES
+        body = self.body(qual)
+        calls = {i for i, clauses in body.call_guards if pruned(clauses, unsat)}
+        replaced = [name for name in unsat if name.startswith(_REPLACED)]
+        if replaced:
+            owner = self.display(qual).rpartition(".")[0]
+            gone = {f"{owner}.{name[len(_REPLACED) :]}" for name in replaced}
+            calls.update(i for i, site in enumerate(body.calls) if site.target in gone)
+        return (
+            frozenset(calls),
+            frozenset(i for i, clauses in body.hazard_guards if pruned(clauses, unsat)),
+        )
+
+    def walk(
+        self, starts: list[tuple[str, tuple[Hop, ...], frozenset[str]]]
+    ) -> Iterator[tuple[str, tuple[Hop, ...], frozenset[str]]]:
+        """Breadth-first over sync callees; yield ``(function, hops, left-out parameters)``.
+
+        A function is entered once per set of guarded parameters its call site
+        leaves out (almost always the empty set); call sites that set prunes
+        are not followed. With ``follow_chains`` off, yield only the starts.
+        """
+        seen = {(qual, unsat) for qual, _, unsat in starts}
         queue = deque(starts)
         while queue:
-            qual, hops = queue.popleft()
-            yield qual, hops
+            qual, hops, unsat = queue.popleft()
+            yield qual, hops, unsat
             if not self.follow:
                 continue
             path = self.funcs[qual][1]
-            for site in self.body(qual).calls:
+            skip = self.kept(qual, unsat)[0]
+            for index, site in enumerate(self.body(qual).calls):
                 callee = self.edge(site.target).callee
-                if callee and callee not in seen:
-                    seen.add(callee)
+                if not callee or index in skip:
+                    continue
+                left = self.entering(qual, index, callee)
+                if (callee, left) not in seen:
+                    seen.add((callee, left))
                     hop = Hop(path, site.line, site.col, self.display(qual), site.target)
-                    queue.append((callee, (*hops, hop)))
+                    queue.append((callee, (*hops, hop), left))
 
     # ------------------------------------------------------------ conditions
     def has_fk(self, model: str, attr: str) -> bool:
@@ -438,36 +492,50 @@ class _Reach:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.memo: dict[str, list[_Reached]] = {}
+        self.memo: dict[tuple[str, frozenset[str]], list[_Reached]] = {}
 
-    def hazards_in(self, qual: str, hops: tuple[Hop, ...]) -> Iterator[_Reached]:
-        """Yield the hazards written in ``qual``, each with ``hops`` plus its own hop."""
+    def hazards_in(
+        self, qual: str, hops: tuple[Hop, ...], unsat: frozenset[str] = _NONE
+    ) -> Iterator[_Reached]:
+        """Yield the hazards written in ``qual``, each with ``hops`` plus its own hop.
+
+        :param unsat: guarded parameters the entering call site leaves out: the
+            hazards they guard are not reached.
+        """
         graph = self.graph
         path = graph.funcs[qual][1]
         name = graph.display(qual)
         body = graph.body(qual)
-        for site in body.calls:
+        skip_calls, skip_hazards = graph.kept(qual, unsat)
+        for index, site in enumerate(body.calls):
             edge = graph.edge(site.target)
-            if edge.code and not (edge.code == _ASH301 and site.awaited):
+            if (
+                edge.code
+                and not (edge.code == _ASH301 and site.awaited)
+                and index not in skip_calls
+            ):
                 hop = Hop(path, site.line, site.col, name, edge.name)
                 yield edge.code, path, site, _call_args(edge, name), (*hops, hop)
-        for hazard in body.hazards:
-            if graph.condition(hazard):
+        for index, hazard in enumerate(body.hazards):
+            if index not in skip_hazards and graph.condition(hazard):
                 hop = Hop(path, hazard.line, hazard.col, name, hazard.call)
                 yield hazard.code, path, hazard, _hazard_args(hazard, qual), (*hops, hop)
 
-    def from_callee(self, callee: str) -> list[_Reached]:
-        """Return every hazard reachable from sync function ``callee``, shortest chain each."""
-        hit = self.memo.get(callee)
+    def from_callee(self, callee: str, unsat: frozenset[str] = _NONE) -> list[_Reached]:
+        """Return every hazard reachable from sync function ``callee``, shortest chain each.
+
+        :param unsat: guarded parameters of ``callee`` its call site leaves out.
+        """
+        hit = self.memo.get((callee, unsat))
         if hit is not None:
             return hit
         found: dict[tuple[str, str, int, int], _Reached] = {}
-        for qual, hops in self.graph.walk([(callee, ())]):
-            for reached in self.hazards_in(qual, hops):
+        for qual, hops, left in self.graph.walk([(callee, (), unsat)]):
+            for reached in self.hazards_in(qual, hops, left):
                 key = (reached[0], reached[1], reached[2].line, reached[2].col)
                 found.setdefault(key, reached)
         result = list(found.values())
-        self.memo[callee] = result
+        self.memo[(callee, unsat)] = result
         return result
 
 
@@ -510,12 +578,13 @@ def link(
             add(graph.finding(code, where_path, where, args, ()))
         if not graph.follow:
             continue
-        for site in graph.body(qual).calls:
+        for index, site in enumerate(graph.body(qual).calls):
             callee = graph.edge(site.target).callee
             if not callee:
                 continue
             first = Hop(path, site.line, site.col, name, site.target)
-            for code, where_path, where, args, hops in reach.from_callee(callee):
+            left = graph.entering(qual, index, callee)
+            for code, where_path, where, args, hops in reach.from_callee(callee, left):
                 add(graph.finding(code, where_path, where, args, (first, *hops)))
     for check in checks:
         check(graph, add)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import marshal
 from typing import Any, NamedTuple
 
+from asgishift.audit._guards import CallArgs, Indexed, Params
+
 
 class Site(NamedTuple):
     """A call (or a function reference) in a function body.
@@ -74,6 +76,16 @@ class FuncSummary(NamedTuple):
     :param flask_uses: uses of Flask request globals (``ASH304`` candidates).
     :param is_middleware: a ``def mw(get_response)`` middleware factory.
     :param returns: canonical target of the return annotation, or ``""``.
+    :param params: the optional parameters its guards name
+        (:data:`~asgishift.audit._guards.Params`, :mod:`asgishift.audit._guards`).
+    :param arity: one byte per call site: its positional argument count, or
+        :data:`~asgishift.audit._guards.COMPLEX` (see ``call_args``).
+    :param call_args: the arguments of its complex call sites.
+    :param call_guards: ``(index in calls, clauses)`` of guarded call sites.
+    :param hazard_guards: ``(index in hazards, clauses)`` of guarded hazards.
+    :param call_replaced: ``(index in calls, method names)`` of calls
+        ``obj.m()`` on a variable whose methods were replaced first
+        (``obj.create = lambda: None``).
     """
 
     qualname: str
@@ -90,6 +102,12 @@ class FuncSummary(NamedTuple):
     flask_uses: tuple[Hazard, ...]
     is_middleware: bool
     returns: str
+    params: Params = ()
+    arity: bytes = b""
+    call_args: tuple[CallArgs, ...] = ()
+    call_guards: Indexed = ()
+    hazard_guards: Indexed = ()
+    call_replaced: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 class ClassSummary(NamedTuple):
@@ -143,6 +161,7 @@ class FuncInfo(NamedTuple):
     """The always-loaded part of a :class:`FuncSummary` (see :class:`FileIndex`).
 
     :param slot: position of the function's body in the file's body tuple.
+    :param params: see :class:`FuncSummary` (``()`` for most functions).
     """
 
     qualname: str
@@ -156,15 +175,26 @@ class FuncInfo(NamedTuple):
     is_middleware: bool
     returns: str
     slot: int
+    params: Params
 
 
 class Body(NamedTuple):
-    """The bulky part of a function, decoded only when the function is reached."""
+    """The bulky part of a function, decoded only when the function is reached.
+
+    ``arity``, ``call_args``, ``call_guards``, ``hazard_guards`` and
+    ``call_replaced`` stay plain (see
+    :class:`FuncSummary`); the linker reads them only on guarded chains.
+    """
 
     calls: tuple[Site, ...]
     hazards: tuple[Hazard, ...]
     discarded: tuple[Site, ...]
     flask_uses: tuple[Hazard, ...]
+    arity: bytes
+    call_args: tuple[CallArgs, ...]
+    call_guards: Indexed
+    hazard_guards: Indexed
+    call_replaced: tuple[tuple[int, tuple[str, ...]], ...]
 
 
 class FileIndex(NamedTuple):
@@ -215,11 +245,24 @@ def to_plain(summary: FileSummary) -> PlainSummary:
                 f.is_middleware,
                 f.returns,
                 slot,
+                f.params,
             )
         )
         # The walker builds sites as plain tuples (:meth:`~asgishift.audit.
         # _walk.WalkerBase.site`); hazards are named records, made plain here.
-        bodies.append((f.calls, _plain(f.hazards), f.discarded, _plain(f.flask_uses)))
+        bodies.append(
+            (
+                f.calls,
+                _plain(f.hazards),
+                f.discarded,
+                _plain(f.flask_uses),
+                f.arity,
+                # the rarely filled fields in one slot: one empty tuple for most
+                (f.call_args, f.call_guards, f.hazard_guards, f.call_replaced)
+                if f.call_args or f.call_guards or f.hazard_guards or f.call_replaced
+                else (),
+            )
+        )
         names.update(target.rsplit(".", 1)[-1] for target, *_ in f.discarded)
     index = (
         summary.module,
@@ -243,8 +286,8 @@ def from_plain(plain: PlainSummary) -> tuple[FileIndex, bytes]:
     index: Any = plain[0]
     (module, aliases, funcs, classes, middleware, marked, discard, imported) = index
     functions = tuple(
-        FuncInfo(q, ln, c, a, g, d, _sites(t), _sites(i), m, r, s)
-        for q, ln, c, a, g, d, t, i, m, r, s in funcs
+        FuncInfo(q, ln, c, a, g, d, _sites(t), _sites(i), m, r, s, p)
+        for q, ln, c, a, g, d, t, i, m, r, s, p in funcs
     )
     return (
         FileIndex(
@@ -269,13 +312,19 @@ def decode_bodies(data: bytes) -> tuple[tuple[Any, ...], ...]:
 
 def body_record(plain: tuple[Any, ...]) -> Body:
     """Turn one plain body of :func:`decode_bodies` into a :class:`Body` of records."""
-    calls, hazards, discarded, flask = plain
+    calls, hazards, discarded, flask, arity, extra = plain
+    args, call_guards, hazard_guards, replaced = extra or ((), (), (), ())
     make_hazard = Hazard._make
     return Body(
         _sites(calls),
         tuple(map(make_hazard, hazards)),
         _sites(discarded),
         tuple(map(make_hazard, flask)),
+        arity,
+        args,
+        call_guards,
+        hazard_guards,
+        replaced,
     )
 
 

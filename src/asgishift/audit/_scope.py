@@ -11,7 +11,9 @@ import ast
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
+from asgishift.audit._guards import CallArgs, Guards
 from asgishift.audit._records import Hazard, Site
+from asgishift.audit._tables import SQLITE_MODULES
 
 if TYPE_CHECKING:
     from asgishift.audit._walk import WalkerBase
@@ -26,12 +28,16 @@ class Scope:
     """
 
     __slots__ = (
+        "arity",
+        "call_args",
+        "call_replaced",
         "calls",
         "class_qual",
         "defs",
         "discarded",
         "elements",
         "flask_uses",
+        "guards",
         "hazards",
         "imports",
         "insensitive",
@@ -44,6 +50,7 @@ class Scope:
         "parent",
         "qualname",
         "querysets",
+        "replaced",
         "thread_targets",
         "types",
         "values",
@@ -57,6 +64,16 @@ class Scope:
         self.is_queryset_class = False
         self.class_qual = ""
         self.calls: list[Site] = []
+        # positional count of each call site, and the other arguments of the
+        # complex ones (see ``_guards.arity``)
+        self.arity = bytearray()
+        self.call_args: list[CallArgs] = []
+        # parameter guards, for functions with an optional falsy-default parameter
+        self.guards: Guards | None = None
+        # variable -> methods replaced on it (``obj.create = lambda: None``)
+        self.replaced: dict[str, set[str]] | None = None
+        # call index -> methods replaced on its receiver
+        self.call_replaced: list[tuple[int, tuple[str, ...]]] = []
         self.hazards: list[Hazard] = []
         self.discarded: list[Site] = []
         self.thread_targets: list[Site] = []
@@ -194,4 +211,67 @@ def is_unbounded(call: ast.Call) -> bool:
     return isinstance(size, ast.Constant) and isinstance(size.value, int) and size.value <= 0
 
 
-__all__ = ["Hooks", "Scope", "file_mode", "is_false", "is_unbounded", "pos", "short", "toplevel"]
+def is_sqlite_connect(target: str | None) -> bool:
+    """Return whether a callee is ``connect`` of a SQLite module (see ``SQLITE_MODULES``)."""
+    if target is None or not target.endswith(".connect"):
+        return False
+    return target[: -len(".connect")].rpartition(".")[2] in SQLITE_MODULES
+
+
+def database_arg(call: ast.Call) -> ast.expr | None:
+    """Return the database argument of a ``connect(...)`` call (first or ``database=``)."""
+    name: ast.expr | None = call.args[0] if call.args else None
+    for kw in call.keywords:
+        if kw.arg == "database":
+            name = kw.value
+    return name
+
+
+def _memory_text(text: str, uri: bool) -> bool:
+    return text.startswith("file:") and "mode=memory" in text if uri else text == ":memory:"
+
+
+def is_memory_name(node: ast.expr) -> bool:
+    """Return whether an expression is an in-memory SQLite database name.
+
+    The literal ``":memory:"``, a literal ``file:`` URI with ``mode=memory``, or
+    one built from a template whose fixed text says so (``"file:{}?mode=memory"
+    .format(name)``, ``f"file:{name}?mode=memory"``): the query string is part
+    of the template, so no name makes it a file.
+    """
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and (
+            _memory_text(node.value, False) or _memory_text(node.value, True)
+        )
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+        and isinstance(node.func.value, ast.Constant)
+        and isinstance(node.func.value.value, str)
+    ):
+        return _memory_text(node.func.value.value, True)
+    if isinstance(node, ast.JoinedStr) and node.values:
+        parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
+        first = node.values[0]
+        return (
+            isinstance(first, ast.Constant)
+            and str(first.value).startswith("file:")
+            and any("mode=memory" in str(p) and "?" in str(p) for p in parts)
+        )
+    return False
+
+
+__all__ = [
+    "Hooks",
+    "Scope",
+    "database_arg",
+    "file_mode",
+    "is_false",
+    "is_memory_name",
+    "is_sqlite_connect",
+    "is_unbounded",
+    "pos",
+    "short",
+    "toplevel",
+]

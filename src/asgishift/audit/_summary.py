@@ -34,6 +34,7 @@ def summarize(tree: ast.Module, module: str, is_package: bool) -> FileSummary:
 #: The modules whose code decides what a cached entry holds.
 EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit._closure",
+    "asgishift.audit._guards",
     "asgishift.audit._parse",
     "asgishift.audit._records",
     "asgishift.audit._scope",

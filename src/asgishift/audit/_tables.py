@@ -126,6 +126,33 @@ UNBOUNDED_QUEUES = {
     "queue.LifoQueue": "queue.SimpleQueue",
     "queue.PriorityQueue": "queue.SimpleQueue",
 }
+#: SQLite modules by last dotted component (``sqlite3``, ``pysqlite3``, and a
+#: project module re-exporting one, ``myapp.utils.sqlite3``): their
+#: ``connect()`` given an in-memory database (a literal ``":memory:"`` or
+#: ``file:...?mode=memory`` name) does no I/O, and returns
+#: :data:`MEMORY_CONNECTION`, a type with no blocking methods.
+SQLITE_MODULES = frozenset({"sqlite3", "pysqlite3", "dbapi2"})
+MEMORY_CONNECTION = "sqlite3.MemoryConnection"
+#: The type given to a variable holding an in-memory database URI built from
+#: a template (``uri = "file:{}?mode=memory".format(name)``).
+MEMORY_URI = "sqlite3.MemoryURI"
+#: Calls that raise ``RuntimeError`` only where no event loop is set or running
+#: (``asyncio.Lock()`` too, before Python 3.10): an ``except RuntimeError``
+#: handler of a ``try`` that makes only these calls never runs in async code.
+NO_LOOP_PROBES = frozenset(
+    {
+        "asyncio.get_event_loop",
+        "asyncio.get_running_loop",
+        "asyncio.events.get_event_loop",
+        "asyncio.events.get_running_loop",
+        "asyncio.Lock",
+        "asyncio.Event",
+        "asyncio.Condition",
+        "asyncio.Semaphore",
+        "asyncio.BoundedSemaphore",
+        "asyncio.Queue",
+    }
+)
 #: Methods that hand a callable to a thread pool (``executor.submit(fn)``,
 #: ``loop.run_in_executor(None, fn)``), whatever the receiver.
 HANDOFF_METHODS = frozenset({"submit", "run_in_executor"})
@@ -199,11 +226,15 @@ __all__ = [
     "HANDOFF_METHODS",
     "KNOWN_COROUTINES",
     "MAPPING_CONTAINERS",
+    "MEMORY_CONNECTION",
+    "MEMORY_URI",
     "MIDDLEWARE_MARKERS",
+    "NO_LOOP_PROBES",
     "OPENERS",
     "PROPERTY_TYPES",
     "RETURN_TYPES",
     "SAFE_WRAPPERS",
+    "SQLITE_MODULES",
     "SYNC_TO_ASYNC",
     "THREAD_LOCALS",
     "THREAD_STARTERS",

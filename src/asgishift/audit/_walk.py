@@ -27,12 +27,16 @@ import sys
 from typing import cast
 
 from asgishift.audit._closure import resolve_relative
+from asgishift.audit._guards import Guards
 from asgishift.audit._records import ClassSummary, FileSummary, FuncSummary, Hazard, Site
 from asgishift.audit._scope import (
     Hooks,
     Scope,
+    database_arg,
     file_mode,
     is_false,
+    is_memory_name,
+    is_sqlite_connect,
     is_unbounded,
     pos,
     short,
@@ -44,6 +48,8 @@ from asgishift.audit._tables import (
     ELEMENT_CONTAINERS,
     FILE_TYPES,
     MAPPING_CONTAINERS,
+    MEMORY_CONNECTION,
+    MEMORY_URI,
     OPENERS,
     PROPERTY_TYPES,
     RETURN_TYPES,
@@ -164,6 +170,8 @@ class WalkerBase(abc.ABC):
             return PROPERTY_TYPES.get(name, name)
         if isinstance(expr, ast.Call):
             func = expr.func
+            if isinstance(func, ast.Attribute) and func.attr == "format" and is_memory_name(expr):
+                return MEMORY_URI
             if isinstance(func, ast.Name) and func.id == "super" and self.scope is not None:
                 cls = self.scope.class_qual or self._enclosing_class()
                 return f"{cls}.__super__" if cls else None
@@ -175,6 +183,8 @@ class WalkerBase(abc.ABC):
                 return FILE_TYPES[mode] if mode is not None else RETURN_TYPES.get(base, base)
             if base in UNBOUNDED_QUEUES and is_unbounded(expr):
                 return UNBOUNDED_QUEUES[base]
+            if self.in_memory(base, expr):
+                return MEMORY_CONNECTION
             return RETURN_TYPES.get(base, base)
         if isinstance(expr, ast.Subscript):
             return self._subscript_target(expr)
@@ -186,6 +196,19 @@ class WalkerBase(abc.ABC):
                 return left
             return None
         return None
+
+    def in_memory(self, target: str | None, call: ast.Call) -> bool:
+        """Return whether ``call`` is a SQLite ``connect()`` of an in-memory database.
+
+        The database is an in-memory name (:func:`is_memory_name`) or a
+        variable assigned one in this function (typed :data:`MEMORY_URI`).
+        """
+        if not is_sqlite_connect(target):
+            return False
+        name = database_arg(call)
+        if isinstance(name, ast.Name):
+            return self.resolve_name(name.id) == MEMORY_URI
+        return name is not None and is_memory_name(name)
 
     def _subscript_target(self, expr: ast.Subscript) -> str | None:
         """Type ``d[k]`` from an annotated mapping, else the container's own name."""
@@ -474,18 +497,35 @@ class WalkerBase(abc.ABC):
         if isinstance(node, ast.Lambda):
             self.expr(node.body)
         else:
+            if args.defaults or args.kw_defaults:
+                scope.guards = Guards.for_function(
+                    node, bool(class_qual) and not is_static, decorators
+                )
             # Nested defs are visible before their statement runs (calls after it).
             for stmt in node.body:
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     scope.defs[stmt.name] = f"{qual}.{stmt.name}"
+            guards = scope.guards
+            marks = []
             for stmt in node.body:
                 self.stmt(stmt)
+                if guards is not None:
+                    # ``if not p: return`` guards the rest of the body.
+                    clauses = guards.exits_unless(stmt)
+                    if clauses:
+                        marks.append(guards.push(clauses, len(scope.calls), len(scope.hazards)))
+            for mark in reversed(marks):
+                assert guards is not None
+                guards.pop(mark, len(scope.calls), len(scope.hazards))
             is_middleware = (
                 not class_qual
                 and [p.arg for p in params] == ["get_response"]
                 and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) for s in node.body)
             )
         self.scope = saved
+        guarded, call_guards, hazard_guards = (
+            scope.guards.finish() if scope.guards else ((), (), ())
+        )
         self.functions.append(
             FuncSummary(
                 qualname=self.intern(qual),
@@ -502,6 +542,12 @@ class WalkerBase(abc.ABC):
                 flask_uses=tuple(scope.flask_uses),
                 is_middleware=is_middleware,
                 returns=returns,
+                params=guarded,
+                arity=bytes(scope.arity),
+                call_args=tuple(scope.call_args),
+                call_guards=call_guards,
+                hazard_guards=hazard_guards,
+                call_replaced=tuple(scope.call_replaced),
             )
         )
         return qual

@@ -11,9 +11,13 @@ from __future__ import annotations
 import ast
 import sys
 
+from asgishift.audit._guards import COMPLEX, arity, call_args
+from asgishift.audit._records import Site
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
     HANDOFF_METHODS,
+    MEMORY_CONNECTION,
+    NO_LOOP_PROBES,
     RETURN_TYPES,
     SAFE_WRAPPERS,
     THREAD_STARTERS,
@@ -59,6 +63,9 @@ class Walker(WalkerBase):
                     self._bind(tgt, value)
         elif kind is ast.AugAssign:
             self.expr(node.value)  # type: ignore[attr-defined]
+            aug = node.target  # type: ignore[attr-defined]
+            if scope.guards is not None and isinstance(aug, ast.Name):
+                scope.guards.rebind(aug.id, None)
         elif kind is ast.Return:
             if node.value is not None:  # type: ignore[attr-defined]
                 self.expr(node.value)  # type: ignore[attr-defined]
@@ -73,8 +80,17 @@ class Walker(WalkerBase):
                 element = self._element_type(loop.iter)
                 if element is not None and isinstance(loop.target, ast.Name):
                     scope.types[loop.target.id] = element
-            for sub in loop.body:
-                self.stmt(sub)
+            guards = scope.guards
+            clauses = guards.iterates(loop.iter) if guards is not None else None
+            if clauses:
+                assert guards is not None
+                mark = guards.push(clauses, len(scope.calls), len(scope.hazards))
+                for sub in loop.body:
+                    self.stmt(sub)
+                guards.pop(mark, len(scope.calls), len(scope.hazards))
+            else:
+                for sub in loop.body:
+                    self.stmt(sub)
             for sub in loop.orelse:
                 self.stmt(sub)
         elif kind is ast.If or kind is ast.While:
@@ -82,8 +98,17 @@ class Walker(WalkerBase):
             self.expr(test)
             for test_hook in self.hooks.test:
                 test_hook(self, test, "if")
-            for sub in node.body:  # type: ignore[attr-defined]
-                self.stmt(sub)
+            guards = scope.guards
+            clauses = guards.test(test) if guards is not None else None
+            if clauses:
+                assert guards is not None
+                mark = guards.push(clauses, len(scope.calls), len(scope.hazards))
+                for sub in node.body:  # type: ignore[attr-defined]
+                    self.stmt(sub)
+                guards.pop(mark, len(scope.calls), len(scope.hazards))
+            else:
+                for sub in node.body:  # type: ignore[attr-defined]
+                    self.stmt(sub)
             for sub in node.orelse:  # type: ignore[attr-defined]
                 self.stmt(sub)
         elif kind is ast.With or kind is ast.AsyncWith:
@@ -116,18 +141,69 @@ class Walker(WalkerBase):
             for sub in node.body:  # type: ignore[attr-defined]
                 self.stmt(sub)
             for handler in node.handlers:  # type: ignore[attr-defined]
+                calls, hazards = len(scope.calls), len(scope.hazards)
                 for sub in handler.body:
                     self.stmt(sub)
+                if self._catches_runtime_error(handler) and self._probes_loop(node.body):  # type: ignore[attr-defined]
+                    # ``try: get_event_loop() except RuntimeError: new_event_loop()``:
+                    # the handler runs only where no loop runs, never from async code.
+                    del scope.calls[calls:], scope.hazards[hazards:]
+                    del scope.arity[calls:]
+                    scope.call_args = [a for a in scope.call_args if a[0] < calls]
+                    scope.call_replaced = [r for r in scope.call_replaced if r[0] < calls]
+                    if scope.guards is not None:
+                        scope.guards.truncate(calls, hazards)
             for sub in node.orelse:  # type: ignore[attr-defined]
                 self.stmt(sub)
             for sub in node.finalbody:  # type: ignore[attr-defined]
                 self.stmt(sub)
         else:
+            if kind is ast.Nonlocal or kind is ast.Global:
+                self._escape(node.names)  # type: ignore[attr-defined]
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.stmt):
                     self.stmt(child)
                 elif isinstance(child, ast.expr):
                     self.expr(child)
+
+    def _escape(self, names: list[str]) -> None:
+        """``nonlocal p`` in a nested function: ``p`` of an enclosing one is no guard."""
+        scope = self.scope.parent if self.scope is not None else None
+        while scope is not None:
+            if scope.guards is not None:
+                for name in names:
+                    scope.guards.poison(name)
+            scope = scope.parent
+
+    def _probes_loop(self, body: list[ast.stmt]) -> bool:
+        """Return whether ``body`` is one statement asking for the loop, and nothing else.
+
+        ``loop = asyncio.get_event_loop()``, ``self.lock = asyncio.Lock()``: one
+        call of a :data:`~asgishift.audit._tables.NO_LOOP_PROBES` entry whose
+        arguments are names or constants, so no other call can raise there.
+        """
+        if len(body) != 1 or not isinstance(body[0], (ast.Assign, ast.Expr, ast.Return)):
+            return False
+        stmt = body[0]
+        if isinstance(stmt, ast.Assign) and not all(
+            isinstance(t, ast.Name)
+            or (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name))
+            for t in stmt.targets
+        ):
+            return False
+        call = stmt.value
+        return (
+            isinstance(call, ast.Call)
+            and all(isinstance(a, (ast.Name, ast.Constant)) for a in call.args)
+            and all(isinstance(k.value, (ast.Name, ast.Constant)) for k in call.keywords)
+            and self.target(call.func) in NO_LOOP_PROBES
+        )
+
+    def _catches_runtime_error(self, handler: ast.ExceptHandler) -> bool:
+        """Return whether an ``except`` clause names ``RuntimeError`` (alone or in a tuple)."""
+        kind = handler.type
+        names = kind.elts if isinstance(kind, ast.Tuple) else [kind] if kind else []
+        return any(self.target(name) == "builtins.RuntimeError" for name in names)
 
     def _element_type(self, iterable: ast.expr) -> str | None:
         """Return the element type of an annotated container being iterated, or ``None``."""
@@ -155,6 +231,10 @@ class Walker(WalkerBase):
         assert scope is not None
         if isinstance(tgt, ast.Name):
             name = tgt.id
+            if scope.guards is not None:
+                scope.guards.rebind(name, value)
+            if scope.replaced is not None:
+                scope.replaced.pop(name, None)
             scope.locals.add(name)
             scope.types.pop(name, None)
             scope.elements.pop(name, None)
@@ -184,6 +264,17 @@ class Walker(WalkerBase):
                     if typ is not None:
                         scope.types[name] = typ
         elif isinstance(tgt, ast.Attribute):
+            if isinstance(tgt.value, ast.Name):
+                if scope.guards is not None:
+                    scope.guards.alias(f"{tgt.value.id}.{tgt.attr}", value)
+                if isinstance(value, ast.Lambda) or (
+                    isinstance(value, ast.Constant) and value.value is None
+                ):
+                    # ``session.create = lambda: None``: ``session.load()`` no
+                    # longer reaches the class's ``create`` through ``self``.
+                    if scope.replaced is None:
+                        scope.replaced = {}
+                    scope.replaced.setdefault(tgt.value.id, set()).add(tgt.attr)
             self._bind_attribute(tgt, value)
         elif isinstance(tgt, (ast.Tuple, ast.List)):
             for elt in tgt.elts:
@@ -286,6 +377,12 @@ class Walker(WalkerBase):
                     test_hook(self, operand, "not")
         elif kind is ast.Lambda:
             self.expr(node.body)  # type: ignore[attr-defined]
+        elif kind is ast.NamedExpr:
+            walrus: ast.NamedExpr = node  # type: ignore[assignment]
+            self.expr(walrus.target)
+            self.expr(walrus.value)
+            if self.scope is not None and self.scope.guards is not None:
+                self.scope.guards.rebind(walrus.target.id, None)
         elif kind is ast.Yield or kind is ast.YieldFrom:
             if self.scope is not None:
                 self.scope.is_generator = True
@@ -303,6 +400,9 @@ class Walker(WalkerBase):
         assert scope is not None
         func = node.func
         target = self.target(func)
+        if self.in_memory(target, node):
+            # ``sqlite3.connect(":memory:")`` touches no disk.
+            target = MEMORY_CONNECTION
         if target in SAFE_WRAPPERS and not isinstance(func, ast.Call):
             self._wrapper_call(node, target)
             return
@@ -358,9 +458,32 @@ class Walker(WalkerBase):
             handlers = self.dispatch.get(func.value.id)
             if handlers is not None and self.resolve_name(func.value.id) is not None:
                 for handler in handlers:
-                    scope.calls.append(self.site(handler, node))
+                    self._append_call(self.site(handler, node), node)
                 return
-        scope.calls.append(self.site(target, node))
+        self._append_call(self.site(target, node), node)
+
+    def _append_call(self, site: Site, node: ast.Call) -> None:
+        """Append a call site and, when it passes arguments, what it passes."""
+        scope = self.scope
+        assert scope is not None
+        count = arity(node) if node.args or node.keywords else 0
+        if count == COMPLEX:
+            if site[0].startswith("builtins."):
+                count = 0  # never a project function: its arguments guard nothing
+            else:
+                scope.call_args.append(call_args(len(scope.calls), node))
+        scope.arity.append(count)
+        replaced = scope.replaced
+        func = node.func
+        if (
+            replaced
+            and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in replaced
+        ):
+            names = tuple(sorted(replaced[func.value.id]))
+            scope.call_replaced.append((len(scope.calls), names))
+        scope.calls.append(site)
 
     def _wrapper_call(self, node: ast.Call, target: str) -> None:
         """Walk ``sync_to_async(f)``-style calls: the wrapped code is not ours."""

@@ -28,3 +28,14 @@ async def stored(storage: Storage, name):
 
 async def pure(name):
     return os.path.join("a", name)  # ok: touches no disk
+
+
+def plugin_dirs(plugins_dir=None):
+    if plugins_dir:
+        return os.path.isdir(plugins_dir)  # error: ASH106:16
+    return False
+
+
+async def plugins_view(request):
+    plugin_dirs()  # ok: plugins_dir left out, its branch is not reached from here
+    return plugin_dirs(plugins_dir="plugins")

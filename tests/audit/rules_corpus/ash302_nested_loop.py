@@ -15,3 +15,16 @@ def run_sync():
 async def view(request):
     run_sync()
     return asyncio.run(work())  # error: ASH302:12
+
+
+def current_loop():
+    try:
+        return asyncio.get_event_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()  # ok: only where no loop runs
+        asyncio.set_event_loop(loop)
+        return loop
+
+
+async def handler(request):
+    return current_loop()

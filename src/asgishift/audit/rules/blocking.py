@@ -347,7 +347,10 @@ RULES: tuple[Rule, ...] = (
         why=(
             "DB-API drivers, SQLAlchemy's sync `Session`/`Engine`/`Connection` and the "
             "sync redis client wait for the server while holding the "
-            "event-loop thread, so one slow query delays every request in the worker."
+            "event-loop thread, so one slow query delays every request in the worker. An "
+            'in-memory SQLite database (`sqlite3.connect(":memory:")`, or a `file:` URI '
+            "whose fixed text has `mode=memory`, even when built with `.format()` or an "
+            "f-string) waits for no disk and is not reported."
         ),
         example=(
             "import sqlite3\n\n\nasync def count(db):\n"
@@ -504,7 +507,7 @@ def _blocks(graph: Graph, callee: str) -> bool:
     hit = memo.get(callee)
     if hit is None:
         hit = False
-        for qual, _ in graph.walk([(callee, ())]):
+        for qual, _, _ in graph.walk([(callee, (), frozenset())]):
             body = graph.body(qual)
             if any(graph.edge(site.target).code for site in body.calls) or any(
                 not h.cond.startswith(_LOCK_COND + ":") and graph.condition(h) for h in body.hazards

@@ -64,7 +64,10 @@ RULES: tuple[Rule, ...] = (
         ),
         why=(
             "`asyncio.run()` and `loop.run_until_complete()` raise `RuntimeError` when a loop "
-            "is already running in the thread, and a fresh loop would block the outer one."
+            "is already running in the thread, and a fresh loop would block the outer one. "
+            "A fallback in the `except RuntimeError:` handler of a `try` that only asks for "
+            "the current loop (`asyncio.get_event_loop()`) is not reported: it runs only "
+            "where no loop is running."
         ),
         example=(
             "import asyncio\n\n\nasync def work():\n    return 1\n\n\n"
@@ -239,7 +242,7 @@ def _request_globals_in_threads(graph: Graph, add: Add) -> None:
             if any(n in COPY_CONTEXT for dec in target.decorators for n in graph.resolve(dec).seen):
                 continue
             start = Hop(path, site.line, site.col, graph.display(key), resolved.key)
-            for qual, hops in graph.walk([(resolved.key, (start,))]):
+            for qual, hops, _ in graph.walk([(resolved.key, (start,), frozenset())]):
                 inner = graph.funcs[qual][1]
                 for use in graph.body(qual).flask_uses:
                     chain = (*hops, Hop(inner, use.line, use.col, graph.display(qual), use.call))

@@ -125,7 +125,7 @@ def _thread_insensitive_orm(graph: Graph, add: Add) -> None:
 
 def _first_orm(graph: Graph, start: str, first: Hop) -> tuple[Hop, ...] | None:
     """Return the chain to the first ORM hazard reachable from ``start``."""
-    for qual, hops in graph.walk([(start, (first,))]):
+    for qual, hops, _ in graph.walk([(start, (first,), frozenset())]):
         path = graph.funcs[qual][1]
         body = graph.body(qual)
         for hazard in body.hazards:
