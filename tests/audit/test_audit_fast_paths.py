@@ -114,3 +114,64 @@ def test_forked_workers_use_the_bytes_already_read(tmp_path: Path) -> None:
     # Every file was parsed from memory (a syntax error on line 1), none read from disk.
     assert lines == "[1]"
     assert all_syntax == "True"
+
+
+GITIGNORE = """\
+*.py[cod]
+.*
+!.github
+!.semgrep/
+.claude
+!.claude/skills/
+build/
+/media/
+*\\.egg*
+local_settings.py
+docs/**/gen_*.py
+!docs/keep/gen_ok.py
+# a comment
+
+a?b.py
+[xy]z/
+"""
+
+PATHS = [
+    "app.py",
+    "local_settings.py",
+    "pkg/local_settings.py",
+    "app.pyc",
+    ".github/",
+    ".github/ci.py",
+    ".env/",
+    ".semgrep/",
+    ".semgrep/rule.py",
+    ".claude/skills/",
+    ".claude/skills/x.py",
+    ".claude/other/",
+    "build/",
+    "src/build/",
+    "src/build.py",
+    "media/",
+    "pkg/media/",
+    "thing.egg-info/",
+    "docs/a/gen_x.py",
+    "docs/keep/gen_ok.py",
+    "docs/gen_y.py",
+    "aXb.py",
+    "a/b.py",
+    "xz/",
+    "pkg/yz/",
+    "zz/",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_ignore_prefilter_agrees_with_pathspec(path: str) -> None:
+    import pathspec
+
+    from asgishift.audit._discover import _compile_spec, _matches
+
+    lines = GITIGNORE.splitlines()
+    compiled = _compile_spec(lines)
+    assert compiled.any_match is not None
+    assert _matches(compiled, path) == pathspec.GitIgnoreSpec.from_lines(lines).match_file(path)
