@@ -190,6 +190,7 @@ def discover(
     *,
     exclude: Sequence[str] = (),
     respect_gitignore: bool = True,
+    on_file: Callable[[SourceFile], None] | None = None,
 ) -> Discovery:
     """Walk ``paths`` and return the Python files to audit.
 
@@ -198,6 +199,9 @@ def discover(
     :param exclude: gitignore-style globs relative to ``root``.
     :param respect_gitignore: honour ``.gitignore`` files between ``root``
         and each file.
+    :param on_file: called with each file as soon as it is found (in walk
+        order, before the sort), so a caller can start work on it while
+        the rest of the tree is walked.
     :return: a :class:`Discovery`; files are sorted by relative path and
         unique, symlink loops and missing paths are in ``errors``.
     """
@@ -257,7 +261,10 @@ def discover(
         for outer in outers:
             parts.insert(0, outer)
             names.append(".".join(p for p in parts if p))
-        result.files.append(SourceFile(path, rel, module, is_package, tuple(names)))
+        found = SourceFile(path, rel, module, is_package, tuple(names))
+        result.files.append(found)
+        if on_file is not None:
+            on_file(found)
 
     for given in paths:
         start = os.path.abspath(given)
