@@ -175,3 +175,32 @@ def test_ignore_prefilter_agrees_with_pathspec(path: str) -> None:
     compiled = _compile_spec(lines)
     assert compiled.any_match is not None
     assert _matches(compiled, path) == pathspec.GitIgnoreSpec.from_lines(lines).match_file(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"async def f(): pass\n",
+        b"x = 1\n\nasync\twith",
+        b"await",
+        b"r = await(x)\n",
+        b'"""Runs asynchronously."""\n',
+        b"task.apply_async(countdown=1)\n",
+        b"trigger_webhooks_async(data)\n",
+        b"from asgiref.sync import sync_to_async\n",
+        b"database_sync_to_async(f)\n",
+        b"async_capable = False\n",
+        b"if asyncio.iscoroutinefunction(f): pass\n",
+        b"@sync_and_async_middleware\n",
+        b"inspect.isawaitable(x)\n",
+        b"MIDDLEWARE = []\n",
+        b"pool.submit(job)\n",
+        b"nothing_here = 1\n",
+        b"\xc3\xa9async = 1\n",
+        b"x.async_unsafe\n",
+    ],
+)
+def test_seed_test_matches_the_seed_expression(text: bytes) -> None:
+    from asgishift.audit._closure import SEED_RE, is_seed
+
+    assert is_seed(text) == (SEED_RE.search(text) is not None)
