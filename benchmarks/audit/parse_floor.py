@@ -30,11 +30,16 @@ Usage::
     python benchmarks/audit/parse_floor.py --tree django-5.2.19 --floor-only
     python benchmarks/audit/parse_floor.py --tree src --jobs 2 --profile cold
     python benchmarks/audit/parse_floor.py --tree django-5.2.19 --runs 3 --baseline OLD
+    python benchmarks/audit/parse_floor.py --tree saleor --runs 4 --inner 2 --modes cold \
+        --baseline OLD
 
 ``--baseline OLD`` compares two versions of the audit on a loaded machine: it
 alternates invocations of this script with ``OLD`` (a copy of an older
 ``src/``) first on ``PYTHONPATH`` and without it, ``--runs`` times, each
-invocation measuring its own floor, and prints the best ratio of each.
+invocation measuring its own floor (``--inner`` times, alternating with the
+audit), and prints the best ratio of each and the ratios of every round.
+``--modes cold`` measures only the cold run (next to the floor), which makes
+more rounds affordable.
 
 Get Django's source with
 ``pip download "django==5.2.*" --no-deps --no-binary :all:`` and unpack it;
@@ -175,9 +180,16 @@ _LINE_RE = re.compile(
 )
 
 
-def _compare(tree: Path, runs: int, jobs: int, baseline: Path) -> int:
+#: The measurements besides the floor, in the order each round runs them.
+MODES = ("cold", "warm", "warm-summaries", "reachable")
+
+
+def _compare(
+    tree: Path, runs: int, jobs: int, baseline: Path, inner: int, modes: Sequence[str]
+) -> int:
     """Alternate old (``baseline`` on ``PYTHONPATH``) and new code; print the best ratios."""
     best: dict[tuple[str, str], tuple[float, float]] = {}
+    rounds: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for run in range(runs):
         for label in ("before", "after"):
             env = dict(os.environ)
@@ -185,18 +197,24 @@ def _compare(tree: Path, runs: int, jobs: int, baseline: Path) -> int:
                 env["PYTHONPATH"] = os.pathsep.join(
                     p for p in (str(baseline.resolve()), env.get("PYTHONPATH")) if p
                 )
-            command = [sys.executable, __file__, "--tree", str(tree), "--runs", "1"]
-            command += ["--jobs", str(jobs)]
+            command = [sys.executable, __file__, "--tree", str(tree), "--runs", str(inner)]
+            command += ["--jobs", str(jobs), "--modes", ",".join(modes)]
             out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
             print(f"-- {label}, round {run + 1}\n{out.stdout.rstrip()}", flush=True)
             for line in out.stdout.splitlines():
                 match = _LINE_RE.match(line)
                 if match:
                     name, wall, cpu = match.group(1), float(match.group(2)), float(match.group(3))
+                    rounds.setdefault((label, name), []).append((wall, cpu))
                     old_wall, old_cpu = best.get((label, name), (wall, cpu))
                     best[label, name] = (min(wall, old_wall), min(cpu, old_cpu))
+    print("ratios to the floor of each round (wall / CPU):")
+    for name in modes:
+        for label in ("before", "after"):
+            each = "  ".join(f"{w:.2f}/{c:.2f}" for w, c in rounds.get((label, name), []))
+            print(f"{name:>14} {label:>6}: {each}")
     print("best ratios to the floor (wall / CPU):")
-    for name in ("cold", "reachable", "warm", "warm-summaries"):
+    for name in modes:
         cells = {label: best.get((label, name)) for label in ("before", "after")}
         shown = "   ".join(
             f"{label} {c[0]:.2f}x / {c[1]:.2f}x" if c else f"{label} -"
@@ -228,11 +246,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="OLD",
         help="instead, alternate runs of the code in OLD (a copy of src/) and of this checkout",
     )
+    parser.add_argument(
+        "--inner", type=int, default=1, help="with --baseline: runs within each invocation"
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated measurements besides the floor (default: {','.join(MODES)})",
+    )
     args = parser.parse_args(argv)
     tree = args.tree.resolve()
     jobs = args.jobs or os.cpu_count() or 1
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        parser.error(f"unknown --modes: {', '.join(sorted(unknown))}")
+    if "cold" not in modes and {"warm", "warm-summaries"} & set(modes):
+        parser.error("--modes: warm runs reuse the cache the cold run fills; add cold")
     if args.baseline:
-        return _compare(tree, args.runs, jobs, args.baseline)
+        return _compare(tree, args.runs, jobs, args.baseline, args.inner, modes)
     found = discover([tree], tree, exclude=[], respect_gitignore=True)
     paths = [f.abspath for f in found.files]
     print(f"{tree.name}: {len(paths)} files, {jobs} processes")
@@ -268,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("warm-summaries", _forget_run(cache, _audit_timer(tree, jobs, cache, True))),
                 ("reachable", _audit_timer(tree, jobs, None, False)),
             ):
-                times[name].append(_timed(timer, cpu[name]))
+                if name in modes:
+                    times[name].append(_timed(timer, cpu[name]))
         best_floor = min(times["floor"])
         best_floor_cpu = min(cpu["floor"])
         for name, values in times.items():

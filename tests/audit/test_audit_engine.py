@@ -195,6 +195,25 @@ def test_worker_processes_match_in_process_parsing(tmp_path: Path) -> None:
     assert any(b - a > 1 for a, b in itertools.pairwise(done))
 
 
+def test_cached_runs_after_an_edit_match_a_fresh_run(tmp_path: Path) -> None:
+    # Enough files for the worker pool: the first run scans while discovery
+    # walks; the second finds the last run's findings stale (one file edited)
+    # and looks every file up in the per-file cache after reading the tree.
+    project = tmp_path / "proj"
+    count = _parse.PARALLEL_MIN_FILES + 6
+    for i in range(count):
+        _write(project / "pkg" / f"m{i}.py", f"import time\n\n\ndef f{i}():\n    time.sleep(1)\n")
+    _write(project / "pkg" / "__init__.py", "")
+    _write(project / "pkg" / "entry.py", "from pkg import m0\n\n\nasync def go():\n    m0.f0()\n")
+    cache = str(tmp_path / "cache")
+    first = _run(project, cache_dir=cache, jobs=2)
+    assert [f.path for f in first.findings] == ["pkg/m0.py"]
+    _write(project / "pkg" / "entry.py", "from pkg import m5\n\n\nasync def go():\n    m5.f5()\n")
+    second = _run(project, cache_dir=cache, jobs=2)
+    assert second.findings == _run(project, jobs=1).findings
+    assert [f.path for f in second.findings] == ["pkg/m5.py"]
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [

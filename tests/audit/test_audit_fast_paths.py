@@ -114,3 +114,93 @@ def test_forked_workers_use_the_bytes_already_read(tmp_path: Path) -> None:
     # Every file was parsed from memory (a syntax error on line 1), none read from disk.
     assert lines == "[1]"
     assert all_syntax == "True"
+
+
+GITIGNORE = """\
+*.py[cod]
+.*
+!.github
+!.semgrep/
+.claude
+!.claude/skills/
+build/
+/media/
+*\\.egg*
+local_settings.py
+docs/**/gen_*.py
+!docs/keep/gen_ok.py
+# a comment
+
+a?b.py
+[xy]z/
+"""
+
+PATHS = [
+    "app.py",
+    "local_settings.py",
+    "pkg/local_settings.py",
+    "app.pyc",
+    ".github/",
+    ".github/ci.py",
+    ".env/",
+    ".semgrep/",
+    ".semgrep/rule.py",
+    ".claude/skills/",
+    ".claude/skills/x.py",
+    ".claude/other/",
+    "build/",
+    "src/build/",
+    "src/build.py",
+    "media/",
+    "pkg/media/",
+    "thing.egg-info/",
+    "docs/a/gen_x.py",
+    "docs/keep/gen_ok.py",
+    "docs/gen_y.py",
+    "aXb.py",
+    "a/b.py",
+    "xz/",
+    "pkg/yz/",
+    "zz/",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_ignore_prefilter_agrees_with_pathspec(path: str) -> None:
+    import pathspec
+
+    from asgishift.audit._discover import _compile_spec, _matches
+
+    lines = GITIGNORE.splitlines()
+    compiled = _compile_spec(lines)
+    assert compiled.any_match is not None
+    assert _matches(compiled, path) == pathspec.GitIgnoreSpec.from_lines(lines).match_file(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"async def f(): pass\n",
+        b"x = 1\n\nasync\twith",
+        b"await",
+        b"r = await(x)\n",
+        b'"""Runs asynchronously."""\n',
+        b"task.apply_async(countdown=1)\n",
+        b"trigger_webhooks_async(data)\n",
+        b"from asgiref.sync import sync_to_async\n",
+        b"database_sync_to_async(f)\n",
+        b"async_capable = False\n",
+        b"if asyncio.iscoroutinefunction(f): pass\n",
+        b"@sync_and_async_middleware\n",
+        b"inspect.isawaitable(x)\n",
+        b"MIDDLEWARE = []\n",
+        b"pool.submit(job)\n",
+        b"nothing_here = 1\n",
+        b"\xc3\xa9async = 1\n",
+        b"x.async_unsafe\n",
+    ],
+)
+def test_seed_test_matches_the_seed_expression(text: bytes) -> None:
+    from asgishift.audit._closure import SEED_RE, is_seed
+
+    assert is_seed(text) == (SEED_RE.search(text) is not None)

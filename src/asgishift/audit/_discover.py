@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pathspec
 
@@ -87,22 +88,65 @@ def _rel(path: str, root: str) -> str:
     return Path(rel).as_posix()
 
 
+_GROUP_RE = re.compile(r"\(\?P<\w+>")
+
+
+class _Spec(NamedTuple):
+    """A parsed ignore file: the spec, and one expression to try first.
+
+    :param spec: the gitignore-style spec (it decides).
+    :param any_match: matches every path that some pattern of ``spec``
+        matches, ignoring or re-including (``None``: not available); a path
+        it does not match is not ignored, without trying the patterns one by
+        one (most paths of a tree).
+    """
+
+    spec: pathspec.PathSpec[Any]
+    any_match: re.Pattern[str] | None
+
+
+def _compile_spec(lines: Sequence[str]) -> _Spec:
+    """Parse gitignore-style ``lines`` into a :class:`_Spec`."""
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    parts: list[str] = []
+    for pattern in spec.patterns:
+        if pattern.include is None:
+            continue  # a comment or blank line
+        regex = getattr(pattern, "regex", None)
+        if not isinstance(regex, re.Pattern) or not isinstance(regex.pattern, str):
+            return _Spec(spec, None)
+        # Each pattern marks directory matches with the same named group;
+        # one alternation of them all needs plain groups.
+        parts.append(f"(?:{_GROUP_RE.sub('(?:', regex.pattern)})")
+    try:
+        return _Spec(spec, re.compile("|".join(parts) or "(?!)"))
+    except re.error:  # pragma: no cover - a pattern form pathspec does not emit today
+        return _Spec(spec, None)
+
+
+def _matches(compiled: _Spec, rel: str) -> bool:
+    """Return whether ``rel`` (POSIX, relative to the spec's directory) is ignored."""
+    if compiled.any_match is not None and compiled.any_match.search(rel) is None:
+        return False
+    return compiled.spec.match_file(rel)
+
+
 class _Ignores:
     """Gitignore files met while walking, plus the configured excludes."""
 
     def __init__(self, root: str, exclude: Sequence[str], respect_gitignore: bool) -> None:
         self.root = root
-        self.exclude = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
+        self.exclude = _compile_spec(exclude) if exclude else None
         self.respect_gitignore = respect_gitignore
-        self.specs: dict[str, pathspec.PathSpec[Any] | None] = {}
+        self.specs: dict[str, _Spec | None] = {}
 
-    def _spec(self, directory: str) -> pathspec.PathSpec[Any] | None:
+    def _spec(self, directory: str) -> _Spec | None:
         """Return the parsed ``.gitignore`` of a directory (memoised)."""
         if directory not in self.specs:
             spec = None
             try:
                 with open(os.path.join(directory, ".gitignore"), encoding="utf-8") as fh:
-                    spec = pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines())
+                    spec = _compile_spec(fh.read().splitlines())
             except (OSError, UnicodeDecodeError):
                 spec = None
             self.specs[directory] = spec
@@ -116,15 +160,13 @@ class _Ignores:
         suffix = "/" if is_dir else ""
         if self.exclude is not None:
             rel = _rel(path, self.root)
-            if self.exclude.match_file(rel + suffix):
+            if _matches(self.exclude, rel + suffix):
                 return True
         if self.respect_gitignore:
             for directory in gitdirs:
                 spec = self._spec(directory)
-                if spec is not None:
-                    rel = Path(os.path.relpath(path, directory)).as_posix()
-                    if spec.match_file(rel + suffix):
-                        return True
+                if spec is not None and _matches(spec, _rel(path, directory) + suffix):
+                    return True
         return False
 
 
@@ -148,6 +190,7 @@ def discover(
     *,
     exclude: Sequence[str] = (),
     respect_gitignore: bool = True,
+    on_file: Callable[[SourceFile], None] | None = None,
 ) -> Discovery:
     """Walk ``paths`` and return the Python files to audit.
 
@@ -156,6 +199,9 @@ def discover(
     :param exclude: gitignore-style globs relative to ``root``.
     :param respect_gitignore: honour ``.gitignore`` files between ``root``
         and each file.
+    :param on_file: called with each file as soon as it is found (in walk
+        order, before the sort), so a caller can start work on it while
+        the rest of the tree is walked.
     :return: a :class:`Discovery`; files are sorted by relative path and
         unique, symlink loops and missing paths are in ``errors``.
     """
@@ -215,7 +261,10 @@ def discover(
         for outer in outers:
             parts.insert(0, outer)
             names.append(".".join(p for p in parts if p))
-        result.files.append(SourceFile(path, rel, module, is_package, tuple(names)))
+        found = SourceFile(path, rel, module, is_package, tuple(names))
+        result.files.append(found)
+        if on_file is not None:
+            on_file(found)
 
     for given in paths:
         start = os.path.abspath(given)

@@ -39,7 +39,8 @@ logger = logging.getLogger("asgishift.audit")
 
 #: Below this many files, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 64
-_BATCH = 48
+#: Files per batch sent to a worker process (at most).
+BATCH = 48
 
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 
@@ -250,6 +251,9 @@ _COST = {Step.SCAN: 1, Step.PARSE: 2, Step.SUMMARISE: 3}
 class Parser:
     """Run tasks in-process or in a lazily started worker pool, batch by batch.
 
+    Either :meth:`run` a list of tasks, or :meth:`submit` tasks as they come
+    (the pool starts at the first) and then :meth:`collect` what they gave.
+
     :param jobs: worker processes; ``1`` runs everything in this process.
     """
 
@@ -257,13 +261,66 @@ class Parser:
         self.jobs = jobs
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.shared: Mapping[str, bytes] | None = None
+        self.futures: list[concurrent.futures.Future[bytes]] = []
+        self.pending: dict[str, Task] = {}
+
+    def _start(self, contents: Mapping[str, bytes]) -> concurrent.futures.ProcessPoolExecutor:
+        """Return the worker pool, started (forked) now if not yet running."""
+        if self.pool is not None and contents is not self.shared:
+            self.close()  # its workers hold another run's bytes
+        if self.pool is None:
+            self.shared = contents
+            context = _pool_context()
+            # Forked workers share the parent's memory: hand them the bytes
+            # read so far (a file read after the fork is read again by the
+            # worker). Other start methods would copy them: read again.
+            shared = contents if context.get_start_method() == "fork" else {}
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=context, initializer=_inherit, initargs=(shared,)
+            )
+        return self.pool
+
+    def submit(self, tasks: list[Task], contents: Mapping[str, bytes], size: int) -> None:
+        """Hand ``tasks`` to the worker pool in batches of ``size``; see :meth:`collect`.
+
+        :param contents: the files' bytes by relative path, the same mapping
+            for every call of one run (bytes added to it later are read from
+            disk by the workers).
+        """
+        pool = self._start(contents)
+        for i in range(0, len(tasks), size):
+            self.futures.append(pool.submit(_run_batch, tasks[i : i + size]))
+        for task in tasks:
+            self.pending[task.source.rel] = task
+
+    def collect(self, contents: Mapping[str, bytes]) -> Iterator[list[Outcome]]:
+        """Yield the :class:`Outcome` batches of every submitted task as they complete.
+
+        If the pool breaks (e.g. a script without an ``if __name__ ==
+        "__main__"`` guard under the forkserver start method), the tasks not
+        yet done run in this process instead.
+        """
+        futures, self.futures = self.futures, []
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                raw: list[tuple[str, Facts | None, Entry | None]] = marshal.loads(future.result())
+                outcomes = [Outcome._make(item) for item in raw]
+                for outcome in outcomes:
+                    self.pending.pop(outcome.rel, None)
+                yield outcomes
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            logger.warning("audit worker processes failed (%s); parsing in-process", exc)
+            self.close()
+            self.jobs = 1
+            rest, self.pending = list(self.pending.values()), {}
+            yield from self.run(rest, contents)
 
     def run(self, tasks: list[Task], contents: Mapping[str, bytes]) -> Iterator[list[Outcome]]:
         """Yield batches of :class:`Outcome` as they complete.
 
         :param tasks: the files and how far to take each.
         :param contents: every file's bytes by relative path (in-process runs
-            read them from here; workers read the files again from disk).
+            read them from here; forked workers too, others from disk).
         """
         if len(tasks) < PARALLEL_MIN_FILES or self.jobs == 1:
             with warnings.catch_warnings():
@@ -271,48 +328,24 @@ class Parser:
                 for task in tasks:
                     yield [run_task(task, contents[task.source.rel])]
             return
-        if self.pool is not None and contents is not self.shared:
-            self.close()  # its workers hold another run's bytes
-        if self.pool is None:
-            self.shared = contents
-            context = _pool_context()
-            # Forked workers share the parent's memory: hand them the bytes
-            # already read. Other start methods would copy them: read again.
-            shared = contents if context.get_start_method() == "fork" else {}
-            self.pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.jobs, mp_context=context, initializer=_inherit, initargs=(shared,)
-            )
         # Largest (and costliest) first so the last batch does not hold the run up.
         ordered = sorted(
             tasks, key=lambda t: len(contents[t.source.rel]) * _COST[t.step], reverse=True
         )
-        size = max(8, min(_BATCH, len(ordered) // (self.jobs * 4) or 1))
-        batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
-        pending = {t.source.rel: t for t in ordered}
-        try:
-            futures = [self.pool.submit(_run_batch, batch) for batch in batches]
-            for future in concurrent.futures.as_completed(futures):
-                raw: list[tuple[str, Facts | None, Entry | None]] = marshal.loads(future.result())
-                outcomes = [Outcome._make(item) for item in raw]
-                for outcome in outcomes:
-                    pending.pop(outcome.rel, None)
-                yield outcomes
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            # E.g. a script without an ``if __name__ == "__main__"`` guard under
-            # the forkserver start method: finish in this process instead.
-            logger.warning("audit worker processes failed (%s); parsing in-process", exc)
-            self.close()
-            self.jobs = 1
-            yield from self.run(list(pending.values()), contents)
+        self.submit(ordered, contents, max(8, min(BATCH, len(ordered) // (self.jobs * 4) or 1)))
+        yield from self.collect(contents)
 
     def close(self) -> None:
         """Stop the worker pool, if one was started."""
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
+        self.futures = []
+        self.pending = {}
 
 
 __all__ = [
+    "BATCH",
     "PARALLEL_MIN_FILES",
     "PARSED_ONLY",
     "Entry",

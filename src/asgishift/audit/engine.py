@@ -58,7 +58,7 @@ import marshal
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pathspec
@@ -68,18 +68,23 @@ from asgishift.audit._closure import Facts, import_closure
 from asgishift.audit._discover import SourceFile, discover
 from asgishift.audit._link import link
 from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding, Hop
-from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, Step, Task, no_gc
+from asgishift.audit._parse import (
+    BATCH,
+    PARALLEL_MIN_FILES,
+    PARSED_ONLY,
+    Entry,
+    Outcome,
+    Parser,
+    Step,
+    Task,
+    no_gc,
+)
 from asgishift.audit._records import FileIndex, from_plain
 from asgishift.audit._summary import LINKER_MODULES, extractor_fingerprint, source_fingerprint
 from asgishift.audit.rules import calls_index, conditions, link_checks
 
 logger = logging.getLogger("asgishift.audit")
 
-#: Below this many files to parse, worker processes cost more than they save.
-PARALLEL_MIN_FILES = 64
-_BATCH = 48
-
-_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 _NOQA_RE = re.compile(
     r"#\s*noqa\b(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?",
     re.IGNORECASE,
@@ -139,11 +144,108 @@ def _digest(source: SourceFile, data: bytes) -> str:
 _Record = tuple[str, Facts, Entry | None]
 
 
+class _Intake:
+    """Read, digest and look up each file as discovery finds it; scan the misses at once.
+
+    Discovery calls it with every file it finds (``on_file``), so the worker
+    processes already scan the text of the first files (and summarise the
+    seeds among them) while the main process still walks and reads the rest
+    of the tree: the main process's serial start no longer leaves the other
+    cores idle.
+
+    :param config: the run's configuration (``max_file_bytes``).
+    :param parser: the run's :class:`~asgishift.audit._parse.Parser`.
+    :param cache: the per-file cache, or ``None`` to look files up later
+        (:meth:`lookup_rest`): a run that may reuse the last run's findings
+        needs every digest first, and then no per-file cache at all.
+    """
+
+    def __init__(self, config: AuditConfig, parser: Parser, cache: dict[str, _Record] | None):
+        self.max_bytes = config.max_file_bytes
+        self.parser = parser
+        self.cache = cache
+        self.contents: dict[str, bytes] = {}
+        self.digests: dict[str, str] = {}
+        self.errors: list[FileError] = []
+        self.facts: dict[str, Facts] = {}
+        self.entries: dict[str, Entry] = {}
+        self.scan: list[Task] = []  # misses not yet handed to the workers
+        self.sent = 0  # misses handed to the workers
+        self.unchecked: list[SourceFile] = []
+
+    def __call__(self, source: SourceFile) -> None:
+        """Read one file found by discovery; look it up or queue it for scanning."""
+        try:
+            size = os.path.getsize(source.abspath)
+            if size > self.max_bytes:
+                self.errors.append(
+                    FileError(
+                        source.rel,
+                        0,
+                        f"file is {size} bytes, over max_file_bytes={self.max_bytes}; raise "
+                        "`max_file_bytes` or add it to `exclude`",
+                    )
+                )
+                return
+            with open(source.abspath, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            self.errors.append(FileError(source.rel, 0, f"cannot read: {exc}"))
+            return
+        self.contents[source.rel] = data
+        self.digests[source.rel] = _digest(source, data)
+        if self.cache is None:
+            self.unchecked.append(source)
+        else:
+            self._lookup(source, self.cache)
+
+    def _lookup(self, source: SourceFile, cache: dict[str, _Record]) -> None:
+        hit = cache.get(source.rel)
+        if isinstance(hit, tuple) and len(hit) == 3 and hit[0] == self.digests[source.rel]:
+            self.facts[source.rel] = hit[1]
+            if hit[2] is not None:
+                self.entries[source.rel] = hit[2]
+            return
+        self.scan.append(Task(source, Step.SCAN))
+        # Stream once the run is known to be big enough for worker processes.
+        if (
+            self.parser.jobs > 1
+            and len(self.scan) >= BATCH
+            and self.sent + len(self.scan) >= PARALLEL_MIN_FILES
+        ):
+            self.parser.submit(self.scan, self.contents, BATCH)
+            self.sent += len(self.scan)
+            self.scan = []
+
+    def lookup_rest(self, cache: dict[str, _Record]) -> None:
+        """Look up the files read while no cache was given."""
+        self.cache = cache
+        unchecked, self.unchecked = self.unchecked, []
+        for source in unchecked:
+            self._lookup(source, cache)
+
+    def scanned(self) -> Iterator[list[Outcome]]:
+        """Yield the outcome batches of every queued scan (run the rest first)."""
+        if self.sent:
+            if self.scan:
+                self.parser.submit(self.scan, self.contents, BATCH)
+            yield from self.parser.collect(self.contents)
+        else:
+            yield from self.parser.run(self.scan, self.contents)
+        self.sent = 0
+        self.scan = []
+
+    @property
+    def changed(self) -> bool:
+        """Whether any file missed the cache (so the cache is written again)."""
+        return bool(self.sent or self.scan)
+
+
 def _summarise(
     files: list[SourceFile],
-    contents: dict[str, bytes],
-    digests: dict[str, str],
+    intake: _Intake,
     config: AuditConfig,
+    cache: dict[str, _Record],
     cache_file: str | None,
     progress: Callable[[int, int], None] | None,
 ) -> dict[str, Entry]:
@@ -160,28 +262,20 @@ def _summarise(
     those files are not parsed at all.
 
     Two rounds of work, each spread over the worker pool: the first scans the
-    text of every file not in the cache (and summarises the seeds on the way),
-    the second parses what the closure then asks for.
+    text of every file not in the cache (and summarises the seeds on the way;
+    :class:`_Intake` starts it during discovery), the second parses what the
+    closure then asks for.
     """
     total = len(files)
-    cache = _load_cache(cache_file) if cache_file else {}
-    facts: dict[str, Facts] = {}
-    entries: dict[str, Entry] = {}
-    scan: list[Task] = []
-    for source in files:
-        hit = cache.get(source.rel)
-        if isinstance(hit, tuple) and len(hit) == 3 and hit[0] == digests[source.rel]:
-            facts[source.rel] = hit[1]
-            if hit[2] is not None:
-                entries[source.rel] = hit[2]
-        else:
-            scan.append(Task(source, Step.SCAN))
-    changed = bool(scan)
-    parser = Parser(config.jobs if config.jobs > 0 else (os.cpu_count() or 1))
+    facts = intake.facts
+    entries = intake.entries
+    contents = intake.contents
+    changed = intake.changed
+    parser = intake.parser
     if progress is not None:
         progress(len(entries), total)
     try:
-        for batch in parser.run(scan, contents):
+        for batch in intake.scanned():
             for outcome in batch:
                 if outcome.facts is not None:
                     facts[outcome.rel] = outcome.facts
@@ -212,6 +306,7 @@ def _summarise(
         parser.close()
     if progress is not None:
         progress(total, total)
+    digests = intake.digests
     if cache_file and (changed or tasks):
         records = {rel: cache[rel] for rel in cache if rel not in digests}
         for source in files:
@@ -220,34 +315,6 @@ def _summarise(
                 records[rel] = (digests[rel], facts[rel], entries.get(rel))
         _save_cache(cache_file, records)
     return {rel: entry for rel, entry in entries.items() if config.whole_project or rel in closure}
-
-
-def _read_all(
-    files: list[SourceFile], max_bytes: int, errors: list[FileError]
-) -> tuple[list[SourceFile], dict[str, bytes]]:
-    """Read every file's bytes, reporting unreadable and oversized ones."""
-    kept: list[SourceFile] = []
-    contents: dict[str, bytes] = {}
-    for source in files:
-        try:
-            size = os.path.getsize(source.abspath)
-            if size > max_bytes:
-                errors.append(
-                    FileError(
-                        source.rel,
-                        0,
-                        f"file is {size} bytes, over max_file_bytes={max_bytes}; raise "
-                        "`max_file_bytes` or add it to `exclude`",
-                    )
-                )
-                continue
-            with open(source.abspath, "rb") as fh:
-                contents[source.rel] = fh.read()
-        except OSError as exc:
-            errors.append(FileError(source.rel, 0, f"cannot read: {exc}"))
-            continue
-        kept.append(source)
-    return kept, contents
 
 
 def _code_filter(config: AuditConfig) -> Callable[[str, str], bool]:
@@ -358,16 +425,16 @@ def _finish(
 
 def _analyse(
     files: list[SourceFile],
-    contents: dict[str, bytes],
-    digests: dict[str, str],
+    intake: _Intake,
     config: AuditConfig,
+    cache: dict[str, _Record],
     cache_file: str | None,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[list[Finding], list[FileError], int]:
     """Summarise and link: return raw findings, files reported, files parsed."""
     errors: list[FileError] = []
     with no_gc():
-        parsed = _summarise(files, contents, digests, config, cache_file, progress)
+        parsed = _summarise(files, intake, config, cache, cache_file, progress)
         summaries: dict[str, tuple[FileIndex, bytes]] = {}
         for source in files:
             item = parsed.get(source.rel)
@@ -481,28 +548,46 @@ def audit_paths(
     unparsable files and symlink loops are listed in ``errors``.
     """
     root_s = os.path.abspath(root)
-    found = discover(
-        paths, Path(root_s), exclude=config.exclude, respect_gitignore=config.respect_gitignore
-    )
-    errors = list(found.errors)
-    files, contents = _read_all(found.files, config.max_file_bytes, errors)
-    digests = {source.rel: _digest(source, contents[source.rel]) for source in files}
     cache_file = (
         _cache_path(os.path.abspath(config.cache_dir), root_s) if config.cache_dir else None
     )
     run_file = f"{cache_file}.run" if cache_file else None
-    key = _run_key(files, digests, config)
-    memo = _load_run(run_file, key) if run_file else None
-    if memo is not None:
-        raw, file_errors, files_parsed = memo
-        if progress is not None:
-            progress(len(files), len(files))
-    else:
-        raw, file_errors, files_parsed = _analyse(
-            files, contents, digests, config, cache_file, progress
-        )
-        if run_file:
-            _save_run(run_file, key, raw, file_errors, files_parsed)
+    # A run that may reuse the last run's findings needs every file's digest
+    # before it knows whether any file must be scanned: it reads the whole
+    # tree first. Any other run starts scanning while discovery goes on.
+    may_reuse = run_file is not None and os.path.exists(run_file)
+    cache = _load_cache(cache_file) if cache_file and not may_reuse else {}
+    parser = Parser(config.jobs if config.jobs > 0 else (os.cpu_count() or 1))
+    intake = _Intake(config, parser, None if may_reuse else cache)
+    try:
+        with no_gc():
+            found = discover(
+                paths,
+                Path(root_s),
+                exclude=config.exclude,
+                respect_gitignore=config.respect_gitignore,
+                on_file=intake,
+            )
+        errors = [*found.errors, *intake.errors]
+        files = [source for source in found.files if source.rel in intake.contents]
+        contents = intake.contents
+        key = _run_key(files, intake.digests, config)
+        memo = _load_run(run_file, key) if run_file else None
+        if memo is not None:
+            raw, file_errors, files_parsed = memo
+            if progress is not None:
+                progress(len(files), len(files))
+        else:
+            if may_reuse:
+                cache = _load_cache(cache_file) if cache_file else {}
+                intake.lookup_rest(cache)
+            raw, file_errors, files_parsed = _analyse(
+                files, intake, config, cache, cache_file, progress
+            )
+            if run_file:
+                _save_run(run_file, key, raw, file_errors, files_parsed)
+    finally:
+        parser.close()
     errors.extend(file_errors)
     findings = _finish(raw, contents, _code_filter(config))
     errors.sort(key=lambda e: (e.path, e.line))
