@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import enum
+import logging
 import os
 import threading
 from collections import deque
@@ -27,6 +29,9 @@ from typing import Any, TypeVar
 from asgiref.sync import SyncToAsync
 
 from asgishift.bridge._inbox import Inbox
+from asgishift.django_integration._threads import HopThreads, take_lease
+
+logger = logging.getLogger("asgishift.django")
 
 try:  # asgiref's own context hand-over (re-homes ``Local`` storage on asgiref >= 3.13)
     from asgiref.sync import _restore_context as _adopt_context
@@ -130,11 +135,106 @@ class ExecutorPool:
             executor.shutdown(wait=False)
 
 
-class ThreadHop:
-    """One loop → thread hop onto a given executor: a lean ``sync_to_async``.
+class HopPhase(enum.Enum):
+    """Where a hop stands, as the loop sees it."""
 
-    ``await hop(executor, func, *args)`` runs ``func(*args)`` on ``executor``'s
-    thread in a copy of the caller's context and returns its result (or
+    WAITING = "waiting"  # queued or running; its outcome has not reached the loop
+    DELIVERED = "delivered"  # the loop has its outcome
+
+
+class _Hop:
+    """One hop: the job a thread runs and the :class:`Inbox` item the loop gets back.
+
+    ``claim`` holds one token; whoever pops it first decides: the thread
+    (it runs ``func``) or a cancelled caller (``func`` never runs).
+    ``list.pop`` is atomic, so no lock is needed.
+    """
+
+    __slots__ = (
+        "args",
+        "claim",
+        "context",
+        "finished",
+        "func",
+        "future",
+        "inbox",
+        "loop",
+        "phase",
+        "task_context",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        inbox: Inbox,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+    ) -> None:
+        self.loop = loop
+        self.inbox = inbox
+        self.func = func
+        self.args = args
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.context = contextvars.copy_context()
+        task = asyncio.current_task(loop)
+        self.task_context: list[asyncio.Task[Any]] = [task] if task is not None else []
+        self.claim = [True]
+        self.phase = HopPhase.WAITING
+        self.finished: asyncio.Future[None] | None = None  # set by a cancelled caller
+
+    def __call__(self) -> None:
+        """Run ``func`` on this thread and post the outcome to the loop (worker side).
+
+        A job whose :attr:`claim` a cancelled caller took is skipped. If
+        ``func`` asked to hold the thread (:meth:`ThreadLease.hold`), the
+        thread serves that lease after the outcome is posted.
+        """
+        try:
+            self.claim.pop()
+        except IndexError:
+            return  # the caller was cancelled while this waited in the queue
+        local = SyncToAsync.threadlocal
+        local.main_event_loop = self.loop
+        local.main_event_loop_pid = os.getpid()
+        local.task_context = self.task_context
+        try:
+            item: tuple[Any, BaseException | None] = (
+                self.context.run(_adopted, self.context, self.func, self.args),
+                None,
+            )
+        except BaseException as error:  # handed to the caller, re-raised there
+            item = (None, error)
+        try:
+            self.inbox.post(self, item)
+        except RuntimeError:
+            logger.debug("event loop closed before a thread hop could report back")
+        lease = take_lease()
+        if lease is not None:
+            lease.serve()
+
+    def wake(self, item: tuple[Any, ...]) -> None:
+        """Settle the caller's future with the outcome (the inbox calls this on the loop)."""
+        self.phase = HopPhase.DELIVERED
+        finished = self.finished
+        if finished is not None and not finished.done():
+            finished.set_result(None)
+        future = self.future
+        if future.done():  # the caller was cancelled
+            return
+        result, error = item
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class ThreadHop:
+    """One loop → thread hop: a lean ``sync_to_async``.
+
+    ``await hop(threads, func, *args)`` runs ``func(*args)`` on a thread of
+    ``threads`` (a :class:`~asgishift.django_integration._threads.HopThreads`:
+    the next free one; an :class:`~concurrent.futures.Executor`: its
+    ``submit``) in a copy of the caller's context and returns its result (or
     raises its exception). On that thread it sets the thread state asgiref's
     ``SyncToAsync`` sets (asgiref docs, "sync_to_async"), so ``async_to_sync``
     called by ``func`` runs its coroutine on the caller's event loop and
@@ -145,7 +245,8 @@ class ThreadHop:
     It skips asgiref's per-call executor lookup, ``asyncio.shield`` and
     future chaining, and wakes the loop through the bridge's
     :class:`~asgishift.bridge._inbox.Inbox` (one wake-up for every hop that
-    finishes before the loop runs again). Cancelling the caller waits for
+    finishes before the loop runs again). Cancelling the caller before a
+    thread took the job drops it (``func`` never runs); after, it waits for
     ``func`` to return, then re-raises ``CancelledError`` (``func`` itself
     cannot be interrupted).
     """
@@ -155,47 +256,31 @@ class ThreadHop:
     def __init__(self) -> None:
         self._inbox: Inbox | None = None
 
-    async def __call__(self, executor: Executor, func: Callable[..., _R], *args: Any) -> _R:
+    async def __call__(
+        self, threads: HopThreads | Executor, func: Callable[..., _R], *args: Any
+    ) -> _R:
         loop = asyncio.get_running_loop()
         inbox = self._inbox
         if inbox is None or inbox.loop is not loop:
             inbox = self._inbox = Inbox(loop)  # the loop's worker -> loop channel
-        future: asyncio.Future[_R] = loop.create_future()
-        context = contextvars.copy_context()
-        task = asyncio.current_task()
-        task_context: list[asyncio.Task[Any]] = [task] if task is not None else []
-
-        def run() -> None:
-            local = SyncToAsync.threadlocal
-            local.main_event_loop = loop
-            local.main_event_loop_pid = os.getpid()
-            local.task_context = task_context
-            try:
-                result = context.run(_adopted, context, func, args)
-            except BaseException as error:  # handed to the caller, re-raised there
-                inbox.post(self, (future, None, error))
-            else:
-                inbox.post(self, (future, result, None))
-
-        done = executor.submit(run)
+        hop = _Hop(loop, inbox, func, args)
+        if isinstance(threads, HopThreads):
+            threads.put(hop)
+        else:
+            threads.submit(hop)
         try:
-            return await future
+            result: _R = await hop.future
+            return result
         except asyncio.CancelledError:
-            if not done.done():
-                await asyncio.wrap_future(done)  # func cannot be stopped: wait for it
+            try:
+                hop.claim.pop()  # not started: it never will be
+            except IndexError:
+                if hop.phase is HopPhase.WAITING:  # func cannot be stopped: wait for it
+                    hop.finished = loop.create_future()
+                    await hop.finished
             raise
         finally:
-            _copy_back(context)
-
-    def wake(self, item: tuple[Any, ...]) -> None:
-        """Settle a hop's future with its outcome (the inbox calls this on the loop)."""
-        future, result, error = item
-        if future.done():  # the caller was cancelled
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+            _copy_back(hop.context)
 
 
 def _adopted(context: contextvars.Context, func: Callable[..., _R], args: tuple[Any, ...]) -> _R:
@@ -226,4 +311,4 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-__all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool", "ThreadHop"]
+__all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool", "HopPhase", "ThreadHop"]

@@ -8,15 +8,18 @@ handler:
 - runs the whole middleware chain in Django's sync mode, so every run of
   sync middleware, the request signals, a sync view and ``response.close()``
   share one thread hop (an ``async def`` view adds one hop back to the loop);
-- runs that hop on one of ``max_threads`` long-lived threads
-  (:class:`~asgishift.django_integration._executors.ExecutorPool`), so
-  database connections persist per thread and ``CONN_MAX_AGE`` works. The
-  hop is :class:`~asgishift.django_integration._executors.ThreadHop`, which
-  sets up the thread as asgiref's ``sync_to_async`` does at half its cost;
-  a streaming response is iterated and closed inside the request's
+- runs that hop on one of ``max_threads`` long-lived threads sharing one
+  job queue (:class:`~asgishift.django_integration._threads.HopThreads`),
+  so database connections persist per thread, ``CONN_MAX_AGE`` works, and a
+  thread that finishes a request takes the next queued one without a
+  context switch. The hop is
+  :class:`~asgishift.django_integration._executors.ThreadHop`, which sets up
+  the thread as asgiref's ``sync_to_async`` does at half its cost;
+- iterates and closes a streaming response inside the request's
   ``ThreadSensitiveContext`` (asgiref ≥ 3.13's ``executor=`` argument, or
-  :func:`executor_context`'s fallback), so its ``sync_to_async`` calls
-  land on the same thread;
+  :func:`executor_context`'s fallback) with the thread that ran the view
+  held for it (:class:`~asgishift.django_integration._threads.ThreadLease`),
+  so its ``sync_to_async`` calls land on that thread;
 - answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
   exposes ``scope["state"]`` as ``request.state``.
 """
@@ -40,7 +43,8 @@ from django.urls import set_script_prefix
 
 import django
 from asgishift._types import Receive, Scope, Send
-from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ExecutorPool, ThreadHop
+from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ThreadHop
+from asgishift.django_integration._threads import HopThreads, ThreadLease
 from asgishift.django_integration.lifespan import Lifespan
 
 logger = logging.getLogger("asgishift.django")
@@ -154,7 +158,7 @@ class BoundedASGIHandler(ASGIHandler):
         # would load the chain in async mode, which is what this class avoids.
         super(ASGIHandler, self).__init__()
         self.load_middleware(is_async=False)
-        self.pool = ExecutorPool(max_threads)
+        self.pool = HopThreads(max_threads)
         self.lifespan = Lifespan(type(self), self._close_thread_connections)
         self._hop = ThreadHop()
 
@@ -174,34 +178,31 @@ class BoundedASGIHandler(ASGIHandler):
                 f"asgishift's Django handler serves http and lifespan, not {scope['type']}; "
                 "set ASGI_APPLICATION to a channels ProtocolTypeRouter for WebSockets"
             )
-        executor = await self.pool.acquire()
-        try:
-            await self.handle(scope, receive, send, executor)
-        finally:
-            self.pool.release(executor)
+        await self.handle(scope, receive, send)
 
     async def handle(
         self, scope: Scope, receive: Receive, send: Send, executor: Executor | None = None
     ) -> None:
-        """Read the body, run the sync part in one hop on ``executor``'s thread (a
-        borrowed pool thread when ``None``), send the response."""
-        if executor is None:
-            executor = await self.pool.acquire()
-            try:
-                await self.handle(scope, receive, send, executor)
-            finally:
-                self.pool.release(executor)
-            return
+        """Read the body, run the sync part in one hop (on the next free pool thread,
+        or on ``executor``'s thread when given), send the response."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        lease = ThreadLease()
         try:
-            response = await self._hop(executor, self._respond, scope, body_file)
+            response = await self._hop(
+                self.pool if executor is None else executor,
+                self._respond,
+                scope,
+                body_file,
+                lease,
+            )
             if response.streaming:
                 # Iterating may call sync_to_async(thread_sensitive=True) (an async
-                # iterator using the ORM): that and close() go to this request's thread.
-                async with executor_context(executor):
+                # iterator using the ORM): that and close() go to the thread that ran
+                # the view, which _respond() held for this lease.
+                async with executor_context(lease):
                     set_script_prefix(_script_prefix(self, scope))
                     try:
                         await self._send(response, send)
@@ -210,6 +211,7 @@ class BoundedASGIHandler(ASGIHandler):
             else:
                 await self._send(response, send)
         finally:
+            lease.release()
             body_file.close()
 
     async def read_body(self, receive: Receive) -> Any:
@@ -259,13 +261,15 @@ class BoundedASGIHandler(ASGIHandler):
         for chunk, last in self.chunk_bytes(response.content):
             await send({"type": "http.response.body", "body": chunk, "more_body": not last})
 
-    def _respond(self, scope: Scope, body_file: Any) -> HttpResponseBase:
-        """The sync part of a request, on the request's pool thread.
+    def _respond(self, scope: Scope, body_file: Any, lease: ThreadLease) -> HttpResponseBase:
+        """The sync part of a request, on a pool thread.
 
         Sends ``request_started``, builds the request, runs the sync
         middleware chain and view, and, for a non-streaming response, closes
         it here (``request_finished``, which recycles database connections
-        per ``CONN_MAX_AGE``) so no second hop is needed.
+        per ``CONN_MAX_AGE``) so no second hop is needed. A streaming
+        response holds this thread with ``lease`` until the loop has
+        iterated and closed it.
         """
         set_script_prefix(_script_prefix(self, scope))
         signals.request_started.send(sender=type(self), scope=scope)
@@ -278,7 +282,9 @@ class BoundedASGIHandler(ASGIHandler):
             response._handler_class = type(self)
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size
-        if not response.streaming:
+        if response.streaming:
+            lease.hold()
+        else:
             if isinstance(response, HttpResponse):
                 _ = response.content  # materialised before the close below
             response.close()
