@@ -143,6 +143,9 @@ def in_project(args: argparse.Namespace) -> None:
         print(f"| {name} | {statistics.median(cpu[name]):.0f} | {rounds} "
               f"| {statistics.median(sys_cpu[name]):.0f} | {statistics.median(wall[name]):.0f} "
               f"| {statistics.median(switches[name]):.1f} |")  # fmt: skip
+    threads = {"bridge": lambda app: app.pool.threads, "ours": lambda app: app.pool.threads_started}
+    started = ", ".join(f"{name} {threads[name](app)}" for name, app in apps.items())
+    print(f"threads started: {started}")
     if len(apps) == 2:
         ratio = statistics.median(cpu["bridge"]) / statistics.median(cpu["ours"])
         paired = statistics.median(b / o for b, o in zip(cpu["bridge"], cpu["ours"], strict=True))

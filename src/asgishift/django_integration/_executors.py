@@ -159,6 +159,7 @@ class _Hop:
         "future",
         "inbox",
         "loop",
+        "outcome",
         "phase",
         "task_context",
     )
@@ -181,36 +182,50 @@ class _Hop:
         self.claim = [True]
         self.phase = HopPhase.WAITING
         self.finished: asyncio.Future[None] | None = None  # set by a cancelled caller
+        self.outcome: tuple[Any, BaseException | None] = (None, None)
 
-    def __call__(self) -> None:
-        """Run ``func`` on this thread and post the outcome to the loop (worker side).
+    def run(self) -> Callable[[], None] | None:
+        """Run ``func`` on this thread; return the step that posts the outcome (worker side).
 
-        A job whose :attr:`claim` a cancelled caller took is skipped. If
-        ``func`` asked to hold the thread (:meth:`ThreadLease.hold`), the
-        thread serves that lease after the outcome is posted.
+        :class:`~asgishift.django_integration._threads.HopThreads` runs the
+        returned :meth:`post` once this thread counts as free again, so the
+        loop, woken by it, never sees the pool one job busier than it is and
+        starts no needless thread. A job whose ``claim`` a cancelled caller
+        took is skipped. If ``func`` asked to hold the thread
+        (:meth:`ThreadLease.hold`), the outcome is posted here and the thread
+        serves that lease, still counted busy, until the loop releases it.
         """
         try:
             self.claim.pop()
         except IndexError:
-            return  # the caller was cancelled while this waited in the queue
+            return None  # the caller was cancelled while this waited in the queue
         local = SyncToAsync.threadlocal
         local.main_event_loop = self.loop
         local.main_event_loop_pid = os.getpid()
         local.task_context = self.task_context
         try:
-            item: tuple[Any, BaseException | None] = (
-                self.context.run(_adopted, self.context, self.func, self.args),
-                None,
-            )
+            self.outcome = (self.context.run(_adopted, self.context, self.func, self.args), None)
         except BaseException as error:  # handed to the caller, re-raised there
-            item = (None, error)
+            self.outcome = (None, error)
+        lease = take_lease()
+        if lease is None:
+            return self.post
+        self.post()
+        lease.serve()
+        return None
+
+    def __call__(self) -> None:
+        """Run the hop and post its outcome (the job given to an ``Executor``)."""
+        post = self.run()
+        if post is not None:
+            post()
+
+    def post(self) -> None:
+        """Hand the outcome to the loop (worker side)."""
         try:
-            self.inbox.post(self, item)
+            self.inbox.post(self, self.outcome)
         except RuntimeError:
             logger.debug("event loop closed before a thread hop could report back")
-        lease = take_lease()
-        if lease is not None:
-            lease.serve()
 
     def wake(self, item: tuple[Any, ...]) -> None:
         """Settle the caller's future with the outcome (the inbox calls this on the loop)."""
@@ -265,7 +280,7 @@ class ThreadHop:
             inbox = self._inbox = Inbox(loop)  # the loop's worker -> loop channel
         hop = _Hop(loop, inbox, func, args)
         if isinstance(threads, HopThreads):
-            threads.put(hop)
+            threads.put(hop.run)
         else:
             threads.submit(hop)
         try:

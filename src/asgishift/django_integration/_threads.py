@@ -35,7 +35,11 @@ logger = logging.getLogger("asgishift.django")
 
 _R = TypeVar("_R")
 
-Job = Callable[[], object]
+#: A job runs on a pool thread. It may return a follow-up, which the thread
+#: runs once it counts as free again: a job whose last act wakes the event
+#: loop returns that wake-up instead of making it, so the loop never sees
+#: the pool one job busier than it is (and starts no needless thread).
+Job = Callable[[], "Callable[[], object] | None"]
 _LeaseCall = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
 
@@ -70,7 +74,9 @@ class HopThreads:
     def put(self, job: Job) -> None:
         """Queue ``job`` (a callable taking no arguments) for the next free thread.
 
-        ``job`` must handle its own exceptions; any that escape are logged.
+        ``job`` must handle its own exceptions; any that escape are logged. It
+        may return a follow-up callable (or ``None``), run on the same thread
+        once the job no longer counts as running.
         """
         thread = None
         with self._lock:
@@ -94,13 +100,20 @@ class HopThreads:
             job = get()
             if job is None:
                 return
+            after = None
             try:
-                job()
+                after = job()
             except BaseException:  # the thread must survive whatever a job does
                 logger.exception("asgishift django handler: a thread job raised")
             del job
             with lock:
                 self._in_flight -= 1
+            if after is not None:
+                try:
+                    after()
+                except BaseException:
+                    logger.exception("asgishift django handler: a job's follow-up raised")
+                after = None
 
     def run_on_every_thread(self, func: Callable[[], object], timeout: float = 10.0) -> None:
         """Run ``func`` once on each started thread and wait for all (at most
