@@ -122,6 +122,7 @@ def test_exception_in_a_hop_reaches_the_caller(threads: HopThreads) -> None:
         asyncio.run(main())
 
 
+@pytest.mark.urls("django_support.lease_urls")
 def test_streaming_response_is_iterated_on_its_view_thread_and_frees_it() -> None:
     app = get_asgi_application(max_threads=1)
 

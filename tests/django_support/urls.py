@@ -13,7 +13,6 @@ urlpatterns = [
     path("async/", views.async_hello, name="async-hello"),
     path("state/", views.state_value, name="state"),
     path("stream/sync/", views.sync_stream, name="sync-stream"),
-    path("stream/thread/", views.thread_stream, name="thread-stream"),
     path("stream/async/", views.async_stream, name="async-stream"),
     path("fail/", views.failing, name="fail"),
     path("echo/", csrf_exempt(views.echo_body), name="echo"),

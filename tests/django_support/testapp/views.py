@@ -37,17 +37,6 @@ def sync_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
-def thread_stream(request: HttpRequest) -> StreamingHttpResponse:
-    """Stream ``view=<ident> body=<ident>``: the threads of the view and of its iteration."""
-    view = threading.get_ident()
-
-    def chunks() -> Iterator[bytes]:
-        yield f"view={view} ".encode()
-        yield f"body={threading.get_ident()}".encode()
-
-    return StreamingHttpResponse(chunks(), content_type="text/plain")
-
-
 def async_stream(request: HttpRequest) -> StreamingHttpResponse:
     """Stream ``part-0`` … ``part-2`` from an async generator."""
 
