@@ -2,14 +2,18 @@
 
 The same project and view as ``django_bench.py`` (``sample_projects/django_project``
 on SQLite, startproject's MIDDLEWARE, ``CONN_MAX_AGE=60``, ``DEBUG=False``), but
-no sockets: each ASGI app is awaited on one asyncio loop by ``--callers``
+no sockets: each ASGI app is awaited on one event loop (``--loop``: uvloop,
+which uvicorn picks when it is installed, or asyncio's) by ``--callers``
 concurrent callers with a minimal ``receive`` (the empty GET body once, then
 ``http.disconnect`` after the response) and a ``send`` that keeps the status.
 The apps are ``WSGIToASGI(get_wsgi_application(), max_workers=8)`` and
 asgishift's ``get_asgi_application(max_threads=8)``. Rounds of ``--requests``
-requests alternate between the apps; the median process CPU time
-(``time.process_time()``, all threads) per request is printed. The process
-is pinned to one core (``--cpu``), as the servers of ``django_bench.py`` are.
+requests alternate between the apps; per request it prints the median
+process CPU time (``getrusage``: user + system, all threads; the system part
+too), wall time and context switches (voluntary + involuntary), the threads
+each app started, and the ratio of the two apps' CPU (of the medians, and the
+median of each round's ratio, steadier on a busy machine). The process is
+pinned to one core (``--cpu``), as the servers of ``django_bench.py`` are.
 
 ``--profile NAME`` runs cProfile over one more round of app ``NAME``
 (``bridge`` or ``ours``) and prints the top functions by own time.
@@ -17,7 +21,7 @@ is pinned to one core (``--cpu``), as the servers of ``django_bench.py`` are.
 Usage::
 
     .venv/bin/python benchmarks/django_inprocess_bench.py [--rounds 5] [--requests 1000]
-        [--callers 8] [--cpu 0] [--profile ours]
+        [--callers 8] [--cpu 0] [--loop uvloop|asyncio] [--only ours] [--profile ours]
 """
 
 from __future__ import annotations
@@ -112,7 +116,12 @@ def in_project(args: argparse.Namespace) -> None:
     }
     if args.only:
         apps = {args.only: apps[args.only]}
-    loop = asyncio.new_event_loop()
+    if args.loop == "uvloop":  # what uvicorn picks when uvloop is installed (django_bench.py)
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
     requests = args.requests - args.requests % args.callers
     for app in apps.values():  # start the threads, open their connections
         loop.run_until_complete(run_round(app, requests, args.callers))
@@ -134,7 +143,7 @@ def in_project(args: argparse.Namespace) -> None:
             count = after.ru_nvcsw + after.ru_nivcsw - before.ru_nvcsw - before.ru_nivcsw
             switches[name].append(count / requests)
     print(f"{requests} requests x {args.rounds} rounds, {args.callers} callers, "
-          f"{args.threads} threads, core {args.cpu}")  # fmt: skip
+          f"{args.threads} threads, core {args.cpu}, {args.loop} loop")  # fmt: skip
     print("| app | CPU µs/req (median) | all rounds | of which system | wall µs/req "
           "| context switches/req |")  # fmt: skip
     print("|---|---|---|---|---|---|")
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--callers", type=int, default=8, help="concurrent callers")
     parser.add_argument("--threads", type=int, default=8, help="threads per app")
     parser.add_argument("--cpu", default="0", help="core the measuring process is pinned to")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     parser.add_argument("--only", choices=("bridge", "ours"), default=None, help="one app")
     parser.add_argument("--profile", choices=("bridge", "ours"), default=None)
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
