@@ -15,13 +15,15 @@ each app started, and the ratio of the two apps' CPU (of the medians, and the
 median of each round's ratio, steadier on a busy machine). The process is
 pinned to one core (``--cpu``), as the servers of ``django_bench.py`` are.
 
-``--profile NAME`` runs cProfile over one more round of app ``NAME``
+``--src`` measures another checkout's ``src`` (e.g. main's, for an A/B run
+in the same session). ``--profile NAME`` runs cProfile over one more round of app ``NAME``
 (``bridge`` or ``ours``) and prints the top functions by own time.
 
 Usage::
 
     .venv/bin/python benchmarks/django_inprocess_bench.py [--rounds 5] [--requests 1000]
         [--callers 8] [--cpu 0] [--loop uvloop|asyncio] [--only ours] [--profile ours]
+        [--src OTHER_CHECKOUT/src]
 """
 
 from __future__ import annotations
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=("bridge", "ours"), default=None)
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
     parser.add_argument("--top", type=int, default=45, help="rows of the profile")
+    parser.add_argument(
+        "--src", default=str(SRC_DIR), help="the asgishift source tree to measure (A/B runs)"
+    )
     parser.add_argument("--in-project", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.in_project:
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("db.sqlite3", "__pycache__"))
         env = dict(os.environ)
         env["DJANGO_SETTINGS_MODULE"] = "mysite.settings"
-        paths = [str(project), str(SRC_DIR), str(Path(__file__).parent)]
+        paths = [str(project), args.src, str(Path(__file__).parent)]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env.update({"SAMPLE_DEBUG": "0", "SAMPLE_CONN_MAX_AGE": "60"})
         py = sys.executable
