@@ -1,9 +1,10 @@
 """Django's ``/count/`` through two ASGI apps in process: CPU per request, no server.
 
 The same project and view as ``django_bench.py`` (``sample_projects/django_project``
-on SQLite, startproject's MIDDLEWARE, ``CONN_MAX_AGE=60``, ``DEBUG=False``), but
-no sockets: each ASGI app is awaited on one event loop (``--loop``: uvloop,
-which uvicorn picks when it is installed, or asyncio's) by ``--callers``
+on SQLite or, with ``--database postgres``, PostgreSQL; startproject's
+MIDDLEWARE, ``CONN_MAX_AGE=60``, ``DEBUG=False``), but no sockets: each ASGI
+app is awaited on one event loop (``--loop``: uvloop, which uvicorn picks
+when it is installed, or asyncio's) by ``--callers``
 concurrent callers with a minimal ``receive`` (the empty GET body once, then
 ``http.disconnect`` after the response) and a ``send`` that keeps the status.
 The apps are ``WSGIToASGI(get_wsgi_application(), max_workers=8)`` and
@@ -17,13 +18,14 @@ pinned to one core (``--cpu``), as the servers of ``django_bench.py`` are.
 
 ``--src`` measures another checkout's ``src`` (e.g. main's, for an A/B run
 in the same session). ``--profile NAME`` runs cProfile over one more round of app ``NAME``
-(``bridge`` or ``ours``) and prints the top functions by own time.
+(``bridge`` or ``ours``) and prints the top functions by own time (the
+loop thread only: cProfile does not follow the worker threads).
 
 Usage::
 
     .venv/bin/python benchmarks/django_inprocess_bench.py [--rounds 5] [--requests 1000]
         [--callers 8] [--cpu 0] [--loop uvloop|asyncio] [--only ours] [--profile ours]
-        [--src OTHER_CHECKOUT/src]
+        [--src OTHER_CHECKOUT/src] [--database sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def in_project(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Prepare the project copy (SQLite), then measure in a pinned child process."""
+    """Prepare the project copy (and PostgreSQL), then measure in a pinned child process."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000, help="requests per round")
@@ -190,11 +192,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--src", default=str(SRC_DIR), help="the asgishift source tree to measure (A/B runs)"
     )
+    parser.add_argument(
+        "--database", choices=("sqlite", "postgres"), default="sqlite",
+        help="postgres: a throwaway server from Debian's binaries, as django_bench.py starts",
+    )  # fmt: skip
     parser.add_argument("--in-project", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.in_project:
         in_project(args)
         return
+    if args.database == "postgres":
+        from django_bench import postgres
+
+        with postgres() as port:
+            measure_in_copy(args, argv, {"SAMPLE_DB_PORT": str(port)})
+    else:
+        measure_in_copy(args, argv, {})
+
+
+def measure_in_copy(
+    args: argparse.Namespace, argv: list[str] | None, db_env: dict[str, str]
+) -> None:
+    """Copy and migrate the sample project, then run the pinned measuring child in it."""
     with tempfile.TemporaryDirectory(prefix="asgishift-django-inproc-") as tmp:
         project = Path(tmp) / "django_project"
         shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("db.sqlite3", "__pycache__"))
@@ -202,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         env["DJANGO_SETTINGS_MODULE"] = "mysite.settings"
         paths = [str(project), args.src, str(Path(__file__).parent)]
         env["PYTHONPATH"] = os.pathsep.join(paths)
-        env.update({"SAMPLE_DEBUG": "0", "SAMPLE_CONN_MAX_AGE": "60"})
+        env.update({"SAMPLE_DEBUG": "0", "SAMPLE_CONN_MAX_AGE": "60", **db_env})
         py = sys.executable
         subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=project, env=env, check=True)
         seed = "from shelf.models import Book; Book.objects.create(title='first book')"
