@@ -16,6 +16,8 @@ each app started, and the ratio of the two apps' CPU (of the medians, and the
 median of each round's ratio, steadier on a busy machine). The process is
 pinned to one core (``--cpu``), as the servers of ``django_bench.py`` are.
 
+``--count-calls`` counts function calls per request (Python and C, loop
+thread and worker threads apart) instead of timing: deterministic.
 ``--src`` measures another checkout's ``src`` (e.g. main's, for an A/B run
 in the same session). ``--profile NAME`` runs cProfile over one more round of app ``NAME``
 (``bridge`` or ``ours``) and prints the top functions by own time (the
@@ -25,7 +27,7 @@ Usage::
 
     .venv/bin/python benchmarks/django_inprocess_bench.py [--rounds 5] [--requests 1000]
         [--callers 8] [--cpu 0] [--loop uvloop|asyncio] [--only ours] [--profile ours]
-        [--src OTHER_CHECKOUT/src] [--database sqlite|postgres]
+        [--src OTHER_CHECKOUT/src] [--database sqlite|postgres] [--count-calls]
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ def in_project(args: argparse.Namespace) -> None:
     else:
         loop = asyncio.new_event_loop()
     requests = args.requests - args.requests % args.callers
+    if args.count_calls:
+        count_calls(apps, loop, requests, args.callers)
+        return
     for app in apps.values():  # start the threads, open their connections
         loop.run_until_complete(run_round(app, requests, args.callers))
     cpu: dict[str, list[float]] = {name: [] for name in apps}
@@ -176,6 +181,63 @@ def in_project(args: argparse.Namespace) -> None:
         stats.sort_stats(args.sort).print_stats(args.top)
 
 
+def count_calls(
+    apps: dict[str, Any], loop: asyncio.AbstractEventLoop, requests: int, callers: int
+) -> None:
+    """Count Python and C function calls per request, loop thread and worker threads apart.
+
+    Deterministic, unlike CPU time on a shared machine. A profile hook is set
+    before any worker thread starts (``threading.setprofile`` reaches only new
+    threads) and counts only while a measured round runs.
+    """
+    import collections
+    import sys
+    import threading
+
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    active = [False]
+    loop_thread = threading.get_ident()
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if not active[0] or event not in ("call", "c_call"):
+            return
+        side = "loop" if threading.get_ident() == loop_thread else "worker"
+        if event == "call":
+            name = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_code.co_name}"
+        else:
+            name = f"C:{getattr(arg, '__qualname__', arg)}"
+        counts[(side, name)] += 1
+
+    threading.setprofile(hook)
+    sys.setprofile(hook)
+    found: dict[str, collections.Counter[tuple[str, str]]] = {}
+    for name, app in apps.items():
+        loop.run_until_complete(run_round(app, requests, callers))  # warm-up
+        counts.clear()
+        active[0] = True
+        loop.run_until_complete(run_round(app, requests, callers))
+        active[0] = False
+        found[name] = collections.Counter(counts)
+    sys.setprofile(None)
+    threading.setprofile(None)
+    print(f"function calls per request ({requests} requests, {callers} callers)")
+    print("| app | loop thread | worker threads | total |")
+    print("|---|---|---|---|")
+    for name, found_counts in found.items():
+        side = collections.Counter()
+        for (where, _), value in found_counts.items():
+            side[where] += value
+        print(f"| {name} | {side['loop'] / requests:.0f} | {side['worker'] / requests:.0f} "
+              f"| {(side['loop'] + side['worker']) / requests:.0f} |")  # fmt: skip
+    if len(found) == 2:
+        keys = set(found["bridge"]) | set(found["ours"])
+        diff = sorted(keys, key=lambda k: -abs(found["ours"][k] - found["bridge"][k]))
+        print("largest differences per request (bridge, ours, thread, function):")
+        for key in diff[:25]:
+            print(f"  {found['bridge'][key] / requests:6.2f} {found['ours'][key] / requests:6.2f}"
+                  f"  {key[0]:6} {key[1]}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     """Prepare the project copy (and PostgreSQL), then measure in a pinned child process."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -185,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads per app")
     parser.add_argument("--cpu", default="0", help="core the measuring process is pinned to")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    parser.add_argument(
+        "--count-calls", action="store_true", help="count function calls per request instead"
+    )
     parser.add_argument("--only", choices=("bridge", "ours"), default=None, help="one app")
     parser.add_argument("--profile", choices=("bridge", "ours"), default=None)
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
