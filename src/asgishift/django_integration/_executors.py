@@ -1,16 +1,20 @@
-"""A bounded pool of long-lived one-thread executors, handed out one per request.
+"""Long-lived one-thread executors lent per task, and the lean loop → thread hop.
 
 Django's stock ASGI handler enters ``ThreadSensitiveContext()`` per request,
 which makes a new one-thread executor (a new thread, a new database
 connection) for every request. asgiref ≥ 3.13 lets the context take an
-executor instead (``ThreadSensitiveContext(executor=...)``): the handler
-borrows one of :class:`ExecutorPool`'s executors for the request, so every
-``sync_to_async(thread_sensitive=True)`` call of that request runs on that
-executor's one thread, and the thread (with its database connection) lives on
-for the next request.
-
+executor instead (``ThreadSensitiveContext(executor=...)``): the ORM wrappers
+(:mod:`asgishift.django_integration.db`) borrow one of
+:class:`ExecutorPool`'s executors, so every
+``sync_to_async(thread_sensitive=True)`` call made under it runs on that
+executor's one thread, and the thread (with its database connection) lives on.
 Idle executors are handed out last-in first-out, so a lightly loaded server
 keeps reusing the same few threads and connections.
+
+:class:`ThreadHop` runs one function on such an executor or, for the bounded
+handler, on the next free thread of a
+:class:`~asgishift.django_integration._threads.HopThreads` (one shared queue:
+a thread that finishes a request takes the next without a context switch).
 """
 
 from __future__ import annotations
