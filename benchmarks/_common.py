@@ -185,6 +185,19 @@ def serving_pid(root: int, port: int) -> int:
     return best[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system, seconds) process ``pid`` has used so far.
+
+    Read from ``/proc/<pid>/stat`` (fields 14 and 15, in clock ticks); the
+    command name in field 2 may hold spaces, so fields are counted after its ``)``.
+
+    :raise OSError: if the process is gone.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # fields[0] is field 3 (state): utime is field 14, stime field 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_name(pid: int) -> str:
     """Return ``pid``'s command line, spaces for NULs (``/proc/<pid>/cmdline``)."""
     with contextlib.suppress(OSError):

@@ -19,7 +19,12 @@ against each of them in a rotated order, so slow drifts of a shared machine
 hit every configuration alike. The table shows the median over the rounds
 of req/s and p99, and each figure as a ratio to a2wsgi (default workers) on
 the same server: the median over rounds of the ratio within each round. The
-gunicorn rows are compared with a2wsgi under uvicorn.
+gunicorn rows are compared with a2wsgi under uvicorn. "server CPU us/req" is
+the CPU time (user + system) the serving process (the one holding the
+listening socket) used during each round's wrk run, divided by the requests
+wrk completed, median over rounds: unlike req/s it barely moves when other
+jobs share the machine, and in the sleep scenario it separates the cost of a
+request from the latency that bounds req/s there.
 
 Run ``python benchmarks/http_bench.py --help`` for the options; ``--smoke``
 checks the machinery in a few seconds and measures nothing worth reading.
@@ -39,6 +44,7 @@ from _common import (
     ASGI_SERVERS,
     WrkResult,
     asgishift_available,
+    cpu_seconds,
     machine_info,
     markdown_table,
     run_servers,
@@ -61,6 +67,9 @@ class Config:
     env: dict[str, str]
     threads: int = 8
     results: list[WrkResult] = field(default_factory=list)
+    #: server CPU (user + system) per request of each round, microseconds,
+    #: measured on the process that holds the listening socket
+    cpu_us: list[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -115,6 +124,7 @@ def measure(
     Results are appended to each :attr:`Config.results`.
     """
     specs = [(c.label, c.server, c.env, c.threads) for c in configs]
+    pids: dict[str, int] = {}
     with run_servers(specs) as servers:
         for number in range(rounds):
             shift = number % len(configs)
@@ -122,12 +132,18 @@ def measure(
                 url = servers[config.label].url + path
                 if warmup > 0:
                     run_wrk(url, connections=connections, duration=warmup, timeout=timeout)
+                pid = pids.get(config.label)
+                if pid is None:
+                    pid = pids[config.label] = servers[config.label].worker_pid()
+                before = cpu_seconds(pid)
                 result = run_wrk(url, connections=connections, duration=duration, timeout=timeout)
+                used = cpu_seconds(pid) - before
                 config.results.append(result)
+                config.cpu_us.append(used * 1e6 / result.requests if result.requests else 0.0)
                 print(
                     f"  round {number + 1}/{rounds} {config.label:32} "
                     f"{result.rps:10.1f} req/s  p99 {result.p99_ms:8.2f} ms  "
-                    f"errors {result.errors}",
+                    f"CPU {config.cpu_us[-1]:7.1f} us/req  errors {result.errors}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -178,11 +194,12 @@ def table(configs: Sequence[Config]) -> str:
                 f"{result.p99_ms:.2f}",
                 "-" if p99_ratio is None else f"{p99_ratio:.2f}x",
                 str(result.errors),
+                f"{statistics.median(config.cpu_us):.0f}" if config.cpu_us else "-",
                 " ".join(f"{r.rps:.0f}" for r in config.results),
             ]
         )
     header = ["app", "server", "bridge", "req/s", "req/s vs a2wsgi", "p99 ms", "p99 vs a2wsgi",
-              "errors", "req/s per round"]  # fmt: skip
+              "errors", "server CPU us/req", "req/s per round"]  # fmt: skip
     return markdown_table(header, rows)
 
 

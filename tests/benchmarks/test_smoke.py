@@ -90,6 +90,8 @@ def test_http_bench_smoke_prints_every_row_with_ratios() -> None:
         assert float(row[3]) >= 0, output
         assert RATIO.match(row[4]), f"req/s ratio not computed in {row}:\n{output}"
         assert RATIO.match(row[6]), f"p99 ratio not computed in {row}:\n{output}"
+        # The serving process did work for the requests it answered.
+        assert float(row[8]) > 0, f"server CPU per request not measured in {row}:\n{output}"
         if row[2] == "a2wsgi":
             assert row[4] == "1.00x", output
 
