@@ -8,9 +8,10 @@ request (2.1 against 0.9 for ``WSGIToASGI``, measured with
 ``benchmarks/django_inprocess_bench.py``). :class:`HopThreads` keeps
 ``max_threads`` long-lived threads blocked on one
 :class:`queue.SimpleQueue`, as the bridge's worker pool does, so a thread
-that finishes a request takes the next queued one without sleeping. Threads
-start lazily, one per job that finds no idle thread, and live until
-:meth:`HopThreads.shutdown`, so each keeps its database connection
+that finishes a request takes the next queued one without sleeping (it is
+the bridge's :class:`~asgishift.bridge._pool.WorkerPool` with an unbounded
+queue). Threads start lazily, one per job that finds no idle thread, and live
+until :meth:`HopThreads.shutdown`, so each keeps its database connection
 (``CONN_MAX_AGE``).
 
 A request that needs its thread again after the hop (a streaming response,
@@ -24,10 +25,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
+
+from asgishift.bridge._pool import Job, WorkerPool
 
 __all__ = ["HopThreads", "ThreadLease", "take_lease"]
 
@@ -35,16 +39,19 @@ logger = logging.getLogger("asgishift.django")
 
 _R = TypeVar("_R")
 
-#: A job runs on a pool thread. It may return a follow-up, which the thread
-#: runs once it counts as free again: a job whose last act wakes the event
-#: loop returns that wake-up instead of making it, so the loop never sees
-#: the pool one job busier than it is (and starts no needless thread).
-Job = Callable[[], "Callable[[], object] | None"]
 _LeaseCall = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
 
 class HopThreads:
     """At most ``max_threads`` threads running jobs from one shared FIFO queue.
+
+    The threads are a :class:`~asgishift.bridge._pool.WorkerPool` with an
+    unbounded wait queue (the handler bounds concurrency by its threads, not
+    by refusing requests), plus :meth:`run_on_every_thread` for per-thread
+    clean-up. A job may return a follow-up, which its thread runs once it
+    counts as free again (see :meth:`WorkerPool.submit`): a hop returns its
+    wake-up of the event loop that way, so the loop never sees the pool one
+    job busier than it is and starts no needless thread.
 
     :param max_threads: the most threads ever started (≥ 1), so also the most
         database connections per alias.
@@ -59,17 +66,12 @@ class HopThreads:
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, got {max_threads}")
         self.max_threads = max_threads
-        self._name = name
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._started = 0
-        self._in_flight = 0  # jobs put and not finished (running or queued)
+        self._pool = WorkerPool(max_threads, sys.maxsize, name)
 
     @property
     def threads_started(self) -> int:
         """How many threads are alive (started and not shut down)."""
-        return len(self._threads)
+        return self._pool.threads
 
     def put(self, job: Job) -> None:
         """Queue ``job`` (a callable taking no arguments) for the next free thread.
@@ -77,43 +79,12 @@ class HopThreads:
         ``job`` must handle its own exceptions; any that escape are logged. It
         may return a follow-up callable (or ``None``), run on the same thread
         once the job no longer counts as running.
-        """
-        thread = None
-        with self._lock:
-            self._in_flight += 1
-            threads = self._threads
-            if self._in_flight > len(threads) and len(threads) < self.max_threads:
-                self._started += 1
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{self._started}", daemon=True
-                )
-                threads.append(thread)
-        if thread is not None:
-            thread.start()
-        self._jobs.put(job)
 
-    def _work(self) -> None:
-        """Run jobs until a ``None`` sentinel arrives (each thread's body)."""
-        get = self._jobs.get
-        lock = self._lock
-        while True:
-            job = get()
-            if job is None:
-                return
-            after = None
-            try:
-                after = job()
-            except BaseException:  # the thread must survive whatever a job does
-                logger.exception("asgishift django handler: a thread job raised")
-            del job
-            with lock:
-                self._in_flight -= 1
-            if after is not None:
-                try:
-                    after()
-                except BaseException:
-                    logger.exception("asgishift django handler: a job's follow-up raised")
-                after = None
+        :raise RuntimeError: never in practice: the wait queue is unbounded
+            and the pool is never closed.
+        """
+        if not self._pool.submit(job):
+            raise RuntimeError("asgishift django handler: the thread pool refused a job")
 
     def run_on_every_thread(self, func: Callable[[], object], timeout: float = 10.0) -> None:
         """Run ``func`` once on each started thread and wait for all (at most
@@ -123,8 +94,7 @@ class HopThreads:
         thread has one, so no thread runs two. A thread busy for longer than
         ``timeout`` (a long streaming response) is skipped.
         """
-        with self._lock:
-            count = len(self._threads)
+        count = self._pool.threads
         if count == 0:
             return
         barrier = threading.Barrier(count)
@@ -152,11 +122,7 @@ class HopThreads:
 
         Later :meth:`put` calls start fresh threads.
         """
-        with self._lock:
-            count = len(self._threads)
-            self._threads = []
-        for _ in range(count):
-            self._jobs.put(None)
+        self._pool.stop_threads()
 
 
 _held = threading.local()
