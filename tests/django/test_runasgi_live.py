@@ -139,9 +139,18 @@ def test_port_in_use_is_a_clear_error_and_nonzero_exit(project: Path) -> None:
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
 
 
-def test_failing_startup_hook_fails_startup(project: Path) -> None:
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])  # daphne: asgishift drives lifespan
+def test_failing_startup_hook_fails_startup(project: Path, server: str) -> None:
     result = subprocess.run(
-        [sys.executable, "manage.py", "runasgi", f"127.0.0.1:{free_port()}", "--noreload"],
+        [
+            sys.executable,
+            "manage.py",
+            "runasgi",
+            f"127.0.0.1:{free_port()}",
+            "--noreload",
+            "--server",
+            server,
+        ],
         cwd=project,
         env=child_env({"SAMPLE_FAIL_STARTUP": "1"}),
         capture_output=True,

@@ -27,7 +27,8 @@ from collections.abc import Callable, Coroutine
 from enum import Enum
 from typing import Any, cast
 
-from asgishift._types import ASGIApp, Message, Receive, Scope, Send
+from asgishift._types import ASGIApp, Receive, Scope, Send
+from asgishift.bridge._lifespan import ChildStage, LifespanFailed
 from asgishift.serve._build import build_app
 from asgishift.serve._config import ServeConfig
 from asgishift.serve._errors import ServeConfigError, ServeError
@@ -52,53 +53,39 @@ class StartupError(ServeError):
 
 
 class LifespanDriver:
-    """Send ASGI lifespan events to an app, for servers without lifespan support.
+    """Send ASGI lifespan events to an app, for servers without lifespan support (daphne).
 
-    Follows the ASGI lifespan spec; an app that raises on the ``lifespan``
-    scope is taken to not support it (as uvicorn's ``lifespan="auto"`` does).
+    A thin adapter over the bridge's :class:`~asgishift.bridge._lifespan.ChildStage`,
+    which follows the ASGI lifespan spec: an app that raises or returns on the
+    ``lifespan`` scope before answering is taken to not support it (as uvicorn's
+    ``lifespan="auto"`` does), and the run goes on without it.
+
+    :param app: the ASGI 3 app.
     """
 
     def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-        self._to_app: asyncio.Queue[Message] | None = None
-        self._from_app: asyncio.Queue[Message] | None = None
-        self._task: asyncio.Task[None] | None = None
+        #: the lifespan ``state`` dict, to be copied into each request's scope
         self.state: dict[str, Any] = {}
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
+        self._child = ChildStage("the app", app, scope)
 
     async def startup(self) -> None:
         """Run the app's startup.
 
-        :raise StartupError: when the app answers ``lifespan.startup.failed``.
+        :raise StartupError: when the app answers ``lifespan.startup.failed``
+            (or anything but ``lifespan.startup.complete``).
         """
-        to_app: asyncio.Queue[Message] = asyncio.Queue()
-        from_app: asyncio.Queue[Message] = asyncio.Queue()
-        self._to_app, self._from_app = to_app, from_app
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
-        task = asyncio.ensure_future(self._app(scope, to_app.get, from_app.put))
-        self._task = task
-        await to_app.put({"type": "lifespan.startup"})
-        getter = asyncio.ensure_future(from_app.get())
-        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-        if not getter.done():
-            getter.cancel()
-            exc = task.exception()
-            logger.info("the app does not support lifespan (%r); continuing without", exc)
-            self._task = None
-            return
-        answer = getter.result()
-        if answer["type"] == "lifespan.startup.failed":
-            raise StartupError(f"lifespan startup failed: {answer.get('message', '')}")
+        try:
+            await self._child.start()
+        except LifespanFailed as exc:
+            raise StartupError(f"lifespan startup: {exc}") from exc
 
     async def shutdown(self) -> None:
-        """Run the app's shutdown (nothing when it does not support lifespan)."""
-        if self._task is None or self._to_app is None or self._from_app is None:
-            return
-        await self._to_app.put({"type": "lifespan.shutdown"})
-        answer = await self._from_app.get()
-        if answer["type"] == "lifespan.shutdown.failed":
-            logger.error("lifespan shutdown failed: %s", answer.get("message", ""))
-        with contextlib.suppress(Exception):
-            await self._task
+        """Run the app's shutdown (nothing when it does not support lifespan); log a failure."""
+        try:
+            await self._child.stop()
+        except LifespanFailed as exc:
+            logger.error("lifespan shutdown failed: %s", exc)
 
 
 class EmbeddedServer:
