@@ -24,20 +24,26 @@ def _body(status: int) -> bytes:
 
 
 def error_messages(
-    status: int, method: str, extra: Iterable[tuple[bytes, bytes]] = ()
+    status: int,
+    method: str,
+    extra: Iterable[tuple[bytes, bytes]] = (),
+    body: bytes | None = None,
 ) -> list[Message]:
     """Return ``http.response.start`` and ``http.response.body`` for an error response.
 
-    The body is ``"<status> <reason>\\n"`` as ``text/plain``, left out when
-    :func:`~asgishift.bridge._response.body_allowed` says so (HEAD). Fresh
-    dicts on every call: a server may keep or change what it is sent.
+    The body is ``"<status> <reason>\\n"`` (or ``body``) as ``text/plain``,
+    left out when :func:`~asgishift.bridge._response.body_allowed` says so
+    (HEAD). Fresh dicts on every call: a server may keep or change what it is
+    sent.
 
     :param status: the status code, e.g. 503.
     :param method: the request method (``"HEAD"`` gets no body).
     :param extra: more ASGI header pairs, e.g. ``(b"retry-after", b"1")``.
+    :param body: the UTF-8 text body instead of the status line (bytes).
     :return: two ASGI messages (ASGI HTTP spec, "Response Start" and "Response Body").
     """
-    body = _body(status)
+    if body is None:
+        body = _body(status)
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),

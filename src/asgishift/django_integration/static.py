@@ -22,6 +22,8 @@ from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import unquote
 
 from asgishift._types import ASGIApp, Receive, Scope, Send
+from asgishift.bridge._error_response import error_messages
+from asgishift.bridge._server_io import send_messages
 
 #: Bytes read from disk and sent per ``http.response.body`` message.
 CHUNK_SIZE = 64 * 1024
@@ -111,10 +113,12 @@ class StaticFilesApp:
         relative = relative_static_path(scope["path"], self.static_url_path)
         found = await asyncio.to_thread(self._find, relative) if relative else None
         if found is None:
-            await _plain(send, 404, b"Not Found")
+            await _plain(send, 404, scope["method"], b"Not Found")
             return
         if scope["method"] not in ("GET", "HEAD"):
-            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
+            await _plain(
+                send, 405, scope["method"], b"Method Not Allowed", [(b"allow", b"GET, HEAD")]
+            )
             return
         await self._send_file(scope, send, found)
 
@@ -144,7 +148,7 @@ class StaticFilesApp:
         wanted = parse_range(headers.get("range"), size)
         if wanted == "unsatisfiable":
             extra = [(b"content-range", f"bytes */{size}".encode())]
-            await _plain(send, 416, b"Range Not Satisfiable", extra)
+            await _plain(send, 416, scope["method"], b"Range Not Satisfiable", extra)
             return
         status, first, last = 200, 0, size - 1
         if isinstance(wanted, tuple):
@@ -172,20 +176,14 @@ class StaticFilesApp:
 
 
 async def _plain(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    method: str,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    """Send a short ``text/plain`` answer (``HEAD`` gets no body)."""
+    await send_messages(send, error_messages(status, method, headers or (), body))
 
 
 def staticfiles_app(app: ASGIApp) -> ASGIApp:

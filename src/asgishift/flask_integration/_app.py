@@ -122,7 +122,7 @@ class FlaskASGIApp:
                     environ = build_environ(scope, self._base)
                 except BadRequest as exc:
                     logger.info("400 Bad Request: %s", exc)
-                    await send_plain(send, 400, "Bad Request")
+                    await send_plain(send, 400, scope["method"], "Bad Request")
                     return
                 req = routes.async_request(environ, key)
                 if req is not None:

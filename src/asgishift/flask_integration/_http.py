@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from flask.ctx import RequestContext
 
 from asgishift._types import Environ, Receive, Send
+from asgishift.bridge._error_response import error_messages
+from asgishift.bridge._server_io import send_messages
 from asgishift.flask_integration._wire import asgi_headers
 
 if TYPE_CHECKING:
@@ -65,20 +67,13 @@ async def read_body(receive: Receive, limit: int | None) -> bytes | None:
             return b"".join(parts) if len(parts) != 1 else parts[0]
 
 
-async def send_plain(send: Send, status: int, text: str) -> None:
-    """Send a short ``text/plain`` response (errors found before the app runs)."""
-    body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def send_plain(send: Send, status: int, method: str, text: str) -> None:
+    """Send a short ``text/plain`` response (errors found before the app runs).
+
+    :param method: the request method (``"HEAD"`` gets no body).
+    :param text: the body.
+    """
+    await send_messages(send, error_messages(status, method, body=text.encode()))
 
 
 async def serve_async_request(
@@ -101,12 +96,12 @@ async def serve_async_request(
     max_body_size = options.max_body_size
     length = environ.get("CONTENT_LENGTH")
     if max_body_size is not None and length is not None and int(length) > max_body_size:
-        await send_plain(send, 413, "Content Too Large")
+        await send_plain(send, 413, environ["REQUEST_METHOD"], "Content Too Large")
         return
     try:
         body = await read_body(receive, max_body_size)
     except BodyTooLarge:
-        await send_plain(send, 413, "Content Too Large")
+        await send_plain(send, 413, environ["REQUEST_METHOD"], "Content Too Large")
         return
     if body is None:
         return  # the client left before the body was complete
@@ -130,7 +125,7 @@ async def serve_async_request(
                         environ.get("REQUEST_METHOD"),
                         options.request_timeout,
                     )
-                    await send_plain(send, 504, "Gateway Timeout")
+                    await send_plain(send, 504, environ["REQUEST_METHOD"], "Gateway Timeout")
                     return
                 response = timed
         except Exception as e:
