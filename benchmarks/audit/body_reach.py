@@ -26,13 +26,17 @@ walking only the bodies that can matter:
    (:func:`asgishift.audit._summary.summarize`) of every file of the tree
    against a bare :func:`ast.walk` visiting every node of the same trees, and
    against reading and parsing them: what any per-body look at the syntax
-   (to decide which bodies may be skipped) would cost next to the walk itself.
+   (to decide which bodies may be skipped) would cost next to the walk itself;
+   and of the same walk without the rule families' hooks and without keeping
+   call sites and hazards (:class:`_Bare`): roughly what a walk producing only
+   the facts the linker needs for every function would still cost.
 
 Usage::
 
     python benchmarks/audit/body_reach.py --tree django-5.2.19
     python benchmarks/audit/body_reach.py --tree django-5.2.19 --ceiling --runs 3
     python benchmarks/audit/body_reach.py --tree django-5.2.19 --walk-cost --runs 3
+    python benchmarks/audit/body_reach.py --tree django-5.2.19 --profile-walk
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from asgishift.audit import _link
-from asgishift.audit._discover import discover
+from asgishift.audit._discover import SourceFile, discover
 from asgishift.audit._model import AuditConfig
+from asgishift.audit._scope import Hooks
 from asgishift.audit._summary import summarize
 from asgishift.audit._walk_body import Walker
 from asgishift.audit.engine import audit_paths
@@ -131,19 +136,51 @@ def _cold(tree: Path, jobs: int, keep: frozenset[str] | None) -> Callable[[], fl
     return run
 
 
-def walk_cost(tree: Path, runs: int) -> None:
-    """Print, per round, the CPU seconds of summarising, ``ast.walk`` and read + parse."""
+class _Bare(Walker):
+    """The walker with its call-site and hazard records dropped (timing only)."""
+
+    def _append_call(self, site: object, node: ast.Call) -> None:
+        return
+
+    def hazard(self, *args: object, **kwargs: object) -> None:
+        return
+
+
+def _parse_all(tree: Path) -> tuple[list[SourceFile], list[tuple[ast.Module, str, bool]]]:
+    """Return the tree's files and the AST, module name and package flag of each that parses."""
     files = discover([tree], tree, exclude=[], respect_gitignore=True).files
     parsed: list[tuple[ast.Module, str, bool]] = []
+    for source in files:
+        with open(source.abspath, "rb") as fh:
+            data = fh.read()
+        try:
+            parsed.append((ast.parse(data), source.module, source.is_package))
+        except (SyntaxError, ValueError):
+            continue
+    return files, parsed
+
+
+def profile_walk(tree: Path) -> None:
+    """cProfile the summary walk of every file (parsed first); print the top by own time."""
+    import cProfile
+    import pstats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for source in files:
-            with open(source.abspath, "rb") as fh:
-                data = fh.read()
-            try:
-                parsed.append((ast.parse(data), source.module, source.is_package))
-            except (SyntaxError, ValueError):
-                continue
+        parsed = _parse_all(tree)[1]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for module_tree, module, is_package in parsed:
+            summarize(module_tree, module, is_package)
+        profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+def walk_cost(tree: Path, runs: int) -> None:
+    """Print, per round, the CPU seconds of summarising, ``ast.walk`` and read + parse."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        files, parsed = _parse_all(tree)
         gc.disable()
         try:
             for run in range(runs):
@@ -151,6 +188,10 @@ def walk_cost(tree: Path, runs: int) -> None:
                 for module_tree, module, is_package in parsed:
                     summarize(module_tree, module, is_package)
                 walk = time.process_time() - start
+                start = time.process_time()
+                for module_tree, module, is_package in parsed:
+                    _Bare(module, is_package, Hooks()).run(module_tree)
+                bare = time.process_time() - start
                 start = time.process_time()
                 nodes = sum(1 for module_tree, _, _ in parsed for _ in ast.walk(module_tree))
                 visit = time.process_time() - start
@@ -164,7 +205,8 @@ def walk_cost(tree: Path, runs: int) -> None:
                 parse = time.process_time() - start
                 print(
                     f"round {run + 1}: {len(parsed)} files, {nodes} nodes: summarize {walk:.2f} s, "
-                    f"ast.walk {visit:.2f} s, read + parse {parse:.2f} s CPU"
+                    f"without hooks and records {bare:.2f} s, ast.walk {visit:.2f} s, "
+                    f"read + parse {parse:.2f} s CPU"
                 )
         finally:
             gc.enable()
@@ -177,10 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=0, help="processes (0: one per CPU)")
     parser.add_argument("--ceiling", action="store_true", help="also time the oracle run")
     parser.add_argument("--walk-cost", action="store_true", help="time the walk, not the audit")
+    parser.add_argument("--profile-walk", action="store_true", help="cProfile the walk instead")
     parser.add_argument("--runs", type=int, default=3, help="rounds of --ceiling / --walk-cost")
     args = parser.parse_args(argv)
     tree = args.tree.resolve()
     jobs = args.jobs or os.cpu_count() or 1
+    if args.profile_walk:
+        profile_walk(tree)
+        return 0
     if args.walk_cost:
         walk_cost(tree, args.runs)
         return 0
