@@ -466,11 +466,11 @@ class Walker(WalkerBase):
         """Append a call site and, when it passes arguments, what it passes."""
         scope = self.scope
         assert scope is not None
-        count = arity(node) if node.args or node.keywords else 0
-        if count == COMPLEX:
-            if site[0].startswith("builtins."):
-                count = 0  # never a project function: its arguments guard nothing
-            else:
+        if not (node.args or node.keywords) or site[0].startswith("builtins."):
+            count = 0  # a builtin is never a project function: its arguments guard nothing
+        else:
+            count = arity(node)
+            if count == COMPLEX:
                 scope.call_args.append(call_args(len(scope.calls), node))
         scope.arity.append(count)
         replaced = scope.replaced
