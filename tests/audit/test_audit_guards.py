@@ -19,6 +19,19 @@ from asgishift.audit.engine import audit_paths
 HEAD = "import asyncio\nimport glob\nimport os\nimport time\n\n\n"
 
 # (id, source after HEAD, reported hazard lines counted from 1 in the source after HEAD)
+# The class the replaced-method cases share: clear() builds a store, may replace
+# one of its methods, then calls load(), which calls self.create().
+_STORE = (
+    "class Store:\n"
+    "    def load(self):\n"
+    "        self.create()\n\n"
+    "    def create(self):\n"
+    "        time.sleep(1)\n\n"
+    "    @classmethod\n"
+    "    def clear(cls):\n"
+    "        store = cls()\n"
+)
+
 CASES: list[tuple[str, str, list[int]]] = [
     (
         "if-param-not-passed",
@@ -346,45 +359,21 @@ CASES: list[tuple[str, str, list[int]]] = [
     ),
     (
         "method-replaced-on-the-receiver-is-not-reached",
-        "class Store:\n"
-        "    def load(self):\n"
-        "        self.create()\n\n"
-        "    def create(self):\n"
-        "        time.sleep(1)\n\n"
-        "    @classmethod\n"
-        "    def clear(cls):\n"
-        "        store = cls()\n"
-        "        store.create = lambda: None\n"
+        _STORE + "        store.create = lambda: None\n"
         "        store.load()\n"
         "\n\nasync def view():\n    Store.clear()\n",
         [],
     ),
     (
         "method-not-replaced-is-reached",
-        "class Store:\n"
-        "    def load(self):\n"
-        "        self.create()\n\n"
-        "    def create(self):\n"
-        "        time.sleep(1)\n\n"
-        "    @classmethod\n"
-        "    def clear(cls):\n"
-        "        store = cls()\n"
-        "        store.other = lambda: None\n"
+        _STORE + "        store.other = lambda: None\n"
         "        store.load()\n"
         "\n\nasync def view():\n    Store.clear()\n",
         [6],
     ),
     (
         "replaced-then-rebound-is-reached",
-        "class Store:\n"
-        "    def load(self):\n"
-        "        self.create()\n\n"
-        "    def create(self):\n"
-        "        time.sleep(1)\n\n"
-        "    @classmethod\n"
-        "    def clear(cls):\n"
-        "        store = cls()\n"
-        "        store.create = lambda: None\n"
+        _STORE + "        store.create = lambda: None\n"
         "        store = cls()\n"
         "        store.load()\n"
         "\n\nasync def view():\n    Store.clear()\n",
@@ -392,15 +381,7 @@ CASES: list[tuple[str, str, list[int]]] = [
     ),
     (
         "replaced-method-still-reached-from-another-caller",
-        "class Store:\n"
-        "    def load(self):\n"
-        "        self.create()\n\n"
-        "    def create(self):\n"
-        "        time.sleep(1)\n\n"
-        "    @classmethod\n"
-        "    def clear(cls):\n"
-        "        store = cls()\n"
-        "        store.create = lambda: None\n"
+        _STORE + "        store.create = lambda: None\n"
         "        store.load()\n"
         "\n\nasync def view():\n    Store.clear()\n    Store().load()\n",
         [6],
