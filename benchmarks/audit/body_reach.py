@@ -139,7 +139,7 @@ def _cold(tree: Path, jobs: int, keep: frozenset[str] | None) -> Callable[[], fl
 class _Bare(Walker):
     """The walker with its call-site and hazard records dropped (timing only)."""
 
-    def _append_call(self, site: object, node: ast.Call) -> None:
+    def _append_call(self, target: object, node: ast.Call) -> None:
         return
 
     def hazard(self, *args: object, **kwargs: object) -> None:

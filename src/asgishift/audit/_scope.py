@@ -211,11 +211,16 @@ def is_unbounded(call: ast.Call) -> bool:
     return isinstance(size, ast.Constant) and isinstance(size.value, int) and size.value <= 0
 
 
+#: How the target of every SQLite ``connect`` ends: a callee that does not end
+#: so is no :func:`is_sqlite_connect` (the walker tests it inline, per call).
+CONNECT_SUFFIX = ".connect"
+
+
 def is_sqlite_connect(target: str | None) -> bool:
     """Return whether a callee is ``connect`` of a SQLite module (see ``SQLITE_MODULES``)."""
-    if target is None or not target.endswith(".connect"):
+    if target is None or not target.endswith(CONNECT_SUFFIX):
         return False
-    return target[: -len(".connect")].rpartition(".")[2] in SQLITE_MODULES
+    return target[: -len(CONNECT_SUFFIX)].rpartition(".")[2] in SQLITE_MODULES
 
 
 def database_arg(call: ast.Call) -> ast.expr | None:
@@ -263,6 +268,7 @@ def is_memory_name(node: ast.expr) -> bool:
 
 
 __all__ = [
+    "CONNECT_SUFFIX",
     "Hooks",
     "Scope",
     "database_arg",

@@ -12,7 +12,7 @@ import ast
 import sys
 
 from asgishift.audit._guards import COMPLEX, arity, call_args
-from asgishift.audit._records import Site
+from asgishift.audit._scope import CONNECT_SUFFIX
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
     HANDOFF_METHODS,
@@ -400,7 +400,7 @@ class Walker(WalkerBase):
         assert scope is not None
         func = node.func
         target = self.target(func)
-        if self.in_memory(target, node):
+        if target is not None and target.endswith(CONNECT_SUFFIX) and self.in_memory(target, node):
             # ``sqlite3.connect(":memory:")`` touches no disk.
             target = MEMORY_CONNECTION
         if target in SAFE_WRAPPERS and not isinstance(func, ast.Call):
@@ -416,8 +416,10 @@ class Walker(WalkerBase):
                 # function; the transaction starts when the wrapper is called.
                 if isinstance(func, ast.Call):
                     self.decorating.add(id(func))
+            elif isinstance(func, ast.Subscript) and isinstance(func.value, ast.Name):
+                self._record_dispatch(target, node, func.value.id)
             else:
-                self._record_call(target, node)
+                self._append_call(target, node)
         for hook in self.hooks.call:
             hook(self, node, target)
         if isinstance(func, ast.Attribute):
@@ -449,24 +451,20 @@ class Walker(WalkerBase):
         qual = f"{scope.qualname}.<lambda:{node.lineno}:{node.col_offset}>"
         self.function(node, qual, "", scope)
 
-    def _record_call(self, target: str, node: ast.Call) -> None:
-        """Record a call site; a call through a dispatch dict calls each of its functions."""
-        scope = self.scope
-        assert scope is not None
-        func = node.func
-        if isinstance(func, ast.Subscript) and isinstance(func.value, ast.Name):
-            handlers = self.dispatch.get(func.value.id)
-            if handlers is not None and self.resolve_name(func.value.id) is not None:
-                for handler in handlers:
-                    self._append_call(self.site(handler, node), node)
-                return
-        self._append_call(self.site(target, node), node)
+    def _record_dispatch(self, target: str, node: ast.Call, name: str) -> None:
+        """Record ``name[k](...)``: a call through a dispatch dict calls each of its functions."""
+        handlers = self.dispatch.get(name)
+        if handlers is not None and self.resolve_name(name) is not None:
+            for handler in handlers:
+                self._append_call(handler, node)
+        else:
+            self._append_call(target, node)
 
-    def _append_call(self, site: Site, node: ast.Call) -> None:
-        """Append a call site and, when it passes arguments, what it passes."""
+    def _append_call(self, target: str, node: ast.Call) -> None:
+        """Append the call site of ``node`` to ``target`` and, when it passes arguments, what."""
         scope = self.scope
         assert scope is not None
-        if not (node.args or node.keywords) or site[0].startswith("builtins."):
+        if not (node.args or node.keywords) or target.startswith("builtins."):
             count = 0  # a builtin is never a project function: its arguments guard nothing
         else:
             count = arity(node)
@@ -483,7 +481,7 @@ class Walker(WalkerBase):
         ):
             names = tuple(sorted(replaced[func.value.id]))
             scope.call_replaced.append((len(scope.calls), names))
-        scope.calls.append(site)
+        scope.calls.append(self.site(target, node))
 
     def _wrapper_call(self, node: ast.Call, target: str) -> None:
         """Walk ``sync_to_async(f)``-style calls: the wrapped code is not ours."""
