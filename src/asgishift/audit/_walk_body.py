@@ -308,17 +308,18 @@ class Walker(WalkerBase):
     def expr(self, node: ast.expr) -> None:
         """Walk one expression inside a function body."""
         kind = type(node)
-        if kind is ast.Call:
+        # The commonest kinds first (Django: names 34 %, constants 23 %, calls 22 %).
+        if kind is ast.Name:
+            for name_hook in self.hooks.name:
+                name_hook(self, node)  # type: ignore[arg-type]
+        elif kind is ast.Constant:
+            return
+        elif kind is ast.Call:
             self._call(node)  # type: ignore[arg-type]
         elif kind is ast.Attribute:
             for hook in self.hooks.attribute:
                 hook(self, node)  # type: ignore[arg-type]
             self.expr(node.value)  # type: ignore[attr-defined]
-        elif kind is ast.Name:
-            for name_hook in self.hooks.name:
-                name_hook(self, node)  # type: ignore[arg-type]
-        elif kind is ast.Constant:
-            return
         elif kind is ast.Compare:
             cmp: ast.Compare = node  # type: ignore[assignment]
             self.expr(cmp.left)
@@ -396,41 +397,41 @@ class Walker(WalkerBase):
 
     def _call(self, node: ast.Call) -> None:
         """Walk a call: record its site and let the hooks look at it."""
-        scope = self.scope
-        assert scope is not None
         func = node.func
+        # Exact classes (the parser makes no subclasses): cheaper than isinstance().
+        fkind = type(func)
         target = self.target(func)
         if target is not None and target.endswith(CONNECT_SUFFIX) and self.in_memory(target, node):
             # ``sqlite3.connect(":memory:")`` touches no disk.
             target = MEMORY_CONNECTION
-        if target in SAFE_WRAPPERS and not isinstance(func, ast.Call):
+        if target in SAFE_WRAPPERS and fkind is not ast.Call:
             self._wrapper_call(node, target)
             return
         if target is not None and id(node) not in self.decorating:
-            if target in ASYNC_TO_SYNC and not isinstance(func, ast.Call):
+            if target in ASYNC_TO_SYNC and fkind is not ast.Call:
                 # Building the wrapper is harmless; calling it (recorded on the
                 # enclosing ``async_to_sync(f)(...)`` call) is the hazard.
                 pass
             elif target.endswith(_WRAPS_SUFFIX) and node.args:
                 # ``atomic(view)`` / ``atomic(using=db)(view)`` only wraps a
                 # function; the transaction starts when the wrapper is called.
-                if isinstance(func, ast.Call):
+                if fkind is ast.Call:
                     self.decorating.add(id(func))
-            elif isinstance(func, ast.Subscript) and isinstance(func.value, ast.Name):
-                self._record_dispatch(target, node, func.value.id)
+            elif fkind is ast.Subscript and type(func.value) is ast.Name:  # type: ignore[attr-defined]
+                self._record_dispatch(target, node, func.value.id)  # type: ignore[attr-defined]
             else:
                 self._append_call(target, node)
         for hook in self.hooks.call:
             hook(self, node, target)
-        if isinstance(func, ast.Attribute):
-            self.expr(func.value)
-        elif isinstance(func, ast.Subscript):
-            self.expr(func.value)
-            self.expr(func.slice)
-        elif not isinstance(func, ast.Name):
+        if fkind is ast.Attribute:
+            self.expr(func.value)  # type: ignore[attr-defined]
+        elif fkind is ast.Subscript:
+            self.expr(func.value)  # type: ignore[attr-defined]
+            self.expr(func.slice)  # type: ignore[attr-defined]
+        elif fkind is not ast.Name:
             self.expr(func)
         if target in THREAD_STARTERS or (
-            isinstance(func, ast.Attribute) and func.attr in HANDOFF_METHODS
+            fkind is ast.Attribute and func.attr in HANDOFF_METHODS  # type: ignore[attr-defined]
         ):
             # A lambda handed to a thread or a pool runs there, not here.
             for value in (*node.args, *(kw.value for kw in node.keywords)):
@@ -440,7 +441,8 @@ class Walker(WalkerBase):
                     self.expr(value)
             return
         for arg in node.args:
-            self.expr(arg)
+            if type(arg) is not ast.Constant:  # a constant argument has nothing to walk
+                self.expr(arg)
         for kw in node.keywords:
             self.expr(kw.value)
 
