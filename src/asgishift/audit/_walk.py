@@ -472,7 +472,8 @@ class WalkerBase(abc.ABC):
                     decorators.append(self.intern(dec_target))
                 for hook in self.hooks.decorator:
                     hook(self, dec, dec_target, qual, scope, is_async)
-            returns = self.annotation(node.returns)[0] or ""
+            if node.returns is not None:  # an absent annotation names no type
+                returns = self.annotation(node.returns)[0] or ""
         args = node.args
         params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
         if args.vararg:
@@ -488,7 +489,7 @@ class WalkerBase(abc.ABC):
                 scope.is_queryset_class = any(
                     b.endswith((".QuerySet", ".Manager", ".BaseManager")) for b in bases
                 )
-            else:
+            elif arg.annotation is not None:
                 typ, element, value = self.annotation(arg.annotation)
                 if typ is not None:
                     scope.types[arg.arg] = typ
@@ -524,7 +525,8 @@ class WalkerBase(abc.ABC):
                 guards.pop(mark, len(scope.calls), len(scope.hazards))
             is_middleware = (
                 not class_qual
-                and [p.arg for p in params] == ["get_response"]
+                and len(params) == 1
+                and params[0].arg == "get_response"
                 and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) for s in node.body)
             )
         self.scope = saved
