@@ -93,14 +93,13 @@ CASES: list[tuple[str, str, list[int]]] = [
         [],
     ),
     (
-        "through-an-attribute",
-        "class DB:\n"
-        "    def __init__(self, exts=None):\n"
-        "        self.exts = exts\n"
-        "        for ext in self.exts or []:\n"
+        "guarded-by-a-truth-test-too",
+        "def load(exts=None):\n"
+        "    if exts is not None and exts:\n"
+        "        for ext in exts:\n"
         "            if ext == 'spatialite':\n"
         "                glob.glob(ext)\n"
-        "\n\nasync def view():\n    DB(exts=['a.so'])\n",
+        "\n\nasync def view():\n    load(exts=['a.so'])\n",
         [],
     ),
     # ---- true positives that stay
@@ -177,6 +176,37 @@ CASES: list[tuple[str, str, list[int]]] = [
         "            glob.glob(ext)\n"
         "\n\nasync def view():\n    load(exts=['a.so'])\n",
         [5],
+    ),
+    (
+        "through-an-attribute-any-method-may-change",
+        "class DB:\n"
+        "    def __init__(self, exts=None):\n"
+        "        self.exts = exts\n"
+        "        for ext in self.exts or []:\n"
+        "            if ext == 'spatialite':\n"
+        "                glob.glob(ext)\n"
+        "\n\nasync def view():\n    DB(exts=['a.so'])\n",
+        [6],
+    ),
+    (
+        "list-changed-in-the-function",
+        "def load(exts=None):\n"
+        "    exts.append('spatialite')\n"
+        "    for ext in exts:\n"
+        "        if ext == 'spatialite':\n"
+        "            glob.glob(ext)\n"
+        "\n\nasync def view():\n    load(exts=['a.so'])\n",
+        [5],
+    ),
+    (
+        "list-handed-to-other-code",
+        "def load(exts=None):\n"
+        "    prepare(exts)\n"
+        "    if 'spatialite' in exts:\n"
+        "        glob.glob('x')\n"
+        "\n\ndef prepare(items):\n    items.append('spatialite')\n"
+        "\n\nasync def view():\n    load(exts=['a.so'])\n",
+        [4],
     ),
     (
         "membership-literal-present",

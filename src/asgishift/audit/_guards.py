@@ -27,6 +27,9 @@ inside the loop, and ``if "lit" in p:``. Their clause names the key
 ``p`` out, passes ``None``, or passes a list, tuple or set literal none of
 whose elements can equal ``"lit"`` (:mod:`asgishift.audit._values`). The loop
 variable stands for an element only inside the loop and until it is rebound.
+A value clause is dropped when ``p`` is rebound, is read anywhere in the
+function other than by recognised tests and loops (the read may change the
+caller's list), or is reached through a ``self.x`` alias.
 
 Anything else is not a guard, so the hazard is kept. Rebinding ``p`` under a
 guard widens the clauses that name ``p`` by that guard's parameters (``if
@@ -217,13 +220,25 @@ class Guards:
         "extra",
         "hazards",
         "names",
+        "node",
         "params",
         "poisoned",
+        "reads",
+        "shared",
         "stack",
     )
 
-    def __init__(self, params: dict[str, tuple[int, Default]]) -> None:
+    def __init__(
+        self,
+        params: dict[str, tuple[int, Default]],
+        node: ast.FunctionDef | ast.AsyncFunctionDef | None = None,
+    ) -> None:
         self.params = params
+        # the function, read again only when it has value guards (see finish)
+        self.node = node
+        # ids of the Name nodes read by recognised tests and loops (they change nothing)
+        self.reads: set[int] = set()
+        self.shared: set[str] | None = None
         # guardable key (a parameter or ``self.x``) -> the parameters behind it
         self.names: dict[str, Clause] = {name: (name,) for name in params}
         self.stack: list[Clause] = []
@@ -258,13 +273,16 @@ class Guards:
             kind = _default_kind(kw_default)
             if kind is not Default.OTHER:
                 params[arg.arg] = (-1, kind)
-        return cls(params) if params else None
+        return cls(params, node) if params else None
 
     # ------------------------------------------------------------ reading tests
     def _key(self, node: ast.expr) -> str | None:
         """Return the guardable key an expression names (``p``, ``self.x``), or ``None``."""
         if isinstance(node, ast.Name):
-            return node.id if node.id in self.names else None
+            if node.id in self.names:
+                self.reads.add(id(node))
+                return node.id
+            return None
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             key = f"{node.value.id}.{node.attr}"
             return key if key in self.names else None
@@ -449,14 +467,37 @@ class Guards:
     # ------------------------------------------------------------ result
     def _expand_value(self, key: str) -> str | None:
         """Return a value key in its parameter (``self.x`` -> ``p``), or ``None`` if unsure."""
-        base, _, literal = key.partition(VALUE_SEP)
-        behind = (base,) if base in self.params else self.names.get(base)
-        if base in self.poisoned or behind is None or len(behind) != 1:
+        param, _, literal = key.partition(VALUE_SEP)
+        if param not in self.params or param in self.poisoned or param in self.extra:
+            # an alias (``self.x``) may be changed by any method; a rebound
+            # parameter no longer holds the caller's elements
             return None
-        param = behind[0]
-        if param in self.poisoned or param in self.extra:
-            return None  # rebound: its elements are no longer the caller's
+        if param in self._shared():
+            return None
         return param + VALUE_SEP + literal
+
+    def _shared(self) -> set[str]:
+        """Return the parameters read outside recognised tests and loops.
+
+        Such a read may hand the caller's list to code that changes it
+        (``exts.append("spatialite")``, ``register(exts)``), so its elements
+        are no longer the ones the call site passed.
+        """
+        if self.shared is not None:
+            return self.shared
+        if self.node is None:
+            return set(self.params)
+        shared = set()
+        for sub in ast.walk(self.node):
+            if (
+                isinstance(sub, ast.Name)
+                and sub.id in self.params
+                and isinstance(sub.ctx, ast.Load)
+                and id(sub) not in self.reads
+            ):
+                shared.add(sub.id)
+        self.shared = shared
+        return shared
 
     def _expand(self, clause: Clause) -> Clause | None:
         """Return a walk-time clause in parameters, widened by guarded rebinds, or ``None``."""
