@@ -70,16 +70,29 @@ class ModuleConstants:
         a module-level expression (the walker's ``target`` at module level).
     """
 
-    __slots__ = ("_bound", "_tree", "_typer", "_values")
+    __slots__ = ("_bound", "_candidates", "_tree", "_typer", "_values")
 
     def __init__(self, tree: ast.Module, typer: Callable[[ast.expr], str | None]) -> None:
         self._tree = tree
         self._typer = typer
         self._bound: dict[str, ast.expr] | None = None
+        self._candidates: dict[str, ast.expr] | None = None
         self._values: dict[str, str | None] = {}
 
-    def _scan(self) -> dict[str, ast.expr]:
-        """Return name -> value of the names bound once, at module level, by ``NAME = v``."""
+    def _top_assigns(self) -> dict[str, ast.expr]:
+        """Return name -> value of the module-level ``NAME = v`` (the last one of each name)."""
+        found: dict[str, ast.expr] = {}
+        for stmt in self._tree.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+            ):
+                found[stmt.targets[0].id] = stmt.value
+        return found
+
+    def _scan(self, candidates: dict[str, ast.expr]) -> dict[str, ast.expr]:
+        """Return the ``candidates`` bound nowhere else in the module (one walk of it)."""
         counts: dict[str, int] = {}
 
         def bind(name: str) -> None:
@@ -106,23 +119,18 @@ class ModuleConstants:
                     bind(node.name)
             elif isinstance(node, ast.MatchMapping) and node.rest:
                 bind(node.rest)
-        bound: dict[str, ast.expr] = {}
-        for stmt in self._tree.body:
-            if (
-                isinstance(stmt, ast.Assign)
-                and len(stmt.targets) == 1
-                and isinstance(stmt.targets[0], ast.Name)
-                and counts.get(stmt.targets[0].id) == 1
-            ):
-                bound[stmt.targets[0].id] = stmt.value
-        return bound
+        return {name: value for name, value in candidates.items() if counts.get(name) == 1}
 
     def value(self, name: str) -> str | None:
         """Return the known value of module constant ``name``, or ``None``."""
         if name in self._values:
             return self._values[name]
+        if self._candidates is None:
+            self._candidates = self._top_assigns()
+        if name not in self._candidates:
+            return None  # no module-level assignment: no need to walk the module
         if self._bound is None:
-            self._bound = self._scan()
+            self._bound = self._scan(self._candidates)
         node = self._bound.get(name)
         self._values[name] = None  # a constant defined through itself is unknown
         known = None if node is None else self.known(node, module=True)
