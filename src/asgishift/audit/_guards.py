@@ -45,7 +45,7 @@ import ast
 import enum
 from collections.abc import Callable
 
-from asgishift.audit._values import may_equal
+from asgishift.audit._values import absent, str_literals
 
 #: A disjunction of parameter names (or ``self.x`` aliases while walking).
 Clause = tuple[str, ...]
@@ -171,11 +171,6 @@ def is_simple(args: CallArgs) -> bool:
     return not (names or nones or star or known) and npos < COMPLEX
 
 
-def _absent(values: tuple[str, ...] | None, literal: str) -> bool:
-    """Return whether known element values prove ``literal`` is not among them."""
-    return values is not None and not any(may_equal(value, literal) for value in values)
-
-
 def unsatisfied(params: Params, args: CallArgs | int) -> frozenset[str]:
     """Return the guarded parameters a call site leaves out (or passes as ``None``).
 
@@ -197,7 +192,7 @@ def unsatisfied(params: Params, args: CallArgs | int) -> frozenset[str]:
         else:
             out.append(name)
             continue
-        if at in nones or (sep and _absent(next((v for a, v in known if a == at), None), literal)):
+        if at in nones or (sep and absent(next((v for a, v in known if a == at), None), literal)):
             out.append(name)
     return frozenset(out)
 
@@ -318,19 +313,19 @@ class Guards:
             if isinstance(right, ast.Name):
                 left, right = right, left
             if isinstance(left, ast.Name) and left.id in self.elements:
-                literals = _str_literals(right, single=True)
+                literals = str_literals(right, single=True)
                 if literals is not None:
                     key = self.elements[left.id]
                     return [tuple(key + VALUE_SEP + lit for lit in literals)]
             return []
         if isinstance(op, ast.In):
             if isinstance(left, ast.Name) and left.id in self.elements:
-                literals = _str_literals(right, single=False)
+                literals = str_literals(right, single=False)
                 if literals:
                     key = self.elements[left.id]
                     return [tuple(key + VALUE_SEP + lit for lit in literals)]
                 return []
-            literals = _str_literals(left, single=True)
+            literals = str_literals(left, single=True)
             found = self._key(self._strip(right))
             if literals and found and self._qualifies(found, False):
                 return [(found,), (found + VALUE_SEP + literals[0],)]
@@ -544,23 +539,6 @@ class Guards:
             (name, self.params[name.partition(VALUE_SEP)[0]][0]) for name in sorted(used)
         )
         return params, calls, hazards
-
-
-def _str_literals(node: ast.expr, single: bool) -> tuple[str, ...] | None:
-    """Return the string literal(s) ``node`` is, or ``None``.
-
-    One literal, or (unless ``single``) a tuple/list/set literal of them.
-    """
-    if isinstance(node, ast.Constant):
-        return (node.value,) if isinstance(node.value, str) else None
-    if single or not isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return None
-    out = []
-    for elt in node.elts:
-        if not (isinstance(elt, ast.Constant) and isinstance(elt.value, str)):
-            return None
-        out.append(elt.value)
-    return tuple(out)
 
 
 __all__ = [

@@ -53,6 +53,28 @@ def may_equal(value: str, literal: str) -> bool:
     return False
 
 
+def absent(values: tuple[str, ...] | None, literal: str) -> bool:
+    """Return whether known element values prove ``literal`` is not among them."""
+    return values is not None and not any(may_equal(value, literal) for value in values)
+
+
+def str_literals(node: ast.expr, single: bool) -> tuple[str, ...] | None:
+    """Return the string literal(s) ``node`` is, or ``None``.
+
+    One literal, or (unless ``single``) a tuple/list/set literal of them.
+    """
+    if isinstance(node, ast.Constant):
+        return (node.value,) if isinstance(node.value, str) else None
+    if single or not isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return None
+    out = []
+    for elt in node.elts:
+        if not (isinstance(elt, ast.Constant) and isinstance(elt.value, str)):
+            return None
+        out.append(elt.value)
+    return tuple(out)
+
+
 def _path_part(node: ast.expr) -> str | None:
     """Return the literal ``name`` of ``/ "name"`` when it is exactly one last part."""
     if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
@@ -186,4 +208,4 @@ class ModuleConstants:
         return tuple(out)
 
 
-__all__ = ["NOT_STR", "ModuleConstants", "may_equal"]
+__all__ = ["NOT_STR", "ModuleConstants", "absent", "may_equal", "str_literals"]
