@@ -179,6 +179,7 @@ def test_memory_bench_measures_the_process_holding_the_listening_socket(server: 
         pytest.param("memory_bench.py", id="memory"),
         pytest.param("profile_bridge.py", id="profile"),
         pytest.param("ab_bridge.py", id="ab"),
+        pytest.param("instructions.py", id="instructions"),
     ],
 )
 def test_every_script_has_help(script: str) -> None:
