@@ -4,8 +4,10 @@
 ``EmbeddedServer`` runs the app's lifespan itself, and daphne accepts connections
 while startup still runs: the driver must hold those requests until startup
 completes, refuse them with 503 when it fails, and refuse new requests once
-shutdown has begun. uvicorn, hypercorn and granian run lifespan themselves and
-take no request before startup has finished; the last test pins that.
+shutdown has begun, and let running requests finish before the app's shutdown
+runs. uvicorn, hypercorn and granian run lifespan themselves and do not even
+accept a connection before startup has finished; the last test pins that they
+take no request early.
 
 The app (``apps/embedded_gate.py``) runs in a subprocess (Twisted's reactor runs
 once per process) and waits on files the tests create; the tests wait on files,
@@ -132,6 +134,7 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
+    assert data, "the connection closed without a response"
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
 
@@ -208,6 +211,26 @@ def test_daphne_refuses_requests_once_shutdown_began(tmp_path: Path) -> None:
     assert b"shutting down" in body
     assert "GET /hello refused: the server is shutting down" in log
     assert srv.views_run() == ["/hello"]
+
+
+def test_daphne_lets_running_requests_finish_before_lifespan_shutdown(tmp_path: Path) -> None:
+    with gate_server("daphne", tmp_path, "gate") as srv:
+        slow = connect(srv.port)
+        slow.sendall(REQUEST.replace(b"/hello", b"/slow"))
+        srv.wait_for_file("slow-entered")
+        os.killpg(srv.process.pid, signal.SIGTERM)
+        # Shutdown has begun once a new request is refused ...
+        with connect(srv.port) as sock:
+            sock.sendall(REQUEST)
+            assert read_response(sock)[0] == 503
+        srv.open_file("release-slow")
+        with slow:
+            status, body = read_response(slow)
+        assert srv.process.wait(30) == 0, srv.log()
+    # ... but the app's shutdown waited for the running request.
+    assert status == 200
+    assert json.loads(body) == {"startup_finished": True, "shutdown_entered": False}
+    assert (srv.files / "shutdown-entered").exists()
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn", "granian"])

@@ -130,13 +130,15 @@ class LifespanDriver:
     async def shutdown(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
         """Refuse new requests, let running ones finish (at most ``drain_timeout``
         seconds), then run the app's shutdown (nothing when it does not support
-        lifespan or never started); log a failure."""
-        self._settle(LifespanPhase.STOPPING)
-        self.phase = LifespanPhase.STOPPING
+        lifespan or never started); log a failure. After a failed startup,
+        requests go on being refused as such."""
+        self._settle(LifespanPhase.STOPPING)  # stopped while starting
+        if self.phase is LifespanPhase.SERVING:
+            self.phase = LifespanPhase.STOPPING
         if self._running:
             try:
                 await asyncio.wait_for(self._idle.wait(), drain_timeout)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not TimeoutError before Python 3.11
                 logger.warning(
                     "%d request(s) still running %g s after shutdown began; "
                     "running the app's lifespan shutdown anyway",
@@ -148,7 +150,8 @@ class LifespanDriver:
         except LifespanFailed as exc:
             logger.error("lifespan shutdown failed: %s", exc)
         finally:
-            self.phase = LifespanPhase.STOPPED
+            if self.phase is LifespanPhase.STOPPING:  # a failed startup stays FAILED
+                self.phase = LifespanPhase.STOPPED
 
     def gate(self, app: ASGIApp) -> ASGIApp:
         """Return ``app`` behind this driver's lifespan: ``http`` and ``websocket``

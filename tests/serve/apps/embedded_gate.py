@@ -5,7 +5,9 @@ then waits for ``DIR/gate``; it fails when ``DIR/fail`` exists by then. Its
 shutdown writes ``DIR/shutdown-entered`` and, when ``DIR/hold-shutdown`` exists,
 waits for ``DIR/shutdown-gate``. Each HTTP request appends its path to
 ``DIR/view-ran`` and is answered 200 with ``{"startup_finished": ...}``: whether
-startup had finished when the app saw the request. SIGTERM stops the server
+startup had finished when the app saw the request. ``/slow`` writes
+``DIR/slow-entered``, waits for ``DIR/release-slow`` and also answers whether
+shutdown had begun by then (``"shutdown_entered"``). SIGTERM stops the server
 gracefully; a failed start exits with status 3.
 """
 
@@ -59,7 +61,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     with (FILES / "view-ran").open("a", encoding="utf-8") as ran:
         ran.write(scope["path"] + "\n")
-    body = json.dumps({"startup_finished": startup_finished}).encode()
+    answer: dict[str, bool] = {"startup_finished": startup_finished}
+    if scope["path"] == "/slow":
+        (FILES / "slow-entered").touch()
+        await wait_for_file(FILES / "release-slow")
+        answer["shutdown_entered"] = (FILES / "shutdown-entered").exists()
+    body = json.dumps(answer).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
