@@ -17,7 +17,8 @@ median of each round's ratio, steadier on a busy machine). The process is
 pinned to one core (``--cpu``), as the servers of ``django_bench.py`` are.
 
 ``--count-calls`` counts function calls per request (Python and C, loop
-thread and worker threads apart) instead of timing: deterministic.
+thread and worker threads apart) instead of timing: deterministic; ``--list N``
+adds each app's N most called functions.
 ``--src`` measures another checkout's ``src`` (e.g. main's, for an A/B run
 in the same session). ``--profile NAME`` runs cProfile over one more round of app ``NAME``
 (``bridge`` or ``ours``) and prints the top functions by own time (the
@@ -27,7 +28,7 @@ Usage::
 
     .venv/bin/python benchmarks/django_inprocess_bench.py [--rounds 5] [--requests 1000]
         [--callers 8] [--cpu 0] [--loop uvloop|asyncio] [--only ours] [--profile ours]
-        [--src OTHER_CHECKOUT/src] [--database sqlite|postgres] [--count-calls]
+        [--src OTHER_CHECKOUT/src] [--database sqlite|postgres] [--count-calls [--list N]]
 """
 
 from __future__ import annotations
