@@ -17,7 +17,8 @@ median of each round's ratio, steadier on a busy machine). The process is
 pinned to one core (``--cpu``), as the servers of ``django_bench.py`` are.
 
 ``--count-calls`` counts function calls per request (Python and C, loop
-thread and worker threads apart) instead of timing: deterministic.
+thread and worker threads apart) instead of timing: deterministic; ``--list N``
+adds each app's N most called functions.
 ``--src`` measures another checkout's ``src`` (e.g. main's, for an A/B run
 in the same session). ``--profile NAME`` runs cProfile over one more round of app ``NAME``
 (``bridge`` or ``ours``) and prints the top functions by own time (the
@@ -27,7 +28,7 @@ Usage::
 
     .venv/bin/python benchmarks/django_inprocess_bench.py [--rounds 5] [--requests 1000]
         [--callers 8] [--cpu 0] [--loop uvloop|asyncio] [--only ours] [--profile ours]
-        [--src OTHER_CHECKOUT/src] [--database sqlite|postgres] [--count-calls]
+        [--src OTHER_CHECKOUT/src] [--database sqlite|postgres] [--count-calls [--list N]]
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def in_project(args: argparse.Namespace) -> None:
         loop = asyncio.new_event_loop()
     requests = args.requests - args.requests % args.callers
     if args.count_calls:
-        count_calls(apps, loop, requests, args.callers)
+        count_calls(apps, loop, requests, args.callers, args.list)
         return
     for app in apps.values():  # start the threads, open their connections
         loop.run_until_complete(run_round(app, requests, args.callers))
@@ -182,7 +183,11 @@ def in_project(args: argparse.Namespace) -> None:
 
 
 def count_calls(
-    apps: dict[str, Any], loop: asyncio.AbstractEventLoop, requests: int, callers: int
+    apps: dict[str, Any],
+    loop: asyncio.AbstractEventLoop,
+    requests: int,
+    callers: int,
+    listing: int = 0,
 ) -> None:
     """Count Python and C function calls per request, loop thread and worker threads apart.
 
@@ -229,6 +234,11 @@ def count_calls(
             side[where] += value
         print(f"| {name} | {side['loop'] / requests:.0f} | {side['worker'] / requests:.0f} "
               f"| {(side['loop'] + side['worker']) / requests:.0f} |")  # fmt: skip
+    for name, found_counts in found.items():
+        if listing:
+            print(f"most called in {name} per request (thread, function):")
+            for (where, function), value in found_counts.most_common(listing):
+                print(f"  {value / requests:7.2f}  {where:6} {function}")
     if len(found) == 2:
         keys = set(found["bridge"]) | set(found["ours"])
         diff = sorted(keys, key=lambda k: -abs(found["ours"][k] - found["bridge"][k]))
@@ -261,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
         "--database", choices=("sqlite", "postgres"), default="sqlite",
         help="postgres: a throwaway server from Debian's binaries, as django_bench.py starts",
     )  # fmt: skip
+    parser.add_argument(
+        "--list", type=int, default=0, help="with --count-calls: the N most called functions"
+    )
     parser.add_argument("--in-project", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.in_project:

@@ -48,6 +48,11 @@ from _common import markdown_table
 from inprocess_bench import BASE_SCOPE, new_loop, one_request, time_direct
 
 
+def _return(value: Callable[[], object]) -> Callable[[], object]:
+    """A pool job that does nothing and hands back ``value`` as its follow-up."""
+    return value
+
+
 def best(repeat: int, run: Callable[[], float]) -> float:
     """Return the lowest of ``repeat`` timings."""
     return min(run() for _ in range(repeat))
@@ -111,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         running = asyncio.get_running_loop()
         for _ in range(n):
             fut: asyncio.Future[None] = running.create_future()
-            pool.submit(functools.partial(running.call_soon_threadsafe, fut.set_result, None))
+            # As the bridge does: the job returns its post to the loop as the
+            # follow-up the worker runs once it counts itself free.
+            wake = functools.partial(running.call_soon_threadsafe, fut.set_result, None)
+            pool.submit(functools.partial(_return, wake))
             await fut
 
     crossing_us = per_call(loop, crossings, n, repeat)

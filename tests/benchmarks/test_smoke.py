@@ -179,6 +179,7 @@ def test_memory_bench_measures_the_process_holding_the_listening_socket(server: 
         pytest.param("memory_bench.py", id="memory"),
         pytest.param("profile_bridge.py", id="profile"),
         pytest.param("ab_bridge.py", id="ab"),
+        pytest.param("instructions.py", id="instructions"),
     ],
 )
 def test_every_script_has_help(script: str) -> None:
@@ -191,3 +192,25 @@ def test_every_script_has_help(script: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--smoke" in result.stdout
+
+
+def test_profile_bridge_smoke_breaks_the_cost_down_without_errors() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "profile_bridge.py"), "--smoke", "--loop", "asyncio"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # A job that raises is only logged by the pool: the run must not show one.
+    assert "Traceback" not in result.stderr, result.stderr
+    rows = {
+        cells[0]: float(cells[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("| ")
+        and (cells := [c.strip() for c in line.strip("|").split("|")])
+        and cells[1].replace(".", "", 1).replace("-", "", 1).isdigit()
+    }
+    assert rows["crossing (asgishift WorkerPool)"] > 0
+    assert rows["request (plain)"] > 0

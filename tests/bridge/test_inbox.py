@@ -61,12 +61,13 @@ class Recorder:
 
 
 @pytest.mark.parametrize("kind", LOOPS)
+@pytest.mark.parametrize("how", ["post", "post_spaced", "mixed"])
 @pytest.mark.parametrize(
     ("threads", "per_thread"),
     [pytest.param(1, 50, id="one-thread"), pytest.param(16, 200, id="16-threads")],
 )
 def test_every_item_from_many_threads_is_delivered_exactly_once(
-    kind: str, threads: int, per_thread: int
+    kind: str, how: str, threads: int, per_thread: int
 ) -> None:
     async def main() -> tuple[list[tuple[str, tuple[Any, ...]]], Inbox]:
         inbox = Inbox(asyncio.get_running_loop())
@@ -76,8 +77,10 @@ def test_every_item_from_many_threads_is_delivered_exactly_once(
 
         def worker(index: int) -> None:
             barrier.wait(DEADLINE)
+            spaced = how == "post_spaced" or (how == "mixed" and index % 2 == 1)
+            post = inbox.post_spaced if spaced else inbox.post
             for n in range(per_thread):
-                inbox.post(recorder, ("item", index, n))
+                post(recorder, ("item", index, n))
 
         workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
         for thread in workers:
@@ -94,10 +97,61 @@ def test_every_item_from_many_threads_is_delivered_exactly_once(
     assert len(sink) == len(expected)
     assert set(sink) == expected
     assert not inbox.items
+    assert not inbox.spaced
     # Items from one thread arrive in the order it posted them.
     for index in range(threads):
         order = [item[2] for _, item in sink if item[1] == index]
         assert order == sorted(order)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_spaced_items_get_a_loop_iteration_each_and_batched_ones_share_one(kind: str) -> None:
+    """What each delivery schedules with call_soon runs before the next spaced item."""
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        events: list[str] = []
+        done = asyncio.Event()
+
+        class Target:
+            def wake(self, item: tuple[Any, ...]) -> None:
+                name = item[0]
+                events.append(f"wake {name}")
+                # Stands for the request task the delivery resumes.
+                loop.call_soon(events.append, f"ran {name}")
+                if name == "s3":
+                    loop.call_soon(done.set)
+
+        target = Target()
+        inbox = Inbox(loop)
+
+        def worker() -> None:
+            # All posted before the loop drains once: one wake-up for the lot.
+            inbox.post_spaced(target, ("s1",))
+            inbox.post(target, ("b1",))
+            inbox.post_spaced(target, ("s2",))
+            inbox.post(target, ("b2",))
+            inbox.post_spaced(target, ("s3",))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(DEADLINE)
+        await asyncio.wait_for(done.wait(), DEADLINE)
+        return events
+
+    events = run_on(kind, main())
+    assert events == [
+        "wake b1",
+        "wake b2",
+        "wake s1",
+        "ran b1",
+        "ran b2",
+        "ran s1",
+        "wake s2",
+        "ran s2",
+        "wake s3",
+        "ran s3",
+    ]
 
 
 @pytest.mark.parametrize("kind", LOOPS)

@@ -143,3 +143,16 @@ def test_streaming_response_is_iterated_on_its_view_thread_and_frees_it() -> Non
         view, _, iterated = body.decode().partition(" ")
         assert view.removeprefix("view=") == iterated.removeprefix("body=")
     assert app.pool.threads_started == 0  # shut down
+
+
+@pytest.mark.urls("django_support.lease_urls")
+def test_streaming_response_is_iterated_in_the_context_its_view_left() -> None:
+    """Context variables the view set are handed back to the loop before a streaming
+    response is iterated there (as ``sync_to_async`` hands them back)."""
+    app = get_asgi_application(max_threads=1)
+    try:
+        reply = asyncio.run(asyncio.wait_for(call(app, "GET", "/stream/context/"), 10))
+    finally:
+        app.pool.run_on_every_thread(connections.close_all)
+        app.pool.shutdown()
+    assert (reply.status, reply.body) == (200, b"set-in-view")

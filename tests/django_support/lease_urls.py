@@ -1,4 +1,5 @@
-"""A URLconf with one view that streams the identities of its threads (lease tests).
+"""A URLconf with views that stream the identities of their threads and a context
+variable their view set (lease tests).
 
 Kept out of ``django_support.urls`` so the system checks, which scan that
 URLconf for sync streaming views, do not see it.
@@ -6,6 +7,7 @@ URLconf for sync streaming views, do not see it.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Iterator
 
@@ -24,4 +26,21 @@ def thread_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
-urlpatterns = [path("stream/thread/", thread_stream, name="thread-stream")]
+#: Set by :func:`context_stream`'s view, read while its response is iterated.
+STREAM_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("stream_var")
+
+
+def context_stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Set :data:`STREAM_VAR` in the view; stream the value its iteration sees."""
+    STREAM_VAR.set("set-in-view")
+
+    def chunks() -> Iterator[bytes]:
+        yield STREAM_VAR.get("unset").encode()
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+urlpatterns = [
+    path("stream/thread/", thread_stream, name="thread-stream"),
+    path("stream/context/", context_stream, name="context-stream"),
+]

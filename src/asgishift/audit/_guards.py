@@ -20,6 +20,17 @@ Recognised guards (``p`` such a parameter, or ``self.x`` after ``self.x = p``):
 * ``for x in p:`` / ``for x in (p or [])`` / ``for k, v in (p or {}).items():``;
 * ``if not p: return`` (or ``raise``) at the top of the body guards the rest.
 
+*Value guards* test what ``p`` holds against string literals: ``for x in p:``
+then ``if x == "lit":`` (or ``x in ("a", "b")``, or ``x == "a" or x == "b"``)
+inside the loop, and ``if "lit" in p:``. Their clause names the key
+``p + VALUE_SEP + "lit"``, which a call site leaves unsatisfied when it leaves
+``p`` out, passes ``None``, or passes a list, tuple or set literal none of
+whose elements can equal ``"lit"`` (:mod:`asgishift.audit._values`). The loop
+variable stands for an element only inside the loop and until it is rebound.
+A value clause is dropped when ``p`` is rebound, is read anywhere in the
+function other than by recognised tests and loops (the read may change the
+caller's list), or is reached through a ``self.x`` alias.
+
 Anything else is not a guard, so the hazard is kept. Rebinding ``p`` under a
 guard widens the clauses that name ``p`` by that guard's parameters (``if
 config_dir: p = ...``); rebinding it anywhere else (or ``nonlocal``, ``:=``)
@@ -32,6 +43,9 @@ from __future__ import annotations
 
 import ast
 import enum
+from collections.abc import Callable
+
+from asgishift.audit._values import absent, str_literals
 
 #: A disjunction of parameter names (or ``self.x`` aliases while walking).
 Clause = tuple[str, ...]
@@ -41,17 +55,23 @@ Clause = tuple[str, ...]
 Params = tuple[tuple[str, int], ...]
 #: Guards of a function's call sites or hazards: ``(index, clauses)`` pairs.
 Indexed = tuple[tuple[int, tuple[Clause, ...]], ...]
-#: The arguments of a call site with keywords, ``*``/``**`` or a literal
-#: ``None``: ``(index, positional count, keyword names, names/positions passed
-#: a literal None, has */**)``. Other call sites need only their positional
-#: count, one byte each (:func:`arity`).
-CallArgs = tuple[int, int, tuple[str, ...], tuple[str | int, ...], bool]
+#: The known values of the elements of list/tuple/set literals a call site
+#: passes: ``(keyword name or position, encoded values)`` (:mod:`._values`).
+Elements = tuple[tuple[str | int, tuple[str, ...]], ...]
+#: The arguments of a call site with keywords, ``*``/``**``, a literal ``None``
+#: or a list/tuple/set literal of known values: ``(index, positional count,
+#: keyword names, names/positions passed a literal None, has */**, known
+#: elements)``. Other call sites need only their positional count, one byte
+#: each (:func:`arity`).
+CallArgs = tuple[int, int, tuple[str, ...], tuple[str | int, ...], bool, Elements]
 #: The :func:`arity` byte of a call site whose arguments are in a :data:`CallArgs`.
 COMPLEX = 255
 
 _EMPTY_BUILDERS = (ast.List, ast.Tuple, ast.Set, ast.Dict)
 _BENIGN_DECORATORS = frozenset({"builtins.staticmethod", "builtins.classmethod"})
 _VIEWS = frozenset({"items", "keys", "values"})
+#: Joins a parameter and a string literal into a value-guard key.
+VALUE_SEP = "\0"
 
 
 class Default(enum.IntEnum):
@@ -84,8 +104,9 @@ def _is_empty_literal(node: ast.expr) -> bool:
 def arity(node: ast.Call) -> int:
     """Return a call's positional argument count (0..254), or :data:`COMPLEX`.
 
-    :data:`COMPLEX` when it passes keywords, ``*``/``**`` or a literal ``None``
-    (then :func:`call_args` describes it) or 255 arguments or more.
+    :data:`COMPLEX` when it passes keywords, ``*``/``**``, a literal ``None``
+    or a list/tuple/set literal (then :func:`call_args` describes it, and
+    :func:`is_simple` says whether it needs to) or 255 arguments or more.
     """
     args = node.args
     if node.keywords or len(args) >= COMPLEX:
@@ -93,21 +114,41 @@ def arity(node: ast.Call) -> int:
     for arg in args:
         # Exact classes (the parser makes no subclasses): cheaper than isinstance().
         kind = arg.__class__
-        if kind is ast.Starred or (kind is ast.Constant and arg.value is None):  # type: ignore[attr-defined]
+        if (
+            kind is ast.Starred
+            or (kind is ast.Constant and arg.value is None)  # type: ignore[attr-defined]
+            or kind is ast.List
+            or kind is ast.Tuple
+            or kind is ast.Set
+        ):
             return COMPLEX
     return len(args)
 
 
-def call_args(index: int, node: ast.Call) -> CallArgs:
-    """Return the :data:`CallArgs` of call site ``index`` (one :func:`arity` calls complex)."""
+def call_args(
+    index: int,
+    node: ast.Call,
+    elements: Callable[[ast.expr], tuple[str, ...] | None] | None = None,
+) -> CallArgs:
+    """Return the :data:`CallArgs` of call site ``index`` (one :func:`arity` calls complex).
+
+    :param elements: the known values of a list/tuple/set literal's elements,
+        or ``None`` (:meth:`asgishift.audit._values.ModuleConstants.elements`);
+        without it no elements are known.
+    """
     star = False
     npos = 0
     nones: list[str | int] = []
+    known: list[tuple[str | int, tuple[str, ...]]] = []
     for i, arg in enumerate(node.args):
         if isinstance(arg, ast.Starred):
             star = True
         elif isinstance(arg, ast.Constant) and arg.value is None:
             nones.append(i)
+        elif elements is not None:
+            values = elements(arg)
+            if values is not None:
+                known.append((i, values))
         npos += 1
     names: list[str] = []
     for kw in node.keywords:
@@ -117,7 +158,17 @@ def call_args(index: int, node: ast.Call) -> CallArgs:
         names.append(kw.arg)
         if isinstance(kw.value, ast.Constant) and kw.value.value is None:
             nones.append(kw.arg)
-    return index, npos, tuple(names), tuple(nones), star
+        elif elements is not None:
+            values = elements(kw.value)
+            if values is not None:
+                known.append((kw.arg, values))
+    return index, npos, tuple(names), tuple(nones), star, tuple(known)
+
+
+def is_simple(args: CallArgs) -> bool:
+    """Return whether a call site's positional count says all :data:`CallArgs` does."""
+    _, npos, names, nones, star, known = args
+    return not (names or nones or star or known) and npos < COMPLEX
 
 
 def unsatisfied(params: Params, args: CallArgs | int) -> frozenset[str]:
@@ -128,18 +179,20 @@ def unsatisfied(params: Params, args: CallArgs | int) -> frozenset[str]:
     """
     if isinstance(args, int):
         return frozenset(name for name, position in params if not 0 <= position < args)
-    _, npos, names, nones, star = args
+    _, npos, names, nones, star, known = args
     if star:
         return frozenset()
     out = []
     for name, position in params:
-        if name in names:
-            if name in nones:
-                out.append(name)
+        param, sep, literal = name.partition(VALUE_SEP)
+        if param in names:
+            at: str | int = param
         elif 0 <= position < npos:
-            if position in nones:
-                out.append(name)
+            at = position
         else:
+            out.append(name)
+            continue
+        if at in nones or (sep and absent(next((v for a, v in known if a == at), None), literal)):
             out.append(name)
     return frozenset(out)
 
@@ -156,10 +209,31 @@ class Guards:
         :class:`Default` other than ``OTHER``); build it with :meth:`for_function`.
     """
 
-    __slots__ = ("calls", "extra", "hazards", "names", "params", "poisoned", "stack")
+    __slots__ = (
+        "calls",
+        "elements",
+        "extra",
+        "hazards",
+        "names",
+        "node",
+        "params",
+        "poisoned",
+        "reads",
+        "shared",
+        "stack",
+    )
 
-    def __init__(self, params: dict[str, tuple[int, Default]]) -> None:
+    def __init__(
+        self,
+        params: dict[str, tuple[int, Default]],
+        node: ast.FunctionDef | ast.AsyncFunctionDef | None = None,
+    ) -> None:
         self.params = params
+        # the function, read again only when it has value guards (see finish)
+        self.node = node
+        # ids of the Name nodes read by recognised tests and loops (they change nothing)
+        self.reads: set[int] = set()
+        self.shared: set[str] | None = None
         # guardable key (a parameter or ``self.x``) -> the parameters behind it
         self.names: dict[str, Clause] = {name: (name,) for name in params}
         self.stack: list[Clause] = []
@@ -167,6 +241,8 @@ class Guards:
         self.hazards: dict[int, list[Clause]] = {}
         self.poisoned: set[str] = set()
         self.extra: dict[str, set[str]] = {}
+        # loop variable -> the guardable key whose elements it runs over
+        self.elements: dict[str, str] = {}
 
     @classmethod
     def for_function(
@@ -192,13 +268,16 @@ class Guards:
             kind = _default_kind(kw_default)
             if kind is not Default.OTHER:
                 params[arg.arg] = (-1, kind)
-        return cls(params) if params else None
+        return cls(params, node) if params else None
 
     # ------------------------------------------------------------ reading tests
     def _key(self, node: ast.expr) -> str | None:
         """Return the guardable key an expression names (``p``, ``self.x``), or ``None``."""
         if isinstance(node, ast.Name):
-            return node.id if node.id in self.names else None
+            if node.id in self.names:
+                self.reads.add(id(node))
+                return node.id
+            return None
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             key = f"{node.value.id}.{node.attr}"
             return key if key in self.names else None
@@ -227,6 +306,31 @@ class Guards:
         """Return whether every parameter behind ``key`` fails the test by default."""
         return all(self.params[p][1] is Default.NONE or not none_only for p in self.names[key])
 
+    def _value_test(self, node: ast.Compare) -> list[Clause]:
+        """Return the value-guard clauses of ``x == "lit"``, ``x in ("a", "b")``, ``"lit" in p``."""
+        op, left, right = node.ops[0], node.left, node.comparators[0]
+        if isinstance(op, ast.Eq):
+            if isinstance(right, ast.Name):
+                left, right = right, left
+            if isinstance(left, ast.Name) and left.id in self.elements:
+                literals = str_literals(right, single=True)
+                if literals is not None:
+                    key = self.elements[left.id]
+                    return [tuple(key + VALUE_SEP + lit for lit in literals)]
+            return []
+        if isinstance(op, ast.In):
+            if isinstance(left, ast.Name) and left.id in self.elements:
+                literals = str_literals(right, single=False)
+                if literals:
+                    key = self.elements[left.id]
+                    return [tuple(key + VALUE_SEP + lit for lit in literals)]
+                return []
+            literals = str_literals(left, single=True)
+            found = self._key(self._strip(right))
+            if literals and found and self._qualifies(found, False):
+                return [(found,), (found + VALUE_SEP + literals[0],)]
+        return []
+
     def test(self, node: ast.expr) -> list[Clause]:
         """Return the clauses a true ``node`` implies (``[]``: none known)."""
         if isinstance(node, ast.BoolOp):
@@ -239,6 +343,9 @@ class Guards:
             return []
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
             op, right = node.ops[0], node.comparators[0]
+            valued = self._value_test(node)
+            if valued:
+                return valued
             if isinstance(op, ast.IsNot) and isinstance(right, ast.Constant):
                 key = self._key(node.left) if right.value is None else None
                 return [(key,)] if key and self._qualifies(key, True) else []
@@ -249,10 +356,29 @@ class Guards:
         key = self._key(node)
         return [(key,)] if key and self._qualifies(key, False) else []
 
-    def iterates(self, node: ast.expr) -> list[Clause]:
-        """Return the clauses a ``for`` loop over ``node`` implies for its body."""
+    def iterates(self, node: ast.expr, target: ast.expr | None = None) -> list[Clause]:
+        """Return the clauses a ``for`` loop over ``node`` implies for its body.
+
+        :param target: the loop's target; a plain name then stands for an
+            element of the guarded parameter inside the loop (value guards),
+            until :meth:`leave_loop` or a rebinding.
+        """
+        if target is not None and self.elements:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name):
+                    self.elements.pop(sub.id, None)
         key = self._key(self._strip(node))
-        return [(key,)] if key and self._qualifies(key, False) else []
+        if not (key and self._qualifies(key, False)):
+            return []
+        if isinstance(target, ast.Name) and not isinstance(node, ast.Call):
+            # not over ``p.items()``: the elements of ``p`` itself
+            self.elements[target.id] = key
+        return [(key,)]
+
+    def leave_loop(self, target: ast.expr) -> None:
+        """Note the end of a loop: its variable no longer stands for an element."""
+        if isinstance(target, ast.Name):
+            self.elements.pop(target.id, None)
 
     def exits_unless(self, stmt: ast.stmt) -> list[Clause]:
         """Return the clauses after ``if not p: return`` (``[]`` if ``stmt`` is not one)."""
@@ -301,6 +427,8 @@ class Guards:
     # ------------------------------------------------------------ bindings
     def rebind(self, name: str, value: ast.expr | None) -> None:
         """Note ``name = value`` (``value`` ``None``: unknown) for a guardable parameter."""
+        if self.elements:
+            self.elements.pop(name, None)
         if name not in self.params or (value is not None and _is_empty_literal(value)):
             return
         if self.stack:
@@ -329,14 +457,55 @@ class Guards:
     def poison(self, name: str) -> None:
         """Drop every clause naming ``name`` (rebound where no guard can follow it)."""
         self.poisoned.add(name)
+        self.elements.pop(name, None)
 
     # ------------------------------------------------------------ result
+    def _expand_value(self, key: str) -> str | None:
+        """Return a value key in its parameter (``self.x`` -> ``p``), or ``None`` if unsure."""
+        param, _, literal = key.partition(VALUE_SEP)
+        if param not in self.params or param in self.poisoned or param in self.extra:
+            # an alias (``self.x``) may be changed by any method; a rebound
+            # parameter no longer holds the caller's elements
+            return None
+        if param in self._shared():
+            return None
+        return param + VALUE_SEP + literal
+
+    def _shared(self) -> set[str]:
+        """Return the parameters read outside recognised tests and loops.
+
+        Such a read may hand the caller's list to code that changes it
+        (``exts.append("spatialite")``, ``register(exts)``), so its elements
+        are no longer the ones the call site passed.
+        """
+        if self.shared is not None:
+            return self.shared
+        if self.node is None:
+            return set(self.params)
+        shared = set()
+        for sub in ast.walk(self.node):
+            if (
+                isinstance(sub, ast.Name)
+                and sub.id in self.params
+                and isinstance(sub.ctx, ast.Load)
+                and id(sub) not in self.reads
+            ):
+                shared.add(sub.id)
+        self.shared = shared
+        return shared
+
     def _expand(self, clause: Clause) -> Clause | None:
         """Return a walk-time clause in parameters, widened by guarded rebinds, or ``None``."""
         out: dict[str, None] = {}
         todo = list(clause)
         while todo:
             key = todo.pop()
+            if VALUE_SEP in key:
+                valued = self._expand_value(key)
+                if valued is None:
+                    return None
+                out[valued] = None
+                continue
             if key in self.poisoned:
                 return None
             if key in out:
@@ -366,20 +535,25 @@ class Guards:
             return tuple(rows)
 
         calls, hazards = table(self.calls), table(self.hazards)
-        params = tuple((name, self.params[name][0]) for name in sorted(used))
+        params = tuple(
+            (name, self.params[name.partition(VALUE_SEP)[0]][0]) for name in sorted(used)
+        )
         return params, calls, hazards
 
 
 __all__ = [
     "COMPLEX",
+    "VALUE_SEP",
     "CallArgs",
     "Clause",
     "Default",
+    "Elements",
     "Guards",
     "Indexed",
     "Params",
     "arity",
     "call_args",
+    "is_simple",
     "pruned",
     "unsatisfied",
 ]

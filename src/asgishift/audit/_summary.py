@@ -40,6 +40,7 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit._scope",
     "asgishift.audit._summary",
     "asgishift.audit._tables",
+    "asgishift.audit._values",
     "asgishift.audit._walk",
     "asgishift.audit._walk_body",
     "asgishift.audit.rules",

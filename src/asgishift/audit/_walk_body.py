@@ -11,7 +11,8 @@ from __future__ import annotations
 import ast
 import sys
 
-from asgishift.audit._guards import COMPLEX, arity, call_args
+from asgishift.audit._guards import COMPLEX, arity, call_args, is_simple
+from asgishift.audit._records import FileSummary
 from asgishift.audit._scope import CONNECT_SUFFIX
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
@@ -22,6 +23,7 @@ from asgishift.audit._tables import (
     SAFE_WRAPPERS,
     THREAD_STARTERS,
 )
+from asgishift.audit._values import ModuleConstants
 from asgishift.audit._walk import Scope, WalkerBase
 
 _WRAPS_SUFFIX = "transaction.atomic"
@@ -29,6 +31,9 @@ _WRAPS_SUFFIX = "transaction.atomic"
 
 class Walker(WalkerBase):
     """Walk one module's AST once and build its summary (see :mod:`asgishift.audit._walk`)."""
+
+    #: the module constants of the module being walked (value guards)
+    constants: ModuleConstants | None = None
 
     # ------------------------------------------------------------ statements
     def stmt(self, node: ast.stmt) -> None:
@@ -81,13 +86,14 @@ class Walker(WalkerBase):
                 if element is not None and isinstance(loop.target, ast.Name):
                     scope.types[loop.target.id] = element
             guards = scope.guards
-            clauses = guards.iterates(loop.iter) if guards is not None else None
+            clauses = guards.iterates(loop.iter, loop.target) if guards is not None else None
             if clauses:
                 assert guards is not None
                 mark = guards.push(clauses, len(scope.calls), len(scope.hazards))
                 for sub in loop.body:
                     self.stmt(sub)
                 guards.pop(mark, len(scope.calls), len(scope.hazards))
+                guards.leave_loop(loop.target)
             else:
                 for sub in loop.body:
                     self.stmt(sub)
@@ -471,7 +477,11 @@ class Walker(WalkerBase):
         else:
             count = arity(node)
             if count == COMPLEX:
-                scope.call_args.append(call_args(len(scope.calls), node))
+                args = call_args(len(scope.calls), node, self._elements)
+                if is_simple(args):
+                    count = args[1]  # only list/tuple/set literals of unknown values
+                else:
+                    scope.call_args.append(args)
         scope.arity.append(count)
         replaced = scope.replaced
         func = node.func
@@ -484,6 +494,28 @@ class Walker(WalkerBase):
             names = tuple(sorted(replaced[func.value.id]))
             scope.call_replaced.append((len(scope.calls), names))
         scope.calls.append(self.site(target, node))
+
+    def _elements(self, node: ast.expr) -> tuple[str, ...] | None:
+        """Return the known values of a list/tuple/set literal's elements (:mod:`._values`)."""
+        if self.constants is None:
+            return None
+        return self.constants.elements(node)
+
+    def _module_type(self, expr: ast.expr) -> str | None:
+        """Return the canonical type of a module-level expression (no function scope)."""
+        saved, self.scope = self.scope, None
+        try:
+            return self.target(expr)
+        finally:
+            self.scope = saved
+
+    def run(self, tree: ast.Module) -> FileSummary:
+        """Walk the module and return its summary; module constants are read on first use."""
+        self.constants = ModuleConstants(tree, self._module_type)
+        try:
+            return super().run(tree)
+        finally:
+            self.constants = None
 
     def _wrapper_call(self, node: ast.Call, target: str) -> None:
         """Walk ``sync_to_async(f)``-style calls: the wrapped code is not ours."""

@@ -21,6 +21,7 @@ import contextvars
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable
+from time import monotonic
 from typing import Any, Final, TypeVar
 
 from asgishift._types import (
@@ -70,6 +71,9 @@ _TIMEOUT: Final = "timeout"  # posted by the request_timeout timer
 
 _PATHSEND: Final = "http.response.pathsend"
 _WORKER_POLL: Final = 5.0  # seconds between checks that the loop still runs
+# A job that held its worker this long (seconds) waited on something other than
+# the CPU; its end is delivered spaced out (see Inbox.post_spaced).
+_SPACED_AFTER: Final = 0.005
 
 
 class Request:
@@ -109,6 +113,7 @@ class Request:
         "reply",
         "response",
         "send",
+        "started",
         "waiter",
         "worker_lock",
     )
@@ -140,6 +145,7 @@ class Request:
         self.worker_lock: threading.Lock | None = None
         self.reply: Any = None
         self.outcome: tuple[Any, ...] = (_DONE, None, None)
+        self.started = 0.0  # when run() began (time.monotonic(), seconds)
         self.phase = OPEN
         self.body = body
         self.received = received
@@ -497,6 +503,7 @@ class Request:
         The pool runs the returned :meth:`_post_done` once this thread counts
         as free (see :meth:`WorkerPool.submit`).
         """
+        self.started = monotonic()
         if self.phase >= ABORTED:
             # Timed out, cancelled or disconnected while waiting in the queue:
             # nobody is listening, so do not spend a worker on it.
@@ -515,10 +522,14 @@ class Request:
     def _post_done(self) -> None:
         """Hand the final messages (``None``: send nothing) and the app's error to :meth:`serve`.
 
-        Posts the ``(_DONE, messages, error)`` item :meth:`run` left in ``outcome``.
+        Posts the ``(_DONE, messages, error)`` item :meth:`run` left in
+        ``outcome``; spaced out when the job ran long (:data:`_SPACED_AFTER`).
         """
         try:
-            self.inbox.post(self, self.outcome)
+            if monotonic() - self.started < _SPACED_AFTER:
+                self.inbox.post(self, self.outcome)
+            else:
+                self.inbox.post_spaced(self, self.outcome)
         except RuntimeError:
             logger.debug("event loop closed before the response could be sent")
 

@@ -276,7 +276,11 @@ class ThreadHop:
         self._inbox: Inbox | None = None
 
     async def __call__(
-        self, threads: HopThreads | Executor, func: Callable[..., _R], *args: Any
+        self,
+        threads: HopThreads | Executor,
+        func: Callable[..., _R],
+        *args: Any,
+        copy_back: bool = True,
     ) -> _R:
         loop = asyncio.get_running_loop()
         inbox = self._inbox
@@ -299,16 +303,17 @@ class ThreadHop:
                     await hop.finished
             raise
         finally:
-            _copy_back(hop.context)
+            if copy_back:
+                adopt_context(hop.context)
 
 
 def _adopted(context: contextvars.Context, func: Callable[..., _R], args: tuple[Any, ...]) -> _R:
     """Inside ``context`` on the worker thread: take over its values, then call ``func``."""
-    _copy_back(context)
+    adopt_context(context)
     return func(*args)
 
 
-def _copy_back(context: contextvars.Context) -> None:
+def adopt_context(context: contextvars.Context) -> None:
     """Set in the current context every variable whose value differs in ``context``
     (asgiref's hand-over, which also moves ``asgiref.local.Local`` data to this thread)."""
     if _adopt_context is not None:
@@ -330,4 +335,4 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-__all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool", "HopPhase", "ThreadHop"]
+__all__ = ["DEFAULT_MAX_THREADS", "ExecutorPool", "HopPhase", "ThreadHop", "adopt_context"]

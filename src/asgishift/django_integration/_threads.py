@@ -142,20 +142,28 @@ class ThreadLease(Executor):
     __slots__ = ("_jobs", "_released")
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_LeaseCall | None] = queue.SimpleQueue()
+        # Made by hold(): most requests never hold a thread, and pay nothing for it.
+        self._jobs: queue.SimpleQueue[_LeaseCall | None] | None = None
         self._released = False
 
     def hold(self) -> None:
-        """Keep the calling pool thread for this lease after its current job (worker side)."""
+        """Keep the calling pool thread for this lease after its current job (worker side).
+
+        Call it before the job's result reaches the loop, which then may
+        :meth:`submit` and must :meth:`release`.
+        """
+        self._jobs = queue.SimpleQueue()
         _held.lease = self
 
     def submit(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Future[_R]:
         """Run ``fn(*args, **kwargs)`` on the held thread (``Executor.submit``).
 
-        :raise RuntimeError: after :meth:`release`.
+        :raise RuntimeError: after :meth:`release`, or before :meth:`hold`.
         """
         if self._released:
             raise RuntimeError("cannot submit to a released ThreadLease")
+        if self._jobs is None:
+            raise RuntimeError("cannot submit to a ThreadLease no thread holds")
         future: Future[_R] = Future()
         call = fn if not kwargs else (lambda *a: fn(*a, **kwargs))
         self._jobs.put((future, call, args))
@@ -168,14 +176,17 @@ class ThreadLease(Executor):
         """
         if not self._released:
             self._released = True
-            self._jobs.put(None)
+            if self._jobs is not None:
+                self._jobs.put(None)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """``Executor.shutdown``: release the thread (``wait`` and ``cancel_futures`` ignored)."""
         self.release()
 
     def serve(self) -> None:
-        """Run submitted calls until :meth:`release` (on the held thread)."""
+        """Run submitted calls until :meth:`release` (on the held thread, after :meth:`hold`)."""
+        if self._jobs is None:
+            return
         get = self._jobs.get
         while True:
             item = get()

@@ -27,23 +27,25 @@ handler:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from concurrent.futures import Executor
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.db import connections
-from django.http import FileResponse, HttpResponse, HttpResponseBase
+from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
 
 import django
 from asgishift._types import Receive, Scope, Send
-from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ThreadHop
+from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ThreadHop, adopt_context
 from asgishift.django_integration._threads import HopThreads, ThreadLease
 from asgishift.django_integration.lifespan import Lifespan
 
@@ -142,6 +144,30 @@ class RequestState:
         return f"RequestState({dict(self._data)!r})"
 
 
+class StatefulASGIRequest(ASGIRequest):
+    """Django's ``ASGIRequest`` with :attr:`state`, made on first use (most views never
+    read it, so most requests never pay for it)."""
+
+    @cached_property
+    def state(self) -> RequestState:
+        """``request.state``: the request's ``scope["state"]`` (created empty when absent)."""
+        return RequestState(self.scope.setdefault("state", {}))
+
+
+class Prepared(NamedTuple):
+    """What the sync part of a request hands back to the loop.
+
+    :param response: the response.
+    :param body: a non-streaming response's content, read before it was closed.
+    :param context: a streaming response's context as the sync part left it, for
+        the loop to take over before it iterates (as ``sync_to_async`` would).
+    """
+
+    response: HttpResponseBase
+    body: bytes | None
+    context: contextvars.Context | None
+
+
 class BoundedASGIHandler(ASGIHandler):
     """Django's ASGI handler with a bounded thread pool, one-hop sync chain and lifespan.
 
@@ -161,6 +187,12 @@ class BoundedASGIHandler(ASGIHandler):
         self.pool = HopThreads(max_threads)
         self.lifespan = Lifespan(type(self), self._close_thread_connections)
         self._hop = ThreadHop()
+        self._prefix_of: Callable[[Scope], str] = (
+            _module_script_prefix if _module_script_prefix is not None else self.get_script_prefix
+        )
+
+    #: ``request.state`` is made on first use.
+    request_class = StatefulASGIRequest
 
     def _close_thread_connections(self) -> None:
         self.pool.run_on_every_thread(connections.close_all)
@@ -170,49 +202,68 @@ class BoundedASGIHandler(ASGIHandler):
 
         :raise ValueError: for scope types other than ``http`` and ``lifespan``.
         """
-        if scope["type"] == "lifespan":
+        kind = scope["type"]
+        if kind == "http":
+            await self.handle(scope, receive, send)
+        elif kind == "lifespan":
             await self.lifespan(scope, receive, send)
-            return
-        if scope["type"] != "http":
+        else:
             raise ValueError(
-                f"asgishift's Django handler serves http and lifespan, not {scope['type']}; "
+                f"asgishift's Django handler serves http and lifespan, not {kind}; "
                 "set ASGI_APPLICATION to a channels ProtocolTypeRouter for WebSockets"
             )
-        await self.handle(scope, receive, send)
 
     async def handle(
         self, scope: Scope, receive: Receive, send: Send, executor: Executor | None = None
     ) -> None:
         """Read the body, run the sync part in one hop (on the next free pool thread,
-        or on ``executor``'s thread when given), send the response."""
-        try:
-            body_file = await self.read_body(receive)
-        except RequestAborted:
-            return
+        or on ``executor``'s thread when given), send the response.
+
+        A non-streaming response is complete when the hop returns: its context is
+        not copied back to the caller (nothing of Django runs here after it). A
+        streaming response's is, before it is iterated here.
+        """
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body_file: Any = io.BytesIO(message.get("body", b""))
+        else:
+            try:
+                body_file = await self._read_rest(message, receive)
+            except RequestAborted:
+                return
         lease = ThreadLease()
         try:
-            response = await self._hop(
+            prepared: Prepared = await self._hop(
                 self.pool if executor is None else executor,
                 self._respond,
                 scope,
                 body_file,
                 lease,
+                copy_back=False,
             )
-            if response.streaming:
-                # Iterating may call sync_to_async(thread_sensitive=True) (an async
-                # iterator using the ORM): that and close() go to the thread that ran
-                # the view, which _respond() held for this lease.
-                async with executor_context(lease):
-                    set_script_prefix(_script_prefix(self, scope))
-                    try:
-                        await self._send(response, send)
-                    finally:
-                        await sync_to_async(response.close, thread_sensitive=True)()
+            if prepared.body is not None:
+                await self._send(prepared.response, prepared.body, send)
             else:
-                await self._send(response, send)
+                await self._stream(scope, prepared, lease, send)
         finally:
             lease.release()
             body_file.close()
+
+    async def _stream(
+        self, scope: Scope, prepared: Prepared, lease: ThreadLease, send: Send
+    ) -> None:
+        """Send a streaming response and close it on its view thread (held by ``lease``)."""
+        if prepared.context is not None:
+            adopt_context(prepared.context)
+        # Iterating may call sync_to_async(thread_sensitive=True) (an async
+        # iterator using the ORM): that and close() go to the thread that ran
+        # the view, which _respond() held for this lease.
+        async with executor_context(lease):
+            set_script_prefix(self._prefix_of(scope))
+            try:
+                await self._send(prepared.response, None, send)
+            finally:
+                await sync_to_async(prepared.response.close, thread_sensitive=True)()
 
     async def read_body(self, receive: Receive) -> Any:
         """Read the request body (ASGI HTTP spec, "Request"): a body that arrives in one
@@ -223,6 +274,13 @@ class BoundedASGIHandler(ASGIHandler):
         message = await receive()
         if message["type"] == "http.request" and not message.get("more_body", False):
             return io.BytesIO(message.get("body", b""))
+        return await self._read_rest(message, receive)
+
+    async def _read_rest(self, message: MutableMapping[str, Any], receive: Receive) -> Any:
+        """The body of a request whose first message was ``message`` and is not all of it.
+
+        :raise RequestAborted: when the client disconnects first.
+        """
         if message["type"] == "http.disconnect":
             raise RequestAborted()
         first = message.get("body", b"")
@@ -236,12 +294,14 @@ class BoundedASGIHandler(ASGIHandler):
 
         return await super().read_body(replay)
 
-    async def _send(self, response: HttpResponseBase, send: Send) -> None:
-        """Send ``response`` (ASGI HTTP spec, "Response Start"/"Response Body").
+    async def _send(self, response: HttpResponseBase, body: bytes | None, send: Send) -> None:
+        """Send ``response`` (ASGI HTTP spec, "Response Start"/"Response Body"):
+        ``body`` when given, else the streaming response's parts.
 
         What Django's ``send_response`` does, without closing the response:
         Django 4.2's closes it in an extra hop, and this handler closes
-        non-streaming responses in the request's one hop already.
+        non-streaming responses in the request's one hop already. A body of at
+        most one chunk goes in one message.
         """
         headers = [
             (name.encode("latin-1"), str(value).encode("latin-1"))
@@ -252,43 +312,43 @@ class BoundedASGIHandler(ASGIHandler):
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
-        if response.streaming:
+        if body is None:
             async for part in response:
                 for chunk, _ in self.chunk_bytes(part):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body"})
-            return
-        for chunk, last in self.chunk_bytes(response.content):
-            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+        elif len(body) <= self.chunk_size:
+            await send({"type": "http.response.body", "body": body})
+        else:
+            for chunk, last in self.chunk_bytes(body):
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
 
-    def _respond(self, scope: Scope, body_file: Any, lease: ThreadLease) -> HttpResponseBase:
+    def _respond(self, scope: Scope, body_file: Any, lease: ThreadLease) -> Prepared:
         """The sync part of a request, on a pool thread.
 
         Sends ``request_started``, builds the request, runs the sync
-        middleware chain and view, and, for a non-streaming response, closes
-        it here (``request_finished``, which recycles database connections
-        per ``CONN_MAX_AGE``) so no second hop is needed. A streaming
-        response holds this thread with ``lease`` until the loop has
-        iterated and closed it.
+        middleware chain and view, and, for a non-streaming response, reads
+        its content and closes it here (``request_finished``, which recycles
+        database connections per ``CONN_MAX_AGE``) so no second hop is needed.
+        A streaming response holds this thread with ``lease`` until the loop
+        has iterated and closed it.
         """
-        set_script_prefix(_script_prefix(self, scope))
+        set_script_prefix(self._prefix_of(scope))
         signals.request_started.send(sender=type(self), scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             response: HttpResponseBase = error_response
         else:
-            request.state = RequestState(scope.setdefault("state", {}))
             response = self.get_response(request)
             response._handler_class = type(self)
-        if isinstance(response, FileResponse):
-            response.block_size = self.chunk_size
         if response.streaming:
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
             lease.hold()
-        else:
-            if isinstance(response, HttpResponse):
-                _ = response.content  # materialised before the close below
-            response.close()
-        return response
+            return Prepared(response, None, contextvars.copy_context())
+        body: bytes = response.content
+        response.close()
+        return Prepared(response, body, None)
 
 
 def get_asgi_application(*, max_threads: int = DEFAULT_MAX_THREADS) -> BoundedASGIHandler:
@@ -303,4 +363,4 @@ def get_asgi_application(*, max_threads: int = DEFAULT_MAX_THREADS) -> BoundedAS
     return BoundedASGIHandler(max_threads=max_threads)
 
 
-__all__ = ["BoundedASGIHandler", "RequestState", "get_asgi_application"]
+__all__ = ["BoundedASGIHandler", "RequestState", "StatefulASGIRequest", "get_asgi_application"]
