@@ -256,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     tree = args.tree.resolve()
+    if not tree.is_dir():
+        parser.error(f"--tree {args.tree}: no such directory (fetch it first, see --help)")
     jobs = args.jobs or os.cpu_count() or 1
     modes = [m for m in args.modes.split(",") if m]
     unknown = set(modes) - set(MODES)

@@ -153,6 +153,19 @@ def test_cache_is_reused_and_invalidated_by_content(
     assert [(f.path, f.code) for f in third.findings] == [("a.py", "ASH101"), ("b.py", "ASH104")]
 
 
+def test_a_tree_without_python_files_audits_clean_and_warns_of_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = tmp_path / "proj"
+    _write(project / "README.md", "no Python here\n")
+    cache = tmp_path / "cache"
+    result = _run(project, cache_dir=str(cache))
+    assert (result.findings, result.errors) == ([], [])
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+    # The run memo was written, so the next run of the same tree is answered from it.
+    assert len(list(cache.glob("audit-*.run"))) == 1
+
+
 def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     project = tmp_path / "proj"
     _write(project / "a.py", BLOCKING)

@@ -512,6 +512,8 @@ def _save_run(
     ]
     errs = [(e.path, e.line, e.message) for e in errors]
     try:
+        # A run that parsed no file has not created the cache directory yet.
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
             marshal.dump((key, plain, errs, parsed), fh)
