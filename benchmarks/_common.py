@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import importlib.metadata
+import io
 import os
 import platform
 import re
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +39,21 @@ ASGI_SERVERS = ("uvicorn", "hypercorn", "granian")
 ADAPTERS = ("asgishift", "a2wsgi", "asgiref")
 SERVER_CORE = "0"
 CLIENT_CORE = "1"
+
+
+def unpack_src(revision: str, into: Path) -> Path:
+    """Unpack ``src/asgishift`` of git ``revision`` under ``into``; return ``into / "src"``.
+
+    :raise subprocess.CalledProcessError: if git cannot archive ``revision``.
+    """
+    tar = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", revision, "src/asgishift"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(into, filter="data")
+    return into / "src"
 
 
 def asgishift_available() -> bool:

@@ -32,12 +32,9 @@ import asyncio
 import functools
 import gc
 import importlib
-import io
 import os
 import re
-import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -46,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_app
-from _common import REPO_ROOT, markdown_table
+from _common import markdown_table, unpack_src
 from inprocess_bench import check, new_loop, time_concurrent, time_direct, time_sequential
 
 BASELINE = "asgishift_baseline"
@@ -57,14 +54,7 @@ def import_baseline(revision: str, into: Path) -> Any:
 
     :raise subprocess.CalledProcessError: if git cannot archive ``revision``.
     """
-    tar = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "archive", revision, "src/asgishift"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        archive.extractall(into, filter="data")
-    src = into / "src" / "asgishift"
+    src = unpack_src(revision, into) / "asgishift"
     target = into / BASELINE
     src.rename(target)
     pattern = re.compile(r"\basgishift(?=[.\s])")

@@ -25,16 +25,16 @@ Needs ``valgrind`` (Debian package ``valgrind``).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from _common import unpack_src
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -120,21 +120,6 @@ def per_request(
     return (high - low) / (large - small)
 
 
-def unpack(revision: str, into: Path) -> Path:
-    """Unpack ``src/`` of git ``revision`` under ``into``; return that ``src`` directory.
-
-    :raise subprocess.CalledProcessError: if git cannot archive ``revision``.
-    """
-    tar = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "archive", revision, "src/asgishift"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        archive.extractall(into, filter="data")
-    return into / "src"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -160,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="asgishift-ir-") as tmp:
         bridges: list[tuple[str, Path | None]] = [("asgishift", here)]
         if args.baseline:
-            bridges.insert(0, (f"asgishift@{args.baseline}", unpack(args.baseline, Path(tmp))))
+            bridges.insert(0, (f"asgishift@{args.baseline}", unpack_src(args.baseline, Path(tmp))))
         bridges.append(("a2wsgi", here))
         print(f"# instructions per request under valgrind ({large} - {small} sequential requests)")
         print()
