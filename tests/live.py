@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,20 @@ ASGI_SERVERS = ("uvicorn", "hypercorn", "daphne", "granian")
 WSGI_SERVERS = ("gunicorn", "wsgiref")
 
 ASGI_SERVER_PARAMS = [pytest.param(name, id=name, marks=pytest.mark.live) for name in ASGI_SERVERS]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it is true, backing off from 0.01 s to 0.2 s between tries.
+
+    :raise AssertionError: naming ``what`` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def free_port() -> int:

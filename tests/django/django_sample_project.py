@@ -7,8 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from live import REPO_ROOT, LiveServer
@@ -62,20 +60,6 @@ def copy_project(template: Path, dest: Path) -> Path:
 def runasgi_command(server: str, *extra: str) -> list[str]:
     """``manage.py runasgi 127.0.0.1:{port} --server SERVER ...`` for :func:`live.live_server`."""
     return [sys.executable, "manage.py", "runasgi", "127.0.0.1:{port}", "--server", server, *extra]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it is true.
-
-    :raise AssertionError: naming ``what`` after ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
 
 
 def stop_gracefully(server: LiveServer, timeout: float = 30.0) -> int:

@@ -14,10 +14,9 @@ from django_sample_project import (
     make_template,
     manage,
     stop_gracefully,
-    wait_for,
 )
 
-from live import live_server
+from live import live_server, wait_for
 
 pytestmark = pytest.mark.live
 

@@ -17,10 +17,9 @@ from django_sample_project import (
     make_template,
     runasgi_command,
     stop_gracefully,
-    wait_for,
 )
 
-from live import ASGI_SERVER_PARAMS, free_port, live_server
+from live import ASGI_SERVER_PARAMS, free_port, live_server, wait_for
 
 pytestmark = pytest.mark.live
 

@@ -23,33 +23,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from serve_helpers import SERVE_APPS_DIR
 
-from live import REPO_ROOT, free_port
+from live import REPO_ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.live
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it is true.
-
-    :raise AssertionError: naming ``what`` after ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 @dataclass
