@@ -204,10 +204,16 @@ def test_daphne_lets_running_requests_finish_before_lifespan_shutdown(tmp_path: 
         slow.sendall(REQUEST.replace(b"/hello", b"/slow"))
         srv.wait_for_file("slow-entered")
         os.killpg(srv.process.pid, signal.SIGTERM)
-        # Shutdown has begun once a new request is refused ...
-        with connect(srv.port) as sock:
-            sock.sendall(REQUEST)
-            assert read_response(sock)[0] == 503
+
+        def refused() -> bool:
+            with connect(srv.port) as sock:
+                sock.sendall(REQUEST)
+                return read_response(sock)[0] == 503
+
+        # Shutdown has begun once a new request is refused (the signal reaches the
+        # server's stop() a moment after it is sent: a request before that is served) ...
+        wait_for(refused, 30, "a new request to be refused after SIGTERM")
+        assert not (srv.files / "shutdown-entered").exists()
         srv.open_file("release-slow")
         with slow:
             status, body = read_response(slow)
