@@ -1,11 +1,37 @@
-"""Shared pytest configuration: make ``tests/live.py`` importable as ``live``."""
+"""Shared pytest configuration.
+
+- Makes ``tests/live.py`` importable as ``live``.
+- ``ASGISHIFT_TEST_SERVERS=uvicorn,daphne`` (a comma-separated subset of
+  ``live.ASGI_SERVERS``) deselects the tests parametrised over the other ASGI
+  servers. ``.ci/run`` gives each matrix corner two of the four servers;
+  unset, all run.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from live import SERVERS_VARIABLE, excluded_server, selected_servers
 
 # Django for the in-process Django tests (one settings module), and PostgreSQL.
 pytest_plugins = ["django_support.plugin"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests of the ASGI servers ``ASGISHIFT_TEST_SERVERS`` leaves out."""
+    servers = selected_servers(os.environ.get(SERVERS_VARIABLE))
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        (dropped if excluded_server(params, servers) else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep

@@ -39,6 +39,40 @@ WSGI_SERVERS = ("gunicorn", "wsgiref")
 
 ASGI_SERVER_PARAMS = [pytest.param(name, id=name, marks=pytest.mark.live) for name in ASGI_SERVERS]
 
+#: Environment variable naming the ASGI servers to test (comma-separated; all when unset).
+SERVERS_VARIABLE = "ASGISHIFT_TEST_SERVERS"
+
+
+def selected_servers(value: str | None) -> frozenset[str]:
+    """Parse :data:`SERVERS_VARIABLE`'s value: the ASGI servers to test.
+
+    :param value: e.g. ``"uvicorn,daphne"``; ``None`` or blank selects all of
+        :data:`ASGI_SERVERS`.
+    :raise pytest.UsageError: if it names a server that is not in :data:`ASGI_SERVERS`.
+    """
+    if not value or not value.strip():
+        return frozenset(ASGI_SERVERS)
+    names = frozenset(name.strip() for name in value.split(",") if name.strip())
+    unknown = sorted(names - set(ASGI_SERVERS))
+    if unknown:
+        raise pytest.UsageError(
+            f"{SERVERS_VARIABLE} names unknown servers {unknown}; use some of {ASGI_SERVERS}"
+        )
+    return names
+
+
+def excluded_server(params: dict[str, object], servers: frozenset[str]) -> str | None:
+    """Return the ASGI server a test's parameters name outside ``servers``, if any.
+
+    A parameter counts when its value is exactly one of :data:`ASGI_SERVERS`,
+    whatever the parameter is called (``server``, ``raw_server``, ...); a value
+    such as ``"gunicorn-uvicorn-worker"`` does not.
+    """
+    for value in params.values():
+        if isinstance(value, str) and value in ASGI_SERVERS and value not in servers:
+            return value
+    return None
+
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``condition`` until it is true, backing off from 0.01 s to 0.2 s between tries.
