@@ -222,7 +222,7 @@ def process_name(pid: int) -> str:
     return "?"
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
+def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
     """Poll until ``GET /`` answers 200, the process dies, or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     delay = 0.02
@@ -278,7 +278,7 @@ def run_servers(
                     )
                 servers[label] = Server(label, port, proc, log_path)
             for srv in servers.values():
-                _wait_ready(srv.process, srv.port, srv.log_path, timeout)
+                wait_ready(srv.process, srv.port, srv.log_path, timeout)
             yield servers
         finally:
             for srv in servers.values():

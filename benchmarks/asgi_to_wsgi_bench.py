@@ -52,8 +52,8 @@ from _common import (
     pinned,
     run_wrk,
     stop,
+    wait_ready,
 )
-from _common import _wait_ready as wait_ready
 
 HELLO = "Hello, World!"
 

@@ -42,7 +42,6 @@ from _common import (
     BENCH_DIR,
     REPO_ROOT,
     SERVER_CORE,
-    _wait_ready,
     child_env,
     free_port,
     machine_info,
@@ -50,6 +49,7 @@ from _common import (
     pinned,
     run_wrk,
     stop,
+    wait_ready,
 )
 
 ROWS = 20
@@ -202,7 +202,7 @@ def measure(kind: str, connections: int, duration: float, rounds: int) -> list[l
                         )  # fmt: skip
                     procs[name] = (proc, port, log)
                 for proc, port, log in procs.values():
-                    _wait_ready(proc, port, log, 60.0)
+                    wait_ready(proc, port, log, 60.0)
                 rps: dict[str, list[float]] = {c.label: [] for c in CONFIGS}
                 ratios: dict[str, list[float]] = {c.label: [] for c in CONFIGS}
                 for round_no in range(rounds):

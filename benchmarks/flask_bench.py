@@ -50,13 +50,13 @@ from _common import (  # noqa: E402
     CLIENT_CORE,
     SERVER_CORE,
     WrkResult,
-    _wait_ready,
     child_env,
     free_port,
     machine_info,
     pinned,
     run_wrk,
     stop,
+    wait_ready,
 )
 
 #: Threads for every thread-based contender (gunicorn --threads, a2wsgi workers,
@@ -176,7 +176,7 @@ class Running:
                     start_new_session=True,
                 )
             self._procs.append(proc)
-            _wait_ready(proc, port, log_path, 60.0)
+            wait_ready(proc, port, log_path, 60.0)
             self.urls[label] = f"http://127.0.0.1:{port}"
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import threading
 from collections.abc import Callable, Coroutine, Iterable
+from time import monotonic
 from typing import Any, TypeVar
 from wsgiref.validate import validator
 
@@ -14,7 +15,7 @@ from bridge_harness import DEADLINE, FakeServer, make_scope
 
 from asgishift.bridge import WSGIToASGI
 from asgishift.bridge import _wsgi_to_asgi as wsgi_to_asgi
-from asgishift.bridge._inbox import Inbox
+from asgishift.bridge._inbox import SPACED_AFTER, Inbox
 
 T = TypeVar("T")
 
@@ -225,3 +226,39 @@ def test_requests_on_one_loop_share_an_inbox_and_a_new_loop_gets_its_own(
     run_on("asyncio", two_requests())
     assert len(made) == 2
     assert made[0].loop is not made[1].loop
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_post_finished_batches_short_jobs_and_spaces_long_ones(kind: str) -> None:
+    """A job that held its thread for SPACED_AFTER seconds or more is delivered spaced."""
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        events: list[str] = []
+        done = asyncio.Event()
+
+        class Target:
+            def wake(self, item: tuple[Any, ...]) -> None:
+                events.append(item[0])
+                if len(events) == 4:
+                    done.set()
+
+        target = Target()
+        inbox = Inbox(loop)
+
+        def worker() -> None:
+            now = monotonic()
+            long_ago = now - 2 * SPACED_AFTER
+            inbox.post_finished(target, ("long1",), long_ago)
+            inbox.post_finished(target, ("short1",), now)
+            inbox.post_finished(target, ("long2",), long_ago)
+            inbox.post_finished(target, ("short2",), now)
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(DEADLINE)
+        await asyncio.wait_for(done.wait(), DEADLINE)
+        return events
+
+    # Batched ones first, together; then the spaced ones in order.
+    assert run_on(kind, main()) == ["short1", "short2", "long1", "long2"]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
-from asgishift.django_integration._executors import ExecutorPool, ThreadHop
+from asgishift.bridge._inbox import Inbox, Wakeable
+from asgishift.django_integration._executors import ExecutorPool, ThreadHop, _Hop
 from asgishift.django_integration.hops import count_hops
 
 color: contextvars.ContextVar[str] = contextvars.ContextVar("color")
@@ -135,3 +138,35 @@ def test_counted_as_one_hop_to_a_thread(pool: ExecutorPool) -> None:
     with count_hops() as hops:
         assert asyncio.run(main()) == 7
     assert (hops.to_thread, hops.to_loop) == (1, 0)
+
+
+def test_a_hop_reports_when_its_function_started_so_long_views_are_spaced() -> None:
+    """The outcome goes through ``Inbox.post_finished`` with the time ``func`` began."""
+    recorded: list[tuple[tuple[Any, ...], float]] = []
+
+    class RecordingInbox(Inbox):
+        def post_finished(self, target: Wakeable, item: tuple[Any, ...], started: float) -> None:
+            recorded.append((item, started))
+            super().post_finished(target, item, started)
+
+    async def main() -> tuple[float, float, int]:
+        loop = asyncio.get_running_loop()
+        began: list[float] = []
+
+        def view() -> int:
+            began.append(time.monotonic())
+            return 42
+
+        hop = _Hop(loop, RecordingInbox(loop), view, ())
+        before = time.monotonic()
+        worker = threading.Thread(target=hop)
+        worker.start()
+        result = await asyncio.wait_for(hop.future, 30)
+        worker.join(30)
+        return before, began[0], result
+
+    before, began, result = asyncio.run(main())
+    assert result == 42
+    [(item, started)] = recorded
+    assert item == (42, None)
+    assert before <= started <= began

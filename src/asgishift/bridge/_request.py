@@ -71,9 +71,6 @@ _TIMEOUT: Final = "timeout"  # posted by the request_timeout timer
 
 _PATHSEND: Final = "http.response.pathsend"
 _WORKER_POLL: Final = 5.0  # seconds between checks that the loop still runs
-# A job that held its worker this long (seconds) waited on something other than
-# the CPU; its end is delivered spaced out (see Inbox.post_spaced).
-_SPACED_AFTER: Final = 0.005
 
 
 class Request:
@@ -523,13 +520,10 @@ class Request:
         """Hand the final messages (``None``: send nothing) and the app's error to :meth:`serve`.
 
         Posts the ``(_DONE, messages, error)`` item :meth:`run` left in
-        ``outcome``; spaced out when the job ran long (:data:`_SPACED_AFTER`).
+        ``outcome``; spaced out when the job ran long (:meth:`Inbox.post_finished`).
         """
         try:
-            if monotonic() - self.started < _SPACED_AFTER:
-                self.inbox.post(self, self.outcome)
-            else:
-                self.inbox.post_spaced(self, self.outcome)
+            self.inbox.post_finished(self, self.outcome, self.started)
         except RuntimeError:
             logger.debug("event loop closed before the response could be sent")
 

@@ -28,6 +28,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
+from time import monotonic
 from typing import Any, TypeVar
 
 from asgiref.sync import SyncToAsync
@@ -165,6 +166,7 @@ class _Hop:
         "loop",
         "outcome",
         "phase",
+        "started",
         "task_context",
     )
 
@@ -187,6 +189,7 @@ class _Hop:
         self.phase = HopPhase.WAITING
         self.finished: asyncio.Future[None] | None = None  # set by a cancelled caller
         self.outcome: tuple[Any, BaseException | None] = (None, None)
+        self.started = 0.0  # when run() began (time.monotonic(), seconds)
 
     def run(self) -> Callable[[], None] | None:
         """Run ``func`` on this thread; return the step that posts the outcome (worker side).
@@ -207,6 +210,7 @@ class _Hop:
         local.main_event_loop = self.loop
         local.main_event_loop_pid = os.getpid()
         local.task_context = self.task_context
+        self.started = monotonic()
         try:
             self.outcome = (self.context.run(_adopted, self.context, self.func, self.args), None)
         except BaseException as error:  # handed to the caller, re-raised there
@@ -225,9 +229,13 @@ class _Hop:
             post()
 
     def post(self) -> None:
-        """Hand the outcome to the loop (worker side)."""
+        """Hand the outcome to the loop (worker side).
+
+        Batched with other hops' outcomes, or spaced out when the hop held its
+        thread long (a view blocked on I/O): :meth:`Inbox.post_finished`.
+        """
         try:
-            self.inbox.post(self, self.outcome)
+            self.inbox.post_finished(self, self.outcome, self.started)
         except RuntimeError:
             logger.debug("event loop closed before a thread hop could report back")
 
