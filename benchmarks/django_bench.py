@@ -21,7 +21,10 @@ requests served, database connections opened, read at ``STATS_PATH``) are
 read around each wrk run.
 
 It prints per variant the median req/s and server CPU per request over the
-rounds (and every round's value), errors, database connections opened per
+rounds (and every round's value), the share of core 0 the server used in
+each run (below 1 it waited, for wrk or because other processes ran on its
+core: req/s then measures the machine more than the server; CPU per request
+is steadier), errors, database connections opened per
 10,000 requests (counted in the server with ``connection_created``); then
 each ratio (ours over stock, gunicorn gthread, WSGIToASGI; CPU per request
 of the others over ours) computed within each round, as the median over the
@@ -306,6 +309,7 @@ class Sample:
     :param opened: database connections the server opened during the run.
     :param opened_total: database connections the server opened since it started.
     :param cpu_s: CPU seconds the serving process used during the run (all threads).
+    :param wall_s: wall-clock seconds between the two counter reads.
     :param position: where in its round the run came (0 = first).
     """
 
@@ -316,12 +320,22 @@ class Sample:
     opened: int
     opened_total: int
     cpu_s: float
+    wall_s: float
     position: int
 
     @property
     def cpu_us(self) -> float:
         """Server CPU microseconds per served request (NaN when none was served)."""
         return self.cpu_s * 1e6 / self.served if self.served else float("nan")
+
+    @property
+    def core_share(self) -> float:
+        """Fraction of one core the server used during the run (1.0: it had core 0 to itself).
+
+        Below 1 the server waited: for wrk, for the database, or because other
+        processes ran on its core; req/s then measures the machine, not the server.
+        """
+        return self.cpu_s / self.wall_s
 
 
 @contextlib.contextmanager
@@ -364,8 +378,10 @@ def serving(
 def measure(url: str, args: argparse.Namespace, position: int) -> Sample:
     """Run wrk once against ``url/count/`` and read the server's counters around it."""
     before = json.loads(fetch(url + STATS_PATH))
+    started = time.monotonic()
     result = run_wrk(url + "/count/", connections=args.connections, duration=args.duration)
     after = json.loads(fetch(url + STATS_PATH))
+    wall = time.monotonic() - started
     return Sample(
         rps=result.rps,
         p99_ms=result.p99_ms,
@@ -374,6 +390,7 @@ def measure(url: str, args: argparse.Namespace, position: int) -> Sample:
         opened=after["opened"] - before["opened"],
         opened_total=after["opened"],
         cpu_s=after["cpu"] - before["cpu"],
+        wall_s=wall,
         position=position,
     )
 
@@ -435,6 +452,7 @@ def report(name: str, samples: dict[str, list[Sample]], hops: dict[str, int]) ->
             f"{statistics.median(run.p99_ms for run in runs):.1f}",
             f"{statistics.median(run.cpu_us for run in runs):.0f}",
             " ".join(f"{run.cpu_us:.0f}" for run in runs),
+            " ".join(f"{run.core_share:.2f}" for run in runs),
             str(sum(run.errors for run in runs)),
             f"{opened * 10_000 / served if served else float('nan'):.0f} ({opened} in {served})",
             str(runs[-1].opened_total),
@@ -442,7 +460,7 @@ def report(name: str, samples: dict[str, list[Sample]], hops: dict[str, int]) ->
     print(f"\n### {name}\n")
     print(markdown_table(
         ["variant", "req/s (median)", "req/s per round", "p99 ms (median)",
-         "server CPU µs/req (median)", "CPU µs/req per round", "errors",
+         "server CPU µs/req (median)", "CPU µs/req per round", "core share per round", "errors",
          "DB conns / 10k req", "DB conns since start"], rows
     ))  # fmt: skip
     rows = []

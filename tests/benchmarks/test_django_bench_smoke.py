@@ -88,12 +88,16 @@ def test_server_counters_are_read_around_every_run(
         # One server per variant for all rounds: its total only grows.
         totals = [run["opened_total"] for run in runs]
         assert totals == sorted(totals), (variant, totals)
-    # CONN_MAX_AGE=60: at most one connection per thread where connections persist;
-    # Django's stock ASGI handler runs each request's sync work in a new context
-    # and opens a connection per request.
+    # CONN_MAX_AGE=60: where connections persist, a thread opens one at its first
+    # request and again once a minute; Django's stock ASGI handler runs each
+    # request's sync work in a new thread context and opens one per request.
     for variant in ("gunicorn-gthread", "uvicorn-wsgitoasgi", "uvicorn-ours"):
-        assert samples[variant][-1]["opened_total"] <= THREADS, samples[variant]
-    assert sum(run["opened"] for run in samples["uvicorn-stock"]) > 0
+        opened = sum(run["opened"] for run in samples[variant])
+        served = sum(run["served"] for run in samples[variant])
+        assert opened * 10 < served, (variant, opened, served)
+    opened = sum(run["opened"] for run in samples["uvicorn-stock"])
+    served = sum(run["served"] for run in samples["uvicorn-stock"])
+    assert opened * 2 > served, (opened, served)
 
 
 @pytest.mark.live
@@ -137,6 +141,8 @@ def test_variant_table_shows_every_round_and_the_median(
         row = rows[variant]
         assert row[2].split() == [f"{run['rps']:.0f}" for run in runs], row
         assert row[1] == f"{statistics.median(run['rps'] for run in runs):.0f}", row
-        assert row[6] == str(sum(run["errors"] for run in runs)), row
+        shares = [f"{run['cpu_s'] / run['wall_s']:.2f}" for run in runs]
+        assert row[6].split() == shares, row
+        assert row[7] == str(sum(run["errors"] for run in runs)), row
     # Ours hops to a worker thread once for a sync view (counted in process).
     assert re.search(r"^Thread hops per request .*uvicorn-ours /count/: 1,", output, re.M), output
