@@ -39,6 +39,7 @@ Usage::
     .venv/bin/python benchmarks/django_bench.py [--duration 5] [--rounds 5]
         [--connections 32] [--threads 8] [--databases sqlite,postgres] [--json FILE]
         [--smoke]
+    .venv/bin/python benchmarks/django_bench.py --pool RUN1.json RUN2.json ...
 """
 
 from __future__ import annotations
@@ -314,8 +315,9 @@ class Sample:
     :param opened: database connections the server opened during the run.
     :param opened_total: database connections the server opened since it started.
     :param cpu_s: CPU seconds the serving process used during the run (all threads).
-    :param wall_s: wall-clock seconds between the two counter reads.
     :param position: where in its round the run came (0 = first).
+    :param wall_s: wall-clock seconds between the two counter reads (NaN in
+        ``--json`` files written before it was recorded).
     """
 
     rps: float
@@ -325,8 +327,8 @@ class Sample:
     opened: int
     opened_total: int
     cpu_s: float
-    wall_s: float
     position: int
+    wall_s: float = float("nan")
 
     @property
     def cpu_us(self) -> float:
@@ -455,7 +457,7 @@ def now() -> str:
     return f"{time.strftime('%H:%M:%S', time.gmtime())} UTC, load average {load}"
 
 
-def report(name: str, samples: dict[str, list[Sample]], hops: dict[str, int]) -> None:
+def report(name: str, samples: dict[str, list[Sample]], hops: dict[str, int] | None) -> None:
     """Print one database's tables: medians per variant, then the per-round ratios."""
     rows = []
     for variant, runs in samples.items():
@@ -499,9 +501,28 @@ def report(name: str, samples: dict[str, list[Sample]], hops: dict[str, int]) ->
         ["ratio", "target", "median of rounds", "min-max", "per round", "rounds meeting it",
          f"median of full-core rounds (both >= {FULL_CORE:g} core)"], rows,
     ))  # fmt: skip
-    print(
-        "\nThread hops per request (in process): " + ", ".join(f"{k}: {v}" for k, v in hops.items())
-    )
+    if hops is not None:
+        hops_text = ", ".join(f"{k}: {v}" for k, v in hops.items())
+        print(f"\nThread hops per request (in process): {hops_text}")
+
+
+def pool(paths: list[Path]) -> None:
+    """Print the tables over the rounds of several ``--json`` files, per database.
+
+    Rounds stay paired (a ratio is still computed within each round); the
+    files' rounds are concatenated in the order given.
+
+    :raise OSError, ValueError, TypeError: for a missing or malformed file.
+    """
+    pooled: dict[str, dict[str, list[Sample]]] = {}
+    for path in paths:
+        for db, by_variant in json.loads(path.read_text()).items():
+            for variant, runs in by_variant.items():
+                target = pooled.setdefault(db, {}).setdefault(variant, [])
+                target.extend(Sample(**run) for run in runs)
+    print(f"{len(paths)} files: {', '.join(str(path) for path in paths)}")
+    for db, samples in pooled.items():
+        report(db, samples, None)
 
 
 def run_database(
@@ -539,7 +560,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--databases", default="sqlite,postgres", help="sqlite,postgres")
     parser.add_argument("--json", type=Path, help="also write every round's samples here")
     parser.add_argument("--smoke", action="store_true", help="SQLite, 1 s runs: machinery only")
+    parser.add_argument(
+        "--pool", type=Path, nargs="+", metavar="JSON", help="measure nothing: print the "
+        "tables over the rounds of these --json files together"
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.pool:
+        pool(args.pool)
+        return
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if args.smoke:

@@ -155,3 +155,29 @@ def test_variant_table_shows_every_round_and_the_median(
         assert row[7] == str(sum(run["errors"] for run in runs)), row
     # Ours hops to a worker thread once for a sync view (counted in process).
     assert re.search(r"^Thread hops per request .*uvicorn-ours /count/: 1,", output, re.M), output
+
+
+@pytest.mark.live
+@pytest.mark.timeout(420)
+def test_pool_pairs_the_rounds_of_several_json_files(
+    smoke_run: tuple[str, dict[str, list[dict]]], tmp_path: Path
+) -> None:
+    _, samples = smoke_run
+    raw = tmp_path / "one.json"
+    # A second file whose ours is twice as fast: pooled, half the rounds double.
+    doubled = {v: [dict(run) for run in runs] for v, runs in samples.items()}
+    for run in doubled["uvicorn-ours"]:
+        run["rps"] *= 2
+    raw.write_text(json.dumps({"SQLite": samples}))
+    (tmp_path / "two.json").write_text(json.dumps({"SQLite": doubled}))
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--pool", str(raw), str(tmp_path / "two.json")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = {r[0]: r for r in _table_rows(result.stdout, "ratio")}["req/s ours / gunicorn gthread"]
+    ours, gunicorn = samples["uvicorn-ours"], samples["gunicorn-gthread"]
+    once = [o["rps"] / g["rps"] for o, g in zip(ours, gunicorn, strict=True)]
+    values = once + [2 * value for value in once]
+    assert row[4].split() == [f"{value:.2f}" for value in values], row
+    assert row[2] == f"{statistics.median(values):.2f}x", row
