@@ -445,7 +445,7 @@ def full_core_rounds(samples: dict[str, list[Sample]], ratio: Ratio) -> list[boo
 
     Chosen by a measure independent of the ratio: in such a round neither
     server waited for a core (or for a starved wrk), so req/s compares the
-    servers rather than what the rest of the machine did in their 5 s windows.
+    servers rather than what the rest of the machine did during their windows.
     """
     top, bottom = samples[ratio.numerator], samples[ratio.denominator]
     return [min(a.core_share, b.core_share) >= FULL_CORE for a, b in zip(top, bottom, strict=True)]
