@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -39,6 +40,22 @@ ASGI_SERVERS = ("uvicorn", "hypercorn", "granian")
 ADAPTERS = ("asgishift", "a2wsgi", "asgiref")
 SERVER_CORE = "0"
 CLIENT_CORE = "1"
+
+_T = TypeVar("_T")
+
+
+def rotated(items: Sequence[_T], round_no: int) -> list[_T]:
+    """Return ``items`` starting at index ``round_no % len(items)``, wrapping around.
+
+    Round ``r`` of a benchmark measures its configurations in the order
+    ``rotated(configs, r)``, so over ``len(configs)`` rounds each configuration
+    runs once in every position and a drift in the machine's load does not
+    always fall on the same one.
+
+    :raise ZeroDivisionError: if ``items`` is empty.
+    """
+    start = round_no % len(items)
+    return [*items[start:], *items[:start]]
 
 
 def unpack_src(revision: str, into: Path) -> Path:

@@ -50,6 +50,7 @@ from _common import (
     machine_info,
     markdown_table,
     pinned,
+    rotated,
     run_wrk,
     stop,
     wait_ready,
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         for url_label in labels if not args.smoke else ():  # warm up
             run_wrk(f"http://127.0.0.1:{ports[url_label]}/", connections=10, duration=1)
         for round_no in range(args.rounds):
-            order = labels[round_no % len(labels) :] + labels[: round_no % len(labels)]
+            order = rotated(labels, round_no)
             this_round: dict[str, float] = {}
             for label in order:
                 result = run_wrk(

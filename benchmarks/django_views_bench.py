@@ -47,6 +47,7 @@ from _common import (
     machine_info,
     markdown_table,
     pinned,
+    rotated,
     run_wrk,
     stop,
     wait_ready,
@@ -206,7 +207,7 @@ def measure(kind: str, connections: int, duration: float, rounds: int) -> list[l
                 rps: dict[str, list[float]] = {c.label: [] for c in CONFIGS}
                 ratios: dict[str, list[float]] = {c.label: [] for c in CONFIGS}
                 for round_no in range(rounds):
-                    order = CONFIGS[round_no % len(CONFIGS) :] + CONFIGS[: round_no % len(CONFIGS)]
+                    order = rotated(CONFIGS, round_no)
                     got = {}
                     for config in order:
                         url = f"http://127.0.0.1:{procs[config.server][1]}{config.path}"
