@@ -42,6 +42,7 @@ from _common import (
     machine_info,
     markdown_table,
     pinned,
+    rotated,
     run_wrk,
     stop,
     unpack_src,
@@ -163,10 +164,8 @@ def measure_server(
         }
         for url in urls.values():  # warm-up: threads started, code paths hot
             run_wrk(url, connections=args.connections, duration=1)
-        order = list(urls)
         for index in range(args.rounds):
-            shift = index % len(order)
-            for variant in order[shift:] + order[:shift]:
+            for variant in rotated(list(urls), index):
                 url = urls[variant]
                 result = run_wrk(url, connections=args.connections, duration=args.duration)
                 if result.errors:
