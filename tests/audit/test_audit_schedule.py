@@ -87,9 +87,7 @@ def _disk_sources(tmp_path: Path, count: int) -> tuple[list[SourceFile], dict[st
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_tasks_submitted_while_results_are_read_are_reported_too(
-    tmp_path: Path, jobs: int
-) -> None:
+def test_tasks_submitted_while_results_are_read_are_reported_too(tmp_path: Path, jobs: int) -> None:
     files, contents = _disk_sources(tmp_path, 40)
     parser = Parser(jobs)
     outcomes: list[Outcome] = []
