@@ -196,8 +196,24 @@ def _inherit(contents: Mapping[str, bytes]) -> None:
     _inherited = contents
 
 
-def _run_batch(batch: list[Task]) -> bytes:
-    """Worker entry point: run a batch of tasks; marshalled.
+def _pack(tasks: Sequence[Task]) -> bytes:
+    """Marshal a batch of tasks for :func:`_run_batch`: plain tuples, cheaper to send than objects.
+
+    A worker needs no file's other importable names (:attr:`SourceFile.names`).
+    """
+    return marshal.dumps(
+        [
+            (t.source.abspath, t.source.rel, t.source.module, t.source.is_package, int(t.step))
+            for t in tasks
+        ]
+    )
+
+
+_STEPS = tuple(Step)
+
+
+def _run_batch(packed: bytes) -> bytes:
+    """Worker entry point: run a batch of tasks (:func:`_pack`); marshalled.
 
     A file's bytes come from the main process's memory when the worker was
     forked, else from disk.
@@ -206,16 +222,17 @@ def _run_batch(batch: list[Task]) -> bytes:
     with no_gc(), warnings.catch_warnings():
         # Invalid escape sequences and the like are the project's business.
         warnings.simplefilter("ignore")
-        for task in batch:
-            data = _inherited.get(task.source.rel)
+        for abspath, rel, module, is_package, step in marshal.loads(packed):
+            data = _inherited.get(rel)
             if data is None:
                 try:
-                    with open(task.source.abspath, "rb") as fh:
+                    with open(abspath, "rb") as fh:
                         data = fh.read()
                 except OSError as exc:
-                    out.append((task.source.rel, None, (0, f"cannot read: {exc}")))
+                    out.append((rel, None, (0, f"cannot read: {exc}")))
                     continue
-            out.append(tuple(run_task(Task(task.source, Step(task.step)), data)))
+            source = SourceFile(abspath, rel, module, is_package)
+            out.append(tuple(run_task(Task(source, _STEPS[step]), data)))
     return marshal.dumps(out)
 
 
@@ -307,7 +324,7 @@ class Parser:
             return
         put = self.done.put
         for i in range(0, len(tasks), size):
-            future = pool.submit(_run_batch, list(tasks[i : i + size]))
+            future = pool.submit(_run_batch, _pack(tasks[i : i + size]))
             future.add_done_callback(put)
             self.outstanding += 1
         for task in tasks:
