@@ -154,13 +154,14 @@ def is_seed(data: bytes) -> bool:
     """
     if any(word in data for word in _SEED_WORDS):
         return True
-    for keyword in (b"async", b"await"):
-        at = data.find(keyword)
+    first_async = data.find(b"async")
+    for keyword, at in ((b"async", first_async), (b"await", data.find(b"await"))):
         while at >= 0:
             if _word_at(data, at, at + 5):
                 return True
             at = data.find(keyword, at + 5)
-    return b"async" in data and any(name in data for name in _ASYNC_NAMES)
+    # (Each search reads the whole file: the first one for ``async`` is reused.)
+    return first_async >= 0 and any(name in data for name in _ASYNC_NAMES)
 
 
 def file_facts(source: SourceFile, data: bytes) -> Facts:

@@ -72,18 +72,19 @@ class Intake:
     def __call__(self, source: SourceFile) -> None:
         """Read one file found by discovery; look it up or queue it for scanning."""
         try:
-            size = os.path.getsize(source.abspath)
-            if size > self.max_bytes:
-                self.errors.append(
-                    FileError(
-                        source.rel,
-                        0,
-                        f"file is {size} bytes, over max_file_bytes={self.max_bytes}; raise "
-                        "`max_file_bytes` or add it to `exclude`",
-                    )
-                )
-                return
             with open(source.abspath, "rb") as fh:
+                # The size of the open file: no second look-up of the path.
+                size = os.fstat(fh.fileno()).st_size
+                if size > self.max_bytes:
+                    self.errors.append(
+                        FileError(
+                            source.rel,
+                            0,
+                            f"file is {size} bytes, over max_file_bytes={self.max_bytes}; raise "
+                            "`max_file_bytes` or add it to `exclude`",
+                        )
+                    )
+                    return
                 data = fh.read()
         except OSError as exc:
             self.errors.append(FileError(source.rel, 0, f"cannot read: {exc}"))
