@@ -9,8 +9,9 @@ One :class:`Task` per file says how far to go:
 * :attr:`Step.PARSE` parses only (a syntax error is still reported).
 * :attr:`Step.SUMMARISE` parses and summarises.
 
-Workers send back plain tuples through :mod:`marshal`, several times faster
-than the pickle :mod:`concurrent.futures` would otherwise use.
+Tasks go to the workers, and outcomes come back, as plain tuples through
+:mod:`marshal`, several times faster than the pickle :mod:`concurrent.futures`
+would otherwise use on the objects.
 """
 
 from __future__ import annotations
