@@ -154,13 +154,14 @@ def is_seed(data: bytes) -> bool:
     """
     if any(word in data for word in _SEED_WORDS):
         return True
-    for keyword in (b"async", b"await"):
-        at = data.find(keyword)
+    first_async = data.find(b"async")
+    for keyword, at in ((b"async", first_async), (b"await", data.find(b"await"))):
         while at >= 0:
             if _word_at(data, at, at + 5):
                 return True
             at = data.find(keyword, at + 5)
-    return b"async" in data and any(name in data for name in _ASYNC_NAMES)
+    # (Each search reads the whole file: the first one for ``async`` is reused.)
+    return first_async >= 0 and any(name in data for name in _ASYNC_NAMES)
 
 
 def file_facts(source: SourceFile, data: bytes) -> Facts:
@@ -182,6 +183,105 @@ def _prefixes(names: Iterable[str]) -> Iterator[str]:
             yield ".".join(parts[:i])
 
 
+class Closure:
+    """The import closure of async code, grown as each file's :data:`Facts` arrive.
+
+    Feed every file's facts with :meth:`add`, in any order; each call returns
+    the files it made known to be in the closure (with their facts known), so
+    a caller can start summarising them while other files are still being
+    scanned. :meth:`finish` adds the files that may discard a coroutine, which
+    needs every seed's facts, and returns the closure: the same set whatever
+    the order of the :meth:`add` calls (a least fixed point).
+
+    :param files: every file of the run (module names resolve imports).
+    """
+
+    def __init__(self, files: Sequence[SourceFile]) -> None:
+        self.files = files
+        by_module: dict[str, list[SourceFile]] = {}
+        for source in files:
+            by_module.setdefault(source.module, []).append(source)
+        for source in files:
+            for name in source.names:
+                by_module.setdefault(name, []).append(source)
+        self.by_module = by_module
+        self.facts: dict[str, Facts] = {}
+        self.wanted: set[str] = set()
+
+    def _modules_named(self, names: Iterable[str]) -> Iterator[SourceFile]:
+        # The longest module prefix is the one name resolution consults
+        # (``django.db.models.Model`` -> ``django.db.models``); a package's
+        # ``__init__`` re-exports are reached through it.
+        by_module = self.by_module
+        for name in names:
+            parts = name.split(".")
+            for i in range(len(parts), 0, -1):
+                hit = by_module.get(".".join(parts[:i]))
+                if hit:
+                    yield from hit
+                    break
+
+    def _expand(self, frontier: list[SourceFile], out: list[SourceFile]) -> None:
+        """Add what ``frontier`` (wanted, facts known) imports; report to ``out``."""
+        wanted = self.wanted
+        facts = self.facts
+        while frontier:
+            fresh: list[SourceFile] = []
+            for source in frontier:
+                for dep in self._modules_named(facts[source.rel][1]):
+                    if dep.rel not in wanted:
+                        wanted.add(dep.rel)
+                        if dep.rel in facts:
+                            out.append(dep)
+                            fresh.append(dep)
+            frontier = fresh
+
+    def add(self, source: SourceFile, facts: Facts) -> list[SourceFile]:
+        """Record one file's facts; return the files now known to be wanted.
+
+        :return: each file of the closure exactly once over all calls of
+            :meth:`add`, as soon as it is known to be in the closure and its
+            facts are known (``source`` itself, or files it imports).
+        """
+        self.facts[source.rel] = facts
+        out: list[SourceFile] = []
+        if facts[0] or source.rel in self.wanted:
+            self.wanted.add(source.rel)
+            out.append(source)
+            self._expand([source], out)
+        return out
+
+    def finish(self, contents: Mapping[str, bytes]) -> set[str]:
+        """Add the files that may discard a coroutine; return the closure.
+
+        Every file's facts must have been added.
+
+        :param contents: the files' bytes by relative path (searched for
+            coroutine calls).
+        :return: a set of :attr:`SourceFile.rel`.
+        """
+        facts = self.facts
+        wanted = self.wanted
+        # Files that import a module defining a coroutine function and mention a
+        # call of one of its names may discard a coroutine (ASH402). Only seeds
+        # can define one (their text mentions ``async``).
+        async_calls: dict[str, set[bytes]] = {}
+        for source in self.files:
+            found = facts[source.rel]
+            if found[0] and found[2]:
+                async_calls.setdefault(source.module, set()).update(found[2])
+        memo: dict[str, list[set[bytes]]] = {}
+        late = [
+            s
+            for s in self.files
+            if s.rel not in wanted
+            and _may_call(contents[s.rel], facts[s.rel][1], async_calls, memo)
+        ]
+        wanted.update(s.rel for s in late)
+        self._expand(late, [])
+        return wanted
+
+
 def import_closure(
     files: Sequence[SourceFile], facts: Mapping[str, Facts], contents: Mapping[str, bytes]
 ) -> set[str]:
@@ -192,56 +292,10 @@ def import_closure(
     :param contents: their bytes by relative path (searched for coroutine calls).
     :return: a set of :attr:`SourceFile.rel`.
     """
-    by_module: dict[str, list[SourceFile]] = {}
+    closure = Closure(files)
     for source in files:
-        by_module.setdefault(source.module, []).append(source)
-    for source in files:
-        for name in source.names:
-            by_module.setdefault(name, []).append(source)
-
-    def modules_named(names: Iterable[str]) -> Iterator[SourceFile]:
-        # The longest module prefix is the one name resolution consults
-        # (``django.db.models.Model`` -> ``django.db.models``); a package's
-        # ``__init__`` re-exports are reached through it.
-        for name in names:
-            parts = name.split(".")
-            for i in range(len(parts), 0, -1):
-                hit = by_module.get(".".join(parts[:i]))
-                if hit:
-                    yield from hit
-                    break
-
-    wanted: set[str] = set()
-
-    def expand(frontier: list[SourceFile]) -> None:
-        while frontier:
-            fresh: list[SourceFile] = []
-            for source in frontier:
-                for dep in modules_named(facts[source.rel][1]):
-                    if dep.rel not in wanted:
-                        wanted.add(dep.rel)
-                        fresh.append(dep)
-            frontier = fresh
-
-    seeds = [s for s in files if facts[s.rel][0]]
-    wanted.update(s.rel for s in seeds)
-    expand(seeds)
-    # Files that import a module defining a coroutine function and mention a
-    # call of one of its names may discard a coroutine (ASH402). Only seeds
-    # can define one (their text mentions ``async``).
-    async_calls: dict[str, set[bytes]] = {}
-    for source in seeds:
-        if facts[source.rel][2]:
-            async_calls.setdefault(source.module, set()).update(facts[source.rel][2])
-    memo: dict[str, list[set[bytes]]] = {}
-    late = [
-        s
-        for s in files
-        if s.rel not in wanted and _may_call(contents[s.rel], facts[s.rel][1], async_calls, memo)
-    ]
-    wanted.update(s.rel for s in late)
-    expand(late)
-    return wanted
+        closure.add(source, facts[source.rel])
+    return closure.finish(contents)
 
 
 def _may_call(
@@ -269,6 +323,7 @@ def _may_call(
 
 __all__ = [
     "SEED_RE",
+    "Closure",
     "Facts",
     "file_facts",
     "import_closure",

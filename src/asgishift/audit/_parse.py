@@ -9,25 +9,28 @@ One :class:`Task` per file says how far to go:
 * :attr:`Step.PARSE` parses only (a syntax error is still reported).
 * :attr:`Step.SUMMARISE` parses and summarises.
 
-Workers send back plain tuples through :mod:`marshal`, several times faster
-than the pickle :mod:`concurrent.futures` would otherwise use.
+Tasks go to the workers, and outcomes come back, as plain tuples through
+:mod:`marshal`, several times faster than the pickle :mod:`concurrent.futures`
+would otherwise use on the objects.
 """
 
 from __future__ import annotations
 
 import ast
+import collections
 import concurrent.futures
 import enum
 import gc
 import logging
 import marshal
 import multiprocessing
+import queue
 import re
 import symtable
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from asgishift.audit._closure import Facts, file_facts
@@ -194,8 +197,24 @@ def _inherit(contents: Mapping[str, bytes]) -> None:
     _inherited = contents
 
 
-def _run_batch(batch: list[Task]) -> bytes:
-    """Worker entry point: run a batch of tasks; marshalled.
+def _pack(tasks: Sequence[Task]) -> bytes:
+    """Marshal a batch of tasks for :func:`_run_batch`: plain tuples, cheaper to send than objects.
+
+    A worker needs no file's other importable names (:attr:`SourceFile.names`).
+    """
+    return marshal.dumps(
+        [
+            (t.source.abspath, t.source.rel, t.source.module, t.source.is_package, int(t.step))
+            for t in tasks
+        ]
+    )
+
+
+_STEPS = tuple(Step)
+
+
+def _run_batch(packed: bytes) -> bytes:
+    """Worker entry point: run a batch of tasks (:func:`_pack`); marshalled.
 
     A file's bytes come from the main process's memory when the worker was
     forked, else from disk.
@@ -204,16 +223,17 @@ def _run_batch(batch: list[Task]) -> bytes:
     with no_gc(), warnings.catch_warnings():
         # Invalid escape sequences and the like are the project's business.
         warnings.simplefilter("ignore")
-        for task in batch:
-            data = _inherited.get(task.source.rel)
+        for abspath, rel, module, is_package, step in marshal.loads(packed):
+            data = _inherited.get(rel)
             if data is None:
                 try:
-                    with open(task.source.abspath, "rb") as fh:
+                    with open(abspath, "rb") as fh:
                         data = fh.read()
                 except OSError as exc:
-                    out.append((task.source.rel, None, (0, f"cannot read: {exc}")))
+                    out.append((rel, None, (0, f"cannot read: {exc}")))
                     continue
-            out.append(tuple(run_task(Task(task.source, Step(task.step)), data)))
+            source = SourceFile(abspath, rel, module, is_package)
+            out.append(tuple(run_task(Task(source, _STEPS[step]), data)))
     return marshal.dumps(out)
 
 
@@ -249,10 +269,13 @@ _COST = {Step.SCAN: 1, Step.PARSE: 2, Step.SUMMARISE: 3}
 
 
 class Parser:
-    """Run tasks in-process or in a lazily started worker pool, batch by batch.
+    """Run tasks in a lazily started worker pool, or in this process, and yield what they gave.
 
-    Either :meth:`run` a list of tasks, or :meth:`submit` tasks as they come
-    (the pool starts at the first) and then :meth:`collect` what they gave.
+    :meth:`submit` tasks as they come (to the pool once :meth:`start` has
+    started it, else queued to run in this process), and iterate
+    :meth:`results` for their outcomes as they complete: tasks submitted while
+    :meth:`results` is being iterated are part of it too. :meth:`run` does
+    both for one list of tasks.
 
     :param jobs: worker processes; ``1`` runs everything in this process.
     """
@@ -261,14 +284,26 @@ class Parser:
         self.jobs = jobs
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.shared: Mapping[str, bytes] | None = None
-        self.futures: list[concurrent.futures.Future[bytes]] = []
+        self.done: queue.SimpleQueue[concurrent.futures.Future[bytes]] = queue.SimpleQueue()
+        self.outstanding = 0  # batches submitted to the pool, not yet yielded
+        self.local: collections.deque[Task] = collections.deque()
         self.pending: dict[str, Task] = {}
 
-    def _start(self, contents: Mapping[str, bytes]) -> concurrent.futures.ProcessPoolExecutor:
-        """Return the worker pool, started (forked) now if not yet running."""
+    @property
+    def parallel(self) -> bool:
+        """Whether submitted tasks go to the worker pool."""
+        return self.pool is not None
+
+    def start(self, contents: Mapping[str, bytes]) -> None:
+        """Start (fork) the worker pool now, unless ``jobs`` is 1 or it already runs.
+
+        :param contents: the files' bytes by relative path, the same mapping
+            for every call of one run (bytes added to it later are read from
+            disk by the workers).
+        """
         if self.pool is not None and contents is not self.shared:
             self.close()  # its workers hold another run's bytes
-        if self.pool is None:
+        if self.pool is None and self.jobs > 1:
             self.shared = contents
             context = _pool_context()
             # Forked workers share the parent's memory: hand them the bytes
@@ -278,69 +313,98 @@ class Parser:
             self.pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.jobs, mp_context=context, initializer=_inherit, initargs=(shared,)
             )
-        return self.pool
 
-    def submit(self, tasks: list[Task], contents: Mapping[str, bytes], size: int) -> None:
-        """Hand ``tasks`` to the worker pool in batches of ``size``; see :meth:`collect`.
+    def submit(self, tasks: Sequence[Task], size: int = BATCH) -> None:
+        """Hand ``tasks`` to the worker pool in batches of ``size``, or queue them here.
 
-        :param contents: the files' bytes by relative path, the same mapping
-            for every call of one run (bytes added to it later are read from
-            disk by the workers).
+        The outcomes come out of :meth:`results`.
         """
-        pool = self._start(contents)
+        pool = self.pool
+        if pool is None:
+            self.local.extend(tasks)
+            return
+        put = self.done.put
         for i in range(0, len(tasks), size):
-            self.futures.append(pool.submit(_run_batch, tasks[i : i + size]))
+            future = pool.submit(_run_batch, _pack(tasks[i : i + size]))
+            future.add_done_callback(put)
+            self.outstanding += 1
         for task in tasks:
             self.pending[task.source.rel] = task
 
-    def collect(self, contents: Mapping[str, bytes]) -> Iterator[list[Outcome]]:
+    def results(self, contents: Mapping[str, bytes]) -> Iterator[list[Outcome]]:
         """Yield the :class:`Outcome` batches of every submitted task as they complete.
+
+        Ends when every task submitted so far, including those submitted
+        while iterating, has given its outcome.
+
+        :param contents: every file's bytes by relative path (tasks run in
+            this process read them from here).
 
         If the pool breaks (e.g. a script without an ``if __name__ ==
         "__main__"`` guard under the forkserver start method), the tasks not
         yet done run in this process instead.
         """
-        futures, self.futures = self.futures, []
-        try:
-            for future in concurrent.futures.as_completed(futures):
+        while True:
+            if self.local:
+                task = self.local.popleft()
+                with warnings.catch_warnings():
+                    # Invalid escape sequences and the like are the project's business.
+                    warnings.simplefilter("ignore")
+                    outcome = run_task(task, contents[task.source.rel])
+                yield [outcome]
+                continue
+            if not self.outstanding:
+                return
+            future = self.done.get()
+            self.outstanding -= 1
+            try:
                 raw: list[tuple[str, Facts | None, Entry | None]] = marshal.loads(future.result())
-                outcomes = [Outcome._make(item) for item in raw]
-                for outcome in outcomes:
-                    self.pending.pop(outcome.rel, None)
-                yield outcomes
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            logger.warning("audit worker processes failed (%s); parsing in-process", exc)
-            self.close()
-            self.jobs = 1
-            rest, self.pending = list(self.pending.values()), {}
-            yield from self.run(rest, contents)
+            except concurrent.futures.process.BrokenProcessPool as exc:
+                logger.warning("audit worker processes failed (%s); parsing in-process", exc)
+                rest = list(self.pending.values())
+                self.close()
+                self.jobs = 1
+                self.local.extend(rest)
+                continue
+            outcomes = [Outcome._make(item) for item in raw]
+            pending = self.pending
+            for outcome in outcomes:
+                pending.pop(outcome.rel, None)
+            yield outcomes
 
     def run(self, tasks: list[Task], contents: Mapping[str, bytes]) -> Iterator[list[Outcome]]:
-        """Yield batches of :class:`Outcome` as they complete.
+        """Run ``tasks`` (with any submitted before) and yield their outcome batches.
+
+        Worker processes take them when the pool runs already, or when there
+        are at least :data:`PARALLEL_MIN_FILES` of them.
 
         :param tasks: the files and how far to take each.
         :param contents: every file's bytes by relative path (in-process runs
             read them from here; forked workers too, others from disk).
         """
-        if len(tasks) < PARALLEL_MIN_FILES or self.jobs == 1:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for task in tasks:
-                    yield [run_task(task, contents[task.source.rel])]
-            return
-        # Largest (and costliest) first so the last batch does not hold the run up.
+        if len(tasks) >= PARALLEL_MIN_FILES:
+            self.start(contents)
+        self.submit(*self.plan(tasks, contents))
+        yield from self.results(contents)
+
+    def plan(self, tasks: list[Task], contents: Mapping[str, bytes]) -> tuple[list[Task], int]:
+        """Return ``tasks`` largest (costliest) first, and the batch size to submit them in.
+
+        Largest first, so the last batch does not hold the run up; batches of
+        at most :data:`BATCH` and about a quarter of a worker's share.
+        """
         ordered = sorted(
-            tasks, key=lambda t: len(contents[t.source.rel]) * _COST[t.step], reverse=True
+            tasks, key=lambda t: len(contents.get(t.source.rel, b"")) * _COST[t.step], reverse=True
         )
-        self.submit(ordered, contents, max(8, min(BATCH, len(ordered) // (self.jobs * 4) or 1)))
-        yield from self.collect(contents)
+        return ordered, max(8, min(BATCH, len(ordered) // (self.jobs * 4) or 1))
 
     def close(self) -> None:
-        """Stop the worker pool, if one was started."""
+        """Stop the worker pool, if one was started; forget what was not done."""
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
-        self.futures = []
+        self.done = queue.SimpleQueue()  # cancelled batches report to the old one
+        self.outstanding = 0
         self.pending = {}
 
 
