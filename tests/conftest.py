@@ -1,6 +1,10 @@
 """Shared pytest configuration.
 
 - Makes ``tests/live.py`` importable as ``live``.
+- Compiles ``src/`` and the live apps to bytecode once per session: the live
+  tests start hundreds of interpreters that import them, and where
+  ``PYTHONDONTWRITEBYTECODE`` is set (CI images often set it) each would
+  compile them again.
 - ``ASGISHIFT_TEST_SERVERS=uvicorn,daphne`` (a comma-separated subset of
   ``live.ASGI_SERVERS``) deselects the tests parametrised over the other ASGI
   servers. ``.ci/run`` gives each matrix corner two of the four servers;
@@ -9,6 +13,7 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import sys
 from pathlib import Path
@@ -17,10 +22,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live import SERVERS_VARIABLE, excluded_server, selected_servers
+from live import LIVE_APPS_DIR, SERVERS_VARIABLE, SRC_DIR, excluded_server, selected_servers
 
 # Django for the in-process Django tests (one settings module), and PostgreSQL.
 pytest_plugins = ["django_support.plugin"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile ``src/`` and ``tests/live_apps`` (in the controller only, under xdist)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    for directory in (SRC_DIR, LIVE_APPS_DIR):
+        compileall.compile_dir(directory, quiet=2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -31,6 +31,7 @@ import pytest
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 LIVE_APPS_DIR = TESTS_DIR / "live_apps"
+SRC_DIR = REPO_ROOT / "src"
 
 #: The ASGI servers the bridge is tested under.
 ASGI_SERVERS = ("uvicorn", "hypercorn", "daphne", "granian")
@@ -221,7 +222,7 @@ def live_server(
         else server_command(server, app, port, extra_args)
     )
     child_env = dict(os.environ)
-    paths = [str(app_dir or LIVE_APPS_DIR), str(REPO_ROOT / "src")]
+    paths = [str(app_dir or LIVE_APPS_DIR), str(SRC_DIR)]
     if child_env.get("PYTHONPATH"):
         paths.append(child_env["PYTHONPATH"])
     child_env["PYTHONPATH"] = os.pathsep.join(paths)
