@@ -35,6 +35,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from _common import (
+    BENCH_DIR,
     CLIENT_CORE,
     SERVER_CORE,
     SRC_DIR,
@@ -59,21 +60,14 @@ import time
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import path
+from djviews.settings import MIDDLEWARE
 
 settings.configure(
     DEBUG=False,
     ALLOWED_HOSTS=["*"],
     ROOT_URLCONF=__name__,
     SECRET_KEY="benchmark-only-" * 4,
-    MIDDLEWARE=[
-        "django.middleware.security.SecurityMiddleware",
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.common.CommonMiddleware",
-        "django.middleware.csrf.CsrfViewMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "django.contrib.messages.middleware.MessageMiddleware",
-        "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    ],
+    MIDDLEWARE=MIDDLEWARE,  # startproject's, as every Django benchmark here
     INSTALLED_APPS=[
         "django.contrib.auth",
         "django.contrib.contenttypes",
@@ -129,7 +123,7 @@ def serving(
     port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": f"{site}:{src}",
+        "PYTHONPATH": os.pathsep.join([str(site), str(src), str(BENCH_DIR)]),
         "BENCH_VARIANT": "wsgitoasgi" if variant == "wsgitoasgi" else "ours",
         "BENCH_SLEEP": str(args.sleep),
         "BENCH_THREADS": str(args.threads),
