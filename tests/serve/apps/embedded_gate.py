@@ -18,7 +18,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,8 +75,11 @@ def main() -> None:
     """Serve until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
     config = ServeConfig(app=app, server=sys.argv[1], host="127.0.0.1", port=int(sys.argv[2]))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGTERM is blocked in every thread (they inherit this mask) and taken with
+    # sigwait below, so no handler runs on top of the main thread: a handler
+    # that set a threading.Event could deadlock on the Event's own lock, held
+    # by the interrupted stop.wait().
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     server = EmbeddedServer(config, app)
     try:
         server.start()
@@ -85,8 +87,7 @@ def main() -> None:
         print(f"start failed: {exc}", flush=True)
         sys.exit(3)
     print("serving", flush=True)
-    while not stop.wait(0.5):
-        pass
+    signal.sigwait({signal.SIGTERM})
     server.stop()
     print("stopped", flush=True)
 
