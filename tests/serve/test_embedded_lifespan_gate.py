@@ -66,8 +66,11 @@ class GateServer:
 
 
 @contextlib.contextmanager
-def gate_server(server: str, tmp_path: Path, *files: str) -> Iterator[GateServer]:
-    """Start ``embedded_gate.py`` on ``server`` with ``files`` created first; kill it after."""
+def gate_server(
+    server: str, tmp_path: Path, *files: str, start_timeout: float | None = None
+) -> Iterator[GateServer]:
+    """Start ``embedded_gate.py`` on ``server`` with ``files`` created first (and
+    ``EmbeddedServer.start(start_timeout)`` when given); kill it after."""
     watched = tmp_path / "files"
     watched.mkdir()
     for name in files:
@@ -85,6 +88,7 @@ def gate_server(server: str, tmp_path: Path, *files: str) -> Iterator[GateServer
                 server,
                 str(port),
                 str(watched),
+                *([] if start_timeout is None else [str(start_timeout)]),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -177,6 +181,24 @@ def test_daphne_answers_held_requests_503_when_startup_fails(tmp_path: Path) -> 
     assert "GET /hello refused: the app's lifespan startup failed" in log
     assert "start failed: lifespan startup" in log
     assert srv.views_run() == []
+
+
+def test_daphne_start_gives_up_on_a_startup_that_does_not_finish(tmp_path: Path) -> None:
+    with gate_server("daphne", tmp_path, start_timeout=1) as srv:
+        srv.wait_for_file("startup-entered")
+        assert srv.process.wait(30) == 3, srv.log()
+        log = srv.log()
+    assert "start failed: the app's lifespan startup did not finish within 1 s" in log
+    assert srv.views_run() == []
+
+
+def test_daphne_start_returns_when_stopped_during_startup(tmp_path: Path) -> None:
+    """``stop()`` from another thread while the app's startup hangs ends ``start()``
+    at once (its timeout is the default 60 s), with the reason."""
+    with gate_server("daphne", tmp_path, "stop-at-startup") as srv:
+        assert srv.process.wait(30) == 3, srv.log()
+        log = srv.log()
+    assert "start failed: daphne was stopped while the app's lifespan startup ran" in log
 
 
 def test_daphne_refuses_requests_once_shutdown_began(tmp_path: Path) -> None:

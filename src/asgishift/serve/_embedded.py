@@ -18,6 +18,7 @@ finish and the app's lifespan shutdown runs before the host reloads or exits.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import socket
@@ -245,11 +246,15 @@ class EmbeddedServer:
     # -- public ------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start the server thread and wait until the port accepts connections.
+        """Start the server thread and wait until the port accepts connections
+        and the app's lifespan startup has finished.
 
-        :param timeout: seconds to wait.
+        :param timeout: seconds to wait for each (listening; with daphne, whose
+            lifespan this class drives, then the app's startup).
         :raise PortInUseError: when the port is taken (checked before starting).
-        :raise StartupError: when the server stops or fails before listening.
+        :raise StartupError: when the server stops or fails before listening,
+            the app's lifespan startup fails or does not finish in time, or
+            :meth:`stop` is called from another thread meanwhile.
         """
         check_port_free(self.host, self.port)
         self.state = EmbeddedState.STARTING
@@ -259,6 +264,8 @@ class EmbeddedServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.05):
+            if self.state is not EmbeddedState.STARTING:
+                raise StartupError(f"{self.server} was stopped before it listened")
             if not self._thread.is_alive():
                 self.state = EmbeddedState.FAILED
                 raise StartupError(
@@ -272,7 +279,8 @@ class EmbeddedServer:
                 raise StartupError(f"{self.server} not listening after {timeout:g} s")
         if self.server == "daphne":
             self._daphne_lifespan_startup(timeout)
-        self.state = EmbeddedState.SERVING
+        if self.state is EmbeddedState.STARTING:  # not stopped meanwhile
+            self.state = EmbeddedState.SERVING
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop gracefully: set the server's exit flag, then join its thread, so
@@ -364,15 +372,37 @@ class EmbeddedServer:
         server.run()
 
     def _daphne_lifespan_startup(self, timeout: float) -> None:
+        """Run the app's lifespan startup on daphne's loop and wait for it (daphne
+        already listens: :class:`LifespanDriver` holds the requests meanwhile).
+
+        :raise StartupError: when startup fails, does not finish within
+            ``timeout`` seconds, or :meth:`stop` is called (from another thread)
+            before it finishes; the server is stopped first.
+        """
         import daphne.server
 
         future = asyncio.run_coroutine_threadsafe(
             self._daphne_driver.startup(), daphne.server.twisted_loop
         )
+        deadline = time.monotonic() + timeout
         try:
-            future.result(timeout)
+            # In slices, and on done() rather than a TimeoutError from result():
+            # that could be the app's own exception.
+            while not future.done():
+                concurrent.futures.wait((future,), timeout=0.05)
+                if self.state is not EmbeddedState.STARTING:
+                    raise StartupError(
+                        f"{self.server} was stopped while the app's lifespan startup ran"
+                    )
+                if time.monotonic() > deadline and not future.done():
+                    raise StartupError(
+                        f"the app's lifespan startup did not finish within {timeout:g} s"
+                    )
+            future.result()
         except BaseException:
-            self.stop()
+            future.cancel()  # the held requests are refused (startup failed)
+            if self.state is EmbeddedState.STARTING:
+                self.stop()
             raise
 
 

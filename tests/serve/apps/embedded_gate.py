@@ -8,7 +8,10 @@ waits for ``DIR/shutdown-gate``. Each HTTP request appends its path to
 startup had finished when the app saw the request. ``/slow`` writes
 ``DIR/slow-entered``, waits for ``DIR/release-slow`` and also answers whether
 shutdown had begun by then (``"shutdown_entered"``). SIGTERM stops the server
-gracefully; a failed start exits with status 3.
+gracefully. An optional fourth argument is ``EmbeddedServer.start``'s timeout
+in seconds. When ``DIR/stop-at-startup`` exists, another thread calls
+``EmbeddedServer.stop`` once startup has begun. A failed start prints why and
+exits with status 3 at once (the app's startup may still hold a thread).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -81,11 +86,18 @@ def main() -> None:
     # by the interrupted stop.wait().
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     server = EmbeddedServer(config, app)
+    if (FILES / "stop-at-startup").exists():
+
+        def stop_once_starting() -> None:
+            block_until_exists(FILES / "startup-entered")
+            server.stop()
+
+        threading.Thread(target=stop_once_starting, daemon=True).start()
     try:
-        server.start()
+        server.start(*(float(arg) for arg in sys.argv[4:5]))
     except StartupError as exc:
         print(f"start failed: {exc}", flush=True)
-        sys.exit(3)
+        os._exit(3)
     print("serving", flush=True)
     signal.sigwait({signal.SIGTERM})
     server.stop()
