@@ -15,7 +15,7 @@ from bridge_harness import DEADLINE, FakeServer, make_scope
 
 from asgishift.bridge import WSGIToASGI
 from asgishift.bridge import _wsgi_to_asgi as wsgi_to_asgi
-from asgishift.bridge._inbox import SPACED_AFTER, Inbox
+from asgishift.bridge._inbox import SPACED_AFTER, Inbox, Wakeable
 
 T = TypeVar("T")
 
@@ -105,43 +105,56 @@ def test_every_item_from_many_threads_is_delivered_exactly_once(
         assert order == sorted(order)
 
 
-@pytest.mark.parametrize("kind", LOOPS)
-def test_spaced_items_get_a_loop_iteration_each_and_batched_ones_share_one(kind: str) -> None:
-    """What each delivery schedules with call_soon runs before the next spaced item."""
+def deliveries(
+    kind: str, post_all: Callable[[Inbox, Wakeable], None], count: int, follow_up: bool
+) -> list[str]:
+    """Run ``post_all(inbox, target)`` on a thread, on a new loop of ``kind``; return
+    the names (``item[0]``) of the items delivered to ``target``, once ``count`` are in.
+
+    With ``follow_up``, each delivery is logged as ``"wake NAME"`` and schedules
+    ``"ran NAME"`` with ``call_soon``, as a delivery resumes a request task.
+    """
 
     async def main() -> list[str]:
         loop = asyncio.get_running_loop()
         events: list[str] = []
+        woken = 0
         done = asyncio.Event()
 
         class Target:
             def wake(self, item: tuple[Any, ...]) -> None:
-                name = item[0]
-                events.append(f"wake {name}")
-                # Stands for the request task the delivery resumes.
-                loop.call_soon(events.append, f"ran {name}")
-                if name == "s3":
-                    loop.call_soon(done.set)
+                nonlocal woken
+                woken += 1
+                if follow_up:
+                    events.append(f"wake {item[0]}")
+                    loop.call_soon(events.append, f"ran {item[0]}")
+                else:
+                    events.append(item[0])
+                if woken == count:
+                    loop.call_soon(done.set)  # after what this delivery scheduled
 
-        target = Target()
-        inbox = Inbox(loop)
-
-        def worker() -> None:
-            # All posted before the loop drains once: one wake-up for the lot.
-            inbox.post_spaced(target, ("s1",))
-            inbox.post(target, ("b1",))
-            inbox.post_spaced(target, ("s2",))
-            inbox.post(target, ("b2",))
-            inbox.post_spaced(target, ("s3",))
-
-        thread = threading.Thread(target=worker)
+        thread = threading.Thread(target=post_all, args=(Inbox(loop), Target()))
         thread.start()
         thread.join(DEADLINE)
         await asyncio.wait_for(done.wait(), DEADLINE)
         return events
 
-    events = run_on(kind, main())
-    assert events == [
+    return run_on(kind, main())
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_spaced_items_get_a_loop_iteration_each_and_batched_ones_share_one(kind: str) -> None:
+    """What each delivery schedules with call_soon runs before the next spaced item."""
+
+    def post_all(inbox: Inbox, target: Wakeable) -> None:
+        # All posted before the loop drains once: one wake-up for the lot.
+        inbox.post_spaced(target, ("s1",))
+        inbox.post(target, ("b1",))
+        inbox.post_spaced(target, ("s2",))
+        inbox.post(target, ("b2",))
+        inbox.post_spaced(target, ("s3",))
+
+    assert deliveries(kind, post_all, 5, follow_up=True) == [
         "wake b1",
         "wake b2",
         "wake s1",
@@ -232,33 +245,13 @@ def test_requests_on_one_loop_share_an_inbox_and_a_new_loop_gets_its_own(
 def test_post_finished_batches_short_jobs_and_spaces_long_ones(kind: str) -> None:
     """A job that held its thread for SPACED_AFTER seconds or more is delivered spaced."""
 
-    async def main() -> list[str]:
-        loop = asyncio.get_running_loop()
-        events: list[str] = []
-        done = asyncio.Event()
-
-        class Target:
-            def wake(self, item: tuple[Any, ...]) -> None:
-                events.append(item[0])
-                if len(events) == 4:
-                    done.set()
-
-        target = Target()
-        inbox = Inbox(loop)
-
-        def worker() -> None:
-            now = monotonic()
-            long_ago = now - 2 * SPACED_AFTER
-            inbox.post_finished(target, ("long1",), long_ago)
-            inbox.post_finished(target, ("short1",), now)
-            inbox.post_finished(target, ("long2",), long_ago)
-            inbox.post_finished(target, ("short2",), now)
-
-        thread = threading.Thread(target=worker)
-        thread.start()
-        thread.join(DEADLINE)
-        await asyncio.wait_for(done.wait(), DEADLINE)
-        return events
+    def post_all(inbox: Inbox, target: Wakeable) -> None:
+        now = monotonic()
+        long_ago = now - 2 * SPACED_AFTER
+        inbox.post_finished(target, ("long1",), long_ago)
+        inbox.post_finished(target, ("short1",), now)
+        inbox.post_finished(target, ("long2",), long_ago)
+        inbox.post_finished(target, ("short2",), now)
 
     # Batched ones first, together; then the spaced ones in order.
-    assert run_on(kind, main()) == ["short1", "short2", "long1", "long2"]
+    assert deliveries(kind, post_all, 4, follow_up=False) == ["short1", "short2", "long1", "long2"]
