@@ -46,10 +46,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import json
 import os
-import pwd
 import shutil
 import statistics
 import subprocess
@@ -78,7 +76,7 @@ from _common import (
 SAMPLE = REPO_ROOT / "sample_projects" / "django_project"
 VARIANTS = ("gunicorn-gthread", "uvicorn-stock", "uvicorn-wsgitoasgi", "uvicorn-ours")
 STATS_PATH = "/__bench_stats__"
-INITDB = ("-U", "postgres", "--auth=trust", "--no-sync")
+TESTS_DIR = REPO_ROOT / "tests"
 
 
 @dataclass(frozen=True)
@@ -198,71 +196,25 @@ print(json.dumps(result))
 """
 
 
-def postgres_bin_dir() -> Path | None:
-    """Return Debian's newest PostgreSQL ``bin`` directory, or ``None``."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
 @contextlib.contextmanager
-def postgres() -> Iterator[int]:
-    """Run a throwaway PostgreSQL on 127.0.0.1 (as ``postgres`` when root); yield its port."""
+def postgres() -> Iterator[int | None]:
+    """Run a throwaway PostgreSQL on 127.0.0.1 with a ``sample`` database; yield its port
+    (``None`` when PostgreSQL's binaries are not found).
+
+    Started as the test suite starts it (``tests/django_support/plugin.py``),
+    but with PostgreSQL's durability defaults and room for 300 connections.
+    """
+    if str(TESTS_DIR) not in sys.path:
+        sys.path.insert(0, str(TESTS_DIR))
+    from django_support.plugin import postgres_bin_dir, start_postgres
+
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
-        raise RuntimeError("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin")
-    root = Path(tempfile.mkdtemp(prefix="asgishift-bench-pg-"))
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam("postgres")
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-    port = free_port()
-    data = root / "data"
-    try:
-        subprocess.run(
-            [*as_user, str(bin_dir / "initdb"), "-D", str(data), *INITDB],
-            check=True,
-            capture_output=True,
-        )
-        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c max_connections=300"
-        subprocess.run(
-            [
-                *as_user,
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "log"),
-                "-o",
-                options,
-                "-w",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                str(bin_dir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
-                "-qc",
-                "CREATE DATABASE sample",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield port
-    finally:
-        subprocess.run(
-            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        yield None
+        return
+    with start_postgres(bin_dir, durable=True, max_connections=300) as server:
+        server.create_database("sample")
+        yield server.port
 
 
 def project_env(project: Path, db_env: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
@@ -581,10 +533,10 @@ def main(argv: list[str] | None = None) -> None:
     if "sqlite" in databases:
         results["SQLite"] = run_database("SQLite", {}, args)
     if "postgres" in databases:
-        if postgres_bin_dir() is None:
-            print("\nPostgreSQL: skipped (no /usr/lib/postgresql/*/bin)")
-        else:
-            with postgres() as port:
+        with postgres() as port:
+            if port is None:
+                print("\nPostgreSQL: skipped (no initdb under /usr/lib/postgresql/*/bin)")
+            else:
                 results["PostgreSQL"] = run_database(
                     "PostgreSQL", {"SAMPLE_DB_PORT": str(port)}, args
                 )

@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None) -> None:
         from django_bench import postgres
 
         with postgres() as port:
+            if port is None:
+                raise SystemExit("PostgreSQL binaries not found (apt-get install postgresql)")
             measure_in_copy(args, argv, {"SAMPLE_DB_PORT": str(port)})
     else:
         measure_in_copy(args, argv, {})

@@ -126,9 +126,17 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def start_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
+def start_postgres(
+    bin_dir: Path, *, durable: bool = False, max_connections: int = 200
+) -> Iterator[PostgresServer]:
     """Initialise a cluster in a temporary directory and run it on a free port.
 
+    Also used by ``benchmarks/django_bench.py`` and ``benchmarks/django_views_bench.py``.
+
+    :param durable: keep PostgreSQL's defaults for ``fsync``, ``synchronous_commit``
+        and ``full_page_writes`` (benchmarks); by default they are off, which
+        is faster and fine for a throwaway test database.
+    :param max_connections: the server's connection limit.
     :raise subprocess.CalledProcessError: when ``initdb`` or ``pg_ctl`` fails
         (the message holds their output).
     """
@@ -147,8 +155,10 @@ def start_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
             check=True,
             capture_output=True,
         )
-        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off"
-        options += " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {root}"
+        options += f" -c max_connections={max_connections}"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, *START]),
             check=True,
