@@ -20,9 +20,9 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from time import monotonic
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from asgishift._types import (
     Environ,
@@ -34,6 +34,7 @@ from asgishift._types import (
     WriteCallable,
     WSGIApp,
 )
+from asgishift.bridge._app_failure import app_failure
 from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
 from asgishift.bridge._files import FileWrapper
@@ -41,7 +42,13 @@ from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._response import CONNECTION_CLOSE, must_close
-from asgishift.bridge._server_io import send_draining, send_messages
+from asgishift.bridge._server_io import (
+    first_of,
+    send_all,
+    send_draining,
+    send_messages,
+    wait_disconnect,
+)
 from asgishift.bridge._state import (
     ABORTED,
     CLOSED,
@@ -60,8 +67,6 @@ from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse
 __all__ = ["Request"]
 
 logger = logging.getLogger("asgishift.bridge")
-
-_T = TypeVar("_T")
 
 # Kinds of item the worker posts to the loop (compared by identity).
 _DONE: Final = "done"  # (kind, messages or None, exception or None): no reply expected
@@ -223,7 +228,7 @@ class Request:
                         else:
                             # The first SEND carries the response start: the
                             # timeout stops applying once it is through.
-                            await self._before_deadline(self._send_all(item[1]))
+                            await first_of(send_all(self.send, item[1]), self.waiter)
                             timer.cancel()
                             timer = None
                             self.phase = advance(self.phase, Event.START)
@@ -241,7 +246,7 @@ class Request:
                         got = await self._receive_body()
                     else:
                         try:
-                            got = await self._before_deadline(self._receive_body())
+                            got = await first_of(self._receive_body(), self.waiter)
                         except TimeoutError as exc:
                             self.phase = advance(self.phase, Event.ABORT)
                             got = ClientDisconnected(str(exc))
@@ -263,27 +268,6 @@ class Request:
                 watcher.cancel()
         if error is not None:
             raise error
-
-    async def _send_all(self, messages: Iterable[Message]) -> None:
-        """Send ``messages`` in order."""
-        for message in messages:
-            await self.send(message)
-
-    async def _before_deadline(self, awaitable: Coroutine[Any, Any, _T]) -> _T:
-        """Await ``awaitable`` unless ``request_timeout`` expires first.
-
-        A client that stops reading blocks ``send()`` (backpressure), and one
-        that stops sending its body blocks ``receive()``; without this race
-        such a client would outlast the timeout.
-
-        :raise TimeoutError: if the timeout fired first (``awaitable`` is cancelled).
-        """
-        task = self.loop.create_task(awaitable)
-        await asyncio.wait((task, self.waiter), return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()
-            raise TimeoutError("request_timeout expired while waiting for the client")
-        return task.result()
 
     def wake(self, item: tuple[Any, ...]) -> None:
         """Deliver a worker's item to :meth:`serve` (the inbox calls it on the loop)."""
@@ -324,19 +308,12 @@ class Request:
         return (message.get("body", b""), more)
 
     async def _watch_disconnect(self) -> None:
-        """Mark the request aborted when the server reports ``http.disconnect``.
+        """Mark the request aborted when the client leaves (see :func:`wait_disconnect`).
 
         Started once the body is fully read and the response streams, so that
-        an endless streaming response stops when its client leaves (some
-        servers silently drop ``send()`` calls after a disconnect).
+        an endless streaming response stops when its client leaves.
         """
-        try:
-            while True:
-                message = await self.receive()
-                if message["type"] == "http.disconnect":
-                    break
-        except Exception as exc:  # a broken receive() means the client is gone too
-            logger.debug("receive() failed while watching for a disconnect: %r", exc)
+        await wait_disconnect(self.receive)
         self.phase = advance(self.phase, Event.ABORT)
 
     async def _send_error(self, status: int, *extra: tuple[bytes, bytes]) -> None:
@@ -594,38 +571,18 @@ class Request:
     def _failed(self, exc: BaseException) -> tuple[list[Message] | None, BaseException | None]:
         """Log an app failure; return the error response, if any, and what serve() re-raises.
 
-        The app's exception goes on to the server (which logs its traceback):
-        the bridge logs one line naming the request, without the traceback,
-        so it appears once. A client disconnect, a body past ``max_body_size``
-        and exceptions that are not :class:`Exception` are not passed on.
+        The policy is :func:`~._app_failure.app_failure`'s.
         """
         environ = self.environ
-        where = f"{self.method} {environ['SCRIPT_NAME']}{environ['PATH_INFO']}"
-        if isinstance(exc, ClientDisconnected):
-            logger.debug("client disconnected during %s: %s", where, exc)
-            return None, None
-        sent = self.response.phase is SENT
-        if self.body is TOO_LARGE and not sent:
-            logger.info("413 Content Too Large: %s", where)
-            return self._error(413), None
-        if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: not the server's
-            logger.error("the WSGI app failed (%s)", where, exc_info=exc)
-            return (None if sent else self._error(500)), None
-        if sent:
-            logger.error(
-                "the WSGI app failed after the response started (%s): %r; the response is "
-                "cut short and the exception passed to the ASGI server",
-                where,
-                exc,
-            )
-            return None, exc
-        logger.error(
-            "the WSGI app failed (%s): %r; answered 500 and passed the exception to the "
-            "ASGI server",
-            where,
+        failure = app_failure(
             exc,
+            f"{self.method} {environ['SCRIPT_NAME']}{environ['PATH_INFO']}",
+            sent=self.response.phase is SENT,
+            too_large=self.body is TOO_LARGE,
         )
-        return self._error(500), exc
+        traceback = exc if failure.traceback else None
+        logger.log(failure.level, "%s", failure.message, exc_info=traceback)
+        return (None if failure.status is None else self._error(failure.status)), failure.reraise
 
     def _error(self, status: int) -> list[Message]:
         """Return the messages of an error response (worker thread)."""

@@ -1,20 +1,31 @@
 """Thin async helpers around the ASGI server's ``send`` and ``receive``.
 
 Shared by ``WSGIToASGI`` (its own 400/413 answers) and the request hand-off
-(503, 504, the end of a response, draining an unread body).
+(503, 504, the end of a response, draining an unread body, a deadline on a
+client that stops reading or sending, noticing a disconnect).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
 
 from asgishift._types import Message, Receive, Send
 
-__all__ = ["drain_body", "send_draining", "send_messages"]
+__all__ = [
+    "drain_body",
+    "first_of",
+    "send_all",
+    "send_draining",
+    "send_messages",
+    "wait_disconnect",
+]
 
 logger = logging.getLogger("asgishift.bridge")
+
+_T = TypeVar("_T")
 
 
 async def send_messages(send: Send, messages: Iterable[Message]) -> None:
@@ -24,6 +35,52 @@ async def send_messages(send: Send, messages: Iterable[Message]) -> None:
             await send(message)
     except OSError as exc:
         logger.debug("client went away before the response was sent: %r", exc)
+
+
+async def send_all(send: Send, messages: Iterable[Message]) -> None:
+    """Send ``messages`` in order.
+
+    :raise Exception: whatever ``send`` raises (a client that went away:
+        :class:`OSError`), unlike :func:`send_messages`.
+    """
+    for message in messages:
+        await send(message)
+
+
+async def first_of(awaitable: Coroutine[Any, Any, _T], deadline: asyncio.Future[Any]) -> _T:
+    """Await ``awaitable`` unless ``deadline`` completes first.
+
+    A client that stops reading blocks ``send()`` (backpressure), and one that
+    stops sending its body blocks ``receive()``; racing them against the
+    request's deadline bounds both. ``deadline`` is only watched, never
+    cancelled or consumed.
+
+    :param awaitable: the ``send``/``receive`` work, run as a task.
+    :param deadline: a future that completes when time is up.
+    :raise TimeoutError: if ``deadline`` completed first (``awaitable`` is cancelled).
+    """
+    task = asyncio.get_running_loop().create_task(awaitable)
+    await asyncio.wait((task, deadline), return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        task.cancel()
+        raise TimeoutError("request_timeout expired while waiting for the client")
+    return task.result()
+
+
+async def wait_disconnect(receive: Receive) -> None:
+    """Return once ``receive()`` reports ``http.disconnect`` or fails (the client is gone).
+
+    Some servers silently drop ``send()`` calls after a disconnect, so a
+    streaming response watches for it. Call it only once the request body
+    has been read: every other message is dropped.
+    """
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+    except Exception as exc:  # a broken receive() means the client is gone too
+        logger.debug("receive() failed while watching for a disconnect: %r", exc)
 
 
 async def send_draining(
