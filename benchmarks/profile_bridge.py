@@ -18,6 +18,17 @@ on one event loop:
     ``inprocess_bench.py``.
 ``direct (plain)`` / ``direct (flask)``
     the WSGI app called directly.
+``flask + plain request, interleaved``
+    on the loop thread, each direct Flask call followed by one plain request
+    through the bridge: what Flask costs when other work runs between its
+    calls, as a server's own work always does, with no thread hop for Flask.
+``interleave penalty`` / ``flask's extra through the bridge``
+    that figure minus ``direct (flask)`` and ``request (plain)``, and
+    ``request (flask)`` minus the same two. Both are timed in alternation
+    (each repeat times the four figures back to back, best of each kept). When
+    the two are alike, what Flask pays through the bridge beyond a plain app
+    is the price of sharing the core's caches with any other work between
+    its calls, not of the bridge's thread hop.
 
 The remainder ``request - direct - crossing - environ`` is the bridge's own
 Python work on both sides (the ``_Request`` object, start_response, the two
@@ -46,6 +57,7 @@ from typing import Any
 import bench_app
 from _common import markdown_table
 from inprocess_bench import BASE_SCOPE, new_loop, one_request, time_direct
+from inprocess_bench import base_environ as direct_environ
 
 
 def _return(value: Callable[[], object]) -> Callable[[], object]:
@@ -68,6 +80,59 @@ def per_call(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, 
         return time.perf_counter() - start
 
     return best(repeat, run) / n * 1e6
+
+
+def interleave_rows(loop: asyncio.AbstractEventLoop, n: int, repeat: int) -> list[list[str]]:
+    """Time Flask with other work between its calls; return the table rows (µs per request).
+
+    See the module documentation (``flask + plain request, interleaved``).
+    """
+    from asgishift.bridge import WSGIToASGI
+
+    flask_app = bench_app.make_flask_app()
+    environ = direct_environ()
+    plain = WSGIToASGI(bench_app.plain_app)
+    flask = WSGIToASGI(flask_app)
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return None
+
+    def flask_call() -> None:
+        result = flask_app(dict(environ), start_response)
+        try:
+            b"".join(result)
+        finally:
+            result.close()  # type: ignore[attr-defined]
+
+    async def plain_requests() -> None:
+        for _ in range(n):
+            await one_request(plain)
+
+    async def interleaved() -> None:
+        for _ in range(n):
+            flask_call()
+            await one_request(plain)
+
+    async def flask_requests() -> None:
+        for _ in range(n):
+            await one_request(flask)
+
+    times: dict[str, list[float]] = {"direct": [], "plain": [], "both": [], "flask": []}
+    for _ in range(repeat):
+        times["direct"].append(time_direct(flask_app, n))
+        for key, make in (("plain", plain_requests), ("both", interleaved),
+                          ("flask", flask_requests)):  # fmt: skip
+            start = time.perf_counter()
+            loop.run_until_complete(make())
+            times[key].append(time.perf_counter() - start)
+    plain.shutdown(5)
+    flask.shutdown(5)
+    us = {key: min(values) / n * 1e6 for key, values in times.items()}
+    return [
+        ["flask + plain request, interleaved", f"{us['both']:.1f}"],
+        ["interleave penalty", f"{us['both'] - us['direct'] - us['plain']:.1f}"],
+        ["flask's extra through the bridge", f"{us['flask'] - us['direct'] - us['plain']:.1f}"],
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
             print(out.getvalue(), file=sys.stderr)
         asgi_app.shutdown(5)
+    rows.extend(interleave_rows(loop, n, repeat))
     loop.close()
     print(f"# asgishift cost breakdown ({args.loop}, best of {repeat} x {n} calls)\n")
     print(markdown_table(["part", "us per request"], rows))

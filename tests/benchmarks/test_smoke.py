@@ -213,4 +213,9 @@ def test_profile_bridge_smoke_breaks_the_cost_down_without_errors() -> None:
         and cells[1].replace(".", "", 1).replace("-", "", 1).isdigit()
     }
     assert rows["crossing (asgishift WorkerPool)"] > 0
+    # The interleaved figures come from their own timings: both present, and the
+    # interleaved run does at least the work of a plain bridged request.
+    assert rows["flask + plain request, interleaved"] > rows["direct (plain)"]
+    assert "interleave penalty" in rows
+    assert "flask's extra through the bridge" in rows
     assert rows["request (plain)"] > 0
