@@ -16,16 +16,23 @@ checks, migration warning, banner and autoreloader. It adds ``--server``,
 The server runs in a thread (:mod:`asgishift.serve._embedded`). On a code
 change the autoreloader's ``file_changed`` signal stops it gracefully (open
 connections finish, lifespan shutdown runs), then Django restarts the process.
-Ctrl+C and SIGTERM stop it the same way.
+Ctrl+C and SIGTERM stop it the same way, on a thread of their own: the signal
+handler only queues the signal (``queue.SimpleQueue.put`` is safe there), since
+a handler that stopped the server itself would run on top of whatever the main
+thread was doing, and could wait for a lock that thread holds or write to
+stdout in the middle of one of its writes.
 """
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from datetime import datetime
 from typing import Any, Literal
 
@@ -55,7 +62,17 @@ class Command(RunserverCommand):
         "autoreload and static files, serving ASGI_APPLICATION or asgishift's handler."
     )
     server: EmbeddedServer | None = None
-    _stopping = False
+    #: Seconds the thread serving waits, once a signal stopped the server, for the
+    #: signal thread to finish (its last line, "stopped.").
+    SIGNAL_STOP_TIMEOUT = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._server_lock = threading.Lock()
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._signal_taken = threading.Event()  # the signal thread began to stop the server
+        self._signal_done = threading.Event()  # ... and has finished
+        self._main_is_reloader = False
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Add ``--server``, ``--wsgi`` and ``--max-threads`` to runserver's arguments."""
@@ -89,6 +106,8 @@ class Command(RunserverCommand):
         if not options["use_reloader"]:
             self._install_signal_handlers()
         elif os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true":
+            # The main thread runs the reloader; this command serves from another.
+            self._main_is_reloader = True
             # The reloader installs its own SIGTERM handler (sys.exit) first;
             # autoreload_started is sent afterwards, from the main thread.
             autoreload.autoreload_started.connect(self._install_signal_handlers, weak=False)
@@ -101,25 +120,62 @@ class Command(RunserverCommand):
         super().run(**options)
 
     def _install_signal_handlers(self, **kwargs: Any) -> None:
+        """Start the signal thread and route SIGINT/SIGTERM to it (call on the main thread)."""
+        threading.Thread(
+            target=self._stop_on_signal, name="asgishift-runasgi-signals", daemon=True
+        ).start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stopping:  # a second signal while stopping (e.g. forwarded by the parent)
-            return
-        self._stopping = True
-        self.stop_server(f"received {signal.Signals(signum).name}")
-        sys.exit(0)
+        """Queue the signal for the signal thread; exit once that thread is done.
 
-    def stop_server(self, why: str) -> None:
-        """Stop the running server gracefully (lifespan shutdown runs), logging why."""
-        server = self.server
+        Runs on the main thread between two bytecodes of whatever it was doing,
+        so it takes no lock and writes nothing: ``SimpleQueue.put`` is reentrant
+        and ``Event.is_set`` reads a flag.
+        """
+        if self._signal_done.is_set():  # sent by _stop_on_signal() to end the reloader
+            sys.exit(0)
+        self._signals.put(signum)
+
+    def _stop_on_signal(self) -> None:
+        """Body of the signal thread: stop the server gracefully at the first signal.
+
+        Later signals (the reloading parent forwards SIGTERM) change nothing. Under
+        the autoreloader the main thread runs Django's reloader loop; it is
+        interrupted once the server has stopped, and :meth:`_on_signal` ends it.
+        Without the reloader the main thread serves and returns by itself
+        (:meth:`inner_run`).
+        """
+        signum = self._signals.get()
+        self._signal_taken.set()
+        stopped = False
+        try:
+            stopped = self.stop_server(f"received {signal.Signals(signum).name}")
+        finally:
+            self._signal_done.set()
+        if self._main_is_reloader or not stopped:
+            # No server was serving (still checking, or between reloads): the
+            # main thread is not waiting for one, so end it from its handler.
+            _thread.interrupt_main(signal.Signals(signum))
+
+    def stop_server(self, why: str) -> bool:
+        """Stop the running server gracefully (lifespan shutdown runs), logging why.
+
+        Safe to call from several threads (a file change and a signal at once):
+        only the first call stops the server.
+
+        :return: whether a server was running (and is stopped now).
+        """
+        with self._server_lock:
+            server = self.server
+            self.server = None
         if server is None:
-            return
+            return False
         self.stdout.write(f"{why}; stopping {server.server} gracefully (lifespan shutdown)...")
-        self.server = None
         server.stop()
         self.stdout.write(f"{server.server} stopped.")
+        return True
 
     def _on_file_changed(self, sender: Any, file_path: Any, **kwargs: Any) -> None:
         # Returning None lets Django's reloader restart the process afterwards.
@@ -195,6 +251,9 @@ class Command(RunserverCommand):
             os._exit(1)  # sys.exit does not end the process from the reloader's thread
         except ServeError as exc:
             self.server = None
+            if self._signal_taken.is_set():  # stopped by a signal while starting
+                self._signal_done.wait(self.SIGNAL_STOP_TIMEOUT)
+                return
             self.stderr.write(f"Error: {exc}")
             if not options["use_reloader"]:
                 os._exit(1)
@@ -204,6 +263,10 @@ class Command(RunserverCommand):
             autoreload.file_changed.connect(self._on_file_changed, weak=False)
         self._banner(options["server"], what + static)
         server.wait()
+        if self._signal_taken.is_set():
+            # Stopped by a signal: let the signal thread write its last line
+            # before this thread (or, without the reloader, the process) ends.
+            self._signal_done.wait(self.SIGNAL_STOP_TIMEOUT)
 
     def _banner(self, server: str, what: str) -> None:
         addr = f"[{self.addr}]" if self._raw_ipv6 else self.addr
