@@ -31,8 +31,7 @@ _T = TypeVar("_T")
 async def send_messages(send: Send, messages: Iterable[Message]) -> None:
     """Send ``messages`` in order; a client that went away is logged, not raised."""
     try:
-        for message in messages:
-            await send(message)
+        await send_all(send, messages)
     except OSError as exc:
         logger.debug("client went away before the response was sent: %r", exc)
 
