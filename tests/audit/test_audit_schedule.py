@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -109,3 +110,50 @@ def test_tasks_submitted_while_results_are_read_are_reported_too(tmp_path: Path,
     assert all(by_rel[s.rel].facts is None for s in files[20:])
     broken = sorted(rel for rel, o in by_rel.items() if o.entry not in (None, PARSED_ONLY))
     assert broken == sorted(f"m{i}.py" for i in range(20, 40, 5))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_file_edited_after_it_was_read_is_audited_as_read(tmp_path: Path, jobs: int) -> None:
+    """A worker that reads a file again must not mix its new bytes with the old digest.
+
+    The first read (``contents`` and ``stamps``) saw ``import os``; the file on disk now
+    says ``import re``, same size, newer mtime. Its facts must be those of the bytes read
+    first, which are what the main process digests and caches.
+    """
+    files: list[SourceFile] = []
+    for i in range(12):
+        path = tmp_path / f"m{i}.py"
+        path.write_text("import os\n", encoding="utf-8")
+        files.append(SourceFile(str(path), path.name, f"m{i}", False))
+    parser = Parser(jobs)
+    contents: dict[str, bytes] = {}
+    stamps: dict[str, tuple[int, int]] = {}
+    outcomes: list[Outcome] = []
+    try:
+        parser.start(contents, stamps)
+        # The pool forks at its first batch: one file first, so that the workers
+        # are forked before the others are read, and read those from disk.
+        warm = tmp_path / "warm.py"
+        warm.write_text("import os\n", encoding="utf-8")
+        contents["warm.py"] = b"import os\n"
+        parser.submit([Task(SourceFile(str(warm), "warm.py", "warm", False), Step.SCAN)], 1)
+        assert [o.rel for batch in parser.results(contents) for o in batch] == ["warm.py"]
+        for source in files:
+            stat = Path(source.abspath).stat()
+            contents[source.rel] = Path(source.abspath).read_bytes()
+            stamps[source.rel] = (stat.st_size, stat.st_mtime_ns)
+        edited = Path(files[3].abspath)
+        edited.write_text("import re\n", encoding="utf-8")
+        later = stamps[files[3].rel][1] + 5_000_000_000
+        os.utime(edited, ns=(later, later))
+        parser.submit([Task(s, Step.SCAN) for s in files], 4)
+        for batch in parser.results(contents):
+            outcomes.extend(batch)
+    finally:
+        parser.close()
+    by_rel = {o.rel: o for o in outcomes}
+    assert len(outcomes) == len(by_rel) == 12
+    first = file_facts(files[3], b"import os\n")
+    assert first != file_facts(files[3], b"import re\n")
+    assert by_rel[files[3].rel].facts == first
+    assert all(by_rel[s.rel].facts == first for s in files)

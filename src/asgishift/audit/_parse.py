@@ -24,6 +24,7 @@ import gc
 import logging
 import marshal
 import multiprocessing
+import os
 import queue
 import re
 import symtable
@@ -53,6 +54,9 @@ Entry = PlainSummary | tuple[int, str]
 #: The entry of a file that parsed but lies outside the import closure of
 #: async code, so it was not summarised (it cannot change a finding).
 PARSED_ONLY: tuple[int, str] = (-1, "")
+#: A file's ``(st_size, st_mtime_ns)`` when the main process opened it to read it.
+Stamp = tuple[int, int]
+_NO_STAMP: Stamp = (-1, -1)
 
 
 class Step(enum.IntEnum):
@@ -197,14 +201,22 @@ def _inherit(contents: Mapping[str, bytes]) -> None:
     _inherited = contents
 
 
-def _pack(tasks: Sequence[Task]) -> bytes:
+def _pack(tasks: Sequence[Task], stamps: Mapping[str, Stamp]) -> bytes:
     """Marshal a batch of tasks for :func:`_run_batch`: plain tuples, cheaper to send than objects.
 
-    A worker needs no file's other importable names (:attr:`SourceFile.names`).
+    A worker needs no file's other importable names (:attr:`SourceFile.names`),
+    but does need the :data:`Stamp` of the bytes the main process read.
     """
     return marshal.dumps(
         [
-            (t.source.abspath, t.source.rel, t.source.module, t.source.is_package, int(t.step))
+            (
+                t.source.abspath,
+                t.source.rel,
+                t.source.module,
+                t.source.is_package,
+                int(t.step),
+                stamps.get(t.source.rel, _NO_STAMP),
+            )
             for t in tasks
         ]
     )
@@ -217,20 +229,28 @@ def _run_batch(packed: bytes) -> bytes:
     """Worker entry point: run a batch of tasks (:func:`_pack`); marshalled.
 
     A file's bytes come from the main process's memory when the worker was
-    forked, else from disk.
+    forked, else from disk. A file read from disk whose :data:`Stamp` after
+    the read differs from the main process's (edited since) comes back as
+    ``(rel,)``: the main process runs its task on the bytes it read, so the
+    digest it caches and the facts stay those of one and the same content.
     """
     out: list[tuple[object, ...]] = []
     with no_gc(), warnings.catch_warnings():
         # Invalid escape sequences and the like are the project's business.
         warnings.simplefilter("ignore")
-        for abspath, rel, module, is_package, step in marshal.loads(packed):
+        for abspath, rel, module, is_package, step, stamp in marshal.loads(packed):
             data = _inherited.get(rel)
             if data is None:
                 try:
                     with open(abspath, "rb") as fh:
                         data = fh.read()
+                        # After the read: an edit during it shows too.
+                        stat = os.fstat(fh.fileno())
                 except OSError as exc:
                     out.append((rel, None, (0, f"cannot read: {exc}")))
+                    continue
+                if stamp != _NO_STAMP and (stat.st_size, stat.st_mtime_ns) != tuple(stamp):
+                    out.append((rel,))
                     continue
             source = SourceFile(abspath, rel, module, is_package)
             out.append(tuple(run_task(Task(source, _STEPS[step]), data)))
@@ -288,21 +308,31 @@ class Parser:
         self.outstanding = 0  # batches submitted to the pool, not yet yielded
         self.local: collections.deque[Task] = collections.deque()
         self.pending: dict[str, Task] = {}
+        self.stamps: Mapping[str, Stamp] = {}
 
     @property
     def parallel(self) -> bool:
         """Whether submitted tasks go to the worker pool."""
         return self.pool is not None
 
-    def start(self, contents: Mapping[str, bytes]) -> None:
+    def start(
+        self, contents: Mapping[str, bytes], stamps: Mapping[str, Stamp] | None = None
+    ) -> None:
         """Start (fork) the worker pool now, unless ``jobs`` is 1 or it already runs.
 
         :param contents: the files' bytes by relative path, the same mapping
             for every call of one run (bytes added to it later are read from
             disk by the workers).
+        :param stamps: the :data:`Stamp` of each of those files, the same
+            mapping for the whole run (entries may be added later). A worker
+            that reads a file from disk and finds another stamp hands its
+            task back, and :meth:`results` runs it here on ``contents``.
+            ``None``: no check.
         """
         if self.pool is not None and contents is not self.shared:
             self.close()  # its workers hold another run's bytes
+        if stamps is not None:
+            self.stamps = stamps
         if self.pool is None and self.jobs > 1:
             self.shared = contents
             context = _pool_context()
@@ -325,7 +355,7 @@ class Parser:
             return
         put = self.done.put
         for i in range(0, len(tasks), size):
-            future = pool.submit(_run_batch, _pack(tasks[i : i + size]))
+            future = pool.submit(_run_batch, _pack(tasks[i : i + size], self.stamps))
             future.add_done_callback(put)
             self.outstanding += 1
         for task in tasks:
@@ -366,11 +396,20 @@ class Parser:
                 self.jobs = 1
                 self.local.extend(rest)
                 continue
-            outcomes = [Outcome._make(item) for item in raw]
             pending = self.pending
-            for outcome in outcomes:
-                pending.pop(outcome.rel, None)
-            yield outcomes
+            outcomes: list[Outcome] = []
+            for item in raw:
+                waiting = pending.pop(item[0], None)
+                if len(item) == 1:  # edited since this process read it
+                    if waiting is not None:
+                        logger.debug(
+                            "%s changed during the audit; using the bytes read first", item[0]
+                        )
+                        self.local.append(waiting)
+                    continue
+                outcomes.append(Outcome._make(item))
+            if outcomes:
+                yield outcomes
 
     def run(self, tasks: list[Task], contents: Mapping[str, bytes]) -> Iterator[list[Outcome]]:
         """Run ``tasks`` (with any submitted before) and yield their outcome batches.
@@ -415,6 +454,7 @@ __all__ = [
     "Entry",
     "Outcome",
     "Parser",
+    "Stamp",
     "Step",
     "Task",
     "no_gc",

@@ -31,7 +31,16 @@ from asgishift.audit._cache import Record, digest, save_cache
 from asgishift.audit._closure import Closure, Facts
 from asgishift.audit._discover import SourceFile
 from asgishift.audit._model import AuditConfig, FileError
-from asgishift.audit._parse import BATCH, PARALLEL_MIN_FILES, PARSED_ONLY, Entry, Parser, Step, Task
+from asgishift.audit._parse import (
+    BATCH,
+    PARALLEL_MIN_FILES,
+    PARSED_ONLY,
+    Entry,
+    Parser,
+    Stamp,
+    Step,
+    Task,
+)
 
 logger = logging.getLogger("asgishift.audit")
 
@@ -61,6 +70,8 @@ class Intake:
         self.parser = parser
         self.cache = cache
         self.contents: dict[str, bytes] = {}
+        #: Each file's size and mtime when read (workers that read it again check them).
+        self.stamps: dict[str, Stamp] = {}
         self.digests: dict[str, str] = {}
         self.errors: list[FileError] = []
         self.facts: dict[str, Facts] = {}
@@ -73,8 +84,9 @@ class Intake:
         """Read one file found by discovery; look it up or queue it for scanning."""
         try:
             with open(source.abspath, "rb") as fh:
-                # The size of the open file: no second look-up of the path.
-                size = os.fstat(fh.fileno()).st_size
+                # The open file's: no second look-up of the path.
+                stat = os.fstat(fh.fileno())
+                size = stat.st_size
                 if size > self.max_bytes:
                     self.errors.append(
                         FileError(
@@ -90,6 +102,7 @@ class Intake:
             self.errors.append(FileError(source.rel, 0, f"cannot read: {exc}"))
             return
         self.contents[source.rel] = data
+        self.stamps[source.rel] = (size, stat.st_mtime_ns)
         self.digests[source.rel] = digest(source, data)
         if self.cache is None:
             self.unchecked.append(source)
@@ -110,7 +123,7 @@ class Intake:
             and len(self.scan) >= BATCH
             and len(self.scanning) + len(self.scan) >= PARALLEL_MIN_FILES
         ):
-            self.parser.start(self.contents)
+            self.parser.start(self.contents, self.stamps)
             self._send(self.scan, BATCH)
 
     def _send(self, tasks: list[Task], size: int) -> None:
@@ -133,7 +146,7 @@ class Intake:
             self._send(self.scan, BATCH)
             return
         if len(self.scan) >= PARALLEL_MIN_FILES:
-            self.parser.start(self.contents)
+            self.parser.start(self.contents, self.stamps)
         self._send(*self.parser.plan(self.scan, self.contents))
 
 
@@ -225,7 +238,7 @@ def summarise(
         queued.clear()
         left = len(summarising) + len(summaries) + len(parse)
         if not parser.parallel and len(summaries) + len(parse) >= PARALLEL_MIN_FILES:
-            parser.start(contents)
+            parser.start(contents, intake.stamps)
         if summaries:
             send(*parser.plan(summaries, contents))
         if parse:
