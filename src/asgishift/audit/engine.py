@@ -16,7 +16,11 @@
    thirds of the cost of :func:`ast.parse`). The order of this work is
    :mod:`asgishift.audit._schedule`'s. Summaries are cached per file (key:
    content digest, module name, asgishift version and a hash of the
-   extractor's source code; :mod:`asgishift.audit._cache`).
+   extractor's source code; :mod:`asgishift.audit._cache`). A worker that
+   reads a file from disk again checks its size and mtime against the main
+   process's read, and hands back a file edited since, which the main process
+   then takes from the bytes it digested: a digest and its facts always
+   describe the same content.
 4. **Link** the summaries into a project-wide call graph
    (:mod:`asgishift.audit._link`) as soon as the last one is in (the workers
    may still be parsing other files) and report every hazard reachable from
