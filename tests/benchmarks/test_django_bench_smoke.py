@@ -26,18 +26,22 @@ VARIANTS = ["gunicorn-gthread", "uvicorn-stock", "uvicorn-wsgitoasgi", "uvicorn-
 ROUNDS = 4
 THREADS = 8
 
+# Every test here reads the one smoke run, which starts the four servers.
+pytestmark = [pytest.mark.live, pytest.mark.timeout(420)]
 
-def _table_rows(output: str, first_header: str) -> list[list[str]]:
-    """Return the body rows of the Markdown table whose first header cell is ``first_header``."""
+
+def _table_rows(output: str, first_header: str) -> dict[str, list[str]]:
+    """Return the body rows, by first cell, of the Markdown table headed ``first_header``."""
     lines = output.splitlines()
     for index, line in enumerate(lines):
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if line.startswith("| ") and cells[0] == first_header:
-            rows = []
+            rows: dict[str, list[str]] = {}
             for body in lines[index + 2 :]:
                 if not body.startswith("| "):
                     break
-                rows.append([cell.strip() for cell in body.strip().strip("|").split("|")])
+                row = [cell.strip() for cell in body.strip().strip("|").split("|")]
+                rows[row[0]] = row
             return rows
     raise AssertionError(f"no table headed {first_header!r} in:\n{output}")
 
@@ -60,8 +64,6 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, 
     return result.stdout, samples
 
 
-@pytest.mark.live
-@pytest.mark.timeout(420)
 def test_each_variant_runs_once_in_every_position_of_a_round(
     smoke_run: tuple[str, dict[str, list[dict]]],
 ) -> None:
@@ -75,8 +77,6 @@ def test_each_variant_runs_once_in_every_position_of_a_round(
     assert first == VARIANTS
 
 
-@pytest.mark.live
-@pytest.mark.timeout(420)
 def test_server_counters_are_read_around_every_run(
     smoke_run: tuple[str, dict[str, list[dict]]],
 ) -> None:
@@ -100,13 +100,11 @@ def test_server_counters_are_read_around_every_run(
     assert opened * 2 > served, (opened, served)
 
 
-@pytest.mark.live
-@pytest.mark.timeout(420)
 def test_ratios_are_the_median_of_each_rounds_ratio(
     smoke_run: tuple[str, dict[str, list[dict]]],
 ) -> None:
     output, samples = smoke_run
-    rows = {row[0]: row for row in _table_rows(output, "ratio")}
+    rows = _table_rows(output, "ratio")
     ours = samples["uvicorn-ours"]
     expected = {
         "req/s ours / stock": [
@@ -138,13 +136,11 @@ def test_ratios_are_the_median_of_each_rounds_ratio(
     assert len(rows) == 6, rows
 
 
-@pytest.mark.live
-@pytest.mark.timeout(420)
 def test_variant_table_shows_every_round_and_the_median(
     smoke_run: tuple[str, dict[str, list[dict]]],
 ) -> None:
     output, samples = smoke_run
-    rows = {row[0]: row for row in _table_rows(output, "variant")}
+    rows = _table_rows(output, "variant")
     assert list(rows) == VARIANTS
     for variant, runs in samples.items():
         row = rows[variant]
@@ -157,8 +153,6 @@ def test_variant_table_shows_every_round_and_the_median(
     assert re.search(r"^Thread hops per request .*uvicorn-ours /count/: 1,", output, re.M), output
 
 
-@pytest.mark.live
-@pytest.mark.timeout(420)
 def test_pool_pairs_the_rounds_of_several_json_files(
     smoke_run: tuple[str, dict[str, list[dict]]], tmp_path: Path
 ) -> None:
@@ -175,7 +169,7 @@ def test_pool_pairs_the_rounds_of_several_json_files(
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    row = {r[0]: r for r in _table_rows(result.stdout, "ratio")}["req/s ours / gunicorn gthread"]
+    row = _table_rows(result.stdout, "ratio")["req/s ours / gunicorn gthread"]
     ours, gunicorn = samples["uvicorn-ours"], samples["gunicorn-gthread"]
     once = [o["rps"] / g["rps"] for o, g in zip(ours, gunicorn, strict=True)]
     values = once + [2 * value for value in once]
