@@ -23,27 +23,17 @@ def run(coro: Any) -> Any:
         loop.close()
 
 
-@pytest.mark.parametrize(
-    ("slot", "expected"),
-    [
-        pytest.param("waiter", ["got item", "callback returns"], id="waiter"),
-        # The control: an asyncio.Future's task resumes one loop pass later.
-        pytest.param("future", ["callback returns", "got item"], id="asyncio-future"),
-    ],
-)
-def test_a_waiting_task_resumes_inside_the_callback_that_fills_the_waiter(
-    slot: str, expected: list[str]
-) -> None:
+def test_a_waiting_task_resumes_inside_the_callback_that_fills_the_waiter() -> None:
     async def main() -> list[str]:
         loop = asyncio.get_running_loop()
-        waiter: Any = Waiter(loop) if slot == "waiter" else loop.create_future()
+        waiter = Waiter(loop)
         events: list[str] = []
 
         async def wait() -> None:
             events.append(f"got {await waiter}")
 
         task = loop.create_task(wait())
-        await asyncio.sleep(0)  # the task now waits on the slot
+        await asyncio.sleep(0)  # the task now waits on the waiter
 
         def fill() -> None:
             waiter.set_result("item")
@@ -53,7 +43,33 @@ def test_a_waiting_task_resumes_inside_the_callback_that_fills_the_waiter(
         await task
         return events
 
-    assert run(main()) == expected
+    # An asyncio.Future would give the other order: its task resumes one pass later.
+    assert run(main()) == ["got item", "callback returns"]
+
+
+def test_an_asyncio_future_resumes_one_pass_later_the_order_the_waiter_saves() -> None:
+    """The control for the test above: the same steps with ``loop.create_future()``."""
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        events: list[str] = []
+
+        async def wait() -> None:
+            events.append(f"got {await future}")
+
+        task = loop.create_task(wait())
+        await asyncio.sleep(0)
+
+        def fill() -> None:
+            future.set_result("item")
+            events.append("callback returns")
+
+        loop.call_soon(fill)
+        await task
+        return events
+
+    assert run(main()) == ["callback returns", "got item"]
 
 
 def test_filling_from_inside_a_task_schedules_the_waiting_task() -> None:
