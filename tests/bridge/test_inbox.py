@@ -255,35 +255,3 @@ def test_post_finished_batches_short_jobs_and_spaces_long_ones(kind: str) -> Non
 
     # Batched ones first, together; then the spaced ones in order.
     assert deliveries(kind, post_all, 4, follow_up=False) == ["short1", "short2", "long1", "long2"]
-
-
-@pytest.mark.parametrize("kind", LOOPS)
-def test_an_item_posted_during_a_drain_waits_for_the_next_one(kind: str) -> None:
-    """A drain delivers what was queued when it began: the loop polls between drains.
-
-    A delivery may resume a request's task in the same pass, and workers may
-    post while it runs; an unbounded drain could then keep the loop from its
-    sockets for as long as items keep coming.
-    """
-
-    async def main() -> list[str]:
-        loop = asyncio.get_running_loop()
-        inbox = Inbox(loop)
-        events: list[str] = []
-        finished = asyncio.Event()
-
-        class Chain:
-            def wake(self, item: tuple[Any, ...]) -> None:
-                (number,) = item
-                events.append(f"wake {number}")
-                loop.call_soon(events.append, f"ran {number}")
-                if number < 3:
-                    inbox.post(self, (number + 1,))
-                else:
-                    loop.call_soon(finished.set)
-
-        inbox.post(Chain(), (1,))
-        await asyncio.wait_for(finished.wait(), DEADLINE)
-        return events
-
-    assert run_on(kind, main()) == ["wake 1", "ran 1", "wake 2", "ran 2", "wake 3", "ran 3"]

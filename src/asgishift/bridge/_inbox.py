@@ -16,8 +16,6 @@ from collections import deque
 from time import monotonic
 from typing import Any, Final, Protocol
 
-from asgishift.bridge._waiter import waiter_factory
-
 __all__ = ["SPACED_AFTER", "Inbox", "Wakeable"]
 
 #: Seconds a job must have held its worker thread for :meth:`Inbox.post_finished`
@@ -74,15 +72,12 @@ class Inbox:
         "_write_fd",
         "items",
         "loop",
-        "new_waiter",
         "scheduled",
         "spaced",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        #: Makes the slot a task awaits its next item in (see :mod:`._waiter`).
-        self.new_waiter = waiter_factory(loop)
         self.items: deque[tuple[Wakeable, tuple[Any, ...]]] = deque()
         self.spaced: deque[tuple[Wakeable, tuple[Any, ...]]] = deque()
         self.scheduled = False
@@ -185,10 +180,7 @@ class Inbox:
         self.scheduled = False  # first: a later post() wakes the loop again
         items = self.items
         popleft = items.popleft
-        # Only what is queued now: a delivery may resume a task in this pass
-        # (see ._waiter), during which workers may post more; those wrote a
-        # wake-up of their own, and the loop polls its sockets first.
-        for _ in range(len(items)):
+        while items:
             target, item = popleft()
             try:
                 target.wake(item)

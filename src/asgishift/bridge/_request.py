@@ -137,13 +137,13 @@ class Request:
         self.options = options
         self.pool = pool
         self.inbox = inbox
-        self.loop = inbox.loop
+        self.loop = loop = inbox.loop
         self.environ = environ
         self.receive = receive
         self.send = send
         self.method: str = environ["REQUEST_METHOD"]
         self.context = contextvars.copy_context()
-        self.waiter = inbox.new_waiter()
+        self.waiter: asyncio.Future[tuple[Any, ...]] = loop.create_future()
         self.worker_lock: threading.Lock | None = None
         self.reply: Any = None
         self.outcome: tuple[Any, ...] = (_DONE, None, None)
@@ -192,7 +192,6 @@ class Request:
         pending = False  # the worker waits for a reply to an item taken here
         sending = False  # send() was called: too late for a 504
         error: BaseException | None = None
-        new_waiter = self.inbox.new_waiter
         try:
             while True:
                 item = await self.waiter
@@ -213,7 +212,7 @@ class Request:
                             await self._send_draining(item[1])
                     error = item[2]
                     break
-                self.waiter = waiter = new_waiter()
+                self.waiter = loop.create_future()
                 pending = True
                 if kind is _SEND:
                     if watcher is None and self.body is COMPLETE:
@@ -229,7 +228,7 @@ class Request:
                         else:
                             # The first SEND carries the response start: the
                             # timeout stops applying once it is through.
-                            await first_of(send_all(self.send, item[1]), waiter)
+                            await first_of(send_all(self.send, item[1]), self.waiter)
                             timer.cancel()
                             timer = None
                             self.phase = advance(self.phase, Event.START)
@@ -247,7 +246,7 @@ class Request:
                         got = await self._receive_body()
                     else:
                         try:
-                            got = await first_of(self._receive_body(), waiter)
+                            got = await first_of(self._receive_body(), self.waiter)
                         except TimeoutError as exc:
                             self.phase = advance(self.phase, Event.ABORT)
                             got = ClientDisconnected(str(exc))

@@ -13,7 +13,6 @@ from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
 from asgishift._types import Message, Receive, Send
-from asgishift.bridge._waiter import Slot
 
 __all__ = [
     "drain_body",
@@ -47,7 +46,7 @@ async def send_all(send: Send, messages: Iterable[Message]) -> None:
         await send(message)
 
 
-async def first_of(awaitable: Coroutine[Any, Any, _T], deadline: Slot) -> _T:
+async def first_of(awaitable: Coroutine[Any, Any, _T], deadline: asyncio.Future[Any]) -> _T:
     """Await ``awaitable`` unless ``deadline`` completes first.
 
     A client that stops reading blocks ``send()`` (backpressure), and one that
@@ -56,26 +55,11 @@ async def first_of(awaitable: Coroutine[Any, Any, _T], deadline: Slot) -> _T:
     cancelled or consumed.
 
     :param awaitable: the ``send``/``receive`` work, run as a task.
-    :param deadline: completes when time is up.
+    :param deadline: a future that completes when time is up.
     :raise TimeoutError: if ``deadline`` completed first (``awaitable`` is cancelled).
     """
-    loop = asyncio.get_running_loop()
-    task = loop.create_task(awaitable)
-    either: asyncio.Future[None] = loop.create_future()
-
-    def finish(_: object) -> None:
-        if not either.done():
-            either.set_result(None)
-
-    task.add_done_callback(finish)
-    deadline.add_done_callback(finish)
-    if deadline.done():
-        finish(None)
-    try:
-        await either
-    finally:
-        task.remove_done_callback(finish)
-        deadline.remove_done_callback(finish)
+    task = asyncio.get_running_loop().create_task(awaitable)
+    await asyncio.wait((task, deadline), return_when=asyncio.FIRST_COMPLETED)
     if not task.done():
         task.cancel()
         raise TimeoutError("request_timeout expired while waiting for the client")
