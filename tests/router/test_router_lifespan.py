@@ -168,3 +168,34 @@ def test_unknown_scope_type_raises() -> None:
 def test_repeated_prefix_is_rejected() -> None:
     with pytest.raises(ValueError, match="given twice"):
         HybridRouter(make_asgi("legacy"), [("/api", make_asgi("a")), ("/api/", make_asgi("b"))])
+
+
+def test_a_cancelled_startup_cancels_the_child_still_starting() -> None:
+    """A server that gives up on startup (it was stopped before it listened)
+    cancels the router's lifespan call: a child app still starting is cancelled
+    with it, not left running with nobody to answer."""
+    began = asyncio.Event()
+    outcome: list[str] = []
+
+    async def hanging(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        began.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    async def main() -> None:
+        router = HybridRouter(WSGIToASGI(wsgi_app), {"/api": hanging})
+        lifespan = asyncio.ensure_future(_drive(router))
+        await asyncio.wait_for(began.wait(), 10)
+        lifespan.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await lifespan
+        for _ in range(3):  # the child's own task runs its cancellation
+            await asyncio.sleep(0)
+        # Checked here: asyncio.run() cancels every task left once main() returns.
+        assert outcome == ["cancelled"]
+
+    asyncio.run(main())

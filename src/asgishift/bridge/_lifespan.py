@@ -275,7 +275,14 @@ class ChildStage:
         """
         self._task = asyncio.ensure_future(self.app(self.scope, self._inbox.get, self._send))
         await self._inbox.put({"type": "lifespan.startup"})
-        reply = await self._reply()
+        try:
+            reply = await self._reply()
+        except asyncio.CancelledError:
+            # Whoever waited gave up on the startup (a server stopped before it
+            # listened): the app's startup must not run on with nobody to answer.
+            self.state = ChildState.DONE
+            self._task.cancel()
+            raise
         if reply is None:
             self.state = ChildState.UNSUPPORTED
             exc = None if self._task.cancelled() else self._task.exception()

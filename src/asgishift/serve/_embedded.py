@@ -13,6 +13,14 @@ finish and the app's lifespan shutdown runs before the host reloads or exits.
   request tasks still running then get :data:`GRANIAN_DRAIN_TIMEOUT` seconds to finish.
 - daphne: Twisted's reactor without signal handlers. Daphne has no lifespan
   support, so this module sends the lifespan events itself, on daphne's loop.
+
+uvicorn, hypercorn and granian run the app's lifespan startup before they
+listen and check their exit flag only after it. So a stop that comes while the
+server has not listened yet (the startup hangs on a database, ``start``'s
+timeout ran out) cancels the server's task instead: the thread ends and the
+app's startup coroutine is cancelled, instead of the thread waiting on it for
+ever. The app is watched (:func:`watch_startup`) so that the timeout's error
+says it was the app's startup that did not finish.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from collections.abc import Callable, Coroutine
 from enum import Enum
 from typing import Any, cast
 
-from asgishift._types import ASGIApp, Receive, Scope, Send
+from asgishift._types import ASGIApp, Message, Receive, Scope, Send
 from asgishift.bridge._lifespan import ChildStage, LifespanFailed
 from asgishift.serve._build import build_app
 from asgishift.serve._config import ServeConfig
@@ -213,6 +221,47 @@ async def _refuse(scope: Scope, send: Send, reason: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def watch_startup(app: ASGIApp, on_phase: Callable[[LifespanPhase], None]) -> ASGIApp:
+    """Return ``app`` with its lifespan startup reported to ``on_phase`` (other scopes pass).
+
+    For servers that drive the lifespan themselves. ``on_phase`` gets
+    :attr:`LifespanPhase.STARTING` when the app receives ``lifespan.startup``,
+    then :attr:`LifespanPhase.SERVING` or :attr:`LifespanPhase.FAILED` when it
+    sends ``lifespan.startup.complete`` or ``lifespan.startup.failed`` (ASGI
+    lifespan spec). It runs on the server's loop and must not block.
+
+    :param app: the ASGI 3 app.
+    :param on_phase: called with each phase, in order.
+    """
+
+    async def watched(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def watched_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                on_phase(LifespanPhase.STARTING)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                on_phase(LifespanPhase.SERVING)
+            elif message["type"] == "lifespan.startup.failed":
+                on_phase(LifespanPhase.FAILED)
+            await send(message)
+
+        await app(scope, watched_receive, watched_send)
+
+    return watched
+
+
+def _startup_timeout(timeout: float) -> StartupError:
+    """The error for an app whose lifespan startup outlasts ``timeout`` seconds."""
+    return StartupError(f"the app's lifespan startup did not finish within {timeout:g} s")
+
+
 class EmbeddedServer:
     """The server of a :class:`~asgishift.serve.ServeConfig`, run in a thread of this process.
 
@@ -240,8 +289,12 @@ class EmbeddedServer:
         self.state = EmbeddedState.NEW
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._request_stop: Callable[[], None] | None = None
-        self._ready = threading.Event()
+        #: Stops the server from another thread: gracefully, or (``True``) by
+        #: cancelling it, for a server that has not listened yet.
+        self._request_stop: Callable[[bool], None] | None = None
+        #: Where the app's lifespan startup is, as :func:`watch_startup` saw it
+        #: (``None``: not begun, or the server is daphne, whose driver knows).
+        self.lifespan_phase: LifespanPhase | None = None
 
     # -- public ------------------------------------------------------------------
 
@@ -263,7 +316,7 @@ class EmbeddedServer:
         )
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.05):
+        while True:
             if self.state is not EmbeddedState.STARTING:
                 raise StartupError(f"{self.server} was stopped before it listened")
             if not self._thread.is_alive():
@@ -275,8 +328,12 @@ class EmbeddedServer:
             if self._listening():
                 break
             if time.monotonic() > deadline:
+                starting = self.lifespan_phase is LifespanPhase.STARTING
                 self.stop()
+                if starting:
+                    raise _startup_timeout(timeout)
                 raise StartupError(f"{self.server} not listening after {timeout:g} s")
+            time.sleep(0.05)
         if self.server == "daphne":
             self._daphne_lifespan_startup(timeout)
         if self.state is EmbeddedState.STARTING:  # not stopped meanwhile
@@ -290,9 +347,10 @@ class EmbeddedServer:
         """
         if self._thread is None or self.state in (EmbeddedState.STOPPED, EmbeddedState.NEW):
             return
+        listening = self.state is not EmbeddedState.STARTING
         self.state = EmbeddedState.STOPPING
         if self._request_stop is not None:
-            self._request_stop()
+            self._request_stop(not listening)
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.warning("%s did not stop within %g s", self.server, timeout)
@@ -332,15 +390,35 @@ class EmbeddedServer:
             logger.error("%s stopped with an error: %r", self.server, exc)
 
     async def _serve_async(self) -> None:
+        """Run uvicorn, hypercorn or granian until stopped; cancel one not listening yet."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
+        abort = asyncio.Event()
 
-        def request_stop() -> None:
-            loop.call_soon_threadsafe(stop.set)
+        def request_stop(before_listening: bool) -> None:
+            loop.call_soon_threadsafe((abort if before_listening else stop).set)
 
         self._request_stop = request_stop
-        serve = _ASYNC_SERVERS[self.server]
-        await serve(self, stop)
+        app = watch_startup(self.app, self._lifespan_phase)
+        serving = loop.create_task(_ASYNC_SERVERS[self.server](self, app, stop))
+        aborting = loop.create_task(abort.wait())
+        await asyncio.wait((serving, aborting), return_when=asyncio.FIRST_COMPLETED)
+        aborting.cancel()
+        if serving.done():
+            serving.result()  # the server's own error, if any
+            return
+        # Not listening yet: the server is still in the app's lifespan startup
+        # and would not see its exit flag until that ends, if ever.
+        logger.warning(
+            "%s stopped before it listened: cancelling the app's lifespan startup", self.server
+        )
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+    def _lifespan_phase(self, phase: LifespanPhase) -> None:
+        """Record where the app's lifespan startup is (:func:`watch_startup`'s callback)."""
+        self.lifespan_phase = phase
 
     def _run_daphne(self) -> None:
         from daphne.endpoints import (  # type: ignore[import-untyped]
@@ -358,7 +436,8 @@ class EmbeddedServer:
             verbosity=verbosity,
         )
 
-        def request_stop() -> None:
+        def request_stop(before_listening: bool) -> None:
+            # The driver runs daphne's lifespan: stopping it cancels a startup.
             import daphne.server  # type: ignore[import-untyped]
 
             future = asyncio.run_coroutine_threadsafe(
@@ -395,9 +474,7 @@ class EmbeddedServer:
                         f"{self.server} was stopped while the app's lifespan startup ran"
                     )
                 if time.monotonic() > deadline and not future.done():
-                    raise StartupError(
-                        f"the app's lifespan startup did not finish within {timeout:g} s"
-                    )
+                    raise _startup_timeout(timeout)
             future.result()
         except BaseException:
             future.cancel()  # the held requests are refused (startup failed)
@@ -406,11 +483,11 @@ class EmbeddedServer:
             raise
 
 
-async def _serve_uvicorn(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
+async def _serve_uvicorn(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.Event) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        embedded.app,
+        app,
         host=embedded.host,
         port=embedded.port,
         log_level=embedded.log_level,
@@ -431,7 +508,7 @@ async def _serve_uvicorn(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
     await task
 
 
-async def _serve_hypercorn(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
+async def _serve_hypercorn(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.Event) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -440,16 +517,16 @@ async def _serve_hypercorn(embedded: EmbeddedServer, stop: asyncio.Event) -> Non
     config.bind = [f"{host}:{embedded.port}"]
     config.loglevel = "DEBUG" if embedded.log_level == "trace" else embedded.log_level.upper()
     config.accesslog = None
-    await serve(cast(Any, embedded.app), config, shutdown_trigger=stop.wait, mode="asgi")
+    await serve(cast(Any, app), config, shutdown_trigger=stop.wait, mode="asgi")
 
 
-async def _serve_granian(embedded: EmbeddedServer, stop: asyncio.Event) -> None:
+async def _serve_granian(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.Event) -> None:
     from granian.constants import Interfaces
     from granian.log import LogLevels
     from granian.server.embed import Server
 
     server = Server(
-        embedded.app,
+        app,
         address=embedded.host,
         port=embedded.port,
         interface=Interfaces.ASGI,
@@ -490,11 +567,19 @@ async def _finish_app_tasks(timeout: float) -> None:
             )
 
 
-_ASYNC_SERVERS: dict[str, Callable[[EmbeddedServer, asyncio.Event], Coroutine[Any, Any, None]]] = {
+_ServeFunction = Callable[[EmbeddedServer, ASGIApp, asyncio.Event], Coroutine[Any, Any, None]]
+_ASYNC_SERVERS: dict[str, _ServeFunction] = {
     "uvicorn": _serve_uvicorn,
     "hypercorn": _serve_hypercorn,
     "granian": _serve_granian,
 }
 assert set(_ASYNC_SERVERS) | {"daphne"} == set(SERVERS)
 
-__all__ = ["EmbeddedServer", "EmbeddedState", "LifespanDriver", "LifespanPhase", "StartupError"]
+__all__ = [
+    "EmbeddedServer",
+    "EmbeddedState",
+    "LifespanDriver",
+    "LifespanPhase",
+    "StartupError",
+    "watch_startup",
+]
