@@ -4,7 +4,8 @@ uvicorn, hypercorn and granian run the startup before they listen and look at
 their exit flag only after it, so a graceful stop cannot end such a server:
 the embedded server cancels it instead. Each test runs a real server in a
 thread of the test process and checks that the thread ends, the app's startup
-coroutine is cancelled, and the error names the startup. Daphne, whose lifespan
+coroutine is cancelled, and the error names the startup; and, as the control,
+that a server which listens is still stopped gracefully and at once. Daphne, whose lifespan
 the embedded server drives itself, can run only once per process (Twisted's
 reactor): ``test_embedded_lifespan_gate.py`` covers it in subprocesses.
 """
@@ -86,3 +87,30 @@ def test_stop_from_another_thread_ends_a_server_stuck_in_startup(server: str) ->
     assert app.cancelled.wait(PATIENCE), "the app's startup coroutine was left running"
     running.wait()
     assert not server_thread_alive(server)
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app with a lifespan that completes at once."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_stop_after_listening_ends_the_thread_without_a_drain_wait(server: str) -> None:
+    """The control: a server that listens is stopped gracefully, not cancelled.
+
+    Granian's stop waits up to ``GRANIAN_DRAIN_TIMEOUT`` (10 s) for the loop's
+    other tasks; none of the embedded server's own may be among them.
+    """
+    running = EmbeddedServer(ServeConfig(app="unused:app", server=server, port=free_port()), hello)
+    running.start(timeout=PATIENCE)
+    assert running.state is EmbeddedState.SERVING
+    running.stop(timeout=5)
+    assert not server_thread_alive(server)
+    assert running.error is None

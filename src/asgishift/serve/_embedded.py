@@ -390,31 +390,37 @@ class EmbeddedServer:
             logger.error("%s stopped with an error: %r", self.server, exc)
 
     async def _serve_async(self) -> None:
-        """Run uvicorn, hypercorn or granian until stopped; cancel one not listening yet."""
+        """Run uvicorn, hypercorn or granian until stopped; cancel one not listening yet.
+
+        The server runs in this coroutine, the thread's only task besides the
+        server's own, so that granian's wait for the app's tasks
+        (:func:`_finish_app_tasks`) does not wait on it.
+        """
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        abort = asyncio.Event()
+        main = asyncio.current_task()
+        assert main is not None
+        aborted = asyncio.Event()
+
+        def abort() -> None:
+            # Not listening yet: the server is still in the app's lifespan
+            # startup and would not look at its exit flag until that ends.
+            logger.warning(
+                "%s stopped before it listened: cancelling the app's lifespan startup", self.server
+            )
+            aborted.set()
+            main.cancel()
 
         def request_stop(before_listening: bool) -> None:
-            loop.call_soon_threadsafe((abort if before_listening else stop).set)
+            loop.call_soon_threadsafe(abort if before_listening else stop.set)
 
         self._request_stop = request_stop
         app = watch_startup(self.app, self._lifespan_phase)
-        serving = loop.create_task(_ASYNC_SERVERS[self.server](self, app, stop))
-        aborting = loop.create_task(abort.wait())
-        await asyncio.wait((serving, aborting), return_when=asyncio.FIRST_COMPLETED)
-        aborting.cancel()
-        if serving.done():
-            serving.result()  # the server's own error, if any
-            return
-        # Not listening yet: the server is still in the app's lifespan startup
-        # and would not see its exit flag until that ends, if ever.
-        logger.warning(
-            "%s stopped before it listened: cancelling the app's lifespan startup", self.server
-        )
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
+        try:
+            await _ASYNC_SERVERS[self.server](self, app, stop)
+        except asyncio.CancelledError:
+            if not aborted.is_set():
+                raise
 
     def _lifespan_phase(self, phase: LifespanPhase) -> None:
         """Record where the app's lifespan startup is (:func:`watch_startup`'s callback)."""
