@@ -403,6 +403,11 @@ class EmbeddedServer:
         aborted = asyncio.Event()
 
         def abort() -> None:
+            if self.lifespan_phase is LifespanPhase.SERVING:
+                # The app's startup finished since start() last looked: the
+                # server honours its exit flag now, and shutdown runs.
+                stop.set()
+                return
             # Not listening yet: the server is still in the app's lifespan
             # startup and would not look at its exit flag until that ends.
             logger.warning(
