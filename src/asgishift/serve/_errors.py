@@ -7,7 +7,8 @@ Exception tree::
     ├── AppInterfaceError       WSGI or ASGI cannot be told apart (exit code 2)
     ├── ServerNotInstalledError the chosen server's extra is not installed
     ├── PortInUseError          another socket holds ``--host``/``--port``
-    └── ServeConfigError        a flag combination the server cannot honour (exit code 2)
+    ├── ServeConfigError        a flag combination the server cannot honour (exit code 2)
+    └── StartupError            an embedded server stopped before it listened
 
 The command line prints ``str(error)`` after ``asgishift serve: error:`` and
 exits with :attr:`ServeError.exit_code`, without a traceback: every message
@@ -58,4 +59,9 @@ __all__ = [
     "ServeConfigError",
     "ServeError",
     "ServerNotInstalledError",
+    "StartupError",
 ]
+
+
+class StartupError(ServeError):
+    """The server stopped before it listened (lifespan startup failed, bind failed, ...)."""
