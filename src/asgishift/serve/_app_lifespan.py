@@ -30,7 +30,8 @@ logger = logging.getLogger("asgishift.serve")
 
 
 class LifespanPhase(Enum):
-    """Where a :class:`LifespanDriver`'s app is in its lifespan, as requests see it."""
+    """Where an app is in its lifespan: as a :class:`LifespanDriver`'s requests see it, or
+    as :func:`watch_startup` reports it (``STARTING``, then ``SERVING`` or ``FAILED``)."""
 
     #: startup has not finished: requests wait for it
     STARTING = "starting"
