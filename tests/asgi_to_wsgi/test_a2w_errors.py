@@ -75,3 +75,20 @@ def test_stuck_app_gets_a_504_and_its_task_is_cancelled() -> None:
         srv.wait_for_log(r"did not send http.response.start within 0.5 s for GET /stuck")
         record = httpx.get(f"{srv.url}/record", params={"id": test_id}, timeout=DEADLINE).json()
         assert record == {"cancelled": True}
+
+
+@pytest.fixture(scope="module", params=WSGI_PARAMS)
+def awaitable_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve an app whose call returns an awaitable that is not a coroutine."""
+    with serve(request.param, "a2w_apps:awaitable_application") as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/", "part"), ("/suspend-first", "partpartpart")],
+    ids=["answers-at-once", "suspends-first"],
+)
+def test_any_awaitable_app_is_served(awaitable_server: LiveServer, path: str, body: str) -> None:
+    response = httpx.get(f"{awaitable_server.url}{path}", timeout=DEADLINE)
+    assert (response.status_code, response.text) == (200, body)

@@ -142,6 +142,32 @@ def test_decode_headers_refuses(headers: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([(b"x-a", b"1\r\nx-b: 2")], id="crlf-after-a-good-pair"),
+        pytest.param([(b"x-a", b"1"), (b"x a", b"1")], id="bad-name-after-a-good-pair"),
+    ],
+)
+def test_decode_headers_checks_pairs_it_has_not_seen(headers: Any) -> None:
+    decode_headers([(b"x-a", b"1")])  # a good pair, now known
+    with pytest.raises(InvalidResponse):
+        decode_headers(headers)
+
+
+def test_decode_headers_takes_unhashable_bytes_like_values() -> None:
+    decode_headers([(b"x-a", b"1")])  # the same pair as bytes, now known
+    assert decode_headers([(b"x-a", bytearray(b"1"))]) == [("x-a", "1")]
+    assert decode_headers([[b"x-a", b"2"]]) == [("x-a", "2")]
+
+
+def test_decode_headers_gives_the_same_pairs_the_second_time() -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")]
+    first = decode_headers(headers)
+    assert decode_headers(list(headers)) == first
+    assert first == [("content-type", "text/plain; charset=utf-8"), ("content-length", "13")]
+
+
+@pytest.mark.parametrize(
     ("headers", "length"),
     [
         ([(b"content-length", b"12")], 12),

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from asgishift.bridge import _response
 from asgishift.bridge._errors import InvalidResponse
 
 __all__ = [
+    "PHASE_BODY",
+    "PHASE_DONE",
+    "PHASE_START",
     "RULES",
     "Phase",
     "ProtocolViolation",
@@ -43,6 +46,14 @@ class Phase(enum.Enum):
     START = "waiting for http.response.start"
     BODY = "sending the body"
     DONE = "complete"
+
+
+# The phases as module constants. The hot paths read these: on Python 3.10 and
+# 3.11 ``Phase.START`` goes through the enum metaclass's ``__getattr__`` hook and
+# costs about 100 ns, a global about 7 ns.
+PHASE_START: Final = Phase.START
+PHASE_BODY: Final = Phase.BODY
+PHASE_DONE: Final = Phase.DONE
 
 
 #: The rules an app can break, by key; each names the spec section it follows.
@@ -113,16 +124,16 @@ def advance(phase: Phase, message: Mapping[str, Any]) -> Phase:
     :raise ProtocolViolation: for a message the phase does not allow.
     """
     kind = message.get("type")
-    if phase is Phase.BODY:
+    if phase is PHASE_BODY:
         if kind in _BODY_TYPES:
-            return Phase.BODY if message.get("more_body", False) else Phase.DONE
+            return PHASE_BODY if message.get("more_body", False) else PHASE_DONE
         if kind == "http.response.pathsend":
-            return Phase.DONE
+            return PHASE_DONE
         if kind == "http.response.start":
             raise ProtocolViolation("start-once", "http.response.start sent a second time")
-    elif phase is Phase.START:
+    elif phase is PHASE_START:
         if kind == "http.response.start":
-            return Phase.BODY
+            return PHASE_BODY
         if kind in _BODY_TYPES or kind == "http.response.pathsend":
             raise ProtocolViolation("start-first", f"{kind} sent before http.response.start")
     else:

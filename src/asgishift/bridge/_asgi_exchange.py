@@ -28,12 +28,14 @@ import os
 import queue
 import sys
 from collections.abc import Awaitable, Generator
-from typing import Any
+from types import CoroutineType
+from typing import Any, Final
 
 from asgishift._types import ASGIApp, Message, Scope
 from asgishift.bridge._asgi_events import (
+    PHASE_DONE,
+    PHASE_START,
     RULES,
-    Phase,
     ProtocolViolation,
     advance,
     body_bytes,
@@ -94,6 +96,13 @@ class RequestBody(enum.Enum):
     COMPLETE = "complete"
 
 
+# Module constants for the hot paths (see PHASE_START in ._asgi_events for why).
+LINK_OPEN: Final = Link.OPEN
+LINK_CLOSED: Final = Link.CLOSED
+BODY_PENDING: Final = RequestBody.PENDING
+BODY_COMPLETE: Final = RequestBody.COMPLETE
+
+
 class LoopSide:
     """Run one ASGI HTTP request on the event loop and post its events to ``outbox``.
 
@@ -147,9 +156,9 @@ class LoopSide:
         self._first = first
         self.send_buffer = send_buffer
         self.disconnect_grace = disconnect_grace
-        self.phase = Phase.START
-        self.link = Link.OPEN
-        self.body = RequestBody.PENDING if first is None else RequestBody.COMPLETE
+        self.phase = PHASE_START
+        self.link = LINK_OPEN
+        self.body = BODY_PENDING if first is None else BODY_COMPLETE
         self.task: asyncio.Task[None] | None = None
         self.violation: ProtocolViolation | None = None
         self._batch: list[tuple[Any, ...]] = []
@@ -174,7 +183,7 @@ class LoopSide:
     def feed(self, message: Message) -> None:
         """Answer a :data:`READ` with an ``http.request`` or ``http.disconnect`` message."""
         if message.get("more_body") is not True:
-            self.body = RequestBody.COMPLETE
+            self.body = BODY_COMPLETE
         reader, self._reader = self._reader, None
         if reader is not None and not reader.done():
             reader.set_result(message)
@@ -190,7 +199,7 @@ class LoopSide:
 
     def close(self) -> None:
         """The WSGI server closed the response early: disconnect, then cancel after the grace."""
-        if self.link is Link.CLOSED and self.phase is Phase.DONE:
+        if self.link is LINK_CLOSED and self.phase is PHASE_DONE:
             return
         self._disconnect()
         task = self.task
@@ -206,7 +215,7 @@ class LoopSide:
     # --- the app's view -------------------------------------------------------------
     async def receive(self) -> Message:
         """Return the next request message (ASGI HTTP spec, "Request", "Disconnected Client")."""
-        if self.link is Link.CLOSED:
+        if self.link is LINK_CLOSED:
             # The client is gone or the response is complete: nothing more to read
             # (ASGI HTTP spec, "Disconnected Client"), even a body read up front.
             return _DISCONNECT
@@ -215,7 +224,7 @@ class LoopSide:
             self._first = None
             return first
         future: asyncio.Future[Message] = self._loop.create_future()
-        if self._reader is None and self.body is RequestBody.PENDING:
+        if self._reader is None and self.body is BODY_PENDING:
             self._reader = future
             self._batch.append((READ,))
             self.flush()
@@ -230,7 +239,7 @@ class LoopSide:
         :raise ProtocolViolation: for a message out of order or malformed; the
             bridge answers 500 (or aborts a started response) and logs the rule.
         """
-        if self.link is Link.CLOSED and self.phase is not Phase.DONE:
+        if self.link is LINK_CLOSED and self.phase is not PHASE_DONE:
             raise ConnectionClosed("the client went away (the WSGI server closed the response)")
         try:
             phase = advance(self.phase, message)
@@ -259,7 +268,7 @@ class LoopSide:
                 self.violation = exc
             raise
         self.phase = phase
-        if phase is Phase.DONE:
+        if phase is PHASE_DONE:
             self._batch.append((END,))
             # ASGI HTTP spec: receive() after the response was sent returns http.disconnect.
             self._disconnect()
@@ -288,7 +297,7 @@ class LoopSide:
             self.outbox.put(batch)
 
     def _disconnect(self) -> None:
-        self.link = Link.CLOSED
+        self.link = LINK_CLOSED
         waiters, self._waiters = self._waiters, []
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -303,14 +312,23 @@ class LoopSide:
     async def _run(self) -> None:
         failed = False
         try:
-            await _Stepper(self.app(self.scope, self.receive, self.send), self)
+            steps = _steps(self.app(self.scope, self.receive, self.send))
+            # The app's first step runs here, not in a _Stepper: most apps answer
+            # without ever suspending, and then no generator is needed at all.
+            try:
+                waited_on = steps.send(None)
+            except StopIteration:
+                pass
+            else:
+                self.flush()
+                await _Stepper(steps, waited_on, self)
         except asyncio.CancelledError:
             pass  # cancelled by the bridge, which has said why
         except Exception as exc:
             failed = True
             if exc is self.violation:
                 pass  # logged below with the rule
-            elif self.link is Link.CLOSED and self.phase is not Phase.DONE:
+            elif self.link is LINK_CLOSED and self.phase is not PHASE_DONE:
                 # The client went away (mid-body or mid-response) and the app raised on
                 # noticing it (ConnectionClosed from send(), or a framework's own exception).
                 failed = False
@@ -324,7 +342,7 @@ class LoopSide:
                     type(exc).__name__,
                     self.scope["method"],
                     self.scope["path"],
-                    "" if self.phase is Phase.START else " (after the response started)",
+                    "" if self.phase is PHASE_START else " (after the response started)",
                     exc_info=exc,
                 )
         finally:
@@ -343,9 +361,9 @@ class LoopSide:
                 violation.rule,
                 exc_info=violation,
             )
-        elif not failed and self.link is Link.OPEN and self.phase is not Phase.DONE:
+        elif not failed and self.link is LINK_OPEN and self.phase is not PHASE_DONE:
             failed = True
-            key = "no-start" if self.phase is Phase.START else "incomplete"
+            key = "no-start" if self.phase is PHASE_START else "incomplete"
             logger.error(
                 "ASGI app %r returned without completing the response to %s %s. Rule: %s",
                 self.app,
@@ -363,6 +381,13 @@ class LoopSide:
         self.flush()
 
 
+def _steps(awaitable: Awaitable[None]) -> Any:
+    """Return the iterator that runs ``awaitable`` step by step (a coroutine is its own)."""
+    if type(awaitable) is CoroutineType:
+        return awaitable
+    return awaitable.__await__()
+
+
 class _Stepper:
     """Drive an app's coroutine inside the request's task, flushing whenever it suspends.
 
@@ -371,31 +396,37 @@ class _Stepper:
     a database), with no extra turn of the event loop. Futures the app waits on
     and exceptions thrown in (cancellation) pass through unchanged, so the app
     runs in a real task: ``asyncio.current_task()`` and anyio work as usual.
+
+    :param steps: the app's coroutine (or its awaitable's ``__await__()`` iterator),
+        already started: its first step has run.
+    :param waited_on: what that first step yielded (the future the app waits on).
     """
 
-    __slots__ = ("_awaitable", "_side")
+    __slots__ = ("_side", "_steps", "_waited_on")
 
-    def __init__(self, awaitable: Awaitable[None], side: LoopSide) -> None:
-        self._awaitable = awaitable
+    def __init__(self, steps: Any, waited_on: Any, side: LoopSide) -> None:
+        self._steps = steps
+        self._waited_on = waited_on
         self._side = side
 
     def __await__(self) -> Generator[Any, None, None]:
-        steps: Any = self._awaitable.__await__()
+        steps = self._steps
         send = steps.send
         throw = steps.throw
         flush = self._side.flush
-        value: Any = None
-        error: BaseException | None = None
+        waited_on = self._waited_on
+        self._waited_on = None
         while True:
-            try:
-                if error is None:
-                    waited_on = send(value)
-                else:
-                    waited_on, error = throw(error), None
-            except StopIteration:
-                return
-            flush()
             try:
                 value = yield waited_on
             except BaseException as exc:  # cancellation, GeneratorExit: pass it to the app
-                error = exc
+                try:
+                    waited_on = throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waited_on = send(value)
+                except StopIteration:
+                    return
+            flush()

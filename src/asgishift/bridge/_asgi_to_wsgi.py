@@ -27,7 +27,14 @@ from typing import Any
 
 from asgishift._types import ASGIApp, Environ, Message, StartResponse
 from asgishift.bridge._asgi_exchange import LoopSide
-from asgishift.bridge._asgi_lifespan import SERVING, Lifespan, LifespanPhase, LifespanSettings
+from asgishift.bridge._asgi_lifespan import (
+    READY,
+    SERVING,
+    UNSUPPORTED,
+    Lifespan,
+    LifespanPhase,
+    LifespanSettings,
+)
 from asgishift.bridge._asgi_options import ASGIToWSGIOptions
 from asgishift.bridge._asgi_wsgi_side import Batch, ResponseAborted, WSGISide, error_response
 from asgishift.bridge._loop_thread import LoopThread, process_lock, process_loop
@@ -124,11 +131,7 @@ class ASGIToWSGI:
             process = self._current_process()
         lifespan = process.lifespan
         phase = lifespan.phase
-        if (
-            phase is not LifespanPhase.READY
-            and phase is not LifespanPhase.UNSUPPORTED
-            and lifespan.startup() not in SERVING
-        ):
+        if phase is not READY and phase is not UNSUPPORTED and lifespan.startup() not in SERVING:
             return error_response(start_response, 500, environ)
         options = self.options
         try:

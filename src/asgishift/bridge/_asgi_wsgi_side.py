@@ -16,7 +16,7 @@ import os
 import queue
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from asgishift._types import Environ, Message, StartResponse
 from asgishift.bridge._asgi_exchange import (
@@ -68,6 +68,12 @@ class Body(enum.Enum):
     FAILED = "failed"  # FAIL seen: the app failed (logged on the loop)
 
 
+# Module constants for the hot paths (see PHASE_START in ._asgi_events for why).
+STREAMING: Final = Body.STREAMING
+ENDED: Final = Body.ENDED
+FAILED: Final = Body.FAILED
+
+
 class WSGISide:
     """The WSGI-thread half of one request: waits for batches, reads the body, yields chunks.
 
@@ -105,7 +111,7 @@ class WSGISide:
         self.stream = stream
         self.left = left
         self.options = options
-        self.body = Body.STREAMING
+        self.body = STREAMING
         self.done = False  # DONE seen: the app's task has ended
         self._batch: Batch = []
         self._pos = 0
@@ -150,18 +156,18 @@ class WSGISide:
             if kind == BODY:
                 chunks.append(event[1])
             elif kind == END:
-                self.body = Body.ENDED
+                self.body = ENDED
             elif kind == DONE:
                 self.done = True
             elif kind == FAIL:
-                self.body = Body.FAILED
+                self.body = FAILED
             elif kind == FILE and not chunks and file is None:
                 file = event
             else:
                 break  # READ, ACK, or a second file: handled while iterating
             pos += 1
         self._batch, self._pos = batch, pos
-        if self.body is Body.FAILED:
+        if self.body is FAILED:
             if file is not None:
                 self._discard(file)
             self._wait_done()
@@ -176,7 +182,7 @@ class WSGISide:
             start_response(head[1], head[2])
             return self._file_response(environ, reader)
         start_response(head[1], head[2])
-        if self.body is Body.ENDED and self.done:
+        if self.body is ENDED and self.done:
             return chunks
         return _ResponseIterable(self, chunks)
 
@@ -187,7 +193,7 @@ class WSGISide:
         elif kind == DONE:
             self.done = True
         elif kind == FAIL:
-            self.body = Body.FAILED
+            self.body = FAILED
         elif kind == ACK:
             self.loop_thread.call(self.side.resume)
 
@@ -247,7 +253,7 @@ class WSGISide:
 
         :raise ResponseAborted: when the app failed after the response started.
         """
-        if self.body is Body.ENDED:
+        if self.body is ENDED:
             return None
         while True:
             batch, pos = self._batch, self._pos
@@ -260,7 +266,7 @@ class WSGISide:
             if kind == BODY:
                 return event[1]
             if kind == END:
-                self.body = Body.ENDED
+                self.body = ENDED
                 return None
             if kind == READ:
                 self.read_body()
@@ -269,7 +275,7 @@ class WSGISide:
             elif kind == FILE:
                 return _open_file(event)
             elif kind == FAIL:
-                self.body = Body.FAILED
+                self.body = FAILED
                 raise ResponseAborted(
                     "the ASGI app failed after the response started (see the log above); "
                     "the connection must be dropped"
@@ -323,7 +329,7 @@ class WSGISide:
         """End the request: disconnect the app if the body is unfinished, wait for its task."""
         if self.done:
             return
-        if self.body is not Body.ENDED:
+        if self.body is not ENDED:
             self.loop_thread.call(self.side.close)
             self._wait_done()
             return

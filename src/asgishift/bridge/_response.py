@@ -62,8 +62,12 @@ _NAME_CACHE: dict[str, bytes] = {}
 #: ``Content-Length`` values), so one lookup replaces the checks and encodings.
 _PAIR_CACHE: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
-#: Values longer than this are not kept in :data:`_PAIR_CACHE` (cookies,
-#: ETags and dates rarely repeat and would fill it).
+#: A checked ASGI ``(name, value)`` tuple of ``bytes`` -> its PEP 3333 pair of
+#: ``str``: the same shortcut in the other direction, for ``decode_headers``.
+_TEXT_PAIR_CACHE: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+
+#: Values longer than this are not kept in :data:`_PAIR_CACHE` or
+#: :data:`_TEXT_PAIR_CACHE` (cookies, ETags and dates rarely repeat and would fill them).
 _PAIR_VALUE_LIMIT = 64
 
 # RFC 9110 section 5.6.2: token = 1*tchar.
@@ -213,8 +217,17 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
     :raise InvalidResponse: for an item that is not a pair of bytes, a name
         that is not an RFC 9110 token, or a value with CR, LF or NUL.
     """
+    pairs = _TEXT_PAIR_CACHE
     out: list[tuple[str, str]] = []
     for item in headers:
+        if type(item) is tuple:
+            try:
+                pair = pairs.get(item)
+            except TypeError:  # an unhashable name or value: checked below
+                pair = None
+            if pair is not None:
+                out.append(pair)
+                continue
         try:
             name, value = item
             text_name = bytes(name).decode("latin-1")
@@ -229,7 +242,16 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
             raise InvalidResponse(
                 f"response header {text_name!r} contains CR, LF or NUL: {text_value!r}"
             )
-        out.append((text_name, text_value))
+        pair = (text_name, text_value)
+        if (
+            type(item) is tuple
+            and type(name) is bytes
+            and type(value) is bytes
+            and len(value) <= _PAIR_VALUE_LIMIT
+            and len(pairs) < _CACHE_LIMIT
+        ):
+            pairs[item] = pair
+        out.append(pair)
     return out
 
 

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import Any
 from wsgiref.validate import validator
 
@@ -359,6 +359,40 @@ async def rule_breaker(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"fine"})
 
 
+class AwaitableApp:
+    """An ASGI app whose call returns an awaitable that is not a coroutine (ASGI allows any).
+
+    On ``/suspend-first`` it waits on the loop before it starts the response, so
+    the bridge resumes it after its first step; elsewhere it answers at once.
+    """
+
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        return _Awaiting(self._respond(scope, receive, send))
+
+    async def _respond(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("this app does not support lifespan")
+        chunks = 1
+        if scope["path"] == "/suspend-first":
+            await asyncio.sleep(0)
+            chunks = 3
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for index in range(chunks):
+            if index:
+                await asyncio.sleep(0)
+            more = index < chunks - 1
+            await send({"type": "http.response.body", "body": b"part", "more_body": more})
+
+
+class _Awaiting:
+    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._coro = coro
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._coro.__await__()
+
+
 async def failing_startup_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answer lifespan startup with ``lifespan.startup.failed``."""
     if scope["type"] == "lifespan":
@@ -408,3 +442,4 @@ application_raw = bridge
 fastapi_application = validator(ASGIToWSGI(fastapi_app, OPTIONS))
 rule_breaker_application = validator(ASGIToWSGI(rule_breaker, OPTIONS))
 failing_application = validator(ASGIToWSGI(failing_startup_app, OPTIONS))
+awaitable_application = validator(ASGIToWSGI(AwaitableApp(), OPTIONS))
