@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from asgishift._types import ASGIApp, Message, Receive, Scope, Send
 from asgishift.bridge._lifespan import ChildStage, LifespanFailed
@@ -44,6 +44,11 @@ class LifespanPhase(Enum):
     #: shutdown finished: requests are answered 503
     STOPPED = "stopped"
 
+
+# The two phases every request checks, as module constants: on Python 3.10 and
+# 3.11 reading ``LifespanPhase.SERVING`` costs about 100 ns, a global about 7 ns.
+_STARTING: Final = LifespanPhase.STARTING
+_SERVING: Final = LifespanPhase.SERVING
 
 #: Why a request is refused in each phase that refuses requests (the 503 body and log line).
 _REFUSALS: dict[LifespanPhase, str] = {
@@ -141,14 +146,14 @@ class LifespanDriver:
             if scope["type"] not in ("http", "websocket"):
                 await app(scope, receive, send)
                 return
-            if self.phase is LifespanPhase.STARTING:
+            if self.phase is _STARTING:
                 logger.info(
                     "%s %s waits for lifespan startup to finish",
                     scope.get("method", "WEBSOCKET"),
                     scope.get("path", ""),
                 )
                 await self._settled.wait()
-            if self.phase is not LifespanPhase.SERVING:
+            if self.phase is not _SERVING:
                 await _refuse(scope, send, _REFUSALS[self.phase])
                 return
             if "state" not in scope:
