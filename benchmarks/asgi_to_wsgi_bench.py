@@ -12,6 +12,10 @@ One run, same app (``GET /`` answers ``Hello, World!`` through a Starlette
     the same gunicorn, ``a2wsgi.ASGIMiddleware(starlette_app)``.
 ``uvicorn/native``
     uvicorn serving the Starlette app itself: the ceiling.
+``gunicorn/floor`` (with ``--floor``)
+    the same gunicorn, ``a2w_floor.floor_adapter(starlette_app)``: the same
+    loop-thread architecture with no checks, no streaming and no lifespan.
+    The distance to it is what ASGIToWSGI's own rules cost.
 
 Every server is one process pinned to core 0, wrk is pinned to core 1. All
 servers are started first; each round runs wrk once against each of them in a
@@ -83,6 +87,10 @@ def __getattr__(name: str) -> Any:
         from asgishift.bridge import ASGIToWSGI, ASGIToWSGIOptions
 
         return ASGIToWSGI(_build_starlette(), ASGIToWSGIOptions(loop="asyncio"))
+    if name == "floor_app":
+        from a2w_floor import floor_adapter
+
+        return floor_adapter(_build_starlette())
     if name == "a2wsgi_app":
         from a2wsgi import ASGIMiddleware
 
@@ -97,6 +105,8 @@ CONFIGS: dict[str, list[str]] = {
     "gunicorn/a2wsgi": ["gunicorn", "asgi_to_wsgi_bench:a2wsgi_app"],
     "uvicorn/native": ["uvicorn", "asgi_to_wsgi_bench:starlette_app"],
 }
+#: Served only with ``--floor``.
+FLOOR_CONFIG = ("gunicorn/floor", ["gunicorn", "asgi_to_wsgi_bench:floor_app"])
 
 
 def server_argv(server: str, app: str, port: int, threads: int) -> list[str]:
@@ -152,7 +162,7 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any =
     pass
 
 
-def in_process(threads: int, requests: int, repeats: int) -> dict[str, float]:
+def in_process(threads: int, requests: int, repeats: int, floor: bool) -> dict[str, float]:
     """Return µs per request of each adapter called directly from ``threads`` threads.
 
     No server and no sockets: what the bridge itself costs, best of ``repeats``.
@@ -160,6 +170,8 @@ def in_process(threads: int, requests: int, repeats: int) -> dict[str, float]:
     import threading
 
     adapters = {"asgishift": __getattr__("asgishift_app"), "a2wsgi": __getattr__("a2wsgi_app")}
+    if floor:
+        adapters["floor"] = __getattr__("floor_app")
 
     def drive(app: Any) -> None:
         for _ in range(requests):
@@ -191,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn gthread threads")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also serve a2w_floor.py, a minimal adapter of the same architecture",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: machinery only")
     parser.add_argument(
@@ -202,13 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.in_process:
         requests = 50 if args.smoke else 2000
-        best = in_process(args.threads, requests, 1 if args.smoke else 3)
+        best = in_process(args.threads, requests, 1 if args.smoke else 3, args.floor)
         rows = [[name, f"{value:.1f}", f"{value / best['a2wsgi']:.2f}x"]
                 for name, value in best.items()]  # fmt: skip
         print(markdown_table(["adapter", "µs per request", "vs a2wsgi"], rows))
         return 0
     if args.smoke:
         args.rounds, args.duration = 1, 1.0
+    if args.floor:
+        CONFIGS.setdefault(*FLOOR_CONFIG)
     labels = list(CONFIGS)
     rps: dict[str, list[float]] = {label: [] for label in labels}
     p99: dict[str, list[float]] = {label: [] for label in labels}

@@ -1,4 +1,4 @@
-"""``benchmarks/asgi_to_wsgi_bench.py --smoke`` still runs: servers start, wrk output
+"""``benchmarks/asgi_to_wsgi_bench.py --smoke --floor`` still runs: servers start, wrk output
 parses, every configuration gets a row and a ratio to a2wsgi. Nothing here looks at speed."""
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_benchmark_smoke() -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "asgi_to_wsgi_bench.py"), "--smoke"],
+        [
+            sys.executable,
+            str(REPO_ROOT / "benchmarks" / "asgi_to_wsgi_bench.py"),
+            "--smoke",
+            "--floor",
+        ],
         cwd=str(REPO_ROOT),
         capture_output=True,
         text=True,
@@ -37,6 +42,7 @@ def test_benchmark_smoke() -> None:
         "gunicorn/asgishift-asyncio",
         "gunicorn/a2wsgi",
         "uvicorn/native",
+        "gunicorn/floor",
     }
     for label, (rps, p99, ratio, errors) in rows.items():
         assert float(rps) > 0, label
