@@ -12,6 +12,9 @@ One run, same app (``GET /`` answers ``Hello, World!`` through a Starlette
     the same gunicorn, ``a2wsgi.ASGIMiddleware(starlette_app)``.
 ``uvicorn/native``
     uvicorn serving the Starlette app itself: the ceiling.
+``gunicorn/baseline`` (with ``--baseline REV``)
+    ``ASGIToWSGI`` of git revision REV (``git archive``), default loop: a
+    before/after of a change in the same run.
 ``gunicorn/floor`` (with ``--floor``)
     the same gunicorn, ``a2w_floor.floor_adapter(starlette_app)``: the same
     loop-thread architecture with no checks, no streaming and no lifespan.
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -57,6 +61,7 @@ from _common import (
     rotated,
     run_wrk,
     stop,
+    unpack_src,
     wait_ready,
 )
 
@@ -87,6 +92,16 @@ def __getattr__(name: str) -> Any:
         from asgishift.bridge import ASGIToWSGI, ASGIToWSGIOptions
 
         return ASGIToWSGI(_build_starlette(), ASGIToWSGIOptions(loop="asyncio"))
+    if name == "baseline_app":
+        # The server process imports asgishift from the unpacked baseline tree (--baseline).
+        baseline_src = os.environ[BASELINE_ENV]
+        sys.path.insert(0, baseline_src)
+        import asgishift
+        from asgishift.bridge import ASGIToWSGI
+
+        if not str(asgishift.__file__).startswith(baseline_src):
+            raise RuntimeError(f"asgishift came from {asgishift.__file__}, not {baseline_src}")
+        return ASGIToWSGI(_build_starlette())
     if name == "floor_app":
         from a2w_floor import floor_adapter
 
@@ -107,6 +122,10 @@ CONFIGS: dict[str, list[str]] = {
 }
 #: Served only with ``--floor``.
 FLOOR_CONFIG = ("gunicorn/floor", ["gunicorn", "asgi_to_wsgi_bench:floor_app"])
+#: Served only with ``--baseline REV``: ASGIToWSGI of git revision REV.
+BASELINE_CONFIG = ("gunicorn/baseline", ["gunicorn", "asgi_to_wsgi_bench:baseline_app"])
+#: The environment variable that tells ``baseline_app`` where REV's ``src/`` is.
+BASELINE_ENV = "ASGISHIFT_BASELINE_SRC"
 
 
 def server_argv(server: str, app: str, port: int, threads: int) -> list[str]:
@@ -208,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also serve a2w_floor.py, a minimal adapter of the same architecture",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also serve ASGIToWSGI of this git revision (default loop), for a before/after",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: machinery only")
     parser.add_argument(
@@ -228,6 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.duration = 1, 1.0
     if args.floor:
         CONFIGS.setdefault(*FLOOR_CONFIG)
+    with tempfile.TemporaryDirectory(prefix="asgishift-a2w-base-") as tmp:
+        if args.baseline:
+            os.environ[BASELINE_ENV] = str(unpack_src(args.baseline, Path(tmp)))
+            CONFIGS.setdefault(*BASELINE_CONFIG)
+        return _measure(args)
+
+
+def _measure(args: argparse.Namespace) -> int:
+    """Serve every configuration, run the wrk rounds, print the table; 1 if wrk saw errors."""
     labels = list(CONFIGS)
     rps: dict[str, list[float]] = {label: [] for label in labels}
     p99: dict[str, list[float]] = {label: [] for label in labels}

@@ -1,5 +1,6 @@
-"""``benchmarks/asgi_to_wsgi_bench.py --smoke --floor`` still runs: servers start, wrk output
-parses, every configuration gets a row and a ratio to a2wsgi. Nothing here looks at speed."""
+"""``benchmarks/asgi_to_wsgi_bench.py --smoke --floor --baseline HEAD`` still runs: servers
+start, wrk output parses, every configuration gets a row and a ratio to a2wsgi. Nothing here
+looks at speed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def test_benchmark_smoke() -> None:
             str(REPO_ROOT / "benchmarks" / "asgi_to_wsgi_bench.py"),
             "--smoke",
             "--floor",
+            "--baseline",
+            "HEAD",
         ],
         cwd=str(REPO_ROOT),
         capture_output=True,
@@ -43,6 +46,7 @@ def test_benchmark_smoke() -> None:
         "gunicorn/a2wsgi",
         "uvicorn/native",
         "gunicorn/floor",
+        "gunicorn/baseline",
     }
     for label, (rps, p99, ratio, errors) in rows.items():
         assert float(rps) > 0, label
