@@ -24,7 +24,10 @@ Every server is one process pinned to core 0, wrk is pinned to core 1. All
 servers are started first; each round runs wrk once against each of them in a
 rotated order, so the drifts of a shared machine hit every configuration alike.
 The table shows the median req/s and p99 over the rounds, and each figure as a
-ratio to a2wsgi: the median over rounds of the ratio within each round.
+ratio to a2wsgi: the median over rounds of the ratio within each round. It also
+shows the serving process's CPU time per request (``/proc/<pid>/stat``) and its
+ratio to a2wsgi's: on a VM whose host takes CPU time away in bursts, req/s
+swings from round to round, while CPU time per request counts only the work done.
 
 ``--in-process`` measures what each adapter costs per request without any
 server: the app is called directly from ``--threads`` threads.
@@ -54,12 +57,14 @@ from _common import (
     BENCH_DIR,
     SERVER_CORE,
     child_env,
+    cpu_seconds,
     free_port,
     machine_info,
     markdown_table,
     pinned,
     rotated,
     run_wrk,
+    serving_pid,
     stop,
     unpack_src,
     wait_ready,
@@ -139,9 +144,14 @@ def server_argv(server: str, app: str, port: int, threads: int) -> list[str]:
 
 
 @contextmanager
-def running(threads: int) -> Iterator[dict[str, int]]:
-    """Start every configuration pinned to the server core; yield label -> port."""
+def running(threads: int) -> Iterator[tuple[dict[str, int], dict[str, int]]]:
+    """Start every configuration pinned to the server core.
+
+    Yield ``(ports, pids)``: label -> port, and label -> pid of the process that
+    serves it (gunicorn's worker, uvicorn itself), whose CPU time is measured.
+    """
     ports: dict[str, int] = {}
+    pids: dict[str, int] = {}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="asgishift-a2w-") as tmp:
         procs = []
         for label, (server, app) in CONFIGS.items():
@@ -160,9 +170,10 @@ def running(threads: int) -> Iterator[dict[str, int]]:
             stack.callback(stop, proc)
             procs.append((proc, port, log_path))
             ports[label] = port
-        for proc, port, log_path in procs:
+        for label, (proc, port, log_path) in zip(ports, procs, strict=True):
             wait_ready(proc, port, log_path, 60.0)
-        yield ports
+            pids[label] = serving_pid(proc.pid, port)
+        yield ports, pids
 
 
 def _environ() -> dict[str, Any]:
@@ -265,40 +276,66 @@ def _measure(args: argparse.Namespace) -> int:
     rps: dict[str, list[float]] = {label: [] for label in labels}
     p99: dict[str, list[float]] = {label: [] for label in labels}
     ratios: dict[str, list[float]] = {label: [] for label in labels}
+    cpu_us: dict[str, list[float]] = {label: [] for label in labels}
     errors: dict[str, int] = dict.fromkeys(labels, 0)
-    with running(args.threads) as ports:
+    with running(args.threads) as (ports, pids):
         for url_label in labels if not args.smoke else ():  # warm up
             run_wrk(f"http://127.0.0.1:{ports[url_label]}/", connections=10, duration=1)
         for round_no in range(args.rounds):
             order = rotated(labels, round_no)
             this_round: dict[str, float] = {}
             for label in order:
+                before = cpu_seconds(pids[label])
                 result = run_wrk(
                     f"http://127.0.0.1:{ports[label]}/",
                     connections=args.connections,
                     duration=args.duration,
                 )
+                used = cpu_seconds(pids[label]) - before
+                cpu_us[label].append(used * 1e6 / max(result.requests, 1))
                 rps[label].append(result.rps)
                 p99[label].append(result.p99_ms)
                 errors[label] += result.errors
                 this_round[label] = result.rps
             for label in labels:
                 ratios[label].append(this_round[label] / this_round["gunicorn/a2wsgi"])
+    base = cpu_us["gunicorn/a2wsgi"]
+    cpu_ratios = {
+        label: [b / c if c else 0.0 for b, c in zip(base, cpu_us[label], strict=True)]
+        for label in labels
+    }
     rows = [
         [
             label,
             f"{statistics.median(rps[label]):.0f}",
             f"{statistics.median(p99[label]):.2f}",
             f"{statistics.median(ratios[label]):.2f}x",
+            f"{statistics.median(cpu_us[label]):.1f}",
+            f"{statistics.median(cpu_ratios[label]):.2f}x",
             str(errors[label]),
         ]
         for label in labels
     ]
-    print(markdown_table(["server/adapter", "req/s", "p99 ms", "vs a2wsgi", "errors"], rows))
+    header = ["server/adapter", "req/s", "p99 ms", "vs a2wsgi", "CPU µs/req", "CPU vs a2wsgi"]
+    print(markdown_table([*header, "errors"], rows))
+    print(
+        "\nvs a2wsgi: median over rounds of req/s divided by a2wsgi's in the same round. "
+        "CPU µs/req: the serving process's CPU time (user + system) per request; "
+        "CPU vs a2wsgi: a2wsgi's CPU per request divided by this one's, median over rounds "
+        "(time the machine's host takes from the VM is not in it)."
+    )
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"machine": machine_info(), "rps": rps, "p99_ms": p99, "ratios": ratios}, indent=2
+                {
+                    "machine": machine_info(),
+                    "rps": rps,
+                    "p99_ms": p99,
+                    "ratios": ratios,
+                    "cpu_us": cpu_us,
+                    "cpu_ratios": cpu_ratios,
+                },
+                indent=2,
             )
         )
     return 0 if not any(errors.values()) else 1

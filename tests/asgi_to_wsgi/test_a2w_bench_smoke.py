@@ -48,9 +48,12 @@ def test_benchmark_smoke() -> None:
         "gunicorn/floor",
         "gunicorn/baseline",
     }
-    for label, (rps, p99, ratio, errors) in rows.items():
+    for label, (rps, p99, ratio, cpu, cpu_ratio, errors) in rows.items():
         assert float(rps) > 0, label
         assert float(p99) > 0, label
         assert re.fullmatch(r"\d+\.\d\dx", ratio), label
+        assert float(cpu) > 0, label
+        assert re.fullmatch(r"\d+\.\d\dx", cpu_ratio), label
         assert errors == "0", label
     assert rows["gunicorn/a2wsgi"][2] == "1.00x"
+    assert rows["gunicorn/a2wsgi"][4] == "1.00x"
