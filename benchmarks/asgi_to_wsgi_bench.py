@@ -26,8 +26,9 @@ rotated order, so the drifts of a shared machine hit every configuration alike.
 The table shows the median req/s and p99 over the rounds, and each figure as a
 ratio to a2wsgi: the median over rounds of the ratio within each round. It also
 shows the serving process's CPU time per request (``/proc/<pid>/stat``) and its
-ratio to a2wsgi's: on a VM whose host takes CPU time away in bursts, req/s
-swings from round to round, while CPU time per request counts only the work done.
+ratio to a2wsgi's: what one request costs in microseconds. With the server's core
+saturated it is close to the inverse of req/s, so it is no steadier than req/s
+(on a VM, time the host takes is still counted as the process's).
 
 ``--in-process`` measures what each adapter costs per request without any
 server: the app is called directly from ``--threads`` threads.
@@ -321,8 +322,7 @@ def _measure(args: argparse.Namespace) -> int:
     print(
         "\nvs a2wsgi: median over rounds of req/s divided by a2wsgi's in the same round. "
         "CPU µs/req: the serving process's CPU time (user + system) per request; "
-        "CPU vs a2wsgi: a2wsgi's CPU per request divided by this one's, median over rounds "
-        "(time the machine's host takes from the VM is not in it)."
+        "CPU vs a2wsgi: a2wsgi's CPU per request divided by this one's, median over rounds."
     )
     if args.json:
         args.json.write_text(
