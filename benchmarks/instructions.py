@@ -15,9 +15,15 @@ git ``--baseline``, unpacked with ``git archive``) and ``a2wsgi``. Apps:
 (the kernel's share of a thread switch is not counted), and valgrind runs one
 thread at a time, so this measures work, not contention.
 
+``--direction asgi-to-wsgi`` counts the other direction the same way:
+``ASGIToWSGI`` (and ``a2wsgi.ASGIMiddleware``) serving the Starlette hello app
+of ``asgi_to_wsgi_bench.py`` to sequential calls from one thread, against the
+app called directly on a loop.
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/instructions.py --baseline 88b5c01
+    .venv/bin/python benchmarks/instructions.py --direction asgi-to-wsgi --loops asyncio,uvloop
 
 Needs ``valgrind`` (Debian package ``valgrind``).
 """
@@ -63,21 +69,63 @@ else:
     loop.close()
 """
 
+# The ASGI->WSGI direction (--direction asgi-to-wsgi): the Starlette hello app of
+# asgi_to_wsgi_bench.py, called directly on a loop or through an adapter from this thread.
+A2W_CHILD = """
+import asyncio, sys
+bridge_name, loop_name, count = sys.argv[1], sys.argv[3], int(sys.argv[4])
+sys.path.insert(0, {bench!r})
+from asgi_to_wsgi_bench import _build_starlette, _environ, _start_response
+asgi = _build_starlette()
+total = {warmup} + count
+if bridge_name == "direct":
+    SCOPE = {{"type": "http", "asgi": {{"version": "3.0"}}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": "/", "raw_path": b"/",
+             "query_string": b"", "root_path": "", "headers": [(b"host", b"127.0.0.1")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}}
+    REQUEST = {{"type": "http.request", "body": b"", "more_body": False}}
+    async def receive():
+        return REQUEST
+    async def send(message):
+        pass
+    async def run():
+        for _ in range(total):
+            await asgi(dict(SCOPE), receive, send)
+    asyncio.run(run())
+else:
+    if bridge_name == "a2wsgi":
+        from a2wsgi import ASGIMiddleware
+        app = ASGIMiddleware(asgi)
+    else:
+        from asgishift.bridge import ASGIToWSGI, ASGIToWSGIOptions
+        app = ASGIToWSGI(asgi, ASGIToWSGIOptions(loop=loop_name))
+    for _ in range(total):
+        result = app(_environ(), _start_response)
+        for _chunk in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+"""
+
 WARMUP = 50
 COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def count_instructions(bridge: str, app: str, loop: str, requests: int, src: Path | None) -> int:
+def count_instructions(
+    bridge: str, app: str, loop: str, requests: int, src: Path | None, child: str = CHILD
+) -> int:
     """Return the instructions valgrind counted for one child run.
 
     :param src: the directory put first on ``sys.path`` (a ``src/`` holding
         ``asgishift``), or ``None`` for bridges that do not need it.
+    :param child: the child's code: :data:`CHILD` (WSGI->ASGI) or :data:`A2W_CHILD`.
     :raise RuntimeError: if valgrind printed no instruction total.
     """
     env = dict(os.environ, PYTHONHASHSEED="0")
     if src is not None:
         env["PYTHONPATH"] = str(src)
-    code = CHILD.format(bench=str(BENCH_DIR), warmup=WARMUP)
+    code = child.format(bench=str(BENCH_DIR), warmup=WARMUP)
     result = subprocess.run(
         [
             "valgrind",
@@ -106,7 +154,14 @@ def count_instructions(bridge: str, app: str, loop: str, requests: int, src: Pat
 
 
 def per_request(
-    bridge: str, app: str, loop: str, small: int, large: int, src: Path | None, runs: int
+    bridge: str,
+    app: str,
+    loop: str,
+    small: int,
+    large: int,
+    src: Path | None,
+    runs: int,
+    child: str = CHILD,
 ) -> float:
     """Return instructions per request: the difference of two runs over their request counts.
 
@@ -115,8 +170,8 @@ def per_request(
     collections a run makes (about 7 million instructions between two runs of
     the same 100 requests); the least of a few runs is the run without them.
     """
-    low = min(count_instructions(bridge, app, loop, small, src) for _ in range(runs))
-    high = min(count_instructions(bridge, app, loop, large, src) for _ in range(runs))
+    low = min(count_instructions(bridge, app, loop, small, src, child) for _ in range(runs))
+    high = min(count_instructions(bridge, app, loop, large, src, child) for _ in range(runs))
     return (high - low) / (large - small)
 
 
@@ -125,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny counts: checks it runs")
     parser.add_argument("--baseline", help="git revision to compare with (optional)")
+    parser.add_argument(
+        "--direction",
+        choices=["wsgi-to-asgi", "asgi-to-wsgi"],
+        default="wsgi-to-asgi",
+        help="WSGIToASGI vs a2wsgi's WSGIMiddleware (default), or ASGIToWSGI vs a2wsgi's "
+        "ASGIMiddleware on the Starlette app of asgi_to_wsgi_bench.py (--apps is ignored)",
+    )
     parser.add_argument("--apps", default="plain,flask", help="comma-separated: plain,flask")
     parser.add_argument("--loops", default="asyncio", help="comma-separated: asyncio,uvloop")
     parser.add_argument("--small", type=int, default=100, help="requests of the short run")
@@ -141,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     small, large = (2, 12) if args.smoke else (args.small, args.large)
     runs = 1 if args.smoke else args.runs
+    child = CHILD
+    if args.direction == "asgi-to-wsgi":
+        child, args.apps = A2W_CHILD, "starlette"
     here = REPO_ROOT / "src"
     with tempfile.TemporaryDirectory(prefix="asgishift-ir-") as tmp:
         bridges: list[tuple[str, Path | None]] = [("asgishift", here)]
@@ -154,12 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("| " + " | ".join(header) + " |")
         print("|" + "|".join("---" for _ in header) + "|")
         for app in args.apps.split(","):
-            direct = per_request("direct", app, "asyncio", small, large, here, runs)
+            direct = per_request("direct", app, "asyncio", small, large, here, runs, child)
             for loop in args.loops.split(","):
                 overheads = []
                 for name, src in bridges:
                     kind = "a2wsgi" if name == "a2wsgi" else "asgishift"
-                    overheads.append(per_request(kind, app, loop, small, large, src, runs) - direct)
+                    count = per_request(kind, app, loop, small, large, src, runs, child)
+                    overheads.append(count - direct)
                 ratios = [overheads[-1] / value for value in overheads[:-1]]
                 cells = [app, loop, f"{direct:,.0f}", *(f"{v:+,.0f}" for v in overheads)]
                 cells += [f"{ratio:.2f}x" for ratio in ratios]
