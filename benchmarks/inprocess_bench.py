@@ -203,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true",
                         help="50 iterations, one repeat: checks the machinery only")  # fmt: skip
     parser.add_argument("--apps", default="plain,flask", help="comma-separated: plain,flask")
-    parser.add_argument("--adapters", default=",".join(ADAPTERS), help="comma-separated bridges")
+    parser.add_argument(
+        "--adapters",
+        default=",".join(ADAPTERS),
+        help="comma-separated bridges (also: floor, w2a_floor.py)",
+    )
     parser.add_argument("--loops", default="uvloop,asyncio", help="comma-separated loops")
     parser.add_argument("--iterations", type=int, default=2000, help="requests per timing")
     parser.add_argument("--repeat", type=int, default=7, help="timings per figure; best is kept")

@@ -114,6 +114,21 @@ def test_inprocess_bench_smoke_prints_overhead_per_bridge() -> None:
 
 
 @pytest.mark.timeout(120)
+def test_inprocess_bench_times_the_floor_adapter() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "inprocess_bench.py"), "--smoke", "--adapters",
+         "floor", "--apps", "plain,flask", "--loops", "asyncio"],
+        cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=110, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    floor_rows = [row for row in _rows(result.stdout) if row[2] == "floor"]
+    assert {row[0] for row in floor_rows} == {"plain", "flask"}
+    for row in floor_rows:
+        assert float(row[3]) > 0, row
+        assert re.match(r"^[+-]\d+\.\d$", row[4]), row
+
+
+@pytest.mark.timeout(120)
 def test_ab_bridge_calls_prints_a_count_per_bridge() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH_DIR / "ab_bridge.py"), "--smoke", "--calls",
