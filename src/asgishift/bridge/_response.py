@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from http import HTTPStatus
+from typing import Any
 
 from asgishift.bridge._errors import InvalidResponse
 
@@ -197,14 +198,7 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
                 f"response header {name!r} is not latin-1 (PEP 3333 'Unicode Issues'): {value!r}"
             ) from None
         pair = (bname, bvalue)
-        if (
-            type(item) is tuple
-            and type(name) is str
-            and type(value) is str
-            and len(value) <= _PAIR_VALUE_LIMIT
-            and len(pairs) < _CACHE_LIMIT
-        ):
-            pairs[item] = pair
+        _keep(pairs, item, str, pair)
         out.append(pair)
     return out
 
@@ -243,16 +237,22 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
                 f"response header {text_name!r} contains CR, LF or NUL: {text_value!r}"
             )
         pair = (text_name, text_value)
-        if (
-            type(item) is tuple
-            and type(name) is bytes
-            and type(value) is bytes
-            and len(value) <= _PAIR_VALUE_LIMIT
-            and len(pairs) < _CACHE_LIMIT
-        ):
-            pairs[item] = pair
+        _keep(pairs, item, bytes, pair)
         out.append(pair)
     return out
+
+
+def _keep(cache: dict[Any, Any], item: object, kind: type, checked: tuple[Any, Any]) -> None:
+    """Keep ``checked``, the checked form of the header ``item``, in ``cache`` for next time.
+
+    Only a tuple of two ``kind`` objects (``str`` or ``bytes``, so never a subclass
+    whose value could change) with a value of at most ``_PAIR_VALUE_LIMIT``
+    characters is kept, and only while the cache has room.
+    """
+    if type(item) is tuple and len(cache) < _CACHE_LIMIT:
+        name, value = item
+        if type(name) is kind and type(value) is kind and len(value) <= _PAIR_VALUE_LIMIT:
+            cache[item] = checked
 
 
 def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
