@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from time import monotonic
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from asgiref.sync import SyncToAsync
 
@@ -147,6 +147,12 @@ class HopPhase(enum.Enum):
     DELIVERED = "delivered"  # the loop has its outcome
 
 
+# Read on every hop: module constants, since reading ``HopPhase.WAITING`` through
+# the class costs about 100 ns on Python 3.10 and 3.11 (the enum metaclass's hook).
+_WAITING: Final = HopPhase.WAITING
+_DELIVERED: Final = HopPhase.DELIVERED
+
+
 class _Hop:
     """One hop: the job a thread runs and the :class:`Inbox` item the loop gets back.
 
@@ -186,7 +192,7 @@ class _Hop:
         task = asyncio.current_task(loop)
         self.task_context: list[asyncio.Task[Any]] = [task] if task is not None else []
         self.claim = [True]
-        self.phase = HopPhase.WAITING
+        self.phase = _WAITING
         self.finished: asyncio.Future[None] | None = None  # set by a cancelled caller
         self.outcome: tuple[Any, BaseException | None] = (None, None)
         self.started = 0.0  # when run() began (time.monotonic(), seconds)
@@ -241,7 +247,7 @@ class _Hop:
 
     def wake(self, item: tuple[Any, ...]) -> None:
         """Settle the caller's future with the outcome (the inbox calls this on the loop)."""
-        self.phase = HopPhase.DELIVERED
+        self.phase = _DELIVERED
         finished = self.finished
         if finished is not None and not finished.done():
             finished.set_result(None)
@@ -306,7 +312,7 @@ class ThreadHop:
             try:
                 hop.claim.pop()  # not started: it never will be
             except IndexError:
-                if hop.phase is HopPhase.WAITING:  # func cannot be stopped: wait for it
+                if hop.phase is _WAITING:  # func cannot be stopped: wait for it
                     hop.finished = loop.create_future()
                     await hop.finished
             raise
