@@ -38,10 +38,11 @@ class LifespanPhase(enum.Enum):
 
 #: The phases in which requests are served.
 SERVING = frozenset({LifespanPhase.READY, LifespanPhase.UNSUPPORTED})
-# The same two as module constants, for the per-request check (reading
+# Module constants for the per-request checks (reading
 # ``LifespanPhase.READY`` costs about 100 ns on Python 3.10 and 3.11).
 READY: Final = LifespanPhase.READY
 UNSUPPORTED: Final = LifespanPhase.UNSUPPORTED
+FAILED: Final = LifespanPhase.FAILED
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from typing import Any
 from asgishift._types import ASGIApp, Environ, Message, StartResponse
 from asgishift.bridge._asgi_exchange import LoopSide
 from asgishift.bridge._asgi_lifespan import (
+    FAILED,
     READY,
     SERVING,
     UNSUPPORTED,
     Lifespan,
-    LifespanPhase,
     LifespanSettings,
 )
 from asgishift.bridge._asgi_options import ASGIToWSGIOptions
@@ -110,7 +110,7 @@ class ASGIToWSGI:
             every request will be answered 500), else ``True`` (also for an app
             without lifespan support).
         """
-        return self._current_process().lifespan.startup() is not LifespanPhase.FAILED
+        return self._current_process().lifespan.startup() is not FAILED
 
     def shutdown(self) -> None:
         """Run lifespan shutdown now instead of at process exit (ASGI lifespan spec, "Shutdown")."""

@@ -50,16 +50,17 @@ from asgishift.bridge._server_io import (
     wait_disconnect,
 )
 from asgishift.bridge._state import (
+    ABORT_EVENT,
     ABORTED,
     CLOSED,
     COMPLETE,
     OPEN,
     PARTIAL,
+    START_EVENT,
     STARTED,
     TOO_LARGE,
     UNREAD,
     BodyPhase,
-    Event,
     advance,
 )
 from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse
@@ -231,12 +232,12 @@ class Request:
                             await first_of(send_all(self.send, item[1]), self.waiter)
                             timer.cancel()
                             timer = None
-                            self.phase = advance(self.phase, Event.START)
+                            self.phase = advance(self.phase, START_EVENT)
                     except Exception as exc:  # whatever the server raises, the client is gone
                         if not isinstance(exc, OSError):
                             # Not a plain disconnect: the server refused the message.
                             logger.error("the ASGI server refused a response message", exc_info=exc)
-                        self.phase = advance(self.phase, Event.ABORT)
+                        self.phase = advance(self.phase, ABORT_EVENT)
                         reply = ClientDisconnected(f"send() failed: {exc!r}")
                         reply.__cause__ = exc
                     pending = False
@@ -248,7 +249,7 @@ class Request:
                         try:
                             got = await first_of(self._receive_body(), self.waiter)
                         except TimeoutError as exc:
-                            self.phase = advance(self.phase, Event.ABORT)
+                            self.phase = advance(self.phase, ABORT_EVENT)
                             got = ClientDisconnected(str(exc))
                     pending = False
                     self._reply(got)
@@ -282,7 +283,7 @@ class Request:
                 self.loop.call_soon(self.wake, item)
         elif item[0] is _SEND or item[0] is _RECEIVE:
             # serve() is gone or busy timing out: never leave the worker waiting.
-            self.phase = advance(phase, Event.ABORT)
+            self.phase = advance(phase, ABORT_EVENT)
             self._reply(ClientDisconnected("the request was aborted"))
 
     def _reply(self, value: object) -> None:
@@ -297,10 +298,10 @@ class Request:
         try:
             message = await self.receive()
         except Exception as exc:  # whatever the server raises, the client is gone
-            self.phase = advance(self.phase, Event.ABORT)
+            self.phase = advance(self.phase, ABORT_EVENT)
             return ClientDisconnected(f"receive() failed: {exc!r}")
         if message["type"] != "http.request":
-            self.phase = advance(self.phase, Event.ABORT)
+            self.phase = advance(self.phase, ABORT_EVENT)
             return ClientDisconnected("the client disconnected before sending the whole body")
         more = bool(message.get("more_body", False))
         if not more and self.body is not TOO_LARGE:
@@ -314,7 +315,7 @@ class Request:
         an endless streaming response stops when its client leaves.
         """
         await wait_disconnect(self.receive)
-        self.phase = advance(self.phase, Event.ABORT)
+        self.phase = advance(self.phase, ABORT_EVENT)
 
     async def _send_error(self, status: int, *extra: tuple[bytes, bytes]) -> None:
         """Send a bridge error response (503, 504), closing the connection if the body is unread."""
@@ -394,12 +395,12 @@ class Request:
         try:
             self.inbox.post(self, item)
         except RuntimeError:  # the loop is closed: nobody else changes the phase now
-            self.phase = advance(self.phase, Event.ABORT)
+            self.phase = advance(self.phase, ABORT_EVENT)
             raise ClientDisconnected("the event loop is closed") from None
         while not lock.acquire(timeout=_WORKER_POLL):
             # A stopped loop never replies: do not wait for ever.
             if loop.is_closed() or not loop.is_running():
-                self.phase = advance(self.phase, Event.ABORT)
+                self.phase = advance(self.phase, ABORT_EVENT)
                 raise ClientDisconnected("the event loop stopped")
         reply = self.reply
         self.reply = None

@@ -18,11 +18,14 @@ from typing import Final
 
 __all__ = [
     "ABORTED",
+    "ABORT_EVENT",
     "CLOSED",
+    "CLOSE_EVENT",
     "COMPLETE",
     "OPEN",
     "PARTIAL",
     "STARTED",
+    "START_EVENT",
     "TOO_LARGE",
     "TRANSITIONS",
     "UNREAD",
@@ -62,10 +65,15 @@ class Event(enum.IntEnum):
     CLOSE = 2
 
 
+# Module constants for the hot paths: on Python 3.10 and 3.11 reading
+# ``Phase.OPEN`` through the enum class costs about 100 ns, a global about 7 ns.
 OPEN: Final = Phase.OPEN
 STARTED: Final = Phase.STARTED
 ABORTED: Final = Phase.ABORTED
 CLOSED: Final = Phase.CLOSED
+START_EVENT: Final = Event.START
+ABORT_EVENT: Final = Event.ABORT
+CLOSE_EVENT: Final = Event.CLOSE
 
 #: ``TRANSITIONS[phase][event]`` is the next phase. Aborting is final until
 #: ``serve`` closes; closing is final.
