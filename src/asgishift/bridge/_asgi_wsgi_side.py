@@ -69,9 +69,9 @@ class Body(enum.Enum):
 
 
 # Module constants for the hot paths (see PHASE_START in ._asgi_events for why).
-STREAMING: Final = Body.STREAMING
-ENDED: Final = Body.ENDED
-FAILED: Final = Body.FAILED
+BODY_STREAMING: Final = Body.STREAMING
+BODY_ENDED: Final = Body.ENDED
+BODY_FAILED: Final = Body.FAILED
 
 
 class WSGISide:
@@ -111,7 +111,7 @@ class WSGISide:
         self.stream = stream
         self.left = left
         self.options = options
-        self.body = STREAMING
+        self.body = BODY_STREAMING
         self.done = False  # DONE seen: the app's task has ended
         self._batch: Batch = []
         self._pos = 0
@@ -156,18 +156,18 @@ class WSGISide:
             if kind == BODY:
                 chunks.append(event[1])
             elif kind == END:
-                self.body = ENDED
+                self.body = BODY_ENDED
             elif kind == DONE:
                 self.done = True
             elif kind == FAIL:
-                self.body = FAILED
+                self.body = BODY_FAILED
             elif kind == FILE and not chunks and file is None:
                 file = event
             else:
                 break  # READ, ACK, or a second file: handled while iterating
             pos += 1
         self._batch, self._pos = batch, pos
-        if self.body is FAILED:
+        if self.body is BODY_FAILED:
             if file is not None:
                 self._discard(file)
             self._wait_done()
@@ -182,7 +182,7 @@ class WSGISide:
             start_response(head[1], head[2])
             return self._file_response(environ, reader)
         start_response(head[1], head[2])
-        if self.body is ENDED and self.done:
+        if self.body is BODY_ENDED and self.done:
             return chunks
         return _ResponseIterable(self, chunks)
 
@@ -193,7 +193,7 @@ class WSGISide:
         elif kind == DONE:
             self.done = True
         elif kind == FAIL:
-            self.body = FAILED
+            self.body = BODY_FAILED
         elif kind == ACK:
             self.loop_thread.call(self.side.resume)
 
@@ -253,7 +253,7 @@ class WSGISide:
 
         :raise ResponseAborted: when the app failed after the response started.
         """
-        if self.body is ENDED:
+        if self.body is BODY_ENDED:
             return None
         while True:
             batch, pos = self._batch, self._pos
@@ -266,7 +266,7 @@ class WSGISide:
             if kind == BODY:
                 return event[1]
             if kind == END:
-                self.body = ENDED
+                self.body = BODY_ENDED
                 return None
             if kind == READ:
                 self.read_body()
@@ -275,7 +275,7 @@ class WSGISide:
             elif kind == FILE:
                 return _open_file(event)
             elif kind == FAIL:
-                self.body = FAILED
+                self.body = BODY_FAILED
                 raise ResponseAborted(
                     "the ASGI app failed after the response started (see the log above); "
                     "the connection must be dropped"
@@ -329,7 +329,7 @@ class WSGISide:
         """End the request: disconnect the app if the body is unfinished, wait for its task."""
         if self.done:
             return
-        if self.body is not ENDED:
+        if self.body is not BODY_ENDED:
             self.loop_thread.call(self.side.close)
             self._wait_done()
             return
