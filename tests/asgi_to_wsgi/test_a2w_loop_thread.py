@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,19 @@ def test_one_loop_per_process() -> None:
     assert first.thread.daemon
 
 
-def test_calls_from_many_threads_run_in_order_per_thread() -> None:
-    loop_thread = process_loop()
+@pytest.fixture(params=["asyncio", "auto"])
+def own_loop_thread(request: pytest.FixtureRequest) -> Iterator[LoopThread]:
+    """A loop thread of each kind: asyncio's loop wakes through the inbox's pipe, uvloop
+    (``auto`` when it is installed) through ``call_soon_threadsafe``."""
+    loop_thread = LoopThread(kind=request.param, name="test-calls")
+    try:
+        yield loop_thread
+    finally:
+        loop_thread.stop()
+
+
+def test_calls_from_many_threads_run_in_order_per_thread(own_loop_thread: LoopThread) -> None:
+    loop_thread = own_loop_thread
     seen: list[tuple[int, int]] = []
     done = threading.Event()
     total = 8 * 500
@@ -53,9 +65,9 @@ def test_calls_from_many_threads_run_in_order_per_thread() -> None:
 
 
 def test_a_failing_call_is_logged_and_the_next_still_runs(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, own_loop_thread: LoopThread
 ) -> None:
-    loop_thread = process_loop()
+    loop_thread = own_loop_thread
     ran = threading.Event()
 
     def boom() -> None:
@@ -65,6 +77,13 @@ def test_a_failing_call_is_logged_and_the_next_still_runs(
     loop_thread.call(ran.set)
     assert ran.wait(10)
     assert any("hand-off to the event loop failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_call_after_stop_is_refused(own_loop_thread: LoopThread) -> None:
+    own_loop_thread.stop()
+    assert not own_loop_thread.thread.is_alive()
+    with pytest.raises(RuntimeError):
+        own_loop_thread.call(print, "never")
 
 
 def test_run_returns_the_result_and_times_out() -> None:

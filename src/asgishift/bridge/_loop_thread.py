@@ -9,9 +9,11 @@ fresh one. ``os.register_at_fork`` also drops the parent's loop in the child, so
 the check on the hot path is one comparison.
 
 Work crosses from a WSGI thread to the loop through :meth:`LoopThread.call`, which
-coalesces: while a wake-up of the loop is pending, further calls only append to
-a deque, so a burst of requests from many server threads costs one self-pipe
-write. At process exit (``atexit``) the exit callbacks run on the loop (lifespan
+posts to the bridge's :class:`~asgishift.bridge._inbox.Inbox`: while a wake-up of
+the loop is pending, further calls only append to a deque, so a burst of
+requests from many server threads costs one wake-up, and on asyncio's own loop
+that wake-up is a byte on the inbox's pipe rather than asyncio's self-pipe path.
+At process exit (``atexit``) the exit callbacks run on the loop (lifespan
 shutdown), then the loop stops and its thread is joined.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import collections
 import contextlib
 import logging
 import os
@@ -28,6 +29,8 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any, Literal, TypeVar
+
+from asgishift.bridge._inbox import Inbox
 
 __all__ = ["LoopKind", "LoopThread", "new_loop", "process_lock", "process_loop"]
 
@@ -58,10 +61,7 @@ class LoopThread:
         self.pid = os.getpid()
         self.kind = kind
         self.loop = new_loop(kind)
-        self._calls: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]] = (
-            collections.deque()
-        )
-        self._wake_pending = False
+        self._inbox: Inbox | None = None  # made on the loop's thread, before it runs
         self._exit_callbacks: list[Callable[[], None]] = []
         started = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
@@ -71,6 +71,7 @@ class LoopThread:
 
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
+        self._inbox = Inbox(self.loop)
         self.loop.call_soon(started.set)
         try:
             self.loop.run_forever()
@@ -88,26 +89,18 @@ class LoopThread:
 
         :raise RuntimeError: when the loop has been closed.
         """
-        self._calls.append((fn, args))
-        if not self._wake_pending:
-            # Two threads may both get here; the second drain finds nothing.
-            self._wake_pending = True
-            self.loop.call_soon_threadsafe(self._drain)
+        inbox = self._inbox
+        if inbox is None:
+            raise RuntimeError("the asgishift event-loop thread has not started")
+        inbox.post(self, (fn, args))
 
-    def _drain(self) -> None:
-        # Clear the flag before popping: a call appended after this point either
-        # gets popped below or schedules another drain.
-        self._wake_pending = False
-        pop = self._calls.popleft
-        while True:
-            try:
-                fn, args = pop()
-            except IndexError:
-                return
-            try:
-                fn(*args)
-            except Exception:
-                logger.exception("asgishift: a hand-off to the event loop failed in %r", fn)
+    def wake(self, item: tuple[Any, ...]) -> None:
+        """Run one :meth:`call` on the loop (the inbox delivers it; see ``Wakeable``)."""
+        fn, args = item
+        try:
+            fn(*args)
+        except Exception:
+            logger.exception("asgishift: a hand-off to the event loop failed in %r", fn)
 
     def run(self, coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
         """Run ``coro`` on the loop and wait for its result from another thread.
