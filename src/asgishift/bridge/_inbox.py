@@ -2,7 +2,10 @@
 
 The inbox moves items only: it knows nothing of requests, just that each item
 goes to a :class:`Wakeable` (anything with a ``wake(item)`` method that runs on
-the loop).
+the loop). Both bridge directions use it: ``WSGIToASGI``'s worker threads post
+their requests' items, and ``ASGIToWSGI``'s loop thread
+(:meth:`~asgishift.bridge._loop_thread.LoopThread.call`) carries the WSGI
+server threads' calls with it.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ class Inbox:
 
     Correctness does not need one inbox per loop (each drains its own
     deque); :class:`~asgishift.bridge.WSGIToASGI` keeps the last one it used
-    and passes it to each request, so that concurrent requests share it.
+    and passes it to each request, so that concurrent requests share it, and
+    each ``ASGIToWSGI`` loop thread has one of its own.
 
     :param loop: the running event loop the items are delivered on; create
         the inbox on that loop's thread.

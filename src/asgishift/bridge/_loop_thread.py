@@ -95,7 +95,11 @@ class LoopThread:
         inbox.post(self, (fn, args))
 
     def wake(self, item: tuple[Any, ...]) -> None:
-        """Run one :meth:`call` on the loop (the inbox delivers it; see ``Wakeable``)."""
+        """Run one :meth:`call` on the loop (the inbox delivers it; see ``Wakeable``).
+
+        :param item: ``(fn, args)`` as :meth:`call` posted it; an exception from
+            ``fn`` is logged, not raised, so the inbox's other items still run.
+        """
         fn, args = item
         try:
             fn(*args)
