@@ -169,3 +169,82 @@ def test_raising_follow_up_is_logged_and_thread_survives(
     assert "follow-up failed" in caplog.text
     assert pool.threads == 1
     pool.stop_threads()
+
+
+def test_a_job_goes_to_the_thread_that_became_idle_last() -> None:
+    """Idle threads form a stack: sequential jobs stay on one warm thread, no rotation."""
+    pool = WorkerPool(max_workers=3, max_queue=0, name="pool-test-lifo")
+    gates = [threading.Event() for _ in range(3)]
+    idle = [threading.Event() for _ in range(3)]
+    started = threading.Semaphore(0)
+    names: list[str] = []
+
+    def holder(i: int) -> Callable[[], Callable[[], None]]:
+        def job() -> Callable[[], None]:
+            names.append(threading.current_thread().name)
+            started.release()
+            assert gates[i].wait(DEADLINE)
+            return idle[i].set  # runs once this thread counts as idle
+
+        return job
+
+    for i in range(3):
+        assert pool.submit(holder(i))
+    for _ in range(3):
+        assert started.acquire(timeout=DEADLINE)
+    assert len(set(names)) == 3
+    for i in (0, 2, 1):  # the thread that ran job 1 becomes idle last
+        gates[i].set()
+        assert idle[i].wait(DEADLINE)
+    later: list[str] = []
+    for _ in range(4):
+        done = threading.Event()
+
+        def record(done: threading.Event = done) -> Callable[[], None]:
+            later.append(threading.current_thread().name)
+            return done.set
+
+        assert pool.submit(record)
+        assert done.wait(DEADLINE)
+    assert later == [names[1]] * 4
+    pool.stop_threads()
+
+
+def test_a_burst_of_blocking_jobs_reaches_every_thread() -> None:
+    """Threads are woken one at a time, but each woken thread wakes the next: all run at once."""
+    workers = 6
+    pool = WorkerPool(max_workers=workers, max_queue=0)
+    barrier = threading.Barrier(workers)
+    for _ in range(2):  # the second round finds every thread idle
+        done = threading.Semaphore(0)
+
+        def meet(done: threading.Semaphore = done) -> None:
+            barrier.wait(DEADLINE)  # breaks (and the test fails) unless all run at once
+            done.release()
+
+        for _ in range(workers):
+            assert pool.submit(meet)
+        for _ in range(workers):
+            assert done.acquire(timeout=DEADLINE)
+    assert pool.threads == workers
+    assert not barrier.broken
+    pool.stop_threads()
+
+
+def test_stopped_threads_still_run_the_jobs_queued_ahead() -> None:
+    pool = WorkerPool(max_workers=1, max_queue=2, name="pool-test-drain")
+    gate, started = threading.Event(), threading.Semaphore(0)
+    assert pool.submit(blocker(gate, started))
+    assert started.acquire(timeout=DEADLINE)
+    ran = [threading.Event(), threading.Event()]
+    assert pool.submit(ran[0].set)
+    assert pool.submit(ran[1].set)
+    assert pool.queued
+    worker = next(t for t in threading.enumerate() if t.name.startswith("pool-test-drain"))
+    pool.stop_threads()
+    assert pool.threads == 0
+    gate.set()
+    assert ran[0].wait(DEADLINE)
+    assert ran[1].wait(DEADLINE)
+    worker.join(DEADLINE)
+    assert not worker.is_alive()
