@@ -243,8 +243,26 @@ def live_server(
             try:
                 _wait_until_listening(proc, port, log_path, timeout, host)
                 yield LiveServer(server, port, proc, log_path, host)
+            except Exception as exc:
+                # The log is gone with the temporary directory: show its end
+                # beside the failure (a crash at shutdown, say).
+                _stop(proc)
+                _add_log_tail(exc, server, proc, log_path)
+                raise
             finally:
                 _stop(proc)
+
+
+def _add_log_tail(
+    exc: BaseException, server: str, proc: subprocess.Popen[bytes], log_path: Path
+) -> None:
+    """Attach the last lines of the server's log to ``exc`` (stderr on Python 3.10)."""
+    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
+    note = f"{server} (exit status {proc.returncode}), end of its log:\n" + "\n".join(lines)
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:
+        print(note, file=sys.stderr)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
