@@ -49,9 +49,10 @@ _RUN, _WAIT, _EXIT = "run", "wait", "exit"
 class WorkerPool:
     """Run jobs on at most ``max_workers`` threads, with at most ``max_queue`` waiting.
 
-    A job goes to the most recently idle thread (its caches are the warmest);
-    with no idle thread it starts a new one, up to ``max_workers``; beyond that
-    it waits in a first in, first out backlog.
+    Jobs enter a first in, first out backlog. A thread that finishes a job
+    takes the next from it; otherwise the thread that became idle last is
+    woken for it (its caches are the warmest), or, with none idle, a new one
+    starts, up to ``max_workers``.
 
     :param max_workers: the most threads ever started (≥ 1).
     :param max_queue: the most jobs allowed to wait for a free thread (≥ 0).
