@@ -171,47 +171,8 @@ def test_raising_follow_up_is_logged_and_thread_survives(
     pool.stop_threads()
 
 
-def test_a_job_goes_to_the_thread_that_became_idle_last() -> None:
-    """Idle threads form a stack: sequential jobs stay on one warm thread, no rotation."""
-    pool = WorkerPool(max_workers=3, max_queue=0, name="pool-test-lifo")
-    gates = [threading.Event() for _ in range(3)]
-    idle = [threading.Event() for _ in range(3)]
-    started = threading.Semaphore(0)
-    names: list[str] = []
-
-    def holder(i: int) -> Callable[[], Callable[[], None]]:
-        def job() -> Callable[[], None]:
-            names.append(threading.current_thread().name)
-            started.release()
-            assert gates[i].wait(DEADLINE)
-            return idle[i].set  # runs once this thread counts as idle
-
-        return job
-
-    for i in range(3):
-        assert pool.submit(holder(i))
-    for _ in range(3):
-        assert started.acquire(timeout=DEADLINE)
-    assert len(set(names)) == 3
-    for i in (0, 2, 1):  # the thread that ran job 1 becomes idle last
-        gates[i].set()
-        assert idle[i].wait(DEADLINE)
-    later: list[str] = []
-    for _ in range(4):
-        done = threading.Event()
-
-        def record(done: threading.Event = done) -> Callable[[], None]:
-            later.append(threading.current_thread().name)
-            return done.set
-
-        assert pool.submit(record)
-        assert done.wait(DEADLINE)
-    assert later == [names[1]] * 4
-    pool.stop_threads()
-
-
 def test_a_burst_of_blocking_jobs_reaches_every_thread() -> None:
-    """Threads are woken one at a time, but each woken thread wakes the next: all run at once."""
+    """Every thread of the pool runs at once when the jobs block (none waits behind another)."""
     workers = 6
     pool = WorkerPool(max_workers=workers, max_queue=0)
     barrier = threading.Barrier(workers)

@@ -5,14 +5,13 @@ request its own one-thread executor. Every hop then goes to a thread that is
 asleep on its own queue, and the loop cannot hand a finished thread the next
 request's work: under load that costs about one more context switch per
 request (2.1 against 0.9 for ``WSGIToASGI``, measured with
-``benchmarks/django_inprocess_bench.py``). :class:`HopThreads` is the
-bridge's :class:`~asgishift.bridge._pool.WorkerPool` with an unbounded wait
-queue: up to ``max_threads`` long-lived threads share one first-in,
-first-out backlog, so a thread that finishes a request takes the next queued
-one without sleeping, and a job that finds threads idle goes to the one idle
-last, so a quiet site keeps using the same thread and its warm database
-connection. Threads start lazily, one per job that finds no idle thread, and
-live until :meth:`HopThreads.shutdown`, so each keeps its database connection
+``benchmarks/django_inprocess_bench.py``). :class:`HopThreads` keeps
+``max_threads`` long-lived threads blocked on one
+:class:`queue.SimpleQueue`, as the bridge's worker pool does, so a thread
+that finishes a request takes the next queued one without sleeping (it is
+the bridge's :class:`~asgishift.bridge._pool.WorkerPool` with an unbounded
+queue). Threads start lazily, one per job that finds no idle thread, and live
+until :meth:`HopThreads.shutdown`, so each keeps its database connection
 (``CONN_MAX_AGE``).
 
 A request that needs its thread again after the hop (a streaming response,
@@ -44,7 +43,7 @@ _LeaseCall = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
 
 class HopThreads:
-    """At most ``max_threads`` threads running jobs from one shared first-in, first-out backlog.
+    """At most ``max_threads`` threads running jobs from one shared FIFO queue.
 
     The threads are a :class:`~asgishift.bridge._pool.WorkerPool` with an
     unbounded wait queue (the handler bounds concurrency by its threads, not
