@@ -131,18 +131,26 @@ def fail_start() -> None:
 bridge = WSGIToASGI(legacy_wsgi)
 
 
-async def _bridge_recorded(scope: Any, receive: Any, send: Any) -> None:
-    """The bridge, with its lifespan events recorded (the fallback child)."""
-    if scope["type"] != "lifespan":
-        await bridge(scope, receive, send)
-        return
+def _recorded(app: Any, name: str) -> Any:
+    """Return ``app`` with each lifespan message it receives recorded as ``"NAME startup"``..."""
 
-    async def recording_receive() -> Any:
-        message = await receive()
-        record(f"bridge {message['type'].rpartition('.')[2]}")
-        return message
+    async def recorded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
 
-    await bridge(scope, recording_receive, send)
+        async def recording_receive() -> Any:
+            message = await receive()
+            record(f"{name} {message['type'].rpartition('.')[2]}")
+            return message
+
+        await app(scope, recording_receive, send)
+
+    return recorded
+
+
+#: The bridge, with its lifespan events recorded (the fallback child).
+_bridge_recorded = _recorded(bridge, "bridge")
 
 
 #: The router built in code: Flask for everything but /api and /star.
@@ -153,6 +161,9 @@ hybrid = HybridRouter(
     on_shutdown=[hook_stop],
 )
 
+
+#: ``hybrid``, with the lifespan messages the server sends it recorded as "server ...".
+hybrid_recorded = _recorded(hybrid, "server")
 
 #: WSGIToASGI with its own hooks (no router).
 bridge_with_hooks = WSGIToASGI(legacy_wsgi, on_startup=[hook_start], on_shutdown=[hook_stop])

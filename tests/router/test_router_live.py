@@ -117,12 +117,28 @@ def test_both_sides_see_the_servers_root_path(server: str) -> None:
 def test_lifespan_fans_out_in_order_to_three_apps(server: str, tmp_path: Path) -> None:
     events = tmp_path / "events.txt"
     env = {"ROUTER_EVENTS_FILE": str(events)}
-    with live_server(server, "router_live_apps:hybrid", app_dir=ROUTER_DIR, env=env) as srv:
+    app = "router_live_apps:hybrid_recorded"
+    with live_server(server, app, app_dir=ROUTER_DIR, env=env) as srv:
         assert httpx.get(f"{srv.url}/api/whoami").status_code == 200
         started = events.read_text(encoding="utf-8").splitlines()
-        _stop_gracefully(srv, lambda: "hook shutdown" in events.read_text(encoding="utf-8"))
-    assert started == ["hook startup", "bridge startup", "api startup", "star startup"]
-    assert events.read_text(encoding="utf-8").splitlines()[4:] == [
+        try:
+            _stop_gracefully(srv, lambda: "hook shutdown" in events.read_text(encoding="utf-8"))
+        except AssertionError:
+            if server == "granian" and "server shutdown" not in events.read_text("utf-8"):
+                # Its worker can hang in its own runtime before it calls the app
+                # (seen in CI under load; granian issues 875 and 900 describe such
+                # hangs): then there is no shutdown of ours to check.
+                pytest.xfail("granian never sent lifespan.shutdown after SIGINT")
+            raise
+    assert started == [
+        "server startup",
+        "hook startup",
+        "bridge startup",
+        "api startup",
+        "star startup",
+    ]
+    assert events.read_text(encoding="utf-8").splitlines()[5:] == [
+        "server shutdown",
         "star shutdown",
         "api shutdown",
         "bridge shutdown",
