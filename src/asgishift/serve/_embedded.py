@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import logging
 import socket
 import threading
@@ -189,6 +190,11 @@ class EmbeddedServer:
         except BaseException as exc:  # reported by start()/error
             self._error = exc
             logger.error("%s stopped with an error: %r", self.server, exc)
+        if self.server == "granian":
+            # Free granian's objects (its server and workers refer to each other)
+            # here, while the interpreter is whole: freed at interpreter exit
+            # instead, granian 2.8's code could abort the process.
+            gc.collect()
 
     async def _serve_async(self) -> None:
         """Run uvicorn, hypercorn or granian until stopped; cancel one not listening yet.
