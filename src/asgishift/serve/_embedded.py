@@ -191,9 +191,10 @@ class EmbeddedServer:
             self._error = exc
             logger.error("%s stopped with an error: %r", self.server, exc)
         if self.server == "granian":
-            # Free granian's objects (its server and workers refer to each other)
-            # here, while the interpreter is whole: freed at interpreter exit
-            # instead, granian 2.8's code could abort the process.
+            # Free the run's cyclic garbage (the closed loop, its tasks and what
+            # of granian's they hold) here, while the interpreter is whole: left
+            # for a collection at interpreter exit, granian 2.8's code could
+            # abort the process (tests/serve/test_embedded_startup.py).
             gc.collect()
 
     async def _serve_async(self) -> None:
