@@ -10,6 +10,7 @@ and granian, whose workers always import their app by name).
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import logging
 import os
@@ -227,6 +228,11 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
         await embedded.serve()
 
     asyncio.run(main())
+    # Free the run's cyclic garbage (the closed loop, its tasks and what of
+    # granian's they hold) while the interpreter is whole: left for the
+    # collection at interpreter exit, granian 2.8's code can abort the process
+    # (as in serve/_embedded.py; tests/serve/test_serve_live.py).
+    gc.collect()
 
 
 _SERVE: dict[str, Callable[[ASGIApp | None, ServeConfig], None]] = {
