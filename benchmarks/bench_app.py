@@ -98,7 +98,8 @@ def wrap(wsgi_app: Any, adapter: str, workers: int | None) -> Any:
     :param wsgi_app: a PEP 3333 application (typed loosely: each bridge
         declares its own WSGI aliases).
     :param adapter: ``asgishift``, ``a2wsgi``, ``asgiref``, ``wsgi`` (no bridge) or
-        ``floor`` (``w2a_floor.py``, in-process benchmarks only).
+        ``floor`` (``w2a_floor.py``, in-process benchmarks only; ``floor+PART+...``
+        puts parts of the bridge back, see ``w2a_floor.PARTS``).
     :param workers: thread-pool size, or ``None`` for the bridge's default.
     :raise ValueError: for an unknown adapter name.
     """
@@ -114,12 +115,13 @@ def wrap(wsgi_app: Any, adapter: str, workers: int | None) -> Any:
         from a2wsgi import WSGIMiddleware
 
         return WSGIMiddleware(wsgi_app) if workers is None else WSGIMiddleware(wsgi_app, workers)
-    if adapter == "floor":
-        # Not a bridge: the least an adapter of WSGIToASGI's architecture does (w2a_floor.py).
+    if adapter == "floor" or adapter.startswith("floor+"):
+        # Not a bridge: the least an adapter of WSGIToASGI's architecture does
+        # (w2a_floor.py); "floor+environ+pool" puts those parts of the bridge back.
         from inprocess_bench import base_environ
         from w2a_floor import FloorAdapter
 
-        return FloorAdapter(wsgi_app, base_environ())
+        return FloorAdapter(wsgi_app, base_environ(), adapter.split("+")[1:])
     if adapter == "asgiref":
         from asgiref.wsgi import WsgiToAsgi
 

@@ -15,6 +15,12 @@ git ``--baseline``, unpacked with ``git archive``) and ``a2wsgi``. Apps:
 (the kernel's share of a thread switch is not counted), and valgrind runs one
 thread at a time, so this measures work, not contention.
 
+``--floor-parts`` counts, instead, the floor adapter of ``w2a_floor.py`` (the
+least an adapter of the bridge's architecture does), the floor with each
+part of the bridge put back on its own (``w2a_floor.PARTS``), the floor with
+all of them, and the bridge: what each part costs, and what the bridge's
+remaining rules cost beyond them.
+
 ``--direction asgi-to-wsgi`` counts the other direction the same way:
 ``ASGIToWSGI`` (and ``a2wsgi.ASGIMiddleware``) serving the Starlette hello app
 of ``asgi_to_wsgi_bench.py`` to sequential calls from one thread, against the
@@ -24,6 +30,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/instructions.py --baseline 88b5c01
     .venv/bin/python benchmarks/instructions.py --direction asgi-to-wsgi --loops asyncio,uvloop
+    .venv/bin/python benchmarks/instructions.py --floor-parts --apps plain
 
 Needs ``valgrind`` (Debian package ``valgrind``).
 """
@@ -56,12 +63,16 @@ wsgi = bench_app.make_flask_app() if app_name == "flask" else bench_app.plain_ap
 if bridge_name == "direct":
     time_direct(wsgi, {warmup} + count)
 else:
-    if bridge_name == "a2wsgi":
-        from a2wsgi import WSGIMiddleware as Bridge
-    else:
-        from asgishift.bridge import WSGIToASGI as Bridge
-    app = Bridge(wsgi)
     loop = new_loop(loop_name)
+    asyncio.set_event_loop(loop)
+    if bridge_name.startswith("floor"):
+        app = bench_app.wrap(wsgi, bridge_name, None)
+    else:
+        if bridge_name == "a2wsgi":
+            from a2wsgi import WSGIMiddleware as Bridge
+        else:
+            from asgishift.bridge import WSGIToASGI as Bridge
+        app = Bridge(wsgi)
     async def run(n):
         for _ in range(n):
             await one_request(app)
@@ -175,6 +186,33 @@ def per_request(
     return (high - low) / (large - small)
 
 
+def floor_parts(apps: list[str], loops: list[str], small: int, large: int, runs: int) -> int:
+    """Print instructions per request of the floor, the floor plus each bridge part, and the bridge.
+
+    Overheads are over the direct call; the last column is each row minus the floor.
+    """
+    from w2a_floor import PARTS
+
+    here = REPO_ROOT / "src"
+    adapters = ["floor", *(f"floor+{part}" for part in PARTS), "floor+" + "+".join(PARTS)]
+    adapters.append("asgishift")
+    print(f"# instructions per request under valgrind ({large} - {small} sequential requests)")
+    print()
+    print("| app | loop | adapter | overhead over the direct call | minus the floor's |")
+    print("|---|---|---|---|---|")
+    for app in apps:
+        direct = per_request("direct", app, "asyncio", small, large, here, runs)
+        for loop in loops:
+            floor = 0.0
+            for adapter in adapters:
+                overhead = per_request(adapter, app, loop, small, large, here, runs) - direct
+                if adapter == "floor":
+                    floor = overhead
+                cells = [app, loop, adapter, f"{overhead:+,.0f}", f"{overhead - floor:+,.0f}"]
+                print("| " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -186,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="wsgi-to-asgi",
         help="WSGIToASGI vs a2wsgi's WSGIMiddleware (default), or ASGIToWSGI vs a2wsgi's "
         "ASGIMiddleware on the Starlette app of asgi_to_wsgi_bench.py (--apps is ignored)",
+    )
+    parser.add_argument(
+        "--floor-parts",
+        action="store_true",
+        help="count the floor adapter (w2a_floor.py), the floor with each part of the bridge "
+        "put back, with all of them, and the bridge, instead of the bridges",
     )
     parser.add_argument("--apps", default="plain,flask", help="comma-separated: plain,flask")
     parser.add_argument("--loops", default="asyncio", help="comma-separated: asyncio,uvloop")
@@ -207,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.direction == "asgi-to-wsgi":
         child, args.apps = A2W_CHILD, "starlette"
     here = REPO_ROOT / "src"
+    if args.floor_parts:
+        return floor_parts(args.apps.split(","), args.loops.split(","), small, large, runs)
     with tempfile.TemporaryDirectory(prefix="asgishift-ir-") as tmp:
         bridges: list[tuple[str, Path | None]] = [("asgishift", here)]
         if args.baseline:

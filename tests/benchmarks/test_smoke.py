@@ -114,18 +114,33 @@ def test_inprocess_bench_smoke_prints_overhead_per_bridge() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_inprocess_bench_times_the_floor_adapter() -> None:
+def test_inprocess_bench_times_the_floor_adapter_and_its_parts() -> None:
+    # Each adapter must answer 200 with the app's body before it is timed
+    # (inprocess_bench.check), so a row is also a working adapter.
+    floors = ["floor", "floor+pool", "floor+context+environ+inbox+pool"]
     result = subprocess.run(
         [sys.executable, str(BENCH_DIR / "inprocess_bench.py"), "--smoke", "--adapters",
-         "floor", "--apps", "plain,flask", "--loops", "asyncio"],
+         ",".join(floors), "--apps", "plain,flask", "--loops", "asyncio"],
         cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=110, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    floor_rows = [row for row in _rows(result.stdout) if row[2] == "floor"]
-    assert {row[0] for row in floor_rows} == {"plain", "flask"}
+    floor_rows = [row for row in _rows(result.stdout) if row[2].startswith("floor")]
+    assert sorted((row[0], row[2]) for row in floor_rows) == sorted(
+        (app, floor) for app in ("plain", "flask") for floor in floors
+    )
     for row in floor_rows:
         assert float(row[3]) > 0, row
         assert re.match(r"^[+-]\d+\.\d$", row[4]), row
+
+
+def test_the_floor_refuses_a_part_the_bridge_does_not_have() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "inprocess_bench.py"), "--smoke", "--adapters",
+         "floor+turbo", "--apps", "plain", "--loops", "asyncio"],
+        cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "unknown floor parts ['turbo']" in result.stderr
 
 
 @pytest.mark.timeout(120)
