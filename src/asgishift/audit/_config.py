@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asgishift.audit._model import AuditConfig
+from asgishift.audit._model import SYNTAX_CHECKS, AuditConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,6 +86,13 @@ def _bool(value: object, key: str, source: str) -> bool:
     return value
 
 
+def _syntax_check(value: object, key: str, source: str) -> str:
+    if value not in SYNTAX_CHECKS:
+        choices = " or ".join(repr(choice) for choice in SYNTAX_CHECKS)
+        raise ConfigError(source, f"{TABLE} {key} must be {choices}, got {value!r}")
+    return str(value)
+
+
 def _non_negative_int(value: object, key: str, source: str) -> int:
     # bool is an int subclass; `jobs = true` is a typo, not 1.
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -130,6 +137,7 @@ _KEYS: dict[str, tuple[str, Callable[[object, str, str], Any]]] = {
     "jobs": ("jobs", _non_negative_int),
     "cache-dir": ("cache_dir", _cache_dir),
     "whole-project": ("whole_project", _bool),
+    "syntax-check": ("syntax_check", _syntax_check),
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(_KEYS)

@@ -183,6 +183,11 @@ class AuditConfig:
         transitively): code outside it cannot change a finding, so cold runs
         on large trees are faster, but a syntax error in a file outside the
         closure is then not reported.
+    :param syntax_check: how ``whole_project`` checks the files outside the
+        closure: ``"ruff"`` (the default) has ruff's parser filter them when
+        ruff is installed, and CPython's parser check each file ruff rejects and
+        word its error; ``"python"`` has CPython's parser check every one
+        (``asgishift/audit/_syntax.py``).
     """
 
     select: list[str] = field(default_factory=list)
@@ -197,9 +202,14 @@ class AuditConfig:
     cache_dir: str | None = ".asgishift_cache"
     follow_chains: bool = True
     whole_project: bool = True
+    syntax_check: str = "ruff"
 
+
+#: The values of :attr:`AuditConfig.syntax_check`.
+SYNTAX_CHECKS = ("ruff", "python")
 
 __all__ = [
+    "SYNTAX_CHECKS",
     "AuditConfig",
     "AuditResult",
     "FileError",

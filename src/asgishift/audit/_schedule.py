@@ -11,11 +11,14 @@ processes, as early as it can, everything they will have to do:
    with each scanned file), behind the scans still queued, so the workers
    never wait for the main process to work out the closure.
 3. When every file is scanned: summarise the files that may discard a
-   coroutine (they need every seed), then **parse** every other file (largest
-   first) so a syntax error anywhere is reported.
+   coroutine (they need every seed), then **check the syntax** of every other
+   file, so a syntax error anywhere is reported: ruff's parser checks them
+   all at once beside the workers (:mod:`~asgishift.audit._syntax`), and
+   the workers **parse** (largest first) the files it rejected, or every
+   one of them without ruff.
 4. As soon as every summary is in, the caller links them (``on_closure``)
-   while the workers still parse the files outside the closure, which give
-   no summary: the main process's linking overlaps the workers' parsing.
+   while the files outside the closure, which give no summary, are still
+   checked: the main process's linking overlaps that work.
 
 With one process, or a small run, the same tasks run in this process in the
 same order.
@@ -41,6 +44,8 @@ from asgishift.audit._parse import (
     Step,
     Task,
 )
+from asgishift.audit._syntax import MIN_FILES as RUFF_MIN_FILES
+from asgishift.audit._syntax import SyntaxCheck, ruff_binary
 
 logger = logging.getLogger("asgishift.audit")
 
@@ -49,6 +54,15 @@ logger = logging.getLogger("asgishift.audit")
 SUMMARY_BATCH = 16
 #: The facts of a file whose scan gave none (it could not be read again).
 _NO_FACTS: Facts = (False, (), ())
+
+
+def _changed(source: SourceFile, stamps: Mapping[str, Stamp]) -> bool:
+    """Return whether ``source`` is not, on disk, the file whose stamp the intake took."""
+    try:
+        stat = os.stat(source.abspath)
+    except OSError:
+        return True
+    return (stat.st_size, stat.st_mtime_ns) != stamps.get(source.rel)
 
 
 class Intake:
@@ -211,6 +225,8 @@ def summarise(
     handed = bool(scanning)  # any task handed out: the cache is written again
     summarising: set[str] = set()
     wanted: set[str] | None = None
+    syntax: list[SyntaxCheck] = []  # the ruff check running, if any
+    checking: list[Task] = []  # the files it checks
     left = 0  # tasks handed out after the closure was complete, not yet back
 
     def send(tasks: list[Task], size: int) -> None:
@@ -236,7 +252,15 @@ def summarise(
                 parse.append(Task(source, Step.PARSE))
         summaries = queued + rest
         queued.clear()
-        left = len(summarising) + len(summaries) + len(parse)
+        if config.syntax_check == "ruff" and len(parse) >= RUFF_MIN_FILES:
+            binary = ruff_binary()
+            if binary is not None:
+                # ruff checks these while the workers summarise; what it rejects
+                # goes to them afterwards (see _syntax.py and recheck()).
+                checking[:] = parse
+                syntax.append(SyntaxCheck(binary, [task.source.abspath for task in parse]))
+                parse = []
+        left = len(summarising) + len(summaries) + len(parse) + len(checking)
         if not parser.parallel and len(summaries) + len(parse) >= PARALLEL_MIN_FILES:
             parser.start(contents, intake.stamps)
         if summaries:
@@ -244,6 +268,21 @@ def summarise(
         if parse:
             send(*parser.plan(parse, contents))
         return done
+
+    def recheck() -> list[Task]:
+        """Take ruff's verdict: the files it parsed are done; return those CPython must check."""
+        nonlocal left
+        rejected = syntax.pop().rejected()
+        left -= len(checking)
+        again: list[Task] = []
+        for task in checking:
+            source = task.source
+            if rejected is None or source.abspath in rejected or _changed(source, intake.stamps):
+                again.append(task)
+            else:
+                entries[source.rel] = PARSED_ONLY
+        checking.clear()
+        return again
 
     if not scanning:
         wanted = complete()
@@ -254,31 +293,40 @@ def summarise(
         if wanted is not None and not summarising:
             linked = True
             on_closure(entries, wanted)
-        for batch in parser.results(contents):
-            for outcome in batch:
-                rel = outcome.rel
-                if outcome.entry is not None:
-                    entries[rel] = outcome.entry
-                if rel in scanning:
-                    scanning.discard(rel)
-                    if outcome.facts is not None:
-                        facts[rel] = outcome.facts
-                    want(closure.add(by_rel[rel], outcome.facts or _NO_FACTS))
-                else:
-                    summarising.discard(rel)
-                    if wanted is not None:
-                        left -= 1
-            if wanted is None:
-                if not scanning:
-                    wanted = complete()
-                elif len(queued) >= SUMMARY_BATCH:
-                    send(queued[:], SUMMARY_BATCH)
-                    queued.clear()
-            if wanted is not None and not linked and not summarising:
-                linked = True
-                on_closure(entries, wanted)
-            if progress is not None:
-                progress(len(entries) if wanted is None else total - left, total)
+        while True:
+            for batch in parser.results(contents):
+                for outcome in batch:
+                    rel = outcome.rel
+                    if outcome.entry is not None:
+                        entries[rel] = outcome.entry
+                    if rel in scanning:
+                        scanning.discard(rel)
+                        if outcome.facts is not None:
+                            facts[rel] = outcome.facts
+                        want(closure.add(by_rel[rel], outcome.facts or _NO_FACTS))
+                    else:
+                        summarising.discard(rel)
+                        if wanted is not None:
+                            left -= 1
+                if wanted is None:
+                    if not scanning:
+                        wanted = complete()
+                    elif len(queued) >= SUMMARY_BATCH:
+                        send(queued[:], SUMMARY_BATCH)
+                        queued.clear()
+                if wanted is not None and not linked and not summarising:
+                    linked = True
+                    on_closure(entries, wanted)
+                if progress is not None:
+                    progress(len(entries) if wanted is None else total - left, total)
+            if not syntax:
+                break
+            # ruff's check of the files outside the closure is the last work:
+            # what it rejected, CPython checks on the workers (and words).
+            again = recheck()
+            if again:
+                left += len(again)
+                send(*parser.plan(again, contents))
     finally:
         parser.close()
     if wanted is None:  # pragma: no cover - every scan gives an outcome
