@@ -30,6 +30,7 @@ Usage::
 
     python benchmarks/audit/parse_floor.py --tree django-5.2.19 --runs 5
     python benchmarks/audit/parse_floor.py --tree django-5.2.19 --floor-only
+    python benchmarks/audit/parse_floor.py --tree django-5.2.19 --parsers
     python benchmarks/audit/parse_floor.py --tree src --jobs 2 --profile cold
     python benchmarks/audit/parse_floor.py --tree django-5.2.19 --runs 3 --baseline OLD
     python benchmarks/audit/parse_floor.py --tree saleor --runs 4 --inner 2 --modes cold \
@@ -182,6 +183,77 @@ def _compare_libcst(paths: list[str]) -> int:
     return 0
 
 
+def _compare_parsers(paths: list[str]) -> int:
+    """Print the CPU time of each parser that can check a file's syntax, on ``paths``.
+
+    One process, each parser over every file, best of three: :func:`ast.parse`
+    (the floor's work), :mod:`symtable` (CPython's parser without Python AST
+    objects), ruff's parser the way the audit runs it
+    (``asgishift.audit._syntax.SyntaxCheck``: one thread, its CPU counted as
+    this process's finished children's), and tree-sitter's Python grammar
+    when ``tree_sitter`` and ``tree_sitter_python`` are installed.
+    """
+    import symtable
+
+    from asgishift.audit._syntax import SyntaxCheck, ruff_binary
+
+    sources = [(Path(path).read_bytes(), path) for path in paths]
+
+    def cpython(check: Callable[[bytes, str], object]) -> Callable[[], int]:
+        def run() -> int:
+            rejected = 0
+            for data, path in sources:
+                try:
+                    check(data, path)
+                except (SyntaxError, ValueError):
+                    rejected += 1
+            return rejected
+
+        return run
+
+    parsers: dict[str, Callable[[], int]] = {
+        "ast.parse": cpython(lambda data, path: ast.parse(data, path)),
+        "symtable": cpython(lambda data, path: symtable.symtable(data, path, "exec")),  # type: ignore[arg-type]
+    }
+    binary = ruff_binary()
+    if binary is not None:
+
+        def ruff() -> int:
+            rejected = SyntaxCheck(binary, paths).rejected()
+            return -1 if rejected is None else len(rejected)
+
+        parsers["ruff (the audit's syntax check)"] = ruff
+    try:
+        import tree_sitter
+        import tree_sitter_python
+    except ImportError:
+        pass
+    else:
+        grammar = tree_sitter.Parser(tree_sitter.Language(tree_sitter_python.language()))
+
+        def tree_sitter_check() -> int:
+            return sum(grammar.parse(data).root_node.has_error for data, _ in sources)
+
+        parsers["tree-sitter-python"] = tree_sitter_check
+    gc.disable()
+    results: dict[str, tuple[float, int]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):
+            for name, run in parsers.items():
+                before = sum(_cpu())
+                rejected = run()
+                spent = sum(_cpu()) - before
+                best = results.get(name)
+                if best is None or spent < best[0]:
+                    results[name] = (spent, rejected)
+    gc.enable()
+    base = results["ast.parse"][0]
+    for name, (spent, rejected) in results.items():
+        print(f"{name:>32}: {spent:.3f} s CPU = {spent / base:.2f}x ast.parse, {rejected} rejected")
+    return 0
+
+
 _LINE_RE = re.compile(
     r"^\s*([\w-]+): best [\d.]+ s = ([\d.]+)x floor .*CPU [\d.]+ s = ([\d.]+)x floor CPU"
 )
@@ -245,6 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead, compare libcst.parse_module with ast.parse (CPU time) on N files",
     )
     parser.add_argument(
+        "--parsers",
+        action="store_true",
+        help="instead, compare the CPU time of the parsers that can check syntax (ast.parse, "
+        "symtable, ruff, tree-sitter when installed) on every file",
+    )
+    parser.add_argument(
         "--profile", choices=("cold", "warm", "reachable"), help="cProfile one audit run instead"
     )
     parser.add_argument(
@@ -279,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{tree.name}: {len(paths)} files, {jobs} processes")
     if args.libcst:
         return _compare_libcst(paths[: args.libcst])
+    if args.parsers:
+        return _compare_parsers(paths)
     cache_root = tempfile.mkdtemp(prefix="asgishift-floor-")
     try:
         if args.profile:

@@ -61,3 +61,15 @@ def test_step_costs_times_every_step(tmp_path: Path) -> None:
         "parse others",
     ]
     assert all(line.endswith("x parse all") for line in lines[1:])
+
+
+def test_parse_floor_compares_the_parsers_on_the_same_files(tmp_path: Path) -> None:
+    (tmp_path / "good.py").write_text("def f():\n    return 1\n", encoding="utf-8")
+    (tmp_path / "broken.py").write_text("x = (1,\n", encoding="utf-8")
+    lines = run_script("parse_floor.py", tmp_path, "--parsers")
+    assert ": 2 files, " in lines[0]
+    rows = {line.split(":")[0].strip(): line for line in lines[1:]}
+    # ruff is a dependency of asgishift; tree-sitter is measured only where installed.
+    assert {"ast.parse", "symtable", "ruff (the audit's syntax check)"} <= set(rows)
+    assert all(line.endswith(", 1 rejected") for line in rows.values()), rows
+    assert rows["ast.parse"].split(": ")[1].split(" = ")[1].startswith("1.00x ast.parse")
