@@ -10,10 +10,11 @@
    parsed and summarised on the way.
 3. **Summarise** the rest of the *import closure of async code* with one AST
    walk per file (:mod:`asgishift.audit._walk_body`, with the rule families'
-   hooks), each as soon as it is known to be in the closure, and parse every
-   other file so a syntax error anywhere is reported (with CPython's parser
-   through :mod:`symtable`, which builds no Python AST objects: about two
-   thirds of the cost of :func:`ast.parse`). The order of this work is
+   hooks), each as soon as it is known to be in the closure, and check every
+   other file's syntax so a syntax error anywhere is reported (ruff's parser
+   first, :mod:`asgishift.audit._syntax`; CPython's parser, through
+   :mod:`symtable`, which builds no Python AST objects, for the files ruff
+   rejects or without ruff; CPython words every error). The order of this work is
    :mod:`asgishift.audit._schedule`'s. Summaries are cached per file (key:
    content digest, module name, asgishift version and a hash of the
    extractor's source code; :mod:`asgishift.audit._cache`). A worker that
@@ -52,7 +53,9 @@ Known limits of the static analysis (each one errs towards silence):
   ``select_related``/``prefetch_related`` anywhere in the query silences it,
   and only the first read of a field in a function is a query.
 * ``ASH303`` looks at reads written directly in an ``async def``.
-* Every file is parsed, so every file that does not parse is reported. With
+* Every file is checked, so every file that does not parse is reported (a
+  file that ruff's parser accepts and CPython's would reject is the one
+  exception, see :mod:`asgishift.audit._syntax`). With
   :attr:`~asgishift.audit._model.AuditConfig.whole_project` off
   (``--reachable-only``) only the import closure of async code is parsed; a
   syntax error in a file outside it is then not reported.
