@@ -225,8 +225,8 @@ def summarise(
     handed = bool(scanning)  # any task handed out: the cache is written again
     summarising: set[str] = set()
     wanted: set[str] | None = None
-    syntax: list[SyntaxCheck] = []  # the ruff check running, if any
-    checking: list[Task] = []  # the files it checks
+    # The ruff check running, if any, and the tasks of the files it checks.
+    pending: list[tuple[SyntaxCheck, list[Task]]] = []
     left = 0  # tasks handed out after the closure was complete, not yet back
 
     def send(tasks: list[Task], size: int) -> None:
@@ -252,14 +252,14 @@ def summarise(
                 parse.append(Task(source, Step.PARSE))
         summaries = queued + rest
         queued.clear()
+        checking: list[Task] = []
+        binary = None
         if config.syntax_check == "ruff" and len(parse) >= RUFF_MIN_FILES:
             binary = ruff_binary()
             if binary is not None:
                 # ruff checks these while the workers summarise; what it rejects
                 # goes to them afterwards (see _syntax.py and recheck()).
-                checking[:] = parse
-                syntax.append(SyntaxCheck(binary, [task.source.abspath for task in parse]))
-                parse = []
+                checking, parse = parse, []
         left = len(summarising) + len(summaries) + len(parse) + len(checking)
         if not parser.parallel and len(summaries) + len(parse) >= PARALLEL_MIN_FILES:
             parser.start(contents, intake.stamps)
@@ -267,12 +267,17 @@ def summarise(
             send(*parser.plan(summaries, contents))
         if parse:
             send(*parser.plan(parse, contents))
+        if binary is not None:
+            # Started after the pool: forking is only safe with one thread.
+            paths = [task.source.abspath for task in checking]
+            pending.append((SyntaxCheck(binary, paths), checking))
         return done
 
     def recheck() -> list[Task]:
         """Take ruff's verdict: the files it parsed are done; return those CPython must check."""
         nonlocal left
-        rejected = syntax.pop().rejected()
+        check, checking = pending.pop()
+        rejected = check.rejected()
         left -= len(checking)
         again: list[Task] = []
         for task in checking:
@@ -281,7 +286,6 @@ def summarise(
                 again.append(task)
             else:
                 entries[source.rel] = PARSED_ONLY
-        checking.clear()
         return again
 
     if not scanning:
@@ -319,7 +323,7 @@ def summarise(
                     on_closure(entries, wanted)
                 if progress is not None:
                     progress(len(entries) if wanted is None else total - left, total)
-            if not syntax:
+            if not pending:
                 break
             # ruff's check of the files outside the closure is the last work:
             # what it rejected, CPython checks on the workers (and words).
