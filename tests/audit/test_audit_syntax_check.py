@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import asgishift.audit._schedule as schedule
+import asgishift.audit._syntax as syntax
 from asgishift.audit._discover import SourceFile
 from asgishift.audit._model import AuditConfig, AuditResult
 from asgishift.audit._syntax import MIN_FILES, SyntaxCheck, ruff_binary
@@ -68,6 +69,31 @@ def test_ruff_rejects_every_file_pythons_parser_rejects(tmp_path: Path) -> None:
 
 
 @needs_ruff
+def test_paths_too_many_for_one_command_line_are_split_over_several_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"file_{i:02}.py"
+        path.write_text("x = (1,\n" if i % 5 == 0 else "x = 1\n", encoding="utf-8")
+        paths.append(str(path))
+    runs: list[int] = []
+    real_check = SyntaxCheck._check
+
+    def counted(self: SyntaxCheck, chunk: list[str], env: dict[str, str]) -> bool:
+        runs.append(len(chunk))
+        return real_check(self, chunk, env)
+
+    monkeypatch.setattr(syntax, "_ARGS_BYTES", 4 * len(paths[0]))
+    monkeypatch.setattr(SyntaxCheck, "_check", counted)
+    assert RUFF is not None
+    rejected = SyntaxCheck(RUFF, paths).rejected()
+    assert rejected == {paths[0], paths[5], paths[10]}
+    assert len(runs) >= 3
+    assert sum(runs) == len(paths)
+
+
+@needs_ruff
 def test_ruff_reports_a_file_reached_through_a_symbolic_link_by_the_path_given(
     tmp_path: Path,
 ) -> None:
@@ -85,6 +111,18 @@ def test_ruff_that_fails_leaves_every_file_to_python(caplog: pytest.LogCaptureFi
         check = SyntaxCheck("/bin/false", ["/nonexistent/a.py"])
         assert check.rejected() is None
     assert "ruff exited with 1" in caplog.text
+
+
+def test_an_error_inside_the_check_is_no_verdict(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: SyntaxCheck, chunk: list[str], env: dict[str, str]) -> bool:
+        raise RuntimeError("unexpected report")
+
+    monkeypatch.setattr(SyntaxCheck, "_check", broken)
+    with caplog.at_level(logging.WARNING, logger="asgishift.audit"):
+        assert SyntaxCheck("/bin/true", ["/nonexistent/a.py"]).rejected() is None
+    assert "ruff's syntax check failed" in caplog.text
 
 
 def _project(root: Path) -> None:

@@ -123,6 +123,13 @@ class SyntaxCheck:
         ]  # fmt: skip
 
     def _run(self) -> None:
+        try:
+            self._run_chunks()
+        except Exception:  # never a half-filled verdict: CPython checks everything then
+            logger.warning("ruff's syntax check failed; Python's parser checks it", exc_info=True)
+            self._rejected = None
+
+    def _run_chunks(self) -> None:
         env = dict(os.environ, RAYON_NUM_THREADS="1")
         chunk: list[str] = []
         size = 0
