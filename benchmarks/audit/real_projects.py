@@ -7,7 +7,9 @@ For each project the script fetches the source at run time into
 * **floor / cold / warm**: wall time to read and ``ast.parse`` every file
   (``parse_floor.floor`` from ``benchmarks/audit/parse_floor.py``, same worker
   count), the audit with an empty cache, and the audit again with the cache the
-  cold run filled; best of ``--runs``, alternated, with ratios to the floor;
+  cold run filled; best of ``--runs``, alternated, with ratios to the floor,
+  of wall time and of CPU time (this process and its finished children: the
+  worker processes and ruff), the steadier of the two on a shared machine;
 * **findings by code** (from the cold run);
 * **ruff ASYNC**: ``ruff check --isolated --select ASYNC`` on the same tree, by code;
 * **ruff ASYNC2xx not ours**: ruff's blocking-call findings (ASYNC2xx) with no
@@ -40,6 +42,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -171,6 +174,9 @@ class ProjectResult:
     floor: list[float] = field(default_factory=list)
     cold: list[float] = field(default_factory=list)
     warm: list[float] = field(default_factory=list)
+    floor_cpu: list[float] = field(default_factory=list)
+    cold_cpu: list[float] = field(default_factory=list)
+    warm_cpu: list[float] = field(default_factory=list)
     findings_by_code: dict[str, int] = field(default_factory=dict)
     ruff_by_code: dict[str, int] = field(default_factory=dict)
     ruff_async2_not_ours: list[str] = field(default_factory=list)
@@ -180,10 +186,21 @@ class ProjectResult:
     errors: int = 0
 
 
-def _timed(run: Callable[[], AuditResult]) -> tuple[float, AuditResult]:
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and of its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _timed(run: Callable[[], AuditResult], cpu: list[float]) -> tuple[float, AuditResult]:
+    """Run once; append its CPU seconds to ``cpu``; return its wall seconds and result."""
+    before = _cpu()
     start = time.perf_counter()
     result = run()
-    return time.perf_counter() - start, result
+    wall = time.perf_counter() - start
+    cpu.append(_cpu() - before)
+    return wall, result
 
 
 def _ruff(tree: Path) -> list[dict[str, Any]]:
@@ -247,12 +264,18 @@ def measure(
     cache_root = tempfile.mkdtemp(prefix="asgishift-real-")
     try:
         for run in range(runs):
+            before = _cpu()
             result.floor.append(floor(paths, jobs))
+            result.floor_cpu.append(_cpu() - before)
             cache = os.path.join(cache_root, str(run))
             config = AuditConfig(cache_dir=cache, jobs=jobs)
-            seconds, cold_result = _timed(lambda c=config: audit_paths([tree], root=tree, config=c))
+            seconds, cold_result = _timed(
+                lambda c=config: audit_paths([tree], root=tree, config=c), result.cold_cpu
+            )
             result.cold.append(seconds)
-            seconds, _ = _timed(lambda c=config: audit_paths([tree], root=tree, config=c))
+            seconds, _ = _timed(
+                lambda c=config: audit_paths([tree], root=tree, config=c), result.warm_cpu
+            )
             result.warm.append(seconds)
     finally:
         shutil.rmtree(cache_root, ignore_errors=True)
@@ -300,7 +323,7 @@ def report(results: Sequence[ProjectResult], floor_source: str, jobs: int) -> st
     """The Markdown tables for RESULTS.md."""
     rows = [
         f"Floor: {floor_source}; {jobs} worker processes; best of the runs, alternated "
-        "(floor, cold, warm) in one process.",
+        "(floor, cold, warm) in one process. Ratios: wall / CPU, each of the best runs.",
         "",
         "| project | files | floor | cold | cold/floor | warm | warm/floor | findings | "
         "hazard sites | ruff ASYNC |",
@@ -308,10 +331,13 @@ def report(results: Sequence[ProjectResult], floor_source: str, jobs: int) -> st
     ]
     for r in results:
         floor, cold, warm = _best(r.floor), _best(r.cold), _best(r.warm)
+        floor_cpu, cold_cpu, warm_cpu = _best(r.floor_cpu), _best(r.cold_cpu), _best(r.warm_cpu)
         rows.append(
-            f"| {r.tree} | {r.files} | {floor:.2f} s | {cold:.2f} s | {cold / floor:.2f}x | "
-            f"{warm:.2f} s | {warm / floor:.2f}x | {sum(r.findings_by_code.values())} | "
-            f"{len(r.hazards)} | {sum(r.ruff_by_code.values())} |"
+            f"| {r.tree} | {r.files} | {floor:.2f} s | {cold:.2f} s | "
+            f"{cold / floor:.2f}x / {cold_cpu / floor_cpu:.2f}x | {warm:.2f} s | "
+            f"{warm / floor:.2f}x / {warm_cpu / floor_cpu:.2f}x | "
+            f"{sum(r.findings_by_code.values())} | {len(r.hazards)} | "
+            f"{sum(r.ruff_by_code.values())} |"
         )
     rows += ["", "| project | asgishift findings by code | ruff ASYNC by code |", "|---|---|---|"]
     for r in results:
