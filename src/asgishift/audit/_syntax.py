@@ -5,8 +5,8 @@ files outside the import closure of async code, which it does not analyse.
 Checking those with CPython's parser (:func:`~asgishift.audit._parse.parse_file`,
 through :mod:`symtable`) was the largest single cost of a cold run: on
 Django's source, more CPU time than parsing the closure. ruff's parser, run
-as a subprocess over the files, does the same check in about a third of that
-CPU time (``benchmarks/audit/SPEED.md``).
+as a subprocess over the files, does the same check in about a quarter of
+that CPU time (``benchmarks/audit/SPEED.md``).
 
 ruff is only a filter, never the judge: each file it rejects, and each file
 that changed on disk after the audit read it, goes to CPython's parser, which
