@@ -106,6 +106,16 @@ def test_ruff_reports_a_file_reached_through_a_symbolic_link_by_the_path_given(
     assert SyntaxCheck(RUFF, [given]).rejected() == {given}
 
 
+@needs_ruff
+def test_a_file_ruff_cannot_read_goes_to_python(tmp_path: Path) -> None:
+    unreadable = tmp_path / "gone.py"  # deleted after the audit read it, say
+    fine = tmp_path / "fine.py"
+    fine.write_text("x = 1\n", encoding="utf-8")
+    assert RUFF is not None
+    rejected = SyntaxCheck(RUFF, [str(unreadable), str(fine)]).rejected()
+    assert rejected == {str(unreadable)}
+
+
 def test_ruff_that_fails_leaves_every_file_to_python(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="asgishift.audit"):
         check = SyntaxCheck("/bin/false", ["/nonexistent/a.py"])

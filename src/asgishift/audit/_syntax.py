@@ -46,8 +46,10 @@ MIN_RUFF: Final = (0, 12)
 #: The most bytes of file paths handed to one ruff process (the command line).
 _ARGS_BYTES: Final = 96 * 1024
 
-#: The code ruff gives a file its parser rejects (``None`` in older releases).
-_SYNTAX_CODES: Final = frozenset({"invalid-syntax", None})
+#: The codes of ruff's diagnostics that send a file to CPython: its parser
+#: rejected it (``invalid-syntax``; ``None`` in older releases), or it could not
+#: read it (``E902``, the one rule selected), so it gave no verdict.
+_RECHECK_CODES: Final = frozenset({"invalid-syntax", None, "E902"})
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -170,7 +172,7 @@ class SyntaxCheck:
         given = set(paths)
         real: dict[str, str] | None = None
         for diagnostic in report:
-            if not isinstance(diagnostic, dict) or diagnostic.get("code") not in _SYNTAX_CODES:
+            if not isinstance(diagnostic, dict) or diagnostic.get("code") not in _RECHECK_CODES:
                 continue
             name = os.path.normpath(str(diagnostic.get("filename")))
             if name not in given:
