@@ -155,6 +155,16 @@ def _project(root: Path) -> None:
         )
     for name, text in SNIPPETS.items():
         (scripts / name).write_text(text, encoding="utf-8")
+    # PEP 263 files that are not UTF-8: ruff cannot read them (E902), CPython can.
+    for name, text in LATIN1.items():
+        (scripts / name).write_bytes(text)
+
+
+#: Latin-1 source files with a coding cookie; the second does not parse.
+LATIN1 = {
+    "latin1_fine.py": b'# -*- coding: latin-1 -*-\nname = "caf\xe9"\n',
+    "latin1_broken.py": b'# -*- coding: latin-1 -*-\nname = ("caf\xe9"\n',
+}
 
 
 def _audit(root: Path, syntax_check: str) -> AuditResult:
@@ -176,14 +186,15 @@ def test_the_audit_reports_the_same_errors_and_findings_either_way(
 
     monkeypatch.setattr(schedule, "SyntaxCheck", CountingCheck)
     with_ruff = _audit(tmp_path, "ruff")
-    assert started == [MIN_FILES + 10 + len(SNIPPETS)]
+    outside = MIN_FILES + 10 + len(SNIPPETS) + len(LATIN1)
+    assert started == [outside]
     with_python = _audit(tmp_path, "python")
-    assert started == [MIN_FILES + 10 + len(SNIPPETS)]  # not started again
+    assert started == [outside]  # not started again
     assert with_ruff.errors == with_python.errors
     assert with_ruff.findings == with_python.findings
     reported = {error.path for error in with_ruff.errors}
     expected = {f"scripts/{name}" for name, text in SNIPPETS.items() if _python_rejects(text)}
-    assert reported == expected
+    assert reported == expected | {"scripts/latin1_broken.py"}
     assert {finding.path for finding in with_ruff.findings} == {"shop/views.py"}
 
 
