@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from importlib import metadata
 from typing import Final
@@ -53,11 +53,29 @@ _RECHECK_CODES: Final = frozenset({"invalid-syntax", None, "E902"})
 
 
 def _version(text: str) -> tuple[int, ...]:
+    """Return the leading numbers of a version string: ``"0.12.0rc1"`` is ``(0, 12, 0)``."""
     parts = []
     for part in text.split(".")[:3]:
         digits = "".join(c for c in part if c.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
+
+
+def _chunks(paths: Sequence[str], limit: int) -> Iterator[list[str]]:
+    """Split ``paths`` into lists whose lengths, plus a separator each, stay under ``limit``.
+
+    A single path longer than ``limit`` is a list of its own.
+    """
+    chunk: list[str] = []
+    size = 0
+    for path in paths:
+        if chunk and size + len(path) + 1 > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(path)
+        size += len(path) + 1
+    if chunk:
+        yield chunk
 
 
 @cache
@@ -133,18 +151,10 @@ class SyntaxCheck:
 
     def _run_chunks(self) -> None:
         env = dict(os.environ, RAYON_NUM_THREADS="1")
-        chunk: list[str] = []
-        size = 0
-        for path in [*self.paths, None]:
-            if path is not None and size + len(path) < _ARGS_BYTES:
-                chunk.append(path)
-                size += len(path) + 1
-                continue
-            if chunk and not self._check(chunk, env):
+        for chunk in _chunks(self.paths, _ARGS_BYTES):
+            if not self._check(chunk, env):
                 self._rejected = None
                 return
-            if path is not None:
-                chunk, size = [path], len(path) + 1
 
     def _check(self, paths: list[str], env: dict[str, str]) -> bool:
         """Run ruff over ``paths``; add the rejected ones; ``False`` when ruff failed."""
