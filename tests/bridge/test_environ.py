@@ -1,4 +1,9 @@
-"""Sans-IO tests of scope → environ (``_environ``) and response checks (``_response``)."""
+"""Sans-IO tests of scope → environ (``_environ``) and response checks (``_response``).
+
+Every test runs against both builds of the environ: the Python definition and, where
+it was compiled, the C build of its common case (``test_cenviron.py`` compares the two
+directly).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,32 @@ from typing import Any
 import pytest
 from bridge_harness import make_scope
 
+from asgishift.bridge import _environ
 from asgishift.bridge._environ import base_environ, build_environ, decode_path
 from asgishift.bridge._errors import BadRequest, InvalidResponse
 from asgishift.bridge._response import check_status, encode_headers
 
 BASE = base_environ(errors=None, file_wrapper=None)
+
+_BUILDS = {"python": _environ.python_build_environ, "c": _environ.build_environ}
+
+
+@pytest.fixture(
+    autouse=True,
+    params=[
+        "python",
+        pytest.param(
+            "c",
+            marks=pytest.mark.skipif(
+                _environ.build_environ is _environ.python_build_environ,
+                reason="the C extension is not built here",
+            ),
+        ),
+    ],
+)
+def _build(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the test with ``build_environ`` bound to one build of the environ."""
+    monkeypatch.setitem(globals(), "build_environ", _BUILDS[request.param])
 
 
 def environ_for(**scope: Any) -> dict[str, Any]:
