@@ -1,10 +1,11 @@
-"""Build the optional C part of ``asgishift.bridge`` (everything else is in pyproject.toml).
+"""Build the optional C parts of ``asgishift.bridge`` (everything else is in pyproject.toml).
 
-``asgishift.bridge._cenviron`` builds the environ of the common request in C
-(see ``src/asgishift/bridge/_cenviron.c``). It is optional: where no C compiler
-is found the build goes on without it and the bridge uses its Python code,
-which is also the definition the C code follows. ``ASGISHIFT_NO_EXTENSIONS=1``
-skips it at build time, and turns it off at run time.
+Each is the common case of one pure Python function, in C, handing every other
+case to that function, which stays the definition (``src/asgishift/bridge/_accel.py``):
+``_cenviron`` builds the environ of the common request, ``_cresponse`` encodes
+the common response start. They are optional: where no C compiler is found the
+build goes on without them and the bridge runs its Python code.
+``ASGISHIFT_NO_EXTENSIONS=1`` skips them at build time, and turns them off at run time.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from setuptools import Extension, setup
 
 extensions = []
 if not os.environ.get("ASGISHIFT_NO_EXTENSIONS"):
-    extensions.append(
-        Extension(
-            "asgishift.bridge._cenviron",
-            ["src/asgishift/bridge/_cenviron.c"],
-            optional=True,
-        )
-    )
+    extensions = [
+        Extension(f"asgishift.bridge.{name}", [f"src/asgishift/bridge/{name}.c"], optional=True)
+        for name in ("_cenviron", "_cresponse")
+    ]
 
 setup(ext_modules=extensions)

@@ -12,7 +12,10 @@ The rules, each in one place:
 - which responses carry a body (:func:`body_allowed`: HEAD and the no-body
   statuses of RFC 9110);
 - the PEP 3333 status line (:func:`check_status` reads one, :func:`status_line`
-  writes one) and headers (:func:`encode_headers`, :func:`decode_headers`);
+  writes one) and headers (:func:`encode_headers`, :func:`decode_headers`), and
+  all of a ``start_response`` call at once (:func:`python_encode_start`, and
+  :data:`encode_start`, its C build for the common response where one was
+  compiled, ``_cresponse.c``);
 - the declared ``Content-Length`` (:func:`content_length`), dropped where RFC
   9110 forbids it (:func:`without_content_length`);
 - whether an unread request body closes the connection (:func:`must_close`).
@@ -21,10 +24,11 @@ The rules, each in one place:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
+from asgishift.bridge._accel import EXTENSIONS
 from asgishift.bridge._errors import InvalidResponse
 
 __all__ = [
@@ -35,7 +39,9 @@ __all__ = [
     "content_length",
     "decode_headers",
     "encode_headers",
+    "encode_start",
     "must_close",
+    "python_encode_start",
     "reason_phrase",
     "status_line",
     "without_content_length",
@@ -201,6 +207,58 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
         _keep(pairs, item, str, pair)
         out.append(pair)
     return out
+
+
+#: What :func:`python_encode_start` returns: the status code, the encoded headers,
+#: whether a body may follow, and the declared ``Content-Length`` (bytes) or ``None``.
+ResponseStart = tuple[int, list[tuple[bytes, bytes]], bool, "int | None"]
+
+
+def python_encode_start(status: object, headers: object, method: str) -> ResponseStart:
+    """Check a ``start_response`` call and encode it for ``http.response.start``.
+
+    PEP 3333 "The start_response() Callable" and the ASGI HTTP spec, "Response
+    Start": :func:`check_status`, :func:`encode_headers`, :func:`body_allowed`,
+    and :func:`content_length` in one call. A response that may carry no body
+    (HEAD aside) loses its ``Content-Length`` (:func:`without_content_length`).
+
+    :param status: what the app passed as the status line (``"200 OK"``).
+    :param headers: what the app passed as the header list.
+    :param method: the request method, upper case.
+    :return: ``(code, headers, has_body, declared)``: the status code
+        (100-999), a new list of ``(name, value)`` byte pairs, whether a body
+        may follow, and the declared ``Content-Length`` (bytes, ``None``: none).
+    :raise InvalidResponse: as :func:`check_status` and :func:`encode_headers` do.
+    """
+    code = check_status(status)
+    encoded = encode_headers(headers)
+    has_body = body_allowed(code, method)
+    if not has_body and method != "HEAD":
+        encoded = without_content_length(encoded)
+    return code, encoded, has_body, content_length(encoded)
+
+
+def _accelerated() -> Callable[[object, object, str], ResponseStart]:
+    """Return the C build of :func:`python_encode_start` if it is there, else the function.
+
+    ``_cresponse.c`` checks nothing itself: it answers from the caches this
+    module fills once a status line or header pair has passed its checks, and
+    calls :func:`python_encode_start` for anything not in them, for HEAD and for
+    the statuses without a body (see :mod:`._accel`).
+    """
+    if not EXTENSIONS:
+        return python_encode_start
+    try:
+        from asgishift.bridge import _cresponse
+    except ImportError:
+        return python_encode_start
+    _cresponse.configure(python_encode_start, _STATUS_CACHE, _PAIR_CACHE)
+    return _cresponse.encode_start
+
+
+#: Check a ``start_response`` call and encode it: :func:`python_encode_start`
+#: (its signature, errors and result), in C where the extension is built.
+encode_start: Callable[[object, object, str], ResponseStart] = _accelerated()
 
 
 def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

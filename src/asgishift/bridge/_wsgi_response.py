@@ -6,7 +6,7 @@ now, if any. It does no I/O and takes no locks; the worker thread in
 ``_request.py`` carries its messages to the event loop. The rules it applies:
 
 - ``start_response`` checks (PEP 3333 "The start_response() Callable"): the
-  status line and headers (:mod:`._response`), a second call only with
+  status line and headers (:func:`~._response.encode_start`), a second call only with
   ``exc_info`` and only before anything was sent;
 - no body for HEAD and the no-body statuses, no ``Content-Length`` on the
   latter (:func:`~._response.body_allowed`);
@@ -22,13 +22,7 @@ from typing import Final
 
 from asgishift._types import Message
 from asgishift.bridge._errors import InvalidResponse
-from asgishift.bridge._response import (
-    body_allowed,
-    check_status,
-    content_length,
-    encode_headers,
-    without_content_length,
-)
+from asgishift.bridge._response import encode_start
 
 __all__ = ["ResponsePhase", "WSGIResponse", "hold_back"]
 
@@ -134,16 +128,11 @@ class WSGIResponse:
                 "start_response() called a second time without exc_info (PEP 3333); "
                 "pass sys.exc_info() when replacing the response after an error"
             )
-        code = check_status(status)
-        encoded = encode_headers(headers)
-        # Recomputed on each call: a 204 replaced through exc_info by a 500
-        # must get its body back.
-        self.has_body = body_allowed(code, self.method)
-        if not self.has_body and self.method != "HEAD":
-            encoded = without_content_length(encoded)
-        self.status = code
-        self.headers = encoded
-        self.declared = content_length(encoded)
+        # has_body is recomputed on each call: a 204 replaced through exc_info
+        # by a 500 must get its body back.
+        self.status, self.headers, self.has_body, self.declared = encode_start(
+            status, headers, self.method
+        )
         self.phase = STARTED
 
     def start_message(self) -> Message:
