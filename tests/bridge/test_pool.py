@@ -209,3 +209,74 @@ def test_stopped_threads_still_run_the_jobs_queued_ahead() -> None:
     assert ran[1].wait(DEADLINE)
     worker.join(DEADLINE)
     assert not worker.is_alive()
+
+
+def _one_at_a_time(pool: WorkerPool, count: int) -> list[str]:
+    """Run ``count`` jobs one after another, as sequential requests do; return their threads.
+
+    Each next job is submitted from the follow-up's signal, as the bridge's event loop
+    submits the next request once the previous one's end is posted.
+    """
+    names: list[str] = []
+    for _ in range(count):
+        posted = threading.Event()
+
+        def job(posted: threading.Event = posted) -> Callable[[], None]:
+            names.append(threading.current_thread().name)
+            return posted.set
+
+        assert pool.submit(job)
+        assert posted.wait(DEADLINE)
+    return names
+
+
+def test_jobs_one_at_a_time_after_a_burst_stay_on_one_thread() -> None:
+    """After a burst started many threads, sequential jobs do not rotate over them.
+
+    Idle threads on the shared queue are woken first in, first out; the hot thread
+    (the last to finish) takes the next job instead, so its stack stays in the caches.
+    """
+    workers = 8
+    pool = WorkerPool(max_workers=workers, max_queue=0, name="pool-test-hot")
+    barrier = threading.Barrier(workers)
+    done = threading.Semaphore(0)
+
+    def meet() -> None:
+        barrier.wait(DEADLINE)
+        done.release()
+
+    for _ in range(workers):
+        assert pool.submit(meet)
+    for _ in range(workers):
+        assert done.acquire(timeout=DEADLINE)
+    assert pool.threads == workers
+    names = _one_at_a_time(pool, 3 * workers)
+    assert len(set(names)) == 1
+    pool.stop_threads()
+
+
+def test_stop_threads_ends_the_hot_thread() -> None:
+    pool = WorkerPool(max_workers=2, max_queue=0, name="pool-test-hot-stop")
+    _one_at_a_time(pool, 2)
+    workers = [t for t in threading.enumerate() if t.name.startswith("pool-test-hot-stop")]
+    assert [t.name for t in workers] == ["pool-test-hot-stop-1"]
+    pool.stop_threads()
+    workers[0].join(DEADLINE)
+    assert not workers[0].is_alive()
+    # A new job starts a fresh thread.
+    assert _one_at_a_time(pool, 1) == ["pool-test-hot-stop-2"]
+    pool.stop_threads()
+
+
+def test_a_queued_job_is_not_left_behind_by_a_thread_turning_hot() -> None:
+    """A thread that finishes while a job waits runs it instead of becoming the hot thread."""
+    pool = WorkerPool(max_workers=1, max_queue=5)
+    for _ in range(50):
+        gate, started = threading.Event(), threading.Semaphore(0)
+        ran = threading.Event()
+        assert pool.submit(blocker(gate, started))
+        assert started.acquire(timeout=DEADLINE)
+        assert pool.submit(ran.set)  # waits behind the only thread
+        gate.set()
+        assert ran.wait(DEADLINE)
+    pool.stop_threads()
