@@ -133,6 +133,19 @@ def test_inprocess_bench_times_the_floor_adapter_and_its_parts() -> None:
         assert re.match(r"^[+-]\d+\.\d$", row[4]), row
 
 
+def test_after_burst_times_every_adapter_over_the_direct_call() -> None:
+    rows = _rows(_run("after_burst.py"))
+    assert sorted((row[0], row[1]) for row in rows) == sorted(
+        (app, adapter)
+        for app in ("flask", "plain")
+        for adapter in ("direct WSGI call", "asgishift", "one-worker", "fresh", "floor")
+    )
+    for row in rows:
+        assert float(row[2]) > 0, row
+        if row[1] != "direct WSGI call":
+            assert re.match(r"^[+-]\d+\.\d$", row[3]), row
+
+
 def test_the_floor_refuses_a_part_the_bridge_does_not_have() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH_DIR / "inprocess_bench.py"), "--smoke", "--adapters",
@@ -210,6 +223,7 @@ def test_memory_bench_measures_the_process_holding_the_listening_socket(server: 
         pytest.param("profile_bridge.py", id="profile"),
         pytest.param("ab_bridge.py", id="ab"),
         pytest.param("instructions.py", id="instructions"),
+        pytest.param("after_burst.py", id="after-burst"),
     ],
 )
 def test_every_script_has_help(script: str) -> None:
