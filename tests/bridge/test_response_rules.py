@@ -7,6 +7,8 @@ values (ASGI messages, PEP 3333 tuples) that come out.
 from __future__ import annotations
 
 import functools
+import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,7 +35,13 @@ from asgishift.bridge._state import (
     Phase,
     advance,
 )
-from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse, hold_back
+from asgishift.bridge._wsgi_response import (
+    NOT_STARTED,
+    SENT,
+    WSGIResponse,
+    hold_back,
+    holds_whole_body,
+)
 
 
 @pytest.mark.parametrize(
@@ -415,3 +423,35 @@ def test_transition_table_is_total_and_closed_is_final() -> None:
         assert set(TRANSITIONS[phase]) == set(Event)
         assert TRANSITIONS[phase][Event.CLOSE] is CLOSED
     assert set(TRANSITIONS[CLOSED].values()) == {CLOSED}
+
+
+class _Streaming:
+    """A Django-like response: iterable, with a ``streaming`` attribute."""
+
+    def __init__(self, streaming: bool) -> None:
+        self.streaming = streaming
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"x"
+
+
+def _generator() -> Iterator[bytes]:
+    yield b"x"
+
+
+@pytest.mark.parametrize(
+    ("iterable", "whole"),
+    [
+        pytest.param([b"a", b"b"], True, id="list"),
+        pytest.param((b"a",), True, id="tuple"),
+        pytest.param(_Streaming(streaming=False), True, id="django-response"),
+        pytest.param(_Streaming(streaming=True), False, id="django-streaming-response"),
+        pytest.param(_generator(), False, id="generator"),
+        pytest.param(iter([b"a"]), False, id="list-iterator"),
+        pytest.param(io.BytesIO(b"a"), False, id="file"),
+    ],
+)
+def test_holds_whole_body(iterable: object, whole: bool) -> None:
+    # Twice: the second answer comes from the per-type cache.
+    assert holds_whole_body(iterable) is whole
+    assert holds_whole_body(iterable) is whole

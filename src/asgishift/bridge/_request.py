@@ -63,7 +63,7 @@ from asgishift.bridge._state import (
     BodyPhase,
     advance,
 )
-from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse
+from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse, holds_whole_body
 
 __all__ = ["Request"]
 
@@ -532,8 +532,8 @@ class Request:
             if path is not None:
                 messages = response.pathsend(path)
         if messages is None:
-            if hasattr(type(iterable), "__len__") or getattr(iterable, "streaming", None) is False:
-                response.in_memory = True  # a sequence or a non-streaming Django response
+            if holds_whole_body(iterable):
+                response.in_memory = True
             body = response.body
             for chunk in iterable:
                 if type(chunk) is not bytes and not isinstance(chunk, bytes):
