@@ -10,8 +10,10 @@ fails the test instead of hanging it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from asgishift._types import Message
@@ -197,3 +199,50 @@ class Gate:
         """Wait (without blocking the loop) until a thread reached the gate."""
         ok = await asyncio.to_thread(self.entered.wait, DEADLINE)
         assert ok, "no thread reached the gate in time"
+
+
+def memory_growth(call: Callable[[Any], object], inputs: Iterable[Any], times: int) -> int:
+    """Return how many bytes stay allocated after ``call`` ran ``times`` over ``inputs``.
+
+    A leak test for C code: a first pass fills the caches, then ``tracemalloc``
+    measures ``times`` more passes. ``call`` may raise; its exceptions are dropped.
+    """
+    inputs = list(inputs)
+
+    def passes(count: int) -> None:
+        for _ in range(count):
+            for value in inputs:
+                with contextlib.suppress(Exception):
+                    call(value)
+
+    passes(50)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        passes(times)
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+@contextlib.contextmanager
+def counted_fallbacks(
+    configure: Callable[[Callable[..., Any]], object], definition: Callable[..., Any]
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Count the calls a C extension hands back to its Python ``definition``.
+
+    :param configure: gives the extension the function it hands calls to.
+    :return: (as the context's value) the arguments of each call handed back;
+        the extension gets ``definition`` again on exit.
+    """
+    calls: list[tuple[Any, ...]] = []
+
+    def counting(*args: Any) -> Any:
+        calls.append(args)
+        return definition(*args)
+
+    configure(counting)
+    try:
+        yield calls
+    finally:
+        configure(definition)

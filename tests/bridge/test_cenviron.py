@@ -10,17 +10,15 @@ path leaks memory (``test_accel.py`` checks that it is built and used).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import sys
-import tracemalloc
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
-from bridge_harness import make_scope
+from bridge_harness import counted_fallbacks, make_scope, memory_growth
 
 from asgishift.bridge import _environ
 from asgishift.bridge._errors import BadRequest
@@ -49,19 +47,11 @@ def outcome(
 @pytest.fixture
 def fallbacks() -> Iterator[list[Any]]:
     """Count the scopes the C build hands to the Python definition, for one test."""
-    calls: list[Any] = []
-
-    def counting(scope: Mapping[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-        calls.append(scope)
-        return _environ.python_build_environ(scope, base)
-
-    _cenviron.configure(counting, _environ._environ_key, _environ._KEY_CACHE)
-    try:
+    with counted_fallbacks(
+        lambda build: _cenviron.configure(build, _environ._environ_key, _environ._KEY_CACHE),
+        _environ.python_build_environ,
+    ) as calls:
         yield calls
-    finally:
-        _cenviron.configure(
-            _environ.python_build_environ, _environ._environ_key, _environ._KEY_CACHE
-        )
 
 
 # (id, scope, whether the C build finishes it without the Python definition)
@@ -200,22 +190,7 @@ def test_generated_scopes_give_what_the_python_definition_gives() -> None:
 
 @needs_c
 def test_no_path_leaks_memory() -> None:
-    scopes = [case[1] for case in CASES]
     build = _cenviron.build_environ
-
-    def run(times: int) -> None:
-        for _ in range(times):
-            for scope in scopes:
-                with contextlib.suppress(Exception):
-                    build(scope, BASE)
-
-    run(50)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        run(2000)
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = memory_growth(lambda scope: build(scope, BASE), [case[1] for case in CASES], 2000)
     # Even one leaked str per call (about 50 bytes) would be 2000 * 50 bytes.
     assert grown < 32 * 1024, grown

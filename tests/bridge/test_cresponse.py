@@ -10,14 +10,13 @@ seen before does not reach Python at all, and that no path leaks memory.
 
 from __future__ import annotations
 
-import contextlib
 import random
-import tracemalloc
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from bridge_harness import counted_fallbacks, memory_growth
 
 from asgishift.bridge import _response
 from asgishift.bridge._errors import InvalidResponse
@@ -43,19 +42,11 @@ def outcome(build: Any, status: Any, headers: Any, method: Any) -> Any:
 @pytest.fixture
 def fallbacks() -> Iterator[list[Any]]:
     """Count the calls the C build hands to the Python definition, for one test."""
-    calls: list[Any] = []
-
-    def counting(status: object, headers: object, method: str) -> _response.ResponseStart:
-        calls.append(status)
-        return _response.python_encode_start(status, headers, method)
-
-    _cresponse.configure(counting, _response._STATUS_CACHE, _response._PAIR_CACHE)
-    try:
+    with counted_fallbacks(
+        lambda encode: _cresponse.configure(encode, _response._STATUS_CACHE, _response._PAIR_CACHE),
+        _response.python_encode_start,
+    ) as calls:
         yield calls
-    finally:
-        _cresponse.configure(
-            _response.python_encode_start, _response._STATUS_CACHE, _response._PAIR_CACHE
-        )
 
 
 class Text(str):
@@ -185,20 +176,6 @@ def test_generated_calls_give_what_the_python_definition_gives() -> None:
 def test_no_path_leaks_memory() -> None:
     calls = [case[1:4] for case in CASES if isinstance(case[2], (list, tuple))]
     encode = _cresponse.encode_start
-
-    def run(times: int) -> None:
-        for _ in range(times):
-            for status, headers, method in calls:
-                with contextlib.suppress(Exception):
-                    encode(status, headers, method)
-
-    run(50)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        run(5000)
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = memory_growth(lambda call: encode(*call), calls, 5000)
     # Even one leaked int per call (32 bytes) would be 5000 * 32 bytes.
     assert grown < 32 * 1024, grown

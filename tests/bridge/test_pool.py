@@ -175,21 +175,26 @@ def test_a_burst_of_blocking_jobs_reaches_every_thread() -> None:
     """Every thread of the pool runs at once when the jobs block (none waits behind another)."""
     workers = 6
     pool = WorkerPool(max_workers=workers, max_queue=0)
-    barrier = threading.Barrier(workers)
     for _ in range(2):  # the second round finds every thread idle
-        done = threading.Semaphore(0)
-
-        def meet(done: threading.Semaphore = done) -> None:
-            barrier.wait(DEADLINE)  # breaks (and the test fails) unless all run at once
-            done.release()
-
-        for _ in range(workers):
-            assert pool.submit(meet)
-        for _ in range(workers):
-            assert done.acquire(timeout=DEADLINE)
+        _all_at_once(pool, workers)
     assert pool.threads == workers
-    assert not barrier.broken
     pool.stop_threads()
+
+
+def _all_at_once(pool: WorkerPool, count: int) -> None:
+    """Run ``count`` jobs that each wait until all of them run (fails unless they can)."""
+    barrier = threading.Barrier(count)
+    done = threading.Semaphore(0)
+
+    def meet() -> None:
+        barrier.wait(DEADLINE)  # breaks (and the test fails) unless all run at once
+        done.release()
+
+    for _ in range(count):
+        assert pool.submit(meet)
+    for _ in range(count):
+        assert done.acquire(timeout=DEADLINE)
+    assert not barrier.broken
 
 
 def test_stopped_threads_still_run_the_jobs_queued_ahead() -> None:
@@ -238,17 +243,7 @@ def test_jobs_one_at_a_time_after_a_burst_stay_on_one_thread() -> None:
     """
     workers = 8
     pool = WorkerPool(max_workers=workers, max_queue=0, name="pool-test-hot")
-    barrier = threading.Barrier(workers)
-    done = threading.Semaphore(0)
-
-    def meet() -> None:
-        barrier.wait(DEADLINE)
-        done.release()
-
-    for _ in range(workers):
-        assert pool.submit(meet)
-    for _ in range(workers):
-        assert done.acquire(timeout=DEADLINE)
+    _all_at_once(pool, workers)
     assert pool.threads == workers
     names = _one_at_a_time(pool, 3 * workers)
     assert len(set(names)) == 1
