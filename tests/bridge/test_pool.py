@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -274,4 +275,24 @@ def test_a_queued_job_is_not_left_behind_by_a_thread_turning_hot() -> None:
         assert pool.submit(ran.set)  # waits behind the only thread
         gate.set()
         assert ran.wait(DEADLINE)
+    pool.stop_threads()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_pool_used_before_fork_runs_jobs_in_the_child() -> None:
+    """The parent's threads (its hot thread too) do not exist in a forked child."""
+    pool = WorkerPool(max_workers=2, max_queue=0, name="pool-test-fork")
+    _one_at_a_time(pool, 2)  # the parent now has a hot thread
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 3
+        try:
+            ran = threading.Event()
+            code = 0 if pool.submit(ran.set) and ran.wait(DEADLINE) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # 1: the job never ran
+    assert _one_at_a_time(pool, 1) == ["pool-test-fork-1"]  # the parent's pool is untouched
     pool.stop_threads()

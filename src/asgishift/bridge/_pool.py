@@ -21,8 +21,10 @@ is ever hot.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Final
 
@@ -43,6 +45,20 @@ class _HotSlot:
         self.lock = threading.Lock()
         self.lock.acquire()  # released once per job handed over
         self.job: Job | None = _EXIT
+
+
+#: Every live pool, reset in a child process after ``fork`` (see
+#: :meth:`WorkerPool._reset_after_fork`).
+_POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+
+def _reset_pools_after_fork() -> None:
+    for pool in list(_POOLS):
+        pool._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pools_after_fork)
 
 
 #: A job runs on a worker thread. It may return a follow-up callable, which the
@@ -80,6 +96,23 @@ class WorkerPool:
         self._idle_callbacks: list[Callable[[], object]] = []
         # The hot thread's slot while it waits for a job there, else None.
         self._hot: _HotSlot | None = None
+        _POOLS.add(self)
+
+    def _reset_after_fork(self) -> None:
+        """Forget the parent's threads, jobs and locks (in a child process after ``fork``).
+
+        Only the thread that forked survives in the child: a pool used before a
+        fork (a ``gunicorn --preload`` master that served a request, say) would
+        otherwise count threads that do not exist, hand jobs to a hot thread
+        that is gone, and never run them. The parent's jobs belong to the
+        parent's requests and are dropped; new jobs start new threads.
+        """
+        self._jobs = queue.SimpleQueue()
+        self._mutex = threading.Lock()
+        self._in_flight = 0
+        self._threads = []
+        self._idle_callbacks = []
+        self._hot = None
 
     @property
     def in_flight(self) -> int:
