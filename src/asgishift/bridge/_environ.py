@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from asgishift._types import Environ
-from asgishift.bridge._accel import EXTENSIONS
+from asgishift.bridge._accel import accelerated
 from asgishift.bridge._errors import BadRequest
 
 __all__ = [
@@ -202,25 +202,12 @@ def python_build_environ(scope: Mapping[str, Any], base: Environ) -> Environ:
     return environ
 
 
-def _accelerated() -> Callable[[Mapping[str, Any], Environ], Environ]:
-    """Return the C build of :func:`python_build_environ` if it is there, else the function.
-
-    ``_cenviron.c`` builds the same dict for the request servers send almost
-    every time (one value per header, a ``raw_path`` without ``%``, no
-    ``root_path``, a server address with a port) and calls
-    :func:`python_build_environ` for any other, so the Python code stays the one
-    definition of the rules (see :mod:`._accel`).
-    """
-    if not EXTENSIONS:
-        return python_build_environ
-    try:
-        from asgishift.bridge import _cenviron
-    except ImportError:
-        return python_build_environ
-    _cenviron.configure(python_build_environ, _environ_key, _KEY_CACHE)
-    return _cenviron.build_environ
-
-
 #: Build the PEP 3333 environ for an ASGI HTTP scope: :func:`python_build_environ`
-#: (its signature, errors and result), in C where the extension is built.
-build_environ: Callable[[Mapping[str, Any], Environ], Environ] = _accelerated()
+#: (its signature, errors and result). ``_cenviron.c`` builds the same dict for the
+#: request servers send almost every time (one value per header, a ``raw_path``
+#: without ``%``, no ``root_path``, a server address with a port) and hands any other
+#: scope to :func:`python_build_environ`, which stays the one definition of the
+#: rules; without the extension this is that function (see :mod:`._accel`).
+build_environ: Callable[[Mapping[str, Any], Environ], Environ] = accelerated(
+    "_cenviron", python_build_environ, _environ_key, _KEY_CACHE
+)

@@ -13,7 +13,7 @@ no job waited. It waits on a lock of its own, and the next job goes straight to
 it. Idle threads on the shared queue are woken first in, first out, so without
 it requests that come one at a time after a burst would rotate over every
 thread the burst started, each with its stack and frames gone from the CPU's
-caches: that cost Flask about 9-17 µs a request (``benchmarks/RESULTS.md``).
+caches: that cost Flask 6-10 µs a request (``benchmarks/after_burst.py``).
 A burst still spreads over the shared queue as before, since only one thread
 is ever hot.
 """

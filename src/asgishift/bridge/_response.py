@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from asgishift.bridge._accel import EXTENSIONS
+from asgishift.bridge._accel import accelerated
 from asgishift.bridge._errors import InvalidResponse
 
 __all__ = [
@@ -238,27 +238,15 @@ def python_encode_start(status: object, headers: object, method: str) -> Respons
     return code, encoded, has_body, content_length(encoded)
 
 
-def _accelerated() -> Callable[[object, object, str], ResponseStart]:
-    """Return the C build of :func:`python_encode_start` if it is there, else the function.
-
-    ``_cresponse.c`` checks nothing itself: it answers from the caches this
-    module fills once a status line or header pair has passed its checks, and
-    calls :func:`python_encode_start` for anything not in them, for HEAD and for
-    the statuses without a body (see :mod:`._accel`).
-    """
-    if not EXTENSIONS:
-        return python_encode_start
-    try:
-        from asgishift.bridge import _cresponse
-    except ImportError:
-        return python_encode_start
-    _cresponse.configure(python_encode_start, _STATUS_CACHE, _PAIR_CACHE)
-    return _cresponse.encode_start
-
-
-#: Check a ``start_response`` call and encode it: :func:`python_encode_start`
-#: (its signature, errors and result), in C where the extension is built.
-encode_start: Callable[[object, object, str], ResponseStart] = _accelerated()
+#: Check a ``start_response`` call and encode it: :func:`python_encode_start` (its
+#: signature, errors and result). ``_cresponse.c`` checks nothing itself: it answers
+#: from the caches this module fills once a status line or header pair has passed
+#: its checks, and hands anything not in them, HEAD and the statuses without a body
+#: to :func:`python_encode_start`; without the extension this is that function (see
+#: :mod:`._accel`).
+encode_start: Callable[[object, object, str], ResponseStart] = accelerated(
+    "_cresponse", python_encode_start, _STATUS_CACHE, _PAIR_CACHE
+)
 
 
 def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
