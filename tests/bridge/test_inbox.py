@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from time import monotonic
@@ -25,12 +26,25 @@ def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
     return [b"hi"]
 
 
+class NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop without ``add_reader``, as Windows' proactor loop is: the inbox falls back."""
+
+    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """Return a fresh loop: asyncio's selector loop (pipe wake-up) or uvloop (call_soon)."""
+    """Return a fresh loop of ``kind``.
+
+    ``asyncio`` (asyncio's selector loop) and ``uvloop`` get the inbox's pipe;
+    ``no-reader`` (:class:`NoReaderLoop`) gets ``call_soon_threadsafe``.
+    """
     if kind == "uvloop":
         uvloop = pytest.importorskip("uvloop")
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         return loop
+    if kind == "no-reader":
+        return NoReaderLoop()
     return asyncio.SelectorEventLoop()
 
 
@@ -43,7 +57,13 @@ def run_on(kind: str, coro: Coroutine[Any, Any, T]) -> T:
         loop.close()
 
 
-LOOPS = [pytest.param("asyncio", id="asyncio"), pytest.param("uvloop", id="uvloop")]
+LOOPS = [
+    pytest.param("asyncio", id="asyncio"),
+    pytest.param("uvloop", id="uvloop"),
+    pytest.param("no-reader", id="no-reader"),
+]
+#: The loops on which the inbox wakes the loop through its own pipe.
+PIPE_LOOPS = [pytest.param("asyncio", id="asyncio"), pytest.param("uvloop", id="uvloop")]
 
 
 class Recorder:
@@ -202,17 +222,76 @@ def test_posting_to_a_closed_loop_raises_and_leaves_no_drain_pending(kind: str) 
     assert inbox.scheduled is False
 
 
-def test_the_wake_up_pipe_is_closed_once_the_loop_is_closed_and_the_inbox_dropped() -> None:
-    loop = new_loop("asyncio")
+@pytest.mark.parametrize("kind", PIPE_LOOPS)
+def test_the_wake_up_pipe_is_closed_once_the_loop_is_closed_and_the_inbox_dropped(
+    kind: str,
+) -> None:
+    loop = new_loop(kind)
     inbox = Inbox(loop)
     finalizer = inbox._finalizer
-    assert finalizer is not None  # a selector loop gets the pipe
+    assert finalizer is not None  # a loop with add_reader gets the pipe
     del inbox
     gc.collect()
-    assert finalizer.alive  # the loop's selector still watches the pipe
+    assert finalizer.alive  # the loop still watches the pipe
     loop.close()
     gc.collect()
     assert not finalizer.alive
+
+
+def open_fds() -> int:
+    """Return how many file descriptors this process has open (Linux)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+@pytest.mark.parametrize(
+    ("kind", "pipe_fds", "threadsafe_calls"),
+    [
+        pytest.param("asyncio", 2, 0, id="asyncio"),
+        pytest.param("uvloop", 2, 0, id="uvloop"),
+        pytest.param("no-reader", 0, 1, id="no-reader"),
+    ],
+)
+def test_the_wake_up_is_a_pipe_where_the_loop_can_watch_one(
+    kind: str, pipe_fds: int, threadsafe_calls: int
+) -> None:
+    """uvloop too: its call_soon_threadsafe writes with the GIL held (see Inbox).
+
+    The loop's ``call_soon_threadsafe`` calls are counted (a subclass of the
+    loop's class); the pipe shows as two more open descriptors.
+    """
+    base: type[asyncio.AbstractEventLoop]
+    if kind == "uvloop":
+        base = pytest.importorskip("uvloop").Loop
+    else:
+        base = NoReaderLoop if kind == "no-reader" else asyncio.SelectorEventLoop
+    calls: list[str] = []
+
+    class CountingLoop(base):  # type: ignore[valid-type,misc]
+        def call_soon_threadsafe(self, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(getattr(callback, "__name__", repr(callback)))
+            return super().call_soon_threadsafe(callback, *args, **kwargs)
+
+    async def main() -> tuple[int, list[tuple[str, tuple[Any, ...]]]]:
+        before = open_fds()
+        inbox = Inbox(asyncio.get_running_loop())
+        opened = open_fds() - before
+        sink: list[tuple[str, tuple[Any, ...]]] = []
+        recorder = Recorder("r", sink, 1)
+        worker = threading.Thread(target=inbox.post, args=(recorder, ("item",)))
+        worker.start()
+        await asyncio.wait_for(recorder.all_in.wait(), DEADLINE)
+        worker.join(DEADLINE)
+        return opened, sink
+
+    loop = CountingLoop()
+    try:
+        opened, sink = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert sink == [("r", ("item",))]
+    assert opened == pipe_fds
+    assert calls.count("drain") == threadsafe_calls
 
 
 def test_requests_on_one_loop_share_an_inbox_and_a_new_loop_gets_its_own(

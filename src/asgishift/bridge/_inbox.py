@@ -49,15 +49,21 @@ class Inbox:
     ``deque.append``/``popleft`` are atomic, and a lost race on the flag only
     costs an extra drain.
 
-    On a pure-asyncio selector loop (POSIX) the wake-up is a byte on the
-    inbox's own non-blocking pipe, watched with ``loop.add_reader``: asyncio's
-    own self-pipe path allocates a handle per call and reads its socket until
-    ``EAGAIN`` (two ``recv`` calls and an exception per wake-up), which costs
-    about 2.5 µs more per round trip. The pipe's descriptors are closed when
-    the inbox is garbage-collected, which cannot happen while its loop's
-    selector still holds the reader, i.e. before the loop is closed. Other
-    loops (uvloop, whose ``call_soon_threadsafe`` is already cheap, Windows'
-    proactor) use ``call_soon_threadsafe``.
+    On POSIX the wake-up is a byte on the inbox's own non-blocking pipe,
+    watched with ``loop.add_reader``, on every loop that has it (asyncio's
+    selector loops, uvloop). ``os.write`` releases the GIL around the write, so
+    the loop thread it wakes finds the GIL free and runs at once. A wake-up
+    written with the GIL held, as uvloop's ``call_soon_threadsafe`` does it,
+    wakes a loop thread that must wait for the GIL the worker still holds: on
+    one core a sequential request then took six context switches instead of
+    two, and a Flask request 10-17 µs more (``benchmarks/RESULTS.md``,
+    "eleventh session"). On asyncio's own loop the pipe also avoids its
+    self-pipe path, which allocates a handle per call and reads its socket
+    until ``EAGAIN`` (two ``recv`` calls and an exception per wake-up). The
+    pipe's descriptors are closed when the inbox is garbage-collected, which
+    cannot happen while its loop still holds the reader, i.e. before the loop
+    is closed. A loop without ``add_reader`` (Windows' proactor loop raises
+    ``NotImplementedError``) gets ``call_soon_threadsafe``.
 
     Correctness does not need one inbox per loop (each drains its own
     deque); :class:`~asgishift.bridge.WSGIToASGI` keeps the last one it used
@@ -88,16 +94,27 @@ class Inbox:
         self._read_fd = -1
         self._write_fd = -1
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        if sys.platform != "win32" and isinstance(loop, asyncio.SelectorEventLoop):
-            read_fd, write_fd = os.pipe()
-            # Closed with the inbox; a finalizer holds no reference to it.
-            self._finalizer = weakref.finalize(self, _close_fds, read_fd, write_fd)
+        if sys.platform != "win32":
+            self._watch_pipe(loop)
+
+    def _watch_pipe(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make the wake-up pipe and watch it, unless ``loop`` has no ``add_reader``."""
+        read_fd, write_fd = os.pipe()
+        try:
             os.set_blocking(read_fd, False)
             # A full pipe must never block a worker: a wake-up is pending then.
             os.set_blocking(write_fd, False)
             loop.add_reader(read_fd, self._readable)
-            self._read_fd = read_fd
-            self._write_fd = write_fd
+        except NotImplementedError:
+            _close_fds(read_fd, write_fd)
+            return  # call_soon_threadsafe it is
+        except BaseException:
+            _close_fds(read_fd, write_fd)
+            raise
+        # Closed with the inbox; a finalizer holds no reference to it.
+        self._finalizer = weakref.finalize(self, _close_fds, read_fd, write_fd)
+        self._read_fd = read_fd
+        self._write_fd = write_fd
 
     def post(self, target: Wakeable, item: tuple[Any, ...]) -> None:
         """Queue ``item`` for ``target`` and wake the loop if needed (any thread).

@@ -11,8 +11,8 @@ the check on the hot path is one comparison.
 Work crosses from a WSGI thread to the loop through :meth:`LoopThread.call`, which
 posts to the bridge's :class:`~asgishift.bridge._inbox.Inbox`: while a wake-up of
 the loop is pending, further calls only append to a deque, so a burst of
-requests from many server threads costs one wake-up, and on asyncio's own loop
-that wake-up is a byte on the inbox's pipe rather than asyncio's self-pipe path.
+requests from many server threads costs one wake-up, and on POSIX that wake-up
+is a byte on the inbox's pipe, written with the GIL released (uvloop included).
 At process exit (``atexit``) the exit callbacks run on the loop (lifespan
 shutdown), then the loop stops and its thread is joined.
 """
