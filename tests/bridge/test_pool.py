@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -295,4 +296,32 @@ def test_a_pool_used_before_fork_runs_jobs_in_the_child() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0  # 1: the job never ran
     assert _one_at_a_time(pool, 1) == ["pool-test-fork-1"]  # the parent's pool is untouched
+    pool.stop_threads()
+
+
+def test_a_burst_wakes_one_idle_thread_at_a_time() -> None:
+    """Jobs submitted while an idle thread is on its way wait for it (or a running thread).
+
+    Waking an idle thread per job costs two context switches per job when the
+    jobs are short; Python 3.13's ``queue.SimpleQueue`` hands each item to a
+    sleeping getter, which made a burst of 50 requests twice as dear. The
+    switch interval is raised so that the woken thread cannot take the GIL
+    while this thread submits.
+    """
+    idle = 4
+    pool = WorkerPool(max_workers=2 * idle, max_queue=10, name="pool-test-burst")
+    _all_at_once(pool, idle)  # four threads, all idle now
+    done = threading.Semaphore(0)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        for _ in range(6):
+            assert pool.submit(done.release)
+        after_burst = (len(pool._idle), len(pool._backlog), pool.threads)
+    finally:
+        sys.setswitchinterval(interval)
+    for _ in range(6):
+        assert done.acquire(timeout=DEADLINE)
+    # One idle thread woken with the first job, five jobs waiting, no thread started.
+    assert after_burst == (idle - 1, 5, idle)
     pool.stop_threads()

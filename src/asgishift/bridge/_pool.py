@@ -4,52 +4,67 @@ Strategy: :class:`concurrent.futures.ThreadPoolExecutor` allocates a Future
 (with its own Condition) per call and has no queue bound. The bridge needs
 neither result objects nor cancellation, only "run this callable on some
 thread, or tell me right away that there is no room". So jobs are plain
-zero-argument callables put on one :class:`queue.SimpleQueue` (implemented in
-C) that idle workers block on; one lock guards the counters. Threads start
+zero-argument callables, and one lock guards the pool's state. Threads start
 lazily, one per job that finds no idle worker, up to ``max_workers``.
 
-One idle thread is kept apart: the *hot* thread, the last one to finish while
-no job waited. It waits on a lock of its own, and the next job goes straight to
-it. Idle threads on the shared queue are woken first in, first out, so without
-it requests that come one at a time after a burst would rotate over every
-thread the burst started, each with its stack and frames gone from the CPU's
-caches: that cost Flask 6-10 µs a request (``benchmarks/after_burst.py``).
-A burst still spreads over the shared queue as before, since only one thread
-is ever hot.
+Idle threads form a stack, each waiting on a lock of its own, and a job goes
+to the thread that became idle last. Jobs that find no idle thread wait in a
+first in, first out backlog, which finishing threads drain before they go idle.
+
+At most one idle thread is on its way to a job at any time (the *waking*
+thread); a job submitted meanwhile waits in the backlog, and the waking thread,
+once it runs, wakes the next idle thread if jobs still wait. Threads that are
+running take those jobs as they finish, without sleeping and waking. This is
+what :class:`queue.SimpleQueue` did for the pool up to Python 3.12 (a getter
+that took an item woke the next one); from 3.13 it hands each item to a
+sleeping getter, and 50 requests at once then cost ten times the context
+switches and 1.5 times the bridge's time per request (``benchmarks/RESULTS.md``).
+
+Two costs are avoided this way. Idle threads woken first in, first out, as
+the kernel wakes waiters on one shared queue, make requests that come one at a
+time after a burst rotate over every thread the burst started, each with its
+stack and frames gone from the CPU's caches (Flask paid 6-10 µs a request,
+``benchmarks/after_burst.py``); and waking a thread per job makes a burst of
+short jobs pay two context switches each.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
-from typing import Final
 
 __all__ = ["WorkerPool"]
 
 logger = logging.getLogger("asgishift.bridge")
 
-#: What the hot thread is handed to exit instead of running a job.
-_EXIT: Final = None
 
+class _Slot:
+    """An idle thread's hand-off: the lock it waits on and the job it is given."""
 
-class _HotSlot:
-    """The hot thread's hand-off: a lock it waits on and the job it is given."""
-
-    __slots__ = ("job", "lock")
+    __slots__ = ("exit", "job", "lock")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.lock.acquire()  # released once per job handed over
-        self.job: Job | None = _EXIT
+        self.job: Job | None = None
+        self.exit = False  # set with the release that tells the thread to end
 
 
 #: Every live pool, reset in a child process after ``fork`` (see
 #: :meth:`WorkerPool._reset_after_fork`).
 _POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+
+def _set_off(helper: _Slot | threading.Thread) -> None:
+    """Wake the idle thread of ``helper``'s slot, or start ``helper`` (mutex not held)."""
+    if isinstance(helper, _Slot):
+        helper.lock.release()
+    else:
+        helper.start()
 
 
 def _reset_pools_after_fork() -> None:
@@ -87,32 +102,33 @@ class WorkerPool:
         self.max_queue = max_queue
         self._name = name
         self._capacity = max_workers + max_queue
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._mutex = threading.Lock()
+        self._reset_state()
+        self._closing = False
+        self._started = 0  # threads ever started (numbers their names)
+        _POOLS.add(self)
+
+    def _reset_state(self) -> None:
+        """Set the state of a pool with no thread and no job (the mutex is not held)."""
+        self._backlog: deque[Job] = deque()  # jobs no thread has taken yet, oldest first
+        self._idle: list[_Slot] = []  # idle threads' slots; the last went idle last
+        self._waking = False  # an idle thread was handed a job and has not run it yet
         self._in_flight = 0
         self._threads: list[threading.Thread] = []
-        self._started = 0
-        self._closing = False
+        self._generation = 0  # stop_threads() ends the threads of earlier generations
         self._idle_callbacks: list[Callable[[], object]] = []
-        # The hot thread's slot while it waits for a job there, else None.
-        self._hot: _HotSlot | None = None
-        _POOLS.add(self)
 
     def _reset_after_fork(self) -> None:
         """Forget the parent's threads, jobs and locks (in a child process after ``fork``).
 
         Only the thread that forked survives in the child: a pool used before a
         fork (a ``gunicorn --preload`` master that served a request, say) would
-        otherwise count threads that do not exist, hand jobs to a hot thread
-        that is gone, and never run them. The parent's jobs belong to the
+        otherwise count threads that do not exist, hand jobs to idle threads
+        that are gone, and never run them. The parent's jobs belong to the
         parent's requests and are dropped; new jobs start new threads.
         """
-        self._jobs = queue.SimpleQueue()
         self._mutex = threading.Lock()
-        self._in_flight = 0
-        self._threads = []
-        self._idle_callbacks = []
-        self._hot = None
+        self._reset_state()
 
     @property
     def in_flight(self) -> int:
@@ -150,46 +166,105 @@ class WorkerPool:
         :return: ``True`` if scheduled; ``False`` if ``max_workers`` jobs run
             and ``max_queue`` already wait, or the pool is closing.
         """
-        thread = None
+        slot: _Slot | None = None
+        helper: _Slot | threading.Thread | None = None
         with self._mutex:
             if self._closing or self._in_flight >= self._capacity:
                 return False
             self._in_flight += 1
-            hot = self._hot
-            if hot is not None:
-                self._hot = None
+            idle = self._idle
+            if idle and not self._waking and not self._backlog:
+                # The common case, spelled out: the last idle thread takes it.
+                slot = idle.pop()
+                slot.job = job
+                self._waking = True
             else:
-                # Put under the lock: a finishing thread decides under it
-                # whether a job waits before it becomes the hot thread.
-                self._jobs.put(job)
-                # More jobs than threads means none is idle: start one if allowed.
-                if self._in_flight > len(self._threads) and len(self._threads) < self.max_workers:
-                    self._started += 1
-                    thread = threading.Thread(
-                        target=self._work, name=f"{self._name}-{self._started}", daemon=True
-                    )
-                    self._threads.append(thread)
-        if hot is not None:
-            hot.job = job
-            hot.lock.release()
-        elif thread is not None:
-            thread.start()
+                self._backlog.append(job)
+                helper = self._helper()
+        if slot is not None:
+            slot.lock.release()
+        elif helper is not None:
+            _set_off(helper)
         return True
 
-    def _work(self) -> None:
-        """Run jobs until a ``None`` sentinel arrives (the body of each worker thread).
+    def _helper(self) -> _Slot | threading.Thread | None:
+        """Find a thread for the waiting jobs, unless one is on its way (mutex held).
 
-        A thread that finishes while no job waits becomes the hot thread if
-        there is none (see the module's docstring) and waits on its own slot.
+        :return: the slot of the idle thread that went idle last, now marked
+            waking (the caller releases its lock once it has let go of the
+            mutex; the thread takes the oldest waiting job when it runs, if a
+            running thread has not taken it first); else a new thread to start,
+            if the pool may have one more and has more jobs than threads; else
+            ``None``: a thread on its way, or a running one as it finishes,
+            takes the job.
         """
-        jobs = self._jobs
-        get = jobs.get
+        if not self._backlog:
+            return None
+        if self._idle:
+            if self._waking:
+                return None  # the waking thread calls this again once it runs
+            self._waking = True
+            return self._idle.pop()
+        if len(self._threads) < self.max_workers and self._in_flight > len(self._threads):
+            self._started += 1
+            thread = threading.Thread(
+                target=self._work,
+                args=(self._generation,),
+                name=f"{self._name}-{self._started}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            return thread
+        return None
+
+    def _next(self, slot: _Slot, generation: int) -> tuple[Job | None, bool]:
+        """Give a thread without a job the oldest waiting one (mutex held).
+
+        :return: the job, or ``None`` when none waits: the thread is then idle
+            (its ``slot`` is on the stack), or ends (``True``) if
+            :meth:`stop_threads` ended its ``generation``.
+        """
+        backlog = self._backlog
+        if backlog:
+            return backlog.popleft(), False
+        if generation != self._generation:
+            return None, True
+        self._idle.append(slot)
+        return None, False
+
+    def _work(self, generation: int) -> None:
+        """Run jobs until the pool ends this thread's ``generation`` (each worker thread's body).
+
+        :param generation: the pool's generation when the thread started.
+        """
         mutex = self._mutex
-        slot = _HotSlot()
-        job = get()
+        slot = _Slot()
+        with mutex:
+            job, retire = self._next(slot, generation)
+            helper = self._helper()
         while True:
+            if helper is not None:
+                _set_off(helper)
+                helper = None
             if job is None:
-                return
+                if retire:
+                    return
+                slot.lock.acquire()  # submit(), _helper() or stop_threads() hands it over
+                if slot.exit:
+                    return
+                job = slot.job  # None: woken to take a waiting job
+                slot.job = None
+                # No mutex: whoever adds to the backlog reads this flag after the
+                # append, and this thread reads the backlog after the clear, so one
+                # of the two sees the other and no waiting job is left without a
+                # thread on its way.
+                self._waking = False
+                if job is None or self._backlog:
+                    with mutex:
+                        if job is None:
+                            job, retire = self._next(slot, generation)
+                        helper = self._helper()
+                    continue
             after = None
             try:
                 after = job()
@@ -201,9 +276,9 @@ class WorkerPool:
                 callbacks = self._idle_callbacks if self._in_flight == 0 else None
                 if callbacks:
                     self._idle_callbacks = []
-                hot = self._hot is None and jobs.empty()
-                if hot:
-                    self._hot = slot
+                job, retire = self._next(slot, generation)
+                if job is not None:
+                    helper = self._helper()
             if after is not None:
                 try:
                     after()
@@ -212,12 +287,6 @@ class WorkerPool:
                 after = None
             if callbacks:
                 self._call(callbacks)
-            if hot:
-                slot.lock.acquire()  # submit() or stop_threads() hands a job over
-                job = slot.job
-                slot.job = _EXIT
-            else:
-                job = get()
 
     @staticmethod
     def _call(callbacks: list[Callable[[], object]]) -> None:
@@ -251,21 +320,17 @@ class WorkerPool:
             self._closing = False
 
     def stop_threads(self) -> None:
-        """Let every idle worker thread exit once the queue ahead of it is done.
+        """End every worker thread: idle ones now, busy ones once no job waits for them.
 
-        New jobs start fresh threads, so this is safe to call at any time.
+        Jobs already submitted still run (the threads that finish take them
+        before they end); new jobs start fresh threads, so this is safe to call
+        at any time.
         """
         with self._mutex:
-            count = len(self._threads)
+            self._generation += 1
             self._threads = []
-            hot = self._hot
-            self._hot = None
-            if hot is not None:
-                count -= 1
-            # Under the lock: a thread finishing now sees them and does not
-            # become the hot thread.
-            for _ in range(count):
-                self._jobs.put(None)
-        if hot is not None:
-            hot.job = _EXIT
-            hot.lock.release()
+            idle = self._idle
+            self._idle = []
+        for slot in idle:
+            slot.exit = True
+            slot.lock.release()
