@@ -112,7 +112,7 @@ class WorkerPool:
         """Set the state of a pool with no thread and no job (the mutex is not held)."""
         self._backlog: deque[Job] = deque()  # jobs no thread has taken yet, oldest first
         self._idle: list[_Slot] = []  # idle threads' slots; the last went idle last
-        self._waking = False  # an idle thread was handed a job and has not run it yet
+        self._waking = False  # an idle thread was woken and has not run yet
         self._in_flight = 0
         self._threads: list[threading.Thread] = []
         self._generation = 0  # stop_threads() ends the threads of earlier generations
