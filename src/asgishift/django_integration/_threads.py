@@ -6,13 +6,12 @@ asleep on its own queue, and the loop cannot hand a finished thread the next
 request's work: under load that costs about one more context switch per
 request (2.1 against 0.9 for ``WSGIToASGI``, measured with
 ``benchmarks/django_inprocess_bench.py``). :class:`HopThreads` keeps
-``max_threads`` long-lived threads blocked on one
-:class:`queue.SimpleQueue`, as the bridge's worker pool does, so a thread
-that finishes a request takes the next queued one without sleeping (it is
-the bridge's :class:`~asgishift.bridge._pool.WorkerPool` with an unbounded
-queue). Threads start lazily, one per job that finds no idle thread, and live
-until :meth:`HopThreads.shutdown`, so each keeps its database connection
-(``CONN_MAX_AGE``).
+``max_threads`` long-lived threads in the bridge's
+:class:`~asgishift.bridge._pool.WorkerPool` with an unbounded queue: a thread
+that finishes a request takes the next queued one without sleeping, and idle
+threads are woken one at a time. Threads start lazily, one per job that finds
+no idle thread, and live until :meth:`HopThreads.shutdown`, so each keeps its
+database connection (``CONN_MAX_AGE``).
 
 A request that needs its thread again after the hop (a streaming response,
 iterated and closed from the loop with ``sync_to_async(thread_sensitive=True)``)
