@@ -325,3 +325,46 @@ def test_a_burst_wakes_one_idle_thread_at_a_time() -> None:
     # One idle thread woken with the first job, five jobs waiting, no thread started.
     assert after_burst == (idle - 1, 5, idle)
     pool.stop_threads()
+
+
+@pytest.mark.parametrize("submitters", [1, 4])
+def test_every_job_of_many_short_bursts_runs(submitters: int) -> None:
+    """No job waits for ever, whatever the order of submits, wake-ups and finishing threads.
+
+    Bursts of jobs, some of which block for a moment, from one or several
+    threads, the pool idle between bursts: a job left in the backlog with every
+    thread idle and none on its way would never run, and the test would fail on
+    the first such job.
+    """
+    pool = WorkerPool(max_workers=6, max_queue=10_000, name="pool-test-stress")
+    per_submitter = 600
+    done = threading.Semaphore(0)
+    pause = threading.Event()  # never set: wait() is a short sleep that drops the GIL
+
+    def short() -> None:
+        done.release()
+
+    def blocking() -> None:
+        pause.wait(0.0005)
+        done.release()
+
+    def submit_all(seed: int) -> None:
+        for index in range(per_submitter):
+            assert pool.submit(blocking if (index * 7 + seed) % 11 == 0 else short)
+            if index % 50 == 49:  # let every thread go idle between bursts
+                idle = threading.Event()
+                pool.when_idle(idle.set)
+                assert idle.wait(DEADLINE)
+
+    threads = [threading.Thread(target=submit_all, args=(seed,)) for seed in range(submitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    for _ in range(submitters * per_submitter):
+        assert done.acquire(timeout=DEADLINE)
+    idle = threading.Event()
+    pool.when_idle(idle.set)
+    assert idle.wait(DEADLINE)
+    assert pool.in_flight == 0
+    pool.stop_threads()
