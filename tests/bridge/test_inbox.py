@@ -29,8 +29,16 @@ def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
 class NoReaderLoop(asyncio.SelectorEventLoop):
     """A loop without ``add_reader``, as Windows' proactor loop is: the inbox falls back."""
 
+    refusal: type[Exception] = NotImplementedError  # what add_reader raises
+
     def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:  # type: ignore[override]
-        raise NotImplementedError
+        raise self.refusal
+
+
+class RefusingReaderLoop(NoReaderLoop):
+    """A loop of another library whose ``add_reader`` refuses with some other error."""
+
+    refusal = RuntimeError
 
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -250,6 +258,7 @@ def open_fds() -> int:
         pytest.param("asyncio", 2, 0, id="asyncio"),
         pytest.param("uvloop", 2, 0, id="uvloop"),
         pytest.param("no-reader", 0, 1, id="no-reader"),
+        pytest.param("refusing-reader", 0, 1, id="refusing-reader"),
     ],
 )
 def test_the_wake_up_is_a_pipe_where_the_loop_can_watch_one(
@@ -264,7 +273,8 @@ def test_the_wake_up_is_a_pipe_where_the_loop_can_watch_one(
     if kind == "uvloop":
         base = pytest.importorskip("uvloop").Loop
     else:
-        base = NoReaderLoop if kind == "no-reader" else asyncio.SelectorEventLoop
+        bases = {"no-reader": NoReaderLoop, "refusing-reader": RefusingReaderLoop}
+        base = bases.get(kind, asyncio.SelectorEventLoop)
     calls: list[str] = []
 
     class CountingLoop(base):  # type: ignore[valid-type,misc]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import weakref
@@ -20,6 +21,8 @@ from time import monotonic
 from typing import Any, Final, Protocol
 
 __all__ = ["SPACED_AFTER", "Inbox", "Wakeable"]
+
+logger = logging.getLogger("asgishift.bridge")
 
 #: Seconds a job must have held its worker thread for :meth:`Inbox.post_finished`
 #: to deliver its end spaced out: such a job waited on something other than
@@ -98,16 +101,24 @@ class Inbox:
             self._watch_pipe(loop)
 
     def _watch_pipe(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Make the wake-up pipe and watch it, unless ``loop`` has no ``add_reader``."""
+        """Make the wake-up pipe and watch it, unless ``loop`` cannot watch it.
+
+        A loop whose ``add_reader`` raises (``NotImplementedError`` on the
+        proactor loop; whatever a loop of another library raises) keeps
+        ``call_soon_threadsafe``.
+        """
         read_fd, write_fd = os.pipe()
         try:
             os.set_blocking(read_fd, False)
             # A full pipe must never block a worker: a wake-up is pending then.
             os.set_blocking(write_fd, False)
             loop.add_reader(read_fd, self._readable)
-        except NotImplementedError:
+        except Exception as exc:
             _close_fds(read_fd, write_fd)
-            return  # call_soon_threadsafe it is
+            logger.debug(
+                "%r cannot watch a pipe (%r): waking it with call_soon_threadsafe", loop, exc
+            )
+            return
         except BaseException:
             _close_fds(read_fd, write_fd)
             raise
