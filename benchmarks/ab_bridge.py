@@ -22,6 +22,11 @@ spend (the direct call and a2wsgi are timed the same way).
 request instead of timing: an exact figure, free of the machine's noise, for
 changes too small to time (the "us" columns then hold calls).
 
+Both bridges' worker pools live in this one process, each with its threads. For
+a change to how the pool wakes or keeps its threads, that mixes the two: time
+each side in a process of its own as well (``benchmarks/RESULTS.md``, "Python
+3.13: the pool's threads woken one per job").
+
 Run from the repository root: ``.venv/bin/python benchmarks/ab_bridge.py --baseline main``.
 """
 
