@@ -53,6 +53,19 @@ def test_failure_after_the_response_started_drops_the_connection(breaker: LiveSe
     breaker.wait_for_log(r"raised RuntimeError while serving GET /fail-midway")
 
 
+def test_an_app_that_raises_after_its_response_keeps_that_response(breaker: LiveServer) -> None:
+    response = httpx.get(f"{breaker.url}/complete-then-raise", timeout=DEADLINE)
+    assert (response.status_code, response.text) == (500, "the app's own error page")
+    breaker.wait_for_log(r"GET /complete-then-raise \(after the response was complete")
+
+
+def test_hop_by_hop_headers_are_left_out(breaker: LiveServer) -> None:
+    # wsgiref refuses a WSGI app's hop-by-hop headers with a 500 of its own.
+    response = httpx.get(f"{breaker.url}/hop-by-hop", timeout=DEADLINE)
+    assert (response.status_code, response.text) == (200, "fine")
+    assert "keep-alive" not in response.headers
+
+
 def test_app_without_lifespan_support_serves(breaker: LiveServer) -> None:
     response = httpx.get(f"{breaker.url}/", timeout=DEADLINE)
     assert (response.status_code, response.text) == (200, "fine")

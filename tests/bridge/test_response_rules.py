@@ -127,6 +127,10 @@ def test_encode_headers_checks_pairs_it_has_not_seen(headers: Any) -> None:
         ([(b"content-type", b"text/plain")], [("content-type", "text/plain")]),
         ([(b"x-a", "é".encode("latin-1"))], [("x-a", "é")]),
         ([], []),
+        # PEP 3333 forbids an application to send hop-by-hop headers: left out.
+        ([(b"connection", b"close"), (b"x-a", b"1")], [("x-a", "1")]),
+        ([(b"Transfer-Encoding", b"chunked"), (b"Keep-Alive", b"timeout=5")], []),
+        ([(b"upgrade", b"h2c"), (b"te", b"trailers"), (b"trailers", b"x")], []),
     ],
 )
 def test_decode_headers(

@@ -22,6 +22,7 @@ event, answered by :meth:`LoopSide.resume`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import os
@@ -36,6 +37,7 @@ from asgishift.bridge._asgi_events import (
     PHASE_DONE,
     PHASE_START,
     RULES,
+    Phase,
     ProtocolViolation,
     advance,
     body_bytes,
@@ -69,6 +71,13 @@ FAIL = 6  #: (FAIL,): the app failed (logged); 500, or abort a started response
 DONE = 7  #: (DONE,): the app's task has ended; always the last event
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+
+#: How the log line of an app that raised says how far its response had come.
+_WHEN: Final[dict[Phase, str]] = {
+    Phase.START: "",
+    Phase.BODY: " (after the response started; the connection is dropped)",
+    Phase.DONE: " (after the response was complete; the client has it)",
+}
 
 #: Python 3.12+ can start a task eagerly (``asyncio.Task(..., eager_start=True)``).
 _EAGER = sys.version_info >= (3, 12)
@@ -121,9 +130,9 @@ class LoopSide:
     __slots__ = (
         "_batch",
         "_body_allowed",
-        "_first",
         "_grace_handle",
         "_loop",
+        "_pending",
         "_reader",
         "_resumer",
         "_unacked",
@@ -153,7 +162,9 @@ class LoopSide:
         self.app = app
         self.scope = scope
         self.outbox = outbox
-        self._first = first
+        # The next message for receive(): the first, read up front, or one whose
+        # receive() was cancelled before it arrived.
+        self._pending = first
         self.send_buffer = send_buffer
         self.disconnect_grace = disconnect_grace
         self.phase = PHASE_START
@@ -187,6 +198,10 @@ class LoopSide:
         reader, self._reader = self._reader, None
         if reader is not None and not reader.done():
             reader.set_result(message)
+        elif message["type"] == "http.request":
+            # Its receive() was cancelled: keep the chunk for the next call, so no
+            # body bytes are lost to an app that reads with a timeout.
+            self._pending = message
         if message["type"] == "http.disconnect":
             self._disconnect()
 
@@ -219,17 +234,32 @@ class LoopSide:
             # The client is gone or the response is complete: nothing more to read
             # (ASGI HTTP spec, "Disconnected Client"), even a body read up front.
             return _DISCONNECT
-        first = self._first
-        if first is not None:
-            self._first = None
-            return first
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            return pending
         future: asyncio.Future[Message] = self._loop.create_future()
-        if self._reader is None and self.body is BODY_PENDING:
+        reader = self._reader
+        if reader is None and self.body is BODY_PENDING:
             self._reader = future
             self._batch.append((READ,))
             self.flush()
+        elif reader is not None and reader.done():
+            # The last receive() gave up (a timeout cancelled it) before its READ
+            # was answered: the answer on its way is this call's.
+            self._reader = future
         else:
-            self._waiters.append(future)
+            # Nothing more to read: wait for the disconnect (the response ends, or
+            # the client goes). A caller that gives up is forgotten, so a stream
+            # that polls for disconnects holds no future per poll.
+            waiters = self._waiters
+            waiters.append(future)
+            try:
+                return await future
+            finally:
+                if not future.done() or future.cancelled():
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(future)
         return await future
 
     async def send(self, message: Message) -> None:
@@ -280,14 +310,19 @@ class LoopSide:
 
     def _zerocopy(self, message: Message) -> tuple[Any, ...]:
         file = message.get("file")
+        offset = message.get("offset")
         try:
             fd = file if isinstance(file, int) else file.fileno()  # type: ignore[union-attr]
+            if offset is None:
+                # ASGI zero-copy extension: without an offset, the file is read from
+                # its current position.
+                offset = os.lseek(fd, 0, os.SEEK_CUR)
             # The app may close its file once send() returns; the WSGI thread reads a copy.
             fd = os.dup(fd)
         except (AttributeError, OSError, TypeError) as exc:
             raise ProtocolViolation("body", f"zerocopysend file {file!r}") from exc
         count = message.get("count")
-        return (FILE, None, fd, int(message.get("offset") or 0), None if count is None else count)
+        return (FILE, None, fd, int(offset), None if count is None else count)
 
     # --- internals ------------------------------------------------------------------
     def flush(self) -> None:
@@ -342,7 +377,7 @@ class LoopSide:
                     type(exc).__name__,
                     self.scope["method"],
                     self.scope["path"],
-                    "" if self.phase is PHASE_START else " (after the response started)",
+                    _WHEN[self.phase],
                     exc_info=exc,
                 )
         finally:
@@ -374,7 +409,10 @@ class LoopSide:
         if self._grace_handle is not None:
             self._grace_handle.cancel()
             self._grace_handle = None
-        if failed:
+        if failed and (violation is not None or self.phase is not PHASE_DONE):
+            # An app that raises once its response is complete (Starlette re-raises
+            # after its error handler answered) keeps that response: only its log
+            # line tells. A broken rule is a 500 whenever it can still be one.
             self._batch.append((FAIL,))
         self._batch.append((DONE,))
         self._disconnect()

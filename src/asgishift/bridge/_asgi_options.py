@@ -51,7 +51,12 @@ class ASGIToWSGIOptions:
     loop: LoopKind = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("disconnect_grace", "background_timeout", "startup_timeout"):
+        for name in (
+            "disconnect_grace",
+            "background_timeout",
+            "startup_timeout",
+            "shutdown_timeout",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"ASGIToWSGIOptions.{name} must be >= 0 seconds")
         if self.response_timeout is not None and self.response_timeout <= 0:

@@ -153,7 +153,7 @@ class WSGISide:
         while pos < len(batch):
             event = batch[pos]
             kind = event[0]
-            if kind == BODY:
+            if kind == BODY and file is None:
                 chunks.append(event[1])
             elif kind == END:
                 self.body = BODY_ENDED
@@ -164,7 +164,9 @@ class WSGISide:
             elif kind == FILE and not chunks and file is None:
                 file = event
             else:
-                break  # READ, ACK, or a second file: handled while iterating
+                # READ, ACK, a second file, or body after a file: the iterable takes
+                # them in order once the file is sent.
+                break
             pos += 1
         self._batch, self._pos = batch, pos
         if self.body is BODY_FAILED:

@@ -26,13 +26,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from asgishift.bridge._accel import accelerated
 from asgishift.bridge._errors import InvalidResponse
 
 __all__ = [
     "CONNECTION_CLOSE",
+    "HOP_BY_HOP",
     "NO_BODY_STATUSES",
     "body_allowed",
     "check_status",
@@ -68,6 +69,21 @@ _NAME_CACHE: dict[str, bytes] = {}
 #: responses repeat the same few pairs (``Content-Type``, small
 #: ``Content-Length`` values), so one lookup replaces the checks and encodings.
 _PAIR_CACHE: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+#: Header names a PEP 3333 application must not send ("Other HTTP Features"): the
+#: hop-by-hop headers of RFC 2616 section 13.5.1, which PEP 3333 refers to (lower case).
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 
 #: A checked ASGI ``(name, value)`` tuple of ``bytes`` -> its PEP 3333 pair of
 #: ``str``: the same shortcut in the other direction, for ``decode_headers``.
@@ -252,6 +268,11 @@ encode_start: Callable[[object, object, str], ResponseStart] = accelerated(
 def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     """Turn ASGI response headers into PEP 3333 ``(str, str)`` tuples (latin-1).
 
+    Hop-by-hop headers (:data:`HOP_BY_HOP`: ``Connection``, ``Transfer-Encoding``
+    ...) are left out: PEP 3333 ("Other HTTP Features") forbids a WSGI
+    application to send them, strict servers (``wsgiref``) refuse the response,
+    and the connection is the WSGI server's to manage.
+
     :param headers: the ``headers`` of an ``http.response.start`` message
         (byte pairs; ASGI HTTP spec).
     :raise InvalidResponse: for an item that is not a pair of bytes, a name
@@ -282,6 +303,8 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
             raise InvalidResponse(
                 f"response header {text_name!r} contains CR, LF or NUL: {text_value!r}"
             )
+        if text_name.lower() in HOP_BY_HOP:
+            continue  # never cached: the cache holds pairs that are sent
         pair = (text_name, text_value)
         _keep(pairs, item, bytes, pair)
         out.append(pair)

@@ -354,6 +354,15 @@ async def rule_breaker(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
         await asyncio.sleep(0.01)  # the bridge has handed "part" to the server by now
         raise RuntimeError("failed after the response started")
+    elif path == "/complete-then-raise":
+        # Starlette's ServerErrorMiddleware: the error handler's page, then a re-raise.
+        await send({**start, "status": 500})
+        await send({"type": "http.response.body", "body": b"the app's own error page"})
+        raise RuntimeError("re-raised after the error page went out")
+    elif path == "/hop-by-hop":
+        hop = [(b"connection", b"close"), (b"keep-alive", b"timeout=5")]
+        await send({**start, "headers": [*hop, *start["headers"]]})
+        await send({"type": "http.response.body", "body": b"fine"})
     else:
         await send(start)
         await send({"type": "http.response.body", "body": b"fine"})
