@@ -261,6 +261,26 @@ def test_namespace_packages_are_reached_by_their_dotted_import_name(tmp_path: Pa
     ]
 
 
+@pytest.mark.parametrize("blocking", ["nsa", "nsb"])
+def test_namespace_packages_with_the_same_module_name_stay_apart(
+    tmp_path: Path, blocking: str
+) -> None:
+    # nsa/ and nsb/ have no __init__.py: nsa.util and nsb.util are two
+    # modules, though both files are named util.py.
+    quiet = "nsb" if blocking == "nsa" else "nsa"
+    _write(tmp_path / quiet / "util.py", "def helper():\n    return 1\n")
+    _write(tmp_path / blocking / "util.py", "import time\n\n\ndef helper():\n    time.sleep(1)\n")
+    for name, package in (("views", blocking), ("other", quiet)):
+        _write(
+            tmp_path / "app" / f"{name}.py",
+            f"from {package}.util import helper\n\n\nasync def {name}():\n    helper()\n",
+        )
+    result = _run(tmp_path)
+    assert [(f.path, f.line, f.chain[0].path, f.chain[-1].function) for f in result.findings] == [
+        (f"{blocking}/util.py", 5, "app/views.py", f"{blocking}.util.helper")
+    ]
+
+
 def test_unchanged_tree_reuses_the_last_run_without_linking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

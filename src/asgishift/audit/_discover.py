@@ -50,12 +50,16 @@ class SourceFile:
 
     :param abspath: absolute path (as walked; may go through a symlink).
     :param rel: path relative to the root, POSIX separators.
-    :param module: dotted module name derived from the package layout.
+    :param module: dotted module name, as Python imports it with the root
+        (or the nearest ``src`` directory above the file) on ``sys.path``:
+        directories without an ``__init__.py`` between them are namespace
+        packages (PEP 420), so ``nsb/util.py`` is ``nsb.util`` and
+        ``src/ns/mod.py`` is ``ns.mod``. Two files share a name only when a
+        directory whose name is no identifier separates them from the root.
     :param is_package: the file is an ``__init__.py``.
-    :param names: other dotted names the module is importable by, through
-        directories without an ``__init__.py`` between it and the root
-        (namespace packages, PEP 420): ``src/ns/mod.py`` is ``mod``, and
-        also ``ns.mod`` and ``src.ns.mod``.
+    :param names: other dotted names the module is importable by, with
+        another of those directories on ``sys.path`` (a script's or a test's
+        own directory): ``src/ns/mod.py`` is also ``mod`` and ``src.ns.mod``.
     """
 
     abspath: str
@@ -256,11 +260,12 @@ def discover(
         is_package = stem == "__init__"
         packages, outers = layout(directory)
         parts = [*packages] if is_package else [*packages, stem]
-        module = ".".join(p for p in parts if p) or stem
-        names: list[str] = []
+        names = [".".join(p for p in parts if p) or stem]
         for outer in outers:
             parts.insert(0, outer)
             names.append(".".join(p for p in parts if p))
+        # Imported from the nearest ``src`` directory above, else the root.
+        module = names.pop(outers.index("src") if "src" in outers else len(outers))
         found = SourceFile(path, rel, module, is_package, tuple(names))
         result.files.append(found)
         if on_file is not None:
