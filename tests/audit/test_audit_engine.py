@@ -281,6 +281,36 @@ def test_namespace_packages_with_the_same_module_name_stay_apart(
     ]
 
 
+@pytest.mark.parametrize(("given", "scanned"), [("api", 2), ("api/views.py", 1)])
+def test_a_sub_path_follows_the_project_modules_it_imports(
+    tmp_path: Path, given: str, scanned: int
+) -> None:
+    # Auditing api/ alone still follows the call into core/ (imported from
+    # api/views.py), but reports only what an async def under api/ reaches.
+    _write(tmp_path / "api" / "__init__.py", "")
+    _write(
+        tmp_path / "api" / "views.py",
+        "from core.util import slow\n\n\nasync def view():\n    slow()\n",
+    )
+    _write(tmp_path / "core" / "__init__.py", "")
+    _write(
+        tmp_path / "core" / "util.py",
+        "import time\n\n\ndef slow():\n    time.sleep(1)\n\n\nasync def tick():\n"
+        "    time.sleep(1)\n",
+    )
+    # Neither imported nor given: not read at all.
+    _write(tmp_path / "jobs" / "broken.py", "async def f(:\n")
+    whole = _run(tmp_path)
+    assert [(f.path, f.line) for f in whole.findings] == [("core/util.py", 5), ("core/util.py", 9)]
+    config = AuditConfig(cache_dir=None)
+    result = audit_paths([tmp_path / given], root=tmp_path, config=config)
+    assert [(f.path, f.line, f.chain[0].path) for f in result.findings] == [
+        ("core/util.py", 5, "api/views.py")
+    ]
+    assert result.errors == []
+    assert result.files_scanned == scanned
+
+
 def test_unchanged_tree_reuses_the_last_run_without_linking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
