@@ -461,6 +461,8 @@ class WalkerBase(abc.ABC):
         """Walk one function body in a fresh scope and record its summary."""
         is_async = isinstance(node, ast.AsyncFunctionDef)
         scope = Scope(qual, is_async, parent)
+        if parent is not None:
+            parent.kept = None  # this function may read the variables: count them as read
         saved = self.scope
         decorators: list[str] = []
         returns = ""
@@ -530,6 +532,8 @@ class WalkerBase(abc.ABC):
                 and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) for s in node.body)
             )
         self.scope = saved
+        for calls in (scope.kept or {}).values():
+            scope.created.extend(calls)  # kept in a variable never read again
         guarded, call_guards, hazard_guards = (
             scope.guards.finish() if scope.guards else ((), (), ())
         )
@@ -555,6 +559,7 @@ class WalkerBase(abc.ABC):
                 call_guards=call_guards,
                 hazard_guards=hazard_guards,
                 call_replaced=tuple(scope.call_replaced),
+                created=tuple(sorted(scope.created)),
             )
         )
         return qual
