@@ -1,4 +1,4 @@
-"""What a call written in an ``async def`` runs: generators made, not iterated."""
+"""What a call written in an ``async def`` runs: generators made, not iterated; lambdas kept."""
 
 from __future__ import annotations
 
@@ -32,9 +32,25 @@ async def view():
 SLEEP = [("ASH101", 6)]
 
 
-def _found(body: str, tmp_path: Path) -> list[tuple[str, int]]:
-    """Audit ``PRELUDE`` with ``body`` as the body of ``view``: ``(code, line)`` of each finding."""
-    text = PRELUDE + "".join(f"    {line}\n" for line in body.split("\n"))
+#: Line 13 is the first line of ``view``'s body.
+LAMBDAS = """import asyncio
+import time
+
+from asgiref.sync import sync_to_async
+from django.db import models
+
+
+class Book(models.Model):
+    title = models.CharField(max_length=10)
+
+
+async def view():
+"""
+
+
+def _found(body: str, tmp_path: Path, prelude: str = PRELUDE) -> list[tuple[str, int]]:
+    """Audit ``prelude`` with ``body`` as the body of ``view``: ``(code, line)`` of each finding."""
+    text = prelude + "".join(f"    {line}\n" for line in body.split("\n"))
     (tmp_path / "m.py").write_text(text, encoding="utf-8")
     result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
     assert result.errors == []
@@ -82,3 +98,35 @@ def test_unsafe_fixes_leave_a_generator_made_in_async_code_alone(tmp_path: Path)
     _found("return list(numbers())", tmp_path)
     result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
     assert fix_findings(result.findings, tmp_path, unsafe=True, write=False).changes != []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            "job = lambda: time.sleep(1)\n"
+            "await asyncio.get_running_loop().run_in_executor(None, job)",
+            [],
+            id="executor",
+        ),
+        pytest.param("job = lambda: time.sleep(1)\nawait sync_to_async(job)()", [], id="wrapped"),
+        pytest.param(
+            "fetch = lambda: list(Book.objects.all())\nreturn await sync_to_async(fetch)()",
+            [],
+            id="orm-wrapped",
+        ),
+        pytest.param("job = lambda: time.sleep(1)\njob()", [("ASH101", 13)], id="called"),
+        pytest.param(
+            "fetch = lambda: list(Book.objects.all())\nreturn fetch()",
+            [("ASH202", 13)],
+            id="orm-called",
+        ),
+        pytest.param(
+            "job = lambda: time.sleep(1)\njob = print\njob()", [], id="rebound-then-called"
+        ),
+    ],
+)
+def test_a_lambda_kept_in_a_variable_is_a_function_of_its_own(
+    body: str, expected: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    assert _found(body, tmp_path, LAMBDAS) == expected

@@ -51,6 +51,11 @@ class Walker(WalkerBase):
         elif kind is ast.Assign or kind is ast.AnnAssign:
             value = node.value  # type: ignore[attr-defined]
             first = len(scope.calls)
+            if type(value) is ast.Lambda and kind is ast.Assign:
+                targets = node.targets  # type: ignore[attr-defined]
+                if len(targets) == 1 and type(targets[0]) is ast.Name:
+                    self._def_lambda(targets[0], value)
+                    return
             if value is not None:
                 self.expr(value)
             if kind is ast.AnnAssign:
@@ -494,12 +499,21 @@ class Walker(WalkerBase):
                 held = self._sites_of(value, first)
             scope.created.extend(held)
 
-    def _lambda(self, node: ast.Lambda) -> None:
-        """Walk a lambda that is not called here as a function of its own."""
+    def _lambda(self, node: ast.Lambda) -> str:
+        """Walk a lambda that is not called here as a function of its own; return its qualname."""
         scope = self.scope
         assert scope is not None
         qual = f"{scope.qualname}.<lambda:{node.lineno}:{node.col_offset}>"
-        self.function(node, qual, "", scope)
+        return self.function(node, qual, "", scope)
+
+    def _def_lambda(self, tgt: ast.Name, node: ast.Lambda) -> None:
+        """Walk ``name = lambda: ...`` as ``def name(): ...``: it runs where ``name()`` runs."""
+        scope = self.scope
+        assert scope is not None
+        qual = self._lambda(node)
+        self._bind(tgt, node)
+        scope.locals.discard(tgt.id)  # rebinding the name makes it a local again
+        scope.defs[tgt.id] = qual
 
     def _record_dispatch(self, target: str, node: ast.Call, name: str) -> None:
         """Record ``name[k](...)``: a call through a dispatch dict calls each of its functions."""
