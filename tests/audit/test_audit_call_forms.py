@@ -130,3 +130,42 @@ def test_a_lambda_kept_in_a_variable_is_a_function_of_its_own(
     body: str, expected: list[tuple[str, int]], tmp_path: Path
 ) -> None:
     assert _found(body, tmp_path, LAMBDAS) == expected
+
+
+#: Line 8 sleeps in ``helper``; line 12 is the first line of ``view``'s body.
+INDIRECT = """import asyncio
+import functools
+import time
+from functools import partial
+
+
+def helper():
+    time.sleep(1)
+
+
+async def view():
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("f = functools.partial(time.sleep, 1)\nf()", [("ASH101", 13)], id="partial"),
+        pytest.param("functools.partial(helper)()", [("ASH101", 8)], id="partial-called"),
+        pytest.param("f = partial(helper, 1)\nf()", [("ASH101", 8)], id="from-import"),
+        pytest.param("f = helper\nf()", [("ASH101", 8)], id="alias"),
+        pytest.param("f = helper", [], id="alias-not-called"),
+        pytest.param(
+            "f = functools.partial(time.sleep, 1)\nawait asyncio.to_thread(f)", [], id="handed-on"
+        ),
+        pytest.param(
+            "await asyncio.get_running_loop().run_in_executor(None, partial(helper))",
+            [],
+            id="partial-handed-on",
+        ),
+    ],
+)
+def test_calls_through_partial_and_aliases_are_followed(
+    body: str, expected: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    assert _found(body, tmp_path, INDIRECT) == expected

@@ -43,6 +43,7 @@ from asgishift.audit._scope import (
     toplevel,
 )
 from asgishift.audit._tables import (
+    BINDERS,
     BUILTINS,
     DIV_TYPES,
     ELEMENT_CONTAINERS,
@@ -180,6 +181,8 @@ class WalkerBase(abc.ABC):
             base = self.target(func)
             if base is None:
                 return None
+            if base in BINDERS and expr.args:
+                return self.target(expr.args[0])  # calling it calls its first argument
             if base in OPENERS:
                 mode = file_mode(expr)
                 return FILE_TYPES[mode] if mode is not None else RETURN_TYPES.get(base, base)

@@ -272,15 +272,12 @@ class Walker(WalkerBase):
                 if typ is not None:
                     scope.types[name] = typ
             elif isinstance(value, (ast.Call, ast.Name, ast.Attribute, ast.BinOp)):
+                # ``f = helper`` (or ``= partial(helper)``): ``f()`` calls ``helper``.
                 typ = self.target(value)
                 if typ is not None and (
-                    not isinstance(value, (ast.Name, ast.Attribute)) or typ in RETURN_TYPES
+                    not isinstance(value, ast.Attribute) or typ in RETURN_TYPES
                 ):
                     scope.types[name] = typ
-                elif isinstance(value, ast.Name):
-                    typ = scope.types.get(value.id)
-                    if typ is not None:
-                        scope.types[name] = typ
         elif isinstance(tgt, ast.Attribute):
             if isinstance(tgt.value, ast.Name):
                 if scope.guards is not None:
