@@ -309,6 +309,9 @@ def test_a_sub_path_follows_the_project_modules_it_imports(
     ]
     assert result.errors == []
     assert result.files_scanned == scanned
+    # An excluded module is not followed, as in a whole-project run.
+    config = AuditConfig(cache_dir=None, exclude=["core/"])
+    assert audit_paths([tmp_path / given], root=tmp_path, config=config).findings == []
 
 
 def test_unchanged_tree_reuses_the_last_run_without_linking(
