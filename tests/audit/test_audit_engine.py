@@ -261,6 +261,59 @@ def test_namespace_packages_are_reached_by_their_dotted_import_name(tmp_path: Pa
     ]
 
 
+@pytest.mark.parametrize("blocking", ["nsa", "nsb"])
+def test_namespace_packages_with_the_same_module_name_stay_apart(
+    tmp_path: Path, blocking: str
+) -> None:
+    # nsa/ and nsb/ have no __init__.py: nsa.util and nsb.util are two
+    # modules, though both files are named util.py.
+    quiet = "nsb" if blocking == "nsa" else "nsa"
+    _write(tmp_path / quiet / "util.py", "def helper():\n    return 1\n")
+    _write(tmp_path / blocking / "util.py", "import time\n\n\ndef helper():\n    time.sleep(1)\n")
+    for name, package in (("views", blocking), ("other", quiet)):
+        _write(
+            tmp_path / "app" / f"{name}.py",
+            f"from {package}.util import helper\n\n\nasync def {name}():\n    helper()\n",
+        )
+    result = _run(tmp_path)
+    assert [(f.path, f.line, f.chain[0].path, f.chain[-1].function) for f in result.findings] == [
+        (f"{blocking}/util.py", 5, "app/views.py", f"{blocking}.util.helper")
+    ]
+
+
+@pytest.mark.parametrize(("given", "scanned"), [("api", 2), ("api/views.py", 1)])
+def test_a_sub_path_follows_the_project_modules_it_imports(
+    tmp_path: Path, given: str, scanned: int
+) -> None:
+    # Auditing api/ alone still follows the call into core/ (imported from
+    # api/views.py), but reports only what an async def under api/ reaches.
+    _write(tmp_path / "api" / "__init__.py", "")
+    _write(
+        tmp_path / "api" / "views.py",
+        "from core.util import slow\n\n\nasync def view():\n    slow()\n",
+    )
+    _write(tmp_path / "core" / "__init__.py", "")
+    _write(
+        tmp_path / "core" / "util.py",
+        "import time\n\n\ndef slow():\n    time.sleep(1)\n\n\nasync def tick():\n"
+        "    time.sleep(1)\n",
+    )
+    # Neither imported nor given: not read at all.
+    _write(tmp_path / "jobs" / "broken.py", "async def f(:\n")
+    whole = _run(tmp_path)
+    assert [(f.path, f.line) for f in whole.findings] == [("core/util.py", 5), ("core/util.py", 9)]
+    config = AuditConfig(cache_dir=None)
+    result = audit_paths([tmp_path / given], root=tmp_path, config=config)
+    assert [(f.path, f.line, f.chain[0].path) for f in result.findings] == [
+        ("core/util.py", 5, "api/views.py")
+    ]
+    assert result.errors == []
+    assert result.files_scanned == scanned
+    # An excluded module is not followed, as in a whole-project run.
+    config = AuditConfig(cache_dir=None, exclude=["core/"])
+    assert audit_paths([tmp_path / given], root=tmp_path, config=config).findings == []
+
+
 def test_unchanged_tree_reuses_the_last_run_without_linking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,7 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         type=Path,
         metavar="PATH",
-        help="files or directories to audit (default: the current directory)",
+        help=(
+            "files or directories to audit (default: the current directory); calls into the "
+            "project modules they import are followed, and a finding is reported when the "
+            "async def it is reached from is in them (docs/audit/index.md)"
+        ),
     )
     parser.add_argument(
         "--format",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -50,12 +50,16 @@ class SourceFile:
 
     :param abspath: absolute path (as walked; may go through a symlink).
     :param rel: path relative to the root, POSIX separators.
-    :param module: dotted module name derived from the package layout.
+    :param module: dotted module name, as Python imports it with the root
+        (or the nearest ``src`` directory above the file) on ``sys.path``:
+        directories without an ``__init__.py`` between them are namespace
+        packages (PEP 420), so ``nsb/util.py`` is ``nsb.util`` and
+        ``src/ns/mod.py`` is ``ns.mod``. Two files share a name only when a
+        directory whose name is no identifier separates them from the root.
     :param is_package: the file is an ``__init__.py``.
-    :param names: other dotted names the module is importable by, through
-        directories without an ``__init__.py`` between it and the root
-        (namespace packages, PEP 420): ``src/ns/mod.py`` is ``mod``, and
-        also ``ns.mod`` and ``src.ns.mod``.
+    :param names: other dotted names the module is importable by, with
+        another of those directories on ``sys.path`` (a script's or a test's
+        own directory): ``src/ns/mod.py`` is also ``mod`` and ``src.ns.mod``.
     """
 
     abspath: str
@@ -67,9 +71,16 @@ class SourceFile:
 
 @dataclass
 class Discovery:
-    """The result of walking the paths: files to read and paths reported."""
+    """The result of walking the paths: files to read and paths reported.
+
+    :param files: the files under the given paths.
+    :param imported: the project's files outside them that they import,
+        directly or not (only found with ``follow``, see :func:`discover`).
+    :param errors: symlink loops, missing paths, unreadable directories.
+    """
 
     files: list[SourceFile] = field(default_factory=list)
+    imported: list[SourceFile] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
 
 
@@ -184,6 +195,28 @@ def _gitdirs(start: str, root: str) -> list[str]:
     return dirs
 
 
+def _module_files(name: str, bases: Sequence[str]) -> Iterator[str]:
+    """Yield the files importing dotted ``name`` runs, from each of ``bases`` on ``sys.path``.
+
+    Those are the ``__init__.py`` of each package on the way and the module
+    itself (``a/b.py`` or ``a/b/__init__.py`` for ``a.b``); a name that is
+    not a module of the project yields nothing.
+    """
+    parts = name.split(".")
+    if not all(part.isidentifier() and part not in SKIP_DIRS for part in parts):
+        return
+    for base in bases:
+        for depth in range(1, len(parts) + 1):
+            path = os.path.join(base, *parts[:depth])
+            if depth == len(parts) and os.path.isfile(path + ".py"):
+                yield path + ".py"
+            if not os.path.isdir(path):
+                break
+            init = os.path.join(path, "__init__.py")
+            if os.path.isfile(init):
+                yield init
+
+
 def discover(
     paths: Iterable[Path],
     root: Path,
@@ -191,6 +224,7 @@ def discover(
     exclude: Sequence[str] = (),
     respect_gitignore: bool = True,
     on_file: Callable[[SourceFile], None] | None = None,
+    follow: Callable[[SourceFile], Iterable[str]] | None = None,
 ) -> Discovery:
     """Walk ``paths`` and return the Python files to audit.
 
@@ -202,6 +236,11 @@ def discover(
     :param on_file: called with each file as soon as it is found (in walk
         order, before the sort), so a caller can start work on it while
         the rest of the tree is walked.
+    :param follow: returns the dotted names a file (already passed to
+        ``on_file``) imports. With it, the modules of those names found under
+        ``root`` or ``root/src`` (not excluded, not under ``paths``) are
+        added to :attr:`Discovery.imported`, then what they import, and so
+        on: the rest of the project is not walked.
     :return: a :class:`Discovery`; files are sorted by relative path and
         unique, symlink loops and missing paths are in ``errors``.
     """
@@ -243,7 +282,7 @@ def discover(
         known = layouts[start] = (tuple(packages), tuple(outers))
         return known
 
-    def add(path: str) -> None:
+    def add(path: str, into: list[SourceFile] = result.files) -> None:
         # Symlinked directories are deduplicated by inode in _walk; here only
         # the same path given twice (``audit pkg pkg/mod.py``) needs catching.
         path = os.path.normpath(path)
@@ -256,13 +295,14 @@ def discover(
         is_package = stem == "__init__"
         packages, outers = layout(directory)
         parts = [*packages] if is_package else [*packages, stem]
-        module = ".".join(p for p in parts if p) or stem
-        names: list[str] = []
+        names = [".".join(p for p in parts if p) or stem]
         for outer in outers:
             parts.insert(0, outer)
             names.append(".".join(p for p in parts if p))
+        # Imported from the nearest ``src`` directory above, else the root.
+        module = names.pop(outers.index("src") if "src" in outers else len(outers))
         found = SourceFile(path, rel, module, is_package, tuple(names))
-        result.files.append(found)
+        into.append(found)
         if on_file is not None:
             on_file(found)
 
@@ -283,6 +323,18 @@ def discover(
             )
             continue
         _walk(start, root_s, ignores, result, add)
+    if follow is not None:
+        bases = (root_s, os.path.join(root_s, "src"))
+        frontier = result.files
+        while frontier:
+            known = len(result.imported)
+            for name in sorted({name for source in frontier for name in follow(source)}):
+                for path in _module_files(name, bases):
+                    gitdirs = _gitdirs(os.path.dirname(path), root_s)
+                    if path not in seen_files and not ignores.ignored(path, False, gitdirs):
+                        add(path, result.imported)
+            frontier = result.imported[known:]
+        result.imported.sort(key=lambda f: f.rel)
     result.files.sort(key=lambda f: f.rel)
     return result
 

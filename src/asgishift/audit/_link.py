@@ -393,6 +393,12 @@ class Graph:
                     left = left | {_REPLACED + name for name in names}
         return left
 
+    def runs(self, caller: str, index: int, callee: str) -> bool:
+        """Return whether call site ``index`` of ``caller`` runs ``callee``'s body: a
+        generator function made a generator at a call in ``FuncSummary.created`` runs none."""
+        created = self.body(caller).created
+        return not (created and index in created and self.funcs[callee][0].is_generator)
+
     def kept(self, qual: str, unsat: frozenset[str]) -> tuple[frozenset[int], frozenset[int]]:
         """Return the indices of the calls and hazards of ``qual`` that ``unsat`` prunes.
 
@@ -433,7 +439,7 @@ class Graph:
             skip = self.kept(qual, unsat)[0]
             for index, site in enumerate(self.body(qual).calls):
                 callee = self.edge(site.target).callee
-                if not callee or index in skip:
+                if not callee or index in skip or not self.runs(qual, index, callee):
                     continue
                 left = self.entering(qual, index, callee)
                 if (callee, left) not in seen:
@@ -580,7 +586,7 @@ def link(
             continue
         for index, site in enumerate(graph.body(qual).calls):
             callee = graph.edge(site.target).callee
-            if not callee:
+            if not callee or not graph.runs(qual, index, callee):
                 continue
             first = Hop(path, site.line, site.col, name, site.target)
             left = graph.entering(qual, index, callee)

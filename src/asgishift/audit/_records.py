@@ -86,6 +86,10 @@ class FuncSummary(NamedTuple):
     :param call_replaced: ``(index in calls, method names)`` of calls
         ``obj.m()`` on a variable whose methods were replaced first
         (``obj.create = lambda: None``).
+    :param created: indices in calls of the calls whose result the function
+        only keeps (``gen = numbers()``, the variable never read again) or,
+        in an ``async def``, returns: calling a generator function there runs
+        none of its body.
     """
 
     qualname: str
@@ -108,6 +112,7 @@ class FuncSummary(NamedTuple):
     call_guards: Indexed = ()
     hazard_guards: Indexed = ()
     call_replaced: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    created: tuple[int, ...] = ()
 
 
 class ClassSummary(NamedTuple):
@@ -181,8 +186,8 @@ class FuncInfo(NamedTuple):
 class Body(NamedTuple):
     """The bulky part of a function, decoded only when the function is reached.
 
-    ``arity``, ``call_args``, ``call_guards``, ``hazard_guards`` and
-    ``call_replaced`` stay plain (see
+    ``arity``, ``call_args``, ``call_guards``, ``hazard_guards``,
+    ``call_replaced`` and ``created`` stay plain (see
     :class:`FuncSummary`); the linker reads them only on guarded chains.
     """
 
@@ -195,6 +200,7 @@ class Body(NamedTuple):
     call_guards: Indexed
     hazard_guards: Indexed
     call_replaced: tuple[tuple[int, tuple[str, ...]], ...]
+    created: tuple[int, ...]
 
 
 class FileIndex(NamedTuple):
@@ -258,8 +264,8 @@ def to_plain(summary: FileSummary) -> PlainSummary:
                 _plain(f.flask_uses),
                 f.arity,
                 # the rarely filled fields in one slot: one empty tuple for most
-                (f.call_args, f.call_guards, f.hazard_guards, f.call_replaced)
-                if f.call_args or f.call_guards or f.hazard_guards or f.call_replaced
+                (f.call_args, f.call_guards, f.hazard_guards, f.call_replaced, f.created)
+                if f.call_args or f.call_guards or f.hazard_guards or f.call_replaced or f.created
                 else (),
             )
         )
@@ -313,7 +319,7 @@ def decode_bodies(data: bytes) -> tuple[tuple[Any, ...], ...]:
 def body_record(plain: tuple[Any, ...]) -> Body:
     """Turn one plain body of :func:`decode_bodies` into a :class:`Body` of records."""
     calls, hazards, discarded, flask, arity, extra = plain
-    args, call_guards, hazard_guards, replaced = extra or ((), (), (), ())
+    args, call_guards, hazard_guards, replaced, created = extra or ((), (), (), (), ())
     make_hazard = Hazard._make
     return Body(
         _sites(calls),
@@ -325,6 +331,7 @@ def body_record(plain: tuple[Any, ...]) -> Body:
         call_guards,
         hazard_guards,
         replaced,
+        created,
     )
 
 

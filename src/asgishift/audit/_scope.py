@@ -33,6 +33,7 @@ class Scope:
         "call_replaced",
         "calls",
         "class_qual",
+        "created",
         "defs",
         "discarded",
         "elements",
@@ -44,6 +45,7 @@ class Scope:
         "is_async",
         "is_generator",
         "is_queryset_class",
+        "kept",
         "loaded",
         "locals",
         "models",
@@ -74,6 +76,11 @@ class Scope:
         self.replaced: dict[str, set[str]] | None = None
         # call index -> methods replaced on its receiver
         self.call_replaced: list[tuple[int, tuple[str, ...]]] = []
+        # variable -> indices of the calls whose result it holds, not read since
+        # (``gen = numbers()``), and the calls whose result is never used here
+        # but kept or returned (see ``FuncSummary.created``)
+        self.kept: dict[str, list[int]] | None = None
+        self.created: list[int] = []
         self.hazards: list[Hazard] = []
         self.discarded: list[Site] = []
         self.thread_targets: list[Site] = []

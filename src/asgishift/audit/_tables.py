@@ -156,6 +156,9 @@ NO_LOOP_PROBES = frozenset(
 #: Methods that hand a callable to a thread pool (``executor.submit(fn)``,
 #: ``loop.run_in_executor(None, fn)``), whatever the receiver.
 HANDOFF_METHODS = frozenset({"submit", "run_in_executor"})
+#: Callables returning a callable that calls their first argument
+#: (``functools.partial(time.sleep, 1)()`` sleeps).
+BINDERS = frozenset({"functools.partial"})
 #: Decorators that carry the request context into another thread.
 COPY_CONTEXT = frozenset(
     {"flask.copy_current_request_context", "flask.ctx.copy_current_request_context"}
@@ -217,6 +220,7 @@ BUILTINS = frozenset(dir(builtins))
 
 __all__ = [
     "ASYNC_TO_SYNC",
+    "BINDERS",
     "BUILTINS",
     "COPY_CONTEXT",
     "DIV_TYPES",

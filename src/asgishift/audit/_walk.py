@@ -43,6 +43,7 @@ from asgishift.audit._scope import (
     toplevel,
 )
 from asgishift.audit._tables import (
+    BINDERS,
     BUILTINS,
     DIV_TYPES,
     ELEMENT_CONTAINERS,
@@ -180,6 +181,8 @@ class WalkerBase(abc.ABC):
             base = self.target(func)
             if base is None:
                 return None
+            if base in BINDERS and expr.args:
+                return self.target(expr.args[0])  # calling it calls its first argument
             if base in OPENERS:
                 mode = file_mode(expr)
                 return FILE_TYPES[mode] if mode is not None else RETURN_TYPES.get(base, base)
@@ -461,6 +464,8 @@ class WalkerBase(abc.ABC):
         """Walk one function body in a fresh scope and record its summary."""
         is_async = isinstance(node, ast.AsyncFunctionDef)
         scope = Scope(qual, is_async, parent)
+        if parent is not None:
+            parent.kept = None  # this function may read the variables: count them as read
         saved = self.scope
         decorators: list[str] = []
         returns = ""
@@ -530,6 +535,8 @@ class WalkerBase(abc.ABC):
                 and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) for s in node.body)
             )
         self.scope = saved
+        for calls in (scope.kept or {}).values():
+            scope.created.extend(calls)  # kept in a variable never read again
         guarded, call_guards, hazard_guards = (
             scope.guards.finish() if scope.guards else ((), (), ())
         )
@@ -555,6 +562,7 @@ class WalkerBase(abc.ABC):
                 call_guards=call_guards,
                 hazard_guards=hazard_guards,
                 call_replaced=tuple(scope.call_replaced),
+                created=tuple(sorted(scope.created)),
             )
         )
         return qual

@@ -80,6 +80,7 @@ from asgishift.audit._cache import (
     run_key,
     save_run,
 )
+from asgishift.audit._closure import imports_by_text
 from asgishift.audit._discover import SourceFile, discover
 from asgishift.audit._link import link
 from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding
@@ -252,6 +253,10 @@ def audit_paths(
     """Audit the Python files under ``paths`` and return every finding.
 
     :param paths: files and directories to audit (directories recursively).
+        When they are a part of the project (``root`` is not one of them),
+        the project modules they import are read and linked too, and a
+        finding is kept when the ``async def`` it is reached from is under
+        ``paths`` (see ``docs/audit/index.md``).
     :param root: the project root; reported paths are relative to it (POSIX),
         module names come from the package layout (``__init__.py`` files).
     :param config: the run's :class:`~asgishift.audit._model.AuditConfig`:
@@ -279,6 +284,12 @@ def audit_paths(
     cache = load_cache(cache_file) if cache_file and not may_reuse else {}
     parser = Parser(config.jobs if config.jobs > 0 else (os.cpu_count() or 1))
     intake = Intake(config, parser, None if may_reuse else cache)
+
+    def imports(source: SourceFile) -> list[str]:
+        return imports_by_text(source, intake.contents.get(source.rel, b""))
+
+    # Given a part of the project, follow what it imports from the rest.
+    part = root_s not in {os.path.abspath(path) for path in paths}
     try:
         with no_gc():
             found = discover(
@@ -287,9 +298,11 @@ def audit_paths(
                 exclude=config.exclude,
                 respect_gitignore=config.respect_gitignore,
                 on_file=intake,
+                follow=imports if part else None,
             )
         errors = [*found.errors, *intake.errors]
-        files = [source for source in found.files if source.rel in intake.contents]
+        every = sorted([*found.files, *found.imported], key=lambda source: source.rel)
+        files = [source for source in every if source.rel in intake.contents]
         contents = intake.contents
         key = run_key(files, intake.digests, config)
         memo = load_run(run_file, key) if run_file else None
@@ -309,12 +322,17 @@ def audit_paths(
     finally:
         parser.close()
     errors.extend(file_errors)
+    outside = {source.rel for source in found.imported}
+    if outside:
+        # Only what an ``async def`` under the given paths reaches is theirs.
+        raw = [f for f in raw if (f.chain[0].path if f.chain else f.path) not in outside]
+        errors = [error for error in errors if error.path not in outside]
     findings = _finish(raw, contents, _code_filter(config))
     errors.sort(key=lambda e: (e.path, e.line))
     return AuditResult(
         findings=findings,
         errors=errors,
-        files_scanned=len(files),
+        files_scanned=sum(source.rel not in outside for source in files),
         root=Path(root_s).as_posix(),
         files_parsed=files_parsed,
     )

@@ -1,0 +1,171 @@
+"""What a call written in an ``async def`` runs: generators made, not iterated; lambdas kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asgishift.audit._model import AuditConfig
+from asgishift.audit.engine import audit_paths
+
+#: Line 6 sleeps in a generator function; ``relay``/``make`` hand it on.
+PRELUDE = """import asyncio
+import time
+
+
+def numbers():
+    time.sleep(1)
+    yield 1
+
+
+def relay():
+    yield from numbers()
+
+
+def make():
+    return numbers()
+
+
+async def view():
+"""
+SLEEP = [("ASH101", 6)]
+
+
+#: Line 13 is the first line of ``view``'s body.
+LAMBDAS = """import asyncio
+import time
+
+from asgiref.sync import sync_to_async
+from django.db import models
+
+
+class Book(models.Model):
+    title = models.CharField(max_length=10)
+
+
+async def view():
+"""
+
+
+def _found(body: str, tmp_path: Path, prelude: str = PRELUDE) -> list[tuple[str, int]]:
+    """Audit ``prelude`` with ``body`` as the body of ``view``: ``(code, line)`` of each finding."""
+    text = prelude + "".join(f"    {line}\n" for line in body.split("\n"))
+    (tmp_path / "m.py").write_text(text, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert result.errors == []
+    return sorted({(f.code, f.line) for f in result.findings})
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("gen = numbers()\nreturn gen", [], id="kept-and-returned"),
+        pytest.param("gen = numbers()", [], id="kept"),
+        pytest.param("return numbers()", [], id="returned"),
+        pytest.param("gen = relay()\nreturn gen", [], id="relay-kept"),
+        pytest.param("gen = numbers()\ngen = None\nreturn gen", [], id="rebound"),
+        pytest.param("for x in numbers():\n    pass", SLEEP, id="for"),
+        pytest.param("return list(numbers())", SLEEP, id="list"),
+        pytest.param("return next(numbers())", SLEEP, id="next"),
+        pytest.param("return sum(numbers())", SLEEP, id="sum"),
+        pytest.param("return [x for x in numbers()]", SLEEP, id="comprehension"),
+        pytest.param("return list(relay())", SLEEP, id="yield-from"),
+        pytest.param("return list(make())", SLEEP, id="returned-by-a-helper"),
+        pytest.param("gen = numbers()\nfor x in gen:\n    pass", SLEEP, id="kept-then-for"),
+        pytest.param("gen = numbers()\nreturn list(gen)", SLEEP, id="kept-then-list"),
+        pytest.param(
+            "gen = numbers()\ndef drain():\n    return list(gen)\nreturn drain()",
+            SLEEP,
+            id="kept-then-read-by-a-closure",
+        ),
+    ],
+)
+def test_a_generator_runs_when_iterated_not_when_made(
+    body: str, expected: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    assert _found(body, tmp_path) == expected
+
+
+def test_unsafe_fixes_leave_a_generator_made_in_async_code_alone(tmp_path: Path) -> None:
+    from asgishift.audit.fix import fix_findings
+
+    _found("gen = numbers()\nreturn gen", tmp_path)
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    report = fix_findings(result.findings, tmp_path, unsafe=True, write=False)
+    assert report.changes == []
+    # The iterated one is still rewritten: the same test can fail.
+    _found("return list(numbers())", tmp_path)
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert fix_findings(result.findings, tmp_path, unsafe=True, write=False).changes != []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            "job = lambda: time.sleep(1)\n"
+            "await asyncio.get_running_loop().run_in_executor(None, job)",
+            [],
+            id="executor",
+        ),
+        pytest.param("job = lambda: time.sleep(1)\nawait sync_to_async(job)()", [], id="wrapped"),
+        pytest.param(
+            "fetch = lambda: list(Book.objects.all())\nreturn await sync_to_async(fetch)()",
+            [],
+            id="orm-wrapped",
+        ),
+        pytest.param("job = lambda: time.sleep(1)\njob()", [("ASH101", 13)], id="called"),
+        pytest.param(
+            "fetch = lambda: list(Book.objects.all())\nreturn fetch()",
+            [("ASH202", 13)],
+            id="orm-called",
+        ),
+        pytest.param(
+            "job = lambda: time.sleep(1)\njob = print\njob()", [], id="rebound-then-called"
+        ),
+    ],
+)
+def test_a_lambda_kept_in_a_variable_is_a_function_of_its_own(
+    body: str, expected: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    assert _found(body, tmp_path, LAMBDAS) == expected
+
+
+#: Line 8 sleeps in ``helper``; line 12 is the first line of ``view``'s body.
+INDIRECT = """import asyncio
+import functools
+import time
+from functools import partial
+
+
+def helper():
+    time.sleep(1)
+
+
+async def view():
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("f = functools.partial(time.sleep, 1)\nf()", [("ASH101", 13)], id="partial"),
+        pytest.param("functools.partial(helper)()", [("ASH101", 8)], id="partial-called"),
+        pytest.param("f = partial(helper, 1)\nf()", [("ASH101", 8)], id="from-import"),
+        pytest.param("f = helper\nf()", [("ASH101", 8)], id="alias"),
+        pytest.param("f = helper", [], id="alias-not-called"),
+        pytest.param(
+            "f = functools.partial(time.sleep, 1)\nawait asyncio.to_thread(f)", [], id="handed-on"
+        ),
+        pytest.param(
+            "await asyncio.get_running_loop().run_in_executor(None, partial(helper))",
+            [],
+            id="partial-handed-on",
+        ),
+    ],
+)
+def test_calls_through_partial_and_aliases_are_followed(
+    body: str, expected: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    assert _found(body, tmp_path, INDIRECT) == expected
