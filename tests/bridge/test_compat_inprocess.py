@@ -88,6 +88,51 @@ def test_body_longer_than_content_length_is_cut_with_a_warning(
     assert f"sent {extra} bytes more than its Content-Length of 5" in caplog.text
 
 
+def test_body_shorter_than_content_length_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+        return [b"short"]
+
+    with caplog.at_level(logging.WARNING, logger="asgishift.bridge"):
+        server = request(WSGIToASGI(validator(app)))
+    assert server.body == b"short"
+    assert "sent 95 bytes fewer than its Content-Length of 100 (GET /)" in caplog.text
+
+
+def test_head_and_204_responses_are_not_short(caplog: pytest.LogCaptureFixture) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        status = "204 No Content" if environ["PATH_INFO"] == "/none" else "200 OK"
+        start_response(status, [("Content-Length", "100")])
+        return []
+
+    with caplog.at_level(logging.WARNING, logger="asgishift.bridge"):
+        head = request(WSGIToASGI(app), method="HEAD")
+        no_content = request(WSGIToASGI(app), path="/none", raw_path=b"/none")
+    assert (head.status, no_content.status) == (200, 204)
+    assert "fewer than" not in caplog.text
+
+
+def test_a_client_waiting_for_100_continue_is_refused_without_waiting_for_its_body() -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        raise AssertionError("a refused request never reaches the app")
+
+    # The client sends its body only after "100 Continue", which nobody says: receive()
+    # never returns. A drain bounded by drain_timeout would outlast run()'s deadline.
+    bridge = WSGIToASGI(app, max_body_size=10, drain_timeout=3600)
+    scope = make_scope(
+        method="POST",
+        headers=[
+            (b"host", b"testserver"),
+            (b"content-length", b"200"),
+            (b"expect", b"100-continue"),
+        ],
+    )
+    server = run(bridge, scope, FakeServer([]))
+    assert server.status == 413
+    assert server.headers[b"connection"] == b"close"
+    assert server.complete
+
+
 def _ignore_body(environ: Environ, start_response: Any) -> list[bytes]:
     start_response("413 Content Too Large", [("Content-Type", "text/plain")])
     return [b"no"]

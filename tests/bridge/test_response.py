@@ -158,6 +158,8 @@ def test_exception_after_body_started_cuts_response(caplog: pytest.LogCaptureFix
         pytest.param("crlf", "CR, LF", id="crlf-header"),
         pytest.param("bad-status", "status", id="bad-status"),
         pytest.param("write-str", "write() takes bytes", id="write-non-bytes"),
+        pytest.param("length-abc", "not a decimal number", id="content-length-not-a-number"),
+        pytest.param("length-twice", "two different Content-Length", id="content-length-twice"),
     ],
 )
 def test_misbehaving_app_gets_500_and_log(
@@ -180,6 +182,10 @@ def test_misbehaving_app_gets_500_and_log(
             start_response("OK", [])
         elif misbehaviour == "write-str":
             start_response("200 OK", [])("text")
+        elif misbehaviour == "length-abc":
+            start_response("200 OK", [("Content-Length", "abc")])
+        elif misbehaviour == "length-twice":
+            start_response("200 OK", [("Content-Length", "1"), ("Content-Length", "3")])
         return iterable
 
     with caplog.at_level(logging.ERROR, logger="asgishift.bridge"):
@@ -188,7 +194,14 @@ def test_misbehaving_app_gets_500_and_log(
     assert b"Set-Cookie" not in b"".join(v for _, v in server.start["headers"])
     assert needle in caplog.text
     assert needle in str(server.raised)
-    if misbehaviour not in {"twice", "crlf", "bad-status", "write-str"}:
+    if misbehaviour not in {
+        "twice",
+        "crlf",
+        "bad-status",
+        "write-str",
+        "length-abc",
+        "length-twice",
+    }:
         assert iterable.closed == 1
 
 

@@ -184,12 +184,29 @@ def test_decode_headers_gives_the_same_pairs_the_second_time() -> None:
     [
         ([(b"content-length", b"12")], 12),
         ([(b"content-type", b"x"), (b"content-length", b"0")], 0),
-        ([(b"content-length", b"x1")], None),
+        ([(b"content-length", b"7"), (b"content-length", b"7")], 7),
         ([], None),
     ],
 )
 def test_content_length(headers: list[tuple[bytes, bytes]], length: int | None) -> None:
     assert content_length(headers) == length
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ([(b"content-length", b"x1")], "not a decimal number"),
+        ([(b"content-length", b"-1")], "not a decimal number"),
+        ([(b"content-length", b"")], "not a decimal number"),
+        ([(b"content-length", b"5"), (b"content-length", b"3")], "two different"),
+    ],
+)
+def test_content_length_refuses_what_nobody_can_frame(
+    headers: list[tuple[bytes, bytes]], error: str
+) -> None:
+    # RFC 9110 section 8.6: the response's end would be ambiguous.
+    with pytest.raises(InvalidResponse, match=error):
+        content_length(headers)
 
 
 def test_without_content_length_keeps_the_rest_in_order() -> None:

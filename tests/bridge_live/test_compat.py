@@ -51,6 +51,16 @@ def test_body_longer_than_content_length_is_cut(server: LiveServer, split: str) 
     server.wait_for_log(r"sent 6 bytes more than its Content-Length of 5")
 
 
+@pytest.mark.parametrize("kind", ["abc", "twice"])
+def test_a_content_length_nobody_can_frame_is_a_500(server: LiveServer, kind: str) -> None:
+    # Passed on, uvicorn dropped the connection, daphne and granian sent a malformed or
+    # ambiguous response, and a proxy could split the connection's responses differently.
+    # (uvicorn closes a connection whose app raised, as the bridge passes the error on.)
+    response = httpx.get(f"{server.url}/bad-length?kind={kind}", timeout=DEADLINE)
+    assert (response.status_code, response.text) == (500, "500 Internal Server Error\n")
+    server.wait_for_log(r"GET /bad-length.*Content-Length")
+
+
 def _upload_head(length: int | None) -> bytes:
     framing = "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
     return f"POST /refuse-body HTTP/1.1\r\nHost: 127.0.0.1\r\n{framing}\r\n\r\n".encode()

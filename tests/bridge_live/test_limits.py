@@ -9,8 +9,10 @@ RFC 9110 sections 15.6.4 (503 with Retry-After), 15.5.14 (413) and 15.6.5 (504).
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +34,8 @@ def limited(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
         "BRIDGE_APP_MAX_QUEUE": "1",
         "BRIDGE_APP_MAX_BODY_SIZE": str(MAX_BODY),
         "BRIDGE_APP_RETRY_AFTER": str(RETRY_AFTER),
+        # Far beyond DEADLINE: a refusal that waited for a body nobody sends would show.
+        "BRIDGE_APP_DRAIN_TIMEOUT": "600",
     }
     with live_server(request.param, "bridge_apps:controlled_app", env=env) as srv:
         yield srv
@@ -83,6 +87,22 @@ def test_413_when_body_too_large(limited: LiveServer, test_id: str, chunked: boo
         f"{limited.url}/upload", content=content, headers={"X-Test-Id": test_id}, timeout=DEADLINE
     )
     assert response.status_code == 413
+    assert _get(f"{limited.url}/ping").content == b"pong"
+
+
+def test_413_at_once_for_a_client_waiting_for_100_continue(
+    limited: LiveServer, tmp_path: Path
+) -> None:
+    # curl waits for "100 Continue" before it sends the body (up to --expect100-timeout);
+    # the refusal must neither wait for that body nor ask for it.
+    body = tmp_path / "body"
+    body.write_bytes(b"x" * (MAX_BODY * 4))
+    done = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--expect100-timeout", "600",
+         "-H", "Expect: 100-continue", "--data-binary", f"@{body}", f"{limited.url}/upload"],
+        capture_output=True, text=True, timeout=DEADLINE, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "413"), done.stderr
     assert _get(f"{limited.url}/ping").content == b"pong"
 
 

@@ -396,6 +396,11 @@ def _route(
         # Declares 5 bytes and yields 11, in one block or (split=1) in two.
         start_response("200 OK", [*_TEXT, ("Content-Length", "5")])
         return [b"hello", b" world"] if query.get("split") == "1" else [b"hello world"]
+    if path == "/bad-length":
+        # A Content-Length nobody can frame the response by (RFC 9110 section 8.6).
+        lengths = ["5", "3"] if query.get("kind") == "twice" else ["abc"]
+        start_response("200 OK", [*_TEXT, *(("Content-Length", n) for n in lengths)])
+        return [b"hello"]
     if path == "/refuse-body":
         # Answers without reading the request body (an early 413).
         start_response("413 Content Too Large", [*_TEXT, ("Content-Length", "8")])
@@ -412,6 +417,7 @@ def _options() -> dict[str, Any]:
         ("max_body_size", int),
         ("request_timeout", float),
         ("retry_after", int),
+        ("drain_timeout", float),
     ):
         value = os.environ.get(f"BRIDGE_APP_{name.upper()}")
         if value:

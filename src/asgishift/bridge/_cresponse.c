@@ -25,12 +25,15 @@ fallback(PyObject *const *args)
     return PyObject_Vectorcall(py_encode_start, args, 3, NULL);
 }
 
-/* The first Content-Length among encoded pairs whose value is all ASCII digits,
- * as an int; a new reference to None when there is none. NULL on error. */
+/* The Content-Length of encoded pairs as an int, a new reference to None when
+ * there is none, NULL on error. Only one Content-Length of ASCII digits is
+ * answered here: *slow is set for anything else (a repeated or malformed one),
+ * which Python refuses or accepts by its own rules. */
 static PyObject *
-declared_length(PyObject *encoded)
+declared_length(PyObject *encoded, int *slow)
 {
     Py_ssize_t count = PyList_GET_SIZE(encoded);
+    PyObject *found = NULL; /* borrowed */
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *pair = PyList_GET_ITEM(encoded, i);
         PyObject *name = PyTuple_GET_ITEM(pair, 0);
@@ -44,11 +47,16 @@ declared_length(PyObject *encoded)
         while (j < size && digits[j] >= '0' && digits[j] <= '9') {
             j++;
         }
-        if (size > 0 && j == size) {
-            return PyLong_FromString(digits, NULL, 10);
+        if (found != NULL || size == 0 || j != size) {
+            *slow = 1;
+            Py_RETURN_NONE;
         }
+        found = value;
     }
-    Py_RETURN_NONE;
+    if (found == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromString(PyBytes_AS_STRING(found), NULL, 10);
 }
 
 static PyObject *
@@ -121,9 +129,14 @@ encode_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         result = fallback(args);
         goto done;
     }
-    PyObject *declared = declared_length(encoded);
+    PyObject *declared = declared_length(encoded, &slow);
     if (declared != NULL) {
-        result = PyTuple_Pack(4, code, encoded, Py_True, declared);
+        if (slow) {
+            result = fallback(args);
+        }
+        else {
+            result = PyTuple_Pack(4, code, encoded, Py_True, declared);
+        }
         Py_DECREF(declared);
     }
 done:

@@ -553,21 +553,29 @@ class Request:
                 raise RequestBodyTooLarge("request body exceeds max_body_size")
             starting = response.phase is not SENT
             messages = response.finish()
-            if response.dropped:
-                logger.warning(
-                    "the WSGI app sent %d bytes more than its Content-Length of %d "
-                    "(%s %s%s); they were dropped",
-                    response.dropped,
-                    response.declared,
-                    self.method,
-                    self.environ["SCRIPT_NAME"],
-                    self.environ["PATH_INFO"],
-                )
+            if response.dropped or response.short:
+                self._length_mismatch(response)
         else:
             starting = True
         if starting and self.body is not COMPLETE and self._must_close():
             response.headers.append(CONNECTION_CLOSE)
         return messages
+
+    def _length_mismatch(self, response: WSGIResponse) -> None:
+        """Log a body longer (cut) or shorter than the app's declared ``Content-Length``."""
+        environ = self.environ
+        logger.warning(
+            "the WSGI app sent %d bytes %s than its Content-Length of %d (%s %s%s); %s",
+            response.dropped or response.short,
+            "more" if response.dropped else "fewer",
+            response.declared,
+            self.method,
+            environ["SCRIPT_NAME"],
+            environ["PATH_INFO"],
+            "they were dropped"
+            if response.dropped
+            else "the client waits for the rest until the connection closes",
+        )
 
     def _failed(self, exc: BaseException) -> tuple[list[Message] | None, BaseException | None]:
         """Log an app failure; return the error response, if any, and what serve() re-raises.

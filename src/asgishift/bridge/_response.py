@@ -244,7 +244,8 @@ def python_encode_start(status: object, headers: object, method: str) -> Respons
     :return: ``(code, headers, has_body, declared)``: the status code
         (100-999), a new list of ``(name, value)`` byte pairs, whether a body
         may follow, and the declared ``Content-Length`` (bytes, ``None``: none).
-    :raise InvalidResponse: as :func:`check_status` and :func:`encode_headers` do.
+    :raise InvalidResponse: as :func:`check_status`, :func:`encode_headers` and
+        :func:`content_length` do.
     """
     code = check_status(status)
     encoded = encode_headers(headers)
@@ -325,14 +326,28 @@ def _keep(cache: dict[Any, Any], item: object, kind: type, checked: tuple[Any, A
 
 
 def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    """Return the declared ``Content-Length`` (bytes), ``None`` when absent or not a number.
+    """Return the declared ``Content-Length`` (bytes), ``None`` when there is none.
+
+    The same value given twice counts once; a client or proxy cannot tell where
+    a response with any other ``Content-Length`` ends (RFC 9110 section 8.6),
+    and some servers pass it on as it is, so such a response is refused.
 
     :param headers: lowercase-named byte pairs (ASGI form).
+    :raise InvalidResponse: for a value that is not a decimal number, or two
+        different values.
     """
+    declared: int | None = None
     for name, value in headers:
-        if name == b"content-length" and value.isdigit():
-            return int(value)
-    return None
+        if name == b"content-length":
+            if not value.isdigit():  # bytes: ASCII digits only
+                raise InvalidResponse(f"Content-Length is not a decimal number: {value!r}")
+            length = int(value)
+            if declared is not None and length != declared:
+                raise InvalidResponse(
+                    f"two different Content-Length values: {declared} and {length}"
+                )
+            declared = length
+    return declared
 
 
 def without_content_length(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -12,7 +12,8 @@ now, if any. It does no I/O and takes no locks; the worker thread in
   latter (:func:`~._response.body_allowed`);
 - the hold-back policy (:func:`hold_back`);
 - a body longer than its declared ``Content-Length`` is cut to it, the way
-  gunicorn and asgiref do; the caller logs :attr:`WSGIResponse.dropped`.
+  gunicorn and asgiref do; the caller logs :attr:`WSGIResponse.dropped`, and
+  :attr:`WSGIResponse.short` for a body that ends before it.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class WSGIResponse:
         "in_memory",
         "method",
         "phase",
+        "short",
         "status",
         "written",
     )
@@ -133,6 +135,7 @@ class WSGIResponse:
         self.held_size = 0
         self.written = 0  # body bytes accepted (held or sent), counted when declared
         self.dropped = 0  # body bytes past the declared Content-Length, cut off
+        self.short = 0  # body bytes the declared Content-Length promised and the app never sent
 
     def start(self, status: object, headers: object, replacing: bool) -> None:
         """Record a ``start_response`` call (PEP 3333 "The start_response() Callable").
@@ -219,10 +222,13 @@ class WSGIResponse:
         :raise InvalidResponse: if ``start_response`` was never called.
         """
         phase = self.phase
-        if phase is SENT:
-            return [{"type": _BODY}]
         if phase is NOT_STARTED:
             raise InvalidResponse("the app returned without calling start_response() (PEP 3333)")
+        declared = self.declared
+        if declared is not None and self.written < declared and self.has_body:
+            self.short = declared - self.written
+        if phase is SENT:
+            return [{"type": _BODY}]
         held = self.held
         if held is None:
             body = b""

@@ -33,7 +33,7 @@ import io
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from asgishift._types import Receive, Scope, Send, WSGIApp
 from asgishift.bridge._environ import base_environ, build_environ
@@ -60,6 +60,13 @@ from asgishift.bridge._state import PARTIAL
 __all__ = ["WSGIToASGI"]
 
 logger = logging.getLogger("asgishift.bridge")
+
+#: Seconds a refusal drains the body of a client that waits for ``100 Continue``.
+#: uvicorn says ``100 Continue`` only when the app reads before it answers, so
+#: such a client sends nothing and a longer wait only delays the refusal;
+#: hypercorn and granian say it by themselves, the body then arrives at once,
+#: and a first message read frees hypercorn's queue (see ``_server_io.drain_body``).
+_CONTINUE_DRAIN: Final = 0.1
 
 _NOT_ASYNCIO = (
     "asgishift's WSGIToASGI needs an asyncio event loop (uvloop is fine); this server runs "
@@ -215,7 +222,10 @@ class WSGIToASGI:
         limit = options.max_body_size
         length = environ.get("CONTENT_LENGTH")
         if limit is not None and length is not None and int(length) > limit:
-            await self._refuse(receive, send, scope["method"], 413, int(length))
+            # A client that sent "Expect: 100-continue" sends its body only once told
+            # to: wait for it only as long as a server that says so by itself needs.
+            waiting = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
+            await self._refuse(receive, send, scope["method"], 413, int(length), waiting)
             return
         message = await receive()
         if message["type"] != "http.request":
@@ -273,21 +283,31 @@ class WSGIToASGI:
         await request.serve()
 
     async def _refuse(
-        self, receive: Receive, send: Send, method: str, status: int, remaining: int | None
+        self,
+        receive: Receive,
+        send: Send,
+        method: str,
+        status: int,
+        remaining: int | None,
+        waiting: bool = False,
     ) -> None:
         """Answer ``status`` without calling the app; drain or close for an unread body.
 
         :param remaining: request body bytes not read yet (``None``: unknown).
+        :param waiting: the client waits for ``100 Continue`` before it sends
+            the body (RFC 9110 section 10.1.1): the connection closes, and the
+            drain lasts at most :data:`_CONTINUE_DRAIN` seconds.
         """
         options = self._options
-        close = remaining != 0 and must_close(remaining, options.drain_body_size)
+        close = remaining != 0 and (waiting or must_close(remaining, options.drain_body_size))
         messages = error_messages(status, method, (CONNECTION_CLOSE,) if close else ())
         if remaining == 0:
             await send_messages(send, messages)
         else:
-            await send_draining(
-                send, receive, messages, options.drain_body_size, options.drain_timeout
+            timeout = (
+                min(options.drain_timeout, _CONTINUE_DRAIN) if waiting else options.drain_timeout
             )
+            await send_draining(send, receive, messages, options.drain_body_size, timeout)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer the ASGI lifespan protocol: the hooks, then :meth:`_startup`; in reverse
