@@ -5,6 +5,8 @@ Served app: ``tests/live_apps/django_stream_app.py`` (two threads, endless strea
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 import pytest
 
@@ -34,16 +36,16 @@ def test_stream_is_closed_and_its_thread_freed_when_the_client_leaves(
 ) -> None:
     with live_server(server, APP) as live, httpx.Client(base_url=live.url, timeout=10) as client:
 
-        def events() -> dict[str, int]:
-            answer: dict[str, int] = client.get("/status/").json()["events"]
-            return answer
+        def closed(count: int) -> bool:
+            events = client.get("/status/").json()["events"]
+            return bool(events.get(f"{kind} closed", 0) >= count)
 
         threads_before = client.get("/status/").json()["threads"]
         for n in range(1, STREAMS + 1):
             lines = read_lines_and_leave(f"{live.url}/ticks/{kind}/", 3)
             assert lines == ["tick 0", "tick 1", "tick 2"]
             wait_for(
-                lambda n=n: events().get(f"{kind} closed", 0) == n,  # type: ignore[misc]
+                functools.partial(closed, n),
                 10,
                 f"{n} {kind} generator(s) closed after their clients left",
             )
