@@ -69,6 +69,18 @@ def test_sync_iterator_streaming_is_found_with_file_and_line() -> None:
     assert "StreamingHttpResponse(chunks()" in source[line - 1]
 
 
+@pytest.mark.urls("django_support.shadow_urls")
+def test_sync_generator_names_resolve_per_scope() -> None:
+    from django_support import shadow_urls
+
+    source = Path(shadow_urls.__file__).read_text().splitlines()
+    marked = [n for n, line in enumerate(source, 1) if line.endswith("# W004")]
+    found = [m.msg.replace("\\", "/") for m in run_checks() if m.id == "asgishift.W004"]
+    lines = sorted(int(msg.split("shadow_urls.py:")[1].split(":")[0]) for msg in found)
+    assert len(marked) == 2
+    assert lines == marked
+
+
 @pytest.mark.urls("django_support.clean_urls")
 def test_missing_server_and_unknown_server(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.ASGISHIFT_RUNASGI_SERVER = "granian"

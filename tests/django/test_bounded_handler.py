@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
@@ -290,3 +291,71 @@ def test_body_in_several_messages_reaches_view(handler: BoundedASGIHandler) -> N
     run(handler(http_scope("POST", "/echo/"), receive, send))
     assert sent[0]["status"] == 200
     assert b"".join(m.get("body", b"") for m in sent[1:]) == b"POST 3003"
+
+
+async def eventually(condition: Any, timeout: float, what: str) -> None:
+    """Poll ``condition()`` on the loop until true; fail naming ``what`` after ``timeout`` s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.urls("django_support.endless_urls")
+@pytest.mark.parametrize(
+    ("kind", "send_blocks"),
+    [("async", False), ("async", True), ("sync", False), ("sync", True)],
+    ids=["async", "async-send-blocked", "sync", "sync-send-blocked"],
+)
+def test_endless_stream_stops_when_the_client_leaves(kind: str, send_blocks: bool) -> None:
+    """The client leaves after 3 parts: the generator is closed, nothing more is sent,
+    and the handler's one thread serves the next request. With ``send_blocks`` the
+    disconnect comes while ``send`` waits (a server whose socket buffer is full), so
+    the generator is suspended at a ``yield``, not awaiting, when it is stopped."""
+    from django_support.asgi_call import http_scope
+    from django_support.endless_urls import events
+
+    app = get_asgi_application(max_threads=1)
+    closed_before = events[f"{kind} closed"]
+    threads_before = threading.active_count()
+    parts: list[bytes] = []
+    after_leaving: list[dict[str, Any]] = []
+
+    async def scenario() -> Any:
+        requested = False
+        left = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if left.is_set():
+                after_leaving.append(message)
+                return
+            if message["type"] == "http.response.body":
+                parts.append(message["body"])
+                if len(parts) == 3:
+                    left.set()
+                    if send_blocks:
+                        await asyncio.Event().wait()
+
+        await asyncio.wait_for(app(http_scope("GET", f"/ticks/{kind}/"), receive, send), 10)
+        await eventually(
+            lambda: events[f"{kind} closed"] == closed_before + 1, 10, "the generator to close"
+        )
+        return await asyncio.wait_for(call(app, "GET", "/ping/"), 10)
+
+    try:
+        ping = run(scenario())
+        threads_after = threading.active_count()
+    finally:
+        app.pool.shutdown()
+    assert parts == [b"tick 0\n", b"tick 1\n", b"tick 2\n"]
+    assert after_leaving == []
+    assert (ping.status, ping.body) == (200, b"pong")
+    assert threads_after <= threads_before + 1  # the handler's one thread

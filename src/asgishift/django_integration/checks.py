@@ -217,32 +217,69 @@ def check_atomic_requests(**kwargs: Any) -> list[checks.CheckMessage]:
     ]
 
 
-class _StreamFinder(ast.NodeVisitor):
-    """Find ``StreamingHttpResponse(<sync generator>)`` calls in a function's source."""
+def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """The nodes under ``node`` in its own scope: nested functions, lambdas and classes
+    are yielded but not entered."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if not isinstance(
+            child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
+        ):
+            yield from _own_nodes(child)
 
-    def __init__(self, sync_generators: set[str]) -> None:
-        self.sync_generators = sync_generators
+
+def _local_functions(scope: ast.AST) -> dict[str, bool]:
+    """The functions and classes ``scope`` (a module or function) defines in its own
+    scope: name → whether it is a sync generator function (the last definition wins)."""
+    return {
+        node.name: isinstance(node, ast.FunctionDef)
+        and any(isinstance(n, ast.Yield | ast.YieldFrom) for n in _own_nodes(node))
+        for node in _own_nodes(scope)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+
+
+class _StreamFinder(ast.NodeVisitor):
+    """Find ``StreamingHttpResponse(<sync generator>)`` calls in a function's source.
+
+    A called name is resolved as Python does for a function: in the enclosing
+    functions, innermost first, then in the module (``module_functions``,
+    from :func:`_local_functions`); a name defined in none of them is not
+    reported.
+    """
+
+    def __init__(self, module_functions: dict[str, bool]) -> None:
+        self.scopes = [module_functions]
         self.lines: list[int] = []
+
+    def _is_sync_generator(self, name: str) -> bool:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        return False
 
     def _is_sync_iterator(self, arg: ast.expr) -> bool:
         if isinstance(arg, ast.GeneratorExp):
             return not any(comp.is_async for comp in arg.generators)
-        return isinstance(arg, ast.Call) and getattr(arg.func, "id", "") in self.sync_generators
+        return (
+            isinstance(arg, ast.Call)
+            and isinstance(arg.func, ast.Name)
+            and self._is_sync_generator(arg.func.id)
+        )
+
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.scopes.append(_local_functions(node))
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    visit_FunctionDef = _visit_function
+    visit_AsyncFunctionDef = _visit_function
 
     def visit_Call(self, node: ast.Call) -> None:
         name = getattr(node.func, "id", getattr(node.func, "attr", ""))
         if name == "StreamingHttpResponse" and node.args and self._is_sync_iterator(node.args[0]):
             self.lines.append(node.lineno)
         self.generic_visit(node)
-
-
-def _sync_generator_names(tree: ast.AST) -> set[str]:
-    return {
-        node.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef)
-        and any(isinstance(n, ast.Yield | ast.YieldFrom) for n in ast.walk(node))
-    }
 
 
 def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
@@ -256,7 +293,7 @@ def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
         filename = inspect.getsourcefile(func) or "?"
     except (OSError, TypeError):
         return []
-    finder = _StreamFinder(_sync_generator_names(ast.parse(module_source)))
+    finder = _StreamFinder(_local_functions(ast.parse(module_source)))
     finder.visit(ast.parse(source))
     return [f"{filename}:{first_line + line - 1}" for line in finder.lines]
 

@@ -19,21 +19,25 @@ handler:
   ``ThreadSensitiveContext`` (asgiref ≥ 3.13's ``executor=`` argument, or
   :func:`executor_context`'s fallback) with the thread that ran the view
   held for it (:class:`~asgishift.django_integration._threads.ThreadLease`),
-  so its ``sync_to_async`` calls land on that thread;
+  so its ``sync_to_async`` calls land on that thread; a sync iterator is
+  advanced one part per hop to that thread, and a client's
+  ``http.disconnect`` stops the iteration and closes the response;
 - answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
   exposes ``scope["state"]`` as ``request.state``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
+import enum
 import io
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, MutableMapping
 from concurrent.futures import Executor
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.core import signals
@@ -168,6 +172,52 @@ class Prepared(NamedTuple):
     context: contextvars.Context | None
 
 
+class StreamEnd(enum.Enum):
+    """How sending a streaming response ended."""
+
+    SENT = "sent"  # to its end
+    DISCONNECTED = "disconnected"  # the client left first; the iteration was cancelled
+
+
+_SENT: Final = StreamEnd.SENT
+_DISCONNECTED: Final = StreamEnd.DISCONNECTED
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once ``receive`` gives ``http.disconnect`` (ASGI HTTP spec, "Disconnect -
+    receive event"); once the request body was read, nothing else is due."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _until_disconnect(sending: Coroutine[Any, Any, None], receive: Receive) -> StreamEnd:
+    """Run ``sending`` while waiting for the client's ``http.disconnect``, whichever ends first.
+
+    At a disconnect ``sending`` is cancelled; both tasks are waited for, also
+    when the caller is cancelled.
+
+    :return: :attr:`StreamEnd.SENT` when ``sending`` returned first, else
+        :attr:`StreamEnd.DISCONNECTED` (what ``sending`` then raised is logged at debug level).
+    :raise Exception: what ``sending`` raised before any disconnect, or what
+        ``receive`` raised.
+    """
+    sender = asyncio.ensure_future(sending)
+    listener = asyncio.ensure_future(_disconnected(receive))
+    try:
+        done, _ = await asyncio.wait((sender, listener), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        listener.cancel()
+        sender.cancel()
+        outcomes = await asyncio.gather(sender, listener, return_exceptions=True)
+    if sender in done:
+        sender.result()
+        return _SENT
+    listener.result()
+    if not isinstance(outcomes[0], asyncio.CancelledError | None):
+        logger.debug("streaming response failed after its client left", exc_info=outcomes[0])
+    return _DISCONNECTED
+
+
 class BoundedASGIHandler(ASGIHandler):
     """Django's ASGI handler with a bounded thread pool, one-hop sync chain and lifespan.
 
@@ -244,15 +294,24 @@ class BoundedASGIHandler(ASGIHandler):
             if prepared.body is not None:
                 await self._send(prepared.response, prepared.body, send)
             else:
-                await self._stream(scope, prepared, lease, send)
+                await self._stream(scope, prepared, lease, receive, send)
         finally:
             lease.release()
             body_file.close()
 
     async def _stream(
-        self, scope: Scope, prepared: Prepared, lease: ThreadLease, send: Send
+        self, scope: Scope, prepared: Prepared, lease: ThreadLease, receive: Receive, send: Send
     ) -> None:
-        """Send a streaming response and close it on its view thread (held by ``lease``)."""
+        """Send a streaming response until its end or the client's ``http.disconnect``,
+        then close it on its view thread (held by ``lease``).
+
+        Like Django's ``ASGIHandler`` (Django ≥ 5.0), a disconnect cancels the
+        iteration: an ``async def`` generator gets ``CancelledError`` where it
+        awaits; a sync iterator stops between two parts (the part being made
+        is finished first: a thread cannot be interrupted), and
+        ``response.close()`` closes a generator on its thread. Nothing more is
+        sent, and the thread goes back to the pool.
+        """
         if prepared.context is not None:
             adopt_context(prepared.context)
         # Iterating may call sync_to_async(thread_sensitive=True) (an async
@@ -261,7 +320,12 @@ class BoundedASGIHandler(ASGIHandler):
         async with executor_context(lease):
             set_script_prefix(self._prefix_of(scope))
             try:
-                await self._send(prepared.response, None, send)
+                await self._send_start(prepared.response, send)
+                end = await _until_disconnect(
+                    self._send_parts(prepared.response, lease, send), receive
+                )
+                if end is _DISCONNECTED:
+                    logger.debug("client left during a streaming response; it was stopped")
             finally:
                 await sync_to_async(prepared.response.close, thread_sensitive=True)()
 
@@ -294,15 +358,9 @@ class BoundedASGIHandler(ASGIHandler):
 
         return await super().read_body(replay)
 
-    async def _send(self, response: HttpResponseBase, body: bytes | None, send: Send) -> None:
-        """Send ``response`` (ASGI HTTP spec, "Response Start"/"Response Body"):
-        ``body`` when given, else the streaming response's parts.
-
-        What Django's ``send_response`` does, without closing the response:
-        Django 4.2's closes it in an extra hop, and this handler closes
-        non-streaming responses in the request's one hop already. A body of at
-        most one chunk goes in one message.
-        """
+    async def _send_start(self, response: HttpResponseBase, send: Send) -> None:
+        """Send ``http.response.start`` for ``response`` (ASGI HTTP spec, "Response Start"),
+        its cookies as ``Set-Cookie`` headers."""
         headers = [
             (name.encode("latin-1"), str(value).encode("latin-1"))
             for name, value in response.items()
@@ -312,16 +370,48 @@ class BoundedASGIHandler(ASGIHandler):
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
-        if body is None:
-            async for part in response:
-                for chunk, _ in self.chunk_bytes(part):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body"})
-        elif len(body) <= self.chunk_size:
+
+    async def _send(self, response: HttpResponseBase, body: bytes, send: Send) -> None:
+        """Send a non-streaming ``response`` whose content is ``body`` (ASGI HTTP spec,
+        "Response Start"/"Response Body").
+
+        What Django's ``send_response`` does, without closing the response: this
+        handler closes it in the request's one hop already. A body of at most one
+        chunk goes in one message.
+        """
+        await self._send_start(response, send)
+        if len(body) <= self.chunk_size:
             await send({"type": "http.response.body", "body": body})
         else:
             for chunk, last in self.chunk_bytes(body):
                 await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+
+    async def _send_parts(self, response: HttpResponseBase, lease: ThreadLease, send: Send) -> None:
+        """Send a streaming response's parts, then the closing empty body message.
+
+        An async iterator (``response.is_async``, Django docs,
+        "StreamingHttpResponse objects") is iterated here and ``aclose()``-d
+        however the iteration ends. A sync one is advanced one part per hop on
+        the lease's thread (Django's own ``__aiter__`` reads it whole into a
+        list first, which a client that leaves cannot stop).
+        """
+        if response.is_async:
+            parts = aiter(response.streaming_content)
+            try:
+                async for part in parts:
+                    await self._send_part(part, send)
+            finally:
+                await parts.aclose()
+        else:
+            iterator = iter(response.streaming_content)
+            while (part := await self._hop(lease, next, iterator, None)) is not None:
+                await self._send_part(part, send)
+        await send({"type": "http.response.body"})
+
+    async def _send_part(self, part: bytes, send: Send) -> None:
+        """Send one part of a streaming body, in ``chunk_size`` pieces, ``more_body`` set."""
+        for chunk, _ in self.chunk_bytes(part):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     def _respond(self, scope: Scope, body_file: Any, lease: ThreadLease) -> Prepared:
         """The sync part of a request, on a pool thread.

@@ -1,0 +1,56 @@
+"""The bounded handler stops a streaming response whose client left, on every ASGI server.
+
+Served app: ``tests/live_apps/django_stream_app.py`` (two threads, endless streams).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import httpx
+import pytest
+
+from live import ASGI_SERVER_PARAMS, live_server, wait_for
+
+APP = "django_stream_app:application"
+#: One stream more than the app's handler has threads.
+STREAMS = 3
+
+
+def read_lines_and_leave(url: str, lines: int) -> list[str]:
+    """Open ``url`` on a connection of its own, read ``lines`` lines, then disconnect."""
+    seen: list[str] = []
+    with httpx.Client(timeout=10) as client, client.stream("GET", url) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            seen.append(line)
+            if len(seen) == lines:
+                break
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_stream_is_closed_and_its_thread_freed_when_the_client_leaves(
+    server: str, kind: str
+) -> None:
+    with live_server(server, APP) as live, httpx.Client(base_url=live.url, timeout=10) as client:
+
+        def closed(count: int) -> bool:
+            events = client.get("/status/").json()["events"]
+            return bool(events.get(f"{kind} closed", 0) >= count)
+
+        threads_before = client.get("/status/").json()["threads"]
+        for n in range(1, STREAMS + 1):
+            lines = read_lines_and_leave(f"{live.url}/ticks/{kind}/", 3)
+            assert lines == ["tick 0", "tick 1", "tick 2"]
+            wait_for(
+                functools.partial(closed, n),
+                10,
+                f"{n} {kind} generator(s) closed after their clients left",
+            )
+        status = client.get("/status/").json()
+    assert status["events"] == {f"{kind} started": STREAMS, f"{kind} closed": STREAMS}
+    # The /status/ view started one of the handler's two threads; no more than the
+    # other one may have started since, and none is left streaming.
+    assert status["threads"] <= threads_before + 1, (threads_before, status)

@@ -1,0 +1,72 @@
+"""A URLconf with views that stream without end until closed (client disconnect tests).
+
+Kept out of ``django_support.urls`` so the system checks, which scan that
+URLconf for sync streaming views, do not see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import path
+
+#: Seconds between two parts of a stream.
+TICK = 0.02
+
+#: ``"<kind> closed"`` per generator kind (``async``, ``sync``), counted when closed.
+events: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+def _note(event: str) -> None:
+    with _lock:
+        events[event] += 1
+
+
+def async_ticks(request: HttpRequest) -> StreamingHttpResponse:
+    """Stream ``tick N`` lines from an ``async def`` generator until it is closed."""
+
+    async def ticks() -> AsyncIterator[bytes]:
+        try:
+            n = 0
+            while True:
+                yield f"tick {n}\n".encode()
+                n += 1
+                await asyncio.sleep(TICK)
+        finally:
+            _note("async closed")
+
+    return StreamingHttpResponse(ticks(), content_type="text/plain")
+
+
+def sync_ticks(request: HttpRequest) -> StreamingHttpResponse:
+    """Stream ``tick N`` lines from a sync generator until it is closed."""
+
+    def ticks() -> Iterator[bytes]:
+        try:
+            n = 0
+            while True:
+                yield f"tick {n}\n".encode()
+                n += 1
+                time.sleep(TICK)
+        finally:
+            _note("sync closed")
+
+    return StreamingHttpResponse(ticks(), content_type="text/plain")
+
+
+def ping(request: HttpRequest) -> HttpResponse:
+    """Answer ``pong``."""
+    return HttpResponse(b"pong")
+
+
+urlpatterns = [
+    path("ticks/async/", async_ticks),
+    path("ticks/sync/", sync_ticks),
+    path("ping/", ping),
+]
