@@ -93,6 +93,23 @@ def test_coding_cookie_files_are_parsed(tmp_path: Path) -> None:
     assert [(f.line, f.code) for f in result.findings] == [(6, "ASH101")]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(15)
+@pytest.mark.parametrize(
+    "whole_project", [pytest.param(True, id="whole"), pytest.param(False, id="closure")]
+)
+def test_a_fifo_named_py_is_reported_not_read(tmp_path: Path, whole_project: bool) -> None:
+    # Opening a FIFO for reading waits for a writer: the audit must not hang on it.
+    _write(tmp_path / "good.py", BLOCKING)
+    os.mkfifo(tmp_path / "pipe.py")
+    result = _run(tmp_path, whole_project=whole_project, jobs=1)
+    assert [f.path for f in result.findings] == ["good.py"]
+    assert [(e.path, e.message) for e in result.errors] == [
+        ("pipe.py", "not a regular file; remove it or add it to `exclude`")
+    ]
+    assert result.files_scanned == 1
+
+
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
 def test_symlink_loop_is_reported_once(tmp_path: Path) -> None:
     _write(tmp_path / "pkg" / "mod.py", BLOCKING)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import collections
 import concurrent.futures
+import contextlib
 import enum
 import gc
 import logging
@@ -27,12 +28,13 @@ import multiprocessing
 import os
 import queue
 import re
+import stat
 import symtable
 import sys
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from asgishift.audit._closure import Facts, file_facts
 from asgishift.audit._discover import SourceFile
@@ -57,6 +59,46 @@ PARSED_ONLY: tuple[int, str] = (-1, "")
 #: A file's ``(st_size, st_mtime_ns)`` when the main process opened it to read it.
 Stamp = tuple[int, int]
 _NO_STAMP: Stamp = (-1, -1)
+
+
+#: The :class:`~asgishift.audit._model.FileError` message of a path that is
+#: not a regular file (a FIFO, socket or device named ``*.py``).
+NOT_REGULAR = "not a regular file; remove it or add it to `exclude`"
+
+
+class NotRegularFile(OSError):
+    """The path is a FIFO, socket or device, not a regular file: it is not read."""
+
+
+def open_source(path: str) -> BinaryIO:
+    """Open a source file for reading, refusing anything but a regular file.
+
+    The file is opened with ``O_NONBLOCK`` (no effect on a regular file), so
+    a FIFO does not wait for a writer, and its type is checked on the open
+    descriptor, so it cannot be swapped after the check.
+
+    :param path: the file's path.
+    :return: the open file, binary mode.
+    :raise NotRegularFile: when ``path`` is not a regular file.
+    :raise OSError: when it cannot be opened.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        # A Unix socket cannot be opened at all (ENXIO on Linux).
+        mode = stat.S_IFREG
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path) from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class Step(enum.IntEnum):
@@ -242,14 +284,17 @@ def _run_batch(packed: bytes) -> bytes:
             data = _inherited.get(rel)
             if data is None:
                 try:
-                    with open(abspath, "rb") as fh:
+                    with open_source(abspath) as fh:
                         data = fh.read()
                         # After the read: an edit during it shows too.
-                        stat = os.fstat(fh.fileno())
+                        now = os.fstat(fh.fileno())
+                except NotRegularFile:
+                    out.append((rel, None, (0, NOT_REGULAR)))
+                    continue
                 except OSError as exc:
                     out.append((rel, None, (0, f"cannot read: {exc}")))
                     continue
-                if stamp != _NO_STAMP and (stat.st_size, stat.st_mtime_ns) != tuple(stamp):
+                if stamp != _NO_STAMP and (now.st_size, now.st_mtime_ns) != tuple(stamp):
                     out.append((rel,))
                     continue
             source = SourceFile(abspath, rel, module, is_package)
@@ -449,15 +494,18 @@ class Parser:
 
 __all__ = [
     "BATCH",
+    "NOT_REGULAR",
     "PARALLEL_MIN_FILES",
     "PARSED_ONLY",
     "Entry",
+    "NotRegularFile",
     "Outcome",
     "Parser",
     "Stamp",
     "Step",
     "Task",
     "no_gc",
+    "open_source",
     "parse_file",
     "run_task",
 ]

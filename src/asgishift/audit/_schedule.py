@@ -36,13 +36,16 @@ from asgishift.audit._discover import SourceFile
 from asgishift.audit._model import AuditConfig, FileError
 from asgishift.audit._parse import (
     BATCH,
+    NOT_REGULAR,
     PARALLEL_MIN_FILES,
     PARSED_ONLY,
     Entry,
+    NotRegularFile,
     Parser,
     Stamp,
     Step,
     Task,
+    open_source,
 )
 from asgishift.audit._syntax import MIN_FILES as RUFF_MIN_FILES
 from asgishift.audit._syntax import SyntaxCheck, ruff_binary
@@ -97,7 +100,7 @@ class Intake:
     def __call__(self, source: SourceFile) -> None:
         """Read one file found by discovery; look it up or queue it for scanning."""
         try:
-            with open(source.abspath, "rb") as fh:
+            with open_source(source.abspath) as fh:
                 # The open file's: no second look-up of the path.
                 stat = os.fstat(fh.fileno())
                 size = stat.st_size
@@ -112,6 +115,9 @@ class Intake:
                     )
                     return
                 data = fh.read()
+        except NotRegularFile:
+            self.errors.append(FileError(source.rel, 0, NOT_REGULAR))
+            return
         except OSError as exc:
             self.errors.append(FileError(source.rel, 0, f"cannot read: {exc}"))
             return

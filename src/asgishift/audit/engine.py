@@ -267,7 +267,9 @@ def audit_paths(
         ``# noqa`` comments and the configuration.
 
     Never raises for a bad file: unreadable, non-UTF-8, oversized or
-    unparsable files and symlink loops are listed in ``errors``.
+    unparsable files, symlink loops and paths that are not regular files (a
+    FIFO, socket or device named ``*.py``, never opened to wait on) are listed
+    in ``errors``.
     """
     root_s = os.path.abspath(root)
     cache_file = cache_path(os.path.abspath(config.cache_dir), root_s) if config.cache_dir else None
