@@ -110,6 +110,27 @@ def test_a_fifo_named_py_is_reported_not_read(tmp_path: Path, whole_project: boo
     assert result.files_scanned == 1
 
 
+@pytest.mark.parametrize(
+    "whole_project", [pytest.param(True, id="whole"), pytest.param(False, id="closure")]
+)
+def test_files_starting_with_a_utf8_bom_are_audited(tmp_path: Path, whole_project: bool) -> None:
+    bom = b"\xef\xbb\xbf"
+    _write(tmp_path / "m.py", bom + BLOCKING.encode())
+    # The BOM must not hide the first line's import from the import closure.
+    app = b"import helpers\n\n\nasync def view():\n    helpers.slow()\n"
+    _write(tmp_path / "app.py", bom + app)
+    _write(tmp_path / "helpers.py", "import time\n\n\ndef slow():\n    time.sleep(1)\n")
+    _write(tmp_path / "first.py", bom + b"async def v(): import time; time.sleep(1)\n")
+    result = _run(tmp_path, whole_project=whole_project)
+    assert result.errors == []
+    assert [(f.path, f.line, f.col, f.snippet) for f in result.findings] == [
+        ("first.py", 1, 29, "async def v(): import time; time.sleep(1)"),
+        ("helpers.py", 5, 5, "time.sleep(1)"),
+        ("m.py", 5, 5, "time.sleep(1)"),
+    ]
+    assert (result.findings[1].chain[0].path, result.findings[1].chain[0].line) == ("app.py", 5)
+
+
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
 def test_symlink_loop_is_reported_once(tmp_path: Path) -> None:
     _write(tmp_path / "pkg" / "mod.py", BLOCKING)

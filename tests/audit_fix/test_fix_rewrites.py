@@ -49,6 +49,16 @@ def test_crlf_line_endings_are_kept(tmp_path: Path) -> None:
     )
 
 
+def test_a_utf8_bom_is_kept(tmp_path: Path) -> None:
+    views = make_project(tmp_path, "orm_methods")
+    source = "from .models import Book\n\n\nasync def v(pk):\n    return Book.objects.get(pk=pk)\n"
+    views.write_bytes(b"\xef\xbb\xbf" + source.encode())
+    report = fix_findings(audit(tmp_path).findings, tmp_path)
+    assert len(report.fixed) == 1
+    fixed = source.replace("Book.objects.get", "await Book.objects.aget")
+    assert views.read_bytes() == b"\xef\xbb\xbf" + fixed.encode()
+
+
 def _target(kind: Rewrite, line: int, col: int, callee: str = "") -> FixTarget:
     return FixTarget(kind, "app/views.py", line, col, callee=callee)
 

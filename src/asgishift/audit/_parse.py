@@ -17,11 +17,13 @@ would otherwise use on the objects.
 from __future__ import annotations
 
 import ast
+import codecs
 import collections
 import concurrent.futures
 import contextlib
 import enum
 import gc
+import io
 import logging
 import marshal
 import multiprocessing
@@ -32,6 +34,7 @@ import stat
 import symtable
 import sys
 import threading
+import tokenize
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import BinaryIO, NamedTuple
@@ -48,7 +51,6 @@ PARALLEL_MIN_FILES = 64
 #: Files per batch sent to a worker process (at most).
 BATCH = 48
 
-_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 
 #: A parsed file as stored in the cache and sent back by workers: a plain
 #: summary, or ``(line, message)`` for a file reported as an error.
@@ -99,6 +101,32 @@ def open_source(path: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def source_encoding(data: bytes) -> str:
+    """Return the encoding Python reads a source file in (:func:`tokenize.detect_encoding`).
+
+    ``"utf-8-sig"`` after a UTF-8 byte order mark (decoding drops it), the
+    PEP 263 coding cookie's encoding, else ``"utf-8"``.
+
+    :param data: the file's bytes.
+    :raise SyntaxError: for an unknown encoding in the cookie, or a cookie
+        that contradicts the byte order mark.
+    """
+    return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+
+
+def source_text(data: bytes) -> str:
+    """Decode a source file as Python does, never raising (bad bytes are replaced).
+
+    :param data: the file's bytes.
+    :return: its text, without a byte order mark; UTF-8 when the coding cookie is bad.
+    """
+    try:
+        encoding = source_encoding(data)
+    except SyntaxError:
+        encoding = "utf-8"
+    return data.decode(encoding, "replace")
 
 
 class Step(enum.IntEnum):
@@ -178,18 +206,21 @@ def parse_file(source: SourceFile, data: bytes, summarise: bool = True) -> Entry
         ``summarise`` is false, or ``(line, message)`` for a file reported as
         an error (a message naming what to do).
     """
+    text: str | bytes = data
     try:
-        text: str | bytes = data.decode("utf-8")
+        encoding = source_encoding(data)
+        text = data.decode(encoding)
+    except SyntaxError:
+        pass  # a bad coding cookie: the parser words the error
     except UnicodeDecodeError as exc:
-        head = b"\n".join(data.split(b"\n", 2)[:2])
-        if _CODING_RE.search(head) is None:
+        if encoding.startswith("utf-8"):
             line = data.count(b"\n", 0, exc.start) + 1
             return (
                 line,
                 f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8 "
                 "or add it to `exclude`",
             )
-        text = data  # a PEP 263 coding cookie: let the parser decode it
+        # Not valid in its PEP 263 coding cookie's encoding: the parser words the error.
     if not summarise and _parses(text, source.rel):
         return PARSED_ONLY
     try:
@@ -222,7 +253,8 @@ def run_task(task: Task, data: bytes) -> Outcome:
     """Take one file as far as its :class:`Step` says."""
     source = task.source
     if task.step is Step.SCAN:
-        facts = file_facts(source, data)
+        # The import scan reads bytes: a byte order mark would hide the first line.
+        facts = file_facts(source, data.removeprefix(codecs.BOM_UTF8))
         entry = parse_file(source, data, True) if facts[0] else None
         return Outcome(source.rel, facts, entry)
     return Outcome(source.rel, None, parse_file(source, data, task.step is Step.SUMMARISE))
@@ -508,4 +540,6 @@ __all__ = [
     "open_source",
     "parse_file",
     "run_task",
+    "source_encoding",
+    "source_text",
 ]

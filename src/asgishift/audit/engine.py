@@ -83,7 +83,7 @@ from asgishift.audit._cache import (
 from asgishift.audit._discover import SourceFile, discover
 from asgishift.audit._link import link
 from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding
-from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, no_gc
+from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, no_gc, source_text
 from asgishift.audit._records import FileIndex, from_plain
 from asgishift.audit._schedule import Intake, summarise
 from asgishift.audit.rules import calls_index, conditions, link_checks
@@ -159,7 +159,7 @@ def _finish(
     def line_of(path: str, number: int) -> str:
         lines = lines_cache.get(path)
         if lines is None:
-            lines = contents.get(path, b"").decode("utf-8", "replace").splitlines()
+            lines = source_text(contents.get(path, b"")).splitlines()
             lines_cache[path] = lines
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
