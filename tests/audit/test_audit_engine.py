@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from asgishift.audit import _parse
+from asgishift.audit._lines import char_col
 from asgishift.audit._model import AuditConfig, AuditResult
 from asgishift.audit.engine import audit_paths, noqa_codes
 
@@ -129,6 +130,27 @@ def test_files_starting_with_a_utf8_bom_are_audited(tmp_path: Path, whole_projec
         ("m.py", 5, 5, "time.sleep(1)"),
     ]
     assert (result.findings[1].chain[0].path, result.findings[1].chain[0].line) == ("app.py", 5)
+
+
+def test_byte_columns_become_character_columns() -> None:
+    line = 'x = "été"; y = 1'
+    byte_col = line.encode("utf-8").index(b"y") + 1
+    assert char_col(line, byte_col) == line.index("y") + 1
+    assert char_col("y = 1", 5) == 5
+
+
+def test_columns_count_characters_not_utf8_bytes(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "m.py",
+        'import time\n\n\ndef helper():\n    "é"; time.sleep(1)\n\n\n'
+        'async def view():\n    s = "😀"; time.sleep(1)\n    t = "ü"; helper()\n',
+    )
+    result = _run(tmp_path)
+    assert [(f.line, f.col, f.end_line, f.end_col) for f in result.findings] == [
+        (5, 10, 5, 23),
+        (9, 14, 9, 27),
+    ]
+    assert [(hop.line, hop.col) for hop in result.findings[0].chain] == [(10, 14), (5, 10)]
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")

@@ -10,19 +10,12 @@ from fix_cases import audit, make_project
 from asgishift.audit._model import Finding
 from asgishift.audit.fix import FixTarget, Rewrite, Skip, fix_findings
 from asgishift.audit.fix._apply import rewrite_source
-from asgishift.audit.fix._transform import byte_to_char_col
 
 
 def _views(tmp_path: Path, source: str) -> Path:
     views = make_project(tmp_path, "orm_methods")
     views.write_text(source, encoding="utf-8")
     return views
-
-
-def test_byte_columns_become_character_columns() -> None:
-    line = 'x = "été"; y = 1'
-    byte_col = line.encode("utf-8").index(b"y") + 1
-    assert byte_to_char_col(line, byte_col) == line.index("y")
 
 
 def test_non_ascii_before_the_call_still_matches(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ Known limits of the static analysis (each one errs towards silence):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -81,9 +82,10 @@ from asgishift.audit._cache import (
     save_run,
 )
 from asgishift.audit._discover import SourceFile, discover
+from asgishift.audit._lines import SourceLines
 from asgishift.audit._link import link
 from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding
-from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, no_gc, source_text
+from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, no_gc
 from asgishift.audit._records import FileIndex, from_plain
 from asgishift.audit._schedule import Intake, summarise
 from asgishift.audit.rules import calls_index, conditions, link_checks
@@ -147,21 +149,15 @@ def _finish(
     contents: dict[str, bytes],
     keep: Callable[[str, str], bool],
 ) -> list[Finding]:
-    """Apply filters and ``# noqa``, attach snippets, sort.
+    """Apply filters and ``# noqa``, attach snippets, count columns in characters, sort.
 
     A ``# noqa`` comment covering the finding's code silences it when it sits
     on the hazard's line or on the line of any hop of its chain (so the call
     in the ``async def`` can carry it). The chain is the shortest one found:
     a comment on a hop of that chain also hides longer chains to the hazard.
     """
-    lines_cache: dict[str, list[str]] = {}
-
-    def line_of(path: str, number: int) -> str:
-        lines = lines_cache.get(path)
-        if lines is None:
-            lines = source_text(contents.get(path, b"")).splitlines()
-            lines_cache[path] = lines
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+    source = SourceLines(contents)
+    line_of = source.line
 
     def silenced(code: str, text: str) -> bool:
         codes = noqa_codes(text)
@@ -176,16 +172,20 @@ def _finish(
             silenced(finding.code, line_of(hop.path, hop.line)) for hop in finding.chain[:-1]
         ):
             continue
+        path = finding.path
         out.append(
             Finding(
                 code=finding.code,
-                path=finding.path,
+                path=path,
                 line=finding.line,
-                col=finding.col,
+                col=source.char_col(path, finding.line, finding.col),
                 end_line=finding.end_line,
-                end_col=finding.end_col,
+                end_col=source.char_col(path, finding.end_line, finding.end_col),
                 args=finding.args,
-                chain=finding.chain,
+                chain=tuple(
+                    dataclasses.replace(hop, col=source.char_col(hop.path, hop.line, hop.col))
+                    for hop in finding.chain
+                ),
                 snippet=text.strip(),
             )
         )
