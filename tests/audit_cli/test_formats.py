@@ -241,7 +241,7 @@ def test_sarif_rules_and_results() -> None:
     location = first["locations"][0]["physicalLocation"]
     assert location["artifactLocation"] == {"uri": "shop/pay.py", "uriBaseId": "%SRCROOT%"}
     assert location["region"] == {"startLine": 4, "startColumn": 5, "endLine": 4, "endColumn": 18}
-    assert first["partialFingerprints"] == {"asgishift/v1": report.fingerprints[0]}
+    assert first["partialFingerprints"] == {"asgishift/v2": report.fingerprints[0]}
     flow = first["codeFlows"][0]["threadFlows"][0]["locations"]
     assert [loc["location"]["physicalLocation"]["region"]["startLine"] for loc in flow] == [9, 4]
     assert flow[0]["location"]["message"]["text"] == "shop.views.checkout calls shop.pay()"

@@ -305,6 +305,7 @@ def _audit(args: argparse.Namespace) -> int:
     from asgishift.audit import engine
     from asgishift.audit import rules as catalogue
     from asgishift.audit._baseline import (
+        BASELINE_VERSION,
         BaselineError,
         apply_baseline,
         fingerprints,
@@ -364,7 +365,12 @@ def _audit(args: argparse.Namespace) -> int:
         tool_version=__version__,
     )
     if baseline is not None:
-        outcome = apply_baseline(prints, baseline)
+        outcome = apply_baseline(
+            prints
+            if baseline.version == BASELINE_VERSION
+            else fingerprints(result.findings, baseline.version),
+            baseline,
+        )
         report.findings = [result.findings[i] for i in outcome.kept]
         report.fingerprints = [prints[i] for i in outcome.kept]
         report.baseline_matched = outcome.matched

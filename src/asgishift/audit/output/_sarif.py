@@ -12,7 +12,7 @@ reads from it:
   ``run.originalUriBaseIds`` maps that to the project root (§3.14.14), so the log
   is portable between machines;
 - columns count Unicode code points (``run.columnKind``, §3.14.17);
-- ``partialFingerprints["asgishift/v1"]`` (§3.27.17) is the same line-independent
+- ``partialFingerprints["asgishift/v2"]`` (§3.27.17) is the same line-independent
   fingerprint as the baseline file, so an alert survives a line moving;
 - a call chain becomes a related location for the ``async def`` it starts in
   (linked from the message) and one ``codeFlow`` with one ``threadFlow`` whose locations are
