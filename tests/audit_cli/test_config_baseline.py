@@ -216,6 +216,8 @@ def test_a_version_1_baseline_is_still_matched_the_version_1_way(tmp_path: Path)
     assert fingerprints(new, 1)[0] == recorded
     outcome = apply_baseline(fingerprints(new, baseline.version), baseline)
     assert outcome.kept == [1]
+    # A hazard written in the async def itself has the same fingerprint in both versions.
+    assert fingerprints([finding()], 1) == fingerprints([finding()])
 
 
 def test_a_new_call_site_of_a_recorded_hazard_is_the_one_reported(tmp_path: Path) -> None:

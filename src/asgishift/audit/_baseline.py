@@ -12,7 +12,7 @@ includes a line or column. It hashes:
 - the flagged source line with all whitespace collapsed (re-indenting or
   re-wrapping around it does not matter, editing the call itself does);
 - the qualified name of the ``async def`` its chain starts in (the first hop's
-  function; empty for a hazard written in the ``async def`` itself): the engine
+  function; nothing for a hazard written in the ``async def`` itself): the engine
   reports one finding per call site in async code, so a new view calling an
   already recorded helper is a new finding, and the recorded one still matches;
 - an occurrence index: the n-th finding with the same preceding parts in file order,
@@ -21,7 +21,8 @@ includes a line or column. It hashes:
 Version 1 baselines left the ``async def`` out: a new call site of a recorded
 hazard then took the recorded entry (it came first in file order) and the old
 call site was reported instead. A version 1 file is still read and matched the
-version 1 way; ``--write-baseline`` rewrites it as version 2.
+version 1 way; ``--write-baseline`` rewrites it as version 2 (a hazard written in
+an ``async def`` keeps its fingerprint).
 
 The same value is SARIF's ``partialFingerprints["asgishift/v2"]`` so code-scanning
 alerts track a finding across commits the same way the baseline does.
@@ -44,6 +45,8 @@ BASELINE_VERSION = 2
 #: The versions :func:`read_baseline` reads.
 READABLE_VERSIONS = (1, 2)
 FINGERPRINT_KEY = f"asgishift/v{BASELINE_VERSION}"
+#: The order of a baseline file's entries.
+_SORT_KEYS = ("path", "code", "snippet", "entry", "fingerprint")
 
 
 class BaselineError(Exception):
@@ -61,7 +64,7 @@ def _entry(finding: Finding) -> str:
 
 def _identity(finding: Finding, version: int) -> str:
     parts = [finding.code, finding.path, _normalise(finding.snippet)]
-    if version >= 2:
+    if version >= 2 and finding.chain:
         parts.append(_entry(finding))
     return "\0".join(parts)
 
@@ -86,17 +89,35 @@ def fingerprints(findings: Sequence[Finding], version: int = BASELINE_VERSION) -
     return result
 
 
+def in_scope(path: object, scopes: Sequence[str]) -> bool:
+    """Return whether a baseline entry's file lies under the audited paths.
+
+    :param path: the entry's ``path`` (relative to the project root, POSIX);
+        an entry without one counts as audited.
+    :param scopes: the audited paths relative to the project root, POSIX
+        (``"."`` for the root itself).
+    """
+    if not isinstance(path, str):
+        return True
+    return any(scope == "." or path == scope or path.startswith(f"{scope}/") for scope in scopes)
+
+
 @dataclass
 class Baseline:
     """A baseline file as read.
 
     :param version: its format version (one of :data:`READABLE_VERSIONS`); match
         it with ``fingerprints(findings, version)``.
-    :param counts: fingerprint to how many times it occurs (normally once).
+    :param entries: its entries as written (each has a ``fingerprint``).
     """
 
     version: int
-    counts: Counter[str]
+    entries: list[dict[str, Any]]
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Fingerprint to how many times it occurs (normally once)."""
+        return Counter(e["fingerprint"] for e in self.entries)
 
 
 @dataclass
@@ -106,8 +127,8 @@ class BaselineOutcome:
     :param kept: indexes (into the run's findings) of the findings not in the
         baseline, in order: the ones to report.
     :param matched: how many findings the baseline suppressed.
-    :param stale: baseline entries no finding matched any more (fixed code);
-        rewriting the baseline drops them.
+    :param stale: baseline entries of audited files no finding matched any
+        more (fixed code); rewriting the baseline drops them.
     """
 
     kept: list[int]
@@ -115,7 +136,9 @@ class BaselineOutcome:
     stale: int
 
 
-def write_baseline(path: Path, findings: Sequence[Finding]) -> int:
+def write_baseline(
+    path: Path, findings: Sequence[Finding], kept: Sequence[dict[str, Any]] = ()
+) -> int:
     """Write ``findings`` to a baseline file.
 
     The file is JSON, sorted and without line numbers, so it only changes in a diff
@@ -132,10 +155,12 @@ def write_baseline(path: Path, findings: Sequence[Finding]) -> int:
 
     :param path: the file to (over)write.
     :param findings: the findings in report order.
+    :param kept: entries of the file being rewritten to keep as they are (those
+        of files outside the paths audited this time).
     :return: the number of entries written.
     :raise OSError: when the file cannot be written.
     """
-    entries = [
+    entries: list[dict[str, Any]] = [
         {
             "fingerprint": fp,
             "code": f.code,
@@ -145,9 +170,8 @@ def write_baseline(path: Path, findings: Sequence[Finding]) -> int:
         }
         for f, fp in zip(findings, fingerprints(findings), strict=True)
     ]
-    entries.sort(
-        key=lambda e: (e["path"], e["code"], e["snippet"], e.get("entry", ""), e["fingerprint"])
-    )
+    entries.extend(kept)
+    entries.sort(key=lambda e: [str(e.get(k, "")) for k in _SORT_KEYS])
     document = {"version": BASELINE_VERSION, "tool": "asgishift", "findings": entries}
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return len(entries)
@@ -178,10 +202,12 @@ def read_baseline(path: Path) -> Baseline:
         isinstance(e, dict) and isinstance(e.get("fingerprint"), str) for e in entries
     ):
         raise BaselineError(f"{path}: 'findings' must be a list of {{fingerprint: ...}}; {fix}")
-    return Baseline(version, Counter(e["fingerprint"] for e in entries))
+    return Baseline(version, entries)
 
 
-def apply_baseline(finding_fingerprints: Sequence[str], baseline: Baseline) -> BaselineOutcome:
+def apply_baseline(
+    finding_fingerprints: Sequence[str], baseline: Baseline, scopes: Sequence[str] = (".",)
+) -> BaselineOutcome:
     """Match a run's findings against a baseline.
 
     Each baseline entry suppresses at most one finding, so a second identical
@@ -191,9 +217,11 @@ def apply_baseline(finding_fingerprints: Sequence[str], baseline: Baseline) -> B
     :param finding_fingerprints: :func:`fingerprints` of the run's findings, in
         report order, of the baseline's version.
     :param baseline: as returned by :func:`read_baseline`.
+    :param scopes: the audited paths (see :func:`in_scope`): an entry of a file
+        outside them is not stale for not being matched.
     :return: which findings to report and the match counts.
     """
-    remaining = Counter(baseline.counts)
+    remaining = baseline.counts
     kept = []
     matched = 0
     for index, fp in enumerate(finding_fingerprints):
@@ -202,7 +230,9 @@ def apply_baseline(finding_fingerprints: Sequence[str], baseline: Baseline) -> B
             matched += 1
         else:
             kept.append(index)
-    return BaselineOutcome(kept=kept, matched=matched, stale=sum(remaining.values()))
+    paths = {e["fingerprint"]: e.get("path") for e in baseline.entries}
+    stale = sum(n for fp, n in remaining.items() if in_scope(paths[fp], scopes))
+    return BaselineOutcome(kept=kept, matched=matched, stale=stale)
 
 
 __all__ = [
@@ -214,6 +244,7 @@ __all__ = [
     "BaselineOutcome",
     "apply_baseline",
     "fingerprints",
+    "in_scope",
     "read_baseline",
     "write_baseline",
 ]
