@@ -257,6 +257,42 @@ def test_sarif_rules_and_results() -> None:
     assert run["results"][2]["level"] == "warning"
 
 
+@pytest.mark.parametrize(
+    ("workspace", "prefix", "base"),
+    [
+        pytest.param("/ws", "services/api/", "file:///ws/", id="monorepo"),
+        pytest.param("/elsewhere", "", "file:///ws/services/api/", id="outside-workspace"),
+        pytest.param(None, "", "file:///ws/services/api/", id="no-workspace"),
+    ],
+)
+def test_sarif_uris_are_relative_to_the_github_workspace(
+    monkeypatch: pytest.MonkeyPatch, workspace: str | None, prefix: str, base: str
+) -> None:
+    # Code scanning resolves relative URIs against the repository root, not %SRCROOT%.
+    if workspace is None:
+        monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    else:
+        monkeypatch.setenv("GITHUB_WORKSPACE", workspace)
+    report = sample_report()
+    report.root = "/ws/services/api"
+    run = build_sarif(report)["runs"][0]
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": base}}
+    chained = run["results"][0]
+    uris = [
+        chained["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        chained["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        *(
+            loc["location"]["physicalLocation"]["artifactLocation"]["uri"]
+            for loc in chained["codeFlows"][0]["threadFlows"][0]["locations"]
+        ),
+        run["invocations"][0]["toolExecutionNotifications"][0]["locations"][0]["physicalLocation"][
+            "artifactLocation"
+        ]["uri"],
+    ]
+    expected = ["shop/pay.py", "shop/views.py", "shop/views.py", "shop/pay.py", "broken.py"]
+    assert uris == [prefix + uri for uri in expected]
+
+
 def test_sarif_unparseable_files_are_notifications() -> None:
     invocation = build_sarif(sample_report())["runs"][0]["invocations"][0]
     assert invocation["executionSuccessful"] is True
@@ -341,6 +377,16 @@ def test_github_uses_github_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_WORKSPACE", "/")
     out = render(make_report([finding()], root="/project"), "github")
     assert out.startswith("::error file=project/shop/views.py,")
+
+
+def test_github_chain_paths_are_relative_to_the_workspace_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_WORKSPACE", "/")
+    out = render(make_report([finding(path="shop/pay.py", chain=CHAIN)], root="/project"), "github")
+    assert out.startswith("::error file=project/shop/pay.py,")
+    assert "%0Avia project/shop/views.py:9 in shop.views.checkout" in out
+    assert "%0A    project/shop/pay.py:4 in shop.pay" in out
 
 
 def test_text_groups_call_sites_of_one_hazard_and_prints_the_shared_tail_once() -> None:
