@@ -304,6 +304,17 @@ def test_noqa_codes(line: str, expected: frozenset[str] | None) -> None:
     assert noqa_codes(line) == expected
 
 
+def test_noqa_counts_only_in_comments_not_in_strings(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "m.py",
+        "import time\n\n\nasync def view():\n"
+        '    print("# noqa: ASH101"); time.sleep(1)\n'
+        '    y = """\n    # noqa: ASH101 """; time.sleep(2)\n'
+        '    time.sleep(3)  # noqa: ASH101 "quoted"\n',
+    )
+    assert [f.line for f in _run(tmp_path).findings] == [5, 7]
+
+
 def test_namespace_packages_are_reached_by_their_dotted_import_name(tmp_path: Path) -> None:
     # src/reports/ has no __init__.py (PEP 420): reports.store is importable as
     # "reports.store" once src/ is on sys.path, and audited from the project root.

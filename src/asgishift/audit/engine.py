@@ -159,8 +159,8 @@ def _finish(
     source = SourceLines(contents)
     line_of = source.line
 
-    def silenced(code: str, text: str) -> bool:
-        codes = noqa_codes(text)
+    def silenced(code: str, path: str, line: int) -> bool:
+        codes = noqa_codes(source.comment(path, line))
         return codes is not None and (not codes or code.startswith(tuple(codes)))
 
     out: list[Finding] = []
@@ -168,8 +168,8 @@ def _finish(
         if not keep(finding.code, finding.path):
             continue
         text = line_of(finding.path, finding.line)
-        if silenced(finding.code, text) or any(
-            silenced(finding.code, line_of(hop.path, hop.line)) for hop in finding.chain[:-1]
+        if silenced(finding.code, finding.path, finding.line) or any(
+            silenced(finding.code, hop.path, hop.line) for hop in finding.chain[:-1]
         ):
             continue
         path = finding.path
