@@ -315,6 +315,15 @@ def test_noqa_counts_only_in_comments_not_in_strings(tmp_path: Path) -> None:
     assert [f.line for f in _run(tmp_path).findings] == [5, 7]
 
 
+def test_a_form_feed_does_not_shift_snippets_or_noqa_lines(tmp_path: Path) -> None:
+    # str.splitlines() also splits at a form feed; Python's line numbers do not.
+    _write(
+        tmp_path / "m.py",
+        "import time\n\x0c\n\nasync def view():\n    time.sleep(1)\n    time.sleep(2)  # noqa\n",
+    )
+    assert [(f.line, f.snippet) for f in _run(tmp_path).findings] == [(5, "time.sleep(1)")]
+
+
 def test_namespace_packages_are_reached_by_their_dotted_import_name(tmp_path: Path) -> None:
     # src/reports/ has no __init__.py (PEP 420): reports.store is importable as
     # "reports.store" once src/ is on sys.path, and audited from the project root.

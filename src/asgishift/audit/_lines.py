@@ -45,7 +45,9 @@ class SourceLines:
         """Return line ``number`` (1-based) of ``path``, or ``""`` when there is none."""
         lines = self.lines.get(path)
         if lines is None:
-            lines = source_text(self.contents.get(path, b"")).splitlines()
+            text = source_text(self.contents.get(path, b""))
+            # Python's line ends only: str.splitlines() also splits at a form feed.
+            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
             self.lines[path] = lines
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
