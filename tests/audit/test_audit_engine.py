@@ -49,7 +49,7 @@ def test_bad_files_are_reported_and_the_rest_audited(tmp_path: Path, whole_proje
     assert "syntax error" in errors["broken.py"].message
     assert errors["latin1.py"].line == 2
     assert "not valid UTF-8" in errors["latin1.py"].message
-    assert "max_file_bytes=1000" in errors["huge.py"].message
+    assert "over max-file-bytes = 1000; raise `max-file-bytes`" in errors["huge.py"].message
     assert result.files_scanned == 3
 
 

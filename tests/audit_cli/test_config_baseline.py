@@ -16,7 +16,13 @@ from asgishift.audit._baseline import (
     read_baseline,
     write_baseline,
 )
-from asgishift.audit._config import ConfigError, find_pyproject, load_config, parse_table
+from asgishift.audit._config import (
+    ConfigError,
+    config_key,
+    find_pyproject,
+    load_config,
+    parse_table,
+)
 from asgishift.audit._model import AuditConfig, Finding, Hop
 
 # ------------------------------------------------------------------------ config
@@ -150,6 +156,16 @@ def test_missing_explicit_config(tmp_path: Path) -> None:
 def test_parse_table_defaults_untouched_keys() -> None:
     config = parse_table({"jobs": 4}, "x.toml")
     assert config == AuditConfig(jobs=4)
+
+
+def test_rules_name_config_keys_as_written_in_pyproject() -> None:
+    from asgishift.audit.rules import all_rules
+
+    # extra_blocking is the AuditConfig attribute; in pyproject.toml the key is extra-blocking.
+    attributes = [a for a in vars(AuditConfig()) if "_" in a]
+    texts = [f"{r.summary} {r.message} {r.why}" for r in all_rules()]
+    assert [(a, t) for a in attributes for t in texts if a in t] == []
+    assert config_key("extra_blocking") == "extra-blocking"
 
 
 # ---------------------------------------------------------------------- baseline

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 
 from asgishift.audit._cache import Record, digest, save_cache
 from asgishift.audit._closure import Closure, Facts
+from asgishift.audit._config import TABLE, config_key
 from asgishift.audit._discover import SourceFile
 from asgishift.audit._model import AuditConfig, FileError
 from asgishift.audit._parse import (
@@ -105,12 +106,13 @@ class Intake:
                 stat = os.fstat(fh.fileno())
                 size = stat.st_size
                 if size > self.max_bytes:
+                    key = config_key("max_file_bytes")
                     self.errors.append(
                         FileError(
                             source.rel,
                             0,
-                            f"file is {size} bytes, over max_file_bytes={self.max_bytes}; raise "
-                            "`max_file_bytes` or add it to `exclude`",
+                            f"file is {size} bytes, over {key} = {self.max_bytes}; raise "
+                            f"`{key}` in {TABLE} or add it to `exclude`",
                         )
                     )
                     return
