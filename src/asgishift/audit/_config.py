@@ -12,7 +12,7 @@ Keys are kebab-case, as in ``[tool.ruff]``::
     select = ["ASH1", "ASH201"]
     ignore = ["ASH105"]
     per-file-ignores = { "tests/**" = ["ASH1"] }
-    exclude = ["migrations/**"]
+    exclude = ["**/migrations/**"]
     extra-blocking = ["shop.legacy.fetch_rates"]
     extra-safe = ["shop.utils.run_in_thread"]
     respect-gitignore = true
