@@ -389,6 +389,29 @@ def test_github_chain_paths_are_relative_to_the_workspace_too(
     assert "%0A    project/shop/pay.py:4 in shop.pay" in out
 
 
+@pytest.mark.parametrize(
+    ("callee", "shown"),
+    [
+        pytest.param("list()", "list()", id="builtin-worded-as-a-call"),
+        pytest.param(
+            "iteration (for ... in queryset)", "iteration (for ... in queryset)", id="how"
+        ),
+        pytest.param("slicing with a step", "slicing with a step", id="description"),
+        pytest.param("time.sleep", "time.sleep()", id="dotted-name"),
+    ],
+)
+def test_a_hop_callee_gets_call_parentheses_once(
+    monkeypatch: pytest.MonkeyPatch, callee: str, shown: str
+) -> None:
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    last = Hop("shop/pay.py", 4, 5, "shop.pay", callee)
+    report = make_report([finding("ASH201", "shop/pay.py", 4, chain=(CHAIN[0], last))])
+    assert f"in shop.pay → {shown}\n" in render(report, "text", color=False)
+    assert f"in shop.pay → {shown}\n" in render(report, "github").replace("%0A", "\n")
+    flow = build_sarif(report)["runs"][0]["results"][0]["codeFlows"][0]["threadFlows"][0]
+    assert flow["locations"][1]["location"]["message"]["text"] == f"shop.pay calls {shown}"
+
+
 def test_text_groups_call_sites_of_one_hazard_and_prints_the_shared_tail_once() -> None:
     tail = (
         Hop("shop/store.py", 30, 5, "shop.store.save", "shop.store.write"),

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TextIO
 
 from asgishift.audit._model import Severity
-from asgishift.audit.output import Report, message
+from asgishift.audit.output import Report, call_text, message
 from asgishift.audit.output._text import arrow_for, summary_line
 
 _COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
@@ -111,7 +111,7 @@ def render(report: Report, stream: TextIO) -> None:
         if finding.chain:
             hops = [
                 f"{workspace_path(report.root, h.path, workspace)}:{h.line} in {h.function} "
-                f"{arrow} {h.callee}()"
+                f"{arrow} {call_text(h.callee)}"
                 for h in finding.chain
             ]
             text += "\nvia " + "\n    ".join(hops)

@@ -36,7 +36,7 @@ from urllib.parse import quote
 from asgishift.audit._baseline import FINGERPRINT_KEY
 from asgishift.audit._model import FileError, Finding, Hop, Rule
 from asgishift.audit._ruledoc import rule_markdown, rule_text
-from asgishift.audit.output import Report, message, sarif_level
+from asgishift.audit.output import Report, call_text, message, sarif_level
 from asgishift.audit.output._github import workspace_prefix
 
 SARIF_VERSION = "2.1.0"
@@ -82,7 +82,7 @@ def _hop_location(hop: Hop) -> dict[str, Any]:
     return {
         "location": {
             "physicalLocation": _physical(hop.path, hop.line, hop.col),
-            "message": {"text": f"{hop.function} calls {hop.callee}()"},
+            "message": {"text": f"{hop.function} calls {call_text(hop.callee)}"},
         }
     }
 
