@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from asgishift.audit import _parse
+from asgishift.audit._lines import char_col
 from asgishift.audit._model import AuditConfig, AuditResult
 from asgishift.audit.engine import audit_paths, noqa_codes
 
@@ -48,7 +49,7 @@ def test_bad_files_are_reported_and_the_rest_audited(tmp_path: Path, whole_proje
     assert "syntax error" in errors["broken.py"].message
     assert errors["latin1.py"].line == 2
     assert "not valid UTF-8" in errors["latin1.py"].message
-    assert "max_file_bytes=1000" in errors["huge.py"].message
+    assert "over max-file-bytes = 1000; raise `max-file-bytes`" in errors["huge.py"].message
     assert result.files_scanned == 3
 
 
@@ -91,6 +92,65 @@ def test_coding_cookie_files_are_parsed(tmp_path: Path) -> None:
     result = _run(tmp_path)
     assert result.errors == []
     assert [(f.line, f.code) for f in result.findings] == [(6, "ASH101")]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(15)
+@pytest.mark.parametrize(
+    "whole_project", [pytest.param(True, id="whole"), pytest.param(False, id="closure")]
+)
+def test_a_fifo_named_py_is_reported_not_read(tmp_path: Path, whole_project: bool) -> None:
+    # Opening a FIFO for reading waits for a writer: the audit must not hang on it.
+    _write(tmp_path / "good.py", BLOCKING)
+    os.mkfifo(tmp_path / "pipe.py")
+    result = _run(tmp_path, whole_project=whole_project, jobs=1)
+    assert [f.path for f in result.findings] == ["good.py"]
+    assert [(e.path, e.message) for e in result.errors] == [
+        ("pipe.py", "not a regular file; remove it or add it to `exclude`")
+    ]
+    assert result.files_scanned == 1
+
+
+@pytest.mark.parametrize(
+    "whole_project", [pytest.param(True, id="whole"), pytest.param(False, id="closure")]
+)
+def test_files_starting_with_a_utf8_bom_are_audited(tmp_path: Path, whole_project: bool) -> None:
+    bom = b"\xef\xbb\xbf"
+    _write(tmp_path / "m.py", bom + BLOCKING.encode())
+    # The BOM must not hide the first line's import from the import closure.
+    app = b"import helpers\n\n\nasync def view():\n    helpers.slow()\n"
+    _write(tmp_path / "app.py", bom + app)
+    _write(tmp_path / "helpers.py", "import time\n\n\ndef slow():\n    time.sleep(1)\n")
+    _write(tmp_path / "first.py", bom + b"async def v(): import time; time.sleep(1)\n")
+    result = _run(tmp_path, whole_project=whole_project)
+    assert result.errors == []
+    assert [(f.path, f.line, f.col, f.snippet) for f in result.findings] == [
+        ("first.py", 1, 29, "async def v(): import time; time.sleep(1)"),
+        ("helpers.py", 5, 5, "time.sleep(1)"),
+        ("m.py", 5, 5, "time.sleep(1)"),
+    ]
+    assert (result.findings[1].chain[0].path, result.findings[1].chain[0].line) == ("app.py", 5)
+
+
+def test_byte_columns_become_character_columns() -> None:
+    line = 'x = "été"; y = 1'
+    byte_col = line.encode("utf-8").index(b"y") + 1
+    assert char_col(line, byte_col) == line.index("y") + 1
+    assert char_col("y = 1", 5) == 5
+
+
+def test_columns_count_characters_not_utf8_bytes(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "m.py",
+        'import time\n\n\ndef helper():\n    "é"; time.sleep(1)\n\n\n'
+        'async def view():\n    s = "😀"; time.sleep(1)\n    t = "ü"; helper()\n',
+    )
+    result = _run(tmp_path)
+    assert [(f.line, f.col, f.end_line, f.end_col) for f in result.findings] == [
+        (5, 10, 5, 23),
+        (9, 14, 9, 27),
+    ]
+    assert [(hop.line, hop.col) for hop in result.findings[0].chain] == [(10, 14), (5, 10)]
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
@@ -242,6 +302,26 @@ def test_cached_runs_after_an_edit_match_a_fresh_run(tmp_path: Path) -> None:
 )
 def test_noqa_codes(line: str, expected: frozenset[str] | None) -> None:
     assert noqa_codes(line) == expected
+
+
+def test_noqa_counts_only_in_comments_not_in_strings(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "m.py",
+        "import time\n\n\nasync def view():\n"
+        '    print("# noqa: ASH101"); time.sleep(1)\n'
+        '    y = """\n    # noqa: ASH101 """; time.sleep(2)\n'
+        '    time.sleep(3)  # noqa: ASH101 "quoted"\n',
+    )
+    assert [f.line for f in _run(tmp_path).findings] == [5, 7]
+
+
+def test_a_form_feed_does_not_shift_snippets_or_noqa_lines(tmp_path: Path) -> None:
+    # str.splitlines() also splits at a form feed; Python's line numbers do not.
+    _write(
+        tmp_path / "m.py",
+        "import time\n\x0c\n\nasync def view():\n    time.sleep(1)\n    time.sleep(2)  # noqa\n",
+    )
+    assert [(f.line, f.snippet) for f in _run(tmp_path).findings] == [(5, "time.sleep(1)")]
 
 
 def test_namespace_packages_are_reached_by_their_dotted_import_name(tmp_path: Path) -> None:

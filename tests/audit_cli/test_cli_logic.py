@@ -210,6 +210,46 @@ def test_write_then_apply_baseline(
     assert document["summary"]["baseline"] == {"matched": 1, "stale": 1}
 
 
+def test_baseline_entries_outside_the_audited_paths_are_left_alone(
+    fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "ab").mkdir()
+    set_findings(fake_engine, finding(path="a/x.py"), finding(path="ab/y.py"))
+    assert cli("--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+
+    # Auditing a/ only: ab/y.py's entry is neither stale nor dropped by a rewrite.
+    set_findings(fake_engine, finding(path="a/x.py"))
+    assert cli("a", "--baseline", "baseline.json", "--format", "json") == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["baseline"] == {"matched": 1, "stale": 0}
+    set_findings(fake_engine, finding(path="a/x.py"), finding(path="a/x.py", line=9))
+    assert cli("a", "--write-baseline", "baseline.json") == 0
+    assert "(1 kept for files not audited)" in capsys.readouterr().err
+    entries = json.loads((tmp_path / "baseline.json").read_text("utf-8"))["findings"]
+    assert sorted(e["path"] for e in entries) == ["a/x.py", "a/x.py", "ab/y.py"]
+
+    # The whole project again: the entry of a file that no longer has a finding is stale.
+    set_findings(fake_engine, finding(path="a/x.py"), finding(path="a/x.py", line=9))
+    assert cli("--baseline", "baseline.json", "--format", "json") == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["baseline"] == {"matched": 2, "stale": 1}
+
+
+def test_rewriting_part_of_an_old_version_baseline_is_refused(
+    fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a").mkdir()
+    entries = [{"fingerprint": "0" * 32, "path": "b/y.py"}]
+    old = json.dumps({"version": 1, "findings": entries})
+    (tmp_path / "baseline.json").write_text(old, encoding="utf-8")
+    set_findings(fake_engine, finding(path="a/x.py"))
+    assert cli("a", "--write-baseline", "baseline.json") == 2
+    assert "rewrite it for the whole project first" in capsys.readouterr().err
+    assert (tmp_path / "baseline.json").read_text(encoding="utf-8") == old
+
+
 def test_explain_unknown_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("--explain", "ASH999") == 2
     err = capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,8 +16,14 @@ from asgishift.audit._baseline import (
     read_baseline,
     write_baseline,
 )
-from asgishift.audit._config import ConfigError, find_pyproject, load_config, parse_table
-from asgishift.audit._model import AuditConfig
+from asgishift.audit._config import (
+    ConfigError,
+    config_key,
+    find_pyproject,
+    load_config,
+    parse_table,
+)
+from asgishift.audit._model import AuditConfig, Finding, Hop
 
 # ------------------------------------------------------------------------ config
 
@@ -151,6 +158,16 @@ def test_parse_table_defaults_untouched_keys() -> None:
     assert config == AuditConfig(jobs=4)
 
 
+def test_rules_name_config_keys_as_written_in_pyproject() -> None:
+    from asgishift.audit.rules import all_rules
+
+    # extra_blocking is the AuditConfig attribute; in pyproject.toml the key is extra-blocking.
+    attributes = [a for a in vars(AuditConfig()) if "_" in a]
+    texts = [f"{r.summary} {r.message} {r.why}" for r in all_rules()]
+    assert [(a, t) for a in attributes for t in texts if a in t] == []
+    assert config_key("extra_blocking") == "extra-blocking"
+
+
 # ---------------------------------------------------------------------- baseline
 
 
@@ -160,9 +177,12 @@ def test_fingerprint_ignores_line_and_whitespace_but_not_code_path_or_snippet() 
     assert fingerprints([finding(code="ASH201")]) != [base]
     assert fingerprints([finding(path="other.py")]) != [base]
     assert fingerprints([finding(snippet="time.sleep(2)")]) != [base]
-    # The chain (which async def reaches the hazard) may change without the hazard
-    # changing; it is not part of the identity.
-    assert fingerprints([finding(chain=CHAIN)]) == [base]
+    # Of the chain, only the async def it starts in counts (one finding per call
+    # site in async code): the path below it may change without the finding changing.
+    (chained,) = fingerprints([finding(chain=CHAIN)])
+    assert chained != base
+    moved = (CHAIN[0], Hop("shop/pay.py", 9, 1, "shop.pay._inner", "time.sleep"))
+    assert fingerprints([finding(chain=moved)]) == [chained]
 
 
 def test_identical_findings_get_occurrence_indexes() -> None:
@@ -177,7 +197,7 @@ def test_baseline_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
     assert write_baseline(path, old) == 2
     document = json.loads(path.read_text(encoding="utf-8"))
-    assert document["version"] == 1
+    assert document["version"] == 2
     assert all(set(e) == {"fingerprint", "code", "path", "snippet"} for e in document["findings"])
     assert "line" not in path.read_text(encoding="utf-8")
 
@@ -195,12 +215,43 @@ def test_baseline_entry_suppresses_one_finding_only(tmp_path: Path) -> None:
     assert outcome.kept == [1]
 
 
+def _via(entry: str, line: int) -> Finding:
+    """A sleep in ``shop/pay.py`` reached from the ``async def`` ``entry`` (a call on ``line``)."""
+    hops = (Hop("shop/views.py", line, 5, entry, "shop.pay"), CHAIN[1])
+    return finding("ASH101", "shop/pay.py", 4, chain=hops)
+
+
+def test_a_version_1_baseline_is_still_matched_the_version_1_way(tmp_path: Path) -> None:
+    identity = "ASH101\0shop/pay.py\0time.sleep(1)\0" + "0"
+    recorded = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps({"version": 1, "findings": [{"fingerprint": recorded}]}), "utf-8")
+    baseline = read_baseline(path)
+    assert baseline.version == 1
+    new = [_via("shop.views.new_view", 9), _via("shop.views.old_view", 30)]
+    assert fingerprints(new, 1)[0] == recorded
+    outcome = apply_baseline(fingerprints(new, baseline.version), baseline)
+    assert outcome.kept == [1]
+    # A hazard written in the async def itself has the same fingerprint in both versions.
+    assert fingerprints([finding()], 1) == fingerprints([finding()])
+
+
+def test_a_new_call_site_of_a_recorded_hazard_is_the_one_reported(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    write_baseline(path, [_via("shop.views.old_view", 20)])
+    # A new view written above the old one calls the same helper: its finding comes first.
+    new = [_via("shop.views.new_view", 9), _via("shop.views.old_view", 30)]
+    outcome = apply_baseline(fingerprints(new), read_baseline(path))
+    assert outcome.kept == [0]
+    assert (outcome.matched, outcome.stale) == (1, 0)
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         pytest.param(None, "baseline file does not exist", id="missing"),
         pytest.param("{not json", "cannot read baseline", id="not-json"),
-        pytest.param('{"version": 2, "findings": []}', "not a version 1", id="version"),
+        pytest.param('{"version": 3, "findings": []}', "not a version 1 or 2", id="version"),
         pytest.param('{"version": 1, "findings": [{"x": 1}]}', "must be a list", id="entries"),
     ],
 )

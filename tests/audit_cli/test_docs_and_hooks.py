@@ -90,3 +90,23 @@ def test_pre_commit_hook() -> None:
     args = build_top_parser().parse_args([command, *hook["args"]])
     assert args.paths == [Path(".")]
     assert callable(args.handler)
+
+
+def test_the_documented_exclude_example_skips_migrations_of_every_app(tmp_path: Path) -> None:
+    import re
+
+    from asgishift.audit._config import load_config
+    from asgishift.audit.engine import audit_paths
+
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(\[tool\.asgishift\.audit\]\n.*?)```", text, re.S)
+    assert block is not None
+    (tmp_path / "pyproject.toml").write_text(block.group(1), encoding="utf-8")
+    blocking = "import time\n\n\nasync def f():\n    time.sleep(1)\n"
+    for rel in ("migrations/0001_initial.py", "shop/migrations/0001_initial.py", "shop/views.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(blocking, encoding="utf-8")
+    loaded = load_config([tmp_path])
+    loaded.config.cache_dir = None
+    result = audit_paths([tmp_path], root=loaded.root, config=loaded.config)
+    assert [f.path for f in result.findings] == ["shop/views.py"]

@@ -241,7 +241,7 @@ def test_sarif_rules_and_results() -> None:
     location = first["locations"][0]["physicalLocation"]
     assert location["artifactLocation"] == {"uri": "shop/pay.py", "uriBaseId": "%SRCROOT%"}
     assert location["region"] == {"startLine": 4, "startColumn": 5, "endLine": 4, "endColumn": 18}
-    assert first["partialFingerprints"] == {"asgishift/v1": report.fingerprints[0]}
+    assert first["partialFingerprints"] == {"asgishift/v2": report.fingerprints[0]}
     flow = first["codeFlows"][0]["threadFlows"][0]["locations"]
     assert [loc["location"]["physicalLocation"]["region"]["startLine"] for loc in flow] == [9, 4]
     assert flow[0]["location"]["message"]["text"] == "shop.views.checkout calls shop.pay()"
@@ -255,6 +255,42 @@ def test_sarif_rules_and_results() -> None:
     assert "codeFlows" not in run["results"][1]
     assert "relatedLocations" not in run["results"][1]
     assert run["results"][2]["level"] == "warning"
+
+
+@pytest.mark.parametrize(
+    ("workspace", "prefix", "base"),
+    [
+        pytest.param("/ws", "services/api/", "file:///ws/", id="monorepo"),
+        pytest.param("/elsewhere", "", "file:///ws/services/api/", id="outside-workspace"),
+        pytest.param(None, "", "file:///ws/services/api/", id="no-workspace"),
+    ],
+)
+def test_sarif_uris_are_relative_to_the_github_workspace(
+    monkeypatch: pytest.MonkeyPatch, workspace: str | None, prefix: str, base: str
+) -> None:
+    # Code scanning resolves relative URIs against the repository root, not %SRCROOT%.
+    if workspace is None:
+        monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    else:
+        monkeypatch.setenv("GITHUB_WORKSPACE", workspace)
+    report = sample_report()
+    report.root = "/ws/services/api"
+    run = build_sarif(report)["runs"][0]
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": base}}
+    chained = run["results"][0]
+    uris = [
+        chained["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        chained["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        *(
+            loc["location"]["physicalLocation"]["artifactLocation"]["uri"]
+            for loc in chained["codeFlows"][0]["threadFlows"][0]["locations"]
+        ),
+        run["invocations"][0]["toolExecutionNotifications"][0]["locations"][0]["physicalLocation"][
+            "artifactLocation"
+        ]["uri"],
+    ]
+    expected = ["shop/pay.py", "shop/views.py", "shop/views.py", "shop/pay.py", "broken.py"]
+    assert uris == [prefix + uri for uri in expected]
 
 
 def test_sarif_unparseable_files_are_notifications() -> None:
@@ -341,6 +377,39 @@ def test_github_uses_github_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_WORKSPACE", "/")
     out = render(make_report([finding()], root="/project"), "github")
     assert out.startswith("::error file=project/shop/views.py,")
+
+
+def test_github_chain_paths_are_relative_to_the_workspace_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_WORKSPACE", "/")
+    out = render(make_report([finding(path="shop/pay.py", chain=CHAIN)], root="/project"), "github")
+    assert out.startswith("::error file=project/shop/pay.py,")
+    assert "%0Avia project/shop/views.py:9 in shop.views.checkout" in out
+    assert "%0A    project/shop/pay.py:4 in shop.pay" in out
+
+
+@pytest.mark.parametrize(
+    ("callee", "shown"),
+    [
+        pytest.param("list()", "list()", id="builtin-worded-as-a-call"),
+        pytest.param(
+            "iteration (for ... in queryset)", "iteration (for ... in queryset)", id="how"
+        ),
+        pytest.param("slicing with a step", "slicing with a step", id="description"),
+        pytest.param("time.sleep", "time.sleep()", id="dotted-name"),
+    ],
+)
+def test_a_hop_callee_gets_call_parentheses_once(
+    monkeypatch: pytest.MonkeyPatch, callee: str, shown: str
+) -> None:
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    last = Hop("shop/pay.py", 4, 5, "shop.pay", callee)
+    report = make_report([finding("ASH201", "shop/pay.py", 4, chain=(CHAIN[0], last))])
+    assert f"in shop.pay → {shown}\n" in render(report, "text", color=False)
+    assert f"in shop.pay → {shown}\n" in render(report, "github").replace("%0A", "\n")
+    flow = build_sarif(report)["runs"][0]["results"][0]["codeFlows"][0]["threadFlows"][0]
+    assert flow["locations"][1]["location"]["message"]["text"] == f"shop.pay calls {shown}"
 
 
 def test_text_groups_call_sites_of_one_hazard_and_prints_the_shared_tail_once() -> None:

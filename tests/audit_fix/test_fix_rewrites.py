@@ -10,19 +10,12 @@ from fix_cases import audit, make_project
 from asgishift.audit._model import Finding
 from asgishift.audit.fix import FixTarget, Rewrite, Skip, fix_findings
 from asgishift.audit.fix._apply import rewrite_source
-from asgishift.audit.fix._transform import byte_to_char_col
 
 
 def _views(tmp_path: Path, source: str) -> Path:
     views = make_project(tmp_path, "orm_methods")
     views.write_text(source, encoding="utf-8")
     return views
-
-
-def test_byte_columns_become_character_columns() -> None:
-    line = 'x = "été"; y = 1'
-    byte_col = line.encode("utf-8").index(b"y") + 1
-    assert byte_to_char_col(line, byte_col) == line.index("y")
 
 
 def test_non_ascii_before_the_call_still_matches(tmp_path: Path) -> None:
@@ -47,6 +40,16 @@ def test_crlf_line_endings_are_kept(tmp_path: Path) -> None:
     assert (
         views.read_bytes() == source.replace("Book.objects.get", "await Book.objects.aget").encode()
     )
+
+
+def test_a_utf8_bom_is_kept(tmp_path: Path) -> None:
+    views = make_project(tmp_path, "orm_methods")
+    source = "from .models import Book\n\n\nasync def v(pk):\n    return Book.objects.get(pk=pk)\n"
+    views.write_bytes(b"\xef\xbb\xbf" + source.encode())
+    report = fix_findings(audit(tmp_path).findings, tmp_path)
+    assert len(report.fixed) == 1
+    fixed = source.replace("Book.objects.get", "await Book.objects.aget")
+    assert views.read_bytes() == b"\xef\xbb\xbf" + fixed.encode()
 
 
 def _target(kind: Rewrite, line: int, col: int, callee: str = "") -> FixTarget:

@@ -11,14 +11,20 @@ includes a line or column. It hashes:
 - the rule code and the file path (relative to the project root);
 - the flagged source line with all whitespace collapsed (re-indenting or
   re-wrapping around it does not matter, editing the call itself does);
+- the qualified name of the ``async def`` its chain starts in (the first hop's
+  function; nothing for a hazard written in the ``async def`` itself): the engine
+  reports one finding per call site in async code, so a new view calling an
+  already recorded helper is a new finding, and the recorded one still matches;
 - an occurrence index: the n-th finding with the same preceding parts in file order,
   so two identical ``time.sleep(1)`` lines in one function stay distinct.
 
-The call chain is left out on purpose: the engine reports one finding per hazard
-site, and which ``async def`` it shows as the entry can change when an unrelated view
-starts calling the same helper; that must not make a recorded finding new.
+Version 1 baselines left the ``async def`` out: a new call site of a recorded
+hazard then took the recorded entry (it came first in file order) and the old
+call site was reported instead. A version 1 file is still read and matched the
+version 1 way; ``--write-baseline`` rewrites it as version 2 (a hazard written in
+an ``async def`` keeps its fingerprint).
 
-The same value is SARIF's ``partialFingerprints["asgishift/v1"]`` so code-scanning
+The same value is SARIF's ``partialFingerprints["asgishift/v2"]`` so code-scanning
 alerts track a finding across commits the same way the baseline does.
 """
 
@@ -34,8 +40,13 @@ from typing import Any
 
 from asgishift.audit._model import Finding
 
-BASELINE_VERSION = 1
-FINGERPRINT_KEY = "asgishift/v1"
+#: The version :func:`write_baseline` writes (and :func:`fingerprints` computes by default).
+BASELINE_VERSION = 2
+#: The versions :func:`read_baseline` reads.
+READABLE_VERSIONS = (1, 2)
+FINGERPRINT_KEY = f"asgishift/v{BASELINE_VERSION}"
+#: The order of a baseline file's entries.
+_SORT_KEYS = ("path", "code", "snippet", "entry", "fingerprint")
 
 
 class BaselineError(Exception):
@@ -46,26 +57,67 @@ def _normalise(snippet: str) -> str:
     return " ".join(snippet.split())
 
 
-def _identity(finding: Finding) -> str:
-    return "\0".join((finding.code, finding.path, _normalise(finding.snippet)))
+def _entry(finding: Finding) -> str:
+    """Return the ``async def`` the finding's chain starts in, or ``""`` without a chain."""
+    return finding.chain[0].function if finding.chain else ""
 
 
-def fingerprints(findings: Sequence[Finding]) -> list[str]:
+def _identity(finding: Finding, version: int) -> str:
+    parts = [finding.code, finding.path, _normalise(finding.snippet)]
+    if version >= 2 and finding.chain:
+        parts.append(_entry(finding))
+    return "\0".join(parts)
+
+
+def fingerprints(findings: Sequence[Finding], version: int = BASELINE_VERSION) -> list[str]:
     """Compute the line-independent fingerprint of each finding.
 
     :param findings: findings in report order (sorted by path, line, column, code);
         the order decides the occurrence index of identical findings.
+    :param version: the baseline version whose fingerprints to compute (a
+        version 1 file is matched with version 1 fingerprints).
     :return: one 32-character hex string per finding, in the same order.
     """
     seen: Counter[str] = Counter()
     result = []
     for finding in findings:
-        identity = _identity(finding)
+        identity = _identity(finding, version)
         occurrence = seen[identity]
         seen[identity] += 1
         digest = hashlib.sha256(f"{identity}\0{occurrence}".encode()).hexdigest()
         result.append(digest[:32])
     return result
+
+
+def in_scope(path: object, scopes: Sequence[str]) -> bool:
+    """Return whether a baseline entry's file lies under the audited paths.
+
+    :param path: the entry's ``path`` (relative to the project root, POSIX);
+        an entry without one counts as audited.
+    :param scopes: the audited paths relative to the project root, POSIX
+        (``"."`` for the root itself).
+    """
+    if not isinstance(path, str):
+        return True
+    return any(scope == "." or path == scope or path.startswith(f"{scope}/") for scope in scopes)
+
+
+@dataclass
+class Baseline:
+    """A baseline file as read.
+
+    :param version: its format version (one of :data:`READABLE_VERSIONS`); match
+        it with ``fingerprints(findings, version)``.
+    :param entries: its entries as written (each has a ``fingerprint``).
+    """
+
+    version: int
+    entries: list[dict[str, Any]]
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Fingerprint to how many times it occurs (normally once)."""
+        return Counter(e["fingerprint"] for e in self.entries)
 
 
 @dataclass
@@ -75,8 +127,8 @@ class BaselineOutcome:
     :param kept: indexes (into the run's findings) of the findings not in the
         baseline, in order: the ones to report.
     :param matched: how many findings the baseline suppressed.
-    :param stale: baseline entries no finding matched any more (fixed code);
-        rewriting the baseline drops them.
+    :param stale: baseline entries of audited files no finding matched any
+        more (fixed code); rewriting the baseline drops them.
     """
 
     kept: list[int]
@@ -84,41 +136,55 @@ class BaselineOutcome:
     stale: int
 
 
-def write_baseline(path: Path, findings: Sequence[Finding]) -> int:
+def write_baseline(
+    path: Path, findings: Sequence[Finding], kept: Sequence[dict[str, Any]] = ()
+) -> int:
     """Write ``findings`` to a baseline file.
 
     The file is JSON, sorted and without line numbers, so it only changes in a diff
     when findings appear or disappear::
 
-        {"version": 1, "tool": "asgishift",
+        {"version": 2, "tool": "asgishift",
          "findings": [{"fingerprint": "...", "code": "ASH101",
-                       "path": "shop/views.py", "snippet": "time.sleep(1)"}]}
+                       "path": "shop/pay.py", "snippet": "time.sleep(1)",
+                       "entry": "shop.views.checkout"}]}
 
-    ``code``, ``path`` and ``snippet`` are there for reviewers; only ``fingerprint``
-    is matched.
+    ``code``, ``path``, ``snippet`` and ``entry`` (the ``async def`` a chain starts
+    in; absent for a hazard written in it) are there for reviewers; only
+    ``fingerprint`` is matched.
 
     :param path: the file to (over)write.
     :param findings: the findings in report order.
+    :param kept: entries of the file being rewritten to keep as they are (those
+        of files outside the paths audited this time).
     :return: the number of entries written.
     :raise OSError: when the file cannot be written.
     """
-    entries = [
-        {"fingerprint": fp, "code": f.code, "path": f.path, "snippet": _normalise(f.snippet)}
+    entries: list[dict[str, Any]] = [
+        {
+            "fingerprint": fp,
+            "code": f.code,
+            "path": f.path,
+            "snippet": _normalise(f.snippet),
+            **({"entry": _entry(f)} if f.chain else {}),
+        }
         for f, fp in zip(findings, fingerprints(findings), strict=True)
     ]
-    entries.sort(key=lambda e: (e["path"], e["code"], e["snippet"], e["fingerprint"]))
+    entries.extend(kept)
+    entries.sort(key=lambda e: [str(e.get(k, "")) for k in _SORT_KEYS])
     document = {"version": BASELINE_VERSION, "tool": "asgishift", "findings": entries}
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return len(entries)
 
 
-def read_baseline(path: Path) -> Counter[str]:
+def read_baseline(path: Path) -> Baseline:
     """Read the fingerprints of a baseline file.
 
-    :param path: a file written by :func:`write_baseline`.
-    :return: fingerprint to how many times it occurs (normally once).
-    :raise BaselineError: when the file is missing, not JSON, or not a version-1
-        baseline; the message names the file and how to regenerate it.
+    :param path: a file written by :func:`write_baseline` (this version or an
+        earlier one, :data:`READABLE_VERSIONS`).
+    :return: its version and fingerprints.
+    :raise BaselineError: when the file is missing, not JSON, or not a baseline
+        of a readable version; the message names the file and how to regenerate it.
     """
     fix = f"regenerate it with `asgishift audit --write-baseline {path}`"
     try:
@@ -127,17 +193,21 @@ def read_baseline(path: Path) -> Counter[str]:
         raise BaselineError(f"{path}: baseline file does not exist; {fix}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BaselineError(f"{path}: cannot read baseline ({exc}); {fix}") from None
-    if not isinstance(document, dict) or document.get("version") != BASELINE_VERSION:
-        raise BaselineError(f"{path}: not a version {BASELINE_VERSION} asgishift baseline; {fix}")
+    version = document.get("version") if isinstance(document, dict) else None
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        readable = " or ".join(map(str, READABLE_VERSIONS))
+        raise BaselineError(f"{path}: not a version {readable} asgishift baseline; {fix}")
     entries = document.get("findings")
     if not isinstance(entries, list) or not all(
         isinstance(e, dict) and isinstance(e.get("fingerprint"), str) for e in entries
     ):
         raise BaselineError(f"{path}: 'findings' must be a list of {{fingerprint: ...}}; {fix}")
-    return Counter(e["fingerprint"] for e in entries)
+    return Baseline(version, entries)
 
 
-def apply_baseline(finding_fingerprints: Sequence[str], baseline: Counter[str]) -> BaselineOutcome:
+def apply_baseline(
+    finding_fingerprints: Sequence[str], baseline: Baseline, scopes: Sequence[str] = (".",)
+) -> BaselineOutcome:
     """Match a run's findings against a baseline.
 
     Each baseline entry suppresses at most one finding, so a second identical
@@ -145,11 +215,13 @@ def apply_baseline(finding_fingerprints: Sequence[str], baseline: Counter[str]) 
     occurrence index, hence a different fingerprint anyway).
 
     :param finding_fingerprints: :func:`fingerprints` of the run's findings, in
-        report order.
+        report order, of the baseline's version.
     :param baseline: as returned by :func:`read_baseline`.
+    :param scopes: the audited paths (see :func:`in_scope`): an entry of a file
+        outside them is not stale for not being matched.
     :return: which findings to report and the match counts.
     """
-    remaining = Counter(baseline)
+    remaining = baseline.counts
     kept = []
     matched = 0
     for index, fp in enumerate(finding_fingerprints):
@@ -158,16 +230,21 @@ def apply_baseline(finding_fingerprints: Sequence[str], baseline: Counter[str]) 
             matched += 1
         else:
             kept.append(index)
-    return BaselineOutcome(kept=kept, matched=matched, stale=sum(remaining.values()))
+    paths = {e["fingerprint"]: e.get("path") for e in baseline.entries}
+    stale = sum(n for fp, n in remaining.items() if in_scope(paths[fp], scopes))
+    return BaselineOutcome(kept=kept, matched=matched, stale=stale)
 
 
 __all__ = [
     "BASELINE_VERSION",
     "FINGERPRINT_KEY",
+    "READABLE_VERSIONS",
+    "Baseline",
     "BaselineError",
     "BaselineOutcome",
     "apply_baseline",
     "fingerprints",
+    "in_scope",
     "read_baseline",
     "write_baseline",
 ]

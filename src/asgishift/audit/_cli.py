@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from asgishift.audit._model import AuditConfig, AuditResult, Rule
@@ -304,11 +304,37 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
+def _entries_to_keep(path: Path, scopes: Sequence[str]) -> list[dict[str, Any]]:
+    """Return the entries of baseline ``path`` for files outside ``scopes``, to write back.
+
+    Rewriting a baseline while auditing a sub-directory keeps the other files'
+    entries as they are. They must be of the version written now, else they
+    would never match again.
+    """
+    from asgishift.audit._baseline import BASELINE_VERSION, BaselineError, in_scope, read_baseline
+
+    if "." in scopes or not path.exists():
+        return []
+    try:
+        old = read_baseline(path)
+    except BaselineError as exc:
+        raise UsageError(f"{exc} (without a sub-path)") from None
+    kept = [e for e in old.entries if not in_scope(e.get("path"), scopes)]
+    if kept and old.version != BASELINE_VERSION:
+        raise UsageError(
+            f"{path} is a version {old.version} baseline with entries outside "
+            f"{', '.join(scopes)}; rewrite it for the whole project first with "
+            f"`asgishift audit --write-baseline {path}`"
+        )
+    return kept
+
+
 def _audit(args: argparse.Namespace) -> int:
     from asgishift import __version__
     from asgishift.audit import engine
     from asgishift.audit import rules as catalogue
     from asgishift.audit._baseline import (
+        BASELINE_VERSION,
         BaselineError,
         apply_baseline,
         fingerprints,
@@ -349,12 +375,17 @@ def _audit(args: argparse.Namespace) -> int:
         if args.diff:
             return EXIT_FINDINGS if changed else EXIT_CLEAN
     prints = fingerprints(result.findings)
+    # The audited paths relative to the root: baseline entries of other files are left alone.
+    scopes = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
 
     if args.write_baseline is not None:
-        count = write_baseline(args.write_baseline, result.findings)
+        kept = _entries_to_keep(args.write_baseline, scopes)
+        count = write_baseline(args.write_baseline, result.findings, kept)
         for error in result.errors:
             print(format_error(error), file=sys.stderr)
-        print(f"Wrote {plural(count, 'finding')} to {args.write_baseline}.", file=sys.stderr)
+        others = f" ({len(kept)} kept for files not audited)" if kept else ""
+        written = f"Wrote {plural(count, 'finding')} to {args.write_baseline}{others}."
+        print(written, file=sys.stderr)
         return EXIT_CLEAN
 
     report = Report(
@@ -368,7 +399,13 @@ def _audit(args: argparse.Namespace) -> int:
         tool_version=__version__,
     )
     if baseline is not None:
-        outcome = apply_baseline(prints, baseline)
+        outcome = apply_baseline(
+            prints
+            if baseline.version == BASELINE_VERSION
+            else fingerprints(result.findings, baseline.version),
+            baseline,
+            scopes,
+        )
         report.findings = [result.findings[i] for i in outcome.kept]
         report.fingerprints = [prints[i] for i in outcome.kept]
         report.baseline_matched = outcome.matched

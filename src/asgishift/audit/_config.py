@@ -12,7 +12,7 @@ Keys are kebab-case, as in ``[tool.ruff]``::
     select = ["ASH1", "ASH201"]
     ignore = ["ASH105"]
     per-file-ignores = { "tests/**" = ["ASH1"] }
-    exclude = ["migrations/**"]
+    exclude = ["**/migrations/**"]
     extra-blocking = ["shop.legacy.fetch_rates"]
     extra-safe = ["shop.utils.run_in_thread"]
     respect-gitignore = true
@@ -141,6 +141,19 @@ _KEYS: dict[str, tuple[str, Callable[[object, str, str], Any]]] = {
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(_KEYS)
+_KEY_OF = {attribute: key for key, (attribute, _) in _KEYS.items()}
+
+
+def config_key(attribute: str) -> str:
+    """Return the ``[tool.asgishift.audit]`` key that sets an :class:`AuditConfig` attribute.
+
+    Messages name a setting the way users write it (``max-file-bytes``), not
+    the attribute (``max_file_bytes``).
+
+    :param attribute: an :class:`AuditConfig` field set from the table.
+    :raise KeyError: for a field no key sets.
+    """
+    return _KEY_OF[attribute]
 
 
 def parse_table(table: dict[str, Any], source: str) -> AuditConfig:

@@ -83,7 +83,7 @@ class Hop:
 
     :param path: file path relative to the project root, POSIX separators.
     :param line: 1-based line of the call (or of the hazard for the last hop).
-    :param col: 1-based column.
+    :param col: 1-based column, in characters (Unicode code points).
     :param function: qualified name of the function containing this call
         (``"shop.views.checkout"``).
     :param callee: dotted name of what is called at this hop.
@@ -102,7 +102,8 @@ class Finding:
 
     :param code: the :attr:`Rule.code` that fired.
     :param path: file path relative to the project root, POSIX separators.
-    :param line: 1-based line; :param col: 1-based column.
+    :param line: 1-based line; :param col: 1-based column, in characters
+        (Unicode code points; the engine converts Python's UTF-8 byte offsets).
     :param end_line: last line of the flagged expression; :param end_col:
         1-based column just past its end.
     :param args: values for :attr:`Rule.message` (``{"call": "time.sleep"}``).

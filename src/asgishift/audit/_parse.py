@@ -17,22 +17,27 @@ would otherwise use on the objects.
 from __future__ import annotations
 
 import ast
+import codecs
 import collections
 import concurrent.futures
+import contextlib
 import enum
 import gc
+import io
 import logging
 import marshal
 import multiprocessing
 import os
 import queue
 import re
+import stat
 import symtable
 import sys
 import threading
+import tokenize
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from asgishift.audit._closure import Facts, file_facts
 from asgishift.audit._discover import SourceFile
@@ -46,7 +51,6 @@ PARALLEL_MIN_FILES = 64
 #: Files per batch sent to a worker process (at most).
 BATCH = 48
 
-_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 
 #: A parsed file as stored in the cache and sent back by workers: a plain
 #: summary, or ``(line, message)`` for a file reported as an error.
@@ -57,6 +61,72 @@ PARSED_ONLY: tuple[int, str] = (-1, "")
 #: A file's ``(st_size, st_mtime_ns)`` when the main process opened it to read it.
 Stamp = tuple[int, int]
 _NO_STAMP: Stamp = (-1, -1)
+
+
+#: The :class:`~asgishift.audit._model.FileError` message of a path that is
+#: not a regular file (a FIFO, socket or device named ``*.py``).
+NOT_REGULAR = "not a regular file; remove it or add it to `exclude`"
+
+
+class NotRegularFile(OSError):
+    """The path is a FIFO, socket or device, not a regular file: it is not read."""
+
+
+def open_source(path: str) -> BinaryIO:
+    """Open a source file for reading, refusing anything but a regular file.
+
+    The file is opened with ``O_NONBLOCK`` (no effect on a regular file), so
+    a FIFO does not wait for a writer, and its type is checked on the open
+    descriptor, so it cannot be swapped after the check.
+
+    :param path: the file's path.
+    :return: the open file, binary mode.
+    :raise NotRegularFile: when ``path`` is not a regular file.
+    :raise OSError: when it cannot be opened.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        # A Unix socket cannot be opened at all (ENXIO on Linux).
+        mode = stat.S_IFREG
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path) from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def source_encoding(data: bytes) -> str:
+    """Return the encoding Python reads a source file in (:func:`tokenize.detect_encoding`).
+
+    ``"utf-8-sig"`` after a UTF-8 byte order mark (decoding drops it), the
+    PEP 263 coding cookie's encoding, else ``"utf-8"``.
+
+    :param data: the file's bytes.
+    :raise SyntaxError: for an unknown encoding in the cookie, or a cookie
+        that contradicts the byte order mark.
+    """
+    return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+
+
+def source_text(data: bytes) -> str:
+    """Decode a source file as Python does, never raising (bad bytes are replaced).
+
+    :param data: the file's bytes.
+    :return: its text, without a byte order mark; UTF-8 when the coding cookie is bad.
+    """
+    try:
+        encoding = source_encoding(data)
+    except SyntaxError:
+        encoding = "utf-8"
+    return data.decode(encoding, "replace")
 
 
 class Step(enum.IntEnum):
@@ -136,18 +206,21 @@ def parse_file(source: SourceFile, data: bytes, summarise: bool = True) -> Entry
         ``summarise`` is false, or ``(line, message)`` for a file reported as
         an error (a message naming what to do).
     """
+    text: str | bytes = data
     try:
-        text: str | bytes = data.decode("utf-8")
+        encoding = source_encoding(data)
+        text = data.decode(encoding)
+    except SyntaxError:
+        pass  # a bad coding cookie: the parser words the error
     except UnicodeDecodeError as exc:
-        head = b"\n".join(data.split(b"\n", 2)[:2])
-        if _CODING_RE.search(head) is None:
+        if encoding.startswith("utf-8"):
             line = data.count(b"\n", 0, exc.start) + 1
             return (
                 line,
                 f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8 "
                 "or add it to `exclude`",
             )
-        text = data  # a PEP 263 coding cookie: let the parser decode it
+        # Not valid in its PEP 263 coding cookie's encoding: the parser words the error.
     if not summarise and _parses(text, source.rel):
         return PARSED_ONLY
     try:
@@ -180,7 +253,8 @@ def run_task(task: Task, data: bytes) -> Outcome:
     """Take one file as far as its :class:`Step` says."""
     source = task.source
     if task.step is Step.SCAN:
-        facts = file_facts(source, data)
+        # The import scan reads bytes: a byte order mark would hide the first line.
+        facts = file_facts(source, data.removeprefix(codecs.BOM_UTF8))
         entry = parse_file(source, data, True) if facts[0] else None
         return Outcome(source.rel, facts, entry)
     return Outcome(source.rel, None, parse_file(source, data, task.step is Step.SUMMARISE))
@@ -242,14 +316,17 @@ def _run_batch(packed: bytes) -> bytes:
             data = _inherited.get(rel)
             if data is None:
                 try:
-                    with open(abspath, "rb") as fh:
+                    with open_source(abspath) as fh:
                         data = fh.read()
                         # After the read: an edit during it shows too.
-                        stat = os.fstat(fh.fileno())
+                        now = os.fstat(fh.fileno())
+                except NotRegularFile:
+                    out.append((rel, None, (0, NOT_REGULAR)))
+                    continue
                 except OSError as exc:
                     out.append((rel, None, (0, f"cannot read: {exc}")))
                     continue
-                if stamp != _NO_STAMP and (stat.st_size, stat.st_mtime_ns) != tuple(stamp):
+                if stamp != _NO_STAMP and (now.st_size, now.st_mtime_ns) != tuple(stamp):
                     out.append((rel,))
                     continue
             source = SourceFile(abspath, rel, module, is_package)
@@ -449,15 +526,20 @@ class Parser:
 
 __all__ = [
     "BATCH",
+    "NOT_REGULAR",
     "PARALLEL_MIN_FILES",
     "PARSED_ONLY",
     "Entry",
+    "NotRegularFile",
     "Outcome",
     "Parser",
     "Stamp",
     "Step",
     "Task",
     "no_gc",
+    "open_source",
     "parse_file",
     "run_task",
+    "source_encoding",
+    "source_text",
 ]

@@ -32,17 +32,21 @@ from collections.abc import Callable, Mapping
 
 from asgishift.audit._cache import Record, digest, save_cache
 from asgishift.audit._closure import Closure, Facts
+from asgishift.audit._config import TABLE, config_key
 from asgishift.audit._discover import SourceFile
 from asgishift.audit._model import AuditConfig, FileError
 from asgishift.audit._parse import (
     BATCH,
+    NOT_REGULAR,
     PARALLEL_MIN_FILES,
     PARSED_ONLY,
     Entry,
+    NotRegularFile,
     Parser,
     Stamp,
     Step,
     Task,
+    open_source,
 )
 from asgishift.audit._syntax import MIN_FILES as RUFF_MIN_FILES
 from asgishift.audit._syntax import SyntaxCheck, ruff_binary
@@ -97,21 +101,25 @@ class Intake:
     def __call__(self, source: SourceFile) -> None:
         """Read one file found by discovery; look it up or queue it for scanning."""
         try:
-            with open(source.abspath, "rb") as fh:
+            with open_source(source.abspath) as fh:
                 # The open file's: no second look-up of the path.
                 stat = os.fstat(fh.fileno())
                 size = stat.st_size
                 if size > self.max_bytes:
+                    key = config_key("max_file_bytes")
                     self.errors.append(
                         FileError(
                             source.rel,
                             0,
-                            f"file is {size} bytes, over max_file_bytes={self.max_bytes}; raise "
-                            "`max_file_bytes` or add it to `exclude`",
+                            f"file is {size} bytes, over {key} = {self.max_bytes}; raise "
+                            f"`{key}` in {TABLE} or add it to `exclude`",
                         )
                     )
                     return
                 data = fh.read()
+        except NotRegularFile:
+            self.errors.append(FileError(source.rel, 0, NOT_REGULAR))
+            return
         except OSError as exc:
             self.errors.append(FileError(source.rel, 0, f"cannot read: {exc}"))
             return

@@ -63,6 +63,7 @@ Known limits of the static analysis (each one errs towards silence):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -82,6 +83,7 @@ from asgishift.audit._cache import (
 )
 from asgishift.audit._closure import imports_by_text
 from asgishift.audit._discover import SourceFile, discover
+from asgishift.audit._lines import SourceLines
 from asgishift.audit._link import link
 from asgishift.audit._model import AuditConfig, AuditResult, FileError, Finding
 from asgishift.audit._parse import PARSED_ONLY, Entry, Parser, no_gc
@@ -148,24 +150,18 @@ def _finish(
     contents: dict[str, bytes],
     keep: Callable[[str, str], bool],
 ) -> list[Finding]:
-    """Apply filters and ``# noqa``, attach snippets, sort.
+    """Apply filters and ``# noqa``, attach snippets, count columns in characters, sort.
 
     A ``# noqa`` comment covering the finding's code silences it when it sits
     on the hazard's line or on the line of any hop of its chain (so the call
     in the ``async def`` can carry it). The chain is the shortest one found:
     a comment on a hop of that chain also hides longer chains to the hazard.
     """
-    lines_cache: dict[str, list[str]] = {}
+    source = SourceLines(contents)
+    line_of = source.line
 
-    def line_of(path: str, number: int) -> str:
-        lines = lines_cache.get(path)
-        if lines is None:
-            lines = contents.get(path, b"").decode("utf-8", "replace").splitlines()
-            lines_cache[path] = lines
-        return lines[number - 1] if 0 < number <= len(lines) else ""
-
-    def silenced(code: str, text: str) -> bool:
-        codes = noqa_codes(text)
+    def silenced(code: str, path: str, line: int) -> bool:
+        codes = noqa_codes(source.comment(path, line))
         return codes is not None and (not codes or code.startswith(tuple(codes)))
 
     out: list[Finding] = []
@@ -173,20 +169,24 @@ def _finish(
         if not keep(finding.code, finding.path):
             continue
         text = line_of(finding.path, finding.line)
-        if silenced(finding.code, text) or any(
-            silenced(finding.code, line_of(hop.path, hop.line)) for hop in finding.chain[:-1]
+        if silenced(finding.code, finding.path, finding.line) or any(
+            silenced(finding.code, hop.path, hop.line) for hop in finding.chain[:-1]
         ):
             continue
+        path = finding.path
         out.append(
             Finding(
                 code=finding.code,
-                path=finding.path,
+                path=path,
                 line=finding.line,
-                col=finding.col,
+                col=source.char_col(path, finding.line, finding.col),
                 end_line=finding.end_line,
-                end_col=finding.end_col,
+                end_col=source.char_col(path, finding.end_line, finding.end_col),
                 args=finding.args,
-                chain=finding.chain,
+                chain=tuple(
+                    dataclasses.replace(hop, col=source.char_col(hop.path, hop.line, hop.col))
+                    for hop in finding.chain
+                ),
                 snippet=text.strip(),
             )
         )
@@ -272,7 +272,9 @@ def audit_paths(
         ``# noqa`` comments and the configuration.
 
     Never raises for a bad file: unreadable, non-UTF-8, oversized or
-    unparsable files and symlink loops are listed in ``errors``.
+    unparsable files, symlink loops and paths that are not regular files (a
+    FIFO, socket or device named ``*.py``, never opened to wait on) are listed
+    in ``errors``.
     """
     root_s = os.path.abspath(root)
     cache_file = cache_path(os.path.abspath(config.cache_dir), root_s) if config.cache_dir else None

@@ -131,9 +131,9 @@ class FixTarget:
     :param kind: the :class:`Rewrite`.
     :param path: file path relative to the project root, POSIX separators.
     :param line: 1-based line of the expression to rewrite.
-    :param col: 1-based column, counted in UTF-8 bytes as Python's ``ast`` does.
+    :param col: 1-based column, counted in characters as the findings' are.
     :param end_line: last line of the expression, or ``0`` when unknown (a chain hop).
-    :param end_col: 1-based column just past its end (bytes), or ``0``.
+    :param end_col: 1-based column just past its end, or ``0``.
     :param callee: for :attr:`Rewrite.WRAP_SYNC_TO_ASYNC`, the dotted name of the
         called helper (its last part picks the call among those starting here).
     """

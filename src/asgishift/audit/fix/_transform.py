@@ -60,16 +60,6 @@ _Key = tuple[int, int]
 _DUNDER_CALLS = frozenset({"__init__", "__new__", "__call__"})
 
 
-def byte_to_char_col(line_text: str, col: int) -> int:
-    """Convert a 1-based UTF-8 byte column (Python's ``ast``) to a 0-based character one.
-
-    :param line_text: the source line, decoded.
-    :param col: 1-based column counted in UTF-8 bytes.
-    """
-    raw = line_text.encode("utf-8")[: max(col - 1, 0)]
-    return len(raw.decode("utf-8", errors="ignore"))
-
-
 def _last_name(node: cst.BaseExpression) -> str | None:
     if isinstance(node, cst.Name):
         return node.value
@@ -242,7 +232,7 @@ class FixTransformer(cst.CSTTransformer):
 def positions(
     targets: Iterable[FixTarget], lines: Sequence[str]
 ) -> list[tuple[FixTarget, _Key, _Key | None]]:
-    """Convert targets' byte columns to libcst's (1-based line, 0-based character column).
+    """Convert targets' 1-based character columns to libcst's (1-based line, 0-based column).
 
     :param targets: one file's targets.
     :param lines: that file's decoded lines (``str.splitlines()``).
@@ -251,13 +241,10 @@ def positions(
     for target in targets:
         if not 1 <= target.line <= len(lines):
             continue
-        start = (target.line, byte_to_char_col(lines[target.line - 1], target.col))
+        start = (target.line, max(target.col - 1, 0))
         end: _Key | None = None
         if target.end_line and 1 <= target.end_line <= len(lines):
-            end = (
-                target.end_line,
-                byte_to_char_col(lines[target.end_line - 1], target.end_col),
-            )
+            end = (target.end_line, max(target.end_col - 1, 0))
         out.append((target, start, end))
     return out
 
@@ -282,7 +269,6 @@ def transform_module(
 __all__ = [
     "ASYNC_TWINS",
     "FixTransformer",
-    "byte_to_char_col",
     "positions",
     "transform_module",
 ]

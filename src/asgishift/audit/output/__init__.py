@@ -13,6 +13,7 @@ imports :mod:`rich`.
 
 from __future__ import annotations
 
+import re
 import string
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -82,6 +83,10 @@ class Report:
         return Counter(f.code for f in self.findings)
 
 
+#: A callee that is a (dotted) name, to be shown with call parentheses.
+_DOTTED = re.compile(r"[\w.]+")
+
+
 class _Missing(dict[str, str]):
     """Format mapping that leaves an unknown ``{placeholder}`` visible instead of raising."""
 
@@ -105,6 +110,17 @@ def message(rule: Rule, finding: Finding) -> str:
         return string.Formatter().vformat(rule.message, (), _Missing(finding.args))
     except (ValueError, IndexError, AttributeError):
         return rule.message
+
+
+def call_text(callee: str) -> str:
+    """Show a chain hop's callee as a call: ``time.sleep`` becomes ``time.sleep()``.
+
+    A hazard that is not a call by name is already worded for people (``list()``,
+    ``iteration (for ... in queryset)``, ``slicing with a step``) and is shown as it is.
+
+    :param callee: :attr:`~asgishift.audit._model.Hop.callee`.
+    """
+    return f"{callee}()" if _DOTTED.fullmatch(callee) else callee
 
 
 def sarif_level(severity: Severity) -> str:
@@ -161,6 +177,7 @@ __all__ = [
     "FORMATS",
     "Renderer",
     "Report",
+    "call_text",
     "get_renderer",
     "message",
     "plural",

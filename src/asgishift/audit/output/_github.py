@@ -18,7 +18,8 @@ line breaks in the annotation).
 GitHub resolves ``file=`` against the checkout (``$GITHUB_WORKSPACE``), which may
 differ from the audit's project root in a monorepo, so paths are rewritten
 relative to the workspace (or the current directory outside Actions) when the
-root lies inside it. Files that could not be audited become ``::warning``
+root lies inside it, in ``file=`` and in the chain alike. Files that could not be
+audited become ``::warning``
 annotations. The last line is the plain-text summary.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TextIO
 
 from asgishift.audit._model import Severity
-from asgishift.audit.output import Report, message
+from asgishift.audit.output import Report, call_text, message
 from asgishift.audit.output._text import arrow_for, summary_line
 
 _COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
@@ -65,6 +66,23 @@ def command(name: str, properties: dict[str, str | int], text: str) -> str:
     return f"::{name} {props}::{escape_data(text)}" if props else f"::{name}::{escape_data(text)}"
 
 
+def workspace_prefix(root: str, workspace: str | None) -> str | None:
+    """Return what to put before a path relative to ``root`` to make it relative to ``workspace``.
+
+    :param root: the absolute project root.
+    :param workspace: ``$GITHUB_WORKSPACE`` (or the current directory), or ``None``.
+    :return: ``""`` when ``root`` is the workspace, ``"services/api/"`` when it lies
+        inside it, ``None`` when it does not (or there is no workspace).
+    """
+    if workspace is None:
+        return None
+    try:
+        inside = Path(root).relative_to(Path(workspace).resolve()).as_posix()
+    except ValueError:
+        return None
+    return "" if inside == "." else f"{inside}/"
+
+
 def workspace_path(root: str, path: str, workspace: str | None) -> str:
     """Return ``path`` (relative to ``root``) relative to the GitHub workspace.
 
@@ -75,13 +93,8 @@ def workspace_path(root: str, path: str, workspace: str | None) -> str:
     :return: a POSIX path relative to ``workspace`` when the file lies inside it,
         otherwise ``path`` unchanged.
     """
-    if workspace is None:
-        return path
-    full = Path(root, path)
-    try:
-        return full.relative_to(Path(workspace).resolve()).as_posix()
-    except ValueError:
-        return path
+    prefix = workspace_prefix(root, workspace)
+    return path if prefix is None else prefix + path
 
 
 def render(report: Report, stream: TextIO) -> None:
@@ -97,7 +110,9 @@ def render(report: Report, stream: TextIO) -> None:
         text = message(rule, finding)
         if finding.chain:
             hops = [
-                f"{h.path}:{h.line} in {h.function} {arrow} {h.callee}()" for h in finding.chain
+                f"{workspace_path(report.root, h.path, workspace)}:{h.line} in {h.function} "
+                f"{arrow} {call_text(h.callee)}"
+                for h in finding.chain
             ]
             text += "\nvia " + "\n    ".join(hops)
         properties: dict[str, str | int] = {
@@ -120,4 +135,11 @@ def render(report: Report, stream: TextIO) -> None:
     stream.write(summary_line(report, errors_shown="see the warnings above") + "\n")
 
 
-__all__ = ["command", "escape_data", "escape_property", "render", "workspace_path"]
+__all__ = [
+    "command",
+    "escape_data",
+    "escape_property",
+    "render",
+    "workspace_path",
+    "workspace_prefix",
+]

@@ -10,9 +10,10 @@ reads from it:
   ``ruleIndex``;
 - locations are relative URIs with ``uriBaseId`` ``%SRCROOT%``, and
   ``run.originalUriBaseIds`` maps that to the project root (§3.14.14), so the log
-  is portable between machines;
+  is portable between machines; under GitHub Actions, to the workspace (the
+  repository root), which code scanning resolves the URIs against (see :func:`build`);
 - columns count Unicode code points (``run.columnKind``, §3.14.17);
-- ``partialFingerprints["asgishift/v1"]`` (§3.27.17) is the same line-independent
+- ``partialFingerprints["asgishift/v2"]`` (§3.27.17) is the same line-independent
   fingerprint as the baseline file, so an alert survives a line moving;
 - a call chain becomes a related location for the ``async def`` it starts in
   (linked from the message) and one ``codeFlow`` with one ``threadFlow`` whose locations are
@@ -24,15 +25,19 @@ reads from it:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
 from asgishift.audit._baseline import FINGERPRINT_KEY
-from asgishift.audit._model import Finding, Hop, Rule
+from asgishift.audit._model import FileError, Finding, Hop, Rule
 from asgishift.audit._ruledoc import rule_markdown, rule_text
-from asgishift.audit.output import Report, message, sarif_level
+from asgishift.audit.output import Report, call_text, message, sarif_level
+from asgishift.audit.output._github import workspace_prefix
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -77,7 +82,7 @@ def _hop_location(hop: Hop) -> dict[str, Any]:
     return {
         "location": {
             "physicalLocation": _physical(hop.path, hop.line, hop.col),
-            "message": {"text": f"{hop.function} calls {hop.callee}()"},
+            "message": {"text": f"{hop.function} calls {call_text(hop.callee)}"},
         }
     }
 
@@ -119,23 +124,53 @@ def _result(finding: Finding, fingerprint: str, rule: Rule, index: int) -> dict[
     return result
 
 
+def _rebase(
+    findings: Sequence[Finding], errors: Sequence[FileError], prefix: str
+) -> tuple[list[Finding], list[FileError]]:
+    """Return ``findings`` and ``errors`` with ``prefix`` put before every path."""
+
+    def hop(h: Hop) -> Hop:
+        return dataclasses.replace(h, path=prefix + h.path)
+
+    return (
+        [
+            dataclasses.replace(f, path=prefix + f.path, chain=tuple(map(hop, f.chain)))
+            for f in findings
+        ],
+        [dataclasses.replace(e, path=prefix + e.path) for e in errors],
+    )
+
+
 def build(report: Report) -> dict[str, Any]:
     """Build the SARIF log (as plain dicts and lists) for ``report``.
+
+    Under GitHub Actions (``$GITHUB_WORKSPACE`` set, the project root inside
+    it) URIs are relative to the workspace, and ``%SRCROOT%`` is the workspace:
+    code scanning resolves them against the repository root and ignores
+    ``uriBaseId``, so in a monorepo root-relative URIs would name the wrong files.
 
     :param report: the run.
     :return: a SARIF 2.1.0 ``sarifLog`` object with one run.
     """
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    prefix = workspace_prefix(report.root, workspace)
+    if workspace is None or prefix is None:
+        base = report.root
+        findings, errors = report.findings, report.errors
+    else:
+        base = str(Path(workspace).resolve())
+        findings, errors = _rebase(report.findings, report.errors, prefix)
     descriptors = [_descriptor(rule) for rule in report.rules.values()]
     index = {rule.code: i for i, rule in enumerate(report.rules.values())}
     # A code outside the catalogue (user-declared) still gets a descriptor, so
     # every ruleId resolves.
-    for finding in report.findings:
+    for finding in findings:
         if finding.code not in index:
             index[finding.code] = len(descriptors)
             descriptors.append(_descriptor(report.rule(finding.code)))
     results = [
         _result(finding, fingerprint, report.rule(finding.code), index[finding.code])
-        for finding, fingerprint in zip(report.findings, report.fingerprints, strict=True)
+        for finding, fingerprint in zip(findings, report.fingerprints, strict=True)
     ]
     notifications = [
         {
@@ -144,7 +179,7 @@ def build(report: Report) -> dict[str, Any]:
             "descriptor": {"id": "cannot-audit"},
             "locations": [{"physicalLocation": _physical(error.path, error.line, 0)}],
         }
-        for error in report.errors
+        for error in errors
     ]
     invocation: dict[str, Any] = {"executionSuccessful": True}
     if notifications:
@@ -156,7 +191,7 @@ def build(report: Report) -> dict[str, Any]:
             "stale": report.baseline_stale,
         }
     invocation["properties"] = properties
-    root_uri = Path(report.root).as_uri().rstrip("/") + "/"
+    root_uri = Path(base).as_uri().rstrip("/") + "/"
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,

@@ -34,7 +34,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING, TextIO
 
 from asgishift.audit._model import FileError, Finding, Hop, Severity
-from asgishift.audit.output import Report, message, plural, summary_counts
+from asgishift.audit.output import Report, call_text, message, plural, summary_counts
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,7 +107,7 @@ def _hop_text(hop: Hop, lead: str, arrow: str) -> Text:
 
     text = Text(lead)
     text.append(f"{hop.path}:{hop.line}", style="cyan")
-    text.append(f" in {hop.function} {arrow} {hop.callee}()")
+    text.append(f" in {hop.function} {arrow} {call_text(hop.callee)}")
     return text
 
 

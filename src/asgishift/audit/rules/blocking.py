@@ -4,7 +4,7 @@ Each rule lists the canonical dotted names of the callables it matches
 (:attr:`~asgishift.audit._model.Rule.calls`); the linker matches resolved call
 names against them, and the runtime detector patches the importable ones. The
 family needs no walker hooks: the walk records every call site anyway.
-``ASH199`` matches the callables a project declares in ``extra_blocking``.
+``ASH199`` matches the callables a project declares in ``extra-blocking``.
 
 One hook: ``with lock:`` (a thread lock held for a block) is an ``ASH108``
 hazard only when the block waits: the linker decides, with the whole project
@@ -19,6 +19,7 @@ import ast
 import weakref
 from typing import TYPE_CHECKING
 
+from asgishift.audit._config import TABLE, config_key
 from asgishift.audit._model import FixKind, Rule, Severity
 from asgishift.audit._walk import Hooks, WalkerBase, short
 from asgishift.audit.rules._family import Family
@@ -109,6 +110,9 @@ _SQLALCHEMY_SESSION = (
     "connection",
 )
 _SQLALCHEMY_CONNECTION = ("execute", "scalars", "scalar", "commit", "rollback", "exec_driver_sql")
+
+#: The pyproject.toml key that lists the callables ``ASH199`` reports.
+_EXTRA_BLOCKING = config_key("extra_blocking")
 
 RULES: tuple[Rule, ...] = (
     Rule(
@@ -446,10 +450,13 @@ RULES: tuple[Rule, ...] = (
     Rule(
         code="ASH199",
         name="user-declared-blocking",
-        summary="A callable listed in `extra_blocking` runs in (or is reachable from) async code.",
+        summary=(
+            f"A callable listed in `{_EXTRA_BLOCKING}` runs in (or is reachable from) async code."
+        ),
         message=(
-            "{call}() is declared blocking in [tool.asgishift.audit] extra_blocking; await an "
-            "async alternative or wrap it in `await asyncio.to_thread(...)`"
+            "{call}() is declared blocking in "
+            f"{TABLE} {_EXTRA_BLOCKING}; await an async alternative or wrap it in "
+            "`await asyncio.to_thread(...)`"
         ),
         why=(
             "Your configuration lists this callable as blocking (a project or third-party "
