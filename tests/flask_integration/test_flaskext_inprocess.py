@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -349,6 +349,36 @@ def test_stream_with_context_over_an_async_generator() -> None:
             return (await client.get("/ctx", params={"name": "n"})).text
 
     assert run(scenario()) == "n0;n1;"
+
+
+def test_stream_with_context_over_a_sync_generator_read_in_threads() -> None:
+    from flask import stream_with_context
+
+    app, ext = make_app()
+    loop_thread: list[threading.Thread] = []
+    closed: list[bool] = []
+
+    @app.get("/ctx")
+    async def ctx_stream() -> Response:
+        loop_thread.append(threading.current_thread())
+
+        def gen() -> Iterator[str]:
+            try:
+                for i in range(2):
+                    # Pushed in the worker thread, popped there after the last block.
+                    on_loop = threading.current_thread() is loop_thread[0]
+                    yield f"{request.args['name']}{i}{on_loop};"
+            finally:
+                closed.append(True)
+
+        return Response(stream_with_context(gen()), mimetype="text/plain")
+
+    async def scenario() -> str:
+        async with ext.test_client() as client:
+            return (await client.get("/ctx", params={"name": "n"})).text
+
+    assert run(scenario()) == "n0False;n1False;"
+    assert closed == [True]
 
 
 # -- stock Flask behaviour without a server loop -----------------------------

@@ -108,6 +108,30 @@ def test_sse_generator_is_closed_when_the_client_leaves(flask_server: LiveServer
     assert closed == before + 1
 
 
+def test_sync_generator_of_async_view_leaves_the_loop_free_and_is_closed(
+    flask_server: LiveServer,
+) -> None:
+    """A sync body is read in a worker thread: other requests are served while it
+    streams, and the client leaving stops it and closes it (PEP 3333 ``close()``)."""
+    with httpx.Client(base_url=flask_server.url, timeout=10) as client:
+        before = client.get("/rows/closed").json()["closed"]
+    with (
+        httpx.Client(base_url=flask_server.url, timeout=10) as client,
+        client.stream("GET", "/rows") as stream,
+    ):
+        lines = stream.iter_lines()
+        assert next(lines) == "row 0"
+        # The generator blocks between rows; the loop must still answer.
+        assert httpx.get(flask_server.url + "/async/3", timeout=5).status_code == 200
+        assert next(lines) == "row 1"
+    deadline = time.monotonic() + 10
+    closed = before
+    with httpx.Client(base_url=flask_server.url, timeout=5) as client:
+        while closed == before and time.monotonic() < deadline:
+            closed = client.get("/rows/closed").json()["closed"]
+    assert closed == before + 1
+
+
 def test_background_task_runs_on_the_loop(flask_server: LiveServer) -> None:
     with httpx.Client(base_url=flask_server.url, timeout=10) as client:
         assert client.get("/background").text == "scheduled"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request, session, url_for
@@ -135,6 +136,28 @@ def sse_closed() -> Any:
 async def sse_next() -> Any:
     shared["next"].set()
     return "ok"
+
+
+@app.get("/rows")
+async def rows() -> Response:
+    """An endless sync generator blocking 0.05 s per row (a database cursor, say)."""
+
+    def produce() -> Iterator[str]:
+        n = 0
+        try:
+            while True:
+                yield f"row {n}\n"
+                n += 1
+                time.sleep(0.05)
+        finally:
+            shared["rows_closed"] = shared.get("rows_closed", 0) + 1
+
+    return Response(produce(), mimetype="text/plain")
+
+
+@app.get("/rows/closed")
+async def rows_closed() -> Any:
+    return jsonify(closed=shared.get("rows_closed", 0))
 
 
 @app.get("/fail")
