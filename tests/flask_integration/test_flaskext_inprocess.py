@@ -636,3 +636,55 @@ def test_http_request_to_websocket_rule_is_not_served_as_view() -> None:
             return (await client.get("/only-ws")).status_code
 
     assert run(scenario()) == 400
+
+
+def test_push_only_websocket_view_gets_disconnect_from_send() -> None:
+    _app, ext = make_app()
+    ended: list[int] = []
+
+    @ext.websocket("/push")
+    async def push(ws: WebSocket) -> None:
+        try:
+            while True:
+                await ws.send("tick")
+                await asyncio.sleep(0)
+        except WebSocketDisconnect as exc:
+            ended.append(exc.code)
+            raise
+
+    async def scenario() -> None:
+        async with ext.test_client() as client, client.websocket("/push") as ws:
+            assert await ws.receive() == "tick"
+            # close() waits for the view: it must end once the client has gone.
+            await asyncio.wait_for(ws.close(4003), 5)
+
+    run(scenario())
+    assert ended == [4003]
+
+
+def test_websocket_view_sending_before_receiving_gets_messages_in_order() -> None:
+    _app, ext = make_app()
+    got: list[Any] = []
+
+    @ext.websocket("/burst")
+    async def burst(ws: WebSocket) -> None:
+        # Two sends in a row: a watcher reads for the view from here on.
+        await ws.send("a")
+        await ws.send("b")
+        try:
+            while True:
+                got.append(await ws.receive())
+                await ws.send("ack")
+        except WebSocketDisconnect as exc:
+            got.append(exc.code)
+
+    async def scenario() -> None:
+        async with ext.test_client() as client, client.websocket("/burst") as ws:
+            assert [await ws.receive(), await ws.receive()] == ["a", "b"]
+            for item in ("1", b"2", "3"):
+                await ws.send(item)
+            assert [await ws.receive() for _ in range(3)] == ["ack"] * 3
+            await ws.close(4004)
+
+    run(scenario())
+    assert got == ["1", b"2", "3", 4004]

@@ -10,6 +10,8 @@ async view at once with only 4 worker threads.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 
 import httpx
@@ -180,6 +182,33 @@ def test_websocket_unknown_path_is_refused(flask_server: LiveServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
         connect(_ws_url(flask_server, "/nowhere"), open_timeout=10)
     assert refused.value.response.status_code in (403, 404)
+
+
+def _push_ended(server: LiveServer, count: int) -> list[str]:
+    """Poll ``/push/ended`` until it lists ``count`` ended push views (10 s at most)."""
+    deadline = time.monotonic() + 10
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        while True:
+            ended: list[str] = client.get("/push/ended").json()["ended"]
+            if len(ended) >= count or time.monotonic() > deadline:
+                return ended
+
+
+def test_push_only_websocket_view_sees_the_client_leave(flask_server: LiveServer) -> None:
+    """``send()`` raises WebSocketDisconnect once the client closed or dropped the
+    connection, on every server, and nothing is logged as an app error."""
+    before = len(_push_ended(flask_server, 0))
+    with connect(_ws_url(flask_server, "/push")) as ws:
+        assert ws.recv(timeout=10) == "tick 0"
+    assert _push_ended(flask_server, before + 1)[before:] == ["WebSocketDisconnect"]
+    with connect(_ws_url(flask_server, "/push")) as ws:
+        assert ws.recv(timeout=10) == "tick 0"
+        # Abort: a TCP reset, no close frame.
+        ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        ws.socket.close()
+    ended = _push_ended(flask_server, before + 2)
+    assert ended[before:] == ["WebSocketDisconnect", "WebSocketDisconnect"]
+    assert "ClientDisconnected" not in flask_server.log()
 
 
 async def _gather(url: str, want: int) -> list[httpx.Response]:

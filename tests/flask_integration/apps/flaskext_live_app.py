@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request, session, url_for
 
-from asgishift.flask_integration import ASGI, WebSocket
+from asgishift.flask_integration import ASGI, WebSocket, WebSocketDisconnect
 
 app = Flask(__name__)
 app.secret_key = "flaskext-live-tests"
@@ -178,6 +178,31 @@ async def background() -> Any:
 @app.get("/background/result")
 def background_result() -> Any:
     return jsonify(result=shared.get("background"))
+
+
+@app.route("/push", websocket=True)
+async def push(ws: WebSocket) -> None:
+    """Only sends, every 0.05 s; records how it ended in ``shared["push"]``."""
+    outcome = "returned"
+    try:
+        n = 0
+        while True:
+            await ws.send(f"tick {n}")
+            n += 1
+            await asyncio.sleep(0.05)
+    except WebSocketDisconnect:
+        outcome = "WebSocketDisconnect"
+        raise
+    except BaseException as exc:
+        outcome = type(exc).__name__
+        raise
+    finally:
+        shared.setdefault("push", []).append(outcome)
+
+
+@app.get("/push/ended")
+async def push_ended() -> Any:
+    return jsonify(ended=shared.get("push", []))
 
 
 chat = Blueprint("chat", __name__, url_prefix="/chat")
