@@ -111,6 +111,47 @@ def test_one_extension_serves_several_apps() -> None:
     assert first.extensions["asgishift"] is not second.extensions["asgishift"]
 
 
+def test_registrations_inside_a_factory_apply_to_that_app_only() -> None:
+    from flask import current_app
+
+    ext = ASGI()
+    calls: list[tuple[str, str]] = []
+
+    @ext.before_serving
+    def shared_hook() -> None:
+        calls.append((current_app.name, "module"))
+
+    def create_app(name: str) -> Flask:
+        app = Flask(name)
+        ext.init_app(app)
+
+        @ext.before_serving
+        async def own_hook() -> None:
+            calls.append((current_app.name, name))
+
+        @ext.websocket("/ws")
+        async def ws(conn: WebSocket) -> None:
+            await conn.send(current_app.name)
+
+        return app
+
+    async def serve(app: Flask) -> str | bytes:
+        async with ext.test_client(app) as client, client.websocket("/ws") as conn:
+            return await conn.receive()
+
+    first = create_app("first")
+    assert run(serve(first)) == "first"
+    # A second app after the first served: nothing is added to the first one.
+    second = create_app("second")
+    assert run(serve(second)) == "second"
+    assert calls == [
+        ("first", "module"),
+        ("first", "first"),
+        ("second", "module"),
+        ("second", "second"),
+    ]
+
+
 def test_the_extension_object_is_itself_an_asgi3_app() -> None:
     import httpx
     from uvicorn.config import Config
