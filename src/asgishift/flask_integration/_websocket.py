@@ -128,10 +128,9 @@ class _Watcher:
             return self.disconnect
         return await self._queue.get()
 
-    async def stop(self) -> None:
-        """Stop reading (the connection is over)."""
+    def stop(self) -> None:
+        """Stop reading (the connection is over): cancel the task."""
         self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _disconnect_error(message: Message | None) -> WebSocketDisconnect:
@@ -263,10 +262,10 @@ class WebSocket:
         except OSError:
             logger.debug("WebSocket closed by the client before the close was sent")
 
-    async def release(self) -> None:
+    def release(self) -> None:
         """Stop the watcher, if any (called once the view has returned)."""
         if self._watcher is not None:
-            await self._watcher.stop()
+            self._watcher.stop()
 
 
 async def _deny(scope: Scope, send: Send, response: Response, environ: Environ) -> None:
@@ -340,5 +339,5 @@ async def serve_websocket(
                 await ws.close(1011)
         await ws.close(1000)
     finally:
-        await ws.release()
+        ws.release()
         ctx.pop(error)
