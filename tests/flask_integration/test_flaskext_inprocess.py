@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -109,6 +109,47 @@ def test_one_extension_serves_several_apps() -> None:
     assert run(both()) == ["first", "second"]
     assert started == ["first", "second"]
     assert first.extensions["asgishift"] is not second.extensions["asgishift"]
+
+
+def test_registrations_inside_a_factory_apply_to_that_app_only() -> None:
+    from flask import current_app
+
+    ext = ASGI()
+    calls: list[tuple[str, str]] = []
+
+    @ext.before_serving
+    def shared_hook() -> None:
+        calls.append((current_app.name, "module"))
+
+    def create_app(name: str) -> Flask:
+        app = Flask(name)
+        ext.init_app(app)
+
+        @ext.before_serving
+        async def own_hook() -> None:
+            calls.append((current_app.name, name))
+
+        @ext.websocket("/ws")
+        async def ws(conn: WebSocket) -> None:
+            await conn.send(current_app.name)
+
+        return app
+
+    async def serve(app: Flask) -> str | bytes:
+        async with ext.test_client(app) as client, client.websocket("/ws") as conn:
+            return await conn.receive()
+
+    first = create_app("first")
+    assert run(serve(first)) == "first"
+    # A second app after the first served: nothing is added to the first one.
+    second = create_app("second")
+    assert run(serve(second)) == "second"
+    assert calls == [
+        ("first", "module"),
+        ("first", "first"),
+        ("second", "module"),
+        ("second", "second"),
+    ]
 
 
 def test_the_extension_object_is_itself_an_asgi3_app() -> None:
@@ -351,6 +392,36 @@ def test_stream_with_context_over_an_async_generator() -> None:
     assert run(scenario()) == "n0;n1;"
 
 
+def test_stream_with_context_over_a_sync_generator_read_in_threads() -> None:
+    from flask import stream_with_context
+
+    app, ext = make_app()
+    loop_thread: list[threading.Thread] = []
+    closed: list[bool] = []
+
+    @app.get("/ctx")
+    async def ctx_stream() -> Response:
+        loop_thread.append(threading.current_thread())
+
+        def gen() -> Iterator[str]:
+            try:
+                for i in range(2):
+                    # Pushed in the worker thread, popped there after the last block.
+                    on_loop = threading.current_thread() is loop_thread[0]
+                    yield f"{request.args['name']}{i}{on_loop};"
+            finally:
+                closed.append(True)
+
+        return Response(stream_with_context(gen()), mimetype="text/plain")
+
+    async def scenario() -> str:
+        async with ext.test_client() as client:
+            return (await client.get("/ctx", params={"name": "n"})).text
+
+    assert run(scenario()) == "n0False;n1False;"
+    assert closed == [True]
+
+
 # -- stock Flask behaviour without a server loop -----------------------------
 def test_flask_test_client_runs_async_views_as_stock_flask() -> None:
     app, _ = make_app()
@@ -410,6 +481,8 @@ def test_serving_hooks_order_and_background_tasks_awaited() -> None:
 
     async def job() -> None:
         await asyncio.sleep(0.01)
+        # As in Quart: background tasks are awaited before after_serving runs,
+        # so what it closes is still open here.
         events.append("background")
 
     @app.get("/kick")
@@ -426,9 +499,9 @@ def test_serving_hooks_order_and_background_tasks_awaited() -> None:
         "before-sync",
         "before-async",
         "while-up",
+        "background",
         "after",
         "while-down",
-        "background",
     ]
 
 
@@ -604,3 +677,55 @@ def test_http_request_to_websocket_rule_is_not_served_as_view() -> None:
             return (await client.get("/only-ws")).status_code
 
     assert run(scenario()) == 400
+
+
+def test_push_only_websocket_view_gets_disconnect_from_send() -> None:
+    _app, ext = make_app()
+    ended: list[int] = []
+
+    @ext.websocket("/push")
+    async def push(ws: WebSocket) -> None:
+        try:
+            while True:
+                await ws.send("tick")
+                await asyncio.sleep(0)
+        except WebSocketDisconnect as exc:
+            ended.append(exc.code)
+            raise
+
+    async def scenario() -> None:
+        async with ext.test_client() as client, client.websocket("/push") as ws:
+            assert await ws.receive() == "tick"
+            # close() waits for the view: it must end once the client has gone.
+            await asyncio.wait_for(ws.close(4003), 5)
+
+    run(scenario())
+    assert ended == [4003]
+
+
+def test_websocket_view_sending_before_receiving_gets_messages_in_order() -> None:
+    _app, ext = make_app()
+    got: list[Any] = []
+
+    @ext.websocket("/burst")
+    async def burst(ws: WebSocket) -> None:
+        # Two sends in a row: a watcher reads for the view from here on.
+        await ws.send("a")
+        await ws.send("b")
+        try:
+            while True:
+                got.append(await ws.receive())
+                await ws.send("ack")
+        except WebSocketDisconnect as exc:
+            got.append(exc.code)
+
+    async def scenario() -> None:
+        async with ext.test_client() as client, client.websocket("/burst") as ws:
+            assert [await ws.receive(), await ws.receive()] == ["a", "b"]
+            for item in ("1", b"2", "3"):
+                await ws.send(item)
+            assert [await ws.receive() for _ in range(3)] == ["ack"] * 3
+            await ws.close(4004)
+
+    run(scenario())
+    assert got == ["1", b"2", "3", 4004]

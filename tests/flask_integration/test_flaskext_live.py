@@ -10,6 +10,8 @@ async view at once with only 4 worker threads.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 
 import httpx
@@ -108,6 +110,30 @@ def test_sse_generator_is_closed_when_the_client_leaves(flask_server: LiveServer
     assert closed == before + 1
 
 
+def test_sync_generator_of_async_view_leaves_the_loop_free_and_is_closed(
+    flask_server: LiveServer,
+) -> None:
+    """A sync body is read in a worker thread: other requests are served while it
+    streams, and the client leaving stops it and closes it (PEP 3333 ``close()``)."""
+    with httpx.Client(base_url=flask_server.url, timeout=10) as client:
+        before = client.get("/rows/closed").json()["closed"]
+    with (
+        httpx.Client(base_url=flask_server.url, timeout=10) as client,
+        client.stream("GET", "/rows") as stream,
+    ):
+        lines = stream.iter_lines()
+        assert next(lines) == "row 0"
+        # The generator blocks between rows; the loop must still answer.
+        assert httpx.get(flask_server.url + "/async/3", timeout=5).status_code == 200
+        assert next(lines) == "row 1"
+    deadline = time.monotonic() + 10
+    closed = before
+    with httpx.Client(base_url=flask_server.url, timeout=5) as client:
+        while closed == before and time.monotonic() < deadline:
+            closed = client.get("/rows/closed").json()["closed"]
+    assert closed == before + 1
+
+
 def test_background_task_runs_on_the_loop(flask_server: LiveServer) -> None:
     with httpx.Client(base_url=flask_server.url, timeout=10) as client:
         assert client.get("/background").text == "scheduled"
@@ -156,6 +182,33 @@ def test_websocket_unknown_path_is_refused(flask_server: LiveServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
         connect(_ws_url(flask_server, "/nowhere"), open_timeout=10)
     assert refused.value.response.status_code in (403, 404)
+
+
+def _push_ended(server: LiveServer, count: int) -> list[str]:
+    """Poll ``/push/ended`` until it lists ``count`` ended push views (10 s at most)."""
+    deadline = time.monotonic() + 10
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        while True:
+            ended: list[str] = client.get("/push/ended").json()["ended"]
+            if len(ended) >= count or time.monotonic() > deadline:
+                return ended
+
+
+def test_push_only_websocket_view_sees_the_client_leave(flask_server: LiveServer) -> None:
+    """``send()`` raises WebSocketDisconnect once the client closed or dropped the
+    connection, on every server, and nothing is logged as an app error."""
+    before = len(_push_ended(flask_server, 0))
+    with connect(_ws_url(flask_server, "/push")) as ws:
+        assert ws.recv(timeout=10) == "tick 0"
+    assert _push_ended(flask_server, before + 1)[before:] == ["WebSocketDisconnect"]
+    with connect(_ws_url(flask_server, "/push")) as ws:
+        assert ws.recv(timeout=10) == "tick 0"
+        # Abort: a TCP reset, no close frame.
+        ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        ws.socket.close()
+    ended = _push_ended(flask_server, before + 2)
+    assert ended[before:] == ["WebSocketDisconnect", "WebSocketDisconnect"]
+    assert "ClientDisconnected" not in flask_server.log()
 
 
 async def _gather(url: str, want: int) -> list[httpx.Response]:

@@ -93,8 +93,10 @@ class ASGI:
     ``ext.init_app(app)`` inside ``create_app``, and serve
     ``app.extensions["asgishift"].asgi_app`` or let ``asgishift serve`` find it.
 
-    Hooks registered on an extension without an app (``@ext.before_serving``)
-    apply to every app it is initialised with, before or after registering.
+    On an extension without an app, a hook or WebSocket route registered before
+    any :meth:`init_app` (at module level) applies to every app it is later
+    initialised with; one registered after an :meth:`init_app` (inside
+    ``create_app``) applies to the app initialised last only.
 
     :param app: the Flask app, or ``None`` for the factory form.
 
@@ -104,7 +106,7 @@ class ASGI:
 
     def __init__(self, app: Flask | None = None) -> None:
         self.app = app
-        self._states: list[ASGIState] = []
+        self._latest: ASGIState | None = None
         self._deferred: list[Callable[[ASGIState], None]] = []
         if app is not None:
             self.init_app(app)
@@ -141,7 +143,7 @@ class ASGI:
             )
         for apply in self._deferred:
             apply(state)
-        self._states.append(state)
+        self._latest = state
         return state
 
     # -- per-app state ---------------------------------------------------
@@ -169,12 +171,15 @@ class ASGI:
         await self.state().asgi_app(scope, receive, send)
 
     def _register(self, apply: Callable[[ASGIState], None]) -> None:
+        """Apply a registration to the bound app (``ASGI(app)``); else to the app
+        initialised last (inside its factory); else, before any app, to every app
+        initialised later."""
         if self.app is not None:
             apply(self.state())
-            return
-        self._deferred.append(apply)
-        for state in self._states:
-            apply(state)
+        elif self._latest is not None:
+            apply(self._latest)
+        else:
+            self._deferred.append(apply)
 
     # -- lifespan ----------------------------------------------------------
     def before_serving(self, func: F) -> F:

@@ -7,16 +7,21 @@ is pushed in the server's request task; the pipeline
 response is sent from the loop (ASGI HTTP spec, "Response Start" / "Response
 Body"). A response whose body is an async iterable (an async generator given to
 ``Response``) streams message by message and stops when the client
-disconnects; a sized body goes out in one message.
+disconnects; a body already in memory goes out in one message; any other sync
+iterable (a generator, ``send_file``) is read in a worker thread block by block
+(:class:`SyncBody`), so the loop stays free, and is closed when the client
+disconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import io
 import logging
-from collections.abc import AsyncIterable, Iterable
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from flask.ctx import RequestContext
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asgishift.flask")
 
-__all__ = ["BodyTooLarge", "read_body", "serve_async_request"]
+__all__ = ["BodyTooLarge", "SyncBody", "read_body", "serve_async_request"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -158,7 +163,8 @@ async def send_response(response: Response, environ: Environ, receive: Receive, 
     Status, headers and body come from Werkzeug's own
     ``get_wsgi_headers``/``get_app_iter`` (what its WSGI call uses:
     ``HEAD`` and ``204``/``304`` bodies dropped, ``Location`` made absolute
-    when configured); an async-iterable body is iterated on the loop.
+    when configured); an async-iterable body is iterated on the loop, a sync
+    one not in memory in worker threads (:class:`SyncBody`).
     """
     status = response.status_code
     headers = asgi_headers(response.get_wsgi_headers(environ).to_wsgi_list())
@@ -167,18 +173,79 @@ async def send_response(response: Response, environ: Environ, receive: Receive, 
         await _send_async_body(status, headers, body, environ, receive, send)
         return
     app_iter: Iterable[bytes] = response.get_app_iter(environ)
+    if not response.is_sequence and not isinstance(app_iter, (list, tuple)):
+        sync_body = SyncBody(app_iter)
+        try:
+            await _stream(status, headers, sync_body.chunks(), environ, receive, send)
+        finally:
+            # Shielded: a cancelled request still closes the iterable once its
+            # block is read.
+            await asyncio.shield(sync_body.close())
+        return
     try:
-        if response.is_sequence or isinstance(app_iter, (list, tuple)):
-            # The whole body is already in memory (JSON, templates): one message.
-            data = b"".join(app_iter)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": data})
-            return
-        await _stream(status, headers, _iterate_sync(iter(app_iter)), environ, receive, send)
+        # The whole body is already in memory (JSON, templates): one message.
+        data = b"".join(app_iter)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
     finally:
         close = getattr(app_iter, "close", None)
         if close is not None:
             close()
+
+
+class SyncBody:
+    """A sync response body read in worker threads, one block at a time.
+
+    Each block is read (``next()``) in the loop's default executor only after
+    the previous one was sent, so a slow client holds the iterable back
+    (backpressure) and the loop serves other requests meanwhile. Every step and
+    :meth:`close` run in one :class:`contextvars.Context` copied here, so a
+    ``stream_with_context`` generator pushes and pops Flask's contexts in the
+    same context, and under one lock, so ``close()`` never meets a generator
+    still executing (PEP 3333: ``close()`` is called once iteration stops,
+    finished or not).
+
+    :param app_iter: the WSGI iterable of ``bytes`` (Werkzeug's ``get_app_iter``).
+    """
+
+    def __init__(self, app_iter: Iterable[bytes]) -> None:
+        self._app_iter = app_iter
+        self._iterator: Iterator[bytes] | None = None
+        self._context = contextvars.copy_context()
+        self._lock = threading.Lock()
+
+    def _step(self) -> bytes | None:
+        """Return the next block, ``None`` at the end (in a worker thread)."""
+        with self._lock:
+            if self._iterator is None:
+                self._iterator = iter(self._app_iter)
+            return self._context.run(next, self._iterator, None)
+
+    def _close(self) -> None:
+        """Call the iterable's ``close()``, after any block being read (in a worker thread)."""
+        with self._lock:
+            close = getattr(self._app_iter, "close", None)
+            if close is not None:
+                self._context.run(close)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield the blocks; cancelling it leaves a block being read to finish in its thread.
+
+        :raise Exception: whatever the iterable raises.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            chunk = await loop.run_in_executor(None, self._step)
+            if chunk is None:
+                return
+            yield chunk
+
+    async def close(self) -> None:
+        """Close the iterable in a worker thread once no block is being read.
+
+        :raise Exception: whatever its ``close()`` raises.
+        """
+        await asyncio.get_running_loop().run_in_executor(None, self._close)
 
 
 def _unwrap_stream_with_context(body: Any) -> Any:
@@ -199,11 +266,6 @@ def _unwrap_stream_with_context(body: Any) -> Any:
         body = wrapped
         seen += 1
     return body
-
-
-async def _iterate_sync(iterator: Any) -> Any:
-    for chunk in iterator:
-        yield chunk
 
 
 async def _send_async_body(

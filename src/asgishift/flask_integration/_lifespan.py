@@ -6,8 +6,8 @@
 ``yield`` at startup and past it at shutdown. Tasks from
 :meth:`ServingHooks.add_background_task` run on the server's loop in an
 application context; at shutdown they are awaited for ``shutdown_timeout``
-seconds, then cancelled. Every hook runs inside ``app.app_context()``, so
-``current_app`` and ``g`` work in it.
+seconds, then cancelled, before the ``after_serving`` functions run. Every
+hook runs inside ``app.app_context()``, so ``current_app`` and ``g`` work in it.
 """
 
 from __future__ import annotations
@@ -169,19 +169,22 @@ class ServingHooks:
         self.phase = ServingPhase.SERVING
 
     async def shutdown(self, timeout: float | None) -> None:
-        """Run ``after_serving`` functions, finish ``while_serving`` generators, then
-        wait up to ``timeout`` seconds for background tasks and cancel the rest.
+        """Wait up to ``timeout`` seconds for background tasks and cancel the rest,
+        then run ``after_serving`` functions and finish ``while_serving`` generators
+        (Quart's order: what the hooks close is still open for the tasks).
+
+        :param timeout: seconds, ``None`` to wait for the tasks without limit.
 
         Every hook runs even if an earlier one fails; failures are logged.
         """
         self.phase = ServingPhase.STOPPING
+        await self._wait_tasks(timeout)
         with self._app.app_context():
             for func in self.after:
                 await self._logged(_call(func), f"after_serving function {func!r}")
             while self._running:
                 gen = self._running.pop()
                 await self._logged(self._finish(gen), f"while_serving generator {gen!r}")
-        await self._wait_tasks(timeout)
         self.phase = ServingPhase.IDLE
 
     @staticmethod

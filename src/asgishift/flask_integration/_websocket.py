@@ -9,10 +9,17 @@ view(ws, **view_args)`` and runs with Flask's request context pushed: cookies,
 returns a response refuses the handshake: the response is sent when the server
 offers the ``websocket.http.response`` extension, otherwise the connection is
 closed before it is accepted (the server answers ``403``).
+
+A view that sends twice without receiving in between gets a watcher task
+(:class:`_Watcher`) that reads the server's messages for it, so that
+``send()`` raises :class:`WebSocketDisconnect` once the client has gone even on
+servers whose ``send`` stays silent on a closed connection; the view's
+``receive()`` then takes the watcher's messages, in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Iterable
@@ -21,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from flask.ctx import RequestContext
 from werkzeug.exceptions import HTTPException, NotFound
 
-from asgishift._types import Environ, Receive, Scope, Send
+from asgishift._types import Environ, Message, Receive, Scope, Send
 from asgishift.flask_integration._pipeline import call
 from asgishift.flask_integration._wire import asgi_headers
 
@@ -64,6 +71,75 @@ _ACCEPTED: Final = WebSocketState.ACCEPTED
 _CLOSED: Final = WebSocketState.CLOSED
 
 
+class Reading(enum.Enum):
+    """Who reads a :class:`WebSocket`'s messages from the server: the single state
+    of its receiving side.
+
+    ``IDLE``: nobody, and the view has not sent since it last received;
+    ``VIEW``: a :meth:`WebSocket.receive` call awaits the server; ``SENT``: the
+    view sent since it last received; ``WATCHER``: a :class:`_Watcher` reads
+    (for the rest of the connection).
+    """
+
+    IDLE = "idle"
+    VIEW = "view"
+    SENT = "sent"
+    WATCHER = "watcher"
+
+
+_IDLE: Final = Reading.IDLE
+_VIEW: Final = Reading.VIEW
+_SENT: Final = Reading.SENT
+_WATCHER: Final = Reading.WATCHER
+
+#: Messages a watcher holds for a view that does not receive; past it the
+#: watcher waits for the view, and the server's own flow control applies.
+WATCHER_BUFFER = 32
+
+
+class _Watcher:
+    """Read the server's messages while a view only sends (ASGI WebSocket spec:
+    the server delivers ``websocket.disconnect`` to ``receive()``).
+
+    :param receive: the ASGI receive callable.
+    :param limit: the most messages held before the view takes them.
+    """
+
+    def __init__(self, receive: Receive, limit: int = WATCHER_BUFFER) -> None:
+        self._queue: asyncio.Queue[Message] = asyncio.Queue(limit)
+        #: The ``websocket.disconnect`` message once the server sent it.
+        self.disconnect: Message | None = None
+        self._task = asyncio.ensure_future(self._run(receive))
+
+    async def _run(self, receive: Receive) -> None:
+        while self.disconnect is None:
+            try:
+                message = await receive()
+            except Exception:
+                logger.debug("WebSocket receive() failed; taken as a disconnect", exc_info=True)
+                message = {"type": "websocket.disconnect", "code": 1006}
+            if message["type"] == "websocket.disconnect":
+                self.disconnect = message
+            await self._queue.put(message)
+
+    async def next(self) -> Message:
+        """Return the next message in the server's order; after the disconnect, it again."""
+        if self._queue.empty() and self.disconnect is not None:
+            return self.disconnect
+        return await self._queue.get()
+
+    def stop(self) -> None:
+        """Stop reading (the connection is over): cancel the task."""
+        self._task.cancel()
+
+
+def _disconnect_error(message: Message | None) -> WebSocketDisconnect:
+    """Return the error for a closed connection, with the client's code if known."""
+    if message is None:
+        return WebSocketDisconnect(1006, "the connection is closed")
+    return WebSocketDisconnect(message.get("code", 1005), message.get("reason") or "")
+
+
 class WebSocket:
     """One WebSocket connection, handed to a WebSocket view as its first argument.
 
@@ -80,6 +156,8 @@ class WebSocket:
         self._receive = receive
         self._send = send
         self.state = _CONNECTING
+        self._reading = _IDLE
+        self._watcher: _Watcher | None = None
 
     @property
     def subprotocols(self) -> list[str]:
@@ -113,7 +191,15 @@ class WebSocket:
             await self.accept()
         if self.state is _CLOSED:
             raise WebSocketDisconnect(1006, "the connection is closed")
-        message = await self._receive()
+        watcher = self._watcher
+        if watcher is not None:
+            message = await watcher.next()
+        else:
+            self._reading = _VIEW
+            try:
+                message = await self._receive()
+            finally:
+                self._reading = _IDLE
         if message["type"] == "websocket.disconnect":
             self.state = _CLOSED
             raise WebSocketDisconnect(message.get("code", 1005), message.get("reason") or "")
@@ -126,18 +212,37 @@ class WebSocket:
         """Send a text (``str``) or binary (``bytes``) message.
 
         :raise TypeError: for any other type.
-        :raise WebSocketDisconnect: when the connection is closed.
+        :raise WebSocketDisconnect: when the connection is closed: the view
+            closed it, the server's ``send`` raised ``OSError`` (ASGI: a send on
+            a closed connection), or the client left while the view only sent
+            (seen by the watcher).
         """
         if self.state is _CONNECTING:
             await self.accept()
         if self.state is _CLOSED:
             raise WebSocketDisconnect(1006, "the connection is closed")
+        watcher = self._watcher
+        if watcher is not None:
+            if watcher.disconnect is not None:
+                self.state = _CLOSED
+                raise _disconnect_error(watcher.disconnect)
+        elif self._reading is _IDLE:
+            self._reading = _SENT
+        elif self._reading is _SENT:
+            # Sending again without receiving: read for the view from now on.
+            self._reading = _WATCHER
+            self._watcher = _Watcher(self._receive)
         if isinstance(data, str):
-            await self._send({"type": "websocket.send", "text": data})
+            message: Message = {"type": "websocket.send", "text": data}
         elif isinstance(data, (bytes, bytearray, memoryview)):
-            await self._send({"type": "websocket.send", "bytes": bytes(data)})
+            message = {"type": "websocket.send", "bytes": bytes(data)}
         else:
             raise TypeError(f"WebSocket.send takes str or bytes, got {type(data).__name__}")
+        try:
+            await self._send(message)
+        except OSError as exc:
+            self.state = _CLOSED
+            raise _disconnect_error(None) from exc
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (``websocket.close``); closing twice does nothing.
@@ -150,7 +255,17 @@ class WebSocket:
         if self.state is _CLOSED:
             return
         self.state = _CLOSED
-        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        if self._watcher is not None and self._watcher.disconnect is not None:
+            return  # the client already left
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except OSError:
+            logger.debug("WebSocket closed by the client before the close was sent")
+
+    def release(self) -> None:
+        """Stop the watcher, if any (called once the view has returned)."""
+        if self._watcher is not None:
+            self._watcher.stop()
 
 
 async def _deny(scope: Scope, send: Send, response: Response, environ: Environ) -> None:
@@ -224,4 +339,5 @@ async def serve_websocket(
                 await ws.close(1011)
         await ws.close(1000)
     finally:
+        ws.release()
         ctx.pop(error)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request, session, url_for
 
-from asgishift.flask_integration import ASGI, WebSocket
+from asgishift.flask_integration import ASGI, WebSocket, WebSocketDisconnect
 
 app = Flask(__name__)
 app.secret_key = "flaskext-live-tests"
@@ -137,6 +138,28 @@ async def sse_next() -> Any:
     return "ok"
 
 
+@app.get("/rows")
+async def rows() -> Response:
+    """An endless sync generator blocking 0.05 s per row (a database cursor, say)."""
+
+    def produce() -> Iterator[str]:
+        n = 0
+        try:
+            while True:
+                yield f"row {n}\n"
+                n += 1
+                time.sleep(0.05)
+        finally:
+            shared["rows_closed"] = shared.get("rows_closed", 0) + 1
+
+    return Response(produce(), mimetype="text/plain")
+
+
+@app.get("/rows/closed")
+async def rows_closed() -> Any:
+    return jsonify(closed=shared.get("rows_closed", 0))
+
+
 @app.get("/fail")
 async def fail() -> Any:
     raise ValueError("flaskext async view failure")
@@ -155,6 +178,31 @@ async def background() -> Any:
 @app.get("/background/result")
 def background_result() -> Any:
     return jsonify(result=shared.get("background"))
+
+
+@app.route("/push", websocket=True)
+async def push(ws: WebSocket) -> None:
+    """Only sends, every 0.05 s; records how it ended in ``shared["push"]``."""
+    outcome = "returned"
+    try:
+        n = 0
+        while True:
+            await ws.send(f"tick {n}")
+            n += 1
+            await asyncio.sleep(0.05)
+    except WebSocketDisconnect:
+        outcome = "WebSocketDisconnect"
+        raise
+    except BaseException as exc:
+        outcome = type(exc).__name__
+        raise
+    finally:
+        shared.setdefault("push", []).append(outcome)
+
+
+@app.get("/push/ended")
+async def push_ended() -> Any:
+    return jsonify(ended=shared.get("push", []))
 
 
 chat = Blueprint("chat", __name__, url_prefix="/chat")
