@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator, MutableMapping
@@ -345,9 +346,16 @@ def test_endless_stream_stops_when_the_client_leaves(kind: str, send_blocks: boo
                         await asyncio.Event().wait()
 
         await asyncio.wait_for(app(http_scope("GET", f"/ticks/{kind}/"), receive, send), 10)
-        await eventually(
-            lambda: events[f"{kind} closed"] == closed_before + 1, 10, "the generator to close"
-        )
+
+        def closed() -> bool:
+            if kind == "async" and send_blocks:
+                # Stopped at a yield, the view's async generator is closed when the
+                # response is collected, as under Django's own handler; on Python
+                # 3.10 a reference cycle holds it until the collector runs.
+                gc.collect()
+            return events[f"{kind} closed"] == closed_before + 1
+
+        await eventually(closed, 10, "the generator to close")
         return await asyncio.wait_for(call(app, "GET", "/ping/"), 10)
 
     try:
