@@ -13,6 +13,7 @@ import errno
 import gc
 import importlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -98,6 +99,8 @@ def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
         reload=options.reload,
         reload_dirs=list(options.reload_dirs) if options.reload else None,
         log_level=options.log_level,
+        # uvicorn's hint says int, but it passes the value to asyncio.timeout (seconds, float).
+        timeout_graceful_shutdown=cast(Any, options.bridge.shutdown_timeout),
         # The app is always ASGI 3 here (WSGI apps are already bridged), so
         # uvicorn must not apply its own interface detection.
         interface="asgi3",
@@ -111,6 +114,8 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     host = f"[{options.host}]" if ":" in options.host else options.host
     config.bind = [f"{host}:{options.port}"]
     config.loglevel = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
+    timeout = options.bridge.shutdown_timeout
+    config.graceful_timeout = float("inf") if timeout is None else timeout
     if app is not None:
         import asyncio
 
@@ -170,6 +175,15 @@ def _granian_log_level(level: str) -> Any:
     return LogLevels("debug" if level == "trace" else level)
 
 
+def _granian_kill_timeout(shutdown_timeout: float | None) -> int | None:
+    """Return granian's ``workers_kill_timeout`` for ``--shutdown-timeout`` (seconds).
+
+    granian has no timeout for open connections; it kills a worker process that
+    has not stopped within this many whole seconds (at least 1: 0 means never).
+    """
+    return None if shutdown_timeout is None else max(1, math.ceil(shutdown_timeout))
+
+
 def _forget_modules_under(directories: tuple[str, ...]) -> None:
     """Drop modules loaded from ``directories`` (not site-packages) from :data:`sys.modules`.
 
@@ -205,6 +219,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
             reload=options.reload,
             reload_paths=[Path(d) for d in options.reload_dirs] if options.reload else None,
             log_level=_granian_log_level(options.log_level),
+            workers_kill_timeout=_granian_kill_timeout(options.bridge.shutdown_timeout),
         ).serve()
         return
     # An app object (Python API only): granian's embedded server runs it in
