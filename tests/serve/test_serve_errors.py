@@ -150,3 +150,19 @@ def test_hook_that_is_not_callable_is_a_usage_error() -> None:
     line = _one_line_error(result)
     assert result.returncode == 2
     assert "--on-startup serve_apps:not_an_app is a dict, not a function" in line
+
+
+def test_mount_prefix_given_twice_is_a_usage_error() -> None:
+    # "/api" and "/api/" are the same prefix once normalised.
+    result = run_serve(
+        "serve_apps:wsgi_app",
+        "--mount",
+        "/api=serve_apps:asgi_app",
+        "--mount",
+        "/api/=serve_apps:asgi_app",
+        "--port",
+        str(free_port()),
+    )
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--mount: prefix '/api' is given twice" in line
