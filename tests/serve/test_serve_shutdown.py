@@ -1,4 +1,4 @@
-"""``asgishift serve`` stopping on SIGTERM while a client holds a response open."""
+"""``asgishift serve`` stopping on SIGTERM: its exit status, and streams held open."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 import pytest
 from serve_helpers import SERVE_APPS_DIR, serve_argv
 
-from live import LiveServer, live_server, wait_for
+from live import ASGI_SERVER_PARAMS, LiveServer, live_server, wait_for
 
 #: The ``--shutdown-timeout`` the tests pass (seconds); above hypercorn's own 3 s.
 SHUTDOWN_TIMEOUT = 4.0
@@ -71,6 +71,7 @@ def test_shutdown_timeout_closes_open_streams(server: str, lifespan_runs: bool) 
     assert closed > SHUTDOWN_TIMEOUT - 0.5, log
     assert exited < SHUTDOWN_TIMEOUT + SLACK, log
     assert ("on-shutdown hook ran" in log) is lifespan_runs, log
+    assert srv.process.returncode == 0, log
 
 
 @pytest.mark.live
@@ -89,3 +90,14 @@ def test_daphne_closes_open_streams_at_once() -> None:
     # daphne has no graceful shutdown: what docs/serve.md says.
     assert closed < SHUTDOWN_TIMEOUT - 1
     assert exited < SHUTDOWN_TIMEOUT
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_sigterm_stops_with_status_0(server: str) -> None:
+    argv = serve_argv("serve_apps:wsgi_app", "--server", server, "--port", "{port}")
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        assert httpx.get(f"{srv.url}/up").status_code == 200
+        os.kill(srv.process.pid, signal.SIGTERM)
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log

@@ -20,6 +20,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from asgishift._types import ASGIApp
@@ -87,24 +88,38 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def _exit_0(signum: int, frame: FrameType | None) -> None:
+    """Leave with status 0 on a SIGTERM that reaches the process's own handler.
+
+    uvicorn handles SIGTERM itself while it serves, then, after its graceful
+    shutdown, raises it again against the handler it found at start: without
+    this one the process would die of the signal (status 143).
+    """
+    raise SystemExit(0)
+
+
 def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
     import uvicorn
 
-    uvicorn.run(
-        app if app is not None else WORKER_TARGET,
-        factory=app is None,
-        host=options.host,
-        port=options.port,
-        workers=options.workers if options.workers > 1 else None,
-        reload=options.reload,
-        reload_dirs=list(options.reload_dirs) if options.reload else None,
-        log_level=options.log_level,
-        # uvicorn's hint says int, but it passes the value to asyncio.timeout (seconds, float).
-        timeout_graceful_shutdown=cast(Any, options.bridge.shutdown_timeout),
-        # The app is always ASGI 3 here (WSGI apps are already bridged), so
-        # uvicorn must not apply its own interface detection.
-        interface="asgi3",
-    )
+    previous = signal.signal(signal.SIGTERM, _exit_0)
+    try:
+        uvicorn.run(
+            app if app is not None else WORKER_TARGET,
+            factory=app is None,
+            host=options.host,
+            port=options.port,
+            workers=options.workers if options.workers > 1 else None,
+            reload=options.reload,
+            reload_dirs=list(options.reload_dirs) if options.reload else None,
+            log_level=options.log_level,
+            # uvicorn's hint says int; it hands the seconds to asyncio.timeout (float).
+            timeout_graceful_shutdown=cast(Any, options.bridge.shutdown_timeout),
+            # The app is always ASGI 3 here (WSGI apps are already bridged), so
+            # uvicorn must not apply its own interface detection.
+            interface="asgi3",
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
