@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -268,3 +269,31 @@ def test_prepare_refuses_app_objects_with_workers() -> None:
     config = ServeConfig(app=lambda environ, start_response: [], workers=2, port=free_port())
     with pytest.raises(ServeConfigError, match="'module:attribute' strings"):
         prepare(config)
+
+
+def test_startup_report_keeps_the_last_line_of_a_traceback_message() -> None:
+    # Frameworks (Starlette) send the whole traceback as the failure message.
+    from asgishift.serve._errors import StartupError
+    from asgishift.serve._startup_report import REPORT_ENV, report_startup_failure, startup_report
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        message = "Traceback (most recent call last):\n  ...\nValueError: no database\n"
+        await send({"type": "lifespan.startup.failed", "message": message})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    sent: list[dict[str, Any]] = []
+    with startup_report() as report:
+        assert report.path == os.environ[REPORT_ENV]
+        report.raise_failure()  # nothing written yet
+        asyncio.run(report_startup_failure(app, report.path)({"type": "lifespan"}, receive, send))
+        with pytest.raises(StartupError, match=r"startup failed: ValueError: no database$"):
+            report.raise_failure()
+    assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
+    assert REPORT_ENV not in os.environ
+    assert not Path(report.path).exists()

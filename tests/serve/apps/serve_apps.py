@@ -61,6 +61,11 @@ def report_shutdown() -> None:
     print("on-shutdown hook ran", file=sys.stderr, flush=True)
 
 
+def failing_hook() -> None:
+    """An ``--on-startup`` hook that fails, as one whose database is down does."""
+    raise RuntimeError("database unreachable")
+
+
 def create_wsgi_app() -> Any:
     """Return :func:`wsgi_app`; the target of ``--factory``."""
     return wsgi_app
