@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from serve_helpers import SERVE_APPS_DIR
@@ -297,3 +297,27 @@ def test_startup_report_keeps_the_last_line_of_a_traceback_message() -> None:
     assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
     assert REPORT_ENV not in os.environ
     assert not Path(report.path).exists()
+
+
+def test_uvicorn_can_be_started_off_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Signal handlers can only be set on the main thread; uvicorn then skips its own.
+    import threading
+
+    import uvicorn
+
+    from asgishift.serve._servers import serve_with
+
+    calls: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(app))
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            serve_with(cast(Any, object()), ServeConfig(app="m:app"))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join(timeout=10)
+    assert (errors, len(calls)) == ([], 1)

@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -101,7 +102,9 @@ def _exit_0(signum: int, frame: FrameType | None) -> None:
 def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
     import uvicorn
 
-    previous = signal.signal(signal.SIGTERM, _exit_0)
+    # Only the main thread may set handlers; uvicorn skips its own elsewhere.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_0) if main else None
     try:
         uvicorn.run(
             app if app is not None else WORKER_TARGET,
@@ -119,7 +122,8 @@ def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
             interface="asgi3",
         )
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
