@@ -109,6 +109,11 @@ def test_flag_requiring_another_says_which() -> None:
         _parse("m:app", "--loop-lag-ms", "5")
 
 
+def test_a_mount_prefix_given_twice_is_refused() -> None:
+    with pytest.raises(ServeConfigError, match="--mount: prefix '/api' is given twice"):
+        ServeConfig(app="m:app", mounts=(("/api", "a:app"), ("/api/", "b:app")))
+
+
 def test_flag_names_derive_from_fields() -> None:
     assert flag_name("max_workers") == "--max-workers"
     assert flag_name("mounts") == "--mount"

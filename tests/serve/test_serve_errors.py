@@ -150,3 +150,53 @@ def test_hook_that_is_not_callable_is_a_usage_error() -> None:
     line = _one_line_error(result)
     assert result.returncode == 2
     assert "--on-startup serve_apps:not_an_app is a dict, not a function" in line
+
+
+def test_mount_prefix_given_twice_is_a_usage_error() -> None:
+    # "/api" and "/api/" are the same prefix once normalised.
+    result = run_serve(
+        "serve_apps:wsgi_app",
+        "--mount",
+        "/api=serve_apps:asgi_app",
+        "--mount",
+        "/api/=serve_apps:asgi_app",
+        "--port",
+        str(free_port()),
+    )
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--mount: prefix '/api' is given twice" in line
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    ("server", "workers"),
+    [
+        pytest.param("uvicorn", "1", id="uvicorn"),
+        pytest.param("hypercorn", "1", id="hypercorn"),
+        pytest.param("granian", "1", id="granian"),
+        pytest.param("uvicorn", "2", id="uvicorn-workers"),
+        pytest.param("hypercorn", "2", id="hypercorn-workers"),
+    ],
+)
+def test_failing_startup_hook_exits_3_naming_the_hook(server: str, workers: str) -> None:
+    result = run_serve(
+        "serve_apps:wsgi_app",
+        "--server",
+        server,
+        "--workers",
+        workers,
+        "--on-startup",
+        "serve_apps:failing_hook",
+        "--port",
+        str(free_port()),
+    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert (result.returncode, last) == (
+        3,
+        "asgishift serve: error: the app's lifespan startup failed: startup hook "
+        "serve_apps:failing_hook failed: RuntimeError: database unreachable",
+    ), result.stderr
+    if workers == "1":
+        # The hook's own traceback is logged; the server's is not.
+        assert result.stderr.count("Traceback") == 1, result.stderr

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from serve_helpers import SERVE_APPS_DIR
@@ -268,3 +269,55 @@ def test_prepare_refuses_app_objects_with_workers() -> None:
     config = ServeConfig(app=lambda environ, start_response: [], workers=2, port=free_port())
     with pytest.raises(ServeConfigError, match="'module:attribute' strings"):
         prepare(config)
+
+
+def test_startup_report_keeps_the_last_line_of_a_traceback_message() -> None:
+    # Frameworks (Starlette) send the whole traceback as the failure message.
+    from asgishift.serve._errors import StartupError
+    from asgishift.serve._startup_report import REPORT_ENV, report_startup_failure, startup_report
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        message = "Traceback (most recent call last):\n  ...\nValueError: no database\n"
+        await send({"type": "lifespan.startup.failed", "message": message})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    sent: list[dict[str, Any]] = []
+    with startup_report() as report:
+        assert report.path == os.environ[REPORT_ENV]
+        report.raise_failure()  # nothing written yet
+        asyncio.run(report_startup_failure(app, report.path)({"type": "lifespan"}, receive, send))
+        with pytest.raises(StartupError, match=r"startup failed: ValueError: no database$"):
+            report.raise_failure()
+    assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
+    assert REPORT_ENV not in os.environ
+    assert not Path(report.path).exists()
+
+
+def test_uvicorn_can_be_started_off_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Signal handlers can only be set on the main thread; uvicorn then skips its own.
+    import threading
+
+    import uvicorn
+
+    from asgishift.serve._servers import serve_with
+
+    calls: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(app))
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            serve_with(cast(Any, object()), ServeConfig(app="m:app"))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join(timeout=10)
+    assert (errors, len(calls)) == ([], 1)

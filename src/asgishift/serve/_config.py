@@ -236,6 +236,10 @@ class ServeConfig:
             normalised = tuple((normalise_prefix(prefix), app) for prefix, app in pairs)
         except ValueError as exc:
             raise ServeConfigError(f"--mount: {exc}") from None
+        prefixes = [prefix for prefix, _ in normalised]
+        for prefix in prefixes:
+            if prefixes.count(prefix) > 1:
+                raise ServeConfigError(f"--mount: prefix {prefix!r} is given twice; keep one")
         object.__setattr__(self, "mounts", normalised)
         try:
             object.__setattr__(self, "root_path", normalise_root_path(self.root_path))

@@ -8,7 +8,8 @@ Exception tree::
     ├── ServerNotInstalledError the chosen server's extra is not installed
     ├── PortInUseError          another socket holds ``--host``/``--port``
     ├── ServeConfigError        a flag combination the server cannot honour (exit code 2)
-    └── StartupError            an embedded server stopped before it listened
+    └── StartupError            the app's lifespan startup failed, or an embedded
+                                server stopped before it listened (exit code 3)
 
 The command line prints ``str(error)`` after ``asgishift serve: error:`` and
 exits with :attr:`ServeError.exit_code`, without a traceback: every message
@@ -65,3 +66,5 @@ __all__ = [
 
 class StartupError(ServeError):
     """The server stopped before it listened (lifespan startup failed, bind failed, ...)."""
+
+    exit_code = 3

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from asgishift.serve._build import BuiltApp, build
 from asgishift.serve._config import CONFIG_ENV, ServeConfig
 from asgishift.serve._servers import check_port_free, check_server_installed, serve_with
+from asgishift.serve._startup_report import report_startup_failure, startup_report
 
 logger = logging.getLogger("asgishift.serve")
 
@@ -56,15 +57,27 @@ class ServePlan:
         return self.built.app
 
     def start(self) -> None:
-        """Run the server until it stops; see :func:`asgishift.serve._servers.serve_with`."""
+        """Run the server until it stops; see :func:`asgishift.serve._servers.serve_with`.
+
+        :raise StartupError: when the app's lifespan startup failed (an
+            ``--on-startup`` hook raised, say), in this or a worker process,
+            whatever the server then did; the message names the failure.
+        :raise SystemExit: when the server exits with a failure status otherwise.
+        """
         config = self.config
-        if config.by_name and (config.needs_import_string or config.server == "granian"):
-            # Worker processes inherit the environment and rebuild the app
-            # from it in asgishift.serve._worker.create_app.
-            os.environ[CONFIG_ENV] = config.to_env()
-            serve_with(None, config)
-        else:
-            serve_with(self.built.app, config)
+        with startup_report() as report:
+            try:
+                if config.by_name and (config.needs_import_string or config.server == "granian"):
+                    # Worker processes inherit the environment and rebuild the
+                    # app from it in asgishift.serve._worker.create_app.
+                    os.environ[CONFIG_ENV] = config.to_env()
+                    serve_with(None, config)
+                else:
+                    serve_with(report_startup_failure(self.built.app, report.path), config)
+            except (Exception, SystemExit):
+                report.raise_failure()
+                raise
+            report.raise_failure()
 
 
 def _label(spec: object) -> str:
@@ -102,7 +115,8 @@ def run(config: ServeConfig) -> None:
     :param config: every option; see :class:`~asgishift.serve.ServeConfig`.
         ``config.app`` must be an import string for ``workers > 1`` and ``reload``.
     :raise ServeError: before the server starts, for any problem :func:`prepare`
-        finds; ``str(error)`` names the fix.
+        finds; ``str(error)`` names the fix. Its subclass ``StartupError`` when
+        the app's lifespan startup fails (an ``on_startup`` hook raises).
     :raise SystemExit: when the server itself fails to start.
     """
     plan = prepare(config)

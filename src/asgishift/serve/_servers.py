@@ -13,12 +13,15 @@ import errno
 import gc
 import importlib
 import logging
+import math
 import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from asgishift._types import ASGIApp
@@ -86,22 +89,41 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def _exit_0(signum: int, frame: FrameType | None) -> None:
+    """Leave with status 0 on a SIGTERM that reaches the process's own handler.
+
+    uvicorn handles SIGTERM itself while it serves, then, after its graceful
+    shutdown, raises it again against the handler it found at start: without
+    this one the process would die of the signal (status 143).
+    """
+    raise SystemExit(0)
+
+
 def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
     import uvicorn
 
-    uvicorn.run(
-        app if app is not None else WORKER_TARGET,
-        factory=app is None,
-        host=options.host,
-        port=options.port,
-        workers=options.workers if options.workers > 1 else None,
-        reload=options.reload,
-        reload_dirs=list(options.reload_dirs) if options.reload else None,
-        log_level=options.log_level,
-        # The app is always ASGI 3 here (WSGI apps are already bridged), so
-        # uvicorn must not apply its own interface detection.
-        interface="asgi3",
-    )
+    # Only the main thread may set handlers; uvicorn skips its own elsewhere.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_0) if main else None
+    try:
+        uvicorn.run(
+            app if app is not None else WORKER_TARGET,
+            factory=app is None,
+            host=options.host,
+            port=options.port,
+            workers=options.workers if options.workers > 1 else None,
+            reload=options.reload,
+            reload_dirs=list(options.reload_dirs) if options.reload else None,
+            log_level=options.log_level,
+            # uvicorn's hint says int; it hands the seconds to asyncio.timeout (float).
+            timeout_graceful_shutdown=cast(Any, options.bridge.shutdown_timeout),
+            # The app is always ASGI 3 here (WSGI apps are already bridged), so
+            # uvicorn must not apply its own interface detection.
+            interface="asgi3",
+        )
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
@@ -111,6 +133,8 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     host = f"[{options.host}]" if ":" in options.host else options.host
     config.bind = [f"{host}:{options.port}"]
     config.loglevel = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
+    timeout = options.bridge.shutdown_timeout
+    config.graceful_timeout = float("inf") if timeout is None else timeout
     if app is not None:
         import asyncio
 
@@ -170,6 +194,15 @@ def _granian_log_level(level: str) -> Any:
     return LogLevels("debug" if level == "trace" else level)
 
 
+def _granian_kill_timeout(shutdown_timeout: float | None) -> int | None:
+    """Return granian's ``workers_kill_timeout`` for ``--shutdown-timeout`` (seconds).
+
+    granian has no timeout for open connections; it kills a worker process that
+    has not stopped within this many whole seconds (at least 1: 0 means never).
+    """
+    return None if shutdown_timeout is None else max(1, math.ceil(shutdown_timeout))
+
+
 def _forget_modules_under(directories: tuple[str, ...]) -> None:
     """Drop modules loaded from ``directories`` (not site-packages) from :data:`sys.modules`.
 
@@ -205,6 +238,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
             reload=options.reload,
             reload_paths=[Path(d) for d in options.reload_dirs] if options.reload else None,
             log_level=_granian_log_level(options.log_level),
+            workers_kill_timeout=_granian_kill_timeout(options.bridge.shutdown_timeout),
         ).serve()
         return
     # An app object (Python API only): granian's embedded server runs it in

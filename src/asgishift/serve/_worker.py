@@ -10,19 +10,25 @@ granian in factory mode, hypercorn as ``create_app()``).
 
 from __future__ import annotations
 
+import os
+
 from asgishift._types import ASGIApp
 from asgishift.serve._build import build_app
 from asgishift.serve._config import config_from_environ
+from asgishift.serve._startup_report import REPORT_ENV, report_startup_failure
 
 
 def create_app() -> ASGIApp:
     """Build the ASGI app described by ``ASGISHIFT_SERVE_CONFIG``.
 
-    :return: the same stack the ``asgishift serve`` process built.
+    :return: the same stack the ``asgishift serve`` process built, reporting a
+        failed lifespan startup to it (see :mod:`asgishift.serve._startup_report`).
     :raise RuntimeError: when the environment variable is missing.
     :raise ServeError: when the app cannot be imported in this process.
     """
-    return build_app(config_from_environ())
+    app = build_app(config_from_environ())
+    report = os.environ.get(REPORT_ENV)
+    return report_startup_failure(app, report) if report else app
 
 
 __all__ = ["create_app"]

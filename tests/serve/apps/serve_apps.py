@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 from wsgiref.validate import validator
@@ -40,6 +42,28 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
 
 #: The validator's ``lint_app(*args, **kw)``: needs ``--interface wsgi``.
 validated_only = validator(_echo_environ)
+
+
+def endless_events(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """Stream server-sent events for ever: a response only the server can end."""
+    start_response("200 OK", [("Content-Type", "text/event-stream")])
+
+    def events() -> Iterable[bytes]:
+        while True:
+            yield b"data: tick\n\n"
+            time.sleep(0.05)
+
+    return events()
+
+
+def report_shutdown() -> None:
+    """An ``--on-shutdown`` hook: say in the log that the lifespan shutdown ran."""
+    print("on-shutdown hook ran", file=sys.stderr, flush=True)
+
+
+def failing_hook() -> None:
+    """An ``--on-startup`` hook that fails, as one whose database is down does."""
+    raise RuntimeError("database unreachable")
 
 
 def create_wsgi_app() -> Any:

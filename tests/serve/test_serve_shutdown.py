@@ -1,0 +1,103 @@
+"""``asgishift serve`` stopping on SIGTERM: its exit status, and streams held open."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+from serve_helpers import SERVE_APPS_DIR, serve_argv
+
+from live import ASGI_SERVER_PARAMS, LiveServer, live_server, wait_for
+
+#: The ``--shutdown-timeout`` the tests pass (seconds); above hypercorn's own 3 s.
+SHUTDOWN_TIMEOUT = 4.0
+#: Seconds past the timeout a server may take to close streams, run the lifespan and exit.
+SLACK = 6.0
+
+
+def _stop_during_stream(srv: LiveServer) -> tuple[float, float]:
+    """Send SIGTERM while an endless stream is read; return when it closed and the process
+    exited, in seconds after the signal.
+
+    :raise AssertionError: when the stream stays open or the process runs past
+        ``SHUTDOWN_TIMEOUT + SLACK`` seconds.
+    """
+    limit = SHUTDOWN_TIMEOUT + SLACK
+    with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
+        chunks = response.iter_raw()
+        assert next(chunks).startswith(b"data: tick")
+        os.kill(srv.process.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        try:
+            for _ in chunks:
+                if time.monotonic() - signalled > limit:
+                    raise AssertionError(f"stream still open {limit:g} s after SIGTERM")
+        except httpx.TransportError:
+            pass  # closed mid-body: the expected end of an endless stream
+        closed = time.monotonic() - signalled
+    wait_for(lambda: srv.process.poll() is not None, limit - closed, "the server to exit")
+    return closed, time.monotonic() - signalled
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    ("server", "lifespan_runs"),
+    [
+        pytest.param("uvicorn", True, id="uvicorn"),
+        pytest.param("hypercorn", True, id="hypercorn"),
+        # granian has no timeout for open connections: it kills the worker.
+        pytest.param("granian", False, id="granian"),
+    ],
+)
+def test_shutdown_timeout_closes_open_streams(server: str, lifespan_runs: bool) -> None:
+    argv = serve_argv(
+        "serve_apps:endless_events",
+        "--server",
+        server,
+        "--port",
+        "{port}",
+        "--shutdown-timeout",
+        f"{SHUTDOWN_TIMEOUT:g}",
+        "--on-shutdown",
+        "serve_apps:report_shutdown",
+    )
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        closed, exited = _stop_during_stream(srv)
+        log = srv.log()
+    # Not before the timeout (hypercorn's own is 3 s), and not long after it.
+    assert closed > SHUTDOWN_TIMEOUT - 0.5, log
+    assert exited < SHUTDOWN_TIMEOUT + SLACK, log
+    assert ("on-shutdown hook ran" in log) is lifespan_runs, log
+    assert srv.process.returncode == 0, log
+
+
+@pytest.mark.live
+def test_daphne_closes_open_streams_at_once() -> None:
+    argv = serve_argv(
+        "serve_apps:endless_events",
+        "--server",
+        "daphne",
+        "--port",
+        "{port}",
+        "--shutdown-timeout",
+        f"{SHUTDOWN_TIMEOUT:g}",
+    )
+    with live_server("daphne", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        closed, exited = _stop_during_stream(srv)
+    # daphne has no graceful shutdown: what docs/serve.md says.
+    assert closed < SHUTDOWN_TIMEOUT - 1
+    assert exited < SHUTDOWN_TIMEOUT
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_sigterm_stops_with_status_0(server: str) -> None:
+    argv = serve_argv("serve_apps:wsgi_app", "--server", server, "--port", "{port}")
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        assert httpx.get(f"{srv.url}/up").status_code == 200
+        os.kill(srv.process.pid, signal.SIGTERM)
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log
