@@ -60,6 +60,28 @@ def sync_ticks(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(ticks(), content_type="text/plain")
 
 
+async def long_poll(request: HttpRequest) -> HttpResponse:
+    """Wait for ever (a long poll nobody answers); count ``poll started`` and ``poll
+    cancelled`` (the view got ``CancelledError``), re-raising the cancellation."""
+    _note("poll started")
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        _note("poll cancelled")
+        raise
+    return HttpResponse(b"never")  # pragma: no cover
+
+
+async def slow_echo(request: HttpRequest) -> HttpResponse:
+    """Answer the request body after a few loop turns (``await asyncio.sleep``)."""
+    await asyncio.sleep(TICK)
+    return HttpResponse(request.body)
+
+
+# Django 4.2's csrf_exempt() would wrap the coroutine function in a sync one.
+slow_echo.csrf_exempt = True  # type: ignore[attr-defined]
+
+
 def ping(request: HttpRequest) -> HttpResponse:
     """Answer ``pong``."""
     return HttpResponse(b"pong")
@@ -68,5 +90,7 @@ def ping(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("ticks/async/", async_ticks),
     path("ticks/sync/", sync_ticks),
+    path("poll/", long_poll),
+    path("slow-echo/", slow_echo),
     path("ping/", ping),
 ]
