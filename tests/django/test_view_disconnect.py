@@ -44,15 +44,17 @@ def finished() -> Iterator[list[object]]:
 
 
 @pytest.mark.timeout(30)
-def test_long_poll_is_cancelled_when_the_client_leaves(finished: list[object]) -> None:
+@pytest.mark.parametrize("view", ["poll", "stubborn"])
+def test_long_poll_is_cancelled_when_the_client_leaves(view: str, finished: list[object]) -> None:
     """The view awaits for ever; the client leaves: the view gets ``CancelledError``,
     nothing is sent, ``request_finished`` fires once, and the handler's one thread
-    serves the next request."""
+    serves the next request. The ``stubborn`` view answers anyway: its response is
+    closed (that fires ``request_finished``) and not sent."""
     from django_support.endless_urls import events
 
     app = get_asgi_application(max_threads=1)
-    started_before = events["poll started"]
-    cancelled_before = events["poll cancelled"]
+    started_before = events[f"{view} started"]
+    cancelled_before = events[f"{view} cancelled"]
     threads_before = threading.active_count()
     sent: list[dict[str, Any]] = []
 
@@ -71,8 +73,8 @@ def test_long_poll_is_cancelled_when_the_client_leaves(finished: list[object]) -
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        request = asyncio.ensure_future(app(http_scope("GET", "/poll/"), receive, send))
-        await eventually(lambda: events["poll started"] == started_before + 1, 10, "the view")
+        request = asyncio.ensure_future(app(http_scope("GET", f"/{view}/"), receive, send))
+        await eventually(lambda: events[f"{view} started"] == started_before + 1, 10, "the view")
         finished_before = len(finished)
         left.set()
         # Before the fix the view ran on: the request never ended (and, its thread
@@ -88,7 +90,7 @@ def test_long_poll_is_cancelled_when_the_client_leaves(finished: list[object]) -
         threads_after = threading.active_count()
     finally:
         app.pool.shutdown()
-    assert events["poll cancelled"] == cancelled_before + 1
+    assert events[f"{view} cancelled"] == cancelled_before + 1
     assert sent == []
     assert (ping.status, ping.body) == (200, b"pong")
     assert threads_after <= threads_before + 1  # the handler's one thread

@@ -72,6 +72,17 @@ async def long_poll(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"never")  # pragma: no cover
 
 
+async def stubborn_poll(request: HttpRequest) -> HttpResponse:
+    """Like :func:`long_poll`, but answers anyway when cancelled (``stubborn started``,
+    ``stubborn cancelled``)."""
+    _note("stubborn started")
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        _note("stubborn cancelled")
+    return HttpResponse(b"too late")
+
+
 async def slow_echo(request: HttpRequest) -> HttpResponse:
     """Answer the request body after a few loop turns (``await asyncio.sleep``)."""
     await asyncio.sleep(TICK)
@@ -91,6 +102,7 @@ urlpatterns = [
     path("ticks/async/", async_ticks),
     path("ticks/sync/", sync_ticks),
     path("poll/", long_poll),
+    path("stubborn/", stubborn_poll),
     path("slow-echo/", slow_echo),
     path("ping/", ping),
 ]
