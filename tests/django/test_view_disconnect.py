@@ -96,6 +96,56 @@ def test_long_poll_is_cancelled_when_the_client_leaves(view: str, finished: list
     assert threads_after <= threads_before + 1  # the handler's one thread
 
 
+@pytest.mark.timeout(30)
+def test_view_cancelled_during_a_call_on_its_thread(finished: list[object]) -> None:
+    """Cancelled while a ``sync_to_async(thread_sensitive=True)`` call runs on the
+    request's thread, the view gets ``CancelledError`` at once; the request ends, and
+    ``request_finished`` fires, only once that call has returned."""
+    from django_support.endless_urls import events, release_sync_call
+
+    app = get_asgi_application(max_threads=1)
+    release_sync_call.clear()
+    sent: list[dict[str, Any]] = []
+    before = {key: events[key] for key in ("sync call started", "in-thread cancelled")}
+
+    async def scenario() -> None:
+        requested = False
+        left = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b""}
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        request = asyncio.ensure_future(app(http_scope("GET", "/in-thread/"), receive, send))
+        await eventually(
+            lambda: events["sync call started"] > before["sync call started"], 10, "the sync call"
+        )
+        finished_before = len(finished)
+        left.set()
+        await eventually(
+            lambda: events["in-thread cancelled"] > before["in-thread cancelled"], 10, "the cancel"
+        )
+        assert not request.done()
+        assert len(finished) == finished_before
+        release_sync_call.set()
+        await asyncio.wait_for(request, 10)
+        assert len(finished) == finished_before + 1
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release_sync_call.set()
+        app.pool.shutdown()
+    assert sent == []
+
+
 def test_watched_view_gets_its_whole_body_and_answers() -> None:
     """An async view that awaits (so the watcher starts) still gets a body sent in
     several messages and its response: the watcher takes no body message."""

@@ -22,6 +22,9 @@ handler:
   so its ``sync_to_async`` calls land on that thread; a sync iterator is
   advanced one part per hop to that thread, and a client's
   ``http.disconnect`` stops the iteration and closes the response;
+- cancels an ``async def`` view whose client sends ``http.disconnect`` while it
+  runs, as Django >= 5.0's handler does
+  (:mod:`asgishift.django_integration._view_watch`); a sync view runs to its end;
 - answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
   exposes ``scope["state"]`` as ``request.state``.
 """
@@ -448,7 +451,7 @@ class BoundedASGIHandler(ASGIHandler):
             (``watch`` cancelled it). As under Django's handler, the
             ``CancelledError`` ends the middleware chain where it passes, and
             ``request_finished`` is sent here; a response the view returned
-            anyway is closed (which sends it) and not sent.
+            anyway is closed (which sends ``request_finished``) and not sent.
         """
         set_script_prefix(self._prefix_of(scope))
         signals.request_started.send(sender=type(self), scope=scope)
