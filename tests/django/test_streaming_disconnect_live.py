@@ -1,4 +1,5 @@
-"""The bounded handler stops a streaming response whose client left, on every ASGI server.
+"""The bounded handler stops a streaming response, or an async view, whose client left,
+on every ASGI server.
 
 Served app: ``tests/live_apps/django_stream_app.py`` (two threads, endless streams).
 """
@@ -54,3 +55,28 @@ def test_stream_is_closed_and_its_thread_freed_when_the_client_leaves(
     # The /status/ view started one of the handler's two threads; no more than the
     # other one may have started since, and none is left streaming.
     assert status["threads"] <= threads_before + 1, (threads_before, status)
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_long_poll_view_is_cancelled_when_the_client_gives_up(server: str) -> None:
+    """A client times out on an ``async def`` view that waits for ever and closes its
+    connection: the view is cancelled and its thread freed, each time (one more time
+    than the app has threads)."""
+    with live_server(server, APP) as live, httpx.Client(base_url=live.url, timeout=10) as client:
+
+        def events() -> dict[str, int]:
+            counts: dict[str, int] = client.get("/status/").json()["events"]
+            return counts
+
+        for n in range(1, STREAMS + 1):
+            with (
+                httpx.Client(timeout=httpx.Timeout(10, read=0.3)) as poller,
+                pytest.raises(httpx.ReadTimeout),
+            ):
+                poller.get(f"{live.url}/poll/")
+            wait_for(
+                lambda n=n: events().get("poll cancelled", 0) >= n,  # type: ignore[misc]
+                10,
+                f"{n} long poll(s) cancelled after their clients left",
+            )
+        assert events() == {"poll started": STREAMS, "poll cancelled": STREAMS}

@@ -1,12 +1,14 @@
 """A Django project in one module, served by asgishift's bounded handler with two threads,
 whose views stream without end (client disconnect tests).
 
-``/ticks/async/`` streams from an ``async def`` generator, ``/ticks/sync/`` from a
-sync one; each writes a line every 20 ms until it is closed, and counts its
-closing. ``GET /status/`` answers with those counts, how many generators are
-running, and the process's live thread count, so tests assert on server-side
-facts. With two threads, a server that keeps iterating (and so holding the
-thread of) responses whose clients left stops answering after two of them.
+``/poll/`` is an ``async def`` long poll that waits for ever, counting its
+start and its cancellation. ``/ticks/async/`` streams from an ``async def``
+generator, ``/ticks/sync/`` from a sync one; each writes a line every 20 ms
+until it is closed, and counts its closing. ``GET /status/`` answers with
+those counts, how many generators are running, and the process's live thread
+count, so tests assert on server-side facts. With two threads, a server that
+keeps iterating (and so holding the thread of) responses whose clients left
+stops answering after two of them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ settings.configure(
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
 )
 
-from django.http import HttpRequest, JsonResponse, StreamingHttpResponse  # noqa: E402
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from asgishift.django_integration import get_asgi_application  # noqa: E402
@@ -81,6 +83,18 @@ def sync_ticks(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(ticks(), content_type="text/plain")
 
 
+async def long_poll(request: HttpRequest) -> HttpResponse:
+    """Wait for ever (a long poll nobody answers); count ``poll started`` and, when the
+    view gets ``CancelledError`` (its client left), ``poll cancelled``."""
+    note("poll started")
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        note("poll cancelled")
+        raise
+    return HttpResponse(b"never")  # pragma: no cover
+
+
 def status(request: HttpRequest) -> JsonResponse:
     """``{"events": {...}, "threads": N}``: the counts so far and ``threading.active_count()``."""
     with lock:
@@ -91,6 +105,7 @@ def status(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("ticks/async/", async_ticks),
     path("ticks/sync/", sync_ticks),
+    path("poll/", long_poll),
     path("status/", status),
 ]
 

@@ -22,6 +22,9 @@ handler:
   so its ``sync_to_async`` calls land on that thread; a sync iterator is
   advanced one part per hop to that thread, and a client's
   ``http.disconnect`` stops the iteration and closes the response;
+- cancels an ``async def`` view whose client sends ``http.disconnect`` while it
+  runs, as Django >= 5.0's handler does
+  (:mod:`asgishift.django_integration._view_watch`); a sync view runs to its end;
 - answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
   exposes ``scope["state"]`` as ``request.state``.
 """
@@ -39,7 +42,7 @@ from concurrent.futures import Executor
 from functools import cached_property
 from typing import Any, Final, NamedTuple
 
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
@@ -51,6 +54,13 @@ import django
 from asgishift._types import Receive, Scope, Send
 from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ThreadHop, adopt_context
 from asgishift.django_integration._threads import HopThreads, ThreadLease
+from asgishift.django_integration._view_watch import (
+    ClientLeft,
+    ViewWatch,
+    WatchState,
+    current_watch,
+    watched,
+)
 from asgishift.django_integration.lifespan import Lifespan
 
 logger = logging.getLogger("asgishift.django")
@@ -181,6 +191,7 @@ class StreamEnd(enum.Enum):
 
 _SENT: Final = StreamEnd.SENT
 _DISCONNECTED: Final = StreamEnd.DISCONNECTED
+_LEFT: Final = WatchState.LEFT
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -283,14 +294,18 @@ class BoundedASGIHandler(ASGIHandler):
                 return
         lease = ThreadLease()
         try:
-            prepared: Prepared = await self._hop(
-                self.pool if executor is None else executor,
-                self._respond,
-                scope,
-                body_file,
-                lease,
-                copy_back=False,
-            )
+            try:
+                prepared: Prepared = await self._hop(
+                    self.pool if executor is None else executor,
+                    self._respond,
+                    scope,
+                    body_file,
+                    lease,
+                    ViewWatch(receive),
+                    copy_back=False,
+                )
+            except ClientLeft:
+                return
             if prepared.body is not None:
                 await self._send(prepared.response, prepared.body, send)
             else:
@@ -413,7 +428,16 @@ class BoundedASGIHandler(ASGIHandler):
         for chunk, _ in self.chunk_bytes(part):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    def _respond(self, scope: Scope, body_file: Any, lease: ThreadLease) -> Prepared:
+    def make_view_atomic(self, view: Callable[..., Any]) -> Callable[..., Any]:
+        """Django's ``BaseHandler.make_view_atomic`` (``ATOMIC_REQUESTS``), with an
+        ``async def`` view put under the request's :class:`ViewWatch`, which cancels
+        it when the client leaves while it runs (as Django >= 5.0's handler does)."""
+        view = super().make_view_atomic(view)
+        return watched(view) if iscoroutinefunction(view) else view
+
+    def _respond(
+        self, scope: Scope, body_file: Any, lease: ThreadLease, watch: ViewWatch
+    ) -> Prepared:
         """The sync part of a request, on a pool thread.
 
         Sends ``request_started``, builds the request, runs the sync
@@ -422,6 +446,12 @@ class BoundedASGIHandler(ASGIHandler):
         database connections per ``CONN_MAX_AGE``) so no second hop is needed.
         A streaming response holds this thread with ``lease`` until the loop
         has iterated and closed it.
+
+        :raise ClientLeft: when the client left while an ``async def`` view ran
+            (``watch`` cancelled it). As under Django's handler, the
+            ``CancelledError`` ends the middleware chain where it passes, and
+            ``request_finished`` is sent here; a response the view returned
+            anyway is closed (which sends ``request_finished``) and not sent.
         """
         set_script_prefix(self._prefix_of(scope))
         signals.request_started.send(sender=type(self), scope=scope)
@@ -429,7 +459,17 @@ class BoundedASGIHandler(ASGIHandler):
         if request is None:
             response: HttpResponseBase = error_response
         else:
-            response = self.get_response(request)
+            current_watch.set(watch)  # this hop's own context: for make_view_atomic()
+            try:
+                response = self.get_response(request)
+            except asyncio.CancelledError:
+                if watch.state is not _LEFT:
+                    raise
+                signals.request_finished.send(sender=type(self))
+                raise ClientLeft() from None
+            if watch.state is _LEFT:
+                response.close()
+                raise ClientLeft()
             response._handler_class = type(self)
         if response.streaming:
             if isinstance(response, FileResponse):
