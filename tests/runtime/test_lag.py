@@ -138,3 +138,25 @@ def test_every_loop_monitor_watches_asyncio_run_and_restores_run_forever() -> No
     assert len(monitor.events) == 1
     assert "in handler" in monitor.events[0].stack
     assert monitor.stalls_seen == 1
+
+
+def test_stopping_on_the_loop_thread_does_not_wait_out_a_pending_heartbeat() -> None:
+    # The loop is busy when stop() runs on it (a lifespan shutdown): the heartbeat the
+    # watchdog waits on cannot be answered before stop() returns. The watchdog must not
+    # sit out its threshold (20 s here) while stop() joins it, nor report a lag after.
+    monitor = LoopLagMonitor(threshold_ms=20_000, interval_ms=5)
+
+    async def main() -> float:
+        monitor.start()
+        await asyncio.sleep(0.02)  # a few heartbeats answered
+        busy_until = time.perf_counter() + 0.05
+        while time.perf_counter() < busy_until:
+            pass  # hold the loop: the next heartbeat waits
+        started = time.perf_counter()
+        monitor.stop()
+        return time.perf_counter() - started
+
+    waited = asyncio.run(main())
+    assert waited < 2, waited  # stop() joins for at most 5 s; the threshold is 20 s
+    assert watchdogs() == []
+    assert monitor.events == []

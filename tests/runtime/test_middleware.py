@@ -130,3 +130,42 @@ def test_new_loop_gets_its_own_lag_monitor(rules: tuple[Rule, ...]) -> None:
 def test_negative_threshold_is_refused() -> None:
     with pytest.raises(ValueError, match="lag_threshold_ms must be 0"):
         BlockingDetectorMiddleware(lifespan_app, lag_threshold_ms=-1)
+
+
+def test_its_own_monitor_is_not_reported_with_every_rule_watched() -> None:
+    # Every default rule, Thread.join (ASH108) included: stopping the lag monitor at
+    # shutdown, or for a new loop, joins its watchdog thread on the loop's thread.
+    middleware = BlockingDetectorMiddleware(lifespan_app, lag_threshold_ms=500, raise_on_block=True)
+    original = time.sleep
+
+    async def serve() -> list[Message]:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "lifespan.startup"})
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if message["type"] == "lifespan.startup.complete":
+                inbox.put_nowait({"type": "lifespan.shutdown"})
+
+        await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send)
+        return sent
+
+    async def ping(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    try:
+        quiet = BlockingDetectorMiddleware(ping, lag_threshold_ms=500, raise_on_block=True)
+        for path in ("/first-loop", "/second-loop"):  # a new loop stops the old monitor
+            asyncio.run(call(quiet, http_scope(path), []))
+        assert quiet.detector is not None
+        assert quiet.detector.events == []
+    finally:
+        quiet.stop()
+    assert asyncio.run(serve()) == [
+        {"type": "lifespan.startup.complete"},
+        {"type": "lifespan.shutdown.complete"},
+    ]
+    assert (middleware.detector, middleware.monitor) == (None, None)
+    assert time.sleep is original

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -126,3 +129,15 @@ def test_pytest_failure_shows_the_trimmed_stack_by_default(pytester: pytest.Pyte
     output = result.stdout.str()
     assert "base_events.py" in output
     assert "library frames folded" not in output
+
+
+def test_a_console_script_is_a_library_frame() -> None:
+    # The outermost frame under `asgishift serve` or `uvicorn`: counted as the
+    # application, it kept a stack of library calls from being printed whole.
+    script = os.path.join(sysconfig.get_paths()["scripts"], "asgishift")
+    assert is_library(script)
+    frames = (
+        StackFrame(script, 6, "<module>", "sys.exit(main())"),
+        StackFrame(tempfile.__file__, 10, "TemporaryFile", "fd = _os.open(...)"),
+    )
+    assert "library frames" not in format_stack(frames)  # all library: printed whole

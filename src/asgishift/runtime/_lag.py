@@ -102,6 +102,7 @@ class LoopLagMonitor:
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._beat: _Beat | None = None  # the heartbeat the watchdog waits on
 
     @property
     def running(self) -> bool:
@@ -149,6 +150,11 @@ class LoopLagMonitor:
         if watchdog is None:
             return
         self._stop.set()
+        beat = self._beat
+        if beat is not None:
+            # Called on a busy loop thread (a lifespan shutdown), the heartbeat the
+            # watchdog waits on cannot run before this returns: release the wait.
+            beat.answered.set()
         if watchdog is not threading.current_thread():
             watchdog.join(timeout)
 
@@ -176,13 +182,15 @@ class LoopLagMonitor:
         threshold = self.threshold_ms / 1000
         interval = self.interval_ms / 1000
         while not self._stop.is_set():
-            beat = _Beat()
+            beat = self._beat = _Beat()
+            if self._stop.is_set():
+                return  # stop() ran before it could see this beat: it sets the flag first
             sent = time.perf_counter()
             try:
                 loop.call_soon_threadsafe(self._answer, beat)
             except RuntimeError:
                 return  # the loop was closed: nothing left to watch
-            if not beat.answered.wait(threshold):
+            if not beat.answered.wait(threshold) and not self._stop.is_set():
                 self._held(loop, beat, sent)
             self._stop.wait(interval)
 

@@ -80,6 +80,8 @@ Listener = Callable[[Sequence[str], types.FrameType], None]
 #: ``loop.run_in_executor`` polls a semaphore and waits for a new worker
 #: thread to start (``concurrent.futures``, ``threading``).
 _EXEMPT_CALLERS = frozenset({"asyncio", "uvloop", "concurrent", "threading"})
+#: Calls made by run-time detection itself are never reported.
+_OWN_PACKAGE = __name__.rpartition(".")[0] + "."
 
 #: ``skip(args, kwargs)``: tell from the arguments that a call cannot block.
 Skip = Callable[[tuple[Any, ...], dict[str, Any]], bool]
@@ -249,14 +251,15 @@ def _called_by_loop_machinery(frame: types.FrameType | None) -> bool:
     Walks up from the caller through standard-library frames (and this
     module's wrappers): reaching a package of :data:`_EXEMPT_CALLERS` first
     means the loop itself made the call (``Popen`` reading its error pipe for
-    ``asyncio.create_subprocess_exec``); reaching any other code first means
-    the application did.
+    ``asyncio.create_subprocess_exec``), and reaching this package (the lag
+    monitor joining its watchdog as it stops) means detection itself did;
+    reaching any other code first means the application did.
     """
     stdlib = sys.stdlib_module_names
     while frame is not None:
         modname = frame.f_globals.get("__name__", "")
         top = modname.partition(".")[0]
-        if top in _EXEMPT_CALLERS:
+        if top in _EXEMPT_CALLERS or modname.startswith(_OWN_PACKAGE):
             return True
         if top not in stdlib and modname != __name__:
             return False

@@ -64,9 +64,12 @@ def capture(frame: types.FrameType | None, limit: int) -> tuple[StackFrame, ...]
 
 @functools.cache
 def library_roots() -> tuple[str, ...]:
-    """Directories whose files are library frames: stdlib, installed packages, asgishift."""
+    """Directories whose files are library frames: stdlib, installed packages, asgishift,
+    and the interpreter's console scripts (``.venv/bin/asgishift``, ``uvicorn``), which
+    are the outermost frame of every server's stack."""
     paths = sysconfig.get_paths()
-    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    keys = ("stdlib", "platstdlib", "purelib", "platlib", "scripts")
+    roots = {paths[key] for key in keys if key in paths}
     roots.add(str(Path(__file__).resolve().parents[1]))  # the asgishift package
     return tuple(sorted({os.path.realpath(root) + os.sep for root in roots}))
 
