@@ -20,7 +20,7 @@ from asgishift.django_integration.handler import BoundedASGIHandler
 from asgishift.django_integration.hops import count_hops
 from asgishift.django_integration.lifespan import register
 from asgishift.django_integration.signals import asgi_shutdown, asgi_startup
-from django_support.asgi_call import LifespanDriver, call
+from django_support.asgi_call import LeavingClient, LifespanDriver, call
 
 pytestmark = pytest.mark.filterwarnings(
     # Django warns when a sync iterator is consumed under ASGI; that is the point here.
@@ -323,29 +323,21 @@ def test_endless_stream_stops_when_the_client_leaves(kind: str, send_blocks: boo
     after_leaving: list[dict[str, Any]] = []
 
     async def scenario() -> Any:
-        requested = False
-        left = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await left.wait()
-            return {"type": "http.disconnect"}
+        client = LeavingClient()
 
         async def send(message: dict[str, Any]) -> None:
-            if left.is_set():
+            if client.left:
                 after_leaving.append(message)
                 return
             if message["type"] == "http.response.body":
                 parts.append(message["body"])
                 if len(parts) == 3:
-                    left.set()
+                    client.leave()
                     if send_blocks:
                         await asyncio.Event().wait()
 
-        await asyncio.wait_for(app(http_scope("GET", f"/ticks/{kind}/"), receive, send), 10)
+        scope = http_scope("GET", f"/ticks/{kind}/")
+        await asyncio.wait_for(app(scope, client.receive, send), 10)
 
         def closed() -> bool:
             if kind == "async" and send_blocks:

@@ -17,7 +17,7 @@ import pytest
 from django.core.signals import request_finished
 
 from asgishift.django_integration import get_asgi_application
-from django_support.asgi_call import call, http_scope
+from django_support.asgi_call import LeavingClient, call, http_scope
 
 pytestmark = pytest.mark.urls("django_support.endless_urls")
 
@@ -59,24 +59,15 @@ def test_long_poll_is_cancelled_when_the_client_leaves(view: str, finished: list
     sent: list[dict[str, Any]] = []
 
     async def scenario() -> Any:
-        requested = False
-        left = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await left.wait()
-            return {"type": "http.disconnect"}
+        client = LeavingClient()
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        request = asyncio.ensure_future(app(http_scope("GET", f"/{view}/"), receive, send))
+        request = asyncio.ensure_future(app(http_scope("GET", f"/{view}/"), client.receive, send))
         await eventually(lambda: events[f"{view} started"] == started_before + 1, 10, "the view")
         finished_before = len(finished)
-        left.set()
+        client.leave()
         # Before the fix the view ran on: the request never ended (and, its thread
         # blocked, the loop could not be shut down: the timeout mark ends the test).
         done, _ = await asyncio.wait({request}, timeout=10)
@@ -109,26 +100,18 @@ def test_view_cancelled_during_a_call_on_its_thread(finished: list[object]) -> N
     before = {key: events[key] for key in ("sync call started", "in-thread cancelled")}
 
     async def scenario() -> None:
-        requested = False
-        left = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": b""}
-            await left.wait()
-            return {"type": "http.disconnect"}
+        client = LeavingClient()
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        request = asyncio.ensure_future(app(http_scope("GET", "/in-thread/"), receive, send))
+        scope = http_scope("GET", "/in-thread/")
+        request = asyncio.ensure_future(app(scope, client.receive, send))
         await eventually(
             lambda: events["sync call started"] > before["sync call started"], 10, "the sync call"
         )
         finished_before = len(finished)
-        left.set()
+        client.leave()
         await eventually(
             lambda: events["in-thread cancelled"] > before["in-thread cancelled"], 10, "the cancel"
         )

@@ -104,3 +104,29 @@ class LifespanDriver:
         assert self._task is not None
         await asyncio.wait_for(self._task, 10)
         return answer
+
+
+class LeavingClient:
+    """A client's ``receive``: an empty request body, then ``http.disconnect`` once
+    :meth:`leave` is called (ASGI HTTP spec, "Request", "Disconnect")."""
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._left = asyncio.Event()
+
+    @property
+    def left(self) -> bool:
+        """Whether :meth:`leave` was called."""
+        return self._left.is_set()
+
+    def leave(self) -> None:
+        """Make the pending and later ``receive()`` calls return ``http.disconnect``."""
+        self._left.set()
+
+    async def receive(self) -> dict[str, Any]:
+        """Return the request's empty body first, then wait for :meth:`leave`."""
+        if not self._requested:
+            self._requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self._left.wait()
+        return {"type": "http.disconnect"}
