@@ -59,6 +59,10 @@ def test_a_content_length_nobody_can_frame_is_a_500(server: LiveServer, kind: st
     response = httpx.get(f"{server.url}/bad-length?kind={kind}", timeout=DEADLINE)
     assert (response.status_code, response.text) == (500, "500 Internal Server Error\n")
     server.wait_for_log(r"GET /bad-length.*Content-Length")
+    # The server logs the error the bridge passes on; wait for its traceback's last line,
+    # so that it lands in this test's part of the shared log (daphne writes it late).
+    error = "not a decimal number: b'abc'" if kind == "abc" else "values: 5 and 3"
+    server.wait_for_log(rf"InvalidResponse: [^\n]*{re.escape(error)}")
 
 
 def _upload_head(length: int | None) -> bytes:
