@@ -729,3 +729,27 @@ def test_websocket_view_sending_before_receiving_gets_messages_in_order() -> Non
 
     run(scenario())
     assert got == ["1", b"2", "3", 4004]
+
+
+def test_sync_bodies_of_async_views_get_as_many_threads_as_the_bridge_pool() -> None:
+    # The loop's default executor has at most 32 threads (min(32, cpu + 4)), six on a
+    # 2-core machine: streams whose sync generators wait in next() (an SSE feed blocked
+    # on a queue) must each get a thread up to max_workers (40 by default), as sync views do.
+    streams = 33
+    app, ext = make_app()
+    barrier = threading.Barrier(streams, timeout=5)
+
+    @app.get("/meet")
+    async def meet() -> Response:
+        def gen() -> Iterator[bytes]:
+            barrier.wait()  # every stream's first block waits for all the others
+            yield b"met"
+
+        return Response(gen(), mimetype="text/plain")
+
+    async def scenario() -> list[str]:
+        async with ext.test_client() as client:
+            replies = await asyncio.gather(*(client.get("/meet") for _ in range(streams)))
+            return [reply.text for reply in replies]
+
+    assert run(scenario()) == ["met"] * streams

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from asgishift._types import Message, Receive, Scope, Send
@@ -96,6 +97,11 @@ class FlaskASGIApp:
         self._routes = routes
         self._pipeline = pipeline
         self._base = new_base_environ()
+        # Sync response bodies of async views are read here, as many at once as
+        # the bridge runs sync views (its threads start on first use).
+        self._body_threads = ThreadPoolExecutor(
+            max_workers=options.max_workers, thread_name_prefix="asgishift-flask-body"
+        )
         self._late_start: asyncio.Future[None] | None = None
         self._lifespan_seen = False
 
@@ -134,6 +140,7 @@ class FlaskASGIApp:
                         receive,
                         send,
                         self.options,
+                        self._body_threads,
                     )
                     return
             await self.bridge(scope, receive, send)

@@ -22,6 +22,7 @@ import io
 import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from flask.ctx import RequestContext
@@ -89,6 +90,7 @@ async def serve_async_request(
     receive: Receive,
     send: Send,
     options: BridgeOptions,
+    body_threads: Executor,
 ) -> None:
     """Run one request to an async endpoint on the loop and send its response.
 
@@ -97,6 +99,7 @@ async def serve_async_request(
     :param options: ``max_body_size`` (bytes; ``413`` beyond it) and
         ``request_timeout`` (seconds until the response starts; ``504`` past
         it, the view is cancelled) apply as they do on the bridge.
+    :param body_threads: where a sync response body is read (:class:`SyncBody`).
     """
     max_body_size = options.max_body_size
     length = environ.get("CONTENT_LENGTH")
@@ -139,7 +142,7 @@ async def serve_async_request(
         except BaseException as e:
             error = e
             raise
-        await send_response(response, environ, receive, send)
+        await send_response(response, environ, receive, send, body_threads)
     finally:
         if error is not None and app.should_ignore_error(error):
             error = None
@@ -157,14 +160,16 @@ async def _within(pipeline: AsyncPipeline, timeout: float) -> Response | None:
     return None
 
 
-async def send_response(response: Response, environ: Environ, receive: Receive, send: Send) -> None:
+async def send_response(
+    response: Response, environ: Environ, receive: Receive, send: Send, body_threads: Executor
+) -> None:
     """Send a Flask response object to the ASGI server.
 
     Status, headers and body come from Werkzeug's own
     ``get_wsgi_headers``/``get_app_iter`` (what its WSGI call uses:
     ``HEAD`` and ``204``/``304`` bodies dropped, ``Location`` made absolute
     when configured); an async-iterable body is iterated on the loop, a sync
-    one not in memory in worker threads (:class:`SyncBody`).
+    one not in memory on ``body_threads`` (:class:`SyncBody`).
     """
     status = response.status_code
     headers = asgi_headers(response.get_wsgi_headers(environ).to_wsgi_list())
@@ -174,7 +179,7 @@ async def send_response(response: Response, environ: Environ, receive: Receive, 
         return
     app_iter: Iterable[bytes] = response.get_app_iter(environ)
     if not response.is_sequence and not isinstance(app_iter, (list, tuple)):
-        sync_body = SyncBody(app_iter)
+        sync_body = SyncBody(app_iter, body_threads)
         try:
             await _stream(status, headers, sync_body.chunks(), environ, receive, send)
         finally:
@@ -196,8 +201,8 @@ async def send_response(response: Response, environ: Environ, receive: Receive, 
 class SyncBody:
     """A sync response body read in worker threads, one block at a time.
 
-    Each block is read (``next()``) in the loop's default executor only after
-    the previous one was sent, so a slow client holds the iterable back
+    Each block is read (``next()``) on ``threads`` only after the previous
+    one was sent, so a slow client holds the iterable back
     (backpressure) and the loop serves other requests meanwhile. Every step and
     :meth:`close` run in one :class:`contextvars.Context` copied here, so a
     ``stream_with_context`` generator pushes and pops Flask's contexts in the
@@ -206,10 +211,15 @@ class SyncBody:
     finished or not).
 
     :param app_iter: the WSGI iterable of ``bytes`` (Werkzeug's ``get_app_iter``).
+    :param threads: the executor the blocks are read on; a generator that waits
+        in ``next()`` (an SSE feed) holds one of its threads meanwhile, so it is
+        sized like the bridge's pool, not the loop's default executor (at most
+        ``min(32, cpu + 4)`` threads).
     """
 
-    def __init__(self, app_iter: Iterable[bytes]) -> None:
+    def __init__(self, app_iter: Iterable[bytes], threads: Executor) -> None:
         self._app_iter = app_iter
+        self._threads = threads
         self._iterator: Iterator[bytes] | None = None
         self._context = contextvars.copy_context()
         self._lock = threading.Lock()
@@ -235,7 +245,7 @@ class SyncBody:
         """
         loop = asyncio.get_running_loop()
         while True:
-            chunk = await loop.run_in_executor(None, self._step)
+            chunk = await loop.run_in_executor(self._threads, self._step)
             if chunk is None:
                 return
             yield chunk
@@ -245,7 +255,7 @@ class SyncBody:
 
         :raise Exception: whatever its ``close()`` raises.
         """
-        await asyncio.get_running_loop().run_in_executor(None, self._close)
+        await asyncio.get_running_loop().run_in_executor(self._threads, self._close)
 
 
 def _unwrap_stream_with_context(body: Any) -> Any:
