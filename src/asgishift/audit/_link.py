@@ -448,12 +448,19 @@ class Graph:
                     queue.append((callee, (*hops, hop), left))
 
     # ------------------------------------------------------------ conditions
-    def has_fk(self, model: str, attr: str) -> bool:
-        """Return whether ``attr`` is a ForeignKey/OneToOneField of project model ``model``."""
+    def has_fk(self, model: str, attr: str, nullable: bool = False) -> bool:
+        """Return whether ``attr`` is a ForeignKey/OneToOneField of project model ``model``.
+
+        :param nullable: only one declared with ``null=True`` counts.
+        """
         resolved = self.resolve(model)
         if resolved.kind != "class":
             return False
-        return any(attr in self.classes[c][0].fk_fields for c in self.mro(resolved.key)[0])
+        for cls in self.mro(resolved.key)[0]:
+            summary = self.classes[cls][0]
+            if attr in summary.fk_fields:  # the nearest declaration decides
+                return not nullable or attr in summary.nullable_fks
+        return False
 
     def condition(self, hazard: Hazard) -> bool:
         """Evaluate a hazard's link-time condition (see :class:`~._records.Hazard`)."""

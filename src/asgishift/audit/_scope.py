@@ -92,9 +92,9 @@ class Scope:
         self.elements: dict[str, str] = {}
         self.values: dict[str, str] = {}
         self.locals: set[str] = set()
-        # variable -> (model target, prefetched?)
-        self.querysets: dict[str, tuple[str, bool]] = {}
-        self.models: dict[str, tuple[str, bool]] = {}
+        # variable -> (model target, relations its query loads; see rules.orm.queryset)
+        self.querysets: dict[str, tuple[str, frozenset[str]]] = {}
+        self.models: dict[str, tuple[str, frozenset[str]]] = {}
         self.loaded: set[tuple[str, str]] = set()
 
 

@@ -410,6 +410,7 @@ class WalkerBase(abc.ABC):
         )
         members: dict[str, str] = {}
         fk_fields: list[str] = []
+        nullable_fks: list[str] = []
         has_markers = False
         is_middleware = False
         for stmt in node.body:
@@ -437,6 +438,13 @@ class WalkerBase(abc.ABC):
                         members[tgt.id] = typ
                         if typ.rsplit(".", 1)[-1] in ("ForeignKey", "OneToOneField"):
                             fk_fields.append(tgt.id)
+                            if isinstance(value, ast.Call) and any(
+                                kw.arg == "null"
+                                and isinstance(kw.value, ast.Constant)
+                                and kw.value.value is True
+                                for kw in value.keywords
+                            ):
+                                nullable_fks.append(tgt.id)
         self.scope = saved
         self.classes.append(
             ClassSummary(
@@ -446,6 +454,7 @@ class WalkerBase(abc.ABC):
                 bases=bases,
                 members=tuple(sorted(members.items())),
                 fk_fields=tuple(fk_fields),
+                nullable_fks=tuple(nullable_fks),
                 has_markers=has_markers,
                 is_middleware=is_middleware,
                 wrappers=(),

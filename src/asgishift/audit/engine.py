@@ -49,9 +49,12 @@ Known limits of the static analysis (each one errs towards silence):
   (each call site's shortest chain).
 * ``ASH203`` knows model instances returned by ``Model.objects`` queries (or
   bound by ``for``/``async for`` over one) in the same function, and
-  ForeignKey/OneToOneField attributes declared on project model classes;
-  ``select_related``/``prefetch_related`` anywhere in the query silences it,
-  and only the first read of a field in a function is a query.
+  ForeignKey/OneToOneField attributes declared on project model classes; a
+  relation named by ``select_related``/``prefetch_related`` anywhere in the
+  query (``"a"`` or ``"a__b"``, or ``Prefetch("a")``) is loaded, as is every
+  non-null one after a bare ``select_related()``; a relation argument that is
+  not a literal silences the query's reads; and only the first read of a
+  field in a function is a query.
 * ``ASH303`` looks at reads written directly in an ``async def``.
 * Every file is checked, so every file that does not parse is reported (a
   file that ruff's parser accepts and CPython's would reject is the one
