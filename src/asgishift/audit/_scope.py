@@ -33,9 +33,11 @@ class Scope:
         "call_replaced",
         "calls",
         "class_qual",
+        "class_ref",
         "created",
         "defs",
         "discarded",
+        "dispatch",
         "elements",
         "flask_uses",
         "guards",
@@ -65,6 +67,10 @@ class Scope:
         self.is_generator = False
         self.is_queryset_class = False
         self.class_qual = ""
+        # the parameter bound to the class itself (``cls`` of a classmethod)
+        self.class_ref = ""
+        # local dicts of functions (``handlers = {"a": f}``): name -> function targets
+        self.dispatch: dict[str, tuple[str, ...]] | None = None
         self.calls: list[Site] = []
         # positional count of each call site, and the other arguments of the
         # complex ones (see ``_guards.arity``)
