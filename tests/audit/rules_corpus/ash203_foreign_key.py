@@ -50,6 +50,12 @@ async def prefetch_related_names_another(pk):
     return editor, book.author  # error: ASH203:20
 
 
+async def prefetch_to_another_attribute(pk):
+    query = Book.objects.prefetch_related(Prefetch("author", to_attr="writer"))
+    book = await query.aget(pk=pk)
+    return book.writer, book.author  # error: ASH203:25
+
+
 async def bare_prefetch_related(pk):
     book = await Book.objects.prefetch_related().aget(pk=pk)
     return book.author  # error: ASH203:12

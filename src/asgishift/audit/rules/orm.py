@@ -278,12 +278,17 @@ def _lookup(arg: ast.expr) -> str | None:
     """Return the relation a ``select_related``/``prefetch_related`` argument loads.
 
     ``"author"`` and ``"author__country"`` load ``author``; so does
-    ``Prefetch("author", ...)``. ``None`` when the argument is not a literal.
+    ``Prefetch("author", ...)``, but ``Prefetch("author", to_attr="a")`` puts
+    the objects in ``a`` and loads no field (``""``). ``None`` when the
+    argument is not a literal.
     """
+    to_attr = False
     if isinstance(arg, ast.Call) and arg.args and short(arg.func).endswith("Prefetch"):
+        to_attr = any(kw.arg == "to_attr" for kw in arg.keywords)
         arg = arg.args[0]
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-        return arg.value.split("__", 1)[0]
+        head, sep, _ = arg.value.partition("__")
+        return head if sep or not to_attr else ""
     return None
 
 
