@@ -88,16 +88,19 @@ def test_a_generator_runs_when_iterated_not_when_made(
 
 
 def test_unsafe_fixes_leave_a_generator_made_in_async_code_alone(tmp_path: Path) -> None:
-    from asgishift.audit.fix import fix_findings
+    from asgishift.audit.fix import Skip, fix_findings
 
     _found("gen = numbers()\nreturn gen", tmp_path)
     result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
     report = fix_findings(result.findings, tmp_path, unsafe=True, write=False)
     assert report.changes == []
-    # The iterated one is still rewritten: the same test can fail.
+    # The iterated one is found, and refused: sync_to_async(numbers)() would
+    # still run the generator's body on the event loop.
     _found("return list(numbers())", tmp_path)
     result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
-    assert fix_findings(result.findings, tmp_path, unsafe=True, write=False).changes != []
+    report = fix_findings(result.findings, tmp_path, unsafe=True, write=False)
+    assert report.changes == []
+    assert [why for _, why in report.skipped] == [Skip.GENERATOR]
 
 
 @pytest.mark.parametrize(
@@ -169,3 +172,119 @@ def test_calls_through_partial_and_aliases_are_followed(
     body: str, expected: list[tuple[str, int]], tmp_path: Path
 ) -> None:
     assert _found(body, tmp_path, INDIRECT) == expected
+
+
+#: ``view``'s body starts on line 45; each ``time.sleep`` sleeps a number of
+#: seconds that names its function (see :func:`_sleeps`).
+HIDDEN = """import functools
+import time
+
+
+def helper():
+    time.sleep(1)
+
+
+def fast():
+    return 1
+
+
+class Store:
+    @property
+    def size(self):
+        time.sleep(2)
+        return 1
+
+    @functools.cached_property
+    def rows(self):
+        time.sleep(3)
+        return []
+
+    def method(self):
+        time.sleep(4)
+
+    @classmethod
+    def build(cls):
+        return cls.size
+
+
+class Held:
+    def __enter__(self):
+        time.sleep(5)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(6)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        return None
+
+
+async def view():
+"""
+
+
+def _sleeps(body: str, tmp_path: Path) -> list[int]:
+    """The seconds of the ``time.sleep(n)`` calls the findings of ``view`` point at."""
+    lines = HIDDEN.splitlines()
+    return sorted(
+        int(lines[line - 1].strip().removeprefix("time.sleep(").rstrip(")"))
+        for code, line in _found(body, tmp_path, HIDDEN)
+        if code == "ASH101" and line <= len(lines)
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("store = Store()\nreturn store.size", [2], id="property"),
+        pytest.param("store = Store()\nreturn store.rows", [3], id="cached-property"),
+        pytest.param("store = Store()\nreturn store.method", [], id="method-not-called"),
+        pytest.param("store = Store()\nreturn store.method()", [4], id="method-called"),
+        pytest.param("return Store.size", [], id="read-on-the-class"),
+        pytest.param("return Store.build", [], id="classmethod-reads-cls"),
+        pytest.param("store: Store = make()\nreturn store.size", [2], id="annotated"),
+        pytest.param("with Held():\n    pass", [5, 6], id="with"),
+        pytest.param("held = Held()\nwith held as h:\n    pass", [5, 6], id="with-variable"),
+        pytest.param("async with Held():\n    pass", [], id="async-with"),
+        pytest.param("with open('x') as fh:\n    pass", [], id="with-external"),
+        pytest.param(
+            "handlers = {'a': helper, 'b': fast}\nreturn handlers['a']()", [1], id="dispatch"
+        ),
+        pytest.param(
+            "handlers = {'b': fast}\nhandlers['a'] = helper\nreturn handlers['a']()",
+            [1],
+            id="dispatch-added",
+        ),
+        pytest.param(
+            "handlers = {'a': helper, 'b': lambda: 1}\nreturn handlers['a']()",
+            [],
+            id="dispatch-not-all-known",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nhandlers = {'a': fast}\nreturn handlers['a']()",
+            [],
+            id="dispatch-rebound",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nreturn handlers['a']", [], id="dispatch-not-called"
+        ),
+    ],
+)
+def test_properties_context_managers_and_local_dispatch_dicts_are_followed(
+    body: str, expected: list[int], tmp_path: Path
+) -> None:
+    assert _sleeps(body, tmp_path) == expected
+
+
+def test_a_property_read_on_self_is_followed(tmp_path: Path) -> None:
+    source = HIDDEN.replace(
+        "    @classmethod\n",
+        "    async def total(self):\n        return self.size\n\n    @classmethod\n",
+    )
+    (tmp_path / "m.py").write_text(source + "    return 0\n", encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    chains = [[hop.callee for hop in f.chain] for f in result.findings]
+    assert chains == [["m.Store.size.__get__", "time.sleep"]]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from asgishift.audit import _parse
+from asgishift.audit._cache import cache_path
 from asgishift.audit._lines import char_col
 from asgishift.audit._model import AuditConfig, AuditResult
 from asgishift.audit.engine import audit_paths, noqa_codes
@@ -109,6 +110,31 @@ def test_a_fifo_named_py_is_reported_not_read(tmp_path: Path, whole_project: boo
         ("pipe.py", "not a regular file; remove it or add it to `exclude`")
     ]
     assert result.files_scanned == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(15)
+@pytest.mark.parametrize("where", [pytest.param("", id="root"), pytest.param("pkg", id="subdir")])
+def test_a_fifo_named_gitignore_is_skipped_not_read(tmp_path: Path, where: str) -> None:
+    # Discovery reads every directory's .gitignore: a FIFO there must not hang it.
+    _write(tmp_path / "pkg" / "good.py", BLOCKING)
+    os.mkfifo(tmp_path / where / ".gitignore")
+    result = _run(tmp_path, jobs=1)
+    assert [(f.path, f.code) for f in result.findings] == [("pkg/good.py", "ASH101")]
+    assert result.errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(15)
+@pytest.mark.parametrize("suffix", [pytest.param("", id="cache"), pytest.param(".run", id="run")])
+def test_a_fifo_in_place_of_the_cache_is_a_cold_run(tmp_path: Path, suffix: str) -> None:
+    project = tmp_path / "project"
+    _write(project / "good.py", BLOCKING)
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    os.mkfifo(cache_path(str(cache_dir), str(project)) + suffix)
+    result = _run(project, jobs=1, cache_dir=str(cache_dir))
+    assert [(f.path, f.code) for f in result.findings] == [("good.py", "ASH101")]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,27 @@ def test_missing_explicit_config(tmp_path: Path) -> None:
         load_config([tmp_path], tmp_path / "nope.toml")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(15)
+def test_a_fifo_named_pyproject_is_skipped_by_the_search(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", "[tool.asgishift.audit]\njobs = 3\n")
+    (tmp_path / "pkg").mkdir()
+    os.mkfifo(tmp_path / "pkg" / "pyproject.toml")  # nearer, but never opened
+    loaded = load_config([tmp_path / "pkg" / "app"])
+    assert loaded.source == tmp_path / "pyproject.toml"
+    assert loaded.config.jobs == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(15)
+def test_a_fifo_given_as_config_is_refused_not_read(tmp_path: Path) -> None:
+    pipe = tmp_path / "pyproject.toml"
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match="not a regular file") as info:
+        load_config([tmp_path], pipe)
+    assert info.value.source == str(pipe)
+
+
 def test_parse_table_defaults_untouched_keys() -> None:
     config = parse_table({"jobs": 4}, "x.toml")
     assert config == AuditConfig(jobs=4)
@@ -263,3 +285,13 @@ def test_bad_baseline_file(tmp_path: Path, content: str | None, expected: str) -
         read_baseline(path)
     assert expected in str(info.value)
     assert f"--write-baseline {path}" in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(15)
+def test_a_fifo_given_as_baseline_is_refused_not_read(tmp_path: Path) -> None:
+    pipe = tmp_path / "baseline.json"
+    os.mkfifo(pipe)
+    with pytest.raises(BaselineError, match="not a regular file") as info:
+        read_baseline(pipe)
+    assert str(pipe) in str(info.value)

@@ -59,6 +59,22 @@ def test_unsafe_fixes_are_counted_then_applied_with_the_flag(tmp_path: Path) -> 
     assert views.read_text("utf-8") == (CASES / "time_sleep_after.py.txt").read_text("utf-8")
 
 
+def test_a_generator_helper_is_refused_with_its_location(tmp_path: Path) -> None:
+    views = make_project(tmp_path, "time_sleep")
+    source = (
+        "import time\n\n\ndef rows():\n    time.sleep(1)\n    yield 1\n\n\n"
+        "async def v():\n    return [x for x in rows()]\n"
+    )
+    views.write_text(source, encoding="utf-8")
+    run = _audit(tmp_path, "--fix", "--unsafe-fixes")
+    assert run.returncode == 1, run.stderr
+    assert "app/views.py:10:24: app.views.rows(): the helper is a generator function" in (
+        run.stderr
+    )
+    assert "Fixed 0 findings in 0 files; 1 not rewritten: the helper is a generator" in (run.stderr)
+    assert views.read_text("utf-8") == source
+
+
 def test_diff_without_anything_to_fix_exits_0(tmp_path: Path) -> None:
     make_project(tmp_path, "orm_methods")
     (tmp_path / "app" / "views.py").write_text("async def v():\n    return 1\n", "utf-8")

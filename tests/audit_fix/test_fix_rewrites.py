@@ -154,3 +154,35 @@ def test_a_file_that_no_longer_parses_is_reported_not_rewritten(tmp_path: Path) 
     assert report.changes == []
     assert [path for path, _ in report.errors] == ["broken.py"]
     assert (tmp_path / "broken.py").read_text(encoding="utf-8") == "async def v(:\n"
+
+
+GENERATOR_VIEWS = (
+    "from .gen import Feed, rows\n\n\ndef plain():\n    return list(rows())\n\n\n"
+    "async def v():\n"
+    "    out = [x for x in rows()]\n"
+    "    for item in Feed().items():\n"
+    "        out.append(item)\n"
+    "    return out, plain()\n"
+)
+GENERATORS = (
+    "import time\n\n\ndef rows():\n    for i in range(3):\n        time.sleep(1)\n"
+    "        yield i\n\n\nclass Feed:\n    def items(self):\n"
+    "        time.sleep(1)\n        yield from rows()\n"
+)
+
+
+def test_a_generator_helper_is_refused_not_wrapped(tmp_path: Path) -> None:
+    # sync_to_async(rows)() only makes the generator in a thread: iterating it
+    # would still run its body, and its sleeps, on the event loop.
+    views = _views(tmp_path, GENERATOR_VIEWS)
+    (tmp_path / "app" / "gen.py").write_text(GENERATORS, encoding="utf-8")
+    report = fix_findings(audit(tmp_path).findings, tmp_path, unsafe=True)
+    text = views.read_text("utf-8")
+    assert "    out = [x for x in rows()]\n" in text
+    assert "    for item in Feed().items():\n" in text
+    assert "    return out, await sync_to_async(plain)()\n" in text
+    refused = {f.chain[0].callee for f, why in report.skipped if why is Skip.GENERATOR}
+    assert refused == {"app.gen.rows", "app.gen.Feed.items"}
+    assert {f.chain[0].callee for f in report.fixed} == {"app.views.plain"}
+    assert "not rewritten: the helper is a generator function" in report.summary(written=True)
+    assert report.refusals()[0].startswith("app/views.py:9:")

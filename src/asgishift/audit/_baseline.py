@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from asgishift.audit._model import Finding
+from asgishift.audit._regular import NotRegularFile, read_regular
 
 #: The version :func:`write_baseline` writes (and :func:`fingerprints` computes by default).
 BASELINE_VERSION = 2
@@ -188,9 +189,12 @@ def read_baseline(path: Path) -> Baseline:
     """
     fix = f"regenerate it with `asgishift audit --write-baseline {path}`"
     try:
-        document: Any = json.loads(path.read_text(encoding="utf-8"))
+        # Never ``read_text()``: a FIFO given as the baseline would block the run.
+        document: Any = json.loads(read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         raise BaselineError(f"{path}: baseline file does not exist; {fix}") from None
+    except NotRegularFile:
+        raise BaselineError(f"{path}: not a regular file (a FIFO, socket or device)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BaselineError(f"{path}: cannot read baseline ({exc}); {fix}") from None
     version = document.get("version") if isinstance(document, dict) else None

@@ -26,6 +26,7 @@ from asgishift.audit._closure import Facts
 from asgishift.audit._discover import SourceFile
 from asgishift.audit._model import AuditConfig, FileError, Finding, Hop
 from asgishift.audit._parse import Entry
+from asgishift.audit._regular import open_regular
 from asgishift.audit._summary import LINKER_MODULES, extractor_fingerprint, source_fingerprint
 
 logger = logging.getLogger("asgishift.audit")
@@ -51,7 +52,7 @@ def cache_path(cache_dir: str, root: str) -> str:
 def load_cache(path: str) -> dict[str, Record]:
     """Load the per-file cache ``{path: record}``, or an empty one if absent or unreadable."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO there must not block the run
             data = marshal.load(fh)
     except FileNotFoundError:
         return {}
@@ -111,7 +112,7 @@ def load_run(path: str, key: str) -> RunResult | None:
     every summary and links nothing.
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO there must not block the run
             data = marshal.load(fh)
         stored_key, findings, errors, parsed = data
         if stored_key != key:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from asgishift.audit._model import SYNTAX_CHECKS, AuditConfig
+from asgishift.audit._regular import NotRegularFile, open_regular
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -192,6 +193,9 @@ def find_pyproject(start: Path) -> Path | None:
         candidate = directory / "pyproject.toml"
         if candidate.is_file():
             return candidate
+        if candidate.exists():
+            # A FIFO or directory of that name is never opened (a FIFO blocks).
+            logger.warning("ignoring %s: not a regular file", candidate)
     return None
 
 
@@ -210,19 +214,26 @@ def load_config(paths: Sequence[Path], config_file: Path | None = None) -> Loade
         upward from ``paths[0]``.
     :return: the settings, the project root and the file read. A relative
         ``cache-dir`` is made absolute against the root.
-    :raise ConfigError: when ``config_file`` does not exist, is not valid TOML, or its
+    :raise ConfigError: when ``config_file`` does not exist, is not a regular file (a
+        FIFO is refused, never waited on), is not valid TOML, or its
         table has an unknown key or a bad value.
     """
     source = config_file.resolve() if config_file is not None else find_pyproject(paths[0])
-    if config_file is not None and (source is None or not source.is_file()):
-        raise ConfigError(str(config_file), "config file does not exist; check --config")
     config = AuditConfig()
     if source is not None:
+        shown = str(config_file) if config_file is not None else str(source)
         try:
-            with source.open("rb") as handle:
+            # Never ``open()``: a FIFO named ``pyproject.toml`` would block the run.
+            with open_regular(source) as handle:
                 document = tomllib.load(handle)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(source), f"not valid TOML: {exc}") from None
+        except NotRegularFile:
+            raise ConfigError(shown, "not a regular file (a FIFO, socket or directory)") from None
+        except FileNotFoundError:
+            raise ConfigError(shown, "config file does not exist; check --config") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(shown, f"cannot read the config file: {exc}") from None
         table = document.get("tool", {}).get("asgishift", {}).get("audit")
         if table is not None:
             if not isinstance(table, dict):

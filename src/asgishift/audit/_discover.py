@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import pathspec
 
 from asgishift.audit._model import FileError
+from asgishift.audit._regular import NotRegularFile, read_regular
 
 logger = logging.getLogger("asgishift.audit")
 
@@ -155,9 +156,12 @@ class _Ignores:
         """Return the parsed ``.gitignore`` of a directory (memoised)."""
         if directory not in self.specs:
             spec = None
+            path = os.path.join(directory, ".gitignore")
             try:
-                with open(os.path.join(directory, ".gitignore"), encoding="utf-8") as fh:
-                    spec = _compile_spec(fh.read().splitlines())
+                # Never ``open()``: a FIFO named ``.gitignore`` would block the run.
+                spec = _compile_spec(read_regular(path).decode("utf-8").splitlines())
+            except NotRegularFile:
+                logger.warning("ignoring %s: not a regular file", path)
             except (OSError, UnicodeDecodeError):
                 spec = None
             self.specs[directory] = spec

@@ -46,7 +46,13 @@ from asgishift.audit._records import (
     body_record,
     decode_bodies,
 )
-from asgishift.audit._tables import ASYNC_TO_SYNC, SAFE_WRAPPERS, TYPE_ALIASES
+from asgishift.audit._tables import (
+    ASYNC_TO_SYNC,
+    PROPERTY_DECORATORS,
+    PROPERTY_READ,
+    SAFE_WRAPPERS,
+    TYPE_ALIASES,
+)
 
 _MAX_DEPTH = 12
 _ASH301 = "ASH301"
@@ -332,6 +338,10 @@ class Graph:
         hit = self._edges.get(target)
         if hit is not None:
             return hit
+        if target.endswith(PROPERTY_READ):
+            result = self._property_edge(target[: -len(PROPERTY_READ)])
+            self._edges[target] = result
+            return result
         kind, key, seen = self.resolve(target)
         result = _NO_EDGE
         for name in seen:
@@ -358,6 +368,24 @@ class Graph:
                     result = Edge("", callee, "", "")
         self._edges[target] = result
         return result
+
+    def _property_edge(self, attribute: str) -> Edge:
+        """Classify the read of ``attribute`` (``"shop.Store.size"``) on an instance.
+
+        It enters the getter when the name resolves to a sync project function
+        decorated ``@property``/``@cached_property``; any other attribute (a
+        field, a method not called here, an external type's) is no edge.
+        """
+        kind, key, _ = self.resolve(attribute)
+        if kind != "func":
+            return _NO_EDGE
+        func = self.funcs[key][0]
+        if func.is_async or self.is_safe(key):
+            return _NO_EDGE
+        decorators = (name for dec in func.decorators for name in self.resolve(dec).seen)
+        if not any(name in PROPERTY_DECORATORS for name in decorators):
+            return _NO_EDGE
+        return Edge("", key, "", "")
 
     def _wrapper_evidence(self, seen: tuple[str, ...]) -> str:
         """Return where an attribute on the resolution path was made an async_to_sync wrapper."""
@@ -448,12 +476,19 @@ class Graph:
                     queue.append((callee, (*hops, hop), left))
 
     # ------------------------------------------------------------ conditions
-    def has_fk(self, model: str, attr: str) -> bool:
-        """Return whether ``attr`` is a ForeignKey/OneToOneField of project model ``model``."""
+    def has_fk(self, model: str, attr: str, nullable: bool = False) -> bool:
+        """Return whether ``attr`` is a ForeignKey/OneToOneField of project model ``model``.
+
+        :param nullable: only one declared with ``null=True`` counts.
+        """
         resolved = self.resolve(model)
         if resolved.kind != "class":
             return False
-        return any(attr in self.classes[c][0].fk_fields for c in self.mro(resolved.key)[0])
+        for cls in self.mro(resolved.key)[0]:
+            summary = self.classes[cls][0]
+            if attr in summary.fk_fields:  # the nearest declaration decides
+                return not nullable or attr in summary.nullable_fks
+        return False
 
     def condition(self, hazard: Hazard) -> bool:
         """Evaluate a hazard's link-time condition (see :class:`~._records.Hazard`)."""

@@ -20,7 +20,6 @@ import ast
 import codecs
 import collections
 import concurrent.futures
-import contextlib
 import enum
 import gc
 import io
@@ -30,18 +29,18 @@ import multiprocessing
 import os
 import queue
 import re
-import stat
 import symtable
 import sys
 import threading
 import tokenize
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 from asgishift.audit._closure import Facts, file_facts
 from asgishift.audit._discover import SourceFile
 from asgishift.audit._records import PlainSummary, to_plain
+from asgishift.audit._regular import NOT_REGULAR, NotRegularFile, open_regular
 from asgishift.audit._summary import summarize
 
 logger = logging.getLogger("asgishift.audit")
@@ -63,44 +62,8 @@ Stamp = tuple[int, int]
 _NO_STAMP: Stamp = (-1, -1)
 
 
-#: The :class:`~asgishift.audit._model.FileError` message of a path that is
-#: not a regular file (a FIFO, socket or device named ``*.py``).
-NOT_REGULAR = "not a regular file; remove it or add it to `exclude`"
-
-
-class NotRegularFile(OSError):
-    """The path is a FIFO, socket or device, not a regular file: it is not read."""
-
-
-def open_source(path: str) -> BinaryIO:
-    """Open a source file for reading, refusing anything but a regular file.
-
-    The file is opened with ``O_NONBLOCK`` (no effect on a regular file), so
-    a FIFO does not wait for a writer, and its type is checked on the open
-    descriptor, so it cannot be swapped after the check.
-
-    :param path: the file's path.
-    :return: the open file, binary mode.
-    :raise NotRegularFile: when ``path`` is not a regular file.
-    :raise OSError: when it cannot be opened.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        # A Unix socket cannot be opened at all (ENXIO on Linux).
-        mode = stat.S_IFREG
-        with contextlib.suppress(OSError):
-            mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(path) from exc
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(path)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+#: Source files are opened by :func:`asgishift.audit._regular.open_regular`.
+open_source = open_regular
 
 
 def source_encoding(data: bytes) -> str:

@@ -49,7 +49,8 @@ class Hazard(NamedTuple):
     :param cond: ``""`` (unconditional) or ``"<kind>:<argument>"``, a
         condition the linker decides with the whole project in view (see
         :data:`asgishift.audit.rules.CONDITIONS`): ``"fk:<model>:<attr>"``
-        holds when ``<attr>`` is a ForeignKey of project model ``<model>``.
+        holds when ``<attr>`` is a ForeignKey of project model ``<model>``,
+        ``"fknull:<model>:<attr>"`` when it is one declared with ``null=True``.
     """
 
     code: str
@@ -123,6 +124,8 @@ class ClassSummary(NamedTuple):
         calls in the class body, as ``self.x = X()`` in a method, or from an
         annotated ``__init__`` parameter.
     :param fk_fields: names of ForeignKey/OneToOneField class attributes.
+    :param nullable_fks: those of them declared with ``null=True`` (a bare
+        ``select_related()`` does not follow them).
     :param has_markers: the body sets ``async_capable`` or ``sync_capable``.
     :param is_middleware: ``__init__`` takes ``get_response``.
     :param wrappers: ``(attribute, line)`` of ``self.x = async_to_sync(...)``
@@ -135,6 +138,7 @@ class ClassSummary(NamedTuple):
     bases: tuple[str, ...]
     members: tuple[tuple[str, str], ...]
     fk_fields: tuple[str, ...]
+    nullable_fks: tuple[str, ...]
     has_markers: bool
     is_middleware: bool
     wrappers: tuple[tuple[str, int], ...]

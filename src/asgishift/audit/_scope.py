@@ -33,9 +33,11 @@ class Scope:
         "call_replaced",
         "calls",
         "class_qual",
+        "class_ref",
         "created",
         "defs",
         "discarded",
+        "dispatch",
         "elements",
         "flask_uses",
         "guards",
@@ -65,6 +67,10 @@ class Scope:
         self.is_generator = False
         self.is_queryset_class = False
         self.class_qual = ""
+        # the parameter bound to the class itself (``cls`` of a classmethod)
+        self.class_ref = ""
+        # local dicts of functions (``handlers = {"a": f}``): name -> function targets
+        self.dispatch: dict[str, tuple[str, ...]] | None = None
         self.calls: list[Site] = []
         # positional count of each call site, and the other arguments of the
         # complex ones (see ``_guards.arity``)
@@ -92,9 +98,9 @@ class Scope:
         self.elements: dict[str, str] = {}
         self.values: dict[str, str] = {}
         self.locals: set[str] = set()
-        # variable -> (model target, prefetched?)
-        self.querysets: dict[str, tuple[str, bool]] = {}
-        self.models: dict[str, tuple[str, bool]] = {}
+        # variable -> (model target, relations its query loads; see rules.orm.queryset)
+        self.querysets: dict[str, tuple[str, frozenset[str]]] = {}
+        self.models: dict[str, tuple[str, frozenset[str]]] = {}
         self.loaded: set[tuple[str, str]] = set()
 
 

@@ -37,6 +37,7 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit._guards",
     "asgishift.audit._parse",
     "asgishift.audit._records",
+    "asgishift.audit._regular",
     "asgishift.audit._scope",
     "asgishift.audit._summary",
     "asgishift.audit._tables",

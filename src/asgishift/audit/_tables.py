@@ -217,6 +217,21 @@ MAPPING_CONTAINERS = frozenset(
 TRANSPARENT_TYPES = frozenset({"typing.Optional", "typing.Final", "typing.ClassVar"})
 #: Names of the builtins module.
 BUILTINS = frozenset(dir(builtins))
+#: The call-site target suffix of an attribute read on a typed receiver
+#: (``store.size`` is ``shop.Store.size.__get__``): the linker follows it only
+#: into a project function decorated with one of :data:`PROPERTY_DECORATORS`.
+PROPERTY_READ = ".__get__"
+#: Decorators that make a method's body run on a plain attribute read.
+PROPERTY_DECORATORS = frozenset(
+    {
+        "builtins.property",
+        "functools.cached_property",
+        "django.utils.functional.cached_property",
+    }
+)
+#: The methods a sync ``with`` calls on its context manager, with their
+#: positional argument counts: ``with X():`` calls ``X.__enter__`` and ``X.__exit__``.
+WITH_METHODS = ((".__enter__", 0), (".__exit__", 3))
 
 __all__ = [
     "ASYNC_TO_SYNC",
@@ -235,6 +250,8 @@ __all__ = [
     "MIDDLEWARE_MARKERS",
     "NO_LOOP_PROBES",
     "OPENERS",
+    "PROPERTY_DECORATORS",
+    "PROPERTY_READ",
     "PROPERTY_TYPES",
     "RETURN_TYPES",
     "SAFE_WRAPPERS",
@@ -245,4 +262,5 @@ __all__ = [
     "TRANSPARENT_TYPES",
     "TYPE_ALIASES",
     "UNBOUNDED_QUEUES",
+    "WITH_METHODS",
 ]

@@ -13,8 +13,11 @@ class; a variable assigned from a call is typed by the callee; parameters are
 typed by their annotations (``p: Path``, ``items: list[Path]`` for loop
 variables, ``d: dict[str, Path]`` for lookups); ``x / "name"`` keeps the type of
 ``x`` (``pathlib`` paths); ``self.x = param`` types the attribute from an
-annotated ``__init__`` parameter; and a call of a module-level dispatch dict
-(``HANDLERS[kind](...)``) is a call of every function in it. The linker
+annotated ``__init__`` parameter; a call of a dispatch dict
+(``HANDLERS[kind](...)``, module-level or local) is a call of every function
+in it; an attribute read on a typed variable is a call site ending in
+``.__get__`` (a property, if the linker finds one); and a sync ``with X():``
+is a call of ``X.__enter__`` and ``X.__exit__``. The linker
 finishes the job across modules (aliases, re-exports, base classes, return
 annotations).
 """
@@ -410,6 +413,7 @@ class WalkerBase(abc.ABC):
         )
         members: dict[str, str] = {}
         fk_fields: list[str] = []
+        nullable_fks: list[str] = []
         has_markers = False
         is_middleware = False
         for stmt in node.body:
@@ -437,6 +441,13 @@ class WalkerBase(abc.ABC):
                         members[tgt.id] = typ
                         if typ.rsplit(".", 1)[-1] in ("ForeignKey", "OneToOneField"):
                             fk_fields.append(tgt.id)
+                            if isinstance(value, ast.Call) and any(
+                                kw.arg == "null"
+                                and isinstance(kw.value, ast.Constant)
+                                and kw.value.value is True
+                                for kw in value.keywords
+                            ):
+                                nullable_fks.append(tgt.id)
         self.scope = saved
         self.classes.append(
             ClassSummary(
@@ -446,6 +457,7 @@ class WalkerBase(abc.ABC):
                 bases=bases,
                 members=tuple(sorted(members.items())),
                 fk_fields=tuple(fk_fields),
+                nullable_fks=tuple(nullable_fks),
                 has_markers=has_markers,
                 is_middleware=is_middleware,
                 wrappers=(),
@@ -491,6 +503,8 @@ class WalkerBase(abc.ABC):
             scope.locals.add(arg.arg)
             if i == 0 and class_qual and not is_static:
                 scope.types[arg.arg] = class_qual
+                if "builtins.classmethod" in decorators:
+                    scope.class_ref = arg.arg
                 scope.is_queryset_class = any(
                     b.endswith((".QuerySet", ".Manager", ".BaseManager")) for b in bases
                 )

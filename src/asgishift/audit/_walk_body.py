@@ -19,9 +19,11 @@ from asgishift.audit._tables import (
     HANDOFF_METHODS,
     MEMORY_CONNECTION,
     NO_LOOP_PROBES,
+    PROPERTY_READ,
     RETURN_TYPES,
     SAFE_WRAPPERS,
     THREAD_STARTERS,
+    WITH_METHODS,
 )
 from asgishift.audit._values import ModuleConstants
 from asgishift.audit._walk import Scope, WalkerBase, pos
@@ -72,8 +74,11 @@ class Walker(WalkerBase):
             else:
                 for tgt in node.targets:  # type: ignore[attr-defined]
                     self._bind(tgt, value)
-                if len(node.targets) == 1 and type(value) is ast.Call:  # type: ignore[attr-defined]
-                    self._keep(node.targets[0], value, first)  # type: ignore[attr-defined]
+                if len(node.targets) == 1:  # type: ignore[attr-defined]
+                    if type(value) is ast.Call:
+                        self._keep(node.targets[0], value, first)  # type: ignore[attr-defined]
+                    elif type(value) is ast.Dict:
+                        self._def_dispatch(node.targets[0], value)  # type: ignore[attr-defined]
         elif kind is ast.AugAssign:
             self.expr(node.value)  # type: ignore[attr-defined]
             aug = node.target  # type: ignore[attr-defined]
@@ -130,6 +135,8 @@ class Walker(WalkerBase):
             for item in block.items:
                 ctx = item.context_expr
                 self.expr(ctx)
+                if kind is ast.With:
+                    self._enter(ctx)
                 if item.optional_vars is not None:
                     self._bind(item.optional_vars, ctx)
             calls, hazards = len(scope.calls), len(scope.hazards)
@@ -259,6 +266,8 @@ class Walker(WalkerBase):
             scope.values.pop(name, None)
             scope.querysets.pop(name, None)
             scope.models.pop(name, None)
+            if scope.dispatch:
+                scope.dispatch.pop(name, None)
             if value is None:
                 return
             for hook in self.hooks.bind:
@@ -291,6 +300,9 @@ class Walker(WalkerBase):
                         scope.replaced = {}
                     scope.replaced.setdefault(tgt.value.id, set()).add(tgt.attr)
             self._bind_attribute(tgt, value)
+        elif isinstance(tgt, ast.Subscript):
+            if scope.dispatch and isinstance(tgt.value, ast.Name):
+                self._add_dispatch(tgt.value.id, value)
         elif isinstance(tgt, (ast.Tuple, ast.List)):
             for elt in tgt.elts:
                 self._bind(elt, None)
@@ -337,7 +349,10 @@ class Walker(WalkerBase):
         elif kind is ast.Attribute:
             for hook in self.hooks.attribute:
                 hook(self, node)  # type: ignore[arg-type]
-            self.expr(node.value)  # type: ignore[attr-defined]
+            value = node.value  # type: ignore[attr-defined]
+            if type(value) is ast.Name and type(node.ctx) is ast.Load:  # type: ignore[attr-defined]
+                self._read_attribute(node, value.id)  # type: ignore[arg-type]
+            self.expr(value)
         elif kind is ast.Compare:
             cmp: ast.Compare = node  # type: ignore[assignment]
             self.expr(cmp.left)
@@ -439,6 +454,9 @@ class Walker(WalkerBase):
                 self._record_dispatch(target, node, func.value.id)  # type: ignore[attr-defined]
             else:
                 self._append_call(target, node)
+        elif fkind is ast.Subscript and type(func.value) is ast.Name:  # type: ignore[attr-defined]
+            for handler in self._local_dispatch(func.value.id) or ():  # type: ignore[attr-defined]
+                self._append_call(handler, node)  # ``handlers[k]()``, a local dict
         for hook in self.hooks.call:
             hook(self, node, target)
         if fkind is ast.Attribute:
@@ -512,8 +530,91 @@ class Walker(WalkerBase):
         scope.locals.discard(tgt.id)  # rebinding the name makes it a local again
         scope.defs[tgt.id] = qual
 
+    def _dispatch_functions(self, value: ast.expr) -> tuple[str, ...] | None:
+        """Return the targets of a dict's values when every one names a function, else ``None``."""
+        if not isinstance(value, ast.Dict) or not value.values or None in value.keys:
+            return None  # empty, or ``{**other}``: not every value is known
+        funcs = []
+        for item in value.values:
+            func = self.target(item) if isinstance(item, (ast.Name, ast.Attribute)) else None
+            if func is None:
+                return None
+            funcs.append(func)
+        return tuple(funcs)
+
+    def _def_dispatch(self, tgt: ast.expr, value: ast.Dict) -> None:
+        """After ``name = {k: f, ...}`` in a function: ``name[k](...)`` calls each ``f``."""
+        scope = self.scope
+        assert scope is not None
+        funcs = self._dispatch_functions(value)
+        if funcs is not None and isinstance(tgt, ast.Name):
+            if scope.dispatch is None:
+                scope.dispatch = {}
+            scope.dispatch[tgt.id] = funcs
+
+    def _add_dispatch(self, name: str, value: ast.expr | None) -> None:
+        """After ``name[k] = value``: a function joins the dispatch dict, anything else ends it."""
+        scope = self.scope
+        assert scope is not None
+        assert scope.dispatch is not None
+        if name not in scope.dispatch:
+            return
+        func = self.target(value) if isinstance(value, (ast.Name, ast.Attribute)) else None
+        if func is None:
+            del scope.dispatch[name]
+        else:
+            scope.dispatch[name] = (*scope.dispatch[name], func)
+
+    def _local_dispatch(self, name: str) -> tuple[str, ...] | None:
+        """Return the functions of local dispatch dict ``name`` (this or an enclosing function)."""
+        scope = self.scope
+        while scope is not None:
+            if scope.dispatch and name in scope.dispatch:
+                return scope.dispatch[name]
+            if name in scope.locals:
+                return None
+            scope = scope.parent
+        return None
+
+    def _enter(self, ctx: ast.expr) -> None:
+        """``with ctx:`` calls ``__enter__`` and ``__exit__`` of what ``ctx`` is.
+
+        Both are recorded as call sites at ``ctx``; the linker follows them
+        when they resolve to project methods (a class without them, or an
+        external type, resolves to nothing the catalogue names).
+        """
+        base = self.target(ctx)
+        if base is None:
+            return
+        scope = self.scope
+        assert scope is not None
+        for suffix, count in WITH_METHODS:
+            scope.arity.append(count)
+            scope.calls.append(self.site(base + suffix, ctx))
+
+    def _read_attribute(self, node: ast.Attribute, name: str) -> None:
+        """``obj.attr`` on a typed variable may run a property: record it for the linker.
+
+        Only a variable typed in this function (``self``, ``x = Store()``, an
+        annotated parameter) counts, never the class itself (``cls``); the
+        site's target ends in :data:`~asgishift.audit._tables.PROPERTY_READ`.
+        """
+        scope = self.scope
+        if scope is None or name == scope.class_ref:
+            return
+        typ = scope.types.get(name)
+        if typ is None or typ.startswith("builtins."):
+            return
+        scope.arity.append(0)
+        scope.calls.append(self.site(f"{typ}.{node.attr}{PROPERTY_READ}", node))
+
     def _record_dispatch(self, target: str, node: ast.Call, name: str) -> None:
         """Record ``name[k](...)``: a call through a dispatch dict calls each of its functions."""
+        local = self._local_dispatch(name)
+        if local is not None:  # a local dict shadowing a typed name
+            for handler in local:
+                self._append_call(handler, node)
+            return
         handlers = self.dispatch.get(name)
         if handlers is not None and self.resolve_name(name) is not None:
             for handler in handlers:

@@ -40,18 +40,26 @@ Known limits of the static analysis (each one errs towards silence):
   ``super()``, base classes, variables assigned from a constructor, typed by
   an annotation (also of containers and dicts) or by a project function's
   return annotation, and attributes set as ``self.x = X()`` or from an
-  annotated ``__init__`` parameter. A receiver whose type is unknown (an
-  unannotated parameter, an unannotated return value) is not followed, nor is
-  ``from x import *`` or ``getattr``.
+  annotated ``__init__`` parameter. Reading an attribute of a typed variable
+  (``self.size``, ``store.size``) enters the getter when it is a project
+  ``@property``/``@cached_property``; a sync ``with X():`` enters
+  ``X.__enter__`` and ``X.__exit__`` when they are project methods; and
+  ``handlers[k]()`` on a dict of functions (module-level, or local when every
+  value names a function) calls each of them. A receiver whose type is
+  unknown (an unannotated parameter, an unannotated return value) is not
+  followed, nor is ``from x import *`` or ``getattr``.
 * The graph is path-insensitive: a blocking call behind an ``if`` that never
   runs in async mode is still reported (silence it with ``# noqa: ASH1xx``).
 * ``# noqa`` applies on the line of the hazard or of any hop of its chain
   (each call site's shortest chain).
 * ``ASH203`` knows model instances returned by ``Model.objects`` queries (or
   bound by ``for``/``async for`` over one) in the same function, and
-  ForeignKey/OneToOneField attributes declared on project model classes;
-  ``select_related``/``prefetch_related`` anywhere in the query silences it,
-  and only the first read of a field in a function is a query.
+  ForeignKey/OneToOneField attributes declared on project model classes; a
+  relation named by ``select_related``/``prefetch_related`` anywhere in the
+  query (``"a"`` or ``"a__b"``, or ``Prefetch("a")``) is loaded, as is every
+  non-null one after a bare ``select_related()``; a relation argument that is
+  not a literal silences the query's reads; and only the first read of a
+  field in a function is a query.
 * ``ASH303`` looks at reads written directly in an ``async def``.
 * Every file is checked, so every file that does not parse is reported (a
   file that ruff's parser accepts and CPython's would reject is the one

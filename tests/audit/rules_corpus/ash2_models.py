@@ -22,5 +22,6 @@ class Book(models.Model):
     title = models.TextField()
     live = models.BooleanField()
     author = models.ForeignKey(Author, on_delete=models.CASCADE)
+    editor = models.ForeignKey(Author, null=True, on_delete=models.SET_NULL, related_name="+")
     objects = BookManager()
     published = PublishedQuerySet.as_manager()

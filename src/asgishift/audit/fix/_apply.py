@@ -10,6 +10,8 @@ their own encoding, with their own line endings.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import difflib
 import logging
 from collections.abc import Iterable
@@ -21,6 +23,7 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
 from asgishift.audit._model import Finding
+from asgishift.audit._regular import read_regular
 from asgishift.audit.fix._plan import FixPlan, FixTarget, Rewrite, Skip, plan_fixes
 from asgishift.audit.fix._transform import transform_module
 
@@ -97,7 +100,94 @@ class FixReport:
         no_fix = self.count(Skip.NO_FIX) + self.count(Skip.NOT_FOUND)
         if no_fix:
             parts.append(f"{no_fix} without an automatic fix")
+        generators = self.count(Skip.GENERATOR)
+        if generators:
+            parts.append(
+                f"{generators} not rewritten: the helper is a generator function, whose body "
+                "would still run on the event loop"
+            )
         return "; ".join(parts) + "."
+
+    def refusals(self) -> list[str]:
+        """One line per call site refused because its helper is a generator function.
+
+        ``path:line:col: message`` (the call in the ``async def``), for stderr.
+        """
+        lines: dict[str, None] = {}
+        for finding, why in self.skipped:
+            if why is Skip.GENERATOR and finding.chain:
+                hop = finding.chain[0]
+                lines[f"{hop.path}:{hop.line}:{hop.col}: {hop.callee}(): {why.value}"] = None
+        return list(lines)
+
+
+class _Generators:
+    """Tell whether the helper a chain enters is a generator function (files read once).
+
+    The chain's second hop is inside the helper (its ``function`` names it); the
+    innermost ``def`` of that name around the hop's line is read with :mod:`ast`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.trees: dict[str, ast.Module | None] = {}
+
+    def _tree(self, rel: str) -> ast.Module | None:
+        if rel not in self.trees:
+            tree = None
+            with contextlib.suppress(OSError, SyntaxError, ValueError):
+                tree = ast.parse(read_regular(self.root / rel))
+            self.trees[rel] = tree
+        return self.trees[rel]
+
+    def entered(self, finding: Finding) -> bool:
+        """Return whether the helper ``finding``'s chain calls first is a generator function."""
+        if len(finding.chain) < 2:
+            return False
+        hop = finding.chain[1]
+        tree = self._tree(hop.path)
+        if tree is None:
+            return False
+        name = hop.function.rsplit(".", 1)[-1]
+        found: ast.FunctionDef | None = None
+        todo: list[ast.AST] = [tree]
+        while todo:
+            node = todo.pop()
+            for child in ast.iter_child_nodes(node):
+                end = getattr(child, "end_lineno", None)
+                if end is None or not child.lineno <= hop.line <= end:  # type: ignore[attr-defined]
+                    continue
+                if isinstance(child, ast.FunctionDef) and child.name == name:
+                    found = child  # the innermost one wins: keep descending
+                todo.append(child)
+        return found is not None and _yields(found)
+
+
+def _yields(function: ast.FunctionDef) -> bool:
+    """Return whether ``function``'s own body (not a nested scope) has ``yield``."""
+    todo: list[ast.AST] = [*function.body]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _refuse_generators(plan: FixPlan, root: Path, report: FixReport) -> None:
+    """Take the ``sync_to_async`` wraps of generator functions out of ``plan``."""
+    generators = _Generators(root)
+    for rel, targets in plan.targets.items():
+        kept = []
+        for target in targets:
+            findings = plan.findings[target]
+            if target.kind is Rewrite.WRAP_SYNC_TO_ASYNC and generators.entered(findings[0]):
+                report.skipped.extend((finding, Skip.GENERATOR) for finding in findings)
+            else:
+                kept.append(target)
+        plan.targets[rel] = kept
 
 
 def _needed_imports(module: cst.Module, applied: Iterable[FixTarget]) -> cst.Module:
@@ -148,8 +238,11 @@ def apply_plan(plan: FixPlan, root: Path, *, write: bool) -> FixReport:
         ``errors``, not raised.
     """
     report = FixReport(skipped=list(plan.skipped))
+    _refuse_generators(plan, root, report)
     for rel in sorted(plan.targets):
         targets = plan.targets[rel]
+        if not targets:
+            continue
         path = root / rel
         try:
             data = path.read_bytes()

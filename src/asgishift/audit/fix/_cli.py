@@ -56,6 +56,8 @@ def run_fixes(
         if not (write and report.changes and reaudit is not None):
             break
         result = reaudit()
+    for line in report.refusals():
+        print(line, file=err)
     print(report.summary(written=write, fixed=fixed, files=len(changed)), file=err)
     return len(changed), result
 

@@ -122,6 +122,11 @@ class Skip(enum.Enum):
     NO_FIX = "no fix for this rule"
     UNSAFE = "unsafe fix (needs --unsafe-fixes)"
     NOT_FOUND = "no rewritable code at the finding's location"
+    GENERATOR = (
+        "the helper is a generator function: sync_to_async would only create the "
+        "generator in a thread, and iterating it would still run its body on the event "
+        "loop; iterate it in a thread instead (e.g. `await sync_to_async(list)(helper())`)"
+    )
 
 
 @dataclass(frozen=True)

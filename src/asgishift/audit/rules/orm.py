@@ -6,11 +6,12 @@ subclass on ``self``, a variable bound to one) and model instances fetched
 from them, and record the hazards: a query method called synchronously
 (``ASH201``), a QuerySet evaluated by iteration, ``len``/``list``/``bool``,
 a truth test, indexing or a stepped slice (``ASH202``), a foreign key read
-from an instance without ``select_related`` (``ASH203``, decided at link
-time: only fields declared as ``ForeignKey``/``OneToOneField`` on the
-project's model count), ``save()``/``delete()`` on an instance (``ASH204``),
-``transaction.atomic`` (``ASH205``) and raw cursors (``ASH206``, by call
-name).
+from an instance whose query did not name it in ``select_related`` or
+``prefetch_related`` (``ASH203``, decided at link time: only fields declared
+as ``ForeignKey``/``OneToOneField`` on the project's model count; after a
+bare ``select_related()`` only those declared ``null=True``),
+``save()``/``delete()`` on an instance (``ASH204``), ``transaction.atomic``
+(``ASH205``) and raw cursors (``ASH206``, by call name).
 """
 
 from __future__ import annotations
@@ -89,8 +90,17 @@ _MODEL_WRITE = frozenset({"save", "delete", "refresh_from_db"})
 _EVALUATORS = frozenset(
     {"builtins.len", "builtins.list", "builtins.bool", "builtins.tuple", "builtins.sorted"}
 )
-_PREFETCH = frozenset({"select_related", "prefetch_related"})
 _ATOMIC = "transaction.atomic"
+#: What a query loads with its instances: relation names (the first part of
+#: ``a__b`` lookups), or these markers.
+Loaded = frozenset[str]
+#: A relation argument the walk cannot read (a variable, ``*names``): any
+#: relation may be loaded, so no read is reported (errs towards silence).
+EVERY = "*"
+#: A bare ``select_related()``: Django follows every non-null foreign key.
+NON_NULL = "+"
+_NOTHING: Loaded = frozenset()
+_UNKNOWN: Loaded = frozenset({EVERY})
 
 RULES: tuple[Rule, ...] = (
     Rule(
@@ -159,7 +169,9 @@ RULES: tuple[Rule, ...] = (
             "Accessing a not-yet-loaded ForeignKey/OneToOneField attribute runs a query "
             "behind the scenes, which raises `SynchronousOnlyOperation` in async code. "
             "The check is static: it knows instances returned by `Model.objects` queries in "
-            "the same function and ForeignKey fields declared in the project's models."
+            "the same function and ForeignKey fields declared in the project's models. Only "
+            'the relations the query names count as loaded: `select_related("editor")` '
+            "does not load `author`, and a bare `select_related()` skips `null=True` keys."
         ),
         example=(
             "from django.db import models\n\n\nclass Author(models.Model):\n"
@@ -262,18 +274,61 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def queryset(walker: WalkerBase, expr: ast.expr) -> tuple[str, bool] | None:
-    """Return ``(model target, prefetched)`` if ``expr`` is a Manager/QuerySet."""
+def _lookup(arg: ast.expr) -> str | None:
+    """Return the relation a ``select_related``/``prefetch_related`` argument loads.
+
+    ``"author"`` and ``"author__country"`` load ``author``; so does
+    ``Prefetch("author", ...)``, but ``Prefetch("author", to_attr="a")`` puts
+    the objects in ``a`` and loads no field (``""``). ``None`` when the
+    argument is not a literal.
+    """
+    to_attr = False
+    if isinstance(arg, ast.Call) and arg.args and short(arg.func).endswith("Prefetch"):
+        to_attr = any(kw.arg == "to_attr" for kw in arg.keywords)
+        arg = arg.args[0]
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        head, sep, _ = arg.value.partition("__")
+        return head if sep or not to_attr else ""
+    return None
+
+
+def _relations(call: ast.Call, method: str) -> Loaded:
+    """Return what ``qs.select_related(...)``/``qs.prefetch_related(...)`` adds to a query."""
+    if call.keywords:
+        return _UNKNOWN
+    if not call.args:
+        # Django: a bare select_related() follows the non-null foreign keys, a
+        # bare prefetch_related() adds nothing.
+        return frozenset({NON_NULL}) if method == "select_related" else _NOTHING
+    names: set[str] = set()
+    for arg in call.args:
+        if isinstance(arg, ast.Constant) and arg.value is None:
+            continue  # ``select_related(None)`` clears: keeping the rest errs towards silence
+        name = _lookup(arg)
+        if name is None:
+            return _UNKNOWN
+        names.add(name)
+    return frozenset(names)
+
+
+def queryset(walker: WalkerBase, expr: ast.expr) -> tuple[str, Loaded] | None:
+    """Return ``(model target, relations loaded)`` if ``expr`` is a Manager/QuerySet.
+
+    The relations are those named by ``select_related``/``prefetch_related``
+    anywhere in the chain (see :data:`EVERY` and :data:`NON_NULL`).
+    """
     if isinstance(expr, ast.Attribute):
         if expr.attr in MANAGER_ATTRS:
-            return walker.target(expr.value) or short(expr.value), False
+            return walker.target(expr.value) or short(expr.value), _NOTHING
         return None
     if isinstance(expr, ast.Call):
         func = expr.func
         if isinstance(func, ast.Attribute) and func.attr in LAZY_QS:
             inner = queryset(walker, func.value)
             if inner is not None:
-                return inner[0], inner[1] or func.attr in _PREFETCH
+                if func.attr == "select_related" or func.attr == "prefetch_related":
+                    return inner[0], inner[1] | _relations(expr, func.attr)
+                return inner
         return None
     if (
         isinstance(expr, ast.Subscript)
@@ -290,13 +345,13 @@ def queryset(walker: WalkerBase, expr: ast.expr) -> tuple[str, bool] | None:
             and scope.types.get(expr.id) == scope.class_qual
         ):
             # ``self`` in a method of a project Manager/QuerySet subclass.
-            return scope.class_qual, False
+            return scope.class_qual, _NOTHING
         return found
     return None
 
 
-def instance(walker: WalkerBase, expr: ast.expr) -> tuple[str, bool] | None:
-    """Return ``(model target, prefetched)`` if ``expr`` yields a model instance."""
+def instance(walker: WalkerBase, expr: ast.expr) -> tuple[str, Loaded] | None:
+    """Return ``(model target, relations loaded)`` if ``expr`` yields a model instance."""
     if isinstance(expr, ast.Await):
         call = expr.value
         names = _INSTANCE_ASYNC
@@ -377,7 +432,10 @@ def _on_attribute(walker: WalkerBase, node: ast.Attribute) -> None:
     if scope is None or not isinstance(value, ast.Name):
         return
     model = scope.models.get(value.id)
-    if model is None or model[1] or node.attr.startswith("_"):
+    if model is None or node.attr.startswith("_"):
+        return
+    loaded = model[1]
+    if loaded and (EVERY in loaded or node.attr in loaded):
         return
     if not isinstance(node.ctx, ast.Load):
         # ``book.author = other`` sets the cache: later reads are not queries.
@@ -387,12 +445,14 @@ def _on_attribute(walker: WalkerBase, node: ast.Attribute) -> None:
     if key in scope.loaded:
         return  # already loaded earlier in this function: no new query
     scope.loaded.add(key)
+    # After a bare select_related() only a nullable foreign key is still a query.
+    kind = "fknull" if NON_NULL in loaded else "fk"
     walker.hazard(
         "ASH203",
         node,
         f"{value.id}.{node.attr}",
         (("field", node.attr),),
-        f"fk:{model[0]}:{node.attr}",
+        f"{kind}:{model[0]}:{node.attr}",
     )
 
 
@@ -416,6 +476,12 @@ def _fk_holds(graph: Graph, argument: str) -> bool:
     return graph.has_fk(model, attr)
 
 
+def _nullable_fk_holds(graph: Graph, argument: str) -> bool:
+    """``fknull:<model>:<attr>``: ``attr`` is such a field declared with ``null=True``."""
+    model, _, attr = argument.rpartition(":")
+    return graph.has_fk(model, attr, nullable=True)
+
+
 FAMILY = Family(
     rules=RULES,
     hooks=Hooks(
@@ -427,7 +493,7 @@ FAMILY = Family(
         bind=(_on_bind,),
         decorator=(_on_decorator,),
     ),
-    conditions={"fk": _fk_holds},
+    conditions={"fk": _fk_holds, "fknull": _nullable_fk_holds},
 )
 
 __all__ = ["FAMILY", "LAZY_QS", "MANAGER_ATTRS", "RULES", "SYNC_QS", "instance", "queryset"]
