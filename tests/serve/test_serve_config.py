@@ -12,6 +12,7 @@ from serve_helpers import SERVE_APPS_DIR
 from asgishift.bridge import BridgeOptions, HybridRouter, WSGIToASGI
 from asgishift.cli import build_parser
 from asgishift.serve import ServeConfig, ServeConfigError, build_app
+from asgishift.serve._build import as_asgi
 from asgishift.serve._cli import config_from_args
 from asgishift.serve._config import flag_name
 
@@ -177,3 +178,25 @@ def test_flask_extension_builds_the_asgi_app() -> None:
     options = BridgeOptions(max_workers=3)
     assert build_app(ServeConfig(app=flask_like, bridge=options)) == "the extension's ASGI app"
     assert flask_like.extensions["asgishift"].seen == [options]
+
+
+@pytest.mark.parametrize(
+    ("config_workers", "flag_workers", "shown"),
+    [(7, None, 7), (7, 3, 3), (None, None, BridgeOptions().max_workers)],
+)
+def test_the_banner_counts_the_threads_the_flask_extension_uses(
+    config_workers: int | None, flag_workers: int | None, shown: int
+) -> None:
+    """The Flask app's ``ASGISHIFT_MAX_WORKERS`` fills a flag left at its default."""
+    from flask import Flask
+
+    from asgishift.flask_integration import ASGI
+
+    flask_app = Flask("banner")
+    if config_workers is not None:
+        flask_app.config["ASGISHIFT_MAX_WORKERS"] = config_workers
+    ASGI(flask_app)
+    options = BridgeOptions() if flag_workers is None else BridgeOptions(max_workers=flag_workers)
+    app, _, wrapping = as_asgi(flask_app, "auto", options)
+    assert app.options.max_workers == shown  # type: ignore[attr-defined]
+    assert wrapping == f"WSGI app through its asgishift extension, {shown} threads"

@@ -92,7 +92,10 @@ def extension_bridge(app: object, options: BridgeOptions) -> ASGIApp | None:
 
     The contract with asgishift's Flask extension (duck-typed, so Flask is
     never imported here): ``app.extensions["asgishift"]`` has a callable
-    ``asgi_app_for(options)`` returning the ASGI app to serve.
+    ``asgi_app_for(options)`` returning the ASGI app to serve. That app may
+    differ from ``options`` (the Flask app's ``ASGISHIFT_*`` config fills the
+    fields left at their defaults); it says what it uses in an ``options``
+    attribute (a :class:`BridgeOptions`), which the banner reports.
 
     :param app: the loaded WSGI application.
     :param options: the bridge options from the configuration.
@@ -124,16 +127,21 @@ def as_asgi(app: object, interface: str, options: BridgeOptions) -> tuple[ASGIAp
         detection = Detection(cast(Any, interface), "set by --interface")
     if detection.interface == "asgi":
         return cast(ASGIApp, app), detection, "ASGI app"
-    threads = f"{options.max_workers} threads"
     extended = extension_bridge(app, options)
     if extended is not None:
-        return extended, detection, f"WSGI app through its asgishift extension, {threads}"
+        used = getattr(extended, "options", None)
+        workers = used.max_workers if isinstance(used, BridgeOptions) else options.max_workers
+        return (
+            extended,
+            detection,
+            f"WSGI app through its asgishift extension, {workers} threads",
+        )
     from asgishift.bridge import WSGIToASGI
 
     return (
         WSGIToASGI(cast(WSGIApp, app), options),
         detection,
-        f"WSGI app through WSGIToASGI, {threads}",
+        f"WSGI app through WSGIToASGI, {options.max_workers} threads",
     )
 
 
