@@ -12,7 +12,7 @@ change of meaning bumps ``version``)::
       "findings": [
         {
           "code": "ASH101",
-          "name": "blocking-sleep-in-async-function",
+          "name": "blocking-sleep",
           "severity": "error",            # "error" | "warning" | "note"
           "message": "Blocking call time.sleep() ...",
           "path": "shop/views.py",        # POSIX, relative to root

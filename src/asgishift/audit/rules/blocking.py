@@ -463,8 +463,12 @@ RULES: tuple[Rule, ...] = (
             "helper the built-in rules cannot see into); calling it from async code stalls "
             "the event loop."
         ),
-        example=("import legacy\n\n\nasync def view(request):\n    return legacy.slow_lookup()\n"),
+        example=(
+            '# pyproject.toml: [tool.asgishift.audit] extra-blocking = ["legacy.slow_lookup"]\n'
+            "import legacy\n\n\nasync def view(request):\n    return legacy.slow_lookup()\n"
+        ),
         fixed=(
+            '# pyproject.toml: [tool.asgishift.audit] extra-blocking = ["legacy.slow_lookup"]\n'
             "import asyncio\n\nimport legacy\n\n\nasync def view(request):\n"
             "    return await asyncio.to_thread(legacy.slow_lookup)\n"
         ),
