@@ -456,6 +456,33 @@ def test_background_task_without_a_server_runs_inline() -> None:
     assert done == ["ran"]
 
 
+def test_background_task_from_an_async_view_without_a_server_runs_inline() -> None:
+    # Stock Flask (test client, flask run, gunicorn) runs an async view in an
+    # asgiref event loop on the request's thread: the task cannot use that
+    # thread's loop, yet must still run to completion, as documented.
+    app, ext = make_app(PROPAGATE_EXCEPTIONS=True)
+    done: list[tuple[str, str]] = []
+
+    async def job(value: str) -> None:
+        from flask import current_app
+
+        await asyncio.sleep(0)
+        done.append((value, current_app.name))
+
+    def sync_job(value: str) -> None:
+        done.append((value, "sync"))
+
+    @app.post("/bg")
+    async def bg() -> str:
+        ext.add_background_task(job, "async")
+        ext.add_background_task(sync_job, "plain")
+        return "ok"
+
+    response = app.test_client().post("/bg")
+    assert response.status_code == 200, response.text
+    assert done == [("async", "flaskext_inprocess"), ("plain", "sync")]
+
+
 # -- lifespan ----------------------------------------------------------------
 def test_serving_hooks_order_and_background_tasks_awaited() -> None:
     app, ext = make_app()

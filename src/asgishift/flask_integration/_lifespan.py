@@ -18,6 +18,7 @@ import enum
 import inspect
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -99,17 +100,14 @@ class ServingHooks:
         a thread (plain functions), whichever thread calls this; shutdown waits
         for it up to ``shutdown_timeout`` seconds and then cancels it. With no
         server loop (Flask's test client, a WSGI server) it runs to completion
-        before this returns, as nothing would wait for it later.
+        before this returns, as nothing would wait for it later (in a thread of its
+        own when called from an ``async def`` view, whose loop cannot wait).
 
         :param func: the function; its arguments follow.
         """
         loop = self._binding.serving_loop()
         if loop is None:
-            with self._app.app_context():
-                if inspect.iscoroutinefunction(func):
-                    self._app.ensure_sync(func)(*args, **kwargs)
-                else:
-                    func(*args, **kwargs)
+            self._run_inline(func, args, kwargs)
             return
         try:
             on_loop = asyncio.get_running_loop() is loop
@@ -120,6 +118,34 @@ class ServingHooks:
         else:
             context = contextvars.copy_context()
             loop.call_soon_threadsafe(self._start_task, loop, func, args, kwargs, context=context)
+
+    def _run_inline(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Run the task to completion now, in an application context (no server loop).
+
+        Stock Flask runs an ``async def`` view in an event loop of asgiref's on
+        the request's thread, where nothing can wait for another coroutine; the
+        task then runs in a thread of its own, which this one waits for.
+
+        :raise Exception: whatever the task raises.
+        """
+
+        def run() -> None:
+            with self._app.app_context():
+                if inspect.iscoroutinefunction(func):
+                    self._app.ensure_sync(func)(*args, **kwargs)
+                else:
+                    func(*args, **kwargs)
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            run()
+            return
+        context = contextvars.copy_context()
+        with ThreadPoolExecutor(1, thread_name_prefix="asgishift-flask-inline") as pool:
+            pool.submit(context.run, run).result()
 
     def _start_task(
         self,
