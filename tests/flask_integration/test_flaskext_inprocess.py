@@ -78,6 +78,15 @@ def test_init_app_twice_is_refused() -> None:
         ext.init_app(app)
 
 
+def test_factory_form_without_an_app_says_to_pass_one() -> None:
+    # ASGI() in the factory form knows no app outside an app context: the
+    # error names the fix instead of Flask's "Working outside of application context".
+    ext = ASGI()
+    ext.init_app(Flask("factory"))
+    with pytest.raises(RuntimeError, match=r"test_client\(app\)"):
+        ext.test_client()
+
+
 def test_one_extension_serves_several_apps() -> None:
     ext = ASGI()
     started: list[str] = []
