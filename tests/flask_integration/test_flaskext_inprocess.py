@@ -274,6 +274,76 @@ def test_async_body_limit_is_413() -> None:
     assert run(scenario()) == (200, "8", 413)
 
 
+def test_async_view_stops_reading_past_flask_max_content_length() -> None:
+    # Flask's own upload limit: an async view gets Flask's 413 (through the
+    # app's error handler, as under a WSGI server) without the extension
+    # buffering the whole oversized body first.
+    app, ext = make_app(MAX_CONTENT_LENGTH=1000)
+
+    @app.post("/up")
+    async def upload() -> Any:
+        return str(len(request.get_data()))
+
+    @app.post("/ignore")
+    async def ignore() -> str:
+        return "not read"
+
+    @app.errorhandler(413)
+    def too_large(e: Exception) -> tuple[str, int]:
+        return "custom 413", 413
+
+    async def post(path: str, chunks: int, declared: bool) -> tuple[int, str, int]:
+        pulled = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal pulled
+            pulled += 1
+            if pulled > chunks:
+                await asyncio.Event().wait()  # the client waits for the answer
+            return {"type": "http.request", "body": b"x" * 400, "more_body": pulled < chunks}
+
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [(b"host", b"localhost")]
+        if declared:
+            headers.append((b"content-length", str(400 * chunks).encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("localhost", 80),
+        }
+        await asyncio.wait_for(ext.asgi_app(scope, receive, send), 10)
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], body.decode(), pulled
+
+    async def scenario() -> list[tuple[int, str, int]]:
+        return [
+            await post("/up", 2, declared=True),
+            await post("/up", 1000, declared=False),
+            await post("/up", 1000, declared=True),
+            await post("/ignore", 1000, declared=True),
+        ]
+
+    small, chunked, declared, ignored = run(scenario())
+    assert small == (200, "800", 2)
+    assert chunked[:2] == (413, "custom 413")
+    assert chunked[2] <= 3  # stopped just past 1000 bytes, not 1000 chunks
+    assert declared == (413, "custom 413", 0)
+    assert ignored == (200, "not read", 0)
+
+
 def test_async_view_past_request_timeout_is_504_and_cancelled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
