@@ -78,6 +78,29 @@ def test_init_app_twice_is_refused() -> None:
         ext.init_app(app)
 
 
+def test_app_with_wsgi_middleware_installs_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    # app.wsgi_app = ProxyFix(app.wsgi_app): the usual deployment line. The
+    # middleware is an object, not a bound method, and still serves sync views.
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = Flask("proxied")
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="asgishift.flask"):
+        ext = ASGI(app)
+    assert any("WSGI middleware" in r.getMessage() for r in caplog.records)
+
+    @app.get("/addr")
+    def addr() -> str:
+        return request.remote_addr or ""
+
+    async def scenario() -> str:
+        async with ext.test_client() as client:
+            response = await client.get("/addr", headers={"x-forwarded-for": "203.0.113.9"})
+            return response.text
+
+    assert run(scenario()) == "203.0.113.9"
+
+
 def test_factory_form_without_an_app_says_to_pass_one() -> None:
     # ASGI() in the factory form knows no app outside an app context: the
     # error names the fix instead of Flask's "Working outside of application context".

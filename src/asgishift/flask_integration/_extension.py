@@ -135,11 +135,16 @@ class ASGI:
         # Flask documents async_to_sync as the hook to override; the instance
         # attribute replaces it for this app only.
         app.async_to_sync = state.binding.async_to_sync  # type: ignore[method-assign]
-        if app.wsgi_app.__func__ is not Flask.wsgi_app:  # type: ignore[attr-defined]
-            logger.info(
-                "Flask app %r wraps wsgi_app in WSGI middleware: requests to async views "
-                "run on the event loop without it",
+        # A bound Flask.wsgi_app, unless middleware (ProxyFix...) replaced it
+        # with an object of its own, which has no __func__.
+        if getattr(app.wsgi_app, "__func__", None) is not Flask.wsgi_app:
+            logger.warning(
+                "Flask app %r wraps wsgi_app in WSGI middleware (%s): sync views still "
+                "run through it, but requests to async views and WebSockets run on the "
+                "event loop without it; use ASGI middleware or the server's own options "
+                "(proxy headers) instead",
                 app.name,
+                type(app.wsgi_app).__name__,
             )
         for apply in self._deferred:
             apply(state)
