@@ -85,9 +85,17 @@ def test_app_with_wsgi_middleware_installs_and_warns(caplog: pytest.LogCaptureFi
 
     app = Flask("proxied")
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    ext = ASGI(app)
+    # Wrapped after init_app, as a factory may do: seen when served.
+    later = Flask("proxied-later")
+    ASGI(later)
+    later.wsgi_app = ProxyFix(later.wsgi_app)  # type: ignore[method-assign]
     with caplog.at_level("WARNING", logger="asgishift.flask"):
-        ext = ASGI(app)
-    assert any("WSGI middleware" in r.getMessage() for r in caplog.records)
+        ext.state().asgi_app_for(BridgeOptions())
+        later.extensions["asgishift"].asgi_app_for(BridgeOptions())
+    warned = [r.getMessage() for r in caplog.records if "WSGI middleware" in r.getMessage()]
+    assert len(warned) == 2
+    assert "'proxied-later'" in warned[1]
 
     @app.get("/addr")
     def addr() -> str:
