@@ -802,6 +802,55 @@ def test_websocket_route_with_converters_session_and_refusal() -> None:
     run(scenario())
 
 
+def test_refused_handshake_goes_through_the_apps_error_handlers() -> None:
+    # abort(401) in before_request (Flask-Login's unauthorized() does this) and
+    # an unknown WebSocket URL get the app's own error pages, as HTTP requests do.
+    app, ext = make_app()
+
+    @app.before_request
+    def guard() -> None:
+        if request.args.get("token") == "none":
+            abort(401)
+        if request.args.get("token") == "crash":
+            raise KeyError("no token store")
+
+    @app.errorhandler(401)
+    def unauthorized(e: Exception) -> Any:
+        return jsonify(error="login first"), 401
+
+    @app.errorhandler(404)
+    async def not_found(e: Exception) -> Any:
+        return jsonify(error="no such socket", path=request.path), 404
+
+    @app.errorhandler(KeyError)
+    def key_error(e: Exception) -> Any:
+        return jsonify(error="store down"), 503
+
+    @ext.websocket("/feed")
+    async def feed(ws: WebSocket) -> None:
+        await ws.send("x")
+
+    async def refused(client: Any, path: str) -> tuple[int, bytes]:
+        with pytest.raises(WebSocketRejected) as info:
+            async with client.websocket(path):
+                pass
+        return info.value.status, info.value.body
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        async with ext.test_client() as client:
+            return [
+                await refused(client, "/feed?token=none"),
+                await refused(client, "/nowhere"),
+                await refused(client, "/feed?token=crash"),
+            ]
+
+    assert run(scenario()) == [
+        (401, b'{"error":"login first"}\n'),
+        (404, b'{"error":"no such socket","path":"/nowhere"}\n'),
+        (503, b'{"error":"store down"}\n'),
+    ]
+
+
 def test_http_request_to_websocket_rule_is_not_served_as_view() -> None:
     _app, ext = make_app()
 
