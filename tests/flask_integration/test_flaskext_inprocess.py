@@ -691,6 +691,68 @@ def test_async_teardown_of_an_async_route_is_run_on_the_loop() -> None:
     assert torn == [(loop, "/t")]
 
 
+def test_async_appcontext_teardown_of_hooks_and_tasks_runs_on_the_loop() -> None:
+    app, ext = make_app()
+    loops: list[object] = []
+
+    @app.teardown_appcontext
+    async def close_resources(exc: BaseException | None) -> None:
+        loops.append(asyncio.get_running_loop())
+
+    @ext.before_serving
+    async def start() -> None:
+        pass
+
+    async def job() -> None:
+        pass
+
+    @app.get("/kick")
+    async def kick() -> str:
+        ext.add_background_task(job)
+        return "kicked"
+
+    async def scenario() -> object:
+        async with ext.test_client() as client:
+            assert (await client.get("/kick")).text == "kicked"
+        return asyncio.get_running_loop()
+
+    loop = run(scenario())
+    # startup, the request, the background task and shutdown: all on the server's loop.
+    assert len(loops) == 4
+    assert all(seen is loop for seen in loops)
+
+
+def test_async_context_processor_renders_in_an_async_view() -> None:
+    # render_template calls context processors through Flask's ensure_sync on
+    # the loop's thread; their result is needed (stock Flask runs them to
+    # completion), unlike a teardown's.
+    from flask import render_template_string
+
+    app, ext = make_app()
+
+    @app.context_processor
+    async def inject() -> dict[str, str]:
+        await asyncio.sleep(0)
+        return {"who": "async processor"}
+
+    @app.get("/page")
+    async def page() -> str:
+        return render_template_string("hello {{ who }}")
+
+    @app.get("/stock")
+    async def stock() -> str:
+        return "stock view"
+
+    async def scenario() -> tuple[int, str, str]:
+        async with ext.test_client() as client:
+            response = await client.get("/page")
+        # Flask's own client, called on the thread of a loop the app was served on.
+        plain = app.test_client().get("/stock").text
+        return response.status_code, response.text, plain
+
+    assert run(scenario()) == (200, "hello async processor", "stock view")
+
+
 def test_background_task_past_shutdown_timeout_is_cancelled() -> None:
     app, ext = make_app(ASGISHIFT_SHUTDOWN_TIMEOUT=0.05)
     outcome: list[str] = []

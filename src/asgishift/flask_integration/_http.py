@@ -32,6 +32,7 @@ from flask.ctx import RequestContext
 from asgishift._types import Environ, Receive, Send
 from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._server_io import send_messages
+from asgishift.flask_integration._loop import tearing_down
 from asgishift.flask_integration._wire import asgi_headers
 
 if TYPE_CHECKING:
@@ -161,7 +162,8 @@ async def serve_async_request(
     finally:
         if error is not None and app.should_ignore_error(error):
             error = None
-        ctx.pop(error)
+        with tearing_down():
+            ctx.pop(error)
 
 
 async def _within(pipeline: AsyncPipeline, timeout: float) -> Response | None:

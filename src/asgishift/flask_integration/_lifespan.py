@@ -13,13 +13,16 @@ hook runs inside ``app.app_context()``, so ``current_app`` and ``g`` work in it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import enum
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from asgishift.flask_integration._loop import tearing_down
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -49,6 +52,23 @@ async def _call(func: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+@contextlib.contextmanager
+def _loop_app_context(app: Flask) -> Iterator[None]:
+    """``app.app_context()`` on the server's loop: its pop is a teardown
+    (:func:`~._loop.tearing_down`), so async teardown functions are scheduled."""
+    ctx = app.app_context()
+    ctx.push()
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        with tearing_down():
+            ctx.pop(error)
 
 
 class ServingHooks:
@@ -162,7 +182,7 @@ class ServingHooks:
         self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         try:
-            with self._app.app_context():
+            with _loop_app_context(self._app):
                 if inspect.iscoroutinefunction(func):
                     await func(*args, **kwargs)
                 else:
@@ -185,7 +205,7 @@ class ServingHooks:
         """
         self._binding.bind(asyncio.get_running_loop())
         self.phase = ServingPhase.STARTING
-        with self._app.app_context():
+        with _loop_app_context(self._app):
             for func in self.before:
                 await _call(func)
             for gen_func in self.during:
@@ -205,7 +225,7 @@ class ServingHooks:
         """
         self.phase = ServingPhase.STOPPING
         await self._wait_tasks(timeout)
-        with self._app.app_context():
+        with _loop_app_context(self._app):
             for func in self.after:
                 await self._logged(_call(func), f"after_serving function {func!r}")
             while self._running:

@@ -31,6 +31,7 @@ from flask.ctx import RequestContext
 from werkzeug.exceptions import NotFound
 
 from asgishift._types import Environ, Message, Receive, Scope, Send
+from asgishift.flask_integration._loop import tearing_down
 from asgishift.flask_integration._pipeline import call
 from asgishift.flask_integration._wire import asgi_headers
 
@@ -345,4 +346,5 @@ async def serve_websocket(
         await ws.close(1000)
     finally:
         ws.release()
-        ctx.pop(error)
+        with tearing_down():
+            ctx.pop(error)
