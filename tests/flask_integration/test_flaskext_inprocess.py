@@ -741,7 +741,7 @@ def test_async_context_processor_renders_in_an_async_view() -> None:
 
     @app.get("/stock")
     async def stock() -> str:
-        return "stock view"
+        return render_template_string("stock view, {{ who }}")
 
     async def scenario() -> tuple[int, str, str]:
         async with ext.test_client() as client:
@@ -750,7 +750,10 @@ def test_async_context_processor_renders_in_an_async_view() -> None:
         plain = app.test_client().get("/stock").text
         return response.status_code, response.text, plain
 
-    assert run(scenario()) == (200, "hello async processor", "stock view")
+    # The stock client runs the view on a helper thread's loop; the context
+    # processor it calls from there must not wait for the (blocked) server loop.
+    result = run(asyncio.wait_for(scenario(), 20))
+    assert result == (200, "hello async processor", "stock view, async processor")
 
 
 def test_background_task_past_shutdown_timeout_is_cancelled() -> None:

@@ -40,6 +40,11 @@ CoroutineFunction = Callable[..., Coroutine[Any, Any, Any]]
 _TEARING_DOWN: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "asgishift_flask_tearing_down", default=False
 )
+#: Set inside a coroutine run by :meth:`LoopBinding._in_helper_thread`: the
+#: server's loop waits for it, so what it calls must not wait for that loop.
+_IN_HELPER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "asgishift_flask_in_helper", default=False
+)
 
 
 @contextlib.contextmanager
@@ -85,6 +90,8 @@ class LoopBinding:
         loop = self.serving_loop()
         if loop is None:
             return self._stock(func)
+        if _IN_HELPER.get():
+            return self._in_helper_thread(func)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -118,6 +125,7 @@ class LoopBinding:
     def _run_stock(
         self, func: CoroutineFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        _IN_HELPER.set(True)  # in the helper's copied context only
         return self._stock(func)(*args, **kwargs)
 
     def _scheduler(
