@@ -691,6 +691,31 @@ def test_async_teardown_of_an_async_route_is_run_on_the_loop() -> None:
     assert torn == [(loop, "/t")]
 
 
+def test_async_context_processor_in_an_async_view_without_a_server() -> None:
+    # Flask's test client (or a WSGI server) runs the async view in asgiref's
+    # loop on the request's thread, where asgiref refuses to run the context
+    # processor: the app behaves as it does when served.
+    from flask import render_template_string
+
+    app, _ext = make_app()
+
+    @app.context_processor
+    async def inject() -> dict[str, str]:
+        return {"who": "async processor"}
+
+    @app.get("/page")
+    async def page() -> str:
+        return render_template_string("hello {{ who }}")
+
+    @app.get("/sync-page")
+    def sync_page() -> str:
+        return render_template_string("sync {{ who }}")
+
+    client = app.test_client()
+    assert client.get("/page").text == "hello async processor"
+    assert client.get("/sync-page").text == "sync async processor"
+
+
 def test_async_appcontext_teardown_of_hooks_and_tasks_runs_on_the_loop() -> None:
     app, ext = make_app()
     loops: list[object] = []

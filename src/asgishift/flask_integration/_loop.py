@@ -10,7 +10,8 @@ hook on one app instance:
   coroutine runs on the server's loop and the worker waits for it, so objects
   created at startup (an ``httpx.AsyncClient``, a pool) are usable;
 * with no served loop (``app.test_client()``, ``flask shell``, a WSGI
-  server), stock Flask's hook runs unchanged;
+  server), stock Flask's hook runs unchanged, except inside an ``async def``
+  view, where asgiref refuses to nest loops: there a helper thread runs it;
 * on the loop thread itself nothing can wait for the loop. While a context
   is being torn down there (:func:`tearing_down`: async teardown functions and
   signal receivers, whose return values Flask ignores) the coroutine is
@@ -88,14 +89,16 @@ class LoopBinding:
         :return: a function taking ``func``'s arguments and returning its result.
         """
         loop = self.serving_loop()
-        if loop is None:
-            return self._stock(func)
-        if _IN_HELPER.get():
-            return self._in_helper_thread(func)
         try:
-            running = asyncio.get_running_loop()
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
+        if loop is None:
+            # Stock Flask. Inside an async view asgiref's loop runs on this
+            # thread and asgiref refuses to nest another: a helper runs it.
+            return self._stock(func) if running is None else self._in_helper_thread(func)
+        if _IN_HELPER.get():
+            return self._in_helper_thread(func)
         if running is loop:
             if _TEARING_DOWN.get():
                 return self._scheduler(loop, func)
