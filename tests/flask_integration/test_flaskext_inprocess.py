@@ -78,6 +78,46 @@ def test_init_app_twice_is_refused() -> None:
         ext.init_app(app)
 
 
+def test_app_with_wsgi_middleware_installs_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    # app.wsgi_app = ProxyFix(app.wsgi_app): the usual deployment line. The
+    # middleware is an object, not a bound method, and still serves sync views.
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = Flask("proxied")
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    ext = ASGI(app)
+    # Wrapped after init_app, as a factory may do: seen when served.
+    later = Flask("proxied-later")
+    ASGI(later)
+    later.wsgi_app = ProxyFix(later.wsgi_app)  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="asgishift.flask"):
+        ext.state().asgi_app_for(BridgeOptions())
+        later.extensions["asgishift"].asgi_app_for(BridgeOptions())
+    warned = [r.getMessage() for r in caplog.records if "WSGI middleware" in r.getMessage()]
+    assert len(warned) == 2
+    assert "'proxied-later'" in warned[1]
+
+    @app.get("/addr")
+    def addr() -> str:
+        return request.remote_addr or ""
+
+    async def scenario() -> str:
+        async with ext.test_client() as client:
+            response = await client.get("/addr", headers={"x-forwarded-for": "203.0.113.9"})
+            return response.text
+
+    assert run(scenario()) == "203.0.113.9"
+
+
+def test_factory_form_without_an_app_says_to_pass_one() -> None:
+    # ASGI() in the factory form knows no app outside an app context: the
+    # error names the fix instead of Flask's "Working outside of application context".
+    ext = ASGI()
+    ext.init_app(Flask("factory"))
+    with pytest.raises(RuntimeError, match=r"test_client\(app\)"):
+        ext.test_client()
+
+
 def test_one_extension_serves_several_apps() -> None:
     ext = ASGI()
     started: list[str] = []
@@ -263,6 +303,76 @@ def test_async_body_limit_is_413() -> None:
             return small.status_code, small.text, big.status_code
 
     assert run(scenario()) == (200, "8", 413)
+
+
+def test_async_view_stops_reading_past_flask_max_content_length() -> None:
+    # Flask's own upload limit: an async view gets Flask's 413 (through the
+    # app's error handler, as under a WSGI server) without the extension
+    # buffering the whole oversized body first.
+    app, ext = make_app(MAX_CONTENT_LENGTH=1000)
+
+    @app.post("/up")
+    async def upload() -> Any:
+        return str(len(request.get_data()))
+
+    @app.post("/ignore")
+    async def ignore() -> str:
+        return "not read"
+
+    @app.errorhandler(413)
+    def too_large(e: Exception) -> tuple[str, int]:
+        return "custom 413", 413
+
+    async def post(path: str, chunks: int, declared: bool) -> tuple[int, str, int]:
+        pulled = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal pulled
+            pulled += 1
+            if pulled > chunks:
+                await asyncio.Event().wait()  # the client waits for the answer
+            return {"type": "http.request", "body": b"x" * 400, "more_body": pulled < chunks}
+
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [(b"host", b"localhost")]
+        if declared:
+            headers.append((b"content-length", str(400 * chunks).encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("localhost", 80),
+        }
+        await asyncio.wait_for(ext.asgi_app(scope, receive, send), 10)
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], body.decode(), pulled
+
+    async def scenario() -> list[tuple[int, str, int]]:
+        return [
+            await post("/up", 2, declared=True),
+            await post("/up", 1000, declared=False),
+            await post("/up", 1000, declared=True),
+            await post("/ignore", 1000, declared=True),
+        ]
+
+    small, chunked, declared, ignored = run(scenario())
+    assert small == (200, "800", 2)
+    assert chunked[:2] == (413, "custom 413")
+    assert chunked[2] <= 3  # stopped just past 1000 bytes, not 1000 chunks
+    assert declared == (413, "custom 413", 0)
+    assert ignored == (200, "not read", 0)
 
 
 def test_async_view_past_request_timeout_is_504_and_cancelled(
@@ -456,6 +566,33 @@ def test_background_task_without_a_server_runs_inline() -> None:
     assert done == ["ran"]
 
 
+def test_background_task_from_an_async_view_without_a_server_runs_inline() -> None:
+    # Stock Flask (test client, flask run, gunicorn) runs an async view in an
+    # asgiref event loop on the request's thread: the task cannot use that
+    # thread's loop, yet must still run to completion, as documented.
+    app, ext = make_app(PROPAGATE_EXCEPTIONS=True)
+    done: list[tuple[str, str]] = []
+
+    async def job(value: str) -> None:
+        from flask import current_app
+
+        await asyncio.sleep(0)
+        done.append((value, current_app.name))
+
+    def sync_job(value: str) -> None:
+        done.append((value, "sync"))
+
+    @app.post("/bg")
+    async def bg() -> str:
+        ext.add_background_task(job, "async")
+        ext.add_background_task(sync_job, "plain")
+        return "ok"
+
+    response = app.test_client().post("/bg")
+    assert response.status_code == 200, response.text
+    assert done == [("async", "flaskext_inprocess"), ("plain", "sync")]
+
+
 # -- lifespan ----------------------------------------------------------------
 def test_serving_hooks_order_and_background_tasks_awaited() -> None:
     app, ext = make_app()
@@ -552,6 +689,96 @@ def test_async_teardown_of_an_async_route_is_run_on_the_loop() -> None:
 
     loop = run(scenario())
     assert torn == [(loop, "/t")]
+
+
+def test_async_context_processor_in_an_async_view_without_a_server() -> None:
+    # Flask's test client (or a WSGI server) runs the async view in asgiref's
+    # loop on the request's thread, where asgiref refuses to run the context
+    # processor: the app behaves as it does when served.
+    from flask import render_template_string
+
+    app, _ext = make_app()
+
+    @app.context_processor
+    async def inject() -> dict[str, str]:
+        return {"who": "async processor"}
+
+    @app.get("/page")
+    async def page() -> str:
+        return render_template_string("hello {{ who }}")
+
+    @app.get("/sync-page")
+    def sync_page() -> str:
+        return render_template_string("sync {{ who }}")
+
+    client = app.test_client()
+    assert client.get("/page").text == "hello async processor"
+    assert client.get("/sync-page").text == "sync async processor"
+
+
+def test_async_appcontext_teardown_of_hooks_and_tasks_runs_on_the_loop() -> None:
+    app, ext = make_app()
+    loops: list[object] = []
+
+    @app.teardown_appcontext
+    async def close_resources(exc: BaseException | None) -> None:
+        loops.append(asyncio.get_running_loop())
+
+    @ext.before_serving
+    async def start() -> None:
+        pass
+
+    async def job() -> None:
+        pass
+
+    @app.get("/kick")
+    async def kick() -> str:
+        ext.add_background_task(job)
+        return "kicked"
+
+    async def scenario() -> object:
+        async with ext.test_client() as client:
+            assert (await client.get("/kick")).text == "kicked"
+        return asyncio.get_running_loop()
+
+    loop = run(scenario())
+    # startup, the request, the background task and shutdown: all on the server's loop.
+    assert len(loops) == 4
+    assert all(seen is loop for seen in loops)
+
+
+def test_async_context_processor_renders_in_an_async_view() -> None:
+    # render_template calls context processors through Flask's ensure_sync on
+    # the loop's thread; their result is needed (stock Flask runs them to
+    # completion), unlike a teardown's.
+    from flask import render_template_string
+
+    app, ext = make_app()
+
+    @app.context_processor
+    async def inject() -> dict[str, str]:
+        await asyncio.sleep(0)
+        return {"who": "async processor"}
+
+    @app.get("/page")
+    async def page() -> str:
+        return render_template_string("hello {{ who }}")
+
+    @app.get("/stock")
+    async def stock() -> str:
+        return render_template_string("stock view, {{ who }}")
+
+    async def scenario() -> tuple[int, str, str]:
+        async with ext.test_client() as client:
+            response = await client.get("/page")
+        # Flask's own client, called on the thread of a loop the app was served on.
+        plain = app.test_client().get("/stock").text
+        return response.status_code, response.text, plain
+
+    # The stock client runs the view on a helper thread's loop; the context
+    # processor it calls from there must not wait for the (blocked) server loop.
+    result = run(asyncio.wait_for(scenario(), 20))
+    assert result == (200, "hello async processor", "stock view, async processor")
 
 
 def test_background_task_past_shutdown_timeout_is_cancelled() -> None:
@@ -663,6 +890,55 @@ def test_websocket_route_with_converters_session_and_refusal() -> None:
             assert missing.value.status == 404
 
     run(scenario())
+
+
+def test_refused_handshake_goes_through_the_apps_error_handlers() -> None:
+    # abort(401) in before_request (Flask-Login's unauthorized() does this) and
+    # an unknown WebSocket URL get the app's own error pages, as HTTP requests do.
+    app, ext = make_app()
+
+    @app.before_request
+    def guard() -> None:
+        if request.args.get("token") == "none":
+            abort(401)
+        if request.args.get("token") == "crash":
+            raise KeyError("no token store")
+
+    @app.errorhandler(401)
+    def unauthorized(e: Exception) -> Any:
+        return jsonify(error="login first"), 401
+
+    @app.errorhandler(404)
+    async def not_found(e: Exception) -> Any:
+        return jsonify(error="no such socket", path=request.path), 404
+
+    @app.errorhandler(KeyError)
+    def key_error(e: Exception) -> Any:
+        return jsonify(error="store down"), 503
+
+    @ext.websocket("/feed")
+    async def feed(ws: WebSocket) -> None:
+        await ws.send("x")
+
+    async def refused(client: Any, path: str) -> tuple[int, bytes]:
+        with pytest.raises(WebSocketRejected) as info:
+            async with client.websocket(path):
+                pass
+        return info.value.status, info.value.body
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        async with ext.test_client() as client:
+            return [
+                await refused(client, "/feed?token=none"),
+                await refused(client, "/nowhere"),
+                await refused(client, "/feed?token=crash"),
+            ]
+
+    assert run(scenario()) == [
+        (401, b'{"error":"login first"}\n'),
+        (404, b'{"error":"no such socket","path":"/nowhere"}\n'),
+        (503, b'{"error":"store down"}\n'),
+    ]
 
 
 def test_http_request_to_websocket_rule_is_not_served_as_view() -> None:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 
 from asgishift._types import Receive, Scope, Send
 from asgishift.bridge import BridgeOptions
@@ -67,6 +67,7 @@ class ASGIState:
         :param options: the bridge options (e.g. from ``asgishift serve --max-workers``).
         :raise ValueError: for an out-of-range ``ASGISHIFT_*`` config value.
         """
+        _warn_about_wsgi_middleware(self.app)
         return FlaskASGIApp(
             self.app,
             merge_options(options, self.app.config),
@@ -135,12 +136,6 @@ class ASGI:
         # Flask documents async_to_sync as the hook to override; the instance
         # attribute replaces it for this app only.
         app.async_to_sync = state.binding.async_to_sync  # type: ignore[method-assign]
-        if app.wsgi_app.__func__ is not Flask.wsgi_app:  # type: ignore[attr-defined]
-            logger.info(
-                "Flask app %r wraps wsgi_app in WSGI middleware: requests to async views "
-                "run on the event loop without it",
-                app.name,
-            )
         for apply in self._deferred:
             apply(state)
         self._latest = state
@@ -150,9 +145,17 @@ class ASGI:
     def state(self, app: Flask | None = None) -> ASGIState:
         """Return the state of ``app``, of the bound app, or of ``current_app``.
 
-        :raise RuntimeError: when the extension is not installed on that app.
+        :raise RuntimeError: when the extension is not installed on that app, or
+            when no app is given, bound or current (factory form, outside an
+            application context).
         """
-        target = app or self.app or current_app._get_current_object()  # type: ignore[attr-defined]
+        target = app or self.app or _current_app_or_none()
+        if target is None:
+            raise RuntimeError(
+                "asgishift's ASGI extension has no app here: in the factory form "
+                "(ext = ASGI(); ext.init_app(app)) pass the app, as in "
+                "ext.test_client(app) or ext.state(app), or call it inside app.app_context()"
+            )
         state = target.extensions.get(EXTENSION_KEY)
         if state is None:
             raise RuntimeError(
@@ -243,11 +246,41 @@ class ASGI:
     def test_client(self, app: Flask | None = None) -> AsyncTestClient:
         """Return an async test client for the app (httpx over ASGI, lifespan, WebSockets).
 
-        Use it as ``async with ext.test_client() as client:``.
+        Use it as ``async with ext.test_client() as client:``, or
+        ``ext.test_client(app)`` in the factory form.
+
+        :param app: the Flask app; default the bound app, else ``current_app``.
+        :raise RuntimeError: when there is no such app (see :meth:`state`).
         """
         from asgishift.flask_integration._testing import AsyncTestClient
 
         return AsyncTestClient(self.state(app).asgi_app)
+
+
+def _warn_about_wsgi_middleware(app: Flask) -> None:
+    """Log a warning when ``app.wsgi_app`` is wrapped in WSGI middleware.
+
+    Checked when the ASGI application is built (at serve time), so wrapping
+    done after ``init_app`` in a factory is seen too.
+    """
+    # A bound Flask.wsgi_app, unless middleware (ProxyFix...) replaced it
+    # with an object of its own, which has no __func__.
+    if getattr(app.wsgi_app, "__func__", None) is not Flask.wsgi_app:
+        logger.warning(
+            "Flask app %r wraps wsgi_app in WSGI middleware (%s): sync views still "
+            "run through it, but requests to async views and WebSockets run on the "
+            "event loop without it; use ASGI middleware or the server's own options "
+            "(proxy headers) instead",
+            app.name,
+            type(app.wsgi_app).__name__,
+        )
+
+
+def _current_app_or_none() -> Flask | None:
+    """Return the app of the current application context, ``None`` outside one."""
+    if not has_app_context():
+        return None
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
 
 
 def _discard(value: object) -> None:

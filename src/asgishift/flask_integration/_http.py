@@ -1,7 +1,9 @@
 """Serve an HTTP request to an ``async def`` Flask view on the event loop.
 
 The request body is collected on the loop (bounded by ``max_body_size``,
-``413`` beyond it) into an in-memory ``wsgi.input``; Flask's request context
+``413`` beyond it; no further than just past Flask's ``MAX_CONTENT_LENGTH``,
+which Werkzeug then answers with ``413`` when the view reads it) into an
+in-memory ``wsgi.input``; Flask's request context
 is pushed in the server's request task; the pipeline
 (:mod:`asgishift.flask_integration._pipeline`) awaits hooks and the view; the
 response is sent from the loop (ASGI HTTP spec, "Response Start" / "Response
@@ -30,6 +32,7 @@ from flask.ctx import RequestContext
 from asgishift._types import Environ, Receive, Send
 from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._server_io import send_messages
+from asgishift.flask_integration._loop import tearing_down
 from asgishift.flask_integration._wire import asgi_headers
 
 if TYPE_CHECKING:
@@ -50,10 +53,14 @@ class BodyTooLarge(Exception):
     """The request body is longer than ``max_body_size`` (answered with ``413``)."""
 
 
-async def read_body(receive: Receive, limit: int | None) -> bytes | None:
+async def read_body(
+    receive: Receive, limit: int | None, stop_after: int | None = None
+) -> bytes | None:
     """Collect the whole request body from ``http.request`` messages.
 
     :param limit: the most bytes accepted, ``None`` for no limit.
+    :param stop_after: bytes; once more than this arrived, stop reading and
+        return what came so far (longer than ``stop_after``), ``None`` to read all.
     :return: the body, or ``None`` when the client disconnected first.
     :raise BodyTooLarge: once more than ``limit`` bytes arrived.
     """
@@ -69,6 +76,8 @@ async def read_body(receive: Receive, limit: int | None) -> bytes | None:
             if limit is not None and size > limit:
                 raise BodyTooLarge(f"request body larger than {limit} bytes")
             parts.append(chunk)
+            if stop_after is not None and size > stop_after:
+                return b"".join(parts)
         if not message.get("more_body", False):
             return b"".join(parts) if len(parts) != 1 else parts[0]
 
@@ -106,8 +115,15 @@ async def serve_async_request(
     if max_body_size is not None and length is not None and int(length) > max_body_size:
         await send_plain(send, 413, environ["REQUEST_METHOD"], "Content Too Large")
         return
+    # Flask's MAX_CONTENT_LENGTH: Werkzeug answers 413 (through the app's error
+    # handlers) when the view reads a body longer than it, so no more than one
+    # byte past it is worth buffering, and none when Content-Length says so.
+    flask_limit: int | None = app.config.get("MAX_CONTENT_LENGTH")
     try:
-        body = await read_body(receive, max_body_size)
+        if flask_limit is not None and length is not None and int(length) > flask_limit:
+            body: bytes | None = b""
+        else:
+            body = await read_body(receive, max_body_size, flask_limit)
     except BodyTooLarge:
         await send_plain(send, 413, environ["REQUEST_METHOD"], "Content Too Large")
         return
@@ -146,7 +162,8 @@ async def serve_async_request(
     finally:
         if error is not None and app.should_ignore_error(error):
             error = None
-        ctx.pop(error)
+        with tearing_down():
+            ctx.pop(error)
 
 
 async def _within(pipeline: AsyncPipeline, timeout: float) -> Response | None:

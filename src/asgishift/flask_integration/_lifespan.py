@@ -13,12 +13,16 @@ hook runs inside ``app.app_context()``, so ``current_app`` and ``g`` work in it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import enum
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from asgishift.flask_integration._loop import tearing_down
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -48,6 +52,23 @@ async def _call(func: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+@contextlib.contextmanager
+def _loop_app_context(app: Flask) -> Iterator[None]:
+    """``app.app_context()`` on the server's loop: its pop is a teardown
+    (:func:`~._loop.tearing_down`), so async teardown functions are scheduled."""
+    ctx = app.app_context()
+    ctx.push()
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        with tearing_down():
+            ctx.pop(error)
 
 
 class ServingHooks:
@@ -99,17 +120,14 @@ class ServingHooks:
         a thread (plain functions), whichever thread calls this; shutdown waits
         for it up to ``shutdown_timeout`` seconds and then cancels it. With no
         server loop (Flask's test client, a WSGI server) it runs to completion
-        before this returns, as nothing would wait for it later.
+        before this returns, as nothing would wait for it later (in a thread of its
+        own when called from an ``async def`` view, whose loop cannot wait).
 
         :param func: the function; its arguments follow.
         """
         loop = self._binding.serving_loop()
         if loop is None:
-            with self._app.app_context():
-                if inspect.iscoroutinefunction(func):
-                    self._app.ensure_sync(func)(*args, **kwargs)
-                else:
-                    func(*args, **kwargs)
+            self._run_inline(func, args, kwargs)
             return
         try:
             on_loop = asyncio.get_running_loop() is loop
@@ -120,6 +138,34 @@ class ServingHooks:
         else:
             context = contextvars.copy_context()
             loop.call_soon_threadsafe(self._start_task, loop, func, args, kwargs, context=context)
+
+    def _run_inline(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Run the task to completion now, in an application context (no server loop).
+
+        Stock Flask runs an ``async def`` view in an event loop of asgiref's on
+        the request's thread, where nothing can wait for another coroutine; the
+        task then runs in a thread of its own, which this one waits for.
+
+        :raise Exception: whatever the task raises.
+        """
+
+        def run() -> None:
+            with self._app.app_context():
+                if inspect.iscoroutinefunction(func):
+                    self._app.ensure_sync(func)(*args, **kwargs)
+                else:
+                    func(*args, **kwargs)
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            run()
+            return
+        context = contextvars.copy_context()
+        with ThreadPoolExecutor(1, thread_name_prefix="asgishift-flask-inline") as pool:
+            pool.submit(context.run, run).result()
 
     def _start_task(
         self,
@@ -136,7 +182,7 @@ class ServingHooks:
         self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         try:
-            with self._app.app_context():
+            with _loop_app_context(self._app):
                 if inspect.iscoroutinefunction(func):
                     await func(*args, **kwargs)
                 else:
@@ -159,7 +205,7 @@ class ServingHooks:
         """
         self._binding.bind(asyncio.get_running_loop())
         self.phase = ServingPhase.STARTING
-        with self._app.app_context():
+        with _loop_app_context(self._app):
             for func in self.before:
                 await _call(func)
             for gen_func in self.during:
@@ -179,7 +225,7 @@ class ServingHooks:
         """
         self.phase = ServingPhase.STOPPING
         await self._wait_tasks(timeout)
-        with self._app.app_context():
+        with _loop_app_context(self._app):
             for func in self.after:
                 await self._logged(_call(func), f"after_serving function {func!r}")
             while self._running:

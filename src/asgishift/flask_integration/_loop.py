@@ -10,24 +10,53 @@ hook on one app instance:
   coroutine runs on the server's loop and the worker waits for it, so objects
   created at startup (an ``httpx.AsyncClient``, a pool) are usable;
 * with no served loop (``app.test_client()``, ``flask shell``, a WSGI
-  server), stock Flask's hook runs unchanged;
-* on the loop thread itself nothing can wait: the coroutine is scheduled as a
-  task (this only happens for async teardown functions and signal receivers
-  of requests that already run on the loop, whose return values Flask ignores).
+  server), stock Flask's hook runs unchanged, except inside an ``async def``
+  view, where asgiref refuses to nest loops: there a helper thread runs it;
+* on the loop thread itself nothing can wait for the loop. While a context
+  is being torn down there (:func:`tearing_down`: async teardown functions and
+  signal receivers, whose return values Flask ignores) the coroutine is
+  scheduled as a task on the loop. Anywhere else the caller needs the result
+  (an async context processor while ``render_template`` runs in an async view,
+  Flask's test client driven from the loop's thread), so the coroutine runs to
+  completion on a loop of its own in a helper thread, as stock Flask runs it,
+  and the server's loop waits meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 logger = logging.getLogger("asgishift.flask")
 
-__all__ = ["LoopBinding"]
+__all__ = ["LoopBinding", "tearing_down"]
 
 CoroutineFunction = Callable[..., Coroutine[Any, Any, Any]]
+
+_TEARING_DOWN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "asgishift_flask_tearing_down", default=False
+)
+#: Set inside a coroutine run by :meth:`LoopBinding._in_helper_thread`: the
+#: server's loop waits for it, so what it calls must not wait for that loop.
+_IN_HELPER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "asgishift_flask_in_helper", default=False
+)
+
+
+@contextlib.contextmanager
+def tearing_down() -> Iterator[None]:
+    """Mark a Flask context being popped on the loop: async callbacks Flask calls
+    meanwhile (teardowns, signal receivers) are scheduled instead of awaited."""
+    token = _TEARING_DOWN.set(True)
+    try:
+        yield
+    finally:
+        _TEARING_DOWN.reset(token)
 
 
 class LoopBinding:
@@ -60,20 +89,47 @@ class LoopBinding:
         :return: a function taking ``func``'s arguments and returning its result.
         """
         loop = self.serving_loop()
-        if loop is None:
-            return self._stock(func)
         try:
-            running = asyncio.get_running_loop()
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
+        if loop is None:
+            # Stock Flask. Inside an async view asgiref's loop runs on this
+            # thread and asgiref refuses to nest another: a helper runs it.
+            return self._stock(func) if running is None else self._in_helper_thread(func)
+        if _IN_HELPER.get():
+            return self._in_helper_thread(func)
         if running is loop:
-            return self._scheduler(loop, func)
+            if _TEARING_DOWN.get():
+                return self._scheduler(loop, func)
+            return self._in_helper_thread(func)
 
         def run_on_loop(*args: Any, **kwargs: Any) -> Any:
             future = asyncio.run_coroutine_threadsafe(func(*args, **kwargs), loop)
             return future.result()
 
         return run_on_loop
+
+    def _in_helper_thread(self, func: CoroutineFunction) -> Callable[..., Any]:
+        """Return a function running ``func`` with the stock hook in a helper thread.
+
+        The stock hook is made in that thread, which runs no loop, so asgiref
+        starts a loop of its own there; Flask's contexts are copied along.
+        """
+
+        def run_elsewhere(*args: Any, **kwargs: Any) -> Any:
+            context = contextvars.copy_context()
+            with ThreadPoolExecutor(1, thread_name_prefix="asgishift-flask-async") as pool:
+                future = pool.submit(context.run, self._run_stock, func, args, kwargs)
+                return future.result()
+
+        return run_elsewhere
+
+    def _run_stock(
+        self, func: CoroutineFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        _IN_HELPER.set(True)  # in the helper's copied context only
+        return self._stock(func)(*args, **kwargs)
 
     def _scheduler(
         self, loop: asyncio.AbstractEventLoop, func: CoroutineFunction

@@ -8,7 +8,9 @@ view(ws, **view_args)`` and runs with Flask's request context pushed: cookies,
 ``current_app`` work, and ``before_request`` functions run first. One that
 returns a response refuses the handshake: the response is sent when the server
 offers the ``websocket.http.response`` extension, otherwise the connection is
-closed before it is accepted (the server answers ``403``).
+closed before it is accepted (the server answers ``403``). An exception from a
+``before_request`` function or from URL matching is turned into the refusal by
+the app's error handlers, as for an HTTP request.
 
 A view that sends twice without receiving in between gets a watcher task
 (:class:`_Watcher`) that reads the server's messages for it, so that
@@ -26,9 +28,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from flask.ctx import RequestContext
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import NotFound
 
 from asgishift._types import Environ, Message, Receive, Scope, Send
+from asgishift.flask_integration._loop import tearing_down
 from asgishift.flask_integration._pipeline import call
 from asgishift.flask_integration._wire import asgi_headers
 
@@ -313,13 +316,16 @@ async def serve_websocket(
             if rule is None or rule.endpoint is None or not rule.websocket:
                 raise NotFound()
             rv = await pipeline.preprocess_request()
-        except HTTPException as exc:
-            await _deny(scope, send, exc.get_response(environ), environ)  # type: ignore[arg-type]
-            return
         except Exception as exc:
-            error = exc
-            app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
-            await _deny(scope, send, app.make_response(("Internal Server Error", 500)), environ)
+            # The app's error handlers answer, as for an HTTP request (abort(401)
+            # from a login check, an unknown URL); an unhandled error is a 500.
+            try:
+                rv = await pipeline.handle_user_exception(exc)
+            except Exception as unhandled:
+                error = unhandled
+                app.log_exception((type(unhandled), unhandled, unhandled.__traceback__))  # type: ignore[arg-type]
+                rv = ("Internal Server Error", 500)
+            await _deny(scope, send, app.make_response(rv), environ)
             return
         if rv is not None:
             await _deny(scope, send, app.make_response(rv), environ)
@@ -340,4 +346,5 @@ async def serve_websocket(
         await ws.close(1000)
     finally:
         ws.release()
-        ctx.pop(error)
+        with tearing_down():
+            ctx.pop(error)
