@@ -67,9 +67,18 @@ def test_launcher_options_win_over_config_only_when_changed() -> None:
 
 def test_bad_config_value_fails_init_app_naming_the_key() -> None:
     app = Flask("bad")
+    app.config["ASGISHIFT_MAX_QUEUE"] = 5  # a good value beside it is not blamed
     app.config["ASGISHIFT_MAX_WORKERS"] = 0
-    with pytest.raises(ValueError, match=r"ASGISHIFT_.*max_workers"):
+    with pytest.raises(ValueError, match=r"^invalid ASGISHIFT_MAX_WORKERS = 0 in the Flask config"):
         ASGI(app)
+
+
+def test_bad_config_value_reached_through_a_launcher_names_the_key() -> None:
+    app, _ = make_app()
+    app.config["ASGISHIFT_REQUEST_TIMEOUT"] = -1
+    state: ASGIState = app.extensions["asgishift"]
+    with pytest.raises(ValueError, match=r"^invalid ASGISHIFT_REQUEST_TIMEOUT = -1 in the Flask"):
+        state.asgi_app_for(BridgeOptions(max_workers=9))
 
 
 def test_init_app_twice_is_refused() -> None:

@@ -31,16 +31,33 @@ def _changes(config: Mapping[str, Any]) -> dict[str, Any]:
     return {name: config[key] for key, name in config_keys().items() if key in config}
 
 
+def _config_error(config: Mapping[str, Any], exc: ValueError) -> ValueError:
+    """Return ``exc`` restated with the config key at fault, when one key alone is.
+
+    Each ``ASGISHIFT_*`` value present is tried on its own against the defaults;
+    the first one refused is named (``ASGISHIFT_MAX_WORKERS = 0``). When every
+    value passes alone (a combination is refused), the message names none.
+    """
+    for key, name in config_keys().items():
+        if key in config:
+            try:
+                BridgeOptions(**{name: config[key]})
+            except ValueError as alone:
+                return ValueError(f"invalid {key} = {config[key]!r} in the Flask config: {alone}")
+    return ValueError(f"invalid {CONFIG_PREFIX}* settings in the Flask config: {exc}")
+
+
 def options_from_config(config: Mapping[str, Any]) -> BridgeOptions:
     """Build the bridge options from an app's config.
 
     :param config: ``app.config``; keys missing keep :class:`BridgeOptions`' defaults.
-    :raise ValueError: naming the option when a value is out of range.
+    :raise ValueError: naming the config key (``ASGISHIFT_MAX_WORKERS``) when a
+        value is out of range.
     """
     try:
         return BridgeOptions(**_changes(config))
     except ValueError as exc:
-        raise ValueError(f"invalid {CONFIG_PREFIX}* setting in the Flask config: {exc}") from None
+        raise _config_error(config, exc) from None
 
 
 def merge_options(given: BridgeOptions, config: Mapping[str, Any]) -> BridgeOptions:
@@ -51,7 +68,7 @@ def merge_options(given: BridgeOptions, config: Mapping[str, Any]) -> BridgeOpti
 
     :param given: the launcher's options.
     :param config: ``app.config``.
-    :raise ValueError: naming the option when a config value is out of range.
+    :raise ValueError: naming the config key when a config value is out of range.
     """
     default = BridgeOptions()
     changes = {
@@ -62,4 +79,4 @@ def merge_options(given: BridgeOptions, config: Mapping[str, Any]) -> BridgeOpti
     try:
         return dataclasses.replace(given, **changes) if changes else given
     except ValueError as exc:
-        raise ValueError(f"invalid {CONFIG_PREFIX}* setting in the Flask config: {exc}") from None
+        raise _config_error(config, exc) from None

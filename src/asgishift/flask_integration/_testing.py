@@ -13,13 +13,14 @@ import asyncio
 from collections.abc import Iterable
 from http.cookies import SimpleCookie
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from asgishift._types import ASGIApp, Message
 from asgishift.flask_integration._websocket import WebSocketDisconnect
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AsyncTestClient", "TestWebSocket", "WebSocketRejected"]
 
@@ -156,6 +157,8 @@ class AsyncTestClient:
 
     :param app: the ASGI application (``ext.asgi_app``).
     :param base_url: scheme and host of the requests.
+    :raise ImportError: when httpx is not installed (``pip install httpx``); the
+        extension itself does not need it, only this client.
 
     ``get``, ``post``, ``put``, ``patch``, ``delete``, ``head``, ``options`` and
     ``request`` are :class:`httpx.AsyncClient`'s; cookies persist between
@@ -167,7 +170,15 @@ class AsyncTestClient:
     def __init__(self, app: ASGIApp, base_url: str = "http://localhost") -> None:
         self.app = app
         self.base_url = base_url
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+        try:
+            import httpx
+        except ImportError as exc:
+            raise ImportError(
+                "asgishift's async Flask test client needs httpx: pip install httpx"
+            ) from exc
+        self.http: httpx.AsyncClient = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base_url
+        )
         self._lifespan = _Lifespan(app)
         self.get = self.http.get
         self.post = self.http.post
