@@ -139,6 +139,17 @@ class RequestWatch:
                 logger.debug("client left while a request's async code ran; cancelling it")
                 self._running[-1].cancel()
 
+    def cancel(self) -> None:
+        """Cancel the request's async code as a client's leaving does: the innermost
+        running part now, any later part before it runs (the server cancelled the
+        request's task, which the parts do not run in; on the loop). Nothing once
+        the chain returned."""
+        if self.state is _WAITING or self.state is _LISTENING:
+            self.state = _LEFT
+            if self._running:
+                logger.debug("request cancelled while its async code ran; cancelling it")
+                self._running[-1].cancel()
+
     def stop(self) -> None:
         """End the watch once the chain returned (on the loop): stop the listener."""
         if self.state is not _LEFT:

@@ -305,6 +305,11 @@ class BoundedASGIHandler(ASGIHandler):
                     lease,
                     watch,
                     copy_back=False,
+                    # The server cancelled this task (its shutdown timeout ran out,
+                    # say). Under Django's handler the view runs in it and gets the
+                    # cancellation; here the chain's async parts run in tasks of
+                    # their own, which the watch cancels, so the hop ends.
+                    on_cancel=watch.cancel,
                 )
             except ClientLeft:
                 return
