@@ -1,7 +1,8 @@
 """The bounded handler stops a streaming response, or an async view, whose client left,
 on every ASGI server.
 
-Served app: ``tests/live_apps/django_stream_app.py`` (two threads, endless streams).
+Served app: ``tests/live_apps/django_stream_app.py`` (two threads, endless streams,
+an async-only middleware that can wait for ever before or after the view).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def test_stream_is_closed_and_its_thread_freed_when_the_client_leaves(
                 f"{n} {kind} generator(s) closed after their clients left",
             )
         status = client.get("/status/").json()
-    assert status["events"] == {f"{kind} started": STREAMS, f"{kind} closed": STREAMS}
+    events = {key: n for key, n in status["events"].items() if not key.startswith("request ")}
+    assert events == {f"{kind} started": STREAMS, f"{kind} closed": STREAMS}
     # The /status/ view started one of the handler's two threads; no more than the
     # other one may have started since, and none is left streaming.
     assert status["threads"] <= threads_before + 1, (threads_before, status)
@@ -61,7 +63,8 @@ def test_stream_is_closed_and_its_thread_freed_when_the_client_leaves(
 def test_long_poll_view_is_cancelled_when_the_client_gives_up(server: str) -> None:
     """A client times out on an ``async def`` view that waits for ever and closes its
     connection: the view is cancelled and its thread freed, each time (one more time
-    than the app has threads)."""
+    than the app has threads). The cancellation passes out through the async
+    middleware around the view."""
     with live_server(server, APP) as live, httpx.Client(base_url=live.url, timeout=10) as client:
 
         def events() -> dict[str, int]:
@@ -79,4 +82,44 @@ def test_long_poll_view_is_cancelled_when_the_client_gives_up(server: str) -> No
                 10,
                 f"{n} long poll(s) cancelled after their clients left",
             )
-        assert events() == {"poll started": STREAMS, "poll cancelled": STREAMS}
+        counts = {key: n for key, n in events().items() if not key.startswith("request ")}
+        assert counts == {
+            "poll started": STREAMS,
+            "poll cancelled": STREAMS,
+            "middleware saw CancelledError": STREAMS,
+        }
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_async_middleware_is_cancelled_when_the_client_gives_up(server: str, where: str) -> None:
+    """An async middleware waits for ever ``before`` calling the view or ``after`` it
+    answered; the client times out and closes its connection: the middleware gets
+    ``CancelledError`` where it waits, ``request_finished`` is sent and the thread is
+    freed, each time (one more time than the app has threads). Before the fix only
+    an ``async def`` view was cancelled: the middleware waited on, holding a thread."""
+    path = f"/poll/?linger={where}" if where == "before" else f"/status/?linger={where}"
+    with live_server(server, APP) as live, httpx.Client(base_url=live.url, timeout=10) as client:
+
+        def events() -> dict[str, int]:
+            counts: dict[str, int] = client.get("/status/").json()["events"]
+            return counts
+
+        for n in range(1, STREAMS + 1):
+            with (
+                httpx.Client(timeout=httpx.Timeout(10, read=0.3)) as poller,
+                pytest.raises(httpx.ReadTimeout),
+            ):
+                poller.get(f"{live.url}{path}")
+            wait_for(
+                lambda n=n: events().get(f"linger {where} cancelled", 0) >= n,  # type: ignore[misc]
+                10,
+                f"{n} middleware wait(s) {where} the view cancelled after their clients left",
+            )
+        counts = events()
+    assert counts[f"linger {where} started"] == STREAMS
+    # Neither the view (for "before") nor anything after the wait ran.
+    assert "poll started" not in counts
+    assert "middleware saw CancelledError" not in counts
+    # Every request but the /status/ call answering was finished, the cancelled ones too.
+    assert counts["request started"] - counts["request finished"] == 1

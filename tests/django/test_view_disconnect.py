@@ -163,3 +163,40 @@ def test_watched_view_gets_its_whole_body_and_answers() -> None:
         app.pool.shutdown()
     assert sent[0]["status"] == 200
     assert b"".join(m.get("body", b"") for m in sent[1:]) == b"a" * 1000 + b"b" * 1000
+
+
+@pytest.mark.timeout(30)
+def test_server_cancelling_the_request_cancels_the_view(finished: list[object]) -> None:
+    """A server that cancels the request's task (as uvicorn does at the end of its
+    graceful shutdown timeout) cancels the async view too: the view gets
+    ``CancelledError``, ``request_finished`` fires, and the handler's one thread serves
+    the next request. Before, the hop waited for its thread, which waited for the view,
+    which nothing cancelled: the request never ended."""
+    from django_support.endless_urls import events
+
+    app = get_asgi_application(max_threads=1)
+    started_before = events["poll started"]
+    cancelled_before = events["poll cancelled"]
+
+    async def scenario() -> Any:
+        client = LeavingClient()  # never leaves
+
+        async def send(message: dict[str, Any]) -> None:
+            raise AssertionError(f"nothing is sent for a cancelled request: {message}")
+
+        request = asyncio.ensure_future(app(http_scope("GET", "/poll/"), client.receive, send))
+        await eventually(lambda: events["poll started"] == started_before + 1, 10, "the view")
+        finished_before = len(finished)
+        request.cancel()
+        done, _ = await asyncio.wait({request}, timeout=10)
+        assert done, "the request did not end after it was cancelled"
+        assert request.cancelled()
+        assert len(finished) == finished_before + 1
+        return await asyncio.wait_for(call(app, "GET", "/ping/"), 10)
+
+    try:
+        ping = asyncio.run(scenario())
+    finally:
+        app.pool.shutdown()
+    assert events["poll cancelled"] == cancelled_before + 1
+    assert (ping.status, ping.body) == (200, b"pong")

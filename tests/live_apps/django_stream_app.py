@@ -9,6 +9,15 @@ those counts, how many generators are running, and the process's live thread
 count, so tests assert on server-side facts. With two threads, a server that
 keeps iterating (and so holding the thread of) responses whose clients left
 stops answering after two of them.
+
+Every request passes through :func:`lingering`, an async-only middleware (run on
+the event loop, called from the handler's sync chain through ``async_to_sync``).
+With ``?linger=before`` it waits for ever before calling the view, with
+``?linger=after`` after the view answered; it counts ``linger <where> started``
+and, when it gets ``CancelledError`` there, ``linger <where> cancelled``, and
+``middleware saw CancelledError`` when the view's cancellation passes through it.
+``request_started`` and ``request_finished`` are counted as ``request started`` and
+``request finished``.
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 from django.conf import settings
 
@@ -27,11 +37,20 @@ settings.configure(
     ROOT_URLCONF=__name__,
     ALLOWED_HOSTS=["*"],
     INSTALLED_APPS=["asgishift.django_integration"],
+    MIDDLEWARE=[f"{__name__}.lingering"],
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
 )
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse  # noqa: E402
+from django.core.signals import request_finished, request_started  # noqa: E402
+from django.http import (  # noqa: E402
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.urls import path  # noqa: E402
+from django.utils.decorators import async_only_middleware  # noqa: E402
 
 from asgishift.django_integration import get_asgi_application  # noqa: E402
 
@@ -93,6 +112,51 @@ async def long_poll(request: HttpRequest) -> HttpResponse:
         note("poll cancelled")
         raise
     return HttpResponse(b"never")  # pragma: no cover
+
+
+async def linger(where: str) -> None:
+    """Wait for ever, counting ``linger <where> started`` and ``linger <where> cancelled``."""
+    note(f"linger {where} started")
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        note(f"linger {where} cancelled")
+        raise
+
+
+@async_only_middleware
+def lingering(get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]) -> Any:
+    """An async-only middleware that waits for ever where ``?linger=`` says (``before``
+    or ``after`` the view), and counts a ``CancelledError`` passing out of the view."""
+
+    async def middleware(request: HttpRequest) -> HttpResponseBase:
+        where = request.GET.get("linger")
+        if where == "before":
+            await linger("before")
+        try:
+            response = await get_response(request)
+        except asyncio.CancelledError:
+            note("middleware saw CancelledError")
+            raise
+        if where == "after":
+            await linger("after")
+        return response
+
+    return middleware
+
+
+def on_started(sender: object, **kwargs: object) -> None:
+    """Count ``request started`` (``request_started``)."""
+    note("request started")
+
+
+def on_finished(sender: object, **kwargs: object) -> None:
+    """Count ``request finished`` (``request_finished``, due also for a cancelled request)."""
+    note("request finished")
+
+
+request_started.connect(on_started)
+request_finished.connect(on_finished)
 
 
 def status(request: HttpRequest) -> JsonResponse:

@@ -53,10 +53,11 @@ class BridgeOptions:
 
     shutdown_timeout: float | None = 30.0
     """Seconds (≥ 0) the ASGI lifespan shutdown waits for running requests. ``None``: for ever.
-    ``asgishift serve`` also gives the server this long for open connections (streams
-    included, ASGI apps too): it closes those still open, then the lifespan shutdown runs.
-    daphne closes them at once; granian kills a worker still busy after it (whole seconds,
-    at least 1) without its lifespan shutdown."""
+    ``asgishift serve`` and ``manage.py runasgi`` also give the server this long for open
+    connections (streams included, ASGI apps too): it closes those still open, then the
+    lifespan shutdown runs. Under ``asgishift serve`` daphne closes them at once, and
+    granian kills a worker still busy after it (whole seconds, at least 1) without its
+    lifespan shutdown."""
 
     drain_body_size: int = 1048576
     """The most unread request body bytes (≥ 0) read and dropped after the response so the

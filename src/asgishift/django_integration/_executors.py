@@ -279,9 +279,10 @@ class ThreadHop:
     future chaining, and wakes the loop through the bridge's
     :class:`~asgishift.bridge._inbox.Inbox` (one wake-up for every hop that
     finishes before the loop runs again). Cancelling the caller before a
-    thread took the job drops it (``func`` never runs); after, it waits for
-    ``func`` to return, then re-raises ``CancelledError`` (``func`` itself
-    cannot be interrupted).
+    thread took the job drops it (``func`` never runs); after, it calls
+    ``on_cancel`` (when given: it may ask ``func`` to end sooner, e.g. by
+    cancelling the tasks ``func`` waits for), waits for ``func`` to return, then
+    re-raises ``CancelledError`` (``func`` itself cannot be interrupted).
     """
 
     __slots__ = ("_inbox",)
@@ -295,6 +296,7 @@ class ThreadHop:
         func: Callable[..., _R],
         *args: Any,
         copy_back: bool = True,
+        on_cancel: Callable[[], object] | None = None,
     ) -> _R:
         loop = asyncio.get_running_loop()
         inbox = self._inbox
@@ -314,6 +316,8 @@ class ThreadHop:
             except IndexError:
                 if hop.phase is _WAITING:  # func cannot be stopped: wait for it
                     hop.finished = loop.create_future()
+                    if on_cancel is not None:
+                        on_cancel()
                     await hop.finished
             raise
         finally:

@@ -22,9 +22,10 @@ handler:
   so its ``sync_to_async`` calls land on that thread; a sync iterator is
   advanced one part per hop to that thread, and a client's
   ``http.disconnect`` stops the iteration and closes the response;
-- cancels an ``async def`` view whose client sends ``http.disconnect`` while it
-  runs, as Django >= 5.0's handler does
-  (:mod:`asgishift.django_integration._view_watch`); a sync view runs to its end;
+- cancels the async middleware or ``async def`` view running when the client
+  sends ``http.disconnect``, as Django >= 5.0's handler cancels the request's
+  task (:mod:`asgishift.django_integration._request_watch`); sync middleware
+  and views run to their end;
 - answers ``lifespan`` (:mod:`asgishift.django_integration.lifespan`) and
   exposes ``scope["state"]`` as ``request.state``.
 """
@@ -53,14 +54,14 @@ from django.urls import set_script_prefix
 import django
 from asgishift._types import Receive, Scope, Send
 from asgishift.django_integration._executors import DEFAULT_MAX_THREADS, ThreadHop, adopt_context
-from asgishift.django_integration._threads import HopThreads, ThreadLease
-from asgishift.django_integration._view_watch import (
+from asgishift.django_integration._request_watch import (
     ClientLeft,
-    ViewWatch,
+    RequestWatch,
     WatchState,
     current_watch,
     watched,
 )
+from asgishift.django_integration._threads import HopThreads, ThreadLease
 from asgishift.django_integration.lifespan import Lifespan
 
 logger = logging.getLogger("asgishift.django")
@@ -293,6 +294,7 @@ class BoundedASGIHandler(ASGIHandler):
             except RequestAborted:
                 return
         lease = ThreadLease()
+        watch = RequestWatch(receive)
         try:
             try:
                 prepared: Prepared = await self._hop(
@@ -301,11 +303,18 @@ class BoundedASGIHandler(ASGIHandler):
                     scope,
                     body_file,
                     lease,
-                    ViewWatch(receive),
+                    watch,
                     copy_back=False,
+                    # The server cancelled this task (its shutdown timeout ran out,
+                    # say). Under Django's handler the view runs in it and gets the
+                    # cancellation; here the chain's async parts run in tasks of
+                    # their own, which the watch cancels, so the hop ends.
+                    on_cancel=watch.cancel,
                 )
             except ClientLeft:
                 return
+            finally:
+                watch.stop()
             if prepared.body is not None:
                 await self._send(prepared.response, prepared.body, send)
             else:
@@ -430,13 +439,42 @@ class BoundedASGIHandler(ASGIHandler):
 
     def make_view_atomic(self, view: Callable[..., Any]) -> Callable[..., Any]:
         """Django's ``BaseHandler.make_view_atomic`` (``ATOMIC_REQUESTS``), with an
-        ``async def`` view put under the request's :class:`ViewWatch`, which cancels
+        ``async def`` view put under the request's :class:`RequestWatch`, which cancels
         it when the client leaves while it runs (as Django >= 5.0's handler does)."""
         view = super().make_view_atomic(view)
         return watched(view) if iscoroutinefunction(view) else view
 
+    def adapt_method_mode(
+        self,
+        is_async: bool,
+        method: Callable[..., Any],
+        method_is_async: bool | None = None,
+        debug: bool = False,
+        name: str | None = None,
+    ) -> Callable[..., Any]:
+        """Django's ``BaseHandler.adapt_method_mode``; an async middleware, or an async
+        ``process_view``/``process_template_response``/``process_exception`` hook, that
+        the sync chain calls through ``async_to_sync`` is put under the request's
+        :class:`RequestWatch` first, so a client that leaves cancels it where it awaits
+        (as Django >= 5.0's handler cancels the whole chain).
+
+        :param is_async: the mode ``method`` is adapted to (``False`` here: the chain
+            is loaded in sync mode).
+        :param method: the middleware or hook.
+        :param method_is_async: whether ``method`` is async; found out when ``None``.
+        :param debug: log the adaptation at debug level, naming ``name``.
+        :return: ``method`` callable in the ``is_async`` mode.
+        """
+        if method_is_async is None:
+            method_is_async = iscoroutinefunction(method)
+        if debug and not name:
+            name = f"method {method.__qualname__}()"
+        if method_is_async and not is_async:
+            method = watched(method)
+        return super().adapt_method_mode(is_async, method, method_is_async, debug, name)  # type: ignore[no-any-return]
+
     def _respond(
-        self, scope: Scope, body_file: Any, lease: ThreadLease, watch: ViewWatch
+        self, scope: Scope, body_file: Any, lease: ThreadLease, watch: RequestWatch
     ) -> Prepared:
         """The sync part of a request, on a pool thread.
 
@@ -447,11 +485,12 @@ class BoundedASGIHandler(ASGIHandler):
         A streaming response holds this thread with ``lease`` until the loop
         has iterated and closed it.
 
-        :raise ClientLeft: when the client left while an ``async def`` view ran
-            (``watch`` cancelled it). As under Django's handler, the
-            ``CancelledError`` ends the middleware chain where it passes, and
-            ``request_finished`` is sent here; a response the view returned
-            anyway is closed (which sends ``request_finished``) and not sent.
+        :raise ClientLeft: when the client left while the chain ran and ran async
+            code (``watch`` cancelled the async middleware or view then running).
+            As under Django's handler, the ``CancelledError`` ends the middleware
+            chain where it passes, and ``request_finished`` is sent here; a
+            response the chain returned anyway is closed (which sends
+            ``request_finished``) and not sent.
         """
         set_script_prefix(self._prefix_of(scope))
         signals.request_started.send(sender=type(self), scope=scope)
@@ -459,7 +498,7 @@ class BoundedASGIHandler(ASGIHandler):
         if request is None:
             response: HttpResponseBase = error_response
         else:
-            current_watch.set(watch)  # this hop's own context: for make_view_atomic()
+            current_watch.set(watch)  # this hop's own context: for watched()
             try:
                 response = self.get_response(request)
             except asyncio.CancelledError:

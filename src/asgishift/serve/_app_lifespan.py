@@ -110,9 +110,9 @@ class LifespanDriver:
             raise
         self._settle(LifespanPhase.SERVING)
 
-    async def shutdown(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+    async def shutdown(self, drain_timeout: float | None = DRAIN_TIMEOUT) -> None:
         """Refuse new requests, let running ones finish (at most ``drain_timeout``
-        seconds), then run the app's shutdown (nothing when it does not support
+        seconds; ``None``: for ever), then run the app's shutdown (nothing when it does not support
         lifespan or never started); log a failure. After a failed startup,
         requests go on being refused as such."""
         self._settle(LifespanPhase.STOPPING)  # stopped while starting

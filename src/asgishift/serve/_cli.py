@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 import types
 import typing
@@ -92,26 +93,52 @@ def _help(doc: str, default: object) -> str:
     return f"{text} (default: {shown})" if shown else text
 
 
+@functools.cache
+def _bridge_docs() -> dict[str, str]:
+    """The docstrings of :class:`~asgishift.bridge.BridgeOptions`' fields (read once)."""
+    return field_docs(BridgeOptions)
+
+
+def add_bridge_flag(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    name: str,
+    *,
+    dest: str,
+    default: Any = argparse.SUPPRESS,
+) -> None:
+    """Add the flag of the :class:`~asgishift.bridge.BridgeOptions` field ``name`` to
+    ``parser``: ``--name-with-dashes``, parsed and range-checked as the field is (``none``
+    for an optional one), its help the field's docstring and default.
+
+    The one declaration of these flags, for ``asgishift serve`` and for commands that
+    take some of them (``manage.py runasgi --shutdown-timeout``).
+
+    :param parser: a parser or an argument group.
+    :param name: the field, e.g. ``"shutdown_timeout"``.
+    :param dest: the namespace attribute.
+    :param default: the value when the flag is absent (by default no attribute at all).
+    :raise KeyError: when ``BridgeOptions`` has no field ``name``.
+    """
+    hint = typing.get_type_hints(BridgeOptions)[name]
+    optional = type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    metavar = ("N" if base is int else "SECONDS") + ("|none" if optional else "")
+    parser.add_argument(
+        flag_name(name),
+        dest=dest,
+        type=_bridge_type(name, hint),
+        metavar=metavar,
+        default=default,
+        help=_help(_bridge_docs().get(name, ""), getattr(BridgeOptions(), name)),
+    )
+
+
 def _add_bridge_flags(parser: argparse.ArgumentParser) -> None:
-    docs = field_docs(BridgeOptions)
-    hints = typing.get_type_hints(BridgeOptions)
-    defaults = BridgeOptions()
     group = parser.add_argument_group(
         "WSGI bridge options", "How WSGIToASGI runs a WSGI app (per worker process)."
     )
     for spec in dataclasses.fields(BridgeOptions):
-        hint = hints[spec.name]
-        optional = type(None) in typing.get_args(hint)
-        base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
-        metavar = ("N" if base is int else "SECONDS") + ("|none" if optional else "")
-        group.add_argument(
-            flag_name(spec.name),
-            dest=_BRIDGE + spec.name,
-            type=_bridge_type(spec.name, hint),
-            metavar=metavar,
-            default=argparse.SUPPRESS,
-            help=_help(docs.get(spec.name, ""), getattr(defaults, spec.name)),
-        )
+        add_bridge_flag(group, spec.name, dest=_BRIDGE + spec.name)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -223,4 +250,4 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parser", "config_from_args", "handle"]
+__all__ = ["add_bridge_flag", "add_parser", "config_from_args", "handle"]

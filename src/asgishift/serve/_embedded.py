@@ -43,7 +43,12 @@ from asgishift.serve._app_lifespan import LifespanDriver, LifespanPhase, watch_s
 from asgishift.serve._build import build_app
 from asgishift.serve._config import ServeConfig
 from asgishift.serve._errors import ServeConfigError, StartupError
-from asgishift.serve._servers import SERVERS, check_port_free, check_server_installed
+from asgishift.serve._servers import (
+    SERVERS,
+    check_port_free,
+    check_server_installed,
+    graceful_shutdown_settings,
+)
 
 logger = logging.getLogger("asgishift.serve")
 
@@ -57,6 +62,11 @@ class EmbeddedState(Enum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+#: Seconds :meth:`EmbeddedServer.stop` waits, beyond the shutdown timeout, for the
+#: app's lifespan shutdown.
+STOP_GRACE = 30.0
 
 
 def _startup_timeout(timeout: float) -> StartupError:
@@ -88,6 +98,8 @@ class EmbeddedServer:
         self.host = config.host
         self.port = config.port
         self.log_level = config.log_level
+        #: Seconds open connections get at :meth:`stop` (``None``: for ever).
+        self.shutdown_timeout = config.bridge.shutdown_timeout
         self.state = EmbeddedState.NEW
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -141,12 +153,19 @@ class EmbeddedServer:
         if self.state is EmbeddedState.STARTING:  # not stopped meanwhile
             self.state = EmbeddedState.SERVING
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop gracefully: set the server's exit flag, then join its thread, so
-        open connections finish and lifespan shutdown runs.
+        open connections finish (for at most the config's
+        :attr:`~asgishift.bridge.BridgeOptions.shutdown_timeout`; see
+        :func:`~asgishift.serve._servers.graceful_shutdown_settings`) and lifespan
+        shutdown runs.
 
-        :param timeout: seconds to wait for the thread.
+        :param timeout: seconds to wait for the thread; by default
+            :attr:`shutdown_timeout` plus :data:`STOP_GRACE` (for the lifespan
+            shutdown), or for ever when :attr:`shutdown_timeout` is ``None``.
         """
+        if timeout is None and self.shutdown_timeout is not None:
+            timeout = self.shutdown_timeout + STOP_GRACE
         if self._thread is None or self.state in (EmbeddedState.STOPPED, EmbeddedState.NEW):
             return
         listening = self.state is not EmbeddedState.STARTING
@@ -155,7 +174,7 @@ class EmbeddedServer:
             self._request_stop(not listening)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            logger.warning("%s did not stop within %g s", self.server, timeout)
+            logger.warning("%s did not stop within %g s", self.server, timeout or 0)
         self.state = EmbeddedState.STOPPED
 
     def wait(self) -> None:
@@ -259,11 +278,13 @@ class EmbeddedServer:
             # The driver runs daphne's lifespan: stopping it cancels a startup.
             import daphne.server  # type: ignore[import-untyped]
 
+            # daphne has no graceful timeout of its own: the driver's drain is it.
+            timeout = self.shutdown_timeout
             future = asyncio.run_coroutine_threadsafe(
-                self._daphne_driver.shutdown(), daphne.server.twisted_loop
+                self._daphne_driver.shutdown(timeout), daphne.server.twisted_loop
             )
             with contextlib.suppress(Exception):
-                future.result(30)
+                future.result(None if timeout is None else timeout + STOP_GRACE)
             reactor.callFromThread(server.stop)
 
         self._request_stop = request_stop
@@ -312,6 +333,7 @@ async def _serve_uvicorn(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.E
         log_level=embedded.log_level,
         lifespan="auto",
         interface="asgi3",
+        **graceful_shutdown_settings("uvicorn", embedded.shutdown_timeout),
     )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve())
@@ -336,7 +358,51 @@ async def _serve_hypercorn(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio
     config.bind = [f"{host}:{embedded.port}"]
     config.loglevel = "DEBUG" if embedded.log_level == "trace" else embedded.log_level.upper()
     config.accesslog = None
+    for name, value in graceful_shutdown_settings("hypercorn", embedded.shutdown_timeout).items():
+        setattr(config, name, value)
     await serve(cast(Any, app), config, shutdown_trigger=stop.wait, mode="asgi")
+
+
+def _tracked(app: ASGIApp, requests: set[asyncio.Task[Any]]) -> ASGIApp:
+    """Return ``app`` keeping the tasks of its ``http`` and ``websocket`` calls in ``requests``."""
+
+    async def tracked(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await app(scope, receive, send)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        requests.add(task)
+        try:
+            await app(scope, receive, send)
+        finally:
+            requests.discard(task)
+
+    return tracked
+
+
+async def _cut_after(
+    server_task: asyncio.Future[None], requests: set[asyncio.Task[Any]], timeout: float | None
+) -> None:
+    """Give a stopping server ``timeout`` seconds (``None``: for ever), then cancel the app's
+    request tasks still running (``requests``), so the server can close their
+    connections and run the lifespan shutdown.
+
+    Granian's embedded server has no timeout for open connections, and no worker
+    process to kill (what ``workers_kill_timeout`` does under ``asgishift serve``).
+    """
+    if timeout is None:
+        return
+    done, _ = await asyncio.wait({server_task}, timeout=timeout)
+    if done or not requests:
+        return
+    logger.warning(
+        "%d request(s) still running %g s after granian began to stop; cancelling them",
+        len(requests),
+        timeout,
+    )
+    for request in list(requests):
+        request.cancel()
 
 
 async def _serve_granian(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.Event) -> None:
@@ -344,8 +410,9 @@ async def _serve_granian(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.E
     from granian.log import LogLevels
     from granian.server.embed import Server
 
+    requests: set[asyncio.Task[Any]] = set()
     server = Server(
-        app,
+        _tracked(app, requests),
         address=embedded.host,
         port=embedded.port,
         interface=Interfaces.ASGI,
@@ -356,6 +423,7 @@ async def _serve_granian(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.E
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if not task.done():
         server.stop()  # type: ignore[no-untyped-call]
+        await _cut_after(task, requests, embedded.shutdown_timeout)
     else:
         stopper.cancel()
     await task

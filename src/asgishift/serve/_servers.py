@@ -89,6 +89,32 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def graceful_shutdown_settings(server: str, shutdown_timeout: float | None) -> dict[str, Any]:
+    """Return the setting of ``server`` that bounds its wait for open connections at
+    shutdown, for :attr:`~asgishift.bridge.BridgeOptions.shutdown_timeout`
+    (``--shutdown-timeout``; seconds, ``None`` for ever), as ``{name: value}`` for its
+    config (``asgishift serve`` and :class:`~asgishift.serve._embedded.EmbeddedServer`).
+
+    - uvicorn: ``timeout_graceful_shutdown`` (its hint says int; it hands the
+      seconds to ``asyncio.timeout``, so a float works);
+    - hypercorn: ``graceful_timeout`` (infinity for ``None``);
+    - granian: ``workers_kill_timeout``, whole seconds, at least 1 (0 means never);
+    - daphne: nothing (it has no such setting).
+
+    :param server: one of :data:`SERVERS`.
+    :raise KeyError: for another name.
+    """
+    if server == "uvicorn":
+        return {"timeout_graceful_shutdown": shutdown_timeout}
+    if server == "hypercorn":
+        return {"graceful_timeout": float("inf") if shutdown_timeout is None else shutdown_timeout}
+    if server == "granian":
+        return {"workers_kill_timeout": _granian_kill_timeout(shutdown_timeout)}
+    if server == "daphne":
+        return {}
+    raise KeyError(server)
+
+
 def _exit_0(signum: int, frame: FrameType | None) -> None:
     """Leave with status 0 on a SIGTERM that reaches the process's own handler.
 
@@ -115,8 +141,7 @@ def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
             reload=options.reload,
             reload_dirs=list(options.reload_dirs) if options.reload else None,
             log_level=options.log_level,
-            # uvicorn's hint says int; it hands the seconds to asyncio.timeout (float).
-            timeout_graceful_shutdown=cast(Any, options.bridge.shutdown_timeout),
+            **graceful_shutdown_settings("uvicorn", options.bridge.shutdown_timeout),
             # The app is always ASGI 3 here (WSGI apps are already bridged), so
             # uvicorn must not apply its own interface detection.
             interface="asgi3",
@@ -133,8 +158,10 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     host = f"[{options.host}]" if ":" in options.host else options.host
     config.bind = [f"{host}:{options.port}"]
     config.loglevel = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
-    timeout = options.bridge.shutdown_timeout
-    config.graceful_timeout = float("inf") if timeout is None else timeout
+    for name, value in graceful_shutdown_settings(
+        "hypercorn", options.bridge.shutdown_timeout
+    ).items():
+        setattr(config, name, value)
     if app is not None:
         import asyncio
 
@@ -238,7 +265,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
             reload=options.reload,
             reload_paths=[Path(d) for d in options.reload_dirs] if options.reload else None,
             log_level=_granian_log_level(options.log_level),
-            workers_kill_timeout=_granian_kill_timeout(options.bridge.shutdown_timeout),
+            **graceful_shutdown_settings("granian", options.bridge.shutdown_timeout),
         ).serve()
         return
     # An app object (Python API only): granian's embedded server runs it in
@@ -296,5 +323,6 @@ __all__ = [
     "WORKER_TARGET",
     "check_port_free",
     "check_server_installed",
+    "graceful_shutdown_settings",
     "serve_with",
 ]

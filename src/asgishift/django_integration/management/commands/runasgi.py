@@ -3,7 +3,8 @@
 Subclasses the ``runserver`` command (the staticfiles variant, so
 ``--nostatic`` and ``--insecure`` work as there) and keeps its arguments,
 checks, migration warning, banner and autoreloader. It adds ``--server``,
-``--wsgi`` and ``--max-threads``, and serves:
+``--wsgi``, ``--max-threads`` and ``--shutdown-timeout`` (``asgishift serve``'s
+flag, declared once in :func:`asgishift.serve._cli.add_bridge_flag`), and serves:
 
 - ``ASGI_APPLICATION`` when it is set (a Channels ``ProtocolTypeRouter``
   works unchanged);
@@ -50,6 +51,7 @@ from asgishift._types import ASGIApp
 from asgishift.bridge import BridgeOptions
 from asgishift.django_integration._executors import DEFAULT_MAX_THREADS
 from asgishift.serve import PortInUseError, ServeConfig, ServeError, build_app
+from asgishift.serve._cli import add_bridge_flag
 from asgishift.serve._embedded import EmbeddedServer
 from asgishift.serve._servers import SERVERS
 
@@ -75,7 +77,8 @@ class Command(RunserverCommand):
         self._main_is_reloader = False
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """Add ``--server``, ``--wsgi`` and ``--max-threads`` to runserver's arguments."""
+        """Add ``--server``, ``--wsgi``, ``--max-threads`` and ``--shutdown-timeout`` to
+        runserver's arguments."""
         super().add_arguments(parser)
         parser.add_argument(
             "--server",
@@ -95,6 +98,12 @@ class Command(RunserverCommand):
             default=getattr(settings, "ASGISHIFT_MAX_THREADS", DEFAULT_MAX_THREADS),
             help="Threads running sync code (ASGISHIFT_MAX_THREADS, default "
             f"{DEFAULT_MAX_THREADS}).",
+        )
+        add_bridge_flag(
+            parser,
+            "shutdown_timeout",
+            dest="shutdown_timeout",
+            default=BridgeOptions().shutdown_timeout,
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -207,7 +216,9 @@ class Command(RunserverCommand):
             interface=interface,
             host=host,
             port=int(self.port),
-            bridge=BridgeOptions(max_workers=max_threads),
+            bridge=BridgeOptions(
+                max_workers=max_threads, shutdown_timeout=options["shutdown_timeout"]
+            ),
         )
         return config, what
 
