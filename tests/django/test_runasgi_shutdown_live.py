@@ -88,15 +88,6 @@ def test_request_in_flight_at_sigterm(
     finishes: bool,
     request: pytest.FixtureRequest,
 ) -> None:
-    if server == "hypercorn" and not finishes and sys.version_info >= (3, 12, 1):
-        # hypercorn 0.18 awaits Server.wait_closed() before its graceful_timeout, and
-        # since Python 3.12.1 that waits for every open connection
-        # (pgjones/hypercorn#308): `asgishift serve` is as affected.
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="hypercorn ignores graceful_timeout on Python >= 3.12.1"
-            )
-        )
     command = runasgi_command(server, "--noreload", "--settings", "slow_settings")
     command += ["--shutdown-timeout", timeout]
     with live_server(server, "", command=command, app_dir=project, env=child_env()) as live:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import httpx
@@ -71,6 +72,31 @@ def test_shutdown_timeout_closes_open_streams(server: str, lifespan_runs: bool) 
     assert closed > SHUTDOWN_TIMEOUT - 0.5, log
     assert exited < SHUTDOWN_TIMEOUT + SLACK, log
     assert ("on-shutdown hook ran" in log) is lifespan_runs, log
+    assert srv.process.returncode == 0, log
+
+
+#: ``asgishift.serve.run`` with the app object itself, not an import string: granian then
+#: runs its embedded server in this process (no worker to kill).
+_RUN_APP_OBJECT = """
+import sys
+from asgishift.bridge import BridgeOptions
+from asgishift.serve import ServeConfig, run
+from serve_apps import endless_events, report_shutdown
+run(ServeConfig(app=endless_events, server="granian", port=int(sys.argv[1]),
+    on_shutdown=(report_shutdown,), bridge=BridgeOptions(shutdown_timeout={timeout})))
+"""
+
+
+@pytest.mark.live
+def test_granian_run_with_an_app_object_bounds_open_streams() -> None:
+    script = _RUN_APP_OBJECT.format(timeout=SHUTDOWN_TIMEOUT)
+    argv = [sys.executable, "-c", script, "{port}"]
+    with live_server("granian", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        closed, exited = _stop_during_stream(srv)
+        log = srv.log()
+    assert closed > SHUTDOWN_TIMEOUT - 0.5, log
+    assert exited < SHUTDOWN_TIMEOUT + SLACK, log
+    assert "on-shutdown hook ran" in log, log
     assert srv.process.returncode == 0, log
 
 

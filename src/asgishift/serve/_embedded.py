@@ -8,9 +8,11 @@ finish and the app's lifespan shutdown runs before the host reloads or exits.
 
 - uvicorn: ``uvicorn.Server`` (skips signal handling off the main thread),
   stopped with ``should_exit``.
-- hypercorn: ``hypercorn.asyncio.serve`` with a ``shutdown_trigger``.
+- hypercorn: ``hypercorn.asyncio.serve`` with a ``shutdown_trigger``; requests still
+  running after the shutdown timeout are cancelled (:mod:`~._cutoff`).
 - granian: its embedded server (``granian.server.embed``), stopped with ``stop()``;
-  request tasks still running then get :data:`GRANIAN_DRAIN_TIMEOUT` seconds to finish.
+  requests still running after the shutdown timeout are cancelled (:mod:`~._cutoff`),
+  and request tasks still running then get :data:`GRANIAN_DRAIN_TIMEOUT` seconds to finish.
 - daphne: Twisted's reactor without signal handlers. Daphne has no lifespan
   support, so :class:`~._app_lifespan.LifespanDriver` sends the lifespan events
   itself, on daphne's loop.
@@ -36,18 +38,20 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from enum import Enum
-from typing import Any, cast
+from typing import Any
 
 from asgishift._types import ASGIApp
 from asgishift.serve._app_lifespan import LifespanDriver, LifespanPhase, watch_startup
 from asgishift.serve._build import build_app
 from asgishift.serve._config import ServeConfig
+from asgishift.serve._cutoff import serve_until_stopped, tracked
 from asgishift.serve._errors import ServeConfigError, StartupError
 from asgishift.serve._servers import (
     SERVERS,
     check_port_free,
     check_server_installed,
     graceful_shutdown_settings,
+    serve_hypercorn_bounded,
 )
 
 logger = logging.getLogger("asgishift.serve")
@@ -350,7 +354,6 @@ async def _serve_uvicorn(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.E
 
 
 async def _serve_hypercorn(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.Event) -> None:
-    from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     config = Config()
@@ -360,49 +363,7 @@ async def _serve_hypercorn(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio
     config.accesslog = None
     for name, value in graceful_shutdown_settings("hypercorn", embedded.shutdown_timeout).items():
         setattr(config, name, value)
-    await serve(cast(Any, app), config, shutdown_trigger=stop.wait, mode="asgi")
-
-
-def _tracked(app: ASGIApp, requests: set[asyncio.Task[Any]]) -> ASGIApp:
-    """Return ``app`` keeping the tasks of its ``http`` and ``websocket`` calls in ``requests``."""
-
-    async def tracked(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await app(scope, receive, send)
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        requests.add(task)
-        try:
-            await app(scope, receive, send)
-        finally:
-            requests.discard(task)
-
-    return tracked
-
-
-async def _cut_after(
-    server_task: asyncio.Future[None], requests: set[asyncio.Task[Any]], timeout: float | None
-) -> None:
-    """Give a stopping server ``timeout`` seconds (``None``: for ever), then cancel the app's
-    request tasks still running (``requests``), so the server can close their
-    connections and run the lifespan shutdown.
-
-    Granian's embedded server has no timeout for open connections, and no worker
-    process to kill (what ``workers_kill_timeout`` does under ``asgishift serve``).
-    """
-    if timeout is None:
-        return
-    done, _ = await asyncio.wait({server_task}, timeout=timeout)
-    if done or not requests:
-        return
-    logger.warning(
-        "%d request(s) still running %g s after granian began to stop; cancelling them",
-        len(requests),
-        timeout,
-    )
-    for request in list(requests):
-        request.cancel()
+    await serve_hypercorn_bounded(app, config, stop, embedded.shutdown_timeout)
 
 
 async def _serve_granian(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.Event) -> None:
@@ -412,21 +373,20 @@ async def _serve_granian(embedded: EmbeddedServer, app: ASGIApp, stop: asyncio.E
 
     requests: set[asyncio.Task[Any]] = set()
     server = Server(
-        _tracked(app, requests),
+        tracked(app, requests),
         address=embedded.host,
         port=embedded.port,
         interface=Interfaces.ASGI,
         log_level=LogLevels("debug" if embedded.log_level == "trace" else embedded.log_level),
     )
-    task = asyncio.ensure_future(server.serve())
-    stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if not task.done():
-        server.stop()  # type: ignore[no-untyped-call]
-        await _cut_after(task, requests, embedded.shutdown_timeout)
-    else:
-        stopper.cancel()
-    await task
+    await serve_until_stopped(
+        server.serve(),
+        stop,
+        requests,
+        embedded.shutdown_timeout,
+        "granian",
+        begin_stop=server.stop,
+    )
     await _finish_app_tasks(GRANIAN_DRAIN_TIMEOUT)
 
 

@@ -9,6 +9,7 @@ and granian, whose workers always import their app by name).
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import gc
 import importlib
@@ -165,8 +166,6 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     if app is not None:
         import asyncio
 
-        from hypercorn.asyncio import serve
-
         async def main() -> None:
             # Without a shutdown trigger hypercorn stops only on cancellation,
             # and SIGTERM would kill the process before lifespan shutdown.
@@ -174,7 +173,7 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
             stop = asyncio.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-            await serve(cast(Any, app), config, mode="asgi", shutdown_trigger=stop.wait)
+            await serve_hypercorn_bounded(app, config, stop, options.bridge.shutdown_timeout)
 
         asyncio.run(main())
         return
@@ -189,6 +188,33 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     exit_code = run(config)
     if exit_code:
         raise SystemExit(exit_code)
+
+
+async def serve_hypercorn_bounded(
+    app: ASGIApp, config: Any, stop: asyncio.Event, shutdown_timeout: float | None
+) -> None:
+    """Run ``hypercorn.asyncio.serve`` until ``stop`` is set, then for at most
+    ``shutdown_timeout`` seconds more (``None``: until its connections end).
+
+    Hypercorn's own ``graceful_timeout`` (set in ``config`` as well) is not enough:
+    on Python 3.12.1 and later it never starts while a connection is open (see
+    :mod:`~asgishift.serve._cutoff`), so the requests still running then are cancelled
+    here, and hypercorn closes their connections and runs the lifespan shutdown.
+
+    :param app: the ASGI 3 app.
+    :param config: a ``hypercorn.config.Config`` with the bind address set.
+    :param stop: set to begin the graceful shutdown (SIGTERM, Ctrl+C, a reload).
+    :param shutdown_timeout: seconds (``--shutdown-timeout``).
+    """
+    from hypercorn.asyncio import serve
+
+    from asgishift.serve._cutoff import serve_until_stopped, tracked
+
+    requests: set[asyncio.Task[Any]] = set()
+    serving = serve(
+        cast(Any, tracked(app, requests)), config, mode="asgi", shutdown_trigger=stop.wait
+    )
+    await serve_until_stopped(serving, stop, requests, shutdown_timeout, "hypercorn")
 
 
 _DAPHNE_VERBOSITY = {"critical": 0, "error": 0, "warning": 0, "info": 1, "debug": 2, "trace": 3}
@@ -270,12 +296,15 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
         return
     # An app object (Python API only): granian's embedded server runs it in
     # this process's event loop. It installs no signal handlers, so we do.
-    import asyncio
-
+    # It has no timeout for open connections: the requests still running
+    # --shutdown-timeout seconds after the signal are cancelled (serve/_cutoff.py).
     from granian.server.embed import Server as EmbeddedServer
 
+    from asgishift.serve._cutoff import serve_until_stopped, tracked
+
+    requests: set[asyncio.Task[Any]] = set()
     embedded = EmbeddedServer(
-        app,
+        tracked(app, requests),
         address=options.host,
         port=options.port,
         interface=Interfaces.ASGI,
@@ -284,9 +313,17 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, embedded.stop)
-        await embedded.serve()
+            loop.add_signal_handler(signum, stop.set)
+        await serve_until_stopped(
+            embedded.serve(),
+            stop,
+            requests,
+            options.bridge.shutdown_timeout,
+            "granian",
+            begin_stop=embedded.stop,
+        )
 
     asyncio.run(main())
     # Free the run's cyclic garbage (the closed loop, its tasks and what of

@@ -1,0 +1,113 @@
+"""Bound a stopping server's wait for open requests ourselves, where the server cannot.
+
+Two servers keep waiting for open connections after they were told to stop:
+
+- granian's embedded server has no timeout for them at all (under ``asgishift serve``
+  ``workers_kill_timeout`` kills the worker process instead);
+- hypercorn 0.18 awaits ``asyncio.Server.wait_closed()`` before its
+  ``graceful_timeout`` starts, and since Python 3.12.1 that call waits for every open
+  connection (pgjones/hypercorn#308), so the timeout never comes.
+
+For both, the app is wrapped by :func:`tracked`, which keeps the tasks of its
+``http`` and ``websocket`` calls, and :func:`cut_after` cancels the ones still
+running once the shutdown timeout has passed. The server then closes their
+connections and runs the lifespan shutdown as after any finished request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgishift._types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["cut_after", "serve_until_stopped", "tracked"]
+
+logger = logging.getLogger("asgishift.serve")
+
+
+def tracked(app: ASGIApp, requests: set[asyncio.Task[Any]]) -> ASGIApp:
+    """Return ``app`` keeping the task of each running ``http`` and ``websocket`` call.
+
+    :param app: an ASGI 3 app.
+    :param requests: filled with the running calls' tasks (each removed when it
+        ends); ``lifespan`` calls are not kept, so cancelling ``requests`` never
+        cancels the app's startup or shutdown.
+    """
+
+    async def tracking(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await app(scope, receive, send)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        requests.add(task)
+        try:
+            await app(scope, receive, send)
+        finally:
+            requests.discard(task)
+
+    return tracking
+
+
+async def cut_after(
+    server_task: asyncio.Future[Any],
+    requests: set[asyncio.Task[Any]],
+    timeout: float | None,
+    server: str,
+) -> None:
+    """Give a stopping server ``timeout`` seconds, then cancel the requests still running.
+
+    :param server_task: the task running the server; nothing is cancelled once it ends.
+    :param requests: the running requests' tasks (see :func:`tracked`).
+    :param timeout: seconds (:attr:`~asgishift.bridge.BridgeOptions.shutdown_timeout`,
+        ``--shutdown-timeout``); ``None`` waits for ever.
+    :param server: the server's name, for the log line.
+    """
+    if timeout is None:
+        return
+    done, _ = await asyncio.wait({server_task}, timeout=timeout)
+    if done or not requests:
+        return
+    logger.warning(
+        "%d request(s) still running %g s after %s began to stop; cancelling them",
+        len(requests),
+        timeout,
+        server,
+    )
+    for request in list(requests):
+        request.cancel()
+
+
+async def serve_until_stopped(
+    serving: Awaitable[Any],
+    stop: asyncio.Event,
+    requests: set[asyncio.Task[Any]],
+    timeout: float | None,
+    server: str,
+    begin_stop: Callable[[], object] | None = None,
+) -> None:
+    """Await a server's ``serving``; once ``stop`` is set, bound its stop by ``timeout``.
+
+    :param serving: the server's serve coroutine (its app wrapped by :func:`tracked`
+        with ``requests``).
+    :param stop: set to begin the graceful stop (a signal handler, a reload).
+    :param requests: the running requests' tasks.
+    :param timeout: seconds the requests get once ``stop`` is set (``None``: for ever).
+    :param server: the server's name, for the log line.
+    :param begin_stop: tells the server to stop, for a server not watching ``stop``
+        itself (granian's ``Server.stop``).
+    :raise Exception: whatever ``serving`` raises.
+    """
+    task = asyncio.ensure_future(serving)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        stopping.cancel()
+    else:
+        if begin_stop is not None:
+            begin_stop()
+        await cut_after(task, requests, timeout, server)
+    await task
