@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -183,6 +184,29 @@ def test_wsgi_flag_and_asgi_application_setting(
         assert httpx.get(live.url + "/count/", timeout=10).json() == {"books": 0}
         live.wait_for_log(banner, 10)
         assert stop_gracefully(live) == 0
+
+
+def test_a_server_not_installed_stops_at_once_even_under_the_reloader(
+    project: Path, tmp_path: Path
+) -> None:
+    # A granian package that cannot be imported, as in a venv without it.
+    (tmp_path / "granian").mkdir()
+    (tmp_path / "granian" / "__init__.py").write_text("raise ImportError('not here')\n")
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runasgi", f"127.0.0.1:{free_port()}", "--server",
+         "granian", "--nothreading"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "pip install 'asgishift[granian]'" in result.stderr
+    assert "Waiting for a file change" not in result.stdout + result.stderr
+    assert "Warning: --nothreading has no effect under runasgi" in result.stderr
 
 
 def test_unknown_server_names_the_choices(project: Path) -> None:

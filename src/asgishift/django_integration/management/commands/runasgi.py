@@ -42,7 +42,7 @@ from django.conf import settings
 from django.contrib.staticfiles.management.commands.runserver import (
     Command as RunserverCommand,
 )
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.utils import autoreload
 from django.utils.module_loading import import_string
@@ -53,7 +53,7 @@ from asgishift.django_integration._executors import DEFAULT_MAX_THREADS
 from asgishift.serve import PortInUseError, ServeConfig, ServeError, build_app
 from asgishift.serve._cli import add_bridge_flag
 from asgishift.serve._embedded import EmbeddedServer
-from asgishift.serve._servers import SERVERS
+from asgishift.serve._servers import SERVERS, check_server_installed
 
 
 class Command(RunserverCommand):
@@ -109,9 +109,17 @@ class Command(RunserverCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """Install graceful SIGINT/SIGTERM handling in the serving process, then run."""
         if options["max_threads"] < 1:
-            from django.core.management.base import CommandError
-
             raise CommandError(f"--max-threads must be at least 1, got {options['max_threads']}")
+        if not options["use_threading"]:
+            self.stderr.write(
+                "Warning: --nothreading has no effect under runasgi (the ASGI server runs one "
+                "event loop); --max-threads 1 runs sync code on one thread."
+            )
+        try:
+            # Before the reloader starts: no file change can install a server.
+            check_server_installed(options["server"])
+        except ServeError as exc:
+            raise CommandError(str(exc)) from None
         if not options["use_reloader"]:
             self._install_signal_handlers()
         elif os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true":
