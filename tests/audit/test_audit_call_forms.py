@@ -174,7 +174,7 @@ def test_calls_through_partial_and_aliases_are_followed(
     assert _found(body, tmp_path, INDIRECT) == expected
 
 
-#: ``view``'s body starts on line 45; each ``time.sleep`` sleeps a number of
+#: ``view``'s body starts on line 49; each ``time.sleep`` sleeps a number of
 #: seconds that names its function (see :func:`_sleeps`).
 HIDDEN = """import functools
 import time
@@ -222,6 +222,10 @@ class Held:
         return None
 
 
+class Fixed(Store):
+    size = 0
+
+
 async def view():
 """
 
@@ -245,6 +249,14 @@ def _sleeps(body: str, tmp_path: Path) -> list[int]:
         pytest.param("store = Store()\nreturn store.method()", [4], id="method-called"),
         pytest.param("return Store.size", [], id="read-on-the-class"),
         pytest.param("return Store.build", [], id="classmethod-reads-cls"),
+        pytest.param("kind = Store\nreturn kind.size", [], id="read-on-a-name-bound-to-the-class"),
+        pytest.param(
+            "kind = Store\nstore = kind()\nreturn store.size", [2], id="class-alias-built"
+        ),
+        pytest.param(
+            "fixed = Fixed()\nreturn fixed.size", [], id="class-attribute-shadows-property"
+        ),
+        pytest.param("fixed = Fixed()\nreturn fixed.rows", [3], id="inherited-property"),
         pytest.param("store: Store = make()\nreturn store.size", [2], id="annotated"),
         pytest.param("with Held():\n    pass", [5, 6], id="with"),
         pytest.param("held = Held()\nwith held as h:\n    pass", [5, 6], id="with-variable"),

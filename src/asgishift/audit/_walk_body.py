@@ -262,6 +262,8 @@ class Walker(WalkerBase):
                 scope.created.extend(scope.kept.pop(name, ()))  # never read before rebinding
             scope.locals.add(name)
             scope.types.pop(name, None)
+            if scope.object_refs:
+                scope.object_refs.discard(name)
             scope.elements.pop(name, None)
             scope.values.pop(name, None)
             scope.querysets.pop(name, None)
@@ -287,6 +289,10 @@ class Walker(WalkerBase):
                     not isinstance(value, ast.Attribute) or typ in RETURN_TYPES
                 ):
                     scope.types[name] = typ
+                    if type(value) is ast.Name:  # the object itself, not an instance
+                        if scope.object_refs is None:
+                            scope.object_refs = set()
+                        scope.object_refs.add(name)
         elif isinstance(tgt, ast.Attribute):
             if isinstance(tgt.value, ast.Name):
                 if scope.guards is not None:
@@ -596,11 +602,12 @@ class Walker(WalkerBase):
         """``obj.attr`` on a typed variable may run a property: record it for the linker.
 
         Only a variable typed in this function (``self``, ``x = Store()``, an
-        annotated parameter) counts, never the class itself (``cls``); the
-        site's target ends in :data:`~asgishift.audit._tables.PROPERTY_READ`.
+        annotated parameter) counts, never the class itself (``cls``, ``kind =
+        Store``: the attribute is the property object); the site's target
+        ends in :data:`~asgishift.audit._tables.PROPERTY_READ`.
         """
         scope = self.scope
-        if scope is None or name == scope.class_ref:
+        if scope is None or (scope.object_refs and name in scope.object_refs):
             return
         typ = scope.types.get(name)
         if typ is None or typ.startswith("builtins."):
