@@ -283,6 +283,32 @@ def _sleeps(body: str, tmp_path: Path) -> list[int]:
         pytest.param(
             "handlers = {'a': helper}\nreturn handlers['a']", [], id="dispatch-not-called"
         ),
+        pytest.param(
+            "handlers = {'a': helper}\nif (handlers := make()):\n    handlers['a']()",
+            [],
+            id="dispatch-rebound-by-walrus",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\ntry:\n    pass\nexcept Exception as handlers:\n"
+            "    handlers['a']()",
+            [],
+            id="dispatch-rebound-by-except",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nreturn [handlers['a']() for handlers in make()]",
+            [],
+            id="dispatch-shadowed-in-comprehension",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nfrom other import handlers\nreturn handlers['a']()",
+            [],
+            id="dispatch-rebound-by-import",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nrows = [h for h in make()]\nreturn handlers['a']()",
+            [1],
+            id="dispatch-kept-past-comprehension",
+        ),
     ],
 )
 def test_properties_context_managers_and_local_dispatch_dicts_are_followed(
