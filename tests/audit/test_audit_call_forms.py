@@ -174,10 +174,12 @@ def test_calls_through_partial_and_aliases_are_followed(
     assert _found(body, tmp_path, INDIRECT) == expected
 
 
-#: ``view``'s body starts on line 49; each ``time.sleep`` sleeps a number of
+#: ``view``'s body starts on line 59; each ``time.sleep`` sleeps a number of
 #: seconds that names its function (see :func:`_sleeps`).
 HIDDEN = """import functools
 import time
+
+import werkzeug.utils
 
 
 def helper():
@@ -197,6 +199,11 @@ class Store:
     @functools.cached_property
     def rows(self):
         time.sleep(3)
+        return []
+
+    @werkzeug.utils.cached_property
+    def pages(self):
+        time.sleep(7)
         return []
 
     def method(self):
@@ -245,6 +252,7 @@ def _sleeps(body: str, tmp_path: Path) -> list[int]:
     [
         pytest.param("store = Store()\nreturn store.size", [2], id="property"),
         pytest.param("store = Store()\nreturn store.rows", [3], id="cached-property"),
+        pytest.param("store = Store()\nreturn store.pages", [7], id="werkzeug-cached-property"),
         pytest.param("store = Store()\nreturn store.method", [], id="method-not-called"),
         pytest.param("store = Store()\nreturn store.method()", [4], id="method-called"),
         pytest.param("return Store.size", [], id="read-on-the-class"),
