@@ -174,10 +174,12 @@ def test_calls_through_partial_and_aliases_are_followed(
     assert _found(body, tmp_path, INDIRECT) == expected
 
 
-#: ``view``'s body starts on line 45; each ``time.sleep`` sleeps a number of
+#: ``view``'s body starts on line 59; each ``time.sleep`` sleeps a number of
 #: seconds that names its function (see :func:`_sleeps`).
 HIDDEN = """import functools
 import time
+
+import werkzeug.utils
 
 
 def helper():
@@ -197,6 +199,11 @@ class Store:
     @functools.cached_property
     def rows(self):
         time.sleep(3)
+        return []
+
+    @werkzeug.utils.cached_property
+    def pages(self):
+        time.sleep(7)
         return []
 
     def method(self):
@@ -222,6 +229,10 @@ class Held:
         return None
 
 
+class Fixed(Store):
+    size = 0
+
+
 async def view():
 """
 
@@ -241,10 +252,19 @@ def _sleeps(body: str, tmp_path: Path) -> list[int]:
     [
         pytest.param("store = Store()\nreturn store.size", [2], id="property"),
         pytest.param("store = Store()\nreturn store.rows", [3], id="cached-property"),
+        pytest.param("store = Store()\nreturn store.pages", [7], id="werkzeug-cached-property"),
         pytest.param("store = Store()\nreturn store.method", [], id="method-not-called"),
         pytest.param("store = Store()\nreturn store.method()", [4], id="method-called"),
         pytest.param("return Store.size", [], id="read-on-the-class"),
         pytest.param("return Store.build", [], id="classmethod-reads-cls"),
+        pytest.param("kind = Store\nreturn kind.size", [], id="read-on-a-name-bound-to-the-class"),
+        pytest.param(
+            "kind = Store\nstore = kind()\nreturn store.size", [2], id="class-alias-built"
+        ),
+        pytest.param(
+            "fixed = Fixed()\nreturn fixed.size", [], id="class-attribute-shadows-property"
+        ),
+        pytest.param("fixed = Fixed()\nreturn fixed.rows", [3], id="inherited-property"),
         pytest.param("store: Store = make()\nreturn store.size", [2], id="annotated"),
         pytest.param("with Held():\n    pass", [5, 6], id="with"),
         pytest.param("held = Held()\nwith held as h:\n    pass", [5, 6], id="with-variable"),
@@ -270,6 +290,32 @@ def _sleeps(body: str, tmp_path: Path) -> list[int]:
         ),
         pytest.param(
             "handlers = {'a': helper}\nreturn handlers['a']", [], id="dispatch-not-called"
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nif (handlers := make()):\n    handlers['a']()",
+            [],
+            id="dispatch-rebound-by-walrus",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\ntry:\n    pass\nexcept Exception as handlers:\n"
+            "    handlers['a']()",
+            [],
+            id="dispatch-rebound-by-except",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nreturn [handlers['a']() for handlers in make()]",
+            [],
+            id="dispatch-shadowed-in-comprehension",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nfrom other import handlers\nreturn handlers['a']()",
+            [],
+            id="dispatch-rebound-by-import",
+        ),
+        pytest.param(
+            "handlers = {'a': helper}\nrows = [h for h in make()]\nreturn handlers['a']()",
+            [1],
+            id="dispatch-kept-past-comprehension",
         ),
     ],
 )

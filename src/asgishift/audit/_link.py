@@ -377,7 +377,7 @@ class Graph:
         field, a method not called here, an external type's) is no edge.
         """
         kind, key, _ = self.resolve(attribute)
-        if kind != "func":
+        if kind != "func" or self._hidden(attribute, key):
             return _NO_EDGE
         func = self.funcs[key][0]
         if func.is_async or self.is_safe(key):
@@ -386,6 +386,24 @@ class Graph:
         if not any(name in PROPERTY_DECORATORS for name in decorators):
             return _NO_EDGE
         return Edge("", key, "", "")
+
+    def _hidden(self, attribute: str, getter: str) -> bool:
+        """Return whether a class before ``getter``'s in the MRO assigns the attribute.
+
+        ``class Fixed(Store): size = 0`` hides ``Store.size``: reading
+        ``fixed.size`` runs no getter, though :meth:`member` (which knows only
+        methods and typed attributes) resolves it to ``Store.size``.
+        """
+        owner, _, attr = attribute.rpartition(".")
+        resolved = self.resolve(owner)
+        if resolved.kind != "class":
+            return False
+        for cls in self.mro(resolved.key)[0]:
+            if f"{cls}.{attr}" == getter:
+                return False
+            if attr in self.classes[cls][0].plain or attr in self.members.get(cls, ()):
+                return True
+        return False
 
     def _wrapper_evidence(self, seen: tuple[str, ...]) -> str:
         """Return where an attribute on the resolution path was made an async_to_sync wrapper."""

@@ -126,6 +126,8 @@ class ClassSummary(NamedTuple):
     :param fk_fields: names of ForeignKey/OneToOneField class attributes.
     :param nullable_fks: those of them declared with ``null=True`` (a bare
         ``select_related()`` does not follow them).
+    :param plain: names assigned in the class body with no known type
+        (``template_name = "x.html"``): one hides a base class's property.
     :param has_markers: the body sets ``async_capable`` or ``sync_capable``.
     :param is_middleware: ``__init__`` takes ``get_response``.
     :param wrappers: ``(attribute, line)`` of ``self.x = async_to_sync(...)``
@@ -139,6 +141,7 @@ class ClassSummary(NamedTuple):
     members: tuple[tuple[str, str], ...]
     fk_fields: tuple[str, ...]
     nullable_fks: tuple[str, ...]
+    plain: tuple[str, ...]
     has_markers: bool
     is_middleware: bool
     wrappers: tuple[tuple[str, int], ...]

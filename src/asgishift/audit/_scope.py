@@ -33,7 +33,6 @@ class Scope:
         "call_replaced",
         "calls",
         "class_qual",
-        "class_ref",
         "created",
         "defs",
         "discarded",
@@ -51,6 +50,7 @@ class Scope:
         "loaded",
         "locals",
         "models",
+        "object_refs",
         "parent",
         "qualname",
         "querysets",
@@ -67,8 +67,10 @@ class Scope:
         self.is_generator = False
         self.is_queryset_class = False
         self.class_qual = ""
-        # the parameter bound to the class itself (``cls`` of a classmethod)
-        self.class_ref = ""
+        # names typed by the class or function object itself, not an instance
+        # (``cls`` of a classmethod, ``kind = Store``, ``f = helper``): reading
+        # an attribute of one runs no property getter
+        self.object_refs: set[str] | None = None
         # local dicts of functions (``handlers = {"a": f}``): name -> function targets
         self.dispatch: dict[str, tuple[str, ...]] | None = None
         self.calls: list[Site] = []

@@ -227,6 +227,7 @@ PROPERTY_DECORATORS = frozenset(
         "builtins.property",
         "functools.cached_property",
         "django.utils.functional.cached_property",
+        "werkzeug.utils.cached_property",
     }
 )
 #: The methods a sync ``with`` calls on its context manager, with their

@@ -414,6 +414,7 @@ class WalkerBase(abc.ABC):
         members: dict[str, str] = {}
         fk_fields: list[str] = []
         nullable_fks: list[str] = []
+        plain: list[str] = []
         has_markers = False
         is_middleware = False
         for stmt in node.body:
@@ -437,7 +438,9 @@ class WalkerBase(abc.ABC):
                         typ = self.target(value)
                     elif isinstance(stmt, ast.AnnAssign):
                         typ = self.annotation(stmt.annotation)[0]
-                    if typ is not None:
+                    if typ is None:
+                        plain.append(tgt.id)
+                    else:
                         members[tgt.id] = typ
                         if typ.rsplit(".", 1)[-1] in ("ForeignKey", "OneToOneField"):
                             fk_fields.append(tgt.id)
@@ -458,6 +461,7 @@ class WalkerBase(abc.ABC):
                 members=tuple(sorted(members.items())),
                 fk_fields=tuple(fk_fields),
                 nullable_fks=tuple(nullable_fks),
+                plain=tuple(plain),
                 has_markers=has_markers,
                 is_middleware=is_middleware,
                 wrappers=(),
@@ -504,7 +508,7 @@ class WalkerBase(abc.ABC):
             if i == 0 and class_qual and not is_static:
                 scope.types[arg.arg] = class_qual
                 if "builtins.classmethod" in decorators:
-                    scope.class_ref = arg.arg
+                    scope.object_refs = {arg.arg}
                 scope.is_queryset_class = any(
                     b.endswith((".QuerySet", ".Manager", ".BaseManager")) for b in bases
                 )

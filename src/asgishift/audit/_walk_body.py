@@ -158,11 +158,16 @@ class Walker(WalkerBase):
             self.klass(cls, qual, scope)
         elif kind is ast.Import or kind is ast.ImportFrom:
             self._import_table(node, scope.imports)  # type: ignore[arg-type]
+            if scope.dispatch:  # ``from x import handlers`` replaces a local dict
+                for alias in node.names:  # type: ignore[attr-defined]
+                    scope.dispatch.pop(alias.asname or alias.name.partition(".")[0], None)
         elif kind is ast.Try or (sys.version_info >= (3, 11) and kind is ast.TryStar):
             for sub in node.body:  # type: ignore[attr-defined]
                 self.stmt(sub)
             for handler in node.handlers:  # type: ignore[attr-defined]
                 calls, hazards = len(scope.calls), len(scope.hazards)
+                if handler.name:  # ``except E as name`` rebinds ``name``
+                    self._bind(ast.Name(id=handler.name, ctx=ast.Store()), None)
                 for sub in handler.body:
                     self.stmt(sub)
                 if self._catches_runtime_error(handler) and self._probes_loop(node.body):  # type: ignore[attr-defined]
@@ -262,6 +267,8 @@ class Walker(WalkerBase):
                 scope.created.extend(scope.kept.pop(name, ()))  # never read before rebinding
             scope.locals.add(name)
             scope.types.pop(name, None)
+            if scope.object_refs:
+                scope.object_refs.discard(name)
             scope.elements.pop(name, None)
             scope.values.pop(name, None)
             scope.querysets.pop(name, None)
@@ -287,6 +294,10 @@ class Walker(WalkerBase):
                     not isinstance(value, ast.Attribute) or typ in RETURN_TYPES
                 ):
                     scope.types[name] = typ
+                    if type(value) is ast.Name:  # the object itself, not an instance
+                        if scope.object_refs is None:
+                            scope.object_refs = set()
+                        scope.object_refs.add(name)
         elif isinstance(tgt, ast.Attribute):
             if isinstance(tgt.value, ast.Name):
                 if scope.guards is not None:
@@ -388,6 +399,7 @@ class Walker(WalkerBase):
             or kind is ast.DictComp
         ):
             comp: ast.ListComp = node  # type: ignore[assignment]
+            hidden = self._shadow_dispatch(comp.generators)
             for gen in comp.generators:
                 self.expr(gen.iter)
                 for hook_iter in self.hooks.iterate:
@@ -397,6 +409,8 @@ class Walker(WalkerBase):
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.expr):
                     self.expr(child)
+            if hidden:
+                self.scope.dispatch.update(hidden)  # type: ignore[union-attr]
         elif kind is ast.Subscript:
             sub: ast.Subscript = node  # type: ignore[assignment]
             self.expr(sub.value)
@@ -415,8 +429,8 @@ class Walker(WalkerBase):
             walrus: ast.NamedExpr = node  # type: ignore[assignment]
             self.expr(walrus.target)
             self.expr(walrus.value)
-            if self.scope is not None and self.scope.guards is not None:
-                self.scope.guards.rebind(walrus.target.id, None)
+            if self.scope is not None:
+                self._bind(walrus.target, None)  # what the name held is gone
         elif kind is ast.Yield or kind is ast.YieldFrom:
             if self.scope is not None:
                 self.scope.is_generator = True
@@ -565,6 +579,22 @@ class Walker(WalkerBase):
         else:
             scope.dispatch[name] = (*scope.dispatch[name], func)
 
+    def _shadow_dispatch(self, generators: list[ast.comprehension]) -> dict[str, tuple[str, ...]]:
+        """Hide the local dispatch dicts a comprehension's own variables shadow.
+
+        Returns what was hidden, for the caller to put back once the
+        comprehension is walked (its variables live in its own scope).
+        """
+        scope = self.scope
+        if scope is None or not scope.dispatch:
+            return {}
+        hidden = {}
+        for gen in generators:
+            for name in ast.walk(gen.target):
+                if type(name) is ast.Name and name.id in scope.dispatch:
+                    hidden[name.id] = scope.dispatch.pop(name.id)
+        return hidden
+
     def _local_dispatch(self, name: str) -> tuple[str, ...] | None:
         """Return the functions of local dispatch dict ``name`` (this or an enclosing function)."""
         scope = self.scope
@@ -596,11 +626,12 @@ class Walker(WalkerBase):
         """``obj.attr`` on a typed variable may run a property: record it for the linker.
 
         Only a variable typed in this function (``self``, ``x = Store()``, an
-        annotated parameter) counts, never the class itself (``cls``); the
-        site's target ends in :data:`~asgishift.audit._tables.PROPERTY_READ`.
+        annotated parameter) counts, never the class itself (``cls``, ``kind =
+        Store``: the attribute is the property object); the site's target
+        ends in :data:`~asgishift.audit._tables.PROPERTY_READ`.
         """
         scope = self.scope
-        if scope is None or name == scope.class_ref:
+        if scope is None or (scope.object_refs and name in scope.object_refs):
             return
         typ = scope.types.get(name)
         if typ is None or typ.startswith("builtins."):
