@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from time import sleep as snooze  # bound BEFORE any detector is installed
+from typing import Any
 
 import pytest
 
@@ -422,3 +423,35 @@ def test_os_read_and_write_on_nonblocking_descriptors_are_not_flagged() -> None:
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_log_repeats_off_tells_apart_app_sites_that_reach_one_library_call(
+    rules: tuple[Rule, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A function of an installed package (a library frame) that blocks; the
+    # application calls it from two places, each worth its own WARNING.
+    library: dict[str, Any] = {"time": time}
+    source = "def retry():\n    time.sleep(0)\n"
+    exec(
+        compile(source, "/opt/venv/lib/python3.12/site-packages/vendored/retry.py", "exec"), library
+    )
+    retry = library["retry"]
+
+    def two_views() -> None:
+        retry()  # first application site
+        retry()  # second application site
+        for _ in range(2):
+            retry()  # third site, twice: one WARNING, then DEBUG
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="asgishift.runtime"),
+        BlockingDetector(rules, log_repeats=False) as detector,
+    ):
+        run_on_loop(two_views)
+    assert len(detector.events) == 4
+    levels = [
+        r.levelno
+        for r in caplog.records
+        if r.name == "asgishift.runtime" and "blocking call time.sleep()" in r.getMessage()
+    ]
+    assert levels == [logging.WARNING, logging.WARNING, logging.WARNING, logging.DEBUG]

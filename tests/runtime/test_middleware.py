@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from typing import Any
 
@@ -169,3 +171,81 @@ def test_its_own_monitor_is_not_reported_with_every_rule_watched() -> None:
     ]
     assert (middleware.detector, middleware.monitor) == (None, None)
     assert time.sleep is original
+
+
+def test_nested_middlewares_report_each_blocker_once(
+    rules: tuple[Rule, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The app wrapped by hand, then again by `asgishift serve --detect-blocking`.
+    inner = BlockingDetectorMiddleware(lifespan_app, lag_threshold_ms=500, rules=rules)
+    outer = BlockingDetectorMiddleware(inner, lag_threshold_ms=500, rules=rules)
+    caplog.set_level(logging.WARNING, logger="asgishift.runtime")
+    try:
+        response = asyncio.run(call(outer, http_scope("/twice"), []))
+        reports = [r.getMessage() for r in caplog.records if "blocking call" in r.getMessage()]
+        assert len(reports) == 1, reports
+        assert reports[0].startswith("ASH101 blocking call time.sleep()")
+        assert response[-1] == {"type": "http.response.body", "body": b"/twice"}
+        # The outer middleware detects and watches the loop; the inner passes through.
+        assert (inner.detector, inner.monitors) == (None, ())
+        assert outer.detector is not None
+        assert len(outer.monitors) == 1
+    finally:
+        outer.stop()
+        inner.stop()
+
+
+def test_every_loop_running_the_app_in_threads_is_watched(rules: tuple[Rule, ...]) -> None:
+    # Two loops in threads serve the app at once; the second one's first request
+    # must not stop the watch on the first, which then holds its loop.
+    first_loop_waits = threading.Event()
+    second_loop_served = threading.Event()
+    errors: list[BaseException] = []
+
+    def first_loop_stalls() -> int:
+        return sum(m.stalls_seen for m in middleware.monitors if m.loop is first_loop)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/hold":
+            first_loop_waits.set()
+            await asyncio.to_thread(second_loop_served.wait, 10)
+            # Hold the loop (a CPU-bound call the detector cannot see) until the
+            # lag monitor has caught it, or give up at the deadline.
+            deadline = time.monotonic() + 10
+            while not first_loop_stalls() and time.monotonic() < deadline:
+                pass
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    middleware = BlockingDetectorMiddleware(app, lag_threshold_ms=50, rules=rules)
+    first_loop = asyncio.new_event_loop()
+
+    def run_first() -> None:
+        try:
+            first_loop.run_until_complete(call(middleware, http_scope("/hold"), []))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def run_second() -> None:
+        async def serve() -> None:
+            await call(middleware, http_scope("/quick"), [])
+            second_loop_served.set()
+
+        try:
+            first_loop_waits.wait(10)
+            asyncio.run(serve())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == []
+        assert first_loop_stalls() == 1
+    finally:
+        middleware.stop()
+        first_loop.close()
+    assert middleware.monitors == ()

@@ -74,3 +74,17 @@ def test_full_stack_prints_every_frame() -> None:
     assert "in blocking_endpoint" in warning.group(0)
     assert "library frames" not in warning.group(0)
     assert "uvicorn/" in warning.group(0)
+
+
+def test_an_app_already_wrapped_by_hand_is_reported_once() -> None:
+    # `app` is wrapped in BlockingDetectorMiddleware (100 ms) by the module itself;
+    # --detect-blocking wraps it again (150 ms): the outer one reports, once.
+    argv = serve("runtime_blocking_app:app", "uvicorn", "--loop-lag-ms", "150")
+    with live_server("uvicorn", "", command=argv, app_dir=APPS_DIR) as live:
+        assert httpx.get(f"{live.url}/block", timeout=10).text == "block"
+        live.wait_for_log(r"event loop held for at least [\d.]+ ms \(threshold 150 ms\)")
+        # A later request through the same loop: both watchdogs have long answered.
+        assert httpx.get(f"{live.url}/offload", timeout=10).text == "offload"
+        log = live.log()
+    assert len(re.findall(r"ASH101 blocking call time\.sleep\(\)", log)) == 1, log
+    assert len(re.findall(r"event loop held for at least", log)) == 1, log

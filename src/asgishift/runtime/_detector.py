@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from asgishift.runtime import _patching
 from asgishift.runtime._events import BlockingCall, BlockingCallError
-from asgishift.runtime._stack import capture, format_stack
+from asgishift.runtime._stack import StackFrame, capture, format_stack, is_library
 
 if TYPE_CHECKING:
     from asgishift.audit._model import Rule
@@ -74,8 +74,11 @@ class BlockingDetector:
         ones are still logged and counted in :attr:`dropped`); ``None`` keeps
         all. Bound it in long-running servers.
     :param log_repeats: log every event; ``False`` logs the first event of each
-        call site (rule, file and line of the caller) at WARNING and later ones
-        at DEBUG, so a blocking call in a hot path does not flood a server log.
+        call site at WARNING and later ones at DEBUG, so a blocking call in a hot
+        path does not flood a server log. A call site is the rule, the call and
+        the file and line of the innermost application frame (the caller's when
+        the stack has none), so two places of the application that reach the
+        same blocking call inside a library are two sites.
     """
 
     def __init__(
@@ -110,7 +113,7 @@ class BlockingDetector:
         self.dropped = 0
         self.max_events = max_events
         self.log_repeats = log_repeats
-        self._sites: set[tuple[str, str, int]] = set()
+        self._sites: set[tuple[str, str, str, int]] = set()
         #: Watched names that could not be wrapped, mapped to the reason.
         self.unpatchable: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -196,7 +199,7 @@ class BlockingDetector:
             timestamp=time.time(),
             frames=frames,
         )
-        site = (code, frame.f_code.co_filename, frame.f_lineno)
+        site = (code, name, *_call_site(frames, frame))
         with self._lock:
             if self.max_events is None or len(self.events) < self.max_events:
                 self.events.append(event)
@@ -209,6 +212,18 @@ class BlockingDetector:
             logger.log(level, "%s", event.format(full_stack=self.full_stack))
         if self.raise_on_block:
             raise BlockingCallError(event)
+
+
+def _call_site(frames: Sequence[StackFrame], caller: types.FrameType) -> tuple[str, int]:
+    """File and line of the innermost application frame, else of the caller.
+
+    :param frames: the captured stack, outermost first.
+    :param caller: the frame that called the blocking function.
+    """
+    for entry in reversed(frames):
+        if not is_library(entry.filename):
+            return entry.filename, entry.lineno
+    return caller.f_code.co_filename, caller.f_lineno
 
 
 __all__ = ["BlockingDetector", "default_rules"]

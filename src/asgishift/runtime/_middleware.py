@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from typing import TYPE_CHECKING
@@ -20,6 +21,13 @@ logger = logging.getLogger("asgishift.runtime")
 #: Events kept in memory by a serving process; every event is logged anyway.
 _MAX_EVENTS = 1000
 
+#: The middleware handling the current ASGI call, if any: an inner one (the app
+#: wrapped by hand and again by ``asgishift serve --detect-blocking``) passes the
+#: call through instead of reporting every blocker and lag a second time.
+_handling: contextvars.ContextVar[BlockingDetectorMiddleware | None] = contextvars.ContextVar(
+    "asgishift_runtime_middleware", default=None
+)
+
 
 class BlockingDetectorMiddleware:
     """Report blocking calls and loop lags of the wrapped ASGI 3 app while it serves.
@@ -33,6 +41,13 @@ class BlockingDetectorMiddleware:
     lifespan shutdown (ASGI lifespan spec, ``lifespan.shutdown.complete``),
     the monitor stops and the detector is uninstalled.
     ``asgishift serve --detect-blocking --loop-lag-ms N`` wraps the app in it.
+
+    Each event loop the app runs on gets its own :class:`LoopLagMonitor`
+    (:attr:`monitors`), so an app served on several loops at once (test
+    clients, loops in threads) is watched on every one; the monitor of a
+    closed loop is dropped when the next new loop comes. When two of these
+    middlewares are nested, the outer one does the work and the inner one
+    passes every call through, so nothing is reported twice.
 
     :param app: the ASGI 3 application.
     :param lag_threshold_ms: report callbacks that hold the loop longer than
@@ -68,25 +83,40 @@ class BlockingDetectorMiddleware:
         self._rules = rules
         #: The installed detector, once the middleware has been used.
         self.detector: BlockingDetector | None = None
-        #: The lag monitor of the loop the app runs on, once used.
+        #: The lag monitor of the loop the app was last started on, once used.
         self.monitor: LoopLagMonitor | None = None
+        self._monitors: list[LoopLagMonitor] = []
         self._lock = threading.Lock()
+
+    @property
+    def monitors(self) -> tuple[LoopLagMonitor, ...]:
+        """The running lag monitors, one per event loop the app runs on."""
+        with self._lock:
+            return tuple(self._monitors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Start detection if needed, then run the app for ``scope`` (ASGI 3)."""
         import asyncio
 
-        self._start(asyncio.get_running_loop())
-        if scope["type"] != "lifespan":
+        if _handling.get() is not None:
+            # An outer BlockingDetectorMiddleware already reports for this call.
             await self.app(scope, receive, send)
             return
+        token = _handling.set(self)
+        try:
+            self._start(asyncio.get_running_loop())
+            if scope["type"] != "lifespan":
+                await self.app(scope, receive, send)
+                return
 
-        async def send_lifespan(message: Message) -> None:
-            await send(message)
-            if message["type"] == "lifespan.shutdown.complete":
-                self.stop()
+            async def send_lifespan(message: Message) -> None:
+                await send(message)
+                if message["type"] == "lifespan.shutdown.complete":
+                    self.stop()
 
-        await self.app(scope, receive, send_lifespan)
+            await self.app(scope, receive, send_lifespan)
+        finally:
+            _handling.reset(token)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
@@ -105,24 +135,28 @@ class BlockingDetectorMiddleware:
                     len(self.detector.calls) - len(self.detector.unpatchable),
                     len(self.detector.unpatchable),
                 )
-            if self.lag_threshold_ms and (self.monitor is None or self.monitor.loop is not loop):
-                # A new loop (a test client running the app on several loops):
-                # watch the one the app runs on now.
-                if self.monitor is not None:
-                    self.monitor.stop()
-                self.monitor = LoopLagMonitor(
-                    self.lag_threshold_ms,
-                    stack_limit=self.stack_limit,
-                    max_events=_MAX_EVENTS,
-                    full_stack=self.full_stack,
-                ).start(loop)
+            if not self.lag_threshold_ms or any(m.loop is loop for m in self._monitors):
+                return
+            # A new loop (loops in threads, a test client per loop): watch it too,
+            # and drop the monitors of loops that have been closed since.
+            for monitor in self._monitors:
+                if monitor.loop is None or monitor.loop.is_closed():
+                    monitor.stop()
+            self._monitors = [m for m in self._monitors if m.running]
+            self.monitor = LoopLagMonitor(
+                self.lag_threshold_ms,
+                stack_limit=self.stack_limit,
+                max_events=_MAX_EVENTS,
+                full_stack=self.full_stack,
+            ).start(loop)
+            self._monitors.append(self.monitor)
 
     def stop(self) -> None:
-        """Stop the lag monitor and uninstall the detector; the next call starts them again."""
+        """Stop every lag monitor and uninstall the detector; the next call starts them again."""
         with self._lock:
-            monitor, self.monitor = self.monitor, None
+            monitors, self._monitors, self.monitor = self._monitors, [], None
             detector, self.detector = self.detector, None
-        if monitor is not None:
+        for monitor in monitors:
             monitor.stop()
         if detector is not None:
             detector.uninstall()
