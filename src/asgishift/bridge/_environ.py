@@ -228,9 +228,9 @@ def python_build_environ(scope: Mapping[str, Any], base: Environ) -> Environ:
 #: (its signature, errors and result). ``_cenviron.c`` builds the same dict for the
 #: request servers send almost every time (one value per header, a ``raw_path``
 #: starting with ``/`` and without ``%``, no ``root_path``, a server address with a
-#: port) and hands any other
-#: scope to :func:`python_build_environ`, which stays the one definition of the
-#: rules; without the extension this is that function (see :mod:`._accel`).
+#: port) and hands any other scope to :func:`python_build_environ`, which stays the
+#: one definition of the rules; without the extension this is that function (see
+#: :mod:`._accel`).
 build_environ: Callable[[Mapping[str, Any], Environ], Environ] = accelerated(
     "_cenviron", python_build_environ, _environ_key, _KEY_CACHE
 )
