@@ -168,3 +168,24 @@ def test_disconnect_from_a_stream_whose_request_body_was_not_read(
     )
     assert state["closes"][test_id] == 1
     assert _pool_threads(server) <= baseline
+
+
+def test_head_to_an_endless_stream(two_workers: LiveServer, test_id: str) -> None:
+    server = two_workers
+    # A monitor's HEAD request to a streaming view gets its headers at once, and
+    # the stream stops once the client leaves (the bridge used to wait for the
+    # stream's end before it sent anything, holding the worker for ever).
+    baseline = _pool_threads(server)
+    conn = RawHTTP(server)
+    conn.request("HEAD", "/endless", {"X-Test-Id": test_id})
+    status, headers = conn.read_head()
+    assert status == 200
+    assert headers["content-type"] == "application/octet-stream"
+    _abort(conn)
+    state = wait_for_state(
+        server,
+        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
+        "close() after the disconnect",
+    )
+    assert state["closes"][test_id] == 1
+    assert _pool_threads(server) <= baseline
