@@ -113,6 +113,12 @@ CASES: list[tuple[str, Any, bool]] = [
     ("superscript content-length", make_scope(headers=[(b"content-length", b"\xb2")]), False),
     ("escaped path", make_scope(raw_path=b"/a%2Fb", path="/a/b"), False),
     ("root_path", make_scope(root_path="/app", raw_path=b"/app/x", path="/app/x"), False),
+    (
+        "absolute-form target",
+        make_scope(raw_path=b"http://example.com/x", path="http://example.com/x"),
+        False,
+    ),
+    ("asterisk-form target", make_scope(method="OPTIONS", raw_path=b"*", path="*"), False),
     ("no raw_path", make_scope(raw_path=None, path="/caf\xe9"), False),
     ("empty raw_path", make_scope(raw_path=b"", path="/x"), False),
     ("bytearray raw_path", make_scope(raw_path=bytearray(b"/x")), False),

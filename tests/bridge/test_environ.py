@@ -8,6 +8,7 @@ directly).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from bridge_harness import make_scope
@@ -79,6 +80,28 @@ def test_script_name_and_path_info(
 )
 def test_path_info_from_raw_path(path: str, raw_path: bytes, expected: str) -> None:
     assert environ_for(path=path, raw_path=raw_path)["PATH_INFO"] == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        pytest.param(b"http://example.com/a/b", "/a/b", id="http"),
+        pytest.param(b"https://example.com:8443/a%2Fb?q=1", "/a/b", id="https-port-escaped"),
+        pytest.param(b"http://example.com", "/", id="no-path"),
+        pytest.param(b"HTTP://example.com/x", "/x", id="upper-case-scheme"),
+        pytest.param(b"*", "*", id="asterisk-form-kept"),
+    ],
+)
+def test_absolute_form_target_gives_its_path(target: bytes, expected: str) -> None:
+    # RFC 9112 section 3.2.2; hypercorn and daphne pass the whole target on.
+    path = unquote(target.partition(b"?")[0].decode("latin-1"))  # what the servers put in path
+    assert environ_for(path=path, raw_path=target)["PATH_INFO"] == expected
+    assert environ_for(path=path, raw_path=None)["PATH_INFO"] == expected
+
+
+def test_absolute_form_under_a_root_path() -> None:
+    environ = environ_for(root_path="/app", path="http://h/app/x", raw_path=b"http://h/app/x")
+    assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == ("/app", "/x")
 
 
 def test_path_info_from_path_when_no_raw_path() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 from wsgiref.validate import validator
@@ -439,6 +440,9 @@ def test_bad_content_length_is_400_without_calling_app() -> None:
 
 
 def test_disconnect_before_body_does_not_call_app() -> None:
+    # The client left, or the server refused the body (granian says http.disconnect
+    # for a malformed chunked body, and answered 500 when the app sent nothing): a
+    # client still there gets 400; the servers drop it for one that has gone.
     called = []
 
     def app(environ: Environ, start_response: Any) -> list[bytes]:
@@ -446,7 +450,9 @@ def test_disconnect_before_body_does_not_call_app() -> None:
         return []
 
     server = run(WSGIToASGI(app), make_scope(), FakeServer([{"type": "http.disconnect"}]))
-    assert server.sent == []
+    assert server.status == 400
+    assert server.headers[b"connection"] == b"close"
+    assert server.complete
     assert called == []
 
 
@@ -555,3 +561,47 @@ def test_django_style_responses(streaming: bool, messages: int) -> None:
     assert server.body == b"<p>hi</p>"
     assert len(server.sent) == messages
     assert server.complete
+
+
+def test_head_to_an_endless_stream_gets_its_headers_and_stops_when_the_client_leaves() -> None:
+    # A HEAD request (a monitor, a link checker) to a server-sent events view:
+    # nothing of the stream may be sent, but its headers must be, at once; the
+    # bridge used to wait for the stream's end and held its worker for ever.
+    closed = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        try:
+            while True:
+                yield b"data: tick\n\n"
+        finally:
+            closed.set()
+
+    server = run(WSGIToASGI(app), make_scope(method="HEAD"), FakeServer(disconnect_after_sends=1))
+    assert closed.is_set()
+    assert server.status == 200
+    assert server.body == b""
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+def test_head_of_a_finite_stream_matches_get(method: str) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"a"
+        yield b"b"
+
+    server = request(WSGIToASGI(validator(app)), method=method)
+    assert server.status == 200
+    assert server.complete
+    assert server.body == (b"ab" if method == "GET" else b"")
+    assert server.sent[0]["type"] == "http.response.start"
+
+
+def test_head_of_a_whole_body_is_sent_in_one_step() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"a", b"b"]
+
+    server = request(WSGIToASGI(app), method="HEAD")
+    assert [m["type"] for m in server.sent] == ["http.response.start", "http.response.body"]
+    assert server.headers[b"content-length"] == b"2"

@@ -281,3 +281,19 @@ def test_file_wrapper_64mib(raw_server: LiveServer) -> None:
         for chunk in resp.iter_raw():
             digest.update(chunk)
     assert digest.hexdigest() == payload_sha256(BIG)
+
+
+def test_malformed_chunked_body_gets_400(server: LiveServer) -> None:
+    # uvicorn, hypercorn and daphne refuse it themselves; granian reports it to the
+    # app as http.disconnect, and answered 500 (with nothing logged) when the
+    # bridge took that for a client that had left and sent nothing.
+    conn = RawHTTP(server)
+    try:
+        conn.send(
+            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+            b"\r\nzz\r\nhello\r\n0\r\n\r\n"
+        )
+        status, _ = conn.read_head()
+    finally:
+        conn.close()
+    assert status == 400

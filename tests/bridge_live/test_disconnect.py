@@ -136,3 +136,56 @@ def test_disconnect_while_streaming_blocked(two_workers: LiveServer, test_id: st
     )
     assert state["closes"][test_id] == 1
     assert _pool_threads(server) <= baseline
+
+
+def test_disconnect_from_a_stream_whose_request_body_was_not_read(
+    two_workers: LiveServer, test_id: str
+) -> None:
+    server = two_workers
+    # The servers drop send() once the client has gone, so only receive()
+    # tells. With the request body not read to its end (larger than the
+    # bridge's buffer_size, ignored by the app) the bridge used to watch
+    # nothing, and the endless generator ran on for a minute on its worker.
+    baseline = _pool_threads(server)
+    size = 4 * 65536
+    conn = RawHTTP(server)
+    conn.send(
+        b"POST /endless HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Test-Id: "
+        + test_id.encode()
+        + b"\r\nContent-Length: "
+        + str(size).encode()
+        + b"\r\n\r\n"
+        + b"u" * size
+    )
+    status, _ = conn.read_head()
+    assert status == 200
+    conn.read_exact(65536)
+    _abort(conn)
+    state = wait_for_state(
+        server,
+        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
+        "close() after the disconnect",
+    )
+    assert state["closes"][test_id] == 1
+    assert _pool_threads(server) <= baseline
+
+
+def test_head_to_an_endless_stream(two_workers: LiveServer, test_id: str) -> None:
+    server = two_workers
+    # A monitor's HEAD request to a streaming view gets its headers at once, and
+    # the stream stops once the client leaves (the bridge used to wait for the
+    # stream's end before it sent anything, holding the worker for ever).
+    baseline = _pool_threads(server)
+    conn = RawHTTP(server)
+    conn.request("HEAD", "/endless", {"X-Test-Id": test_id})
+    status, headers = conn.read_head()
+    assert status == 200
+    assert headers["content-type"] == "application/octet-stream"
+    _abort(conn)
+    state = wait_for_state(
+        server,
+        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
+        "close() after the disconnect",
+    )
+    assert state["closes"][test_id] == 1
+    assert _pool_threads(server) <= baseline

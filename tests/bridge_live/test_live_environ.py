@@ -165,3 +165,18 @@ def test_root_path(mounted: tuple[LiveServer, str], path: str, path_info: str) -
     assert environ["SCRIPT_NAME"] == "/mount"
     assert environ["PATH_INFO"] == path_info
     assert environ["QUERY_STRING"] == "k=v"
+
+
+def test_absolute_form_request_target(server: LiveServer) -> None:
+    # RFC 9112 section 3.2.2: a server must accept "GET http://host/path"; gunicorn
+    # gives the app "/path". hypercorn and daphne put the whole target in raw_path.
+    conn = RawHTTP(server)
+    try:
+        conn.send(b"GET http://example.com/environ/abs?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        status, headers = conn.read_head()
+        body = conn.read_body(headers)
+    finally:
+        conn.close()
+    assert status == 200, body
+    environ = httpx.Response(200, content=body).json()
+    assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/environ/abs", "x=1")

@@ -36,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -206,6 +207,13 @@ def _sse(test_id: str) -> Iterator[bytes]:
     yield last
 
 
+def _endless() -> Iterator[bytes]:
+    # Only the bridge stopping the iteration (a disconnect) ends it early.
+    deadline = time.monotonic() + BLOCK_LIMIT
+    while time.monotonic() < deadline:
+        yield b"e" * 4096
+
+
 def _fail_before_first_block(test_id: str) -> Iterator[bytes]:
     raise RuntimeError(f"boom in iteration {test_id}")
     yield b"never sent"
@@ -327,6 +335,10 @@ def _route(
             headers.append(("Content-Length", str(sum(map(len, _SSE_EVENTS)))))
         start_response("200 OK", headers)
         return _sse(test_id)
+    if path == "/endless":
+        # Never reads the request body.
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return _endless()
     if path == "/error-in-iter":
         start_response("200 OK", _TEXT)
         return _fail_before_first_block(test_id)

@@ -116,7 +116,8 @@ set_path(PyObject *scope, PyObject *environ)
             }
         }
     }
-    /* The common case only: a raw_path without "%" and no root_path. */
+    /* The common case only: a raw_path that starts with "/" and has no "%", and
+       no root_path. */
     PyObject *root = get(scope, s_root_path);
     if (root == NULL && PyErr_Occurred()) {
         return -1;
@@ -133,6 +134,9 @@ set_path(PyObject *scope, PyObject *environ)
         return SLOW;
     }
     const char *data = PyBytes_AS_STRING(raw);
+    if (data[0] != '/') {
+        return SLOW; /* an absolute-form or asterisk-form target */
+    }
     Py_ssize_t size = PyBytes_GET_SIZE(raw);
     const char *mark = memchr(data, '?', (size_t)size);
     if (mark != NULL) {

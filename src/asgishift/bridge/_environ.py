@@ -72,6 +72,22 @@ def _to_latin1(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
+def _origin_form(target: bytes) -> bytes:
+    """Return the path of an absolute-form request target, or ``target`` itself.
+
+    RFC 9112 section 3.2.2: a server must accept ``GET http://host/path`` as well
+    as ``GET /path``. hypercorn and daphne put the whole target in ``raw_path``
+    and ``path``; gunicorn (and uvicorn, granian) give the app ``/path``. An
+    absolute target without a path (``http://host``) means ``/``. Anything
+    else that does not start with ``/`` (the ``*`` of ``OPTIONS *``) is kept.
+    """
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or not scheme.isalpha() or not scheme.isascii():
+        return target
+    slash = rest.find(b"/")
+    return b"/" if slash < 0 else rest[slash:]
+
+
 def decode_path(scope: Mapping[str, Any]) -> tuple[str, str]:
     """Return ``(SCRIPT_NAME, PATH_INFO)`` for an ASGI HTTP scope.
 
@@ -81,7 +97,9 @@ def decode_path(scope: Mapping[str, Any]) -> tuple[str, str]:
     from UTF-8. ``SCRIPT_NAME`` is ``root_path`` without a trailing slash.
     Servers disagree on whether ``path``/``raw_path`` already include
     ``root_path`` (uvicorn ≥ 0.26 does; hypercorn and daphne do not), so the
-    prefix is stripped only when it is present as a whole path segment.
+    prefix is stripped only when it is present as a whole path segment. An
+    absolute-form target (``http://host/path``, RFC 9112 section 3.2.2) gives
+    its path, as under gunicorn.
 
     :param scope: an ASGI HTTP connection scope (ASGI HTTP spec, "Connection Scope").
     :return: two latin-1 strings; ``PATH_INFO`` is ``""`` or starts with ``/``.
@@ -91,11 +109,15 @@ def decode_path(scope: Mapping[str, Any]) -> tuple[str, str]:
         # Some servers leave the query string on raw_path; a literal "?" can
         # only be the query separator (an escaped one is "%3F").
         raw = bytes(raw).partition(b"?")[0]
+        if raw[:1] != b"/":
+            raw = _origin_form(raw)
         if b"%" in raw:
             raw = unquote_to_bytes(raw)
         path = raw.decode("latin-1")
     else:
         path = _to_latin1(scope.get("path", "") or "")
+        if path[:1] != "/":
+            path = _origin_form(path.encode("latin-1")).decode("latin-1")
     root = scope.get("root_path", "") or ""
     if not root:
         return "", path
@@ -205,9 +227,10 @@ def python_build_environ(scope: Mapping[str, Any], base: Environ) -> Environ:
 #: Build the PEP 3333 environ for an ASGI HTTP scope: :func:`python_build_environ`
 #: (its signature, errors and result). ``_cenviron.c`` builds the same dict for the
 #: request servers send almost every time (one value per header, a ``raw_path``
-#: without ``%``, no ``root_path``, a server address with a port) and hands any other
-#: scope to :func:`python_build_environ`, which stays the one definition of the
-#: rules; without the extension this is that function (see :mod:`._accel`).
+#: starting with ``/`` and without ``%``, no ``root_path``, a server address with a
+#: port) and hands any other scope to :func:`python_build_environ`, which stays the
+#: one definition of the rules; without the extension this is that function (see
+#: :mod:`._accel`).
 build_environ: Callable[[Mapping[str, Any], Environ], Environ] = accelerated(
     "_cenviron", python_build_environ, _environ_key, _KEY_CACHE
 )

@@ -35,6 +35,7 @@ from asgishift._types import (
     WSGIApp,
 )
 from asgishift.bridge._app_failure import app_failure
+from asgishift.bridge._body_watch import BodyWatch
 from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
 from asgishift.bridge._files import FileWrapper
@@ -186,6 +187,7 @@ class Request:
             await self._send_error(503, (b"retry-after", str(options.retry_after).encode()))
             return
         watcher: asyncio.Task[None] | None = None
+        reader: BodyWatch | None = None  # reads an unfinished body ahead (see _watch_body)
         if self.body is COMPLETE and pool.queued:
             # Queued behind busy workers: notice a client that gives up
             # waiting, so its app never runs (see run()).
@@ -210,14 +212,21 @@ class Request:
                                     "client went away before the response was sent: %r", exc
                                 )
                         else:
+                            if reader is not None:
+                                await reader.stop()
                             await self._send_draining(item[1])
                     error = item[2]
                     break
                 self.waiter = loop.create_future()
                 pending = True
                 if kind is _SEND:
-                    if watcher is None and self.body is COMPLETE:
-                        watcher = loop.create_task(self._watch_disconnect())
+                    if watcher is None:
+                        # The response streams: notice the client leaving.
+                        if self.body is COMPLETE:
+                            watcher = loop.create_task(self._watch_disconnect())
+                        else:
+                            reader = self._watch_body()
+                            watcher = reader.task
                     reply: Any = None
                     try:
                         if self.phase is ABORTED:  # the watcher saw the client leave
@@ -256,6 +265,8 @@ class Request:
                 else:  # _TIMEOUT
                     pending = False
                     self.phase = CLOSED
+                    if reader is not None:
+                        await reader.stop()
                     await self._time_out(sending)
                     break
         finally:
@@ -316,6 +327,24 @@ class Request:
         """
         await wait_disconnect(self.receive)
         self.phase = advance(self.phase, ABORT_EVENT)
+
+    def _watch_body(self) -> BodyWatch:
+        """Start reading an unfinished body ahead of the app, to notice the client leaving.
+
+        The servers drop ``send()`` silently after a disconnect, so a streaming
+        response to a request whose body the app has not read to its end
+        would otherwise run for ever. The :class:`~._body_watch.BodyWatch`
+        holds at most ``drain_body_size`` bytes ahead of the app; from now on
+        every ``receive`` goes through it.
+        """
+
+        def leave() -> None:
+            self.phase = advance(self.phase, ABORT_EVENT)
+
+        reader = BodyWatch(self.receive, self.options.drain_body_size, leave)
+        self.receive = reader.receive
+        reader.start()
+        return reader
 
     async def _send_error(self, status: int, *extra: tuple[bytes, bytes]) -> None:
         """Send a bridge error response (503, 504), closing the connection if the body is unread."""

@@ -183,7 +183,7 @@ class WSGIResponse:
                 "the app produced a body block before calling start_response() (PEP 3333)"
             )
         if not self.has_body:
-            return None
+            return self._bodiless(len(chunk))
         declared = self.declared
         if declared is not None:
             room = declared - self.written
@@ -215,6 +215,26 @@ class WSGIResponse:
             self.held_size = 0
         messages.append({"type": _BODY, "body": chunk, "more_body": True})
         return messages
+
+    def _bodiless(self, size: int) -> list[Message] | None:
+        """Take a block of a response without a body (HEAD, 1xx, 204, 304); drop it.
+
+        The start goes out when the same response with a body would have
+        started (:func:`hold_back`), so that a HEAD request to an endless stream
+        gets its headers, and the bridge then sees the client leave, instead of
+        waiting for an end that never comes.
+
+        :param size: the block's length (bytes, > 0).
+        :return: the start and an empty body message once, else ``None``. Daphne
+            and granian write a response's head only with its first body message.
+        """
+        if self.phase is SENT:
+            return None
+        total = self.held_size + size
+        if hold_back(total, self.buffer_size, self.in_memory, self.declared):
+            self.held_size = total  # counted, never kept
+            return None
+        return [self.start_message(), {"type": _BODY, "body": b"", "more_body": True}]
 
     def finish(self) -> list[Message]:
         """Return the messages that end the response (the iterable is exhausted).

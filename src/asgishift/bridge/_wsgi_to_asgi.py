@@ -229,7 +229,18 @@ class WSGIToASGI:
             return
         message = await receive()
         if message["type"] != "http.request":
-            return  # http.disconnect before the body: nobody to answer
+            # The client left before its body, or the server refused the body:
+            # granian reports a malformed chunked body as http.disconnect, and
+            # answers 500 itself to an app that sends nothing. A client still
+            # there gets 400; the servers drop the answer to one that has gone.
+            logger.info(
+                "400 Bad Request: %s %s ended before its body (the client left, or the "
+                "server refused the body)",
+                scope["method"],
+                environ["PATH_INFO"],
+            )
+            await send_messages(send, error_messages(400, scope["method"], (CONNECTION_CLOSE,)))
+            return
         body = message.get("body", b"")
         more = message.get("more_body", False)
         if more and length is not None and int(length) <= options.buffer_size:

@@ -1,0 +1,133 @@
+"""``BodyWatch``: reading an unfinished request body ahead of the app (in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from bridge_harness import DEADLINE, FakeServer, body_messages, make_scope, run
+
+from asgishift._types import Message
+from asgishift.bridge import WSGIToASGI
+from asgishift.bridge._body_watch import BodyWatch
+
+Environ = dict[str, Any]
+
+
+def _unfinished(*chunks: bytes) -> list[Message]:
+    """Body messages that all say more_body: the client never ends its body."""
+    return [{"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks]
+
+
+def test_messages_come_out_in_order_and_the_disconnect_stays() -> None:
+    async def main() -> None:
+        server = FakeServer(body_messages(b"a", b"bb", b"ccc"))
+        left = asyncio.Event()
+        watch = BodyWatch(server.receive, 1 << 20, left.set)
+        watch.start()
+        got = [await watch.receive() for _ in range(3)]
+        server.disconnect()
+        await asyncio.wait_for(left.wait(), DEADLINE)
+        assert [m["body"] for m in got] == [b"a", b"bb", b"ccc"]
+        assert (await watch.receive())["type"] == "http.disconnect"
+        assert (await watch.receive())["type"] == "http.disconnect"
+
+    asyncio.run(main())
+
+
+def test_reads_at_most_limit_bytes_ahead() -> None:
+    async def main() -> None:
+        server = FakeServer(_unfinished(*[b"x" * 10] * 8))
+        watch = BodyWatch(server.receive, 25, lambda: None)
+        watch.start()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert server.receive_calls == 3  # 30 bytes held >= 25: it waits for the app
+        assert (await watch.receive())["body"] == b"x" * 10
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert server.receive_calls == 4
+        await watch.stop()
+
+    asyncio.run(main())
+
+
+def test_after_stop_receive_reads_the_server_itself() -> None:
+    async def main() -> None:
+        server = FakeServer(_unfinished(b"1", b"2", b"3"))
+        watch = BodyWatch(server.receive, 1, lambda: None)
+        watch.start()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        await watch.stop()
+        assert server.receive_calls == 1
+        assert (await watch.receive())["body"] == b"1"  # held
+        assert (await watch.receive())["body"] == b"2"  # read in this task
+        assert server.receive_calls == 2
+
+    asyncio.run(main())
+
+
+def test_stop_before_the_task_ran_does_not_hang_receive() -> None:
+    async def main() -> None:
+        server = FakeServer(_unfinished(b"1"))
+        watch = BodyWatch(server.receive, 10, lambda: None)
+        watch.start()
+        await watch.stop()
+        assert (await asyncio.wait_for(watch.receive(), DEADLINE))["body"] == b"1"
+
+    asyncio.run(main())
+
+
+def test_stream_with_an_unfinished_body_stops_when_the_client_leaves() -> None:
+    # The body never ends and the app never reads it; the response streams
+    # for ever. Only the disconnect may end it (it used to go unseen).
+    closed = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        try:
+            while True:
+                yield b"data: tick\n\n"
+        finally:
+            closed.set()
+
+    bridge = WSGIToASGI(app)
+    server = FakeServer(_unfinished(b"a" * 10, b"b" * 10), disconnect_after_sends=3)
+    run(bridge, make_scope(method="POST"), server)
+    assert closed.is_set()
+    assert not server.complete
+
+
+def test_app_reading_while_streaming_gets_the_whole_body_in_order() -> None:
+    chunks = [bytes([65 + i]) * 50_000 for i in range(6)]
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        stream = environ["wsgi.input"]
+        yield b"start;"  # the response streams before the body is read
+        while block := stream.read(30_000):
+            yield block
+
+    bridge = WSGIToASGI(app, drain_body_size=70_000)
+    server = FakeServer(body_messages(*chunks))
+    run(bridge, make_scope(method="POST"), server)
+    assert server.body == b"start;" + b"".join(chunks)
+    assert server.complete
+
+
+def test_small_unread_rest_is_drained_and_keeps_the_connection() -> None:
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"one"
+        yield b"two"
+
+    bridge = WSGIToASGI(app)
+    server = FakeServer(body_messages(b"a" * 70_000, b"b" * 1000, b"c" * 1000))
+    run(bridge, make_scope(method="POST", headers=[(b"content-length", b"72000")]), server)
+    assert server.body == b"onetwo"
+    assert server.complete
+    assert b"connection" not in server.headers
+    assert server.requests == []  # all of the body was read
