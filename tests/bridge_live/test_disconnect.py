@@ -13,6 +13,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +33,20 @@ def two_workers(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     env = {"BRIDGE_APP_MAX_WORKERS": str(WORKERS)}
     with live_server(request.param, "bridge_apps:app", env=env) as srv:
         yield srv
+
+
+def _closed_once(server: LiveServer, test_id: str) -> dict[str, Any]:
+    """Wait until request ``test_id`` is over and its iterable closed; return the app's state.
+
+    :raise AssertionError: when ``close()`` was not called exactly once.
+    """
+    state = wait_for_state(
+        server,
+        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
+        "close() after the disconnect",
+    )
+    assert state["closes"][test_id] == 1
+    return state
 
 
 def _pool_threads(server: LiveServer) -> int:
@@ -81,12 +96,7 @@ def test_disconnect_mid_upload(two_workers: LiveServer, test_id: str) -> None:
     wait_for_state(server, lambda s: s["received"].get(test_id, 0) > 0, "app reading the body")
     _abort(conn)
 
-    state = wait_for_state(
-        server,
-        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
-        "close() after the disconnect",
-    )
-    assert state["closes"][test_id] == 1
+    state = _closed_once(server, test_id)
     assert state["received"][test_id] < UPLOAD_SIZE
     error = state["errors"][test_id]
     assert error["oserror"] is True, error
@@ -107,12 +117,7 @@ def test_disconnect_mid_download(two_workers: LiveServer, test_id: str) -> None:
     assert len(conn.read_exact(65536)) == 65536
     _abort(conn)
 
-    state = wait_for_state(
-        server,
-        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
-        "close() after the disconnect",
-    )
-    assert state["closes"][test_id] == 1
+    _closed_once(server, test_id)
     assert _pool_threads(server) <= baseline
     assert get_state(server)["closes"][test_id] == 1
 
@@ -129,12 +134,7 @@ def test_disconnect_while_streaming_blocked(two_workers: LiveServer, test_id: st
     conn.read_until(b"data: 1")
     _abort(conn)
     release(server, test_id)
-    state = wait_for_state(
-        server,
-        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
-        "close() after the disconnect",
-    )
-    assert state["closes"][test_id] == 1
+    _closed_once(server, test_id)
     assert _pool_threads(server) <= baseline
 
 
@@ -161,12 +161,7 @@ def test_disconnect_from_a_stream_whose_request_body_was_not_read(
     assert status == 200
     conn.read_exact(65536)
     _abort(conn)
-    state = wait_for_state(
-        server,
-        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
-        "close() after the disconnect",
-    )
-    assert state["closes"][test_id] == 1
+    _closed_once(server, test_id)
     assert _pool_threads(server) <= baseline
 
 
@@ -182,10 +177,5 @@ def test_head_to_an_endless_stream(two_workers: LiveServer, test_id: str) -> Non
     assert status == 200
     assert headers["content-type"] == "application/octet-stream"
     _abort(conn)
-    state = wait_for_state(
-        server,
-        lambda s: test_id in s["closes"] and test_id not in s["inflight"],
-        "close() after the disconnect",
-    )
-    assert state["closes"][test_id] == 1
+    _closed_once(server, test_id)
     assert _pool_threads(server) <= baseline
