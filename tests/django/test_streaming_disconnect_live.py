@@ -59,13 +59,14 @@ def test_stream_is_closed_and_its_thread_freed_when_the_client_leaves(
     assert status["threads"] <= threads_before + 1, (threads_before, status)
 
 
-@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
-def test_long_poll_view_is_cancelled_when_the_client_gives_up(server: str) -> None:
-    """A client times out on an ``async def`` view that waits for ever and closes its
-    connection: the view is cancelled and its thread freed, each time (one more time
-    than the app has threads). The cancellation passes out through the async
-    middleware around the view."""
-    with live_server(server, APP) as live, httpx.Client(base_url=live.url, timeout=10) as client:
+def _give_up_each_time(url: str, path: str, cancelled: str) -> dict[str, int]:
+    """Request ``path`` :data:`STREAMS` times, each time timing out and closing the
+    connection, and wait after each for the app's event count ``cancelled`` to reach it.
+
+    :return: the app's event counts at the end (``/status/``).
+    :raise AssertionError: when a cancellation is not counted within 10 s.
+    """
+    with httpx.Client(base_url=url, timeout=10) as client:
 
         def events() -> dict[str, int]:
             counts: dict[str, int] = client.get("/status/").json()["events"]
@@ -76,13 +77,24 @@ def test_long_poll_view_is_cancelled_when_the_client_gives_up(server: str) -> No
                 httpx.Client(timeout=httpx.Timeout(10, read=0.3)) as poller,
                 pytest.raises(httpx.ReadTimeout),
             ):
-                poller.get(f"{live.url}/poll/")
+                poller.get(f"{url}{path}")
             wait_for(
-                lambda n=n: events().get("poll cancelled", 0) >= n,  # type: ignore[misc]
+                lambda n=n: events().get(cancelled, 0) >= n,  # type: ignore[misc]
                 10,
-                f"{n} long poll(s) cancelled after their clients left",
+                f"{n} request(s) to {path} cancelled after their clients left ({cancelled!r})",
             )
-        counts = {key: n for key, n in events().items() if not key.startswith("request ")}
+        return events()
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_long_poll_view_is_cancelled_when_the_client_gives_up(server: str) -> None:
+    """A client times out on an ``async def`` view that waits for ever and closes its
+    connection: the view is cancelled and its thread freed, each time (one more time
+    than the app has threads). The cancellation passes out through the async
+    middleware around the view."""
+    with live_server(server, APP) as live:
+        events = _give_up_each_time(live.url, "/poll/", "poll cancelled")
+        counts = {key: n for key, n in events.items() if not key.startswith("request ")}
         assert counts == {
             "poll started": STREAMS,
             "poll cancelled": STREAMS,
@@ -99,24 +111,8 @@ def test_async_middleware_is_cancelled_when_the_client_gives_up(server: str, whe
     freed, each time (one more time than the app has threads). Before the fix only
     an ``async def`` view was cancelled: the middleware waited on, holding a thread."""
     path = f"/poll/?linger={where}" if where == "before" else f"/status/?linger={where}"
-    with live_server(server, APP) as live, httpx.Client(base_url=live.url, timeout=10) as client:
-
-        def events() -> dict[str, int]:
-            counts: dict[str, int] = client.get("/status/").json()["events"]
-            return counts
-
-        for n in range(1, STREAMS + 1):
-            with (
-                httpx.Client(timeout=httpx.Timeout(10, read=0.3)) as poller,
-                pytest.raises(httpx.ReadTimeout),
-            ):
-                poller.get(f"{live.url}{path}")
-            wait_for(
-                lambda n=n: events().get(f"linger {where} cancelled", 0) >= n,  # type: ignore[misc]
-                10,
-                f"{n} middleware wait(s) {where} the view cancelled after their clients left",
-            )
-        counts = events()
+    with live_server(server, APP) as live:
+        counts = _give_up_each_time(live.url, path, f"linger {where} cancelled")
     assert counts[f"linger {where} started"] == STREAMS
     # Neither the view (for "before") nor anything after the wait ran.
     assert "poll started" not in counts
