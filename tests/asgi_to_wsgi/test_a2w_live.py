@@ -223,6 +223,38 @@ def test_head_gets_no_body(wsgi_server: LiveServer, tmp_path: Path) -> None:
         assert body == b"", (route, body[:100])
 
 
+def test_head_on_an_endless_stream_ends_at_the_headers(wsgi_server: LiveServer) -> None:
+    """A HEAD of a stream gets its headers at once and the app's stream is stopped.
+
+    The body of a HEAD response is dropped, so nothing would ever make the WSGI
+    server send the headers before the stream ended (never, for /endless or SSE),
+    and the server's thread would stay with it; uvicorn answers at once.
+    """
+    before = httpx.get(f"{wsgi_server.url}/_stats", timeout=DEADLINE).json()
+    with socket.create_connection(("127.0.0.1", wsgi_server.port), timeout=DEADLINE) as sock:
+        sock.sendall(b"HEAD /endless HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1."), reply[:200]
+    assert b" 200 " in head.split(b"\r\n")[0]
+    assert b"application/octet-stream" in head
+    assert body == b""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        stats = httpx.get(f"{wsgi_server.url}/_stats", timeout=DEADLINE).json()
+        if stats["pid"] != before["pid"] or stats["ended"] - before["ended"] >= 1:
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert stats["pid"] == before["pid"]
+    # The stream that began for the HEAD has ended: the app was disconnected.
+    assert (stats["started"] - before["started"], stats["ended"] - before["ended"]) == (1, 1)
+
+
 def test_client_gone_disconnects_the_app_then_cancels_it_after_the_grace(
     wsgi_server: LiveServer,
 ) -> None:

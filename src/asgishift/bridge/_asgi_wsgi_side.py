@@ -66,12 +66,14 @@ class Body(enum.Enum):
     STREAMING = "streaming"  # more body may follow
     ENDED = "ended"  # END seen: the body is complete
     FAILED = "failed"  # FAIL seen: the app failed (logged on the loop)
+    NONE = "none"  # a HEAD, 1xx, 204 or 304 response: complete at its headers
 
 
 # Module constants for the hot paths (see PHASE_START in ._asgi_events for why).
 BODY_STREAMING: Final = Body.STREAMING
 BODY_ENDED: Final = Body.ENDED
 BODY_FAILED: Final = Body.FAILED
+BODY_NONE: Final = Body.NONE
 
 
 class WSGISide:
@@ -186,6 +188,11 @@ class WSGISide:
         start_response(head[1], head[2])
         if self.body is BODY_ENDED and self.done:
             return chunks
+        if not head[3] and self.body is BODY_STREAMING:
+            # No body can follow (RFC 9110: HEAD, 1xx, 204, 304), so nothing would make
+            # the server send the headers until the app's stream ended (an SSE stream:
+            # never). The response is complete now; close() disconnects the app.
+            self.body = BODY_NONE
         return _ResponseIterable(self, chunks)
 
     def _handle_early(self, event: tuple[Any, ...]) -> None:
@@ -255,7 +262,7 @@ class WSGISide:
 
         :raise ResponseAborted: when the app failed after the response started.
         """
-        if self.body is BODY_ENDED:
+        if self.body is BODY_ENDED or self.body is BODY_NONE:
             return None
         while True:
             batch, pos = self._batch, self._pos
