@@ -122,7 +122,9 @@ class WSGISide:
     def respond(self, environ: Environ, start_response: StartResponse) -> Any:
         """Wait for the response to start, call ``start_response`` and return the iterable.
 
-        Answers 504 after ``response_timeout`` and 500 when the app failed first.
+        Answers 504 when the app takes longer than ``response_timeout`` to start
+        its response (counted from the call, and again from each request-body chunk
+        it receives) and 500 when the app failed first.
 
         :return: a list (the whole response was ready), ``wsgi.file_wrapper(...)``
             (a file), or a :class:`_ResponseIterable` (a stream).
@@ -148,6 +150,10 @@ class WSGISide:
                     self._batch, self._pos = batch, index + 1
                     break
                 self._handle_early(event)
+                if kind == READ and timeout is not None:
+                    # The client's upload is not the app's time: the clock restarts
+                    # once the app has the next chunk of the body.
+                    deadline = time.monotonic() + timeout
             if head is None and self.done:
                 return self._failed_before_start(environ, start_response)
         # Collect what came with the start: the whole of a small response.
