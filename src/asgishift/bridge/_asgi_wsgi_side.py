@@ -122,6 +122,11 @@ class WSGISide:
     def respond(self, environ: Environ, start_response: StartResponse) -> Any:
         """Wait for the response to start, call ``start_response`` and return the iterable.
 
+        An exception that ends the server's thread here (gunicorn's ``--timeout``
+        raises ``SystemExit`` in a worker stuck in a request) cancels the app's
+        task first, and waits for it a bounded time, so its clean-up runs in its
+        own task before the process exits.
+
         Answers 504 when the app takes longer than ``response_timeout`` to start
         its response (counted from the call, and again from each request-body chunk
         it receives) and 500 when the app failed first.
@@ -129,6 +134,15 @@ class WSGISide:
         :return: a list (the whole response was ready), ``wsgi.file_wrapper(...)``
             (a file), or a :class:`_ResponseIterable` (a stream).
         """
+        try:
+            return self._respond(environ, start_response)
+        except BaseException:
+            if not self.done:
+                self.loop_thread.call(self.side.cancel)
+                self._wait_done(cancelled=True)
+            raise
+
+    def _respond(self, environ: Environ, start_response: StartResponse) -> Any:
         timeout = self.options.response_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         head: tuple[Any, ...] | None = None
@@ -300,10 +314,13 @@ class WSGISide:
                 self.done = True
                 raise ResponseAborted("the ASGI app ended without finishing the body")
 
-    def _wait_done(self) -> None:
-        """Wait until the task has ended, at most the cancellation bound; answer READs with EOF."""
-        deadline = time.monotonic() + self.options.disconnect_grace + _CANCEL_WAIT
-        cancelled = False
+    def _wait_done(self, *, cancelled: bool = False) -> None:
+        """Wait until the task has ended, at most the cancellation bound; answer READs with EOF.
+
+        :param cancelled: the task has been cancelled already: wait only the bound.
+        """
+        wait = _CANCEL_WAIT if cancelled else self.options.disconnect_grace + _CANCEL_WAIT
+        deadline = time.monotonic() + wait
         while not self.done:
             try:
                 if self._pos >= len(self._batch):

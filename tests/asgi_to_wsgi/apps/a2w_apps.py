@@ -172,6 +172,27 @@ async def stuck(request: Request) -> Response:
     return PlainTextResponse("never")
 
 
+@contextlib.asynccontextmanager
+async def _held_resource() -> AsyncIterator[None]:
+    """A resource held across an await (a database session): an async generator."""
+    _event("acquired")
+    try:
+        yield
+    finally:
+        _event("released")
+
+
+async def stuck_holding(request: Request) -> Response:
+    """Hold a resource and wait for ever; say (in ``A2W_EVENTS``) how the wait ended."""
+    async with _held_resource():
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            _event("cancelled")
+            raise
+    return PlainTextResponse("never")
+
+
 async def raises(request: Request) -> Response:
     raise RuntimeError("the view broke on purpose")
 
@@ -294,6 +315,7 @@ starlette_app = Starlette(
         Route("/slow-upload", slow_upload, methods=["POST"]),
         Route("/input-read", input_read),
         Route("/stuck", stuck),
+        Route("/stuck-holding", stuck_holding),
         Route("/raise", raises),
         Route("/record", record_view),
         Route("/_stats", stats),
