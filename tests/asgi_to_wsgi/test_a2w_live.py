@@ -112,6 +112,29 @@ def test_sse_events_arrive_before_the_app_finishes(wsgi_server: LiveServer, tmp_
         assert list(lines) == []
 
 
+def test_sse_headers_arrive_before_the_first_event(wsgi_server: LiveServer, tmp_path: Path) -> None:
+    """The response starts when the app starts it, as under uvicorn, not at the first event.
+
+    A WSGI server sends the headers with the first body chunk, so an SSE client (and
+    a proxy waiting for the response head) saw nothing while the stream was quiet.
+    """
+    gate = tmp_path / "gate"
+    url = f"{wsgi_server.url}/sse"
+    params = {"n": 1, "gate": str(gate), "hold_first": 1}
+    try:
+        with httpx.stream("GET", url, params=params, timeout=5.0) as resp:
+            # The app still waits for its first event: only the head can have come.
+            assert not (tmp_path / "gate.first").exists()
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            (tmp_path / "gate.first").touch()
+            (tmp_path / "gate.0").touch()
+            assert list(resp.iter_lines()) == ["data: 0", ""]
+    finally:
+        # Release the app even if the head never came (a sync worker serves one request).
+        (tmp_path / "gate.first").touch()
+        (tmp_path / "gate.0").touch()
+
+
 def test_upload_is_not_buffered_whole(gthread_server: LiveServer, tmp_path: Path) -> None:
     """The bridge reads wsgi.input only as fast as the app calls receive()."""
     test_id = os.urandom(8).hex()

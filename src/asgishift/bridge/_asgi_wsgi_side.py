@@ -213,6 +213,12 @@ class WSGISide:
             # the server send the headers until the app's stream ended (an SSE stream:
             # never). The response is complete now; close() disconnects the app.
             self.body = BODY_NONE
+        elif not chunks:
+            # The app started a response and waits before its first chunk (an SSE
+            # stream with nothing to say yet). A WSGI server sends the headers with
+            # the first chunk; gunicorn and wsgiref send them for an empty one too,
+            # so the client gets the head now, as under an ASGI server.
+            chunks = [b""]
         return _ResponseIterable(self, chunks)
 
     def _handle_early(self, event: tuple[Any, ...]) -> None:

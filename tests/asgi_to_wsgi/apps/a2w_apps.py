@@ -121,6 +121,9 @@ async def sse(request: Request) -> Response:
     gate = request.query_params.get("gate")
 
     async def events() -> AsyncIterator[str]:
+        if gate and request.query_params.get("hold_first"):
+            # An SSE stream that has nothing to say yet (waiting for the first event).
+            await _wait_for_file(f"{gate}.first")
         for number in range(count):
             yield f"data: {number}\n\n"
             if gate:
