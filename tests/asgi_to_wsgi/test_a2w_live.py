@@ -98,6 +98,17 @@ def test_chunked_request_body(gthread_server: LiveServer) -> None:
     assert response.content == b"".join(pieces)
 
 
+def test_a_chunked_upload_is_read_whole_or_refused(wsgi_server: LiveServer) -> None:
+    """gunicorn ends a chunked body (``wsgi.input_terminated``); wsgiref cannot, and
+    there the request is refused with 411 instead of reaching the app empty."""
+    pieces = [os.urandom(50_000) for _ in range(3)]
+    response = httpx.post(f"{wsgi_server.url}/echo", content=iter(pieces), timeout=DEADLINE)
+    if wsgi_server.server == "wsgiref":
+        assert response.status_code == 411, response.content[:100]
+    else:
+        assert (response.status_code, response.content) == (200, b"".join(pieces))
+
+
 def test_sse_events_arrive_before_the_app_finishes(wsgi_server: LiveServer, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     url = f"{wsgi_server.url}/sse"
