@@ -189,6 +189,80 @@ def test_a_receive_that_timed_out_loses_no_body() -> None:
     assert (status, len(body), body == data) == ("200 OK", len(data), True)
 
 
+class SlowClientInput:
+    """A ``wsgi.input`` whose every read moves the bridge's clock on by ``step`` seconds.
+
+    Stands for a client uploading slowly, without a test that sleeps: the bridge
+    measures ``response_timeout`` with ``time.monotonic()`` of its WSGI-side module.
+    """
+
+    def __init__(self, data: bytes, clock: list[float], step: float) -> None:
+        self._data = io.BytesIO(data)
+        self._clock = clock
+        self._step = step
+        self.size = len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        self._clock[0] += self._step
+        return self._data.read(size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._data.readline(size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return self._data.readlines(hint)
+
+    def __iter__(self) -> Any:
+        return iter(self._data)
+
+
+def test_a_slow_upload_does_not_count_against_the_response_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """response_timeout is the app's time to answer, not the client's time to upload.
+
+    The upload takes 8 (fake) seconds in 16 reads of half a second each, against a
+    response_timeout of 2 s: the app, which answers once it has the whole body, must
+    not get a 504 (uvicorn has no such limit at all).
+    """
+    from asgishift.bridge import _asgi_wsgi_side
+
+    clock = [1000.0]
+    monkeypatch.setattr(
+        _asgi_wsgi_side, "time", type("Clock", (), {"monotonic": staticmethod(lambda: clock[0])})
+    )
+    data = os.urandom(16 * 1024)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        received = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            received += message.get("body", b"")
+            more = message.get("more_body", False)
+        await send(START)
+        await send({"type": "http.response.body", "body": bytes(received)})
+
+    options = ASGIToWSGIOptions(lifespan="off", response_timeout=2.0, chunk_size=1024)
+    environ: dict[str, Any] = {"REQUEST_METHOD": "POST", "QUERY_STRING": ""}
+    setup_testing_defaults(environ)
+    environ["wsgi.input"] = SlowClientInput(data, clock, 0.5)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    got: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        got.append(status)
+        return lambda chunk: None
+
+    result = validator(ASGIToWSGI(app, options))(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        result.close()  # type: ignore[attr-defined]
+    assert (got, body == data) == (["200 OK"], True)
+    assert clock[0] >= 1008.0  # the upload did take longer than the timeout
+
+
 def test_hop_by_hop_headers_never_reach_the_wsgi_server() -> None:
     # wsgiref.validate (around the bridge in call()) refuses hop-by-hop headers.
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -106,3 +106,26 @@ def test_concurrent_first_requests_share_one_startup(tmp_path: Path) -> None:
             started_in = set(pool.map(get, range(8)))
         assert len(started_in) == 1
         assert [kind for kind, _ in _events(events)] == ["startup"]
+
+
+def test_a_worker_killed_by_its_timeout_cancels_the_request_before_it_exits(
+    tmp_path: Path,
+) -> None:
+    """gunicorn's --timeout kills a sync worker stuck in a request (SystemExit in its thread).
+
+    The app's task must be cancelled, in its own task, before the worker exits, so
+    its clean-up runs: before, the task was left pending, lifespan shutdown ran
+    beside it, and the loop's shutdown_asyncgens() threw into its async generator
+    from another task ("Attempted to exit cancel scope in a different task").
+    """
+    events = tmp_path / "events"
+    with serve("gunicorn-sync", extra=["--timeout", "1"], env={"A2W_EVENTS": str(events)}) as srv:
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{srv.url}/stuck-holding", timeout=DEADLINE).raise_for_status()
+        worker = _wait_for_event(events, "acquired")[-1][1]
+        _wait_for_event(events, ("shutdown", worker))
+        log = srv.log()
+    kinds = [kind for kind, pid in _events(events) if pid == worker]
+    assert kinds == ["startup", "acquired", "cancelled", "released", "shutdown"], kinds
+    assert "different task" not in log
+    assert "was destroyed but it is pending" not in log

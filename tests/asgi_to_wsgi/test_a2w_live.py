@@ -98,6 +98,17 @@ def test_chunked_request_body(gthread_server: LiveServer) -> None:
     assert response.content == b"".join(pieces)
 
 
+def test_a_chunked_upload_is_read_whole_or_refused(wsgi_server: LiveServer) -> None:
+    """gunicorn ends a chunked body (``wsgi.input_terminated``); wsgiref cannot, and
+    there the request is refused with 411 instead of reaching the app empty."""
+    pieces = [os.urandom(50_000) for _ in range(3)]
+    response = httpx.post(f"{wsgi_server.url}/echo", content=iter(pieces), timeout=DEADLINE)
+    if wsgi_server.server == "wsgiref":
+        assert response.status_code == 411, response.content[:100]
+    else:
+        assert (response.status_code, response.content) == (200, b"".join(pieces))
+
+
 def test_sse_events_arrive_before_the_app_finishes(wsgi_server: LiveServer, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     url = f"{wsgi_server.url}/sse"
@@ -110,6 +121,29 @@ def test_sse_events_arrive_before_the_app_finishes(wsgi_server: LiveServer, tmp_
             assert next(lines) == ""
             (tmp_path / f"gate.{number}").touch()
         assert list(lines) == []
+
+
+def test_sse_headers_arrive_before_the_first_event(wsgi_server: LiveServer, tmp_path: Path) -> None:
+    """The response starts when the app starts it, as under uvicorn, not at the first event.
+
+    A WSGI server sends the headers with the first body chunk, so an SSE client (and
+    a proxy waiting for the response head) saw nothing while the stream was quiet.
+    """
+    gate = tmp_path / "gate"
+    url = f"{wsgi_server.url}/sse"
+    params = {"n": 1, "gate": str(gate), "hold_first": 1}
+    try:
+        with httpx.stream("GET", url, params=params, timeout=5.0) as resp:
+            # The app still waits for its first event: only the head can have come.
+            assert not (tmp_path / "gate.first").exists()
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            (tmp_path / "gate.first").touch()
+            (tmp_path / "gate.0").touch()
+            assert list(resp.iter_lines()) == ["data: 0", ""]
+    finally:
+        # Release the app even if the head never came (a sync worker serves one request).
+        (tmp_path / "gate.first").touch()
+        (tmp_path / "gate.0").touch()
 
 
 def test_upload_is_not_buffered_whole(gthread_server: LiveServer, tmp_path: Path) -> None:
@@ -221,6 +255,38 @@ def test_head_gets_no_body(wsgi_server: LiveServer, tmp_path: Path) -> None:
         assert head.startswith(b"HTTP/1."), reply
         assert b" 200 " in head.split(b"\r\n")[0]
         assert body == b"", (route, body[:100])
+
+
+def test_head_on_an_endless_stream_ends_at_the_headers(wsgi_server: LiveServer) -> None:
+    """A HEAD of a stream gets its headers at once and the app's stream is stopped.
+
+    The body of a HEAD response is dropped, so nothing would ever make the WSGI
+    server send the headers before the stream ended (never, for /endless or SSE),
+    and the server's thread would stay with it; uvicorn answers at once.
+    """
+    before = httpx.get(f"{wsgi_server.url}/_stats", timeout=DEADLINE).json()
+    with socket.create_connection(("127.0.0.1", wsgi_server.port), timeout=DEADLINE) as sock:
+        sock.sendall(b"HEAD /endless HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1."), reply[:200]
+    assert b" 200 " in head.split(b"\r\n")[0]
+    assert b"application/octet-stream" in head
+    assert body == b""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        stats = httpx.get(f"{wsgi_server.url}/_stats", timeout=DEADLINE).json()
+        if stats["pid"] != before["pid"] or stats["ended"] - before["ended"] >= 1:
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert stats["pid"] == before["pid"]
+    # The stream that began for the HEAD has ended: the app was disconnected.
+    assert (stats["started"] - before["started"], stats["ended"] - before["ended"]) == (1, 1)
 
 
 def test_client_gone_disconnects_the_app_then_cancels_it_after_the_grace(

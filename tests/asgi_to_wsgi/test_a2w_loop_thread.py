@@ -4,12 +4,13 @@ a fresh loop after ``fork()`` (gunicorn ``--preload``), and a clean stop at exit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,39 @@ def test_stop_runs_exit_callbacks_then_joins() -> None:
     assert not loop_thread.thread.is_alive()
     assert loop_thread.loop.is_closed()
     loop_thread.stop()  # twice is harmless
+
+
+def test_stop_cancels_the_tasks_still_running_before_closing_their_generators(
+    own_loop_thread: LoopThread,
+) -> None:
+    """A task still running at exit (a request left behind, a fire-and-forget task) is
+    cancelled and its clean-up runs in that task, as ``asyncio.run`` does; before, the
+    loop closed its async generators from outside the task and dropped the task."""
+    events: list[str] = []
+    holding = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def resource() -> AsyncIterator[None]:  # a database session, say
+        try:
+            yield
+        finally:
+            task = asyncio.current_task()
+            events.append(f"released in {task.get_name() if task else None}")
+
+    async def task_body() -> None:
+        async with resource():
+            holding.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                events.append("cancelled")
+                raise
+
+    loop = own_loop_thread.loop
+    own_loop_thread.call(lambda: loop.create_task(task_body(), name="holder"))
+    assert holding.wait(5.0)
+    own_loop_thread.stop()
+    assert events == ["cancelled", "released in holder"]
 
 
 @pytest.mark.parametrize("kind", ["asyncio", "auto"])

@@ -177,7 +177,6 @@ LENGTH_ROWS: list[tuple[str, dict[str, Any], int | None]] = [
         {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True},
         None,
     ),
-    ("chunked-without-input-terminated", {"HTTP_TRANSFER_ENCODING": "chunked"}, 0),
     ("terminated-but-no-body", {"wsgi.input_terminated": True}, 0),
 ]
 
@@ -195,6 +194,15 @@ def test_bad_content_length_is_a_scope_error(value: str) -> None:
     assert caught.value.error_status_hint == 400
     with pytest.raises(ScopeError):
         request_body_length(_environ(CONTENT_LENGTH=value))
+
+
+def test_a_body_the_server_cannot_end_is_refused_with_411() -> None:
+    """Chunked upload on a server without ``wsgi.input_terminated`` (wsgiref): the app
+    cannot know where the body ends, so the request is refused (RFC 9110 15.5.12,
+    411 Length Required) rather than served with an empty body, which lost the upload."""
+    with pytest.raises(ScopeError, match="Transfer-Encoding") as caught:
+        request_body_length(_environ(HTTP_TRANSFER_ENCODING="chunked"))
+    assert caught.value.error_status_hint == 411
 
 
 def test_state_is_a_shallow_copy_and_extensions_pass_through() -> None:

@@ -61,7 +61,7 @@ __all__ = [
 logger = logging.getLogger("asgishift.bridge")
 
 # Event kinds, the first item of each event tuple in a batch.
-START = 0  #: (START, status_line, headers)
+START = 0  #: (START, status_line, headers, body_allowed)
 BODY = 1  #: (BODY, chunk)
 FILE = 2  #: (FILE, path_or_None, fd_or_None, offset, count_or_None)
 END = 3  #: (END,): the body is complete
@@ -281,10 +281,10 @@ class LoopSide:
                     self._unacked += len(body)
             elif kind == "http.response.start":
                 status, headers = start_args(message)
-                self._batch.append((START, status, headers))
                 # HEAD and 1xx/204/304 responses carry no body, whatever the app sends
                 # (RFC 9110; the rule both bridge directions share).
-                self._body_allowed = body_allowed(message["status"], self.scope["method"])
+                allowed = self._body_allowed = body_allowed(message["status"], self.scope["method"])
+                self._batch.append((START, status, headers, allowed))
             elif kind == "http.response.pathsend":
                 path = message.get("path")
                 if not isinstance(path, str) or not os.path.isabs(path):

@@ -14,8 +14,10 @@ __all__ = ["ASGIToWSGIOptions"]
 class ASGIToWSGIOptions:
     """Settings of :class:`ASGIToWSGI`; one frozen object, shared by every request.
 
-    :param response_timeout: seconds from the call until the app sends
-        ``http.response.start``; past it the app's task is cancelled and the
+    :param response_timeout: seconds the app may take to send
+        ``http.response.start``, counted from the call and counted again from
+        each request-body chunk the app receives (a slow upload is the client's
+        time, not the app's); past it the app's task is cancelled and the
         client gets ``504 Gateway Timeout``. ``None`` waits for ever. A response
         that has started may stream for as long as it likes (SSE).
     :param disconnect_grace: seconds an app may keep running after the WSGI

@@ -140,7 +140,7 @@ class ASGIToWSGI:
             scope = build_scope(environ, state=lifespan.state, extensions=extensions)
         except ScopeError as exc:
             logger.warning("ASGIToWSGI: bad request: %s", exc)
-            return error_response(start_response, 400, environ)
+            return error_response(start_response, exc.error_status_hint, environ)
         stream = environ["wsgi.input"]
         first: Message | None = None
         if length == 0:

@@ -66,12 +66,14 @@ class Body(enum.Enum):
     STREAMING = "streaming"  # more body may follow
     ENDED = "ended"  # END seen: the body is complete
     FAILED = "failed"  # FAIL seen: the app failed (logged on the loop)
+    NONE = "none"  # a HEAD, 1xx, 204 or 304 response: complete at its headers
 
 
 # Module constants for the hot paths (see PHASE_START in ._asgi_events for why).
 BODY_STREAMING: Final = Body.STREAMING
 BODY_ENDED: Final = Body.ENDED
 BODY_FAILED: Final = Body.FAILED
+BODY_NONE: Final = Body.NONE
 
 
 class WSGISide:
@@ -120,11 +122,27 @@ class WSGISide:
     def respond(self, environ: Environ, start_response: StartResponse) -> Any:
         """Wait for the response to start, call ``start_response`` and return the iterable.
 
-        Answers 504 after ``response_timeout`` and 500 when the app failed first.
+        An exception that ends the server's thread here (gunicorn's ``--timeout``
+        raises ``SystemExit`` in a worker stuck in a request) cancels the app's
+        task first, and waits for it a bounded time, so its clean-up runs in its
+        own task before the process exits.
+
+        Answers 504 when the app takes longer than ``response_timeout`` to start
+        its response (counted from the call, and again from each request-body chunk
+        it receives) and 500 when the app failed first.
 
         :return: a list (the whole response was ready), ``wsgi.file_wrapper(...)``
             (a file), or a :class:`_ResponseIterable` (a stream).
         """
+        try:
+            return self._respond(environ, start_response)
+        except BaseException:
+            if not self.done:
+                self.loop_thread.call(self.side.cancel)
+                self._wait_done(cancelled=True)
+            raise
+
+    def _respond(self, environ: Environ, start_response: StartResponse) -> Any:
         timeout = self.options.response_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         head: tuple[Any, ...] | None = None
@@ -146,6 +164,10 @@ class WSGISide:
                     self._batch, self._pos = batch, index + 1
                     break
                 self._handle_early(event)
+                if kind == READ and timeout is not None:
+                    # The client's upload is not the app's time: the clock restarts
+                    # once the app has the next chunk of the body.
+                    deadline = time.monotonic() + timeout
             if head is None and self.done:
                 return self._failed_before_start(environ, start_response)
         # Collect what came with the start: the whole of a small response.
@@ -186,6 +208,17 @@ class WSGISide:
         start_response(head[1], head[2])
         if self.body is BODY_ENDED and self.done:
             return chunks
+        if not head[3] and self.body is BODY_STREAMING:
+            # No body can follow (RFC 9110: HEAD, 1xx, 204, 304), so nothing would make
+            # the server send the headers until the app's stream ended (an SSE stream:
+            # never). The response is complete now; close() disconnects the app.
+            self.body = BODY_NONE
+        elif not chunks:
+            # The app started a response and waits before its first chunk (an SSE
+            # stream with nothing to say yet). A WSGI server sends the headers with
+            # the first chunk; gunicorn and wsgiref send them for an empty one too,
+            # so the client gets the head now, as under an ASGI server.
+            chunks = [b""]
         return _ResponseIterable(self, chunks)
 
     def _handle_early(self, event: tuple[Any, ...]) -> None:
@@ -255,7 +288,7 @@ class WSGISide:
 
         :raise ResponseAborted: when the app failed after the response started.
         """
-        if self.body is BODY_ENDED:
+        if self.body is BODY_ENDED or self.body is BODY_NONE:
             return None
         while True:
             batch, pos = self._batch, self._pos
@@ -287,10 +320,13 @@ class WSGISide:
                 self.done = True
                 raise ResponseAborted("the ASGI app ended without finishing the body")
 
-    def _wait_done(self) -> None:
-        """Wait until the task has ended, at most the cancellation bound; answer READs with EOF."""
-        deadline = time.monotonic() + self.options.disconnect_grace + _CANCEL_WAIT
-        cancelled = False
+    def _wait_done(self, *, cancelled: bool = False) -> None:
+        """Wait until the task has ended, at most the cancellation bound; answer READs with EOF.
+
+        :param cancelled: the task has been cancelled already: wait only the bound.
+        """
+        wait = _CANCEL_WAIT if cancelled else self.options.disconnect_grace + _CANCEL_WAIT
+        deadline = time.monotonic() + wait
         while not self.done:
             try:
                 if self._pos >= len(self._batch):

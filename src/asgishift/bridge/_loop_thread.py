@@ -14,7 +14,8 @@ the loop is pending, further calls only append to a deque, so a burst of
 requests from many server threads costs one wake-up, and on POSIX that wake-up
 is a byte on the inbox's pipe, written with the GIL released (uvloop included).
 At process exit (``atexit``) the exit callbacks run on the loop (lifespan
-shutdown), then the loop stops and its thread is joined.
+shutdown), then the loop stops, the tasks still running are cancelled and
+unwind, and its thread is joined.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ LoopKind = Literal["auto", "asyncio", "uvloop"]
 
 #: Seconds :meth:`LoopThread.stop` waits for the thread to end.
 _JOIN_TIMEOUT = 5.0
+#: Seconds the tasks still running at exit get to unwind once cancelled (within the join).
+_LEFTOVER_WAIT = 3.0
 
 
 class LoopThread:
@@ -77,8 +80,28 @@ class LoopThread:
             self.loop.run_forever()
         finally:
             with contextlib.suppress(Exception):
+                self._cancel_leftovers()
+            with contextlib.suppress(Exception):
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+    def _cancel_leftovers(self) -> None:
+        """Cancel the tasks still running once the loop has stopped, and let them unwind.
+
+        As ``asyncio.run`` does: their clean-up (``finally``, ``async with``) runs in
+        their own task before ``shutdown_asyncgens`` closes what is left, at most
+        :data:`_LEFTOVER_WAIT` seconds.
+        """
+        tasks = asyncio.all_tasks(self.loop)
+        if not tasks:
+            return
+        logger.warning(
+            "asgishift: %d task(s) still ran on the event loop at process exit; cancelling them",
+            len(tasks),
+        )
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.wait(tasks, timeout=_LEFTOVER_WAIT))
 
     # --- WSGI thread -> loop ---------------------------------------------------
     def call(self, fn: Callable[..., object], *args: Any) -> None:

@@ -55,13 +55,21 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 class ScopeError(ValueError):
-    """Signal an environ that cannot become an ASGI scope (answered with a 400).
+    """Signal an environ that cannot become an ASGI scope (answered with an error status).
 
     For example a ``CONTENT_LENGTH`` that is not a non-negative decimal number
-    (PEP 3333 "environ Variables", RFC 9110 section 8.6).
+    (PEP 3333 "environ Variables", RFC 9110 section 8.6): 400; or a body whose end
+    the server cannot tell the app: 411.
+
+    :param message: what is wrong, for the log.
+    :param status: the status to answer, :attr:`error_status_hint` (400 by default).
     """
 
     error_status_hint = 400
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.error_status_hint = status
 
 
 def header_name(key: str) -> bytes | None:
@@ -219,10 +227,13 @@ def request_body_length(environ: Mapping[str, Any]) -> int | None:
     PEP 3333 ("Input and Error Streams"): read no more than ``CONTENT_LENGTH``.
     Without it, a request has a body only when it has a ``Transfer-Encoding``
     (RFC 9112 section 6.3), and then only a server that sets
-    ``wsgi.input_terminated`` lets the app read it to EOF; otherwise it is empty.
+    ``wsgi.input_terminated`` lets the app read it to EOF.
 
     :return: the length in bytes, or ``None`` for "read until EOF".
-    :raise ScopeError: for a malformed ``CONTENT_LENGTH``.
+    :raise ScopeError: for a malformed ``CONTENT_LENGTH`` (400), and for a
+        ``Transfer-Encoding`` body on a server without ``wsgi.input_terminated``
+        (411 Length Required, RFC 9110 section 15.5.12: the body's end cannot be
+        found, and serving the request without it would lose the upload).
     """
     content_length = environ.get("CONTENT_LENGTH")
     if content_length:
@@ -231,6 +242,12 @@ def request_body_length(environ: Mapping[str, Any]) -> int | None:
                 f"CONTENT_LENGTH {content_length!r} is not a non-negative integer (RFC 9110 8.6)"
             )
         return int(content_length)
-    if environ.get("HTTP_TRANSFER_ENCODING") and environ.get("wsgi.input_terminated"):
-        return None
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        if environ.get("wsgi.input_terminated"):
+            return None
+        raise ScopeError(
+            "a Transfer-Encoding body without Content-Length, on a WSGI server that does not "
+            "set wsgi.input_terminated: its end cannot be found (answered 411 Length Required)",
+            411,
+        )
     return 0

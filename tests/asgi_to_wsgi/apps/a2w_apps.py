@@ -121,6 +121,9 @@ async def sse(request: Request) -> Response:
     gate = request.query_params.get("gate")
 
     async def events() -> AsyncIterator[str]:
+        if gate and request.query_params.get("hold_first"):
+            # An SSE stream that has nothing to say yet (waiting for the first event).
+            await _wait_for_file(f"{gate}.first")
         for number in range(count):
             yield f"data: {number}\n\n"
             if gate:
@@ -169,6 +172,27 @@ async def stuck(request: Request) -> Response:
     except asyncio.CancelledError:
         record["cancelled"] = True
         raise
+    return PlainTextResponse("never")
+
+
+@contextlib.asynccontextmanager
+async def _held_resource() -> AsyncIterator[None]:
+    """A resource held across an await (a database session): an async generator."""
+    _event("acquired")
+    try:
+        yield
+    finally:
+        _event("released")
+
+
+async def stuck_holding(request: Request) -> Response:
+    """Hold a resource and wait for ever; say (in ``A2W_EVENTS``) how the wait ended."""
+    async with _held_resource():
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            _event("cancelled")
+            raise
     return PlainTextResponse("never")
 
 
@@ -294,6 +318,7 @@ starlette_app = Starlette(
         Route("/slow-upload", slow_upload, methods=["POST"]),
         Route("/input-read", input_read),
         Route("/stuck", stuck),
+        Route("/stuck-holding", stuck_holding),
         Route("/raise", raises),
         Route("/record", record_view),
         Route("/_stats", stats),
