@@ -168,3 +168,21 @@ def test_async_list_view_makes_one_hop(posts: list[Any], alias: str) -> None:
     assert response.status_code == 200
     assert b"Post 3" in response.content
     assert calls == ["_phase"]
+
+
+def test_arelated_path_through_two_to_many_relations(posts: list[Any]) -> None:
+    """``author__posts__tags`` ends in a to-many relation reached through a to-many
+    one: the result is the related objects (one flat list), not one manager per post."""
+    from django_views.viewsapp.models import Post
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        post = await Post.objects.aget(pk=posts[0].pk)
+        tags = await db.arelated(post, "author__posts__tags")
+        authors = await db.arelated(post.author, "posts__author")
+        cached = [t.name for p in post.author.posts.all() for t in p.tags.all()]
+        return [t.name for t in tags], cached, [a.name for a in authors]
+
+    tags, cached, authors = asyncio.run(main())
+    # Bob wrote posts 0, 2, 4 and 6; posts 0 and 6 are red and blue, 2 and 4 red.
+    assert sorted(tags) == sorted(cached) == ["blue", "blue", "red", "red", "red", "red"]
+    assert authors == ["Bob"] * 4
