@@ -60,9 +60,11 @@ CHECKS = (
     ),
     CheckInfo(
         "asgishift.W004",
-        "StreamingHttpResponse with a sync iterator under ASGI",
-        "Under ASGI Django consumes a sync iterator whole into memory before sending it; "
-        "give StreamingHttpResponse an async iterator (async def with yield).",
+        "StreamingHttpResponse with a sync iterator under Django's stock ASGI handler",
+        "Django's stock ASGI handler consumes a sync iterator whole into memory before "
+        "sending it; give StreamingHttpResponse an async iterator (async def with yield), or "
+        "serve the project with asgishift.django_integration.get_asgi_application(), which "
+        "streams it.",
     ),
     CheckInfo(
         "asgishift.W005",
@@ -300,7 +302,13 @@ def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
 
 @checks.register("asgishift")
 def check_sync_streaming(**kwargs: Any) -> list[checks.CheckMessage]:
-    """asgishift.W004: views that stream a sync iterator (collected whole under ASGI)."""
+    """asgishift.W004: views that stream a sync iterator under Django's stock ASGI handler.
+
+    Only that handler reads such an iterator whole; asgishift's handler streams
+    it one part per thread hop, and WSGI servers stream it too.
+    """
+    if stock_handler_in_use() is None:
+        return []
     sites: set[str] = set()
     for _route, callback in _url_callbacks():
         module = getattr(inspect.unwrap(callback), "__module__", "") or ""
