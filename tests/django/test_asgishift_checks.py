@@ -58,6 +58,23 @@ def test_atomic_requests_with_async_views(settings: Any) -> None:
     assert "items/" not in found[0].msg
 
 
+@pytest.mark.urls("django_support.non_atomic_urls")
+def test_atomic_requests_per_alias(settings: Any) -> None:
+    """Django refuses an async view for each alias with ATOMIC_REQUESTS that the view is
+    not ``non_atomic_requests`` for; a view opted out for ``default`` alone still fails
+    when another alias has it on."""
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    try:
+        assert [m for m in run_checks() if m.id == "asgishift.W003"] == []
+        settings.DATABASES["other"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        settings.DATABASES["other"]["ATOMIC_REQUESTS"] = True
+        [warning] = [m for m in run_checks() if m.id == "asgishift.W003"]
+    finally:
+        settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+        settings.DATABASES.pop("other", None)
+    assert warning.msg.endswith("these views are async: default/.")
+
+
 def test_sync_iterator_streaming_is_found_with_file_and_line(settings: Any) -> None:
     settings.ASGI_APPLICATION = STOCK
     found = [m for m in run_checks() if m.id == "asgishift.W004"]

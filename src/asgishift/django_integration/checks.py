@@ -203,10 +203,12 @@ def check_atomic_requests(**kwargs: Any) -> list[checks.CheckMessage]:
     aliases = [alias for alias, db in settings.DATABASES.items() if db.get("ATOMIC_REQUESTS")]
     if not aliases:
         return []
+    # Django refuses the view for each such alias it is not non_atomic_requests for.
     views = sorted(
         route
         for route, callback in _url_callbacks()
-        if _is_async_view(callback) and not getattr(callback, "_non_atomic_requests", set())
+        if _is_async_view(callback)
+        and not set(aliases) <= set(getattr(callback, "_non_atomic_requests", ()))
     )
     if not views:
         return []
