@@ -58,7 +58,25 @@ def test_atomic_requests_with_async_views(settings: Any) -> None:
     assert "items/" not in found[0].msg
 
 
-def test_sync_iterator_streaming_is_found_with_file_and_line() -> None:
+@pytest.mark.urls("django_support.non_atomic_urls")
+def test_atomic_requests_per_alias(settings: Any) -> None:
+    """Django refuses an async view for each alias with ATOMIC_REQUESTS that the view is
+    not ``non_atomic_requests`` for; a view opted out for ``default`` alone still fails
+    when another alias has it on."""
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    try:
+        assert [m for m in run_checks() if m.id == "asgishift.W003"] == []
+        settings.DATABASES["other"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        settings.DATABASES["other"]["ATOMIC_REQUESTS"] = True
+        [warning] = [m for m in run_checks() if m.id == "asgishift.W003"]
+    finally:
+        settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+        settings.DATABASES.pop("other", None)
+    assert warning.msg.endswith("these views are async: default/.")
+
+
+def test_sync_iterator_streaming_is_found_with_file_and_line(settings: Any) -> None:
+    settings.ASGI_APPLICATION = STOCK
     found = [m for m in run_checks() if m.id == "asgishift.W004"]
     assert len(found) == 1
     assert "django_support/testapp/views.py:" in found[0].msg.replace("\\", "/")
@@ -70,15 +88,28 @@ def test_sync_iterator_streaming_is_found_with_file_and_line() -> None:
 
 
 @pytest.mark.urls("django_support.shadow_urls")
-def test_sync_generator_names_resolve_per_scope() -> None:
+def test_sync_generator_names_resolve_per_scope(settings: Any) -> None:
     from django_support import shadow_urls
 
+    settings.ASGI_APPLICATION = STOCK
     source = Path(shadow_urls.__file__).read_text().splitlines()
     marked = [n for n, line in enumerate(source, 1) if line.endswith("# W004")]
     found = [m.msg.replace("\\", "/") for m in run_checks() if m.id == "asgishift.W004"]
     lines = sorted(int(msg.split("shadow_urls.py:")[1].split(":")[0]) for msg in found)
     assert len(marked) == 2
     assert lines == marked
+
+
+def test_sync_iterator_streaming_is_fine_with_our_handler_or_wsgi(settings: Any) -> None:
+    """asgishift's handler streams a sync iterator one part per hop (docs/django.md,
+    "The bounded handler"), and WSGI servers stream it too: only Django's stock ASGI
+    handler reads it whole, so only that handler gets asgishift.W004."""
+    settings.ASGI_APPLICATION = OURS
+    assert [m for m in run_checks() if m.id == "asgishift.W004"] == []
+    del settings.ASGI_APPLICATION  # no asgi.py: runasgi serves asgishift's handler
+    assert [m for m in run_checks() if m.id == "asgishift.W004"] == []
+    settings.ASGI_APPLICATION = STOCK
+    assert len([m for m in run_checks() if m.id == "asgishift.W004"]) == 1
 
 
 @pytest.mark.urls("django_support.clean_urls")

@@ -188,3 +188,31 @@ def test_options_and_not_allowed(posts: list[Any]) -> None:
 def test_async_view_mixes_async_and_sync_handlers(posts: list[Any]) -> None:
     assert fetch("async", "get", "/async/mixed/").content == b"get 7"
     assert fetch("async", "post", "/async/mixed/", {}).content == b"post 7"
+
+
+def test_decorated_async_handler_is_awaited() -> None:
+    """``@method_decorator(never_cache)`` on an ``async def get``: Django (5.0+) marks the
+    wrapper with asgiref's ``markcoroutinefunction``, which ``inspect`` does not see
+    before Python 3.12; the handler must be awaited, not run as a sync one in the hop
+    (which returned an unawaited coroutine)."""
+    from django.test import RequestFactory
+    from django.utils.decorators import method_decorator
+    from django.views.decorators.cache import never_cache
+
+    from asgishift.django_integration.views import AsyncView
+
+    if not asyncio.iscoroutinefunction(method_decorator(never_cache)(_async_get)):
+        pytest.skip("this Django's method_decorator does not mark async methods (before 5.0)")
+
+    class Fresh(AsyncView):
+        get = method_decorator(never_cache)(_async_get)
+
+    response = asyncio.run(Fresh.as_view()(RequestFactory().get("/fresh/")))
+    assert response.content == b"fresh"
+    assert "no-cache" in response["Cache-Control"]
+
+
+async def _async_get(self: Any, request: Any) -> Any:
+    from django.http import HttpResponse
+
+    return HttpResponse("fresh")

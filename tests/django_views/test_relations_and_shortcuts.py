@@ -168,3 +168,46 @@ def test_async_list_view_makes_one_hop(posts: list[Any], alias: str) -> None:
     assert response.status_code == 200
     assert b"Post 3" in response.content
     assert calls == ["_phase"]
+
+
+def test_arelated_path_through_two_to_many_relations(posts: list[Any]) -> None:
+    """``author__posts__tags`` ends in a to-many relation reached through a to-many
+    one: the result is the related objects (one flat list), not one manager per post."""
+    from django_views.viewsapp.models import Post
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        post = await Post.objects.aget(pk=posts[0].pk)
+        tags = await db.arelated(post, "author__posts__tags")
+        authors = await db.arelated(post.author, "posts__author")
+        cached = [t.name for p in post.author.posts.all() for t in p.tags.all()]
+        return [t.name for t in tags], cached, [a.name for a in authors]
+
+    tags, cached, authors = asyncio.run(main())
+    # Bob wrote posts 0, 2, 4 and 6; posts 0 and 6 are red and blue, 2 and 4 red.
+    assert sorted(tags) == sorted(cached) == ["blue", "blue", "red", "red", "red", "red"]
+    assert authors == ["Bob"] * 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_auth_decorators_wrap_an_async_class_based_view() -> None:
+    """``login_required(AsyncListView.as_view())`` in a URLconf: ``as_view()`` marks the
+    view with asgiref's ``markcoroutinefunction``, which ``inspect`` does not see before
+    Python 3.12; the view must still get the async wrapper (on Django 4.2 it got Django's
+    sync one, whose redirect was awaited: ``TypeError`` for anonymous users)."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.views.generic import TemplateView
+
+    from asgishift.django_integration.views import AsyncView
+
+    class Hello(AsyncView):
+        async def get(self, request: Any) -> HttpResponse:
+            return HttpResponse("hello")
+
+    for decorate in (db.login_required, db.permission_required("testapp.view_book")):
+        view = decorate(Hello.as_view())
+        assert asyncio.iscoroutinefunction(view)
+        response = asyncio.run(view(_request(AnonymousUser())))
+        assert response.status_code == 302
+        assert response["Location"] == "/accounts/login/?next=/secret/%3Fx%3D1"
+    sync_view = db.login_required(TemplateView.as_view(template_name="x.html"))
+    assert not asyncio.iscoroutinefunction(sync_view)

@@ -60,9 +60,11 @@ CHECKS = (
     ),
     CheckInfo(
         "asgishift.W004",
-        "StreamingHttpResponse with a sync iterator under ASGI",
-        "Under ASGI Django consumes a sync iterator whole into memory before sending it; "
-        "give StreamingHttpResponse an async iterator (async def with yield).",
+        "StreamingHttpResponse with a sync iterator under Django's stock ASGI handler",
+        "Django's stock ASGI handler consumes a sync iterator whole into memory before "
+        "sending it; give StreamingHttpResponse an async iterator (async def with yield), or "
+        "serve the project with asgishift.django_integration.get_asgi_application(), which "
+        "streams it.",
     ),
     CheckInfo(
         "asgishift.W005",
@@ -201,10 +203,12 @@ def check_atomic_requests(**kwargs: Any) -> list[checks.CheckMessage]:
     aliases = [alias for alias, db in settings.DATABASES.items() if db.get("ATOMIC_REQUESTS")]
     if not aliases:
         return []
+    # Django refuses the view for each such alias it is not non_atomic_requests for.
     views = sorted(
         route
         for route, callback in _url_callbacks()
-        if _is_async_view(callback) and not getattr(callback, "_non_atomic_requests", set())
+        if _is_async_view(callback)
+        and not set(aliases) <= set(getattr(callback, "_non_atomic_requests", ()))
     )
     if not views:
         return []
@@ -300,7 +304,13 @@ def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
 
 @checks.register("asgishift")
 def check_sync_streaming(**kwargs: Any) -> list[checks.CheckMessage]:
-    """asgishift.W004: views that stream a sync iterator (collected whole under ASGI)."""
+    """asgishift.W004: views that stream a sync iterator under Django's stock ASGI handler.
+
+    Only that handler reads such an iterator whole; asgishift's handler streams
+    it one part per thread hop, and WSGI servers stream it too.
+    """
+    if stock_handler_in_use() is None:
+        return []
     sites: set[str] = set()
     for _route, callback in _url_callbacks():
         module = getattr(inspect.unwrap(callback), "__module__", "") or ""

@@ -262,6 +262,13 @@ def _has_field(obj: Model, name: str) -> bool:
     return True
 
 
+def _follow(obj: Model, name: str) -> list[Any]:
+    """The objects ``obj.<name>`` leads to, as a list (served from the prefetch caches)."""
+    if _is_many(obj, name):
+        return list(getattr(obj, name).all())
+    return [getattr(obj, name)]
+
+
 async def arelated(obj: Model, lookup: str) -> Any:
     """Load a relation of ``obj`` in one hop and cache it on ``obj``.
 
@@ -274,8 +281,11 @@ async def arelated(obj: Model, lookup: str) -> Any:
     :param obj: a saved model instance.
     :param lookup: a relation name or ``__``-separated path, as for
         ``prefetch_related``.
-    :return: the related instance (``None`` for an empty nullable relation), or
-        a list for a to-many relation at the end of the path.
+    :return: the related instance (``None`` for an empty nullable relation), or,
+        when the path crosses a to-many relation, one flat list of the objects
+        at its end (``"author__posts__tags"``: the tags of every post of the
+        author, in order, with repeats; ``None`` values of a nullable relation
+        after the to-many step are kept, and not followed further).
     :raise AttributeError, ValueError: for an unknown relation, as Django does.
     """
 
@@ -285,10 +295,15 @@ async def arelated(obj: Model, lookup: str) -> Any:
         for part in lookup.split("__"):
             if target is None:
                 return None
-            if isinstance(target, Model) and _is_many(target, part):
-                target = list(getattr(target, part).all())
-            elif isinstance(target, list):
-                target = [getattr(item, part) for item in target]
+            if isinstance(target, list):  # past a to-many relation: follow from each
+                target = [
+                    related
+                    for item in target
+                    if item is not None
+                    for related in _follow(item, part)
+                ]
+            elif _is_many(target, part):
+                target = _follow(target, part)
             else:
                 target = getattr(target, part)
         return target

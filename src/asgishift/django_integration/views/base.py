@@ -30,10 +30,9 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from inspect import iscoroutinefunction
 from typing import Any
 
-from asgiref.sync import AsyncToSync, SyncToAsync, async_to_sync
+from asgiref.sync import AsyncToSync, SyncToAsync, async_to_sync, iscoroutinefunction
 from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpResponse
 from django.template.response import SimpleTemplateResponse
