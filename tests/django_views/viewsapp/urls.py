@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import path
+from django.views.decorators.cache import cache_page
 
 from django_views.viewsapp import views
 
@@ -28,6 +29,7 @@ urlpatterns = [
     path("async/mixed/", views.Mixed.as_view(), name="async-mixed"),
     path("async/slow-report/", views.slow_report, name="async-slow-report"),
     path("accounts/login/", views.SyncAbout.as_view(), name="login"),
+    path("async/cached/", cache_page(60)(views.Greeting.as_view()), name="async-cached"),
 ]
 for name, route, sync_view, async_view in PAIRS:
     urlpatterns.append(path(f"sync/{route}", sync_view.as_view(), name=f"sync-{name}"))

@@ -129,6 +129,15 @@ class AsyncAbout(About, async_views.AsyncTemplateView):
     """The async twin (its sync hook queries the database on the worker thread)."""
 
 
+class Greeting(async_views.AsyncTemplateView):
+    """A template view without the database, for the cache test."""
+
+    template_name = "viewsapp/about.html"
+
+    def get_context_data(self, **kwargs: Any) -> Any:
+        return {**super().get_context_data(**kwargs), "greeting": "cached"}
+
+
 class Contact:
     """The form twins' shared configuration."""
 

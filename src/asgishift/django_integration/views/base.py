@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -82,22 +83,30 @@ class _AsyncHook:
         return self.bound(*args, **kwargs)
 
 
+async def _rendered(response: SimpleTemplateResponse) -> SimpleTemplateResponse:
+    """The ``render`` of a response already rendered in the view's hop: return it as it is."""
+    return response
+
+
+# A bound method pickles as getattr(response, "<name>"): named "render", a pickled
+# response (cache_page, the cache middleware) comes back with the class's own render().
+_rendered.__name__ = "render"
+
+
 def _mark_rendered(response: SimpleTemplateResponse) -> None:
     """Let Django's async handler skip its render hop for a response rendered in the phase.
 
     Django's ASGI path awaits ``response.render()`` when it is a coroutine
     function instead of hopping to a thread; a sync handler (WSGI, the test
     ``Client``) calls ``render()`` itself, so the response is left as it is there.
+    The marked response still pickles (Django's cache framework stores it), and
+    unpickles with its class's ``render()``.
     """
     if getattr(AsyncToSync.executors, "current", None) is not None:
         return  # called through async_to_sync: a sync get_response() renders (no hop)
     if SyncToAsync.thread_sensitive_context.get(None) is None:
         return  # no request thread (e.g. AsyncClient): keep Django's own path
-
-    async def render() -> SimpleTemplateResponse:
-        return response
-
-    response.render = render
+    response.render = types.MethodType(_rendered, response)
 
 
 class AsyncViewMixin:
