@@ -304,14 +304,26 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def _entries_to_keep(path: Path, scopes: Sequence[str]) -> list[dict[str, Any]]:
+def _entries_to_keep(
+    path: Path, scopes: Sequence[str], current: Sequence[str]
+) -> list[dict[str, Any]]:
     """Return the entries of baseline ``path`` for files outside ``scopes``, to write back.
 
     Rewriting a baseline while auditing a sub-directory keeps the other files'
     entries as they are. They must be of the version written now, else they
-    would never match again.
+    would never match again. A finding belongs to the file of the ``async def``
+    it is reached from, not the hazard's (``entry_in_scope``); an entry whose
+    file is unknown is kept unless one of ``current`` (the fingerprints written
+    now) rewrites it, so it is neither lost nor written twice.
     """
-    from asgishift.audit._baseline import BASELINE_VERSION, BaselineError, in_scope, read_baseline
+    from collections import Counter
+
+    from asgishift.audit._baseline import (
+        BASELINE_VERSION,
+        BaselineError,
+        entry_in_scope,
+        read_baseline,
+    )
 
     if "." in scopes or not path.exists():
         return []
@@ -319,7 +331,14 @@ def _entries_to_keep(path: Path, scopes: Sequence[str]) -> list[dict[str, Any]]:
         old = read_baseline(path)
     except BaselineError as exc:
         raise UsageError(f"{exc} (without a sub-path)") from None
-    kept = [e for e in old.entries if not in_scope(e.get("path"), scopes)]
+    written = Counter(current)
+    kept = []
+    for entry in old.entries:
+        owned = entry_in_scope(entry, scopes)
+        if owned is None and written[entry["fingerprint"]] > 0:
+            written[entry["fingerprint"]] -= 1
+        elif not owned:
+            kept.append(entry)
     if kept and old.version != BASELINE_VERSION:
         raise UsageError(
             f"{path} is a version {old.version} baseline with entries outside "
@@ -379,7 +398,7 @@ def _audit(args: argparse.Namespace) -> int:
     scopes = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
 
     if args.write_baseline is not None:
-        kept = _entries_to_keep(args.write_baseline, scopes)
+        kept = _entries_to_keep(args.write_baseline, scopes, prints)
         count = write_baseline(args.write_baseline, result.findings, kept)
         for error in result.errors:
             print(format_error(error), file=sys.stderr)
