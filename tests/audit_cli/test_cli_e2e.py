@@ -226,3 +226,30 @@ def test_non_utf8_console_does_not_crash(project: Path, fmt: str) -> None:
         assert "shop/caf%C3%A9.py" in uris  # RFC 3986 percent-encoding of UTF-8
     else:
         assert "caf\\xe9.py" in run.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_link_to_a_directory_does_not_take_the_real_directory_s_place(project: Path) -> None:
+    # "a_link" sorts before "shop": the real path must still be the one reported
+    # (annotations, SARIF and baseline fingerprints name it), the link the duplicate.
+    os.symlink(project / "shop", project / "a_link", target_is_directory=True)
+    run = run_audit("--format", "json", cwd=project)
+    assert run.returncode == 1, run.stderr
+    document = run.json()
+    assert [f["path"] for f in document["findings"]] == ["shop/views.py"]
+    assert [(e["path"], "symlink loop" in e["message"]) for e in document["errors"]] == [
+        ("a_link", True)
+    ]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_symlink_loop_named_py_is_reported(project: Path) -> None:
+    os.symlink(project / "shop" / "b.py", project / "shop" / "a.py")
+    os.symlink(project / "shop" / "a.py", project / "shop" / "b.py")
+    run = run_audit("--format", "json", cwd=project)
+    assert run.returncode == 1, run.stderr
+    errors = run.json()["errors"]
+    assert [(e["path"], "symlink loop" in e["message"]) for e in errors] == [
+        ("shop/a.py", True),
+        ("shop/b.py", True),
+    ]

@@ -4,11 +4,14 @@ Walks the given paths, skipping version-control and environment directories
 (``.git``, ``.venv``, ``__pycache__``, ``node_modules``...), paths matched by
 ``.gitignore`` files (gitignore semantics through :mod:`pathspec`) and the
 configured ``exclude`` globs. Symbolic links are followed, but a directory
-reached twice through a link (a loop) is reported instead of walked again.
+reached twice through a link (a loop) is reported instead of walked again:
+the link, not its target, since links are walked last. A ``*.py`` link loop
+is reported too.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -350,12 +353,19 @@ def _walk(
     result: Discovery,
     add: Callable[[str], None],
 ) -> None:
-    """Walk one directory tree with loop detection, calling ``add`` per file."""
+    """Walk one directory tree with loop detection, calling ``add`` per file.
+
+    Symlinked directories are walked after every directory reached without
+    one, so when a link and its target are both in the tree the target's real
+    path is the one audited (and the link the one reported as a loop), whatever
+    their names' order.
+    """
     visited: set[tuple[int, int]] = set()
     base_gitdirs = _gitdirs(start, root) if start.startswith(root) else [start]
     stack: list[tuple[str, list[str]]] = [(start, base_gitdirs)]
-    while stack:
-        directory, gitdirs = stack.pop()
+    links: list[tuple[str, list[str]]] = []
+    while stack or links:
+        directory, gitdirs = stack.pop() if stack else links.pop()
         try:
             st = os.stat(directory)
         except OSError as exc:
@@ -385,14 +395,20 @@ def _walk(
             name = entry.name
             try:
                 is_dir = entry.is_dir()
-            except OSError:
+            except OSError as exc:
+                # A link loop (ELOOP) named *.py is a file the user expects audited.
+                if name.endswith(".py") and not ignores.ignored(entry.path, False, subdirs):
+                    why = "symlink loop" if exc.errno == errno.ELOOP else "cannot read"
+                    result.errors.append(
+                        FileError(_rel(entry.path, root), 0, f"{why}: {exc.strerror}; remove it")
+                    )
                 continue
             if is_dir:
                 if name in SKIP_DIRS or name.endswith(".egg-info"):
                     continue
                 if ignores.ignored(entry.path, True, subdirs):
                     continue
-                stack.append((entry.path, subdirs))
+                (links if entry.is_symlink() else stack).append((entry.path, subdirs))
             elif name.endswith(".py"):
                 if ignores.ignored(entry.path, False, subdirs):
                     continue
