@@ -310,6 +310,41 @@ def test_an_entry_without_entry_path_is_neither_lost_nor_duplicated(
     assert [(e["path"], e.get("entry_path")) for e in entries] == [("shop/pay.py", "shop/views.py")]
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [
+        pytest.param(["--select", "ASH1"], id="select"),
+        pytest.param(["--ignore", "ASH2"], id="ignore"),
+        pytest.param(["--no-chains"], id="no-chains"),
+    ],
+)
+def test_entries_of_what_the_flags_leave_out_are_left_alone(
+    fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    direct = finding(path="shop/views.py", line=3)
+    orm = finding("ASH201", "shop/orm.py", 4, snippet="B.objects.get()", chain=CHAIN)
+    set_findings(fake_engine, direct, orm)
+    assert cli("--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+
+    # A run that does not look for the ORM call through a chain: its entry is
+    # not "no longer found", and a rewrite keeps it.
+    set_findings(fake_engine, direct)
+    assert cli(*flags, "--baseline", "baseline.json", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["baseline"] == {
+        "matched": 1,
+        "stale": 0,
+    }
+    assert cli(*flags, "--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+    set_findings(fake_engine, direct, orm)
+    assert cli("--baseline", "baseline.json", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["baseline"] == {
+        "matched": 2,
+        "stale": 0,
+    }
+
+
 def test_rewriting_part_of_an_old_version_baseline_is_refused(
     fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

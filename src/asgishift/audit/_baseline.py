@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,7 +235,10 @@ def read_baseline(path: Path) -> Baseline:
 
 
 def apply_baseline(
-    finding_fingerprints: Sequence[str], baseline: Baseline, scopes: Sequence[str] = (".",)
+    finding_fingerprints: Sequence[str],
+    baseline: Baseline,
+    scopes: Sequence[str] = (".",),
+    covered: Callable[[dict[str, Any]], bool] | None = None,
 ) -> BaselineOutcome:
     """Match a run's findings against a baseline.
 
@@ -248,6 +251,9 @@ def apply_baseline(
     :param baseline: as returned by :func:`read_baseline`.
     :param scopes: the audited paths (see :func:`in_scope`): an entry of a file
         outside them is not stale for not being matched.
+    :param covered: whether the run looked for an entry's finding at all
+        (``--select``, ``--ignore`` and ``--no-chains`` leave some out); an
+        entry it did not look for is not stale either. ``None``: every entry.
     :return: which findings to report and the match counts.
     """
     remaining = baseline.counts
@@ -260,7 +266,11 @@ def apply_baseline(
         else:
             kept.append(index)
     entries = {e["fingerprint"]: e for e in baseline.entries}
-    stale = sum(n for fp, n in remaining.items() if entry_in_scope(entries[fp], scopes))
+    stale = sum(
+        n
+        for fp, n in remaining.items()
+        if entry_in_scope(entries[fp], scopes) and (covered is None or covered(entries[fp]))
+    )
     return BaselineOutcome(kept=kept, matched=matched, stale=stale)
 
 

@@ -304,8 +304,37 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
+def _covered(args: argparse.Namespace) -> Callable[[dict[str, Any]], bool] | None:
+    """Return whether this run looks for a baseline entry's finding at all.
+
+    ``--select``, ``--ignore`` and ``--no-chains`` narrow one run (a CI job for
+    one rule family, say); the entries they leave out are neither "no longer
+    found" nor dropped by ``--write-baseline``.
+
+    :return: the test, or ``None`` without those flags (every entry is looked for).
+    """
+    if args.select is None and not args.ignore and not args.no_chains:
+        return None
+    select = tuple(args.select) if args.select is not None else None
+    ignore = tuple(args.ignore or ())
+
+    def covered(entry: dict[str, Any]) -> bool:
+        code = entry.get("code")
+        if isinstance(code, str):
+            if select is not None and not code.startswith(select):
+                return False
+            if ignore and code.startswith(ignore):
+                return False
+        return not (args.no_chains and "entry" in entry)
+
+    return covered
+
+
 def _entries_to_keep(
-    path: Path, scopes: Sequence[str], current: Sequence[str]
+    path: Path,
+    scopes: Sequence[str],
+    current: Sequence[str],
+    covered: Callable[[dict[str, Any]], bool] | None,
 ) -> list[dict[str, Any]]:
     """Return the entries of baseline ``path`` for files outside ``scopes``, to write back.
 
@@ -314,7 +343,8 @@ def _entries_to_keep(
     would never match again. A finding belongs to the file of the ``async def``
     it is reached from, not the hazard's (``entry_in_scope``); an entry whose
     file is unknown is kept unless one of ``current`` (the fingerprints written
-    now) rewrites it, so it is neither lost nor written twice.
+    now) rewrites it, so it is neither lost nor written twice. An entry the run
+    did not look for (``covered``) is kept too.
     """
     from collections import Counter
 
@@ -325,24 +355,24 @@ def _entries_to_keep(
         read_baseline,
     )
 
-    if "." in scopes or not path.exists():
+    if not path.exists() or ("." in scopes and covered is None):
         return []
     try:
         old = read_baseline(path)
     except BaselineError as exc:
-        raise UsageError(f"{exc} (without a sub-path)") from None
+        raise UsageError(f"{exc} (without a sub-path, --select, --ignore or --no-chains)") from None
     written = Counter(current)
     kept = []
     for entry in old.entries:
-        owned = entry_in_scope(entry, scopes)
+        owned = entry_in_scope(entry, scopes) if covered is None or covered(entry) else False
         if owned is None and written[entry["fingerprint"]] > 0:
             written[entry["fingerprint"]] -= 1
         elif not owned:
             kept.append(entry)
     if kept and old.version != BASELINE_VERSION:
         raise UsageError(
-            f"{path} is a version {old.version} baseline with entries outside "
-            f"{', '.join(scopes)}; rewrite it for the whole project first with "
+            f"{path} is a version {old.version} baseline with entries this run does not "
+            f"audit ({', '.join(scopes)}, flags); rewrite it for the whole project first with "
             f"`asgishift audit --write-baseline {path}`"
         )
     return kept
@@ -398,7 +428,7 @@ def _audit(args: argparse.Namespace) -> int:
     scopes = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
 
     if args.write_baseline is not None:
-        kept = _entries_to_keep(args.write_baseline, scopes, prints)
+        kept = _entries_to_keep(args.write_baseline, scopes, prints, _covered(args))
         count = write_baseline(args.write_baseline, result.findings, kept)
         for error in result.errors:
             print(format_error(error), file=sys.stderr)
@@ -424,6 +454,7 @@ def _audit(args: argparse.Namespace) -> int:
             else fingerprints(result.findings, baseline.version),
             baseline,
             scopes,
+            _covered(args),
         )
         report.findings = [result.findings[i] for i in outcome.kept]
         report.fingerprints = [prints[i] for i in outcome.kept]
