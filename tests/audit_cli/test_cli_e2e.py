@@ -253,3 +253,34 @@ def test_a_symlink_loop_named_py_is_reported(project: Path) -> None:
         ("shop/a.py", True),
         ("shop/b.py", True),
     ]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize(
+    ("flags", "clean", "status"),
+    [
+        pytest.param([], False, 1, id="findings"),
+        pytest.param(["--exit-zero"], False, 0, id="exit-zero"),
+        pytest.param([], True, 0, id="clean"),
+    ],
+)
+def test_a_reader_that_leaves_does_not_change_the_exit_status(
+    project: Path, flags: list[str], clean: bool, status: int, fmt: str
+) -> None:
+    # `asgishift audit --exit-zero | head -1` under `set -o pipefail` must not fail the job.
+    if clean:
+        (project / "shop" / "views.py").write_text(CLEAN, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "FORCE_COLOR"}}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "asgishift", "audit", "--format", fmt, *flags],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert child.stdout is not None
+    child.stdout.close()  # the reader is gone before the report is written
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == status, stderr
+    assert b"Traceback" not in stderr

@@ -472,12 +472,28 @@ def _audit(args: argparse.Namespace) -> int:
         if isinstance(sys.stdout, io.TextIOWrapper):
             # A non-UTF-8 console must not crash on a non-ASCII path or snippet.
             sys.stdout.reconfigure(errors="backslashreplace")
-        get_renderer(args.format)(report, sys.stdout)
-        sys.stdout.flush()
+        try:
+            get_renderer(args.format)(report, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # `asgishift audit | head`: the reader left; the audit's outcome, and
+            # so the exit status (--exit-zero included), is the same.
+            _silence_stdout()
 
     if report.findings and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_CLEAN
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull after its reader left (``BrokenPipeError``).
+
+    The interpreter's final flush then does not raise again (Python docs,
+    signal module, "Note on SIGPIPE").
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -495,10 +511,9 @@ def run(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_USAGE
     except BrokenPipeError:
-        # `asgishift audit | head`: the reader left. Point stdout at devnull so the
-        # interpreter's final flush does not raise again (Python docs, signal module).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # The reader left while --explain or --diff wrote (the report's own
+        # writing handles it in _audit); the outcome is unknown here, so not 0.
+        _silence_stdout()
         return EXIT_FINDINGS
     except OSError as exc:
         # --output / --write-baseline into a missing directory, a read-only file...
