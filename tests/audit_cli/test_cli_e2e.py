@@ -284,3 +284,14 @@ def test_a_reader_that_leaves_does_not_change_the_exit_status(
     _, stderr = child.communicate(timeout=120)
     assert child.returncode == status, stderr
     assert b"Traceback" not in stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(60)
+def test_a_fifo_given_as_a_path_is_called_what_it_is(project: Path) -> None:
+    os.mkfifo(project / "shop" / "pipe.py")
+    run = run_audit("shop/pipe.py", "--format", "json", cwd=project)
+    assert run.returncode == 0, run.stderr
+    assert [(e["path"], e["message"]) for e in run.json()["errors"]] == [
+        ("shop/pipe.py", "not a regular file; remove it or add it to `exclude`")
+    ]

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import pathspec
 
 from asgishift.audit._model import FileError
-from asgishift.audit._regular import NotRegularFile, read_regular
+from asgishift.audit._regular import NOT_REGULAR, NotRegularFile, read_regular
 
 logger = logging.getLogger("asgishift.audit")
 
@@ -320,14 +320,13 @@ def discover(
                 add(start)
             continue
         if not os.path.isdir(start):
-            result.errors.append(
-                FileError(
-                    _rel(start, root_s),
-                    0,
-                    "path does not exist (or is a broken symlink); check the path given to "
-                    "`asgishift audit`",
-                )
+            # A FIFO, socket or device exists but is never opened (a FIFO blocks).
+            missing = (
+                "path does not exist (or is a broken symlink); check the path given to "
+                "`asgishift audit`"
             )
+            message = NOT_REGULAR if os.path.exists(start) else missing
+            result.errors.append(FileError(_rel(start, root_s), 0, message))
             continue
         _walk(start, root_s, ignores, result, add)
     if follow is not None:
