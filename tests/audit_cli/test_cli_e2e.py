@@ -295,3 +295,16 @@ def test_a_fifo_given_as_a_path_is_called_what_it_is(project: Path) -> None:
     assert [(e["path"], e["message"]) for e in run.json()["errors"]] == [
         ("shop/pipe.py", "not a regular file; remove it or add it to `exclude`")
     ]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_link_to_a_file_in_the_tree_is_not_audited_twice(project: Path) -> None:
+    # "a_views.py" sorts before "views.py": the real file is still the one reported.
+    os.symlink(project / "shop" / "views.py", project / "shop" / "a_views.py")
+    run = run_audit("--format", "json", cwd=project)
+    assert run.returncode == 1, run.stderr
+    document = run.json()
+    assert [f["path"] for f in document["findings"]] == ["shop/views.py"]
+    assert [(e["path"], "already audited" in e["message"]) for e in document["errors"]] == [
+        ("shop/a_views.py", True)
+    ]

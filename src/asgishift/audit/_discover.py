@@ -5,8 +5,8 @@ Walks the given paths, skipping version-control and environment directories
 ``.gitignore`` files (gitignore semantics through :mod:`pathspec`) and the
 configured ``exclude`` globs. Symbolic links are followed, but a directory
 reached twice through a link (a loop) is reported instead of walked again:
-the link, not its target, since links are walked last. A ``*.py`` link loop
-is reported too.
+the link, not its target, since links are walked last. So is a link to a
+file audited through its real path, and a ``*.py`` link loop.
 """
 
 from __future__ import annotations
@@ -355,14 +355,16 @@ def _walk(
     """Walk one directory tree with loop detection, calling ``add`` per file.
 
     Symlinked directories are walked after every directory reached without
-    one, so when a link and its target are both in the tree the target's real
-    path is the one audited (and the link the one reported as a loop), whatever
-    their names' order.
+    one, and linked files are added after every real file, so when a link and
+    its target are both in the tree the target's real path is the one audited
+    (and the link the one reported), whatever their names' order.
     """
     visited: set[tuple[int, int]] = set()
     base_gitdirs = _gitdirs(start, root) if start.startswith(root) else [start]
     stack: list[tuple[str, list[str]]] = [(start, base_gitdirs)]
     links: list[tuple[str, list[str]]] = []
+    real_files: set[tuple[int, int]] = set()
+    file_links: list[str] = []
     while stack or links:
         directory, gitdirs = stack.pop() if stack else links.pop()
         try:
@@ -411,12 +413,36 @@ def _walk(
             elif name.endswith(".py"):
                 if ignores.ignored(entry.path, False, subdirs):
                     continue
-                if entry.is_symlink() and not os.path.exists(entry.path):
-                    result.errors.append(
-                        FileError(_rel(entry.path, root), 0, "broken symlink; remove it")
-                    )
+                if entry.is_symlink():
+                    if not os.path.exists(entry.path):
+                        result.errors.append(
+                            FileError(_rel(entry.path, root), 0, "broken symlink; remove it")
+                        )
+                    else:
+                        file_links.append(entry.path)
                     continue
+                # Files share their directory's device; inode() costs no system call.
+                real_files.add((st.st_dev, entry.inode()))
                 add(entry.path)
+    for path in sorted(file_links):
+        # After every real file: a link to one of them is the duplicate, not it.
+        try:
+            target = os.stat(path)
+        except OSError:
+            continue  # removed since the walk saw it
+        key = (target.st_dev, target.st_ino)
+        if key in real_files:
+            result.errors.append(
+                FileError(
+                    _rel(path, root),
+                    0,
+                    "symlink to a file already audited through another path; "
+                    "remove the link or add it to `exclude`",
+                )
+            )
+            continue
+        real_files.add(key)
+        add(path)
 
 
 __all__ = ["SKIP_DIRS", "Discovery", "SourceFile", "discover"]
