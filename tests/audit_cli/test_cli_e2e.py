@@ -226,3 +226,85 @@ def test_non_utf8_console_does_not_crash(project: Path, fmt: str) -> None:
         assert "shop/caf%C3%A9.py" in uris  # RFC 3986 percent-encoding of UTF-8
     else:
         assert "caf\\xe9.py" in run.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_link_to_a_directory_does_not_take_the_real_directory_s_place(project: Path) -> None:
+    # "a_link" sorts before "shop": the real path must still be the one reported
+    # (annotations, SARIF and baseline fingerprints name it), the link the duplicate.
+    os.symlink(project / "shop", project / "a_link", target_is_directory=True)
+    run = run_audit("--format", "json", cwd=project)
+    assert run.returncode == 1, run.stderr
+    document = run.json()
+    assert [f["path"] for f in document["findings"]] == ["shop/views.py"]
+    assert [(e["path"], "symlink loop" in e["message"]) for e in document["errors"]] == [
+        ("a_link", True)
+    ]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_symlink_loop_named_py_is_reported(project: Path) -> None:
+    os.symlink(project / "shop" / "b.py", project / "shop" / "a.py")
+    os.symlink(project / "shop" / "a.py", project / "shop" / "b.py")
+    run = run_audit("--format", "json", cwd=project)
+    assert run.returncode == 1, run.stderr
+    errors = run.json()["errors"]
+    assert [(e["path"], "symlink loop" in e["message"]) for e in errors] == [
+        ("shop/a.py", True),
+        ("shop/b.py", True),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize(
+    ("flags", "clean", "status"),
+    [
+        pytest.param([], False, 1, id="findings"),
+        pytest.param(["--exit-zero"], False, 0, id="exit-zero"),
+        pytest.param([], True, 0, id="clean"),
+    ],
+)
+def test_a_reader_that_leaves_does_not_change_the_exit_status(
+    project: Path, flags: list[str], clean: bool, status: int, fmt: str
+) -> None:
+    # `asgishift audit --exit-zero | head -1` under `set -o pipefail` must not fail the job.
+    if clean:
+        (project / "shop" / "views.py").write_text(CLEAN, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "FORCE_COLOR"}}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "asgishift", "audit", "--format", fmt, *flags],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert child.stdout is not None
+    child.stdout.close()  # the reader is gone before the report is written
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == status, stderr
+    assert b"Traceback" not in stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(60)
+def test_a_fifo_given_as_a_path_is_called_what_it_is(project: Path) -> None:
+    os.mkfifo(project / "shop" / "pipe.py")
+    run = run_audit("shop/pipe.py", "--format", "json", cwd=project)
+    assert run.returncode == 0, run.stderr
+    assert [(e["path"], e["message"]) for e in run.json()["errors"]] == [
+        ("shop/pipe.py", "not a regular file; remove it or add it to `exclude`")
+    ]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_link_to_a_file_in_the_tree_is_not_audited_twice(project: Path) -> None:
+    # "a_views.py" sorts before "views.py": the real file is still the one reported.
+    os.symlink(project / "shop" / "views.py", project / "shop" / "a_views.py")
+    run = run_audit("--format", "json", cwd=project)
+    assert run.returncode == 1, run.stderr
+    document = run.json()
+    assert [f["path"] for f in document["findings"]] == ["shop/views.py"]
+    assert [(e["path"], "already audited" in e["message"]) for e in document["errors"]] == [
+        ("shop/a_views.py", True)
+    ]

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from audit_cli_helpers import FakeEngine, cli, finding
+from audit_cli_helpers import CHAIN, FakeEngine, cli, finding
 
 from asgishift.audit._model import AuditResult, FileError, Finding
 
@@ -235,6 +235,114 @@ def test_baseline_entries_outside_the_audited_paths_are_left_alone(
     assert cli("--baseline", "baseline.json", "--format", "json") == 0
     summary = json.loads(capsys.readouterr().out)["summary"]
     assert summary["baseline"] == {"matched": 2, "stale": 1}
+
+
+def test_a_finding_reached_through_calls_belongs_to_the_file_of_its_async_def(
+    fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The hazard is in shop/pay.py, the async def reaching it in shop/views.py.
+    (tmp_path / "shop").mkdir()
+    for name in ("views.py", "pay.py"):
+        (tmp_path / "shop" / name).write_text("", encoding="utf-8")
+    reached = finding(path="shop/pay.py", line=4, chain=CHAIN)
+    set_findings(fake_engine, reached)
+    assert cli("--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+
+    # Auditing shop/pay.py alone does not reach it (no async def there): the entry
+    # is not "no longer found", and a rewrite for that file keeps it.
+    set_findings(fake_engine)
+    assert cli("shop/pay.py", "--baseline", "baseline.json", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["baseline"] == {
+        "matched": 0,
+        "stale": 0,
+    }
+    assert cli("shop/pay.py", "--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+    entries = json.loads((tmp_path / "baseline.json").read_text("utf-8"))["findings"]
+    assert [e["path"] for e in entries] == ["shop/pay.py"]
+
+    # Auditing shop/views.py finds it again: rewritten once, not kept a second time.
+    set_findings(fake_engine, reached)
+    assert cli("shop/views.py", "--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+    entries = json.loads((tmp_path / "baseline.json").read_text("utf-8"))["findings"]
+    assert [e["path"] for e in entries] == ["shop/pay.py"]
+    assert cli("--baseline", "baseline.json", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["baseline"] == {
+        "matched": 1,
+        "stale": 0,
+    }
+
+    # Fixed: a run over shop/views.py says its entry is no longer found.
+    set_findings(fake_engine)
+    assert cli("shop/views.py", "--baseline", "baseline.json", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["baseline"] == {
+        "matched": 0,
+        "stale": 1,
+    }
+
+
+def test_an_entry_without_entry_path_is_neither_lost_nor_duplicated(
+    fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A baseline written before entries recorded the file of their async def.
+    (tmp_path / "shop").mkdir()
+    for name in ("views.py", "pay.py"):
+        (tmp_path / "shop" / name).write_text("", encoding="utf-8")
+    reached = finding(path="shop/pay.py", line=4, chain=CHAIN)
+    set_findings(fake_engine, reached)
+    assert cli("--write-baseline", "baseline.json") == 0
+    document = json.loads((tmp_path / "baseline.json").read_text("utf-8"))
+    for entry in document["findings"]:
+        del entry["entry_path"]
+    (tmp_path / "baseline.json").write_text(json.dumps(document), encoding="utf-8")
+    capsys.readouterr()
+
+    set_findings(fake_engine)
+    assert cli("shop/pay.py", "--baseline", "baseline.json", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["baseline"]["stale"] == 0
+    assert cli("shop/pay.py", "--write-baseline", "baseline.json") == 0
+    set_findings(fake_engine, reached)
+    assert cli("shop/views.py", "--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+    entries = json.loads((tmp_path / "baseline.json").read_text("utf-8"))["findings"]
+    assert [(e["path"], e.get("entry_path")) for e in entries] == [("shop/pay.py", "shop/views.py")]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        pytest.param(["--select", "ASH1"], id="select"),
+        pytest.param(["--ignore", "ASH2"], id="ignore"),
+        pytest.param(["--no-chains"], id="no-chains"),
+    ],
+)
+def test_entries_of_what_the_flags_leave_out_are_left_alone(
+    fake_engine: FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    direct = finding(path="shop/views.py", line=3)
+    orm = finding("ASH201", "shop/orm.py", 4, snippet="B.objects.get()", chain=CHAIN)
+    set_findings(fake_engine, direct, orm)
+    assert cli("--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+
+    # A run that does not look for the ORM call through a chain: its entry is
+    # not "no longer found", and a rewrite keeps it.
+    set_findings(fake_engine, direct)
+    assert cli(*flags, "--baseline", "baseline.json", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["baseline"] == {
+        "matched": 1,
+        "stale": 0,
+    }
+    assert cli(*flags, "--write-baseline", "baseline.json") == 0
+    capsys.readouterr()
+    set_findings(fake_engine, direct, orm)
+    assert cli("--baseline", "baseline.json", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["baseline"] == {
+        "matched": 2,
+        "stale": 0,
+    }
 
 
 def test_rewriting_part_of_an_old_version_baseline_is_refused(

@@ -149,6 +149,26 @@ def test_invalid_toml(tmp_path: Path) -> None:
         load_config([tmp_path])
 
 
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param("tool = 3\n", "[tool] must be a table", id="tool"),
+        pytest.param("[tool]\nasgishift = 3\n", "[tool.asgishift] must be a table", id="asgishift"),
+        pytest.param(
+            "[tool.asgishift]\naudit = 3\n", "[tool.asgishift.audit] must be a table", id="audit"
+        ),
+    ],
+)
+def test_a_parent_of_the_table_that_is_not_a_table(
+    tmp_path: Path, document: str, expected: str
+) -> None:
+    source = write(tmp_path / "pyproject.toml", document)
+    with pytest.raises(ConfigError) as info:
+        load_config([tmp_path])
+    assert info.value.source == str(source)
+    assert expected in info.value.message
+
+
 def test_missing_explicit_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file does not exist; check --config"):
         load_config([tmp_path], tmp_path / "nope.toml")

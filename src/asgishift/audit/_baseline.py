@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,28 @@ def in_scope(path: object, scopes: Sequence[str]) -> bool:
     return any(scope == "." or path == scope or path.startswith(f"{scope}/") for scope in scopes)
 
 
+def entry_in_scope(entry: dict[str, Any], scopes: Sequence[str]) -> bool | None:
+    """Return whether a run over ``scopes`` reports the finding a baseline entry records.
+
+    A finding belongs to the file of the ``async def`` it is reached from (the
+    engine keeps a finding when that file is audited), which for a chain is not
+    the hazard's ``path``: ``entry_path`` records it. An entry with an ``entry``
+    but no ``entry_path`` (written before it was recorded) belongs to a file
+    this cannot tell.
+
+    :param entry: one baseline entry as read.
+    :param scopes: the audited paths, as for :func:`in_scope`.
+    :return: ``True`` or ``False``, or ``None`` when unknown (only for a run
+        over part of the project).
+    """
+    if "." in scopes:
+        return True
+    owner = entry.get("entry_path")
+    if owner is None and "entry" in entry:
+        return None
+    return in_scope(owner if owner is not None else entry.get("path"), scopes)
+
+
 @dataclass
 class Baseline:
     """A baseline file as read.
@@ -129,7 +151,9 @@ class BaselineOutcome:
         baseline, in order: the ones to report.
     :param matched: how many findings the baseline suppressed.
     :param stale: baseline entries of audited files no finding matched any
-        more (fixed code); rewriting the baseline drops them.
+        more (fixed code); rewriting the baseline drops them. An entry is of
+        an audited file when the ``async def`` its finding is reached from is
+        (:func:`entry_in_scope`); one whose file is unknown is not counted.
     """
 
     kept: list[int]
@@ -152,7 +176,8 @@ def write_baseline(
 
     ``code``, ``path``, ``snippet`` and ``entry`` (the ``async def`` a chain starts
     in; absent for a hazard written in it) are there for reviewers; only
-    ``fingerprint`` is matched.
+    ``fingerprint`` is matched. ``entry_path`` (the file of ``entry``) tells a run
+    over part of the project which entries are its own (:func:`entry_in_scope`).
 
     :param path: the file to (over)write.
     :param findings: the findings in report order.
@@ -167,7 +192,7 @@ def write_baseline(
             "code": f.code,
             "path": f.path,
             "snippet": _normalise(f.snippet),
-            **({"entry": _entry(f)} if f.chain else {}),
+            **({"entry": _entry(f), "entry_path": f.chain[0].path} if f.chain else {}),
         }
         for f, fp in zip(findings, fingerprints(findings), strict=True)
     ]
@@ -210,7 +235,10 @@ def read_baseline(path: Path) -> Baseline:
 
 
 def apply_baseline(
-    finding_fingerprints: Sequence[str], baseline: Baseline, scopes: Sequence[str] = (".",)
+    finding_fingerprints: Sequence[str],
+    baseline: Baseline,
+    scopes: Sequence[str] = (".",),
+    covered: Callable[[dict[str, Any]], bool] | None = None,
 ) -> BaselineOutcome:
     """Match a run's findings against a baseline.
 
@@ -223,6 +251,9 @@ def apply_baseline(
     :param baseline: as returned by :func:`read_baseline`.
     :param scopes: the audited paths (see :func:`in_scope`): an entry of a file
         outside them is not stale for not being matched.
+    :param covered: whether the run looked for an entry's finding at all
+        (``--select``, ``--ignore`` and ``--no-chains`` leave some out); an
+        entry it did not look for is not stale either. ``None``: every entry.
     :return: which findings to report and the match counts.
     """
     remaining = baseline.counts
@@ -234,8 +265,12 @@ def apply_baseline(
             matched += 1
         else:
             kept.append(index)
-    paths = {e["fingerprint"]: e.get("path") for e in baseline.entries}
-    stale = sum(n for fp, n in remaining.items() if in_scope(paths[fp], scopes))
+    entries = {e["fingerprint"]: e for e in baseline.entries}
+    stale = sum(
+        n
+        for fp, n in remaining.items()
+        if entry_in_scope(entries[fp], scopes) and (covered is None or covered(entries[fp]))
+    )
     return BaselineOutcome(kept=kept, matched=matched, stale=stale)
 
 
@@ -247,6 +282,7 @@ __all__ = [
     "BaselineError",
     "BaselineOutcome",
     "apply_baseline",
+    "entry_in_scope",
     "fingerprints",
     "in_scope",
     "read_baseline",

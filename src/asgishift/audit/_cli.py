@@ -304,26 +304,75 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def _entries_to_keep(path: Path, scopes: Sequence[str]) -> list[dict[str, Any]]:
+def _covered(args: argparse.Namespace) -> Callable[[dict[str, Any]], bool] | None:
+    """Return whether this run looks for a baseline entry's finding at all.
+
+    ``--select``, ``--ignore`` and ``--no-chains`` narrow one run (a CI job for
+    one rule family, say); the entries they leave out are neither "no longer
+    found" nor dropped by ``--write-baseline``.
+
+    :return: the test, or ``None`` without those flags (every entry is looked for).
+    """
+    if args.select is None and not args.ignore and not args.no_chains:
+        return None
+    select = tuple(args.select) if args.select is not None else None
+    ignore = tuple(args.ignore or ())
+
+    def covered(entry: dict[str, Any]) -> bool:
+        code = entry.get("code")
+        if isinstance(code, str):
+            if select is not None and not code.startswith(select):
+                return False
+            if ignore and code.startswith(ignore):
+                return False
+        return not (args.no_chains and "entry" in entry)
+
+    return covered
+
+
+def _entries_to_keep(
+    path: Path,
+    scopes: Sequence[str],
+    current: Sequence[str],
+    covered: Callable[[dict[str, Any]], bool] | None,
+) -> list[dict[str, Any]]:
     """Return the entries of baseline ``path`` for files outside ``scopes``, to write back.
 
     Rewriting a baseline while auditing a sub-directory keeps the other files'
     entries as they are. They must be of the version written now, else they
-    would never match again.
+    would never match again. A finding belongs to the file of the ``async def``
+    it is reached from, not the hazard's (``entry_in_scope``); an entry whose
+    file is unknown is kept unless one of ``current`` (the fingerprints written
+    now) rewrites it, so it is neither lost nor written twice. An entry the run
+    did not look for (``covered``) is kept too.
     """
-    from asgishift.audit._baseline import BASELINE_VERSION, BaselineError, in_scope, read_baseline
+    from collections import Counter
 
-    if "." in scopes or not path.exists():
+    from asgishift.audit._baseline import (
+        BASELINE_VERSION,
+        BaselineError,
+        entry_in_scope,
+        read_baseline,
+    )
+
+    if not path.exists() or ("." in scopes and covered is None):
         return []
     try:
         old = read_baseline(path)
     except BaselineError as exc:
-        raise UsageError(f"{exc} (without a sub-path)") from None
-    kept = [e for e in old.entries if not in_scope(e.get("path"), scopes)]
+        raise UsageError(f"{exc} (without a sub-path, --select, --ignore or --no-chains)") from None
+    written = Counter(current)
+    kept = []
+    for entry in old.entries:
+        owned = entry_in_scope(entry, scopes) if covered is None or covered(entry) else False
+        if owned is None and written[entry["fingerprint"]] > 0:
+            written[entry["fingerprint"]] -= 1
+        elif not owned:
+            kept.append(entry)
     if kept and old.version != BASELINE_VERSION:
         raise UsageError(
-            f"{path} is a version {old.version} baseline with entries outside "
-            f"{', '.join(scopes)}; rewrite it for the whole project first with "
+            f"{path} is a version {old.version} baseline with entries this run does not "
+            f"audit ({', '.join(scopes)}, flags); rewrite it for the whole project first with "
             f"`asgishift audit --write-baseline {path}`"
         )
     return kept
@@ -379,7 +428,7 @@ def _audit(args: argparse.Namespace) -> int:
     scopes = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
 
     if args.write_baseline is not None:
-        kept = _entries_to_keep(args.write_baseline, scopes)
+        kept = _entries_to_keep(args.write_baseline, scopes, prints, _covered(args))
         count = write_baseline(args.write_baseline, result.findings, kept)
         for error in result.errors:
             print(format_error(error), file=sys.stderr)
@@ -405,6 +454,7 @@ def _audit(args: argparse.Namespace) -> int:
             else fingerprints(result.findings, baseline.version),
             baseline,
             scopes,
+            _covered(args),
         )
         report.findings = [result.findings[i] for i in outcome.kept]
         report.fingerprints = [prints[i] for i in outcome.kept]
@@ -422,12 +472,28 @@ def _audit(args: argparse.Namespace) -> int:
         if isinstance(sys.stdout, io.TextIOWrapper):
             # A non-UTF-8 console must not crash on a non-ASCII path or snippet.
             sys.stdout.reconfigure(errors="backslashreplace")
-        get_renderer(args.format)(report, sys.stdout)
-        sys.stdout.flush()
+        try:
+            get_renderer(args.format)(report, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # `asgishift audit | head`: the reader left; the audit's outcome, and
+            # so the exit status (--exit-zero included), is the same.
+            _silence_stdout()
 
     if report.findings and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_CLEAN
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull after its reader left (``BrokenPipeError``).
+
+    The interpreter's final flush then does not raise again (Python docs,
+    signal module, "Note on SIGPIPE").
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -445,10 +511,9 @@ def run(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_USAGE
     except BrokenPipeError:
-        # `asgishift audit | head`: the reader left. Point stdout at devnull so the
-        # interpreter's final flush does not raise again (Python docs, signal module).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # The reader left while --explain or --diff wrote (the report's own
+        # writing handles it in _audit); the outcome is unknown here, so not 0.
+        _silence_stdout()
         return EXIT_FINDINGS
     except OSError as exc:
         # --output / --write-baseline into a missing directory, a read-only file...

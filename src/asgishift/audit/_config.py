@@ -234,10 +234,15 @@ def load_config(paths: Sequence[Path], config_file: Path | None = None) -> Loade
             raise ConfigError(shown, "config file does not exist; check --config") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(shown, f"cannot read the config file: {exc}") from None
-        table = document.get("tool", {}).get("asgishift", {}).get("audit")
-        if table is not None:
+        table: Any = document
+        # `tool = 3` or `[tool] asgishift = "x"` is a bad value, not a crash.
+        for name in ("tool", "tool.asgishift", "tool.asgishift.audit"):
+            table = table.get(name.rsplit(".", 1)[-1])
+            if table is None:
+                break
             if not isinstance(table, dict):
-                raise ConfigError(str(source), f"{TABLE} must be a table")
+                raise ConfigError(str(source), f"[{name}] must be a table")
+        if table is not None:
             config = parse_table(table, str(source))
         root = source.parent
         logger.debug("audit settings from %s (root %s)", source, root)

@@ -4,11 +4,14 @@ Walks the given paths, skipping version-control and environment directories
 (``.git``, ``.venv``, ``__pycache__``, ``node_modules``...), paths matched by
 ``.gitignore`` files (gitignore semantics through :mod:`pathspec`) and the
 configured ``exclude`` globs. Symbolic links are followed, but a directory
-reached twice through a link (a loop) is reported instead of walked again.
+reached twice through a link (a loop) is reported instead of walked again:
+the link, not its target, since links are walked last. So is a link to a
+file audited through its real path, and a ``*.py`` link loop.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -20,7 +23,7 @@ from typing import Any, NamedTuple
 import pathspec
 
 from asgishift.audit._model import FileError
-from asgishift.audit._regular import NotRegularFile, read_regular
+from asgishift.audit._regular import NOT_REGULAR, NotRegularFile, read_regular
 
 logger = logging.getLogger("asgishift.audit")
 
@@ -317,14 +320,13 @@ def discover(
                 add(start)
             continue
         if not os.path.isdir(start):
-            result.errors.append(
-                FileError(
-                    _rel(start, root_s),
-                    0,
-                    "path does not exist (or is a broken symlink); check the path given to "
-                    "`asgishift audit`",
-                )
+            # A FIFO, socket or device exists but is never opened (a FIFO blocks).
+            missing = (
+                "path does not exist (or is a broken symlink); check the path given to "
+                "`asgishift audit`"
             )
+            message = NOT_REGULAR if os.path.exists(start) else missing
+            result.errors.append(FileError(_rel(start, root_s), 0, message))
             continue
         _walk(start, root_s, ignores, result, add)
     if follow is not None:
@@ -350,12 +352,21 @@ def _walk(
     result: Discovery,
     add: Callable[[str], None],
 ) -> None:
-    """Walk one directory tree with loop detection, calling ``add`` per file."""
+    """Walk one directory tree with loop detection, calling ``add`` per file.
+
+    Symlinked directories are walked after every directory reached without
+    one, and linked files are added after every real file, so when a link and
+    its target are both in the tree the target's real path is the one audited
+    (and the link the one reported), whatever their names' order.
+    """
     visited: set[tuple[int, int]] = set()
     base_gitdirs = _gitdirs(start, root) if start.startswith(root) else [start]
     stack: list[tuple[str, list[str]]] = [(start, base_gitdirs)]
-    while stack:
-        directory, gitdirs = stack.pop()
+    links: list[tuple[str, list[str]]] = []
+    real_files: set[tuple[int, int]] = set()
+    file_links: list[str] = []
+    while stack or links:
+        directory, gitdirs = stack.pop() if stack else links.pop()
         try:
             st = os.stat(directory)
         except OSError as exc:
@@ -385,23 +396,53 @@ def _walk(
             name = entry.name
             try:
                 is_dir = entry.is_dir()
-            except OSError:
+            except OSError as exc:
+                # A link loop (ELOOP) named *.py is a file the user expects audited.
+                if name.endswith(".py") and not ignores.ignored(entry.path, False, subdirs):
+                    why = "symlink loop" if exc.errno == errno.ELOOP else "cannot read"
+                    result.errors.append(
+                        FileError(_rel(entry.path, root), 0, f"{why}: {exc.strerror}; remove it")
+                    )
                 continue
             if is_dir:
                 if name in SKIP_DIRS or name.endswith(".egg-info"):
                     continue
                 if ignores.ignored(entry.path, True, subdirs):
                     continue
-                stack.append((entry.path, subdirs))
+                (links if entry.is_symlink() else stack).append((entry.path, subdirs))
             elif name.endswith(".py"):
                 if ignores.ignored(entry.path, False, subdirs):
                     continue
-                if entry.is_symlink() and not os.path.exists(entry.path):
-                    result.errors.append(
-                        FileError(_rel(entry.path, root), 0, "broken symlink; remove it")
-                    )
+                if entry.is_symlink():
+                    if not os.path.exists(entry.path):
+                        result.errors.append(
+                            FileError(_rel(entry.path, root), 0, "broken symlink; remove it")
+                        )
+                    else:
+                        file_links.append(entry.path)
                     continue
+                # Files share their directory's device; inode() costs no system call.
+                real_files.add((st.st_dev, entry.inode()))
                 add(entry.path)
+    for path in sorted(file_links):
+        # After every real file: a link to one of them is the duplicate, not it.
+        try:
+            target = os.stat(path)
+        except OSError:
+            continue  # removed since the walk saw it
+        key = (target.st_dev, target.st_ino)
+        if key in real_files:
+            result.errors.append(
+                FileError(
+                    _rel(path, root),
+                    0,
+                    "symlink to a file already audited through another path; "
+                    "remove the link or add it to `exclude`",
+                )
+            )
+            continue
+        real_files.add(key)
+        add(path)
 
 
 __all__ = ["SKIP_DIRS", "Discovery", "SourceFile", "discover"]

@@ -156,6 +156,23 @@ def _hazard(console: Console, report: Report, same: list[Finding], arrow: str) -
         console.print(_hop_text(hop, " " * 8 + ("then " if index == 0 else "     "), arrow))
 
 
+def _console_class() -> type[Console]:
+    from rich.console import Console
+
+    class ReportConsole(Console):
+        """A console that lets a closed pipe reach the caller.
+
+        rich's default exits with status 1, which would override the audit's
+        own exit status (``--exit-zero``, a clean run).
+        """
+
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return ReportConsole
+
+
 def render(report: Report, stream: TextIO, *, color: bool | None = None) -> None:
     """Write the text report to ``stream``.
 
@@ -163,16 +180,16 @@ def render(report: Report, stream: TextIO, *, color: bool | None = None) -> None
     :param stream: where to write; colour is decided from it.
     :param color: ``None`` detects (terminal, ``NO_COLOR``, ``FORCE_COLOR``);
         ``False`` never colours (``--output FILE``); ``True`` always does.
+    :raise BrokenPipeError: when the reader of ``stream`` left.
     """
     # rich costs ~30 ms to import; only the text format pays it.
-    from rich.console import Console
     from rich.text import Text
 
     if color is None and os.environ.get("NO_COLOR"):
         # rich keeps bold/underline under NO_COLOR; a user who asks for no colour
         # in a log usually wants no escape codes at all.
         color = False
-    console = Console(
+    console = _console_class()(
         file=stream,
         color_system=None if color is False else "auto",
         force_terminal=True if color is True else None,
