@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -127,3 +128,42 @@ def test_sigterm_stops_with_status_0(server: str) -> None:
         status = srv.process.wait(timeout=20)
         log = srv.log()
     assert status == 0, log
+
+
+@pytest.mark.live
+def test_hypercorn_workers_each_finish_their_lifespan_on_sigterm() -> None:
+    """Every hypercorn worker runs its lifespan shutdown, also one holding a stream open.
+
+    hypercorn's parent process terminates (SIGTERM) the workers still running as soon as
+    one worker has stopped; a worker had no handler for it, so it died at once, without
+    its ``--on-shutdown`` hooks and dropping its requests before ``--shutdown-timeout``.
+    """
+    argv = serve_argv(
+        "serve_apps:endless_events",
+        "--server",
+        "hypercorn",
+        "--port",
+        "{port}",
+        "--workers",
+        "2",
+        "--shutdown-timeout",
+        str(SHUTDOWN_TIMEOUT),
+        "--on-startup",
+        "serve_apps:report_pid_startup",
+        "--on-shutdown",
+        "serve_apps:report_pid_shutdown",
+    )
+    with live_server("hypercorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        wait_for(
+            lambda: len(re.findall(r"startup hook ran in (\d+)", srv.log())) == 2,
+            20,
+            "both workers to start",
+        )
+        closed, _ = _stop_during_stream(srv)
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    started = sorted(re.findall(r"startup hook ran in (\d+)", log))
+    stopped = sorted(re.findall(r"shutdown hook ran in (\d+)", log))
+    assert (status, stopped) == (0, started), log
+    # The stream was held until the timeout, not dropped when the idle worker stopped.
+    assert closed >= SHUTDOWN_TIMEOUT - 1, log

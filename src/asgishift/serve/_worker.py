@@ -15,6 +15,7 @@ import os
 from asgishift._types import ASGIApp
 from asgishift.serve._build import build_app
 from asgishift.serve._config import config_from_environ
+from asgishift.serve._cutoff import cut_on_sigterm
 from asgishift.serve._startup_report import REPORT_ENV, report_startup_failure
 
 
@@ -22,11 +23,16 @@ def create_app() -> ASGIApp:
     """Build the ASGI app described by ``ASGISHIFT_SERVE_CONFIG``.
 
     :return: the same stack the ``asgishift serve`` process built, reporting a
-        failed lifespan startup to it (see :mod:`asgishift.serve._startup_report`).
+        failed lifespan startup to it (see :mod:`asgishift.serve._startup_report`); on
+        hypercorn also outliving the parent's SIGTERM until the shutdown timeout (see
+        :func:`asgishift.serve._cutoff.cut_on_sigterm`).
     :raise RuntimeError: when the environment variable is missing.
     :raise ServeError: when the app cannot be imported in this process.
     """
-    app = build_app(config_from_environ())
+    config = config_from_environ()
+    app = build_app(config)
+    if config.server == "hypercorn":
+        app = cut_on_sigterm(app, config.bridge.shutdown_timeout)
     report = os.environ.get(REPORT_ENV)
     return report_startup_failure(app, report) if report else app
 
