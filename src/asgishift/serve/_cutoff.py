@@ -125,8 +125,13 @@ def cut_on_sigterm(app: ASGIApp, timeout: float | None) -> ASGIApp:
     its lifespan shutdown (``--on-shutdown`` hooks) and dropping requests before
     ``--shutdown-timeout``. Here SIGTERM instead cancels the requests still running
     ``timeout`` seconds later (see :func:`tracked`); the worker then ends as after any
-    request, lifespan shutdown included. Call it in the worker's main thread, before the
-    app serves. A SIGTERM before the lifespan startup began ends the process at once.
+    request, lifespan shutdown included. SIGINT (Ctrl+C reaches the whole process group,
+    and hypercorn's parent stops the workers for it) does the same: on Python 3.12.1 and
+    later hypercorn's own ``graceful_timeout`` never starts while a connection is open, so
+    a worker holding a stream open never stopped (with ``--reload`` no other worker's exit
+    brings the SIGTERM). Call it in the worker's main thread, before the app serves. A
+    SIGTERM before the lifespan startup began ends the process at once; a SIGINT then is
+    ignored, as hypercorn's workers do.
 
     :param app: the worker's ASGI 3 app.
     :param timeout: seconds (``--shutdown-timeout``); ``None`` lets the requests run.
@@ -154,12 +159,14 @@ def cut_on_sigterm(app: ASGIApp, timeout: float | None) -> ASGIApp:
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         if not loops:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            if signum == signal.SIGTERM:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
             return
         loop = loops[0]
         if timeout is not None and not loop.is_closed():
             loop.call_soon_threadsafe(loop.call_later, timeout, cancel_requests)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_sigterm)
     return recording
