@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -228,3 +229,47 @@ def test_bridge_flags_reach_the_bridge_in_every_worker() -> None:
     assert statuses == {413}
     assert small["interface"] == "wsgi"
     assert mounted == {"/asgi"}
+
+
+_BROKEN_APP = "def app(environ, start_response)\n    return []\n"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    "server", [pytest.param(name, id=name) for name in ("uvicorn", "hypercorn", "granian")]
+)
+def test_reload_shows_a_syntax_error_and_recovers_when_fixed(server: str, tmp_path: Path) -> None:
+    """An edit that breaks the app answers 500 naming the error; fixing it serves again.
+
+    Before, hypercorn and granian stopped ``asgishift serve`` altogether (hypercorn with
+    status 0) and uvicorn refused connections until the fix.
+    """
+    module = tmp_path / "versioned.py"
+    module.write_text(_VERSIONED_APP.format(version="v1"), encoding="utf-8")
+    argv = _serve(server, "versioned:app", "--reload", "--app-dir", str(tmp_path))
+
+    def poll_until(wanted: Callable[[httpx.Response], bool], source: str) -> httpx.Response:
+        deadline = time.monotonic() + 30
+        written_at = 0.0
+        while time.monotonic() < deadline:
+            assert srv.process.poll() is None, srv.log()
+            # Rewritten every second: a reloader not yet watching sees a later change.
+            if time.monotonic() - written_at > 1.0:
+                module.write_text(source, encoding="utf-8")
+                written_at = time.monotonic()
+            try:
+                response = httpx.get(srv.url)
+            except httpx.TransportError:
+                continue
+            if wanted(response):
+                return response
+            time.sleep(0.1)
+        raise AssertionError(f"no such response in 30 s:\n{srv.log()}")
+
+    with live_server(server, "", command=argv, app_dir=tmp_path) as srv:
+        assert httpx.get(srv.url).text == "v1"
+        broken = poll_until(lambda r: r.status_code == 500, _BROKEN_APP)
+        fixed = poll_until(lambda r: r.text == "v2", _VERSIONED_APP.format(version="v2"))
+    assert "SyntaxError" in broken.text
+    assert "versioned.py" in broken.text
+    assert fixed.status_code == 200

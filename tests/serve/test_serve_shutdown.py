@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -127,3 +128,82 @@ def test_sigterm_stops_with_status_0(server: str) -> None:
         status = srv.process.wait(timeout=20)
         log = srv.log()
     assert status == 0, log
+
+
+@pytest.mark.live
+def test_hypercorn_workers_each_finish_their_lifespan_on_sigterm() -> None:
+    """Every hypercorn worker runs its lifespan shutdown, also one holding a stream open.
+
+    hypercorn's parent process terminates (SIGTERM) the workers still running as soon as
+    one worker has stopped; a worker had no handler for it, so it died at once, without
+    its ``--on-shutdown`` hooks and dropping its requests before ``--shutdown-timeout``.
+    """
+    argv = serve_argv(
+        "serve_apps:endless_events",
+        "--server",
+        "hypercorn",
+        "--port",
+        "{port}",
+        "--workers",
+        "2",
+        "--shutdown-timeout",
+        str(SHUTDOWN_TIMEOUT),
+        "--on-startup",
+        "serve_apps:report_pid_startup",
+        "--on-shutdown",
+        "serve_apps:report_pid_shutdown",
+    )
+    with live_server("hypercorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        wait_for(
+            lambda: len(re.findall(r"startup hook ran in (\d+)", srv.log())) == 2,
+            20,
+            "both workers to start",
+        )
+        closed, _ = _stop_during_stream(srv)
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    started = sorted(re.findall(r"startup hook ran in (\d+)", log))
+    stopped = sorted(re.findall(r"shutdown hook ran in (\d+)", log))
+    assert (status, stopped) == (0, started), log
+    # The stream was held until the timeout, not dropped when the idle worker stopped.
+    assert closed >= SHUTDOWN_TIMEOUT - 1, log
+
+
+@pytest.mark.live
+def test_hypercorn_reload_ctrl_c_bounds_an_open_stream() -> None:
+    """Ctrl+C (SIGINT to the whole process group) under ``--reload`` on hypercorn closes an
+    open stream after ``--shutdown-timeout`` and runs the worker's lifespan shutdown.
+
+    On Python 3.12.1 and later hypercorn's own ``graceful_timeout`` never starts while a
+    connection is open (see ``serve/_cutoff.py``), so its reload worker kept serving the
+    stream and the command never ended.
+    """
+    argv = serve_argv(
+        "serve_apps:endless_events",
+        "--server",
+        "hypercorn",
+        "--port",
+        "{port}",
+        "--reload",
+        "--shutdown-timeout",
+        str(SHUTDOWN_TIMEOUT),
+        "--on-shutdown",
+        "serve_apps:report_pid_shutdown",
+    )
+    limit = SHUTDOWN_TIMEOUT + SLACK
+    with live_server("hypercorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
+            chunks = response.iter_raw()
+            assert next(chunks).startswith(b"data: tick")
+            os.killpg(srv.process.pid, signal.SIGINT)
+            signalled = time.monotonic()
+            try:
+                for _ in chunks:
+                    if time.monotonic() - signalled > limit:
+                        raise AssertionError(f"stream still open {limit:g} s after Ctrl+C")
+            except httpx.TransportError:
+                pass
+        wait_for(lambda: srv.process.poll() is not None, limit, "the server to exit")
+        log = srv.log()
+    assert srv.process.returncode == 0, log
+    assert "shutdown hook ran in" in log, log

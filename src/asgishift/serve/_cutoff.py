@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any
 
 from asgishift._types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["cut_after", "serve_until_stopped", "tracked"]
+__all__ = ["cut_after", "cut_on_sigterm", "serve_until_stopped", "tracked"]
 
 logger = logging.getLogger("asgishift.serve")
 
@@ -111,3 +114,59 @@ async def serve_until_stopped(
             begin_stop()
         await cut_after(task, requests, timeout, server)
     await task
+
+
+def cut_on_sigterm(app: ASGIApp, timeout: float | None) -> ASGIApp:
+    """Return ``app`` for a hypercorn worker process, which then survives its parent's SIGTERM.
+
+    With ``--workers``/``--reload`` hypercorn's parent stops its workers through a shared
+    event, and as soon as one worker has stopped it sends SIGTERM to the others. A worker
+    has no handler for it, so a worker still finishing its requests died at once: without
+    its lifespan shutdown (``--on-shutdown`` hooks) and dropping requests before
+    ``--shutdown-timeout``. Here SIGTERM instead cancels the requests still running
+    ``timeout`` seconds later (see :func:`tracked`); the worker then ends as after any
+    request, lifespan shutdown included. SIGINT (Ctrl+C reaches the whole process group,
+    and hypercorn's parent stops the workers for it) does the same: on Python 3.12.1 and
+    later hypercorn's own ``graceful_timeout`` never starts while a connection is open, so
+    a worker holding a stream open never stopped (with ``--reload`` no other worker's exit
+    brings the SIGTERM). Call it in the worker's main thread, before the app serves. A
+    SIGTERM before the lifespan startup began ends the process at once; a SIGINT then is
+    ignored, as hypercorn's workers do.
+
+    :param app: the worker's ASGI 3 app.
+    :param timeout: seconds (``--shutdown-timeout``); ``None`` lets the requests run.
+    :return: the app, its ``http`` and ``websocket`` calls tracked.
+    """
+    requests: set[asyncio.Task[Any]] = set()
+    loops: list[asyncio.AbstractEventLoop] = []
+    inner = tracked(app, requests)
+
+    async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and not loops:
+            loops.append(asyncio.get_running_loop())
+        await inner(scope, receive, send)
+
+    def cancel_requests() -> None:
+        if requests:
+            logger.warning(
+                "%d request(s) still running %g s after hypercorn stopped this worker; "
+                "cancelling them",
+                len(requests),
+                timeout,
+            )
+        for request in list(requests):
+            request.cancel()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if not loops:
+            if signum == signal.SIGTERM:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
+        loop = loops[0]
+        if timeout is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.call_later, timeout, cancel_requests)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_sigterm)
+    return recording

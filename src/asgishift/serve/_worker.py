@@ -10,25 +10,77 @@ granian in factory mode, hypercorn as ``create_app()``).
 
 from __future__ import annotations
 
+import logging
 import os
+import traceback
 
-from asgishift._types import ASGIApp
+from asgishift._types import ASGIApp, Receive, Scope, Send
 from asgishift.serve._build import build_app
 from asgishift.serve._config import config_from_environ
+from asgishift.serve._cutoff import cut_on_sigterm
 from asgishift.serve._startup_report import REPORT_ENV, report_startup_failure
+
+logger = logging.getLogger("asgishift.serve")
 
 
 def create_app() -> ASGIApp:
     """Build the ASGI app described by ``ASGISHIFT_SERVE_CONFIG``.
 
     :return: the same stack the ``asgishift serve`` process built, reporting a
-        failed lifespan startup to it (see :mod:`asgishift.serve._startup_report`).
+        failed lifespan startup to it (see :mod:`asgishift.serve._startup_report`); on
+        hypercorn also outliving the parent's SIGTERM until the shutdown timeout (see
+        :func:`asgishift.serve._cutoff.cut_on_sigterm`).
+    With ``--reload``, an app that fails to load (an edit left a syntax error,
+    say) is replaced by one answering ``500`` with the traceback, until the next
+    change restarts the worker; the error is logged as well.
+
     :raise RuntimeError: when the environment variable is missing.
-    :raise ServeError: when the app cannot be imported in this process.
+    :raise ServeError: when the app cannot be imported in this process
+        (without ``--reload``).
     """
-    app = build_app(config_from_environ())
+    config = config_from_environ()
+    try:
+        app = build_app(config)
+    except Exception:
+        if not config.reload:
+            raise
+        # An edit broke the app: keep the worker, so the reloader restarts it once
+        # the file is fixed, and show the error to the developer's browser.
+        details = traceback.format_exc()
+        logger.error("cannot load %s after a change:\n%s", config.app_label, details)
+        return _error_app(f"asgishift serve --reload: cannot load {config.app_label}\n\n{details}")
+    if config.server == "hypercorn":
+        app = cut_on_sigterm(app, config.bridge.shutdown_timeout)
     report = os.environ.get(REPORT_ENV)
     return report_startup_failure(app, report) if report else app
+
+
+def _error_app(text: str) -> ASGIApp:
+    """Return an ASGI 3 app answering every HTTP request ``500`` with ``text`` (UTF-8)
+    and closing every WebSocket (code 1011); its lifespan succeeds without hooks."""
+    body = text.encode("utf-8", "replace")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        elif scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1011})
+        elif scope["type"] == "http":
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+    return app
 
 
 __all__ = ["create_app"]

@@ -61,6 +61,16 @@ def report_shutdown() -> None:
     print("on-shutdown hook ran", file=sys.stderr, flush=True)
 
 
+def report_pid_startup() -> None:
+    """An ``--on-startup`` hook naming its process: one line per worker."""
+    print(f"startup hook ran in {os.getpid()}", file=sys.stderr, flush=True)
+
+
+def report_pid_shutdown() -> None:
+    """An ``--on-shutdown`` hook naming its process: one line per worker."""
+    print(f"shutdown hook ran in {os.getpid()}", file=sys.stderr, flush=True)
+
+
 def failing_hook() -> None:
     """An ``--on-startup`` hook that fails, as one whose database is down does."""
     raise RuntimeError("database unreachable")
