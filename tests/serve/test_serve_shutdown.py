@@ -20,9 +20,10 @@ SHUTDOWN_TIMEOUT = 4.0
 SLACK = 6.0
 
 
-def _stop_during_stream(srv: LiveServer) -> tuple[float, float]:
-    """Send SIGTERM while an endless stream is read; return when it closed and the process
-    exited, in seconds after the signal.
+def _stop_during_stream(srv: LiveServer, ctrl_c: bool = False) -> tuple[float, float]:
+    """Send SIGTERM (``ctrl_c``: SIGINT to the process group, as a terminal does) while an
+    endless stream is read; return when it closed and the process exited, in seconds
+    after the signal.
 
     :raise AssertionError: when the stream stays open or the process runs past
         ``SHUTDOWN_TIMEOUT + SLACK`` seconds.
@@ -31,12 +32,17 @@ def _stop_during_stream(srv: LiveServer) -> tuple[float, float]:
     with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
         chunks = response.iter_raw()
         assert next(chunks).startswith(b"data: tick")
-        os.kill(srv.process.pid, signal.SIGTERM)
+        if ctrl_c:
+            os.killpg(srv.process.pid, signal.SIGINT)
+        else:
+            os.kill(srv.process.pid, signal.SIGTERM)
         signalled = time.monotonic()
         try:
             for _ in chunks:
                 if time.monotonic() - signalled > limit:
-                    raise AssertionError(f"stream still open {limit:g} s after SIGTERM")
+                    raise AssertionError(
+                        f"stream still open {limit:g} s after {'Ctrl+C' if ctrl_c else 'SIGTERM'}"
+                    )
         except httpx.TransportError:
             pass  # closed mid-body: the expected end of an endless stream
         closed = time.monotonic() - signalled
@@ -190,20 +196,8 @@ def test_hypercorn_reload_ctrl_c_bounds_an_open_stream() -> None:
         "--on-shutdown",
         "serve_apps:report_pid_shutdown",
     )
-    limit = SHUTDOWN_TIMEOUT + SLACK
     with live_server("hypercorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
-        with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
-            chunks = response.iter_raw()
-            assert next(chunks).startswith(b"data: tick")
-            os.killpg(srv.process.pid, signal.SIGINT)
-            signalled = time.monotonic()
-            try:
-                for _ in chunks:
-                    if time.monotonic() - signalled > limit:
-                        raise AssertionError(f"stream still open {limit:g} s after Ctrl+C")
-            except httpx.TransportError:
-                pass
-        wait_for(lambda: srv.process.poll() is not None, limit, "the server to exit")
+        _stop_during_stream(srv, ctrl_c=True)
         log = srv.log()
     assert srv.process.returncode == 0, log
     assert "shutdown hook ran in" in log, log

@@ -15,6 +15,7 @@ import os
 import traceback
 
 from asgishift._types import ASGIApp, Receive, Scope, Send
+from asgishift.bridge._lifespan import Lifespan, serve_lifespan
 from asgishift.serve._build import build_app
 from asgishift.serve._config import config_from_environ
 from asgishift.serve._cutoff import cut_on_sigterm
@@ -62,13 +63,7 @@ def _error_app(text: str) -> ASGIApp:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send, Lifespan(()))
         elif scope["type"] == "websocket":
             await receive()
             await send({"type": "websocket.close", "code": 1011})
