@@ -186,8 +186,25 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     config.workers = options.workers
     config.use_reloader = options.reload
     exit_code = run(config)
+    # hypercorn may return while a worker it terminated still writes its last log
+    # lines: let them finish, so that what asgishift reports after this comes last.
+    _join_children(_CHILD_EXIT_WAIT)
     if exit_code:
         raise SystemExit(exit_code)
+
+
+#: Seconds :func:`_join_children` waits for worker processes that are ending.
+_CHILD_EXIT_WAIT = 10.0
+
+
+def _join_children(timeout: float) -> None:
+    """Wait up to ``timeout`` seconds in all for this process's multiprocessing children."""
+    import multiprocessing
+    import time
+
+    deadline = time.monotonic() + timeout
+    for child in multiprocessing.active_children():
+        child.join(max(0.0, deadline - time.monotonic()))
 
 
 async def serve_hypercorn_bounded(
