@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -89,8 +90,23 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         delay = min(delay * 2, 0.2)
 
 
+#: Ports handed to test servers: below Linux's ephemeral range (32768-60999), from which
+#: the kernel picks every client socket's port, so a client connection of a test running
+#: beside this one cannot take a server's port between free_port() and the server's bind.
+_SERVER_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    """Return a TCP port on 127.0.0.1 that was free a moment ago (see :data:`_SERVER_PORTS`)."""
+    pick = random.SystemRandom()
+    for _ in range(200):
+        port = pick.choice(_SERVER_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
