@@ -221,6 +221,30 @@ def test_a_failing_delivery_does_not_strand_the_items_after_it(kind: str) -> Non
 
 
 @pytest.mark.parametrize("kind", LOOPS)
+def test_an_interrupt_in_one_delivery_leaves_the_rest_for_the_next_drain(kind: str) -> None:
+    # A wake() may resume a request's task inline (_waiter.py), so a
+    # KeyboardInterrupt can come out of it; the items after it still arrive.
+    class Interrupting:
+        def wake(self, item: tuple[Any, ...]) -> None:
+            raise KeyboardInterrupt
+
+    loop = new_loop(kind)
+    sink: list[tuple[str, tuple[Any, ...]]] = []
+    try:
+        inbox = Inbox(loop)
+        recorder = Recorder("ok", sink, 2)
+        inbox.post(Interrupting(), ("first",))
+        inbox.post(recorder, ("second",))
+        inbox.post_spaced(recorder, ("third",))
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.wait_for(recorder.all_in.wait(), DEADLINE))
+        loop.run_until_complete(asyncio.wait_for(recorder.all_in.wait(), DEADLINE))
+    finally:
+        loop.close()
+    assert sink == [("ok", ("second",)), ("ok", ("third",))]
+
+
+@pytest.mark.parametrize("kind", LOOPS)
 def test_posting_to_a_closed_loop_raises_and_leaves_no_drain_pending(kind: str) -> None:
     loop = new_loop(kind)
     inbox = Inbox(loop)

@@ -214,23 +214,34 @@ class Inbox:
         self.scheduled = False  # first: a later post() wakes the loop again
         items = self.items
         popleft = items.popleft
-        while items:
-            target, item = popleft()
-            try:
-                target.wake(item)
-            except Exception as exc:  # one bad item must not strand the others
-                self._failed(exc)
         spaced = self.spaced
+        try:
+            while items:
+                target, item = popleft()
+                try:
+                    target.wake(item)
+                except Exception as exc:  # one bad item must not strand the others
+                    self._failed(exc)
+            if spaced:
+                target, item = spaced.popleft()
+                try:
+                    target.wake(item)
+                except Exception as exc:
+                    self._failed(exc)
+        except BaseException:
+            # KeyboardInterrupt or SystemExit out of a wake() (one may resume
+            # a task inline, see _waiter.py): deliver the rest in a later drain.
+            self._reschedule()
+            raise
         if spaced:
-            target, item = spaced.popleft()
-            try:
-                target.wake(item)
-            except Exception as exc:
-                self._failed(exc)
-            if spaced and not self.scheduled:
-                # A post() now sees the flag set and leaves the wake-up to us.
-                self.scheduled = True
-                self.loop.call_soon(self.drain)
+            self._reschedule()
+
+    def _reschedule(self) -> None:
+        """Schedule a drain for the next loop iteration unless one is due (on the loop)."""
+        if not self.scheduled:
+            # A post() now sees the flag set and leaves the wake-up to us.
+            self.scheduled = True
+            self.loop.call_soon(self.drain)
 
     def _failed(self, exc: Exception) -> None:
         """Report an item whose delivery raised to the loop's exception handler."""

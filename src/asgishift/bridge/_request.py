@@ -64,6 +64,7 @@ from asgishift.bridge._state import (
     BodyPhase,
     advance,
 )
+from asgishift.bridge._waiter import InlineFuture
 from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse, holds_whole_body
 
 __all__ = ["Request"]
@@ -145,7 +146,7 @@ class Request:
         self.send = send
         self.method: str = environ["REQUEST_METHOD"]
         self.context = contextvars.copy_context()
-        self.waiter: asyncio.Future[tuple[Any, ...]] = loop.create_future()
+        self.waiter: asyncio.Future[tuple[Any, ...]] = InlineFuture(loop)
         self.worker_lock: threading.Lock | None = None
         self.reply: Any = None
         self.outcome: tuple[Any, ...] = (_DONE, None, None)
@@ -217,7 +218,7 @@ class Request:
                             await self._send_draining(item[1])
                     error = item[2]
                     break
-                self.waiter = loop.create_future()
+                self.waiter = InlineFuture(loop)
                 pending = True
                 if kind is _SEND:
                     if watcher is None:
