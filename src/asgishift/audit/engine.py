@@ -45,7 +45,8 @@ Known limits of the static analysis (each one errs towards silence):
   return annotation, and attributes set as ``self.x = X()`` or from an
   annotated ``__init__`` parameter. Reading an attribute of a typed variable
   (``self.size``, ``store.size``) enters the getter when it is a project
-  ``@property``/``@cached_property``; a sync ``with X():`` enters
+  ``@property``/``@cached_property``/``@reify``, or a class attribute
+  made by calling one (``size = property(get_size)``); a sync ``with X():`` enters
   ``X.__enter__`` and ``X.__exit__`` when they are project methods; and
   ``handlers[k]()`` on a dict of functions (module-level, or local when every
   value names a function) calls each of them. A receiver whose type is
