@@ -174,12 +174,13 @@ def test_calls_through_partial_and_aliases_are_followed(
     assert _found(body, tmp_path, INDIRECT) == expected
 
 
-#: ``view``'s body starts on line 59; each ``time.sleep`` sleeps a number of
+#: ``view``'s body starts on line 83; each ``time.sleep`` sleeps a number of
 #: seconds that names its function (see :func:`_sleeps`).
 HIDDEN = """import functools
 import time
 
 import werkzeug.utils
+from pyramid.decorator import reify
 
 
 def helper():
@@ -190,7 +191,29 @@ def fast():
     return 1
 
 
+def measure(store):
+    time.sleep(11)
+    return 1
+
+
 class Store:
+    def _count(self):
+        time.sleep(8)
+        return 1
+
+    def _store_count(self, value):
+        time.sleep(9)
+
+    count = property(_count)
+    settable = property(_count, _store_count)
+    named = property(fget=_count)
+    measured = property(measure)
+
+    @reify
+    def reified(self):
+        time.sleep(10)
+        return []
+
     @property
     def size(self):
         time.sleep(2)
@@ -231,6 +254,7 @@ class Held:
 
 class Fixed(Store):
     size = 0
+    count = 0
 
 
 async def view():
@@ -253,6 +277,22 @@ def _sleeps(body: str, tmp_path: Path) -> list[int]:
         pytest.param("store = Store()\nreturn store.size", [2], id="property"),
         pytest.param("store = Store()\nreturn store.rows", [3], id="cached-property"),
         pytest.param("store = Store()\nreturn store.pages", [7], id="werkzeug-cached-property"),
+        pytest.param("store = Store()\nreturn store.reified", [10], id="pyramid-reify"),
+        pytest.param("store = Store()\nreturn store.count", [8], id="property-call"),
+        pytest.param(
+            "store = Store()\nreturn store.settable", [8], id="property-call-with-a-setter"
+        ),
+        pytest.param("store = Store()\nstore.settable = 2", [], id="property-call-assigned"),
+        pytest.param("store = Store()\nreturn store.named", [8], id="property-call-fget"),
+        pytest.param(
+            "store = Store()\nreturn store.measured", [11], id="property-call-module-function"
+        ),
+        pytest.param("return Store.count", [], id="property-call-read-on-the-class"),
+        pytest.param(
+            "fixed = Fixed()\nreturn fixed.count", [], id="class-attribute-shadows-property-call"
+        ),
+        pytest.param("fixed = Fixed()\nreturn fixed.settable", [8], id="inherited-property-call"),
+        pytest.param("fixed = Fixed()\nreturn fixed.reified", [10], id="inherited-reify"),
         pytest.param("store = Store()\nreturn store.method", [], id="method-not-called"),
         pytest.param("store = Store()\nreturn store.method()", [4], id="method-called"),
         pytest.param("return Store.size", [], id="read-on-the-class"),
@@ -334,3 +374,69 @@ def test_a_property_read_on_self_is_followed(tmp_path: Path) -> None:
     result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
     chains = [[hop.callee for hop in f.chain] for f in result.findings]
     assert chains == [["m.Store.size.__get__", "time.sleep"]]
+
+
+@pytest.mark.parametrize(
+    ("attribute", "getter", "seconds"),
+    [
+        pytest.param("count", "m.Store._count", 8, id="property-call"),
+        pytest.param("measured", "m.measure", 11, id="property-call-module-function"),
+        pytest.param("reified", "m.Store.reified", 10, id="pyramid-reify"),
+    ],
+)
+def test_a_property_call_or_reify_read_on_self_is_followed_with_its_chain(
+    tmp_path: Path, attribute: str, getter: str, seconds: int
+) -> None:
+    source = HIDDEN.replace(
+        "    @classmethod\n",
+        f"    async def read(self):\n        return self.{attribute}\n\n    @classmethod\n",
+    )
+    (tmp_path / "m.py").write_text(source + "    return 0\n", encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    [found] = result.findings
+    assert found.snippet == f"time.sleep({seconds})"
+    assert [(hop.function, hop.callee) for hop in found.chain] == [
+        ("m.Store.read", f"m.Store.{attribute}.__get__"),
+        (getter, "time.sleep"),
+    ]
+
+
+#: ``property`` here is not the builtin: a call of it makes no property.
+NOT_THE_BUILTIN = """import time
+
+{binding}
+
+
+class Store:
+    def _count(self):
+        time.sleep(8)
+        return 1
+
+    count = property(_count)
+
+
+async def view():
+    store = Store()
+    return store.count
+"""
+
+
+@pytest.mark.parametrize(
+    "binding",
+    [
+        pytest.param("from descriptors import property", id="imported-from-another-module"),
+        pytest.param("def property(getter):\n    return getter", id="project-function"),
+    ],
+)
+def test_a_call_of_another_function_named_property_is_not_followed(
+    tmp_path: Path, binding: str
+) -> None:
+    source = NOT_THE_BUILTIN.format(binding=binding)
+    (tmp_path / "m.py").write_text(source, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert result.errors == []
+    assert result.findings == []
+    # The same class with the builtin: the getter runs.
+    (tmp_path / "m.py").write_text(NOT_THE_BUILTIN.format(binding=""), encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert [(f.snippet, len(f.chain)) for f in result.findings] == [("time.sleep(8)", 2)]

@@ -5,12 +5,20 @@ The flags are declared once, in :func:`add_arguments`; that declaration is both
 (:mod:`asgishift.audit.docgen`). Importing this module costs only :mod:`argparse`:
 the engine, :mod:`rich` and the output formats load when the command runs.
 
-Exit status: ``0`` no findings, ``1`` findings (``0`` with ``--exit-zero``), ``2`` a
-usage error (a bad flag, a path that does not exist, an unknown rule code, a bad
-``[tool.asgishift.audit]`` table or baseline file). Files that cannot be parsed are
-reported (stderr for ``text``, ``errors`` in JSON, notifications in SARIF, warnings in
-``github``) but do not change the exit status: one file with a syntax error should not
-hide, or stand in for, the findings in the rest of the project.
+Exit status (:data:`EXIT_STATUSES`, also the ``--help`` epilog): ``0`` no findings,
+``1`` findings (``0`` with ``--exit-zero``), ``2`` an error: a usage error (a bad flag,
+a path that does not exist, an unknown rule code, a bad ``[tool.asgishift.audit]`` table
+or baseline file) or an internal error. Files that cannot be parsed are reported (stderr
+for ``text``, ``errors`` in JSON, notifications in SARIF, warnings in ``github``) but do
+not change the exit status: one file with a syntax error should not hide, or stand in
+for, the findings in the rest of the project.
+
+An internal error is a bug in asgishift, never reported as findings (``1``). When the
+analysis of one file raises, that file is reported like a file that cannot be parsed,
+the rest is still audited and reported, and the status is ``2``, also with
+``--exit-zero``: the file's findings are unknown, and a status of ``0`` would let a
+CI job pass without them. Any other exception stops the run: its traceback, then one
+line naming the step that failed, on stderr, and status ``2``.
 """
 
 from __future__ import annotations
@@ -25,28 +33,29 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from asgishift.audit._exit import (
+    EPILOG,
+    EXIT_CLEAN,
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_STATUSES,
+    EXIT_USAGE,
+    Step,
+    crash_status,
+    internal_error,
+)
+from asgishift.audit._exit import error as _error
+
 if TYPE_CHECKING:
     from asgishift.audit._model import AuditConfig, AuditResult, Rule
 
 logger = logging.getLogger("asgishift.audit")
-
-EXIT_CLEAN = 0
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
 
 DESCRIPTION = """\
 Find calls that block the event loop when a Django or Flask project runs under
 ASGI: blocking I/O, sleeps and sync ORM use inside `async def`, directly or
 through the functions it calls. Settings come from `[tool.asgishift.audit]` in
 pyproject.toml; flags override them."""
-
-EPILOG = """\
-exit status:
-  0  no findings (also with --exit-zero, --write-baseline, --explain)
-  1  at least one finding that is not in the --baseline
-  2  usage error: unknown flag or rule code, a path that does not exist,
-     a bad [tool.asgishift.audit] table or baseline file
-Files that cannot be parsed are reported but do not change the exit status."""
 
 
 class UsageError(Exception):
@@ -209,10 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(parser)
     return parser
-
-
-def _error(text: str) -> None:
-    print(f"asgishift audit: error: {text}", file=sys.stderr)
 
 
 def _check_selectors(selectors: Sequence[str], codes: Sequence[str], source: str) -> None:
@@ -378,7 +383,7 @@ def _entries_to_keep(
     return kept
 
 
-def _audit(args: argparse.Namespace) -> int:
+def _audit(args: argparse.Namespace, step: Step) -> int:
     from asgishift import __version__
     from asgishift.audit import engine
     from asgishift.audit import rules as catalogue
@@ -394,6 +399,7 @@ def _audit(args: argparse.Namespace) -> int:
     from asgishift.audit.output._text import format_error
 
     paths: list[Path] = args.paths or [Path(".")]
+    step.doing = "reading the settings"
     for path in paths:
         if not path.exists():
             raise UsageError(f"path {str(path)!r} does not exist")
@@ -401,17 +407,21 @@ def _audit(args: argparse.Namespace) -> int:
     config, root = _settings(args, paths, all_rules)
     baseline = None
     if args.baseline is not None:
+        step.doing = f"reading the baseline {args.baseline}"
         try:
             baseline = read_baseline(args.baseline)
         except BaselineError as exc:
             raise UsageError(str(exc)) from None
 
+    step.doing = "auditing the files"
     with _progress(args.format == "text") as progress:
         result = engine.audit_paths(
             [p.resolve() for p in paths], root=root.resolve(), config=config, progress=progress
         )
     if args.fix or args.diff:
         from asgishift.audit.fix._cli import run_fixes
+
+        step.doing = "computing fixes" if args.diff else "applying fixes"
 
         def reaudit() -> AuditResult:
             return engine.audit_paths(
@@ -422,12 +432,14 @@ def _audit(args: argparse.Namespace) -> int:
             result, unsafe=args.unsafe_fixes, write=not args.diff, reaudit=reaudit
         )
         if args.diff:
-            return EXIT_FINDINGS if changed else EXIT_CLEAN
+            return crash_status(result.errors, EXIT_FINDINGS if changed else EXIT_CLEAN)
+    step.doing = "fingerprinting the findings"
     prints = fingerprints(result.findings)
     # The audited paths relative to the root: baseline entries of other files are left alone.
     scopes = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
 
     if args.write_baseline is not None:
+        step.doing = f"writing the baseline {args.write_baseline}"
         kept = _entries_to_keep(args.write_baseline, scopes, prints, _covered(args))
         count = write_baseline(args.write_baseline, result.findings, kept)
         for error in result.errors:
@@ -435,7 +447,7 @@ def _audit(args: argparse.Namespace) -> int:
         others = f" ({len(kept)} kept for files not audited)" if kept else ""
         written = f"Wrote {plural(count, 'finding')} to {args.write_baseline}{others}."
         print(written, file=sys.stderr)
-        return EXIT_CLEAN
+        return crash_status(result.errors, EXIT_CLEAN)
 
     report = Report(
         findings=result.findings,
@@ -448,6 +460,7 @@ def _audit(args: argparse.Namespace) -> int:
         tool_version=__version__,
     )
     if baseline is not None:
+        step.doing = f"applying the baseline {args.baseline}"
         outcome = apply_baseline(
             prints
             if baseline.version == BASELINE_VERSION
@@ -461,6 +474,7 @@ def _audit(args: argparse.Namespace) -> int:
         report.baseline_matched = outcome.matched
         report.baseline_stale = outcome.stale
 
+    step.doing = f"writing the {args.format} report"
     if args.format == "text":
         # Unauditable files go to stderr so `> report.txt` holds findings only.
         for error in report.errors:
@@ -480,9 +494,9 @@ def _audit(args: argparse.Namespace) -> int:
             # so the exit status (--exit-zero included), is the same.
             _silence_stdout()
 
-    if report.findings and not args.exit_zero:
-        return EXIT_FINDINGS
-    return EXIT_CLEAN
+    return crash_status(
+        report.errors, EXIT_FINDINGS if report.findings and not args.exit_zero else EXIT_CLEAN
+    )
 
 
 def _silence_stdout() -> None:
@@ -500,13 +514,17 @@ def run(args: argparse.Namespace) -> int:
     """Run ``asgishift audit`` for parsed arguments and return the exit status.
 
     :param args: the namespace from the parser :func:`add_arguments` configured.
-    :return: :data:`EXIT_CLEAN` (0), :data:`EXIT_FINDINGS` (1) or :data:`EXIT_USAGE`
-        (2); usage errors are printed to stderr as ``asgishift audit: error: ...``.
+    :return: :data:`EXIT_CLEAN` (0), :data:`EXIT_FINDINGS` (1) or :data:`EXIT_ERROR`
+        (2, see :data:`EXIT_STATUSES`); usage errors are printed to stderr as
+        ``asgishift audit: error: ...``, an exception that stops the run (a bug)
+        as its traceback and then one such line naming the step that failed.
     """
+    step = Step("starting")
     try:
         if args.explain is not None:
+            step.doing = f"explaining {args.explain}"
             return _explain(args.explain, sys.stdout)
-        return _audit(args)
+        return _audit(args, step)
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -519,11 +537,16 @@ def run(args: argparse.Namespace) -> int:
         # --output / --write-baseline into a missing directory, a read-only file...
         _error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         return EXIT_USAGE
+    except Exception as exc:
+        # A bug: never the status of findings (1), which CI would read as such.
+        return internal_error(exc, step)
 
 
 __all__ = [
     "EXIT_CLEAN",
+    "EXIT_ERROR",
     "EXIT_FINDINGS",
+    "EXIT_STATUSES",
     "EXIT_USAGE",
     "add_arguments",
     "add_parser",

@@ -373,19 +373,55 @@ class Graph:
         """Classify the read of ``attribute`` (``"shop.Store.size"``) on an instance.
 
         It enters the getter when the name resolves to a sync project function
-        decorated ``@property``/``@cached_property``; any other attribute (a
-        field, a method not called here, an external type's) is no edge.
+        decorated with one of :data:`~asgishift.audit._tables.PROPERTY_DECORATORS`
+        (``@property``, ``@cached_property``, ``@reify``), or when the class
+        body made the attribute one by calling it (``size = property(get_size)``,
+        :attr:`~asgishift.audit._records.ClassSummary.properties`) with a sync
+        project function; any other attribute (a field, a method not called
+        here, an external type's) is no edge.
         """
         kind, key, _ = self.resolve(attribute)
-        if kind != "func" or self._hidden(attribute, key):
+        if kind == "func":
+            if self._hidden(attribute, key):
+                return _NO_EDGE
+            decorators = (
+                name for dec in self.funcs[key][0].decorators for name in self.resolve(dec).seen
+            )
+            if not any(name in PROPERTY_DECORATORS for name in decorators):
+                return _NO_EDGE
+            getter = key
+        else:
+            found = self._assigned_property(attribute)
+            if found is None:
+                return _NO_EDGE
+            getter = found
+        if self.funcs[getter][0].is_async or self.is_safe(getter):
             return _NO_EDGE
-        func = self.funcs[key][0]
-        if func.is_async or self.is_safe(key):
-            return _NO_EDGE
-        decorators = (name for dec in func.decorators for name in self.resolve(dec).seen)
-        if not any(name in PROPERTY_DECORATORS for name in decorators):
-            return _NO_EDGE
-        return Edge("", key, "", "")
+        return Edge("", getter, "", "")
+
+    def _assigned_property(self, attribute: str) -> str | None:
+        """Return the getter of ``size = property(get_size)`` that ``attribute`` reads.
+
+        The first project class in the MRO that binds the attribute decides:
+        a ``property(...)`` call there gives its getter when it resolves to a
+        project function; a method, a plain or typed class attribute gives
+        ``None``, as does an owner that is not a project class.
+        """
+        owner, _, attr = attribute.rpartition(".")
+        resolved = self.resolve(owner)
+        if resolved.kind != "class":
+            return None
+        for cls in self.mro(resolved.key)[0]:
+            info = self.classes[cls][0]
+            getter = dict(info.properties).get(attr)
+            if getter is not None:
+                kind, key, _ = self.resolve(getter)
+                return key if kind == "func" else None
+            if f"{cls}.{attr}" in self.funcs or attr in info.plain:
+                return None
+            if attr in self.members.get(cls, ()):
+                return None
+        return None
 
     def _hidden(self, attribute: str, getter: str) -> bool:
         """Return whether a class before ``getter``'s in the MRO assigns the attribute.

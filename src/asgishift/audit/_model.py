@@ -127,16 +127,20 @@ class Finding:
 
 @dataclass(frozen=True)
 class FileError:
-    """A file the audit could not read or parse; the rest is still audited.
+    """A file the audit could not read, parse or analyse; the rest is still audited.
 
     :param path: file path relative to the project root.
     :param line: 1-based line of the problem, or ``0`` when it has none.
     :param message: what went wrong and what to do about it.
+    :param internal: the analysis of the file raised: a bug in asgishift, not
+        in the file (the ``asgishift.audit`` logger has the traceback). The
+        command exits with status 2 then, as the file's findings are unknown.
     """
 
     path: str
     line: int
     message: str
+    internal: bool = False
 
 
 @dataclass

@@ -33,6 +33,7 @@ import symtable
 import sys
 import threading
 import tokenize
+import traceback
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
@@ -113,11 +114,37 @@ class Outcome(NamedTuple):
     :param rel: the file's relative path.
     :param facts: its closure facts (``SCAN`` only, else ``None``).
     :param entry: its entry, or ``None`` when a ``SCAN`` found no seed.
+    :param trace: when the analysis of the file raised (a bug in asgishift):
+        the formatted traceback, and ``entry`` is :func:`internal_error`'s;
+        else ``None``. Text, so it crosses from a worker process as it is.
     """
 
     rel: str
     facts: Facts | None
     entry: Entry | None
+    trace: str | None = None
+
+
+def internal_error(exc: BaseException) -> tuple[int, str]:
+    """Return the entry reporting that the analysis of a file raised ``exc``.
+
+    The one wording of an internal error, whichever format shows it: not the
+    file's fault but asgishift's, so the message asks for a bug report with
+    the traceback (logged through ``logging.getLogger("asgishift.audit")``)
+    and names the way around it until it is fixed.
+
+    :param exc: what the analysis raised.
+    :return: ``(0, message)``: no line is known.
+    """
+    text = str(exc).strip().splitlines()
+    what = type(exc).__name__ + (f": {text[0][:200]}" if text else "")
+    return (
+        0,
+        f"internal error: asgishift's analysis of this file raised {what}; this is a bug "
+        "in asgishift, not in the file: please report it with the traceback the "
+        "asgishift.audit logger wrote (on stderr by default); meanwhile add the file to "
+        "`exclude` to audit the rest without it",
+    )
 
 
 def _newer_syntax(exc: SyntaxError) -> str:
@@ -213,14 +240,24 @@ def parse_file(source: SourceFile, data: bytes, summarise: bool = True) -> Entry
 
 
 def run_task(task: Task, data: bytes) -> Outcome:
-    """Take one file as far as its :class:`Step` says."""
+    """Take one file as far as its :class:`Step` says; never raises for one file.
+
+    An exception of the analysis itself (a bug in asgishift that this file
+    shows) becomes the file's :func:`internal_error` entry with the
+    traceback in :attr:`Outcome.trace`, so the other files are still
+    audited, in a worker process as in this one.
+    """
     source = task.source
-    if task.step is Step.SCAN:
-        # The import scan reads bytes: a byte order mark would hide the first line.
-        facts = file_facts(source, data.removeprefix(codecs.BOM_UTF8))
-        entry = parse_file(source, data, True) if facts[0] else None
-        return Outcome(source.rel, facts, entry)
-    return Outcome(source.rel, None, parse_file(source, data, task.step is Step.SUMMARISE))
+    facts = None
+    try:
+        if task.step is Step.SCAN:
+            # The import scan reads bytes: a byte order mark would hide the first line.
+            facts = file_facts(source, data.removeprefix(codecs.BOM_UTF8))
+            entry = parse_file(source, data, True) if facts[0] else None
+            return Outcome(source.rel, facts, entry)
+        return Outcome(source.rel, None, parse_file(source, data, task.step is Step.SUMMARISE))
+    except Exception as exc:
+        return Outcome(source.rel, facts, internal_error(exc), traceback.format_exc())
 
 
 #: In a worker process: the files' bytes the main process had read when it
@@ -284,10 +321,10 @@ def _run_batch(packed: bytes) -> bytes:
                         # After the read: an edit during it shows too.
                         now = os.fstat(fh.fileno())
                 except NotRegularFile:
-                    out.append((rel, None, (0, NOT_REGULAR)))
+                    out.append((rel, None, (0, NOT_REGULAR), None))
                     continue
                 except OSError as exc:
-                    out.append((rel, None, (0, f"cannot read: {exc}")))
+                    out.append((rel, None, (0, f"cannot read: {exc}"), None))
                     continue
                 if stamp != _NO_STAMP and (now.st_size, now.st_mtime_ns) != tuple(stamp):
                     out.append((rel,))
@@ -428,7 +465,9 @@ class Parser:
             future = self.done.get()
             self.outstanding -= 1
             try:
-                raw: list[tuple[str, Facts | None, Entry | None]] = marshal.loads(future.result())
+                raw: list[tuple[str, Facts | None, Entry | None, str | None]] = marshal.loads(
+                    future.result()
+                )
             except concurrent.futures.process.BrokenProcessPool as exc:
                 logger.warning("audit worker processes failed (%s); parsing in-process", exc)
                 rest = list(self.pending.values())
@@ -499,6 +538,7 @@ __all__ = [
     "Stamp",
     "Step",
     "Task",
+    "internal_error",
     "no_gc",
     "open_source",
     "parse_file",

@@ -132,6 +132,10 @@ class ClassSummary(NamedTuple):
     :param is_middleware: ``__init__`` takes ``get_response``.
     :param wrappers: ``(attribute, line)`` of ``self.x = async_to_sync(...)``
         assignments in its methods (the ``ASH301`` evidence).
+    :param properties: ``(attribute, getter target)`` of the class body's
+        ``size = property(get_size)`` (any of
+        :data:`~asgishift.audit._tables.PROPERTY_DECORATORS` called with a
+        function): reading the attribute on an instance runs the getter.
     """
 
     qualname: str
@@ -145,6 +149,7 @@ class ClassSummary(NamedTuple):
     has_markers: bool
     is_middleware: bool
     wrappers: tuple[tuple[str, int], ...]
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 class FileSummary(NamedTuple):

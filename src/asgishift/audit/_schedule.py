@@ -69,6 +69,21 @@ def _changed(source: SourceFile, stamps: Mapping[str, Stamp]) -> bool:
     return (stat.st_size, stat.st_mtime_ns) != stamps.get(source.rel)
 
 
+def _crashed(intake: Intake, rel: str, trace: str) -> None:
+    """Record that the analysis of ``rel`` raised, and log its traceback here.
+
+    The traceback comes as text from whichever process ran the task, so it is
+    logged once, in this process, where the caller's logging setup applies.
+    """
+    intake.crashed.add(rel)
+    logger.error(
+        "internal error analysing %s (a bug in asgishift; please report it with this "
+        "traceback):\n%s",
+        rel,
+        trace.rstrip(),
+    )
+
+
 class Intake:
     """Read, digest and look up each file as discovery finds it; scan the misses at once.
 
@@ -97,6 +112,8 @@ class Intake:
         self.scan: list[Task] = []  # misses not yet handed to the workers
         self.scanning: set[str] = set()  # misses handed to the workers
         self.unchecked: list[SourceFile] = []
+        #: Files whose analysis raised (a bug in asgishift): reported, never cached.
+        self.crashed: set[str] = set()
 
     def __call__(self, source: SourceFile) -> None:
         """Read one file found by discovery; look it up or queue it for scanning."""
@@ -311,6 +328,8 @@ def summarise(
                     rel = outcome.rel
                     if outcome.entry is not None:
                         entries[rel] = outcome.entry
+                    if outcome.trace is not None:
+                        _crashed(intake, rel, outcome.trace)
                     if rel in scanning:
                         scanning.discard(rel)
                         if outcome.facts is not None:
@@ -350,9 +369,12 @@ def summarise(
     digests = intake.digests
     if cache_file and handed:
         records = {rel: cache[rel] for rel in cache if rel not in digests}
+        crashed = intake.crashed
         for source in files:
             rel = source.rel
-            if rel in facts:
+            # A crash is not cached: the next run analyses the file again
+            # (and logs the traceback again), with a fixed asgishift too.
+            if rel in facts and rel not in crashed:
                 records[rel] = (digests[rel], facts[rel], entries.get(rel))
         save_cache(cache_file, records)
     return {rel: entry for rel, entry in entries.items() if config.whole_project or rel in wanted}

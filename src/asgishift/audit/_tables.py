@@ -221,15 +221,22 @@ BUILTINS = frozenset(dir(builtins))
 #: (``store.size`` is ``shop.Store.size.__get__``): the linker follows it only
 #: into a project function decorated with one of :data:`PROPERTY_DECORATORS`.
 PROPERTY_READ = ".__get__"
-#: Decorators that make a method's body run on a plain attribute read.
+#: Decorators that make a method's body run on a plain attribute read; called
+#: in a class body (``size = property(get_size)``) they make that attribute run
+#: the function given (:data:`PROPERTY_GETTER_KEYWORDS`).
 PROPERTY_DECORATORS = frozenset(
     {
         "builtins.property",
         "functools.cached_property",
         "django.utils.functional.cached_property",
         "werkzeug.utils.cached_property",
+        "pyramid.decorator.reify",
     }
 )
+#: The keywords that name the getter in a call of one of :data:`PROPERTY_DECORATORS`
+#: (``property(fget=...)``; ``func`` for functools' and Django's, ``wrapped`` for
+#: Pyramid's); else it is the first positional argument.
+PROPERTY_GETTER_KEYWORDS = frozenset({"fget", "func", "wrapped"})
 #: The methods a sync ``with`` calls on its context manager, with their
 #: positional argument counts: ``with X():`` calls ``X.__enter__`` and ``X.__exit__``.
 WITH_METHODS = ((".__enter__", 0), (".__exit__", 3))
@@ -252,6 +259,7 @@ __all__ = [
     "NO_LOOP_PROBES",
     "OPENERS",
     "PROPERTY_DECORATORS",
+    "PROPERTY_GETTER_KEYWORDS",
     "PROPERTY_READ",
     "PROPERTY_TYPES",
     "RETURN_TYPES",

@@ -55,6 +55,8 @@ from asgishift.audit._tables import (
     MEMORY_CONNECTION,
     MEMORY_URI,
     OPENERS,
+    PROPERTY_DECORATORS,
+    PROPERTY_GETTER_KEYWORDS,
     PROPERTY_TYPES,
     RETURN_TYPES,
     TRANSPARENT_TYPES,
@@ -415,6 +417,10 @@ class WalkerBase(abc.ABC):
         fk_fields: list[str] = []
         nullable_fks: list[str] = []
         plain: list[str] = []
+        # ``size = property(get_size)``: attribute -> getter target
+        properties: dict[str, str] = {}
+        # the functions the class body has defined so far, by name
+        defs: dict[str, str] = {}
         has_markers = False
         is_middleware = False
         for stmt in node.body:
@@ -422,15 +428,25 @@ class WalkerBase(abc.ABC):
                 if stmt.name == "__init__":
                     names = [a.arg for a in stmt.args.args]
                     is_middleware = names[1:2] == ["get_response"]
-                self.function(stmt, f"{qual}.{stmt.name}", qual, parent, bases)
+                defs[stmt.name] = self.function(stmt, f"{qual}.{stmt.name}", qual, parent, bases)
+                properties.pop(stmt.name, None)
             elif isinstance(stmt, ast.ClassDef):
                 self.klass(stmt, f"{qual}.{stmt.name}", parent)
+                defs.pop(stmt.name, None)
+                properties.pop(stmt.name, None)
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 value = stmt.value
+                getter = None
+                if isinstance(value, ast.Call) and self.target(value.func) in PROPERTY_DECORATORS:
+                    getter = self._property_getter(value, defs)
                 for tgt in targets:
                     if not isinstance(tgt, ast.Name):
                         continue
+                    defs.pop(tgt.id, None)
+                    properties.pop(tgt.id, None)
+                    if getter is not None:
+                        properties[tgt.id] = getter
                     if tgt.id in ("async_capable", "sync_capable"):
                         has_markers = True
                     typ = None
@@ -465,8 +481,32 @@ class WalkerBase(abc.ABC):
                 has_markers=has_markers,
                 is_middleware=is_middleware,
                 wrappers=(),
+                properties=tuple(sorted(properties.items())),
             )
         )
+
+    def _property_getter(self, call: ast.Call, defs: dict[str, str]) -> str | None:
+        """Return the getter of ``property(get_size)`` in a class body, or ``None``.
+
+        :param call: a call of one of :data:`~asgishift.audit._tables.
+            PROPERTY_DECORATORS`; the getter is its first positional argument
+            or a :data:`~asgishift.audit._tables.PROPERTY_GETTER_KEYWORDS` one.
+        :param defs: the functions the class body defined before the call, by
+            name (``get_size`` there is ``shop.Store.get_size``).
+        :return: the getter's target when it names a function (a method of
+            the class, a module function, an imported one); a lambda or any
+            other expression gives ``None`` (not followed).
+        """
+        arg = call.args[0] if call.args else None
+        if arg is None:
+            arg = next(
+                (kw.value for kw in call.keywords if kw.arg in PROPERTY_GETTER_KEYWORDS), None
+            )
+        if isinstance(arg, ast.Name):
+            return defs.get(arg.id) or self.resolve_name(arg.id)
+        if isinstance(arg, ast.Attribute):
+            return self.target(arg)
+        return None
 
     # ------------------------------------------------------------ functions
     def function(

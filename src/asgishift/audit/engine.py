@@ -31,7 +31,10 @@
    run's findings.
 
 A file that cannot be read, decoded or parsed becomes a
-:class:`~asgishift.audit._model.FileError` and the rest is still audited.
+:class:`~asgishift.audit._model.FileError` and the rest is still audited. So
+does a file whose analysis raises (a bug in asgishift: ``internal`` is set,
+the ``asgishift.audit`` logger has the traceback, and neither cache keeps
+it); an exception anywhere else propagates.
 
 Known limits of the static analysis (each one errs towards silence):
 
@@ -42,7 +45,8 @@ Known limits of the static analysis (each one errs towards silence):
   return annotation, and attributes set as ``self.x = X()`` or from an
   annotated ``__init__`` parameter. Reading an attribute of a typed variable
   (``self.size``, ``store.size``) enters the getter when it is a project
-  ``@property``/``@cached_property``; a sync ``with X():`` enters
+  ``@property``/``@cached_property``/``@reify``, or a class attribute
+  made by calling one (``size = property(get_size)``); a sync ``with X():`` enters
   ``X.__enter__`` and ``X.__exit__`` when they are project methods; and
   ``handlers[k]()`` on a dict of functions (module-level, or local when every
   value names a function) calls each of them. A receiver whose type is
@@ -247,7 +251,7 @@ def _analyse(
             if item is None or isinstance(item[1], bytes) or item == PARSED_ONLY:
                 continue
             line, message = item
-            errors.append(FileError(source.rel, line, message))
+            errors.append(FileError(source.rel, line, message, source.rel in intake.crashed))
     return raw, errors, len(parsed)
 
 
@@ -282,7 +286,9 @@ def audit_paths(
     Never raises for a bad file: unreadable, non-UTF-8, oversized or
     unparsable files, symlink loops and paths that are not regular files (a
     FIFO, socket or device named ``*.py``, never opened to wait on) are listed
-    in ``errors``.
+    in ``errors``; so is a file whose analysis raised (``internal`` set, the
+    traceback logged), in a worker process or this one. Any other exception
+    (a bug in discovery or linking) propagates.
     """
     root_s = os.path.abspath(root)
     cache_file = cache_path(os.path.abspath(config.cache_dir), root_s) if config.cache_dir else None
@@ -327,7 +333,8 @@ def audit_paths(
             raw, file_errors, files_parsed = _analyse(
                 files, intake, config, cache, cache_file, progress
             )
-            if run_file:
+            if run_file and not intake.crashed:
+                # After a crash the next run must analyse (and log) it again.
                 save_run(run_file, key, raw, file_errors, files_parsed)
     finally:
         parser.close()
@@ -336,7 +343,8 @@ def audit_paths(
     if outside:
         # Only what an ``async def`` under the given paths reaches is theirs.
         raw = [f for f in raw if (f.chain[0].path if f.chain else f.path) not in outside]
-        errors = [error for error in errors if error.path not in outside]
+        # A crash is kept: the findings it hides may start under the paths.
+        errors = [error for error in errors if error.internal or error.path not in outside]
     findings = _finish(raw, contents, _code_filter(config))
     errors.sort(key=lambda e: (e.path, e.line))
     return AuditResult(

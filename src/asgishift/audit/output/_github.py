@@ -19,8 +19,9 @@ GitHub resolves ``file=`` against the checkout (``$GITHUB_WORKSPACE``), which ma
 differ from the audit's project root in a monorepo, so paths are rewritten
 relative to the workspace (or the current directory outside Actions) when the
 root lies inside it, in ``file=`` and in the chain alike. Files that could not be
-audited become ``::warning``
-annotations. The last line is the plain-text summary.
+read or parsed become ``::warning`` annotations, files whose analysis raised (a bug
+in asgishift, exit status 2) ``::error`` annotations. The last line is the
+plain-text summary.
 """
 
 from __future__ import annotations
@@ -130,9 +131,14 @@ def render(report: Report, stream: TextIO) -> None:
         properties = {"file": workspace_path(report.root, error.path, workspace)}
         if error.line:
             properties["line"] = error.line
-        properties["title"] = "asgishift could not audit this file"
-        stream.write(command("warning", properties, error.message) + "\n")
-    stream.write(summary_line(report, errors_shown="see the warnings above") + "\n")
+        if error.internal:  # a bug in asgishift, which fails the job (exit status 2)
+            properties["title"] = "asgishift failed on this file"
+            stream.write(command("error", properties, error.message) + "\n")
+        else:
+            properties["title"] = "asgishift could not audit this file"
+            stream.write(command("warning", properties, error.message) + "\n")
+    shown = "see the annotations above" if any(e.internal for e in report.errors) else None
+    stream.write(summary_line(report, errors_shown=shown or "see the warnings above") + "\n")
 
 
 __all__ = [

@@ -172,16 +172,21 @@ def build(report: Report) -> dict[str, Any]:
         _result(finding, fingerprint, report.rule(finding.code), index[finding.code])
         for finding, fingerprint in zip(findings, report.fingerprints, strict=True)
     ]
+    # A file that could not be read or parsed leaves the run successful (the
+    # rest was audited); one whose analysis raised is a tool failure (SARIF
+    # 2.1.0 §3.20.14 executionSuccessful, §3.58.6 level "error").
     notifications = [
         {
-            "level": "warning",
+            "level": "error" if error.internal else "warning",
             "message": {"text": f"Could not audit {error.path}: {error.message}"},
-            "descriptor": {"id": "cannot-audit"},
+            "descriptor": {"id": "internal-error" if error.internal else "cannot-audit"},
             "locations": [{"physicalLocation": _physical(error.path, error.line, 0)}],
         }
         for error in errors
     ]
-    invocation: dict[str, Any] = {"executionSuccessful": True}
+    invocation: dict[str, Any] = {
+        "executionSuccessful": not any(error.internal for error in errors)
+    }
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
     properties: dict[str, Any] = {"filesScanned": report.files_scanned}
@@ -209,7 +214,14 @@ def build(report: Report) -> dict[str, Any]:
                                 "shortDescription": {
                                     "text": "A file could not be read or parsed; it was skipped."
                                 },
-                            }
+                            },
+                            {
+                                "id": "internal-error",
+                                "shortDescription": {
+                                    "text": "asgishift's analysis of a file raised (a bug in "
+                                    "asgishift); the file was skipped."
+                                },
+                            },
                         ],
                     }
                 },
