@@ -34,6 +34,7 @@ from typing import Any, Final, TypeVar
 from asgiref.sync import SyncToAsync
 
 from asgishift.bridge._inbox import Inbox
+from asgishift.bridge._waiter import InlineFuture
 from asgishift.django_integration._threads import HopThreads, take_lease
 
 logger = logging.getLogger("asgishift.django")
@@ -187,7 +188,8 @@ class _Hop:
         self.inbox = inbox
         self.func = func
         self.args = args
-        self.future: asyncio.Future[Any] = loop.create_future()
+        # Resumes the caller inside the inbox's drain, not one loop iteration later.
+        self.future: asyncio.Future[Any] = InlineFuture(loop)
         self.context = contextvars.copy_context()
         task = asyncio.current_task(loop)
         self.task_context: list[asyncio.Task[Any]] = [task] if task is not None else []
