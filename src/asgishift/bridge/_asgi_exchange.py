@@ -125,6 +125,9 @@ class LoopSide:
     :param send_buffer: bytes of response body in flight before ``send()`` waits.
     :param disconnect_grace: seconds the app may run on after an early close
         before its task is cancelled.
+    :param open_requests: the loop thread's set of open requests: this request is
+        in it from :meth:`start` until its task ends, so that process exit can
+        end it (see :meth:`~asgishift.bridge._loop_thread.LoopThread.end_open_requests`).
     """
 
     __slots__ = (
@@ -132,6 +135,7 @@ class LoopSide:
         "_body_allowed",
         "_grace_handle",
         "_loop",
+        "_open_requests",
         "_pending",
         "_reader",
         "_resumer",
@@ -158,6 +162,7 @@ class LoopSide:
         first: Message | None,
         send_buffer: int,
         disconnect_grace: float,
+        open_requests: set[Any],
     ) -> None:
         self.app = app
         self.scope = scope
@@ -180,10 +185,12 @@ class LoopSide:
         self._waiters: list[asyncio.Future[Message]] = []
         self._grace_handle: asyncio.TimerHandle | None = None
         self._loop = loop
+        self._open_requests = open_requests
 
     # --- called by the WSGI thread through LoopThread.call -------------------------
     def start(self) -> None:
         """Create the app's task (on the loop)."""
+        self._open_requests.add(self)
         if _EAGER:
             # The app runs up to its first suspension right here: a small response is
             # complete before this returns, with no extra turn of the loop.
@@ -406,6 +413,7 @@ class LoopSide:
                 self.scope["path"],
                 RULES[key],
             )
+        self._open_requests.discard(self)
         if self._grace_handle is not None:
             self._grace_handle.cancel()
             self._grace_handle = None

@@ -163,6 +163,7 @@ class ASGIToWSGI:
             first,
             options.send_buffer,
             options.disconnect_grace,
+            process.loop_thread.open_requests,
         )
         exchange = WSGISide(side, process.loop_thread, outbox, stream, left, options)
         process.loop_thread.call(side.start)

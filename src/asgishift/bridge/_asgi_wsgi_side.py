@@ -316,9 +316,13 @@ class WSGISide:
                     "the connection must be dropped"
                 )
             elif kind == DONE:
-                # The loop side always sends FAIL before DONE for an unfinished body.
+                # The loop side sends FAIL before DONE for an app that left its body
+                # unfinished; DONE alone means the bridge cancelled the task (process exit).
                 self.done = True
-                raise ResponseAborted("the ASGI app ended without finishing the body")
+                raise ResponseAborted(
+                    "the app's task was cancelled before its body was complete (the process "
+                    "is exiting; see the log above); the connection must be dropped"
+                )
 
     def _wait_done(self, *, cancelled: bool = False) -> None:
         """Wait until the task has ended, at most the cancellation bound; answer READs with EOF.

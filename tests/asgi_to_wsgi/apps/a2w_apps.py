@@ -144,6 +144,7 @@ async def endless(request: Request) -> Response:
                 await asyncio.sleep(0.002)
         finally:
             STREAMS["ended"] += 1
+            _event("stream-ended")
 
     return StreamingResponse(chunks(), media_type="application/octet-stream")
 
