@@ -9,8 +9,15 @@ thread that serves the request through exactly two channels, both passed in:
   done) crosses to the WSGI thread with one ``put``.
   The batch leaves whenever the app suspends (:class:`_Stepper`) or ends.
 - the WSGI thread calls :meth:`LoopSide.feed`, :meth:`LoopSide.resume`,
-  :meth:`LoopSide.close` and :meth:`LoopSide.cancel` through the loop thread's
-  ``call()``.
+  :meth:`LoopSide.close`, :meth:`LoopSide.cancel` and :meth:`LoopSide.watch_client`
+  through the loop thread's ``call()``.
+
+A client that leaves is seen when a write fails (the WSGI server closes the
+response early), or, when the server hands over the client's socket (gunicorn's
+``gunicorn.socket``) and the request has waited a while, when that socket shows
+the end of the connection: the app is then disconnected as if the server had
+closed the response (ASGI HTTP spec, "Disconnected Client"), as an ASGI server
+would, so ``request.is_disconnected()`` and an idle stream see it.
 
 Backpressure, both ways: the request body is read from ``wsgi.input`` only when
 the app's ``receive()`` asks for it (a :data:`READ` event), one chunk at a time;
@@ -27,6 +34,7 @@ import enum
 import logging
 import os
 import queue
+import socket
 import sys
 from collections.abc import Awaitable, Generator
 from types import CoroutineType
@@ -52,6 +60,7 @@ __all__ = [
     "END",
     "FAIL",
     "FILE",
+    "GONE",
     "READ",
     "START",
     "ConnectionClosed",
@@ -69,6 +78,7 @@ READ = 4  #: (READ,): the app waits for the next request-body chunk
 ACK = 5  #: (ACK,): send() waits until everything before this was handed on
 FAIL = 6  #: (FAIL,): the app failed (logged); 500, or abort a started response
 DONE = 7  #: (DONE,): the app's task has ended; always the last event
+GONE = 8  #: (GONE,): the client's socket shows it went away; the body ends here
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
@@ -96,6 +106,15 @@ class Link(enum.Enum):
 
     OPEN = "open"  # the WSGI server is still iterating
     CLOSED = "closed"  # the WSGI server closed the iterable early, or the response ended
+
+
+class Watch(enum.Enum):
+    """Whether the client's socket is watched for the end of the connection."""
+
+    OFF = "off"  # not asked to (yet)
+    PENDING = "pending"  # asked to; starts once the request body has been read
+    ON = "on"  # a reader is registered on the loop
+    ENDED = "ended"  # stopped (the response ended, the client left, or data came)
 
 
 class RequestBody(enum.Enum):
@@ -133,6 +152,7 @@ class LoopSide:
     __slots__ = (
         "_batch",
         "_body_allowed",
+        "_client_fd",
         "_grace_handle",
         "_loop",
         "_open_requests",
@@ -151,6 +171,7 @@ class LoopSide:
         "send_buffer",
         "task",
         "violation",
+        "watch",
     )
 
     def __init__(
@@ -186,6 +207,8 @@ class LoopSide:
         self._grace_handle: asyncio.TimerHandle | None = None
         self._loop = loop
         self._open_requests = open_requests
+        self.watch = Watch.OFF
+        self._client_fd = -1
 
     # --- called by the WSGI thread through LoopThread.call -------------------------
     def start(self) -> None:
@@ -211,6 +234,8 @@ class LoopSide:
             self._pending = message
         if message["type"] == "http.disconnect":
             self._disconnect()
+        elif self.body is BODY_COMPLETE and self.watch is Watch.PENDING:
+            self._start_watch()
 
     def resume(self) -> None:
         """Answer an :data:`ACK`: the WSGI server has taken everything sent before it."""
@@ -233,6 +258,68 @@ class LoopSide:
         self._disconnect()
         if self.task is not None:
             self.task.cancel()
+
+    def watch_client(self, fd: int) -> None:
+        """Watch the client's socket ``fd`` for the end of the connection (on the loop).
+
+        The WSGI thread asks once the request has waited a while (most requests end
+        first and never pay for a watch). Watching starts once the request body has
+        been read (what the socket holds until then is body) and ends with the
+        response, or at the first byte the client sends (a pipelined request: the
+        socket can no longer tell). When the client has closed its end (or reset the
+        connection), the app is disconnected as by :meth:`close` and the WSGI thread
+        gets :data:`GONE`.
+
+        :param fd: the client socket's descriptor; it is only peeked at, never read.
+        """
+        if self.watch is not Watch.OFF or self.link is LINK_CLOSED or fd < 0:
+            return
+        self._client_fd = fd
+        self.watch = Watch.PENDING
+        if self.body is BODY_COMPLETE:
+            self._start_watch()
+
+    def _start_watch(self) -> None:
+        try:
+            self._loop.add_reader(self._client_fd, self._check_client)
+        except (OSError, ValueError, RuntimeError, NotImplementedError):
+            self.watch = Watch.ENDED  # this loop or descriptor cannot be watched
+            return
+        self.watch = Watch.ON
+
+    def _stop_watch(self) -> None:
+        if self.watch is Watch.ON:
+            self._loop.remove_reader(self._client_fd)
+        self.watch = Watch.ENDED
+
+    def _check_client(self) -> None:
+        """The client's socket is readable: the end of the connection, or data."""
+        try:
+            # A socket object of the descriptor's own (blocking, no timeout), so the
+            # peek never waits; detached below, so the server's socket stays open.
+            peeker = socket.socket(fileno=self._client_fd)
+        except OSError:
+            self._stop_watch()
+            return
+        try:
+            data = peeker.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return  # not readable after all
+        except OSError:
+            data = b""  # reset by the peer
+        finally:
+            peeker.detach()
+        self._stop_watch()
+        if data or self.link is LINK_CLOSED:
+            return
+        logger.debug(
+            "the client of %s %s went away (its socket was closed)",
+            self.scope["method"],
+            self.scope["path"],
+        )
+        self._batch.append((GONE,))
+        self.flush()
+        self.close()
 
     # --- the app's view -------------------------------------------------------------
     async def receive(self) -> Message:
@@ -340,6 +427,8 @@ class LoopSide:
 
     def _disconnect(self) -> None:
         self.link = LINK_CLOSED
+        if self.watch is not Watch.OFF:
+            self._stop_watch()
         waiters, self._waiters = self._waiters, []
         reader, self._reader = self._reader, None
         if reader is not None:

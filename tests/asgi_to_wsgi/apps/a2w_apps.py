@@ -149,6 +149,30 @@ async def endless(request: Request) -> Response:
     return StreamingResponse(chunks(), media_type="application/octet-stream")
 
 
+async def quiet_stream(request: Request) -> Response:
+    """Start a stream, then wait for an event that never comes (an idle SSE stream)."""
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield ": started\n\n"
+            await asyncio.Event().wait()
+            yield "data: never\n\n"
+        finally:
+            _event("quiet-ended")
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def until_disconnected(request: Request) -> Response:
+    """Poll ``request.is_disconnected()`` (a long poll) and record when it says so."""
+    record = _record(request)
+    await request.body()
+    while not await request.is_disconnected():  # noqa: ASYNC110 - how apps poll it
+        await asyncio.sleep(0.01)
+    record["disconnected"] = True
+    return PlainTextResponse("too late")
+
+
 async def slow_upload(request: Request) -> Response:
     """Read one chunk, wait for the test's gate file, then read the rest."""
     gate = request.query_params["gate"]
@@ -316,6 +340,8 @@ starlette_app = Starlette(
         Route("/echo", echo, methods=["POST"]),
         Route("/sse", sse),
         Route("/endless", endless),
+        Route("/quiet", quiet_stream),
+        Route("/until-disconnected", until_disconnected, methods=["GET", "POST"]),
         Route("/slow-upload", slow_upload, methods=["POST"]),
         Route("/input-read", input_read),
         Route("/stuck", stuck),
