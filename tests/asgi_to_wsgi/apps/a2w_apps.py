@@ -38,7 +38,8 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from asgishift.bridge import ASGIToWSGI, ASGIToWSGIOptions
 
@@ -332,6 +333,13 @@ async def background_view(request: Request) -> Response:
     return PlainTextResponse("sent", background=BackgroundTask(later))
 
 
+async def websocket_hello(websocket: WebSocket) -> None:
+    """A WebSocket route (reachable only from an ASGI server)."""
+    await websocket.accept()
+    await websocket.send_text("hello")
+    await websocket.close()
+
+
 starlette_app = Starlette(
     routes=[
         Route("/", hello),
@@ -354,6 +362,7 @@ starlette_app = Starlette(
         Route("/zerocopy", zerocopy_view),
         Route("/background", background_view),
         Route("/linger", lingering_view),
+        WebSocketRoute("/ws", websocket_hello),
     ],
     lifespan=lifespan,
 )
