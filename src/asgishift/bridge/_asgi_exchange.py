@@ -129,6 +129,10 @@ LINK_OPEN: Final = Link.OPEN
 LINK_CLOSED: Final = Link.CLOSED
 BODY_PENDING: Final = RequestBody.PENDING
 BODY_COMPLETE: Final = RequestBody.COMPLETE
+WATCH_OFF: Final = Watch.OFF
+WATCH_PENDING: Final = Watch.PENDING
+WATCH_ON: Final = Watch.ON
+WATCH_ENDED: Final = Watch.ENDED
 
 
 class LoopSide:
@@ -207,7 +211,7 @@ class LoopSide:
         self._grace_handle: asyncio.TimerHandle | None = None
         self._loop = loop
         self._open_requests = open_requests
-        self.watch = Watch.OFF
+        self.watch = WATCH_OFF
         self._client_fd = -1
 
     # --- called by the WSGI thread through LoopThread.call -------------------------
@@ -234,7 +238,7 @@ class LoopSide:
             self._pending = message
         if message["type"] == "http.disconnect":
             self._disconnect()
-        elif self.body is BODY_COMPLETE and self.watch is Watch.PENDING:
+        elif self.body is BODY_COMPLETE and self.watch is WATCH_PENDING:
             self._start_watch()
 
     def resume(self) -> None:
@@ -272,10 +276,10 @@ class LoopSide:
 
         :param fd: the client socket's descriptor; it is only peeked at, never read.
         """
-        if self.watch is not Watch.OFF or self.link is LINK_CLOSED or fd < 0:
+        if self.watch is not WATCH_OFF or self.link is LINK_CLOSED or fd < 0:
             return
         self._client_fd = fd
-        self.watch = Watch.PENDING
+        self.watch = WATCH_PENDING
         if self.body is BODY_COMPLETE:
             self._start_watch()
 
@@ -283,14 +287,14 @@ class LoopSide:
         try:
             self._loop.add_reader(self._client_fd, self._check_client)
         except (OSError, ValueError, RuntimeError, NotImplementedError):
-            self.watch = Watch.ENDED  # this loop or descriptor cannot be watched
+            self.watch = WATCH_ENDED  # this loop or descriptor cannot be watched
             return
-        self.watch = Watch.ON
+        self.watch = WATCH_ON
 
     def _stop_watch(self) -> None:
-        if self.watch is Watch.ON:
+        if self.watch is WATCH_ON:
             self._loop.remove_reader(self._client_fd)
-        self.watch = Watch.ENDED
+        self.watch = WATCH_ENDED
 
     def _check_client(self) -> None:
         """The client's socket is readable: the end of the connection, or data."""
@@ -427,7 +431,7 @@ class LoopSide:
 
     def _disconnect(self) -> None:
         self.link = LINK_CLOSED
-        if self.watch is not Watch.OFF:
+        if self.watch is not WATCH_OFF:
             self._stop_watch()
         waiters, self._waiters = self._waiters, []
         reader, self._reader = self._reader, None
