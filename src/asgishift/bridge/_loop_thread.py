@@ -290,7 +290,8 @@ def _end_requests_before_thread_joins() -> None:
 # atexit (a private hook of the standard library's, used by concurrent.futures).
 _register_thread_exit = getattr(threading, "_register_atexit", None)
 if _register_thread_exit is not None:
-    _register_thread_exit(_end_requests_before_thread_joins)
+    with contextlib.suppress(RuntimeError):  # first imported while the interpreter exits
+        _register_thread_exit(_end_requests_before_thread_joins)
 
 
 @atexit.register
