@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import websockets
 from a2w_helpers import WSGI_PARAMS, serve
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from live import LiveServer
 
@@ -98,3 +101,22 @@ def test_any_awaitable_app_is_served(config: str) -> None:
         for path, body in (("/", "part"), ("/suspend-first", "partpartpart")):
             response = httpx.get(f"{srv.url}{path}", timeout=DEADLINE)
             assert (response.status_code, response.text) == (200, body), path
+
+
+def test_a_websocket_handshake_is_refused_at_once_and_logged(wsgi_server: LiveServer) -> None:
+    """A WebSocket client gets a refusal, not a hang, and the log says why.
+
+    WSGI has no WebSocket: the handshake reaches the app as a plain GET, which
+    Starlette answers 404 (as under uvicorn without a WebSocket library, which logs
+    "Unsupported upgrade request"). Before, nothing in the log told the operator
+    that the route exists but cannot be served through a WSGI server.
+    """
+    url = wsgi_server.url.replace("http://", "ws://") + "/ws"
+
+    async def connect() -> None:
+        async with websockets.connect(url, open_timeout=DEADLINE):
+            pass
+
+    with pytest.raises((InvalidStatus, InvalidMessage)):
+        asyncio.run(connect())
+    wsgi_server.wait_for_log(r"WebSocket handshake for GET /ws .* WSGI server")

@@ -7,6 +7,7 @@ startup at worker start.
 
 from __future__ import annotations
 
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -129,3 +130,34 @@ def test_a_worker_killed_by_its_timeout_cancels_the_request_before_it_exits(
     assert kinds == ["startup", "acquired", "cancelled", "released", "shutdown"], kinds
     assert "different task" not in log
     assert "was destroyed but it is pending" not in log
+
+
+def test_a_reloaded_gthread_worker_ends_its_open_stream_and_shuts_down(tmp_path: Path) -> None:
+    """SIGHUP (and --max-requests) retire a gthread worker while a stream is still open.
+
+    gunicorn waits --graceful-timeout for the stream, then the worker's Python
+    exits, and its interpreter joins the server's threads before any ``atexit``
+    handler runs. The bridge must end the open request there (its task cancelled,
+    its ``finally`` run) so the worker exits and runs lifespan shutdown; before, it
+    kept streaming until gunicorn's --timeout killed it ("WORKER TIMEOUT"), long
+    after it had logged "Worker exiting".
+    """
+    events = tmp_path / "events"
+    extra = ["--graceful-timeout", "1", "--timeout", "120"]
+    with serve("gunicorn-gthread", extra=extra, env={"A2W_EVENTS": str(events)}) as srv:
+        with httpx.stream("GET", f"{srv.url}/endless", timeout=DEADLINE) as response:
+            assert response.status_code == 200
+            chunks = response.iter_bytes()
+            next(chunks)
+            worker = _wait_for_event(events, "startup")[-1][1]
+            srv.process.send_signal(signal.SIGHUP)
+            _wait_for_event(events, ("shutdown", worker))
+            # The old worker's stream was cut: the connection closes without a clean end.
+            with pytest.raises(httpx.HTTPError):
+                for _ in chunks:
+                    pass
+        log = srv.log()
+    kinds = [kind for kind, pid in _events(events) if pid == worker]
+    assert kinds == ["startup", "stream-ended", "shutdown"], kinds
+    assert "WORKER TIMEOUT" not in log
+    assert "returned without completing the response" not in log

@@ -325,3 +325,91 @@ def test_upload_cut_short_by_the_client(wsgi_server: LiveServer) -> None:
     assert _wait_for_tasks(wsgi_server, baseline) <= baseline
     assert httpx.get(f"{wsgi_server.url}/", timeout=DEADLINE).text == "Hello, World!"
     assert "ASGI app" not in wsgi_server.log()[log_before:]
+
+
+def _record(server: LiveServer, test_id: str, key: str) -> dict[str, object]:
+    """Poll the app's record for ``test_id`` until it has ``key`` (or the deadline passes)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        record: dict[str, object] = httpx.get(
+            f"{server.url}/record", params={"id": test_id}, timeout=DEADLINE
+        ).json()
+        if key in record or time.monotonic() > deadline:
+            return record
+        time.sleep(0.02)
+
+
+GUNICORN_PARAMS = [p for p in WSGI_PARAMS if p.values[0] != "wsgiref"]
+
+
+@pytest.fixture(scope="module", params=GUNICORN_PARAMS)
+def events_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, Path]]:
+    """gunicorn (gthread, sync) serving ``a2w_apps:application`` with an events file."""
+    events = tmp_path_factory.mktemp("events") / "events"
+    with serve(request.param, env={"A2W_EVENTS": str(events)}) as srv:
+        yield srv, events
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_is_disconnected_sees_a_client_that_left(
+    events_server: tuple[LiveServer, Path], method: str
+) -> None:
+    """``request.is_disconnected()`` turns true when the client goes, as under uvicorn.
+
+    gunicorn hands the client's socket over (``gunicorn.socket``); before, a WSGI
+    server's client was seen to leave only when a write failed, so a long poll that
+    checks ``is_disconnected()`` ran on (here: for ever) after its client had gone.
+    """
+    server, _ = events_server
+    test_id = os.urandom(8).hex()
+    body = b"payload" if method == "POST" else b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE) as sock:
+        sock.sendall(
+            f"{method} /until-disconnected HTTP/1.1\r\nHost: x\r\nX-Test-Id: {test_id}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+    # The client has closed its socket without waiting for the answer.
+    assert _record(server, test_id, "disconnected") == {"disconnected": True}
+
+
+def test_a_client_that_half_closes_is_gone_and_not_a_server_error(
+    events_server: tuple[LiveServer, Path],
+) -> None:
+    """A client that shuts down its sending side counts as gone (as uvicorn counts it).
+
+    The app stops; what the server writes then is not an app failure: 499 (nginx's
+    "client closed request") instead of a 500 in the access log.
+    """
+    server, _ = events_server
+    test_id = os.urandom(8).hex()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE) as sock:
+        sock.sendall(
+            f"GET /until-disconnected HTTP/1.1\r\nHost: x\r\nX-Test-Id: {test_id}\r\n\r\n".encode()
+        )
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                reply += chunk
+    assert _record(server, test_id, "disconnected") == {"disconnected": True}
+    assert reply == b"" or reply.split(b"\r\n")[0].endswith(b" 499 Client Closed Request"), reply
+
+
+def test_an_idle_stream_ends_when_its_client_leaves(events_server: tuple[LiveServer, Path]) -> None:
+    """An SSE stream waiting for its next event is cancelled when the client goes.
+
+    Its ``finally`` runs and the server's thread is free again (a sync worker serves
+    the next request); before, both waited for an event that never came.
+    """
+    server, events = events_server
+    before = events.read_text().count("quiet-ended") if events.exists() else 0
+    with httpx.stream("GET", f"{server.url}/quiet", timeout=DEADLINE) as response:
+        assert next(response.iter_lines()) == ": started"
+    deadline = time.monotonic() + DEADLINE
+    while (events.read_text().count("quiet-ended") if events.exists() else 0) == before:
+        assert time.monotonic() < deadline, "the idle stream was not ended"
+        time.sleep(0.02)
+    assert httpx.get(f"{server.url}/", timeout=DEADLINE).text == "Hello, World!"

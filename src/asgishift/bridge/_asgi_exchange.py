@@ -9,8 +9,15 @@ thread that serves the request through exactly two channels, both passed in:
   done) crosses to the WSGI thread with one ``put``.
   The batch leaves whenever the app suspends (:class:`_Stepper`) or ends.
 - the WSGI thread calls :meth:`LoopSide.feed`, :meth:`LoopSide.resume`,
-  :meth:`LoopSide.close` and :meth:`LoopSide.cancel` through the loop thread's
-  ``call()``.
+  :meth:`LoopSide.close`, :meth:`LoopSide.cancel` and :meth:`LoopSide.watch_client`
+  through the loop thread's ``call()``.
+
+A client that leaves is seen when a write fails (the WSGI server closes the
+response early), or, when the server hands over the client's socket (gunicorn's
+``gunicorn.socket``) and the request has waited a while, when that socket shows
+the end of the connection: the app is then disconnected as if the server had
+closed the response (ASGI HTTP spec, "Disconnected Client"), as an ASGI server
+would, so ``request.is_disconnected()`` and an idle stream see it.
 
 Backpressure, both ways: the request body is read from ``wsgi.input`` only when
 the app's ``receive()`` asks for it (a :data:`READ` event), one chunk at a time;
@@ -27,6 +34,7 @@ import enum
 import logging
 import os
 import queue
+import socket
 import sys
 from collections.abc import Awaitable, Generator
 from types import CoroutineType
@@ -52,6 +60,7 @@ __all__ = [
     "END",
     "FAIL",
     "FILE",
+    "GONE",
     "READ",
     "START",
     "ConnectionClosed",
@@ -69,6 +78,7 @@ READ = 4  #: (READ,): the app waits for the next request-body chunk
 ACK = 5  #: (ACK,): send() waits until everything before this was handed on
 FAIL = 6  #: (FAIL,): the app failed (logged); 500, or abort a started response
 DONE = 7  #: (DONE,): the app's task has ended; always the last event
+GONE = 8  #: (GONE,): the client's socket shows it went away; the body ends here
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
@@ -98,6 +108,15 @@ class Link(enum.Enum):
     CLOSED = "closed"  # the WSGI server closed the iterable early, or the response ended
 
 
+class Watch(enum.Enum):
+    """Whether the client's socket is watched for the end of the connection."""
+
+    OFF = "off"  # not asked to (yet)
+    PENDING = "pending"  # asked to; starts once the request body has been read
+    ON = "on"  # a reader is registered on the loop
+    ENDED = "ended"  # stopped (the response ended, the client left, or data came)
+
+
 class RequestBody(enum.Enum):
     """Whether more of the request body may still be read from ``wsgi.input``."""
 
@@ -110,6 +129,10 @@ LINK_OPEN: Final = Link.OPEN
 LINK_CLOSED: Final = Link.CLOSED
 BODY_PENDING: Final = RequestBody.PENDING
 BODY_COMPLETE: Final = RequestBody.COMPLETE
+WATCH_OFF: Final = Watch.OFF
+WATCH_PENDING: Final = Watch.PENDING
+WATCH_ON: Final = Watch.ON
+WATCH_ENDED: Final = Watch.ENDED
 
 
 class LoopSide:
@@ -125,13 +148,18 @@ class LoopSide:
     :param send_buffer: bytes of response body in flight before ``send()`` waits.
     :param disconnect_grace: seconds the app may run on after an early close
         before its task is cancelled.
+    :param open_requests: the loop thread's set of open requests: this request is
+        in it from :meth:`start` until its task ends, so that process exit can
+        end it (see :meth:`~asgishift.bridge._loop_thread.LoopThread.end_open_requests`).
     """
 
     __slots__ = (
         "_batch",
         "_body_allowed",
+        "_client_fd",
         "_grace_handle",
         "_loop",
+        "_open_requests",
         "_pending",
         "_reader",
         "_resumer",
@@ -147,6 +175,7 @@ class LoopSide:
         "send_buffer",
         "task",
         "violation",
+        "watch",
     )
 
     def __init__(
@@ -158,6 +187,7 @@ class LoopSide:
         first: Message | None,
         send_buffer: int,
         disconnect_grace: float,
+        open_requests: set[Any],
     ) -> None:
         self.app = app
         self.scope = scope
@@ -180,10 +210,14 @@ class LoopSide:
         self._waiters: list[asyncio.Future[Message]] = []
         self._grace_handle: asyncio.TimerHandle | None = None
         self._loop = loop
+        self._open_requests = open_requests
+        self.watch = WATCH_OFF
+        self._client_fd = -1
 
     # --- called by the WSGI thread through LoopThread.call -------------------------
     def start(self) -> None:
         """Create the app's task (on the loop)."""
+        self._open_requests.add(self)
         if _EAGER:
             # The app runs up to its first suspension right here: a small response is
             # complete before this returns, with no extra turn of the loop.
@@ -204,6 +238,8 @@ class LoopSide:
             self._pending = message
         if message["type"] == "http.disconnect":
             self._disconnect()
+        elif self.body is BODY_COMPLETE and self.watch is WATCH_PENDING:
+            self._start_watch()
 
     def resume(self) -> None:
         """Answer an :data:`ACK`: the WSGI server has taken everything sent before it."""
@@ -226,6 +262,68 @@ class LoopSide:
         self._disconnect()
         if self.task is not None:
             self.task.cancel()
+
+    def watch_client(self, fd: int) -> None:
+        """Watch the client's socket ``fd`` for the end of the connection (on the loop).
+
+        The WSGI thread asks once the request has waited a while (most requests end
+        first and never pay for a watch). Watching starts once the request body has
+        been read (what the socket holds until then is body) and ends with the
+        response, or at the first byte the client sends (a pipelined request: the
+        socket can no longer tell). When the client has closed its end (or reset the
+        connection), the app is disconnected as by :meth:`close` and the WSGI thread
+        gets :data:`GONE`.
+
+        :param fd: the client socket's descriptor; it is only peeked at, never read.
+        """
+        if self.watch is not WATCH_OFF or self.link is LINK_CLOSED or fd < 0:
+            return
+        self._client_fd = fd
+        self.watch = WATCH_PENDING
+        if self.body is BODY_COMPLETE:
+            self._start_watch()
+
+    def _start_watch(self) -> None:
+        try:
+            self._loop.add_reader(self._client_fd, self._check_client)
+        except (OSError, ValueError, RuntimeError, NotImplementedError):
+            self.watch = WATCH_ENDED  # this loop or descriptor cannot be watched
+            return
+        self.watch = WATCH_ON
+
+    def _stop_watch(self) -> None:
+        if self.watch is WATCH_ON:
+            self._loop.remove_reader(self._client_fd)
+        self.watch = WATCH_ENDED
+
+    def _check_client(self) -> None:
+        """The client's socket is readable: the end of the connection, or data."""
+        try:
+            # A socket object of the descriptor's own (blocking, no timeout), so the
+            # peek never waits; detached below, so the server's socket stays open.
+            peeker = socket.socket(fileno=self._client_fd)
+        except OSError:
+            self._stop_watch()
+            return
+        try:
+            data = peeker.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return  # not readable after all
+        except OSError:
+            data = b""  # reset by the peer
+        finally:
+            peeker.detach()
+        self._stop_watch()
+        if data or self.link is LINK_CLOSED:
+            return
+        logger.debug(
+            "the client of %s %s went away (its socket was closed)",
+            self.scope["method"],
+            self.scope["path"],
+        )
+        self._batch.append((GONE,))
+        self.flush()
+        self.close()
 
     # --- the app's view -------------------------------------------------------------
     async def receive(self) -> Message:
@@ -333,6 +431,8 @@ class LoopSide:
 
     def _disconnect(self) -> None:
         self.link = LINK_CLOSED
+        if self.watch is not WATCH_OFF:
+            self._stop_watch()
         waiters, self._waiters = self._waiters, []
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -406,6 +506,7 @@ class LoopSide:
                 self.scope["path"],
                 RULES[key],
             )
+        self._open_requests.discard(self)
         if self._grace_handle is not None:
             self._grace_handle.cancel()
             self._grace_handle = None

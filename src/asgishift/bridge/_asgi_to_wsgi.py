@@ -51,6 +51,19 @@ def _file_extensions() -> dict[str, Any]:
     return {"http.response.pathsend": {}, "http.response.zerocopysend": {}}
 
 
+def _note_upgrade(environ: Environ, upgrade: str) -> None:
+    """Log a WebSocket handshake: WSGI cannot upgrade a connection (ASGI WebSocket spec)."""
+    if "websocket" in upgrade.lower():
+        logger.warning(
+            "ASGIToWSGI: a WebSocket handshake for %s %s reached a WSGI server, which cannot "
+            "upgrade the connection; the app gets it as a plain HTTP request (a Starlette or "
+            "FastAPI WebSocket route answers 404). Serve WebSocket routes from an ASGI server "
+            "(asgishift serve).",
+            environ.get("REQUEST_METHOD", "GET"),
+            environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+        )
+
+
 class _Process:
     """What one process needs to serve requests: its loop thread and the app's lifespan."""
 
@@ -134,6 +147,9 @@ class ASGIToWSGI:
         if phase is not READY and phase is not UNSUPPORTED and lifespan.startup() not in SERVING:
             return error_response(start_response, 500, environ)
         options = self.options
+        upgrade = environ.get("HTTP_UPGRADE")
+        if upgrade is not None:
+            _note_upgrade(environ, upgrade)
         try:
             length = request_body_length(environ)
             extensions = _file_extensions() if "wsgi.file_wrapper" in environ else None
@@ -163,6 +179,7 @@ class ASGIToWSGI:
             first,
             options.send_buffer,
             options.disconnect_grace,
+            process.loop_thread.open_requests,
         )
         exchange = WSGISide(side, process.loop_thread, outbox, stream, left, options)
         process.loop_thread.call(side.start)

@@ -26,6 +26,7 @@ from asgishift.bridge._asgi_exchange import (
     END,
     FAIL,
     FILE,
+    GONE,
     READ,
     START,
     LoopSide,
@@ -42,6 +43,9 @@ logger = logging.getLogger("asgishift.bridge")
 _CANCEL_WAIT = 5.0
 #: What the loop side posts: a list of event tuples.
 Batch = list[tuple[Any, ...]]
+#: Seconds a request waits for the app before the client's socket is watched for the
+#: end of the connection (where the server hands it over: gunicorn's ``gunicorn.socket``).
+_WATCH_AFTER = 0.25
 
 
 class ResponseAborted(RuntimeError):
@@ -67,6 +71,7 @@ class Body(enum.Enum):
     ENDED = "ended"  # END seen: the body is complete
     FAILED = "failed"  # FAIL seen: the app failed (logged on the loop)
     NONE = "none"  # a HEAD, 1xx, 204 or 304 response: complete at its headers
+    GONE = "gone"  # the client's socket showed it went away: the body ends here
 
 
 # Module constants for the hot paths (see PHASE_START in ._asgi_events for why).
@@ -74,6 +79,7 @@ BODY_STREAMING: Final = Body.STREAMING
 BODY_ENDED: Final = Body.ENDED
 BODY_FAILED: Final = Body.FAILED
 BODY_NONE: Final = Body.NONE
+BODY_GONE: Final = Body.GONE
 
 
 class WSGISide:
@@ -89,6 +95,7 @@ class WSGISide:
         "_batch",
         "_pos",
         "body",
+        "client",
         "done",
         "left",
         "loop_thread",
@@ -115,6 +122,9 @@ class WSGISide:
         self.options = options
         self.body = BODY_STREAMING
         self.done = False  # DONE seen: the app's task has ended
+        #: The client's socket (gunicorn's ``gunicorn.socket``) until it is handed to
+        #: the loop side to watch; ``None`` when the server has none or it was handed.
+        self.client: Any = None
         self._batch: Batch = []
         self._pos = 0
 
@@ -149,9 +159,12 @@ class WSGISide:
         chunks: list[bytes] = []
         file: tuple[Any, ...] | None = None
         get = self.outbox.get
+        self.client = environ.get("gunicorn.socket")
         while head is None:
             try:
-                if deadline is None:
+                if self.client is not None:
+                    batch = self._get_watching(deadline)
+                elif deadline is None:
                     batch = get()
                 else:
                     batch = get(timeout=max(deadline - time.monotonic(), 0.0))
@@ -221,6 +234,31 @@ class WSGISide:
             chunks = [b""]
         return _ResponseIterable(self, chunks)
 
+    def _get_watching(self, deadline: float | None) -> Batch:
+        """Return the next batch; past :data:`_WATCH_AFTER`, have the client's socket watched.
+
+        :param deadline: ``time.monotonic()`` value to give up at; ``None`` waits for ever.
+        :raise queue.Empty: at the deadline.
+        """
+        wait = _WATCH_AFTER
+        if deadline is not None:
+            wait = min(wait, max(deadline - time.monotonic(), 0.0))
+        try:
+            return self.outbox.get(timeout=wait)
+        except queue.Empty:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+        client, self.client = self.client, None
+        try:
+            fd = client.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = -1
+        if isinstance(fd, int) and fd >= 0:
+            self.loop_thread.call(self.side.watch_client, fd)
+        if deadline is None:
+            return self.outbox.get()
+        return self.outbox.get(timeout=max(deadline - time.monotonic(), 0.0))
+
     def _handle_early(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == READ:
@@ -231,8 +269,18 @@ class WSGISide:
             self.body = BODY_FAILED
         elif kind == ACK:
             self.loop_thread.call(self.side.resume)
+        elif kind == GONE:
+            self.body = BODY_GONE
 
     def _failed_before_start(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        if self.body is BODY_GONE:
+            # The client left before the response started and the app stopped: nobody
+            # reads this. nginx's 499 keeps it apart from the app's errors in the access log.
+            start_response(
+                "499 Client Closed Request",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0")],
+            )
+            return []
         if self.left is not None and self.left < 0:
             return error_response(start_response, 400, environ)
         return error_response(start_response, 500, environ)
@@ -288,12 +336,15 @@ class WSGISide:
 
         :raise ResponseAborted: when the app failed after the response started.
         """
-        if self.body is BODY_ENDED or self.body is BODY_NONE:
+        if self.body is BODY_ENDED or self.body is BODY_NONE or self.body is BODY_GONE:
             return None
         while True:
             batch, pos = self._batch, self._pos
             if pos >= len(batch):
-                batch = self._batch = self.outbox.get()
+                if self.client is not None:
+                    batch = self._batch = self._get_watching(None)
+                else:
+                    batch = self._batch = self.outbox.get()
                 pos = 0
             self._pos = pos + 1
             event = batch[pos]
@@ -307,6 +358,11 @@ class WSGISide:
                 self.read_body()
             elif kind == ACK:
                 self.loop_thread.call(self.side.resume)
+            elif kind == GONE:
+                # The client left while the app had nothing to send; the app has been
+                # disconnected. close() waits for its task.
+                self.body = BODY_GONE
+                return None
             elif kind == FILE:
                 return _open_file(event)
             elif kind == FAIL:
@@ -316,9 +372,13 @@ class WSGISide:
                     "the connection must be dropped"
                 )
             elif kind == DONE:
-                # The loop side always sends FAIL before DONE for an unfinished body.
+                # The loop side sends FAIL before DONE for an app that left its body
+                # unfinished; DONE alone means the bridge cancelled the task (process exit).
                 self.done = True
-                raise ResponseAborted("the ASGI app ended without finishing the body")
+                raise ResponseAborted(
+                    "the app's task was cancelled before its body was complete (the process "
+                    "is exiting; see the log above); the connection must be dropped"
+                )
 
     def _wait_done(self, *, cancelled: bool = False) -> None:
         """Wait until the task has ended, at most the cancellation bound; answer READs with EOF.

@@ -13,15 +13,25 @@ posts to the bridge's :class:`~asgishift.bridge._inbox.Inbox`: while a wake-up o
 the loop is pending, further calls only append to a deque, so a burst of
 requests from many server threads costs one wake-up, and on POSIX that wake-up
 is a byte on the inbox's pipe, written with the GIL released (uvloop included).
-At process exit (``atexit``) the exit callbacks run on the loop (lifespan
-shutdown), then the loop stops, the tasks still running are cancelled and
-unwind, and its thread is joined.
+At process exit, first, before the interpreter joins the server's threads
+(``threading``'s own exit hooks, which run ahead of ``atexit``), every request
+still open is ended: its task is cancelled and the server's thread that waits
+for it gets the end of the response. A gunicorn gthread worker retired by
+SIGHUP, ``--max-requests`` or SIGQUIT with a stream still open would otherwise
+wait in that join, streaming on, until gunicorn killed it. Then (``atexit``)
+the exit callbacks run on the loop (lifespan shutdown), the loop stops, the
+tasks still running are cancelled and unwind, and its thread is joined.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+
+# Imported before this module registers its exit hook with threading (below), so that
+# the hook runs first: threading runs its exit hooks in reverse order, and this
+# module's joins the thread pools' threads (gunicorn's gthread worker is one).
+import concurrent.futures.thread  # noqa: F401
 import contextlib
 import logging
 import os
@@ -29,11 +39,11 @@ import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from asgishift.bridge._inbox import Inbox
 
-__all__ = ["LoopKind", "LoopThread", "new_loop", "process_lock", "process_loop"]
+__all__ = ["LoopKind", "LoopThread", "OpenRequest", "new_loop", "process_lock", "process_loop"]
 
 logger = logging.getLogger("asgishift.bridge")
 
@@ -41,6 +51,14 @@ _T = TypeVar("_T")
 
 #: Which event loop the thread runs.
 LoopKind = Literal["auto", "asyncio", "uvloop"]
+
+
+class OpenRequest(Protocol):
+    """A request in :attr:`LoopThread.open_requests`: its task can be ended from the loop."""
+
+    def cancel(self) -> None:
+        """Disconnect the app and cancel its task (called on the loop's thread)."""
+
 
 #: Seconds :meth:`LoopThread.stop` waits for the thread to end.
 _JOIN_TIMEOUT = 5.0
@@ -65,6 +83,9 @@ class LoopThread:
         self.kind = kind
         self.loop = new_loop(kind)
         self._inbox: Inbox | None = None  # made on the loop's thread, before it runs
+        #: The requests whose task runs on this loop: each adds itself when its task
+        #: starts and removes itself when it ends (both on the loop's thread).
+        self.open_requests: set[OpenRequest] = set()
         self._exit_callbacks: list[Callable[[], None]] = []
         started = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
@@ -92,6 +113,7 @@ class LoopThread:
         their own task before ``shutdown_asyncgens`` closes what is left, at most
         :data:`_LEFTOVER_WAIT` seconds.
         """
+        self._end_open_requests()  # each says why, so the app is not blamed
         tasks = asyncio.all_tasks(self.loop)
         if not tasks:
             return
@@ -102,6 +124,27 @@ class LoopThread:
         for task in tasks:
             task.cancel()
         self.loop.run_until_complete(asyncio.wait(tasks, timeout=_LEFTOVER_WAIT))
+
+    def _end_open_requests(self) -> None:
+        requests = list(self.open_requests)
+        if requests:
+            logger.warning(
+                "asgishift: %d request(s) still open at process exit; cancelling them",
+                len(requests),
+            )
+        for request in requests:
+            request.cancel()
+
+    def end_open_requests(self) -> None:
+        """Cancel the task of every request still open, from any thread; returns at once.
+
+        Called at process exit, before the interpreter joins the server's threads:
+        each server thread waiting for such a request then gets the end of it (a
+        stream is cut short, a response not yet started is a 500) and can end.
+        """
+        if not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.call(self._end_open_requests)
 
     # --- WSGI thread -> loop ---------------------------------------------------
     def call(self, fn: Callable[..., object], *args: Any) -> None:
@@ -235,6 +278,20 @@ def _after_fork_in_child() -> None:
     _current = None
     # The lock may have been held by another thread of the parent at fork time.
     _lock = threading.RLock()
+
+
+def _end_requests_before_thread_joins() -> None:
+    current = _current
+    if current is not None and current.pid == os.getpid():
+        current.end_open_requests()
+
+
+# threading's exit hooks run before it joins the non-daemon threads, and before
+# atexit (a private hook of the standard library's, used by concurrent.futures).
+_register_thread_exit = getattr(threading, "_register_atexit", None)
+if _register_thread_exit is not None:
+    with contextlib.suppress(RuntimeError):  # first imported while the interpreter exits
+        _register_thread_exit(_end_requests_before_thread_joins)
 
 
 @atexit.register

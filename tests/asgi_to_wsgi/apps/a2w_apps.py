@@ -38,7 +38,8 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from asgishift.bridge import ASGIToWSGI, ASGIToWSGIOptions
 
@@ -144,8 +145,33 @@ async def endless(request: Request) -> Response:
                 await asyncio.sleep(0.002)
         finally:
             STREAMS["ended"] += 1
+            _event("stream-ended")
 
     return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+async def quiet_stream(request: Request) -> Response:
+    """Start a stream, then wait for an event that never comes (an idle SSE stream)."""
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield ": started\n\n"
+            await asyncio.Event().wait()
+            yield "data: never\n\n"
+        finally:
+            _event("quiet-ended")
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def until_disconnected(request: Request) -> Response:
+    """Poll ``request.is_disconnected()`` (a long poll) and record when it says so."""
+    record = _record(request)
+    await request.body()
+    while not await request.is_disconnected():  # noqa: ASYNC110 - how apps poll it
+        await asyncio.sleep(0.01)
+    record["disconnected"] = True
+    return PlainTextResponse("too late")
 
 
 async def slow_upload(request: Request) -> Response:
@@ -307,6 +333,13 @@ async def background_view(request: Request) -> Response:
     return PlainTextResponse("sent", background=BackgroundTask(later))
 
 
+async def websocket_hello(websocket: WebSocket) -> None:
+    """A WebSocket route (reachable only from an ASGI server)."""
+    await websocket.accept()
+    await websocket.send_text("hello")
+    await websocket.close()
+
+
 starlette_app = Starlette(
     routes=[
         Route("/", hello),
@@ -315,6 +348,8 @@ starlette_app = Starlette(
         Route("/echo", echo, methods=["POST"]),
         Route("/sse", sse),
         Route("/endless", endless),
+        Route("/quiet", quiet_stream),
+        Route("/until-disconnected", until_disconnected, methods=["GET", "POST"]),
         Route("/slow-upload", slow_upload, methods=["POST"]),
         Route("/input-read", input_read),
         Route("/stuck", stuck),
@@ -327,6 +362,7 @@ starlette_app = Starlette(
         Route("/zerocopy", zerocopy_view),
         Route("/background", background_view),
         Route("/linger", lingering_view),
+        WebSocketRoute("/ws", websocket_hello),
     ],
     lifespan=lifespan,
 )
