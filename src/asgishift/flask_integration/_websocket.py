@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from flask.ctx import RequestContext
-from werkzeug.exceptions import NotFound
+from flask.globals import request_ctx
+from werkzeug.exceptions import BadRequest, NotFound
 
 from asgishift._types import Environ, Message, Receive, Scope, Send
 from asgishift.flask_integration._loop import tearing_down
@@ -43,7 +44,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asgishift.flask")
 
-__all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket"]
+__all__ = [
+    "WebSocket",
+    "WebSocketDisconnect",
+    "refuse_websocket_rule_over_http",
+    "serve_websocket",
+]
+
+_WEBSOCKET_SCHEMES: Final = frozenset({"ws", "wss"})
 
 
 class WebSocketDisconnect(Exception):
@@ -269,6 +277,33 @@ class WebSocket:
         """Stop the watcher, if any (called once the view has returned)."""
         if self._watcher is not None:
             self._watcher.stop()
+
+
+def refuse_websocket_rule_over_http() -> None:
+    """Refuse an HTTP request that Werkzeug matched to a WebSocket rule (a
+    ``before_request`` function the extension installs first).
+
+    Werkzeug matches ``websocket=True`` rules for any request carrying
+    ``Connection: Upgrade`` and ``Upgrade: websocket`` (RFC 6455 §4.1), even
+    when it arrives as plain HTTP: from a WSGI server (``flask run``,
+    gunicorn) or an ASGI server without WebSocket support (uvicorn
+    ``--ws none``), which cannot hand the view a connection. Handshakes served
+    by :func:`serve_websocket` have a ``ws``/``wss`` URL scheme and pass.
+
+    :raise werkzeug.exceptions.BadRequest: for such a request (``400``, through
+        the app's error handlers), naming the rule and what serves it.
+    """
+    req = request_ctx.request
+    rule = req.url_rule
+    if rule is None or not rule.websocket:
+        return
+    if req.environ.get("wsgi.url_scheme") in _WEBSOCKET_SCHEMES:
+        return
+    logger.info("refusing a WebSocket handshake for %s that came as plain HTTP", rule.rule)
+    raise BadRequest(
+        f"the WebSocket route {rule.rule} needs an ASGI server with WebSocket support "
+        "(flask run-asgi, asgishift serve, uvicorn); this request came over plain HTTP"
+    )
 
 
 async def _deny(scope: Scope, send: Send, response: Response, environ: Environ) -> None:
