@@ -9,9 +9,15 @@ servers.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+import pytest
 from flask import Blueprint, Flask, jsonify
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
 from werkzeug.exceptions import BadRequest
 
 from asgishift.flask_integration import ASGI, WebSocket
@@ -73,3 +79,90 @@ def test_websocket_rule_still_serves_websockets() -> None:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+# -- Flask-Login's login_required around async views --------------------------
+AsyncView = Callable[..., Coroutine[Any, Any, Any]]
+
+
+def async_login_required(view: AsyncView) -> AsyncView:
+    """The recipe of docs/flask.md, "Decorated async views"."""
+    check = login_required(lambda: None)  # Flask-Login's own check, without a view
+
+    @functools.wraps(view)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        refusal = check()
+        if refusal is not None:
+            return refusal
+        return await view(*args, **kwargs)
+
+    return wrapper
+
+
+class Member(UserMixin):
+    def __init__(self, user_id: str) -> None:
+        self.id = user_id
+
+
+def create_login_app() -> tuple[Flask, ASGI]:
+    app, ext = create_app()
+    manager = LoginManager(app)
+    manager.user_loader(Member)
+    account = Blueprint("account", __name__, url_prefix="/account")
+
+    @account.get("/login")
+    async def login() -> str:
+        login_user(Member("ada"))
+        return "in"
+
+    @account.get("/wrapped")
+    @login_required
+    async def wrapped() -> Any:
+        await asyncio.sleep(0)
+        return jsonify(user=current_user.id, thread=threading.get_ident())
+
+    @account.get("/recipe")
+    @async_login_required
+    async def recipe() -> Any:
+        await asyncio.sleep(0)
+        return jsonify(user=current_user.id, thread=threading.get_ident())
+
+    app.register_blueprint(account)
+    return app, ext
+
+
+def test_async_views_behind_a_sync_decorator_are_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``@login_required`` returns a ``def`` function: the view runs as a sync
+    view and holds a worker thread, which the team must be told about once."""
+    app, ext = create_login_app()
+
+    async def scenario() -> list[int]:
+        async with ext.test_client(app) as client:
+            return [(await client.get(path)).status_code for path in ("/account/wrapped",) * 2]
+
+    with caplog.at_level(logging.WARNING, logger="asgishift.flask"):
+        assert run(scenario()) == [401, 401]
+    warnings = [r.getMessage() for r in caplog.records if "plain def decorators" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "account.wrapped" in warnings[0]
+    assert "account.recipe" not in warnings[0]
+
+
+def test_async_login_recipe_runs_on_the_loop_and_refuses_anonymous_users() -> None:
+    app, ext = create_login_app()
+
+    async def scenario() -> tuple[int, Any, Any, int]:
+        loop_thread = threading.get_ident()
+        async with ext.test_client(app) as client:
+            anonymous = (await client.get("/account/recipe")).status_code
+            await client.get("/account/login")
+            recipe = (await client.get("/account/recipe")).json()
+            wrapped = (await client.get("/account/wrapped")).json()
+        return anonymous, recipe, wrapped, loop_thread
+
+    anonymous, recipe, wrapped, loop_thread = run(scenario())
+    assert anonymous == 401
+    assert recipe == {"user": "ada", "thread": loop_thread}
+    assert wrapped["user"] == "ada"

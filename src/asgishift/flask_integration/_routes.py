@@ -10,6 +10,7 @@ WSGI bridge unchanged. Matching uses Flask's own URL adapter
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from flask.wrappers import Request
 
 __all__ = ["RouteTable", "route_key"]
+
+logger = logging.getLogger("asgishift.flask")
 
 #: How many request targets known to go to a sync view are remembered.
 SYNC_CACHE_SIZE = 4096
@@ -63,6 +66,8 @@ class RouteTable:
         # straight to the bridge next time. Only negative answers are kept, so
         # an async request always gets Flask's full checks (TRUSTED_HOSTS...).
         self._sync: OrderedDict[RouteKey, None] = OrderedDict()
+        # Endpoints already reported by _warn_about_sync_wrappers.
+        self._reported: set[str] = set()
 
     def _refresh(self) -> None:
         # Endpoints are classified by their view function; a new view means a
@@ -75,6 +80,36 @@ class RouteTable:
         )
         self._sync.clear()
         self._seen = len(views)
+        self._warn_about_sync_wrappers(views)
+
+    def _warn_about_sync_wrappers(self, views: Mapping[str, Any]) -> None:
+        """Log the endpoints whose ``async def`` view hides behind a plain ``def`` decorator.
+
+        Flask-Login's ``login_required`` and other decorators written for
+        Flask's ``ensure_sync`` return a ``def`` function (``functools.wraps``
+        keeps the view as ``__wrapped__``): the request then runs on a bridge
+        worker thread, held until the coroutine it hands to the loop finishes,
+        and queues or gets ``503`` when the pool is busy.
+        """
+        hidden = sorted(
+            name
+            for name, view in views.items()
+            if name not in self._reported
+            and not inspect.iscoroutinefunction(view)
+            and _wraps_a_coroutine_function(view)
+        )
+        if not hidden:
+            return
+        self._reported.update(hidden)
+        logger.warning(
+            "Flask app %r: the async def views of %s are wrapped in plain def decorators "
+            "(such as flask_login.login_required), so they run as sync views: each request "
+            "holds a worker thread of the ASGISHIFT_MAX_WORKERS pool while its coroutine runs "
+            "on the event loop; make the decorator async def to run them on the loop "
+            "(docs/flask.md, 'Decorated async views')",
+            self._app.name,
+            ", ".join(hidden),
+        )
 
     @property
     def any_async(self) -> bool:
@@ -115,3 +150,12 @@ class RouteTable:
             if len(self._sync) > SYNC_CACHE_SIZE:
                 self._sync.popitem(last=False)
         return None
+
+
+def _wraps_a_coroutine_function(view: Any) -> bool:
+    """Return whether ``view``'s ``__wrapped__`` chain ends at an ``async def`` function."""
+    try:
+        inner = inspect.unwrap(view)
+    except ValueError:  # a __wrapped__ cycle
+        return False
+    return inspect.iscoroutinefunction(inner)
