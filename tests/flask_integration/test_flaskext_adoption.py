@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, Flask, jsonify, make_response, request
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
 from werkzeug.exceptions import BadRequest
 
@@ -79,6 +79,33 @@ def test_websocket_rule_still_serves_websockets() -> None:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+# -- the async test client's WebSocket handshake carries the right cookies ----
+def test_websocket_handshake_sends_the_cookies_a_browser_would() -> None:
+    """Cookies of one name on two paths crashed the handshake (httpx's
+    ``CookieConflict``), and cookies of other paths were sent along."""
+    app, ext = create_app()
+
+    @app.get("/api/prefs")
+    async def prefs() -> Any:
+        response = make_response("set")
+        response.set_cookie("theme", "dark", path="/")
+        response.set_cookie("theme", "light", path="/api")
+        response.set_cookie("api_only", "1", path="/api")
+        return response
+
+    @app.route("/ws/cookies", websocket=True)
+    async def cookies(ws: WebSocket) -> None:
+        await ws.send(request.headers.get("Cookie", ""))
+
+    async def scenario() -> str | bytes:
+        async with ext.test_client(app) as client:
+            await client.get("/api/prefs")
+            async with client.websocket("/ws/cookies") as ws:
+                return await ws.receive()
+
+    assert run(scenario()) == "theme=dark"
 
 
 # -- Flask-Login's login_required around async views --------------------------
