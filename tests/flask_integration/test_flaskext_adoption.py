@@ -16,11 +16,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, jsonify, make_response, request
+from flask import Blueprint, Flask, Response, jsonify, make_response, request
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
 from werkzeug.exceptions import BadRequest
 
 from asgishift.flask_integration import ASGI, WebSocket
+from live import wait_for
 
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket"}
 
@@ -106,6 +107,41 @@ def test_websocket_handshake_sends_the_cookies_a_browser_would() -> None:
                 return await ws.receive()
 
     assert run(scenario()) == "theme=dark"
+
+
+# -- one app per test (a function-scoped factory fixture) ---------------------
+def body_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("asgishift-flask-body")]
+
+
+def test_threads_reading_sync_bodies_stop_at_shutdown_and_start_again() -> None:
+    """A test suite building an app per test leaked the threads that read
+    generator responses of async views: one pool per app, never shut down."""
+
+    def create_streaming_app() -> tuple[Flask, ASGI]:
+        app, ext = create_app()
+
+        @app.get("/report")
+        async def report() -> Response:
+            def rows() -> Any:
+                yield b"a,"
+                yield b"b"
+
+            return Response(rows())
+
+        return app, ext
+
+    async def one_test(app: Flask, ext: ASGI) -> bytes:
+        async with ext.test_client(app) as client:
+            return (await client.get("/report")).content
+
+    before = set(body_threads())
+    app, ext = create_streaming_app()
+    for _ in range(2):  # the same app served twice: the pool starts again
+        assert run(one_test(app, ext)) == b"a,b"
+        wait_for(lambda: set(body_threads()) <= before, 10, "body threads to stop at shutdown")
+    assert run(one_test(*create_streaming_app())) == b"a,b"
+    wait_for(lambda: set(body_threads()) <= before, 10, "body threads to stop at shutdown")
 
 
 # -- Flask-Login's login_required around async views --------------------------
