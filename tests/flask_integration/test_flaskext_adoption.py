@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, Response, jsonify, make_response, request
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
 from werkzeug.exceptions import BadRequest
 
-from asgishift.flask_integration import ASGI, WebSocket
+from asgishift.flask_integration import ASGI, WebSocket, WebSocketRejected
 from live import wait_for
 
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket"}
@@ -213,6 +213,23 @@ def test_async_views_behind_a_sync_decorator_are_named_in_a_warning(
     assert "account.recipe" not in warnings[0]
 
 
+def test_login_required_websocket_views_are_left_out_of_the_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, ext = create_login_websocket_app()
+
+    async def scenario() -> int:
+        async with ext.test_client(app) as client:
+            return (await client.get("/account/wrapped")).status_code
+
+    with caplog.at_level(logging.WARNING, logger="asgishift.flask"):
+        assert run(scenario()) == 401
+    warnings = [r.getMessage() for r in caplog.records if "plain def decorators" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "account.wrapped" in warnings[0]
+    assert "inbox" not in warnings[0]
+
+
 def test_async_login_recipe_runs_on_the_loop_and_refuses_anonymous_users() -> None:
     app, ext = create_login_app()
 
@@ -229,3 +246,57 @@ def test_async_login_recipe_runs_on_the_loop_and_refuses_anonymous_users() -> No
     assert anonymous == 401
     assert recipe == {"user": "ada", "thread": loop_thread}
     assert wrapped["user"] == "ada"
+
+
+def create_login_websocket_app() -> tuple[Flask, ASGI]:
+    app, ext = create_login_app()
+
+    @app.errorhandler(401)
+    def unauthorized(e: Exception) -> Any:
+        return jsonify(error="sign in first"), 401
+
+    @app.route("/ws/inbox", websocket=True)
+    @login_required
+    async def inbox(ws: WebSocket) -> None:
+        message = await ws.receive()
+        await ws.send(f"{current_user.id}:{message}:{threading.get_ident()}")
+
+    return app, ext
+
+
+def test_login_required_websocket_view_refuses_anonymous_users_with_401(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``abort(401)`` from ``login_required`` before the handshake was accepted
+    was logged as an error and refused with 500."""
+    app, ext = create_login_websocket_app()
+
+    async def scenario() -> WebSocketRejected:
+        async with ext.test_client(app) as client:
+            with pytest.raises(WebSocketRejected) as refused:
+                async with client.websocket("/ws/inbox"):
+                    pass
+            return refused.value
+
+    with caplog.at_level(logging.ERROR):
+        refused = run(scenario())
+    assert (refused.status, refused.body) == (401, b'{"error":"sign in first"}\n')
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.timeout(30)
+def test_login_required_websocket_view_runs_on_the_servers_loop() -> None:
+    """The view inside ``login_required`` ran in a helper thread on a loop of
+    its own while the server's loop waited for it, so the connection's
+    ``receive()`` (served by that loop) never returned: a hang."""
+    app, ext = create_login_websocket_app()
+
+    async def scenario() -> tuple[str | bytes, int]:
+        async with ext.test_client(app) as client:
+            await client.get("/account/login")
+            async with client.websocket("/ws/inbox") as ws:
+                await ws.send("hi")
+                return await asyncio.wait_for(ws.receive(), 10), threading.get_ident()
+
+    reply, loop_thread = run(scenario())
+    assert reply == f"ada:hi:{loop_thread}"

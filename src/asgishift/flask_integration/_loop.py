@@ -34,7 +34,7 @@ from typing import Any
 
 logger = logging.getLogger("asgishift.flask")
 
-__all__ = ["LoopBinding", "tearing_down"]
+__all__ = ["LoopBinding", "awaited_by_caller", "tearing_down"]
 
 CoroutineFunction = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -48,6 +48,25 @@ _IN_HELPER: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+class _Deferral:
+    """The coroutine function whose coroutines :func:`awaited_by_caller` hands back
+    unstarted, and the coroutines made so far."""
+
+    def __init__(self, target: CoroutineFunction) -> None:
+        self.target = target
+        self.made: list[Coroutine[Any, Any, Any]] = []
+
+    def make(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        coro = self.target(*args, **kwargs)
+        self.made.append(coro)
+        return coro
+
+
+_DEFERRAL: contextvars.ContextVar[_Deferral | None] = contextvars.ContextVar(
+    "asgishift_flask_deferral", default=None
+)
+
+
 @contextlib.contextmanager
 def tearing_down() -> Iterator[None]:
     """Mark a Flask context being popped on the loop: async callbacks Flask calls
@@ -57,6 +76,28 @@ def tearing_down() -> Iterator[None]:
         yield
     finally:
         _TEARING_DOWN.reset(token)
+
+
+@contextlib.contextmanager
+def awaited_by_caller(target: CoroutineFunction) -> Iterator[list[Coroutine[Any, Any, Any]]]:
+    """While the block runs on the loop, ``app.ensure_sync(target)`` returns
+    ``target`` itself, so calling it makes a coroutine without running it; the
+    caller awaits the coroutines (the yielded list holds them, in order).
+
+    For a plain ``def`` decorator around an ``async def`` WebSocket view
+    (Flask-Login's ``login_required``): the decorator calls
+    ``current_app.ensure_sync(view)(ws)`` synchronously on the loop, which can
+    neither wait for the loop nor hand the connection to another one. Only
+    ``target`` (the view at the end of the ``__wrapped__`` chain) is deferred;
+    other coroutine functions the decorator runs (an async permission check
+    whose result it reads) run to completion as anywhere else.
+    """
+    deferral = _Deferral(target)
+    token = _DEFERRAL.set(deferral)
+    try:
+        yield deferral.made
+    finally:
+        _DEFERRAL.reset(token)
 
 
 class LoopBinding:
@@ -100,6 +141,9 @@ class LoopBinding:
         if _IN_HELPER.get():
             return self._in_helper_thread(func)
         if running is loop:
+            deferral = _DEFERRAL.get()
+            if deferral is not None and func is deferral.target:
+                return deferral.make
             if _TEARING_DOWN.get():
                 return self._scheduler(loop, func)
             return self._in_helper_thread(func)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask.wrappers import Request
 
-__all__ = ["RouteTable", "route_key"]
+__all__ = ["RouteTable", "route_key", "wrapped_coroutine_function"]
 
 logger = logging.getLogger("asgishift.flask")
 
@@ -91,12 +91,15 @@ class RouteTable:
         worker thread, held until the coroutine it hands to the loop finishes,
         and queues or gets ``503`` when the pool is busy.
         """
+        # WebSocket views behind such decorators run on the loop (_websocket._run_view).
+        websocket = {rule.endpoint for rule in self._app.url_map.iter_rules() if rule.websocket}
         hidden = sorted(
             name
             for name, view in views.items()
             if name not in self._reported
+            and name not in websocket
             and not inspect.iscoroutinefunction(view)
-            and _wraps_a_coroutine_function(view)
+            and wrapped_coroutine_function(view) is not None
         )
         if not hidden:
             return
@@ -152,10 +155,16 @@ class RouteTable:
         return None
 
 
-def _wraps_a_coroutine_function(view: Any) -> bool:
-    """Return whether ``view``'s ``__wrapped__`` chain ends at an ``async def`` function."""
+def wrapped_coroutine_function(view: Callable[..., Any]) -> Callable[..., Any] | None:
+    """Return the ``async def`` function at the end of ``view``'s ``__wrapped__`` chain.
+
+    :param view: a view function, usually a plain ``def`` decorator's wrapper
+        (``functools.wraps`` sets ``__wrapped__``).
+    :return: that function, or ``None`` when the chain ends at a plain
+        function or loops.
+    """
     try:
         inner = inspect.unwrap(view)
     except ValueError:  # a __wrapped__ cycle
-        return False
-    return inspect.iscoroutinefunction(inner)
+        return None
+    return inner if inspect.iscoroutinefunction(inner) else None
