@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, Response, jsonify, make_response, request
+from flask.views import MethodView
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
 from werkzeug.exceptions import BadRequest
 
@@ -184,6 +185,12 @@ def create_login_app() -> tuple[Flask, ASGI]:
         await asyncio.sleep(0)
         return jsonify(user=current_user.id, thread=threading.get_ident())
 
+    class Settings(MethodView):
+        async def get(self) -> str:
+            return "settings"
+
+    account.add_url_rule("/settings", view_func=Settings.as_view("settings"))
+
     @account.get("/recipe")
     @async_login_required
     async def recipe() -> Any:
@@ -207,9 +214,10 @@ def test_async_views_behind_a_sync_decorator_are_named_in_a_warning(
 
     with caplog.at_level(logging.WARNING, logger="asgishift.flask"):
         assert run(scenario()) == [401, 401]
-    warnings = [r.getMessage() for r in caplog.records if "plain def decorators" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "plain def functions" in r.getMessage()]
     assert len(warnings) == 1
     assert "account.wrapped" in warnings[0]
+    assert "account.settings" in warnings[0]  # MethodView.as_view returns a def function
     assert "account.recipe" not in warnings[0]
 
 
@@ -224,7 +232,7 @@ def test_login_required_websocket_views_are_left_out_of_the_warning(
 
     with caplog.at_level(logging.WARNING, logger="asgishift.flask"):
         assert run(scenario()) == 401
-    warnings = [r.getMessage() for r in caplog.records if "plain def decorators" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "plain def functions" in r.getMessage()]
     assert len(warnings) == 1
     assert "account.wrapped" in warnings[0]
     assert "inbox" not in warnings[0]

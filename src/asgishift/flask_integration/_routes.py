@@ -83,7 +83,10 @@ class RouteTable:
         self._warn_about_sync_wrappers(views)
 
     def _warn_about_sync_wrappers(self, views: Mapping[str, Any]) -> None:
-        """Log the endpoints whose ``async def`` view hides behind a plain ``def`` decorator.
+        """Log the endpoints whose ``async def`` view hides behind a plain ``def`` function.
+
+        That is a decorator, or the view function of a class-based view
+        (:meth:`flask.views.View.as_view`) with ``async def`` methods.
 
         Flask-Login's ``login_required`` and other decorators written for
         Flask's ``ensure_sync`` return a ``def`` function (``functools.wraps``
@@ -99,14 +102,15 @@ class RouteTable:
             if name not in self._reported
             and name not in websocket
             and not inspect.iscoroutinefunction(view)
-            and wrapped_coroutine_function(view) is not None
+            and (wrapped_coroutine_function(view) is not None or _has_async_handlers(view))
         )
         if not hidden:
             return
         self._reported.update(hidden)
         logger.warning(
-            "Flask app %r: the async def views of %s are wrapped in plain def decorators "
-            "(such as flask_login.login_required), so they run as sync views: each request "
+            "Flask app %r: the async def views of %s are called through plain def functions "
+            "(a decorator such as flask_login.login_required, or View.as_view), so they run "
+            "as sync views: each request "
             "holds a worker thread of the ASGISHIFT_MAX_WORKERS pool while its coroutine runs "
             "on the event loop; make the decorator async def to run them on the loop "
             "(docs/flask.md, 'Decorated async views')",
@@ -168,3 +172,13 @@ def wrapped_coroutine_function(view: Callable[..., Any]) -> Callable[..., Any] |
     except ValueError:  # a __wrapped__ cycle
         return None
     return inner if inspect.iscoroutinefunction(inner) else None
+
+
+def _has_async_handlers(view: Any) -> bool:
+    """Return whether ``view`` comes from :meth:`flask.views.View.as_view` on a class
+    whose ``dispatch_request`` or HTTP method handlers (``MethodView``) are ``async def``."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return False
+    names = ["dispatch_request", *(m.lower() for m in getattr(view_class, "methods", None) or ())]
+    return any(inspect.iscoroutinefunction(getattr(view_class, name, None)) for name in names)
