@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, Response, jsonify, make_response, request
+from flask import Blueprint, Flask, Response, g, jsonify, make_response, request
 from flask.views import MethodView
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
 from werkzeug.exceptions import BadRequest
@@ -308,3 +308,47 @@ def test_login_required_websocket_view_runs_on_the_servers_loop() -> None:
 
     reply, loop_thread = run(scenario())
     assert reply == f"ada:hi:{loop_thread}"
+
+
+# -- async hooks of sync routes and a request body that streams in ------------
+def create_upload_app() -> tuple[Flask, ASGI]:
+    app, ext = create_app()
+
+    @app.before_request
+    async def audit() -> None:
+        await asyncio.sleep(0)
+        if request.args.get("peek"):
+            g.peeked = len(request.get_data())
+
+    @app.post("/upload")
+    def upload() -> str:
+        return str(len(request.get_data()))
+
+    return app, ext
+
+
+async def chunks(count: int, size: int) -> Any:
+    for _ in range(count):
+        yield b"x" * size
+
+
+@pytest.mark.timeout(30)
+def test_async_hook_reading_a_streamed_body_of_a_sync_route_fails_clearly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hook runs on the loop while the worker thread waits, and a body in
+    several messages is fetched through that same loop: reading it there hung
+    the server for good."""
+    app, ext = create_upload_app()
+
+    async def scenario() -> tuple[int, int]:
+        async with ext.test_client(app) as client:
+            peek = await client.post("/upload?peek=1", content=chunks(8, 65536))
+            plain = await client.post("/upload", content=chunks(8, 65536))
+            return peek.status_code, int(plain.text)
+
+    with caplog.at_level(logging.ERROR):
+        assert run(scenario()) == (500, 8 * 65536)
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1]]
+    assert [type(e).__name__ for e in errors] == ["BodyReadOnLoop"]
+    assert "read by an async def function on the event loop" in str(errors[0])

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -110,11 +111,17 @@ class LoopBinding:
     def __init__(self, stock: Callable[[CoroutineFunction], Callable[..., Any]]) -> None:
         self._stock = stock
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: :func:`threading.get_ident` of the thread running :attr:`loop`.
+        self.loop_thread: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Record ``loop`` as the server's loop (called on startup and per connection)."""
+        """Record ``loop`` as the server's loop (called on startup and per connection).
+
+        Call it on ``loop``'s own thread, which is recorded too.
+        """
         self.loop = loop
+        self.loop_thread = threading.get_ident()
 
     def serving_loop(self) -> asyncio.AbstractEventLoop | None:
         """Return the bound loop if it is running, else ``None``."""
@@ -149,6 +156,7 @@ class LoopBinding:
             return self._in_helper_thread(func)
 
         def run_on_loop(*args: Any, **kwargs: Any) -> Any:
+            _guard_body(self.loop_thread)
             future = asyncio.run_coroutine_threadsafe(func(*args, **kwargs), loop)
             return future.result()
 
@@ -193,3 +201,14 @@ class LoopBinding:
                 task.get_coro(),
                 exc_info=task.exception(),
             )
+
+
+def _guard_body(loop_thread: int | None) -> None:
+    """Make a streamed request body refuse reads on the loop's thread (:mod:`._body_guard`).
+
+    Imported here, not at module level: this module imports no Flask.
+    """
+    from asgishift.flask_integration._body_guard import guard_streamed_body
+
+    if loop_thread is not None:
+        guard_streamed_body(loop_thread)
