@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -19,10 +21,11 @@ import pytest
 from flask import Blueprint, Flask, Response, g, jsonify, make_response, request
 from flask.views import MethodView
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
+from flaskext_helpers import FLASK_APPS_DIR
 from werkzeug.exceptions import BadRequest
 
 from asgishift.flask_integration import ASGI, WebSocket, WebSocketRejected
-from live import wait_for
+from live import ASGI_SERVER_PARAMS, live_server, wait_for
 
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket"}
 
@@ -352,3 +355,94 @@ def test_async_hook_reading_a_streamed_body_of_a_sync_route_fails_clearly(
     errors = [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1]]
     assert [type(e).__name__ for e in errors] == ["BodyReadOnLoop"]
     assert "read by an async def function on the event loop" in str(errors[0])
+
+
+# -- the next request on a keep-alive connection gets a Flask context of its own
+def create_g_app() -> tuple[Flask, ASGI]:
+    app, ext = create_app()
+
+    @app.get("/sign-in")
+    async def sign_in() -> str:
+        g.user = "ada"
+        return "signed in"
+
+    @app.get("/whoami")
+    async def whoami() -> Any:
+        return jsonify(user=g.get("user"))
+
+    @app.get("/whoami-sync")
+    def whoami_sync() -> Any:
+        return jsonify(user=g.get("user"))
+
+    return app, ext
+
+
+def http_scope(path: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("localhost", 80),
+    }
+
+
+@pytest.mark.parametrize("second", ["/whoami", "/whoami-sync"])
+def test_a_request_started_from_the_previous_ones_send_does_not_inherit_its_g(
+    second: str,
+) -> None:
+    """uvicorn starts the next pipelined request on a keep-alive connection from
+    inside the previous request's last ``send()``, so its task copies that
+    request's context: Flask's pushed app context came along, and the next
+    request reused it, ``g`` (Flask-Login's user, a SQLAlchemy session) included."""
+    app, _ext = create_g_app()
+    asgi_app = app.extensions["asgishift"].asgi_app
+
+    async def scenario() -> bytes:
+        answer: list[bytes] = []
+        started: list[asyncio.Task[None]] = []
+
+        async def request_body() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def collect(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                answer.append(message.get("body", b""))
+
+        async def first_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                # As uvicorn does for a request already waiting on the connection.
+                started.append(
+                    asyncio.ensure_future(asgi_app(http_scope(second), request_body, collect))
+                )
+
+        await asgi_app(http_scope("/sign-in"), request_body, first_send)
+        await started[0]
+        return b"".join(answer)
+
+    assert json.loads(run(scenario())) == {"user": None}
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_pipelined_requests_each_get_their_own_g(server: str) -> None:
+    """Two requests sent at once on one connection (HTTP/1.1 pipelining, RFC 9112
+    §9.3.2); a proxy reusing its upstream connection has the same timing."""
+    with live_server(server, "flaskext_adoption_app:asgi_app", app_dir=FLASK_APPS_DIR) as srv:
+        for second in ("/whoami", "/whoami-sync"):
+            with socket.create_connection((srv.host, srv.port), timeout=10) as sock:
+                sock.sendall(
+                    b"GET /sign-in HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + f"GET {second} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                )
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            assert data.count(b"HTTP/1.1 200") == 2, data
+            assert json.loads(data.rsplit(b"\r\n\r\n", 1)[1]) == {"user": None}, (second, data)

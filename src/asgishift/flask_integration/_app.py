@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgishift._types import Message, Receive, Scope, Send
 from asgishift.bridge import BridgeOptions, WSGIToASGI
+from asgishift.flask_integration._fresh_context import in_fresh_context, inherited_flask_context
 from asgishift.flask_integration._http import BodyThreads, send_plain, serve_async_request
 from asgishift.flask_integration._lifespan import ServingPhase
 from asgishift.flask_integration._routes import RouteTable, route_key
@@ -105,8 +106,17 @@ class FlaskASGIApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope (``http``, ``websocket`` or ``lifespan``).
 
+        A call whose context carries another request's Flask contexts is served
+        in a task of its own without them (:func:`~._fresh_context.inherited_flask_context`).
+
         :raise ValueError: for any other scope type (ASGI spec).
         """
+        if inherited_flask_context():
+            await in_fresh_context(self._serve(scope, receive, send))
+            return
+        await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         binding = self._binding
         if binding.loop is None or not binding.loop.is_running():
