@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from asgishift._types import Message, Receive, Scope, Send
 from asgishift.bridge import BridgeOptions, WSGIToASGI
-from asgishift.flask_integration._http import send_plain, serve_async_request
+from asgishift.flask_integration._fresh_context import in_fresh_context, inherited_flask_context
+from asgishift.flask_integration._http import BodyThreads, send_plain, serve_async_request
 from asgishift.flask_integration._lifespan import ServingPhase
 from asgishift.flask_integration._routes import RouteTable, route_key
 from asgishift.flask_integration._websocket import serve_websocket
@@ -99,17 +99,24 @@ class FlaskASGIApp:
         self._base = new_base_environ()
         # Sync response bodies of async views are read here, as many at once as
         # the bridge runs sync views (its threads start on first use).
-        self._body_threads = ThreadPoolExecutor(
-            max_workers=options.max_workers, thread_name_prefix="asgishift-flask-body"
-        )
+        self._body_threads = BodyThreads(options.max_workers)
         self._late_start: asyncio.Future[None] | None = None
         self._lifespan_seen = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope (``http``, ``websocket`` or ``lifespan``).
 
+        A call whose context carries another request's Flask contexts is served
+        in a task of its own without them (:func:`~._fresh_context.inherited_flask_context`).
+
         :raise ValueError: for any other scope type (ASGI spec).
         """
+        if inherited_flask_context():
+            await in_fresh_context(self._serve(scope, receive, send))
+            return
+        await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         binding = self._binding
         if binding.loop is None or not binding.loop.is_running():
@@ -202,6 +209,7 @@ class FlaskASGIApp:
                     await self._hooks.shutdown(timeout)
                 finally:
                     await bridge.shutdown()
+                    self._body_threads.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -24,6 +24,7 @@ from asgishift.flask_integration._lifespan import ServingHooks
 from asgishift.flask_integration._loop import LoopBinding
 from asgishift.flask_integration._pipeline import AsyncPipeline
 from asgishift.flask_integration._routes import RouteTable
+from asgishift.flask_integration._websocket import refuse_websocket_rule_over_http
 
 if TYPE_CHECKING:
     from asgishift.flask_integration._testing import AsyncTestClient
@@ -116,8 +117,11 @@ class ASGI:
         """Install the extension on ``app``.
 
         Sets default ``ASGISHIFT_*`` config values, stores an
-        :class:`ASGIState` in ``app.extensions["asgishift"]`` and replaces the
-        app's ``async_to_sync`` hook (see :class:`~._loop.LoopBinding`).
+        :class:`ASGIState` in ``app.extensions["asgishift"]``, replaces the
+        app's ``async_to_sync`` hook (see :class:`~._loop.LoopBinding`) and
+        adds a first ``before_request`` function answering ``400`` to an HTTP
+        request matched to a WebSocket rule
+        (:func:`~._websocket.refuse_websocket_rule_over_http`).
 
         :return: the app's state.
         :raise RuntimeError: when the extension is already installed on ``app``.
@@ -136,6 +140,8 @@ class ASGI:
         # Flask documents async_to_sync as the hook to override; the instance
         # attribute replaces it for this app only.
         app.async_to_sync = state.binding.async_to_sync  # type: ignore[method-assign]
+        # First, so no user hook runs for a WebSocket view that cannot be served.
+        app.before_request_funcs.setdefault(None, []).insert(0, refuse_websocket_rule_over_http)
         for apply in self._deferred:
             apply(state)
         self._latest = state

@@ -24,7 +24,7 @@ import io
 import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from flask.ctx import RequestContext
@@ -44,9 +44,44 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asgishift.flask")
 
-__all__ = ["BodyTooLarge", "SyncBody", "read_body", "serve_async_request"]
+__all__ = ["BodyThreads", "BodyTooLarge", "SyncBody", "read_body", "serve_async_request"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class BodyThreads:
+    """The worker threads reading sync response bodies of async views (:class:`SyncBody`).
+
+    The pool starts on first use and :meth:`shutdown` stops it (ASGI
+    ``lifespan.shutdown``); a later request starts a new one, so an app
+    served again (a second test client) works and an app dropped after its
+    shutdown leaves no thread behind.
+
+    :param max_workers: the most threads, the bridge's ``max_workers``.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        self._max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def executor(self) -> Executor:
+        """Return the running pool, starting one if none runs."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._max_workers, thread_name_prefix="asgishift-flask-body"
+                )
+            return self._pool
+
+    def shutdown(self) -> None:
+        """Stop the pool without waiting: idle threads exit at once, a thread
+        still reading a block (a generator waiting in ``next()``) once that
+        block is read; reads not yet started are cancelled."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class BodyTooLarge(Exception):
@@ -99,7 +134,7 @@ async def serve_async_request(
     receive: Receive,
     send: Send,
     options: BridgeOptions,
-    body_threads: Executor,
+    body_threads: BodyThreads,
 ) -> None:
     """Run one request to an async endpoint on the loop and send its response.
 
@@ -158,7 +193,7 @@ async def serve_async_request(
         except BaseException as e:
             error = e
             raise
-        await send_response(response, environ, receive, send, body_threads)
+        await send_response(response, environ, receive, send, body_threads.executor())
     finally:
         if error is not None and app.should_ignore_error(error):
             error = None

@@ -28,13 +28,14 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 logger = logging.getLogger("asgishift.flask")
 
-__all__ = ["LoopBinding", "tearing_down"]
+__all__ = ["LoopBinding", "awaited_by_caller", "tearing_down"]
 
 CoroutineFunction = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -45,6 +46,25 @@ _TEARING_DOWN: contextvars.ContextVar[bool] = contextvars.ContextVar(
 #: server's loop waits for it, so what it calls must not wait for that loop.
 _IN_HELPER: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "asgishift_flask_in_helper", default=False
+)
+
+
+class _Deferral:
+    """The coroutine function whose coroutines :func:`awaited_by_caller` hands back
+    unstarted, and the coroutines made so far."""
+
+    def __init__(self, target: CoroutineFunction) -> None:
+        self.target = target
+        self.made: list[Coroutine[Any, Any, Any]] = []
+
+    def make(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        coro = self.target(*args, **kwargs)
+        self.made.append(coro)
+        return coro
+
+
+_DEFERRAL: contextvars.ContextVar[_Deferral | None] = contextvars.ContextVar(
+    "asgishift_flask_deferral", default=None
 )
 
 
@@ -59,6 +79,28 @@ def tearing_down() -> Iterator[None]:
         _TEARING_DOWN.reset(token)
 
 
+@contextlib.contextmanager
+def awaited_by_caller(target: CoroutineFunction) -> Iterator[list[Coroutine[Any, Any, Any]]]:
+    """While the block runs on the loop, ``app.ensure_sync(target)`` returns
+    ``target`` itself, so calling it makes a coroutine without running it; the
+    caller awaits the coroutines (the yielded list holds them, in order).
+
+    For a plain ``def`` decorator around an ``async def`` WebSocket view
+    (Flask-Login's ``login_required``): the decorator calls
+    ``current_app.ensure_sync(view)(ws)`` synchronously on the loop, which can
+    neither wait for the loop nor hand the connection to another one. Only
+    ``target`` (the view at the end of the ``__wrapped__`` chain) is deferred;
+    other coroutine functions the decorator runs (an async permission check
+    whose result it reads) run to completion as anywhere else.
+    """
+    deferral = _Deferral(target)
+    token = _DEFERRAL.set(deferral)
+    try:
+        yield deferral.made
+    finally:
+        _DEFERRAL.reset(token)
+
+
 class LoopBinding:
     """The event loop one Flask app is served on, and the hook that uses it.
 
@@ -69,11 +111,17 @@ class LoopBinding:
     def __init__(self, stock: Callable[[CoroutineFunction], Callable[..., Any]]) -> None:
         self._stock = stock
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: :func:`threading.get_ident` of the thread running :attr:`loop`.
+        self.loop_thread: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Record ``loop`` as the server's loop (called on startup and per connection)."""
+        """Record ``loop`` as the server's loop (called on startup and per connection).
+
+        Call it on ``loop``'s own thread, which is recorded too.
+        """
         self.loop = loop
+        self.loop_thread = threading.get_ident()
 
     def serving_loop(self) -> asyncio.AbstractEventLoop | None:
         """Return the bound loop if it is running, else ``None``."""
@@ -100,11 +148,15 @@ class LoopBinding:
         if _IN_HELPER.get():
             return self._in_helper_thread(func)
         if running is loop:
+            deferral = _DEFERRAL.get()
+            if deferral is not None and func is deferral.target:
+                return deferral.make
             if _TEARING_DOWN.get():
                 return self._scheduler(loop, func)
             return self._in_helper_thread(func)
 
         def run_on_loop(*args: Any, **kwargs: Any) -> Any:
+            _guard_body(self.loop_thread)
             future = asyncio.run_coroutine_threadsafe(func(*args, **kwargs), loop)
             return future.result()
 
@@ -149,3 +201,14 @@ class LoopBinding:
                 task.get_coro(),
                 exc_info=task.exception(),
             )
+
+
+def _guard_body(loop_thread: int | None) -> None:
+    """Make a streamed request body refuse reads on the loop's thread (:mod:`._body_guard`).
+
+    Imported here, not at module level: this module imports no Flask.
+    """
+    from asgishift.flask_integration._body_guard import guard_streamed_body
+
+    if loop_thread is not None:
+        guard_streamed_body(loop_thread)

@@ -10,8 +10,9 @@ WSGI bridge unchanged. Matching uses Flask's own URL adapter
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask.wrappers import Request
 
-__all__ = ["RouteTable", "route_key"]
+__all__ = ["RouteTable", "route_key", "wrapped_coroutine_function"]
+
+logger = logging.getLogger("asgishift.flask")
 
 #: How many request targets known to go to a sync view are remembered.
 SYNC_CACHE_SIZE = 4096
@@ -63,6 +66,8 @@ class RouteTable:
         # straight to the bridge next time. Only negative answers are kept, so
         # an async request always gets Flask's full checks (TRUSTED_HOSTS...).
         self._sync: OrderedDict[RouteKey, None] = OrderedDict()
+        # Endpoints already reported by _warn_about_sync_wrappers.
+        self._reported: set[str] = set()
 
     def _refresh(self) -> None:
         # Endpoints are classified by their view function; a new view means a
@@ -75,6 +80,43 @@ class RouteTable:
         )
         self._sync.clear()
         self._seen = len(views)
+        self._warn_about_sync_wrappers(views)
+
+    def _warn_about_sync_wrappers(self, views: Mapping[str, Any]) -> None:
+        """Log the endpoints whose ``async def`` view hides behind a plain ``def`` function.
+
+        That is a decorator, or the view function of a class-based view
+        (:meth:`flask.views.View.as_view`) with ``async def`` methods.
+
+        Flask-Login's ``login_required`` and other decorators written for
+        Flask's ``ensure_sync`` return a ``def`` function (``functools.wraps``
+        keeps the view as ``__wrapped__``): the request then runs on a bridge
+        worker thread, held until the coroutine it hands to the loop finishes,
+        and queues or gets ``503`` when the pool is busy.
+        """
+        # WebSocket views behind such decorators run on the loop (_websocket._run_view).
+        websocket = {rule.endpoint for rule in self._app.url_map.iter_rules() if rule.websocket}
+        hidden = sorted(
+            name
+            for name, view in views.items()
+            if name not in self._reported
+            and name not in websocket
+            and not inspect.iscoroutinefunction(view)
+            and (wrapped_coroutine_function(view) is not None or _has_async_handlers(view))
+        )
+        if not hidden:
+            return
+        self._reported.update(hidden)
+        logger.warning(
+            "Flask app %r: the async def views of %s are called through plain def functions "
+            "(a decorator such as flask_login.login_required, or View.as_view), so they run "
+            "as sync views: each request "
+            "holds a worker thread of the ASGISHIFT_MAX_WORKERS pool while its coroutine runs "
+            "on the event loop; make the decorator async def to run them on the loop "
+            "(docs/flask.md, 'Decorated async views')",
+            self._app.name,
+            ", ".join(hidden),
+        )
 
     @property
     def any_async(self) -> bool:
@@ -115,3 +157,28 @@ class RouteTable:
             if len(self._sync) > SYNC_CACHE_SIZE:
                 self._sync.popitem(last=False)
         return None
+
+
+def wrapped_coroutine_function(view: Callable[..., Any]) -> Callable[..., Any] | None:
+    """Return the ``async def`` function at the end of ``view``'s ``__wrapped__`` chain.
+
+    :param view: a view function, usually a plain ``def`` decorator's wrapper
+        (``functools.wraps`` sets ``__wrapped__``).
+    :return: that function, or ``None`` when the chain ends at a plain
+        function or loops.
+    """
+    try:
+        inner = inspect.unwrap(view)
+    except ValueError:  # a __wrapped__ cycle
+        return None
+    return inner if inspect.iscoroutinefunction(inner) else None
+
+
+def _has_async_handlers(view: Any) -> bool:
+    """Return whether ``view`` comes from :meth:`flask.views.View.as_view` on a class
+    whose ``dispatch_request`` or HTTP method handlers (``MethodView``) are ``async def``."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return False
+    names = ["dispatch_request", *(m.lower() for m in getattr(view_class, "methods", None) or ())]
+    return any(inspect.iscoroutinefunction(getattr(view_class, name, None)) for name in names)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from http.cookies import SimpleCookie
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from urllib.request import Request
 
 from asgishift._types import ASGIApp, Message
 from asgishift.flask_integration._websocket import WebSocketDisconnect
@@ -202,6 +202,17 @@ class AsyncTestClient:
         await self.http.aclose()
         await self._lifespan.shutdown()
 
+    def _cookie_header(self, path: str) -> str | None:
+        """Return the ``Cookie`` header a browser sends with a handshake to ``path``.
+
+        The cookie jar picks the cookies by domain, path, ``Secure`` and expiry
+        (RFC 6265 §5.4), as it does for the client's HTTP requests; a ``wss``
+        handshake counts as secure, like ``https``.
+        """
+        probe = Request(self.base_url.rstrip("/") + path)
+        self.http.cookies.jar.add_cookie_header(probe)
+        return probe.get_header("Cookie")
+
     def websocket(
         self,
         path: str,
@@ -219,13 +230,9 @@ class AsyncTestClient:
         url = urlsplit(path)
         base = urlsplit(self.base_url)
         raw = [(b"host", base.netloc.encode())]
-        cookie = SimpleCookie()
-        for name, value in self.http.cookies.items():
-            cookie[name] = value
+        cookie = self._cookie_header(url.path or "/")
         if cookie:
-            raw.append(
-                (b"cookie", "; ".join(f"{m.key}={m.coded_value}" for m in cookie.values()).encode())
-            )
+            raw.append((b"cookie", cookie.encode("latin-1")))
         raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         scope: dict[str, Any] = {
             "type": "websocket",

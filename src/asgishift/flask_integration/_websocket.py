@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from flask.ctx import RequestContext
-from werkzeug.exceptions import NotFound
+from flask.globals import request_ctx
+from werkzeug.exceptions import BadRequest, NotFound
 
 from asgishift._types import Environ, Message, Receive, Scope, Send
-from asgishift.flask_integration._loop import tearing_down
+from asgishift.flask_integration._loop import awaited_by_caller, tearing_down
 from asgishift.flask_integration._pipeline import call
+from asgishift.flask_integration._routes import wrapped_coroutine_function
 from asgishift.flask_integration._wire import asgi_headers
 
 if TYPE_CHECKING:
@@ -43,7 +46,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asgishift.flask")
 
-__all__ = ["WebSocket", "WebSocketDisconnect", "serve_websocket"]
+__all__ = [
+    "WebSocket",
+    "WebSocketDisconnect",
+    "refuse_websocket_rule_over_http",
+    "serve_websocket",
+]
+
+_WEBSOCKET_SCHEMES: Final = frozenset({"ws", "wss"})
 
 
 class WebSocketDisconnect(Exception):
@@ -271,6 +281,33 @@ class WebSocket:
             self._watcher.stop()
 
 
+def refuse_websocket_rule_over_http() -> None:
+    """Refuse an HTTP request that Werkzeug matched to a WebSocket rule (a
+    ``before_request`` function the extension installs first).
+
+    Werkzeug matches ``websocket=True`` rules for any request carrying
+    ``Connection: Upgrade`` and ``Upgrade: websocket`` (RFC 6455 §4.1), even
+    when it arrives as plain HTTP: from a WSGI server (``flask run``,
+    gunicorn) or an ASGI server without WebSocket support (uvicorn
+    ``--ws none``), which cannot hand the view a connection. Handshakes served
+    by :func:`serve_websocket` have a ``ws``/``wss`` URL scheme and pass.
+
+    :raise werkzeug.exceptions.BadRequest: for such a request (``400``, through
+        the app's error handlers), naming the rule and what serves it.
+    """
+    req = request_ctx.request
+    rule = req.url_rule
+    if rule is None or not rule.websocket:
+        return
+    if req.environ.get("wsgi.url_scheme") in _WEBSOCKET_SCHEMES:
+        return
+    logger.info("refusing a WebSocket handshake for %s that came as plain HTTP", rule.rule)
+    raise BadRequest(
+        f"the WebSocket route {rule.rule} needs an ASGI server with WebSocket support "
+        "(flask run-asgi, asgishift serve, uvicorn); this request came over plain HTTP"
+    )
+
+
 async def _deny(scope: Scope, send: Send, response: Response, environ: Environ) -> None:
     """Refuse a handshake with ``response`` if the server can send it, else close."""
     if "websocket.http.response" in scope.get("extensions", {}):
@@ -285,6 +322,63 @@ async def _deny(scope: Scope, send: Send, response: Response, environ: Environ) 
         await send({"type": "websocket.http.response.body", "body": response.get_data()})
     else:
         await send({"type": "websocket.close", "code": 1008, "reason": ""})
+
+
+async def _refuse_with_error(
+    app: Flask,
+    pipeline: AsyncPipeline,
+    scope: Scope,
+    send: Send,
+    environ: Environ,
+    exc: Exception,
+) -> Exception | None:
+    """Refuse the handshake with the app's answer to ``exc`` (its error handlers,
+    as for an HTTP request); an unhandled error is logged and refused with 500.
+
+    :return: the unhandled error (for the teardown functions), else ``None``.
+    """
+    error: Exception | None = None
+    try:
+        rv = await pipeline.handle_user_exception(exc)
+    except Exception as unhandled:
+        error = unhandled
+        app.log_exception((type(unhandled), unhandled, unhandled.__traceback__))  # type: ignore[arg-type]
+        rv = ("Internal Server Error", 500)
+    await _deny(scope, send, app.make_response(rv), environ)
+    return error
+
+
+async def _run_view(view: Callable[..., Any], ws: WebSocket, view_args: dict[str, Any]) -> None:
+    """Run a WebSocket view on the loop, ``async def`` or behind plain ``def`` decorators.
+
+    A decorator written for Flask's ``ensure_sync`` (``login_required``)
+    calls ``current_app.ensure_sync(view)(ws)`` synchronously; there the
+    coroutine is made without being run (:func:`~._loop.awaited_by_caller`)
+    and awaited here, on the loop that serves the connection.
+    """
+    if inspect.iscoroutinefunction(view):
+        await view(ws, **view_args)
+        return
+    target = wrapped_coroutine_function(view)
+    if target is None:
+        await call(view, ws, **view_args)
+        return
+    with awaited_by_caller(target) as made:
+        try:
+            result = view(ws, **view_args)
+        except BaseException:
+            for coro in made:
+                coro.close()
+            raise
+    try:
+        if inspect.isawaitable(result):
+            await result
+        for coro in made:
+            if coro is not result:  # made but not handed back: still the view to run
+                await coro
+    finally:
+        for coro in made:
+            coro.close()  # no-op for the ones that ran
 
 
 async def serve_websocket(
@@ -317,31 +411,25 @@ async def serve_websocket(
                 raise NotFound()
             rv = await pipeline.preprocess_request()
         except Exception as exc:
-            # The app's error handlers answer, as for an HTTP request (abort(401)
-            # from a login check, an unknown URL); an unhandled error is a 500.
-            try:
-                rv = await pipeline.handle_user_exception(exc)
-            except Exception as unhandled:
-                error = unhandled
-                app.log_exception((type(unhandled), unhandled, unhandled.__traceback__))  # type: ignore[arg-type]
-                rv = ("Internal Server Error", 500)
-            await _deny(scope, send, app.make_response(rv), environ)
+            error = await _refuse_with_error(app, pipeline, scope, send, environ, exc)
             return
         if rv is not None:
             await _deny(scope, send, app.make_response(rv), environ)
             return
         view = app.view_functions[rule.endpoint]
         try:
-            await call(view, ws, **(req.view_args or {}))
+            await _run_view(view, ws, req.view_args or {})
         except WebSocketDisconnect:
             pass
         except Exception as exc:
-            error = exc
-            app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
             if ws.state is _CONNECTING:
-                await _deny(scope, send, app.make_response(("Internal Server Error", 500)), environ)
+                # Not accepted yet: a refusal, as from a before_request function
+                # (abort(401) from Flask-Login's login_required around the view).
                 ws.state = _CLOSED
+                error = await _refuse_with_error(app, pipeline, scope, send, environ, exc)
             else:
+                error = exc
+                app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
                 await ws.close(1011)
         await ws.close(1000)
     finally:

@@ -16,8 +16,9 @@ from asgishift._types import Environ
 from asgishift.bridge._environ import base_environ, build_environ
 from asgishift.bridge._errors import BadRequest
 from asgishift.bridge._files import ErrorStream, FileWrapper
+from asgishift.bridge._input import StreamInput
 
-__all__ = ["BadRequest", "asgi_headers", "build_environ", "new_base_environ"]
+__all__ = ["BadRequest", "StreamInput", "asgi_headers", "build_environ", "new_base_environ"]
 
 
 def new_base_environ() -> Environ:

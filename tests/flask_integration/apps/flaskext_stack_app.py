@@ -3,7 +3,8 @@
 Served by ``test_flaskext_stack_live.py`` as ``flaskext_stack_app:asgi_app``.
 The SQLite file is ``$FLASKEXT_STACK_DB``. Async views read ``current_user``
 (Flask-Login's user loader queries SQLAlchemy) and write through the
-SQLAlchemy session; CSRF protection runs as a before-request hook.
+SQLAlchemy session; CSRF protection runs as a before-request hook. A
+WebSocket view behind ``login_required`` greets the signed-in user.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
-from asgishift.flask_integration import ASGI
+from asgishift.flask_integration import ASGI, WebSocket
 
 
 class Base(DeclarativeBase):
@@ -103,6 +104,12 @@ def create_app() -> Flask:
         db.session.add(Note(owner=current_user.name, text=form.text.data))
         db.session.commit()
         return jsonify(ok=True), 201
+
+    @app.route("/ws/whoami", websocket=True)
+    @login_required
+    async def whoami(ws: WebSocket) -> None:
+        message = await ws.receive()
+        await ws.send(f"{current_user.name}:{message}")
 
     @app.get("/notes")
     async def list_notes() -> Any:
