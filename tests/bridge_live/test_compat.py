@@ -65,6 +65,30 @@ def test_a_content_length_nobody_can_frame_is_a_500(server: LiveServer, kind: st
     server.wait_for_log(rf"InvalidResponse: [^\n]*{re.escape(error)}")
 
 
+@pytest.mark.parametrize("hop", ["chunked", "gzip"])
+def test_hop_by_hop_headers_of_the_app_are_dropped(server: LiveServer, hop: str) -> None:
+    # A proxy app copying its upstream's Transfer-Encoding, Connection and Keep-Alive
+    # (PEP 3333 forbids them; gunicorn drops them). Passed on, uvicorn sent both
+    # Transfer-Encoding and Content-Length, granian closed the connection without a
+    # response, and with "gzip" hypercorn answered 500 while uvicorn and granian
+    # labelled a chunked body "gzip, chunked".
+    conn = RawHTTP(server)
+    try:
+        for _ in range(2):  # the keep-alive connection stays usable
+            conn.request("GET", f"/proxied?hop={hop}")
+            status, headers = conn.read_head()
+            assert status == 200
+            assert "transfer-encoding" not in headers, headers
+            assert "keep-alive" not in headers, headers
+            assert headers["content-length"] == "7"
+            assert conn.read_body(headers) == b"proxied"
+        conn.request("GET", "/ping")
+        status, headers = conn.read_head()
+        assert (status, conn.read_body(headers)) == (200, b"pong")
+    finally:
+        conn.close()
+
+
 def _upload_head(length: int | None) -> bytes:
     framing = "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
     return f"POST /refuse-body HTTP/1.1\r\nHost: 127.0.0.1\r\n{framing}\r\n\r\n".encode()

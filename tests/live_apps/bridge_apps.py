@@ -413,6 +413,21 @@ def _route(
         lengths = ["5", "3"] if query.get("kind") == "twice" else ["abc"]
         start_response("200 OK", [*_TEXT, *(("Content-Length", n) for n in lengths)])
         return [b"hello"]
+    if path == "/proxied":
+        # What a WSGI proxy that copies its upstream's headers sends: hop-by-hop
+        # headers (PEP 3333 forbids them) next to the Content-Length.
+        hop = query.get("hop", "chunked")
+        start_response(
+            "200 OK",
+            [
+                *_TEXT,
+                ("Transfer-Encoding", hop),
+                ("Connection", "keep-alive"),
+                ("Keep-Alive", "timeout=5"),
+                ("Content-Length", "7"),
+            ],
+        )
+        return [b"proxied"]
     if path == "/refuse-body":
         # Answers without reading the request body (an early 413).
         start_response("413 Content Too Large", [*_TEXT, ("Content-Length", "8")])

@@ -85,6 +85,9 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 
+#: :data:`HOP_BY_HOP` as the lowercase byte names :func:`encode_headers` produces.
+_HOP_BY_HOP_NAMES: Final = frozenset(name.encode("ascii") for name in HOP_BY_HOP)
+
 #: A checked ASGI ``(name, value)`` tuple of ``bytes`` -> its PEP 3333 pair of
 #: ``str``: the same shortcut in the other direction, for ``decode_headers``.
 _TEXT_PAIR_CACHE: dict[tuple[bytes, bytes], tuple[str, str]] = {}
@@ -173,7 +176,14 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     WSGI mode and a2wsgi, any list or tuple of two-item sequences is accepted
     (``[["X-Colour", "Blue"]]``), because apps that ran under those servers
     pass them. Names are lowercased as the ASGI HTTP spec requires; values are
-    kept as they are. PEP 3333 allows latin-1 text only.
+    kept as they are. PEP 3333 allows latin-1 text only. Hop-by-hop headers
+    (:data:`HOP_BY_HOP`: ``Connection``, ``Transfer-Encoding``, ``Keep-Alive``
+    ...), which PEP 3333 ("Other HTTP Features") forbids an application to send,
+    are checked and then left out, as gunicorn does: the connection and the
+    body's framing are the server's (passed on, a copied ``Transfer-Encoding``
+    made uvicorn send it beside ``Content-Length`` and granian drop the
+    connection). They are never cached, so :data:`encode_start`'s C build hands
+    such a response to :func:`python_encode_start`.
 
     :param headers: what the app passed to ``start_response``.
     :return: a new list of ``(name, value)`` byte pairs.
@@ -219,6 +229,8 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
             raise InvalidResponse(
                 f"response header {name!r} is not latin-1 (PEP 3333 'Unicode Issues'): {value!r}"
             ) from None
+        if bname in _HOP_BY_HOP_NAMES:
+            continue  # never cached: the cache holds pairs that are sent
         pair = (bname, bvalue)
         _keep(pairs, item, str, pair)
         out.append(pair)
