@@ -298,6 +298,16 @@ def router(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         file.seek(int(query.get("offset", "0")))
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](file, 65536)  # type: ignore[no-any-return]
+    if path == "/tempfile":
+        # A generated file (an export, say) that its close() deletes: a NamedTemporaryFile.
+        size = int(query["size"])
+        temp = tempfile.NamedTemporaryFile(dir=_file_dir or None)  # noqa: SIM115 (closed by the wrapper)
+        for chunk in iter_payload(size):
+            temp.write(chunk)
+        temp.flush()
+        temp.seek(0)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](temp, 65536)  # type: ignore[no-any-return]
     body = _route(path, query, test_id, environ, start_response)
     return Tracked(body, test_id)
 
