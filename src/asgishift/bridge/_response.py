@@ -266,9 +266,17 @@ def python_encode_start(status: object, headers: object, method: str) -> Respons
         (100-999), a new list of ``(name, value)`` byte pairs, whether a body
         may follow, and the declared ``Content-Length`` (bytes, ``None``: none).
     :raise InvalidResponse: as :func:`check_status`, :func:`encode_headers` and
-        :func:`content_length` do.
+        :func:`content_length` do, and for an informational (1xx) status: it is
+        interim, a final response must follow (RFC 9110 section 15.2), and a
+        PEP 3333 app has no way to send both (passed on, uvicorn and daphne wrote
+        a 1xx head followed by bytes the client read as a malformed status line).
     """
     code = check_status(status)
+    if code < 200:
+        raise InvalidResponse(
+            f"status {status!r} is informational (1xx) and cannot be a final response "
+            "(RFC 9110 section 15.2)"
+        )
     encoded = encode_headers(headers)
     has_body = body_allowed(code, method)
     if not has_body and method != "HEAD":
