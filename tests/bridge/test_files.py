@@ -83,6 +83,39 @@ def test_file_deleted_by_its_close_is_sent_whole(chunks: tuple[bytes, ...]) -> N
     assert b"".join(path.read_bytes() for path in by_path) + server.body == content
 
 
+class CountingReads(io.BytesIO):
+    """An in-memory file that counts ``read()`` calls."""
+
+    reads = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Read like :meth:`io.BytesIO.read`, counting the call."""
+        self.reads += 1
+        return super().read(size)
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    [("HEAD", "200 OK"), ("GET", "304 Not Modified"), ("GET", "204 No Content")],
+)
+def test_file_of_a_bodiless_response_is_closed_unread(method: str, status: str) -> None:
+    # Read only to be dropped, a large file held the response open: a HEAD to 2 GiB
+    # made uvicorn answer the connection's next request 11 s later. gunicorn reads none.
+    handle = CountingReads(b"x" * (3 * MIN_BLOCK_SIZE))
+
+    def app(environ: Environ, start_response: Any) -> Any:
+        start_response(status, [("Content-Length", str(3 * MIN_BLOCK_SIZE))])
+        return environ["wsgi.file_wrapper"](handle)
+
+    server = request(WSGIToASGI(app), method=method, extensions=PATHSEND)
+    assert server.complete
+    assert server.body == b""
+    assert "http.response.pathsend" not in [m["type"] for m in server.sent]
+    assert (handle.reads, handle.closed) == (0, True)
+    if method == "HEAD":
+        assert server.headers[b"content-length"] == str(3 * MIN_BLOCK_SIZE).encode()
+
+
 def test_chunks_without_pathsend(data_file: Path) -> None:
     opened: list[Any] = []
     server = request(WSGIToASGI(validator(file_app(data_file, opened=opened))))
