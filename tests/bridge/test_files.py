@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
 
 import pytest
-from bridge_harness import request
+from bridge_harness import FakeServer, body_messages, make_scope, request, run
 
 from asgishift.bridge import WSGIToASGI
 from asgishift.bridge._files import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, FileWrapper
@@ -48,6 +49,71 @@ def test_pathsend_used_when_offered(data_file: Path) -> None:
     assert server.sent[-1] == {"type": "http.response.pathsend", "path": str(data_file)}
     assert server.headers[b"content-length"] == str(data_file.stat().st_size).encode()
     assert opened[0].closed
+
+
+def temp_file_app(content: bytes) -> Any:
+    """Return an app sending a ``NamedTemporaryFile``, which its ``close()`` deletes."""
+
+    def app(environ: Environ, start_response: Any) -> Any:
+        handle = tempfile.NamedTemporaryFile()  # noqa: SIM115 (the wrapper closes it)
+        handle.write(content)
+        handle.flush()
+        handle.seek(0)
+        start_response("200 OK", [("Content-Length", str(len(content)))])
+        return environ["wsgi.file_wrapper"](handle)
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [pytest.param((), id="no-body"), pytest.param((b"a", b"b"), id="unread-chunked-body")],
+)
+def test_file_deleted_by_its_close_is_sent_whole(chunks: tuple[bytes, ...]) -> None:
+    # A generated export in a NamedTemporaryFile: closing it deletes it. The bridge
+    # closed it, then granian opened the path it was handed and answered 404.
+    content = os.urandom(3 * MIN_BLOCK_SIZE + 5)
+    server = FakeServer(body_messages(*chunks))
+    scope = make_scope(method="POST" if chunks else "GET", extensions=PATHSEND)
+    run(WSGIToASGI(temp_file_app(content)), scope, server)
+    assert server.status == 200
+    assert server.complete
+    # Like granian, open a path handed over only after the ASGI call returned.
+    by_path = [Path(m["path"]) for m in server.sent if m["type"] == "http.response.pathsend"]
+    assert b"".join(path.read_bytes() for path in by_path) + server.body == content
+
+
+class CountingReads(io.BytesIO):
+    """An in-memory file that counts ``read()`` calls."""
+
+    reads = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Read like :meth:`io.BytesIO.read`, counting the call."""
+        self.reads += 1
+        return super().read(size)
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    [("HEAD", "200 OK"), ("GET", "304 Not Modified"), ("GET", "204 No Content")],
+)
+def test_file_of_a_bodiless_response_is_closed_unread(method: str, status: str) -> None:
+    # Read only to be dropped, a large file held the response open: a HEAD to 2 GiB
+    # made uvicorn answer the connection's next request 11 s later. gunicorn reads none.
+    handle = CountingReads(b"x" * (3 * MIN_BLOCK_SIZE))
+
+    def app(environ: Environ, start_response: Any) -> Any:
+        start_response(status, [("Content-Length", str(3 * MIN_BLOCK_SIZE))])
+        return environ["wsgi.file_wrapper"](handle)
+
+    server = request(WSGIToASGI(app), method=method, extensions=PATHSEND)
+    assert server.complete
+    assert server.body == b""
+    assert "http.response.pathsend" not in [m["type"] for m in server.sent]
+    assert (handle.reads, handle.closed) == (0, True)
+    if method == "HEAD":
+        assert server.headers[b"content-length"] == str(3 * MIN_BLOCK_SIZE).encode()
 
 
 def test_chunks_without_pathsend(data_file: Path) -> None:

@@ -20,6 +20,7 @@ from asgishift.bridge._response import (
     content_length,
     decode_headers,
     encode_headers,
+    encode_start,
     must_close,
     reason_phrase,
     status_line,
@@ -105,6 +106,48 @@ def test_encode_headers_repeated_pairs_come_back_equal_in_a_fresh_list() -> None
     second = encode_headers(list(headers))
     assert second == [(b"content-type", b"text/plain"), (b"content-length", b"2")]
     assert second is not first
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailers",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Date",
+        "Server",
+    ],
+)
+def test_encode_headers_drops_hop_by_hop_and_server_owned_headers(name: str) -> None:
+    # PEP 3333 "Other HTTP Features": the connection is the server's, and it writes its
+    # own Date and Server; gunicorn drops them all.
+    headers = [("Content-Length", "2"), (name, "chunked"), ("X-A", "1")]
+    for _ in range(2):  # the second time from the caches
+        assert encode_headers(headers) == [(b"content-length", b"2"), (b"x-a", b"1")]
+        code, encoded, _, declared = encode_start("200 OK", headers, "GET")
+        assert (code, encoded, declared) == (200, [(b"content-length", b"2"), (b"x-a", b"1")], 2)
+
+
+@pytest.mark.parametrize("status", ["100 Continue", "101 Switching Protocols", "103 Early Hints"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_an_informational_status_is_not_a_final_response(status: str, method: str) -> None:
+    # Passed on as the response, uvicorn and daphne wrote the 1xx head and then a chunked
+    # body's end, which the client read as a malformed status line ("0"); hypercorn
+    # dropped the connection (RFC 9110 15.2: a 1xx is interim, a final status follows).
+    headers = [("Link", "</a.css>; rel=preload")]
+    for _ in range(2):  # the second time with the status line in the caches
+        with pytest.raises(InvalidResponse, match="informational"):
+            encode_start(status, headers, method)
+
+
+def test_encode_headers_checks_a_hop_by_hop_value_before_dropping_it() -> None:
+    with pytest.raises(InvalidResponse):
+        encode_headers([("Connection", "close\r\nX-Injected: 1")])
 
 
 @pytest.mark.parametrize(

@@ -248,6 +248,20 @@ def test_file_wrapper_sent_by_path_where_offered(raw_server: LiveServer, test_id
         assert reads > 0
 
 
+def test_file_wrapper_of_a_file_its_close_deletes(raw_server: LiveServer) -> None:
+    # A NamedTemporaryFile is deleted by close(): the bridge closed it before granian
+    # opened the path it was handed, and granian answered 404 "Not found". granian
+    # opens it after send() returns, later still under load: ask eight at once.
+    async def fetch_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=raw_server.url, timeout=DEADLINE) as client:
+            fetches = [client.get("/tempfile", params={"size": SMALL}) for _ in range(8)]
+            return await asyncio.gather(*fetches)
+
+    for response in asyncio.run(fetch_all()):
+        assert response.status_code == 200
+        assert hashlib.sha256(response.content).hexdigest() == payload_sha256(SMALL)
+
+
 def test_file_wrapper_from_an_offset(raw_server: LiveServer) -> None:
     # A file positioned past its start must not be sent whole by path.
     response = httpx.get(f"{raw_server.url}/file", params={"size": SMALL, "offset": 1000})

@@ -9,6 +9,7 @@ connection never hangs.
 
 from __future__ import annotations
 
+import http.client
 import re
 
 import httpx
@@ -63,6 +64,47 @@ def test_a_content_length_nobody_can_frame_is_a_500(server: LiveServer, kind: st
     # so that it lands in this test's part of the shared log (daphne writes it late).
     error = "not a decimal number: b'abc'" if kind == "abc" else "values: 5 and 3"
     server.wait_for_log(rf"InvalidResponse: [^\n]*{re.escape(error)}")
+
+
+@pytest.mark.parametrize("hop", ["chunked", "gzip"])
+def test_hop_by_hop_headers_of_the_app_are_dropped(server: LiveServer, hop: str) -> None:
+    # A proxy app copying its upstream's Transfer-Encoding, Connection and Keep-Alive
+    # (PEP 3333 forbids them; gunicorn drops them). Passed on, uvicorn sent both
+    # Transfer-Encoding and Content-Length, granian closed the connection without a
+    # response, and with "gzip" hypercorn answered 500 while uvicorn and granian
+    # labelled a chunked body "gzip, chunked".
+    conn = RawHTTP(server)
+    try:
+        for _ in range(2):  # the keep-alive connection stays usable
+            conn.request("GET", f"/proxied?hop={hop}")
+            status, headers = conn.read_head()
+            assert status == 200
+            assert "transfer-encoding" not in headers, headers
+            assert "keep-alive" not in headers, headers
+            assert headers["content-length"] == "7"
+            assert conn.read_body(headers) == b"proxied"
+        conn.request("GET", "/ping")
+        status, headers = conn.read_head()
+        assert (status, conn.read_body(headers)) == (200, b"pong")
+    finally:
+        conn.close()
+
+
+def test_the_server_writes_the_only_date_and_server_headers(server: LiveServer) -> None:
+    # Werkzeug's SharedDataMiddleware sends its own Date: passed on, uvicorn and hypercorn
+    # sent two Date headers (and two Server headers for an app that names itself), which
+    # RFC 9110 section 5.3 forbids. gunicorn drops the app's and writes its own.
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=DEADLINE)
+    try:
+        conn.request("GET", "/dated")
+        response = conn.getresponse()
+        assert response.read() == b"dated"
+        assert len(response.headers.get_all("date") or []) <= 1, response.headers
+        assert response.headers.get_all("server") != ["app/1.0"]
+        assert len(response.headers.get_all("server") or []) <= 1, response.headers
+        assert response.headers.get("date") != "Thu, 01 Jan 2015 00:00:00 GMT"
+    finally:
+        conn.close()
 
 
 def _upload_head(length: int | None) -> bytes:

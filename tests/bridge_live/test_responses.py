@@ -140,6 +140,20 @@ def test_head_of_file_wrapper_has_no_body(raw_server: LiveServer) -> None:
         conn.close()
 
 
+def test_head_of_file_wrapper_reads_nothing(raw_server: LiveServer, test_id: str) -> None:
+    # A HEAD (a crawler, a download manager) to a large file: the bridge read the whole
+    # file to drop it, and uvicorn answered the next request on the connection only
+    # after that (11 s for 2 GiB). gunicorn reads none of it.
+    with httpx.Client(base_url=raw_server.url, timeout=DEADLINE) as client:
+        response = client.head("/file", params={"size": 5_000_000}, headers={"X-Test-Id": test_id})
+        assert response.status_code == 200
+        assert client.get("/ping").content == b"pong"
+    state = wait_for_state(
+        raw_server, lambda s: s["open_payload_files"] == 0, "the payload file closed"
+    )
+    assert state["file_reads"][test_id] == 0
+
+
 def test_pipelined_requests_answered_in_order(server: LiveServer) -> None:
     conn = RawHTTP(server)
     try:

@@ -298,6 +298,16 @@ def router(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         file.seek(int(query.get("offset", "0")))
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](file, 65536)  # type: ignore[no-any-return]
+    if path == "/tempfile":
+        # A generated file (an export, say) that its close() deletes: a NamedTemporaryFile.
+        size = int(query["size"])
+        temp = tempfile.NamedTemporaryFile(dir=_file_dir or None)  # noqa: SIM115 (closed by the wrapper)
+        for chunk in iter_payload(size):
+            temp.write(chunk)
+        temp.flush()
+        temp.seek(0)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](temp, 65536)  # type: ignore[no-any-return]
     body = _route(path, query, test_id, environ, start_response)
     return Tracked(body, test_id)
 
@@ -413,6 +423,28 @@ def _route(
         lengths = ["5", "3"] if query.get("kind") == "twice" else ["abc"]
         start_response("200 OK", [*_TEXT, *(("Content-Length", n) for n in lengths)])
         return [b"hello"]
+    if path == "/proxied":
+        # What a WSGI proxy that copies its upstream's headers sends: hop-by-hop
+        # headers (PEP 3333 forbids them) next to the Content-Length.
+        hop = query.get("hop", "chunked")
+        start_response(
+            "200 OK",
+            [
+                *_TEXT,
+                ("Transfer-Encoding", hop),
+                ("Connection", "keep-alive"),
+                ("Keep-Alive", "timeout=5"),
+                ("Content-Length", "7"),
+            ],
+        )
+        return [b"proxied"]
+    if path == "/dated":
+        # Werkzeug's SharedDataMiddleware sends a Date of its own; some apps a Server.
+        start_response(
+            "200 OK",
+            [*_TEXT, ("Date", "Thu, 01 Jan 2015 00:00:00 GMT"), ("Server", "app/1.0")],
+        )
+        return [b"dated"]
     if path == "/refuse-body":
         # Answers without reading the request body (an early 413).
         start_response("413 Content Too Large", [*_TEXT, ("Content-Length", "8")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import stat
@@ -17,6 +18,19 @@ logger = logging.getLogger("asgishift.bridge")
 MIN_BLOCK_SIZE = 65536
 #: ... and at most this large, so one block never holds much memory (bytes).
 MAX_BLOCK_SIZE = 1024 * 1024
+
+
+#: The ``close`` methods that only release the file descriptor: those of the
+#: objects ``open()`` returns. A file with any other ``close()`` (one that may
+#: delete the file) is never sent by path (:meth:`FileWrapper.sendable_path`).
+_PLAIN_CLOSES: frozenset[Any] = frozenset(
+    {
+        io.FileIO.close,
+        io.BufferedReader.close,
+        io.BufferedRandom.close,
+        io.BufferedWriter.close,
+    }
+)
 
 
 class FileWrapper:
@@ -61,11 +75,19 @@ class FileWrapper:
 
         Only a regular file read from its start qualifies, and only if the name
         still points at the very file that is open (same device and inode), so
-        the server sends exactly the bytes iteration would have produced.
+        the server sends exactly the bytes iteration would have produced. The
+        file's ``close()`` must be the :mod:`io` module's own (:data:`_PLAIN_CLOSES`,
+        what ``open()`` returns, subclasses that keep it): the bridge closes the
+        iterable once the message is handed over, and the server opens the path
+        later (granian does, after ``send()`` has returned), so a ``close()`` that
+        deletes the file (``tempfile.NamedTemporaryFile``) left the server nothing
+        to open and the client got ``404``.
         """
         filelike = self.filelike
         name = getattr(filelike, "name", None)
         if not isinstance(name, (str, bytes)):
+            return None
+        if getattr(type(filelike), "close", None) not in _PLAIN_CLOSES:
             return None
         try:
             if filelike.tell() != 0:

@@ -35,6 +35,7 @@ __all__ = [
     "CONNECTION_CLOSE",
     "HOP_BY_HOP",
     "NO_BODY_STATUSES",
+    "SERVER_OWNED",
     "body_allowed",
     "check_status",
     "content_length",
@@ -84,6 +85,14 @@ HOP_BY_HOP: Final = frozenset(
         "upgrade",
     }
 )
+
+#: Response headers the server writes itself (lower case): every ASGI server adds
+#: its own ``Date`` and ``Server``, so an app's would be sent twice (uvicorn, hypercorn).
+SERVER_OWNED: Final = frozenset({"date", "server"})
+
+#: Header names :func:`encode_headers` leaves out (:data:`HOP_BY_HOP` and
+#: :data:`SERVER_OWNED`), as the lowercase bytes it produces.
+_DROPPED_NAMES: Final = frozenset(name.encode("ascii") for name in HOP_BY_HOP | SERVER_OWNED)
 
 #: A checked ASGI ``(name, value)`` tuple of ``bytes`` -> its PEP 3333 pair of
 #: ``str``: the same shortcut in the other direction, for ``decode_headers``.
@@ -173,7 +182,17 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     WSGI mode and a2wsgi, any list or tuple of two-item sequences is accepted
     (``[["X-Colour", "Blue"]]``), because apps that ran under those servers
     pass them. Names are lowercased as the ASGI HTTP spec requires; values are
-    kept as they are. PEP 3333 allows latin-1 text only.
+    kept as they are. PEP 3333 allows latin-1 text only. Hop-by-hop headers
+    (:data:`HOP_BY_HOP`: ``Connection``, ``Transfer-Encoding``, ``Keep-Alive``
+    ...), which PEP 3333 ("Other HTTP Features") forbids an application to send,
+    and ``Date`` and ``Server`` (:data:`SERVER_OWNED`), which the server adds
+    itself, are checked and then left out, as gunicorn does: the connection and
+    the body's framing are the server's (passed on, a copied ``Transfer-Encoding``
+    made uvicorn send it beside ``Content-Length`` and granian drop the
+    connection), and uvicorn and hypercorn sent a second ``Date`` (RFC 9110
+    section 5.3 allows one) after Werkzeug's ``SharedDataMiddleware``'s. They are
+    never cached, so :data:`encode_start`'s C build hands such a response to
+    :func:`python_encode_start`.
 
     :param headers: what the app passed to ``start_response``.
     :return: a new list of ``(name, value)`` byte pairs.
@@ -219,6 +238,8 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
             raise InvalidResponse(
                 f"response header {name!r} is not latin-1 (PEP 3333 'Unicode Issues'): {value!r}"
             ) from None
+        if bname in _DROPPED_NAMES:
+            continue  # never cached: the cache holds pairs that are sent
         pair = (bname, bvalue)
         _keep(pairs, item, str, pair)
         out.append(pair)
@@ -245,9 +266,17 @@ def python_encode_start(status: object, headers: object, method: str) -> Respons
         (100-999), a new list of ``(name, value)`` byte pairs, whether a body
         may follow, and the declared ``Content-Length`` (bytes, ``None``: none).
     :raise InvalidResponse: as :func:`check_status`, :func:`encode_headers` and
-        :func:`content_length` do.
+        :func:`content_length` do, and for an informational (1xx) status: it is
+        interim, a final response must follow (RFC 9110 section 15.2), and a
+        PEP 3333 app has no way to send both (passed on, uvicorn and daphne wrote
+        a 1xx head followed by bytes the client read as a malformed status line).
     """
     code = check_status(status)
+    if code < 200:
+        raise InvalidResponse(
+            f"status {status!r} is informational (1xx) and cannot be a final response "
+            "(RFC 9110 section 15.2)"
+        )
     encoded = encode_headers(headers)
     has_body = body_allowed(code, method)
     if not has_body and method != "HEAD":
