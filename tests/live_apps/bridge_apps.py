@@ -438,13 +438,6 @@ def _route(
             ],
         )
         return [b"proxied"]
-    if path == "/dated":
-        # Werkzeug's SharedDataMiddleware sends a Date of its own; some apps a Server.
-        start_response(
-            "200 OK",
-            [*_TEXT, ("Date", "Thu, 01 Jan 2015 00:00:00 GMT"), ("Server", "app/1.0")],
-        )
-        return [b"dated"]
     if path == "/refuse-body":
         # Answers without reading the request body (an early 413).
         start_response("413 Content Too Large", [*_TEXT, ("Content-Length", "8")])

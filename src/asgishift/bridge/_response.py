@@ -35,7 +35,6 @@ __all__ = [
     "CONNECTION_CLOSE",
     "HOP_BY_HOP",
     "NO_BODY_STATUSES",
-    "SERVER_OWNED",
     "body_allowed",
     "check_status",
     "content_length",
@@ -86,13 +85,8 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 
-#: Response headers the server writes itself (lower case): every ASGI server adds
-#: its own ``Date`` and ``Server``, so an app's would be sent twice (uvicorn, hypercorn).
-SERVER_OWNED: Final = frozenset({"date", "server"})
-
-#: Header names :func:`encode_headers` leaves out (:data:`HOP_BY_HOP` and
-#: :data:`SERVER_OWNED`), as the lowercase bytes it produces.
-_DROPPED_NAMES: Final = frozenset(name.encode("ascii") for name in HOP_BY_HOP | SERVER_OWNED)
+#: :data:`HOP_BY_HOP` as the lowercase byte names :func:`encode_headers` produces.
+_HOP_BY_HOP_NAMES: Final = frozenset(name.encode("ascii") for name in HOP_BY_HOP)
 
 #: A checked ASGI ``(name, value)`` tuple of ``bytes`` -> its PEP 3333 pair of
 #: ``str``: the same shortcut in the other direction, for ``decode_headers``.
@@ -185,14 +179,11 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     kept as they are. PEP 3333 allows latin-1 text only. Hop-by-hop headers
     (:data:`HOP_BY_HOP`: ``Connection``, ``Transfer-Encoding``, ``Keep-Alive``
     ...), which PEP 3333 ("Other HTTP Features") forbids an application to send,
-    and ``Date`` and ``Server`` (:data:`SERVER_OWNED`), which the server adds
-    itself, are checked and then left out, as gunicorn does: the connection and
-    the body's framing are the server's (passed on, a copied ``Transfer-Encoding``
+    are checked and then left out, as gunicorn does: the connection and the
+    body's framing are the server's (passed on, a copied ``Transfer-Encoding``
     made uvicorn send it beside ``Content-Length`` and granian drop the
-    connection), and uvicorn and hypercorn sent a second ``Date`` (RFC 9110
-    section 5.3 allows one) after Werkzeug's ``SharedDataMiddleware``'s. They are
-    never cached, so :data:`encode_start`'s C build hands such a response to
-    :func:`python_encode_start`.
+    connection). They are never cached, so :data:`encode_start`'s C build hands
+    such a response to :func:`python_encode_start`.
 
     :param headers: what the app passed to ``start_response``.
     :return: a new list of ``(name, value)`` byte pairs.
@@ -238,7 +229,7 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
             raise InvalidResponse(
                 f"response header {name!r} is not latin-1 (PEP 3333 'Unicode Issues'): {value!r}"
             ) from None
-        if bname in _DROPPED_NAMES:
+        if bname in _HOP_BY_HOP_NAMES:
             continue  # never cached: the cache holds pairs that are sent
         pair = (bname, bvalue)
         _keep(pairs, item, str, pair)
