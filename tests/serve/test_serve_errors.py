@@ -46,6 +46,63 @@ def test_module_importing_a_missing_package_names_the_package(tmp_path: Path) ->
     assert "pip install not_installed_pkg" in line
 
 
+def _app_traceback_then_error(result: object) -> tuple[str, str]:
+    """Split stderr into the app's traceback and the final one-line error."""
+    stderr: str = result.stderr  # type: ignore[attr-defined]
+    *above, last = stderr.strip().splitlines()
+    assert last.startswith("asgishift serve: error: "), stderr
+    assert not any(line.startswith("asgishift serve: error: ") for line in above), stderr
+    return "\n".join(above), last
+
+
+def test_app_module_raising_shows_only_its_own_frames(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text(
+        "def connect():\n    raise RuntimeError('no DATABASE_URL')\n\nconnect()\napp = None\n"
+    )
+    result = run_serve("broken:app", "--app-dir", str(tmp_path), "--port", "1")
+    trace, line = _app_traceback_then_error(result)
+    assert result.returncode == 1
+    assert "importing module 'broken' raised RuntimeError: no DATABASE_URL" in line
+    assert f"{tmp_path / 'broken.py'}, line 2" in line
+    # The app's frames, not asgishift's, runpy's or importlib's.
+    assert f'File "{tmp_path / "broken.py"}", line 4, in <module>' in trace
+    assert "asgishift" not in trace
+    assert "importlib" not in trace
+    assert "runpy" not in trace
+
+
+def test_app_module_with_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "typo.py").write_text("app = None\ndef f(:\n    pass\n")
+    result = run_serve("typo:app", "--app-dir", str(tmp_path), "--port", "1")
+    trace, line = _app_traceback_then_error(result)
+    assert result.returncode == 1
+    assert "SyntaxError" in line
+    assert f"{tmp_path / 'typo.py'}, line 2" in line
+    assert "asgishift" not in trace
+    assert "importlib" not in trace
+
+
+def test_failing_factory_shows_only_its_own_frames(tmp_path: Path) -> None:
+    (tmp_path / "factory.py").write_text("def create_app():\n    return {}['SECRET_KEY']\n")
+    result = run_serve("--factory", "factory:create_app", "--app-dir", str(tmp_path), "--port", "1")
+    trace, line = _app_traceback_then_error(result)
+    assert result.returncode == 1
+    assert "calling the factory factory:create_app raised KeyError: 'SECRET_KEY'" in line
+    assert f'File "{tmp_path / "factory.py"}", line 2, in create_app' in trace
+    assert "asgishift" not in trace
+
+
+@pytest.mark.parametrize(
+    "spec", ["serve_apps:create_wsgi_app()", "serve_apps:create_wsgi_app('x')"]
+)
+def test_factory_call_in_app_asks_for_factory_flag(spec: str) -> None:
+    result = run_serve(spec)
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--factory serve_apps:create_wsgi_app" in line
+    assert "has no attribute" not in line
+
+
 def test_missing_server_extra_names_the_pip_command(hide_module: Callable[..., Path]) -> None:
     shim = hide_module("granian")
     result = run_serve("serve_apps:wsgi_app", "--server", "granian", extra_pythonpath=[shim])

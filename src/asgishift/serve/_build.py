@@ -20,7 +20,7 @@ from asgishift._types import ASGIApp, Receive, Scope, Send, WSGIApp
 from asgishift.bridge import BridgeOptions
 from asgishift.serve._config import ServeConfig
 from asgishift.serve._detect import Detection, detect_interface
-from asgishift.serve._errors import ServeConfigError, ServeError
+from asgishift.serve._errors import AppImportError, ServeConfigError, ServeError
 from asgishift.serve._loader import import_app
 
 #: Key under a Flask app's ``extensions`` where asgishift's Flask extension
@@ -165,6 +165,9 @@ def _mounted(prefix: str, spec: object, config: ServeConfig) -> ASGIApp:
     """Load and wrap one ``--mount``; its errors name the mount."""
     try:
         return as_asgi(_load(spec, config), "auto", config.bridge)[0]
+    except AppImportError as exc:
+        label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
+        raise AppImportError(f"--mount {prefix}={label}: {exc}", exc.details) from exc.__cause__
     except ServeError as exc:
         label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
         raise type(exc)(f"--mount {prefix}={label}: {exc}") from None

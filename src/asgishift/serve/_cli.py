@@ -28,7 +28,7 @@ from typing import Any
 
 from asgishift.bridge import BridgeOptions
 from asgishift.serve._config import Flag, ServeConfig, flag_name
-from asgishift.serve._errors import ServeConfigError, ServeError
+from asgishift.serve._errors import AppImportError, ServeConfigError, ServeError
 from asgishift.serve._fields import field_docs, plain_text
 from asgishift.serve._run import prepare
 
@@ -238,6 +238,11 @@ def handle(args: argparse.Namespace) -> int:
     """
     try:
         plan = prepare(config_from_args(args))
+    except AppImportError as exc:
+        # The app's own bug: its traceback (app frames only), then the one line.
+        print(exc.details, end="", file=sys.stderr)
+        _error(str(exc))
+        return exc.exit_code
     except ServeError as exc:
         _error(str(exc))
         return exc.exit_code
