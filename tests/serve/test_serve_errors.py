@@ -181,6 +181,7 @@ def test_detect_blocking_without_runtime_errors_clearly(
         pytest.param("--port", "70000", id="port-range"),
         pytest.param("--workers", "0", id="workers-zero"),
         pytest.param("--max-workers", "x", id="max-workers-nan"),
+        pytest.param("--forwarded-allow-ips", "nginx", id="forwarded-allow-ips-name"),
     ],
 )
 def test_bad_flag_values_are_usage_errors(flag: str, value: str) -> None:

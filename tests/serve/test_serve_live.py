@@ -63,6 +63,31 @@ def test_root_path_becomes_script_name(server: str) -> None:
     assert response.json()["PATH_INFO"] == "/hello"
 
 
+_FORWARDED = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1", "X-Forwarded-Proto": "https"}
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_forwarded_headers_from_a_trusted_proxy_set_client_and_scheme(server: str) -> None:
+    """Behind a proxy on 127.0.0.1 (the default --forwarded-allow-ips) every server gives
+    the app the forwarded client and scheme. Before, only uvicorn did; hypercorn, granian
+    and daphne showed REMOTE_ADDR 127.0.0.1 and http."""
+    argv = _serve(server, "serve_apps:wsgi_app")
+    with live_server(server, "serve_apps:wsgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        echoed = httpx.get(f"{srv.url}/hello", headers=_FORWARDED).json()
+    assert echoed["REMOTE_ADDR"] == "203.0.113.7"
+    assert echoed["url_scheme"] == "https"
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_forwarded_headers_from_an_untrusted_peer_are_ignored(server: str) -> None:
+    """Before, uvicorn believed X-Forwarded-For from 127.0.0.1 whatever was configured."""
+    argv = _serve(server, "serve_apps:wsgi_app", "--forwarded-allow-ips", "10.0.0.0/8")
+    with live_server(server, "serve_apps:wsgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        echoed = httpx.get(f"{srv.url}/hello", headers=_FORWARDED).json()
+    assert echoed["REMOTE_ADDR"] == "127.0.0.1"
+    assert echoed["url_scheme"] == "http"
+
+
 @pytest.mark.live
 def test_root_path_reaches_asgi_apps_in_the_path() -> None:
     argv = _serve("uvicorn", "serve_apps:asgi_app", "--root-path", "/mounted")

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from asgishift.bridge import BridgeOptions
 from asgishift.bridge._router import normalise_prefix
 from asgishift.serve._errors import ServeConfigError
+from asgishift.serve._proxy import check_forwarded_allow_ips
 from asgishift.serve._servers import LOG_LEVELS, SERVERS
 
 #: Environment variable carrying a :class:`ServeConfig` (as JSON) to worker processes.
@@ -172,6 +173,14 @@ class ServeConfig:
     root_path: str = field(default="", metadata=_flag(convert=normalise_root_path))
     """URL prefix the app is mounted at behind a proxy that strips it, e.g. ``/api``; WSGI
     apps see it as ``SCRIPT_NAME`` and build URLs with it."""
+
+    forwarded_allow_ips: str = field(
+        default="127.0.0.1", metadata=_flag(check=check_forwarded_allow_ips, metavar="IPS")
+    )
+    """Comma-separated addresses or networks of the reverse proxies whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` headers set the client address and
+    scheme the app sees (``REMOTE_ADDR`` and ``wsgi.url_scheme`` for WSGI apps), e.g.
+    ``10.0.0.0/8``; ``*`` trusts every peer, ``""`` none. The same on every server."""
 
     factory: bool = field(default=False, metadata=_flag())
     """Treat APP as a function taking no arguments that returns the application, e.g.

@@ -146,6 +146,8 @@ def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
             # The app is always ASGI 3 here (WSGI apps are already bridged), so
             # uvicorn must not apply its own interface detection.
             interface="asgi3",
+            # X-Forwarded-* are applied by the app (serve/_proxy.py) on every server.
+            proxy_headers=False,
         )
     finally:
         if main:
