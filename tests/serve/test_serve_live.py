@@ -63,6 +63,17 @@ def test_root_path_becomes_script_name(server: str) -> None:
     assert response.json()["PATH_INFO"] == "/hello"
 
 
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_each_request_is_logged_at_log_level_info(server: str) -> None:
+    """Before, only uvicorn logged requests; hypercorn, granian and daphne logged none."""
+    argv = _serve(server, "serve_apps:wsgi_app")
+    with live_server(server, "serve_apps:wsgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/logged/path-{server}")
+        line = srv.wait_for_log(rf"GET /logged/path-{server}\b.*")
+    assert response.status_code == 200
+    assert "200" in line.group(0)
+
+
 _FORWARDED = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1", "X-Forwarded-Proto": "https"}
 
 

@@ -161,6 +161,9 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     host = f"[{options.host}]" if ":" in options.host else options.host
     config.bind = [f"{host}:{options.port}"]
     config.loglevel = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
+    # One line per request on stdout, as uvicorn logs them; loglevel above WARNING
+    # silences it (hypercorn logs each at INFO).
+    config.accesslog = "-"
     for name, value in graceful_shutdown_settings(
         "hypercorn", options.bridge.shutdown_timeout
     ).items():
@@ -252,12 +255,26 @@ def _serve_daphne(app: ASGIApp | None, options: ServeConfig) -> None:
     from daphne.server import Server  # type: ignore[import-untyped]
 
     endpoints = build_endpoint_description_strings(host=options.host, port=options.port)
+    from daphne.access import AccessLogGenerator
+
+    verbosity = _DAPHNE_VERBOSITY[options.log_level]
     server = Server(
         application=app,
         endpoints=endpoints,
-        verbosity=_DAPHNE_VERBOSITY[options.log_level],
+        verbosity=verbosity,
+        # daphne's own command line logs each request to stdout from verbosity 1.
+        action_logger=AccessLogGenerator(sys.stdout) if verbosity >= 1 else None,
     )
     server.run()
+
+
+def logs_access(log_level: str) -> bool:
+    """Return whether ``--log-level`` ``log_level`` logs one line per request.
+
+    uvicorn logs them at ``info`` and below; asgishift turns the other servers'
+    access logs on at the same levels.
+    """
+    return log_level in ("info", "debug", "trace")
 
 
 def _granian_log_level(level: str) -> Any:
@@ -310,6 +327,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
             reload=options.reload,
             reload_paths=[Path(d) for d in options.reload_dirs] if options.reload else None,
             log_level=_granian_log_level(options.log_level),
+            log_access=logs_access(options.log_level),
             **graceful_shutdown_settings("granian", options.bridge.shutdown_timeout),
         ).serve()
         return
@@ -328,6 +346,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
         port=options.port,
         interface=Interfaces.ASGI,
         log_level=_granian_log_level(options.log_level),
+        log_access=logs_access(options.log_level),
     )
 
     async def main() -> None:
