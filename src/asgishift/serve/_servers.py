@@ -255,7 +255,7 @@ def _serve_daphne(app: ASGIApp | None, options: ServeConfig) -> None:
     from daphne.server import Server  # type: ignore[import-untyped]
 
     endpoints = build_endpoint_description_strings(host=options.host, port=options.port)
-    from daphne.access import AccessLogGenerator
+    from daphne.access import AccessLogGenerator  # type: ignore[import-untyped]
 
     verbosity = _DAPHNE_VERBOSITY[options.log_level]
     server = Server(
