@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -97,6 +98,33 @@ def test_forwarded_headers_from_an_untrusted_peer_are_ignored(server: str) -> No
         echoed = httpx.get(f"{srv.url}/hello", headers=_FORWARDED).json()
     assert echoed["REMOTE_ADDR"] == "127.0.0.1"
     assert echoed["url_scheme"] == "http"
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_host_ipv6_any_accepts_ipv4_and_ipv6_clients(server: str) -> None:
+    """``--host ::`` listens on both, as on every server; before, uvicorn in one process
+    listened on IPv6 only (asyncio's create_server sets IPV6_V6ONLY)."""
+    argv = serve_argv("serve_apps:wsgi_app", "--server", server, "--host", "::", "--port", "{port}")
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR, host="::1") as srv:
+        port = srv.url.rsplit(":", 1)[1]
+        over_ipv6 = httpx.get(f"http://[::1]:{port}/six").json()
+        over_ipv4 = httpx.get(
+            f"http://127.0.0.1:{port}/four", headers={"X-Forwarded-For": "203.0.113.7"}
+        ).json()
+    assert over_ipv6["PATH_INFO"] == "/six"
+    assert over_ipv4["PATH_INFO"] == "/four"
+    # The IPv4 peer (::ffff:127.0.0.1 on a dual-stack socket) is the trusted 127.0.0.1.
+    assert over_ipv4["REMOTE_ADDR"] == "203.0.113.7"
 
 
 @pytest.mark.live

@@ -222,6 +222,14 @@ def test_proxy_headers_of_untrusted_peers_and_odd_schemes_are_ignored() -> None:
     assert odd["scheme"] == "http"
 
 
+def test_proxy_headers_trust_an_ipv4_peer_of_a_dual_stack_socket() -> None:
+    scope = _scope("http", "::ffff:127.0.0.1", (b"x-forwarded-for", b"203.0.113.7"))
+    assert _through_proxy_headers("127.0.0.1", scope)["client"] == ("203.0.113.7", 0)
+    # IPv6 networks listed first are skipped for an IPv4 peer, not an error.
+    scope = _scope("http", "10.0.0.2", (b"x-forwarded-for", b"203.0.113.7"))
+    assert _through_proxy_headers("::1, 10.0.0.0/8", scope)["client"] == ("203.0.113.7", 0)
+
+
 def test_proxy_headers_give_a_websocket_wss() -> None:
     scope = _scope("websocket", "::1", (b"x-forwarded-proto", b"https"))
     assert _through_proxy_headers("::1", scope)["scheme"] == "wss"

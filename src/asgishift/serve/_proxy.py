@@ -57,7 +57,8 @@ class TrustedProxies:
         return cls(tuple(networks), everyone)
 
     def __contains__(self, host: object) -> bool:
-        """Return whether the peer address ``host`` (a string) is trusted."""
+        """Return whether the peer address ``host`` (a string) is trusted; an IPv4-mapped
+        IPv6 address (``::ffff:127.0.0.1``) counts as its IPv4 address."""
         if self.everyone:
             return True
         if not isinstance(host, str):
@@ -66,7 +67,13 @@ class TrustedProxies:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return False
-        return any(address in network for network in self.networks)
+        # An IPv4 client of a dual-stack socket (--host ::) appears as ::ffff:a.b.c.d.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        # ``in`` raises TypeError across IP versions.
+        return any(
+            address.version == network.version and address in network for network in self.networks
+        )
 
 
 def check_forwarded_allow_ips(value: object) -> None:
