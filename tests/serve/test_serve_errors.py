@@ -201,6 +201,15 @@ def test_missing_mount_names_the_mount() -> None:
     assert "has no attribute 'no_api'" in line
 
 
+@pytest.mark.parametrize("flag", ["--on-startup", "--on-shutdown"])
+def test_missing_hook_names_the_flag(flag: str) -> None:
+    """Before, the error named only the module, suggesting the app's own names."""
+    result = run_serve("serve_apps:wsgi_app", flag, "serve_apps:no_such_hook")
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert f"error: {flag} serve_apps:no_such_hook: module 'serve_apps'" in line
+
+
 def test_hook_that_is_not_callable_is_a_usage_error() -> None:
     result = run_serve(
         "serve_apps:wsgi_app", "--on-startup", "serve_apps:not_an_app", "--port", str(free_port())

@@ -151,8 +151,26 @@ def _load(spec: object, config: ServeConfig, *, factory: bool = False) -> object
     return spec() if factory and callable(spec) else spec
 
 
+def _renamed(error: ServeError, label: str) -> ServeError:
+    """Return ``error`` again with its message prefixed by ``label`` (the flag and value);
+    raise it ``from`` its ``__cause__`` (the app's exception, or ``None``)."""
+    message = f"{label}: {error}"
+    if isinstance(error, AppImportError):
+        renamed: ServeError = AppImportError(message, error.details)
+    else:
+        renamed = type(error)(message)
+    renamed.__cause__ = error.__cause__
+    return renamed
+
+
 def _hook(spec: object, config: ServeConfig, flag: str) -> Callable[[], Any]:
-    hook = _load(spec, config)
+    """Load one ``--on-startup``/``--on-shutdown`` hook; its errors name the flag."""
+    try:
+        hook = _load(spec, config)
+    except ServeError as exc:
+        label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
+        renamed = _renamed(exc, f"{flag} {label}")
+        raise renamed from renamed.__cause__
     if not callable(hook):
         raise ServeConfigError(
             f"{flag} {spec} is a {type(hook).__name__}, not a function; point it at a function "
@@ -165,12 +183,10 @@ def _mounted(prefix: str, spec: object, config: ServeConfig) -> ASGIApp:
     """Load and wrap one ``--mount``; its errors name the mount."""
     try:
         return as_asgi(_load(spec, config), "auto", config.bridge)[0]
-    except AppImportError as exc:
-        label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
-        raise AppImportError(f"--mount {prefix}={label}: {exc}", exc.details) from exc.__cause__
     except ServeError as exc:
         label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
-        raise type(exc)(f"--mount {prefix}={label}: {exc}") from None
+        renamed = _renamed(exc, f"--mount {prefix}={label}")
+        raise renamed from renamed.__cause__
 
 
 def build(config: ServeConfig) -> BuiltApp:
