@@ -152,6 +152,14 @@ def test_daphne_refuses_workers() -> None:
     assert "--server uvicorn" in line
 
 
+def test_uvicorn_refuses_workers_with_reload() -> None:
+    """Before, uvicorn ran one worker and warned, under a banner saying '2 workers'."""
+    result = run_serve("serve_apps:wsgi_app", "--workers", "2", "--reload")
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "drop --workers" in line
+
+
 def test_loop_lag_needs_detect_blocking() -> None:
     result = run_serve("serve_apps:asgi_app", "--loop-lag-ms", "50")
     line = _one_line_error(result)

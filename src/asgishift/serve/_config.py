@@ -164,7 +164,8 @@ class ServeConfig:
     workers: int = field(
         default=1, metadata=_flag(convert=_whole_number, check=_at_least(1), metavar="N")
     )
-    """Worker processes, each importing APP anew; not available with daphne."""
+    """Worker processes, each importing APP anew; not available with daphne, nor with
+    ``--reload`` on uvicorn."""
 
     reload: bool = field(default=False, metadata=_flag())
     """Restart the server when a file under ``--app-dir`` changes (development only; not
@@ -277,6 +278,11 @@ class ServeConfig:
             raise ServeConfigError(
                 "daphne runs a single process without a reloader; drop --workers/--reload or "
                 "use --server uvicorn, hypercorn or granian"
+            )
+        if self.server == "uvicorn" and self.reload and self.workers > 1:
+            raise ServeConfigError(
+                "uvicorn runs a single worker process with --reload (it would ignore "
+                "--workers); drop --workers, or use --server hypercorn or granian"
             )
         if self.server == "daphne" and (self.on_startup or self.on_shutdown):
             raise ServeConfigError(
