@@ -131,6 +131,23 @@ def test_undetectable_app_asks_for_interface() -> None:
     assert "--interface wsgi" in line
 
 
+@pytest.mark.parametrize(
+    ("app", "interface", "detected"),
+    [
+        pytest.param("serve_apps:wsgi_app", "asgi", "WSGI (callable(environ", id="wsgi-as-asgi"),
+        pytest.param("serve_apps:asgi_app", "wsgi", "ASGI (async function)", id="asgi-as-wsgi"),
+    ],
+)
+def test_interface_contradicting_the_app_is_a_usage_error(
+    app: str, interface: str, detected: str
+) -> None:
+    """Before, the server started and answered every request 500 with a TypeError."""
+    result = run_serve(app, "--interface", interface, "--port", str(free_port()))
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert f"--interface {interface} contradicts the app, which is {detected}" in line
+
+
 def test_factory_without_flag_asks_for_factory() -> None:
     result = run_serve("serve_apps:create_wsgi_app", "--port", str(free_port()))
     line = _one_line_error(result)

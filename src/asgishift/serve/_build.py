@@ -20,7 +20,12 @@ from asgishift._types import ASGIApp, Receive, Scope, Send, WSGIApp
 from asgishift.bridge import BridgeOptions
 from asgishift.serve._config import ServeConfig
 from asgishift.serve._detect import Detection, detect_interface
-from asgishift.serve._errors import AppImportError, ServeConfigError, ServeError
+from asgishift.serve._errors import (
+    AppImportError,
+    AppInterfaceError,
+    ServeConfigError,
+    ServeError,
+)
 from asgishift.serve._loader import import_app
 
 #: Key under a Flask app's ``extensions`` where asgishift's Flask extension
@@ -110,6 +115,26 @@ def extension_bridge(app: object, options: BridgeOptions) -> ASGIApp | None:
     return cast(ASGIApp, build(options))
 
 
+def _check_override(app: object, interface: str) -> None:
+    """Refuse ``--interface`` when the app is recognisably the other interface.
+
+    An async callable cannot answer WSGI, nor a Flask app, a Django handler or a
+    ``(environ, start_response)`` function ASGI: every request would fail with a
+    ``500``. The override stands when detection cannot tell.
+
+    :raise AppInterfaceError: naming what the app was recognised as.
+    """
+    try:
+        detected = detect_interface(app)
+    except AppInterfaceError:
+        return
+    if detected.interface != interface:
+        raise AppInterfaceError(
+            f"--interface {interface} contradicts the app, which is "
+            f"{detected.interface.upper()} ({detected.reason}); drop --interface"
+        )
+
+
 def as_asgi(app: object, interface: str, options: BridgeOptions) -> tuple[ASGIApp, Detection, str]:
     """Return ``app`` as an ASGI app, with its :class:`Detection` and a banner phrase.
 
@@ -119,11 +144,13 @@ def as_asgi(app: object, interface: str, options: BridgeOptions) -> tuple[ASGIAp
     returned as they are.
 
     :param interface: ``"auto"`` (detect), ``"wsgi"`` or ``"asgi"``.
-    :raise AppInterfaceError: when ``"auto"`` cannot tell.
+    :raise AppInterfaceError: when ``"auto"`` cannot tell, or when ``interface``
+        contradicts what the app is recognisably.
     """
     if interface == "auto":
         detection = detect_interface(app)
     else:
+        _check_override(app, interface)
         detection = Detection(cast(Any, interface), "set by --interface")
     if detection.interface == "asgi":
         return cast(ASGIApp, app), detection, "ASGI app"

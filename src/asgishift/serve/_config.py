@@ -153,7 +153,8 @@ class ServeConfig:
     interface: Literal["auto", "wsgi", "asgi"] = field(
         default="auto", metadata=_flag(choices=("auto", "wsgi", "asgi"))
     )
-    """The interface APP speaks; ``auto`` detects it."""
+    """The interface APP speaks; ``auto`` detects it. For apps detection cannot classify;
+    one that is recognisably the other interface is refused."""
 
     host: str = field(default="127.0.0.1", metadata=_flag())
     """Address to bind."""
