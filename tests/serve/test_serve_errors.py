@@ -92,6 +92,17 @@ def test_failing_factory_shows_only_its_own_frames(tmp_path: Path) -> None:
     assert "asgishift" not in trace
 
 
+def test_factory_needing_arguments_names_them(tmp_path: Path) -> None:
+    """Before: 'raised TypeError: create_app() missing 1 required positional argument'."""
+    (tmp_path / "needs_args.py").write_text("def create_app(config, *, env):\n    pass\n")
+    result = run_serve(
+        "--factory", "needs_args:create_app", "--app-dir", str(tmp_path), "--port", "1"
+    )
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--factory needs_args:create_app requires arguments (config, env)" in line
+
+
 @pytest.mark.parametrize(
     "spec", ["serve_apps:create_wsgi_app()", "serve_apps:create_wsgi_app('x')"]
 )

@@ -9,6 +9,7 @@ with no arguments to get the app.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import traceback
@@ -81,6 +82,31 @@ def _import_failure(what: str, exc: Exception) -> AppImportError:
         f"{what} raised {summary}, at {_where(exc, tb)}; fix that code",
         details,
     )
+
+
+def _check_no_arguments_needed(factory: object, spec: str) -> None:
+    """Refuse a ``--factory`` that cannot be called without arguments.
+
+    :raise ServeConfigError: naming the parameters it requires.
+    """
+    try:
+        signature = inspect.signature(factory)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: let the call tell
+    try:
+        signature.bind()
+    except TypeError:
+        required = [
+            name
+            for name, param in signature.parameters.items()
+            if param.default is param.empty
+            and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        ]
+        raise ServeConfigError(
+            f"--factory {spec} requires arguments ({', '.join(required)}) but is called with "
+            "none; give them defaults, or point at a function taking no arguments that "
+            "calls it"
+        ) from None
 
 
 def _module_location(module: ModuleType) -> str:
@@ -156,6 +182,7 @@ def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> objec
                 f"--factory was given but {spec} is a {type(obj).__name__}, not a callable; "
                 "drop --factory or point at the factory function"
             )
+        _check_no_arguments_needed(obj, spec)
         try:
             obj = obj()
         except Exception as exc:
