@@ -100,6 +100,21 @@ def test_forwarded_headers_from_an_untrusted_peer_are_ignored(server: str) -> No
     assert echoed["url_scheme"] == "http"
 
 
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_forwarded_allow_ips_defaults_to_the_environment_variable(server: str) -> None:
+    """uvicorn's FORWARDED_ALLOW_IPS keeps working, now on every server."""
+    argv = _serve(server, "serve_apps:wsgi_app")
+    with live_server(
+        server,
+        "serve_apps:wsgi_app",
+        command=argv,
+        app_dir=SERVE_APPS_DIR,
+        env={"FORWARDED_ALLOW_IPS": "10.0.0.0/8"},
+    ) as srv:
+        echoed = httpx.get(f"{srv.url}/hello", headers=_FORWARDED).json()
+    assert echoed["REMOTE_ADDR"] == "127.0.0.1"
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:

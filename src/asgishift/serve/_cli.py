@@ -178,7 +178,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             text = plain_text(docs.get(spec.name, "")).split("; from Python")[0]
             parser.add_argument(spec.name, metavar=flag.metavar, help=text.replace("%", "%%"))
             continue
-        help_text = _help(docs.get(spec.name, ""), spec.default)
+        default = (
+            spec.default_factory()
+            if spec.default is dataclasses.MISSING
+            and spec.default_factory is not dataclasses.MISSING
+            else spec.default
+        )
+        help_text = _help(docs.get(spec.name, ""), default)
         if spec.type == "bool":
             parser.add_argument(
                 flag_name(spec.name), action="store_true", default=argparse.SUPPRESS, help=help_text

@@ -94,6 +94,11 @@ def _number(text: str) -> float:
         raise ValueError(f"expected a number, got {text!r}") from None
 
 
+def _forwarded_allow_ips_default() -> str:
+    """Return ``$FORWARDED_ALLOW_IPS`` or ``"127.0.0.1"`` (uvicorn's default and variable)."""
+    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
 def parse_mount(text: str) -> tuple[str, str]:
     """Split ``--mount PREFIX=module:app`` into ``(prefix, "module:app")``.
 
@@ -177,12 +182,15 @@ class ServeConfig:
     apps see it as ``SCRIPT_NAME`` and build URLs with it."""
 
     forwarded_allow_ips: str = field(
-        default="127.0.0.1", metadata=_flag(check=check_forwarded_allow_ips, metavar="IPS")
+        default_factory=_forwarded_allow_ips_default,
+        metadata=_flag(check=check_forwarded_allow_ips, metavar="IPS"),
     )
     """Comma-separated addresses or networks of the reverse proxies whose
     ``X-Forwarded-For`` and ``X-Forwarded-Proto`` headers set the client address and
     scheme the app sees (``REMOTE_ADDR`` and ``wsgi.url_scheme`` for WSGI apps), e.g.
-    ``10.0.0.0/8``; ``*`` trusts every peer, ``""`` none. The same on every server."""
+    ``10.0.0.0/8``; ``*`` trusts every peer, ``""`` none. The same on every server. By
+    default the ``FORWARDED_ALLOW_IPS`` environment variable, else ``127.0.0.1``, as
+    uvicorn."""
 
     factory: bool = field(default=False, metadata=_flag())
     """Treat APP as a function taking no arguments that returns the application, e.g.
