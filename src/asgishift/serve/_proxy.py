@@ -86,7 +86,7 @@ def check_forwarded_allow_ips(value: object) -> None:
     TrustedProxies.parse(value)
 
 
-def _last_value(headers: list[tuple[bytes, bytes]], name: bytes) -> list[str]:
+def _header_items(headers: list[tuple[bytes, bytes]], name: bytes) -> list[str]:
     """Return the comma-separated items of every ``name`` header, in order."""
     items: list[str] = []
     for key, value in headers:
@@ -131,8 +131,8 @@ class ProxyHeadersMiddleware:
             peer = client[0] if client else None
             if peer in self.trusted:
                 headers = list(scope.get("headers", ()))
-                proto = _last_value(headers, b"x-forwarded-proto")
-                forwarded = _last_value(headers, b"x-forwarded-for")
+                proto = _header_items(headers, b"x-forwarded-proto")
+                forwarded = _header_items(headers, b"x-forwarded-for")
                 if proto or forwarded:
                     scope = dict(scope)
                 scheme = proto[-1].lower() if proto else ""
