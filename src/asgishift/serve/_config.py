@@ -158,8 +158,8 @@ class ServeConfig:
     interface: Literal["auto", "wsgi", "asgi"] = field(
         default="auto", metadata=_flag(choices=("auto", "wsgi", "asgi"))
     )
-    """The interface APP speaks; ``auto`` detects it. For apps detection cannot classify;
-    one that is recognisably the other interface is refused."""
+    """The interface APP speaks; ``auto`` detects it. Needed only for apps detection cannot
+    classify: a value contradicting an app that detection recognises is refused."""
 
     host: str = field(default="127.0.0.1", metadata=_flag())
     """Address to bind."""
