@@ -46,6 +46,74 @@ def test_module_importing_a_missing_package_names_the_package(tmp_path: Path) ->
     assert "pip install not_installed_pkg" in line
 
 
+def _app_traceback_then_error(result: object) -> tuple[str, str]:
+    """Split stderr into the app's traceback and the final one-line error."""
+    stderr: str = result.stderr  # type: ignore[attr-defined]
+    *above, last = stderr.strip().splitlines()
+    assert last.startswith("asgishift serve: error: "), stderr
+    assert not any(line.startswith("asgishift serve: error: ") for line in above), stderr
+    return "\n".join(above), last
+
+
+def test_app_module_raising_shows_only_its_own_frames(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text(
+        "def connect():\n    raise RuntimeError('no DATABASE_URL')\n\nconnect()\napp = None\n"
+    )
+    result = run_serve("broken:app", "--app-dir", str(tmp_path), "--port", "1")
+    trace, line = _app_traceback_then_error(result)
+    assert result.returncode == 1
+    assert "importing module 'broken' raised RuntimeError: no DATABASE_URL" in line
+    assert f"{tmp_path / 'broken.py'}, line 2" in line
+    # The app's frames, not asgishift's, runpy's or importlib's.
+    assert f'File "{tmp_path / "broken.py"}", line 4, in <module>' in trace
+    assert "asgishift" not in trace
+    assert "importlib" not in trace
+    assert "runpy" not in trace
+
+
+def test_app_module_with_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "typo.py").write_text("app = None\ndef f(:\n    pass\n")
+    result = run_serve("typo:app", "--app-dir", str(tmp_path), "--port", "1")
+    trace, line = _app_traceback_then_error(result)
+    assert result.returncode == 1
+    assert "SyntaxError" in line
+    assert f"{tmp_path / 'typo.py'}, line 2" in line
+    assert "asgishift" not in trace
+    assert "importlib" not in trace
+
+
+def test_failing_factory_shows_only_its_own_frames(tmp_path: Path) -> None:
+    (tmp_path / "factory.py").write_text("def create_app():\n    return {}['SECRET_KEY']\n")
+    result = run_serve("--factory", "factory:create_app", "--app-dir", str(tmp_path), "--port", "1")
+    trace, line = _app_traceback_then_error(result)
+    assert result.returncode == 1
+    assert "calling the factory factory:create_app raised KeyError: 'SECRET_KEY'" in line
+    assert f'File "{tmp_path / "factory.py"}", line 2, in create_app' in trace
+    assert "asgishift" not in trace
+
+
+def test_factory_needing_arguments_names_them(tmp_path: Path) -> None:
+    """Before: 'raised TypeError: create_app() missing 1 required positional argument'."""
+    (tmp_path / "needs_args.py").write_text("def create_app(config, *, env):\n    pass\n")
+    result = run_serve(
+        "--factory", "needs_args:create_app", "--app-dir", str(tmp_path), "--port", "1"
+    )
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--factory needs_args:create_app requires arguments (config, env)" in line
+
+
+@pytest.mark.parametrize(
+    "spec", ["serve_apps:create_wsgi_app()", "serve_apps:create_wsgi_app('x')"]
+)
+def test_factory_call_in_app_asks_for_factory_flag(spec: str) -> None:
+    result = run_serve(spec)
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "--factory serve_apps:create_wsgi_app" in line
+    assert "has no attribute" not in line
+
+
 def test_missing_server_extra_names_the_pip_command(hide_module: Callable[..., Path]) -> None:
     shim = hide_module("granian")
     result = run_serve("serve_apps:wsgi_app", "--server", "granian", extra_pythonpath=[shim])
@@ -74,6 +142,23 @@ def test_undetectable_app_asks_for_interface() -> None:
     assert "--interface wsgi" in line
 
 
+@pytest.mark.parametrize(
+    ("app", "interface", "detected"),
+    [
+        pytest.param("serve_apps:wsgi_app", "asgi", "WSGI (callable(environ", id="wsgi-as-asgi"),
+        pytest.param("serve_apps:asgi_app", "wsgi", "ASGI (async function)", id="asgi-as-wsgi"),
+    ],
+)
+def test_interface_contradicting_the_app_is_a_usage_error(
+    app: str, interface: str, detected: str
+) -> None:
+    """Before, the server started and answered every request 500 with a TypeError."""
+    result = run_serve(app, "--interface", interface, "--port", str(free_port()))
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert f"--interface {interface} contradicts the app, which is {detected}" in line
+
+
 def test_factory_without_flag_asks_for_factory() -> None:
     result = run_serve("serve_apps:create_wsgi_app", "--port", str(free_port()))
     line = _one_line_error(result)
@@ -93,6 +178,14 @@ def test_daphne_refuses_workers() -> None:
     line = _one_line_error(result)
     assert result.returncode == 2
     assert "--server uvicorn" in line
+
+
+def test_uvicorn_refuses_workers_with_reload() -> None:
+    """Before, uvicorn ran one worker and warned, under a banner saying '2 workers'."""
+    result = run_serve("serve_apps:wsgi_app", "--workers", "2", "--reload")
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "drop --workers" in line
 
 
 def test_loop_lag_needs_detect_blocking() -> None:
@@ -124,6 +217,7 @@ def test_detect_blocking_without_runtime_errors_clearly(
         pytest.param("--port", "70000", id="port-range"),
         pytest.param("--workers", "0", id="workers-zero"),
         pytest.param("--max-workers", "x", id="max-workers-nan"),
+        pytest.param("--forwarded-allow-ips", "nginx", id="forwarded-allow-ips-name"),
     ],
 )
 def test_bad_flag_values_are_usage_errors(flag: str, value: str) -> None:
@@ -141,6 +235,15 @@ def test_missing_mount_names_the_mount() -> None:
     assert result.returncode == 1
     assert "--mount /api=serve_apps:no_api: module 'serve_apps'" in line
     assert "has no attribute 'no_api'" in line
+
+
+@pytest.mark.parametrize("flag", ["--on-startup", "--on-shutdown"])
+def test_missing_hook_names_the_flag(flag: str) -> None:
+    """Before, the error named only the module, suggesting the app's own names."""
+    result = run_serve("serve_apps:wsgi_app", flag, "serve_apps:no_such_hook")
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert f"error: {flag} serve_apps:no_such_hook: module 'serve_apps'" in line
 
 
 def test_hook_that_is_not_callable_is_a_usage_error() -> None:

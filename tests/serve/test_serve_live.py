@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +62,84 @@ def test_root_path_becomes_script_name(server: str) -> None:
     assert response.status_code == 200
     assert response.json()["SCRIPT_NAME"] == "/mounted"
     assert response.json()["PATH_INFO"] == "/hello"
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_each_request_is_logged_at_log_level_info(server: str) -> None:
+    """Before, only uvicorn logged requests; hypercorn, granian and daphne logged none."""
+    argv = _serve(server, "serve_apps:wsgi_app")
+    with live_server(server, "serve_apps:wsgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/logged/path-{server}")
+        line = srv.wait_for_log(rf"GET /logged/path-{server}\b.*")
+    assert response.status_code == 200
+    assert "200" in line.group(0)
+
+
+_FORWARDED = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1", "X-Forwarded-Proto": "https"}
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_forwarded_headers_from_a_trusted_proxy_set_client_and_scheme(server: str) -> None:
+    """Behind a proxy on 127.0.0.1 (the default --forwarded-allow-ips) every server gives
+    the app the forwarded client and scheme. Before, only uvicorn did; hypercorn, granian
+    and daphne showed REMOTE_ADDR 127.0.0.1 and http."""
+    argv = _serve(server, "serve_apps:wsgi_app")
+    with live_server(server, "serve_apps:wsgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        echoed = httpx.get(f"{srv.url}/hello", headers=_FORWARDED).json()
+    assert echoed["REMOTE_ADDR"] == "203.0.113.7"
+    assert echoed["url_scheme"] == "https"
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_forwarded_headers_from_an_untrusted_peer_are_ignored(server: str) -> None:
+    """Before, uvicorn believed X-Forwarded-For from 127.0.0.1 whatever was configured."""
+    argv = _serve(server, "serve_apps:wsgi_app", "--forwarded-allow-ips", "10.0.0.0/8")
+    with live_server(server, "serve_apps:wsgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        echoed = httpx.get(f"{srv.url}/hello", headers=_FORWARDED).json()
+    assert echoed["REMOTE_ADDR"] == "127.0.0.1"
+    assert echoed["url_scheme"] == "http"
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_forwarded_allow_ips_defaults_to_the_environment_variable(server: str) -> None:
+    """uvicorn's FORWARDED_ALLOW_IPS keeps working, now on every server."""
+    argv = _serve(server, "serve_apps:wsgi_app")
+    with live_server(
+        server,
+        "serve_apps:wsgi_app",
+        command=argv,
+        app_dir=SERVE_APPS_DIR,
+        env={"FORWARDED_ALLOW_IPS": "10.0.0.0/8"},
+    ) as srv:
+        echoed = httpx.get(f"{srv.url}/hello", headers=_FORWARDED).json()
+    assert echoed["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_host_ipv6_any_accepts_ipv4_and_ipv6_clients(server: str) -> None:
+    """``--host ::`` listens on both, as on every server; before, uvicorn in one process
+    listened on IPv6 only (asyncio's create_server sets IPV6_V6ONLY)."""
+    argv = serve_argv("serve_apps:wsgi_app", "--server", server, "--host", "::", "--port", "{port}")
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR, host="::1") as srv:
+        port = srv.url.rsplit(":", 1)[1]
+        over_ipv6 = httpx.get(f"http://[::1]:{port}/six").json()
+        over_ipv4 = httpx.get(
+            f"http://127.0.0.1:{port}/four", headers={"X-Forwarded-For": "203.0.113.7"}
+        ).json()
+    assert over_ipv6["PATH_INFO"] == "/six"
+    assert over_ipv4["PATH_INFO"] == "/four"
+    # The IPv4 peer (::ffff:127.0.0.1 on a dual-stack socket) is the trusted 127.0.0.1.
+    assert over_ipv4["REMOTE_ADDR"] == "203.0.113.7"
 
 
 @pytest.mark.live

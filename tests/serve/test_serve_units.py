@@ -25,6 +25,7 @@ from asgishift.serve import (
 from asgishift.serve._build import RootPathMiddleware
 from asgishift.serve._config import CONFIG_ENV, config_from_environ, normalise_root_path
 from asgishift.serve._loader import split_app_spec
+from asgishift.serve._proxy import ProxyHeadersMiddleware, TrustedProxies
 from asgishift.serve._servers import SERVERS, check_port_free, check_server_installed
 from live import free_port
 
@@ -177,6 +178,66 @@ def test_root_path_middleware_prefixes_http_and_passes_lifespan() -> None:
     asyncio.run(main())
     assert seen[0] == {"type": "http", "path": "/api/x", "raw_path": b"/api/x", "root_path": "/api"}
     assert seen[1] == {"type": "lifespan"}
+
+
+def _through_proxy_headers(trusted: str, scope: dict[str, Any]) -> dict[str, Any]:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+
+    wrapped = ProxyHeadersMiddleware(app, TrustedProxies.parse(trusted))
+    asyncio.run(wrapped(scope, None, None))  # type: ignore[arg-type]
+    return seen[0]
+
+
+def _scope(kind: str, peer: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    scheme = "ws" if kind == "websocket" else "http"
+    return {"type": kind, "client": (peer, 5000), "scheme": scheme, "headers": list(headers)}
+
+
+def test_proxy_headers_take_the_rightmost_untrusted_forwarded_address() -> None:
+    scope = _scope(
+        "http",
+        "10.0.0.2",
+        (b"x-forwarded-for", b"198.51.100.9, 203.0.113.7"),
+        (b"X-Forwarded-For", b"10.0.0.1"),
+        (b"x-forwarded-proto", b"HTTPS"),
+    )
+    seen = _through_proxy_headers("10.0.0.0/8, ::1", scope)
+    # 10.0.0.1 is a trusted proxy too; the client spoofing 198.51.100.9 is not believed.
+    assert seen["client"] == ("203.0.113.7", 0)
+    assert seen["scheme"] == "https"
+    assert scope["client"] == ("10.0.0.2", 5000), "the server's scope must not be mutated"
+
+
+def test_proxy_headers_of_untrusted_peers_and_odd_schemes_are_ignored() -> None:
+    headers = ((b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https"))
+    untrusted = _through_proxy_headers("127.0.0.1", _scope("http", "192.0.2.1", *headers))
+    assert untrusted["client"] == ("192.0.2.1", 5000)
+    assert untrusted["scheme"] == "http"
+    none_trusted = _through_proxy_headers("", _scope("http", "127.0.0.1", *headers))
+    assert none_trusted["client"] == ("127.0.0.1", 5000)
+    odd = _through_proxy_headers("*", _scope("http", "::1", (b"x-forwarded-proto", b"gopher")))
+    assert odd["scheme"] == "http"
+
+
+def test_proxy_headers_trust_an_ipv4_peer_of_a_dual_stack_socket() -> None:
+    scope = _scope("http", "::ffff:127.0.0.1", (b"x-forwarded-for", b"203.0.113.7"))
+    assert _through_proxy_headers("127.0.0.1", scope)["client"] == ("203.0.113.7", 0)
+    # IPv6 networks listed first are skipped for an IPv4 peer, not an error.
+    scope = _scope("http", "10.0.0.2", (b"x-forwarded-for", b"203.0.113.7"))
+    assert _through_proxy_headers("::1, 10.0.0.0/8", scope)["client"] == ("203.0.113.7", 0)
+
+
+def test_proxy_headers_give_a_websocket_wss() -> None:
+    scope = _scope("websocket", "::1", (b"x-forwarded-proto", b"https"))
+    assert _through_proxy_headers("::1", scope)["scheme"] == "wss"
+
+
+def test_forwarded_allow_ips_rejects_what_is_not_an_address() -> None:
+    with pytest.raises(ServeConfigError, match=r"--forwarded-allow-ips .*'localhost'"):
+        ServeConfig(app="m:a", forwarded_allow_ips="127.0.0.1,localhost")
 
 
 def test_missing_server_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from asgishift.serve._build import build_app
 from asgishift.serve._config import ServeConfig
 from asgishift.serve._detect import Detection, detect_interface
 from asgishift.serve._errors import (
+    AppImportError,
     AppInterfaceError,
     AppNotFoundError,
     PortInUseError,
@@ -29,6 +30,7 @@ from asgishift.serve._servers import LOG_LEVELS, SERVERS
 __all__ = [
     "LOG_LEVELS",
     "SERVERS",
+    "AppImportError",
     "AppInterfaceError",
     "AppNotFoundError",
     "Detection",

@@ -20,7 +20,12 @@ from asgishift._types import ASGIApp, Receive, Scope, Send, WSGIApp
 from asgishift.bridge import BridgeOptions
 from asgishift.serve._config import ServeConfig
 from asgishift.serve._detect import Detection, detect_interface
-from asgishift.serve._errors import ServeConfigError, ServeError
+from asgishift.serve._errors import (
+    AppImportError,
+    AppInterfaceError,
+    ServeConfigError,
+    ServeError,
+)
 from asgishift.serve._loader import import_app
 
 #: Key under a Flask app's ``extensions`` where asgishift's Flask extension
@@ -110,6 +115,26 @@ def extension_bridge(app: object, options: BridgeOptions) -> ASGIApp | None:
     return cast(ASGIApp, build(options))
 
 
+def _check_override(app: object, interface: str) -> None:
+    """Refuse ``--interface`` when the app is recognisably the other interface.
+
+    An async callable cannot answer WSGI, nor a Flask app, a Django handler or a
+    ``(environ, start_response)`` function ASGI: every request would fail with a
+    ``500``. The override stands when detection cannot tell.
+
+    :raise AppInterfaceError: naming what the app was recognised as.
+    """
+    try:
+        detected = detect_interface(app)
+    except AppInterfaceError:
+        return
+    if detected.interface != interface:
+        raise AppInterfaceError(
+            f"--interface {interface} contradicts the app, which is "
+            f"{detected.interface.upper()} ({detected.reason}); drop --interface"
+        )
+
+
 def as_asgi(app: object, interface: str, options: BridgeOptions) -> tuple[ASGIApp, Detection, str]:
     """Return ``app`` as an ASGI app, with its :class:`Detection` and a banner phrase.
 
@@ -119,11 +144,13 @@ def as_asgi(app: object, interface: str, options: BridgeOptions) -> tuple[ASGIAp
     returned as they are.
 
     :param interface: ``"auto"`` (detect), ``"wsgi"`` or ``"asgi"``.
-    :raise AppInterfaceError: when ``"auto"`` cannot tell.
+    :raise AppInterfaceError: when ``"auto"`` cannot tell, or when ``interface``
+        contradicts what the app is recognisably.
     """
     if interface == "auto":
         detection = detect_interface(app)
     else:
+        _check_override(app, interface)
         detection = Detection(cast(Any, interface), "set by --interface")
     if detection.interface == "asgi":
         return cast(ASGIApp, app), detection, "ASGI app"
@@ -151,8 +178,26 @@ def _load(spec: object, config: ServeConfig, *, factory: bool = False) -> object
     return spec() if factory and callable(spec) else spec
 
 
+def _renamed(error: ServeError, label: str) -> ServeError:
+    """Return ``error`` again with its message prefixed by ``label`` (the flag and value);
+    raise it ``from`` its ``__cause__`` (the app's exception, or ``None``)."""
+    message = f"{label}: {error}"
+    if isinstance(error, AppImportError):
+        renamed: ServeError = AppImportError(message, error.details)
+    else:
+        renamed = type(error)(message)
+    renamed.__cause__ = error.__cause__
+    return renamed
+
+
 def _hook(spec: object, config: ServeConfig, flag: str) -> Callable[[], Any]:
-    hook = _load(spec, config)
+    """Load one ``--on-startup``/``--on-shutdown`` hook; its errors name the flag."""
+    try:
+        hook = _load(spec, config)
+    except ServeError as exc:
+        label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
+        renamed = _renamed(exc, f"{flag} {label}")
+        raise renamed from renamed.__cause__
     if not callable(hook):
         raise ServeConfigError(
             f"{flag} {spec} is a {type(hook).__name__}, not a function; point it at a function "
@@ -167,7 +212,8 @@ def _mounted(prefix: str, spec: object, config: ServeConfig) -> ASGIApp:
         return as_asgi(_load(spec, config), "auto", config.bridge)[0]
     except ServeError as exc:
         label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
-        raise type(exc)(f"--mount {prefix}={label}: {exc}") from None
+        renamed = _renamed(exc, f"--mount {prefix}={label}")
+        raise renamed from renamed.__cause__
 
 
 def build(config: ServeConfig) -> BuiltApp:

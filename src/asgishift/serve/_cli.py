@@ -28,7 +28,7 @@ from typing import Any
 
 from asgishift.bridge import BridgeOptions
 from asgishift.serve._config import Flag, ServeConfig, flag_name
-from asgishift.serve._errors import ServeConfigError, ServeError
+from asgishift.serve._errors import AppImportError, ServeConfigError, ServeError
 from asgishift.serve._fields import field_docs, plain_text
 from asgishift.serve._run import prepare
 
@@ -178,7 +178,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             text = plain_text(docs.get(spec.name, "")).split("; from Python")[0]
             parser.add_argument(spec.name, metavar=flag.metavar, help=text.replace("%", "%%"))
             continue
-        help_text = _help(docs.get(spec.name, ""), spec.default)
+        default = (
+            spec.default_factory()
+            if spec.default is dataclasses.MISSING
+            and spec.default_factory is not dataclasses.MISSING
+            else spec.default
+        )
+        help_text = _help(docs.get(spec.name, ""), default)
         if spec.type == "bool":
             parser.add_argument(
                 flag_name(spec.name), action="store_true", default=argparse.SUPPRESS, help=help_text
@@ -238,6 +244,11 @@ def handle(args: argparse.Namespace) -> int:
     """
     try:
         plan = prepare(config_from_args(args))
+    except AppImportError as exc:
+        # The app's own bug: its traceback (app frames only), then the one line.
+        print(exc.details, end="", file=sys.stderr)
+        _error(str(exc))
+        return exc.exit_code
     except ServeError as exc:
         _error(str(exc))
         return exc.exit_code

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from asgishift.bridge import BridgeOptions
 from asgishift.bridge._router import normalise_prefix
 from asgishift.serve._errors import ServeConfigError
+from asgishift.serve._proxy import check_forwarded_allow_ips
 from asgishift.serve._servers import LOG_LEVELS, SERVERS
 
 #: Environment variable carrying a :class:`ServeConfig` (as JSON) to worker processes.
@@ -93,6 +94,11 @@ def _number(text: str) -> float:
         raise ValueError(f"expected a number, got {text!r}") from None
 
 
+def _forwarded_allow_ips_default() -> str:
+    """Return ``$FORWARDED_ALLOW_IPS`` or ``"127.0.0.1"`` (uvicorn's default and variable)."""
+    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
 def parse_mount(text: str) -> tuple[str, str]:
     """Split ``--mount PREFIX=module:app`` into ``(prefix, "module:app")``.
 
@@ -152,7 +158,8 @@ class ServeConfig:
     interface: Literal["auto", "wsgi", "asgi"] = field(
         default="auto", metadata=_flag(choices=("auto", "wsgi", "asgi"))
     )
-    """The interface APP speaks; ``auto`` detects it."""
+    """The interface APP speaks; ``auto`` detects it. Needed only for apps detection cannot
+    classify: a value contradicting an app that detection recognises is refused."""
 
     host: str = field(default="127.0.0.1", metadata=_flag())
     """Address to bind."""
@@ -163,7 +170,8 @@ class ServeConfig:
     workers: int = field(
         default=1, metadata=_flag(convert=_whole_number, check=_at_least(1), metavar="N")
     )
-    """Worker processes, each importing APP anew; not available with daphne."""
+    """Worker processes, each importing APP anew; not available with daphne, nor with
+    ``--reload`` on uvicorn."""
 
     reload: bool = field(default=False, metadata=_flag())
     """Restart the server when a file under ``--app-dir`` changes (development only; not
@@ -172,6 +180,17 @@ class ServeConfig:
     root_path: str = field(default="", metadata=_flag(convert=normalise_root_path))
     """URL prefix the app is mounted at behind a proxy that strips it, e.g. ``/api``; WSGI
     apps see it as ``SCRIPT_NAME`` and build URLs with it."""
+
+    forwarded_allow_ips: str = field(
+        default_factory=_forwarded_allow_ips_default,
+        metadata=_flag(check=check_forwarded_allow_ips, metavar="IPS"),
+    )
+    """Comma-separated addresses or networks of the reverse proxies whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` headers set the client address and
+    scheme the app sees (``REMOTE_ADDR`` and ``wsgi.url_scheme`` for WSGI apps), e.g.
+    ``10.0.0.0/8``; ``*`` trusts every peer, ``""`` none. The same on every server. By
+    default the ``FORWARDED_ALLOW_IPS`` environment variable, else ``127.0.0.1``, as
+    uvicorn."""
 
     factory: bool = field(default=False, metadata=_flag())
     """Treat APP as a function taking no arguments that returns the application, e.g.
@@ -268,6 +287,11 @@ class ServeConfig:
             raise ServeConfigError(
                 "daphne runs a single process without a reloader; drop --workers/--reload or "
                 "use --server uvicorn, hypercorn or granian"
+            )
+        if self.server == "uvicorn" and self.reload and self.workers > 1:
+            raise ServeConfigError(
+                "uvicorn runs a single worker process with --reload (it would ignore "
+                "--workers); drop --workers, or use --server hypercorn or granian"
             )
         if self.server == "daphne" and (self.on_startup or self.on_shutdown):
             raise ServeConfigError(

@@ -4,6 +4,7 @@ Exception tree::
 
     ServeError                  exit code 1 unless stated
     ├── AppNotFoundError        the module or attribute of ``module:attr`` is missing
+    ├── AppImportError          the app's own module or factory raised
     ├── AppInterfaceError       WSGI or ASGI cannot be told apart (exit code 2)
     ├── ServerNotInstalledError the chosen server's extra is not installed
     ├── PortInUseError          another socket holds ``--host``/``--port``
@@ -33,6 +34,22 @@ class AppNotFoundError(ServeError):
     """Report that ``module:attribute`` does not name an importable object."""
 
 
+class AppImportError(ServeError):
+    """Report that importing the app's module, or calling its factory, raised.
+
+    The original exception is the ``__cause__``.
+
+    :param message: one line naming the exception and where it was raised.
+    :param details: the traceback of the app's own code, without the frames of
+        asgishift and importlib (``str``, lines ending in newlines), printed
+        above the one-line error.
+    """
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 class AppInterfaceError(ServeError):
     """Report that the app is neither recognisably WSGI nor ASGI; pass ``--interface``."""
 
@@ -54,6 +71,7 @@ class ServeConfigError(ServeError):
 
 
 __all__ = [
+    "AppImportError",
     "AppInterfaceError",
     "AppNotFoundError",
     "PortInUseError",

@@ -9,11 +9,14 @@ with no arguments to get the app.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
-from types import ModuleType
+import traceback
+from types import ModuleType, TracebackType
 
-from asgishift.serve._errors import AppNotFoundError, ServeConfigError
+import asgishift
+from asgishift.serve._errors import AppImportError, AppNotFoundError, ServeConfigError
 
 # Attribute names people give their application, offered when the one asked
 # for is missing.
@@ -36,6 +39,76 @@ def split_app_spec(spec: str) -> tuple[str, str]:
     return module, attr
 
 
+#: Frames of these files are cut from the traceback of a failing app import.
+_MACHINERY = os.path.join(os.path.dirname(os.path.abspath(asgishift.__file__)), "")
+_IMPORTLIB = os.path.join(os.path.dirname(os.path.abspath(importlib.__file__)), "")
+
+
+def _is_machinery(filename: str) -> bool:
+    """Return whether ``filename`` belongs to asgishift or the import system."""
+    return filename.startswith(("<frozen importlib", _MACHINERY, _IMPORTLIB))
+
+
+def _app_traceback(exc: BaseException) -> TracebackType | None:
+    """Return ``exc``'s traceback from its first frame outside asgishift and importlib."""
+    tb = exc.__traceback__
+    while tb is not None and _is_machinery(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb
+
+
+def _where(exc: BaseException, tb: TracebackType | None) -> str:
+    """Return ``"file, line N"`` of the innermost app frame (or of a syntax error)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}, line {exc.lineno}"
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    if last is None:
+        return "the app's code"
+    return f"{last.tb_frame.f_code.co_filename}, line {last.tb_lineno}"
+
+
+def _import_failure(what: str, exc: Exception) -> AppImportError:
+    """Return the :class:`AppImportError` for ``exc``, raised by the app's own code.
+
+    :param what: what was being done, e.g. ``"importing module 'app'"``.
+    """
+    tb = _app_traceback(exc)
+    details = "".join(traceback.format_exception(type(exc), exc, tb))
+    summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return AppImportError(
+        f"{what} raised {summary}, at {_where(exc, tb)}; fix that code",
+        details,
+    )
+
+
+def _check_no_arguments_needed(factory: object, spec: str) -> None:
+    """Refuse a ``--factory`` that cannot be called without arguments.
+
+    :raise ServeConfigError: naming the parameters it requires.
+    """
+    try:
+        signature = inspect.signature(factory)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: let the call tell
+    try:
+        signature.bind()
+    except TypeError:
+        required = [
+            name
+            for name, param in signature.parameters.items()
+            if param.default is param.empty
+            and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        ]
+        raise ServeConfigError(
+            f"--factory {spec} requires arguments ({', '.join(required)}) but is called with "
+            "none; give them defaults, or point at a function taking no arguments that "
+            "calls it"
+        ) from None
+
+
 def _module_location(module: ModuleType) -> str:
     return str(getattr(module, "__file__", None) or module.__name__)
 
@@ -55,6 +128,8 @@ def _import_module(module_name: str, app_dir: str) -> ModuleType:
             f"importing {module_name!r} failed because it imports {missing!r}, which is not "
             f"installed in {sys.prefix}; install it (pip install {missing.split('.')[0]})"
         ) from None
+    except Exception as exc:
+        raise _import_failure(f"importing module {module_name!r}", exc) from exc
 
 
 def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> object:
@@ -67,13 +142,21 @@ def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> objec
         (an application factory such as Flask's ``create_app``).
     :return: the object; whether it is WSGI or ASGI is decided later by
         :func:`asgishift.serve.detect_interface`.
-    :raise ServeConfigError: for a malformed ``spec``.
+    :raise ServeConfigError: for a malformed ``spec``, or one calling a factory
+        (``app:create_app()``; pass ``factory=True`` instead).
     :raise AppNotFoundError: when the module or attribute does not exist, or
-        the module imports a package that is not installed. Other exceptions
-        raised by the application's own import or factory propagate unchanged,
-        with their traceback, because they are bugs in that code.
+        the module imports a package that is not installed.
+    :raise AppImportError: when the application's own module or factory raises
+        (a bug in that code); that exception is its ``__cause__``, and its
+        ``details`` hold the traceback of the app's frames only.
     """
     module_name, attr_path = split_app_spec(spec)
+    if attr_path.endswith(")"):
+        name = attr_path.partition("(")[0]
+        raise ServeConfigError(
+            f"APP {spec!r} calls a factory; name it without the call and add --factory: "
+            f"--factory {module_name}:{name} (the factory is called with no arguments)"
+        )
     directory = os.path.abspath(app_dir)
     if not os.path.isdir(directory):
         raise AppNotFoundError(f"--app-dir {directory!r} is not a directory")
@@ -99,7 +182,11 @@ def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> objec
                 f"--factory was given but {spec} is a {type(obj).__name__}, not a callable; "
                 "drop --factory or point at the factory function"
             )
-        obj = obj()
+        _check_no_arguments_needed(obj, spec)
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise _import_failure(f"calling the factory {spec}", exc) from exc
     return obj
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from asgishift.serve._build import BuiltApp, build
 from asgishift.serve._config import CONFIG_ENV, ServeConfig
+from asgishift.serve._proxy import with_proxy_headers
 from asgishift.serve._servers import check_port_free, check_server_installed, serve_with
 from asgishift.serve._startup_report import report_startup_failure, startup_report
 
@@ -73,7 +74,8 @@ class ServePlan:
                     os.environ[CONFIG_ENV] = config.to_env()
                     serve_with(None, config)
                 else:
-                    serve_with(report_startup_failure(self.built.app, report.path), config)
+                    app = with_proxy_headers(self.built.app, config.forwarded_allow_ips)
+                    serve_with(report_startup_failure(app, report.path), config)
             except (Exception, SystemExit):
                 report.raise_failure()
                 raise

@@ -132,24 +132,55 @@ def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
     # Only the main thread may set handlers; uvicorn skips its own elsewhere.
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_0) if main else None
+    settings: dict[str, Any] = {
+        "host": options.host,
+        "port": options.port,
+        "log_level": options.log_level,
+        **graceful_shutdown_settings("uvicorn", options.bridge.shutdown_timeout),
+        # The app is always ASGI 3 here (WSGI apps are already bridged), so
+        # uvicorn must not apply its own interface detection.
+        "interface": "asgi3",
+        # X-Forwarded-* are applied by the app (serve/_proxy.py) on every server.
+        "proxy_headers": False,
+    }
     try:
+        if app is not None and ":" in options.host:
+            _serve_uvicorn_ipv6(app, settings)
+            return
         uvicorn.run(
             app if app is not None else WORKER_TARGET,
             factory=app is None,
-            host=options.host,
-            port=options.port,
             workers=options.workers if options.workers > 1 else None,
             reload=options.reload,
             reload_dirs=list(options.reload_dirs) if options.reload else None,
-            log_level=options.log_level,
-            **graceful_shutdown_settings("uvicorn", options.bridge.shutdown_timeout),
-            # The app is always ASGI 3 here (WSGI apps are already bridged), so
-            # uvicorn must not apply its own interface detection.
-            interface="asgi3",
+            **settings,
         )
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _serve_uvicorn_ipv6(app: ASGIApp, settings: dict[str, Any]) -> None:
+    """Serve ``app`` on uvicorn in this process on an IPv6 ``host``, from a socket bound here.
+
+    Given the host, uvicorn's one process listens through ``loop.create_server``,
+    which sets ``IPV6_V6ONLY``: ``--host ::`` would refuse IPv4 clients, while
+    uvicorn's own ``--workers``/``--reload`` sockets, hypercorn, granian and daphne
+    accept both. ``Config.bind_socket`` (what its workers listen on) leaves the
+    system's default: both on Linux.
+
+    :param settings: ``uvicorn.Config`` keywords, ``host`` and ``port`` included.
+    :raise SystemExit: status 3 when the server did not start, as ``uvicorn.run``.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(app, **settings)
+    server = uvicorn.Server(config)
+    # uvicorn's own helper for its worker processes: binds, and logs "running on".
+    with config.bind_socket() as sock:
+        server.run(sockets=[sock])
+    if not server.started:
+        raise SystemExit(3)
 
 
 def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
@@ -159,6 +190,9 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     host = f"[{options.host}]" if ":" in options.host else options.host
     config.bind = [f"{host}:{options.port}"]
     config.loglevel = "DEBUG" if options.log_level == "trace" else options.log_level.upper()
+    # One line per request on stdout, as uvicorn logs them; loglevel above WARNING
+    # silences it (hypercorn logs each at INFO).
+    config.accesslog = "-"
     for name, value in graceful_shutdown_settings(
         "hypercorn", options.bridge.shutdown_timeout
     ).items():
@@ -250,12 +284,26 @@ def _serve_daphne(app: ASGIApp | None, options: ServeConfig) -> None:
     from daphne.server import Server  # type: ignore[import-untyped]
 
     endpoints = build_endpoint_description_strings(host=options.host, port=options.port)
+    from daphne.access import AccessLogGenerator  # type: ignore[import-untyped]
+
+    verbosity = _DAPHNE_VERBOSITY[options.log_level]
     server = Server(
         application=app,
         endpoints=endpoints,
-        verbosity=_DAPHNE_VERBOSITY[options.log_level],
+        verbosity=verbosity,
+        # daphne's own command line logs each request to stdout from verbosity 1.
+        action_logger=AccessLogGenerator(sys.stdout) if verbosity >= 1 else None,
     )
     server.run()
+
+
+def logs_access(log_level: str) -> bool:
+    """Return whether ``--log-level`` ``log_level`` logs one line per request.
+
+    uvicorn logs them at ``info`` and below; asgishift turns the other servers'
+    access logs on at the same levels.
+    """
+    return log_level in ("info", "debug", "trace")
 
 
 def _granian_log_level(level: str) -> Any:
@@ -308,6 +356,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
             reload=options.reload,
             reload_paths=[Path(d) for d in options.reload_dirs] if options.reload else None,
             log_level=_granian_log_level(options.log_level),
+            log_access=logs_access(options.log_level),
             **graceful_shutdown_settings("granian", options.bridge.shutdown_timeout),
         ).serve()
         return
@@ -326,6 +375,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
         port=options.port,
         interface=Interfaces.ASGI,
         log_level=_granian_log_level(options.log_level),
+        log_access=logs_access(options.log_level),
     )
 
     async def main() -> None:

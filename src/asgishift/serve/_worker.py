@@ -19,6 +19,8 @@ from asgishift.bridge._lifespan import Lifespan, serve_lifespan
 from asgishift.serve._build import build_app
 from asgishift.serve._config import config_from_environ
 from asgishift.serve._cutoff import cut_on_sigterm
+from asgishift.serve._errors import AppImportError
+from asgishift.serve._proxy import with_proxy_headers
 from asgishift.serve._startup_report import REPORT_ENV, report_startup_failure
 
 logger = logging.getLogger("asgishift.serve")
@@ -42,14 +44,18 @@ def create_app() -> ASGIApp:
     config = config_from_environ()
     try:
         app = build_app(config)
-    except Exception:
+    except Exception as exc:
         if not config.reload:
             raise
         # An edit broke the app: keep the worker, so the reloader restarts it once
         # the file is fixed, and show the error to the developer's browser.
-        details = traceback.format_exc()
+        if isinstance(exc, AppImportError):
+            details = f"{exc.details}{exc}\n"
+        else:
+            details = traceback.format_exc()
         logger.error("cannot load %s after a change:\n%s", config.app_label, details)
         return _error_app(f"asgishift serve --reload: cannot load {config.app_label}\n\n{details}")
+    app = with_proxy_headers(app, config.forwarded_allow_ips)
     if config.server == "hypercorn":
         app = cut_on_sigterm(app, config.bridge.shutdown_timeout)
     report = os.environ.get(REPORT_ENV)
