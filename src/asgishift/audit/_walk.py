@@ -244,9 +244,10 @@ class WalkerBase(abc.ABC):
         """Return ``(type, element type, value type)`` named by an annotation.
 
         ``Path`` gives ``("pathlib.Path", None, None)``, ``list[Path]`` gives
-        ``(None, "pathlib.Path", None)`` and ``dict[str, Session]`` gives
-        ``(None, None, "requests.Session")``; ``Optional[X]``/``X | None``
-        are ``X``. String annotations are not read.
+        ``(None, "pathlib.Path", None)`` and ``dict[Path, Session]`` gives
+        ``(None, "pathlib.Path", "requests.Session")`` (a mapping's elements
+        are its keys); ``Optional[X]``/``X | None`` are ``X``. String
+        annotations are not read.
         """
         if node is None:
             return None, None, None
@@ -266,7 +267,8 @@ class WalkerBase(abc.ABC):
             if outer in ELEMENT_CONTAINERS and args:
                 return None, self.annotation(args[0])[0], None
             if outer in MAPPING_CONTAINERS and len(args) == 2:
-                return None, None, self.annotation(args[1])[0]
+                # iterating a mapping yields its keys: the element type
+                return None, self.annotation(args[0])[0], self.annotation(args[1])[0]
         return None, None, None
 
     def _enclosing_class(self) -> str:
@@ -343,10 +345,11 @@ class WalkerBase(abc.ABC):
                 if typ is not None:
                     self.aliases.setdefault(name, typ)
                     self.module_names[name] = self.aliases[name]
-                elif value is not None:
-                    self.module_elements["values:" + name] = value
-                elif element is not None:
-                    self.module_elements[name] = element
+                else:
+                    if value is not None:
+                        self.module_elements["values:" + name] = value
+                    if element is not None:
+                        self.module_elements[name] = element
                 if stmt.value is not None and typ is None:
                     self._module_assign([stmt.target], stmt.value)
         for stmt in toplevel(tree.body):
@@ -556,10 +559,11 @@ class WalkerBase(abc.ABC):
                 typ, element, value = self.annotation(arg.annotation)
                 if typ is not None:
                     scope.types[arg.arg] = typ
-                elif element is not None:
-                    scope.elements[arg.arg] = element
-                elif value is not None:
-                    scope.values[arg.arg] = value
+                else:
+                    if element is not None:
+                        scope.elements[arg.arg] = element
+                    if value is not None:
+                        scope.values[arg.arg] = value
         if class_qual:
             scope.class_qual = class_qual
         is_middleware = False
