@@ -58,6 +58,8 @@ LAZY_QS = frozenset(
         "datetimes",
         "complex_filter",
         "raw",
+        # a generator that runs the query when iterated, as the QuerySet would
+        "iterator",
     }
 )
 #: QuerySet/Manager methods that run a query; their async twin is ``"a" + name``.
@@ -79,7 +81,6 @@ SYNC_QS = frozenset(
         "bulk_update",
         "in_bulk",
         "aggregate",
-        "iterator",
         "explain",
         "contains",
     }
