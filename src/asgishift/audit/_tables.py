@@ -165,6 +165,24 @@ COPY_CONTEXT = frozenset(
 )
 #: The ``threading.local`` classes (``ASH303``).
 THREAD_LOCALS = frozenset({"threading.local", "_threading_local.local"})
+#: What a function's record lists for a decorator the walk could not name
+#: (``@registry.task`` on an untyped ``registry``): not a dotted name.
+UNKNOWN_DECORATOR = "<unknown decorator>"
+#: Decorators that leave a coroutine function one: calling what they return
+#: still only builds a coroutine (``ASH402`` when it is discarded). Any other
+#: decorator may turn it into something else (a task starter, a sync wrapper).
+COROUTINE_KEEPING_DECORATORS = frozenset(
+    {
+        "builtins.staticmethod",
+        "builtins.classmethod",
+        "abc.abstractmethod",
+        "functools.wraps",
+        "typing.final",
+        "typing.override",
+        "typing_extensions.final",
+        "typing_extensions.override",
+    }
+)
 #: Standard-library coroutine functions (``ASH402`` when discarded).
 KNOWN_COROUTINES = frozenset(
     {
@@ -246,6 +264,7 @@ __all__ = [
     "BINDERS",
     "BUILTINS",
     "COPY_CONTEXT",
+    "COROUTINE_KEEPING_DECORATORS",
     "DIV_TYPES",
     "ELEMENT_CONTAINERS",
     "FILE_TYPES",
@@ -271,5 +290,6 @@ __all__ = [
     "TRANSPARENT_TYPES",
     "TYPE_ALIASES",
     "UNBOUNDED_QUEUES",
+    "UNKNOWN_DECORATOR",
     "WITH_METHODS",
 ]

@@ -62,6 +62,7 @@ from asgishift.audit._tables import (
     TRANSPARENT_TYPES,
     TYPE_ALIASES,
     UNBOUNDED_QUEUES,
+    UNKNOWN_DECORATOR,
 )
 
 #: Modules imported under another name that are the same module
@@ -532,8 +533,9 @@ class WalkerBase(abc.ABC):
             self.scope = parent
             for dec in node.decorator_list:
                 dec_target = self.target(dec)
-                if dec_target is not None:
-                    decorators.append(self.intern(dec_target))
+                # A decorator the walk cannot name is still one: it may wrap
+                # the function in anything (UNKNOWN_DECORATOR).
+                decorators.append(self.intern(dec_target or UNKNOWN_DECORATOR))
                 for hook in self.hooks.decorator:
                     hook(self, dec, dec_target, qual, scope, is_async)
             if node.returns is not None:  # an absent annotation names no type
