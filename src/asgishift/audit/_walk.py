@@ -150,8 +150,10 @@ class WalkerBase(abc.ABC):
                     return scope.types[name]
                 if name in scope.models:
                     return scope.models[name][0]
-                if name in scope.locals:
-                    return None
+            if name in scope.locals:
+                # a local or parameter (also of an enclosing function, read
+                # through the closure) hides the module's name: unknown
+                return None
             if name in scope.defs:
                 return scope.defs[name]
             if name in scope.imports:
