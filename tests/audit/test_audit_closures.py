@@ -56,3 +56,21 @@ def test_a_closure_reads_the_enclosing_parameter_or_local_not_the_module_functio
     assert result.errors == []
     reached = sorted((f.code, f.line, f.chain[0].function) for f in result.findings if f.chain)
     assert reached == [("ASH101", 5, "m.make_sleeper.run")]
+
+
+def test_a_closure_reads_the_enclosing_parameter_s_annotated_type(tmp_path: Path) -> None:
+    source = (
+        "from pathlib import Path\n\n\n"
+        "async def test_stream(fname: Path):\n"
+        "    async def stream():\n"
+        "        with fname.open('rb') as f:\n"
+        "            yield f.read()\n\n"
+        "    return stream\n"
+    )
+    (tmp_path / "t.py").write_text(source, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert result.errors == []
+    assert sorted((f.code, f.line, f.col) for f in result.findings) == [
+        ("ASH105", 6, 14),
+        ("ASH105", 7, 19),
+    ]

@@ -143,23 +143,21 @@ class WalkerBase(abc.ABC):
     def resolve_name(self, name: str) -> str | None:
         """Return the canonical target a bare name refers to here, or ``None``."""
         scope = self.scope
-        first = True
         while scope is not None:
-            if first:
-                if name in scope.types:
-                    return scope.types[name]
-                if name in scope.models:
-                    return scope.models[name][0]
+            # A local or parameter, also of an enclosing function (read through
+            # the closure, as bound when the nested function was defined),
+            # hides the module's name: its type, or unknown.
+            if name in scope.types:
+                return scope.types[name]
+            if name in scope.models:
+                return scope.models[name][0]
             if name in scope.locals:
-                # a local or parameter (also of an enclosing function, read
-                # through the closure) hides the module's name: unknown
                 return None
             if name in scope.defs:
                 return scope.defs[name]
             if name in scope.imports:
                 return scope.imports[name]
             scope = scope.parent
-            first = False
         target = self.module_names.get(name)
         if target is not None:
             return target
