@@ -95,11 +95,37 @@ RETURN_TYPES = {
     "sqlalchemy.orm.sessionmaker.__call__": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.sessionmaker.begin": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.Session": "sqlalchemy.orm.Session",
+    # A scoped_session proxies every Session method to the current session.
+    "sqlalchemy.orm.scoped_session": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.Session.query": "sqlalchemy.orm.Query",
+    **{
+        f"sqlalchemy.orm.Query.{name}": "sqlalchemy.orm.Query"
+        for name in (
+            "filter",
+            "filter_by",
+            "where",
+            "order_by",
+            "group_by",
+            "having",
+            "join",
+            "outerjoin",
+            "options",
+            "limit",
+            "offset",
+            "distinct",
+            "select_from",
+            "with_entities",
+            "execution_options",
+        )
+    },
 }
 #: What an attribute (property) read gives (``Path(x).parent``).
 PROPERTY_TYPES = {
     "pathlib.Path.parent": "pathlib.Path",
     "pathlib.Path.parents": "pathlib.Path",
+    # Flask-SQLAlchemy's ``db.session``: a scoped_session, so a Session.
+    "flask_sqlalchemy.SQLAlchemy.session": "sqlalchemy.orm.Session",
+    "flask_sqlalchemy.extension.SQLAlchemy.session": "sqlalchemy.orm.Session",
 }
 #: Types whose ``/`` operator builds another of the same type.
 DIV_TYPES = frozenset({"pathlib.Path"})
@@ -114,6 +140,9 @@ TYPE_ALIASES = {
     "sqlalchemy.Connection": "sqlalchemy.engine.Connection",
     "sqlalchemy.engine.base.Connection": "sqlalchemy.engine.Connection",
     "sqlalchemy.orm.session.Session": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.scoping.scoped_session": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.scoped_session": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.query.Query": "sqlalchemy.orm.Query",
 }
 #: Flask's request-bound globals (``ASH304``).
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
