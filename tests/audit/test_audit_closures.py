@@ -74,3 +74,21 @@ def test_a_closure_reads_the_enclosing_parameter_s_annotated_type(tmp_path: Path
         ("ASH105", 6, 14),
         ("ASH105", 7, 19),
     ]
+
+
+def test_a_comprehension_assigning_an_attribute_does_not_hide_its_object(tmp_path: Path) -> None:
+    # `for self.current in items` binds no name: `self` stays the instance.
+    source = (
+        "import time\n\n\n"
+        "class Box:\n"
+        "    def slow(self):\n"
+        "        time.sleep(1)\n\n"
+        "    async def run(self, items):\n"
+        "        return [self.slow() for self.current in items]\n"
+    )
+    (tmp_path / "box.py").write_text(source, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert result.errors == []
+    assert [(f.code, f.line, f.chain[0].function) for f in result.findings] == [
+        ("ASH101", 6, "box.Box.run")
+    ]

@@ -166,8 +166,8 @@ class ComprehensionNames:
         """Hide the names of ``target`` (one ``for`` clause's) and type them from ``shape``."""
         scope = self.scope
         for node in ast.walk(target):
-            if not isinstance(node, ast.Name):
-                continue
+            if not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Store):
+                continue  # ``for obj.attr in ...`` binds no name (``obj`` is read)
             name = node.id
             if name not in self.saved:
                 entries = tuple(getattr(scope, t).pop(name, _MISSING) for t in _NAME_TABLES)
