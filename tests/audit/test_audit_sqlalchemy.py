@@ -58,3 +58,46 @@ def test_queries_through_flask_sqlalchemy_and_scoped_sessions_are_blocking(
     found = sorted((f.line, f.args["call"]) for f in result.findings if f.code == "ASH107")
     # `db_session.add(...)` only stages the object and `query` is never run here.
     assert found == EXPECTED
+
+
+FASTAPI_VIEWS = """from typing import Annotated
+
+from fastapi import Depends, FastAPI
+from sqlalchemy.orm import Session
+from sqlmodel import Session as ModelSession, select
+
+app = FastAPI()
+
+
+def get_db():
+    yield None
+
+
+@app.get("/items")
+async def items(db: Annotated[Session, Depends(get_db)]):
+    return db.query(int).all()
+
+
+@app.get("/heroes")
+async def heroes(session: Annotated[ModelSession, Depends(get_db)]):
+    hero = session.get(int, 1)
+    return hero, session.exec(select(int)).all()
+
+
+async def made_here(engine):
+    with ModelSession(engine) as session:
+        session.commit()
+"""
+
+
+def test_annotated_dependencies_and_sqlmodel_sessions_are_typed(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text(FASTAPI_VIEWS, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert result.errors == []
+    found = sorted((f.line, f.args["call"]) for f in result.findings if f.code == "ASH107")
+    assert found == [
+        (16, "sqlalchemy.orm.Query.all"),
+        (21, "sqlalchemy.orm.Session.get"),
+        (22, "sqlalchemy.orm.Session.exec"),
+        (27, "sqlalchemy.orm.Session.commit"),
+    ]

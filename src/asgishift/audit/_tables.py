@@ -143,6 +143,9 @@ TYPE_ALIASES = {
     "sqlalchemy.orm.scoping.scoped_session": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.scoped_session": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.query.Query": "sqlalchemy.orm.Query",
+    # SQLModel's Session is SQLAlchemy's, plus exec().
+    "sqlmodel.Session": "sqlalchemy.orm.Session",
+    "sqlmodel.orm.session.Session": "sqlalchemy.orm.Session",
 }
 #: Flask's request-bound globals (``ASH304``).
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
@@ -261,7 +264,16 @@ MAPPING_CONTAINERS = frozenset(
     }
 )
 #: Wrappers whose first type argument is the type itself (``Optional[Path]``).
-TRANSPARENT_TYPES = frozenset({"typing.Optional", "typing.Final", "typing.ClassVar"})
+TRANSPARENT_TYPES = frozenset(
+    {
+        "typing.Optional",
+        "typing.Final",
+        "typing.ClassVar",
+        # ``Annotated[Session, Depends(get_db)]`` (FastAPI's dependencies) is a Session.
+        "typing.Annotated",
+        "typing_extensions.Annotated",
+    }
+)
 #: Names of the builtins module.
 BUILTINS = frozenset(dir(builtins))
 #: The call-site target suffix of an attribute read on a typed receiver

@@ -98,6 +98,7 @@ _REDIS_COMMANDS = (
 )
 
 _SQLALCHEMY_SESSION = (
+    "exec",  # SQLModel's Session (an alias of SQLAlchemy's here)
     "execute",
     "scalars",
     "scalar",
