@@ -81,7 +81,7 @@ async def items(db: Annotated[Session, Depends(get_db)]):
 @app.get("/heroes")
 async def heroes(session: Annotated[ModelSession, Depends(get_db)]):
     hero = session.get(int, 1)
-    return hero, session.exec(select(int)).all()
+    return hero, session.execute(select(int)).all()
 
 
 async def made_here(engine):
@@ -98,6 +98,6 @@ def test_annotated_dependencies_and_sqlmodel_sessions_are_typed(tmp_path: Path) 
     assert found == [
         (16, "sqlalchemy.orm.Query.all"),
         (21, "sqlalchemy.orm.Session.get"),
-        (22, "sqlalchemy.orm.Session.exec"),
+        (22, "sqlalchemy.orm.Session.execute"),
         (27, "sqlalchemy.orm.Session.commit"),
     ]

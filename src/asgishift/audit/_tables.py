@@ -143,7 +143,8 @@ TYPE_ALIASES = {
     "sqlalchemy.orm.scoping.scoped_session": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.scoped_session": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.query.Query": "sqlalchemy.orm.Query",
-    # SQLModel's Session is SQLAlchemy's, plus exec().
+    # SQLModel's Session is SQLAlchemy's (its own exec() is not catalogued: the
+    # run-time detector could not patch it on SQLAlchemy's class).
     "sqlmodel.Session": "sqlalchemy.orm.Session",
     "sqlmodel.orm.session.Session": "sqlalchemy.orm.Session",
 }

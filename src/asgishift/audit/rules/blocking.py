@@ -98,7 +98,6 @@ _REDIS_COMMANDS = (
 )
 
 _SQLALCHEMY_SESSION = (
-    "exec",  # SQLModel's Session (an alias of SQLAlchemy's here)
     "execute",
     "scalars",
     "scalar",
