@@ -50,6 +50,8 @@ from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
     PROPERTY_DECORATORS,
     PROPERTY_READ,
+    PROPERTY_TYPES,
+    RETURN_TYPES,
     SAFE_WRAPPERS,
     TYPE_ALIASES,
 )
@@ -256,7 +258,32 @@ class Graph:
             if rest and qual in self.funcs:
                 return self._returned(qual, rest, depth)
             return Resolved("none", name, (name,))
+        if "." in name:
+            # An external object reached through a project global of another
+            # module (``from shop.extensions import db`` then ``db.session``):
+            # type its attribute reads and method results as the walk does
+            # within one module.
+            prefix, last = name.rsplit(".", 1)
+            typed = self._external_type(prefix, depth)
+            if typed is not None:
+                kind, key, seen = self.resolve(f"{typed}.{last}", depth + 1)
+                return Resolved(kind, key, (name, *seen))
         return Resolved("ext", name, (name,))
+
+    def _external_type(self, prefix: str, depth: int) -> str | None:
+        """Return the type of the external object ``prefix`` names, when the tables know it.
+
+        ``prefix`` is resolved first (``shop.extensions.db.session`` is
+        ``flask_sqlalchemy.SQLAlchemy.session``), then typed by
+        :data:`PROPERTY_TYPES` (an attribute read) or :data:`RETURN_TYPES` (a
+        call's result; the walk names a call's result by its callee).
+        """
+        resolved = self.resolve(prefix, depth + 1)
+        base = resolved.key if resolved.kind == "ext" else prefix
+        typed = PROPERTY_TYPES.get(base) or RETURN_TYPES.get(base)
+        if typed is not None and typed != base and not typed.startswith(base + "."):
+            return typed
+        return base if base != prefix else None
 
     def _returned(self, func: str, rest: list[str], depth: int) -> Resolved:
         """Resolve ``f.rest`` as a member of what ``f``'s return annotation names."""

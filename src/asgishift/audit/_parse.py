@@ -28,7 +28,6 @@ import marshal
 import multiprocessing
 import os
 import queue
-import re
 import symtable
 import sys
 import threading
@@ -40,6 +39,7 @@ from typing import NamedTuple
 
 from asgishift.audit._closure import Facts, file_facts
 from asgishift.audit._discover import SourceFile
+from asgishift.audit._newer_syntax import needs_python
 from asgishift.audit._records import PlainSummary, to_plain
 from asgishift.audit._regular import NOT_REGULAR, NotRegularFile, open_regular
 from asgishift.audit._summary import summarize
@@ -147,26 +147,6 @@ def internal_error(exc: BaseException) -> tuple[int, str]:
     )
 
 
-def _newer_syntax(exc: SyntaxError) -> str:
-    """Return ``" (needs Python 3.N ...)"`` when a newer Python would parse the file, else ``""``.
-
-    PEP 695 type parameters and ``type`` aliases (3.12), PEP 696 defaults
-    (3.13), ``except*`` (3.11) and PEP 701 f-strings (3.12) fail with a plain
-    ``invalid syntax`` on older interpreters.
-    """
-    text = (exc.text or "").strip()
-    needs = ""
-    if sys.version_info < (3, 12) and (
-        re.match(r"(def|class|async\s+def)\s+\w+\s*\[", text) or re.match(r"type\s+\w+.*=", text)
-    ):
-        needs = "3.12"
-    elif sys.version_info < (3, 11) and re.match(r"except\s*\*", text):
-        needs = "3.11"
-    elif sys.version_info < (3, 12) and "f-string" in (exc.msg or ""):
-        needs = "3.12"
-    return needs
-
-
 def _parses(text: str | bytes, filename: str) -> bool:
     """Return whether ``text`` parses, without building Python AST objects.
 
@@ -216,7 +196,7 @@ def parse_file(source: SourceFile, data: bytes, summarise: bool = True) -> Entry
     try:
         tree = ast.parse(text, filename=source.rel)
     except SyntaxError as exc:
-        needs = _newer_syntax(exc)
+        needs = needs_python(exc)
         if needs:
             running = f"{sys.version_info[0]}.{sys.version_info[1]}"
             return (

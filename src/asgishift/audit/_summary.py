@@ -35,6 +35,8 @@ def summarize(tree: ast.Module, module: str, is_package: bool) -> FileSummary:
 EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit._closure",
     "asgishift.audit._guards",
+    "asgishift.audit._loops",
+    "asgishift.audit._newer_syntax",
     "asgishift.audit._parse",
     "asgishift.audit._records",
     "asgishift.audit._regular",

@@ -95,11 +95,37 @@ RETURN_TYPES = {
     "sqlalchemy.orm.sessionmaker.__call__": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.sessionmaker.begin": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.Session": "sqlalchemy.orm.Session",
+    # A scoped_session proxies every Session method to the current session.
+    "sqlalchemy.orm.scoped_session": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.Session.query": "sqlalchemy.orm.Query",
+    **{
+        f"sqlalchemy.orm.Query.{name}": "sqlalchemy.orm.Query"
+        for name in (
+            "filter",
+            "filter_by",
+            "where",
+            "order_by",
+            "group_by",
+            "having",
+            "join",
+            "outerjoin",
+            "options",
+            "limit",
+            "offset",
+            "distinct",
+            "select_from",
+            "with_entities",
+            "execution_options",
+        )
+    },
 }
 #: What an attribute (property) read gives (``Path(x).parent``).
 PROPERTY_TYPES = {
     "pathlib.Path.parent": "pathlib.Path",
     "pathlib.Path.parents": "pathlib.Path",
+    # Flask-SQLAlchemy's ``db.session``: a scoped_session, so a Session.
+    "flask_sqlalchemy.SQLAlchemy.session": "sqlalchemy.orm.Session",
+    "flask_sqlalchemy.extension.SQLAlchemy.session": "sqlalchemy.orm.Session",
 }
 #: Types whose ``/`` operator builds another of the same type.
 DIV_TYPES = frozenset({"pathlib.Path"})
@@ -114,6 +140,13 @@ TYPE_ALIASES = {
     "sqlalchemy.Connection": "sqlalchemy.engine.Connection",
     "sqlalchemy.engine.base.Connection": "sqlalchemy.engine.Connection",
     "sqlalchemy.orm.session.Session": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.scoping.scoped_session": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.scoped_session": "sqlalchemy.orm.Session",
+    "sqlalchemy.orm.query.Query": "sqlalchemy.orm.Query",
+    # SQLModel's Session is SQLAlchemy's (its own exec() is not catalogued: the
+    # run-time detector could not patch it on SQLAlchemy's class).
+    "sqlmodel.Session": "sqlalchemy.orm.Session",
+    "sqlmodel.orm.session.Session": "sqlalchemy.orm.Session",
 }
 #: Flask's request-bound globals (``ASH304``).
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
@@ -165,6 +198,24 @@ COPY_CONTEXT = frozenset(
 )
 #: The ``threading.local`` classes (``ASH303``).
 THREAD_LOCALS = frozenset({"threading.local", "_threading_local.local"})
+#: What a function's record lists for a decorator the walk could not name
+#: (``@registry.task`` on an untyped ``registry``): not a dotted name.
+UNKNOWN_DECORATOR = "<unknown decorator>"
+#: Decorators that leave a coroutine function one: calling what they return
+#: still only builds a coroutine (``ASH402`` when it is discarded). Any other
+#: decorator may turn it into something else (a task starter, a sync wrapper).
+COROUTINE_KEEPING_DECORATORS = frozenset(
+    {
+        "builtins.staticmethod",
+        "builtins.classmethod",
+        "abc.abstractmethod",
+        "functools.wraps",
+        "typing.final",
+        "typing.override",
+        "typing_extensions.final",
+        "typing_extensions.override",
+    }
+)
 #: Standard-library coroutine functions (``ASH402`` when discarded).
 KNOWN_COROUTINES = frozenset(
     {
@@ -214,7 +265,16 @@ MAPPING_CONTAINERS = frozenset(
     }
 )
 #: Wrappers whose first type argument is the type itself (``Optional[Path]``).
-TRANSPARENT_TYPES = frozenset({"typing.Optional", "typing.Final", "typing.ClassVar"})
+TRANSPARENT_TYPES = frozenset(
+    {
+        "typing.Optional",
+        "typing.Final",
+        "typing.ClassVar",
+        # ``Annotated[Session, Depends(get_db)]`` (FastAPI's dependencies) is a Session.
+        "typing.Annotated",
+        "typing_extensions.Annotated",
+    }
+)
 #: Names of the builtins module.
 BUILTINS = frozenset(dir(builtins))
 #: The call-site target suffix of an attribute read on a typed receiver
@@ -246,6 +306,7 @@ __all__ = [
     "BINDERS",
     "BUILTINS",
     "COPY_CONTEXT",
+    "COROUTINE_KEEPING_DECORATORS",
     "DIV_TYPES",
     "ELEMENT_CONTAINERS",
     "FILE_TYPES",
@@ -271,5 +332,6 @@ __all__ = [
     "TRANSPARENT_TYPES",
     "TYPE_ALIASES",
     "UNBOUNDED_QUEUES",
+    "UNKNOWN_DECORATOR",
     "WITH_METHODS",
 ]

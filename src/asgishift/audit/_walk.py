@@ -62,6 +62,7 @@ from asgishift.audit._tables import (
     TRANSPARENT_TYPES,
     TYPE_ALIASES,
     UNBOUNDED_QUEUES,
+    UNKNOWN_DECORATOR,
 )
 
 #: Modules imported under another name that are the same module
@@ -142,21 +143,21 @@ class WalkerBase(abc.ABC):
     def resolve_name(self, name: str) -> str | None:
         """Return the canonical target a bare name refers to here, or ``None``."""
         scope = self.scope
-        first = True
         while scope is not None:
-            if first:
-                if name in scope.types:
-                    return scope.types[name]
-                if name in scope.models:
-                    return scope.models[name][0]
-                if name in scope.locals:
-                    return None
+            # A local or parameter, also of an enclosing function (read through
+            # the closure, as bound when the nested function was defined),
+            # hides the module's name: its type, or unknown.
+            if name in scope.types:
+                return scope.types[name]
+            if name in scope.models:
+                return scope.models[name][0]
+            if name in scope.locals:
+                return None
             if name in scope.defs:
                 return scope.defs[name]
             if name in scope.imports:
                 return scope.imports[name]
             scope = scope.parent
-            first = False
         target = self.module_names.get(name)
         if target is not None:
             return target
@@ -244,9 +245,10 @@ class WalkerBase(abc.ABC):
         """Return ``(type, element type, value type)`` named by an annotation.
 
         ``Path`` gives ``("pathlib.Path", None, None)``, ``list[Path]`` gives
-        ``(None, "pathlib.Path", None)`` and ``dict[str, Session]`` gives
-        ``(None, None, "requests.Session")``; ``Optional[X]``/``X | None``
-        are ``X``. String annotations are not read.
+        ``(None, "pathlib.Path", None)`` and ``dict[Path, Session]`` gives
+        ``(None, "pathlib.Path", "requests.Session")`` (a mapping's elements
+        are its keys); ``Optional[X]``/``X | None`` are ``X``. String
+        annotations are not read.
         """
         if node is None:
             return None, None, None
@@ -266,7 +268,8 @@ class WalkerBase(abc.ABC):
             if outer in ELEMENT_CONTAINERS and args:
                 return None, self.annotation(args[0])[0], None
             if outer in MAPPING_CONTAINERS and len(args) == 2:
-                return None, None, self.annotation(args[1])[0]
+                # iterating a mapping yields its keys: the element type
+                return None, self.annotation(args[0])[0], self.annotation(args[1])[0]
         return None, None, None
 
     def _enclosing_class(self) -> str:
@@ -343,10 +346,11 @@ class WalkerBase(abc.ABC):
                 if typ is not None:
                     self.aliases.setdefault(name, typ)
                     self.module_names[name] = self.aliases[name]
-                elif value is not None:
-                    self.module_elements["values:" + name] = value
-                elif element is not None:
-                    self.module_elements[name] = element
+                else:
+                    if value is not None:
+                        self.module_elements["values:" + name] = value
+                    if element is not None:
+                        self.module_elements[name] = element
                 if stmt.value is not None and typ is None:
                     self._module_assign([stmt.target], stmt.value)
         for stmt in toplevel(tree.body):
@@ -529,8 +533,9 @@ class WalkerBase(abc.ABC):
             self.scope = parent
             for dec in node.decorator_list:
                 dec_target = self.target(dec)
-                if dec_target is not None:
-                    decorators.append(self.intern(dec_target))
+                # A decorator the walk cannot name is still one: it may wrap
+                # the function in anything (UNKNOWN_DECORATOR).
+                decorators.append(self.intern(dec_target or UNKNOWN_DECORATOR))
                 for hook in self.hooks.decorator:
                     hook(self, dec, dec_target, qual, scope, is_async)
             if node.returns is not None:  # an absent annotation names no type
@@ -556,10 +561,11 @@ class WalkerBase(abc.ABC):
                 typ, element, value = self.annotation(arg.annotation)
                 if typ is not None:
                     scope.types[arg.arg] = typ
-                elif element is not None:
-                    scope.elements[arg.arg] = element
-                elif value is not None:
-                    scope.values[arg.arg] = value
+                else:
+                    if element is not None:
+                        scope.elements[arg.arg] = element
+                    if value is not None:
+                        scope.values[arg.arg] = value
         if class_qual:
             scope.class_qual = class_qual
         is_middleware = False

@@ -12,6 +12,7 @@ import ast
 import sys
 
 from asgishift.audit._guards import COMPLEX, arity, call_args, is_simple
+from asgishift.audit._loops import ComprehensionNames, iter_shape, target_types
 from asgishift.audit._records import FileSummary
 from asgishift.audit._scope import CONNECT_SUFFIX
 from asgishift.audit._tables import (
@@ -67,10 +68,11 @@ class Walker(WalkerBase):
                 if isinstance(tgt, ast.Name):
                     if typ is not None:
                         scope.types[tgt.id] = typ
-                    elif element is not None:
-                        scope.elements[tgt.id] = element
-                    elif mapped is not None:
-                        scope.values[tgt.id] = mapped
+                    else:
+                        if element is not None:
+                            scope.elements[tgt.id] = element
+                        if mapped is not None:
+                            scope.values[tgt.id] = mapped
             else:
                 for tgt in node.targets:  # type: ignore[attr-defined]
                     self._bind(tgt, value)
@@ -95,9 +97,8 @@ class Walker(WalkerBase):
                 typed = hook(self, loop.iter, kind is ast.AsyncFor, loop.target) or typed
             if not typed:
                 self._bind(loop.target, None)
-                element = self._element_type(loop.iter)
-                if element is not None and isinstance(loop.target, ast.Name):
-                    scope.types[loop.target.id] = element
+                for name, item_type in target_types(loop.target, iter_shape(self, loop.iter)):
+                    scope.types[name] = item_type
             guards = scope.guards
             clauses = guards.iterates(loop.iter, loop.target) if guards is not None else None
             if clauses:
@@ -232,26 +233,6 @@ class Walker(WalkerBase):
         kind = handler.type
         names = kind.elts if isinstance(kind, ast.Tuple) else [kind] if kind else []
         return any(self.target(name) == "builtins.RuntimeError" for name in names)
-
-    def _element_type(self, iterable: ast.expr) -> str | None:
-        """Return the element type of an annotated container being iterated, or ``None``."""
-        if isinstance(iterable, ast.Name):
-            scope = self.scope
-            while scope is not None:
-                if iterable.id in scope.elements:
-                    return scope.elements[iterable.id]
-                if iterable.id in scope.locals:
-                    return None
-                scope = scope.parent
-            return self.module_elements.get(iterable.id)
-        if (
-            isinstance(iterable, ast.Call)
-            and isinstance(iterable.func, ast.Attribute)
-            and iterable.func.attr in ("glob", "rglob", "iterdir")
-            and self.target(iterable.func.value) == "pathlib.Path"
-        ):
-            return "pathlib.Path"
-        return None
 
     def _bind(self, tgt: ast.expr, value: ast.expr | None) -> None:
         """Update variable typing after ``tgt = value``."""
@@ -400,15 +381,20 @@ class Walker(WalkerBase):
         ):
             comp: ast.ListComp = node  # type: ignore[assignment]
             hidden = self._shadow_dispatch(comp.generators)
+            names = ComprehensionNames(self.scope) if self.scope is not None else None
             for gen in comp.generators:
                 self.expr(gen.iter)
                 for hook_iter in self.hooks.iterate:
                     hook_iter(self, gen.iter, bool(gen.is_async), None)
+                if names is not None:
+                    names.bind(gen.target, iter_shape(self, gen.iter))
                 for cond in gen.ifs:
                     self.expr(cond)
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.expr):
                     self.expr(child)
+            if names is not None:
+                names.restore()
             if hidden:
                 self.scope.dispatch.update(hidden)  # type: ignore[union-attr]
         elif kind is ast.Subscript:

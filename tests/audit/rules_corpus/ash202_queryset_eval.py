@@ -32,3 +32,22 @@ async def recent():
 
 async def streamed():
     return [b.title async for b in Book.objects.all()]  # ok: async for
+
+
+async def chunked():
+    for book in Book.objects.filter(live=True).iterator(chunk_size=50):  # error: ASH202:17
+        print(book)
+    return len(list(Book.objects.iterator()))  # error: ASH202:16
+
+
+async def chunked_in_thread(use_iterator=False):
+    from asgiref.sync import sync_to_async
+
+    qs = Book.objects.all()
+    if use_iterator:
+        qs = qs.iterator()  # ok: a generator; nothing runs until it is iterated
+    return await sync_to_async(list)(qs)
+
+
+async def chunked_async():
+    return [b async for b in Book.objects.aiterator()]  # ok: async for

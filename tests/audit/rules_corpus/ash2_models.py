@@ -25,3 +25,7 @@ class Book(models.Model):
     editor = models.ForeignKey(Author, null=True, on_delete=models.SET_NULL, related_name="+")
     objects = BookManager()
     published = PublishedQuerySet.as_manager()
+
+
+def get_object_or_404(pk):
+    return pk

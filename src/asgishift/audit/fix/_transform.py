@@ -218,15 +218,34 @@ class FixTransformer(cst.CSTTransformer):
         if original_node.asynchronous is None and self._take(
             original_node.iter, (Rewrite.ASYNC_FOR,)
         ):
-            return updated_node.with_changes(asynchronous=cst.Asynchronous())
+            return updated_node.with_changes(
+                asynchronous=cst.Asynchronous(), iter=_async_iterable(updated_node.iter)
+            )
         return updated_node
 
     def leave_CompFor(self, original_node: cst.CompFor, updated_node: cst.CompFor) -> cst.CompFor:
         if original_node.asynchronous is None and self._take(
             original_node.iter, (Rewrite.ASYNC_FOR,)
         ):
-            return updated_node.with_changes(asynchronous=cst.Asynchronous())
+            return updated_node.with_changes(
+                asynchronous=cst.Asynchronous(), iter=_async_iterable(updated_node.iter)
+            )
         return updated_node
+
+
+def _async_iterable(iterable: cst.BaseExpression) -> cst.BaseExpression:
+    """Return what ``async for`` iterates instead of ``iterable``.
+
+    A QuerySet is iterated as it is; ``qs.iterator(...)`` returns a plain
+    generator, so it becomes ``qs.aiterator(...)`` (Django 4.1+), its async twin.
+    """
+    if (
+        isinstance(iterable, cst.Call)
+        and isinstance(iterable.func, cst.Attribute)
+        and iterable.func.attr.value == "iterator"
+    ):
+        return iterable.with_changes(func=iterable.func.with_changes(attr=cst.Name("aiterator")))
+    return iterable
 
 
 def positions(

@@ -109,6 +109,18 @@ _SQLALCHEMY_SESSION = (
     "rollback",
     "connection",
 )
+#: The legacy ``session.query(...)`` API: the methods that run the query.
+_SQLALCHEMY_QUERY = (
+    "all",
+    "first",
+    "one",
+    "one_or_none",
+    "scalar",
+    "count",
+    "get",
+    "delete",
+    "update",
+)
 _SQLALCHEMY_CONNECTION = ("execute", "scalars", "scalar", "commit", "rollback", "exec_driver_sql")
 
 #: The pyproject.toml key that lists the callables ``ASH199`` reports.
@@ -349,8 +361,9 @@ RULES: tuple[Rule, ...] = (
             "(asyncpg, aiosqlite, redis.asyncio) or `await asyncio.to_thread(...)`"
         ),
         why=(
-            "DB-API drivers, SQLAlchemy's sync `Session`/`Engine`/`Connection` and the "
-            "sync redis client wait for the server while holding the "
+            "DB-API drivers, SQLAlchemy's sync `Session`/`Engine`/`Connection` (also "
+            "`session.query(...).all()`, a `scoped_session` and Flask-SQLAlchemy's "
+            "`db.session`) and the sync redis client wait for the server while holding the "
             "event-loop thread, so one slow query delays every request in the worker. An "
             'in-memory SQLite database (`sqlite3.connect(":memory:")`, or a `file:` URI '
             "whose fixed text has `mode=memory`, even when built with `.format()` or an "
@@ -380,6 +393,7 @@ RULES: tuple[Rule, ...] = (
             *_methods("redis.Redis", _REDIS_COMMANDS),
             *_methods("redis.StrictRedis", _REDIS_COMMANDS),
             *_methods("sqlalchemy.orm.Session", _SQLALCHEMY_SESSION),
+            *_methods("sqlalchemy.orm.Query", _SQLALCHEMY_QUERY),
             *_methods("sqlalchemy.engine.Engine", ("connect", "begin", "raw_connection")),
             *_methods("sqlalchemy.engine.Connection", _SQLALCHEMY_CONNECTION),
         ),

@@ -148,7 +148,11 @@ RULES: tuple[Rule, ...] = (
         why=(
             "Under ASGI Django adapts every sync-only middleware with `sync_to_async`, "
             "costing a thread switch per request and per middleware, and forcing the whole "
-            "chain below it to be synchronous."
+            "chain below it to be synchronous. A middleware is a class or function listed in "
+            "`MIDDLEWARE`, or one of the middleware's shape (`__init__(self, get_response)`, "
+            "`def m(get_response)` returning a function) defined at module or class level; "
+            "one defined inside a function (a mixin made by a factory) is reported only "
+            "when `MIDDLEWARE` names it."
         ),
         example=(
             "class TimingMiddleware:\n    def __init__(self, get_response):\n"
@@ -264,11 +268,13 @@ def _middleware_in(graph: Graph, summary: FileIndex, path: str, add: Add) -> Non
             listed.add(resolved.key)
     candidates: list[tuple[str, Site]] = []
     for cls in summary.classes:
-        if (cls.is_middleware or cls.qualname in listed) and not _class_marked(graph, cls.qualname):
+        shaped = cls.is_middleware and not _in_function(graph, cls.qualname)
+        if (shaped or cls.qualname in listed) and not _class_marked(graph, cls.qualname):
             candidates.append((cls.qualname, Site(cls.qualname, cls.line, cls.col, 0, 0, False)))
     marked = set(summary.marked)
     for func in summary.functions:
-        if not (func.is_middleware or func.qualname in listed):
+        shaped = func.is_middleware and not _in_function(graph, func.qualname)
+        if not (shaped or func.qualname in listed):
             continue
         if func.qualname.rsplit(".", 1)[-1] in marked or func.is_async:
             continue
@@ -285,6 +291,18 @@ def _middleware_in(graph: Graph, summary: FileIndex, path: str, add: Add) -> Non
             if cls_path != path and not _class_marked(graph, key):
                 where = Site(key, cls.line, cls.col, cls.line, cls.col, False)
                 add(graph.finding("ASH305", cls_path, where, {"call": key, "function": key}, ()))
+
+
+def _in_function(graph: Graph, qual: str) -> bool:
+    """Return whether ``qual`` is defined inside a function (at any depth).
+
+    Such a class or function is made anew by each call of the function around
+    it, so no ``MIDDLEWARE`` entry can name it: it is middleware only through
+    what the factory returns (often a base that a module-level class extends
+    and marks), so its shape alone is not reported.
+    """
+    parts = qual.split(".")
+    return any(".".join(parts[:i]) in graph.funcs for i in range(1, len(parts)))
 
 
 def _class_marked(graph: Graph, qual: str) -> bool:

@@ -58,6 +58,8 @@ LAZY_QS = frozenset(
         "datetimes",
         "complex_filter",
         "raw",
+        # a generator that runs the query when iterated, as the QuerySet would
+        "iterator",
     }
 )
 #: QuerySet/Manager methods that run a query; their async twin is ``"a" + name``.
@@ -79,10 +81,20 @@ SYNC_QS = frozenset(
         "bulk_update",
         "in_bulk",
         "aggregate",
-        "iterator",
         "explain",
         "contains",
     }
+)
+#: Django functions that run queries; each has an async twin ``"a" + name``
+#: in recent Django releases (the auth functions since Django 5.0).
+DJANGO_QUERY_FUNCTIONS = (
+    "django.shortcuts.get_object_or_404",
+    "django.shortcuts.get_list_or_404",
+    "django.contrib.auth.authenticate",
+    "django.contrib.auth.login",
+    "django.contrib.auth.logout",
+    "django.contrib.auth.get_user",
+    "django.contrib.auth.update_session_auth_hash",
 )
 _INSTANCE_SYNC = frozenset({"get", "first", "last", "latest", "earliest", "create"})
 _INSTANCE_ASYNC = frozenset({"aget", "afirst", "alast", "alatest", "aearliest", "acreate"})
@@ -117,7 +129,11 @@ RULES: tuple[Rule, ...] = (
         why=(
             "Django refuses to run queries from a thread with a running event loop "
             "(`SynchronousOnlyOperation`); the async QuerySet API (`aget`, `acount`, "
-            "`acreate`...) or `sync_to_async` runs them safely."
+            "`acreate`...) or `sync_to_async` runs them safely. Django's shortcuts "
+            "`get_object_or_404`/`get_list_or_404` and the auth functions `authenticate`, "
+            "`login`, `logout`, `get_user` and `update_session_auth_hash` run queries too; "
+            "use their async twins (`aauthenticate`, `alogin`... since Django 5.0; "
+            "`aget_object_or_404` where your Django has it) or `sync_to_async`."
         ),
         example=(
             "from shop.models import Book\n\n\nasync def detail(request, pk):\n"
@@ -127,7 +143,7 @@ RULES: tuple[Rule, ...] = (
             "from shop.models import Book\n\n\nasync def detail(request, pk):\n"
             "    return await Book.objects.aget(pk=pk)\n"
         ),
-        calls=(),
+        calls=DJANGO_QUERY_FUNCTIONS,
         fix=FixKind.SAFE,
     ),
     Rule(
@@ -496,4 +512,13 @@ FAMILY = Family(
     conditions={"fk": _fk_holds, "fknull": _nullable_fk_holds},
 )
 
-__all__ = ["FAMILY", "LAZY_QS", "MANAGER_ATTRS", "RULES", "SYNC_QS", "instance", "queryset"]
+__all__ = [
+    "DJANGO_QUERY_FUNCTIONS",
+    "FAMILY",
+    "LAZY_QS",
+    "MANAGER_ATTRS",
+    "RULES",
+    "SYNC_QS",
+    "instance",
+    "queryset",
+]

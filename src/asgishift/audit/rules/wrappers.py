@@ -14,7 +14,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from asgishift.audit._model import Hop, Rule
-from asgishift.audit._tables import KNOWN_COROUTINES, SYNC_TO_ASYNC
+from asgishift.audit._tables import COROUTINE_KEEPING_DECORATORS, KNOWN_COROUTINES, SYNC_TO_ASYNC
 from asgishift.audit._walk import Hooks, Scope, WalkerBase, is_false
 from asgishift.audit.rules._family import Add, Family
 
@@ -138,6 +138,20 @@ def _first_orm(graph: Graph, start: str, first: Hop) -> tuple[Hop, ...] | None:
     return None
 
 
+def _keeps_coroutine(graph: Graph, key: str) -> bool:
+    """Return whether calling project function ``key`` still builds a coroutine.
+
+    True when it has no decorator, or only ones that keep a coroutine function
+    one (``staticmethod``, ``abstractmethod``...); a call of a function with any
+    other decorator (Textual's ``@work``, a project's task decorator, one the
+    walk could not name) may return anything, so discarding it is not reported.
+    """
+    return all(
+        any(name in COROUTINE_KEEPING_DECORATORS for name in graph.resolve(dec).seen)
+        for dec in graph.funcs[key][0].decorators
+    )
+
+
 def _never_awaited(graph: Graph, add: Add) -> None:
     """ASH402: a call of a coroutine function whose result is thrown away."""
     async_names = {key.rsplit(".", 1)[-1] for key, (f, _) in graph.funcs.items() if f.is_async}
@@ -153,6 +167,7 @@ def _never_awaited(graph: Graph, add: Add) -> None:
                 and graph.funcs[resolved.key][0].is_async
                 and not graph.funcs[resolved.key][0].is_generator
                 and not graph.is_async_to_sync(resolved.key)
+                and _keeps_coroutine(graph, resolved.key)
             )
             if is_coroutine or any(name in KNOWN_COROUTINES for name in resolved.seen):
                 name = resolved.key if resolved.kind == "func" else resolved.seen[-1]
