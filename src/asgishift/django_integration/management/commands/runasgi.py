@@ -232,7 +232,8 @@ class Command(RunserverCommand):
 
     def get_application(self, config: ServeConfig, **options: Any) -> tuple[ASGIApp, str]:
         """Return the ASGI app for ``config`` (:func:`asgishift.serve.build_app`), wrapped
-        to serve static files as runserver does, and a banner suffix."""
+        to serve static files as runserver does (not when ``STATIC_URL`` names another
+        host), and a banner suffix."""
         app = build_app(config)
         what = ""
         if (
@@ -242,8 +243,9 @@ class Command(RunserverCommand):
         ):
             from asgishift.django_integration.static import staticfiles_app
 
-            app = staticfiles_app(app)
-            what = ", static files"
+            served = staticfiles_app(app)
+            if served is not app:  # not when STATIC_URL is on another host
+                app, what = served, ", static files"
         return app, what
 
     def inner_run(self, *args: Any, **options: Any) -> None:
