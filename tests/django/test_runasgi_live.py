@@ -139,6 +139,31 @@ def test_port_in_use_is_a_clear_error_and_nonzero_exit(project: Path) -> None:
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
 
 
+@pytest.mark.parametrize("reload", [False, True], ids=["noreload", "reload"])
+def test_address_not_on_this_machine_is_runasgi_error_and_exit_1(
+    project: Path, reload: bool
+) -> None:
+    """As runserver: an address this machine does not have ends the command with status 1
+    and a fix in runasgi's terms; before, the message told to pass ``--host`` (a flag of
+    ``asgishift serve`` that runasgi lacks) and, under the reloader, runasgi kept waiting
+    for a file change."""
+    address = "192.0.2.1"  # TEST-NET-1 (RFC 5737): on no machine
+    port = free_port()
+    command = [sys.executable, "manage.py", "runasgi", f"{address}:{port}"]
+    result = subprocess.run(
+        command if reload else [*command, "--noreload"],
+        cwd=project,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"cannot listen on {address}:{port}" in result.stderr
+    assert f"manage.py runasgi 127.0.0.1:{port}" in result.stderr
+    assert "--host" not in result.stderr
+
+
 @pytest.mark.parametrize("server", ["uvicorn", "daphne"])  # daphne: asgishift drives lifespan
 def test_failing_startup_hook_fails_startup(project: Path, server: str) -> None:
     result = subprocess.run(

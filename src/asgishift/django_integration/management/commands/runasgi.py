@@ -27,6 +27,7 @@ stdout in the middle of one of its writes.
 from __future__ import annotations
 
 import _thread
+import errno
 import logging
 import os
 import queue
@@ -53,6 +54,7 @@ from asgishift.django_integration._executors import DEFAULT_MAX_THREADS
 from asgishift.serve import PortInUseError, ServeConfig, ServeError, build_app
 from asgishift.serve._cli import add_bridge_flag
 from asgishift.serve._embedded import EmbeddedServer
+from asgishift.serve._errors import AddressUnavailableError
 from asgishift.serve._servers import SERVERS, check_server_installed
 
 
@@ -270,6 +272,10 @@ class Command(RunserverCommand):
                 f"holding it or choose another, e.g. manage.py runasgi {int(self.port) + 1}"
             )
             os._exit(1)  # sys.exit does not end the process from the reloader's thread
+        except AddressUnavailableError as exc:
+            # As runserver: no file change can make the address bindable, so exit.
+            self.stderr.write(f"Error: {_address_fix(exc)}")
+            os._exit(1)
         except ServeError as exc:
             self.server = None
             if self._signal_taken.is_set():  # stopped by a signal while starting
@@ -331,6 +337,21 @@ def _reloading_parent() -> int:
         returncode = child.wait()
         if returncode != 3:
             return returncode
+
+
+def _address_fix(exc: AddressUnavailableError) -> str:
+    """The line naming why ``exc.host:exc.port`` cannot be bound and the ``runasgi``
+    argument that fixes it (``bind(2)``'s ``EACCES``: a port below 1024; else an address
+    of another machine)."""
+    host = f"[{exc.host}]" if ":" in exc.host else exc.host
+    where = f"cannot listen on {host}:{exc.port} ({exc.error.strerror})"
+    if exc.error.errno == errno.EACCES:
+        return f"{where}; choose a port of 1024 or above, e.g. manage.py runasgi {host}:8000"
+    loopback = "[::1]" if ":" in exc.host else "127.0.0.1"
+    return (
+        f"{where}; give runasgi an address of this machine, "
+        f"e.g. manage.py runasgi {loopback}:{exc.port}"
+    )
 
 
 def _log_to_console() -> None:
