@@ -59,3 +59,26 @@ def test_a_signal_with_no_server_running_ends_the_process_with_status_0(signum: 
     assert child.returncode == 0, err
     assert "exit 0 signal thread done: True" in out
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("hide", ["true", None])
+def test_banner_warning_follows_django_runserver_hide_warning(
+    monkeypatch: pytest.MonkeyPatch, hide: str | None
+) -> None:
+    """``DJANGO_RUNSERVER_HIDE_WARNING=true`` (Django 5.2's runserver) hides the
+    development-server warning under runasgi too; before, runasgi always printed it."""
+    from io import StringIO
+
+    from asgishift.django_integration.management.commands.runasgi import Command
+
+    if hide is None:
+        monkeypatch.delenv("DJANGO_RUNSERVER_HIDE_WARNING", raising=False)
+    else:
+        monkeypatch.setenv("DJANGO_RUNSERVER_HIDE_WARNING", hide)
+    out = StringIO()
+    command = Command(stdout=out, no_color=True)
+    command.addr, command.port, command._raw_ipv6 = "127.0.0.1", "8000", False
+    command._banner("uvicorn", "asgishift's Django handler")
+    text = out.getvalue()
+    assert "Starting ASGI development server (uvicorn;" in text
+    assert ("This is a development server" in text) is (hide is None)

@@ -307,6 +307,8 @@ class Command(RunserverCommand):
             f"http://{addr}:{self.port}/\n"
             f"Quit the server with {quit_command}."
         )
+        if os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") == "true":  # as runserver (5.2+)
+            return
         self.stdout.write(
             self.style.WARNING(
                 "WARNING: This is a development server. Do not use it in a production "
