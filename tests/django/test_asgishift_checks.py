@@ -114,6 +114,7 @@ def test_sync_iterator_streaming_is_fine_with_our_handler_or_wsgi(settings: Any)
 
 @pytest.mark.urls("django_support.clean_urls")
 def test_missing_server_and_unknown_server(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.DEBUG = True  # a development setup, where runasgi is used
     settings.ASGISHIFT_RUNASGI_SERVER = "granian"
     assert run_checks() == []
     monkeypatch.setitem(sys.modules, "granian", None)
@@ -123,6 +124,23 @@ def test_missing_server_and_unknown_server(settings: Any, monkeypatch: pytest.Mo
     settings.ASGISHIFT_RUNASGI_SERVER = "gunicorn"
     [error] = run_checks()
     assert (error.id, error.level) == ("asgishift.E001", checks.ERROR)
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_missing_dev_server_is_not_reported_with_debug_off(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A production settings file (DEBUG off) on a machine without runasgi's server, e.g.
+    one that serves with granian or gunicorn and has no uvicorn: runasgi is not used
+    there, so ``check --deploy`` (and every migrate) says nothing about it; before, W005
+    was reported there."""
+    settings.DEBUG = False
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    out, err = StringIO(), StringIO()
+    call_command("check", "--deploy", stdout=out, stderr=err)
+    assert "asgishift" not in out.getvalue() + err.getvalue()
+    settings.ASGISHIFT_RUNASGI_SERVER = "gunicorn"  # a wrong name is still an error
+    assert ids(run_checks()) == ["asgishift.E001"]
 
 
 @pytest.mark.urls("django_support.clean_urls")

@@ -68,7 +68,7 @@ CHECKS = (
     ),
     CheckInfo(
         "asgishift.W005",
-        "The server runasgi uses is not installed",
+        "The server runasgi uses is not installed (checked with DEBUG on)",
         "Install it, e.g. pip install 'asgishift[uvicorn]', or set ASGISHIFT_RUNASGI_SERVER "
         "to an installed server.",
     ),
@@ -325,12 +325,20 @@ def check_sync_streaming(**kwargs: Any) -> list[checks.CheckMessage]:
 
 @checks.register("asgishift")
 def check_runasgi_server(**kwargs: Any) -> list[checks.CheckMessage]:
-    """asgishift.W005: the server ``runasgi`` starts by default is not importable."""
+    """asgishift.E001: ``ASGISHIFT_RUNASGI_SERVER`` names no server; asgishift.W005: with
+    ``DEBUG`` on, the server ``runasgi`` starts by default is not importable.
+
+    ``runasgi`` is a development server: a production settings file (``DEBUG``
+    off) on a machine that serves with another server gets no W005, and
+    ``runasgi`` itself refuses a missing server with the install line.
+    """
     from asgishift.serve._servers import SERVERS
 
     server = getattr(settings, "ASGISHIFT_RUNASGI_SERVER", SERVERS[0])
     if server not in SERVERS:
         return [_warning("asgishift.E001", f"ASGISHIFT_RUNASGI_SERVER = {server!r}.")]
+    if not settings.DEBUG:
+        return []
     try:
         if importlib.util.find_spec(server) is not None:
             return []
