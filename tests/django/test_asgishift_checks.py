@@ -47,6 +47,19 @@ def test_our_handler_is_quiet_with_conn_max_age(settings: Any) -> None:
         settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
+@pytest.mark.urls("django_support.clean_urls")
+def test_asgi_py_beside_a_settings_package_is_found(settings: Any) -> None:
+    """DJANGO_SETTINGS_MODULE = "config.settings.production" (a settings package, as
+    cookiecutter-django and many older projects have): the project's asgi.py is
+    config/asgi.py, and the stock handler there is reported; before, only
+    config/settings/asgi.py was looked at and every stock-handler check stayed quiet."""
+    settings.ASGI_APPLICATION = None
+    settings.SETTINGS_MODULE = "django_support.split_layout.settings.production"
+    [warning] = run_checks()
+    assert warning.id == "asgishift.W001"
+    assert warning.msg.startswith("django_support.split_layout.asgi.application is")
+
+
 def test_atomic_requests_with_async_views(settings: Any) -> None:
     settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
     try:

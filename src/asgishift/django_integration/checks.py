@@ -84,8 +84,11 @@ def _warning(check_id: str, msg: str) -> checks.CheckMessage:
 def stock_handler_in_use() -> str | None:
     """Return the dotted path of a stock Django ``ASGIHandler`` this project serves, or ``None``.
 
-    Looks at ``ASGI_APPLICATION``, else ``<settings package>.asgi.application``.
-    Anything that cannot be imported counts as "not in use".
+    Looks at ``ASGI_APPLICATION``, else at the project's ``asgi.py``: the
+    ``asgi`` module of the nearest package enclosing the settings module that
+    has one (``mysite.settings`` → ``mysite.asgi``; a settings package,
+    ``config.settings.production`` → ``config.settings.asgi``, else
+    ``config.asgi``). Anything that cannot be imported counts as "not in use".
     """
     from django.core.handlers.asgi import ASGIHandler
 
@@ -93,12 +96,12 @@ def stock_handler_in_use() -> str | None:
 
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
-        package = (getattr(settings, "SETTINGS_MODULE", None) or "").rpartition(".")[0]
-        if not package:
+        module = _project_asgi_module(getattr(settings, "SETTINGS_MODULE", None) or "")
+        if module is None:
             return None
-        path = f"{package}.asgi.application"
+        path = f"{module}.application"
         try:
-            importlib.import_module(f"{package}.asgi")
+            importlib.import_module(module)
         except Exception:
             return None
     try:
@@ -107,6 +110,20 @@ def stock_handler_in_use() -> str | None:
         return None
     if isinstance(app, ASGIHandler) and not isinstance(app, BoundedASGIHandler):
         return str(path)
+    return None
+
+
+def _project_asgi_module(settings_module: str) -> str | None:
+    """The dotted name of the ``asgi`` module nearest to ``settings_module``, looking in
+    each enclosing package from the innermost out; ``None`` when there is none."""
+    parts = settings_module.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        candidate = ".".join([*parts[:end], "asgi"])
+        try:
+            if importlib.util.find_spec(candidate) is not None:
+                return candidate
+        except (ImportError, ValueError):  # a parent that is not a package, or is blocked
+            continue
     return None
 
 
