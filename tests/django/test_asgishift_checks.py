@@ -60,6 +60,20 @@ def test_asgi_py_beside_a_settings_package_is_found(settings: Any) -> None:
     assert warning.msg.startswith("django_support.split_layout.asgi.application is")
 
 
+@pytest.mark.urls("django_support.clean_urls")
+def test_stock_handler_inside_a_channels_router_is_reported(settings: Any) -> None:
+    """ASGI_APPLICATION = a Channels ProtocolTypeRouter whose "http" is Django's stock
+    handler (the Channels docs' asgi.py): HTTP runs on that handler, so W001 applies;
+    before, a router was not looked into and the checks stayed quiet."""
+    pytest.importorskip("channels")
+    settings.ASGI_APPLICATION = "django_support.channels_asgi.application"
+    [warning] = run_checks()
+    assert warning.id == "asgishift.W001"
+    assert "django_support.channels_asgi.application ('http' of its router)" in warning.msg
+    settings.ASGI_APPLICATION = "django_support.channels_asgi.ours_application"
+    assert run_checks() == []
+
+
 def test_atomic_requests_with_async_views(settings: Any) -> None:
     settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
     try:

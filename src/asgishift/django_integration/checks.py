@@ -88,7 +88,12 @@ def stock_handler_in_use() -> str | None:
     ``asgi`` module of the nearest package enclosing the settings module that
     has one (``mysite.settings`` → ``mysite.asgi``; a settings package,
     ``config.settings.production`` → ``config.settings.asgi``, else
-    ``config.asgi``). Anything that cannot be imported counts as "not in use".
+    ``config.asgi``). A Channels ``ProtocolTypeRouter`` is looked into: its
+    ``"http"`` application is what serves HTTP. Anything that cannot be imported
+    counts as "not in use".
+
+    :return: e.g. ``"mysite.asgi.application"``, or
+        ``"mysite.asgi.application ('http' of its router)"`` for a router.
     """
     from django.core.handlers.asgi import ASGIHandler
 
@@ -108,8 +113,12 @@ def stock_handler_in_use() -> str | None:
         app = import_string(path)
     except Exception:
         return None
+    where = str(path)
+    routes = getattr(app, "application_mapping", None)  # Channels' ProtocolTypeRouter
+    if isinstance(routes, dict) and "http" in routes:
+        app, where = routes["http"], f"{path} ('http' of its router)"
     if isinstance(app, ASGIHandler) and not isinstance(app, BoundedASGIHandler):
-        return str(path)
+        return where
     return None
 
 
