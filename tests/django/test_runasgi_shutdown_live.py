@@ -109,6 +109,32 @@ def test_request_in_flight_at_sigterm(
         assert outcome.get("status") != 200, (outcome, log)
 
 
+@pytest.mark.parametrize("reload", [False, True], ids=["noreload", "reload"])
+def test_second_ctrl_c_exits_at_once(project: Path, reload: bool) -> None:
+    """Ctrl+C while a request is in flight stops gracefully (up to --shutdown-timeout,
+    30 s here); a second Ctrl+C exits at once with status 1, as uvicorn does on its own
+    and as runserver does at the first. Before, later signals changed nothing and the
+    developer waited the whole timeout (an open EventSource tab, a long poll)."""
+    command = runasgi_command("uvicorn", "--settings", "slow_settings")
+    if not reload:
+        command.append("--noreload")
+    with live_server("uvicorn", "", command=command, app_dir=project, env=child_env()) as live:
+        outcome: dict[str, object] = {}
+        client = request_in_background(f"{live.url}/slow/?seconds=600", outcome)
+        live.wait_for_log("slow view started", 30)
+        os.killpg(live.process.pid, signal.SIGINT)
+        live.wait_for_log("received SIGINT; stopping uvicorn gracefully", 10)
+        assert live.process.poll() is None  # the graceful stop waits for the request
+        os.killpg(live.process.pid, signal.SIGINT)
+        # Far below the 30 s the graceful stop would wait.
+        status = live.process.wait(15)
+        client.join(30)
+        log = live.log()
+    assert status == 1, log
+    assert "received SIGINT again; exiting at once" in log
+    assert "status" not in outcome, outcome
+
+
 def test_help_and_bad_value_come_from_serve_declaration(project: Path) -> None:
     """``runasgi --help`` shows serve's help for the flag; a bad value is refused with
     serve's message, before any server starts."""

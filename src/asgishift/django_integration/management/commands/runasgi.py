@@ -160,14 +160,18 @@ class Command(RunserverCommand):
     def _stop_on_signal(self) -> None:
         """Body of the signal thread: stop the server gracefully at the first signal.
 
-        Later signals (the reloading parent forwards SIGTERM) change nothing. Under
-        the autoreloader the main thread runs Django's reloader loop; it is
-        interrupted once the server has stopped, and :meth:`_on_signal` ends it.
-        Without the reloader the main thread serves and returns by itself
-        (:meth:`inner_run`).
+        A second SIGINT while the graceful stop waits (a second Ctrl+C) ends the
+        process at once (:meth:`_exit_on_second_interrupt`); later SIGTERMs (the
+        reloading parent forwards SIGTERM) change nothing. Under the autoreloader
+        the main thread runs Django's reloader loop; it is interrupted once the
+        server has stopped, and :meth:`_on_signal` ends it. Without the reloader
+        the main thread serves and returns by itself (:meth:`inner_run`).
         """
         signum = self._signals.get()
         self._signal_taken.set()
+        threading.Thread(
+            target=self._exit_on_second_interrupt, name="asgishift-runasgi-force", daemon=True
+        ).start()
         stopped = False
         try:
             stopped = self.stop_server(f"received {signal.Signals(signum).name}")
@@ -177,6 +181,26 @@ class Command(RunserverCommand):
             # No server was serving (still checking, or between reloads): the
             # main thread is not waiting for one, so end it from its handler.
             _thread.interrupt_main(signal.Signals(signum))
+
+    def _exit_on_second_interrupt(self) -> None:
+        """Wait for a SIGINT after the first signal; end the process at once with status 1
+        unless the graceful stop is done by then.
+
+        As uvicorn run on its own: the first Ctrl+C lets requests in flight finish
+        (at most ``--shutdown-timeout``), the second does not wait for them.
+        Lifespan shutdown does not run then; the database server closes the
+        connections the process held.
+        """
+        while True:
+            signum = self._signals.get()
+            if self._signal_done.is_set():
+                return
+            if signum == signal.SIGINT:
+                self.stderr.write(
+                    "received SIGINT again; exiting at once without waiting for the "
+                    "requests in flight or lifespan shutdown"
+                )
+                os._exit(1)
 
     def stop_server(self, why: str) -> bool:
         """Stop the running server gracefully (lifespan shutdown runs), logging why.
