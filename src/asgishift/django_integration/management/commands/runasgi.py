@@ -69,6 +69,11 @@ class Command(RunserverCommand):
     #: Seconds the thread serving waits, once a signal stopped the server, for the
     #: signal thread to finish (its last line, "stopped.").
     SIGNAL_STOP_TIMEOUT = 60.0
+    #: Seconds requests in flight get at a file change (or ``--shutdown-timeout``
+    #: when shorter) before the process restarts without them: an endless
+    #: request (an EventSource stream, a long poll) would otherwise hold every
+    #: reload for the whole ``--shutdown-timeout``.
+    RELOAD_GRACE = 3.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -221,8 +226,29 @@ class Command(RunserverCommand):
         return True
 
     def _on_file_changed(self, sender: Any, file_path: Any, **kwargs: Any) -> None:
-        # Returning None lets Django's reloader restart the process afterwards.
-        self.stop_server(f"{file_path} changed")
+        """Stop the server for a reload (Django's ``file_changed`` signal, on the main
+        thread); returning lets Django's reloader restart the process.
+
+        The graceful stop (``--shutdown-timeout`` still cuts requests when it is
+        shorter) gets :attr:`RELOAD_GRACE` seconds; if the server has not stopped
+        by then, the process ends at once with status 3, which the reloading
+        parent restarts. Lifespan shutdown does not run then (the database server
+        closes the connections).
+        """
+        stopped = threading.Event()
+
+        def stop() -> None:
+            self.stop_server(f"{file_path} changed")
+            stopped.set()
+
+        threading.Thread(target=stop, name="asgishift-runasgi-reload", daemon=True).start()
+        if stopped.wait(self.RELOAD_GRACE):
+            return
+        self.stderr.write(
+            f"requests still running after {self.RELOAD_GRACE:g} s; restarting without them "
+            "(--shutdown-timeout applies to Ctrl+C and SIGTERM)"
+        )
+        os._exit(3)  # the reloading parent (_reloading_parent) restarts on status 3
 
     def serve_config(self, **options: Any) -> tuple[ServeConfig, str]:
         """Return the :class:`~asgishift.serve.ServeConfig` to serve (holding the loaded
