@@ -74,6 +74,25 @@ def test_stock_handler_inside_a_channels_router_is_reported(settings: Any) -> No
     assert run_checks() == []
 
 
+@pytest.mark.urls("django_support.download_urls")
+def test_file_response_is_reported_under_the_stock_handler(settings: Any) -> None:
+    """FileResponse iterates its file synchronously, so Django's stock ASGI handler reads
+    the whole file into memory before sending (Django warns "StreamingHttpResponse must
+    consume synchronous iterators" at run time); before, W004 named only
+    StreamingHttpResponse calls and said nothing about downloads."""
+    settings.ASGI_APPLICATION = STOCK
+    [warning] = [m for m in run_checks() if m.id == "asgishift.W004"]
+    assert "django_support/download_urls.py:" in warning.msg.replace("\\", "/")
+    assert "FileResponse" in warning.msg
+    line = int(warning.msg.split("download_urls.py:")[1].split(":")[0])
+    from django_support import download_urls
+
+    source = Path(download_urls.__file__).read_text().splitlines()
+    assert "FileResponse(open(" in source[line - 1]
+    settings.ASGI_APPLICATION = OURS
+    assert [m for m in run_checks() if m.id == "asgishift.W004"] == []
+
+
 def test_atomic_requests_with_async_views(settings: Any) -> None:
     settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
     try:

@@ -60,11 +60,12 @@ CHECKS = (
     ),
     CheckInfo(
         "asgishift.W004",
-        "StreamingHttpResponse with a sync iterator under Django's stock ASGI handler",
-        "Django's stock ASGI handler consumes a sync iterator whole into memory before "
-        "sending it; give StreamingHttpResponse an async iterator (async def with yield), or "
-        "serve the project with asgishift.django_integration.get_asgi_application(), which "
-        "streams it.",
+        "StreamingHttpResponse with a sync iterator, or FileResponse, under Django's stock "
+        "ASGI handler",
+        "Django's stock ASGI handler consumes a sync iterator (a FileResponse's file "
+        "included) whole into memory before sending it; give StreamingHttpResponse an async "
+        "iterator (async def with yield), or serve the project with "
+        "asgishift.django_integration.get_asgi_application(), which streams both.",
     ),
     CheckInfo(
         "asgishift.W005",
@@ -270,7 +271,8 @@ def _local_functions(scope: ast.AST) -> dict[str, bool]:
 
 
 class _StreamFinder(ast.NodeVisitor):
-    """Find ``StreamingHttpResponse(<sync generator>)`` calls in a function's source.
+    """Find ``StreamingHttpResponse(<sync generator>)`` and ``FileResponse(...)`` calls
+    (a file is always iterated synchronously) in a function's source.
 
     A called name is resolved as Python does for a function: in the enclosing
     functions, innermost first, then in the module (``module_functions``,
@@ -280,7 +282,8 @@ class _StreamFinder(ast.NodeVisitor):
 
     def __init__(self, module_functions: dict[str, bool]) -> None:
         self.scopes = [module_functions]
-        self.lines: list[int] = []
+        #: ``(line, class name)`` of each call found.
+        self.found: list[tuple[int, str]] = []
 
     def _is_sync_generator(self, name: str) -> bool:
         for scope in reversed(self.scopes):
@@ -307,14 +310,18 @@ class _StreamFinder(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-        if name == "StreamingHttpResponse" and node.args and self._is_sync_iterator(node.args[0]):
-            self.lines.append(node.lineno)
+        sync_stream = (
+            name == "StreamingHttpResponse" and node.args and self._is_sync_iterator(node.args[0])
+        )
+        if sync_stream or name == "FileResponse":
+            self.found.append((node.lineno, name))
         self.generic_visit(node)
 
 
 def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
-    """Return ``"file:line"`` of each ``StreamingHttpResponse`` built from a sync
-    generator in the source of ``callback``'s module (found by parsing it)."""
+    """Return ``"file:line: what"`` of each ``StreamingHttpResponse`` built from a sync
+    generator, and of each ``FileResponse``, in the source of ``callback`` (found by
+    parsing it); ``what`` names the class and its sync iterator."""
     func = inspect.unwrap(getattr(callback, "view_class", callback))
     try:
         module_source = inspect.getsource(inspect.getmodule(func))  # type: ignore[arg-type]
@@ -325,7 +332,11 @@ def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
         return []
     finder = _StreamFinder(_local_functions(ast.parse(module_source)))
     finder.visit(ast.parse(source))
-    return [f"{filename}:{first_line + line - 1}" for line in finder.lines]
+    what = {
+        "StreamingHttpResponse": "StreamingHttpResponse is given a sync iterator",
+        "FileResponse": "FileResponse iterates its file synchronously",
+    }
+    return [f"{filename}:{first_line + line - 1}: {what[name]}" for line, name in finder.found]
 
 
 @checks.register("asgishift")
@@ -343,10 +354,7 @@ def check_sync_streaming(**kwargs: Any) -> list[checks.CheckMessage]:
         if module.startswith("django."):
             continue
         sites.update(sync_stream_sites(callback))
-    return [
-        _warning("asgishift.W004", f"{site}: StreamingHttpResponse is given a sync iterator.")
-        for site in sorted(sites)
-    ]
+    return [_warning("asgishift.W004", f"{site}.") for site in sorted(sites)]
 
 
 @checks.register("asgishift")
