@@ -245,7 +245,8 @@ class Command(RunserverCommand):
         if stopped.wait(self.RELOAD_GRACE):
             return
         self.stderr.write(
-            f"requests still running after {self.RELOAD_GRACE:g} s; restarting without them "
+            f"the server did not stop within {self.RELOAD_GRACE:g} s (requests still running, "
+            "or a slow lifespan shutdown); restarting without waiting "
             "(--shutdown-timeout applies to Ctrl+C and SIGTERM)"
         )
         os._exit(3)  # the reloading parent (_reloading_parent) restarts on status 3
