@@ -82,3 +82,24 @@ def test_banner_warning_follows_django_runserver_hide_warning(
     text = out.getvalue()
     assert "Starting ASGI development server (uvicorn;" in text
     assert ("This is a development server" in text) is (hide is None)
+
+
+def test_address_fix_names_runasgi_arguments() -> None:
+    """The message for an address runasgi cannot bind names runasgi's argument that fixes
+    it: a port of 1024 or above for EACCES, an address of this machine otherwise."""
+    import errno
+
+    from asgishift.django_integration.management.commands.runasgi import _address_fix
+    from asgishift.serve._errors import AddressUnavailableError
+
+    def fix(host: str, port: int, code: int, reason: str) -> str:
+        return _address_fix(AddressUnavailableError("", host, port, OSError(code, reason)))
+
+    denied = fix("0.0.0.0", 80, errno.EACCES, "Permission denied")
+    assert denied == (
+        "cannot listen on 0.0.0.0:80 (Permission denied); choose a port of 1024 or above, "
+        "e.g. manage.py runasgi 0.0.0.0:8000"
+    )
+    elsewhere = fix("2001:db8::1", 8000, errno.EADDRNOTAVAIL, "Cannot assign requested address")
+    assert elsewhere.startswith("cannot listen on [2001:db8::1]:8000 (Cannot assign")
+    assert elsewhere.endswith("e.g. manage.py runasgi [::1]:8000")
