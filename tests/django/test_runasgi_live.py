@@ -139,6 +139,24 @@ def test_port_in_use_is_a_clear_error_and_nonzero_exit(project: Path) -> None:
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
 
 
+def test_port_zero_is_refused_in_runasgi_terms(project: Path) -> None:
+    """runserver takes port 0 (any free port); runasgi cannot, and says so with its own
+    argument; before, the refusal named ``--port``, a flag of ``asgishift serve`` that
+    runasgi lacks, after the system checks had run."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runasgi", "127.0.0.1:0", "--noreload"],
+        cwd=project,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "runasgi needs a port from 1 to 65535, got 0" in result.stderr
+    assert "--port" not in result.stderr
+    assert "Performing system checks" not in result.stdout
+
+
 @pytest.mark.parametrize("reload", [False, True], ids=["noreload", "reload"])
 def test_address_not_on_this_machine_is_runasgi_error_and_exit_1(
     project: Path, reload: bool

@@ -138,7 +138,16 @@ class Command(RunserverCommand):
         super().handle(*args, **options)
 
     def run(self, **options: Any) -> None:
-        """Serve, under the autoreloader unless ``--noreload`` (as runserver)."""
+        """Serve, under the autoreloader unless ``--noreload`` (as runserver).
+
+        :raise CommandError: for port 0 or one above 65535 (runserver takes 0 as
+            "any free port"; the embedded servers need the port before they start).
+        """
+        if not 1 <= int(self.port) <= 65535:
+            raise CommandError(
+                f"runasgi needs a port from 1 to 65535, got {self.port}; "
+                "e.g. manage.py runasgi 8000"
+            )
         if options["use_reloader"] and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true":
             sys.exit(_reloading_parent())
         super().run(**options)
