@@ -91,6 +91,37 @@ def test_pages_static_reload_and_shutdown(server: str, project: Path) -> None:
     assert "Traceback" not in log
 
 
+def test_template_edit_is_served_without_a_restart(project: Path) -> None:
+    """As under runserver, a template edit is picked up in place (Django's template
+    receiver of ``file_changed`` resets the loaders, and the reloader then does not
+    restart). Before, runasgi stopped its server for every changed file, so after a
+    template edit the server was gone and nothing restarted it: connection refused until
+    a Python file changed."""
+    template = project / "shelf" / "templates" / "shelf" / "index.html"
+    original = template.read_text()
+    with live_server(
+        "uvicorn", "", command=runasgi_command("uvicorn"), app_dir=project, env=child_env()
+    ) as live:
+        assert page_says(live.url + "/", "Welcome to the shelf")
+        written = [0.0]
+
+        def edit_served() -> bool:
+            if page_says(live.url + "/", "Edited template"):
+                return True
+            # The reloader may take its first snapshot of file times after a write.
+            if time.monotonic() - written[0] > 4:
+                template.write_text(original + "<p>Edited template</p>\n")
+                written[0] = time.monotonic()
+            return False
+
+        wait_for(edit_served, 30, "the edited template")
+        assert page_says(live.url + "/count/", "books")
+        log = live.log()
+        assert stop_gracefully(live) == 0
+    assert "index.html changed; stopping" not in log
+    assert log.count("Starting ASGI development server") == 1
+
+
 def test_syntax_error_is_shown_and_the_fix_is_picked_up(project: Path) -> None:
     views = project / "shelf" / "views.py"
     good = views.read_text()

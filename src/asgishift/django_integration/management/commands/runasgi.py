@@ -14,9 +14,11 @@ flag, declared once in :func:`asgishift.serve._cli.add_bridge_flag`), and serves
   (:func:`asgishift.django_integration.get_asgi_application`), so a project
   without ``asgi.py`` works.
 
-The server runs in a thread (:mod:`asgishift.serve._embedded`). On a code
-change the autoreloader's ``file_changed`` signal stops it gracefully (open
-connections finish, lifespan shutdown runs), then Django restarts the process.
+The server runs in a thread (:mod:`asgishift.serve._embedded`). When the
+autoreloader decides to restart for a changed file, the server is first stopped
+gracefully (open connections finish, at most ``RELOAD_GRACE`` seconds, and
+lifespan shutdown runs), then Django restarts the process; a template or
+translation edit, which Django picks up in place, leaves it serving.
 Ctrl+C and SIGTERM stop it the same way, on a thread of their own: the signal
 handler only queues the signal (``queue.SimpleQueue.put`` is safe there), since
 a handler that stopped the server itself would run on top of whatever the main
@@ -135,6 +137,7 @@ class Command(RunserverCommand):
             # The reloader installs its own SIGTERM handler (sys.exit) first;
             # autoreload_started is sent afterwards, from the main thread.
             autoreload.autoreload_started.connect(self._install_signal_handlers, weak=False)
+            autoreload.autoreload_started.connect(self._stop_before_reloads, weak=False)
         super().handle(*args, **options)
 
     def run(self, **options: Any) -> None:
@@ -234,9 +237,30 @@ class Command(RunserverCommand):
         self.stdout.write(f"{server.server} stopped.")
         return True
 
+    def _stop_before_reloads(self, sender: Any, **kwargs: Any) -> None:
+        """``autoreload_started`` receiver: make the reloader (``sender``) stop the server
+        gracefully before each restart, and only then.
+
+        Django's ``notify_file_changed`` restarts unless a ``file_changed`` receiver
+        handled the change in place (templates reset their loaders, translations
+        reload, both returning ``True``). Its decision is taken the same way here,
+        and the server is stopped between the decision and the restart; a receiver
+        of ``file_changed`` itself could not tell, and stopped the server for a
+        template edit that Django then did not restart for.
+        """
+        reloader = sender
+
+        def notify_file_changed(path: Any) -> None:
+            results = autoreload.file_changed.send(sender=reloader, file_path=path)
+            if not any(result for _receiver, result in results):
+                self._on_file_changed(reloader, path)
+                autoreload.trigger_reload(path)
+
+        reloader.notify_file_changed = notify_file_changed
+
     def _on_file_changed(self, sender: Any, file_path: Any, **kwargs: Any) -> None:
-        """Stop the server for a reload (Django's ``file_changed`` signal, on the main
-        thread); returning lets Django's reloader restart the process.
+        """Stop the server for a reload (on the reloader's main thread, once Django has
+        decided to restart); returning lets the reloader restart the process.
 
         The graceful stop (``--shutdown-timeout`` still cuts requests when it is
         shorter) gets :attr:`RELOAD_GRACE` seconds; if the server has not stopped
@@ -346,8 +370,6 @@ class Command(RunserverCommand):
                 os._exit(1)
             self.stderr.write("Waiting for a file change to restart.")
             return
-        if options["use_reloader"]:
-            autoreload.file_changed.connect(self._on_file_changed, weak=False)
         self._banner(options["server"], what + static)
         server.wait()
         if self._signal_taken.is_set():
