@@ -47,6 +47,52 @@ def test_our_handler_is_quiet_with_conn_max_age(settings: Any) -> None:
         settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
+@pytest.mark.urls("django_support.clean_urls")
+def test_asgi_py_beside_a_settings_package_is_found(settings: Any) -> None:
+    """DJANGO_SETTINGS_MODULE = "config.settings.production" (a settings package, as
+    cookiecutter-django and many older projects have): the project's asgi.py is
+    config/asgi.py, and the stock handler there is reported; before, only
+    config/settings/asgi.py was looked at and every stock-handler check stayed quiet."""
+    settings.ASGI_APPLICATION = None
+    settings.SETTINGS_MODULE = "django_support.split_layout.settings.production"
+    [warning] = run_checks()
+    assert warning.id == "asgishift.W001"
+    assert warning.msg.startswith("django_support.split_layout.asgi.application is")
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_stock_handler_inside_a_channels_router_is_reported(settings: Any) -> None:
+    """ASGI_APPLICATION = a Channels ProtocolTypeRouter whose "http" is Django's stock
+    handler (the Channels docs' asgi.py): HTTP runs on that handler, so W001 applies;
+    before, a router was not looked into and the checks stayed quiet."""
+    pytest.importorskip("channels")
+    settings.ASGI_APPLICATION = "django_support.channels_asgi.application"
+    [warning] = run_checks()
+    assert warning.id == "asgishift.W001"
+    assert "django_support.channels_asgi.application ('http' of its router)" in warning.msg
+    settings.ASGI_APPLICATION = "django_support.channels_asgi.ours_application"
+    assert run_checks() == []
+
+
+@pytest.mark.urls("django_support.download_urls")
+def test_file_response_is_reported_under_the_stock_handler(settings: Any) -> None:
+    """FileResponse iterates its file synchronously, so Django's stock ASGI handler reads
+    the whole file into memory before sending (Django warns "StreamingHttpResponse must
+    consume synchronous iterators" at run time); before, W004 named only
+    StreamingHttpResponse calls and said nothing about downloads."""
+    settings.ASGI_APPLICATION = STOCK
+    [warning] = [m for m in run_checks() if m.id == "asgishift.W004"]
+    assert "django_support/download_urls.py:" in warning.msg.replace("\\", "/")
+    assert "FileResponse" in warning.msg
+    line = int(warning.msg.split("download_urls.py:")[1].split(":")[0])
+    from django_support import download_urls
+
+    source = Path(download_urls.__file__).read_text().splitlines()
+    assert "FileResponse(open(" in source[line - 1]
+    settings.ASGI_APPLICATION = OURS
+    assert [m for m in run_checks() if m.id == "asgishift.W004"] == []
+
+
 def test_atomic_requests_with_async_views(settings: Any) -> None:
     settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
     try:
@@ -114,6 +160,7 @@ def test_sync_iterator_streaming_is_fine_with_our_handler_or_wsgi(settings: Any)
 
 @pytest.mark.urls("django_support.clean_urls")
 def test_missing_server_and_unknown_server(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.DEBUG = True  # a development setup, where runasgi is used
     settings.ASGISHIFT_RUNASGI_SERVER = "granian"
     assert run_checks() == []
     monkeypatch.setitem(sys.modules, "granian", None)
@@ -123,6 +170,23 @@ def test_missing_server_and_unknown_server(settings: Any, monkeypatch: pytest.Mo
     settings.ASGISHIFT_RUNASGI_SERVER = "gunicorn"
     [error] = run_checks()
     assert (error.id, error.level) == ("asgishift.E001", checks.ERROR)
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_missing_dev_server_is_not_reported_with_debug_off(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A production settings file (DEBUG off) on a machine without runasgi's server, e.g.
+    one that serves with granian or gunicorn and has no uvicorn: runasgi is not used
+    there, so ``check --deploy`` (and every migrate) says nothing about it; before, W005
+    was reported there."""
+    settings.DEBUG = False
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    out, err = StringIO(), StringIO()
+    call_command("check", "--deploy", stdout=out, stderr=err)
+    assert "asgishift" not in out.getvalue() + err.getvalue()
+    settings.ASGISHIFT_RUNASGI_SERVER = "gunicorn"  # a wrong name is still an error
+    assert ids(run_checks()) == ["asgishift.E001"]
 
 
 @pytest.mark.urls("django_support.clean_urls")

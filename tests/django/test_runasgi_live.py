@@ -91,6 +91,37 @@ def test_pages_static_reload_and_shutdown(server: str, project: Path) -> None:
     assert "Traceback" not in log
 
 
+def test_template_edit_is_served_without_a_restart(project: Path) -> None:
+    """As under runserver, a template edit is picked up in place (Django's template
+    receiver of ``file_changed`` resets the loaders, and the reloader then does not
+    restart). Before, runasgi stopped its server for every changed file, so after a
+    template edit the server was gone and nothing restarted it: connection refused until
+    a Python file changed."""
+    template = project / "shelf" / "templates" / "shelf" / "index.html"
+    original = template.read_text()
+    with live_server(
+        "uvicorn", "", command=runasgi_command("uvicorn"), app_dir=project, env=child_env()
+    ) as live:
+        assert page_says(live.url + "/", "Welcome to the shelf")
+        written = [0.0]
+
+        def edit_served() -> bool:
+            if page_says(live.url + "/", "Edited template"):
+                return True
+            # The reloader may take its first snapshot of file times after a write.
+            if time.monotonic() - written[0] > 4:
+                template.write_text(original + "<p>Edited template</p>\n")
+                written[0] = time.monotonic()
+            return False
+
+        wait_for(edit_served, 30, "the edited template")
+        assert page_says(live.url + "/count/", "books")
+        log = live.log()
+        assert stop_gracefully(live) == 0
+    assert "index.html changed; stopping" not in log
+    assert log.count("Starting ASGI development server") == 1
+
+
 def test_syntax_error_is_shown_and_the_fix_is_picked_up(project: Path) -> None:
     views = project / "shelf" / "views.py"
     good = views.read_text()
@@ -137,6 +168,49 @@ def test_port_in_use_is_a_clear_error_and_nonzero_exit(project: Path) -> None:
         )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_port_zero_is_refused_in_runasgi_terms(project: Path) -> None:
+    """runserver takes port 0 (any free port); runasgi cannot, and says so with its own
+    argument; before, the refusal named ``--port``, a flag of ``asgishift serve`` that
+    runasgi lacks, after the system checks had run."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runasgi", "127.0.0.1:0", "--noreload"],
+        cwd=project,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "runasgi needs a port from 1 to 65535, got 0" in result.stderr
+    assert "--port" not in result.stderr
+    assert "Performing system checks" not in result.stdout
+
+
+@pytest.mark.parametrize("reload", [False, True], ids=["noreload", "reload"])
+def test_address_not_on_this_machine_is_runasgi_error_and_exit_1(
+    project: Path, reload: bool
+) -> None:
+    """As runserver: an address this machine does not have ends the command with status 1
+    and a fix in runasgi's terms; before, the message told to pass ``--host`` (a flag of
+    ``asgishift serve`` that runasgi lacks) and, under the reloader, runasgi kept waiting
+    for a file change."""
+    address = "192.0.2.1"  # TEST-NET-1 (RFC 5737): on no machine
+    port = free_port()
+    command = [sys.executable, "manage.py", "runasgi", f"{address}:{port}"]
+    result = subprocess.run(
+        command if reload else [*command, "--noreload"],
+        cwd=project,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"cannot listen on {address}:{port}" in result.stderr
+    assert f"manage.py runasgi 127.0.0.1:{port}" in result.stderr
+    assert "--host" not in result.stderr
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "daphne"])  # daphne: asgishift drives lifespan

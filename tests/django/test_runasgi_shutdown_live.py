@@ -17,11 +17,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from django_sample_project import child_env, make_template, runasgi_command
+from django_sample_project import child_env, make_template, runasgi_command, stop_gracefully
 
 from live import ASGI_SERVERS, live_server
 
@@ -107,6 +108,65 @@ def test_request_in_flight_at_sigterm(
     else:
         assert "body" not in outcome or outcome["body"] != f"answered after {view_seconds} s"
         assert outcome.get("status") != 200, (outcome, log)
+
+
+@pytest.mark.parametrize("reload", [False, True], ids=["noreload", "reload"])
+def test_second_ctrl_c_exits_at_once(project: Path, reload: bool) -> None:
+    """Ctrl+C while a request is in flight stops gracefully (up to --shutdown-timeout,
+    30 s here); a second Ctrl+C exits at once with status 1, as uvicorn does on its own
+    and as runserver does at the first. Before, later signals changed nothing and the
+    developer waited the whole timeout (an open EventSource tab, a long poll)."""
+    command = runasgi_command("uvicorn", "--settings", "slow_settings")
+    if not reload:
+        command.append("--noreload")
+    with live_server("uvicorn", "", command=command, app_dir=project, env=child_env()) as live:
+        outcome: dict[str, object] = {}
+        client = request_in_background(f"{live.url}/slow/?seconds=600", outcome)
+        live.wait_for_log("slow view started", 30)
+        os.killpg(live.process.pid, signal.SIGINT)
+        live.wait_for_log("received SIGINT; stopping uvicorn gracefully", 10)
+        assert live.process.poll() is None  # the graceful stop waits for the request
+        os.killpg(live.process.pid, signal.SIGINT)
+        # Far below the 30 s the graceful stop would wait.
+        status = live.process.wait(15)
+        client.join(30)
+        log = live.log()
+    assert status == 1, log
+    assert "received SIGINT again; exiting at once" in log
+    assert "status" not in outcome, outcome
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_file_change_does_not_wait_for_an_endless_request(project: Path, server: str) -> None:
+    """A file change while a request runs on (an EventSource stream such as
+    django-browser-reload's, a long poll) restarts within RELOAD_GRACE (3 s), not after
+    --shutdown-timeout (30 s by default); before, every edit made the developer wait 30 s
+    for the new code while a browser tab held a stream open."""
+    command = runasgi_command(server, "--settings", "slow_settings")
+    with live_server(server, "", command=command, app_dir=project, env=child_env()) as live:
+        outcome: dict[str, object] = {}
+        client = request_in_background(f"{live.url}/slow/?seconds=600", outcome)
+        live.wait_for_log("slow view started", 30)
+        urls = project / "slow_urls.py"
+
+        def reload_began() -> bool:
+            # Touch again until the reloader sees it (its first snapshot may be later).
+            urls.touch()
+            return "slow_urls.py changed; stopping" in live.log()
+
+        deadline = time.monotonic() + 30
+        while not reload_began():
+            assert time.monotonic() < deadline, live.log()
+            time.sleep(0.5)
+        # Far below the 30 s the old process would have waited for the request.
+        live.wait_for_log(r"(?s)changed; stopping.*Starting ASGI development server", 20)
+        page = httpx.get(f"{live.url}/count/", timeout=10)
+        assert page.status_code == 200
+        client.join(30)
+        assert "status" not in outcome, outcome
+        log = live.log()
+        assert stop_gracefully(live) == 0
+    assert "the server did not stop within 3 s (requests still running" in log
 
 
 def test_help_and_bad_value_come_from_serve_declaration(project: Path) -> None:

@@ -16,7 +16,9 @@ from asgishift.django_integration.static import (
     not_modified,
     parse_range,
     relative_static_path,
+    staticfiles_app,
 )
+from asgishift.serve import ServeConfig
 from django_support.asgi_call import call
 
 
@@ -119,3 +121,27 @@ def test_range_head_304_416_and_pass_through(files: Path) -> None:
     assert asyncio.run(call(app, "POST", "/static/site.css")).status == 405
     other = asyncio.run(call(app, "GET", "/page/"))
     assert (other.status, other.body) == (299, b"app")
+
+
+def test_absolute_static_url_is_left_to_its_host(settings: Any) -> None:
+    """A STATIC_URL on another host (a CDN) is not served, and runasgi starts anyway, as
+    runserver's StaticFilesHandler ignores such a URL; before, runasgi stopped with a
+    traceback (ImproperlyConfigured) at startup under DEBUG."""
+    from asgishift.django_integration.management.commands.runasgi import Command
+
+    settings.STATIC_URL = "https://cdn.example.com/static/"
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    reply = asyncio.run(call(staticfiles_app(downstream), "GET", "/static/admin/css/base.css"))
+    assert (reply.status, reply.body) == (299, b"/static/admin/css/base.css")
+
+    options = {"use_static_handler": True, "insecure_serving": False}
+    settings.DEBUG = True
+    config = ServeConfig(app=downstream, interface="asgi")
+    app, banner = Command().get_application(config, **options)
+    assert banner == ""
+    served = asyncio.run(call(app, "GET", "/static/admin/css/base.css"))
+    assert served.status == 299

@@ -60,15 +60,16 @@ CHECKS = (
     ),
     CheckInfo(
         "asgishift.W004",
-        "StreamingHttpResponse with a sync iterator under Django's stock ASGI handler",
-        "Django's stock ASGI handler consumes a sync iterator whole into memory before "
-        "sending it; give StreamingHttpResponse an async iterator (async def with yield), or "
-        "serve the project with asgishift.django_integration.get_asgi_application(), which "
-        "streams it.",
+        "StreamingHttpResponse with a sync iterator, or FileResponse, under Django's stock "
+        "ASGI handler",
+        "Django's stock ASGI handler consumes a sync iterator (a FileResponse's file "
+        "included) whole into memory before sending it; give StreamingHttpResponse an async "
+        "iterator (async def with yield), or serve the project with "
+        "asgishift.django_integration.get_asgi_application(), which streams both.",
     ),
     CheckInfo(
         "asgishift.W005",
-        "The server runasgi uses is not installed",
+        "The server runasgi uses is not installed (checked with DEBUG on)",
         "Install it, e.g. pip install 'asgishift[uvicorn]', or set ASGISHIFT_RUNASGI_SERVER "
         "to an installed server.",
     ),
@@ -84,8 +85,16 @@ def _warning(check_id: str, msg: str) -> checks.CheckMessage:
 def stock_handler_in_use() -> str | None:
     """Return the dotted path of a stock Django ``ASGIHandler`` this project serves, or ``None``.
 
-    Looks at ``ASGI_APPLICATION``, else ``<settings package>.asgi.application``.
-    Anything that cannot be imported counts as "not in use".
+    Looks at ``ASGI_APPLICATION``, else at the project's ``asgi.py``: the
+    ``asgi`` module of the nearest package enclosing the settings module that
+    has one (``mysite.settings`` → ``mysite.asgi``; a settings package,
+    ``config.settings.production`` → ``config.settings.asgi``, else
+    ``config.asgi``). A Channels ``ProtocolTypeRouter`` is looked into: its
+    ``"http"`` application is what serves HTTP. Anything that cannot be imported
+    counts as "not in use".
+
+    :return: e.g. ``"mysite.asgi.application"``, or
+        ``"mysite.asgi.application ('http' of its router)"`` for a router.
     """
     from django.core.handlers.asgi import ASGIHandler
 
@@ -93,20 +102,38 @@ def stock_handler_in_use() -> str | None:
 
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
-        package = (getattr(settings, "SETTINGS_MODULE", None) or "").rpartition(".")[0]
-        if not package:
+        module = _project_asgi_module(getattr(settings, "SETTINGS_MODULE", None) or "")
+        if module is None:
             return None
-        path = f"{package}.asgi.application"
+        path = f"{module}.application"
         try:
-            importlib.import_module(f"{package}.asgi")
+            importlib.import_module(module)
         except Exception:
             return None
     try:
         app = import_string(path)
     except Exception:
         return None
+    where = str(path)
+    routes = getattr(app, "application_mapping", None)  # Channels' ProtocolTypeRouter
+    if isinstance(routes, dict) and "http" in routes:
+        app, where = routes["http"], f"{path} ('http' of its router)"
     if isinstance(app, ASGIHandler) and not isinstance(app, BoundedASGIHandler):
-        return str(path)
+        return where
+    return None
+
+
+def _project_asgi_module(settings_module: str) -> str | None:
+    """The dotted name of the ``asgi`` module nearest to ``settings_module``, looking in
+    each enclosing package from the innermost out; ``None`` when there is none."""
+    parts = settings_module.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        candidate = ".".join([*parts[:end], "asgi"])
+        try:
+            if importlib.util.find_spec(candidate) is not None:
+                return candidate
+        except (ImportError, ValueError):  # a parent that is not a package, or is blocked
+            continue
     return None
 
 
@@ -244,7 +271,8 @@ def _local_functions(scope: ast.AST) -> dict[str, bool]:
 
 
 class _StreamFinder(ast.NodeVisitor):
-    """Find ``StreamingHttpResponse(<sync generator>)`` calls in a function's source.
+    """Find ``StreamingHttpResponse(<sync generator>)`` and ``FileResponse(...)`` calls
+    (a file is always iterated synchronously) in a function's source.
 
     A called name is resolved as Python does for a function: in the enclosing
     functions, innermost first, then in the module (``module_functions``,
@@ -254,7 +282,8 @@ class _StreamFinder(ast.NodeVisitor):
 
     def __init__(self, module_functions: dict[str, bool]) -> None:
         self.scopes = [module_functions]
-        self.lines: list[int] = []
+        #: ``(line, class name)`` of each call found.
+        self.found: list[tuple[int, str]] = []
 
     def _is_sync_generator(self, name: str) -> bool:
         for scope in reversed(self.scopes):
@@ -281,14 +310,18 @@ class _StreamFinder(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-        if name == "StreamingHttpResponse" and node.args and self._is_sync_iterator(node.args[0]):
-            self.lines.append(node.lineno)
+        sync_stream = (
+            name == "StreamingHttpResponse" and node.args and self._is_sync_iterator(node.args[0])
+        )
+        if sync_stream or name == "FileResponse":
+            self.found.append((node.lineno, name))
         self.generic_visit(node)
 
 
 def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
-    """Return ``"file:line"`` of each ``StreamingHttpResponse`` built from a sync
-    generator in the source of ``callback``'s module (found by parsing it)."""
+    """Return ``"file:line: what"`` of each ``StreamingHttpResponse`` built from a sync
+    generator, and of each ``FileResponse``, in the source of ``callback`` (found by
+    parsing it); ``what`` names the class and its sync iterator."""
     func = inspect.unwrap(getattr(callback, "view_class", callback))
     try:
         module_source = inspect.getsource(inspect.getmodule(func))  # type: ignore[arg-type]
@@ -299,7 +332,11 @@ def sync_stream_sites(callback: Callable[..., Any]) -> list[str]:
         return []
     finder = _StreamFinder(_local_functions(ast.parse(module_source)))
     finder.visit(ast.parse(source))
-    return [f"{filename}:{first_line + line - 1}" for line in finder.lines]
+    what = {
+        "StreamingHttpResponse": "StreamingHttpResponse is given a sync iterator",
+        "FileResponse": "FileResponse iterates its file synchronously",
+    }
+    return [f"{filename}:{first_line + line - 1}: {what[name]}" for line, name in finder.found]
 
 
 @checks.register("asgishift")
@@ -317,20 +354,25 @@ def check_sync_streaming(**kwargs: Any) -> list[checks.CheckMessage]:
         if module.startswith("django."):
             continue
         sites.update(sync_stream_sites(callback))
-    return [
-        _warning("asgishift.W004", f"{site}: StreamingHttpResponse is given a sync iterator.")
-        for site in sorted(sites)
-    ]
+    return [_warning("asgishift.W004", f"{site}.") for site in sorted(sites)]
 
 
 @checks.register("asgishift")
 def check_runasgi_server(**kwargs: Any) -> list[checks.CheckMessage]:
-    """asgishift.W005: the server ``runasgi`` starts by default is not importable."""
+    """asgishift.E001: ``ASGISHIFT_RUNASGI_SERVER`` names no server; asgishift.W005: with
+    ``DEBUG`` on, the server ``runasgi`` starts by default is not importable.
+
+    ``runasgi`` is a development server: a production settings file (``DEBUG``
+    off) on a machine that serves with another server gets no W005, and
+    ``runasgi`` itself refuses a missing server with the install line.
+    """
     from asgishift.serve._servers import SERVERS
 
     server = getattr(settings, "ASGISHIFT_RUNASGI_SERVER", SERVERS[0])
     if server not in SERVERS:
         return [_warning("asgishift.E001", f"ASGISHIFT_RUNASGI_SERVER = {server!r}.")]
+    if not settings.DEBUG:
+        return []
     try:
         if importlib.util.find_spec(server) is not None:
             return []

@@ -189,8 +189,12 @@ async def _plain(
 def staticfiles_app(app: ASGIApp) -> ASGIApp:
     """Wrap ``app`` to serve ``STATIC_URL`` with Django's staticfiles finders.
 
+    A ``STATIC_URL`` on another host (``https://cdn.example.com/static/``) is
+    that host's to serve: ``app`` is returned unwrapped, as runserver's
+    ``StaticFilesHandler`` passes every request on for such a URL.
+
     :raise django.core.exceptions.ImproperlyConfigured: when ``STATIC_URL`` is
-        unset or an absolute URL (another host serves static files then).
+        unset (runserver refuses that too).
     """
     from urllib.parse import urlparse
 
@@ -200,11 +204,13 @@ def staticfiles_app(app: ASGIApp) -> ASGIApp:
 
     static_url = settings.STATIC_URL or ""
     parsed = urlparse(static_url)
-    if not static_url or parsed.netloc:
+    if not static_url:
         raise ImproperlyConfigured(
-            f"runasgi serves static files only from a local STATIC_URL, got {static_url!r}; "
+            "runasgi serves static files from STATIC_URL, which is not set; "
             "pass --nostatic or set STATIC_URL = 'static/'"
         )
+    if parsed.netloc:
+        return app
     prefix = parsed.path if parsed.path.startswith("/") else "/" + parsed.path
     script_name = getattr(settings, "FORCE_SCRIPT_NAME", None) or ""
     if script_name and prefix.startswith(script_name.rstrip("/")):

@@ -9,6 +9,8 @@ Exception tree::
     ├── ServerNotInstalledError the chosen server's extra is not installed
     ├── PortInUseError          another socket holds ``--host``/``--port``
     ├── ServeConfigError        a flag combination the server cannot honour (exit code 2)
+    │   └── AddressUnavailableError  ``--host``/``--port`` cannot be bound here (not an
+    │                                address of this machine, or no permission)
     └── StartupError            the app's lifespan startup failed, or an embedded
                                 server stopped before it listened (exit code 3)
 
@@ -70,7 +72,25 @@ class ServeConfigError(ServeError):
     exit_code = 2
 
 
+class AddressUnavailableError(ServeConfigError):
+    """Report that ``host:port`` cannot be bound for a reason other than another socket
+    holding it (``bind(2)``: ``EADDRNOTAVAIL``, ``EACCES``, ...).
+
+    :param message: the one-line report.
+    :param host: the address that was to be bound.
+    :param port: the TCP port.
+    :param error: the ``OSError`` ``bind`` raised (``errno``, ``strerror``).
+    """
+
+    def __init__(self, message: str, host: str, port: int, error: OSError) -> None:
+        super().__init__(message)
+        self.host = host
+        self.port = port
+        self.error = error
+
+
 __all__ = [
+    "AddressUnavailableError",
     "AppImportError",
     "AppInterfaceError",
     "AppNotFoundError",

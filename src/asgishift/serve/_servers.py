@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from asgishift._types import ASGIApp
 from asgishift.serve._errors import (
+    AddressUnavailableError,
     PortInUseError,
     ServeConfigError,
     ServerNotInstalledError,
@@ -71,7 +72,8 @@ def check_port_free(host: str, port: int) -> None:
     connections lingering in TIME_WAIT from a previous run do not count.
 
     :raise PortInUseError: when another socket listens on the port.
-    :raise ServeConfigError: when ``host`` is not an address of this machine.
+    :raise AddressUnavailableError: when ``host`` is not an address of this machine
+        (or binding is not permitted).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -84,9 +86,12 @@ def check_port_free(host: str, port: int) -> None:
                     f"port {port} on {host} is already in use; stop the process holding it "
                     f"or choose another port, e.g. --port {port + 1 if port < 65535 else 8000}"
                 ) from None
-            raise ServeConfigError(
+            raise AddressUnavailableError(
                 f"cannot listen on {host}:{port} ({exc.strerror}); pass --host with an "
-                "address of this machine, e.g. --host 127.0.0.1"
+                "address of this machine, e.g. --host 127.0.0.1",
+                host,
+                port,
+                exc,
             ) from None
 
 

@@ -14,9 +14,11 @@ flag, declared once in :func:`asgishift.serve._cli.add_bridge_flag`), and serves
   (:func:`asgishift.django_integration.get_asgi_application`), so a project
   without ``asgi.py`` works.
 
-The server runs in a thread (:mod:`asgishift.serve._embedded`). On a code
-change the autoreloader's ``file_changed`` signal stops it gracefully (open
-connections finish, lifespan shutdown runs), then Django restarts the process.
+The server runs in a thread (:mod:`asgishift.serve._embedded`). When the
+autoreloader decides to restart for a changed file, the server is first stopped
+gracefully (open connections finish, at most ``RELOAD_GRACE`` seconds, and
+lifespan shutdown runs), then Django restarts the process; a template or
+translation edit, which Django picks up in place, leaves it serving.
 Ctrl+C and SIGTERM stop it the same way, on a thread of their own: the signal
 handler only queues the signal (``queue.SimpleQueue.put`` is safe there), since
 a handler that stopped the server itself would run on top of whatever the main
@@ -27,6 +29,7 @@ stdout in the middle of one of its writes.
 from __future__ import annotations
 
 import _thread
+import errno
 import logging
 import os
 import queue
@@ -53,6 +56,7 @@ from asgishift.django_integration._executors import DEFAULT_MAX_THREADS
 from asgishift.serve import PortInUseError, ServeConfig, ServeError, build_app
 from asgishift.serve._cli import add_bridge_flag
 from asgishift.serve._embedded import EmbeddedServer
+from asgishift.serve._errors import AddressUnavailableError
 from asgishift.serve._servers import SERVERS, check_server_installed
 
 
@@ -67,6 +71,11 @@ class Command(RunserverCommand):
     #: Seconds the thread serving waits, once a signal stopped the server, for the
     #: signal thread to finish (its last line, "stopped.").
     SIGNAL_STOP_TIMEOUT = 60.0
+    #: Seconds requests in flight get at a file change (or ``--shutdown-timeout``
+    #: when shorter) before the process restarts without them: an endless
+    #: request (an EventSource stream, a long poll) would otherwise hold every
+    #: reload for the whole ``--shutdown-timeout``.
+    RELOAD_GRACE = 3.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,10 +137,20 @@ class Command(RunserverCommand):
             # The reloader installs its own SIGTERM handler (sys.exit) first;
             # autoreload_started is sent afterwards, from the main thread.
             autoreload.autoreload_started.connect(self._install_signal_handlers, weak=False)
+            autoreload.autoreload_started.connect(self._stop_before_reloads, weak=False)
         super().handle(*args, **options)
 
     def run(self, **options: Any) -> None:
-        """Serve, under the autoreloader unless ``--noreload`` (as runserver)."""
+        """Serve, under the autoreloader unless ``--noreload`` (as runserver).
+
+        :raise CommandError: for port 0 or one above 65535 (runserver takes 0 as
+            "any free port"; the embedded servers need the port before they start).
+        """
+        if not 1 <= int(self.port) <= 65535:
+            raise CommandError(
+                f"runasgi needs a port from 1 to 65535, got {self.port}; "
+                "e.g. manage.py runasgi 8000"
+            )
         if options["use_reloader"] and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true":
             sys.exit(_reloading_parent())
         super().run(**options)
@@ -158,14 +177,18 @@ class Command(RunserverCommand):
     def _stop_on_signal(self) -> None:
         """Body of the signal thread: stop the server gracefully at the first signal.
 
-        Later signals (the reloading parent forwards SIGTERM) change nothing. Under
-        the autoreloader the main thread runs Django's reloader loop; it is
-        interrupted once the server has stopped, and :meth:`_on_signal` ends it.
-        Without the reloader the main thread serves and returns by itself
-        (:meth:`inner_run`).
+        A second SIGINT while the graceful stop waits (a second Ctrl+C) ends the
+        process at once (:meth:`_exit_on_second_interrupt`); later SIGTERMs (the
+        reloading parent forwards SIGTERM) change nothing. Under the autoreloader
+        the main thread runs Django's reloader loop; it is interrupted once the
+        server has stopped, and :meth:`_on_signal` ends it. Without the reloader
+        the main thread serves and returns by itself (:meth:`inner_run`).
         """
         signum = self._signals.get()
         self._signal_taken.set()
+        threading.Thread(
+            target=self._exit_on_second_interrupt, name="asgishift-runasgi-force", daemon=True
+        ).start()
         stopped = False
         try:
             stopped = self.stop_server(f"received {signal.Signals(signum).name}")
@@ -175,6 +198,26 @@ class Command(RunserverCommand):
             # No server was serving (still checking, or between reloads): the
             # main thread is not waiting for one, so end it from its handler.
             _thread.interrupt_main(signal.Signals(signum))
+
+    def _exit_on_second_interrupt(self) -> None:
+        """Wait for a SIGINT after the first signal; end the process at once with status 1
+        unless the graceful stop is done by then.
+
+        As uvicorn run on its own: the first Ctrl+C lets requests in flight finish
+        (at most ``--shutdown-timeout``), the second does not wait for them.
+        Lifespan shutdown does not run then; the database server closes the
+        connections the process held.
+        """
+        while True:
+            signum = self._signals.get()
+            if self._signal_done.is_set():
+                return
+            if signum == signal.SIGINT:
+                self.stderr.write(
+                    "received SIGINT again; exiting at once without waiting for the "
+                    "requests in flight or lifespan shutdown"
+                )
+                os._exit(1)
 
     def stop_server(self, why: str) -> bool:
         """Stop the running server gracefully (lifespan shutdown runs), logging why.
@@ -194,9 +237,52 @@ class Command(RunserverCommand):
         self.stdout.write(f"{server.server} stopped.")
         return True
 
+    def _stop_before_reloads(self, sender: Any, **kwargs: Any) -> None:
+        """``autoreload_started`` receiver: make the reloader (``sender``) stop the server
+        gracefully before each restart, and only then.
+
+        Django's ``notify_file_changed`` restarts unless a ``file_changed`` receiver
+        handled the change in place (templates reset their loaders, translations
+        reload, both returning ``True``). Its decision is taken the same way here,
+        and the server is stopped between the decision and the restart; a receiver
+        of ``file_changed`` itself could not tell, and stopped the server for a
+        template edit that Django then did not restart for.
+        """
+        reloader = sender
+
+        def notify_file_changed(path: Any) -> None:
+            results = autoreload.file_changed.send(sender=reloader, file_path=path)
+            if not any(result for _receiver, result in results):
+                self._on_file_changed(reloader, path)
+                autoreload.trigger_reload(path)
+
+        reloader.notify_file_changed = notify_file_changed
+
     def _on_file_changed(self, sender: Any, file_path: Any, **kwargs: Any) -> None:
-        # Returning None lets Django's reloader restart the process afterwards.
-        self.stop_server(f"{file_path} changed")
+        """Stop the server for a reload (on the reloader's main thread, once Django has
+        decided to restart); returning lets the reloader restart the process.
+
+        The graceful stop (``--shutdown-timeout`` still cuts requests when it is
+        shorter) gets :attr:`RELOAD_GRACE` seconds; if the server has not stopped
+        by then, the process ends at once with status 3, which the reloading
+        parent restarts. Lifespan shutdown does not run then (the database server
+        closes the connections).
+        """
+        stopped = threading.Event()
+
+        def stop() -> None:
+            self.stop_server(f"{file_path} changed")
+            stopped.set()
+
+        threading.Thread(target=stop, name="asgishift-runasgi-reload", daemon=True).start()
+        if stopped.wait(self.RELOAD_GRACE):
+            return
+        self.stderr.write(
+            f"the server did not stop within {self.RELOAD_GRACE:g} s (requests still running, "
+            "or a slow lifespan shutdown); restarting without waiting "
+            "(--shutdown-timeout applies to Ctrl+C and SIGTERM)"
+        )
+        os._exit(3)  # the reloading parent (_reloading_parent) restarts on status 3
 
     def serve_config(self, **options: Any) -> tuple[ServeConfig, str]:
         """Return the :class:`~asgishift.serve.ServeConfig` to serve (holding the loaded
@@ -232,7 +318,8 @@ class Command(RunserverCommand):
 
     def get_application(self, config: ServeConfig, **options: Any) -> tuple[ASGIApp, str]:
         """Return the ASGI app for ``config`` (:func:`asgishift.serve.build_app`), wrapped
-        to serve static files as runserver does, and a banner suffix."""
+        to serve static files as runserver does (not when ``STATIC_URL`` names another
+        host), and a banner suffix."""
         app = build_app(config)
         what = ""
         if (
@@ -242,8 +329,9 @@ class Command(RunserverCommand):
         ):
             from asgishift.django_integration.static import staticfiles_app
 
-            app = staticfiles_app(app)
-            what = ", static files"
+            served = staticfiles_app(app)
+            if served is not app:  # not when STATIC_URL is on another host
+                app, what = served, ", static files"
         return app, what
 
     def inner_run(self, *args: Any, **options: Any) -> None:
@@ -268,6 +356,10 @@ class Command(RunserverCommand):
                 f"holding it or choose another, e.g. manage.py runasgi {int(self.port) + 1}"
             )
             os._exit(1)  # sys.exit does not end the process from the reloader's thread
+        except AddressUnavailableError as exc:
+            # As runserver: no file change can make the address bindable, so exit.
+            self.stderr.write(f"Error: {_address_fix(exc)}")
+            os._exit(1)
         except ServeError as exc:
             self.server = None
             if self._signal_taken.is_set():  # stopped by a signal while starting
@@ -278,8 +370,6 @@ class Command(RunserverCommand):
                 os._exit(1)
             self.stderr.write("Waiting for a file change to restart.")
             return
-        if options["use_reloader"]:
-            autoreload.file_changed.connect(self._on_file_changed, weak=False)
         self._banner(options["server"], what + static)
         server.wait()
         if self._signal_taken.is_set():
@@ -299,6 +389,8 @@ class Command(RunserverCommand):
             f"http://{addr}:{self.port}/\n"
             f"Quit the server with {quit_command}."
         )
+        if os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") == "true":  # as runserver (5.2+)
+            return
         self.stdout.write(
             self.style.WARNING(
                 "WARNING: This is a development server. Do not use it in a production "
@@ -329,6 +421,21 @@ def _reloading_parent() -> int:
         returncode = child.wait()
         if returncode != 3:
             return returncode
+
+
+def _address_fix(exc: AddressUnavailableError) -> str:
+    """The line naming why ``exc.host:exc.port`` cannot be bound and the ``runasgi``
+    argument that fixes it (``bind(2)``'s ``EACCES``: a port below 1024; else an address
+    of another machine)."""
+    host = f"[{exc.host}]" if ":" in exc.host else exc.host
+    where = f"cannot listen on {host}:{exc.port} ({exc.error.strerror})"
+    if exc.error.errno == errno.EACCES:
+        return f"{where}; choose a port of 1024 or above, e.g. manage.py runasgi {host}:8000"
+    loopback = "[::1]" if ":" in exc.host else "127.0.0.1"
+    return (
+        f"{where}; give runasgi an address of this machine, "
+        f"e.g. manage.py runasgi {loopback}:{exc.port}"
+    )
 
 
 def _log_to_console() -> None:

@@ -1,0 +1,7 @@
+"""``startproject``'s ``asgi.py``: Django's stock handler."""
+
+from __future__ import annotations
+
+from django_support.asgi_apps import stock as application
+
+__all__ = ["application"]

@@ -1,0 +1,1 @@
+"""The settings package; its modules (``production``, ``local``) are not needed here."""
