@@ -45,11 +45,21 @@ async def started(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     return task
 
 
+@pytest.mark.parametrize(
+    ("inline", "expected"),
+    [
+        pytest.param(True, ["resumed with item", "set_result returned"], id="InlineFuture"),
+        # The control: the order checked above is InlineFuture's doing.
+        pytest.param(False, ["set_result returned", "resumed with item"], id="asyncio.Future"),
+    ],
+)
 @pytest.mark.parametrize("kind", LOOPS)
-def test_set_result_from_a_loop_callback_resumes_the_task_before_it_returns(kind: str) -> None:
+def test_set_result_from_a_loop_callback_resumes_the_task_before_it_returns(
+    kind: str, inline: bool, expected: list[str]
+) -> None:
     async def main() -> list[str]:
         loop = asyncio.get_running_loop()
-        future: InlineFuture[str] = InlineFuture(loop)
+        future: asyncio.Future[str] = InlineFuture(loop) if inline else loop.create_future()
         events: list[str] = []
 
         async def waiter() -> None:
@@ -65,31 +75,7 @@ def test_set_result_from_a_loop_callback_resumes_the_task_before_it_returns(kind
         await task
         return events
 
-    assert run_on(kind, main) == ["resumed with item", "set_result returned"]
-
-
-@pytest.mark.parametrize("kind", LOOPS)
-def test_a_plain_future_resumes_the_task_only_after_the_callback(kind: str) -> None:
-    # The control for the test above: the order it checks is InlineFuture's doing.
-    async def main() -> list[str]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[str] = loop.create_future()
-        events: list[str] = []
-
-        async def waiter() -> None:
-            events.append(f"resumed with {await future}")
-
-        task = await started(waiter())
-
-        def deliver() -> None:
-            future.set_result("item")
-            events.append("set_result returned")
-
-        loop.call_soon(deliver)
-        await task
-        return events
-
-    assert run_on(kind, main) == ["set_result returned", "resumed with item"]
+    assert run_on(kind, main) == expected
 
 
 @pytest.mark.parametrize("kind", LOOPS)
