@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import json
 import logging
 import socket
@@ -358,23 +359,19 @@ def test_async_hook_reading_a_streamed_body_of_a_sync_route_fails_clearly(
 
 
 # -- the next request on a keep-alive connection gets a Flask context of its own
-def create_g_app() -> tuple[Flask, ASGI]:
-    app, ext = create_app()
+def load_g_app() -> Any:
+    """Return the ASGI app of a fresh copy of ``apps/flaskext_adoption_app.py``.
 
-    @app.get("/sign-in")
-    async def sign_in() -> str:
-        g.user = "ada"
-        return "signed in"
-
-    @app.get("/whoami")
-    async def whoami() -> Any:
-        return jsonify(user=g.get("user"))
-
-    @app.get("/whoami-sync")
-    def whoami_sync() -> Any:
-        return jsonify(user=g.get("user"))
-
-    return app, ext
+    The same app the live test below serves, loaded here in process.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "flaskext_adoption_app_in_process", FLASK_APPS_DIR / "flaskext_adoption_app.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.asgi_app
 
 
 def http_scope(path: str) -> dict[str, Any]:
@@ -402,8 +399,7 @@ def test_a_request_started_from_the_previous_ones_send_does_not_inherit_its_g(
     inside the previous request's last ``send()``, so its task copies that
     request's context: Flask's pushed app context came along, and the next
     request reused it, ``g`` (Flask-Login's user, a SQLAlchemy session) included."""
-    app, _ext = create_g_app()
-    asgi_app = app.extensions["asgishift"].asgi_app
+    asgi_app = load_g_app()
 
     async def scenario() -> bytes:
         answer: list[bytes] = []
