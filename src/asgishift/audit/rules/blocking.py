@@ -7,26 +7,18 @@ family needs no walker hooks: the walk records every call site anyway.
 ``ASH199`` matches the callables a project declares in ``extra-blocking``.
 
 One hook: ``with lock:`` (a thread lock held for a block) is an ``ASH108``
-hazard only when the block waits: the linker decides, with the whole project
-in view, whether the lock is a ``threading`` lock and whether the body calls
-anything blocking, directly or through the sync functions it calls. A lock
-held for in-memory bookkeeping is released before the loop could notice.
+hazard only when the block waits; :mod:`asgishift.audit.rules.held_locks`
+decides that with the whole project in view.
 """
 
 from __future__ import annotations
 
-import ast
-import weakref
-from typing import TYPE_CHECKING
-
 from asgishift.audit._config import TABLE, config_key
 from asgishift.audit._model import FixKind, Rule, Severity
-from asgishift.audit._walk import Hooks, WalkerBase, short
+from asgishift.audit._walk import Hooks
 from asgishift.audit.rules._family import Family
 from asgishift.audit.rules._family import methods as _methods
-
-if TYPE_CHECKING:
-    from asgishift.audit._link import Graph
+from asgishift.audit.rules.held_locks import LOCK_COND, lock_waits, on_block
 
 _HTTP_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request")
 
@@ -491,72 +483,6 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-#: What ``with lock:`` calls on entry, for each thread lock type.
-_LOCK_ACQUIRES = frozenset(
-    {
-        "threading.Lock.acquire",
-        "threading.RLock.acquire",
-        "threading.Semaphore.acquire",
-        "threading.BoundedSemaphore.acquire",
-        "threading.Condition.acquire",
-    }
-)
-_LOCK_COND = "lockwait"
-
-
-def _on_block(walker: WalkerBase, ctx: ast.expr, calls: int, hazards: int) -> None:
-    """``with lock:``: record an ``ASH108`` hazard the linker keeps if the body waits.
-
-    The condition's argument is ``<lock>.acquire|<1 if the body has a syntax
-    hazard>|<call target>|...`` over the body's own call sites.
-    """
-    scope = walker.scope
-    base = walker.target(ctx)
-    if scope is None or base is None:
-        return
-    flagged = any(not h.cond.startswith(_LOCK_COND + ":") for h in scope.hazards[hazards:])
-    targets = [site[0] for site in scope.calls[calls:]]  # sites are plain tuples
-    if not flagged and not targets:
-        return
-    argument = "|".join((base + ".acquire", "1" if flagged else "0", *targets))
-    walker.hazard("ASH108", ctx, short(ctx) + ".acquire", (), f"{_LOCK_COND}:{argument}")
-
-
-#: Per graph: sync function -> whether it (or a sync function it calls) blocks.
-_BLOCKS: weakref.WeakKeyDictionary[Graph, dict[str, bool]] = weakref.WeakKeyDictionary()
-
-
-def _blocks(graph: Graph, callee: str) -> bool:
-    """Return whether sync function ``callee`` reaches a blocking call or hazard."""
-    memo = _BLOCKS.setdefault(graph, {})
-    hit = memo.get(callee)
-    if hit is None:
-        hit = False
-        for qual, _, _ in graph.walk([(callee, (), frozenset())]):
-            body = graph.body(qual)
-            if any(graph.edge(site.target).code for site in body.calls) or any(
-                not h.cond.startswith(_LOCK_COND + ":") and graph.condition(h) for h in body.hazards
-            ):
-                hit = True
-                break
-        memo[callee] = hit
-    return hit
-
-
-def _lock_waits(graph: Graph, argument: str) -> bool:
-    """``lockwait:<lock>.acquire|<flag>|<targets>``: a thread lock held around a wait."""
-    acquire, flagged, *targets = argument.split("|")
-    if not any(name in _LOCK_ACQUIRES for name in graph.resolve(acquire).seen):
-        return False
-    if flagged == "1":
-        return True
-    for target in targets:
-        edge = graph.edge(target)
-        if edge.code or (edge.callee and _blocks(graph, edge.callee)):
-            return True
-    return False
-
-
-FAMILY = Family(rules=RULES, hooks=Hooks(block=(_on_block,)), conditions={_LOCK_COND: _lock_waits})
+FAMILY = Family(rules=RULES, hooks=Hooks(block=(on_block,)), conditions={LOCK_COND: lock_waits})
 
 __all__ = ["FAMILY", "RULES"]
