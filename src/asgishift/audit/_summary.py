@@ -52,6 +52,7 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit.rules._family",
     "asgishift.audit.rules.blocking",
     "asgishift.audit.rules.held_locks",
+    "asgishift.audit.rules.hidden_queries",
     "asgishift.audit.rules.migration",
     "asgishift.audit.rules.orm",
     "asgishift.audit.rules.wrappers",

@@ -27,7 +27,7 @@ from asgishift.audit._records import (
     body_record,
     decode_bodies,
 )
-from asgishift.audit._tables import PROPERTY_TYPES, RETURN_TYPES, TYPE_ALIASES
+from asgishift.audit._tables import PROPERTY_TYPES, RETURN_TYPES, SUBCLASS_METHODS, TYPE_ALIASES
 
 _MAX_DEPTH = 12
 
@@ -151,6 +151,9 @@ class Symbols:
             return Resolved("func", name, (name,))
         if name in self.classes:
             return Resolved("class", name, (name,))
+        owned = SUBCLASS_METHODS.get(name)
+        if owned is not None:
+            return Resolved("ext", owned, (name, owned))
         canonical = TYPE_ALIASES.get(name.rsplit(".", 1)[0])
         if canonical is not None:
             return self.resolve(f"{canonical}.{name.rsplit('.', 1)[1]}", depth + 1)

@@ -67,6 +67,9 @@ class Walker(CallWalker):
         elif kind is ast.AugAssign:
             self.expr(node.value)  # type: ignore[attr-defined]
             aug = node.target  # type: ignore[attr-defined]
+            if type(aug) is ast.Subscript:
+                for sub_hook in self.hooks.subscript:
+                    sub_hook(self, aug)  # ``d[k] += v`` reads and sets ``d[k]``
             if scope.guards is not None and isinstance(aug, ast.Name):
                 scope.guards.rebind(aug.id, None)
         elif kind is ast.Return:
@@ -276,6 +279,8 @@ class Walker(CallWalker):
                     scope.replaced.setdefault(tgt.value.id, set()).add(tgt.attr)
             self._bind_attribute(tgt, value)
         elif isinstance(tgt, ast.Subscript):
+            for sub_hook in self.hooks.subscript:
+                sub_hook(self, tgt)  # ``d[k] = v`` calls ``d.__setitem__``
             if scope.dispatch and isinstance(tgt.value, ast.Name):
                 self._add_dispatch(tgt.value.id, value)
         elif isinstance(tgt, (ast.Tuple, ast.List)):

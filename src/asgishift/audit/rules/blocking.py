@@ -115,6 +115,11 @@ _SQLALCHEMY_QUERY = (
 )
 _SQLALCHEMY_CONNECTION = ("execute", "scalars", "scalar", "commit", "rollback", "exec_driver_sql")
 
+#: Django's mail functions (``django.core.mail``): each sends through the backend.
+_DJANGO_MAIL_FUNCTIONS = ("send_mail", "send_mass_mail", "mail_admins", "mail_managers")
+#: ``smtplib.SMTP`` methods that wait for the server.
+_SMTP_METHODS = ("connect", "login", "starttls", "sendmail", "send_message")
+
 #: The pyproject.toml key that lists the callables ``ASH199`` reports.
 _EXTRA_BLOCKING = config_key("extra_blocking")
 
@@ -354,9 +359,10 @@ RULES: tuple[Rule, ...] = (
         ),
         why=(
             "DB-API drivers, SQLAlchemy's sync `Session`/`Engine`/`Connection` (also "
-            "`session.query(...).all()`, a `scoped_session` and Flask-SQLAlchemy's "
-            "`db.session`) and the sync redis client wait for the server while holding the "
-            "event-loop thread, so one slow query delays every request in the worker. An "
+            "`session.query(...).all()`, a `scoped_session`, Flask-SQLAlchemy's "
+            "`db.session` and SQLModel's `Session.exec()`) and the sync redis client wait "
+            "for the server while holding the event-loop thread, so one slow query delays "
+            "every request in the worker. An "
             'in-memory SQLite database (`sqlite3.connect(":memory:")`, or a `file:` URI '
             "whose fixed text has `mode=memory`, even when built with `.format()` or an "
             "f-string) waits for no disk and is not reported."
@@ -388,6 +394,9 @@ RULES: tuple[Rule, ...] = (
             *_methods("sqlalchemy.orm.Query", _SQLALCHEMY_QUERY),
             *_methods("sqlalchemy.engine.Engine", ("connect", "begin", "raw_connection")),
             *_methods("sqlalchemy.engine.Connection", _SQLALCHEMY_CONNECTION),
+            # SQLModel's Session is SQLAlchemy's plus exec() (see SUBCLASS_METHODS).
+            "sqlmodel.Session.exec",
+            "sqlmodel.orm.session.Session.exec",
         ),
         fix=FixKind.UNSAFE,
     ),
@@ -451,6 +460,46 @@ RULES: tuple[Rule, ...] = (
             '    return await asyncio.to_thread(input, "continue? ") == "y"\n'
         ),
         calls=("builtins.input",),
+        fix=FixKind.UNSAFE,
+    ),
+    Rule(
+        code="ASH110",
+        name="blocking-email",
+        summary="An email is sent synchronously in (or reachable from) async code.",
+        message=(
+            "Blocking mail call {call}() waits on the mail server in async code; send it "
+            "with `await sync_to_async(...)` / `asyncio.to_thread(...)` or from a task queue"
+        ),
+        why=(
+            "Django's `send_mail`, `send_mass_mail`, `mail_admins`, `mail_managers`, "
+            "`EmailMessage.send()` (and `EmailMultiAlternatives`), a backend's "
+            "`send_messages()` and `smtplib` connect to the SMTP server and wait for each "
+            "reply while holding the event-loop thread: a slow or unreachable mail server "
+            "stalls every request in the worker for up to the connection timeout."
+        ),
+        example=(
+            "from django.core.mail import send_mail\n\n\nasync def contact(request):\n"
+            '    send_mail("Hi", "Thanks!", "shop@example.com", ["you@example.com"])\n'
+        ),
+        fixed=(
+            "from asgiref.sync import sync_to_async\nfrom django.core.mail import send_mail\n\n\n"
+            "async def contact(request):\n"
+            '    await sync_to_async(send_mail)("Hi", "Thanks!", "shop@example.com", '
+            '["you@example.com"])\n'
+        ),
+        calls=(
+            *_methods("django.core.mail", _DJANGO_MAIL_FUNCTIONS),
+            *_methods("django.core.mail.EmailMessage", ("send",)),
+            *_methods("django.core.mail.EmailMultiAlternatives", ("send",)),
+            *_methods("django.core.mail.message.EmailMessage", ("send",)),
+            *_methods("django.core.mail.message.EmailMultiAlternatives", ("send",)),
+            # get_connection() returns the configured backend: the tables type it
+            # as the base class; the SMTP backend is the one patched at run time.
+            *_methods("django.core.mail.backends.base.BaseEmailBackend", ("send_messages",)),
+            *_methods("django.core.mail.backends.smtp.EmailBackend", ("open", "send_messages")),
+            *_methods("smtplib.SMTP", _SMTP_METHODS),
+            *_methods("smtplib.SMTP_SSL", _SMTP_METHODS),
+        ),
         fix=FixKind.UNSAFE,
     ),
     Rule(
