@@ -9,7 +9,7 @@ or ``None`` when the items are unknown. :func:`target_types` then pairs the
 loop's target (``path``, ``key, path``, ``i, (key, path)``) with that shape.
 
 The containers are those typed by an annotation the walker read
-(:meth:`~asgishift.audit._walk.WalkerBase.annotation`): ``list[X]``,
+(:meth:`~asgishift.audit._walk_names.NameResolver.annotation`): ``list[X]``,
 ``set[X]``, ``tuple[X, ...]`` and friends iterate over ``X``; a mapping
 ``dict[K, V]`` iterates over ``K``, its ``.keys()`` over ``K``, its
 ``.values()`` over ``V`` and its ``.items()`` over ``(K, V)``. ``sorted``,

@@ -117,7 +117,8 @@ class Hooks(NamedTuple):
         and comprehensions; ``target`` is the loop variable (``None`` in a
         comprehension); returns ``True`` when it typed the loop variable.
     :param test: ``(walker, expr, how)`` for truth tests (``if``/``while``/``not``).
-    :param subscript: ``(walker, node)`` for every subscript.
+    :param subscript: ``(walker, node)`` for every subscript, read, assigned
+        (``d[k] = v``, ``d[k] += v``) or deleted; ``node.ctx`` says which.
     :param bind: ``(walker, name, value)`` for ``name = value``; returns
         ``True`` when it typed the variable.
     :param decorator: ``(walker, decorator, target, qualname, scope, is_async)``

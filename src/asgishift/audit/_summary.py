@@ -46,9 +46,13 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit._values",
     "asgishift.audit._walk",
     "asgishift.audit._walk_body",
+    "asgishift.audit._walk_calls",
+    "asgishift.audit._walk_names",
     "asgishift.audit.rules",
     "asgishift.audit.rules._family",
     "asgishift.audit.rules.blocking",
+    "asgishift.audit.rules.held_locks",
+    "asgishift.audit.rules.hidden_queries",
     "asgishift.audit.rules.migration",
     "asgishift.audit.rules.orm",
     "asgishift.audit.rules.wrappers",
@@ -60,6 +64,7 @@ LINKER_MODULES: tuple[str, ...] = (
     *EXTRACTOR_MODULES,
     "asgishift.audit._link",
     "asgishift.audit._model",
+    "asgishift.audit._symbols",
     "asgishift.audit.engine",
 )
 

@@ -98,6 +98,8 @@ RETURN_TYPES = {
     # A scoped_session proxies every Session method to the current session.
     "sqlalchemy.orm.scoped_session": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.Session.query": "sqlalchemy.orm.Query",
+    # Django's get_connection() returns the configured mail backend.
+    "django.core.mail.get_connection": "django.core.mail.backends.base.BaseEmailBackend",
     **{
         f"sqlalchemy.orm.Query.{name}": "sqlalchemy.orm.Query"
         for name in (
@@ -143,11 +145,14 @@ TYPE_ALIASES = {
     "sqlalchemy.orm.scoping.scoped_session": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.scoped_session": "sqlalchemy.orm.Session",
     "sqlalchemy.orm.query.Query": "sqlalchemy.orm.Query",
-    # SQLModel's Session is SQLAlchemy's (its own exec() is not catalogued: the
-    # run-time detector could not patch it on SQLAlchemy's class).
+    # SQLModel's Session is SQLAlchemy's, plus exec() (SUBCLASS_METHODS).
     "sqlmodel.Session": "sqlalchemy.orm.Session",
     "sqlmodel.orm.session.Session": "sqlalchemy.orm.Session",
 }
+#: Methods only a subclass that :data:`TYPE_ALIASES` spells as its base has:
+#: the call named through the base is the subclass's method, and is catalogued
+#: (and patched at run time) under the subclass's importable name.
+SUBCLASS_METHODS = {"sqlalchemy.orm.Session.exec": "sqlmodel.Session.exec"}
 #: Flask's request-bound globals (``ASH304``).
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
 #: Constructors that run a function in a new thread.

@@ -37,3 +37,30 @@ async def save_user(user):
 async def scratch():
     mem = sqlite3.connect(":memory:")  # ok: an in-memory database touches no disk
     return mem.execute("select 1").fetchone()  # ok: nor do its queries
+
+
+async def sqlmodel_heroes(hero_engine, statement):
+    from sqlmodel import Session as ModelSession
+
+    with ModelSession(hero_engine) as session:
+        return session.exec(statement).all()  # error: ASH107:16
+
+
+async def sqlmodel_typed(statement):
+    from sqlmodel import Session as ModelSession
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    def load(session: ModelSession):
+        return session.exec(statement).first()  # error: ASH107:16
+
+    async with AsyncSession(engine) as session:
+        await session.exec(statement)  # ok: SQLModel's async session
+    return load(ModelSession(engine))
+
+
+async def sqlmodel_in_thread(statement):
+    from asgiref.sync import sync_to_async
+    from sqlmodel import Session as ModelSession
+
+    with ModelSession(engine) as session:
+        return await sync_to_async(session.exec)(statement)  # ok: runs in a thread

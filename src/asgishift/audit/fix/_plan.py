@@ -101,6 +101,9 @@ DIRECT_FIXES: dict[str, Rewrite] = {
 #: Rule families whose findings reached through a project helper are fixed by
 #: wrapping the helper's call in the ``async def`` with ``sync_to_async``.
 CHAIN_FIX_FAMILIES = ("ASH1", "ASH2")
+#: Rules of those families recorded only in the ``async def`` itself (on a
+#: request it takes): their findings never have a chain, so nothing to wrap.
+UNCHAINED_RULES = frozenset({"ASH208", "ASH209"})
 
 
 def rule_fixes(code: str) -> tuple[Rewrite, ...]:
@@ -111,7 +114,7 @@ def rule_fixes(code: str) -> tuple[Rewrite, ...]:
     kinds: list[Rewrite] = []
     if code in DIRECT_FIXES:
         kinds.append(DIRECT_FIXES[code])
-    if code.startswith(CHAIN_FIX_FAMILIES):
+    if code.startswith(CHAIN_FIX_FAMILIES) and code not in UNCHAINED_RULES:
         kinds.append(Rewrite.WRAP_SYNC_TO_ASYNC)
     return tuple(kinds)
 
@@ -212,6 +215,7 @@ __all__ = [
     "CHAIN_FIX_FAMILIES",
     "DIRECT_FIXES",
     "REWRITES",
+    "UNCHAINED_RULES",
     "FixPlan",
     "FixTarget",
     "Rewrite",

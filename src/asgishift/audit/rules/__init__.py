@@ -12,10 +12,13 @@ rules through :func:`all_rules`.
 Families:
 
 * :mod:`~asgishift.audit.rules.blocking`: ``ASH1xx`` blocking calls (sleep,
-  network, processes, files, DB drivers, locks, ``input``); ``ASH199`` is the
+  network, processes, files, DB drivers, locks, ``input``, mail); ``ASH199`` is the
   user rule for ``extra_blocking`` callables.
-* :mod:`~asgishift.audit.rules.orm`: ``ASH2xx`` the Django ORM used
+* :mod:`~asgishift.audit.rules.orm`: ``ASH201``-``ASH206`` the Django ORM used
   synchronously from async code.
+* :mod:`~asgishift.audit.rules.hidden_queries`: ``ASH207``-``ASH209`` Django
+  APIs that query behind a sync call (the sites framework, ``request.user``,
+  ``request.session``).
 * :mod:`~asgishift.audit.rules.migration`: ``ASH3xx`` migration hazards
   (``async_to_sync`` from async, nested loops, thread-locals, request globals
   in threads, sync-only middleware).
@@ -38,14 +41,20 @@ from typing import TYPE_CHECKING
 
 from asgishift.audit._model import Rule
 from asgishift.audit._walk import Hooks
-from asgishift.audit.rules import blocking, migration, orm, wrappers
+from asgishift.audit.rules import blocking, hidden_queries, migration, orm, wrappers
 from asgishift.audit.rules._family import Add, Family
 
 if TYPE_CHECKING:
     from asgishift.audit._link import Graph
 
 #: Every family, in code order.
-FAMILIES: tuple[Family, ...] = (blocking.FAMILY, orm.FAMILY, migration.FAMILY, wrappers.FAMILY)
+FAMILIES: tuple[Family, ...] = (
+    blocking.FAMILY,
+    orm.FAMILY,
+    hidden_queries.FAMILY,
+    migration.FAMILY,
+    wrappers.FAMILY,
+)
 
 _CODE_RE = re.compile(r"ASH\d{3}\Z")
 

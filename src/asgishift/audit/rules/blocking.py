@@ -7,26 +7,18 @@ family needs no walker hooks: the walk records every call site anyway.
 ``ASH199`` matches the callables a project declares in ``extra-blocking``.
 
 One hook: ``with lock:`` (a thread lock held for a block) is an ``ASH108``
-hazard only when the block waits: the linker decides, with the whole project
-in view, whether the lock is a ``threading`` lock and whether the body calls
-anything blocking, directly or through the sync functions it calls. A lock
-held for in-memory bookkeeping is released before the loop could notice.
+hazard only when the block waits; :mod:`asgishift.audit.rules.held_locks`
+decides that with the whole project in view.
 """
 
 from __future__ import annotations
 
-import ast
-import weakref
-from typing import TYPE_CHECKING
-
 from asgishift.audit._config import TABLE, config_key
 from asgishift.audit._model import FixKind, Rule, Severity
-from asgishift.audit._walk import Hooks, WalkerBase, short
+from asgishift.audit._walk import Hooks
 from asgishift.audit.rules._family import Family
 from asgishift.audit.rules._family import methods as _methods
-
-if TYPE_CHECKING:
-    from asgishift.audit._link import Graph
+from asgishift.audit.rules.held_locks import LOCK_COND, lock_waits, on_block
 
 _HTTP_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request")
 
@@ -122,6 +114,11 @@ _SQLALCHEMY_QUERY = (
     "update",
 )
 _SQLALCHEMY_CONNECTION = ("execute", "scalars", "scalar", "commit", "rollback", "exec_driver_sql")
+
+#: Django's mail functions (``django.core.mail``): each sends through the backend.
+_DJANGO_MAIL_FUNCTIONS = ("send_mail", "send_mass_mail", "mail_admins", "mail_managers")
+#: ``smtplib.SMTP`` methods that wait for the server.
+_SMTP_METHODS = ("connect", "login", "starttls", "sendmail", "send_message")
 
 #: The pyproject.toml key that lists the callables ``ASH199`` reports.
 _EXTRA_BLOCKING = config_key("extra_blocking")
@@ -362,9 +359,10 @@ RULES: tuple[Rule, ...] = (
         ),
         why=(
             "DB-API drivers, SQLAlchemy's sync `Session`/`Engine`/`Connection` (also "
-            "`session.query(...).all()`, a `scoped_session` and Flask-SQLAlchemy's "
-            "`db.session`) and the sync redis client wait for the server while holding the "
-            "event-loop thread, so one slow query delays every request in the worker. An "
+            "`session.query(...).all()`, a `scoped_session`, Flask-SQLAlchemy's "
+            "`db.session` and SQLModel's `Session.exec()`) and the sync redis client wait "
+            "for the server while holding the event-loop thread, so one slow query delays "
+            "every request in the worker. An "
             'in-memory SQLite database (`sqlite3.connect(":memory:")`, or a `file:` URI '
             "whose fixed text has `mode=memory`, even when built with `.format()` or an "
             "f-string) waits for no disk and is not reported."
@@ -396,6 +394,9 @@ RULES: tuple[Rule, ...] = (
             *_methods("sqlalchemy.orm.Query", _SQLALCHEMY_QUERY),
             *_methods("sqlalchemy.engine.Engine", ("connect", "begin", "raw_connection")),
             *_methods("sqlalchemy.engine.Connection", _SQLALCHEMY_CONNECTION),
+            # SQLModel's Session is SQLAlchemy's plus exec() (see SUBCLASS_METHODS).
+            "sqlmodel.Session.exec",
+            "sqlmodel.orm.session.Session.exec",
         ),
         fix=FixKind.UNSAFE,
     ),
@@ -462,6 +463,46 @@ RULES: tuple[Rule, ...] = (
         fix=FixKind.UNSAFE,
     ),
     Rule(
+        code="ASH110",
+        name="blocking-email",
+        summary="An email is sent synchronously in (or reachable from) async code.",
+        message=(
+            "Blocking mail call {call}() waits on the mail server in async code; send it "
+            "with `await sync_to_async(...)` / `asyncio.to_thread(...)` or from a task queue"
+        ),
+        why=(
+            "Django's `send_mail`, `send_mass_mail`, `mail_admins`, `mail_managers`, "
+            "`EmailMessage.send()` (and `EmailMultiAlternatives`), a backend's "
+            "`send_messages()` and `smtplib` connect to the SMTP server and wait for each "
+            "reply while holding the event-loop thread: a slow or unreachable mail server "
+            "stalls every request in the worker for up to the connection timeout."
+        ),
+        example=(
+            "from django.core.mail import send_mail\n\n\nasync def contact(request):\n"
+            '    send_mail("Hi", "Thanks!", "shop@example.com", ["you@example.com"])\n'
+        ),
+        fixed=(
+            "from asgiref.sync import sync_to_async\nfrom django.core.mail import send_mail\n\n\n"
+            "async def contact(request):\n"
+            '    await sync_to_async(send_mail)("Hi", "Thanks!", "shop@example.com", '
+            '["you@example.com"])\n'
+        ),
+        calls=(
+            *_methods("django.core.mail", _DJANGO_MAIL_FUNCTIONS),
+            *_methods("django.core.mail.EmailMessage", ("send",)),
+            *_methods("django.core.mail.EmailMultiAlternatives", ("send",)),
+            *_methods("django.core.mail.message.EmailMessage", ("send",)),
+            *_methods("django.core.mail.message.EmailMultiAlternatives", ("send",)),
+            # get_connection() returns the configured backend: the tables type it
+            # as the base class; the SMTP backend is the one patched at run time.
+            *_methods("django.core.mail.backends.base.BaseEmailBackend", ("send_messages",)),
+            *_methods("django.core.mail.backends.smtp.EmailBackend", ("open", "send_messages")),
+            *_methods("smtplib.SMTP", _SMTP_METHODS),
+            *_methods("smtplib.SMTP_SSL", _SMTP_METHODS),
+        ),
+        fix=FixKind.UNSAFE,
+    ),
+    Rule(
         code="ASH199",
         name="user-declared-blocking",
         summary=(
@@ -491,72 +532,6 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-#: What ``with lock:`` calls on entry, for each thread lock type.
-_LOCK_ACQUIRES = frozenset(
-    {
-        "threading.Lock.acquire",
-        "threading.RLock.acquire",
-        "threading.Semaphore.acquire",
-        "threading.BoundedSemaphore.acquire",
-        "threading.Condition.acquire",
-    }
-)
-_LOCK_COND = "lockwait"
-
-
-def _on_block(walker: WalkerBase, ctx: ast.expr, calls: int, hazards: int) -> None:
-    """``with lock:``: record an ``ASH108`` hazard the linker keeps if the body waits.
-
-    The condition's argument is ``<lock>.acquire|<1 if the body has a syntax
-    hazard>|<call target>|...`` over the body's own call sites.
-    """
-    scope = walker.scope
-    base = walker.target(ctx)
-    if scope is None or base is None:
-        return
-    flagged = any(not h.cond.startswith(_LOCK_COND + ":") for h in scope.hazards[hazards:])
-    targets = [site[0] for site in scope.calls[calls:]]  # sites are plain tuples
-    if not flagged and not targets:
-        return
-    argument = "|".join((base + ".acquire", "1" if flagged else "0", *targets))
-    walker.hazard("ASH108", ctx, short(ctx) + ".acquire", (), f"{_LOCK_COND}:{argument}")
-
-
-#: Per graph: sync function -> whether it (or a sync function it calls) blocks.
-_BLOCKS: weakref.WeakKeyDictionary[Graph, dict[str, bool]] = weakref.WeakKeyDictionary()
-
-
-def _blocks(graph: Graph, callee: str) -> bool:
-    """Return whether sync function ``callee`` reaches a blocking call or hazard."""
-    memo = _BLOCKS.setdefault(graph, {})
-    hit = memo.get(callee)
-    if hit is None:
-        hit = False
-        for qual, _, _ in graph.walk([(callee, (), frozenset())]):
-            body = graph.body(qual)
-            if any(graph.edge(site.target).code for site in body.calls) or any(
-                not h.cond.startswith(_LOCK_COND + ":") and graph.condition(h) for h in body.hazards
-            ):
-                hit = True
-                break
-        memo[callee] = hit
-    return hit
-
-
-def _lock_waits(graph: Graph, argument: str) -> bool:
-    """``lockwait:<lock>.acquire|<flag>|<targets>``: a thread lock held around a wait."""
-    acquire, flagged, *targets = argument.split("|")
-    if not any(name in _LOCK_ACQUIRES for name in graph.resolve(acquire).seen):
-        return False
-    if flagged == "1":
-        return True
-    for target in targets:
-        edge = graph.edge(target)
-        if edge.code or (edge.callee and _blocks(graph, edge.callee)):
-            return True
-    return False
-
-
-FAMILY = Family(rules=RULES, hooks=Hooks(block=(_on_block,)), conditions={_LOCK_COND: _lock_waits})
+FAMILY = Family(rules=RULES, hooks=Hooks(block=(on_block,)), conditions={LOCK_COND: lock_waits})
 
 __all__ = ["FAMILY", "RULES"]

@@ -1,0 +1,275 @@
+"""Rules ``ASH207``-``ASH209``: Django APIs that query the database behind a sync call.
+
+They belong to the ``ASH2xx`` family (the Django ORM used synchronously from
+async code) but reach the database without a visible QuerySet:
+
+* ``ASH207``: the sites framework (``Site.objects.get_current()``,
+  ``get_current_site(request)``) reads the current ``Site`` and has no async
+  version; matched by call name, so a sync helper reached from async code
+  counts too.
+* ``ASH208``: reading an attribute of ``request.user`` loads the session and
+  the user (``AuthenticationMiddleware`` makes it a lazy object).
+* ``ASH209``: the sync session API (``request.session["k"]``,
+  ``.get()``, ``"k" in request.session`` as an ``if``/``while`` condition)
+  loads the session from its store.
+
+``ASH208`` and ``ASH209`` are recorded only in the body of an ``async def``
+itself, on a parameter or variable that is a Django request: one annotated
+with a Django request type, or one named ``request`` in a module that imports
+Django (a Starlette ``request.user`` is no query). A sync helper taking the
+request is not followed: whether it gets the request is not known statically.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from asgishift.audit._model import FixKind, Rule, Severity
+from asgishift.audit._walk import Hooks, WalkerBase
+from asgishift.audit.rules._family import Family
+
+#: Annotations that make a parameter a Django request.
+DJANGO_REQUESTS = frozenset(
+    {
+        "django.http.HttpRequest",
+        "django.http.request.HttpRequest",
+        "django.core.handlers.asgi.ASGIRequest",
+        "django.core.handlers.wsgi.WSGIRequest",
+        "rest_framework.request.Request",
+    }
+)
+#: Top-level packages whose import makes a parameter named ``request`` Django's.
+DJANGO_PACKAGES = ("django", "rest_framework", "adrf", "ninja")
+#: The name an unannotated Django request parameter goes by.
+REQUEST_NAME = "request"
+#: Session methods that load the session; each has an async twin ``"a" + name``
+#: since Django 5.1 (``clear()`` and the ``session_key`` property load nothing).
+SESSION_LOADS = frozenset(
+    {
+        "get",
+        "pop",
+        "setdefault",
+        "update",
+        "has_key",
+        "keys",
+        "values",
+        "items",
+        "flush",
+        "cycle_key",
+        "set_expiry",
+        "get_expiry_age",
+        "get_expiry_date",
+        "get_expire_at_browser_close",
+        "set_test_cookie",
+        "test_cookie_worked",
+        "delete_test_cookie",
+        "save",
+        "delete",
+        "exists",
+        "create",
+        "load",
+    }
+)
+#: The async session method that does what a subscript does, by its context.
+_SUBSCRIPT_TWINS: dict[type[ast.expr_context], str] = {
+    ast.Load: "aget",
+    ast.Store: "aset",
+    ast.Del: "apop",
+}
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        code="ASH207",
+        name="sync-only-django-query",
+        summary=(
+            "A Django API that queries the database and has no async version runs in (or is "
+            "reachable from) async code."
+        ),
+        message=(
+            "{call}() queries the database in async code and has no async version; "
+            "call it with `await sync_to_async(...)`"
+        ),
+        why=(
+            "The sites framework reads the current `Site` from the database "
+            "(`Site.objects.get_current()`, `get_current_site(request)`; later calls hit "
+            "its cache, the first one in each process does not), which raises "
+            "`SynchronousOnlyOperation` in an event-loop thread. Django offers no async "
+            "twin, so run it in a thread."
+        ),
+        example=(
+            "from django.contrib.sites.shortcuts import get_current_site\n\n\n"
+            "async def home(request):\n    return get_current_site(request).domain\n"
+        ),
+        fixed=(
+            "from asgiref.sync import sync_to_async\n"
+            "from django.contrib.sites.shortcuts import get_current_site\n\n\n"
+            "async def home(request):\n"
+            "    return (await sync_to_async(get_current_site)(request)).domain\n"
+        ),
+        calls=(
+            "django.contrib.sites.shortcuts.get_current_site",
+            "django.contrib.sites.models.Site.objects.get_current",
+            "django.contrib.sites.models.SiteManager.get_current",
+        ),
+        fix=FixKind.UNSAFE,
+    ),
+    Rule(
+        code="ASH208",
+        name="lazy-request-user",
+        summary="An async Django view reads an attribute of the lazy `request.user`.",
+        message=(
+            "Reading {call} loads the user (session and database queries) in async code; "
+            "use `user = await {request}.auser()` (Django 5.0+) and read `user.{field}`"
+        ),
+        why=(
+            "`AuthenticationMiddleware` sets `request.user` to a lazy object: the first "
+            "attribute read loads the session and the user from the database, which "
+            "raises `SynchronousOnlyOperation` in an async view. `await request.auser()` "
+            "loads it without blocking. Passing `request.user` on unread (to an async "
+            "QuerySet method, to `sync_to_async`) is not reported."
+        ),
+        example=(
+            "from django.http import HttpResponse\n\n\nasync def profile(request):\n"
+            "    return HttpResponse(request.user.username)\n"
+        ),
+        fixed=(
+            "from django.http import HttpResponse\n\n\nasync def profile(request):\n"
+            "    user = await request.auser()\n    return HttpResponse(user.username)\n"
+        ),
+    ),
+    Rule(
+        code="ASH209",
+        name="sync-session-access",
+        summary="An async Django view reads or writes `request.session` through its sync API.",
+        message=(
+            "{call} loads the session from its store in async code; use "
+            "`await {request}.session.{async_call}(...)` (Django 5.1+) or `sync_to_async`"
+        ),
+        why=(
+            "The session is loaded on first use: `request.session[key]`, `.get()`, "
+            '`"key" in request.session`, `.flush()`... read it from the session store '
+            "synchronously, a database query with the default backend "
+            "(`SynchronousOnlyOperation` in an async view), a cache or file read with "
+            "others. Django 5.1 added async twins (`aget`, `aset`, `apop`, `ahas_key`, "
+            "`aflush`...). A signed-cookie session loads nothing: silence the rule then."
+        ),
+        example=(
+            "from django.http import JsonResponse\n\n\nasync def cart(request):\n"
+            '    return JsonResponse({"items": request.session.get("cart", [])})\n'
+        ),
+        fixed=(
+            "from django.http import JsonResponse\n\n\nasync def cart(request):\n"
+            '    return JsonResponse({"items": await request.session.aget("cart", [])})\n'
+        ),
+        severity=Severity.WARNING,
+    ),
+)
+
+
+def django_request(walker: WalkerBase, name: str) -> bool:
+    """Return whether ``name`` is a Django request in the ``async def`` being walked.
+
+    :param walker: the walker, inside a function body.
+    :param name: a variable read there.
+    :return: ``True`` when the innermost function is an ``async def`` that
+        binds ``name`` itself (a parameter or a local) and ``name`` is
+        annotated with a :data:`DJANGO_REQUESTS` type, or unannotated, named
+        ``request``, in a module importing one of :data:`DJANGO_PACKAGES`.
+    """
+    scope = walker.scope
+    if scope is None or not scope.is_async or name not in scope.locals:
+        return False
+    typ = scope.types.get(name)
+    if typ is not None:
+        return typ in DJANGO_REQUESTS
+    if name != REQUEST_NAME or name in scope.querysets or name in scope.models:
+        return False
+    return any(module.partition(".")[0] in DJANGO_PACKAGES for module in walker.imported)
+
+
+def _request_part(node: ast.expr, part: str) -> str | None:
+    """Return ``req`` when ``node`` is ``req.<part>`` on a plain name, else ``None``."""
+    if type(node) is ast.Attribute and node.attr == part:
+        value = node.value
+        if type(value) is ast.Name:
+            return value.id
+    return None
+
+
+def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
+    """``request.user.<attr>`` (``ASH208``) or ``request.session.<method>`` (``ASH209``).
+
+    :param node: an attribute read, or the callee of a call (the walk hands
+        the attribute hooks no callee: :func:`_on_call` passes it here).
+    """
+    value = node.value
+    if type(value) is not ast.Attribute:
+        return
+    kind = value.attr
+    if kind == "user":
+        name = _request_part(value, "user")
+        if name is not None and django_request(walker, name):
+            call = f"{name}.user.{node.attr}"
+            walker.hazard("ASH208", node, call, (("request", name), ("field", node.attr)))
+    elif kind == "session" and node.attr in SESSION_LOADS:
+        name = _request_part(value, "session")
+        if name is not None and django_request(walker, name):
+            extra = (("request", name), ("async_call", "a" + node.attr))
+            walker.hazard("ASH209", node, f"{name}.session.{node.attr}()", extra)
+
+
+def _on_attribute(walker: WalkerBase, node: ast.Attribute) -> None:
+    """An attribute read: ``request.user.username``."""
+    if type(node.ctx) is ast.Load and type(node.value) is ast.Attribute:
+        _user_or_session(walker, node)
+
+
+def _on_call(walker: WalkerBase, node: ast.Call, target: str | None) -> None:
+    """A method call: ``request.user.has_perm(...)``, ``request.session.get(...)``."""
+    del target
+    func = node.func
+    if type(func) is ast.Attribute and type(func.value) is ast.Attribute:
+        _user_or_session(walker, func)
+
+
+def _on_subscript(walker: WalkerBase, node: ast.Subscript) -> None:
+    """``request.session[key]`` read, set or deleted (``ASH209``)."""
+    name = _request_part(node.value, "session")
+    if name is not None and django_request(walker, name):
+        twin = _SUBSCRIPT_TWINS.get(type(node.ctx), "aget")
+        extra = (("request", name), ("async_call", twin))
+        walker.hazard("ASH209", node, f"{name}.session[...]", extra)
+
+
+def _on_test(walker: WalkerBase, expr: ast.expr, how: str) -> None:
+    """``key in request.session`` tested by ``if``/``while``/``not`` (``ASH209``)."""
+    del how
+    if type(expr) is not ast.Compare:
+        return
+    compare: ast.Compare = expr
+    for op, right in zip(compare.ops, compare.comparators, strict=True):
+        if type(op) is ast.In or type(op) is ast.NotIn:
+            name = _request_part(right, "session")
+            if name is not None and django_request(walker, name):
+                extra = (("request", name), ("async_call", "ahas_key"))
+                walker.hazard("ASH209", right, f"... in {name}.session", extra)
+
+
+FAMILY = Family(
+    rules=RULES,
+    hooks=Hooks(
+        call=(_on_call,),
+        attribute=(_on_attribute,),
+        subscript=(_on_subscript,),
+        test=(_on_test,),
+    ),
+)
+
+__all__ = [
+    "DJANGO_PACKAGES",
+    "DJANGO_REQUESTS",
+    "FAMILY",
+    "RULES",
+    "SESSION_LOADS",
+    "django_request",
+]

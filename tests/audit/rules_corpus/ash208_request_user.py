@@ -1,0 +1,50 @@
+"""ASH208 lazy-request-user: reading request.user's attributes in an async Django view."""
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import View
+
+
+async def profile(request):
+    if not request.user.is_authenticated:  # error: ASH208:12
+        return HttpResponse(status=401)
+    return JsonResponse({"name": request.user.username})  # error: ASH208:34
+
+
+async def annotated(req: HttpRequest):
+    return HttpResponse(req.user.get_full_name())  # error: ASH208:25
+
+
+class Dashboard(View):
+    async def get(self, request):
+        return HttpResponse(request.user.email)  # error: ASH208:29
+
+
+async def the_async_way(request):
+    user = await request.auser()  # ok: Django's async accessor
+    return HttpResponse(user.username)  # ok: a loaded user
+
+
+async def wrapped(request):
+    name = await sync_to_async(lambda: request.user.username)()  # ok: runs in a thread
+    return HttpResponse(name)
+
+
+async def passed_on(request, Book):
+    user = request.user  # ok: the lazy object is not loaded here
+    return await Book.objects.filter(owner=user).afirst()  # ok: the ORM loads it in a thread
+
+
+async def other_objects(request, order):
+    return order.user.username  # ok: not a request
+
+
+def sync_view(request):
+    return HttpResponse(request.user.username)  # ok: a sync view runs in a thread
+
+
+async def nested(request):
+    def helper():
+        return request.user.username  # ok: a sync closure; not reported (conservative)
+
+    return await sync_to_async(helper)()

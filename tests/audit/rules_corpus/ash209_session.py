@@ -1,0 +1,33 @@
+"""ASH209 sync-session-access: the sync session API in an async Django view."""
+
+from django.http import HttpRequest, HttpResponse
+
+
+async def cart(request):
+    items = request.session.get("cart", [])  # error: ASH209:13
+    request.session["cart"] = [*items, "book"]  # error: ASH209:5
+    if "coupon" in request.session:  # error: ASH209:20
+        del request.session["coupon"]  # error: ASH209:13
+    return HttpResponse(request.session["cart"])  # error: ASH209:25
+
+
+async def logout_all(req: HttpRequest):
+    req.session.flush()  # error: ASH209:5
+    return HttpResponse()
+
+
+async def the_async_way(request):
+    items = await request.session.aget("cart", [])  # ok: Django 5.1's async session API
+    await request.session.aset("cart", [*items, "book"])  # ok
+    if await request.session.ahas_key("coupon"):  # ok
+        await request.session.apop("coupon")  # ok
+    request.session.modified = True  # ok: sets a flag, loads nothing
+    return HttpResponse(request.session.session_key)  # ok: the key is known without a load
+
+
+def sync_view(request):
+    return HttpResponse(request.session.get("cart"))  # ok: a sync view runs in a thread
+
+
+async def not_django(request, store):
+    return store.session.get("cart")  # ok: not a request's session

@@ -1,0 +1,134 @@
+"""Hazards behind sync Django APIs, and what is not one (the corpus files have the rest).
+
+``rules_corpus/ash110_mail.py``, ``ash207_sites.py``, ``ash208_request_user.py``,
+``ash209_session.py`` and the SQLModel part of ``ash107_database.py`` mark the
+findings and their negative controls; these tests cover what a one-project
+corpus cannot: modules that do not use Django, the message a user reads, and
+the names the runtime detector would patch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asgishift.audit._model import AuditConfig, Finding
+from asgishift.audit.engine import audit_paths
+from asgishift.audit.rules import get_rule
+
+CONFIG = AuditConfig(cache_dir=None)
+
+
+def _audit(tmp_path: Path, source: str) -> list[Finding]:
+    (tmp_path / "views.py").write_text(source, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
+    assert result.errors == []
+    return list(result.findings)
+
+
+def _message(finding: Finding) -> str:
+    return get_rule(finding.code).message.format(**finding.args)
+
+
+def test_a_starlette_request_user_is_no_query(tmp_path: Path) -> None:
+    source = (
+        "from starlette.responses import PlainTextResponse\n\n\n"
+        "async def homepage(request):\n"
+        "    if request.user.is_authenticated:\n"
+        "        return PlainTextResponse(request.user.display_name)\n"
+        '    return PlainTextResponse(request.session.get("name", ""))\n'
+    )
+    assert _audit(tmp_path, source) == []
+
+
+def test_an_annotated_non_django_request_is_no_query_in_a_django_module(tmp_path: Path) -> None:
+    source = (
+        "from django.conf import settings\nfrom starlette.requests import Request\n\n\n"
+        "async def homepage(request: Request):\n"
+        '    return request.user.username, request.session["name"], settings.DEBUG\n'
+    )
+    assert _audit(tmp_path, source) == []
+
+
+def test_the_same_view_in_a_django_module_is_reported(tmp_path: Path) -> None:
+    source = (
+        "from django.http import HttpResponse\n\n\n"
+        "async def homepage(request):\n"
+        '    return HttpResponse(request.user.username + request.session["name"])\n'
+    )
+    assert sorted(f.code for f in _audit(tmp_path, source)) == ["ASH208", "ASH209"]
+
+
+def test_request_user_message_names_the_async_accessor(tmp_path: Path) -> None:
+    source = (
+        "from django.http import HttpRequest\n\n\n"
+        "async def who(req: HttpRequest):\n    return req.user.username\n"
+    )
+    (finding,) = _audit(tmp_path, source)
+    assert _message(finding) == (
+        "Reading req.user.username loads the user (session and database queries) in async "
+        "code; use `user = await req.auser()` (Django 5.0+) and read `user.username`"
+    )
+
+
+def test_session_message_names_the_async_twin_of_each_access(tmp_path: Path) -> None:
+    source = (
+        "from django.http import HttpResponse\n\n\n"
+        "async def cart(request):\n"
+        '    request.session["n"] += 1\n'
+        '    request.session.setdefault("seen", True)\n'
+        "    return HttpResponse()\n"
+    )
+    messages = sorted(_message(f) for f in _audit(tmp_path, source))
+    assert messages == [
+        "request.session.setdefault() loads the session from its store in async code; use "
+        "`await request.session.asetdefault(...)` (Django 5.1+) or `sync_to_async`",
+        "request.session[...] loads the session from its store in async code; use "
+        "`await request.session.aset(...)` (Django 5.1+) or `sync_to_async`",
+    ]
+
+
+def test_a_sync_closure_in_an_async_view_is_not_reported(tmp_path: Path) -> None:
+    source = (
+        "from asgiref.sync import sync_to_async\nfrom django.http import HttpResponse\n\n\n"
+        "async def view(request):\n"
+        "    def name():\n        return request.user.username\n\n"
+        "    return HttpResponse(await sync_to_async(name)())\n"
+    )
+    assert _audit(tmp_path, source) == []
+
+
+def test_sqlmodel_exec_is_reported_under_its_importable_name(tmp_path: Path) -> None:
+    source = (
+        "from sqlmodel import Session, select\n\n\n"
+        "async def heroes(engine, Hero):\n"
+        "    with Session(engine) as session:\n"
+        "        return session.exec(select(Hero)).all()\n"
+    )
+    (finding,) = _audit(tmp_path, source)
+    assert (finding.code, finding.args["call"]) == ("ASH107", "sqlmodel.Session.exec")
+    assert "sqlmodel.Session.exec" in get_rule("ASH107").calls
+
+
+def test_sqlalchemy_session_execute_is_still_sqlalchemys(tmp_path: Path) -> None:
+    source = (
+        "from sqlmodel import Session\n\n\n"
+        "async def heroes(engine, statement):\n"
+        "    with Session(engine) as session:\n"
+        "        return session.execute(statement)\n"
+    )
+    (finding,) = _audit(tmp_path, source)
+    assert finding.args["call"] == "sqlalchemy.orm.Session.execute"
+
+
+def test_mail_from_a_helper_is_reported_with_its_chain(tmp_path: Path) -> None:
+    source = (
+        "from django.core.mail import get_connection\n\n\n"
+        "def flush_outbox(messages):\n"
+        "    with get_connection() as connection:\n"
+        "        connection.send_messages(messages)\n\n\n"
+        "async def checkout(messages):\n    flush_outbox(messages)\n"
+    )
+    (finding,) = _audit(tmp_path, source)
+    assert finding.code == "ASH110"
+    assert finding.args["call"] == "django.core.mail.backends.base.BaseEmailBackend.send_messages"
+    assert [hop.function for hop in finding.chain] == ["views.checkout", "views.flush_outbox"]
