@@ -49,11 +49,41 @@ logger = logging.getLogger("asgishift.flask")
 __all__ = [
     "WebSocket",
     "WebSocketDisconnect",
+    "prepare_handshake_environ",
     "refuse_websocket_rule_over_http",
     "serve_websocket",
 ]
 
-_WEBSOCKET_SCHEMES: Final = frozenset({"ws", "wss"})
+#: The environ key marking a handshake served here (value ``True``), as opposed
+#: to one that reached the app as a plain HTTP request.
+HANDSHAKE_KEY: Final = "asgishift.websocket"
+
+
+def prepare_handshake_environ(environ: Environ) -> None:
+    """Mark ``environ`` as a served WebSocket handshake and spell its scheme for Werkzeug.
+
+    Werkzeug's ``Map.bind_to_environ`` turns the scheme of a request carrying
+    ``Connection: upgrade`` and ``Upgrade: websocket`` (RFC 6455 §4.1) into
+    ``wss`` only from ``https``, and into ``ws`` from anything else, ``wss``
+    included. Such a handshake gets the HTTP spelling (``http``/``https``), as a
+    WSGI server would give it, so ``url_for(_external=True)`` builds ``wss://``
+    (and ``https://``) URLs on a secure connection; one without those headers
+    (HTTP/2, RFC 8441) keeps ``ws``/``wss``, which Werkzeug leaves alone.
+
+    :param environ: built from a ``websocket`` scope, with ``wsgi.url_scheme``
+        ``ws``/``wss`` (or ``http``/``https`` when the app's ``ProxyFix`` set it
+        from ``X-Forwarded-Proto``).
+    """
+    environ[HANDSHAKE_KEY] = True
+    secure = environ.get("wsgi.url_scheme") in ("https", "wss")
+    upgrade = environ.get("HTTP_UPGRADE", "").lower() == "websocket" and any(
+        part.strip(" \t") == "upgrade"
+        for part in environ.get("HTTP_CONNECTION", "").lower().split(",")
+    )
+    if upgrade:
+        environ["wsgi.url_scheme"] = "https" if secure else "http"
+    else:
+        environ["wsgi.url_scheme"] = "wss" if secure else "ws"
 
 
 class WebSocketDisconnect(Exception):
@@ -290,7 +320,7 @@ def refuse_websocket_rule_over_http() -> None:
     when it arrives as plain HTTP: from a WSGI server (``flask run``,
     gunicorn) or an ASGI server without WebSocket support (uvicorn
     ``--ws none``), which cannot hand the view a connection. Handshakes served
-    by :func:`serve_websocket` have a ``ws``/``wss`` URL scheme and pass.
+    by :func:`serve_websocket` are marked by :func:`prepare_handshake_environ` and pass.
 
     :raise werkzeug.exceptions.BadRequest: for such a request (``400``, through
         the app's error handlers), naming the rule and what serves it.
@@ -299,7 +329,7 @@ def refuse_websocket_rule_over_http() -> None:
     rule = req.url_rule
     if rule is None or not rule.websocket:
         return
-    if req.environ.get("wsgi.url_scheme") in _WEBSOCKET_SCHEMES:
+    if req.environ.get(HANDSHAKE_KEY):
         return
     logger.info("refusing a WebSocket handshake for %s that came as plain HTTP", rule.rule)
     raise BadRequest(
@@ -391,8 +421,8 @@ async def serve_websocket(
 ) -> None:
     """Serve one WebSocket connection to a ``websocket=True`` rule of ``app``.
 
-    :param environ: the environ built from ``scope`` (``wsgi.url_scheme`` is
-        ``ws`` or ``wss``, so Werkzeug matches WebSocket rules only).
+    :param environ: the environ built from ``scope``, prepared by
+        :func:`prepare_handshake_environ` (so Werkzeug matches WebSocket rules only).
     """
     message = await receive()
     if message["type"] != "websocket.connect":
