@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from flaskext_helpers import FLASK_APPS_DIR
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
 from live import ASGI_SERVER_PARAMS, LiveServer, live_server, wait_for
@@ -354,3 +355,35 @@ def test_websocket_url_for_under_the_root_path_and_a_secure_proxy(
         answer = ws.recv(timeout=10)
     scheme = "wss" if server == "uvicorn" else "ws"
     assert answer == f"127.0.0.1|{scheme}://127.0.0.1:{mounted_server.port}{MOUNT}/ws/echo|hi"
+
+
+def test_websocket_view_errors_reach_got_request_exception(ext_server: LiveServer) -> None:
+    """Error reporting hooked on Flask's signals (Sentry's and Rollbar's Flask
+    integrations) sees a WebSocket view's unhandled error, as it sees an HTTP
+    view's: no signal was sent for WebSocket connections before."""
+    ws_url = ext_server.url.replace("http://", "ws://") + "/ws/fail"
+    with connect(ws_url, additional_headers={"X-Trace": "ws-after"}, open_timeout=10) as ws:
+        ws.send("go")
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=10)
+    if ext_server.server != "hypercorn":  # hypercorn reports 1006 (docs/flask.md)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1011
+    with pytest.raises(InvalidStatus) as refused:
+        connect(
+            ws_url + "?when=before-accept",
+            additional_headers={"X-Trace": "ws-before"},
+            open_timeout=10,
+        )
+    assert refused.value.response.status_code == (403 if ext_server.server == "daphne" else 500)
+    with httpx.Client(base_url=ext_server.url, timeout=10) as client:
+        for key, message in (
+            ("ws-after", "websocket view failed"),
+            ("ws-before", "websocket view failed before accepting"),
+        ):
+            assert _trace(client, key, "teardown_request") == [
+                "request_started",
+                "before_request",
+                f"got_request_exception:RuntimeError({message!r})",
+                f"teardown_request:RuntimeError({message!r})",
+            ]

@@ -65,7 +65,8 @@ class ProxyHeaders:
     def __init__(self, app: Flask) -> None:
         layers: list[ProxyFix] = []
         current: Any = app.wsgi_app
-        while isinstance(current, ProxyFix):
+        # ProxyFix itself only: a subclass may rewrite the environ differently.
+        while type(current) is ProxyFix:
             layers.append(current)
             current = current.app
         #: Copies of the layers, outermost first, around an app that does nothing.

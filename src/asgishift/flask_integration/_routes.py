@@ -119,7 +119,8 @@ class RouteTable:
         self._reported.update(hidden)
         logger.warning(
             "Flask app %r: the async def views of %s are called through plain def functions "
-            "(a decorator such as flask_login.login_required, or View.as_view), so they run "
+            "(a decorator such as flask_login.login_required, Flask-Limiter's limit or "
+            "Flask-Caching's cached, or View.as_view), so they run "
             "as sync views: each request "
             "holds a worker thread of the ASGISHIFT_MAX_WORKERS pool while its coroutine runs "
             "on the event loop; make the decorator async def to run them on the loop "

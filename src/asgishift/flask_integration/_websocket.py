@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from flask.ctx import RequestContext
 from flask.globals import request_ctx
+from flask.signals import got_request_exception, request_started
 from werkzeug.exceptions import BadRequest, NotFound
 
 from asgishift._types import Environ, Message, Receive, Scope, Send
 from asgishift.flask_integration._loop import awaited_by_caller, tearing_down
-from asgishift.flask_integration._pipeline import call
+from asgishift.flask_integration._pipeline import call, send_signal
 from asgishift.flask_integration._routes import wrapped_coroutine_function
 from asgishift.flask_integration._wire import asgi_headers
 
@@ -372,10 +373,21 @@ async def _refuse_with_error(
         rv = await pipeline.handle_user_exception(exc)
     except Exception as unhandled:
         error = unhandled
-        app.log_exception((type(unhandled), unhandled, unhandled.__traceback__))  # type: ignore[arg-type]
+        await _report(app, unhandled)
         rv = ("Internal Server Error", 500)
     await _deny(scope, send, app.make_response(rv), environ)
     return error
+
+
+async def _report(app: Flask, error: Exception) -> None:
+    """Report a WebSocket view's unhandled error as Flask reports an HTTP view's
+    (``Flask.handle_exception``): send ``got_request_exception``, which error
+    reporting tools listen to, then log it with its traceback.
+
+    :raise Exception: whatever a signal receiver raises, as in Flask.
+    """
+    await send_signal(got_request_exception, app, exception=error)
+    app.log_exception((type(error), error, error.__traceback__))  # type: ignore[arg-type]
 
 
 async def _run_view(view: Callable[..., Any], ws: WebSocket, view_args: dict[str, Any]) -> None:
@@ -434,6 +446,9 @@ async def serve_websocket(
         ctx.push()
         req = ctx.request
         try:
+            # Sent for every handshake, as Flask's full_dispatch_request sends it
+            # for every request.
+            await send_signal(request_started, app)
             if req.routing_exception is not None:
                 raise req.routing_exception
             rule = req.url_rule
@@ -459,8 +474,10 @@ async def serve_websocket(
                 error = await _refuse_with_error(app, pipeline, scope, send, environ, exc)
             else:
                 error = exc
-                app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
-                await ws.close(1011)
+                try:
+                    await _report(app, exc)
+                finally:
+                    await ws.close(1011)
         await ws.close(1000)
     finally:
         ws.release()

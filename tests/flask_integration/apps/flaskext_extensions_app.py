@@ -303,6 +303,13 @@ def create_app() -> Flask:
         message = await ws.receive()
         await ws.send(f"{request.remote_addr}|{url_for('echo', _external=True)}|{message}")
 
+    @app.route("/ws/fail", websocket=True)
+    async def fail(ws: WebSocket) -> None:
+        if request.args.get("when") == "before-accept":
+            raise RuntimeError("websocket view failed before accepting")
+        await ws.receive()
+        raise RuntimeError("websocket view failed")
+
     @app.before_request
     def before() -> Any:
         trace("before_request")
