@@ -364,7 +364,8 @@ async def _refuse_with_error(
     exc: Exception,
 ) -> Exception | None:
     """Refuse the handshake with the app's answer to ``exc`` (its error handlers,
-    as for an HTTP request); an unhandled error is logged and refused with 500.
+    as for an HTTP request); an unhandled error is reported (:func:`_report`)
+    and refused with the app's ``errorhandler(500)`` answer, or a plain 500.
 
     :return: the unhandled error (for the teardown functions), else ``None``.
     """
@@ -374,7 +375,11 @@ async def _refuse_with_error(
     except Exception as unhandled:
         error = unhandled
         await _report(app, unhandled)
-        rv = ("Internal Server Error", 500)
+        try:
+            rv = await pipeline.handle_server_error(unhandled)
+        except Exception:
+            logger.exception("the errorhandler(500) of Flask app %r failed", app.name)
+            rv = ("Internal Server Error", 500)
     await _deny(scope, send, app.make_response(rv), environ)
     return error
 
