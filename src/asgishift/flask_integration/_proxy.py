@@ -81,12 +81,17 @@ class ProxyHeaders:
             )
             for layer in layers
         )
-        #: ASGI header names (lower-case bytes) the layers read that matter to URL matching.
-        self.matching_headers = frozenset(
-            header
-            for layer in layers
-            for setting, header in _MATCHING_HEADERS.items()
-            if getattr(layer, setting)
+        #: ASGI header names (lower-case bytes, sorted) the layers read that matter
+        #: to URL matching.
+        self.matching_headers = tuple(
+            sorted(
+                {
+                    header
+                    for layer in layers
+                    for setting, header in _MATCHING_HEADERS.items()
+                    if getattr(layer, setting)
+                }
+            )
         )
         # Flask's own wsgi_app bound to the app ends a chain of known layers; any
         # other object is middleware whose effect on the environ is unknown.

@@ -32,15 +32,15 @@ SYNC_CACHE_SIZE = 4096
 RouteKey = tuple[str, str, bytes, str, str, tuple[bytes, ...]]
 
 
-def route_key(scope: Mapping[str, Any], headers: frozenset[bytes] = frozenset()) -> RouteKey:
+def route_key(scope: Mapping[str, Any], headers: tuple[bytes, ...] = ()) -> RouteKey:
     """Return what URL matching depends on in an ASGI HTTP scope.
 
     Method, scheme, ``Host`` header, ``root_path``, path and the values of
     ``headers``: the query string and the other headers never change which
     rule matches.
 
-    :param headers: more lower-case header names whose values count, in a
-        fixed order (the ``X-Forwarded-*`` headers the app's ``ProxyFix``
+    :param headers: more lower-case header names whose values count, in the
+        order given (the ``X-Forwarded-*`` headers the app's ``ProxyFix``
         reads, see :class:`~._proxy.ProxyHeaders`); absent ones count as empty.
     """
     host = b""
@@ -58,7 +58,7 @@ def route_key(scope: Mapping[str, Any], headers: frozenset[bytes] = frozenset())
         host,
         scope.get("root_path", ""),
         scope["path"],
-        tuple(extra.get(name, b"") for name in sorted(headers)) if headers else (),
+        tuple(extra.get(name, b"") for name in headers) if headers else (),
     )
 
 
