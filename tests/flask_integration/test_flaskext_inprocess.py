@@ -133,15 +133,14 @@ def test_proxyfix_applies_to_sync_and_async_views_without_a_warning(
     async def scenario() -> list[Any]:
         forwarded = {"x-forwarded-for": "203.0.113.9", "x-forwarded-host": "shop.example"}
         async with ext.test_client() as client:
-            return [(await client.get(path, headers=forwarded)).json() for path in KINDS_PATHS]
+            return [
+                (await client.get(path, headers=forwarded)).json() for path in ("/sync", "/async")
+            ]
 
     with caplog.at_level("WARNING", logger="asgishift.flask"):
         answers = run(scenario())
     assert answers == [{"addr": "203.0.113.9", "host": "shop.example"}] * 2
     assert not [r for r in caplog.records if "WSGI middleware" in r.getMessage()]
-
-
-KINDS_PATHS = ("/sync", "/async")
 
 
 def test_forwarded_host_decides_the_route_behind_proxyfix() -> None:
