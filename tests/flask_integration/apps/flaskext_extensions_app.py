@@ -137,6 +137,21 @@ def make_blueprint(kind: str) -> Blueprint:
     def where() -> str:
         return threading.current_thread().name
 
+    # The blueprint's own hooks: Flask runs them after the app's before_request
+    # functions, and before the app's after_request and teardown functions.
+    @bp.before_request
+    def bp_before() -> None:
+        trace(f"{kind}.before_request")
+
+    @bp.after_request
+    def bp_after(response: Response) -> Response:
+        trace(f"{kind}.after_request")
+        return response
+
+    @bp.teardown_request
+    def bp_teardown(error: BaseException | None) -> None:
+        trace(f"{kind}.teardown_request")
+
     bp.add_url_rule("/where", "where", view(lambda: jsonify(thread=where())))
 
     def urls() -> Any:
