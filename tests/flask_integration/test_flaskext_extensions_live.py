@@ -288,6 +288,19 @@ def test_hooks_signals_and_error_handlers_run_in_flasks_order(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_failing_teardown_turns_the_response_into_a_500(client: httpx.Client, kind: str) -> None:
+    """Teardown functions run before the response goes out, as under a WSGI server,
+    so an app committing in ``teardown_request`` never answers 200 for a failed
+    commit: an async view's response went out first, and its client got 200."""
+    failed = client.get(
+        f"/{kind}/hooks", params={"fail": "teardown"}, headers={"X-Trace": f"{kind}-td"}
+    )
+    assert failed.status_code == 500
+    assert "hooks ran" not in failed.text
+    assert _trace(client, f"{kind}-td", "teardown_request")[-1] == "teardown_request:None"
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_url_for_external_behind_proxyfix(
     ext_server: LiveServer, client: httpx.Client, kind: str
 ) -> None:

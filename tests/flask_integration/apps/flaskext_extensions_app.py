@@ -340,6 +340,9 @@ def create_app() -> Flask:
     @app.teardown_request
     def teardown(error: BaseException | None) -> None:
         trace(f"teardown_request:{error!r}")
+        if error is None and request.args.get("fail") == "teardown":
+            # What committing in a teardown function does when the commit fails.
+            raise RuntimeError("teardown failed")
 
     @app.errorhandler(500)
     def server_error(error: Any) -> Any:
