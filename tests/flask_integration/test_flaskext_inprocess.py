@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, Response, abort, g, jsonify, request, session
+from flask import Flask, Response, abort, g, jsonify, request, session, url_for
 
 from asgishift.bridge import BridgeOptions
 from asgishift.flask_integration import (
     ASGI,
     ASGIState,
+    AsyncTestClient,
     WebSocket,
     WebSocketDisconnect,
     WebSocketRejected,
@@ -87,35 +88,95 @@ def test_init_app_twice_is_refused() -> None:
         ext.init_app(app)
 
 
-def test_app_with_wsgi_middleware_installs_and_warns(caplog: pytest.LogCaptureFixture) -> None:
-    # app.wsgi_app = ProxyFix(app.wsgi_app): the usual deployment line. The
-    # middleware is an object, not a bound method, and still serves sync views.
+def test_app_with_other_wsgi_middleware_installs_and_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Middleware other than ProxyFix is an object the loop's requests cannot go
+    # through: named in a warning, whether or not a ProxyFix wraps it.
     from werkzeug.middleware.proxy_fix import ProxyFix
+    from werkzeug.middleware.shared_data import SharedDataMiddleware
 
-    app = Flask("proxied")
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    app = Flask("shared")
+    app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {})  # type: ignore[method-assign]
     ext = ASGI(app)
     # Wrapped after init_app, as a factory may do: seen when served.
-    later = Flask("proxied-later")
+    later = Flask("shared-later")
     ASGI(later)
-    later.wsgi_app = ProxyFix(later.wsgi_app)  # type: ignore[method-assign]
+    later.wsgi_app = ProxyFix(SharedDataMiddleware(later.wsgi_app, {}))  # type: ignore[method-assign]
     with caplog.at_level("WARNING", logger="asgishift.flask"):
         ext.state().asgi_app_for(BridgeOptions())
         later.extensions["asgishift"].asgi_app_for(BridgeOptions())
     warned = [r.getMessage() for r in caplog.records if "WSGI middleware" in r.getMessage()]
     assert len(warned) == 2
-    assert "'proxied-later'" in warned[1]
+    assert "'shared-later'" in warned[1]
+    assert "(SharedDataMiddleware)" in warned[1]
 
-    @app.get("/addr")
-    def addr() -> str:
-        return request.remote_addr or ""
 
-    async def scenario() -> str:
+def test_proxyfix_applies_to_sync_and_async_views_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # app.wsgi_app = ProxyFix(app.wsgi_app): the usual deployment line.
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = Flask("proxied")
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_host=1)  # type: ignore[method-assign]
+    ext = ASGI(app)
+
+    @app.get("/sync")
+    def sync_addr() -> Any:
+        return jsonify(addr=request.remote_addr, host=request.host)
+
+    @app.get("/async")
+    async def async_addr() -> Any:
+        return jsonify(addr=request.remote_addr, host=request.host)
+
+    async def scenario() -> list[Any]:
+        forwarded = {"x-forwarded-for": "203.0.113.9", "x-forwarded-host": "shop.example"}
         async with ext.test_client() as client:
-            response = await client.get("/addr", headers={"x-forwarded-for": "203.0.113.9"})
-            return response.text
+            return [
+                (await client.get(path, headers=forwarded)).json() for path in ("/sync", "/async")
+            ]
 
-    assert run(scenario()) == "203.0.113.9"
+    with caplog.at_level("WARNING", logger="asgishift.flask"):
+        answers = run(scenario())
+    assert answers == [{"addr": "203.0.113.9", "host": "shop.example"}] * 2
+    assert not [r for r in caplog.records if "WSGI middleware" in r.getMessage()]
+
+
+def test_forwarded_host_decides_the_route_behind_proxyfix() -> None:
+    """A sync answer is remembered per X-Forwarded-Host when ProxyFix trusts it:
+    one host's sync view no longer sends the other host's async view to a thread."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = Flask("hosts", host_matching=True, static_host="static.example")
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_host=1)  # type: ignore[method-assign]
+    ext = ASGI(app)
+
+    @app.before_request
+    def where() -> None:
+        # A plain def hook runs on the thread serving the request: a bridge
+        # worker for a sync view, the loop's for an async one.
+        g.thread = threading.current_thread().name
+
+    @app.get("/", host="www.example")
+    def www() -> str:
+        return str(g.thread)
+
+    @app.get("/", host="api.example")
+    async def api() -> str:
+        return str(g.thread)
+
+    async def scenario() -> list[str]:
+        async with ext.test_client() as client:
+            return [
+                (await client.get("/", headers={"x-forwarded-host": host})).text
+                for host in ("www.example", "api.example", "www.example")
+            ]
+
+    www_thread, api_thread, www_again = run(scenario())
+    assert www_thread.startswith("asgishift-bridge")
+    assert www_again.startswith("asgishift-bridge")
+    assert api_thread == threading.current_thread().name
 
 
 def test_factory_form_without_an_app_says_to_pass_one() -> None:
@@ -836,6 +897,40 @@ def test_while_serving_needs_an_async_generator() -> None:
 
 
 # -- WebSockets --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("https://shop.example", "wss://shop.example/ws|https://shop.example/page|True"),
+        ("http://shop.example", "ws://shop.example/ws|http://shop.example/page|False"),
+    ],
+)
+def test_url_for_in_a_websocket_view_keeps_the_connections_security(
+    base_url: str, expected: str
+) -> None:
+    """A ``wss`` handshake (TLS, or a proxy's X-Forwarded-Proto read by the server)
+    builds ``wss://`` and ``https://`` URLs: Werkzeug turned its ``wss`` scheme into
+    ``ws`` once it saw the Upgrade headers, so URLs came out insecure."""
+    app, ext = make_app()
+
+    @app.get("/page")
+    def page() -> str:
+        return "page"
+
+    @app.route("/ws", websocket=True)
+    async def ws_view(ws: WebSocket) -> None:
+        urls = (url_for("ws_view", _external=True), url_for("page", _external=True))
+        await ws.send("|".join((*urls, str(request.is_secure))))
+
+    async def scenario() -> str | bytes:
+        async with (
+            AsyncTestClient(ext.asgi_app, base_url=base_url) as client,
+            client.websocket("/ws") as ws,
+        ):
+            return await ws.receive()
+
+    assert run(scenario()) == expected
+
+
 def test_websocket_route_with_converters_session_and_refusal() -> None:
     app, ext = make_app()
 

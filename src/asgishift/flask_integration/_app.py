@@ -19,8 +19,9 @@ from asgishift.bridge import BridgeOptions, WSGIToASGI
 from asgishift.flask_integration._fresh_context import in_fresh_context, inherited_flask_context
 from asgishift.flask_integration._http import BodyThreads, send_plain, serve_async_request
 from asgishift.flask_integration._lifespan import ServingPhase
+from asgishift.flask_integration._proxy import ProxyHeaders
 from asgishift.flask_integration._routes import RouteTable, route_key
-from asgishift.flask_integration._websocket import serve_websocket
+from asgishift.flask_integration._websocket import prepare_handshake_environ, serve_websocket
 from asgishift.flask_integration._wire import BadRequest, build_environ, new_base_environ
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class FlaskASGIApp:
         self._routes = routes
         self._pipeline = pipeline
         self._base = new_base_environ()
+        # The app's ProxyFix, applied to what runs on the loop as to sync views.
+        self._proxy = ProxyHeaders(app)
         # Sync response bodies of async views are read here, as many at once as
         # the bridge runs sync views (its threads start on first use).
         self._body_threads = BodyThreads(options.max_workers)
@@ -129,7 +132,8 @@ class FlaskASGIApp:
             await self._start_without_lifespan()
         if kind == "http":
             routes = self._routes
-            key = route_key(scope) if routes.any_async else None
+            proxy = self._proxy
+            key = route_key(scope, proxy.matching_headers) if routes.any_async else None
             if key is not None and not routes.known_sync(key):
                 try:
                     environ = build_environ(scope, self._base)
@@ -137,6 +141,7 @@ class FlaskASGIApp:
                     logger.info("400 Bad Request: %s", exc)
                     await send_plain(send, 400, scope["method"], "Bad Request")
                     return
+                proxy.apply(environ)
                 req = routes.async_request(environ, key)
                 if req is not None:
                     await serve_async_request(
@@ -181,6 +186,8 @@ class FlaskASGIApp:
             await send({"type": "websocket.close", "code": 1002})
             return
         environ["wsgi.input"] = _EMPTY
+        self._proxy.apply(environ)
+        prepare_handshake_environ(environ)
         await serve_websocket(self.flask_app, self._pipeline, scope, environ, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -68,7 +68,6 @@ class ASGIState:
         :param options: the bridge options (e.g. from ``asgishift serve --max-workers``).
         :raise ValueError: for an out-of-range ``ASGISHIFT_*`` config value.
         """
-        _warn_about_wsgi_middleware(self.app)
         return FlaskASGIApp(
             self.app,
             merge_options(options, self.app.config),
@@ -261,25 +260,6 @@ class ASGI:
         from asgishift.flask_integration._testing import AsyncTestClient
 
         return AsyncTestClient(self.state(app).asgi_app)
-
-
-def _warn_about_wsgi_middleware(app: Flask) -> None:
-    """Log a warning when ``app.wsgi_app`` is wrapped in WSGI middleware.
-
-    Checked when the ASGI application is built (at serve time), so wrapping
-    done after ``init_app`` in a factory is seen too.
-    """
-    # A bound Flask.wsgi_app, unless middleware (ProxyFix...) replaced it
-    # with an object of its own, which has no __func__.
-    if getattr(app.wsgi_app, "__func__", None) is not Flask.wsgi_app:
-        logger.warning(
-            "Flask app %r wraps wsgi_app in WSGI middleware (%s): sync views still "
-            "run through it, but requests to async views and WebSockets run on the "
-            "event loop without it; use ASGI middleware or the server's own options "
-            "(proxy headers) instead",
-            app.name,
-            type(app.wsgi_app).__name__,
-        )
 
 
 def _current_app_or_none() -> Flask | None:

@@ -6,6 +6,8 @@ which Werkzeug then answers with ``413`` when the view reads it) into an
 in-memory ``wsgi.input``; Flask's request context
 is pushed in the server's request task; the pipeline
 (:mod:`asgishift.flask_integration._pipeline`) awaits hooks and the view; the
+context is popped (teardown functions) before a body already in memory is
+sent, as under a WSGI server, and after a streamed one; the
 response is sent from the loop (ASGI HTTP spec, "Response Start" / "Response
 Body"). A response whose body is an async iterable (an async generator given to
 ``Response``) streams message by message and stops when the client
@@ -23,7 +25,7 @@ import inspect
 import io
 import logging
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +46,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asgishift.flask")
 
-__all__ = ["BodyThreads", "BodyTooLarge", "SyncBody", "read_body", "serve_async_request"]
+__all__ = [
+    "BodyThreads",
+    "BodyTooLarge",
+    "SyncBody",
+    "TeardownFailed",
+    "read_body",
+    "serve_async_request",
+]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -167,8 +176,7 @@ async def serve_async_request(
     if body and length is None:
         environ["CONTENT_LENGTH"] = str(len(body))
     environ["wsgi.input"] = io.BytesIO(body)
-    ctx = RequestContext(app, environ, request=req)
-    error: BaseException | None = None
+    ctx = _RequestContextExit(app, RequestContext(app, environ, request=req))
     try:
         try:
             ctx.push()
@@ -188,17 +196,85 @@ async def serve_async_request(
                     return
                 response = timed
         except Exception as e:
-            error = e
+            ctx.error = e
             response = await pipeline.handle_exception(e)
         except BaseException as e:
-            error = e
+            ctx.error = e
             raise
-        await send_response(response, environ, receive, send, body_threads.executor())
+        try:
+            await send_response(
+                response,
+                environ,
+                receive,
+                send,
+                body_threads.executor(),
+                before_sending=ctx.pop_before_sending,
+            )
+        except TeardownFailed as failed:
+            logger.error(
+                "500 Internal Server Error: a teardown function failed for %s [%s]; "
+                "the response was not sent",
+                environ.get("PATH_INFO"),
+                environ.get("REQUEST_METHOD"),
+                exc_info=failed.__cause__,
+            )
+            await send_plain(send, 500, environ["REQUEST_METHOD"], "Internal Server Error")
     finally:
-        if error is not None and app.should_ignore_error(error):
+        ctx.pop()
+
+
+class TeardownFailed(Exception):
+    """A teardown function raised while the request context was popped before the
+    response went out (the exception is the ``__cause__``); answered with ``500``."""
+
+
+class _RequestContextExit:
+    """One async request's Flask request context, popped once.
+
+    Popped before the response goes out when its body is already in memory,
+    as under a WSGI server (Flask's ``wsgi_app`` pops it before the server
+    sends the body), so a failing teardown function (a commit) turns the
+    response into a ``500``; after the last chunk of a streamed body, which
+    may need the context.
+
+    :param app: the Flask app.
+    :param ctx: the request context, not yet pushed.
+    """
+
+    def __init__(self, app: Flask, ctx: RequestContext) -> None:
+        self._app = app
+        self._ctx = ctx
+        self._popped = False
+        #: The exception the request ended with (handed to the teardown functions).
+        self.error: BaseException | None = None
+
+    def push(self) -> None:
+        """Push the context (:meth:`flask.ctx.RequestContext.push`)."""
+        self._ctx.push()
+
+    def pop(self) -> None:
+        """Pop the context, running the teardown functions, unless already done.
+
+        :raise Exception: whatever a teardown function raises.
+        """
+        if self._popped:
+            return
+        self._popped = True
+        error = self.error
+        if error is not None and self._app.should_ignore_error(error):
             error = None
         with tearing_down():
-            ctx.pop(error)
+            self._ctx.pop(error)
+
+    def pop_before_sending(self) -> None:
+        """:meth:`pop`, for :func:`send_response`'s ``before_sending``.
+
+        :raise TeardownFailed: when a teardown function raises.
+        """
+        try:
+            self.pop()
+        except Exception as exc:
+            raise TeardownFailed(f"a teardown function failed: {exc!r}") from exc
 
 
 async def _within(pipeline: AsyncPipeline, timeout: float) -> Response | None:
@@ -213,7 +289,13 @@ async def _within(pipeline: AsyncPipeline, timeout: float) -> Response | None:
 
 
 async def send_response(
-    response: Response, environ: Environ, receive: Receive, send: Send, body_threads: Executor
+    response: Response,
+    environ: Environ,
+    receive: Receive,
+    send: Send,
+    body_threads: Executor,
+    *,
+    before_sending: Callable[[], None] | None = None,
 ) -> None:
     """Send a Flask response object to the ASGI server.
 
@@ -222,6 +304,10 @@ async def send_response(
     ``HEAD`` and ``204``/``304`` bodies dropped, ``Location`` made absolute
     when configured); an async-iterable body is iterated on the loop, a sync
     one not in memory on ``body_threads`` (:class:`SyncBody`).
+
+    :param before_sending: called when the body is already in memory, once it
+        was read and before anything is sent; what it raises propagates with
+        nothing sent. Not called for a streamed body.
     """
     status = response.status_code
     headers = asgi_headers(response.get_wsgi_headers(environ).to_wsgi_list())
@@ -242,12 +328,14 @@ async def send_response(
     try:
         # The whole body is already in memory (JSON, templates): one message.
         data = b"".join(app_iter)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
     finally:
         close = getattr(app_iter, "close", None)
         if close is not None:
             close()
+    if before_sending is not None:
+        before_sending()
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 class SyncBody:

@@ -155,11 +155,22 @@ class AsyncPipeline:
         if exc_info[1] is not e:
             exc_info = (type(e), e, e.__traceback__)
         app.log_exception(exc_info)
+        server_error = await self.handle_server_error(e)
+        return await self.finalize_request(server_error, from_error_handler=True)
+
+    async def handle_server_error(self, e: Exception) -> Any:
+        """Return the app's ``errorhandler(500)`` answer to the unhandled ``e``.
+
+        :return: the handler's return value, or the
+            :class:`~werkzeug.exceptions.InternalServerError` (wrapping ``e``)
+            itself when no handler is registered.
+        :raise Exception: whatever the handler raises.
+        """
         server_error: Any = InternalServerError(original_exception=e)
-        handler = app._find_error_handler(server_error, request.blueprints)
+        handler = self.app._find_error_handler(server_error, request.blueprints)
         if handler is not None:
             server_error = await call(handler, server_error)
-        return await self.finalize_request(server_error, from_error_handler=True)
+        return server_error
 
     async def finalize_request(self, rv: Any, from_error_handler: bool = False) -> Response:
         """Make the response and run after-request processing (Flask's ``finalize_request``)."""

@@ -29,26 +29,36 @@ logger = logging.getLogger("asgishift.flask")
 #: How many request targets known to go to a sync view are remembered.
 SYNC_CACHE_SIZE = 4096
 
-RouteKey = tuple[str, str, bytes, str, str]
+RouteKey = tuple[str, str, bytes, str, str, tuple[bytes, ...]]
 
 
-def route_key(scope: Mapping[str, Any]) -> RouteKey:
+def route_key(scope: Mapping[str, Any], headers: tuple[bytes, ...] = ()) -> RouteKey:
     """Return what URL matching depends on in an ASGI HTTP scope.
 
-    Method, scheme, ``Host`` header, ``root_path`` and path: the query string
-    and the other headers never change which rule matches.
+    Method, scheme, ``Host`` header, ``root_path``, path and the values of
+    ``headers``: the query string and the other headers never change which
+    rule matches.
+
+    :param headers: more lower-case header names whose values count, in the
+        order given (the ``X-Forwarded-*`` headers the app's ``ProxyFix``
+        reads, see :class:`~._proxy.ProxyHeaders`); absent ones count as empty.
     """
     host = b""
+    extra: dict[bytes, bytes] = {}
     for name, value in scope.get("headers", ()):
         if name == b"host":
             host = bytes(value)
-            break
+            if not headers:
+                break
+        elif name in headers:
+            extra.setdefault(bytes(name), bytes(value))
     return (
         scope["method"],
         scope.get("scheme") or "http",
         host,
         scope.get("root_path", ""),
         scope["path"],
+        tuple(extra.get(name, b"") for name in headers) if headers else (),
     )
 
 
@@ -109,7 +119,8 @@ class RouteTable:
         self._reported.update(hidden)
         logger.warning(
             "Flask app %r: the async def views of %s are called through plain def functions "
-            "(a decorator such as flask_login.login_required, or View.as_view), so they run "
+            "(a decorator such as flask_login.login_required, Flask-Limiter's limit or "
+            "Flask-Caching's cached, or View.as_view), so they run "
             "as sync views: each request "
             "holds a worker thread of the ASGISHIFT_MAX_WORKERS pool while its coroutine runs "
             "on the event loop; make the decorator async def to run them on the loop "

@@ -10,6 +10,8 @@ Nothing listens on a socket; use a real server for end-to-end tests.
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -229,7 +231,15 @@ class AsyncTestClient:
         """
         url = urlsplit(path)
         base = urlsplit(self.base_url)
-        raw = [(b"host", base.netloc.encode())]
+        # The handshake's headers as a browser sends them and ASGI servers pass
+        # them on (RFC 6455 §4.1).
+        raw = [
+            (b"host", base.netloc.encode()),
+            (b"connection", b"Upgrade"),
+            (b"upgrade", b"websocket"),
+            (b"sec-websocket-version", b"13"),
+            (b"sec-websocket-key", base64.b64encode(os.urandom(16))),
+        ]
         cookie = self._cookie_header(url.path or "/")
         if cookie:
             raw.append((b"cookie", cookie.encode("latin-1")))

@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from flask.ctx import RequestContext
 from flask.globals import request_ctx
+from flask.signals import got_request_exception, request_started
 from werkzeug.exceptions import BadRequest, NotFound
 
 from asgishift._types import Environ, Message, Receive, Scope, Send
 from asgishift.flask_integration._loop import awaited_by_caller, tearing_down
-from asgishift.flask_integration._pipeline import call
+from asgishift.flask_integration._pipeline import call, send_signal
 from asgishift.flask_integration._routes import wrapped_coroutine_function
 from asgishift.flask_integration._wire import asgi_headers
 
@@ -49,11 +50,41 @@ logger = logging.getLogger("asgishift.flask")
 __all__ = [
     "WebSocket",
     "WebSocketDisconnect",
+    "prepare_handshake_environ",
     "refuse_websocket_rule_over_http",
     "serve_websocket",
 ]
 
-_WEBSOCKET_SCHEMES: Final = frozenset({"ws", "wss"})
+#: The environ key marking a handshake served here (value ``True``), as opposed
+#: to one that reached the app as a plain HTTP request.
+HANDSHAKE_KEY: Final = "asgishift.websocket"
+
+
+def prepare_handshake_environ(environ: Environ) -> None:
+    """Mark ``environ`` as a served WebSocket handshake and spell its scheme for Werkzeug.
+
+    Werkzeug's ``Map.bind_to_environ`` turns the scheme of a request carrying
+    ``Connection: upgrade`` and ``Upgrade: websocket`` (RFC 6455 §4.1) into
+    ``wss`` only from ``https``, and into ``ws`` from anything else, ``wss``
+    included. Such a handshake gets the HTTP spelling (``http``/``https``), as a
+    WSGI server would give it, so ``url_for(_external=True)`` builds ``wss://``
+    (and ``https://``) URLs on a secure connection; one without those headers
+    (HTTP/2, RFC 8441) keeps ``ws``/``wss``, which Werkzeug leaves alone.
+
+    :param environ: built from a ``websocket`` scope, with ``wsgi.url_scheme``
+        ``ws``/``wss`` (or ``http``/``https`` when the app's ``ProxyFix`` set it
+        from ``X-Forwarded-Proto``).
+    """
+    environ[HANDSHAKE_KEY] = True
+    secure = environ.get("wsgi.url_scheme") in ("https", "wss")
+    upgrade = environ.get("HTTP_UPGRADE", "").lower() == "websocket" and any(
+        part.strip(" \t") == "upgrade"
+        for part in environ.get("HTTP_CONNECTION", "").lower().split(",")
+    )
+    if upgrade:
+        environ["wsgi.url_scheme"] = "https" if secure else "http"
+    else:
+        environ["wsgi.url_scheme"] = "wss" if secure else "ws"
 
 
 class WebSocketDisconnect(Exception):
@@ -290,7 +321,7 @@ def refuse_websocket_rule_over_http() -> None:
     when it arrives as plain HTTP: from a WSGI server (``flask run``,
     gunicorn) or an ASGI server without WebSocket support (uvicorn
     ``--ws none``), which cannot hand the view a connection. Handshakes served
-    by :func:`serve_websocket` have a ``ws``/``wss`` URL scheme and pass.
+    by :func:`serve_websocket` are marked by :func:`prepare_handshake_environ` and pass.
 
     :raise werkzeug.exceptions.BadRequest: for such a request (``400``, through
         the app's error handlers), naming the rule and what serves it.
@@ -299,7 +330,7 @@ def refuse_websocket_rule_over_http() -> None:
     rule = req.url_rule
     if rule is None or not rule.websocket:
         return
-    if req.environ.get("wsgi.url_scheme") in _WEBSOCKET_SCHEMES:
+    if req.environ.get(HANDSHAKE_KEY):
         return
     logger.info("refusing a WebSocket handshake for %s that came as plain HTTP", rule.rule)
     raise BadRequest(
@@ -333,7 +364,8 @@ async def _refuse_with_error(
     exc: Exception,
 ) -> Exception | None:
     """Refuse the handshake with the app's answer to ``exc`` (its error handlers,
-    as for an HTTP request); an unhandled error is logged and refused with 500.
+    as for an HTTP request); an unhandled error is reported (:func:`_report`)
+    and refused with the app's ``errorhandler(500)`` answer, or a plain 500.
 
     :return: the unhandled error (for the teardown functions), else ``None``.
     """
@@ -342,10 +374,25 @@ async def _refuse_with_error(
         rv = await pipeline.handle_user_exception(exc)
     except Exception as unhandled:
         error = unhandled
-        app.log_exception((type(unhandled), unhandled, unhandled.__traceback__))  # type: ignore[arg-type]
-        rv = ("Internal Server Error", 500)
+        await _report(app, unhandled)
+        try:
+            rv = await pipeline.handle_server_error(unhandled)
+        except Exception:
+            logger.exception("the errorhandler(500) of Flask app %r failed", app.name)
+            rv = ("Internal Server Error", 500)
     await _deny(scope, send, app.make_response(rv), environ)
     return error
+
+
+async def _report(app: Flask, error: Exception) -> None:
+    """Report a WebSocket view's unhandled error as Flask reports an HTTP view's
+    (``Flask.handle_exception``): send ``got_request_exception``, which error
+    reporting tools listen to, then log it with its traceback.
+
+    :raise Exception: whatever a signal receiver raises, as in Flask.
+    """
+    await send_signal(got_request_exception, app, exception=error)
+    app.log_exception((type(error), error, error.__traceback__))  # type: ignore[arg-type]
 
 
 async def _run_view(view: Callable[..., Any], ws: WebSocket, view_args: dict[str, Any]) -> None:
@@ -391,8 +438,8 @@ async def serve_websocket(
 ) -> None:
     """Serve one WebSocket connection to a ``websocket=True`` rule of ``app``.
 
-    :param environ: the environ built from ``scope`` (``wsgi.url_scheme`` is
-        ``ws`` or ``wss``, so Werkzeug matches WebSocket rules only).
+    :param environ: the environ built from ``scope``, prepared by
+        :func:`prepare_handshake_environ` (so Werkzeug matches WebSocket rules only).
     """
     message = await receive()
     if message["type"] != "websocket.connect":
@@ -404,6 +451,9 @@ async def serve_websocket(
         ctx.push()
         req = ctx.request
         try:
+            # Sent for every handshake, as Flask's full_dispatch_request sends it
+            # for every request.
+            await send_signal(request_started, app)
             if req.routing_exception is not None:
                 raise req.routing_exception
             rule = req.url_rule
@@ -429,8 +479,10 @@ async def serve_websocket(
                 error = await _refuse_with_error(app, pipeline, scope, send, environ, exc)
             else:
                 error = exc
-                app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
-                await ws.close(1011)
+                try:
+                    await _report(app, exc)
+                finally:
+                    await ws.close(1011)
         await ws.close(1000)
     finally:
         ws.release()
