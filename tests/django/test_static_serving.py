@@ -145,3 +145,38 @@ def test_absolute_static_url_is_left_to_its_host(settings: Any) -> None:
     assert banner == ""
     served = asyncio.run(call(app, "GET", "/static/admin/css/base.css"))
     assert served.status == 299
+
+
+def _django_reference(method: str, path: str) -> Any:
+    """What Django's own static handler (runserver's, in its ASGI form) answers."""
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.core.handlers.asgi import ASGIHandler
+
+    return asyncio.run(call(ASGIStaticFilesHandler(ASGIHandler()), method, path))
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_missing_file_gets_djangos_404_page(settings: Any, debug: bool) -> None:
+    """A static file that does not exist gets the 404 page runserver gives: with DEBUG,
+    Django's HTML debug page naming the file; with --insecure and DEBUG off, the project's
+    404 page. Before, runasgi answered a plain-text "Not Found" either way."""
+    settings.DEBUG = debug
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a static URL reached the app")
+
+    app = staticfiles_app(downstream)
+    for path in ("/static/missing.css", "/static/admin/", "/static/"):
+        reply = asyncio.run(call(app, "GET", path))
+        expected = _django_reference("GET", path)
+        assert (reply.status, reply.header("content-type")) == (404, "text/html; charset=utf-8")
+        assert reply.body == expected.body
+        assert reply.header("content-length") == str(len(reply.body))
+    if debug:
+        assert b"Page not found" in reply.body
+        missing = asyncio.run(call(app, "GET", "/static/missing.css")).body
+        assert b"&#x27;missing.css&#x27; could not be found" in missing
+    head = asyncio.run(call(app, "HEAD", "/static/missing.css"))
+    assert (head.status, head.body) == (404, b"")
+    escape = asyncio.run(call(app, "GET", "/static/%2e%2e/settings.py"))
+    assert (escape.status, escape.header("content-type")) == (404, "text/html; charset=utf-8")
