@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
 from asgishift.django_integration.checks import CHECKS
+from asgishift.django_integration.lifespan import hooks
 
 OURS = "django_support.asgi_apps.ours"
 STOCK = "django_support.asgi_apps.stock"
@@ -195,6 +200,60 @@ def test_check_deploy_is_quiet_about_asgishift() -> None:
     call_command("check", "--deploy", stdout=out, stderr=err)
     assert "asgishift" not in out.getvalue() + err.getvalue()
     assert "security.W" in out.getvalue() + err.getvalue()  # the command did run the checks
+
+
+@contextlib.asynccontextmanager
+async def good_hook(state: Any) -> AsyncIterator[None]:
+    yield
+
+
+async def undecorated_hook(state: Any) -> AsyncIterator[None]:  # no @asynccontextmanager
+    yield
+
+
+async def coroutine_hook(state: Any) -> None:
+    return None
+
+
+NOT_A_HOOK = {"a": 1}
+
+
+@pytest.mark.urls("django_support.clean_urls")
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ([f"{__name__}.good_hook", "django_support.no_such_module.hook"], "cannot be imported"),
+        ([f"{__name__}.no_such_hook"], "cannot be imported"),
+        (f"{__name__}.good_hook", "must be a list or tuple of dotted paths, not str"),
+        ([good_hook], "is not a dotted path (a string)"),
+        ([f"{__name__}.NOT_A_HOOK"], "is not callable"),
+        ([f"{__name__}.undecorated_hook"], "contextlib.asynccontextmanager"),
+        ([f"{__name__}.coroutine_hook"], "contextlib.asynccontextmanager"),
+    ],
+)
+def test_bad_lifespan_setting_is_a_check_error(settings: Any, value: Any, says: str) -> None:
+    """A typo in ASGISHIFT_LIFESPAN is reported by ``manage.py check`` (so runasgi, migrate
+    and check --deploy stop on it), naming the setting, the entry and the fix; before, it
+    showed only when a server started (lifespan startup failed with an ImportError)."""
+    settings.ASGISHIFT_LIFESPAN = value
+    [error] = run_checks()
+    assert (error.id, error.level) == ("asgishift.E002", checks.ERROR)
+    assert error.msg.startswith("ASGISHIFT_LIFESPAN")
+    assert says in error.msg
+    assert "dotted path" in error.hint
+    out, err = StringIO(), StringIO()
+    with pytest.raises(SystemCheckError, match=r"asgishift\.E002"):
+        call_command("check", stdout=out, stderr=err)
+    with pytest.raises(ImproperlyConfigured, match=r"^ASGISHIFT_LIFESPAN"):
+        hooks()  # what a server without the checks meets at lifespan startup
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_good_lifespan_setting_is_quiet(settings: Any) -> None:
+    settings.ASGISHIFT_LIFESPAN = (f"{__name__}.good_hook",)
+    assert run_checks() == []
+    settings.ASGISHIFT_LIFESPAN = [f"{__name__}.good_hook", f"{__name__}.nope"]
+    assert ids(run_checks()) == ["asgishift.E002"]
 
 
 def test_every_check_is_documented() -> None:

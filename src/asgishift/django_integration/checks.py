@@ -40,6 +40,14 @@ CHECKS = (
         "Set it to uvicorn, hypercorn, daphne or granian.",
     ),
     CheckInfo(
+        "asgishift.E002",
+        "ASGISHIFT_LIFESPAN lists something that is no lifespan hook",
+        "List the dotted path of each hook, a callable hook(state) that returns an async "
+        "context manager (e.g. an async def with one yield, decorated with "
+        "@contextlib.asynccontextmanager): ASGISHIFT_LIFESPAN = "
+        "['mysite.lifespan.http_client']. Fix the path or remove the entry.",
+    ),
+    CheckInfo(
         "asgishift.W001",
         "Sync middleware costs thread hops under Django's stock ASGI handler",
         "Serve the project with asgishift.django_integration.get_asgi_application(), which "
@@ -355,6 +363,20 @@ def check_sync_streaming(**kwargs: Any) -> list[checks.CheckMessage]:
             continue
         sites.update(sync_stream_sites(callback))
     return [_warning("asgishift.W004", f"{site}.") for site in sorted(sites)]
+
+
+@checks.register("asgishift")
+def check_lifespan_setting(**kwargs: Any) -> list[checks.CheckMessage]:
+    """asgishift.E002: an ``ASGISHIFT_LIFESPAN`` entry that does not import or is no hook.
+
+    Imports each entry (not running it), so a typo stops ``manage.py check``,
+    ``runasgi`` and ``migrate`` instead of the first server's lifespan startup.
+    One error per bad entry, naming it and why.
+    """
+    from asgishift.django_integration.lifespan import load_setting
+
+    _hooks, problems = load_setting()
+    return [_warning("asgishift.E002", f"{problem.text}.") for problem in problems]
 
 
 @checks.register("asgishift")
