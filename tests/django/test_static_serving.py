@@ -180,3 +180,39 @@ def test_missing_file_gets_djangos_404_page(settings: Any, debug: bool) -> None:
     assert (head.status, head.body) == (404, b"")
     escape = asyncio.run(call(app, "GET", "/static/%2e%2e/settings.py"))
     assert (escape.status, escape.header("content-type")) == (404, "text/html; charset=utf-8")
+
+
+def test_static_url_below_the_script_name_is_served(settings: Any) -> None:
+    """With FORCE_SCRIPT_NAME = "/app", {% static %} links to /app/static/..., and runasgi
+    serves the project's pages under /app/ as well as without it (Django's ASGIRequest
+    takes the script name off the path). Before, only /static/... was served and the
+    /app/static/... URLs of every page went to the app and got its 404."""
+    settings.FORCE_SCRIPT_NAME = "/app"
+    settings.STATIC_URL = "/app/static/"  # what Django makes of "static/" there
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    app = staticfiles_app(downstream)
+    for path in ("/app/static/admin/css/base.css", "/static/admin/css/base.css"):
+        reply = asyncio.run(call(app, "GET", path))
+        assert (reply.status, reply.header("content-type")) == (200, "text/css"), path
+    assert asyncio.run(call(app, "GET", "/application/static/admin/css/base.css")).status == 299
+    missing = asyncio.run(call(app, "GET", "/app/static/missing.css"))
+    assert (missing.status, missing.header("content-type")) == (404, "text/html; charset=utf-8")
+    assert asyncio.run(call(app, "GET", "/app/page/")).status == 299
+
+
+def test_root_path_is_taken_off_without_force_script_name(files: Path) -> None:
+    """Without FORCE_SCRIPT_NAME the scope's root_path is the script name (ASGI HTTP spec),
+    as for Django's ASGIRequest: a server run with --root-path /sub passes /sub/static/..."""
+    app = app_for(files)
+
+    async def under_sub(scope: Any, receive: Any, send: Any) -> None:
+        await app({**scope, "root_path": "/sub"}, receive, send)
+
+    reply = asyncio.run(call(under_sub, "GET", "/sub/static/site.css"))
+    assert (reply.status, reply.body) == (200, b"body{}")
+    assert asyncio.run(call(under_sub, "GET", "/static/site.css")).status == 200
+    assert asyncio.run(call(under_sub, "GET", "/other/static/site.css")).status == 299

@@ -111,6 +111,11 @@ class StaticFilesApp:
         (Django: ``django.contrib.staticfiles.finders.find``).
     :param not_found: builds the 404 answer for a path not served; ``None``: a
         ``text/plain`` "Not Found".
+    :param script_name: taken off the front of a request's path (at a ``/``)
+        before it is matched, as Django's ``ASGIRequest`` does to find the view
+        (Django: ``FORCE_SCRIPT_NAME``); ``None``: the scope's ``root_path``
+        (ASGI HTTP spec). So ``/app/static/x.css``, which ``{% static %}`` links
+        to under the script name ``/app``, is served, and ``/static/x.css`` too.
     """
 
     def __init__(
@@ -119,24 +124,30 @@ class StaticFilesApp:
         static_url_path: str,
         find: Finder,
         not_found: NotFound | None = None,
+        script_name: str | None = None,
     ) -> None:
         self.app = app
         self.static_url_path = static_url_path
         self.find = find
         self.not_found = not_found
+        self.script_name = script_name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI 3 entry point (ASGI HTTP spec)."""
-        if scope["type"] != "http" or not scope["path"].startswith(self.static_url_path):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        relative = relative_static_path(scope["path"], self.static_url_path)
+        path = self._path_info(scope)
+        if not path.startswith(self.static_url_path):
+            await self.app(scope, receive, send)
+            return
+        relative = relative_static_path(path, self.static_url_path)
         found = await asyncio.to_thread(self._find, relative) if relative else None
         if found is None:
             if self.not_found is None:
                 await _plain(send, 404, scope["method"], b"Not Found")
             else:
-                remainder = unquote(scope["path"][len(self.static_url_path) :])
+                remainder = unquote(path[len(self.static_url_path) :])
                 await send_messages(send, await self.not_found(scope, remainder))
             return
         if scope["method"] not in ("GET", "HEAD"):
@@ -145,6 +156,15 @@ class StaticFilesApp:
             )
             return
         await self._send_file(scope, send, found)
+
+    def _path_info(self, scope: Scope) -> str:
+        """The request path without the script name (see the class documentation)."""
+        path: str = scope["path"]
+        script = self.script_name if self.script_name is not None else scope.get("root_path")
+        script = (script or "").rstrip("/")
+        if script and path.startswith(script + "/"):
+            return path[len(script) :]
+        return path
 
     def _find(self, relative: str) -> str | None:
         try:
@@ -245,7 +265,11 @@ def staticfiles_app(app: ASGIApp) -> ASGIApp:
         return found if isinstance(found, str) else None
 
     return StaticFilesApp(
-        app, prefix if prefix.endswith("/") else prefix + "/", find, django_not_found
+        app,
+        prefix if prefix.endswith("/") else prefix + "/",
+        find,
+        django_not_found,
+        script_name=script_name or None,
     )
 
 
