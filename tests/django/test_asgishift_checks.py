@@ -260,3 +260,34 @@ def test_every_check_is_documented() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "django.md").read_text()
     for info in CHECKS:
         assert info.id in docs, info.id
+
+
+@pytest.mark.urls("django_support.clean_urls")
+@pytest.mark.parametrize("name", ["ASGISHIFT_MAX_THREADS", "ASGISHIFT_ORM_THREADS"])
+@pytest.mark.parametrize("value", [0, -2, 2.5, "8", True, None])
+def test_thread_count_setting_that_is_no_positive_int_is_an_error(
+    settings: Any, name: str, value: Any
+) -> None:
+    """ASGISHIFT_MAX_THREADS = 2.5 stopped runasgi with a traceback naming max_workers,
+    and ASGISHIFT_ORM_THREADS = 0 showed only at the first ORM call outside a request;
+    now ``manage.py check`` names the setting."""
+    setattr(settings, name, value)
+    [error] = run_checks()
+    assert (error.id, error.level) == ("asgishift.E003", checks.ERROR)
+    assert error.msg == f"{name} = {value!r}; it must be a whole number of 1 or more."
+    setattr(settings, name, 4)
+    assert run_checks() == []
+
+
+@pytest.mark.parametrize("value", [0, 2.5, "eight"])
+def test_runasgi_names_a_bad_max_threads_setting(settings: Any, value: Any) -> None:
+    """runasgi's --max-threads defaults to ASGISHIFT_MAX_THREADS; a bad setting is a
+    CommandError naming it (before: argparse's "invalid int value", a ValueError traceback
+    about max_workers, or "--max-threads must be at least 1" for a flag never given)."""
+    from django.core.management.base import CommandError
+
+    settings.ASGISHIFT_MAX_THREADS = value
+    with pytest.raises(CommandError, match=r"^ASGISHIFT_MAX_THREADS = .*, the default of"):
+        call_command("runasgi", "127.0.0.1:8000", "--noreload")
+    with pytest.raises(CommandError, match=r"^--max-threads must be at least 1, got 0"):
+        call_command("runasgi", "127.0.0.1:8000", "--noreload", "--max-threads", "0")
