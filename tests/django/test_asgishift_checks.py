@@ -291,3 +291,14 @@ def test_runasgi_names_a_bad_max_threads_setting(settings: Any, value: Any) -> N
         call_command("runasgi", "127.0.0.1:8000", "--noreload")
     with pytest.raises(CommandError, match=r"^--max-threads must be at least 1, got 0"):
         call_command("runasgi", "127.0.0.1:8000", "--noreload", "--max-threads", "0")
+
+
+def test_runasgi_names_a_bad_server_setting(settings: Any) -> None:
+    """runasgi's --server defaults to ASGISHIFT_RUNASGI_SERVER; a typo there is a
+    CommandError naming the setting (before: "unknown server 'uvcorn'", which named
+    neither the setting nor that no --server had been given)."""
+    from django.core.management.base import CommandError
+
+    settings.ASGISHIFT_RUNASGI_SERVER = "uvcorn"
+    with pytest.raises(CommandError, match=r"^ASGISHIFT_RUNASGI_SERVER = 'uvcorn', the default"):
+        call_command("runasgi", "127.0.0.1:8000", "--noreload")

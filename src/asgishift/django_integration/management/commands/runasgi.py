@@ -93,8 +93,8 @@ class Command(RunserverCommand):
         parser.add_argument(
             "--server",
             choices=SERVERS,
-            default=getattr(settings, "ASGISHIFT_RUNASGI_SERVER", SERVERS[0]),
-            help="ASGI server to run (default: ASGISHIFT_RUNASGI_SERVER or uvicorn).",
+            default=None,  # ASGISHIFT_RUNASGI_SERVER, checked in handle() with its name
+            help="ASGI server to run (default: ASGISHIFT_RUNASGI_SERVER, else uvicorn).",
         )
         parser.add_argument(
             "--wsgi",
@@ -117,7 +117,21 @@ class Command(RunserverCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Install graceful SIGINT/SIGTERM handling in the serving process, then run."""
+        """Fill in ``--server`` and ``--max-threads`` from their settings, install graceful
+        SIGINT/SIGTERM handling in the serving process, then run.
+
+        :raise CommandError: for a bad ``--max-threads``, or a bad
+            ``ASGISHIFT_RUNASGI_SERVER`` / ``ASGISHIFT_MAX_THREADS`` standing in for
+            a flag not given (naming the setting), or a server not installed.
+        """
+        if options["server"] is None:
+            server = getattr(settings, "ASGISHIFT_RUNASGI_SERVER", SERVERS[0])
+            if server not in SERVERS:
+                raise CommandError(
+                    f"ASGISHIFT_RUNASGI_SERVER = {server!r}, the default of --server, is none "
+                    f"of {', '.join(SERVERS)}; fix the setting or pass --server"
+                )
+            options["server"] = server
         if options["max_threads"] is None:
             setting = getattr(settings, "ASGISHIFT_MAX_THREADS", DEFAULT_MAX_THREADS)
             if not is_thread_count(setting):
