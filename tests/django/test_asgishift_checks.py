@@ -302,3 +302,19 @@ def test_runasgi_names_a_bad_server_setting(settings: Any) -> None:
     settings.ASGISHIFT_RUNASGI_SERVER = "uvcorn"
     with pytest.raises(CommandError, match=r"^ASGISHIFT_RUNASGI_SERVER = 'uvcorn', the default"):
         call_command("runasgi", "127.0.0.1:8000", "--noreload")
+
+
+def test_register_refuses_what_is_no_hook() -> None:
+    """``register()`` (called from AppConfig.ready()) refuses an undecorated async
+    generator function or coroutine function, or a non-callable, at once, naming the
+    fix; before, it was taken, and lifespan startup failed at the first server start
+    with "'async_generator' object does not support the asynchronous context manager
+    protocol"."""
+    from asgishift.django_integration import lifespan
+
+    for bad in (undecorated_hook, coroutine_hook, NOT_A_HOOK):
+        with pytest.raises(TypeError, match=r"^register\(\) takes a lifespan hook"):
+            lifespan.register(bad)  # type: ignore[arg-type]
+    assert lifespan.register(good_hook) is good_hook
+    lifespan._registered.remove(good_hook)
+    assert all(hook not in lifespan._registered for hook in (undecorated_hook, coroutine_hook))

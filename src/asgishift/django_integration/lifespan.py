@@ -50,7 +50,13 @@ def register(hook: LifespanHook) -> LifespanHook:
 
     :param hook: ``hook(state) -> async context manager``.
     :return: ``hook`` unchanged.
+    :raise TypeError: when ``hook`` is not callable, or is an ``async def`` or
+        (async) generator function not made a context manager (the message names
+        the fix, ``@contextlib.asynccontextmanager``).
     """
+    problem = _hook_problem(hook)
+    if problem is not None:
+        raise TypeError(f"register() takes a lifespan hook; {hook!r} {problem}")
     if hook not in _registered:
         _registered.append(hook)
     return hook
@@ -88,6 +94,19 @@ _NOT_A_HOOK = (
 )
 
 
+def _hook_problem(hook: object) -> str | None:
+    """Why ``hook`` is no lifespan hook (a phrase to follow its name), or ``None``."""
+    if not callable(hook):
+        return f"is not callable (it is a {type(hook).__name__})"
+    kind = next((kind for test, kind in _NOT_A_HOOK if test(hook)), None)
+    if kind is not None:
+        return (
+            f"is {kind}, which returns no async context manager; decorate it with "
+            "@contextlib.asynccontextmanager"
+        )
+    return None
+
+
 def load_setting() -> tuple[list[LifespanHook], list[SettingProblem]]:
     """Import the hooks ``ASGISHIFT_LIFESPAN`` lists, without running them.
 
@@ -119,18 +138,9 @@ def load_setting() -> tuple[list[LifespanHook], list[SettingProblem]]:
             cause = f"{type(exc).__name__}: {exc}"
             problems.append(SettingProblem(f"{where} cannot be imported ({cause})", exc))
             continue
-        if not callable(hook):
-            what = type(hook).__name__
-            problems.append(SettingProblem(f"{where} is not callable (it is a {what})"))
-            continue
-        kind = next((kind for test, kind in _NOT_A_HOOK if test(hook)), None)
-        if kind is not None:
-            problems.append(
-                SettingProblem(
-                    f"{where} is {kind}, which returns no async context manager; decorate "
-                    "it with @contextlib.asynccontextmanager"
-                )
-            )
+        why = _hook_problem(hook)
+        if why is not None:
+            problems.append(SettingProblem(f"{where} {why}"))
             continue
         loaded.append(hook)
     return loaded, problems
