@@ -216,3 +216,24 @@ def test_root_path_is_taken_off_without_force_script_name(files: Path) -> None:
     assert (reply.status, reply.body) == (200, b"body{}")
     assert asyncio.run(call(under_sub, "GET", "/static/site.css")).status == 200
     assert asyncio.run(call(under_sub, "GET", "/other/static/site.css")).status == 299
+
+
+@pytest.mark.urls("django_support.db_404_urls")
+@pytest.mark.django_db(transaction=True)
+def test_a_404_page_that_queries_the_database_leaves_no_connection_open(settings: Any) -> None:
+    """With --insecure and DEBUG off, a missing static file gets the project's 404 page;
+    one that queries the database opens a connection on a worker thread, and it is closed
+    afterwards (CONN_MAX_AGE = 0): closing the response sends request_finished, as
+    runserver's handler does."""
+    from django_support import db_404_urls
+
+    settings.DEBUG = False
+    db_404_urls.USED.clear()
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a static URL reached the app")
+
+    reply = asyncio.run(call(staticfiles_app(downstream), "GET", "/static/missing.css"))
+    assert (reply.status, reply.body) == (404, b"authors: 0")
+    [wrapper] = db_404_urls.USED
+    assert wrapper.connection is None  # closed, not left open on the worker thread
