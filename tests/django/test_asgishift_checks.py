@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
 from asgishift.django_integration.checks import CHECKS
+from asgishift.django_integration.lifespan import hooks
 
 OURS = "django_support.asgi_apps.ours"
 STOCK = "django_support.asgi_apps.stock"
@@ -197,7 +202,119 @@ def test_check_deploy_is_quiet_about_asgishift() -> None:
     assert "security.W" in out.getvalue() + err.getvalue()  # the command did run the checks
 
 
+@contextlib.asynccontextmanager
+async def good_hook(state: Any) -> AsyncIterator[None]:
+    yield
+
+
+async def undecorated_hook(state: Any) -> AsyncIterator[None]:  # no @asynccontextmanager
+    yield
+
+
+async def coroutine_hook(state: Any) -> None:
+    return None
+
+
+NOT_A_HOOK = {"a": 1}
+
+
+@pytest.mark.urls("django_support.clean_urls")
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ([f"{__name__}.good_hook", "django_support.no_such_module.hook"], "cannot be imported"),
+        ([f"{__name__}.no_such_hook"], "cannot be imported"),
+        (f"{__name__}.good_hook", "must be a list or tuple of dotted paths, not str"),
+        ([good_hook], "is not a dotted path (a string)"),
+        ([f"{__name__}.NOT_A_HOOK"], "is not callable"),
+        ([f"{__name__}.undecorated_hook"], "contextlib.asynccontextmanager"),
+        ([f"{__name__}.coroutine_hook"], "contextlib.asynccontextmanager"),
+    ],
+)
+def test_bad_lifespan_setting_is_a_check_error(settings: Any, value: Any, says: str) -> None:
+    """A typo in ASGISHIFT_LIFESPAN is reported by ``manage.py check`` (so runasgi, migrate
+    and check --deploy stop on it), naming the setting, the entry and the fix; before, it
+    showed only when a server started (lifespan startup failed with an ImportError)."""
+    settings.ASGISHIFT_LIFESPAN = value
+    [error] = run_checks()
+    assert (error.id, error.level) == ("asgishift.E002", checks.ERROR)
+    assert error.msg.startswith("ASGISHIFT_LIFESPAN")
+    assert says in error.msg
+    assert "dotted path" in error.hint
+    out, err = StringIO(), StringIO()
+    with pytest.raises(SystemCheckError, match=r"asgishift\.E002"):
+        call_command("check", stdout=out, stderr=err)
+    with pytest.raises(ImproperlyConfigured, match=r"^ASGISHIFT_LIFESPAN"):
+        hooks()  # what a server without the checks meets at lifespan startup
+
+
+@pytest.mark.urls("django_support.clean_urls")
+def test_good_lifespan_setting_is_quiet(settings: Any) -> None:
+    settings.ASGISHIFT_LIFESPAN = (f"{__name__}.good_hook",)
+    assert run_checks() == []
+    settings.ASGISHIFT_LIFESPAN = [f"{__name__}.good_hook", f"{__name__}.nope"]
+    assert ids(run_checks()) == ["asgishift.E002"]
+
+
 def test_every_check_is_documented() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "django.md").read_text()
     for info in CHECKS:
         assert info.id in docs, info.id
+
+
+@pytest.mark.urls("django_support.clean_urls")
+@pytest.mark.parametrize("name", ["ASGISHIFT_MAX_THREADS", "ASGISHIFT_ORM_THREADS"])
+@pytest.mark.parametrize("value", [0, -2, 2.5, "8", True, None])
+def test_thread_count_setting_that_is_no_positive_int_is_an_error(
+    settings: Any, name: str, value: Any
+) -> None:
+    """ASGISHIFT_MAX_THREADS = 2.5 stopped runasgi with a traceback naming max_workers,
+    and ASGISHIFT_ORM_THREADS = 0 showed only at the first ORM call outside a request;
+    now ``manage.py check`` names the setting."""
+    setattr(settings, name, value)
+    [error] = run_checks()
+    assert (error.id, error.level) == ("asgishift.E003", checks.ERROR)
+    assert error.msg == f"{name} = {value!r}; it must be a whole number of 1 or more."
+    setattr(settings, name, 4)
+    assert run_checks() == []
+
+
+@pytest.mark.parametrize("value", [0, 2.5, "eight"])
+def test_runasgi_names_a_bad_max_threads_setting(settings: Any, value: Any) -> None:
+    """runasgi's --max-threads defaults to ASGISHIFT_MAX_THREADS; a bad setting is a
+    CommandError naming it (before: argparse's "invalid int value", a ValueError traceback
+    about max_workers, or "--max-threads must be at least 1" for a flag never given)."""
+    from django.core.management.base import CommandError
+
+    settings.ASGISHIFT_MAX_THREADS = value
+    with pytest.raises(CommandError, match=r"^ASGISHIFT_MAX_THREADS = .*, the default of"):
+        call_command("runasgi", "127.0.0.1:8000", "--noreload")
+    with pytest.raises(CommandError, match=r"^--max-threads must be at least 1, got 0"):
+        call_command("runasgi", "127.0.0.1:8000", "--noreload", "--max-threads", "0")
+
+
+def test_runasgi_names_a_bad_server_setting(settings: Any) -> None:
+    """runasgi's --server defaults to ASGISHIFT_RUNASGI_SERVER; a typo there is a
+    CommandError naming the setting (before: "unknown server 'uvcorn'", which named
+    neither the setting nor that no --server had been given)."""
+    from django.core.management.base import CommandError
+
+    settings.ASGISHIFT_RUNASGI_SERVER = "uvcorn"
+    with pytest.raises(CommandError, match=r"^ASGISHIFT_RUNASGI_SERVER = 'uvcorn', the default"):
+        call_command("runasgi", "127.0.0.1:8000", "--noreload")
+
+
+def test_register_refuses_what_is_no_hook() -> None:
+    """``register()`` (called from AppConfig.ready()) refuses an undecorated async
+    generator function or coroutine function, or a non-callable, at once, naming the
+    fix; before, it was taken, and lifespan startup failed at the first server start
+    with "'async_generator' object does not support the asynchronous context manager
+    protocol"."""
+    from asgishift.django_integration import lifespan
+
+    for bad in (undecorated_hook, coroutine_hook, NOT_A_HOOK):
+        with pytest.raises(TypeError, match=r"^register\(\) takes a lifespan hook"):
+            lifespan.register(bad)  # type: ignore[arg-type]
+    assert lifespan.register(good_hook) is good_hook
+    lifespan._registered.remove(good_hook)
+    assert all(hook not in lifespan._registered for hook in (undecorated_hook, coroutine_hook))

@@ -70,6 +70,13 @@ def test_pages_static_reload_and_shutdown(server: str, project: Path) -> None:
         assert (cached.status_code, cached.content) == (304, b"")
         escape = httpx.get(live.url + "/static/%2e%2e/%2e%2e/mysite/settings.py", timeout=10)
         assert escape.status_code == 404
+        missing = httpx.get(live.url + "/static/shelf/missing.css", timeout=10)
+        # runserver's debug 404 page, not a plain-text "Not Found"
+        assert (missing.status_code, missing.headers["content-type"]) == (
+            404,
+            "text/html; charset=utf-8",
+        )
+        assert "&#x27;shelf/missing.css&#x27; could not be found" in missing.text
 
         state = httpx.get(live.url + "/async-count/", timeout=10).json()
         assert state["books"] == 0

@@ -145,3 +145,95 @@ def test_absolute_static_url_is_left_to_its_host(settings: Any) -> None:
     assert banner == ""
     served = asyncio.run(call(app, "GET", "/static/admin/css/base.css"))
     assert served.status == 299
+
+
+def _django_reference(method: str, path: str) -> Any:
+    """What Django's own static handler (runserver's, in its ASGI form) answers."""
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.core.handlers.asgi import ASGIHandler
+
+    return asyncio.run(call(ASGIStaticFilesHandler(ASGIHandler()), method, path))
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_missing_file_gets_djangos_404_page(settings: Any, debug: bool) -> None:
+    """A static file that does not exist gets the 404 page runserver gives: with DEBUG,
+    Django's HTML debug page naming the file; with --insecure and DEBUG off, the project's
+    404 page. Before, runasgi answered a plain-text "Not Found" either way."""
+    settings.DEBUG = debug
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a static URL reached the app")
+
+    app = staticfiles_app(downstream)
+    for path in ("/static/missing.css", "/static/admin/", "/static/"):
+        reply = asyncio.run(call(app, "GET", path))
+        expected = _django_reference("GET", path)
+        assert (reply.status, reply.header("content-type")) == (404, "text/html; charset=utf-8")
+        assert reply.body == expected.body
+        assert reply.header("content-length") == str(len(reply.body))
+    if debug:
+        assert b"Page not found" in reply.body
+        missing = asyncio.run(call(app, "GET", "/static/missing.css")).body
+        assert b"&#x27;missing.css&#x27; could not be found" in missing
+    head = asyncio.run(call(app, "HEAD", "/static/missing.css"))
+    assert (head.status, head.body) == (404, b"")
+    escape = asyncio.run(call(app, "GET", "/static/%2e%2e/settings.py"))
+    assert (escape.status, escape.header("content-type")) == (404, "text/html; charset=utf-8")
+
+
+def test_static_url_below_the_script_name_is_served(settings: Any) -> None:
+    """With FORCE_SCRIPT_NAME = "/app", {% static %} links to /app/static/..., and runasgi
+    serves the project's pages under /app/ as well as without it (Django's ASGIRequest
+    takes the script name off the path). Before, only /static/... was served and the
+    /app/static/... URLs of every page went to the app and got its 404."""
+    settings.FORCE_SCRIPT_NAME = "/app"
+    settings.STATIC_URL = "/app/static/"  # what Django makes of "static/" there
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    app = staticfiles_app(downstream)
+    for path in ("/app/static/admin/css/base.css", "/static/admin/css/base.css"):
+        reply = asyncio.run(call(app, "GET", path))
+        assert (reply.status, reply.header("content-type")) == (200, "text/css"), path
+    assert asyncio.run(call(app, "GET", "/application/static/admin/css/base.css")).status == 299
+    missing = asyncio.run(call(app, "GET", "/app/static/missing.css"))
+    assert (missing.status, missing.header("content-type")) == (404, "text/html; charset=utf-8")
+    assert asyncio.run(call(app, "GET", "/app/page/")).status == 299
+
+
+def test_root_path_is_taken_off_without_force_script_name(files: Path) -> None:
+    """Without FORCE_SCRIPT_NAME the scope's root_path is the script name (ASGI HTTP spec),
+    as for Django's ASGIRequest: a server run with --root-path /sub passes /sub/static/..."""
+    app = app_for(files)
+
+    async def under_sub(scope: Any, receive: Any, send: Any) -> None:
+        await app({**scope, "root_path": "/sub"}, receive, send)
+
+    reply = asyncio.run(call(under_sub, "GET", "/sub/static/site.css"))
+    assert (reply.status, reply.body) == (200, b"body{}")
+    assert asyncio.run(call(under_sub, "GET", "/static/site.css")).status == 200
+    assert asyncio.run(call(under_sub, "GET", "/other/static/site.css")).status == 299
+
+
+@pytest.mark.urls("django_support.db_404_urls")
+@pytest.mark.django_db(transaction=True)
+def test_a_404_page_that_queries_the_database_leaves_no_connection_open(settings: Any) -> None:
+    """With --insecure and DEBUG off, a missing static file gets the project's 404 page;
+    one that queries the database opens a connection on a worker thread, and it is closed
+    afterwards (CONN_MAX_AGE = 0): closing the response sends request_finished, as
+    runserver's handler does."""
+    from django_support import db_404_urls
+
+    settings.DEBUG = False
+    db_404_urls.USED.clear()
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a static URL reached the app")
+
+    reply = asyncio.run(call(staticfiles_app(downstream), "GET", "/static/missing.css"))
+    assert (reply.status, reply.body) == (404, b"authors: 0")
+    [wrapper] = db_404_urls.USED
+    assert wrapper.connection is None  # closed, not left open on the worker thread

@@ -66,3 +66,40 @@ def test_200_concurrent_requests_use_at_most_one_connection_per_thread(
     assert {r.content for r in responses} == {expected}
     assert max([*seen, busy]) <= THREADS, seen
     assert busy >= 1  # the threads keep their connections (CONN_MAX_AGE=60)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("alias", ["postgres"], indirect=True)
+@pytest.mark.django_db(transaction=True, databases=["default", "postgres"])
+def test_conn_health_checks_replace_a_connection_the_server_closed(
+    alias: str, posts: list[Any], postgresql_server: Any
+) -> None:
+    """CONN_MAX_AGE=60 with CONN_HEALTH_CHECKS: the handler's thread keeps its connection
+    between requests; when PostgreSQL ends it (a restart, a failover, an idle timeout)
+    the next request, sync view or async, gets a new connection instead of a 500, as
+    under a WSGI server (``request_started`` runs the check on the request's thread)."""
+    database = connections["postgres"].settings_dict["NAME"]
+    env = {
+        "VIEWS_DB_NAME": database,
+        "VIEWS_DB_PORT": str(postgresql_server.port),
+        "VIEWS_MAX_THREADS": "1",
+        "VIEWS_CONN_HEALTH_CHECKS": "1",
+    }
+    others = (
+        f"SELECT {{}} FROM pg_stat_activity WHERE datname = '{database}' "
+        "AND pid <> pg_backend_pid()"
+    )
+    with live_server(
+        "uvicorn", "django_views.viewsapp.asgi_live:application", env=env, app_dir=TESTS_DIR
+    ) as server:
+        connections["postgres"].close()  # the test's own connection is not to be ended
+        for path in ("/sync/?page=2", "/async/?page=2"):
+            assert httpx.get(server.url + path, timeout=30).status_code == 200
+            before = postgresql_server.psql(others.format("pid"), database="postgres")
+            assert before  # the thread kept its connection
+            postgresql_server.psql(others.format("pg_terminate_backend(pid)"), database="postgres")
+            again = httpx.get(server.url + path, timeout=30)
+            assert again.status_code == 200, again.text[:300]
+            after = postgresql_server.psql(others.format("pid"), database="postgres")
+            assert after
+            assert after != before

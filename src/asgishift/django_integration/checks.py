@@ -40,6 +40,19 @@ CHECKS = (
         "Set it to uvicorn, hypercorn, daphne or granian.",
     ),
     CheckInfo(
+        "asgishift.E002",
+        "ASGISHIFT_LIFESPAN lists something that is no lifespan hook",
+        "List the dotted path of each hook, a callable hook(state) that returns an async "
+        "context manager (e.g. an async def with one yield, decorated with "
+        "@contextlib.asynccontextmanager): ASGISHIFT_LIFESPAN = "
+        "['mysite.lifespan.http_client']. Fix the path or remove the entry.",
+    ),
+    CheckInfo(
+        "asgishift.E003",
+        "ASGISHIFT_MAX_THREADS or ASGISHIFT_ORM_THREADS is not a whole number of 1 or more",
+        "Set it to a whole number such as 16, or remove it to get the default.",
+    ),
+    CheckInfo(
         "asgishift.W001",
         "Sync middleware costs thread hops under Django's stock ASGI handler",
         "Serve the project with asgishift.django_integration.get_asgi_application(), which "
@@ -358,6 +371,47 @@ def check_sync_streaming(**kwargs: Any) -> list[checks.CheckMessage]:
 
 
 @checks.register("asgishift")
+def check_lifespan_setting(**kwargs: Any) -> list[checks.CheckMessage]:
+    """asgishift.E002: an ``ASGISHIFT_LIFESPAN`` entry that does not import or is no hook.
+
+    Imports each entry (not running it), so a typo stops ``manage.py check``,
+    ``runasgi`` and ``migrate`` instead of the first server's lifespan startup.
+    One error per bad entry, naming it and why.
+    """
+    from asgishift.django_integration.lifespan import load_setting
+
+    _hooks, problems = load_setting()
+    return [_warning("asgishift.E002", f"{problem.text}.") for problem in problems]
+
+
+#: The thread-count settings :func:`check_thread_settings` looks at.
+THREAD_SETTINGS = ("ASGISHIFT_MAX_THREADS", "ASGISHIFT_ORM_THREADS")
+
+
+def is_thread_count(value: object) -> bool:
+    """Return whether ``value`` is a valid thread count: an ``int`` (not ``bool``) ≥ 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@checks.register("asgishift")
+def check_thread_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    """asgishift.E003: a thread-count setting that is set but is no whole number ≥ 1.
+
+    ``ASGISHIFT_MAX_THREADS`` is ``runasgi``'s default ``--max-threads``;
+    ``ASGISHIFT_ORM_THREADS`` sizes the ORM threads used outside requests, read
+    at the first such call.
+    """
+    return [
+        _warning(
+            "asgishift.E003",
+            f"{name} = {value!r}; it must be a whole number of 1 or more.",
+        )
+        for name in THREAD_SETTINGS
+        if hasattr(settings, name) and not is_thread_count(value := getattr(settings, name))
+    ]
+
+
+@checks.register("asgishift")
 def check_runasgi_server(**kwargs: Any) -> list[checks.CheckMessage]:
     """asgishift.E001: ``ASGISHIFT_RUNASGI_SERVER`` names no server; asgishift.W005: with
     ``DEBUG`` on, the server ``runasgi`` starts by default is not importable.
@@ -387,4 +441,12 @@ def check_runasgi_server(**kwargs: Any) -> list[checks.CheckMessage]:
     ]
 
 
-__all__ = ["CHECKS", "CheckInfo", "stock_handler_in_use", "stock_hops", "sync_stream_sites"]
+__all__ = [
+    "CHECKS",
+    "THREAD_SETTINGS",
+    "CheckInfo",
+    "is_thread_count",
+    "stock_handler_in_use",
+    "stock_hops",
+    "sync_stream_sites",
+]

@@ -21,6 +21,7 @@ startup: the server reports the error and stops.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
@@ -49,7 +50,13 @@ def register(hook: LifespanHook) -> LifespanHook:
 
     :param hook: ``hook(state) -> async context manager``.
     :return: ``hook`` unchanged.
+    :raise TypeError: when ``hook`` is not callable, or is an ``async def`` or
+        (async) generator function not made a context manager (the message names
+        the fix, ``@contextlib.asynccontextmanager``).
     """
+    problem = _hook_problem(hook)
+    if problem is not None:
+        raise TypeError(f"register() takes a lifespan hook; {hook!r} {problem}")
     if hook not in _registered:
         _registered.append(hook)
     return hook
@@ -58,11 +65,85 @@ def register(hook: LifespanHook) -> LifespanHook:
 def hooks() -> list[LifespanHook]:
     """Return the hooks in run order: ``ASGISHIFT_LIFESPAN`` entries, then registered ones.
 
-    :raise django.core.exceptions.ImproperlyConfigured: (from ``import_string``'s
-        ``ImportError``) when a setting entry cannot be imported.
+    :raise django.core.exceptions.ImproperlyConfigured: when the setting is not a
+        list or tuple of dotted paths of hooks (the message is the one system check
+        ``asgishift.E002`` reports; an import error is chained).
     """
-    listed = [import_string(path) for path in getattr(settings, "ASGISHIFT_LIFESPAN", ())]
+    listed, problems = load_setting()
+    if problems:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(problems[0].text) from problems[0].cause
     return [*listed, *(hook for hook in _registered if hook not in listed)]
+
+
+class SettingProblem:
+    """One thing wrong with ``ASGISHIFT_LIFESPAN``: a sentence naming the setting and the
+    entry (``text``), and the exception behind it, if any (``cause``)."""
+
+    def __init__(self, text: str, cause: BaseException | None = None) -> None:
+        self.text = text
+        self.cause = cause
+
+
+#: Why an entry that imports is still no hook, by what it is.
+_NOT_A_HOOK = (
+    (inspect.isasyncgenfunction, "an async generator function"),
+    (inspect.iscoroutinefunction, "an async function"),
+    (inspect.isgeneratorfunction, "a generator function"),
+)
+
+
+def _hook_problem(hook: object) -> str | None:
+    """Why ``hook`` is no lifespan hook (a phrase to follow its name), or ``None``."""
+    if not callable(hook):
+        return f"is not callable (it is a {type(hook).__name__})"
+    kind = next((kind for test, kind in _NOT_A_HOOK if test(hook)), None)
+    if kind is not None:
+        return (
+            f"is {kind}, which returns no async context manager; decorate it with "
+            "@contextlib.asynccontextmanager"
+        )
+    return None
+
+
+def load_setting() -> tuple[list[LifespanHook], list[SettingProblem]]:
+    """Import the hooks ``ASGISHIFT_LIFESPAN`` lists, without running them.
+
+    An entry must be a dotted path (``str``) to a callable that is not itself an
+    async function or (async) generator function: ``hook(state)`` must return an
+    async context manager, which a function gets from
+    ``@contextlib.asynccontextmanager``.
+
+    :return: the hooks that loaded, in order, and one :class:`SettingProblem` per
+        entry that did not (or one for a setting that is not a list or tuple).
+    """
+    value = getattr(settings, "ASGISHIFT_LIFESPAN", ())
+    if not isinstance(value, list | tuple):
+        problem = (
+            f"ASGISHIFT_LIFESPAN must be a list or tuple of dotted paths, not "
+            f"{type(value).__name__} ({value!r})"
+        )
+        return [], [SettingProblem(problem)]
+    loaded: list[LifespanHook] = []
+    problems: list[SettingProblem] = []
+    for entry in value:
+        where = f"ASGISHIFT_LIFESPAN entry {entry!r}"
+        if not isinstance(entry, str):
+            problems.append(SettingProblem(f"{where} is not a dotted path (a string)"))
+            continue
+        try:
+            hook = import_string(entry)
+        except Exception as exc:  # ImportError, or whatever the module raised on import
+            cause = f"{type(exc).__name__}: {exc}"
+            problems.append(SettingProblem(f"{where} cannot be imported ({cause})", exc))
+            continue
+        why = _hook_problem(hook)
+        if why is not None:
+            problems.append(SettingProblem(f"{where} {why}"))
+            continue
+        loaded.append(hook)
+    return loaded, problems
 
 
 async def _send(signal: Any, sender: type, state: MutableMapping[str, Any]) -> None:
@@ -139,4 +220,4 @@ class Lifespan:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-__all__ = ["Lifespan", "LifespanHook", "hooks", "register"]
+__all__ = ["Lifespan", "LifespanHook", "SettingProblem", "hooks", "load_setting", "register"]

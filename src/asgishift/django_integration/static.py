@@ -5,8 +5,10 @@ Files are found with the staticfiles finders (Django docs, "The staticfiles
 app"), like runserver's handler, and sent in :data:`CHUNK_SIZE` pieces read in
 a thread, never whole. ``Range: bytes=...`` (one range, RFC 9110 §14) answers
 206 or 416; ``If-Modified-Since`` answers 304; ``HEAD`` sends headers only.
-Paths that leave the static roots (``..``, absolute paths, NUL bytes) get 404.
-Everything else goes to the wrapped app.
+Paths that leave the static roots (``..``, absolute paths, NUL bytes) get 404,
+as do files that do not exist: under Django, the 404 page runserver gives (with
+``DEBUG``, Django's debug page naming the file). Everything else goes to the
+wrapped app.
 
 The header logic (:func:`parse_range`, :func:`not_modified`) is pure code.
 """
@@ -17,11 +19,11 @@ import asyncio
 import mimetypes
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import unquote
 
-from asgishift._types import ASGIApp, Receive, Scope, Send
+from asgishift._types import ASGIApp, Message, Receive, Scope, Send
 from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._server_io import send_messages
 
@@ -30,6 +32,10 @@ CHUNK_SIZE = 64 * 1024
 
 #: ``find(relative_path) -> absolute path or None``.
 Finder = Callable[[str], "str | None"]
+
+#: ``not_found(scope, remainder) -> ASGI messages`` of a 404 answer; ``remainder`` is
+#: the percent-decoded path below the static URL (``""`` for the static URL itself).
+NotFound = Callable[[Scope, str], Awaitable[list[Message]]]
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
@@ -82,7 +88,12 @@ def relative_static_path(path: str, static_url_path: str) -> str | None:
     a safe static path (outside the prefix, ``..`` segments, absolute, NUL)."""
     if not path.startswith(static_url_path):
         return None
-    relative = unquote(path[len(static_url_path) :])
+    return safe_relative(unquote(path[len(static_url_path) :]))
+
+
+def safe_relative(relative: str) -> str | None:
+    """Return ``relative`` (a decoded path below the static URL) normalised, or ``None``
+    when it is empty or could leave the static roots (``..``, absolute, NUL, ``\\``)."""
     if not relative or "\x00" in relative or "\\" in relative:
         return None
     if relative.startswith("/") or any(part in ("..", ".") for part in relative.split("/")):
@@ -98,22 +109,46 @@ class StaticFilesApp:
     :param static_url_path: URL path prefix with a trailing slash, e.g. ``"/static/"``.
     :param find: maps a relative path to an absolute file path or ``None``
         (Django: ``django.contrib.staticfiles.finders.find``).
+    :param not_found: builds the 404 answer for a path not served; ``None``: a
+        ``text/plain`` "Not Found".
+    :param script_name: taken off the front of a request's path (at a ``/``)
+        before it is matched, as Django's ``ASGIRequest`` does to find the view
+        (Django: ``FORCE_SCRIPT_NAME``); ``None``: the scope's ``root_path``
+        (ASGI HTTP spec). So ``/app/static/x.css``, which ``{% static %}`` links
+        to under the script name ``/app``, is served, and ``/static/x.css`` too.
     """
 
-    def __init__(self, app: ASGIApp, static_url_path: str, find: Finder) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        static_url_path: str,
+        find: Finder,
+        not_found: NotFound | None = None,
+        script_name: str | None = None,
+    ) -> None:
         self.app = app
         self.static_url_path = static_url_path
         self.find = find
+        self.not_found = not_found
+        self.script_name = script_name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI 3 entry point (ASGI HTTP spec)."""
-        if scope["type"] != "http" or not scope["path"].startswith(self.static_url_path):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        relative = relative_static_path(scope["path"], self.static_url_path)
+        path = self._path_info(scope)
+        if not path.startswith(self.static_url_path):
+            await self.app(scope, receive, send)
+            return
+        relative = relative_static_path(path, self.static_url_path)
         found = await asyncio.to_thread(self._find, relative) if relative else None
         if found is None:
-            await _plain(send, 404, scope["method"], b"Not Found")
+            if self.not_found is None:
+                await _plain(send, 404, scope["method"], b"Not Found")
+            else:
+                remainder = unquote(path[len(self.static_url_path) :])
+                await send_messages(send, await self.not_found(scope, remainder))
             return
         if scope["method"] not in ("GET", "HEAD"):
             await _plain(
@@ -121,6 +156,15 @@ class StaticFilesApp:
             )
             return
         await self._send_file(scope, send, found)
+
+    def _path_info(self, scope: Scope) -> str:
+        """The request path without the script name (see the class documentation)."""
+        path: str = scope["path"]
+        script = self.script_name if self.script_name is not None else scope.get("root_path")
+        script = (script or "").rstrip("/")
+        if script and path.startswith(script + "/"):
+            return path[len(script) :]
+        return path
 
     def _find(self, relative: str) -> str | None:
         try:
@@ -220,14 +264,73 @@ def staticfiles_app(app: ASGIApp) -> ASGIApp:
         found = finders.find(relative)
         return found if isinstance(found, str) else None
 
-    return StaticFilesApp(app, prefix if prefix.endswith("/") else prefix + "/", find)
+    return StaticFilesApp(
+        app,
+        prefix if prefix.endswith("/") else prefix + "/",
+        find,
+        django_not_found,
+        script_name=script_name or None,
+    )
+
+
+async def django_not_found(scope: Scope, remainder: str) -> list[Message]:
+    """The 404 answer runserver's static handler gives for ``remainder`` (a :data:`NotFound`).
+
+    Django's own static view (``django.contrib.staticfiles.views.serve``) names
+    the problem (``Http404``: the file could not be found, or a directory was
+    asked for) and ``response_for_exception`` renders it: with ``DEBUG``, Django's
+    HTML debug page; else the project's ``handler404``. A path that leaves the
+    static roots gets a ``Http404`` of its own. Runs in a thread (the URLconf and
+    templates are sync code); ``HEAD`` gets the headers only.
+
+    :param scope: the ASGI HTTP scope of the request.
+    :param remainder: the percent-decoded path below the static URL.
+    :return: the ``http.response.start`` and ``http.response.body`` messages.
+    """
+    return await asyncio.to_thread(_django_not_found_messages, scope, remainder)
+
+
+def _django_not_found_messages(scope: Scope, remainder: str) -> list[Message]:
+    import io
+
+    from django.contrib.staticfiles import views
+    from django.core.handlers.asgi import ASGIRequest
+    from django.core.handlers.exception import response_for_exception
+    from django.http import Http404
+
+    request = ASGIRequest(scope, io.BytesIO())
+    error: Http404 = Http404(f"{remainder!r} is not a static file")
+    if remainder == "" or safe_relative(remainder) is not None:
+        try:
+            response = views.serve(request, remainder, insecure=True)
+        except Http404 as exc:
+            error = exc
+        except Exception:  # SuspiciousFileOperation and friends: not found, as above
+            pass
+        else:  # the file appeared since it was looked for: still a 404, as decided
+            response.close()
+    response = response_for_exception(request, error)
+    body = response.content
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
+    headers += [
+        (b"set-cookie", c.output(header="").strip().encode()) for c in response.cookies.values()
+    ]
+    headers.append((b"content-length", str(len(body)).encode()))
+    response.close()
+    start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
+    if scope["method"] == "HEAD":
+        return [start, {"type": "http.response.body", "body": b""}]
+    return [start, {"type": "http.response.body", "body": body}]
 
 
 __all__ = [
     "CHUNK_SIZE",
+    "NotFound",
     "StaticFilesApp",
+    "django_not_found",
     "not_modified",
     "parse_range",
     "relative_static_path",
+    "safe_relative",
     "staticfiles_app",
 ]

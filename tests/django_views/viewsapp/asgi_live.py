@@ -2,7 +2,8 @@
 
 Configured from the shared test settings, with the database from the
 environment: ``VIEWS_DB_PORT`` and ``VIEWS_DB_NAME`` (PostgreSQL on 127.0.0.1,
-user ``postgres``), ``VIEWS_MAX_THREADS`` threads, ``VIEWS_CONN_MAX_AGE``.
+user ``postgres``), ``VIEWS_MAX_THREADS`` threads, ``VIEWS_CONN_MAX_AGE``,
+``VIEWS_CONN_HEALTH_CHECKS=1`` for ``CONN_HEALTH_CHECKS``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ values["DATABASES"] = {
         "HOST": "127.0.0.1",
         "PORT": os.environ["VIEWS_DB_PORT"],
         "CONN_MAX_AGE": int(os.environ.get("VIEWS_CONN_MAX_AGE", "60")),
+        "CONN_HEALTH_CHECKS": os.environ.get("VIEWS_CONN_HEALTH_CHECKS") == "1",
     }
 }
 settings.configure(**values)

@@ -53,6 +53,7 @@ from django.utils.module_loading import import_string
 from asgishift._types import ASGIApp
 from asgishift.bridge import BridgeOptions
 from asgishift.django_integration._executors import DEFAULT_MAX_THREADS
+from asgishift.django_integration.checks import is_thread_count
 from asgishift.serve import PortInUseError, ServeConfig, ServeError, build_app
 from asgishift.serve._cli import add_bridge_flag
 from asgishift.serve._embedded import EmbeddedServer
@@ -92,8 +93,8 @@ class Command(RunserverCommand):
         parser.add_argument(
             "--server",
             choices=SERVERS,
-            default=getattr(settings, "ASGISHIFT_RUNASGI_SERVER", SERVERS[0]),
-            help="ASGI server to run (default: ASGISHIFT_RUNASGI_SERVER or uvicorn).",
+            default=None,  # ASGISHIFT_RUNASGI_SERVER, checked in handle() with its name
+            help="ASGI server to run (default: ASGISHIFT_RUNASGI_SERVER, else uvicorn).",
         )
         parser.add_argument(
             "--wsgi",
@@ -104,8 +105,8 @@ class Command(RunserverCommand):
         parser.add_argument(
             "--max-threads",
             type=int,
-            default=getattr(settings, "ASGISHIFT_MAX_THREADS", DEFAULT_MAX_THREADS),
-            help="Threads running sync code (ASGISHIFT_MAX_THREADS, default "
+            default=None,  # ASGISHIFT_MAX_THREADS, checked in handle() with its name
+            help="Threads running sync code (default: ASGISHIFT_MAX_THREADS, else "
             f"{DEFAULT_MAX_THREADS}).",
         )
         add_bridge_flag(
@@ -116,7 +117,29 @@ class Command(RunserverCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Install graceful SIGINT/SIGTERM handling in the serving process, then run."""
+        """Fill in ``--server`` and ``--max-threads`` from their settings, install graceful
+        SIGINT/SIGTERM handling in the serving process, then run.
+
+        :raise CommandError: for a bad ``--max-threads``, or a bad
+            ``ASGISHIFT_RUNASGI_SERVER`` / ``ASGISHIFT_MAX_THREADS`` standing in for
+            a flag not given (naming the setting), or a server not installed.
+        """
+        if options["server"] is None:
+            server = getattr(settings, "ASGISHIFT_RUNASGI_SERVER", SERVERS[0])
+            if server not in SERVERS:
+                raise CommandError(
+                    f"ASGISHIFT_RUNASGI_SERVER = {server!r}, the default of --server, is none "
+                    f"of {', '.join(SERVERS)}; fix the setting or pass --server"
+                )
+            options["server"] = server
+        if options["max_threads"] is None:
+            setting = getattr(settings, "ASGISHIFT_MAX_THREADS", DEFAULT_MAX_THREADS)
+            if not is_thread_count(setting):
+                raise CommandError(
+                    f"ASGISHIFT_MAX_THREADS = {setting!r}, the default of --max-threads, must "
+                    "be a whole number of 1 or more; fix the setting or pass --max-threads"
+                )
+            options["max_threads"] = setting
         if options["max_threads"] < 1:
             raise CommandError(f"--max-threads must be at least 1, got {options['max_threads']}")
         if not options["use_threading"]:
