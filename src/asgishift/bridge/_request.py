@@ -40,6 +40,7 @@ from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
 from asgishift.bridge._files import FileWrapper
 from asgishift.bridge._inbox import Inbox
+from asgishift.bridge._input import StreamInput
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._response import CONNECTION_CLOSE, must_close
@@ -229,6 +230,8 @@ class Request:
                         else:
                             reader = self._watch_body()
                             watcher = reader.task
+                    elif reader is not None:
+                        reader.streamed()  # may let it read on past drain_body_size
                     reply: Any = None
                     try:
                         if self.phase is ABORTED:  # the watcher saw the client leave
@@ -310,6 +313,8 @@ class Request:
         """Await the next body message for the worker: ``(body, more)`` or an exception."""
         try:
             message = await self.receive()
+        except RequestBodyTooLarge as exc:  # the BodyWatch dropped the rest for the app
+            return exc
         except Exception as exc:  # whatever the server raises, the client is gone
             self.phase = advance(self.phase, ABORT_EVENT)
             return ClientDisconnected(f"receive() failed: {exc!r}")
@@ -336,14 +341,20 @@ class Request:
         The servers drop ``send()`` silently after a disconnect, so a streaming
         response to a request whose body the app has not read to its end
         would otherwise run for ever. The :class:`~._body_watch.BodyWatch`
-        holds at most ``drain_body_size`` bytes ahead of the app; from now on
-        every ``receive`` goes through it.
+        holds at most ``drain_body_size`` bytes ahead of the app, or reads on
+        and drops the rest when the app ignores the body (see
+        :meth:`~._body_watch.BodyWatch.streamed`); from now on every
+        ``receive`` goes through it.
         """
 
         def leave() -> None:
             self.phase = advance(self.phase, ABORT_EVENT)
 
-        reader = BodyWatch(self.receive, self.options.drain_body_size, leave)
+        def progress() -> int:  # body bytes the app has read so far
+            stream = self.environ.get("wsgi.input")
+            return stream.consumed if type(stream) is StreamInput else self.received
+
+        reader = BodyWatch(self.receive, self.options.drain_body_size, leave, progress)
         self.receive = reader.receive
         reader.start()
         return reader
