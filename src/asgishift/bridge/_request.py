@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from time import monotonic
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from asgishift._types import (
     Environ,
@@ -66,7 +66,16 @@ from asgishift.bridge._state import (
     advance,
 )
 from asgishift.bridge._waiter import InlineFuture
-from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse, holds_whole_body
+from asgishift.bridge._wsgi_response import FILE as FILE_WRAPPER
+from asgishift.bridge._wsgi_response import (
+    ITERABLE_KINDS,
+    NOT_STARTED,
+    OTHER,
+    SENT,
+    SIZED,
+    WSGIResponse,
+    iterable_kind,
+)
 from asgishift.bridge._wsgi_response import STARTED as RESPONSE_STARTED
 
 __all__ = ["Request"]
@@ -569,18 +578,26 @@ class Request:
         """Pull the response out of ``iterable``; return what the loop sends at the end."""
         response = self.response
         messages: list[Message] | None = None
-        if type(iterable) is FileWrapper and response.phase is RESPONSE_STARTED:
+        # holds_whole_body() and the file wrapper test in one, inline: a call less.
+        kind = ITERABLE_KINDS.get(type(iterable))
+        if kind is None:
+            kind = iterable_kind(iterable)
+        if kind is SIZED:
+            response.in_memory = True
+        elif kind is OTHER:
+            if getattr(iterable, "streaming", None) is False:  # a whole Django response
+                response.in_memory = True
+        elif response.phase is RESPONSE_STARTED:  # a file wrapper
             if not response.has_body:
                 # HEAD, 204, 304: reading the file only to drop it held the response
                 # open (a HEAD to a 2 GiB file: 11 s on uvicorn); gunicorn reads none.
+                # Closed unread by _run_app, whichever wrapper it is.
                 iterable = ()
-            elif self.pathsend:
-                path = iterable.sendable_path()
+            elif kind is FILE_WRAPPER and self.pathsend:
+                path = cast(FileWrapper, iterable).sendable_path()
                 if path is not None:
                     messages = response.pathsend(path)
         if messages is None:
-            if holds_whole_body(iterable):
-                response.in_memory = True
             body = response.body
             for chunk in iterable:
                 if type(chunk) is not bytes and not isinstance(chunk, bytes):
