@@ -41,21 +41,24 @@ _KEY_CACHE: dict[bytes, str] = {
 }
 
 
-def base_environ(errors: Any, file_wrapper: Any) -> Environ:
+def base_environ(errors: Any, file_wrapper: Any, multiprocess: bool | None = None) -> Environ:
     """Return the environ keys that are the same for every request.
 
     :param errors: the ``wsgi.errors`` stream (an object with ``write(str)``,
         ``writelines`` and ``flush``; PEP 3333 "Input and Error Streams").
     :param file_wrapper: the ``wsgi.file_wrapper`` callable (PEP 3333
         "Optional Platform-Specific File Handling").
+    :param multiprocess: whether another process may run the same app at the
+        same time (``BridgeOptions.multiprocess``); ``None``: not known.
     :return: a new dict to be copied, never mutated, per request.
     """
     return {
         "wsgi.version": (1, 0),
         "wsgi.multithread": True,
-        # Several server processes may run the same app; PEP 3333 asks for
-        # True whenever that is possible.
-        "wsgi.multiprocess": True,
+        # PEP 3333: true if another process may run the app at the same time.
+        # When that is not known, say it may: an app that believes itself alone
+        # may keep state (a cache, a counter) only this process sees.
+        "wsgi.multiprocess": multiprocess is not False,
         "wsgi.run_once": False,
         "wsgi.errors": errors,
         "wsgi.file_wrapper": file_wrapper,

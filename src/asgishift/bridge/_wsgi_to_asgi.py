@@ -139,7 +139,7 @@ class WSGIToASGI:
         self.lifespan = lifespan
         self._options = options
         self._pool = WorkerPool(options.max_workers, options.max_queue)
-        self._base = base_environ(ErrorStream(), FileWrapper)
+        self._base = base_environ(ErrorStream(), FileWrapper, options.multiprocess)
         # The worker->loop channel of the loop last served (see Inbox).
         self._inbox: Inbox | None = None
 
