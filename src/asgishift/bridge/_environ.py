@@ -27,6 +27,7 @@ __all__ = [
     "base_environ",
     "build_environ",
     "decode_path",
+    "origin_form",
     "python_build_environ",
 ]
 
@@ -75,7 +76,7 @@ def _to_latin1(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def _origin_form(target: bytes) -> bytes:
+def origin_form(target: bytes) -> bytes:
     """Return the path of an absolute-form request target, or ``target`` itself.
 
     RFC 9112 section 3.2.2: a server must accept ``GET http://host/path`` as well
@@ -113,14 +114,14 @@ def decode_path(scope: Mapping[str, Any]) -> tuple[str, str]:
         # only be the query separator (an escaped one is "%3F").
         raw = bytes(raw).partition(b"?")[0]
         if raw[:1] != b"/":
-            raw = _origin_form(raw)
+            raw = origin_form(raw)
         if b"%" in raw:
             raw = unquote_to_bytes(raw)
         path = raw.decode("latin-1")
     else:
         path = _to_latin1(scope.get("path", "") or "")
         if path[:1] != "/":
-            path = _origin_form(path.encode("latin-1")).decode("latin-1")
+            path = origin_form(path.encode("latin-1")).decode("latin-1")
     root = scope.get("root_path", "") or ""
     if not root:
         return "", path
