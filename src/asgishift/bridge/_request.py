@@ -36,34 +36,31 @@ from asgishift._types import (
 )
 from asgishift.bridge._app_failure import app_failure
 from asgishift.bridge._body_watch import BodyWatch
-from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
 from asgishift.bridge._files import FileWrapper
 from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._input import StreamInput
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
-from asgishift.bridge._response import CONNECTION_CLOSE, must_close
-from asgishift.bridge._server_io import (
-    first_of,
-    send_all,
-    send_draining,
-    send_messages,
-    wait_disconnect,
-)
+from asgishift.bridge._response import CONNECTION_CLOSE
+from asgishift.bridge._server_io import first_of, send_all, wait_disconnect
 from asgishift.bridge._state import (
     ABORT_EVENT,
     ABORTED,
     CLOSED,
     COMPLETE,
     OPEN,
-    PARTIAL,
     START_EVENT,
     STARTED,
     TOO_LARGE,
-    UNREAD,
     BodyPhase,
     advance,
+)
+from asgishift.bridge._unread_body import (
+    closes_connection,
+    drain_and_send,
+    error_response,
+    send_error,
 )
 from asgishift.bridge._waiter import InlineFuture
 from asgishift.bridge._wsgi_response import FILE as FILE_WRAPPER
@@ -196,7 +193,7 @@ class Request:
                 pool.max_workers,
                 pool.max_queue,
             )
-            await self._send_error(503, (b"retry-after", str(options.retry_after).encode()))
+            await send_error(self, 503, (b"retry-after", str(options.retry_after).encode()))
             return
         watcher: asyncio.Task[None] | None = None
         reader: BodyWatch | None = None  # reads an unfinished body ahead (see _watch_body)
@@ -226,7 +223,7 @@ class Request:
                         else:
                             if reader is not None:
                                 await reader.stop()
-                            await self._send_draining(item[1])
+                            await drain_and_send(self, item[1])
                     error = item[2]
                     break
                 self.waiter = InlineFuture(loop)
@@ -368,29 +365,6 @@ class Request:
         reader.start()
         return reader
 
-    async def _send_error(self, status: int, *extra: tuple[bytes, bytes]) -> None:
-        """Send a bridge error response (503, 504), closing the connection if the body is unread."""
-        if self.body is COMPLETE:
-            await send_messages(self.send, error_messages(status, self.method, extra))
-            return
-        if self._must_close():
-            extra = (*extra, CONNECTION_CLOSE)
-        await self._send_draining(error_messages(status, self.method, extra))
-
-    async def _send_draining(self, messages: list[Message]) -> None:
-        """Send the response's last messages, draining the unread body before the very last.
-
-        A ``PARTIAL`` body's rest is small (the response keeps the
-        connection); after ``Connection: close`` (``UNREAD``, ``TOO_LARGE``)
-        the drain stops at the bounds too, and frees the server's queue so it
-        can close (see :func:`~._server_io.send_draining`).
-        """
-        options = self.options
-        if await send_draining(
-            self.send, self.receive, messages, options.drain_body_size, options.drain_timeout
-        ):
-            self.body = COMPLETE
-
     async def _time_out(self, sending: bool) -> None:
         """Answer 504 when ``request_timeout`` expires, unless a response start was sent.
 
@@ -407,26 +381,7 @@ class Request:
             environ["PATH_INFO"],
         )
         if not sending:
-            await self._send_error(504)
-
-    def _must_close(self) -> bool:
-        """Decide whether the response closes the connection (its body is not all read).
-
-        Runs as the response starts (worker thread, or the loop for 503/504),
-        while the other side does not touch :attr:`body`. A small known rest
-        stays ``PARTIAL`` and is drained after the response; otherwise the
-        body becomes ``UNREAD`` and the response says ``Connection: close``.
-        """
-        body = self.body
-        if body is COMPLETE:
-            return False
-        if body is PARTIAL:
-            length = self.environ.get("CONTENT_LENGTH")
-            remaining = int(length) - self.received if length is not None else None
-            if not must_close(remaining, self.options.drain_body_size):
-                return False
-            self.body = UNREAD
-        return True
+            await send_error(self, 504)
 
     # ---------------------------------------------------------------- worker side
 
@@ -518,7 +473,7 @@ class Request:
         if (
             self.body is not COMPLETE
             and messages[0]["type"] == "http.response.start"
-            and self._must_close()
+            and closes_connection(self)
         ):
             self.response.headers.append(CONNECTION_CLOSE)
         self._call_loop((_SEND, messages))
@@ -540,7 +495,7 @@ class Request:
             messages, error = self.context.run(self._run_app)
         except BaseException:  # the job must always report back to the loop
             logger.exception("asgishift bridge: internal error")
-            messages = None if self.response.phase is SENT else self._error(500)
+            messages = None if self.response.phase is SENT else error_response(self, 500)
             error = None
         self.outcome = (_DONE, messages, error)
         return self._post_done
@@ -621,7 +576,7 @@ class Request:
                 self._length_mismatch(response)
         else:
             starting = True
-        if starting and self.body is not COMPLETE and self._must_close():
+        if starting and self.body is not COMPLETE and closes_connection(self):
             response.headers.append(CONNECTION_CLOSE)
         return messages
 
@@ -655,10 +610,6 @@ class Request:
         )
         traceback = exc if failure.traceback else None
         logger.log(failure.level, "%s", failure.message, exc_info=traceback)
-        return (None if failure.status is None else self._error(failure.status)), failure.reraise
-
-    def _error(self, status: int) -> list[Message]:
-        """Return the messages of an error response (worker thread)."""
-        if self.body is not COMPLETE and self._must_close():
-            return error_messages(status, self.method, (CONNECTION_CLOSE,))
-        return error_messages(status, self.method)
+        return (
+            None if failure.status is None else error_response(self, failure.status)
+        ), failure.reraise
