@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
+from wsgiref.validate import validator
 
 import pytest
 from bridge_harness import DEADLINE, FakeServer, body_messages, make_scope, run
@@ -246,3 +247,23 @@ def test_app_that_reads_after_streaming_past_the_limit_gets_an_oserror() -> None
     assert len(seen) == 1
     assert isinstance(seen[0], RequestBodyTooLarge)
     assert server.body.endswith(b"end")
+
+
+def test_app_reading_through_a_wrapped_input_while_streaming_loses_nothing() -> None:
+    # wsgiref's validator (any middleware) replaces environ["wsgi.input"]: the
+    # watch must still see the app read from the bridge's stream, even when the
+    # reads come from the first message, already buffered, and fetch nothing.
+    chunks = [bytes([65 + i]) * 50_000 for i in range(6)]
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        stream = environ["wsgi.input"]
+        yield b"start;"
+        while block := stream.read(20_000):
+            yield block
+
+    bridge = WSGIToASGI(validator(app), drain_body_size=70_000)
+    server = FakeServer(body_messages(*chunks))
+    run(bridge, make_scope(method="POST"), server)
+    assert server.body == b"start;" + b"".join(chunks)
+    assert server.complete

@@ -127,9 +127,15 @@ class Request:
         "response",
         "send",
         "started",
+        "stream",
         "waiter",
         "worker_lock",
     )
+
+    #: The body stream the bridge put in ``wsgi.input``; set by the caller for a
+    #: body that streams (``PARTIAL``) only, so a request complete at dispatch
+    #: pays nothing for it. Read through middleware that replaced ``wsgi.input``.
+    stream: StreamInput
 
     def __init__(
         self,
@@ -356,9 +362,8 @@ class Request:
         def leave() -> None:
             self.phase = advance(self.phase, ABORT_EVENT)
 
-        def progress() -> int:  # body bytes the app has read so far
-            stream = self.environ.get("wsgi.input")
-            return stream.consumed if type(stream) is StreamInput else self.received
+        def progress() -> int:  # body bytes the app has read so far (buffered ones too)
+            return self.stream.consumed
 
         reader = BodyWatch(self.receive, self.options.drain_body_size, leave, progress)
         self.receive = reader.receive

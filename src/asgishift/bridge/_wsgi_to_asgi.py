@@ -280,7 +280,7 @@ class WSGIToASGI:
                 self.wsgi_app, options, self._pool, inbox, scope, environ, receive, send,
                 PARTIAL, len(body),
             )  # fmt: skip
-            environ["wsgi.input"] = StreamInput(body, request.fetch)
+            environ["wsgi.input"] = request.stream = StreamInput(body, request.fetch)
         else:
             request = Request(
                 self.wsgi_app, options, self._pool, inbox, scope, environ, receive, send
