@@ -578,28 +578,14 @@ class Request:
             starting = response.phase is not SENT
             messages = response.finish()
             if response.dropped or response.short:
-                self._length_mismatch(response)
+                environ = self.environ
+                where = f"{self.method} {environ['SCRIPT_NAME']}{environ['PATH_INFO']}"
+                logger.warning("%s", response.length_mismatch(where))
         else:
             starting = True
         if starting and self.body is not COMPLETE and closes_connection(self):
             response.headers.append(CONNECTION_CLOSE)
         return messages
-
-    def _length_mismatch(self, response: WSGIResponse) -> None:
-        """Log a body longer (cut) or shorter than the app's declared ``Content-Length``."""
-        environ = self.environ
-        logger.warning(
-            "the WSGI app sent %d bytes %s than its Content-Length of %d (%s %s%s); %s",
-            response.dropped or response.short,
-            "more" if response.dropped else "fewer",
-            response.declared,
-            self.method,
-            environ["SCRIPT_NAME"],
-            environ["PATH_INFO"],
-            "they were dropped"
-            if response.dropped
-            else "the client waits for the rest until the connection closes",
-        )
 
     def _failed(self, exc: BaseException) -> tuple[list[Message] | None, BaseException | None]:
         """Log an app failure; return the error response, if any, and what serve() re-raises.

@@ -327,6 +327,23 @@ class WSGIResponse:
             {"type": _BODY, "body": body},
         ]
 
+    def length_mismatch(self, where: str) -> str:
+        """Describe a body longer (cut, :attr:`dropped`) or shorter (:attr:`short`) than declared.
+
+        :param where: the request, e.g. ``"GET /shop/cart"``.
+        :return: the log line, e.g. ``"the WSGI app sent 6 bytes more than its
+            Content-Length of 5 (GET /); they were dropped"``.
+        """
+        if self.dropped:
+            return (
+                f"the WSGI app sent {self.dropped} bytes more than its Content-Length of "
+                f"{self.declared} ({where}); they were dropped"
+            )
+        return (
+            f"the WSGI app sent {self.short} bytes fewer than its Content-Length of "
+            f"{self.declared} ({where}); the client waits for the rest until the connection closes"
+        )
+
     def pathsend(self, path: str) -> list[Message] | None:
         """Return start and ``http.response.pathsend`` messages, or ``None`` if too late.
 
