@@ -5,15 +5,18 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import wsgiref.util
 from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
 
 import pytest
+import werkzeug.wsgi
 from bridge_harness import FakeServer, body_messages, make_scope, request, run
 
 from asgishift.bridge import WSGIToASGI
 from asgishift.bridge._files import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, FileWrapper
+from asgishift.bridge._wsgi_response import IterableKind, iterable_kind
 
 Environ = dict[str, Any]
 PATHSEND: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
@@ -94,18 +97,30 @@ class CountingReads(io.BytesIO):
         return super().read(size)
 
 
+_WRAPPERS = [
+    pytest.param(None, id="bridge"),
+    # What an app builds itself, or Werkzeug's wrap_file() without a wsgi.file_wrapper:
+    # they used to be read to their end and dropped.
+    pytest.param(wsgiref.util.FileWrapper, id="wsgiref"),
+    pytest.param(werkzeug.wsgi.FileWrapper, id="werkzeug"),
+]
+
+
+@pytest.mark.parametrize("wrapper", _WRAPPERS)
 @pytest.mark.parametrize(
     ("method", "status"),
     [("HEAD", "200 OK"), ("GET", "304 Not Modified"), ("GET", "204 No Content")],
 )
-def test_file_of_a_bodiless_response_is_closed_unread(method: str, status: str) -> None:
+def test_file_of_a_bodiless_response_is_closed_unread(
+    method: str, status: str, wrapper: Any
+) -> None:
     # Read only to be dropped, a large file held the response open: a HEAD to 2 GiB
     # made uvicorn answer the connection's next request 11 s later. gunicorn reads none.
     handle = CountingReads(b"x" * (3 * MIN_BLOCK_SIZE))
 
     def app(environ: Environ, start_response: Any) -> Any:
         start_response(status, [("Content-Length", str(3 * MIN_BLOCK_SIZE))])
-        return environ["wsgi.file_wrapper"](handle)
+        return (wrapper or environ["wsgi.file_wrapper"])(handle)
 
     server = request(WSGIToASGI(app), method=method, extensions=PATHSEND)
     assert server.complete
@@ -114,6 +129,31 @@ def test_file_of_a_bodiless_response_is_closed_unread(method: str, status: str) 
     assert (handle.reads, handle.closed) == (0, True)
     if method == "HEAD":
         assert server.headers[b"content-length"] == str(3 * MIN_BLOCK_SIZE).encode()
+
+
+@pytest.mark.parametrize("wrapper", _WRAPPERS[1:])
+def test_a_foreign_file_wrapper_with_a_body_is_read_and_never_pathsent(
+    wrapper: Any, data_file: Path
+) -> None:
+    def app(environ: Environ, start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return wrapper(data_file.open("rb"), 8192)
+
+    server = request(WSGIToASGI(app), extensions=PATHSEND)
+    assert server.body == data_file.read_bytes()
+    assert "http.response.pathsend" not in [m["type"] for m in server.sent]
+
+
+def test_the_file_wrapper_kinds_name_the_real_classes() -> None:
+    # The pure module names the wrapper types instead of importing them.
+    assert iterable_kind(FileWrapper(io.BytesIO())) is IterableKind.FILE
+    assert iterable_kind(wsgiref.util.FileWrapper(io.BytesIO())) is IterableKind.FOREIGN_FILE
+    assert iterable_kind(werkzeug.wsgi.FileWrapper(io.BytesIO())) is IterableKind.FOREIGN_FILE
+
+    class Subclass(wsgiref.util.FileWrapper):
+        pass
+
+    assert iterable_kind(Subclass(io.BytesIO())) is IterableKind.OTHER
 
 
 def test_chunks_without_pathsend(data_file: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from wsgiref.validate import validator
 
 import pytest
+from bridge_harness import request
 
 from asgishift.bridge import BridgeOptions, WSGIToASGI
 
@@ -27,6 +29,7 @@ def test_defaults() -> None:
         "shutdown_timeout": 30.0,
         "drain_body_size": 1048576,
         "drain_timeout": 1.0,
+        "multiprocess": None,
     }
 
 
@@ -46,6 +49,8 @@ def test_defaults() -> None:
         ("drain_body_size", -1),
         ("drain_timeout", -1),
         ("drain_timeout", "1"),
+        ("multiprocess", 1),
+        ("multiprocess", "false"),
     ],
 )
 def test_out_of_range_values_name_their_field(field: str, value: object) -> None:
@@ -81,3 +86,19 @@ def test_bridge_attributes_mirror_the_options_and_are_read_only() -> None:
     assert bridge.pool.max_workers == 40
     with pytest.raises(AttributeError):
         bridge.retry_after = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("multiprocess", "seen"), [(None, True), (True, True), (False, False)])
+def test_multiprocess_option_is_the_environs_wsgi_multiprocess(
+    multiprocess: bool | None, seen: bool
+) -> None:
+    # It used to be True whatever the deployment; PEP 3333 asks for True only
+    # when another process may run the app at the same time.
+    environs: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environs.append(environ)
+        return _app(environ, start_response)
+
+    request(WSGIToASGI(validator(app), multiprocess=multiprocess))
+    assert environs[0]["wsgi.multiprocess"] is seen

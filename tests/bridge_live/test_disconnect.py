@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -160,6 +161,44 @@ def test_disconnect_from_a_stream_whose_request_body_was_not_read(
     status, _ = conn.read_head()
     assert status == 200
     conn.read_exact(65536)
+    _abort(conn)
+    _closed_once(server, test_id)
+    assert _pool_threads(server) <= baseline
+
+
+def test_disconnect_from_a_stream_whose_ignored_body_passed_drain_body_size(
+    two_workers: LiveServer, test_id: str
+) -> None:
+    server = two_workers
+    # As above, but the client uploads more than drain_body_size (1 MiB) while
+    # the app streams and never reads. The bridge used to stop reading ahead at
+    # 1 MiB, so it never saw the disconnect: the upload stalled and the endless
+    # generator ran on for a minute on its worker.
+    if server.server == "daphne":
+        pytest.skip("daphne calls the app only once the whole body is in: nothing to watch")
+    baseline = _pool_threads(server)
+    # The client stops after 8 MiB of the 64 MiB it announced, so the body
+    # never ends (a whole body can come in one large message on uvicorn,
+    # which the watch always takes, and then it sees the disconnect anyway).
+    announced = 64 * 1024 * 1024
+    size = 8 * 1024 * 1024
+    conn = RawHTTP(server)
+    conn.send(
+        b"POST /endless HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Test-Id: "
+        + test_id.encode()
+        + b"\r\nContent-Length: "
+        + str(announced).encode()
+        + b"\r\n\r\n"
+    )
+    with ThreadPoolExecutor(1) as executor:
+        upload = executor.submit(conn.send, b"u" * size)
+        status, _ = conn.read_head()
+        assert status == 200
+        deadline = time.monotonic() + DEADLINE
+        while not upload.done():  # read the stream meanwhile, so the app keeps sending
+            assert time.monotonic() < deadline, "the upload stalled: the body is not read"
+            conn.read_exact(65536)
+        upload.result()
     _abort(conn)
     _closed_once(server, test_id)
     assert _pool_threads(server) <= baseline

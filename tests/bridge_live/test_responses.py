@@ -8,13 +8,15 @@ sent; ``start_response`` with ``exc_info``), "The start_response() Callable"
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 from bridge_helpers import DEADLINE, RawHTTP, new_test_id, release, state_json, wait_for_state
 
-from live import LiveServer
+from live import ASGI_SERVER_PARAMS, LiveServer, live_server
 
 
 def test_exception_before_body_is_500_with_traceback_logged(
@@ -247,3 +249,27 @@ def test_concurrent_requests_run_in_parallel(server: LiveServer) -> None:
                 release(server, name)
         bodies = [future.result().content for future in futures]
     assert bodies == [b"released"] * len(names)
+
+
+@pytest.fixture(scope="module", params=ASGI_SERVER_PARAMS)
+def foreign_file_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve ``foreign_file_app:app`` (file wrappers other than the bridge's)."""
+    here = Path(__file__).parent
+    with live_server(request.param, "foreign_file_app:app", app_dir=here) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("wrapper", ["wsgiref", "werkzeug"])
+@pytest.mark.parametrize(("method", "status"), [("HEAD", "200 OK"), ("GET", "304 Not Modified")])
+def test_bodiless_response_of_a_foreign_file_wrapper_reads_nothing(
+    foreign_file_server: LiveServer, test_id: str, wrapper: str, method: str, status: str
+) -> None:
+    # Only the bridge's own wsgi.file_wrapper used to be closed unread; the stdlib's
+    # and Werkzeug's were read to their end (612 reads for 5 MB) only to be dropped.
+    with httpx.Client(base_url=foreign_file_server.url, timeout=DEADLINE) as client:
+        params = {"wrapper": wrapper, "size": "5000000", "status": status, "id": test_id}
+        response = client.request(method, "/file", params=params)
+        assert response.status_code == int(status[:3])
+        assert response.content == b""
+        counts = client.get("/_state", params={"id": test_id}).json()
+    assert counts == {"reads": 0, "closes": 1}

@@ -8,6 +8,7 @@ a test can read the order after the server has stopped.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -169,3 +170,26 @@ hybrid_recorded = _recorded(hybrid, "server")
 bridge_with_hooks = WSGIToASGI(legacy_wsgi, on_startup=[hook_start], on_shutdown=[hook_stop])
 #: WSGIToASGI whose startup hook raises: the server must not start.
 bridge_failing = WSGIToASGI(legacy_wsgi, on_startup=[fail_start])
+
+
+async def _scope_probe(scope: Any, receive: Any, send: Any) -> None:
+    """Answer with the scope's ``root_path``, ``path`` and ``raw_path`` as JSON."""
+    if scope["type"] != "http":
+        return
+    raw = scope.get("raw_path")
+    info = {
+        "app": "probe",
+        "root_path": scope["root_path"],
+        "path": scope["path"],
+        "raw_path": None if raw is None else raw.decode("latin-1"),
+    }
+    body = json.dumps(info).encode()
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+#: Prefixes with characters a client sends percent-encoded, beside /api.
+hybrid_encoded = HybridRouter(
+    bridge, {"/api": api, "/my docs": _scope_probe, "/caf\u00e9": _scope_probe}
+)

@@ -214,3 +214,36 @@ def test_failing_startup_hook_stops_the_server(server: str) -> None:
         "startup hook router_live_apps:fail_start failed: ConnectionError: cannot reach the "
         "database at 127.0.0.1:1" in output
     )
+
+
+@pytest.mark.parametrize("root", [False, True], ids=["no-root-path", "root-path"])
+@pytest.mark.parametrize("server", ROUTER_SERVERS)
+def test_encoded_paths_pick_the_app_their_raw_segments_name(server: str, root: bool) -> None:
+    # /api%2Fwhoami is one segment, "api/whoami" (RFC 3986 §2.2): the router used
+    # to match the decoded path and hand it to FastAPI as /api/whoami.
+    flags, sent_prefix = ROOT_PATH[server] if root else ([], "")
+    base = "/app" if root else ""
+    with live_server(
+        server, "router_live_apps:hybrid_encoded", app_dir=ROUTER_DIR, extra_args=flags
+    ) as srv:
+        url = f"{srv.url}{sent_prefix}"
+        slash = httpx.get(f"{url}/api%2Fwhoami").json()
+        plain = httpx.get(f"{url}/api/whoami").json()
+        space = httpx.get(f"{url}/my%20docs/x").json()
+        cafe = httpx.get(f"{url}/caf%C3%A9/x").json()
+        space_slash = httpx.get(f"{url}/my%20docs%2Fx").json()
+    assert slash["app"] == "flask"
+    assert slash["SCRIPT_NAME"] == base
+    assert plain["app"] == "fastapi"
+    assert plain["root_path"] == f"{base}/api"
+    assert (space["app"], space["root_path"], space["path"]) == (
+        "probe",
+        f"{base}/my docs",
+        f"{base}/my docs/x",
+    )
+    assert (cafe["app"], cafe["root_path"], cafe["path"]) == (
+        "probe",
+        f"{base}/caf\u00e9",
+        f"{base}/caf\u00e9/x",
+    )
+    assert space_slash["app"] == "flask"

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from asgishift.bridge._environ import decode_path
-from asgishift.bridge._router import match_prefix, mount_scope, normalise_prefix, route_path
+from asgishift.bridge._router import (
+    match_prefix,
+    mount_scope,
+    normalise_prefix,
+    route_path,
+    segment_path,
+)
 
 PREFIXES = ("/api/v2", "/api", "/ws")  # longest first, as the router sorts them
 
@@ -121,3 +127,22 @@ def test_mount_scope_follows_the_spec(
 )
 def test_a_wsgi_app_behind_a_mount_sees_script_name_and_path_info(scope: dict[str, Any]) -> None:
     assert decode_path(mount_scope(scope, "/api")) == ("/app/api", "/notes/1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(b"/api/x", "/api/x", id="plain"),
+        pytest.param(b"/api%2Fx", "/api%2Fx", id="encoded-slash-stays"),
+        pytest.param(b"/api%2fx", "/api%2Fx", id="lowercase-encoded-slash"),
+        pytest.param(b"/my%20docs/x", "/my docs/x", id="space"),
+        pytest.param(b"/caf%C3%A9/x", "/caf\u00e9/x", id="utf-8"),
+        pytest.param(b"/caf\xc3\xa9/x", "/caf\u00e9/x", id="raw-utf-8"),
+        pytest.param(b"/a%252Fb", "/a%2Fb", id="escaped-percent"),
+        pytest.param(b"/x%FF", "/x\ufffd", id="not-utf-8"),
+        pytest.param(b"/api%2Fx?a=%2F", "/api%2Fx", id="query-left-on-raw-path"),
+        pytest.param(b"http://host/my%20docs/x", "/my docs/x", id="absolute-form"),
+    ],
+)
+def test_segment_path_keeps_an_encoded_slash_in_its_segment(raw: bytes, expected: str) -> None:
+    assert segment_path(raw) == expected

@@ -27,6 +27,7 @@ __all__ = [
     "base_environ",
     "build_environ",
     "decode_path",
+    "origin_form",
     "python_build_environ",
 ]
 
@@ -41,21 +42,24 @@ _KEY_CACHE: dict[bytes, str] = {
 }
 
 
-def base_environ(errors: Any, file_wrapper: Any) -> Environ:
+def base_environ(errors: Any, file_wrapper: Any, multiprocess: bool | None = None) -> Environ:
     """Return the environ keys that are the same for every request.
 
     :param errors: the ``wsgi.errors`` stream (an object with ``write(str)``,
         ``writelines`` and ``flush``; PEP 3333 "Input and Error Streams").
     :param file_wrapper: the ``wsgi.file_wrapper`` callable (PEP 3333
         "Optional Platform-Specific File Handling").
+    :param multiprocess: whether another process may run the same app at the
+        same time (``BridgeOptions.multiprocess``); ``None``: not known.
     :return: a new dict to be copied, never mutated, per request.
     """
     return {
         "wsgi.version": (1, 0),
         "wsgi.multithread": True,
-        # Several server processes may run the same app; PEP 3333 asks for
-        # True whenever that is possible.
-        "wsgi.multiprocess": True,
+        # PEP 3333: true if another process may run the app at the same time.
+        # When that is not known, say it may: an app that believes itself alone
+        # may keep state (a cache, a counter) only this process sees.
+        "wsgi.multiprocess": multiprocess is not False,
         "wsgi.run_once": False,
         "wsgi.errors": errors,
         "wsgi.file_wrapper": file_wrapper,
@@ -72,7 +76,7 @@ def _to_latin1(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def _origin_form(target: bytes) -> bytes:
+def origin_form(target: bytes) -> bytes:
     """Return the path of an absolute-form request target, or ``target`` itself.
 
     RFC 9112 section 3.2.2: a server must accept ``GET http://host/path`` as well
@@ -110,14 +114,14 @@ def decode_path(scope: Mapping[str, Any]) -> tuple[str, str]:
         # only be the query separator (an escaped one is "%3F").
         raw = bytes(raw).partition(b"?")[0]
         if raw[:1] != b"/":
-            raw = _origin_form(raw)
+            raw = origin_form(raw)
         if b"%" in raw:
             raw = unquote_to_bytes(raw)
         path = raw.decode("latin-1")
     else:
         path = _to_latin1(scope.get("path", "") or "")
         if path[:1] != "/":
-            path = _origin_form(path.encode("latin-1")).decode("latin-1")
+            path = origin_form(path.encode("latin-1")).decode("latin-1")
     root = scope.get("root_path", "") or ""
     if not root:
         return "", path

@@ -30,15 +30,19 @@ class StreamInput:
         :data:`Fetch`. It raises :class:`~asgishift.bridge.ClientDisconnected` (an
         :class:`OSError`) after a disconnect, which every read method lets through
         so that an upload is never silently truncated.
+
+    :attr:`consumed` counts the body bytes handed to the app so far; the event
+    loop may read it to tell whether the app reads its body at all.
     """
 
-    __slots__ = ("_buf", "_fetch", "_more", "_pos")
+    __slots__ = ("_buf", "_fetch", "_more", "_pos", "consumed")
 
     def __init__(self, first: bytes, fetch: Fetch) -> None:
         self._buf = bytearray(first)
         self._pos = 0
         self._fetch = fetch
         self._more = True
+        self.consumed = 0  # bytes returned by the read methods
 
     def _fill(self) -> bool:
         """Append the next non-empty chunk to the buffer; return ``False`` at EOF."""
@@ -60,6 +64,7 @@ class StreamInput:
         if self._pos == 0 and end >= len(buf):
             data = bytes(buf)
             buf.clear()
+            self.consumed += len(data)
             return data
         with memoryview(buf) as view:
             data = bytes(view[self._pos : end])
@@ -68,6 +73,7 @@ class StreamInput:
             self._pos = 0
         else:
             self._pos = end
+        self.consumed += len(data)
         return data
 
     def read(self, size: int | None = -1, /) -> bytes:

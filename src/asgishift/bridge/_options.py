@@ -67,6 +67,12 @@ class BridgeOptions:
     drain_timeout: float = 1.0
     """The longest time (seconds, ≥ 0) spent draining an unread request body."""
 
+    multiprocess: bool | None = None
+    """Whether another process may run the same app at the same time: the environ's
+    ``wsgi.multiprocess`` (PEP 3333 "environ Variables"). ``None``: not known, and the
+    environ says ``True``, the safe answer (an app that keeps state in memory must not
+    take itself for the only process). ``asgishift serve`` knows its worker count."""
+
     def __post_init__(self) -> None:
         """Check every field's type and range.
 
@@ -86,6 +92,8 @@ class BridgeOptions:
             _check_number("shutdown_timeout", self.shutdown_timeout)
         _check_int("drain_body_size", self.drain_body_size, 0)
         _check_number("drain_timeout", self.drain_timeout)
+        if self.multiprocess is not None and type(self.multiprocess) is not bool:
+            raise ValueError(f"multiprocess must be None, True or False, got {self.multiprocess!r}")
 
     def replace(self, **changes: Any) -> BridgeOptions:
         """Return a copy with ``changes`` applied (checked again).

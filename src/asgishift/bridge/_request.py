@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from time import monotonic
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from asgishift._types import (
     Environ,
@@ -36,36 +36,43 @@ from asgishift._types import (
 )
 from asgishift.bridge._app_failure import app_failure
 from asgishift.bridge._body_watch import BodyWatch
-from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
 from asgishift.bridge._files import FileWrapper
 from asgishift.bridge._inbox import Inbox
+from asgishift.bridge._input import StreamInput
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
-from asgishift.bridge._response import CONNECTION_CLOSE, must_close
-from asgishift.bridge._server_io import (
-    first_of,
-    send_all,
-    send_draining,
-    send_messages,
-    wait_disconnect,
-)
+from asgishift.bridge._response import CONNECTION_CLOSE
+from asgishift.bridge._server_io import first_of, send_all, wait_disconnect
 from asgishift.bridge._state import (
     ABORT_EVENT,
     ABORTED,
     CLOSED,
     COMPLETE,
     OPEN,
-    PARTIAL,
     START_EVENT,
     STARTED,
     TOO_LARGE,
-    UNREAD,
     BodyPhase,
     advance,
 )
+from asgishift.bridge._unread_body import (
+    closes_connection,
+    drain_and_send,
+    error_response,
+    send_error,
+)
 from asgishift.bridge._waiter import InlineFuture
-from asgishift.bridge._wsgi_response import NOT_STARTED, SENT, WSGIResponse, holds_whole_body
+from asgishift.bridge._wsgi_response import FILE as FILE_WRAPPER
+from asgishift.bridge._wsgi_response import (
+    ITERABLE_KINDS,
+    NOT_STARTED,
+    OTHER,
+    SENT,
+    SIZED,
+    WSGIResponse,
+    iterable_kind,
+)
 from asgishift.bridge._wsgi_response import STARTED as RESPONSE_STARTED
 
 __all__ = ["Request"]
@@ -120,9 +127,15 @@ class Request:
         "response",
         "send",
         "started",
+        "stream",
         "waiter",
         "worker_lock",
     )
+
+    #: The body stream the bridge put in ``wsgi.input``; set by the caller for a
+    #: body that streams (``PARTIAL``) only, so a request complete at dispatch
+    #: pays nothing for it. Read through middleware that replaced ``wsgi.input``.
+    stream: StreamInput
 
     def __init__(
         self,
@@ -186,7 +199,7 @@ class Request:
                 pool.max_workers,
                 pool.max_queue,
             )
-            await self._send_error(503, (b"retry-after", str(options.retry_after).encode()))
+            await send_error(self, 503, (b"retry-after", str(options.retry_after).encode()))
             return
         watcher: asyncio.Task[None] | None = None
         reader: BodyWatch | None = None  # reads an unfinished body ahead (see _watch_body)
@@ -216,7 +229,7 @@ class Request:
                         else:
                             if reader is not None:
                                 await reader.stop()
-                            await self._send_draining(item[1])
+                            await drain_and_send(self, item[1])
                     error = item[2]
                     break
                 self.waiter = InlineFuture(loop)
@@ -229,6 +242,8 @@ class Request:
                         else:
                             reader = self._watch_body()
                             watcher = reader.task
+                    elif reader is not None:
+                        reader.streamed()  # may let it read on past drain_body_size
                     reply: Any = None
                     try:
                         if self.phase is ABORTED:  # the watcher saw the client leave
@@ -310,6 +325,8 @@ class Request:
         """Await the next body message for the worker: ``(body, more)`` or an exception."""
         try:
             message = await self.receive()
+        except RequestBodyTooLarge as exc:  # the BodyWatch dropped the rest for the app
+            return exc
         except Exception as exc:  # whatever the server raises, the client is gone
             self.phase = advance(self.phase, ABORT_EVENT)
             return ClientDisconnected(f"receive() failed: {exc!r}")
@@ -336,40 +353,22 @@ class Request:
         The servers drop ``send()`` silently after a disconnect, so a streaming
         response to a request whose body the app has not read to its end
         would otherwise run for ever. The :class:`~._body_watch.BodyWatch`
-        holds at most ``drain_body_size`` bytes ahead of the app; from now on
-        every ``receive`` goes through it.
+        holds at most ``drain_body_size`` bytes ahead of the app, or reads on
+        and drops the rest when the app ignores the body (see
+        :meth:`~._body_watch.BodyWatch.streamed`); from now on every
+        ``receive`` goes through it.
         """
 
         def leave() -> None:
             self.phase = advance(self.phase, ABORT_EVENT)
 
-        reader = BodyWatch(self.receive, self.options.drain_body_size, leave)
+        def progress() -> int:  # body bytes the app has read so far (buffered ones too)
+            return self.stream.consumed
+
+        reader = BodyWatch(self.receive, self.options.drain_body_size, leave, progress)
         self.receive = reader.receive
         reader.start()
         return reader
-
-    async def _send_error(self, status: int, *extra: tuple[bytes, bytes]) -> None:
-        """Send a bridge error response (503, 504), closing the connection if the body is unread."""
-        if self.body is COMPLETE:
-            await send_messages(self.send, error_messages(status, self.method, extra))
-            return
-        if self._must_close():
-            extra = (*extra, CONNECTION_CLOSE)
-        await self._send_draining(error_messages(status, self.method, extra))
-
-    async def _send_draining(self, messages: list[Message]) -> None:
-        """Send the response's last messages, draining the unread body before the very last.
-
-        A ``PARTIAL`` body's rest is small (the response keeps the
-        connection); after ``Connection: close`` (``UNREAD``, ``TOO_LARGE``)
-        the drain stops at the bounds too, and frees the server's queue so it
-        can close (see :func:`~._server_io.send_draining`).
-        """
-        options = self.options
-        if await send_draining(
-            self.send, self.receive, messages, options.drain_body_size, options.drain_timeout
-        ):
-            self.body = COMPLETE
 
     async def _time_out(self, sending: bool) -> None:
         """Answer 504 when ``request_timeout`` expires, unless a response start was sent.
@@ -387,26 +386,7 @@ class Request:
             environ["PATH_INFO"],
         )
         if not sending:
-            await self._send_error(504)
-
-    def _must_close(self) -> bool:
-        """Decide whether the response closes the connection (its body is not all read).
-
-        Runs as the response starts (worker thread, or the loop for 503/504),
-        while the other side does not touch :attr:`body`. A small known rest
-        stays ``PARTIAL`` and is drained after the response; otherwise the
-        body becomes ``UNREAD`` and the response says ``Connection: close``.
-        """
-        body = self.body
-        if body is COMPLETE:
-            return False
-        if body is PARTIAL:
-            length = self.environ.get("CONTENT_LENGTH")
-            remaining = int(length) - self.received if length is not None else None
-            if not must_close(remaining, self.options.drain_body_size):
-                return False
-            self.body = UNREAD
-        return True
+            await send_error(self, 504)
 
     # ---------------------------------------------------------------- worker side
 
@@ -498,7 +478,7 @@ class Request:
         if (
             self.body is not COMPLETE
             and messages[0]["type"] == "http.response.start"
-            and self._must_close()
+            and closes_connection(self)
         ):
             self.response.headers.append(CONNECTION_CLOSE)
         self._call_loop((_SEND, messages))
@@ -520,7 +500,7 @@ class Request:
             messages, error = self.context.run(self._run_app)
         except BaseException:  # the job must always report back to the loop
             logger.exception("asgishift bridge: internal error")
-            messages = None if self.response.phase is SENT else self._error(500)
+            messages = None if self.response.phase is SENT else error_response(self, 500)
             error = None
         self.outcome = (_DONE, messages, error)
         return self._post_done
@@ -558,18 +538,26 @@ class Request:
         """Pull the response out of ``iterable``; return what the loop sends at the end."""
         response = self.response
         messages: list[Message] | None = None
-        if type(iterable) is FileWrapper and response.phase is RESPONSE_STARTED:
+        # holds_whole_body() and the file wrapper test in one, inline: a call less.
+        kind = ITERABLE_KINDS.get(type(iterable))
+        if kind is None:
+            kind = iterable_kind(iterable)
+        if kind is SIZED:
+            response.in_memory = True
+        elif kind is OTHER:
+            if getattr(iterable, "streaming", None) is False:  # a whole Django response
+                response.in_memory = True
+        elif response.phase is RESPONSE_STARTED:  # a file wrapper
             if not response.has_body:
                 # HEAD, 204, 304: reading the file only to drop it held the response
                 # open (a HEAD to a 2 GiB file: 11 s on uvicorn); gunicorn reads none.
+                # Closed unread by _run_app, whichever wrapper it is.
                 iterable = ()
-            elif self.pathsend:
-                path = iterable.sendable_path()
+            elif kind is FILE_WRAPPER and self.pathsend:
+                path = cast(FileWrapper, iterable).sendable_path()
                 if path is not None:
                     messages = response.pathsend(path)
         if messages is None:
-            if holds_whole_body(iterable):
-                response.in_memory = True
             body = response.body
             for chunk in iterable:
                 if type(chunk) is not bytes and not isinstance(chunk, bytes):
@@ -590,28 +578,14 @@ class Request:
             starting = response.phase is not SENT
             messages = response.finish()
             if response.dropped or response.short:
-                self._length_mismatch(response)
+                environ = self.environ
+                where = f"{self.method} {environ['SCRIPT_NAME']}{environ['PATH_INFO']}"
+                logger.warning("%s", response.length_mismatch(where))
         else:
             starting = True
-        if starting and self.body is not COMPLETE and self._must_close():
+        if starting and self.body is not COMPLETE and closes_connection(self):
             response.headers.append(CONNECTION_CLOSE)
         return messages
-
-    def _length_mismatch(self, response: WSGIResponse) -> None:
-        """Log a body longer (cut) or shorter than the app's declared ``Content-Length``."""
-        environ = self.environ
-        logger.warning(
-            "the WSGI app sent %d bytes %s than its Content-Length of %d (%s %s%s); %s",
-            response.dropped or response.short,
-            "more" if response.dropped else "fewer",
-            response.declared,
-            self.method,
-            environ["SCRIPT_NAME"],
-            environ["PATH_INFO"],
-            "they were dropped"
-            if response.dropped
-            else "the client waits for the rest until the connection closes",
-        )
 
     def _failed(self, exc: BaseException) -> tuple[list[Message] | None, BaseException | None]:
         """Log an app failure; return the error response, if any, and what serve() re-raises.
@@ -627,10 +601,6 @@ class Request:
         )
         traceback = exc if failure.traceback else None
         logger.log(failure.level, "%s", failure.message, exc_info=traceback)
-        return (None if failure.status is None else self._error(failure.status)), failure.reraise
-
-    def _error(self, status: int) -> list[Message]:
-        """Return the messages of an error response (worker thread)."""
-        if self.body is not COMPLETE and self._must_close():
-            return error_messages(status, self.method, (CONNECTION_CLOSE,))
-        return error_messages(status, self.method)
+        return (
+            None if failure.status is None else error_response(self, failure.status)
+        ), failure.reraise

@@ -11,14 +11,29 @@ matches ``/api`` and ``/api/x`` but not ``/apix``; the longest matching
 prefix wins. Matching uses the path below the server's ``root_path``
 (:func:`route_path`), whichever convention the server follows: uvicorn and
 granian put ``root_path`` in ``path``, hypercorn and daphne do not.
+
+Segments are those of the request as sent (:func:`segment_path`): when the
+scope has ``raw_path`` (ASGI HTTP spec: the path "unmodified from the bytes
+that were received"), an encoded slash ``%2F`` stays inside its segment, so
+``/api%2Fx`` is one segment, ``api/x``, and does not fall under ``/api``
+(RFC 3986 §2.2: a percent-encoded reserved character is not the character).
+``path`` alone cannot tell: the spec decodes it, and ``/api%2Fx`` there reads
+``/api/x``. Other escapes (``%20``, UTF-8) are decoded, so ``/my%20docs/x``
+falls under the prefix ``/my docs``. Starlette's ``Mount`` matches the decoded
+``path``; within one app a misread ``%2F`` only finds the wrong route, but here
+it would pick the app, and a rule that a proxy in front applies to the raw
+path (``/api/admin`` denied) would not cover the ``/admin`` route the mount
+then serves. Without ``raw_path`` the decoded ``path`` is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from asgishift._types import ASGIApp, Receive, Scope, Send
+from asgishift.bridge._environ import origin_form
 from asgishift.bridge._lifespan import (
     ChildStage,
     Hook,
@@ -29,7 +44,14 @@ from asgishift.bridge._lifespan import (
     serve_lifespan,
 )
 
-__all__ = ["HybridRouter", "match_prefix", "mount_scope", "normalise_prefix", "route_path"]
+__all__ = [
+    "HybridRouter",
+    "match_prefix",
+    "mount_scope",
+    "normalise_prefix",
+    "route_path",
+    "segment_path",
+]
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -81,6 +103,28 @@ def route_path(path: str, root_path: str) -> str:
     return path
 
 
+def segment_path(raw_path: bytes) -> str:
+    """Return ``raw_path`` decoded segment by segment, an encoded ``/`` kept as ``%2F``.
+
+    Percent-escapes are decoded and the bytes read as UTF-8 (undecodable
+    bytes become U+FFFD), as the servers decode ``path``; only a ``/`` that
+    was sent encoded stays encoded, so it cannot split a segment.
+
+    :param raw_path: the scope's ``raw_path`` (ASGI HTTP spec), the path
+        component as the client sent it (bytes). A query string some servers
+        leave on it is dropped, and an absolute-form target gives its path
+        (:func:`~._environ.origin_form`), as for ``PATH_INFO``.
+    :return: e.g. ``"/my docs/api%2Fx"`` for ``b"/my%20docs/api%2fx"``.
+    """
+    raw_path = bytes(raw_path).partition(b"?")[0]
+    if raw_path[:1] != b"/":
+        raw_path = origin_form(raw_path)
+    return "/".join(
+        unquote_to_bytes(part).decode("utf-8", "replace").replace("/", "%2F")
+        for part in raw_path.split(b"/")
+    )
+
+
 def _under(path: str, prefix: str) -> bool:
     """Return whether ``path`` starts with ``prefix`` as whole segments."""
     return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
@@ -118,7 +162,9 @@ class HybridRouter:
     >>> app = HybridRouter(WSGIToASGI(flask_app), {"/api": fastapi_app})  # doctest: +SKIP
 
     ``http`` and ``websocket`` requests whose path (below ``root_path``)
-    starts with a mount's prefix, as whole segments, go to that mount with
+    starts with a mount's prefix, as whole segments (those of ``raw_path``
+    when the server gives it, so ``%2F`` splits no segment; see the module
+    documentation), go to that mount with
     ``root_path`` extended by the prefix (see :func:`mount_scope`); the
     longest prefix wins. Other ``websocket`` requests go to ``websocket`` when
     given (a WSGI fallback would refuse them), and everything else to
@@ -185,8 +231,12 @@ class HybridRouter:
         """
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
+            raw = scope.get("raw_path")
+            # No escape in raw_path: path says the same (and is already decoded).
+            path = scope["path"] if raw is None or b"%" not in raw else segment_path(raw)
             root = scope.get("root_path")
-            path = route_path(scope["path"], root) if root else scope["path"]
+            if root:
+                path = route_path(path, root)
             prefix = match_prefix(path, self._prefixes)
             if prefix is not None:
                 await self._apps[prefix](mount_scope(scope, prefix), receive, send)

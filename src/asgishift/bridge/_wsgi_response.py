@@ -25,7 +25,19 @@ from asgishift._types import Message
 from asgishift.bridge._errors import InvalidResponse
 from asgishift.bridge._response import encode_start
 
-__all__ = ["ResponsePhase", "WSGIResponse", "hold_back", "holds_whole_body"]
+__all__ = [
+    "FILE",
+    "FOREIGN_FILE",
+    "ITERABLE_KINDS",
+    "OTHER",
+    "SIZED",
+    "IterableKind",
+    "ResponsePhase",
+    "WSGIResponse",
+    "hold_back",
+    "holds_whole_body",
+    "iterable_kind",
+]
 
 _START: Final = "http.response.start"
 _BODY: Final = "http.response.body"
@@ -50,11 +62,69 @@ STARTED: Final = ResponsePhase.STARTED
 SENT: Final = ResponsePhase.SENT
 
 
-#: Response iterable type -> whether it has ``__len__``. ``hasattr`` on a class
+class IterableKind(enum.Enum):
+    """What a response iterable is, as far as sending its body goes (decided per type).
+
+    ``SIZED``
+        a sequence (its type has ``__len__``: a list, a tuple): the whole body
+        is in memory.
+    ``OTHER``
+        any other iterable; a Django response among them holds its whole body
+        when its ``streaming`` attribute is ``False`` (:func:`holds_whole_body`).
+    ``FILE``
+        the bridge's own ``wsgi.file_wrapper`` (``asgishift.bridge._files``),
+        which may be sent by path.
+    ``FOREIGN_FILE``
+        another file wrapper: the stdlib's ``wsgiref.util.FileWrapper`` or
+        Werkzeug's ``werkzeug.wsgi.FileWrapper`` (what ``wrap_file`` gives
+        without a ``wsgi.file_wrapper``). Like ``FILE``, a response without a
+        body (HEAD, 204, 304) closes it unread (PEP 3333 "Optional
+        Platform-Specific File Handling": the server may skip iterating).
+    """
+
+    SIZED = "sized"
+    OTHER = "other"
+    FILE = "file"
+    FOREIGN_FILE = "foreign file"
+
+
+SIZED: Final = IterableKind.SIZED
+OTHER: Final = IterableKind.OTHER
+FILE: Final = IterableKind.FILE
+FOREIGN_FILE: Final = IterableKind.FOREIGN_FILE
+
+#: The file wrapper types, by ``(__module__, __qualname__)``: named rather than
+#: imported, so this module stays pure and imports neither Werkzeug nor the
+#: bridge's I/O modules. Exact types only: a subclass may iterate differently.
+_FILE_WRAPPERS: Final[dict[tuple[str, str], IterableKind]] = {
+    ("asgishift.bridge._files", "FileWrapper"): FILE,
+    ("wsgiref.util", "FileWrapper"): FOREIGN_FILE,
+    ("werkzeug.wsgi", "FileWrapper"): FOREIGN_FILE,
+}
+
+#: Response iterable type -> its :class:`IterableKind`. ``hasattr`` on a class
 #: that lacks the attribute formats an AttributeError message on Python < 3.12
 #: (about 0.4 µs a response); the few iterable types an app returns are cached.
-_SIZED_TYPES: dict[type, bool] = {}
-_SIZED_TYPES_LIMIT = 256
+#: The request hand-off reads it directly (``ITERABLE_KINDS.get(type(it))``, a
+#: call less per response) and falls back to :func:`iterable_kind` on a miss.
+ITERABLE_KINDS: dict[type, IterableKind] = {}
+_KINDS_LIMIT = 256
+
+
+def iterable_kind(iterable: object) -> IterableKind:
+    """Return the :class:`IterableKind` of a response iterable (cached per type).
+
+    :param iterable: what the WSGI app returned.
+    """
+    kind = type(iterable)
+    found = ITERABLE_KINDS.get(kind)
+    if found is None:
+        found = _FILE_WRAPPERS.get((getattr(kind, "__module__", ""), kind.__qualname__))
+        if found is None:
+            found = SIZED if hasattr(kind, "__len__") else OTHER
+        if len(ITERABLE_KINDS) < _KINDS_LIMIT:
+            ITERABLE_KINDS[kind] = found
+    return found
 
 
 def holds_whole_body(iterable: object) -> bool:
@@ -67,13 +137,8 @@ def holds_whole_body(iterable: object) -> bool:
 
     :param iterable: what the WSGI app returned.
     """
-    kind = type(iterable)
-    sized = _SIZED_TYPES.get(kind)
-    if sized is None:
-        sized = hasattr(kind, "__len__")
-        if len(_SIZED_TYPES) < _SIZED_TYPES_LIMIT:
-            _SIZED_TYPES[kind] = sized
-    return sized or getattr(iterable, "streaming", None) is False
+    kind = iterable_kind(iterable)
+    return kind is SIZED or (kind is OTHER and getattr(iterable, "streaming", None) is False)
 
 
 def hold_back(total: int, buffer_size: int, in_memory: bool, declared: int | None) -> bool:
@@ -261,6 +326,23 @@ class WSGIResponse:
             {"type": _START, "status": self.status, "headers": self.headers},
             {"type": _BODY, "body": body},
         ]
+
+    def length_mismatch(self, where: str) -> str:
+        """Describe a body longer (cut, :attr:`dropped`) or shorter (:attr:`short`) than declared.
+
+        :param where: the request, e.g. ``"GET /shop/cart"``.
+        :return: the log line, e.g. ``"the WSGI app sent 6 bytes more than its
+            Content-Length of 5 (GET /); they were dropped"``.
+        """
+        if self.dropped:
+            return (
+                f"the WSGI app sent {self.dropped} bytes more than its Content-Length of "
+                f"{self.declared} ({where}); they were dropped"
+            )
+        return (
+            f"the WSGI app sent {self.short} bytes fewer than its Content-Length of "
+            f"{self.declared} ({where}); the client waits for the rest until the connection closes"
+        )
 
     def pathsend(self, path: str) -> list[Message] | None:
         """Return start and ``http.response.pathsend`` messages, or ``None`` if too late.

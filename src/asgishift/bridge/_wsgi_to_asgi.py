@@ -139,7 +139,7 @@ class WSGIToASGI:
         self.lifespan = lifespan
         self._options = options
         self._pool = WorkerPool(options.max_workers, options.max_queue)
-        self._base = base_environ(ErrorStream(), FileWrapper)
+        self._base = base_environ(ErrorStream(), FileWrapper, options.multiprocess)
         # The worker->loop channel of the loop last served (see Inbox).
         self._inbox: Inbox | None = None
 
@@ -280,7 +280,7 @@ class WSGIToASGI:
                 self.wsgi_app, options, self._pool, inbox, scope, environ, receive, send,
                 PARTIAL, len(body),
             )  # fmt: skip
-            environ["wsgi.input"] = StreamInput(body, request.fetch)
+            environ["wsgi.input"] = request.stream = StreamInput(body, request.fetch)
         else:
             request = Request(
                 self.wsgi_app, options, self._pool, inbox, scope, environ, receive, send
