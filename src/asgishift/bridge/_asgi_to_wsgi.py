@@ -20,6 +20,7 @@ One request, small response::
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import queue
@@ -180,6 +181,7 @@ class ASGIToWSGI:
             options.send_buffer,
             options.disconnect_grace,
             process.loop_thread.open_requests,
+            contextvars.copy_context(),
         )
         exchange = WSGISide(side, process.loop_thread, outbox, stream, left, options)
         process.loop_thread.call(side.start)

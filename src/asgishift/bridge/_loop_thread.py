@@ -33,6 +33,7 @@ import atexit
 # module's joins the thread pools' threads (gunicorn's gthread worker is one).
 import concurrent.futures.thread  # noqa: F401
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -175,7 +176,11 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
         """Run ``coro`` on the loop and wait for its result from another thread.
 
-        For the slow paths only (lifespan); requests use :meth:`call`.
+        For the slow paths only (lifespan); requests use :meth:`call`. ``coro``
+        runs in an empty :mod:`contextvars` context, not the caller's: lifespan
+        startup, run by the first request, must not take that request's context
+        variables (a request id set by WSGI middleware) into the app's lifespan
+        task and every task the app starts from it.
 
         :param timeout: seconds; ``None`` waits for ever.
         :raise TimeoutError: when ``coro`` does not finish in time (it is cancelled).
@@ -184,7 +189,9 @@ class LoopThread:
         if threading.get_ident() == self.thread.ident:
             coro.close()
             raise RuntimeError("LoopThread.run() would deadlock on the loop's own thread")
-        future: Future[_T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future: Future[_T] = contextvars.Context().run(
+            asyncio.run_coroutine_threadsafe, coro, self.loop
+        )
         try:
             return future.result(timeout)
         except (TimeoutError, FutureTimeoutError):
