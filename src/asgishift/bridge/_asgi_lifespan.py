@@ -153,7 +153,9 @@ class Lifespan:
     def shutdown(self) -> None:
         """Run lifespan shutdown if startup completed, blocking up to ``shutdown_timeout``.
 
-        Called at process exit; safe to call more than once and in a forked child
+        Called at process exit, before the interpreter joins threads, while thread
+        pools still take work (see ``LoopThread.before_thread_joins``); safe to
+        call more than once and in a forked child
         (it does nothing there: the lifespan belongs to the parent).
         """
         with self._lock:

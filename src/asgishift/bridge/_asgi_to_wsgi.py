@@ -111,6 +111,7 @@ class ASGIToWSGI:
                 process = self._process = _Process(
                     loop_thread, Lifespan(self.app, loop_thread, self._lifespan_settings)
                 )
+                loop_thread.watch_server_stop(self.options.exit_reserve)
         return process
 
     def startup(self) -> bool:

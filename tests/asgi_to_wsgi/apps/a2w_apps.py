@@ -11,6 +11,9 @@ Environment variables:
     ``shutdown <pid>`` lines to it.
 ``A2W_TIMEOUT``
     ``ASGIToWSGIOptions.response_timeout`` in seconds (default 60).
+``A2W_CHECK_FDS``
+    when set, lifespan shutdown says (``fds-kept`` / ``fds-lost``) whether the pipes
+    open at startup are still open.
 ``A2W_STARTUP_AT_IMPORT``
     when set, run lifespan startup when this module is imported (in a gunicorn
     ``--preload`` master, before the workers fork).
@@ -106,15 +109,37 @@ def _record(request: Request) -> dict[str, Any]:
 # --- the Starlette app -------------------------------------------------------------
 
 
+def _pipes() -> dict[str, str]:
+    """Return this process's open pipes: descriptor -> ``pipe:[inode]``."""
+    pipes = {}
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("pipe:"):
+                pipes[fd] = target
+    return pipes
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     _event("startup")
+    # The pipes the bridge's loop thread made (its wake-up pipe; the server's own were
+    # there at import) must still be open while lifespan shutdown runs at exit.
+    pipes = {}
+    if os.environ.get("A2W_CHECK_FDS"):
+        pipes = {fd: pipe for fd, pipe in _pipes().items() if PIPES_AT_IMPORT.get(fd) != pipe}
     yield {
         "started_in": os.getpid(),
         "loop_thread": threading.get_ident(),
         "request_id_at_startup": REQUEST_ID.get(),
     }
-    _event("shutdown")
+    if pipes:
+        left = _pipes()
+        _event(
+            "fds-kept" if all(left.get(fd) == pipe for fd, pipe in pipes.items()) else "fds-lost"
+        )
+    # Written from a thread pool, as shutdown code that closes a blocking client does.
+    await asyncio.to_thread(_event, "shutdown")
 
 
 async def hello(request: Request) -> Response:
@@ -590,6 +615,7 @@ def request_id_middleware(app: Callable[..., Iterable[bytes]]) -> Callable[..., 
     return wrapped
 
 
+PIPES_AT_IMPORT = _pipes() if os.environ.get("A2W_CHECK_FDS") else {}
 bridge = ASGIToWSGI(starlette_app, OPTIONS)
 if os.environ.get("A2W_STARTUP_AT_IMPORT"):
     bridge.startup()
