@@ -7,6 +7,7 @@ startup at worker start.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -163,9 +164,18 @@ def test_a_reloaded_gthread_worker_ends_its_open_stream_and_shuts_down(tmp_path:
     assert "returned without completing the response" not in log
 
 
-@pytest.mark.parametrize("config", ["gunicorn-gthread", "gunicorn-sync"])
+@pytest.mark.parametrize(
+    ("config", "conf"),
+    [
+        ("gunicorn-gthread", []),
+        ("gunicorn-sync", []),
+        # Startup from post_fork, before the worker installs its signal handlers.
+        ("gunicorn-gthread", ["-c", str(APPS_DIR / "a2w_gunicorn_conf.py")]),
+    ],
+    ids=["gthread", "sync", "gthread-post-fork"],
+)
 def test_sigterm_with_a_stream_open_ends_it_and_shuts_down_before_the_kill(
-    tmp_path: Path, config: str
+    tmp_path: Path, config: str, conf: list[str]
 ) -> None:
     """A stop (SIGTERM to the master) with an endless stream open is orderly.
 
@@ -176,7 +186,7 @@ def test_sigterm_with_a_stream_open_ends_it_and_shuts_down_before_the_kill(
     time). The bridge now cuts the stream ahead of the deadline, so both run first.
     """
     events = tmp_path / "events"
-    extra = ["--graceful-timeout", "2", "--timeout", "120"]
+    extra = ["--graceful-timeout", "2", "--timeout", "120", *conf]
     with serve(config, extra=extra, env={"A2W_EVENTS": str(events)}) as srv:
         with httpx.stream("GET", f"{srv.url}/endless", timeout=DEADLINE) as response:
             chunks = response.iter_bytes()
@@ -191,7 +201,7 @@ def test_sigterm_with_a_stream_open_ends_it_and_shuts_down_before_the_kill(
         log = srv.log()
     kinds = [kind for kind, pid in _events(events) if pid == worker]
     assert kinds == ["startup", "stream-ended", "shutdown"], (kinds, log)
-    assert "still open 1.0 s before gunicorn's graceful_timeout ends" in log
+    assert re.search(r"still open [\d.]+ s before gunicorn's graceful_timeout ends", log), log
 
 
 @pytest.mark.parametrize("config", ["gunicorn-gthread", "gunicorn-sync"])

@@ -85,7 +85,10 @@ class ASGIToWSGI:
     Serve ``application`` with gunicorn (sync or gthread workers), mod_wsgi,
     uWSGI or wsgiref. Lifespan startup runs before the first request of each
     process (call :meth:`startup` from a gunicorn ``post_fork`` hook to run it
-    at worker start), shutdown at process exit. See docs/asgi_to_wsgi.md.
+    at worker start), shutdown at process exit. Each request's task runs in a copy
+    of the calling server thread's :mod:`contextvars` context, so what WSGI
+    middleware around the bridge binds (a request id) reaches the app, and what
+    the app binds stays in its request. See docs/asgi_to_wsgi.md.
 
     :param app: an ASGI 3 application ``app(scope, receive, send)``.
     :param options: settings; the defaults of :class:`ASGIToWSGIOptions` when ``None``.
