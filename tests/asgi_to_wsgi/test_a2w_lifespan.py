@@ -246,3 +246,30 @@ def test_lifespan_shutdown_can_use_a_thread_pool(tmp_path: Path, config: str) ->
         log = srv.log()
     assert [kind for kind, pid in _events(events) if pid == worker] == ["startup", "shutdown"]
     assert "cannot schedule new futures" not in log
+
+
+def test_a_slow_shutdown_gives_up_before_gunicorns_kill_and_says_why(tmp_path: Path) -> None:
+    """A lifespan shutdown longer than the stop allows ends, logged, before the kill.
+
+    ``shutdown_timeout`` is 30 s, but gunicorn's master kills a stopping worker when
+    --graceful-timeout ends: the shutdown was killed half-way, silently. It now gives
+    up a moment before the kill, its task is cancelled (its clean-up runs), the log
+    says what to raise, and the worker exits by itself.
+    """
+    events = tmp_path / "events"
+    env = {"A2W_EVENTS": str(events), "A2W_SLOW_SHUTDOWN": "30"}
+    extra = ["--graceful-timeout", "2"]
+    with serve("gunicorn-gthread", extra=extra, env=env) as srv:
+        assert httpx.get(f"{srv.url}/", timeout=DEADLINE).status_code == 200
+        worker = _wait_for_event(events, "startup")[-1][1]
+        srv.process.send_signal(signal.SIGTERM)
+        assert srv.process.wait(DEADLINE) == 0
+        log = srv.log()
+    # "exited": the worker got to the end of its exit; it was not killed.
+    assert [kind for kind, pid in _events(events) if pid == worker] == [
+        "startup",
+        "shutdown-cancelled",
+        "exited",
+    ]
+    assert "lifespan shutdown did not complete within" in log
+    assert "gunicorn's graceful_timeout ends" in log

@@ -96,6 +96,9 @@ class ServerStop:
         self.reserve = 0.0
         self._worker: Any = None
         self._handle: asyncio.Handle | None = None
+        #: ``time.monotonic()`` at which gunicorn's master kills this worker, once its
+        #: stop has been seen; ``None`` before (or outside gunicorn).
+        self.killed_at: float | None = None
         self._finds = 0  # looks for a worker that had not installed its handlers yet
 
     def arm(self, reserve: float) -> None:
@@ -141,6 +144,7 @@ class ServerStop:
         if graceful is None:
             # No deadline known: the loop thread's exit hook ends what is still open.
             return
+        self.killed_at = time.monotonic() + graceful
         wait = max(graceful - self.reserve, graceful / 2)
         if self._open_requests:
             logger.info(
@@ -151,7 +155,7 @@ class ServerStop:
                 wait,
                 graceful,
             )
-        self._handle = self._loop.call_later(wait, self._cut, time.monotonic() + graceful)
+        self._handle = self._loop.call_later(wait, self._cut, self.killed_at)
 
     def _cut(self, killed_at: float) -> None:
         """Cancel every request still open; ``killed_at`` is the master's kill time."""
@@ -168,6 +172,21 @@ class ServerStop:
         )
         for request in requests:
             request.cancel()
+
+    def deadline(self) -> float | None:
+        """Return ``killed_at``; from any thread, once the watched worker has stopped.
+
+        A worker without open requests exits at once on ``SIGTERM``, possibly before
+        the loop's next look: the deadline is then taken from now (late by the
+        moments since the signal, which a caller's margin covers).
+        """
+        killed_at = self.killed_at
+        worker = self._worker
+        if killed_at is None and worker is not None and not getattr(worker, "alive", True):
+            graceful = _graceful_timeout(worker)
+            if graceful is not None:
+                killed_at = time.monotonic() + graceful
+        return killed_at
 
     def close(self) -> None:
         """Stop watching (the loop is stopping)."""

@@ -196,6 +196,14 @@ class LoopThread:
             with contextlib.suppress(RuntimeError):
                 self.call(self._server_stop.arm, reserve)
 
+    def kill_deadline(self) -> float | None:
+        """Return when gunicorn's master kills this stopping worker, or ``None``.
+
+        :return: a ``time.monotonic()`` value, once the worker's stop has been seen
+            (see :meth:`watch_server_stop`); ``None`` before, and outside gunicorn.
+        """
+        return self._server_stop.deadline()
+
     # --- WSGI thread -> loop ---------------------------------------------------
     def call(self, fn: Callable[..., object], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop soon; safe from any thread, never blocks.

@@ -14,6 +14,9 @@ Environment variables:
 ``A2W_CHECK_FDS``
     when set, lifespan shutdown says (``fds-kept`` / ``fds-lost``) whether the pipes
     open at startup are still open.
+``A2W_SLOW_SHUTDOWN``
+    seconds lifespan shutdown waits before it ends (``shutdown-cancelled`` if it
+    is cancelled meanwhile); ``exited`` is written at the very end of the exit.
 ``A2W_STARTUP_AT_IMPORT``
     when set, run lifespan startup when this module is imported (in a gunicorn
     ``--preload`` master, before the workers fork).
@@ -22,6 +25,7 @@ Environment variables:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import contextvars
 import logging
@@ -138,6 +142,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         _event(
             "fds-kept" if all(left.get(fd) == pipe for fd, pipe in pipes.items()) else "fds-lost"
         )
+    slow = float(os.environ.get("A2W_SLOW_SHUTDOWN", "0"))
+    if slow:
+        try:
+            await asyncio.sleep(slow)
+        except asyncio.CancelledError:
+            _event("shutdown-cancelled")
+            raise
     # Written from a thread pool, as shutdown code that closes a blocking client does.
     await asyncio.to_thread(_event, "shutdown")
 
@@ -616,6 +627,10 @@ def request_id_middleware(app: Callable[..., Iterable[bytes]]) -> Callable[..., 
 
 
 PIPES_AT_IMPORT = _pipes() if os.environ.get("A2W_CHECK_FDS") else {}
+if os.environ.get("A2W_SLOW_SHUTDOWN"):
+    # Registered before the bridge's own exit hook, so it runs last: the process got
+    # to the end of its exit (it was not killed).
+    atexit.register(_event, "exited")
 bridge = ASGIToWSGI(starlette_app, OPTIONS)
 if os.environ.get("A2W_STARTUP_AT_IMPORT"):
     bridge.startup()
