@@ -29,6 +29,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Set as AbstractSet
 from typing import Any, Final, Protocol
 
 __all__ = ["POLL_INTERVAL", "Cancellable", "ServerStop", "StopState", "gunicorn_worker"]
@@ -81,14 +82,17 @@ def gunicorn_worker() -> Any | None:
 class ServerStop:
     """Watch this process's gunicorn worker and cut the open requests before its kill.
 
-    Lives on the process's event loop; every method runs on the loop's thread.
+    Lives on the process's event loop; every method but :meth:`deadline` runs on the
+    loop's thread.
 
     :param loop: the process's event loop.
     :param open_requests: the requests whose task runs on ``loop`` (shared with the
         loop thread, which adds and removes them).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, open_requests: set[Any]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, open_requests: AbstractSet[Cancellable]
+    ) -> None:
         self._loop = loop
         self._open_requests = open_requests
         self.state = StopState.IDLE
