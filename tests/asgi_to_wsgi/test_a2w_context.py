@@ -10,14 +10,19 @@ reset) and records what the server's thread holds once the response is closed.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 from a2w_helpers import serve
 
 from live import LiveServer
 
 DEADLINE = 20.0
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _thread_side(server: LiveServer, request_id: str) -> dict[str, str]:
@@ -95,3 +100,53 @@ def test_lifespan_startup_does_not_take_the_first_requests_context() -> None:
         headers = {"X-Request-Id": "first-request"}
         scope = httpx.get(f"{srv.url}/scope", headers=headers, timeout=DEADLINE).json()
         assert scope["state"]["request_id_at_startup"] == "-"
+
+
+_CONTEXT_SCRIPT = """
+import contextvars, sys
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
+from asgishift.bridge import ASGIToWSGI, ASGIToWSGIOptions
+
+request_id = contextvars.ContextVar("request_id", default="-")
+mark = contextvars.ContextVar("mark", default="unset")
+
+async def app(scope, receive, send):
+    seen = f"{request_id.get()}/{mark.get()}".encode()
+    mark.set("app")
+    request_id.set("app")
+    headers = [(b"content-type", b"text/plain")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": seen})
+
+bridge = validator(ASGIToWSGI(app, ASGIToWSGIOptions(lifespan="off", loop=sys.argv[1])))
+for number in range(3):
+    environ = {}
+    setup_testing_defaults(environ)
+    request_id.set(f"r{number}")
+    response = bridge(environ, lambda status, headers, exc_info=None: None)
+    body = b"".join(response)
+    response.close()
+    print(body.decode(), request_id.get(), mark.get())
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_context_crosses_one_way_on_either_loop(loop: str) -> None:
+    """The same one-way crossing on asyncio's loop and on uvloop, called in process.
+
+    The live tests run the default loop (uvloop where installed); the task is created
+    differently per Python version (``context=`` from 3.11, eager from 3.12).
+    """
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _CONTEXT_SCRIPT, loop],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # Each request saw its own id and no mark; the thread kept its id and no mark.
+    assert result.stdout.splitlines() == [f"r{n}/unset r{n} unset" for n in range(3)]
