@@ -186,7 +186,8 @@ def test_sigterm_with_a_stream_open_ends_it_and_shuts_down_before_the_kill(
     time). The bridge now cuts the stream ahead of the deadline, so both run first.
     """
     events = tmp_path / "events"
-    extra = ["--graceful-timeout", "2", "--timeout", "120", *conf]
+    # Requests still open are cut at 2 s, leaving exit_reserve (2 s) before the kill.
+    extra = ["--graceful-timeout", "4", "--timeout", "120", *conf]
     with serve(config, extra=extra, env={"A2W_EVENTS": str(events)}) as srv:
         with httpx.stream("GET", f"{srv.url}/endless", timeout=DEADLINE) as response:
             chunks = response.iter_bytes()
