@@ -7,6 +7,7 @@ startup at worker start.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -161,3 +162,115 @@ def test_a_reloaded_gthread_worker_ends_its_open_stream_and_shuts_down(tmp_path:
     assert kinds == ["startup", "stream-ended", "shutdown"], kinds
     assert "WORKER TIMEOUT" not in log
     assert "returned without completing the response" not in log
+
+
+@pytest.mark.parametrize(
+    ("config", "conf"),
+    [
+        ("gunicorn-gthread", []),
+        ("gunicorn-sync", []),
+        # Startup from post_fork, before the worker installs its signal handlers.
+        ("gunicorn-gthread", ["-c", str(APPS_DIR / "a2w_gunicorn_conf.py")]),
+    ],
+    ids=["gthread", "sync", "gthread-post-fork"],
+)
+def test_sigterm_with_a_stream_open_ends_it_and_shuts_down_before_the_kill(
+    tmp_path: Path, config: str, conf: list[str]
+) -> None:
+    """A stop (SIGTERM to the master) with an endless stream open is orderly.
+
+    The master kills its workers with SIGKILL when --graceful-timeout ends, the very
+    moment a gthread worker stops waiting for its open requests (a sync worker does
+    not stop waiting at all): the stream's ``finally`` and lifespan shutdown, which
+    come after, were killed half-way (gthread: about one stop in two; sync: every
+    time). The bridge now cuts the stream ahead of the deadline, so both run first.
+    """
+    events = tmp_path / "events"
+    # Requests still open are cut at 2 s, leaving exit_reserve (2 s) before the kill.
+    extra = ["--graceful-timeout", "4", "--timeout", "120", *conf]
+    with serve(config, extra=extra, env={"A2W_EVENTS": str(events)}) as srv:
+        with httpx.stream("GET", f"{srv.url}/endless", timeout=DEADLINE) as response:
+            chunks = response.iter_bytes()
+            next(chunks)
+            worker = _wait_for_event(events, "startup")[-1][1]
+            srv.process.send_signal(signal.SIGTERM)
+            # The stream is cut short: the connection closes without a clean end.
+            with pytest.raises(httpx.HTTPError):
+                for _ in chunks:
+                    pass
+        assert srv.process.wait(DEADLINE) == 0
+        log = srv.log()
+    kinds = [kind for kind, pid in _events(events) if pid == worker]
+    assert kinds == ["startup", "stream-ended", "shutdown"], (kinds, log)
+    assert re.search(r"still open [\d.]+ s before gunicorn's graceful_timeout ends", log), log
+
+
+@pytest.mark.parametrize("config", ["gunicorn-gthread", "gunicorn-sync"])
+def test_the_loops_descriptors_stay_open_until_lifespan_shutdown_has_run(
+    tmp_path: Path, config: str
+) -> None:
+    """Lifespan shutdown at exit runs while the loop thread's wake-up pipe is open.
+
+    The pipe is closed by a ``weakref.finalize``, which the interpreter runs at exit
+    from an ``atexit`` hook of its own; that hook ran before the bridge's, so the loop
+    went on watching closed descriptors during shutdown ("OSError: [Errno 9] Bad file
+    descriptor" logged by asyncio when a wake-up was pending, and a descriptor the
+    app opened meanwhile could take the pipe's number).
+    """
+    events = tmp_path / "events"
+    env = {"A2W_EVENTS": str(events), "A2W_CHECK_FDS": "1"}
+    with serve(config, env=env) as srv:
+        assert httpx.get(f"{srv.url}/", timeout=DEADLINE).status_code == 200
+        worker = _wait_for_event(events, "startup")[-1][1]
+        srv.process.send_signal(signal.SIGTERM)
+        assert srv.process.wait(DEADLINE) == 0
+    kinds = [kind for kind, pid in _events(events) if pid == worker]
+    assert kinds == ["startup", "fds-kept", "shutdown"], kinds
+
+
+@pytest.mark.parametrize("config", ["gunicorn-gthread", "gunicorn-sync"])
+def test_lifespan_shutdown_can_use_a_thread_pool(tmp_path: Path, config: str) -> None:
+    """Lifespan shutdown may call ``asyncio.to_thread`` (the app's lifespan writes its
+    ``shutdown`` event that way), as under uvicorn.
+
+    Shutdown ran from ``atexit``, after ``concurrent.futures`` had begun refusing work
+    for the interpreter's exit: ``asyncio.to_thread``, ``run_in_executor`` and
+    ``getaddrinfo`` raised "cannot schedule new futures after interpreter shutdown",
+    so a shutdown that closed a blocking client (or resolved a host) failed.
+    """
+    events = tmp_path / "events"
+    with serve(config, env={"A2W_EVENTS": str(events)}) as srv:
+        assert httpx.get(f"{srv.url}/", timeout=DEADLINE).status_code == 200
+        worker = _wait_for_event(events, "startup")[-1][1]
+        srv.process.send_signal(signal.SIGTERM)
+        assert srv.process.wait(DEADLINE) == 0
+        log = srv.log()
+    assert [kind for kind, pid in _events(events) if pid == worker] == ["startup", "shutdown"]
+    assert "cannot schedule new futures" not in log
+
+
+def test_a_slow_shutdown_gives_up_before_gunicorns_kill_and_says_why(tmp_path: Path) -> None:
+    """A lifespan shutdown longer than the stop allows ends, logged, before the kill.
+
+    ``shutdown_timeout`` is 30 s, but gunicorn's master kills a stopping worker when
+    --graceful-timeout ends: the shutdown was killed half-way, silently. It now gives
+    up a moment before the kill, its task is cancelled (its clean-up runs), the log
+    says what to raise, and the worker exits by itself.
+    """
+    events = tmp_path / "events"
+    env = {"A2W_EVENTS": str(events), "A2W_SLOW_SHUTDOWN": "30"}
+    extra = ["--graceful-timeout", "2"]
+    with serve("gunicorn-gthread", extra=extra, env=env) as srv:
+        assert httpx.get(f"{srv.url}/", timeout=DEADLINE).status_code == 200
+        worker = _wait_for_event(events, "startup")[-1][1]
+        srv.process.send_signal(signal.SIGTERM)
+        assert srv.process.wait(DEADLINE) == 0
+        log = srv.log()
+    # "exited": the worker got to the end of its exit; it was not killed.
+    assert [kind for kind, pid in _events(events) if pid == worker] == [
+        "startup",
+        "shutdown-cancelled",
+        "exited",
+    ]
+    assert "lifespan shutdown did not complete within" in log
+    assert "gunicorn's graceful_timeout ends" in log

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import os
@@ -91,6 +92,8 @@ _WHEN: Final[dict[Phase, str]] = {
 
 #: Python 3.12+ can start a task eagerly (``asyncio.Task(..., eager_start=True)``).
 _EAGER = sys.version_info >= (3, 12)
+#: Python 3.11+ takes the task's context as an argument (``create_task(..., context=)``).
+_TASK_CONTEXT = sys.version_info >= (3, 11)
 
 
 class ConnectionClosed(OSError):
@@ -151,12 +154,18 @@ class LoopSide:
     :param open_requests: the loop thread's set of open requests: this request is
         in it from :meth:`start` until its task ends, so that process exit can
         end it (see :meth:`~asgishift.bridge._loop_thread.LoopThread.end_open_requests`).
+    :param context: the :mod:`contextvars` context the app's task runs in: a copy
+        of the WSGI server thread's context at the call (``contextvars.copy_context()``),
+        so that what WSGI middleware around the bridge set (a request id, a tracing
+        span) reaches the app, while what the app sets stays in this copy and never
+        flows back into the server's thread or into the next request.
     """
 
     __slots__ = (
         "_batch",
         "_body_allowed",
         "_client_fd",
+        "_context",
         "_grace_handle",
         "_loop",
         "_open_requests",
@@ -188,8 +197,10 @@ class LoopSide:
         send_buffer: int,
         disconnect_grace: float,
         open_requests: set[Any],
+        context: contextvars.Context,
     ) -> None:
         self.app = app
+        self._context = context
         self.scope = scope
         self.outbox = outbox
         # The next message for receive(): the first, read up front, or one whose
@@ -216,14 +227,21 @@ class LoopSide:
 
     # --- called by the WSGI thread through LoopThread.call -------------------------
     def start(self) -> None:
-        """Create the app's task (on the loop)."""
+        """Create the app's task (on the loop), in the request's own context."""
         self._open_requests.add(self)
         if _EAGER:
             # The app runs up to its first suspension right here: a small response is
             # complete before this returns, with no extra turn of the loop.
-            self.task = asyncio.Task(self._run(), loop=self._loop, eager_start=True)  # type: ignore[call-arg]
+            self.task = asyncio.Task(  # type: ignore[call-arg]
+                self._run(), loop=self._loop, eager_start=True, context=self._context
+            )
+        elif _TASK_CONTEXT:
+            self.task = self._loop.create_task(  # type: ignore[call-arg]
+                self._run(), context=self._context
+            )
         else:
-            self.task = self._loop.create_task(self._run())
+            # Python 3.10: a task copies the context current at its creation.
+            self.task = self._context.run(self._loop.create_task, self._run())
 
     def feed(self, message: Message) -> None:
         """Answer a :data:`READ` with an ``http.request`` or ``http.disconnect`` message."""

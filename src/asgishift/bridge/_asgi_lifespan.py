@@ -15,6 +15,7 @@ import enum
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -24,6 +25,10 @@ from asgishift.bridge._loop_thread import LoopThread
 __all__ = ["Lifespan", "LifespanPhase", "LifespanSettings"]
 
 logger = logging.getLogger("asgishift.bridge")
+
+#: Seconds before gunicorn's kill at which a stopping worker's shutdown gives up, so
+#: that it can log why and exit by itself.
+_BEFORE_KILL: Final = 0.5
 
 
 class LifespanPhase(enum.Enum):
@@ -153,17 +158,18 @@ class Lifespan:
     def shutdown(self) -> None:
         """Run lifespan shutdown if startup completed, blocking up to ``shutdown_timeout``.
 
-        Called at process exit; safe to call more than once and in a forked child
+        Called at process exit, before the interpreter joins threads, while thread
+        pools still take work (see ``LoopThread.before_thread_joins``); safe to
+        call more than once and in a forked child
         (it does nothing there: the lifespan belongs to the parent).
         """
         with self._lock:
             if self.phase is not LifespanPhase.READY or self.pid != os.getpid():
                 return
             self.phase = LifespanPhase.STOPPED
+            timeout, killed = self._shutdown_time()
             try:
-                kind, detail = self.loop_thread.run(
-                    self._stop(), self.settings.shutdown_timeout + 1.0
-                )
+                kind, detail = self.loop_thread.run(self._stop(timeout), timeout + 1.0)
             except (TimeoutError, RuntimeError):
                 kind, detail = "timeout", None
         if kind == "complete":
@@ -172,9 +178,13 @@ class Lifespan:
             logger.error("ASGI app %r: lifespan shutdown failed: %s", self.app, detail)
         elif kind == "timeout":
             logger.error(
-                "ASGI app %r: lifespan shutdown did not complete within %s s",
+                "ASGI app %r: lifespan shutdown did not complete within %.1f s%s; it was cancelled",
                 self.app,
-                self.settings.shutdown_timeout,
+                timeout,
+                " (gunicorn's graceful_timeout ends: raise ASGIToWSGIOptions.exit_reserve "
+                "or --graceful-timeout)"
+                if killed
+                else "",
             )
         else:
             logger.error(
@@ -184,6 +194,20 @@ class Lifespan:
                 detail,
                 exc_info=detail if isinstance(detail, BaseException) else None,
             )
+
+    def _shutdown_time(self) -> tuple[float, bool]:
+        """Return the seconds shutdown may take, and whether a kill is what limits them.
+
+        ``shutdown_timeout``, or less when gunicorn's master kills this stopping
+        worker sooner: shutdown then gives up (and says so) a moment before the kill.
+        """
+        timeout = self.settings.shutdown_timeout
+        killed_at = self.loop_thread.kill_deadline()
+        if killed_at is not None:
+            left = max(killed_at - time.monotonic() - _BEFORE_KILL, 0.0)
+            if left < timeout:
+                return left, True
+        return timeout, False
 
     # --- on the loop -----------------------------------------------------------------
     async def _start(self) -> tuple[str, Any]:
@@ -200,14 +224,12 @@ class Lifespan:
             self._task.cancel()
             return ("timeout", None)
 
-    async def _stop(self) -> tuple[str, Any]:
+    async def _stop(self, timeout: float) -> tuple[str, Any]:
         assert self._shutdown_requested is not None
         assert self._shutdown_answer is not None
         self._shutdown_requested.set()
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(self._shutdown_answer), self.settings.shutdown_timeout
-            )
+            return await asyncio.wait_for(asyncio.shield(self._shutdown_answer), timeout)
         except asyncio.TimeoutError:
             return ("timeout", None)
         finally:

@@ -36,6 +36,13 @@ class ASGIToWSGIOptions:
     :param startup_timeout: seconds to wait for lifespan startup.
     :param shutdown_timeout: seconds to wait for lifespan shutdown at exit.
     :param file_block_size: bytes per block for ``wsgi.file_wrapper``.
+    :param exit_reserve: seconds of gunicorn's ``graceful_timeout`` kept for a
+        stopping worker's exit. When a gunicorn worker stops (``SIGTERM``,
+        ``--max-requests``), requests still open (a server-sent event stream)
+        ``max(graceful_timeout - exit_reserve, graceful_timeout / 2)`` seconds later
+        are cancelled, so that their clean-up and the app's lifespan shutdown run
+        before the master kills the worker at ``graceful_timeout``. The largest value
+        of the process's ``ASGIToWSGI`` apps counts.
     :param loop: the process's event loop: ``"auto"`` (uvloop when installed),
         ``"asyncio"`` or ``"uvloop"``. One loop serves every ``ASGIToWSGI`` of a
         process; the first one to serve a request chooses it.
@@ -50,6 +57,7 @@ class ASGIToWSGIOptions:
     startup_timeout: float = 30.0
     shutdown_timeout: float = 30.0
     file_block_size: int = 256 * 1024
+    exit_reserve: float = 2.0
     loop: LoopKind = "auto"
 
     def __post_init__(self) -> None:
@@ -58,6 +66,7 @@ class ASGIToWSGIOptions:
             "background_timeout",
             "startup_timeout",
             "shutdown_timeout",
+            "exit_reserve",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"ASGIToWSGIOptions.{name} must be >= 0 seconds")

@@ -20,6 +20,7 @@ One request, small response::
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import queue
@@ -84,7 +85,10 @@ class ASGIToWSGI:
     Serve ``application`` with gunicorn (sync or gthread workers), mod_wsgi,
     uWSGI or wsgiref. Lifespan startup runs before the first request of each
     process (call :meth:`startup` from a gunicorn ``post_fork`` hook to run it
-    at worker start), shutdown at process exit. See docs/asgi_to_wsgi.md.
+    at worker start), shutdown at process exit. Each request's task runs in a copy
+    of the calling server thread's :mod:`contextvars` context, so what WSGI
+    middleware around the bridge binds (a request id) reaches the app, and what
+    the app binds stays in its request. See docs/asgi_to_wsgi.md.
 
     :param app: an ASGI 3 application ``app(scope, receive, send)``.
     :param options: settings; the defaults of :class:`ASGIToWSGIOptions` when ``None``.
@@ -110,6 +114,7 @@ class ASGIToWSGI:
                 process = self._process = _Process(
                     loop_thread, Lifespan(self.app, loop_thread, self._lifespan_settings)
                 )
+                loop_thread.watch_server_stop(self.options.exit_reserve)
         return process
 
     def startup(self) -> bool:
@@ -180,6 +185,7 @@ class ASGIToWSGI:
             options.send_buffer,
             options.disconnect_grace,
             process.loop_thread.open_requests,
+            contextvars.copy_context(),
         )
         exchange = WSGISide(side, process.loop_thread, outbox, stream, left, options)
         process.loop_thread.call(side.start)

@@ -255,6 +255,9 @@ class WSGISide:
             fd = -1
         if isinstance(fd, int) and fd >= 0:
             self.loop_thread.call(self.side.watch_client, fd)
+        # A long request under gunicorn: make sure a stop of the worker is seen in time
+        # (the watch may not have found the worker at the process's first request).
+        self.loop_thread.watch_server_stop(self.options.exit_reserve)
         if deadline is None:
             return self.outbox.get()
         return self.outbox.get(timeout=max(deadline - time.monotonic(), 0.0))
@@ -373,11 +376,13 @@ class WSGISide:
                 )
             elif kind == DONE:
                 # The loop side sends FAIL before DONE for an app that left its body
-                # unfinished; DONE alone means the bridge cancelled the task (process exit).
+                # unfinished; DONE alone means the bridge cancelled the task (process
+                # exit, or a stopping gunicorn worker's graceful_timeout).
                 self.done = True
                 raise ResponseAborted(
                     "the app's task was cancelled before its body was complete (the process "
-                    "is exiting; see the log above); the connection must be dropped"
+                    "is exiting or the server's worker is stopping; see the log above); the "
+                    "connection must be dropped"
                 )
 
     def _wait_done(self, *, cancelled: bool = False) -> None:

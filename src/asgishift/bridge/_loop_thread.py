@@ -18,9 +18,11 @@ At process exit, first, before the interpreter joins the server's threads
 still open is ended: its task is cancelled and the server's thread that waits
 for it gets the end of the response. A gunicorn gthread worker retired by
 SIGHUP, ``--max-requests`` or SIGQUIT with a stream still open would otherwise
-wait in that join, streaming on, until gunicorn killed it. Then (``atexit``)
-the exit callbacks run on the loop (lifespan shutdown), the loop stops, the
-tasks still running are cancelled and unwind, and its thread is joined.
+wait in that join, streaming on, until gunicorn killed it. Once their tasks
+have ended, still in that hook, the exit callbacks run (lifespan shutdown): it
+is the last moment at which ``asyncio.to_thread`` and the loop's default
+executor work. Then (``atexit``) the loop stops, the tasks still running are
+cancelled and unwind, and its thread is joined.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import atexit
 # module's joins the thread pools' threads (gunicorn's gthread worker is one).
 import concurrent.futures.thread  # noqa: F401
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -41,6 +44,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any, Literal, Protocol, TypeVar
 
+from asgishift.bridge._asgi_server_stop import ServerStop
 from asgishift.bridge._inbox import Inbox
 
 __all__ = ["LoopKind", "LoopThread", "OpenRequest", "new_loop", "process_lock", "process_loop"]
@@ -55,6 +59,9 @@ LoopKind = Literal["auto", "asyncio", "uvloop"]
 
 class OpenRequest(Protocol):
     """A request in :attr:`LoopThread.open_requests`: its task can be ended from the loop."""
+
+    #: The app's task, once started.
+    task: asyncio.Task[None] | None
 
     def cancel(self) -> None:
         """Disconnect the app and cancel its task (called on the loop's thread)."""
@@ -86,12 +93,15 @@ class LoopThread:
         #: The requests whose task runs on this loop: each adds itself when its task
         #: starts and removes itself when it ends (both on the loop's thread).
         self.open_requests: set[OpenRequest] = set()
+        #: Watches a gunicorn worker's graceful stop (see :meth:`watch_server_stop`).
+        self._server_stop = ServerStop(self.loop, self.open_requests)
         self._exit_callbacks: list[Callable[[], None]] = []
         started = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
         self.thread.start()
         if not started.wait(10.0):
             raise RuntimeError("the asgishift event-loop thread did not start within 10 s")
+        _run_stop_first_at_exit()
 
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
@@ -113,6 +123,7 @@ class LoopThread:
         their own task before ``shutdown_asyncgens`` closes what is left, at most
         :data:`_LEFTOVER_WAIT` seconds.
         """
+        self._server_stop.close()
         self._end_open_requests()  # each says why, so the app is not blamed
         tasks = asyncio.all_tasks(self.loop)
         if not tasks:
@@ -138,13 +149,60 @@ class LoopThread:
     def end_open_requests(self) -> None:
         """Cancel the task of every request still open, from any thread; returns at once.
 
-        Called at process exit, before the interpreter joins the server's threads:
-        each server thread waiting for such a request then gets the end of it (a
+        Each server thread waiting for such a request then gets the end of it (a
         stream is cut short, a response not yet started is a 500) and can end.
         """
         if not self.loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 self.call(self._end_open_requests)
+
+    def before_thread_joins(self) -> None:
+        """At process exit, before the interpreter joins threads: end requests, run exit callbacks.
+
+        Cancels every request still open and waits for their tasks (at most
+        :data:`_LEFTOVER_WAIT` seconds), then runs the exit callbacks (lifespan
+        shutdown). This is the last moment at which thread pools take work: right
+        after it, ``concurrent.futures`` refuses new work for the rest of the exit
+        ("cannot schedule new futures after interpreter shutdown"), so a lifespan
+        shutdown run from ``atexit`` could not use ``asyncio.to_thread``,
+        ``loop.run_in_executor`` or ``loop.getaddrinfo``, as it can under uvicorn.
+        Called from the exiting thread, never from the loop's.
+        """
+        if self.loop.is_closed() or threading.get_ident() == self.thread.ident:
+            return
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            self.run(self._end_open_requests_and_wait(), _LEFTOVER_WAIT + 1.0)
+        self._run_exit_callbacks()
+
+    async def _end_open_requests_and_wait(self) -> None:
+        tasks = [request.task for request in self.open_requests]
+        self._end_open_requests()
+        waiting = [task for task in tasks if task is not None and not task.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=_LEFTOVER_WAIT)
+
+    def watch_server_stop(self, reserve: float) -> None:
+        """Watch the gunicorn worker of this process for a graceful stop; from any thread.
+
+        Once the worker stops (``SIGTERM``, ``--max-requests``), the requests still
+        open ``max(graceful_timeout - reserve, graceful_timeout / 2)`` seconds later
+        are cancelled, so the worker exits, and runs lifespan shutdown, before
+        gunicorn's master kills it at ``graceful_timeout`` (see
+        :mod:`~asgishift.bridge._asgi_server_stop`). Does nothing outside gunicorn.
+
+        :param reserve: seconds of ``graceful_timeout`` kept for the exit.
+        """
+        if not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.call(self._server_stop.arm, reserve)
+
+    def kill_deadline(self) -> float | None:
+        """Return when gunicorn's master kills this stopping worker, or ``None``.
+
+        :return: a ``time.monotonic()`` value, once the worker's stop has been seen
+            (see :meth:`watch_server_stop`); ``None`` before, and outside gunicorn.
+        """
+        return self._server_stop.deadline()
 
     # --- WSGI thread -> loop ---------------------------------------------------
     def call(self, fn: Callable[..., object], *args: Any) -> None:
@@ -175,7 +233,11 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
         """Run ``coro`` on the loop and wait for its result from another thread.
 
-        For the slow paths only (lifespan); requests use :meth:`call`.
+        For the slow paths only (lifespan); requests use :meth:`call`. ``coro``
+        runs in an empty :mod:`contextvars` context, not the caller's: lifespan
+        startup, run by the first request, must not take that request's context
+        variables (a request id set by WSGI middleware) into the app's lifespan
+        task and every task the app starts from it.
 
         :param timeout: seconds; ``None`` waits for ever.
         :raise TimeoutError: when ``coro`` does not finish in time (it is cancelled).
@@ -184,7 +246,9 @@ class LoopThread:
         if threading.get_ident() == self.thread.ident:
             coro.close()
             raise RuntimeError("LoopThread.run() would deadlock on the loop's own thread")
-        future: Future[_T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future: Future[_T] = contextvars.Context().run(
+            asyncio.run_coroutine_threadsafe, coro, self.loop
+        )
         try:
             return future.result(timeout)
         except (TimeoutError, FutureTimeoutError):
@@ -200,17 +264,20 @@ class LoopThread:
         """
         self._exit_callbacks.append(callback)
 
-    def stop(self) -> None:
-        """Run the exit callbacks, stop the loop and join its thread (at most 5 s).
-
-        Called by ``atexit`` for this process's loop; safe to call twice.
-        """
+    def _run_exit_callbacks(self) -> None:
         callbacks, self._exit_callbacks = self._exit_callbacks, []
         for callback in reversed(callbacks):
             try:
                 callback()
             except Exception:
                 logger.exception("asgishift: an at-exit callback failed: %r", callback)
+
+    def stop(self) -> None:
+        """Run the exit callbacks, stop the loop and join its thread (at most 5 s).
+
+        Called by ``atexit`` for this process's loop; safe to call twice.
+        """
+        self._run_exit_callbacks()
         if self.loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):
@@ -283,7 +350,7 @@ def _after_fork_in_child() -> None:
 def _end_requests_before_thread_joins() -> None:
     current = _current
     if current is not None and current.pid == os.getpid():
-        current.end_open_requests()
+        current.before_thread_joins()
 
 
 # threading's exit hooks run before it joins the non-daemon threads, and before
@@ -294,11 +361,26 @@ if _register_thread_exit is not None:
         _register_thread_exit(_end_requests_before_thread_joins)
 
 
-@atexit.register
 def _stop_at_exit() -> None:
     current = _current
     if current is not None and current.pid == os.getpid():
         current.stop()
+
+
+def _run_stop_first_at_exit() -> None:
+    """(Re-)register :func:`_stop_at_exit` so that it runs before the exit hooks there are.
+
+    ``atexit`` runs its hooks in reverse order of registration. ``weakref.finalize``
+    registers one of its own (with the first finalizer of the process), which closes
+    the inbox's pipe (its finalizer): registered before it, the loop's stop (and the
+    lifespan shutdown it runs) came after the pipe was closed, while the loop still
+    watched it. Called once the loop thread has made its inbox.
+    """
+    atexit.unregister(_stop_at_exit)
+    atexit.register(_stop_at_exit)
+
+
+atexit.register(_stop_at_exit)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

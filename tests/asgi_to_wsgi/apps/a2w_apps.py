@@ -11,6 +11,12 @@ Environment variables:
     ``shutdown <pid>`` lines to it.
 ``A2W_TIMEOUT``
     ``ASGIToWSGIOptions.response_timeout`` in seconds (default 60).
+``A2W_CHECK_FDS``
+    when set, lifespan shutdown says (``fds-kept`` / ``fds-lost``) whether the pipes
+    open at startup are still open.
+``A2W_SLOW_SHUTDOWN``
+    seconds lifespan shutdown waits before it ends (``shutdown-cancelled`` if it
+    is cancelled meanwhile); ``exited`` is written at the very end of the exit.
 ``A2W_STARTUP_AT_IMPORT``
     when set, run lifespan startup when this module is imported (in a gunicorn
     ``--preload`` master, before the workers fork).
@@ -19,7 +25,9 @@ Environment variables:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -30,6 +38,7 @@ from wsgiref.validate import validator
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -66,6 +75,31 @@ async def _wait_for_file(path: str) -> None:
         await asyncio.sleep(0.005)
 
 
+#: Set by :func:`request_id_middleware` in the WSGI server's thread (as a request-id,
+#: Sentry or OpenTelemetry middleware does), read by the app on the loop thread.
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+#: Set by the app; must never show in the server's thread or in another request.
+APP_MARK: contextvars.ContextVar[str] = contextvars.ContextVar("app_mark", default="unset")
+#: What :func:`request_id_middleware` saw in the server's thread, per request id.
+THREAD_SIDE: dict[str, dict[str, str]] = {}
+
+
+class _RequestIdFilter(logging.Filter):
+    """Put the request id of the current context on each log record (as structlog does)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+context_log = logging.getLogger("a2w.context")
+_context_handler = logging.StreamHandler()
+_context_handler.addFilter(_RequestIdFilter())
+_context_handler.setFormatter(logging.Formatter("CONTEXT request_id=%(request_id)s %(message)s"))
+context_log.addHandler(_context_handler)
+context_log.propagate = False
+
+
 def _event(line: str) -> None:
     if EVENTS:
         with open(EVENTS, "a", encoding="utf-8") as file:
@@ -79,11 +113,44 @@ def _record(request: Request) -> dict[str, Any]:
 # --- the Starlette app -------------------------------------------------------------
 
 
+def _pipes() -> dict[str, str]:
+    """Return this process's open pipes: descriptor -> ``pipe:[inode]``."""
+    pipes = {}
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("pipe:"):
+                pipes[fd] = target
+    return pipes
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     _event("startup")
-    yield {"started_in": os.getpid(), "loop_thread": threading.get_ident()}
-    _event("shutdown")
+    # The pipes the bridge's loop thread made (its wake-up pipe; the server's own were
+    # there at import) must still be open while lifespan shutdown runs at exit.
+    pipes = {}
+    if os.environ.get("A2W_CHECK_FDS"):
+        pipes = {fd: pipe for fd, pipe in _pipes().items() if PIPES_AT_IMPORT.get(fd) != pipe}
+    yield {
+        "started_in": os.getpid(),
+        "loop_thread": threading.get_ident(),
+        "request_id_at_startup": REQUEST_ID.get(),
+    }
+    if pipes:
+        left = _pipes()
+        _event(
+            "fds-kept" if all(left.get(fd) == pipe for fd, pipe in pipes.items()) else "fds-lost"
+        )
+    slow = float(os.environ.get("A2W_SLOW_SHUTDOWN", "0"))
+    if slow:
+        try:
+            await asyncio.sleep(slow)
+        except asyncio.CancelledError:
+            _event("shutdown-cancelled")
+            raise
+    # Written from a thread pool, as shutdown code that closes a blocking client does.
+    await asyncio.to_thread(_event, "shutdown")
 
 
 async def hello(request: Request) -> Response:
@@ -323,6 +390,26 @@ class _Lingering(Response):
             raise
 
 
+async def context_view(request: Request) -> Response:
+    """Report the context variables the app sees, then change them (they must not leak)."""
+    seen = {"request_id": REQUEST_ID.get(), "app_mark": APP_MARK.get()}
+    context_log.info("view of %s", request.url.path)
+    seen["in_threadpool"] = await run_in_threadpool(REQUEST_ID.get)
+    record = _record(request)
+
+    async def later() -> None:
+        await asyncio.sleep(0)
+        record["background_request_id"] = REQUEST_ID.get()
+        REQUEST_ID.set("changed-by-app")
+
+    APP_MARK.set(f"set-by-{seen['request_id']}")
+    return JSONResponse(seen, background=BackgroundTask(later))
+
+
+async def thread_side_view(request: Request) -> Response:
+    return JSONResponse(THREAD_SIDE.get(request.query_params["id"], {}))
+
+
 async def background_view(request: Request) -> Response:
     record = _record(request)
 
@@ -361,6 +448,8 @@ starlette_app = Starlette(
         Route("/pathsend", pathsend_raw),
         Route("/zerocopy", zerocopy_view),
         Route("/background", background_view),
+        Route("/context", context_view),
+        Route("/thread-side", thread_side_view),
         Route("/linger", lingering_view),
         WebSocketRoute("/ws", websocket_hello),
     ],
@@ -502,11 +591,51 @@ def counting_input(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterabl
     return wrapped
 
 
+def request_id_middleware(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """Bind ``X-Request-Id`` to :data:`REQUEST_ID` in the server's thread, as structlog's
+    ``bind_contextvars`` does (set, never reset), and record what that thread's context
+    holds once the response is closed."""
+
+    class Closing:
+        def __init__(self, result: Iterable[bytes], request_id: str, before: str) -> None:
+            self.result = result
+            self.request_id = request_id
+            self.before = before
+
+        def __iter__(self) -> Any:
+            return iter(self.result)
+
+        def close(self) -> None:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                close()
+            THREAD_SIDE[self.request_id] = {
+                "app_mark_before": self.before,
+                "request_id_after": REQUEST_ID.get(),
+                "app_mark_after": APP_MARK.get(),
+            }
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request_id = environ.get("HTTP_X_REQUEST_ID")
+        if request_id is None:
+            return app(environ, start_response)
+        before = APP_MARK.get()
+        REQUEST_ID.set(request_id)
+        return Closing(app(environ, start_response), request_id, before)
+
+    return wrapped
+
+
+PIPES_AT_IMPORT = _pipes() if os.environ.get("A2W_CHECK_FDS") else {}
+if os.environ.get("A2W_SLOW_SHUTDOWN"):
+    # Registered before the bridge's own exit hook, so it runs last: the process got
+    # to the end of its exit (it was not killed).
+    atexit.register(_event, "exited")
 bridge = ASGIToWSGI(starlette_app, OPTIONS)
 if os.environ.get("A2W_STARTUP_AT_IMPORT"):
     bridge.startup()
 
-application = validator(counting_input(bridge))
+application = validator(request_id_middleware(counting_input(bridge)))
 #: Without the validator, so gunicorn sees the ``wsgi.file_wrapper`` it handed out.
 application_raw = bridge
 fastapi_application = validator(ASGIToWSGI(fastapi_app, OPTIONS))
