@@ -58,6 +58,43 @@ def test_the_same_view_in_a_django_module_is_reported(tmp_path: Path) -> None:
     assert sorted(f.code for f in _audit(tmp_path, source)) == ["ASH208", "ASH209"]
 
 
+def test_self_request_outside_a_django_module_is_no_query(tmp_path: Path) -> None:
+    source = (
+        "from starlette.endpoints import HTTPEndpoint\n\n\n"
+        "class Home(HTTPEndpoint):\n"
+        "    async def get(self, request):\n"
+        "        return self.request.user.display_name, self.request.session.get('k')\n"
+    )
+    assert _audit(tmp_path, source) == []
+
+
+def test_self_request_user_message_names_self_request_auser(tmp_path: Path) -> None:
+    source = (
+        "from django.views import View\n\n\n"
+        "class Home(View):\n"
+        "    async def get(self, *args):\n"
+        "        return self.request.user.email\n"
+    )
+    (finding,) = _audit(tmp_path, source)
+    assert _message(finding) == (
+        "Reading self.request.user.email loads the user (session and database queries) in "
+        "async code; use `user = await self.request.auser()` (Django 5.0+) and read `user.email`"
+    )
+
+
+def test_a_stored_user_stops_counting_once_request_is_rebound(tmp_path: Path) -> None:
+    source = (
+        "from django.http import HttpResponse\n\n\n"
+        "async def view(request, factory, user):\n"
+        "    request.user = user\n"
+        "    name = request.user.username\n"
+        "    request = factory.wrapped\n"
+        "    return HttpResponse(name + request.user.username)\n"
+    )
+    (finding,) = _audit(tmp_path, source)
+    assert (finding.code, finding.line) == ("ASH208", 8)
+
+
 def test_request_user_message_names_the_async_accessor(tmp_path: Path) -> None:
     source = (
         "from django.http import HttpRequest\n\n\n"

@@ -55,6 +55,7 @@ class Scope:
         "qualname",
         "querysets",
         "replaced",
+        "set_attrs",
         "thread_targets",
         "types",
         "values",
@@ -82,6 +83,9 @@ class Scope:
         self.guards: Guards | None = None
         # variable -> methods replaced on it (``obj.create = lambda: None``)
         self.replaced: dict[str, set[str]] | None = None
+        # ``x.attr`` targets assigned in the body so far (``request.user = user``):
+        # reading ``x.attr`` afterwards reads what was stored, not the original
+        self.set_attrs: set[str] | None = None
         # call index -> methods replaced on its receiver
         self.call_replaced: list[tuple[int, tuple[str, ...]]] = []
         # variable -> indices of the calls whose result it holds, not read since

@@ -20,6 +20,30 @@ class Dashboard(View):
         return HttpResponse(request.user.email)  # error: ASH208:29
 
 
+class Settings(View):
+    async def get(self, *args, **kwargs):
+        if not self.request.user.is_staff:  # error: ASH208:16
+            return HttpResponse(status=403)
+        return HttpResponse(self.request.user.get_username())  # error: ASH208:29
+
+    async def post(self, *args, **kwargs):
+        user = await self.request.auser()  # ok: Django's async accessor
+        return HttpResponse(user.email)
+
+    def head(self, *args, **kwargs):
+        return HttpResponse(self.request.user.email)  # ok: a sync method runs in a thread
+
+    async def put(self, serializer):
+        await sync_to_async(serializer.save)(owner=self.request.user)  # ok: passed on unread
+        return HttpResponse()
+
+
+async def test_with_a_factory_request(factory, user):
+    request = factory.get("/")
+    request.user = user  # the test stores a plain user: no middleware, nothing lazy
+    return HttpResponse(request.user.username)  # ok: reads the stored user
+
+
 async def the_async_way(request):
     user = await request.auser()  # ok: Django's async accessor
     return HttpResponse(user.username)  # ok: a loaded user

@@ -1,6 +1,7 @@
 """ASH209 sync-session-access: the sync session API in an async Django view."""
 
 from django.http import HttpRequest, HttpResponse
+from django.views import View
 
 
 async def cart(request):
@@ -31,3 +32,16 @@ def sync_view(request):
 
 async def not_django(request, store):
     return store.session.get("cart")  # ok: not a request's session
+
+
+class CartView(View):
+    async def get(self, *args, **kwargs):
+        if "cart" not in self.request.session:  # error: ASH209:26
+            self.request.session["cart"] = []  # error: ASH209:13
+        return HttpResponse(await self.request.session.aget("cart"))  # ok: async API
+
+
+async def test_with_a_dict_session(factory):
+    request = factory.get("/")
+    request.session = {"cart": ["book"]}  # the test stores a plain dict
+    return HttpResponse(request.session.get("cart"))  # ok: a dict, no session store

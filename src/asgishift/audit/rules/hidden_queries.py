@@ -16,8 +16,13 @@ async code) but reach the database without a visible QuerySet:
 ``ASH208`` and ``ASH209`` are recorded only in the body of an ``async def``
 itself, on a parameter or variable that is a Django request: one annotated
 with a Django request type, or one named ``request`` in a module that imports
-Django (a Starlette ``request.user`` is no query). A sync helper taking the
-request is not followed: whether it gets the request is not known statically.
+Django (a Starlette ``request.user`` is no query), or ``self.request`` in an
+async method of a class there (a class-based view: ``View.setup()`` stores the
+request on the view). Once the function assigns ``request.user`` or
+``request.session`` itself (a test building its request with
+``RequestFactory``), reads of it are not reported: they read the stored value.
+A sync helper taking the request is not followed: whether it gets the request
+is not known statically.
 """
 
 from __future__ import annotations
@@ -184,16 +189,59 @@ def django_request(walker: WalkerBase, name: str) -> bool:
         return typ in DJANGO_REQUESTS
     if name != REQUEST_NAME or name in scope.querysets or name in scope.models:
         return False
+    return _imports_django(walker)
+
+
+def _imports_django(walker: WalkerBase) -> bool:
+    """Return whether the module walked imports one of :data:`DJANGO_PACKAGES`."""
     return any(module.partition(".")[0] in DJANGO_PACKAGES for module in walker.imported)
 
 
-def _request_part(node: ast.expr, part: str) -> str | None:
-    """Return ``req`` when ``node`` is ``req.<part>`` on a plain name, else ``None``."""
-    if type(node) is ast.Attribute and node.attr == part:
-        value = node.value
-        if type(value) is ast.Name:
-            return value.id
+def view_request(walker: WalkerBase, node: ast.expr) -> str | None:
+    """Return how the code names a Django request when ``node`` is one, else ``None``.
+
+    :param walker: the walker, inside a function body.
+    :param node: the receiver of ``.user`` or ``.session``.
+    :return: ``"request"`` for a name :func:`django_request` accepts;
+        ``"self.request"`` for ``self.request`` in an ``async def`` method
+        (``self`` its first parameter) of a class in a module importing one
+        of :data:`DJANGO_PACKAGES`: ``View.setup()`` stores the request there
+        before ``dispatch()`` calls ``get``/``post``. ``None`` otherwise.
+    """
+    if type(node) is ast.Name:
+        return node.id if django_request(walker, node.id) else None
+    if type(node) is ast.Attribute and node.attr == REQUEST_NAME:
+        owner = node.value
+        scope = walker.scope
+        if (
+            type(owner) is ast.Name
+            and scope is not None
+            and scope.is_async
+            and scope.class_qual
+            and scope.types.get(owner.id) == scope.class_qual
+            and _imports_django(walker)
+        ):
+            return f"{owner.id}.{REQUEST_NAME}"
     return None
+
+
+def _request_part(walker: WalkerBase, node: ast.expr, part: str) -> str | None:
+    """Return the request's name when ``node`` is ``<request>.<part>``, else ``None``.
+
+    ``None`` too when the function assigned ``<request>.<part>`` itself
+    before (``request.user = user`` in a test): it then holds that value,
+    not the middleware's lazy object.
+    """
+    if type(node) is not ast.Attribute or node.attr != part:
+        return None
+    name = view_request(walker, node.value)
+    if name is None:
+        return None
+    scope = walker.scope
+    assert scope is not None  # view_request accepted it inside a function
+    if scope.set_attrs and f"{name}.{part}" in scope.set_attrs:
+        return None
+    return name
 
 
 def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
@@ -207,13 +255,13 @@ def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
         return
     kind = value.attr
     if kind == "user":
-        name = _request_part(value, "user")
-        if name is not None and django_request(walker, name):
+        name = _request_part(walker, value, "user")
+        if name is not None:
             call = f"{name}.user.{node.attr}"
             walker.hazard("ASH208", node, call, (("request", name), ("field", node.attr)))
     elif kind == "session" and node.attr in SESSION_LOADS:
-        name = _request_part(value, "session")
-        if name is not None and django_request(walker, name):
+        name = _request_part(walker, value, "session")
+        if name is not None:
             extra = (("request", name), ("async_call", "a" + node.attr))
             walker.hazard("ASH209", node, f"{name}.session.{node.attr}()", extra)
 
@@ -234,8 +282,8 @@ def _on_call(walker: WalkerBase, node: ast.Call, target: str | None) -> None:
 
 def _on_subscript(walker: WalkerBase, node: ast.Subscript) -> None:
     """``request.session[key]`` read, set or deleted (``ASH209``)."""
-    name = _request_part(node.value, "session")
-    if name is not None and django_request(walker, name):
+    name = _request_part(walker, node.value, "session")
+    if name is not None:
         twin = _SUBSCRIPT_TWINS.get(type(node.ctx), "aget")
         extra = (("request", name), ("async_call", twin))
         walker.hazard("ASH209", node, f"{name}.session[...]", extra)
@@ -249,8 +297,8 @@ def _on_test(walker: WalkerBase, expr: ast.expr, how: str) -> None:
     compare: ast.Compare = expr
     for op, right in zip(compare.ops, compare.comparators, strict=True):
         if type(op) is ast.In or type(op) is ast.NotIn:
-            name = _request_part(right, "session")
-            if name is not None and django_request(walker, name):
+            name = _request_part(walker, right, "session")
+            if name is not None:
                 extra = (("request", name), ("async_call", "ahas_key"))
                 walker.hazard("ASH209", right, f"... in {name}.session", extra)
 
@@ -272,4 +320,5 @@ __all__ = [
     "RULES",
     "SESSION_LOADS",
     "django_request",
+    "view_request",
 ]
