@@ -6,9 +6,11 @@ names against them, and the runtime detector patches the importable ones. The
 family needs no walker hooks: the walk records every call site anyway.
 ``ASH199`` matches the callables a project declares in ``extra-blocking``.
 
-One hook: ``with lock:`` (a thread lock held for a block) is an ``ASH108``
+Two hooks: ``with lock:`` (a thread lock held for a block) is an ``ASH108``
 hazard only when the block waits; :mod:`asgishift.audit.rules.held_locks`
-decides that with the whole project in view.
+decides that with the whole project in view. A connection to a mail backend
+named by a literal that sends nothing (``locmem``, ``dummy``, ``console``) is
+no ``ASH110`` sender (:mod:`asgishift.audit.rules.mail_backends`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from asgishift.audit._walk import Hooks
 from asgishift.audit.rules._family import Family
 from asgishift.audit.rules._family import methods as _methods
 from asgishift.audit.rules.held_locks import LOCK_COND, lock_waits, on_block
+from asgishift.audit.rules.mail_backends import on_bind
 
 _HTTP_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request")
 
@@ -532,6 +535,10 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-FAMILY = Family(rules=RULES, hooks=Hooks(block=(on_block,)), conditions={LOCK_COND: lock_waits})
+FAMILY = Family(
+    rules=RULES,
+    hooks=Hooks(block=(on_block,), bind=(on_bind,)),
+    conditions={LOCK_COND: lock_waits},
+)
 
 __all__ = ["FAMILY", "RULES"]
