@@ -95,6 +95,19 @@ def test_a_stored_user_stops_counting_once_request_is_rebound(tmp_path: Path) ->
     assert (finding.code, finding.line) == ("ASH208", 8)
 
 
+def test_a_rest_framework_request_has_its_user_loaded_but_not_its_session(
+    tmp_path: Path,
+) -> None:
+    # DRF's Request proxies .session to Django's; its .user comes from the
+    # view's authenticators, which run before the handler
+    source = (
+        "from rest_framework.request import Request\n\n\n"
+        "async def handler(request: Request):\n"
+        '    return request.user.username, request.session["cart"]\n'
+    )
+    assert [(f.code, f.line) for f in _audit(tmp_path, source)] == [("ASH209", 5)]
+
+
 def test_request_user_message_names_the_async_accessor(tmp_path: Path) -> None:
     source = (
         "from django.http import HttpRequest\n\n\n"

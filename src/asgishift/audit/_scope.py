@@ -32,8 +32,10 @@ class Scope:
         "call_args",
         "call_replaced",
         "calls",
+        "class_bases",
         "class_qual",
         "created",
+        "decorators",
         "defs",
         "discarded",
         "dispatch",
@@ -68,6 +70,10 @@ class Scope:
         self.is_generator = False
         self.is_queryset_class = False
         self.class_qual = ""
+        # the resolved direct bases of the class a method belongs to, and the
+        # function's decorators (targets; ``api_view([...])`` is ``api_view``)
+        self.class_bases: tuple[str, ...] = ()
+        self.decorators: tuple[str, ...] = ()
         # names typed by the class or function object itself, not an instance
         # (``cls`` of a classmethod, ``kind = Store``, ``f = helper``): reading
         # an attribute of one runs no property getter

@@ -379,6 +379,8 @@ class WalkerBase(NameResolver, abc.ABC):
                         scope.values[arg.arg] = value
         if class_qual:
             scope.class_qual = class_qual
+            scope.class_bases = bases
+        scope.decorators = tuple(decorators)
         is_middleware = False
         if isinstance(node, ast.Lambda):
             self.expr(node.body)

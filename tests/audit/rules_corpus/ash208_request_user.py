@@ -1,5 +1,7 @@
 """ASH208 lazy-request-user: reading request.user's attributes in an async Django view."""
 
+from adrf.decorators import api_view
+from adrf.views import APIView
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import View
@@ -72,3 +74,16 @@ async def nested(request):
         return request.user.username  # ok: a sync closure; not reported (conservative)
 
     return await sync_to_async(helper)()
+
+
+@api_view(["GET"])
+async def drf_function_view(request):
+    return JsonResponse({"name": request.user.username})  # ok: authenticated before the handler
+
+
+class DrfView(APIView):
+    async def get(self, request):
+        return JsonResponse({"name": request.user.username})  # ok: authenticated by the view
+
+    async def post(self, request):
+        return JsonResponse({"email": self.request.user.email})  # ok: the same request

@@ -18,7 +18,9 @@ itself, on a parameter or variable that is a Django request: one annotated
 with a Django request type, or one named ``request`` in a module that imports
 Django (a Starlette ``request.user`` is no query), or ``self.request`` in an
 async method of a class there (a class-based view: ``View.setup()`` stores the
-request on the view). Once the function assigns ``request.user`` or
+request on the view). ``ASH208`` skips the request of a REST framework or
+``adrf`` view (:func:`drf_handler`): its ``user`` is loaded before the handler
+runs. Once the function assigns ``request.user`` or
 ``request.session`` itself (a test building its request with
 ``RequestFactory``), reads of it are not reported: they read the stored value.
 A sync helper taking the request is not followed: whether it gets the request
@@ -43,6 +45,13 @@ DJANGO_REQUESTS = frozenset(
         "rest_framework.request.Request",
     }
 )
+#: A REST framework request: its ``user`` is authenticated before the handler runs.
+DRF_REQUEST = "rest_framework.request.Request"
+#: Packages whose views authenticate the request (in a thread, for ``adrf``'s
+#: async views) before calling the handler: a base class from one of them, or
+#: their ``api_view`` decorator, makes the handler's ``request.user`` a loaded
+#: user (and ``request.auser()`` would skip the view's authenticators).
+DRF_PACKAGES = ("rest_framework.", "adrf.")
 #: Top-level packages whose import makes a parameter named ``request`` Django's.
 DJANGO_PACKAGES = ("django", "rest_framework", "adrf", "ninja")
 #: The name an unannotated Django request parameter goes by.
@@ -131,7 +140,9 @@ RULES: tuple[Rule, ...] = (
             "attribute read loads the session and the user from the database, which "
             "raises `SynchronousOnlyOperation` in an async view. `await request.auser()` "
             "loads it without blocking. Passing `request.user` on unread (to an async "
-            "QuerySet method, to `sync_to_async`) is not reported."
+            "QuerySet method, to `sync_to_async`) is not reported, nor is a REST framework "
+            "or `adrf` view's `request.user`: the view authenticates it before the handler "
+            "runs."
         ),
         example=(
             "from django.http import HttpResponse\n\n\nasync def profile(request):\n"
@@ -244,6 +255,25 @@ def _request_part(walker: WalkerBase, node: ast.expr, part: str) -> str | None:
     return name
 
 
+def drf_handler(walker: WalkerBase, name: str) -> bool:
+    """Return whether ``name`` is the request of a REST framework (or ``adrf``) view.
+
+    :param walker: the walker, inside a function body.
+    :param name: the request as the code names it (``request``, ``self.request``).
+    :return: ``True`` when it is annotated :data:`DRF_REQUEST`, or the function
+        is decorated with an ``api_view`` of :data:`DRF_PACKAGES`, or is a
+        method of a class with a direct base from one of them. Bases further
+        up (a project's own ``BaseAPIView``) are not seen.
+    """
+    scope = walker.scope
+    assert scope is not None
+    if scope.types.get(name) == DRF_REQUEST:
+        return True
+    if any(d.startswith(DRF_PACKAGES) and d.endswith(".api_view") for d in scope.decorators):
+        return True
+    return any(base.startswith(DRF_PACKAGES) for base in scope.class_bases)
+
+
 def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
     """``request.user.<attr>`` (``ASH208``) or ``request.session.<method>`` (``ASH209``).
 
@@ -256,7 +286,7 @@ def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
     kind = value.attr
     if kind == "user":
         name = _request_part(walker, value, "user")
-        if name is not None:
+        if name is not None and not drf_handler(walker, name):
             call = f"{name}.user.{node.attr}"
             walker.hazard("ASH208", node, call, (("request", name), ("field", node.attr)))
     elif kind == "session" and node.attr in SESSION_LOADS:
@@ -316,9 +346,12 @@ FAMILY = Family(
 __all__ = [
     "DJANGO_PACKAGES",
     "DJANGO_REQUESTS",
+    "DRF_PACKAGES",
+    "DRF_REQUEST",
     "FAMILY",
     "RULES",
     "SESSION_LOADS",
     "django_request",
+    "drf_handler",
     "view_request",
 ]
