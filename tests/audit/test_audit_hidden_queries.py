@@ -9,6 +9,7 @@ the names the runtime detector would patch.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from asgishift.audit._model import AuditConfig, Finding
@@ -16,6 +17,8 @@ from asgishift.audit.engine import audit_paths
 from asgishift.audit.rules import get_rule
 
 CONFIG = AuditConfig(cache_dir=None)
+DOC = Path(__file__).resolve().parents[2] / "docs" / "django_async_views.md"
+DOC_SECTION = "5. The user, the session, mail and the current site"
 
 
 def _audit(tmp_path: Path, source: str) -> list[Finding]:
@@ -182,3 +185,16 @@ def test_mail_from_a_helper_is_reported_with_its_chain(tmp_path: Path) -> None:
     assert finding.code == "ASH110"
     assert finding.args["call"] == "django.core.mail.backends.base.BaseEmailBackend.send_messages"
     assert [hop.function for hop in finding.chain] == ["views.checkout", "views.flush_outbox"]
+
+
+def test_the_async_views_guide_shows_what_the_audit_reports_and_a_clean_fix(
+    tmp_path: Path,
+) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split(f"\n## {DOC_SECTION}\n", 1)[1].split("\n## ", 1)[0]
+    before, after = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    shown = re.findall(r"^  (\d+):(\d+)  (ASH\d+)", section, re.MULTILINE)
+    assert len(shown) == 5
+    found = _audit(tmp_path, before)
+    assert [(str(f.line), str(f.col), f.code) for f in found] == shown
+    assert _audit(tmp_path, after) == []

@@ -478,7 +478,11 @@ RULES: tuple[Rule, ...] = (
             "`EmailMessage.send()` (and `EmailMultiAlternatives`), a backend's "
             "`send_messages()` and `smtplib` connect to the SMTP server and wait for each "
             "reply while holding the event-loop thread: a slow or unreachable mail server "
-            "stalls every request in the worker for up to the connection timeout."
+            "stalls every request in the worker for up to the connection timeout. The "
+            "audit cannot read `EMAIL_BACKEND`: only a `get_connection()` naming the "
+            "`locmem`, `dummy` or `console` backend by a literal is left alone. Django's "
+            "test runner (and pytest-django) swap in `locmem` for every test, so tests "
+            'may ignore the rule: `per-file-ignores = { "tests/**" = ["ASH110"] }`.'
         ),
         example=(
             "from django.core.mail import send_mail\n\n\nasync def contact(request):\n"
