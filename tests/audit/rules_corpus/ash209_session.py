@@ -1,5 +1,6 @@
 """ASH209 sync-session-access: the sync session API in an async Django view."""
 
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.views import View
 
@@ -45,3 +46,16 @@ async def test_with_a_dict_session(factory):
     request = factory.get("/")
     request.session = {"cart": ["book"]}  # the test stores a plain dict
     return HttpResponse(request.session.get("cart"))  # ok: a dict, no session store
+
+
+@login_required
+async def members_cart(request):
+    # login_required awaits request.auser() first, which loads the session
+    return HttpResponse(request.session.get("cart"))  # ok: served from the loaded session
+
+
+@login_required(login_url="/login/")
+async def members_coupon(request):
+    if "coupon" in request.session:  # ok: loaded by the decorator
+        return HttpResponse(request.user.email)  # error: ASH208:29
+    return HttpResponse()

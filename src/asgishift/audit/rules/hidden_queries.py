@@ -20,7 +20,9 @@ Django (a Starlette ``request.user`` is no query), or ``self.request`` in an
 async method of a class there (a class-based view: ``View.setup()`` stores the
 request on the view). ``ASH208`` skips the request of a REST framework or
 ``adrf`` view (:func:`drf_handler`): its ``user`` is loaded before the handler
-runs. Once the function assigns ``request.user`` or
+runs; ``ASH209`` skips a view decorated with ``login_required`` (or
+``permission_required``, ``user_passes_test``), which loads the session with
+``await request.auser()`` first. Once the function assigns ``request.user`` or
 ``request.session`` itself (a test building its request with
 ``RequestFactory``), reads of it are not reported: they read the stored value.
 A sync helper taking the request is not followed: whether it gets the request
@@ -52,6 +54,16 @@ DRF_REQUEST = "rest_framework.request.Request"
 #: their ``api_view`` decorator, makes the handler's ``request.user`` a loaded
 #: user (and ``request.auser()`` would skip the view's authenticators).
 DRF_PACKAGES = ("rest_framework.", "adrf.")
+#: Decorators that, on an async view (Django 5.1+; older versions do not wrap
+#: one), ``await request.auser()`` before the view runs: that loads the
+#: session, so the view's sync session reads are served from its cache.
+SESSION_LOADING_DECORATORS = frozenset(
+    {
+        "django.contrib.auth.decorators.login_required",
+        "django.contrib.auth.decorators.permission_required",
+        "django.contrib.auth.decorators.user_passes_test",
+    }
+)
 #: Top-level packages whose import makes a parameter named ``request`` Django's.
 DJANGO_PACKAGES = ("django", "rest_framework", "adrf", "ninja")
 #: The name an unannotated Django request parameter goes by.
@@ -167,7 +179,9 @@ RULES: tuple[Rule, ...] = (
             "synchronously, a database query with the default backend "
             "(`SynchronousOnlyOperation` in an async view), a cache or file read with "
             "others. Django 5.1 added async twins (`aget`, `aset`, `apop`, `ahas_key`, "
-            "`aflush`...). A signed-cookie session loads nothing: silence the rule then."
+            "`aflush`...). A signed-cookie session loads nothing: silence the rule then. "
+            "An async view decorated with `login_required` (or `permission_required`, "
+            "`user_passes_test`) is not reported: the decorator has loaded the session."
         ),
         example=(
             "from django.http import JsonResponse\n\n\nasync def cart(request):\n"
@@ -274,6 +288,17 @@ def drf_handler(walker: WalkerBase, name: str) -> bool:
     return any(base.startswith(DRF_PACKAGES) for base in scope.class_bases)
 
 
+def _session_loaded(walker: WalkerBase) -> bool:
+    """Return whether a decorator of the function loaded the session before it runs.
+
+    :param walker: the walker, inside a function body.
+    :return: ``True`` when one of :data:`SESSION_LOADING_DECORATORS` wraps it.
+    """
+    scope = walker.scope
+    assert scope is not None
+    return any(d in SESSION_LOADING_DECORATORS for d in scope.decorators)
+
+
 def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
     """``request.user.<attr>`` (``ASH208``) or ``request.session.<method>`` (``ASH209``).
 
@@ -291,7 +316,7 @@ def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
             walker.hazard("ASH208", node, call, (("request", name), ("field", node.attr)))
     elif kind == "session" and node.attr in SESSION_LOADS:
         name = _request_part(walker, value, "session")
-        if name is not None:
+        if name is not None and not _session_loaded(walker):
             extra = (("request", name), ("async_call", "a" + node.attr))
             walker.hazard("ASH209", node, f"{name}.session.{node.attr}()", extra)
 
@@ -313,7 +338,7 @@ def _on_call(walker: WalkerBase, node: ast.Call, target: str | None) -> None:
 def _on_subscript(walker: WalkerBase, node: ast.Subscript) -> None:
     """``request.session[key]`` read, set or deleted (``ASH209``)."""
     name = _request_part(walker, node.value, "session")
-    if name is not None:
+    if name is not None and not _session_loaded(walker):
         twin = _SUBSCRIPT_TWINS.get(type(node.ctx), "aget")
         extra = (("request", name), ("async_call", twin))
         walker.hazard("ASH209", node, f"{name}.session[...]", extra)
@@ -328,7 +353,7 @@ def _on_test(walker: WalkerBase, expr: ast.expr, how: str) -> None:
     for op, right in zip(compare.ops, compare.comparators, strict=True):
         if type(op) is ast.In or type(op) is ast.NotIn:
             name = _request_part(walker, right, "session")
-            if name is not None:
+            if name is not None and not _session_loaded(walker):
                 extra = (("request", name), ("async_call", "ahas_key"))
                 walker.hazard("ASH209", right, f"... in {name}.session", extra)
 
@@ -350,6 +375,7 @@ __all__ = [
     "DRF_REQUEST",
     "FAMILY",
     "RULES",
+    "SESSION_LOADING_DECORATORS",
     "SESSION_LOADS",
     "django_request",
     "drf_handler",
