@@ -198,3 +198,70 @@ def test_the_async_views_guide_shows_what_the_audit_reports_and_a_clean_fix(
     found = _audit(tmp_path, before)
     assert [(str(f.line), str(f.col), f.code) for f in found] == shown
     assert _audit(tmp_path, after) == []
+
+
+PROJECT_TYPES = """from django.http import HttpRequest as DjangoRequest
+from django.http import HttpRequest  # re-exported for the views
+
+
+class AuthenticatedRequest(DjangoRequest):
+    pass
+
+
+class NotARequest:
+    pass
+"""
+PROJECT_BASE = """from adrf.views import APIView
+
+
+class BaseAPIView(APIView):
+    pass
+"""
+PROJECT_VIEWS = """from django.views import View
+
+from app.base import BaseAPIView
+from app.types import AuthenticatedRequest, HttpRequest, NotARequest
+
+
+async def typed(request: AuthenticatedRequest):
+    return request.user.email, request.session["k"]
+
+
+async def reexported(request: HttpRequest):
+    return request.user.email
+
+
+async def other(request: NotARequest):
+    return request.user.email, request.session["k"]
+
+
+class Api(BaseAPIView):
+    async def get(self, request):
+        return request.user.email, self.request.user.email, request.session.get("k")
+
+
+class Page(View):
+    async def get(self, request):
+        return request.user.email
+"""
+
+
+def test_project_request_types_and_view_bases_are_resolved_across_modules(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__init__.py").write_text("", encoding="utf-8")
+    (app / "types.py").write_text(PROJECT_TYPES, encoding="utf-8")
+    (app / "base.py").write_text(PROJECT_BASE, encoding="utf-8")
+    (app / "views.py").write_text(PROJECT_VIEWS, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
+    assert result.errors == []
+    assert [(f.line, f.code) for f in result.findings] == [
+        (8, "ASH208"),  # a project subclass of HttpRequest
+        (8, "ASH209"),
+        (12, "ASH208"),  # Django's HttpRequest re-exported by a project module
+        # line 16: NotARequest is no request
+        (21, "ASH209"),  # an adrf view (through BaseAPIView): only the session
+        (26, "ASH208"),  # a plain Django View
+    ]
