@@ -87,3 +87,17 @@ class DrfView(APIView):
 
     async def post(self, request):
         return JsonResponse({"email": self.request.user.email})  # ok: the same request
+
+
+class IsOwner:
+    # an adrf permission class: the view authenticated the request before
+    async def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated)  # ok
+
+    async def has_object_permission(self, request, view, obj):
+        return obj.owner_id == request.user.pk  # ok: the same authenticated user
+
+
+class Audit:
+    async def has_permission(self, request):  # no view: not a REST framework permission
+        return request.user.is_staff  # error: ASH208:16

@@ -16,12 +16,15 @@ async code) but reach the database without a visible QuerySet:
 ``ASH208`` and ``ASH209`` are recorded only in the body of an ``async def``
 itself, on a parameter or variable that is a Django request: one annotated
 with a Django request type (or a project type that resolves to one at link
-time: a subclass, a re-export), or one named ``request`` in a module that imports
-Django (a Starlette ``request.user`` is no query), or ``self.request`` in an
-async method of a class there (a class-based view: ``View.setup()`` stores the
-request on the view). ``ASH208`` skips the request of a REST framework or
-``adrf`` view (:func:`drf_handler`, and :func:`request_holds` for bases
-further up): its ``user`` is loaded before the handler runs; ``ASH209`` skips a view decorated with ``login_required`` (or
+time: a subclass, a re-export), or one named ``request`` in a module that
+imports Django (a Starlette ``request.user`` is no query), or ``self.request``
+in an async method of a class there (a class-based view: ``View.setup()``
+stores the request on the view).
+
+``ASH208`` skips the request of a REST framework or ``adrf`` view, and of its
+permission and throttle methods (:func:`drf_handler`, and
+:func:`request_holds` for bases further up): its ``user`` is loaded before
+they run. ``ASH209`` skips a view decorated with ``login_required`` (or
 ``permission_required``, ``user_passes_test``), which loads the session with
 ``await request.auser()`` first. Once the function assigns ``request.user`` or
 ``request.session`` itself (a test building its request with
@@ -71,6 +74,9 @@ SESSION_LOADING_DECORATORS = frozenset(
 )
 #: The kind of the link-time condition of a hazard on a request (:func:`request_holds`).
 REQUEST_COND = "djreq"
+#: REST framework permission and throttle methods, ``(self, request, view...)``:
+#: the view calls them after authenticating the request.
+DRF_VIEW_HOOKS = frozenset({"has_permission", "has_object_permission", "allow_request"})
 #: Top-level packages whose import makes a parameter named ``request`` Django's.
 DJANGO_PACKAGES = ("django", "rest_framework", "adrf", "ninja")
 #: The name an unannotated Django request parameter goes by.
@@ -339,11 +345,16 @@ def drf_handler(walker: WalkerBase, name: str) -> bool:
         is decorated with an ``api_view`` of :data:`DRF_PACKAGES`, or is a
         method of a class with a direct base from one of them (bases further
         up, a project's own ``BaseAPIView``, are checked at link time by
-        :func:`request_holds`).
+        :func:`request_holds`), or is a permission or throttle method
+        (:data:`DRF_VIEW_HOOKS`) taking a ``view`` (an ``adrf`` permission
+        class needs no base).
     """
     scope = walker.scope
     assert scope is not None
     if scope.types.get(name) == DRF_REQUEST:
+        return True
+    method = scope.qualname.rpartition(".")[2]
+    if scope.class_qual and method in DRF_VIEW_HOOKS and "view" in scope.locals:
         return True
     if any(d.startswith(DRF_PACKAGES) and d.endswith(".api_view") for d in scope.decorators):
         return True
@@ -444,6 +455,7 @@ __all__ = [
     "DJANGO_REQUESTS",
     "DRF_PACKAGES",
     "DRF_REQUEST",
+    "DRF_VIEW_HOOKS",
     "FAMILY",
     "REQUEST_COND",
     "RULES",
