@@ -265,3 +265,27 @@ def test_project_request_types_and_view_bases_are_resolved_across_modules(
         (21, "ASH209"),  # an adrf view (through BaseAPIView): only the session
         (26, "ASH208"),  # a plain Django View
     ]
+
+
+def test_mail_reached_only_from_tests_is_left_out_by_exclude_not_per_file_ignores(
+    tmp_path: Path,
+) -> None:
+    """What ASH110's text and docs/django_async_views.md §5 advise for test suites."""
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "shop" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "tests" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "shop" / "mail.py").write_text(
+        "from django.core.mail import send_mail\n\n\n"
+        'def notify(user):\n    send_mail("Hi", "Body", "f@example.com", [user])\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "tests" / "test_mail.py").write_text(
+        'from shop.mail import notify\n\n\nasync def test_notify():\n    notify("a@example.com")\n',
+        encoding="utf-8",
+    )
+    ignored = AuditConfig(cache_dir=None, per_file_ignores={"tests/**": ["ASH110"]})
+    found = audit_paths([tmp_path], root=tmp_path, config=ignored).findings
+    assert [(f.path, f.code) for f in found] == [("shop/mail.py", "ASH110")]
+    excluded = AuditConfig(cache_dir=None, exclude=["tests/**"])
+    assert audit_paths([tmp_path], root=tmp_path, config=excluded).findings == []

@@ -481,8 +481,10 @@ RULES: tuple[Rule, ...] = (
             "stalls every request in the worker for up to the connection timeout. The "
             "audit cannot read `EMAIL_BACKEND`: only a `get_connection()` naming the "
             "`locmem`, `dummy` or `console` backend by a literal is left alone. Django's "
-            "test runner (and pytest-django) swap in `locmem` for every test, so tests "
-            'may ignore the rule: `per-file-ignores = { "tests/**" = ["ASH110"] }`.'
+            "test runner (and pytest-django) swap in `locmem` for every test: leave the "
+            'tests out (`exclude = ["tests/**"]`) when only they reach a mail call; '
+            "`per-file-ignores` hides only the calls written in the test files, not those "
+            "in the helpers they call."
         ),
         example=(
             "from django.core.mail import send_mail\n\n\nasync def contact(request):\n"
