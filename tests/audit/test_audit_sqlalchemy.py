@@ -101,3 +101,48 @@ def test_annotated_dependencies_and_sqlmodel_sessions_are_typed(tmp_path: Path) 
         (22, "sqlalchemy.orm.Session.execute"),
         (27, "sqlalchemy.orm.Session.commit"),
     ]
+
+
+DEPS = """from typing import Annotated
+
+from fastapi import Depends
+from sqlmodel import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def get_db(): ...
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+AsyncSessionDep = Annotated[AsyncSession, Depends(get_db)]
+"""
+ROUTES = """from sqlmodel import select
+
+from app.deps import AsyncSessionDep, SessionDep
+
+
+async def items(session: SessionDep):
+    return session.exec(select(1)).all()
+
+
+async def async_items(session: AsyncSessionDep):
+    return (await session.exec(select(1))).all()
+
+
+def sync_items(session: SessionDep):
+    return session.exec(select(1)).all()
+"""
+
+
+def test_a_dependency_alias_imported_from_another_module_types_the_parameter(
+    tmp_path: Path,
+) -> None:
+    # full-stack-fastapi-template's layout: the alias lives in app/deps.py
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "app" / "deps.py").write_text(DEPS, encoding="utf-8")
+    (tmp_path / "app" / "routes.py").write_text(ROUTES, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=AuditConfig(cache_dir=None))
+    assert result.errors == []
+    found = [(f.path, f.line, f.args["call"]) for f in result.findings]
+    assert found == [("app/routes.py", 7, "sqlmodel.Session.exec")]

@@ -32,8 +32,10 @@ class Scope:
         "call_args",
         "call_replaced",
         "calls",
+        "class_bases",
         "class_qual",
         "created",
+        "decorators",
         "defs",
         "discarded",
         "dispatch",
@@ -55,6 +57,7 @@ class Scope:
         "qualname",
         "querysets",
         "replaced",
+        "set_attrs",
         "thread_targets",
         "types",
         "values",
@@ -67,6 +70,10 @@ class Scope:
         self.is_generator = False
         self.is_queryset_class = False
         self.class_qual = ""
+        # the resolved direct bases of the class a method belongs to, and the
+        # function's decorators (targets; ``api_view([...])`` is ``api_view``)
+        self.class_bases: tuple[str, ...] = ()
+        self.decorators: tuple[str, ...] = ()
         # names typed by the class or function object itself, not an instance
         # (``cls`` of a classmethod, ``kind = Store``, ``f = helper``): reading
         # an attribute of one runs no property getter
@@ -82,6 +89,9 @@ class Scope:
         self.guards: Guards | None = None
         # variable -> methods replaced on it (``obj.create = lambda: None``)
         self.replaced: dict[str, set[str]] | None = None
+        # ``x.attr`` targets assigned in the body so far (``request.user = user``):
+        # reading ``x.attr`` afterwards reads what was stored, not the original
+        self.set_attrs: set[str] | None = None
         # call index -> methods replaced on its receiver
         self.call_replaced: list[tuple[int, tuple[str, ...]]] = []
         # variable -> indices of the calls whose result it holds, not read since

@@ -53,6 +53,7 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit.rules.blocking",
     "asgishift.audit.rules.held_locks",
     "asgishift.audit.rules.hidden_queries",
+    "asgishift.audit.rules.mail_backends",
     "asgishift.audit.rules.migration",
     "asgishift.audit.rules.orm",
     "asgishift.audit.rules.wrappers",

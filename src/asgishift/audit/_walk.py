@@ -44,6 +44,7 @@ from asgishift.audit._tables import (
     PROPERTY_GETTER_KEYWORDS,
     PROPERTY_TYPES,
     RETURN_TYPES,
+    TRANSPARENT_TYPES,
     UNKNOWN_DECORATOR,
 )
 from asgishift.audit._walk_names import MODULE_ALIASES, NameResolver
@@ -183,6 +184,15 @@ class WalkerBase(NameResolver, abc.ABC):
         for tgt in targets:
             if isinstance(tgt, ast.Name):
                 name = tgt.id
+                if isinstance(value, ast.Subscript):
+                    # ``SessionDep = Annotated[Session, Depends(get_db)]``: a
+                    # parameter annotated ``SessionDep`` is a Session.
+                    if self.target(value.value) in TRANSPARENT_TYPES:
+                        typ = self.annotation(value)[0]
+                        if typ is not None and name not in self.aliases:
+                            self.aliases[name] = typ
+                            self.module_names.setdefault(name, typ)
+                    continue
                 if isinstance(value, (ast.Call, ast.BinOp, ast.Attribute)):
                     typ = self.target(value)
                     if isinstance(value, ast.Attribute) and typ not in KNOWN_TYPES:
@@ -369,6 +379,8 @@ class WalkerBase(NameResolver, abc.ABC):
                         scope.values[arg.arg] = value
         if class_qual:
             scope.class_qual = class_qual
+            scope.class_bases = bases
+        scope.decorators = tuple(decorators)
         is_middleware = False
         if isinstance(node, ast.Lambda):
             self.expr(node.body)

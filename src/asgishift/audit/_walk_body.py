@@ -230,6 +230,9 @@ class Walker(CallWalker):
                 scope.guards.rebind(name, value)
             if scope.replaced is not None:
                 scope.replaced.pop(name, None)
+            if scope.set_attrs:
+                prefix = name + "."
+                scope.set_attrs = {a for a in scope.set_attrs if not a.startswith(prefix)}
             if scope.kept:
                 scope.created.extend(scope.kept.pop(name, ()))  # never read before rebinding
             scope.locals.add(name)
@@ -267,6 +270,9 @@ class Walker(CallWalker):
                         scope.object_refs.add(name)
         elif isinstance(tgt, ast.Attribute):
             if isinstance(tgt.value, ast.Name):
+                if scope.set_attrs is None:
+                    scope.set_attrs = set()
+                scope.set_attrs.add(f"{tgt.value.id}.{tgt.attr}")
                 if scope.guards is not None:
                     scope.guards.alias(f"{tgt.value.id}.{tgt.attr}", value)
                 if isinstance(value, ast.Lambda) or (

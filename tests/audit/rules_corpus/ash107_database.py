@@ -1,12 +1,19 @@
 """ASH107 blocking-database-driver: sqlite3 through its dbapi2 module, SQLAlchemy's sync API."""
 
 import sqlite3.dbapi2 as sqlite3
+from typing import Annotated
 
+from fastapi import Depends
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlmodel import Session as HeroSession
+from sqlmodel.ext.asyncio.session import AsyncSession as AsyncHeroSession
 
 engine = create_engine("sqlite://")
 SessionLocal = sessionmaker(bind=engine)
+# FastAPI's dependency aliases: a parameter annotated with one is the session.
+SessionDep = Annotated[HeroSession, Depends(SessionLocal)]
+AsyncSessionDep = Annotated[AsyncHeroSession, Depends(SessionLocal)]
 
 
 async def count(db):
@@ -64,3 +71,11 @@ async def sqlmodel_in_thread(statement):
 
     with ModelSession(engine) as session:
         return await sync_to_async(session.exec)(statement)  # ok: runs in a thread
+
+
+async def read_heroes(session: SessionDep, statement):
+    return session.exec(statement).all()  # error: ASH107:12
+
+
+async def read_heroes_async(session: AsyncSessionDep, statement):
+    return (await session.exec(statement)).all()  # ok: SQLModel's async session

@@ -39,6 +39,17 @@ async def batch(messages):
     mail.get_connection().send_messages(messages)  # error: ASH110:5
 
 
+async def in_memory(messages, backend_path):
+    outbox = get_connection("django.core.mail.backends.locmem.EmailBackend")
+    outbox.send_messages(messages)  # ok: the in-memory backend keeps the messages
+    quiet = get_connection(backend="django.core.mail.backends.console.EmailBackend")
+    quiet.send_messages(messages)  # ok: the console backend prints them
+    files = get_connection("django.core.mail.backends.filebased.EmailBackend")
+    files.send_messages(messages)  # error: ASH110:5
+    configured = get_connection(backend_path)
+    configured.send_messages(messages)  # error: ASH110:5
+
+
 def notify_sync(user):
     send_mail("Welcome", "Body", "from@example.com", [user])  # error: ASH110:5
 

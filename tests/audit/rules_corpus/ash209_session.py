@@ -1,6 +1,8 @@
 """ASH209 sync-session-access: the sync session API in an async Django view."""
 
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.views import View
 
 
 async def cart(request):
@@ -31,3 +33,29 @@ def sync_view(request):
 
 async def not_django(request, store):
     return store.session.get("cart")  # ok: not a request's session
+
+
+class CartView(View):
+    async def get(self, *args, **kwargs):
+        if "cart" not in self.request.session:  # error: ASH209:26
+            self.request.session["cart"] = []  # error: ASH209:13
+        return HttpResponse(await self.request.session.aget("cart"))  # ok: async API
+
+
+async def test_with_a_dict_session(factory):
+    request = factory.get("/")
+    request.session = {"cart": ["book"]}  # the test stores a plain dict
+    return HttpResponse(request.session.get("cart"))  # ok: a dict, no session store
+
+
+@login_required
+async def members_cart(request):
+    # login_required awaits request.auser() first, which loads the session
+    return HttpResponse(request.session.get("cart"))  # ok: served from the loaded session
+
+
+@login_required(login_url="/login/")
+async def members_coupon(request):
+    if "coupon" in request.session:  # ok: loaded by the decorator
+        return HttpResponse(request.user.email)  # error: ASH208:29
+    return HttpResponse()

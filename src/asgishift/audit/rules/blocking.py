@@ -6,9 +6,11 @@ names against them, and the runtime detector patches the importable ones. The
 family needs no walker hooks: the walk records every call site anyway.
 ``ASH199`` matches the callables a project declares in ``extra-blocking``.
 
-One hook: ``with lock:`` (a thread lock held for a block) is an ``ASH108``
+Two hooks: ``with lock:`` (a thread lock held for a block) is an ``ASH108``
 hazard only when the block waits; :mod:`asgishift.audit.rules.held_locks`
-decides that with the whole project in view.
+decides that with the whole project in view. A connection to a mail backend
+named by a literal that sends nothing (``locmem``, ``dummy``, ``console``) is
+no ``ASH110`` sender (:mod:`asgishift.audit.rules.mail_backends`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from asgishift.audit._walk import Hooks
 from asgishift.audit.rules._family import Family
 from asgishift.audit.rules._family import methods as _methods
 from asgishift.audit.rules.held_locks import LOCK_COND, lock_waits, on_block
+from asgishift.audit.rules.mail_backends import on_bind
 
 _HTTP_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request")
 
@@ -475,7 +478,13 @@ RULES: tuple[Rule, ...] = (
             "`EmailMessage.send()` (and `EmailMultiAlternatives`), a backend's "
             "`send_messages()` and `smtplib` connect to the SMTP server and wait for each "
             "reply while holding the event-loop thread: a slow or unreachable mail server "
-            "stalls every request in the worker for up to the connection timeout."
+            "stalls every request in the worker for up to the connection timeout. The "
+            "audit cannot read `EMAIL_BACKEND`: only a `get_connection()` naming the "
+            "`locmem`, `dummy` or `console` backend by a literal is left alone. Django's "
+            "test runner (and pytest-django) swap in `locmem` for every test: leave the "
+            'tests out (`exclude = ["tests/**"]`) when only they reach a mail call; '
+            "`per-file-ignores` hides only the calls written in the test files, not those "
+            "in the helpers they call."
         ),
         example=(
             "from django.core.mail import send_mail\n\n\nasync def contact(request):\n"
@@ -532,6 +541,10 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-FAMILY = Family(rules=RULES, hooks=Hooks(block=(on_block,)), conditions={LOCK_COND: lock_waits})
+FAMILY = Family(
+    rules=RULES,
+    hooks=Hooks(block=(on_block,), bind=(on_bind,)),
+    conditions={LOCK_COND: lock_waits},
+)
 
 __all__ = ["FAMILY", "RULES"]

@@ -15,18 +15,35 @@ async code) but reach the database without a visible QuerySet:
 
 ``ASH208`` and ``ASH209`` are recorded only in the body of an ``async def``
 itself, on a parameter or variable that is a Django request: one annotated
-with a Django request type, or one named ``request`` in a module that imports
-Django (a Starlette ``request.user`` is no query). A sync helper taking the
-request is not followed: whether it gets the request is not known statically.
+with a Django request type (or a project type that resolves to one at link
+time: a subclass, a re-export), or one named ``request`` in a module that
+imports Django (a Starlette ``request.user`` is no query), or ``self.request``
+in an async method of a class there (a class-based view: ``View.setup()``
+stores the request on the view).
+
+``ASH208`` skips the request of a REST framework or ``adrf`` view, and of its
+permission and throttle methods (:func:`drf_handler`, and
+:func:`request_holds` for bases further up): its ``user`` is loaded before
+they run. ``ASH209`` skips a view decorated with ``login_required`` (or
+``permission_required``, ``user_passes_test``), which loads the session with
+``await request.auser()`` first. Once the function assigns ``request.user`` or
+``request.session`` itself (a test building its request with
+``RequestFactory``), reads of it are not reported: they read the stored value.
+A sync helper taking the request is not followed: whether it gets the request
+is not known statically.
 """
 
 from __future__ import annotations
 
 import ast
+from typing import TYPE_CHECKING
 
 from asgishift.audit._model import FixKind, Rule, Severity
 from asgishift.audit._walk import Hooks, WalkerBase
 from asgishift.audit.rules._family import Family
+
+if TYPE_CHECKING:
+    from asgishift.audit._link import Graph
 
 #: Annotations that make a parameter a Django request.
 DJANGO_REQUESTS = frozenset(
@@ -38,6 +55,28 @@ DJANGO_REQUESTS = frozenset(
         "rest_framework.request.Request",
     }
 )
+#: A REST framework request: its ``user`` is authenticated before the handler runs.
+DRF_REQUEST = "rest_framework.request.Request"
+#: Packages whose views authenticate the request (in a thread, for ``adrf``'s
+#: async views) before calling the handler: a base class from one of them, or
+#: their ``api_view`` decorator, makes the handler's ``request.user`` a loaded
+#: user (and ``request.auser()`` would skip the view's authenticators).
+DRF_PACKAGES = ("rest_framework.", "adrf.")
+#: Decorators that, on an async view (Django 5.1+; older versions do not wrap
+#: one), ``await request.auser()`` before the view runs: that loads the
+#: session, so the view's sync session reads are served from its cache.
+SESSION_LOADING_DECORATORS = frozenset(
+    {
+        "django.contrib.auth.decorators.login_required",
+        "django.contrib.auth.decorators.permission_required",
+        "django.contrib.auth.decorators.user_passes_test",
+    }
+)
+#: The kind of the link-time condition of a hazard on a request (:func:`request_holds`).
+REQUEST_COND = "djreq"
+#: REST framework permission and throttle methods, ``(self, request, view...)``:
+#: the view calls them after authenticating the request.
+DRF_VIEW_HOOKS = frozenset({"has_permission", "has_object_permission", "allow_request"})
 #: Top-level packages whose import makes a parameter named ``request`` Django's.
 DJANGO_PACKAGES = ("django", "rest_framework", "adrf", "ninja")
 #: The name an unannotated Django request parameter goes by.
@@ -126,7 +165,9 @@ RULES: tuple[Rule, ...] = (
             "attribute read loads the session and the user from the database, which "
             "raises `SynchronousOnlyOperation` in an async view. `await request.auser()` "
             "loads it without blocking. Passing `request.user` on unread (to an async "
-            "QuerySet method, to `sync_to_async`) is not reported."
+            "QuerySet method, to `sync_to_async`) is not reported, nor is a REST framework "
+            "or `adrf` view's `request.user`: the view authenticates it before the handler "
+            "runs."
         ),
         example=(
             "from django.http import HttpResponse\n\n\nasync def profile(request):\n"
@@ -151,7 +192,9 @@ RULES: tuple[Rule, ...] = (
             "synchronously, a database query with the default backend "
             "(`SynchronousOnlyOperation` in an async view), a cache or file read with "
             "others. Django 5.1 added async twins (`aget`, `aset`, `apop`, `ahas_key`, "
-            "`aflush`...). A signed-cookie session loads nothing: silence the rule then."
+            "`aflush`...). A signed-cookie session loads nothing: silence the rule then. "
+            "An async view decorated with `login_required` (or `permission_required`, "
+            "`user_passes_test`) is not reported: the decorator has loaded the session."
         ),
         example=(
             "from django.http import JsonResponse\n\n\nasync def cart(request):\n"
@@ -184,16 +227,149 @@ def django_request(walker: WalkerBase, name: str) -> bool:
         return typ in DJANGO_REQUESTS
     if name != REQUEST_NAME or name in scope.querysets or name in scope.models:
         return False
+    return _imports_django(walker)
+
+
+def _imports_django(walker: WalkerBase) -> bool:
+    """Return whether the module walked imports one of :data:`DJANGO_PACKAGES`."""
     return any(module.partition(".")[0] in DJANGO_PACKAGES for module in walker.imported)
 
 
-def _request_part(node: ast.expr, part: str) -> str | None:
-    """Return ``req`` when ``node`` is ``req.<part>`` on a plain name, else ``None``."""
-    if type(node) is ast.Attribute and node.attr == part:
-        value = node.value
-        if type(value) is ast.Name:
-            return value.id
+def view_request(walker: WalkerBase, node: ast.expr) -> tuple[str, str] | None:
+    """Return how the code names a request when ``node`` may be a Django one.
+
+    :param walker: the walker, inside a function body.
+    :param node: the receiver of ``.user`` or ``.session``.
+    :return: ``(name, "")`` for a name :func:`django_request` accepts, and
+        for ``self.request`` in an ``async def`` method (``self`` its first
+        parameter) of a class in a module importing one of
+        :data:`DJANGO_PACKAGES` (``View.setup()`` stores the request there
+        before ``dispatch()`` calls ``get``/``post``); ``(name, type)`` for a
+        local of the ``async def`` annotated with another type, a Django
+        request only if ``type`` turns out to be one at link time (a
+        project's ``HttpRequest`` subclass or re-export: see
+        :func:`request_holds`); ``None`` otherwise.
+    """
+    scope = walker.scope
+    if scope is None or not scope.is_async:
+        return None
+    if type(node) is ast.Name:
+        name = node.id
+        if django_request(walker, name):
+            return name, ""
+        typ = scope.types.get(name)
+        if typ is not None and typ not in DJANGO_REQUESTS and name in scope.locals:
+            return name, typ
+        return None
+    if type(node) is ast.Attribute and node.attr == REQUEST_NAME:
+        owner = node.value
+        if (
+            type(owner) is ast.Name
+            and scope.class_qual
+            and scope.types.get(owner.id) == scope.class_qual
+            and _imports_django(walker)
+        ):
+            return f"{owner.id}.{REQUEST_NAME}", ""
     return None
+
+
+def _request_part(walker: WalkerBase, node: ast.expr, part: str) -> tuple[str, str] | None:
+    """Return :func:`view_request` of ``<request>`` when ``node`` is ``<request>.<part>``.
+
+    ``None`` too when the function assigned ``<request>.<part>`` itself
+    before (``request.user = user`` in a test): it then holds that value,
+    not the middleware's lazy object.
+    """
+    if type(node) is not ast.Attribute or node.attr != part:
+        return None
+    found = view_request(walker, node.value)
+    if found is None:
+        return None
+    scope = walker.scope
+    assert scope is not None  # view_request accepted it inside a function
+    if scope.set_attrs and f"{found[0]}.{part}" in scope.set_attrs:
+        return None
+    return found
+
+
+def _condition(walker: WalkerBase, typ: str, user: bool) -> str:
+    """Return the link-time condition of a hazard on a request (``""``: none).
+
+    :param typ: the request's annotation still to resolve, or ``""``.
+    :param user: ``True`` for ``ASH208``: a method of a class whose bases
+        are not all known gets the class checked for a REST framework view
+        up its bases too (see :func:`request_holds`).
+    """
+    scope = walker.scope
+    assert scope is not None
+    cls = scope.class_qual if user and scope.class_bases else ""
+    if not typ and not cls:
+        return ""
+    return f"{REQUEST_COND}:{typ}|{cls}|{'1' if user else '0'}"
+
+
+def request_holds(graph: Graph, argument: str) -> bool:
+    """``djreq:<type>|<class>|<user>``: keep a hazard on a request only if it is Django's.
+
+    :param graph: the linked project.
+    :param argument: ``type`` is the request's annotation (``""``: known to be
+        Django's); it must resolve to one of :data:`DJANGO_REQUESTS` or a
+        project class with one among its bases. With ``user`` ``"1"``
+        (``ASH208``), a REST framework request is dropped, as is a hazard in
+        a method of ``class`` when the class has a base from
+        :data:`DRF_PACKAGES` further up (a project's ``BaseAPIView``).
+    :return: whether the hazard stays.
+    """
+    typ, cls, user = argument.split("|")
+    if typ:
+        resolved = graph.resolve(typ)
+        if resolved.kind == "class":
+            bases = graph.mro(resolved.key)[1]
+        elif resolved.kind == "ext":
+            bases = (resolved.key,)
+        else:
+            return False
+        if not any(base in DJANGO_REQUESTS for base in bases):
+            return False
+        if user == "1" and DRF_REQUEST in bases:
+            return False
+    return not cls or not any(base.startswith(DRF_PACKAGES) for base in graph.mro(cls)[1])
+
+
+def drf_handler(walker: WalkerBase, name: str) -> bool:
+    """Return whether ``name`` is the request of a REST framework (or ``adrf``) view.
+
+    :param walker: the walker, inside a function body.
+    :param name: the request as the code names it (``request``, ``self.request``).
+    :return: ``True`` when it is annotated :data:`DRF_REQUEST`, or the function
+        is decorated with an ``api_view`` of :data:`DRF_PACKAGES`, or is a
+        method of a class with a direct base from one of them (bases further
+        up, a project's own ``BaseAPIView``, are checked at link time by
+        :func:`request_holds`), or is a permission or throttle method
+        (:data:`DRF_VIEW_HOOKS`) taking a ``view`` (an ``adrf`` permission
+        class needs no base).
+    """
+    scope = walker.scope
+    assert scope is not None
+    if scope.types.get(name) == DRF_REQUEST:
+        return True
+    method = scope.qualname.rpartition(".")[2]
+    if scope.class_qual and method in DRF_VIEW_HOOKS and "view" in scope.locals:
+        return True
+    if any(d.startswith(DRF_PACKAGES) and d.endswith(".api_view") for d in scope.decorators):
+        return True
+    return any(base.startswith(DRF_PACKAGES) for base in scope.class_bases)
+
+
+def _session_loaded(walker: WalkerBase) -> bool:
+    """Return whether a decorator of the function loaded the session before it runs.
+
+    :param walker: the walker, inside a function body.
+    :return: ``True`` when one of :data:`SESSION_LOADING_DECORATORS` wraps it.
+    """
+    scope = walker.scope
+    assert scope is not None
+    return any(d in SESSION_LOADING_DECORATORS for d in scope.decorators)
 
 
 def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
@@ -207,15 +383,19 @@ def _user_or_session(walker: WalkerBase, node: ast.Attribute) -> None:
         return
     kind = value.attr
     if kind == "user":
-        name = _request_part(value, "user")
-        if name is not None and django_request(walker, name):
-            call = f"{name}.user.{node.attr}"
-            walker.hazard("ASH208", node, call, (("request", name), ("field", node.attr)))
+        found = _request_part(walker, value, "user")
+        if found is not None and not drf_handler(walker, found[0]):
+            name = found[0]
+            extra = (("request", name), ("field", node.attr))
+            cond = _condition(walker, found[1], True)
+            walker.hazard("ASH208", node, f"{name}.user.{node.attr}", extra, cond)
     elif kind == "session" and node.attr in SESSION_LOADS:
-        name = _request_part(value, "session")
-        if name is not None and django_request(walker, name):
+        found = _request_part(walker, value, "session")
+        if found is not None and not _session_loaded(walker):
+            name = found[0]
             extra = (("request", name), ("async_call", "a" + node.attr))
-            walker.hazard("ASH209", node, f"{name}.session.{node.attr}()", extra)
+            cond = _condition(walker, found[1], False)
+            walker.hazard("ASH209", node, f"{name}.session.{node.attr}()", extra, cond)
 
 
 def _on_attribute(walker: WalkerBase, node: ast.Attribute) -> None:
@@ -234,11 +414,13 @@ def _on_call(walker: WalkerBase, node: ast.Call, target: str | None) -> None:
 
 def _on_subscript(walker: WalkerBase, node: ast.Subscript) -> None:
     """``request.session[key]`` read, set or deleted (``ASH209``)."""
-    name = _request_part(node.value, "session")
-    if name is not None and django_request(walker, name):
+    found = _request_part(walker, node.value, "session")
+    if found is not None and not _session_loaded(walker):
+        name = found[0]
         twin = _SUBSCRIPT_TWINS.get(type(node.ctx), "aget")
         extra = (("request", name), ("async_call", twin))
-        walker.hazard("ASH209", node, f"{name}.session[...]", extra)
+        cond = _condition(walker, found[1], False)
+        walker.hazard("ASH209", node, f"{name}.session[...]", extra, cond)
 
 
 def _on_test(walker: WalkerBase, expr: ast.expr, how: str) -> None:
@@ -249,14 +431,17 @@ def _on_test(walker: WalkerBase, expr: ast.expr, how: str) -> None:
     compare: ast.Compare = expr
     for op, right in zip(compare.ops, compare.comparators, strict=True):
         if type(op) is ast.In or type(op) is ast.NotIn:
-            name = _request_part(right, "session")
-            if name is not None and django_request(walker, name):
+            found = _request_part(walker, right, "session")
+            if found is not None and not _session_loaded(walker):
+                name = found[0]
                 extra = (("request", name), ("async_call", "ahas_key"))
-                walker.hazard("ASH209", right, f"... in {name}.session", extra)
+                cond = _condition(walker, found[1], False)
+                walker.hazard("ASH209", right, f"... in {name}.session", extra, cond)
 
 
 FAMILY = Family(
     rules=RULES,
+    conditions={REQUEST_COND: request_holds},
     hooks=Hooks(
         call=(_on_call,),
         attribute=(_on_attribute,),
@@ -268,8 +453,16 @@ FAMILY = Family(
 __all__ = [
     "DJANGO_PACKAGES",
     "DJANGO_REQUESTS",
+    "DRF_PACKAGES",
+    "DRF_REQUEST",
+    "DRF_VIEW_HOOKS",
     "FAMILY",
+    "REQUEST_COND",
     "RULES",
+    "SESSION_LOADING_DECORATORS",
     "SESSION_LOADS",
     "django_request",
+    "drf_handler",
+    "request_holds",
+    "view_request",
 ]
