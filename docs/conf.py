@@ -29,4 +29,3 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": False}
 html_theme = "furo"
 html_title = f"asgishift {release}"
-suppress_warnings = ["myst.xref_missing"]
