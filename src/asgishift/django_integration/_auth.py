@@ -22,7 +22,6 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import decorators as django_decorators
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import resolve_url
 
@@ -64,6 +63,11 @@ def _login_redirect(request: Any, login_url: str | None, redirect_field_name: st
     same_host = not login_parts.netloc or login_parts.netloc == current_parts.netloc
     if same_scheme and same_host:
         path = request.get_full_path()
+    # Imported here: django.contrib.auth.views imports the auth and contenttypes models,
+    # which a project without those apps cannot load (the helpers of db.py and views.py
+    # do not need them).
+    from django.contrib.auth.views import redirect_to_login
+
     return redirect_to_login(path, resolved, redirect_field_name)
 
 
