@@ -131,6 +131,45 @@ def _exit_0(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _sighup_stops(signum: int, frame: FrameType | None) -> None:
+    """Turn a SIGHUP into the SIGTERM the server stops gracefully on (one serving process).
+
+    Raised in this process, the SIGTERM reaches the handler the server installed
+    for it: running requests finish (``--shutdown-timeout``), the app's lifespan
+    shutdown runs and the command ends with status 0.
+    """
+    logger.warning(
+        "SIGHUP received: stopping gracefully, as on SIGTERM (a single process has no "
+        "workers to restart; with --workers 2 or more SIGHUP restarts them)"
+    )
+    signal.raise_signal(signal.SIGTERM)
+
+
+def _stop_on_sighup(config: ServeConfig) -> Callable[[], None]:
+    """Make SIGHUP stop this process gracefully while it serves ``config`` alone.
+
+    Without a handler SIGHUP (a closed terminal, ``kill -HUP``) ended the process
+    at once with status 129: no graceful shutdown, no lifespan shutdown, and under
+    uvicorn's ``--reload`` the worker process was left serving the port, orphaned.
+    Supervisors that handle SIGHUP themselves install their own handler over this
+    one: uvicorn's ``--workers``, hypercorn's ``--workers``/``--reload`` and granian
+    restart their workers.
+
+    :param config: the configuration being served.
+    :return: a function putting the previous handler back; it does nothing off the
+        main thread, where no handler can be installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGHUP, _sighup_stops)
+    logger.debug("SIGHUP stops %s gracefully", config.server)
+
+    def restore() -> None:
+        signal.signal(signal.SIGHUP, previous)
+
+    return restore
+
+
 def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
     import uvicorn
 
@@ -423,7 +462,11 @@ def serve_with(app: ASGIApp | None, config: ServeConfig) -> None:
     :raise SystemExit: when the server exits with a failure status.
     """
     logger.debug("starting %s with %s", config.server, config)
-    _SERVE[config.server](app, config)
+    restore = _stop_on_sighup(config)
+    try:
+        _SERVE[config.server](app, config)
+    finally:
+        restore()
 
 
 __all__ = [
