@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from asgishift.bridge import BridgeOptions
 from asgishift.bridge._router import normalise_prefix
+from asgishift.runtime._middleware import check_lag_threshold_ms
 from asgishift.serve._errors import ServeConfigError
 from asgishift.serve._proxy import check_forwarded_allow_ips
 from asgishift.serve._servers import LOG_LEVELS, SERVERS
@@ -73,11 +74,6 @@ def _at_least(minimum: int) -> Callable[[Any], None]:
 def _check_port(value: Any) -> None:
     if not 0 < value < 65536:
         raise ValueError(f"port must be between 1 and 65535, got {value}")
-
-
-def _check_positive(value: Any) -> None:
-    if not value > 0:
-        raise ValueError(f"must be greater than 0, got {value}")
 
 
 def _whole_number(text: str) -> int:
@@ -234,10 +230,14 @@ class ServeConfig:
     loop_lag_ms: float = field(
         default=100.0,
         metadata=_flag(
-            convert=_number, check=_check_positive, requires="detect_blocking", metavar="MS"
+            convert=_number,
+            check=check_lag_threshold_ms,
+            requires="detect_blocking",
+            metavar="MS",
         ),
     )
-    """With ``--detect-blocking``: event-loop lag in milliseconds worth reporting."""
+    """With ``--detect-blocking``: event-loop lag in milliseconds worth reporting; ``0``
+    turns the loop-lag monitor off (blocking calls are still reported)."""
 
     full_stack: bool = field(default=False, metadata=_flag(requires="detect_blocking"))
     """With ``--detect-blocking``: print every frame of each reported stack; by default
