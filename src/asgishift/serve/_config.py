@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from asgishift.bridge import BridgeOptions
 from asgishift.bridge._router import normalise_prefix
-from asgishift.runtime._middleware import check_lag_threshold_ms
 from asgishift.serve._errors import ServeConfigError
 from asgishift.serve._proxy import check_forwarded_allow_ips
 from asgishift.serve._servers import LOG_LEVELS, SERVERS
@@ -74,6 +73,20 @@ def _at_least(minimum: int) -> Callable[[Any], None]:
 def _check_port(value: Any) -> None:
     if not 0 < value < 65536:
         raise ValueError(f"port must be between 1 and 65535, got {value}")
+
+
+def _check_loop_lag_ms(value: Any) -> None:
+    """Apply the blocking-detector middleware's rule for its lag threshold (milliseconds).
+
+    Imported when used: without the ``asgishift.runtime`` package the value is not
+    checked here, and ``--detect-blocking`` fails with its own message when the app
+    is built.
+    """
+    try:
+        from asgishift.runtime._middleware import check_lag_threshold_ms
+    except ImportError:
+        return
+    check_lag_threshold_ms(value)
 
 
 def _whole_number(text: str) -> int:
@@ -231,7 +244,7 @@ class ServeConfig:
         default=100.0,
         metadata=_flag(
             convert=_number,
-            check=check_lag_threshold_ms,
+            check=_check_loop_lag_ms,
             requires="detect_blocking",
             metavar="MS",
         ),
