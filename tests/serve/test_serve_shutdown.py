@@ -316,3 +316,59 @@ def test_sighup_to_uvicorn_reload_parent_leaves_no_worker_behind() -> None:
         # Nothing listens on the port any more.
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{srv.url}/up", timeout=2)
+
+
+def _refuses_connections(srv: LiveServer) -> bool:
+    try:
+        httpx.get(f"{srv.url}/up", timeout=1)
+    except httpx.TransportError:
+        return True
+    return False
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("how", ["cli-hypercorn", "run-granian-app-object"])
+def test_a_second_ctrl_c_cuts_open_streams_at_once(how: str) -> None:
+    """Ctrl+C twice: the first begins the graceful stop, the second cancels the requests
+    still running instead of waiting out ``--shutdown-timeout``; the lifespan shutdown
+    still runs. Before, the second Ctrl+C did nothing on hypercorn in one process (and
+    granian's embedded server): an open stream kept the command running the whole
+    timeout (uvicorn force-quits on it)."""
+    long_timeout = 60.0
+    if how == "cli-hypercorn":
+        server = "hypercorn"
+        argv = serve_argv(
+            "serve_apps:endless_events",
+            "--server",
+            "hypercorn",
+            "--port",
+            "{port}",
+            "--shutdown-timeout",
+            f"{long_timeout:g}",
+            "--on-shutdown",
+            "serve_apps:report_shutdown",
+        )
+    else:
+        server = "granian"
+        argv = [sys.executable, "-c", _RUN_APP_OBJECT.format(timeout=long_timeout), "{port}"]
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
+            chunks = response.iter_raw()
+            assert next(chunks).startswith(b"data: tick")
+            os.kill(srv.process.pid, signal.SIGINT)
+            wait_for(lambda: _refuses_connections(srv), 10, "the graceful stop to begin")
+            assert next(chunks).startswith(b"data: tick")  # the stream is still served
+            os.kill(srv.process.pid, signal.SIGINT)
+            signalled = time.monotonic()
+            closed = False
+            try:
+                for _ in chunks:
+                    if time.monotonic() - signalled > 10:
+                        raise AssertionError("stream still open 10 s after the second Ctrl+C")
+            except httpx.TransportError:
+                closed = True  # cut mid-body: the expected end of an endless stream
+            assert closed
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log
+    assert "on-shutdown hook ran" in log, log

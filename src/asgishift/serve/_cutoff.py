@@ -26,7 +26,7 @@ from typing import Any
 
 from asgishift._types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["cut_after", "cut_on_sigterm", "serve_until_stopped", "tracked"]
+__all__ = ["cut_after", "cut_on_sigterm", "serve_until_stopped", "stop_on_signal", "tracked"]
 
 logger = logging.getLogger("asgishift.serve")
 
@@ -82,6 +82,30 @@ async def cut_after(
     )
     for request in list(requests):
         request.cancel()
+
+
+def stop_on_signal(stop: asyncio.Event, requests: set[asyncio.Task[Any]]) -> Callable[[], None]:
+    """Return the event-loop handler of SIGINT and SIGTERM for a server run in this process.
+
+    The first signal sets ``stop``: the graceful stop begins, and running requests get
+    ``--shutdown-timeout`` seconds. A second one (Ctrl+C pressed again) cancels the
+    requests still running at once, as uvicorn's second Ctrl+C does; the server then
+    closes their connections and runs the app's lifespan shutdown.
+
+    :param stop: the server's stop event.
+    :param requests: the running requests' tasks (see :func:`tracked`).
+    """
+
+    def handle() -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        if requests:
+            logger.warning("stopping now: cancelling %d running request(s)", len(requests))
+        for request in list(requests):
+            request.cancel()
+
+    return handle
 
 
 async def serve_until_stopped(

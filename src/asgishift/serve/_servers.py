@@ -244,14 +244,19 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     if app is not None:
         import asyncio
 
+        from asgishift.serve._cutoff import stop_on_signal
+
         async def main() -> None:
             # Without a shutdown trigger hypercorn stops only on cancellation,
             # and SIGTERM would kill the process before lifespan shutdown.
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
+            requests: set[asyncio.Task[Any]] = set()
             for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            await serve_hypercorn_bounded(app, config, stop, options.bridge.shutdown_timeout)
+                loop.add_signal_handler(signum, stop_on_signal(stop, requests))
+            await serve_hypercorn_bounded(
+                app, config, stop, options.bridge.shutdown_timeout, requests
+            )
 
         asyncio.run(main())
         return
@@ -286,7 +291,11 @@ def _join_children(timeout: float) -> None:
 
 
 async def serve_hypercorn_bounded(
-    app: ASGIApp, config: Any, stop: asyncio.Event, shutdown_timeout: float | None
+    app: ASGIApp,
+    config: Any,
+    stop: asyncio.Event,
+    shutdown_timeout: float | None,
+    requests: set[asyncio.Task[Any]] | None = None,
 ) -> None:
     """Run ``hypercorn.asyncio.serve`` until ``stop`` is set, then for at most
     ``shutdown_timeout`` seconds more (``None``: until its connections end).
@@ -300,12 +309,15 @@ async def serve_hypercorn_bounded(
     :param config: a ``hypercorn.config.Config`` with the bind address set.
     :param stop: set to begin the graceful shutdown (SIGTERM, Ctrl+C, a reload).
     :param shutdown_timeout: seconds (``--shutdown-timeout``).
+    :param requests: filled with the running requests' tasks (see
+        :func:`~asgishift.serve._cutoff.tracked`), for a caller that may cancel them
+        sooner (a second Ctrl+C); by default a set of its own.
     """
     from hypercorn.asyncio import serve
 
     from asgishift.serve._cutoff import serve_until_stopped, tracked
 
-    requests: set[asyncio.Task[Any]] = set()
+    requests = set() if requests is None else requests
     serving = serve(
         cast(Any, tracked(app, requests)), config, mode="asgi", shutdown_trigger=stop.wait
     )
@@ -410,7 +422,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
     # --shutdown-timeout seconds after the signal are cancelled (serve/_cutoff.py).
     from granian.server.embed import Server as EmbeddedServer
 
-    from asgishift.serve._cutoff import serve_until_stopped, tracked
+    from asgishift.serve._cutoff import serve_until_stopped, stop_on_signal, tracked
 
     requests: set[asyncio.Task[Any]] = set()
     embedded = EmbeddedServer(
@@ -426,7 +438,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stop_on_signal(stop, requests))
         await serve_until_stopped(
             embedded.serve(),
             stop,
