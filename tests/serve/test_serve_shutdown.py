@@ -327,6 +327,54 @@ def _refuses_connections(srv: LiveServer) -> bool:
 
 
 @pytest.mark.live
+@pytest.mark.parametrize("mode", [["--reload"], ["--workers", "2"]], ids=["reload", "workers"])
+def test_a_second_ctrl_c_cuts_open_streams_in_hypercorn_workers(mode: list[str]) -> None:
+    """Ctrl+C twice in a terminal (SIGINT to the process group, twice) with hypercorn's
+    worker processes: the second one cancels the worker's open requests at once, and
+    the worker runs its lifespan shutdown. Before, the worker waited out the whole
+    ``--shutdown-timeout``."""
+    argv = serve_argv(
+        "serve_apps:endless_events",
+        "--server",
+        "hypercorn",
+        "--port",
+        "{port}",
+        *mode,
+        "--shutdown-timeout",
+        "60",
+        "--on-startup",
+        "serve_apps:report_pid_startup",
+        "--on-shutdown",
+        "serve_apps:report_pid_shutdown",
+    )
+    workers = 2 if "--workers" in mode else 1
+    with live_server("hypercorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        wait_for(lambda: len(_started(srv.log())) == workers, 30, "the workers to start")
+        with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
+            chunks = response.iter_raw()
+            assert next(chunks).startswith(b"data: tick")
+            os.killpg(srv.process.pid, signal.SIGINT)
+            wait_for(lambda: _refuses_connections(srv), 10, "the graceful stop to begin")
+            assert next(chunks).startswith(b"data: tick")  # the stream is still served
+            os.killpg(srv.process.pid, signal.SIGINT)
+            signalled = time.monotonic()
+            closed = False
+            try:
+                for _ in chunks:
+                    if time.monotonic() - signalled > 10:
+                        raise AssertionError("stream still open 10 s after the second Ctrl+C")
+            except httpx.ReadTimeout:
+                raise AssertionError("the stream stalled instead of closing") from None
+            except httpx.TransportError:
+                closed = True
+            assert closed
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log
+    assert sorted(_stopped(log)) == sorted(_started(log)), log
+
+
+@pytest.mark.live
 @pytest.mark.parametrize("how", ["cli-hypercorn", "run-granian-app-object"])
 def test_a_second_ctrl_c_cuts_open_streams_at_once(how: str) -> None:
     """Ctrl+C twice: the first begins the graceful stop, the second cancels the requests
