@@ -110,6 +110,29 @@ def test_flag_requiring_another_says_which() -> None:
         _parse("m:app", "--loop-lag-ms", "5")
 
 
+@pytest.mark.parametrize("value", [0.0, 0.5, 100.0, -1.0, float("nan"), float("inf")])
+def test_loop_lag_ms_follows_the_middlewares_rule(value: float) -> None:
+    """``--loop-lag-ms`` and ``BlockingDetectorMiddleware(lag_threshold_ms=...)`` accept the
+    same values (``0``: lag monitor off); the command line refused ``0``."""
+    from asgishift.runtime import BlockingDetectorMiddleware
+
+    def accepted(make: object) -> bool:
+        try:
+            assert callable(make)
+            make()
+        except (ValueError, ServeConfigError, SystemExit):
+            return False
+        return True
+
+    middleware = accepted(lambda: BlockingDetectorMiddleware(_noop, lag_threshold_ms=value))
+    flag = accepted(lambda: _parse("m:app", "--detect-blocking", "--loop-lag-ms", str(value)))
+    assert flag == middleware == (value == 0 or 0 < value < float("inf"))
+
+
+async def _noop(scope: object, receive: object, send: object) -> None:
+    """An ASGI app that does nothing (the middleware is only constructed)."""
+
+
 def test_a_mount_prefix_given_twice_is_refused() -> None:
     with pytest.raises(ServeConfigError, match="--mount: prefix '/api' is given twice"):
         ServeConfig(app="m:app", mounts=(("/api", "a:app"), ("/api/", "b:app")))

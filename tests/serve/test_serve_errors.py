@@ -173,6 +173,31 @@ def test_non_callable_is_rejected() -> None:
     assert "not callable" in line
 
 
+def test_non_callable_error_reads_correctly(tmp_path: Path) -> None:
+    (tmp_path / "settings_only.py").write_text("LIMIT = 3\n", encoding="utf-8")
+    result = run_serve("settings_only:LIMIT", "--app-dir", str(tmp_path))
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert "the object is an int, which is not callable" in line
+
+
+@pytest.mark.parametrize(
+    ("given", "fix"),
+    [
+        ("serve_apps.py:wsgi_app", "serve_apps:wsgi_app"),
+        ("./serve_apps.py:wsgi_app", "serve_apps:wsgi_app"),
+        ("apps/serve_apps.py:wsgi_app", "serve_apps:wsgi_app --app-dir apps"),
+    ],
+)
+def test_a_file_path_as_app_names_the_module_to_use(given: str, fix: str) -> None:
+    """``asgishift serve app.py:app`` (a file, as some servers take) said only that no
+    module 'app.py' exists; now it names the module form."""
+    result = run_serve(given, "--app-dir", str(SERVE_APPS_DIR))
+    line = _one_line_error(result)
+    assert result.returncode == 2
+    assert line.endswith(f"names a file; name the module instead, as Python imports it: {fix}")
+
+
 def test_daphne_refuses_workers() -> None:
     result = run_serve("serve_apps:wsgi_app", "--server", "daphne", "--workers", "2")
     line = _one_line_error(result)

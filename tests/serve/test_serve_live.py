@@ -210,6 +210,23 @@ def test_detect_blocking_reports_a_blocking_call() -> None:
     assert report.groups() == ("ASH101", "time.sleep()")
 
 
+@pytest.mark.live
+def test_loop_lag_ms_0_reports_blocking_calls_without_the_lag_monitor() -> None:
+    """``--loop-lag-ms 0`` turns the lag monitor off, as ``lag_threshold_ms=0`` does in
+    ``BlockingDetectorMiddleware``; the command line refused it (exit status 2)."""
+    argv = _serve(
+        "uvicorn", "serve_apps:blocking_asgi_app", "--detect-blocking", "--loop-lag-ms", "0"
+    )
+    with live_server("uvicorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        response = httpx.get(f"{srv.url}/slow")
+        srv.wait_for_log(r"blocking detector, loop-lag monitor off")
+        report = srv.wait_for_log(r"(ASH\d+) blocking call (\S+) on the event-loop thread")
+        log = srv.log()
+    assert response.status_code == 200
+    assert report.groups() == ("ASH101", "time.sleep()")
+    assert "event loop held for" not in log, log
+
+
 _VERSIONED_APP = """
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])

@@ -201,3 +201,222 @@ def test_hypercorn_reload_ctrl_c_bounds_an_open_stream() -> None:
         log = srv.log()
     assert srv.process.returncode == 0, log
     assert "shutdown hook ran in" in log, log
+
+
+def _pid_hooks() -> list[str]:
+    return [
+        "--on-startup",
+        "serve_apps:report_pid_startup",
+        "--on-shutdown",
+        "serve_apps:report_pid_shutdown",
+    ]
+
+
+def _started(log: str) -> list[str]:
+    return re.findall(r"startup hook ran in (\d+)", log)
+
+
+def _stopped(log: str) -> list[str]:
+    return re.findall(r"shutdown hook ran in (\d+)", log)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn", "daphne"])
+def test_sighup_stops_a_single_process_gracefully(server: str) -> None:
+    """SIGHUP (a closed terminal, ``kill -HUP``) stops one serving process as SIGTERM does.
+
+    Before, uvicorn, hypercorn and daphne had no handler for it: the process died at once
+    with status 129, without its lifespan shutdown (``--on-shutdown`` hooks did not run).
+    daphne runs no lifespan (the hooks are refused there): it must stop with status 0.
+    """
+    hooks = [] if server == "daphne" else _pid_hooks()
+    argv = serve_argv("serve_apps:wsgi_app", "--server", server, "--port", "{port}", *hooks)
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        assert httpx.get(f"{srv.url}/up").status_code == 200
+        os.kill(srv.process.pid, signal.SIGHUP)
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log
+    assert "SIGHUP received: stopping gracefully" in log, log
+    if server != "daphne":
+        assert _stopped(log) == _started(log) == [str(srv.process.pid)], log
+
+
+@pytest.mark.live
+def test_sighup_stops_granian_run_with_an_app_object() -> None:
+    """granian's embedded server (``run()`` given the app object) stops gracefully on SIGHUP."""
+    script = _RUN_APP_OBJECT.format(timeout=SHUTDOWN_TIMEOUT)
+    argv = [sys.executable, "-c", script, "{port}"]
+    with live_server("granian", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        os.kill(srv.process.pid, signal.SIGHUP)
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log
+    assert "on-shutdown hook ran" in log, log
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    ("server", "mode", "restarts"),
+    [
+        pytest.param("uvicorn", "--reload", False, id="uvicorn-reload"),
+        pytest.param("uvicorn", "--workers", True, id="uvicorn-workers"),
+        pytest.param("hypercorn", "--workers", True, id="hypercorn-workers"),
+        pytest.param("hypercorn", "--reload", True, id="hypercorn-reload"),
+        pytest.param("granian", "--workers", True, id="granian-workers"),
+    ],
+)
+def test_sighup_to_the_process_group_runs_each_workers_lifespan_shutdown(
+    server: str, mode: str, restarts: bool
+) -> None:
+    """SIGHUP to the whole process group, as a closing terminal sends it: every worker
+    runs its lifespan shutdown; supervisors that restart on SIGHUP start new workers.
+
+    Before, uvicorn's and hypercorn's worker processes died of the signal at once,
+    without their ``--on-shutdown`` hooks, while their parent restarted or stopped them.
+    """
+    workers = ["--workers", "2"] if mode == "--workers" else ["--reload"]
+    count = 2 if mode == "--workers" else 1
+    argv = serve_argv(
+        "serve_apps:wsgi_app", "--server", server, "--port", "{port}", *workers, *_pid_hooks()
+    )
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        wait_for(lambda: len(_started(srv.log())) == count, 30, "the workers to start")
+        first = sorted(_started(srv.log()))
+        os.killpg(srv.process.pid, signal.SIGHUP)
+        if restarts:
+            wait_for(
+                lambda: (
+                    len(_started(srv.log())) == 2 * count and sorted(_stopped(srv.log())) == first
+                ),
+                30,
+                "the workers to restart",
+            )
+            assert httpx.get(f"{srv.url}/up").status_code == 200
+        else:
+            assert srv.process.wait(timeout=30) == 0, srv.log()
+        log = srv.log()
+    assert set(first) <= set(_stopped(log)), log
+
+
+@pytest.mark.live
+def test_sighup_to_uvicorn_reload_parent_leaves_no_worker_behind() -> None:
+    """``kill -HUP`` of the ``asgishift serve --reload`` process on uvicorn stops it and its
+    worker gracefully. Before, the reloader died of the signal and its worker process,
+    orphaned, went on serving the port for ever."""
+    argv = serve_argv(
+        "serve_apps:wsgi_app", "--server", "uvicorn", "--port", "{port}", "--reload", *_pid_hooks()
+    )
+    with live_server("uvicorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        wait_for(lambda: len(_started(srv.log())) == 1, 30, "the worker to start")
+        os.kill(srv.process.pid, signal.SIGHUP)
+        status = srv.process.wait(timeout=30)
+        log = srv.log()
+        assert (status, _stopped(log)) == (0, _started(log)), log
+        # Nothing listens on the port any more.
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{srv.url}/up", timeout=2)
+
+
+def _refuses_connections(srv: LiveServer) -> bool:
+    try:
+        httpx.get(f"{srv.url}/up", timeout=1)
+    except httpx.TransportError:
+        return True
+    return False
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("mode", [["--reload"], ["--workers", "2"]], ids=["reload", "workers"])
+def test_a_second_ctrl_c_cuts_open_streams_in_hypercorn_workers(mode: list[str]) -> None:
+    """Ctrl+C twice in a terminal (SIGINT to the process group, twice) with hypercorn's
+    worker processes: the second one cancels the worker's open requests at once, and
+    the worker runs its lifespan shutdown. Before, the worker waited out the whole
+    ``--shutdown-timeout``."""
+    argv = serve_argv(
+        "serve_apps:endless_events",
+        "--server",
+        "hypercorn",
+        "--port",
+        "{port}",
+        *mode,
+        "--shutdown-timeout",
+        "60",
+        "--on-startup",
+        "serve_apps:report_pid_startup",
+        "--on-shutdown",
+        "serve_apps:report_pid_shutdown",
+    )
+    workers = 2 if "--workers" in mode else 1
+    with live_server("hypercorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        wait_for(lambda: len(_started(srv.log())) == workers, 30, "the workers to start")
+        with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
+            chunks = response.iter_raw()
+            assert next(chunks).startswith(b"data: tick")
+            os.killpg(srv.process.pid, signal.SIGINT)
+            wait_for(lambda: _refuses_connections(srv), 10, "the graceful stop to begin")
+            assert next(chunks).startswith(b"data: tick")  # the stream is still served
+            os.killpg(srv.process.pid, signal.SIGINT)
+            signalled = time.monotonic()
+            closed = False
+            try:
+                for _ in chunks:
+                    if time.monotonic() - signalled > 10:
+                        raise AssertionError("stream still open 10 s after the second Ctrl+C")
+            except httpx.ReadTimeout:
+                raise AssertionError("the stream stalled instead of closing") from None
+            except httpx.TransportError:
+                closed = True
+            assert closed
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log
+    assert sorted(_stopped(log)) == sorted(_started(log)), log
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("how", ["cli-hypercorn", "run-granian-app-object"])
+def test_a_second_ctrl_c_cuts_open_streams_at_once(how: str) -> None:
+    """Ctrl+C twice: the first begins the graceful stop, the second cancels the requests
+    still running instead of waiting out ``--shutdown-timeout``; the lifespan shutdown
+    still runs. Before, the second Ctrl+C did nothing on hypercorn in one process (and
+    granian's embedded server): an open stream kept the command running the whole
+    timeout (uvicorn force-quits on it)."""
+    long_timeout = 60.0
+    if how == "cli-hypercorn":
+        server = "hypercorn"
+        argv = serve_argv(
+            "serve_apps:endless_events",
+            "--server",
+            "hypercorn",
+            "--port",
+            "{port}",
+            "--shutdown-timeout",
+            f"{long_timeout:g}",
+            "--on-shutdown",
+            "serve_apps:report_shutdown",
+        )
+    else:
+        server = "granian"
+        argv = [sys.executable, "-c", _RUN_APP_OBJECT.format(timeout=long_timeout), "{port}"]
+    with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
+            chunks = response.iter_raw()
+            assert next(chunks).startswith(b"data: tick")
+            os.kill(srv.process.pid, signal.SIGINT)
+            wait_for(lambda: _refuses_connections(srv), 10, "the graceful stop to begin")
+            assert next(chunks).startswith(b"data: tick")  # the stream is still served
+            os.kill(srv.process.pid, signal.SIGINT)
+            signalled = time.monotonic()
+            closed = False
+            try:
+                for _ in chunks:
+                    if time.monotonic() - signalled > 10:
+                        raise AssertionError("stream still open 10 s after the second Ctrl+C")
+            except httpx.TransportError:
+                closed = True  # cut mid-body: the expected end of an endless stream
+            assert closed
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log
+    assert "on-shutdown hook ran" in log, log

@@ -153,7 +153,7 @@ class BlockingDetector:
         with self._lock:
             if not self._installed:
                 return
-            _patching.release(self._rule_for, self._listener)
+            _patching.release(self._rule_for, self._listener, self.unpatchable)
             self._installed = False
 
     def clear(self) -> list[BlockingCall]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import threading
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,23 @@ _handling: contextvars.ContextVar[BlockingDetectorMiddleware | None] = contextva
 )
 
 
+def check_lag_threshold_ms(value: float) -> None:
+    """Check a loop-lag threshold: ``0`` (lag monitor off) or a positive, finite number.
+
+    The one rule for :class:`BlockingDetectorMiddleware`'s ``lag_threshold_ms`` and
+    ``asgishift serve --loop-lag-ms`` (whose check calls this).
+
+    :param value: milliseconds.
+    :raise ValueError: for a negative, infinite or NaN value; the message says what
+        is accepted.
+    """
+    if not (value == 0 or 0 < value < math.inf):
+        raise ValueError(
+            f"must be 0 (loop-lag monitor off, blocking calls still reported) or a positive "
+            f"number of milliseconds, got {value!r}"
+        )
+
+
 class BlockingDetectorMiddleware:
     """Report blocking calls and loop lags of the wrapped ASGI 3 app while it serves.
 
@@ -51,7 +69,8 @@ class BlockingDetectorMiddleware:
 
     :param app: the ASGI 3 application.
     :param lag_threshold_ms: report callbacks that hold the loop longer than
-        this many milliseconds; ``0`` turns the lag monitor off.
+        this many milliseconds; ``0`` turns the lag monitor off (blocking calls are
+        still reported).
     :param raise_on_block: make blocking calls on the loop raise
         :class:`~asgishift.runtime.BlockingCallError` instead of running.
     :param rules: rules to watch; ``None`` means the catalogue's ``ASH1xx``.
@@ -59,6 +78,7 @@ class BlockingDetectorMiddleware:
     :param full_stack: log every frame of each stack; by default runs of library
         frames (standard library, installed packages, asgishift) are folded into
         one line (``asgishift serve --full-stack``).
+    :raise ValueError: for a ``lag_threshold_ms`` :func:`check_lag_threshold_ms` refuses.
     """
 
     def __init__(
@@ -71,10 +91,10 @@ class BlockingDetectorMiddleware:
         stack_limit: int = 50,
         full_stack: bool = False,
     ) -> None:
-        if lag_threshold_ms < 0:
-            raise ValueError(
-                f"lag_threshold_ms must be 0 (off) or positive, not {lag_threshold_ms}"
-            )
+        try:
+            check_lag_threshold_ms(lag_threshold_ms)
+        except ValueError as exc:
+            raise ValueError(f"lag_threshold_ms {exc}") from None
         self.app = app
         self.lag_threshold_ms = lag_threshold_ms
         self.raise_on_block = raise_on_block
@@ -162,4 +182,4 @@ class BlockingDetectorMiddleware:
             detector.uninstall()
 
 
-__all__ = ["BlockingDetectorMiddleware"]
+__all__ = ["BlockingDetectorMiddleware", "check_lag_threshold_ms"]

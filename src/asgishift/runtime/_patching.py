@@ -38,8 +38,16 @@ reason, and left to ``asgishift audit``):
 * other copies of a callable: default arguments, closures, instance or class
   attributes, and private copies inside the standard library
   (``tokenize._builtin_open``), which the alias scan leaves alone.
-* modules that are not installed (or fail to import) when the detector
-  installs.
+* modules that are not installed when the detector installs.
+
+Installing imports nothing but the standard library. A watched third-party module
+(``requests``, ``sqlalchemy.orm``, ``psycopg``...) that the process has not
+imported yet is patched when it is imported, right after its code ran and before
+the importer gets it (:mod:`asgishift.runtime._import_watch`); a name that turns
+out not to be patchable then is added to the detector's ``unpatchable`` at that
+moment. Before, installing imported every watched package that is installed:
+``sys.modules`` grew from 103 to 728 modules on ``install()`` (Python 3.11 with
+the test dependencies), now to about 260.
 
 What is deliberately not reported, because it does not block or is the event
 loop's own business: calls made on behalf of ``asyncio``, ``uvloop``,
@@ -59,6 +67,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import os
 import sys
 import threading
 import types
@@ -67,6 +76,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgishift.runtime._events import BlockingCallError
+from asgishift.runtime._import_watch import ImportWatch
 
 logger = logging.getLogger("asgishift.runtime")
 
@@ -145,7 +155,12 @@ def _resolve(name: str) -> tuple[Any, str, Any, bool] | str:
     found = _import_owner(name)
     if isinstance(found, str):
         return found
-    owner, rest = found
+    return _resolve_in(name, *found)
+
+
+def _resolve_in(name: str, owner: Any, rest: list[str]) -> tuple[Any, str, Any, bool] | str:
+    """Find where ``name`` is stored, from its imported module ``owner`` and the
+    attribute path ``rest`` below it; see :func:`_resolve`."""
     for part in rest[:-1]:
         try:
             owner = getattr(owner, part)
@@ -192,8 +207,6 @@ _FD_IO = frozenset({"read", "write", "readv", "writev", "pread", "pwrite"})
 
 def _nonblocking_fd(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Tell whether an ``os`` read or write is called on a non-blocking descriptor."""
-    import os
-
     if not args or not isinstance(args[0], int):
         return False
     try:
@@ -321,12 +334,13 @@ def _make_wrapper(
     return wrapper
 
 
-def _patch_one(name: str) -> _Patch | str:
-    """Resolve ``name`` and swap its wrapper in, or reuse the patch already there.
+def _patch_one(name: str, resolved: tuple[Any, str, Any, bool] | str) -> _Patch | str:
+    """Swap the wrapper of ``name`` in where :func:`_resolve` found it, or reuse the
+    patch already there.
 
+    :param resolved: what :func:`_resolve` (or :func:`_resolve_in`) returned for ``name``.
     :return: the patch, or the reason it cannot be made.
     """
-    resolved = _resolve(name)
     if isinstance(resolved, str):
         return resolved
     owner, attr, raw, had_own = resolved
@@ -428,41 +442,158 @@ def _restore_later_bindings(patches: Iterable[_Patch]) -> None:
                 namespace[key] = found.original
 
 
+#: Names whose third-party module is installed but not imported yet, each with the
+#: ``unpatchable`` dict of every :func:`acquire` waiting for it (one entry per call).
+_waiting: dict[str, list[dict[str, str]]] = {}
+
+
+def _loaded_owner(name: str) -> tuple[Any, list[str]] | None:
+    """Return the imported module holding ``name`` and the attribute path below it,
+    or ``None`` while the module it needs has not been imported. Imports nothing.
+
+    The longest prefix of ``name`` in :data:`sys.modules` is taken; when the next
+    part is a submodule not imported yet (``sqlalchemy`` imported, ``sqlalchemy.orm``
+    not), the name waits for it.
+    """
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:cut]))
+        if module is None:
+            continue
+        rest = parts[cut:]
+        if hasattr(module, rest[0]) or not hasattr(module, "__path__"):
+            return module, rest
+        try:
+            submodule = importlib.util.find_spec(f"{module.__name__}.{rest[0]}")
+        except (ImportError, ValueError):
+            submodule = None
+        return None if submodule is not None else (module, rest)
+    return None
+
+
+def _locate(name: str) -> tuple[Any, str, Any, bool] | str | None:
+    """Resolve ``name`` as :func:`_resolve` does, importing only the standard library:
+    ``None`` means a third-party module that is installed but not imported yet."""
+    top = name.partition(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        return _resolve(name)
+    if top not in sys.modules:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            return f"module {top!r} is not installed"
+        return None
+    found = _loaded_owner(name)
+    return None if found is None else _resolve_in(name, *found)
+
+
+def _use(name: str, resolved: tuple[Any, str, Any, bool] | str, users: int) -> _Patch | str:
+    """Patch ``name`` (or reuse its patch) for ``users`` more users; must hold ``_lock``.
+
+    :return: the patch, new when its ``users`` was 0 (its aliases still to be
+        replaced), or the reason it cannot be made.
+    """
+    patch = _patches.get(name)
+    if patch is None:
+        made = _patch_one(name, resolved)
+        if isinstance(made, str):
+            return made
+        patch = _patches[name] = made
+    patch.users += users
+    return patch
+
+
+def _on_import(modname: str) -> None:
+    """Patch the waiting names that ``modname``, just imported, makes resolvable."""
+    with _lock:
+        prefix = modname + "."
+        fresh: list[_Patch] = []
+        for name in [n for n in _waiting if n.startswith(prefix)]:
+            found = _loaded_owner(name)
+            if found is None:
+                continue  # it needs a submodule not imported yet
+            waiters = _waiting.pop(name)
+            made = _use(name, _resolve_in(name, *found), len(waiters))
+            if isinstance(made, str):
+                for unpatchable in waiters:
+                    unpatchable[name] = made
+                logger.debug("not detectable at run time: %s (%s)", name, made)
+            elif made.users == len(waiters):
+                fresh.append(made)
+        _patch_aliases(fresh)
+        _update_finder()
+
+
+#: Tells :func:`_on_import` about the imports of modules that names wait for.
+_watch = ImportWatch(
+    wants=lambda fullname: any(name.startswith(fullname + ".") for name in _waiting),
+    imported=lambda modname: _on_import(modname),
+)
+
+
+def _update_finder() -> None:
+    """Watch imports while names wait for their module, and stop once none does."""
+    _watch.enable(bool(_waiting))
+
+
 def acquire(names: Iterable[str], listener: Listener) -> dict[str, str]:
     """Patch ``names`` (or reuse existing patches) and register ``listener``.
+
+    Names of third-party modules not imported yet are patched when they are
+    imported (see the module docstring).
 
     :param names: canonical dotted names (``"time.sleep"``).
     :param listener: called as ``listener(names, caller_frame)`` for each
         call made on an event-loop thread.
-    :return: the names that could not be patched, mapped to the reason.
+    :return: the names that could not be patched, mapped to the reason; the
+        same dict gains the names found unpatchable when their module is imported.
     """
     global _listeners
+    # What wrapping needs, imported now rather than under _lock in _on_import.
+    import asyncio.events  # noqa: F401
+    import socket  # noqa: F401
+
     unpatchable: dict[str, str] = {}
     with _lock:
         fresh: list[_Patch] = []
         for name in dict.fromkeys(names):
-            patch = _patches.get(name)
-            if patch is None:
-                made = _patch_one(name)
-                if isinstance(made, str):
-                    unpatchable[name] = made
-                    continue
-                patch = _patches[name] = made
-                if made.users == 0:
-                    fresh.append(made)
-            patch.users += 1
+            if name in _patches:
+                _patches[name].users += 1
+                continue
+            resolved = _locate(name)
+            if resolved is None:
+                _waiting.setdefault(name, []).append(unpatchable)
+                continue
+            made = _use(name, resolved, 1)
+            if isinstance(made, str):
+                unpatchable[name] = made
+            elif made.users == 1:
+                fresh.append(made)
         _patch_aliases(fresh)
         _listeners = (*_listeners, listener)
+        _update_finder()
     return unpatchable
 
 
-def release(names: Iterable[str], listener: Listener) -> None:
-    """Undo one :func:`acquire` with the same arguments."""
+def release(names: Iterable[str], listener: Listener, unpatchable: dict[str, str]) -> None:
+    """Undo one :func:`acquire` with the same ``names`` and ``listener``.
+
+    :param unpatchable: the dict that :func:`acquire` returned (it identifies the
+        call among those still waiting for a module).
+    """
     global _listeners
     removed: list[_Patch] = []
     with _lock:
         _listeners = tuple(item for item in _listeners if item is not listener)
         for name in dict.fromkeys(names):
+            waiters = _waiting.get(name)
+            if waiters is not None and any(w is unpatchable for w in waiters):
+                waiters[:] = [w for w in waiters if w is not unpatchable]
+                if not waiters:
+                    del _waiting[name]
+                continue
             patch = _patches.get(name)
             if patch is None:
                 continue
@@ -474,6 +605,7 @@ def release(names: Iterable[str], listener: Listener) -> None:
                 _unpatch(patch)
                 removed.append(patch)
         _restore_later_bindings(removed)
+        _update_finder()
 
 
 def patched_names() -> tuple[str, ...]:

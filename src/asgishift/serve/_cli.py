@@ -6,7 +6,7 @@ choices, default and ``help=`` text (the field's docstring). ``--help`` and
 the CLI docs page are generated from this parser, so a new option is one new
 field. Flags follow uvicorn's names so commands carry over.
 
-Exit codes: ``0`` after the server stops normally (SIGTERM or Ctrl+C
+Exit codes: ``0`` after the server stops normally (SIGTERM, SIGHUP or Ctrl+C
 included); ``1`` when the app cannot be imported, the server's extra is not
 installed or the port is taken; ``2`` for usage errors (bad flag values or
 combinations, an app that is neither recognisably WSGI nor ASGI); ``3`` when
@@ -160,10 +160,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "path prefixes beside APP (asgishift.bridge.HybridRouter)."
         ),
         epilog=(
-            "exit status: 0 when the server stops (SIGTERM and Ctrl+C included), 1 when the "
-            "app cannot be imported, the server is not installed or the port is taken, 2 for "
-            "usage errors, 3 when the app's lifespan startup fails (an --on-startup hook "
-            "raised)."
+            "exit status: 0 when the server stops (SIGTERM, SIGHUP and Ctrl+C included), 1 "
+            "when the app cannot be imported, the server is not installed or the port is "
+            "taken, 2 for usage errors, 3 when the app's lifespan startup fails (an "
+            "--on-startup hook raised)."
         ),
     )
     docs = field_docs(ServeConfig)

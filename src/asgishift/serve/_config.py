@@ -75,9 +75,18 @@ def _check_port(value: Any) -> None:
         raise ValueError(f"port must be between 1 and 65535, got {value}")
 
 
-def _check_positive(value: Any) -> None:
-    if not value > 0:
-        raise ValueError(f"must be greater than 0, got {value}")
+def _check_loop_lag_ms(value: Any) -> None:
+    """Apply the blocking-detector middleware's rule for its lag threshold (milliseconds).
+
+    Imported when used: without the ``asgishift.runtime`` package the value is not
+    checked here, and ``--detect-blocking`` fails with its own message when the app
+    is built.
+    """
+    try:
+        from asgishift.runtime._middleware import check_lag_threshold_ms
+    except ImportError:
+        return
+    check_lag_threshold_ms(value)
 
 
 def _whole_number(text: str) -> int:
@@ -234,10 +243,14 @@ class ServeConfig:
     loop_lag_ms: float = field(
         default=100.0,
         metadata=_flag(
-            convert=_number, check=_check_positive, requires="detect_blocking", metavar="MS"
+            convert=_number,
+            check=_check_loop_lag_ms,
+            requires="detect_blocking",
+            metavar="MS",
         ),
     )
-    """With ``--detect-blocking``: event-loop lag in milliseconds worth reporting."""
+    """With ``--detect-blocking``: event-loop lag in milliseconds worth reporting; ``0``
+    turns the loop-lag monitor off (blocking calls are still reported)."""
 
     full_stack: bool = field(default=False, metadata=_flag(requires="detect_blocking"))
     """With ``--detect-blocking``: print every frame of each reported stack; by default

@@ -26,7 +26,7 @@ from typing import Any
 
 from asgishift._types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["cut_after", "cut_on_sigterm", "serve_until_stopped", "tracked"]
+__all__ = ["cut_after", "cut_on_sigterm", "serve_until_stopped", "stop_on_signal", "tracked"]
 
 logger = logging.getLogger("asgishift.serve")
 
@@ -84,6 +84,30 @@ async def cut_after(
         request.cancel()
 
 
+def stop_on_signal(stop: asyncio.Event, requests: set[asyncio.Task[Any]]) -> Callable[[], None]:
+    """Return the event-loop handler of SIGINT and SIGTERM for a server run in this process.
+
+    The first signal sets ``stop``: the graceful stop begins, and running requests get
+    ``--shutdown-timeout`` seconds. A second one (Ctrl+C pressed again) cancels the
+    requests still running at once, as uvicorn's second Ctrl+C does; the server then
+    closes their connections and runs the app's lifespan shutdown.
+
+    :param stop: the server's stop event.
+    :param requests: the running requests' tasks (see :func:`tracked`).
+    """
+
+    def handle() -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        if requests:
+            logger.warning("stopping now: cancelling %d running request(s)", len(requests))
+        for request in list(requests):
+            request.cancel()
+
+    return handle
+
+
 async def serve_until_stopped(
     serving: Awaitable[Any],
     stop: asyncio.Event,
@@ -131,7 +155,8 @@ def cut_on_sigterm(app: ASGIApp, timeout: float | None) -> ASGIApp:
     a worker holding a stream open never stopped (with ``--reload`` no other worker's exit
     brings the SIGTERM). Call it in the worker's main thread, before the app serves. A
     SIGTERM before the lifespan startup began ends the process at once; a SIGINT then is
-    ignored, as hypercorn's workers do.
+    ignored, as hypercorn's workers do. A second SIGINT (Ctrl+C pressed again) cancels the
+    running requests at once; hypercorn's SIGTERM does not count as one.
 
     :param app: the worker's ASGI 3 app.
     :param timeout: seconds (``--shutdown-timeout``); ``None`` lets the requests run.
@@ -157,6 +182,8 @@ def cut_on_sigterm(app: ASGIApp, timeout: float | None) -> ASGIApp:
         for request in list(requests):
             request.cancel()
 
+    interrupts: list[int] = []
+
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         if not loops:
             if signum == signal.SIGTERM:
@@ -164,7 +191,15 @@ def cut_on_sigterm(app: ASGIApp, timeout: float | None) -> ASGIApp:
                 os.kill(os.getpid(), signal.SIGTERM)
             return
         loop = loops[0]
-        if timeout is not None and not loop.is_closed():
+        if loop.is_closed():
+            return
+        if signum == signal.SIGINT:
+            interrupts.append(signum)
+            if len(interrupts) > 1:
+                # Ctrl+C pressed again: stop now, as a single process does.
+                loop.call_soon_threadsafe(cancel_requests)
+                return
+        if timeout is not None:
             loop.call_soon_threadsafe(loop.call_later, timeout, cancel_requests)
 
     signal.signal(signal.SIGTERM, on_sigterm)

@@ -74,6 +74,11 @@ def _positional_arity(func: object) -> int | None:
     return count
 
 
+def _article(noun: str) -> str:
+    """Return ``"an"`` before a vowel (``an int``), ``"a"`` otherwise (``a dict``)."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
 def detect_interface(app: object) -> Detection:
     """Decide whether ``app`` speaks WSGI (PEP 3333) or ASGI 3.
 
@@ -93,7 +98,8 @@ def detect_interface(app: object) -> Detection:
         )
     if not callable(app):
         raise AppInterfaceError(
-            f"the object is a {type(app).__name__}, which is not callable; point "
+            f"the object is {_article(type(app).__name__)} {type(app).__name__}, which is not "
+            "callable; point "
             "module:attribute at the WSGI or ASGI application"
         )
     target = _call_target(app)

@@ -142,8 +142,9 @@ def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> objec
         (an application factory such as Flask's ``create_app``).
     :return: the object; whether it is WSGI or ASGI is decided later by
         :func:`asgishift.serve.detect_interface`.
-    :raise ServeConfigError: for a malformed ``spec``, or one calling a factory
-        (``app:create_app()``; pass ``factory=True`` instead).
+    :raise ServeConfigError: for a malformed ``spec``, one calling a factory
+        (``app:create_app()``; pass ``factory=True`` instead), or one naming a file
+        (``app.py:app``) rather than a module.
     :raise AppNotFoundError: when the module or attribute does not exist, or
         the module imports a package that is not installed.
     :raise AppImportError: when the application's own module or factory raises
@@ -156,6 +157,14 @@ def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> objec
         raise ServeConfigError(
             f"APP {spec!r} calls a factory; name it without the call and add --factory: "
             f"--factory {module_name}:{name} (the factory is called with no arguments)"
+        )
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        directory_part, _, file_part = os.path.normpath(module_name).rpartition(os.sep)
+        fix = f"{file_part.removesuffix('.py')}:{attr_path}"
+        if directory_part:
+            fix += f" --app-dir {directory_part}"
+        raise ServeConfigError(
+            f"APP {spec!r} names a file; name the module instead, as Python imports it: {fix}"
         )
     directory = os.path.abspath(app_dir)
     if not os.path.isdir(directory):

@@ -44,8 +44,10 @@ class ServePlan:
             extras.append(f"{config.workers} workers")
         if config.reload:
             extras.append("reload on changes")
-        if config.detect_blocking:
+        if config.detect_blocking and config.loop_lag_ms:
             extras.append(f"blocking detector at {config.loop_lag_ms:g} ms")
+        elif config.detect_blocking:
+            extras.append("blocking detector, loop-lag monitor off")
         where = config.app_label
         if config.by_name and config.app_dir not in ("", "."):
             where = f"{where} from {config.app_dir}"

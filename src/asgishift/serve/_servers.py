@@ -131,6 +131,45 @@ def _exit_0(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _sighup_stops(signum: int, frame: FrameType | None) -> None:
+    """Turn a SIGHUP into the SIGTERM the server stops gracefully on (one serving process).
+
+    Raised in this process, the SIGTERM reaches the handler the server installed
+    for it: running requests finish (``--shutdown-timeout``), the app's lifespan
+    shutdown runs and the command ends with status 0.
+    """
+    logger.warning(
+        "SIGHUP received: stopping gracefully, as on SIGTERM (a single process has no "
+        "workers to restart; with --workers 2 or more SIGHUP restarts them)"
+    )
+    signal.raise_signal(signal.SIGTERM)
+
+
+def _stop_on_sighup(config: ServeConfig) -> Callable[[], None]:
+    """Make SIGHUP stop this process gracefully while it serves ``config`` alone.
+
+    Without a handler SIGHUP (a closed terminal, ``kill -HUP``) ended the process
+    at once with status 129: no graceful shutdown, no lifespan shutdown, and under
+    uvicorn's ``--reload`` the worker process was left serving the port, orphaned.
+    Supervisors that handle SIGHUP themselves install their own handler over this
+    one: uvicorn's ``--workers``, hypercorn's ``--workers``/``--reload`` and granian
+    restart their workers.
+
+    :param config: the configuration being served.
+    :return: a function putting the previous handler back; it does nothing off the
+        main thread, where no handler can be installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGHUP, _sighup_stops)
+    logger.debug("SIGHUP stops %s gracefully", config.server)
+
+    def restore() -> None:
+        signal.signal(signal.SIGHUP, previous)
+
+    return restore
+
+
 def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
     import uvicorn
 
@@ -205,14 +244,19 @@ def _serve_hypercorn(app: ASGIApp | None, options: ServeConfig) -> None:
     if app is not None:
         import asyncio
 
+        from asgishift.serve._cutoff import stop_on_signal
+
         async def main() -> None:
             # Without a shutdown trigger hypercorn stops only on cancellation,
             # and SIGTERM would kill the process before lifespan shutdown.
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
+            requests: set[asyncio.Task[Any]] = set()
             for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            await serve_hypercorn_bounded(app, config, stop, options.bridge.shutdown_timeout)
+                loop.add_signal_handler(signum, stop_on_signal(stop, requests))
+            await serve_hypercorn_bounded(
+                app, config, stop, options.bridge.shutdown_timeout, requests
+            )
 
         asyncio.run(main())
         return
@@ -247,7 +291,11 @@ def _join_children(timeout: float) -> None:
 
 
 async def serve_hypercorn_bounded(
-    app: ASGIApp, config: Any, stop: asyncio.Event, shutdown_timeout: float | None
+    app: ASGIApp,
+    config: Any,
+    stop: asyncio.Event,
+    shutdown_timeout: float | None,
+    requests: set[asyncio.Task[Any]] | None = None,
 ) -> None:
     """Run ``hypercorn.asyncio.serve`` until ``stop`` is set, then for at most
     ``shutdown_timeout`` seconds more (``None``: until its connections end).
@@ -261,12 +309,15 @@ async def serve_hypercorn_bounded(
     :param config: a ``hypercorn.config.Config`` with the bind address set.
     :param stop: set to begin the graceful shutdown (SIGTERM, Ctrl+C, a reload).
     :param shutdown_timeout: seconds (``--shutdown-timeout``).
+    :param requests: filled with the running requests' tasks (see
+        :func:`~asgishift.serve._cutoff.tracked`), for a caller that may cancel them
+        sooner (a second Ctrl+C); by default a set of its own.
     """
     from hypercorn.asyncio import serve
 
     from asgishift.serve._cutoff import serve_until_stopped, tracked
 
-    requests: set[asyncio.Task[Any]] = set()
+    requests = set() if requests is None else requests
     serving = serve(
         cast(Any, tracked(app, requests)), config, mode="asgi", shutdown_trigger=stop.wait
     )
@@ -371,7 +422,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
     # --shutdown-timeout seconds after the signal are cancelled (serve/_cutoff.py).
     from granian.server.embed import Server as EmbeddedServer
 
-    from asgishift.serve._cutoff import serve_until_stopped, tracked
+    from asgishift.serve._cutoff import serve_until_stopped, stop_on_signal, tracked
 
     requests: set[asyncio.Task[Any]] = set()
     embedded = EmbeddedServer(
@@ -387,7 +438,7 @@ def _serve_granian(app: ASGIApp | None, options: ServeConfig) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stop_on_signal(stop, requests))
         await serve_until_stopped(
             embedded.serve(),
             stop,
@@ -423,7 +474,11 @@ def serve_with(app: ASGIApp | None, config: ServeConfig) -> None:
     :raise SystemExit: when the server exits with a failure status.
     """
     logger.debug("starting %s with %s", config.server, config)
-    _SERVE[config.server](app, config)
+    restore = _stop_on_sighup(config)
+    try:
+        _SERVE[config.server](app, config)
+    finally:
+        restore()
 
 
 __all__ = [

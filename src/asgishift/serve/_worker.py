@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import traceback
 
 from asgishift._types import ASGIApp, Receive, Scope, Send
@@ -56,10 +58,26 @@ def create_app() -> ASGIApp:
         logger.error("cannot load %s after a change:\n%s", config.app_label, details)
         return _error_app(f"asgishift serve --reload: cannot load {config.app_label}\n\n{details}")
     app = with_proxy_headers(app, config.forwarded_allow_ips)
+    if config.server in ("uvicorn", "hypercorn"):
+        _leave_sighup_to_parent()
     if config.server == "hypercorn":
         app = cut_on_sigterm(app, config.bridge.shutdown_timeout)
     report = os.environ.get(REPORT_ENV)
     return report_startup_failure(app, report) if report else app
+
+
+def _leave_sighup_to_parent() -> None:
+    """Ignore SIGHUP in this uvicorn or hypercorn worker process; its parent handles it.
+
+    A closed terminal sends SIGHUP to the whole process group. A worker without a
+    handler died of it at once, without its lifespan shutdown (``--on-shutdown``
+    hooks), while its parent restarted the workers (uvicorn's and hypercorn's
+    ``--workers``, hypercorn's ``--reload``) or stopped them (uvicorn's ``--reload``,
+    see :func:`asgishift.serve._servers.serve_with`) gracefully anyway. Only in the
+    main thread, where the server loads the app; elsewhere nothing is changed.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def _error_app(text: str) -> ASGIApp:
