@@ -13,7 +13,7 @@ from asgishift.bridge import BridgeOptions, HybridRouter, WSGIToASGI
 from asgishift.cli import build_parser
 from asgishift.serve import ServeConfig, ServeConfigError, build_app
 from asgishift.serve._build import as_asgi
-from asgishift.serve._cli import config_from_args
+from asgishift.serve._cli import SET_BY_SERVE, config_from_args
 from asgishift.serve._config import flag_name
 
 
@@ -30,10 +30,21 @@ def _serve_parser() -> argparse.ArgumentParser:
 def test_every_field_and_bridge_option_is_a_flag_with_help() -> None:
     actions = {a.dest: a for a in _serve_parser()._actions}
     expected = [f.name for f in dataclasses.fields(ServeConfig) if f.name != "bridge"]
-    expected += [f"bridge.{f.name}" for f in dataclasses.fields(BridgeOptions)]
+    expected += [
+        f"bridge.{f.name}" for f in dataclasses.fields(BridgeOptions) if f.name not in SET_BY_SERVE
+    ]
     for name in expected:
         assert name in actions, f"{name} has no flag"
         assert len(actions[name].help or "") > 15, f"{name} has no help"
+
+
+def test_bridge_options_serve_sets_itself_have_no_flag() -> None:
+    # wsgi.multiprocess follows --workers; a flag for it could only mislead.
+    assert "multiprocess" in SET_BY_SERVE
+    flags = {flag for a in _serve_parser()._actions for flag in a.option_strings}
+    assert "--multiprocess" not in flags
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "m:app", "--multiprocess", "false"])
 
 
 def test_flags_default_to_the_dataclass_defaults() -> None:
@@ -153,7 +164,8 @@ def test_build_app_wraps_wsgi_with_the_configured_options(monkeypatch: pytest.Mo
         )
     )
     assert isinstance(app, WSGIToASGI)
-    assert app.options == BridgeOptions(max_workers=2, retry_after=9)
+    # One serving process: serve sets multiprocess (wsgi.multiprocess) to False.
+    assert app.options == BridgeOptions(max_workers=2, retry_after=9, multiprocess=False)
 
 
 def test_build_app_routes_mounts_and_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,7 +212,7 @@ def test_flask_extension_builds_the_asgi_app() -> None:
     flask_like = _FlaskLike()
     options = BridgeOptions(max_workers=3)
     assert build_app(ServeConfig(app=flask_like, bridge=options)) == "the extension's ASGI app"
-    assert flask_like.extensions["asgishift"].seen == [options]
+    assert flask_like.extensions["asgishift"].seen == [options.replace(multiprocess=False)]
 
 
 @pytest.mark.parametrize(

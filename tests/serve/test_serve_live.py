@@ -34,6 +34,8 @@ def test_wsgi_app_runs_through_the_bridge(server: str) -> None:
     assert echoed["QUERY_STRING"] == "x=1&y=2"
     assert echoed["SCRIPT_NAME"] == ""
     assert echoed["multithread"] is True
+    # One serving process: PEP 3333's wsgi.multiprocess is false.
+    assert echoed["multiprocess"] is False
     assert banner.group(1) == "serve_apps:wsgi_app"
     assert banner.group(2) == srv.url
     assert banner.group(3) == server
@@ -194,6 +196,8 @@ def test_workers_rebuild_the_app_in_each_process(server: str) -> None:
     assert parent not in pids
     # The worker processes rebuilt the whole stack from the settings, root path included.
     assert echoed["SCRIPT_NAME"] == "/w"
+    # Two processes serve the app: PEP 3333's wsgi.multiprocess is true.
+    assert echoed["multiprocess"] is True
 
 
 @pytest.mark.live

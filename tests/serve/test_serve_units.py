@@ -320,7 +320,10 @@ def test_prepare_builds_the_whole_stack(monkeypatch: pytest.MonkeyPatch) -> None
     assert root.root_path == "/r"
     bridge = root.app
     assert isinstance(bridge, WSGIToASGI)
-    assert bridge.options == BridgeOptions(max_workers=3, max_queue=5, request_timeout=4.0)
+    # One process (no --workers): serve tells the bridge so (wsgi.multiprocess false).
+    assert bridge.options == BridgeOptions(
+        max_workers=3, max_queue=5, request_timeout=4.0, multiprocess=False
+    )
     assert plan.built.detection.interface == "wsgi"
     assert plan.config.url().endswith("/r")
 

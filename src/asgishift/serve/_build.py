@@ -206,10 +206,22 @@ def _hook(spec: object, config: ServeConfig, flag: str) -> Callable[[], Any]:
     return cast(Callable[[], Any], hook)
 
 
+def bridge_options(config: ServeConfig) -> BridgeOptions:
+    """Return the bridge options of ``config``, with what serve knows filled in.
+
+    ``multiprocess`` (the environ's ``wsgi.multiprocess``, PEP 3333 "environ
+    Variables"), when not given, is whether ``config.workers`` is above 1: a
+    reloader runs one serving process at a time.
+    """
+    if config.bridge.multiprocess is None:
+        return config.bridge.replace(multiprocess=config.workers > 1)
+    return config.bridge
+
+
 def _mounted(prefix: str, spec: object, config: ServeConfig) -> ASGIApp:
     """Load and wrap one ``--mount``; its errors name the mount."""
     try:
-        return as_asgi(_load(spec, config), "auto", config.bridge)[0]
+        return as_asgi(_load(spec, config), "auto", bridge_options(config))[0]
     except ServeError as exc:
         label = spec if isinstance(spec, str) else f"<{type(spec).__name__} object>"
         renamed = _renamed(exc, f"--mount {prefix}={label}")
@@ -226,7 +238,7 @@ def build(config: ServeConfig) -> BuiltApp:
         middleware.
     """
     loaded = _load(config.app, config, factory=config.factory)
-    app, detection, wrapping = as_asgi(loaded, config.interface, config.bridge)
+    app, detection, wrapping = as_asgi(loaded, config.interface, bridge_options(config))
     if config.mounts or config.on_startup or config.on_shutdown:
         from asgishift.bridge import HybridRouter
 

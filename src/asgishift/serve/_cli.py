@@ -24,7 +24,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from asgishift.bridge import BridgeOptions
 from asgishift.serve._config import Flag, ServeConfig, flag_name
@@ -34,6 +34,9 @@ from asgishift.serve._run import prepare
 
 #: Namespace attribute prefix of the bridge's flags (``bridge.max_workers``).
 _BRIDGE = "bridge."
+#: BridgeOptions fields that ``asgishift serve`` sets itself, so they get no flag:
+#: ``multiprocess`` follows ``--workers`` (:func:`asgishift.serve._build.bridge_options`).
+SET_BY_SERVE: Final = frozenset({"multiprocess"})
 
 
 def _argument_type(
@@ -138,7 +141,8 @@ def _add_bridge_flags(parser: argparse.ArgumentParser) -> None:
         "WSGI bridge options", "How WSGIToASGI runs a WSGI app (per worker process)."
     )
     for spec in dataclasses.fields(BridgeOptions):
-        add_bridge_flag(group, spec.name, dest=_BRIDGE + spec.name)
+        if spec.name not in SET_BY_SERVE:
+            add_bridge_flag(group, spec.name, dest=_BRIDGE + spec.name)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

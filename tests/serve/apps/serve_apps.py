@@ -22,6 +22,7 @@ def _echo_environ(environ: dict[str, Any], start_response: Any) -> Iterable[byte
             "PATH_INFO": environ.get("PATH_INFO", ""),
             "QUERY_STRING": environ.get("QUERY_STRING", ""),
             "multithread": environ["wsgi.multithread"],
+            "multiprocess": environ["wsgi.multiprocess"],
             "REMOTE_ADDR": environ.get("REMOTE_ADDR", ""),
             "url_scheme": environ["wsgi.url_scheme"],
         }
