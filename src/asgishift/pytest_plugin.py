@@ -28,6 +28,7 @@ unless an option is given or the fixture is used.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker; install the session guard when an option asks for it.
 
-    :raise pytest.UsageError: when ``--asgishift-loop-lag-ms`` is not positive.
+    :raise pytest.UsageError: when ``--asgishift-loop-lag-ms`` is not positive and finite.
     """
     config.addinivalue_line(
         "markers",
@@ -79,8 +80,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     detect = bool(config.getoption("asgishift_detect_blocking"))
     lag_ms: float | None = config.getoption("asgishift_loop_lag_ms")
-    if lag_ms is not None and lag_ms <= 0:
-        raise pytest.UsageError(f"--asgishift-loop-lag-ms must be positive, got {lag_ms:g}")
+    # Positive and finite: this flag only turns the lag monitor on (unlike serve's
+    # --loop-lag-ms, whose 0 keeps blocking-call reports with the monitor off).
+    if lag_ms is not None and not 0 < lag_ms < math.inf:
+        raise pytest.UsageError(
+            f"--asgishift-loop-lag-ms must be positive and finite (milliseconds), got {lag_ms:g}"
+        )
     full_stack = bool(config.getoption("asgishift_full_stack"))
     if detect or lag_ms is not None:
         config.pluginmanager.register(_Guard(detect, lag_ms, full_stack), _GUARD_NAME)

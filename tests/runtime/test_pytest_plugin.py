@@ -205,14 +205,22 @@ def test_loop_lag_flag_fails_a_test_that_hogs_the_loop(pytester: pytest.Pytester
     assert "in spin_until_caught" in result.stdout.str()
 
 
-@pytest.mark.parametrize("value", [pytest.param("0", id="zero"), pytest.param("-5", id="negative")])
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("0", id="zero"),
+        pytest.param("-5", id="negative"),
+        pytest.param("nan", id="nan"),
+        pytest.param("inf", id="infinite"),
+    ],
+)
 def test_loop_lag_flag_rejects_a_non_positive_threshold(
     pytester: pytest.Pytester, value: str
 ) -> None:
     pytester.makepyfile(test_empty="def test_one():\n    assert 1 + 1 == 2\n")
     result = pytester.runpytest_subprocess(*PLUGIN, f"--asgishift-loop-lag-ms={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--asgishift-loop-lag-ms must be positive*"])
+    result.stderr.fnmatch_lines(["*--asgishift-loop-lag-ms must be positive and finite*"])
 
 
 def test_a_test_failing_anyway_keeps_its_error_and_gets_the_report(
