@@ -58,10 +58,35 @@ def rotated(items: Sequence[_T], round_no: int) -> list[_T]:
     return [*items[start:], *items[:start]]
 
 
+#: Compiles the C extensions of an unpacked ``src/`` in place, as ``setup.py`` does
+#: for the checkout (argv: the extensions' names in ``asgishift.bridge``).
+_BUILD_EXTENSIONS = """
+import sys
+from setuptools import Extension, setup
+setup(
+    ext_modules=[
+        Extension(f"asgishift.bridge.{name}", [f"asgishift/bridge/{name}.c"])
+        for name in sys.argv[1:]
+    ],
+    script_args=["build_ext", "--inplace", "--quiet"],
+)
+"""
+
+
 def unpack_src(revision: str, into: Path) -> Path:
     """Unpack ``src/asgishift`` of git ``revision`` under ``into``; return ``into / "src"``.
 
-    :raise subprocess.CalledProcessError: if git cannot archive ``revision``.
+    The revision's C extensions (``src/asgishift/bridge/_c*.c``, built from git's
+    sources, which do not hold the compiled modules) are compiled in place, so the
+    baseline runs the same kind of code as this checkout. Without this it ran its
+    pure Python fallbacks while the checkout ran C, and every ``--baseline``
+    comparison of the WSGI->ASGI direction before 2026-12-07 favoured the checkout
+    (``benchmarks/RESULTS.md``, fifteenth session). ``ASGISHIFT_NO_EXTENSIONS`` set:
+    nothing is compiled, as ``setup.py`` does.
+
+    :raise subprocess.CalledProcessError: if git cannot archive ``revision``, or a C
+        extension does not compile (its compiler output is in the exception's
+        ``stderr``).
     """
     tar = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "archive", revision, "src/asgishift"],
@@ -70,7 +95,17 @@ def unpack_src(revision: str, into: Path) -> Path:
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
         archive.extractall(into, filter="data")
-    return into / "src"
+    src = into / "src"
+    names = sorted(path.stem for path in (src / "asgishift" / "bridge").glob("_c*.c"))
+    if names and not os.environ.get("ASGISHIFT_NO_EXTENSIONS"):
+        subprocess.run(
+            [sys.executable, "-c", _BUILD_EXTENSIONS, *names],
+            cwd=src,
+            capture_output=True,
+            check=True,
+        )
+        print(f"# {revision}: C extensions compiled: {', '.join(names)}", file=sys.stderr)
+    return src
 
 
 def asgishift_available() -> bool:
