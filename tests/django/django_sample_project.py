@@ -69,14 +69,24 @@ def runasgi_command(server: str, *extra: str) -> list[str]:
 GRANIAN_EXIT_PANIC = "panic in a function that cannot unwind"
 
 
-def stop_gracefully(server: LiveServer, timeout: float = 30.0) -> int:
-    """Send SIGTERM to the server's process group and wait; return the exit status.
+def stop_gracefully(
+    server: LiveServer,
+    timeout: float = 30.0,
+    signum: signal.Signals = signal.SIGTERM,
+    *,
+    group: bool = True,
+) -> int:
+    """Send ``signum`` to the server's process group (or, ``group=False``, to its
+    process only) and wait; return the exit status.
 
     A granian process that aborts in granian's own code after runasgi reported
     the server stopped (lifespan shutdown done) makes the test an xfail: the
     crash is granian's, and nothing of ours is left to check.
     """
-    os.killpg(server.process.pid, signal.SIGTERM)
+    if group:
+        os.killpg(server.process.pid, signum)
+    else:
+        os.kill(server.process.pid, signum)
     status = server.process.wait(timeout)
     if status == -signal.SIGABRT and server.server == "granian":
         log = server.log()

@@ -1,4 +1,4 @@
-"""``runasgi``'s SIGINT/SIGTERM hand-off, in a child process with no server running.
+"""``runasgi``'s SIGINT/SIGTERM/SIGHUP hand-off, in a child process with no server running.
 
 The live tests (``test_runasgi_live.py``, ``test_runasgi_flags_live.py``) stop a
 serving ``runasgi`` with SIGTERM. This covers the other case: a signal that
@@ -42,7 +42,7 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_with_no_server_running_ends_the_process_with_status_0(signum: str) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -113,3 +113,32 @@ def test_a_module_patched_on_import_keeps_its_own_loader(late_package: str) -> N
 def test_a_package_that_is_not_installed_is_still_reported_at_install() -> None:
     with BlockingDetector([], extra_blocking=["no_such_pkg_s15.fetch"]) as detector:
         assert "not installed" in detector.unpatchable["no_such_pkg_s15.fetch"]
+
+
+#: Modules of ``asgishift audit``'s analysis (the AST walker, file discovery) and what
+#: they import, none of which declares a rule.
+_ANALYSIS_MODULES = (
+    "asgishift.audit._walk",
+    "asgishift.audit._walk_names",
+    "asgishift.audit._closure",
+    "asgishift.audit._discover",
+    "asgishift.audit.engine",
+    "pathspec",
+)
+
+
+def test_install_reads_the_rules_without_the_audit_analysis() -> None:
+    """The detector reads the ``ASH1xx`` rules' ``calls`` from the catalogue, which
+    needs the rule declarations only. Before, loading the catalogue imported the audit's
+    AST walker and file discovery as well (pathspec included): about 60 modules more."""
+    code = (
+        "import sys; from asgishift.runtime import BlockingDetector;"
+        "BlockingDetector().install();"
+        f"print(sorted(set({_ANALYSIS_MODULES!r}) & set(sys.modules)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

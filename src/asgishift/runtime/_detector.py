@@ -32,6 +32,11 @@ class _KeepMissing(dict[str, str]):
 def default_rules() -> tuple[Rule, ...]:
     """Return the catalogue's blocking-call rules (family ``ASH1``) that name calls.
 
+    Loads the catalogue's rule modules (:mod:`asgishift.audit.rules`), which
+    import the walk's plug-in interface (``asgishift.audit._scope``) but not the
+    audit's walker, file discovery or engine: the runtime reads the rules'
+    ``calls`` and analyses no file.
+
     :raise ImportError: when the audit catalogue (``asgishift.audit.rules``)
         is not available.
     """

@@ -40,7 +40,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from asgishift.audit._model import Rule
-from asgishift.audit._walk import Hooks
+from asgishift.audit._scope import Hooks
 from asgishift.audit.rules import blocking, hidden_queries, migration, orm, wrappers
 from asgishift.audit.rules._family import Add, Family
 

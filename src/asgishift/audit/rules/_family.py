@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from asgishift.audit._model import Finding, Rule
-from asgishift.audit._walk import Hooks
+from asgishift.audit._scope import Hooks
 
 if TYPE_CHECKING:
     from asgishift.audit._link import Graph

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from asgishift.audit._config import TABLE, config_key
 from asgishift.audit._model import FixKind, Rule, Severity
-from asgishift.audit._walk import Hooks
+from asgishift.audit._scope import Hooks
 from asgishift.audit.rules._family import Family
 from asgishift.audit.rules._family import methods as _methods
 from asgishift.audit.rules.held_locks import LOCK_COND, lock_waits, on_block

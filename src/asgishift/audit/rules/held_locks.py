@@ -17,10 +17,11 @@ import ast
 import weakref
 from typing import TYPE_CHECKING
 
-from asgishift.audit._walk import WalkerBase, short
+from asgishift.audit._scope import short
 
 if TYPE_CHECKING:
     from asgishift.audit._link import Graph
+    from asgishift.audit._walk import WalkerBase
 
 #: What ``with lock:`` calls on entry, for each thread lock type.
 _LOCK_ACQUIRES = frozenset(

@@ -39,11 +39,12 @@ import ast
 from typing import TYPE_CHECKING
 
 from asgishift.audit._model import FixKind, Rule, Severity
-from asgishift.audit._walk import Hooks, WalkerBase
+from asgishift.audit._scope import Hooks
 from asgishift.audit.rules._family import Family
 
 if TYPE_CHECKING:
     from asgishift.audit._link import Graph
+    from asgishift.audit._walk import WalkerBase
 
 #: Annotations that make a parameter a Django request.
 DJANGO_REQUESTS = frozenset(

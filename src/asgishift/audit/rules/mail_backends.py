@@ -16,8 +16,10 @@ The hook is part of the blocking family (:mod:`asgishift.audit.rules.blocking`).
 from __future__ import annotations
 
 import ast
+from typing import TYPE_CHECKING
 
-from asgishift.audit._walk import WalkerBase
+if TYPE_CHECKING:
+    from asgishift.audit._walk import WalkerBase
 
 #: Mail backends that neither touch the network nor write files.
 QUIET_BACKENDS = frozenset(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from asgishift.audit._model import Hop, Rule, Severity
 from asgishift.audit._records import FileIndex, Hazard, Site
+from asgishift.audit._scope import Hooks, pos
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
     COPY_CONTEXT,
@@ -25,11 +26,11 @@ from asgishift.audit._tables import (
     THREAD_LOCALS,
     THREAD_STARTERS,
 )
-from asgishift.audit._walk import Hooks, WalkerBase, pos
 from asgishift.audit.rules._family import Add, Family
 
 if TYPE_CHECKING:
     from asgishift.audit._link import Graph
+    from asgishift.audit._walk import WalkerBase
 
 RULES: tuple[Rule, ...] = (
     Rule(

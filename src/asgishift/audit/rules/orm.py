@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 
 from asgishift.audit._model import FixKind, Rule, Severity
 from asgishift.audit._records import Hazard
-from asgishift.audit._walk import Hooks, WalkerBase, pos, short
+from asgishift.audit._scope import Hooks, pos, short
 from asgishift.audit.rules._family import Family
 from asgishift.audit.rules._family import methods as _methods
 
 if TYPE_CHECKING:
     from asgishift.audit._link import Graph
-    from asgishift.audit._walk import Scope
+    from asgishift.audit._scope import Scope
+    from asgishift.audit._walk import WalkerBase
 
 MANAGER_ATTRS = frozenset({"objects", "_default_manager", "_base_manager"})
 #: QuerySet methods returning another QuerySet (no query yet).

@@ -14,12 +14,13 @@ import ast
 from typing import TYPE_CHECKING
 
 from asgishift.audit._model import Hop, Rule
+from asgishift.audit._scope import Hooks, Scope, is_false
 from asgishift.audit._tables import COROUTINE_KEEPING_DECORATORS, KNOWN_COROUTINES, SYNC_TO_ASYNC
-from asgishift.audit._walk import Hooks, Scope, WalkerBase, is_false
 from asgishift.audit.rules._family import Add, Family
 
 if TYPE_CHECKING:
     from asgishift.audit._link import Graph
+    from asgishift.audit._walk import WalkerBase
 
 #: The codes ``ASH401`` looks for in the wrapped code.
 ORM_CODES = frozenset({"ASH201", "ASH202", "ASH203", "ASH204", "ASH205", "ASH206"})

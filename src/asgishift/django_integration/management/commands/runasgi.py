@@ -19,7 +19,8 @@ autoreloader decides to restart for a changed file, the server is first stopped
 gracefully (open connections finish, at most ``RELOAD_GRACE`` seconds, and
 lifespan shutdown runs), then Django restarts the process; a template or
 translation edit, which Django picks up in place, leaves it serving.
-Ctrl+C and SIGTERM stop it the same way, on a thread of their own: the signal
+Ctrl+C, SIGTERM and SIGHUP (a closed terminal, ``kill -HUP``; as under
+``asgishift serve``) stop it the same way, on a thread of their own: the signal
 handler only queues the signal (``queue.SimpleQueue.put`` is safe there), since
 a handler that stopped the server itself would run on top of whatever the main
 thread was doing, and could wait for a lock that thread holds or write to
@@ -59,6 +60,17 @@ from asgishift.serve._cli import add_bridge_flag
 from asgishift.serve._embedded import EmbeddedServer
 from asgishift.serve._errors import AddressUnavailableError
 from asgishift.serve._servers import SERVERS, check_server_installed
+
+#: The signals that stop the server gracefully (lifespan shutdown runs): Ctrl+C,
+#: SIGTERM and, where the platform has it, SIGHUP. Without a handler SIGHUP (a
+#: closed terminal, ``kill -HUP``) ended the process at once, with no lifespan
+#: shutdown, and under the autoreloader killed the reloading parent only, leaving
+#: its serving child orphaned on the port.
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+#: The signals the reloading parent passes on to its serving child.
+FORWARDED_SIGNALS = tuple(signum for signum in STOP_SIGNALS if signum != signal.SIGINT)
 
 
 class Command(RunserverCommand):
@@ -118,7 +130,7 @@ class Command(RunserverCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Fill in ``--server`` and ``--max-threads`` from their settings, install graceful
-        SIGINT/SIGTERM handling in the serving process, then run.
+        handling of :data:`STOP_SIGNALS` in the serving process, then run.
 
         :raise CommandError: for a bad ``--max-threads``, or a bad
             ``ASGISHIFT_RUNASGI_SERVER`` / ``ASGISHIFT_MAX_THREADS`` standing in for
@@ -179,11 +191,12 @@ class Command(RunserverCommand):
         super().run(**options)
 
     def _install_signal_handlers(self, **kwargs: Any) -> None:
-        """Start the signal thread and route SIGINT/SIGTERM to it (call on the main thread)."""
+        """Start the signal thread and route :data:`STOP_SIGNALS` to it (call on the main
+        thread)."""
         threading.Thread(
             target=self._stop_on_signal, name="asgishift-runasgi-signals", daemon=True
         ).start()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -201,8 +214,9 @@ class Command(RunserverCommand):
         """Body of the signal thread: stop the server gracefully at the first signal.
 
         A second SIGINT while the graceful stop waits (a second Ctrl+C) ends the
-        process at once (:meth:`_exit_on_second_interrupt`); later SIGTERMs (the
-        reloading parent forwards SIGTERM) change nothing. Under the autoreloader
+        process at once (:meth:`_exit_on_second_interrupt`); later SIGTERMs and SIGHUPs
+        (the reloading parent forwards them, and a closed terminal sends SIGHUP to
+        both) change nothing. Under the autoreloader
         the main thread runs Django's reloader loop; it is interrupted once the
         server has stopped, and :meth:`_on_signal` ends it. Without the reloader
         the main thread serves and returns by itself (:meth:`inner_run`).
@@ -428,8 +442,9 @@ def _reloading_parent() -> int:
 
     Django's own parent kills the child at once when it is interrupted. This one
     ignores Ctrl+C (the terminal sends it to the child as well) and forwards
-    SIGTERM to the child, then waits; it restarts the child while it exits
-    with status 3 (a reload) and returns any other status.
+    SIGTERM and SIGHUP (:data:`FORWARDED_SIGNALS`) to the child, then waits; it
+    restarts the child while it exits with status 3 (a reload) and returns any
+    other status.
     """
     environ = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
     argv = autoreload.get_child_arguments()
@@ -440,7 +455,8 @@ def _reloading_parent() -> int:
         def forward(signum: int, frame: Any, child: subprocess.Popen[bytes] = child) -> None:
             child.send_signal(signum)
 
-        signal.signal(signal.SIGTERM, forward)
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, forward)
         returncode = child.wait()
         if returncode != 3:
             return returncode
