@@ -151,6 +151,38 @@ def test_login_required_matches(posts: list[Any], django_user_model: Any) -> Non
     assert_same(sync, asynchronous)
 
 
+def test_auth_twins_guard_djangos_plain_view(posts: list[Any], django_user_model: Any) -> None:
+    # Before, the twins skipped Django's check and left it to check_access, which only
+    # asgishift's async views call: behind a plain View every request was let through.
+    from django.contrib.auth.models import Permission
+
+    anonymous = fetch("async", "get", "/async/plain-private/")
+    assert anonymous.status_code == 302
+    assert anonymous["Location"] == "/accounts/login/?next=/async/plain-private/"
+    user = django_user_model.objects.create_user("erin", password="pw")
+    signed_in = fetch("async", "get", "/async/plain-private/", user=user)
+    assert (signed_in.status_code, signed_in.content) == (200, b"user=erin")
+    assert fetch("async", "get", "/async/plain-permitted/", user=user).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_post"))
+    user = django_user_model.objects.get(pk=user.pk)
+    permitted = fetch("async", "get", "/async/plain-permitted/", user=user)
+    assert (permitted.status_code, permitted.content) == (200, b"permitted")
+
+
+@pytest.mark.parametrize("twin", ["AsyncLoginRequiredMixin", "AsyncPermissionRequiredMixin"])
+def test_auth_twin_after_the_view_is_refused(twin: str) -> None:
+    # After an asgishift async view in the bases, the twin's check would never run.
+    from django.core.exceptions import ImproperlyConfigured
+
+    from asgishift.django_integration import views as async_views
+
+    mixin = getattr(async_views, twin)
+    with pytest.raises(ImproperlyConfigured, match=f"put {twin} first"):
+        type("Backwards", (async_views.AsyncListView, mixin), {})
+    # Leftmost, as Django documents for its own mixins, is accepted.
+    assert issubclass(type("Forwards", (mixin, async_views.AsyncListView), {}), mixin)
+
+
 def test_permission_required_matches(posts: list[Any], django_user_model: Any) -> None:
     from django.contrib.auth.models import Permission
 

@@ -28,6 +28,8 @@ urlpatterns = [
     path("async/lazy/<int:pk>/", views.LazyDetail.as_view(), name="async-lazy"),
     path("async/mixed/", views.Mixed.as_view(), name="async-mixed"),
     path("async/slow-report/", views.slow_report, name="async-slow-report"),
+    path("async/plain-private/", views.PlainPrivate.as_view(), name="plain-private"),
+    path("async/plain-permitted/", views.PlainPermitted.as_view(), name="plain-permitted"),
     path("accounts/login/", views.SyncAbout.as_view(), name="login"),
     path("async/cached/", cache_page(60)(views.Greeting.as_view()), name="async-cached"),
 ]

@@ -11,11 +11,12 @@ import asyncio
 from typing import Any, ClassVar
 
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.http import HttpResponse
 from django.urls import reverse_lazy
 from django.views import generic
 
 from asgishift.django_integration import views as async_views
-from asgishift.django_integration.db import db_sync_to_async
+from asgishift.django_integration.db import aget_user, db_sync_to_async
 from django import forms
 from django_views.viewsapp.models import Post
 
@@ -190,6 +191,24 @@ class SyncPrivate(LoginRequiredMixin, SyncList):
 
 class AsyncPrivate(async_views.AsyncLoginRequiredMixin, AsyncList):
     """The async twin."""
+
+
+class PlainPrivate(async_views.AsyncLoginRequiredMixin, generic.View):
+    """The login twin in front of Django's plain ``View`` with an async handler."""
+
+    async def get(self, request: Any) -> HttpResponse:
+        user = await aget_user(request)  # Django 4.2 has no request.auser()
+        return HttpResponse(f"user={user.get_username()}")
+
+
+class PlainPermitted(async_views.AsyncPermissionRequiredMixin, generic.View):
+    """The permission twin in front of Django's plain ``View`` with an async handler."""
+
+    permission_required = "viewsapp.view_post"
+    raise_exception = True
+
+    async def get(self, request: Any) -> HttpResponse:
+        return HttpResponse("permitted")
 
 
 class SyncPermitted(PermissionRequiredMixin, SyncList):
