@@ -121,9 +121,9 @@ def test_the_message_names_the_async_twin_or_the_decorator(tmp_path: Path) -> No
     assert "AsyncLoginRequiredMixin" in messages["views.A"]
     assert "method_decorator(login_required)" in messages["views.A"]
     assert "AsyncPermissionRequiredMixin" in messages["views.B"]
-    assert "UserPassesTestMixin.dispatch() is sync" in messages["views.C"]
+    assert "UserPassesTestMixin checks request.user in a sync dispatch()" in messages["views.C"]
     assert "user_passes_test" in messages["views.C"]
-    assert messages["views.A"].startswith("views.A is an async view, but LoginRequiredMixin")
+    assert messages["views.A"].startswith("views.A is an async view, but LoginRequiredMixin ")
 
 
 def test_a_custom_access_mixin_without_super_is_reported_by_name(tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_a_custom_access_mixin_without_super_is_reported_by_name(tmp_path: Path)
     findings = _audit(tmp_path, {"views.py": HEAD + body})
     assert sorted((f.args["call"], f.args["mixin"]) for f in findings) == [
         ("views.Chained", "LoginRequiredMixin"),
-        ("views.Panel", "StaffOnly"),
+        ("views.Panel", "views.StaffOnly"),
     ]
 
 
@@ -181,3 +181,91 @@ def test_the_mixin_tables_match_django_and_asgishift() -> None:
         view = getattr(async_views, name)
         assert view.view_is_async is True
         assert inspect.iscoroutinefunction(view.dispatch)
+
+
+def test_auth_decorators_around_a_sync_dispatch_are_reported(tmp_path: Path) -> None:
+    body = (
+        "from django.contrib.admin.views.decorators import staff_member_required\n"
+        "from django.contrib.auth.decorators import permission_required\n"
+        "from django.utils.decorators import method_decorator\n\n\n"
+        '@method_decorator([staff_member_required, permission_required("a.b")], name="dispatch")\n'
+        "class Staff(View):\n"
+        "    async def get(self, request):\n        return HttpResponse()\n\n\n"
+        '@method_decorator(staff_member_required, name="dispatch")\n'
+        "class AsyncDispatch(View):\n"
+        "    async def dispatch(self, request, *args, **kwargs):\n"
+        "        return await super().dispatch(request, *args, **kwargs)\n\n"
+        "    async def get(self, request):\n        return HttpResponse()\n\n\n"
+        '@method_decorator(staff_member_required, name="dispatch")\n'
+        "class SyncView(View):\n"
+        "    def get(self, request):\n        return HttpResponse()\n"
+    )
+    findings = _audit(tmp_path, {"views.py": HEAD + body})
+    assert [(f.args["call"], f.args["mixin"]) for f in findings] == [
+        ("views.Staff", "@method_decorator(staff_member_required)")
+    ]
+    assert "put it on an `async def dispatch`" in get_rule("ASH210").message.format(
+        **findings[0].args
+    )
+
+
+def test_a_hand_made_async_twin_that_checks_the_user_first(tmp_path: Path) -> None:
+    body = (
+        "from asgiref.sync import sync_to_async\n\n\n"
+        "class AuserTwin(LoginRequiredMixin):\n"
+        "    async def dispatch(self, request, *args, **kwargs):\n"
+        "        user = await request.auser()\n"
+        "        if not user.is_authenticated:\n"
+        "            return self.handle_no_permission()\n"
+        "        return await super().dispatch(request, *args, **kwargs)\n\n\n"
+        "class ThreadTwin(LoginRequiredMixin):\n"
+        "    async def dispatch(self, request, *args, **kwargs):\n"
+        "        if not await sync_to_async(lambda: request.user.is_authenticated)():\n"
+        "            return HttpResponse(status=401)\n"
+        "        return await super().dispatch(request, *args, **kwargs)\n\n\n"
+        "class PermTwin(PermissionRequiredMixin):\n"
+        "    async def dispatch(self, request, *args, **kwargs):\n"
+        "        user = await request.auser()\n"
+        "        if not user.is_authenticated:\n"
+        "            return self.handle_no_permission()\n"
+        "        return await super().dispatch(request, *args, **kwargs)\n\n\n"
+        "class Logging(LoginRequiredMixin):\n"
+        "    async def dispatch(self, request, *args, **kwargs):\n"
+        "        request.seen = True\n"
+        "        return await super().dispatch(request, *args, **kwargs)\n\n\n"
+        "class One(AuserTwin, View):\n"
+        "    async def get(self, request):\n        return HttpResponse()\n\n\n"
+        "class Two(ThreadTwin, View):\n"
+        "    async def get(self, request):\n        return HttpResponse()\n\n\n"
+        "class Three(PermTwin, View):\n"
+        "    async def get(self, request):\n        return HttpResponse()\n\n\n"
+        "class Four(Logging, View):\n"
+        "    async def get(self, request):\n        return HttpResponse()\n"
+    )
+    findings = _audit(tmp_path, {"views.py": HEAD + body})
+    # LoginRequiredMixin's check then reads the user the twin loaded; has_perms()
+    # still queries the permissions, and a dispatch that checks nothing loads nothing.
+    assert sorted((f.args["call"], f.args["mixin"]) for f in findings) == [
+        ("views.Four", "LoginRequiredMixin"),
+        ("views.Three", "PermissionRequiredMixin"),
+    ]
+
+
+def test_method_decorator_gives_the_method_the_decorator_it_adapts(tmp_path: Path) -> None:
+    # ASH209 skips a function whose decorator loaded the session; through
+    # method_decorator the async dispatch has login_required's async wrapper.
+    body = (
+        "from django.contrib.auth.decorators import login_required\n"
+        "from django.utils.decorators import method_decorator\n\n\n"
+        "class Cart(View):\n"
+        "    @method_decorator(login_required)\n"
+        "    async def dispatch(self, request, *args, **kwargs):\n"
+        '        request.cart = request.session.get("cart", [])\n'
+        "        return await super().dispatch(request, *args, **kwargs)\n\n"
+        "    async def get(self, request):\n"
+        '        return HttpResponse(request.session.get("cart", []))\n'
+    )
+    (tmp_path / "views.py").write_text(HEAD + body, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
+    lines = {f.snippet for f in result.findings if f.code == "ASH209"}
+    assert lines == {'return HttpResponse(request.session.get("cart", []))'}

@@ -109,3 +109,29 @@ class OwnCheck(LoginRequiredMixin, View):  # ok: its async dispatch never calls 
 
     async def get(self, request):
         return HttpResponse("own")
+
+
+@method_decorator(login_required, name="dispatch")
+class ClassDecorated(View):  # error: ASH210:1
+    async def get(self, request):
+        return HttpResponse("wraps the inherited sync View.dispatch")
+
+
+class DecoratedSyncDispatch:
+    @method_decorator(login_required)
+    def dispatch(self, *args, **kwargs):
+        return super().dispatch(*args, **kwargs)
+
+
+class Orders(DecoratedSyncDispatch, View):  # error: ASH210:1
+    async def get(self, request):
+        return HttpResponse("orders")
+
+
+@method_decorator(login_required, name="dispatch")
+class ClassDecoratedAsync(View):  # ok: the decorator wraps an async dispatch (Django 5.0+)
+    async def dispatch(self, request, *args, **kwargs):
+        return await super().dispatch(request, *args, **kwargs)
+
+    async def get(self, request):
+        return HttpResponse("ok")

@@ -19,10 +19,19 @@ through a project base class is found. The ``dispatch()`` chain is walked in
 that order from the view class:
 
 * one of :data:`SYNC_AUTH_MIXINS` is the hazard, named in the message;
+* so is one of Django's auth decorators (:data:`AUTH_DECORATORS`) that
+  ``method_decorator`` puts on a sync ``dispatch``, on the method or as
+  ``@method_decorator(login_required, name="dispatch")`` on the class (it wraps
+  the inherited ``View.dispatch``, a sync one): Django's decorator checks the
+  user synchronously around a sync function;
 * a project ``dispatch`` that calls ``super().dispatch()`` passes the request
   on, one that does not ends the chain; a sync one in a class under
   ``AccessMixin`` (a custom access mixin) is the hazard named when the chain
-  reaches none of Django's mixins;
+  reaches none of Django's mixins; after a project ``async def dispatch``
+  under ``AccessMixin`` that checks the user itself (a hand-made async twin
+  calling ``handle_no_permission``, ``sync_to_async`` or reading
+  ``request.user``, which ``ASH208`` reports), ``LoginRequiredMixin``'s
+  check reads the user already loaded and is passed;
 * asgishift's async twins, asgishift's async views and Django's (or the REST
   framework's) views end the chain: their ``dispatch`` does not call the
   mixins below them;
@@ -38,9 +47,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from asgishift.audit._model import Rule, Severity
-from asgishift.audit._records import Site
+from asgishift.audit._records import Body, Site
+from asgishift.audit._tables import SYNC_TO_ASYNC
 from asgishift.audit._walk import Hooks
 from asgishift.audit.rules._family import Add, Family
+from asgishift.audit.rules.hidden_queries import SESSION_LOADING_DECORATORS
 
 if TYPE_CHECKING:
     from asgishift.audit._link import Graph
@@ -67,12 +78,27 @@ SYNC_AUTH_MIXINS: dict[str, str] = {
         "(async-aware on Django 5.0+), or test `await request.auser()` there"
     ),
 }
+#: Passed after a project's own ``async def dispatch`` under ``AccessMixin`` that
+#: checks the user (:func:`_checks_user`, a hand-made async twin), its sync
+#: ``is_authenticated`` check reads the user already loaded: no query.
+LOGIN_REQUIRED = _MIXINS + "LoginRequiredMixin"
 #: The fix named for a project's own access mixin with a sync ``dispatch``.
 CUSTOM_MIXIN_FIX = (
     "make its `dispatch` an `async def` that loads the user with `await request.auser()`, "
     "or decorate an `async def dispatch` with `method_decorator(user_passes_test(...))` "
     "(async-aware on Django 5.0+)"
 )
+#: The fix named for an auth decorator that ``method_decorator`` puts on a sync ``dispatch``.
+DECORATOR_FIX = (
+    "put it on an `async def dispatch` (calling `await super().dispatch(...)`): "
+    "`method_decorator` keeps that async and the decorator awaits `request.auser()` "
+    "(Django 5.0+)"
+)
+#: Django's auth decorators: around a sync ``dispatch`` they check the user
+#: synchronously; around an ``async def`` one (Django 5.0+) with ``await request.auser()``.
+AUTH_DECORATORS = SESSION_LOADING_DECORATORS | {
+    "django.contrib.admin.views.decorators.staff_member_required"
+}
 _VIEWS = "asgishift.django_integration.views."
 #: asgishift's async twins (``views/auth.py``), by every name they are importable by.
 ASYNC_TWINS = frozenset(
@@ -156,8 +182,8 @@ RULES: tuple[Rule, ...] = (
             "checks `request.user` synchronously."
         ),
         message=(
-            "{call} is an async view, but {mixin}.dispatch() is sync and reads request.user "
-            "(session and user queries) on the event loop; {fix}"
+            "{call} is an async view, but {mixin} checks request.user in a sync dispatch() "
+            "(session and user queries on the event loop); {fix}"
         ),
         why=(
             "`View.as_view()` makes a view async when all its handlers are `async def` "
@@ -171,8 +197,11 @@ RULES: tuple[Rule, ...] = (
             "`AsyncLoginRequiredMixin` and `AsyncPermissionRequiredMixin` "
             "(`asgishift.django_integration.views`, with its async views) do the check in a "
             "thread; Django's `login_required`, `permission_required` and `user_passes_test` "
-            "wrap an `async def dispatch` through `method_decorator` on Django 5.0+. A view "
-            "with both sync and `async def` handlers is not reported: `as_view()` refuses it."
+            "wrap an `async def dispatch` through `method_decorator` on Django 5.0+; put on a "
+            "sync `dispatch` (on the method, or by `@method_decorator(login_required, "
+            'name="dispatch")` on the class, which wraps the inherited sync `View.dispatch`) '
+            "they check the user synchronously too, and are reported. A view with both sync "
+            "and `async def` handlers is not reported: `as_view()` refuses it."
         ),
         example=(
             "from django.contrib.auth.mixins import LoginRequiredMixin\n"
@@ -289,35 +318,94 @@ def _view_is_async(graph: Graph, order: tuple[str, ...]) -> bool:
     return kinds == {True}
 
 
+def _async_dispatch(graph: Graph, order: tuple[str, ...]) -> bool:
+    """Return whether the first ``dispatch`` defined along ``order`` is an ``async def``.
+
+    A project method decides by its ``async``; asgishift's twins and async
+    views have one; Django's mixins and views (and the other
+    :data:`VIEW_PACKAGES`) a sync one; other external classes are passed.
+    """
+    for node in order:
+        func = graph.funcs.get(f"{node}.dispatch")
+        if func is not None:
+            return func[0].is_async
+        if node in ASYNC_TWINS or _is_async_view_base(node):
+            return True
+        if node in SYNC_AUTH_MIXINS or node.startswith(VIEW_PACKAGES):
+            return False
+    return False
+
+
+def _decorator(graph: Graph, order: tuple[str, ...], at: int) -> str | None:
+    """Return the auth decorator ``method_decorator`` wraps a sync ``dispatch`` of ``order[at]`` in.
+
+    :param order: the view's MRO; :param at: the index of a project class in it.
+    :return: ``"@method_decorator(login_required)"`` (the first of
+        :data:`AUTH_DECORATORS` found) when the class decorates its own sync
+        ``dispatch`` method with it, or names ``dispatch`` in a class
+        decorator and the ``dispatch`` it wraps (the first along
+        ``order[at:]``) is sync; ``None`` otherwise.
+    """
+    node = order[at]
+    func = graph.funcs.get(f"{node}.dispatch")
+    found = [d for d in func[0].decorators if d in AUTH_DECORATORS] if func is not None else []
+    if not found:
+        wrapped = graph.classes[node][0].wrapped
+        found = [d for m, d in wrapped if m == "dispatch" and d in AUTH_DECORATORS]
+    if not found or _async_dispatch(graph, order[at:]):
+        return None
+    return f"@method_decorator({found[0].rsplit('.', 1)[1]})"
+
+
+def _checks_user(body: Body) -> bool:
+    """Return whether an ``async def dispatch`` checks the user itself (loading it).
+
+    :param body: the method's body record.
+    :return: ``True`` when it calls ``handle_no_permission`` or
+        ``sync_to_async``, or reads ``request.user`` (an ``ASH208`` hazard).
+    """
+    return any(h.code == "ASH208" for h in body.hazards) or any(
+        site.target.endswith(".handle_no_permission") or site.target in SYNC_TO_ASYNC
+        for site in body.calls
+    )
+
+
 def _sync_dispatch(
     graph: Graph, order: tuple[str, ...], memo: dict[str, tuple[str, ...]]
 ) -> tuple[str, str] | None:
-    """Return ``(mixin, fix)`` when the ``dispatch()`` chain reaches a sync auth check.
+    """Return ``(what, fix)`` when the ``dispatch()`` chain reaches a sync auth check.
 
     :param order: the view's MRO (:func:`_linearize`).
-    :return: the first of :data:`SYNC_AUTH_MIXINS` the chain reaches; else the
-        first project class under ``AccessMixin`` with a sync ``dispatch``
-        that the chain passed (a custom access mixin); ``None`` when neither
-        comes before a ``dispatch`` that does not call ``super()``.
+    :return: the first of :data:`SYNC_AUTH_MIXINS`, or of
+        :data:`AUTH_DECORATORS` wrapping a sync ``dispatch`` (:func:`_decorator`),
+        the chain reaches; else the first project class under ``AccessMixin``
+        with a sync ``dispatch`` that the chain passed (a custom access
+        mixin); ``None`` when none comes before a ``dispatch`` that does not
+        call ``super()``.
     """
     custom: tuple[str, str] | None = None
-    for node in order:
+    own_check = False
+    for at, node in enumerate(order):
         fix = SYNC_AUTH_MIXINS.get(node)
-        if fix is not None:
-            return node, fix
+        if fix is not None and not (own_check and node == LOGIN_REQUIRED):
+            return node.rsplit(".", 1)[1], fix
         if node in ASYNC_TWINS or _is_async_view_base(node) or node.startswith(VIEW_PACKAGES):
             break
+        if node not in graph.classes:
+            continue
+        decorator = _decorator(graph, order, at)
+        if decorator is not None:
+            return decorator, DECORATOR_FIX
         qual = f"{node}.dispatch"
         func = graph.funcs.get(qual)
         if func is None:
             continue
-        if (
-            custom is None
-            and not func[0].is_async
-            and ACCESS_MIXIN in _linearize(graph, node, memo)
-        ):
-            custom = (node, CUSTOM_MIXIN_FIX)
-        if not any(site.target.endswith(_SUPER_DISPATCH) for site in graph.body(qual).calls):
+        body = graph.body(qual)
+        if ACCESS_MIXIN in _linearize(graph, node, memo):
+            if not func[0].is_async and custom is None:
+                custom = (node, CUSTOM_MIXIN_FIX)
+            own_check = own_check or (func[0].is_async and _checks_user(body))
+        if not any(site.target.endswith(_SUPER_DISPATCH) for site in body.calls):
             break
     return custom
 
@@ -334,7 +422,7 @@ def _sync_auth_mixins(graph: Graph, add: Add) -> None:
             continue
         mixin, fix = found
         where = Site(key, cls.line, cls.col, cls.line, cls.col, False)
-        args = {"call": key, "function": key, "mixin": mixin.rsplit(".", 1)[1], "fix": fix}
+        args = {"call": key, "function": key, "mixin": mixin, "fix": fix}
         add(graph.finding("ASH210", path, where, args, ()))
 
 
@@ -344,11 +432,14 @@ __all__ = [
     "ACCESS_MIXIN",
     "ASYNC_TWINS",
     "ASYNC_VIEWS",
+    "AUTH_DECORATORS",
     "CUSTOM_MIXIN_FIX",
+    "DECORATOR_FIX",
     "DJANGO_VIEW_HANDLERS",
     "FAMILY",
     "HANDLERS",
     "KNOWN_BASES",
+    "LOGIN_REQUIRED",
     "RULES",
     "SYNC_AUTH_MIXINS",
     "VIEW_PACKAGES",
