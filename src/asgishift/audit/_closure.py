@@ -4,7 +4,8 @@ Only functions reachable from an ``async def`` can produce a finding, and the
 engine follows calls through imports only, so the files that matter are:
 
 * *seeds*: files whose text mentions async code, the ``sync_to_async`` family,
-  middleware, Flask globals or thread starts (:data:`SEED_RE`);
+  middleware, Flask globals, thread starts, Django's auth mixins or
+  asgishift's Django integration (:data:`SEED_RE`);
 * files that import a module defining an ``async def`` and mention a call of
   one of its names (they may discard a coroutine, ``ASH402``);
 * every project module those import, transitively.
@@ -28,10 +29,13 @@ from asgishift.audit._discover import SourceFile
 #: words ``async`` and ``await``; ``apply_async`` or "asynchronous" in a
 #: docstring is no async code), the names with "async" in them that the
 #: rules know (the ``sync_to_async`` family, Django's middleware flags,
-#: :mod:`asyncio`), middleware, Flask globals and thread starts.
+#: :mod:`asyncio`), middleware, Flask globals, thread starts, Django's auth
+#: mixins and asgishift's Django integration (its async views are async
+#: without an ``async`` in the view's module).
 SEED_RE = re.compile(
     rb"\b(?:async|await)\b|sync_to_async|async_to_sync|async_capable|is_async|async_only"
     rb"|async_middleware|asyncio|get_response|MIDDLEWARE|flask|Thread\(|submit\(|executor"
+    rb"|RequiredMixin|UserPassesTestMixin|AccessMixin|django_integration"
 )
 _IMPORT_RE = re.compile(
     rb"^[ \t]*(?:from[ \t]+(\.*)[ \t]*([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)"
@@ -126,7 +130,20 @@ def imports_by_text(source: SourceFile, data: bytes) -> list[str]:
 #: ``async def``)``.
 Facts = tuple[bool, tuple[str, ...], tuple[bytes, ...]]
 
-_SEED_WORDS = (b"get_response", b"MIDDLEWARE", b"flask", b"Thread(", b"submit(", b"executor")
+_SEED_WORDS = (
+    b"get_response",
+    b"MIDDLEWARE",
+    b"flask",
+    b"Thread(",
+    b"submit(",
+    b"executor",
+    # Django's auth mixins and asgishift's async views (ASH210: a class-based
+    # view is async by its bases, with no ``async`` in its module's text)
+    b"RequiredMixin",
+    b"UserPassesTestMixin",
+    b"AccessMixin",
+    b"django_integration",
+)
 _ASYNC_NAMES = (
     b"sync_to_async",
     b"async_to_sync",

@@ -136,6 +136,9 @@ class ClassSummary(NamedTuple):
         ``size = property(get_size)`` (any of
         :data:`~asgishift.audit._tables.PROPERTY_DECORATORS` called with a
         function): reading the attribute on an instance runs the getter.
+    :param wrapped: ``(method, decorator target)`` for each decorator a class
+        decorator ``@method_decorator(dec, name="dispatch")`` applies to a
+        method (inherited or not) of the class.
     """
 
     qualname: str
@@ -150,6 +153,7 @@ class ClassSummary(NamedTuple):
     is_middleware: bool
     wrappers: tuple[tuple[str, int], ...]
     properties: tuple[tuple[str, str], ...] = ()
+    wrapped: tuple[tuple[str, str], ...] = ()
 
 
 class FileSummary(NamedTuple):

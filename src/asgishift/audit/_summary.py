@@ -50,6 +50,7 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "asgishift.audit._walk_names",
     "asgishift.audit.rules",
     "asgishift.audit.rules._family",
+    "asgishift.audit.rules.auth_mixins",
     "asgishift.audit.rules.blocking",
     "asgishift.audit.rules.held_locks",
     "asgishift.audit.rules.hidden_queries",

@@ -283,6 +283,11 @@ TRANSPARENT_TYPES = frozenset(
 #: Names of the builtins module.
 BUILTINS = frozenset(dir(builtins))
 #: The call-site target suffix of an attribute read on a typed receiver
+#: Django's adapter of a function decorator to methods: ``@method_decorator(dec)``
+#: on a method, ``@method_decorator(dec, name="dispatch")`` on a class; the
+#: walk records ``dec`` as a decorator of the method it wraps too.
+METHOD_DECORATOR = "django.utils.decorators.method_decorator"
+
 #: (``store.size`` is ``shop.Store.size.__get__``): the linker follows it only
 #: into a project function decorated with one of :data:`PROPERTY_DECORATORS`.
 PROPERTY_READ = ".__get__"
@@ -321,6 +326,7 @@ __all__ = [
     "MAPPING_CONTAINERS",
     "MEMORY_CONNECTION",
     "MEMORY_URI",
+    "METHOD_DECORATOR",
     "MIDDLEWARE_MARKERS",
     "NO_LOOP_PROBES",
     "OPENERS",

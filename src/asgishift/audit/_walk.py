@@ -40,6 +40,7 @@ from asgishift.audit._scope import (
     toplevel,
 )
 from asgishift.audit._tables import (
+    METHOD_DECORATOR,
     PROPERTY_DECORATORS,
     PROPERTY_GETTER_KEYWORDS,
     PROPERTY_TYPES,
@@ -282,6 +283,9 @@ class WalkerBase(NameResolver, abc.ABC):
                                 for kw in value.keywords
                             ):
                                 nullable_fks.append(tgt.id)
+        wrapped = tuple(
+            pair for dec in node.decorator_list for pair in self._method_decorated(dec) if pair[0]
+        )
         self.scope = saved
         self.classes.append(
             ClassSummary(
@@ -297,8 +301,34 @@ class WalkerBase(NameResolver, abc.ABC):
                 is_middleware=is_middleware,
                 wrappers=(),
                 properties=tuple(sorted(properties.items())),
+                wrapped=wrapped,
             )
         )
+
+    def _method_decorated(self, dec: ast.expr) -> list[tuple[str, str]]:
+        """Return ``(name, decorator target)`` for each decorator ``method_decorator`` adapts.
+
+        :param dec: a decorator expression; only a call of
+            :data:`~asgishift.audit._tables.METHOD_DECORATOR` gives any:
+            ``method_decorator(login_required)`` gives ``("", "...login_required")``,
+            ``method_decorator([a, b], name="dispatch")`` one pair per decorator
+            with ``name`` ``"dispatch"`` (``""`` when the call names no method,
+            or not as a string literal).
+        """
+        if type(dec) is not ast.Call or not dec.args or self.target(dec.func) != METHOD_DECORATOR:
+            return []
+        name = ""
+        for kw in dec.keywords:
+            if kw.arg == "name" and isinstance(kw.value, ast.Constant):
+                name = str(kw.value.value)
+        first = dec.args[0]
+        items = first.elts if isinstance(first, (ast.List, ast.Tuple)) else [first]
+        out = []
+        for item in items:
+            target = self.target(item)
+            if target is not None:
+                out.append((name, self.intern(target)))
+        return out
 
     def _property_getter(self, call: ast.Call, defs: dict[str, str]) -> str | None:
         """Return the getter of ``property(get_size)`` in a class body, or ``None``.
@@ -347,6 +377,8 @@ class WalkerBase(NameResolver, abc.ABC):
                 # A decorator the walk cannot name is still one: it may wrap
                 # the function in anything (UNKNOWN_DECORATOR).
                 decorators.append(self.intern(dec_target or UNKNOWN_DECORATOR))
+                # ``@method_decorator(login_required)``: the method has login_required's wrapper
+                decorators.extend(target for _, target in self._method_decorated(dec))
                 for hook in self.hooks.decorator:
                     hook(self, dec, dec_target, qual, scope, is_async)
             if node.returns is not None:  # an absent annotation names no type

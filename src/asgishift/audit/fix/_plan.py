@@ -102,8 +102,9 @@ DIRECT_FIXES: dict[str, Rewrite] = {
 #: wrapping the helper's call in the ``async def`` with ``sync_to_async``.
 CHAIN_FIX_FAMILIES = ("ASH1", "ASH2")
 #: Rules of those families recorded only in the ``async def`` itself (on a
-#: request it takes): their findings never have a chain, so nothing to wrap.
-UNCHAINED_RULES = frozenset({"ASH208", "ASH209"})
+#: request it takes) or on a class (ASH210, a view's bases): their findings
+#: never have a chain, so nothing to wrap.
+UNCHAINED_RULES = frozenset({"ASH208", "ASH209", "ASH210"})
 
 
 def rule_fixes(code: str) -> tuple[Rewrite, ...]:

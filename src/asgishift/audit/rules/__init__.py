@@ -19,6 +19,8 @@ Families:
 * :mod:`~asgishift.audit.rules.hidden_queries`: ``ASH207``-``ASH209`` Django
   APIs that query behind a sync call (the sites framework, ``request.user``,
   ``request.session``).
+* :mod:`~asgishift.audit.rules.auth_mixins`: ``ASH210`` Django's sync auth
+  mixins (``LoginRequiredMixin``...) in front of an async class-based view.
 * :mod:`~asgishift.audit.rules.migration`: ``ASH3xx`` migration hazards
   (``async_to_sync`` from async, nested loops, thread-locals, request globals
   in threads, sync-only middleware).
@@ -41,7 +43,14 @@ from typing import TYPE_CHECKING
 
 from asgishift.audit._model import Rule
 from asgishift.audit._scope import Hooks
-from asgishift.audit.rules import blocking, hidden_queries, migration, orm, wrappers
+from asgishift.audit.rules import (
+    auth_mixins,
+    blocking,
+    hidden_queries,
+    migration,
+    orm,
+    wrappers,
+)
 from asgishift.audit.rules._family import Add, Family
 
 if TYPE_CHECKING:
@@ -52,6 +61,7 @@ FAMILIES: tuple[Family, ...] = (
     blocking.FAMILY,
     orm.FAMILY,
     hidden_queries.FAMILY,
+    auth_mixins.FAMILY,
     migration.FAMILY,
     wrappers.FAMILY,
 )

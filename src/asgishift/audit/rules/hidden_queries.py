@@ -63,7 +63,7 @@ DRF_REQUEST = "rest_framework.request.Request"
 #: their ``api_view`` decorator, makes the handler's ``request.user`` a loaded
 #: user (and ``request.auser()`` would skip the view's authenticators).
 DRF_PACKAGES = ("rest_framework.", "adrf.")
-#: Decorators that, on an async view (Django 5.1+; older versions do not wrap
+#: Decorators that, on an async view (Django 5.0+; older versions do not wrap
 #: one), ``await request.auser()`` before the view runs: that loads the
 #: session, so the view's sync session reads are served from its cache.
 SESSION_LOADING_DECORATORS = frozenset(
