@@ -267,3 +267,20 @@ def _from_callback(
 
 async def _await(future: asyncio.Future[T]) -> T:
     return await future
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_waiter_factory_gives_inline_futures_on_asyncios_loop_only(kind: str) -> None:
+    # uvloop's iterations are Cython: a plain future costs less there than the
+    # Python-level overrides of InlineFuture save (benchmarks/RESULTS.md).
+    from asgishift.bridge._waiter import waiter_factory
+
+    async def main() -> tuple[bool, bool]:
+        loop = asyncio.get_running_loop()
+        waiter = waiter_factory(loop)()
+        waiter.set_result(1)
+        return isinstance(waiter, InlineFuture), waiter.get_loop() is loop
+
+    inline, own_loop = run_on(kind, main)
+    assert own_loop
+    assert inline is (kind == "asyncio")

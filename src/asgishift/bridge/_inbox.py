@@ -20,6 +20,8 @@ from collections import deque
 from time import monotonic
 from typing import Any, Final, Protocol
 
+from asgishift.bridge._waiter import waiter_factory
+
 __all__ = ["SPACED_AFTER", "Inbox", "Wakeable"]
 
 logger = logging.getLogger("asgishift.bridge")
@@ -85,12 +87,16 @@ class Inbox:
         "_write_fd",
         "items",
         "loop",
+        "new_waiter",
         "scheduled",
         "spaced",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        #: Makes the future a request awaits its worker's items with, the kind that
+        #: is cheapest on ``loop`` (:func:`~asgishift.bridge._waiter.waiter_factory`).
+        self.new_waiter = waiter_factory(loop)
         self.items: deque[tuple[Wakeable, tuple[Any, ...]]] = deque()
         self.spaced: deque[tuple[Wakeable, tuple[Any, ...]]] = deque()
         self.scheduled = False

@@ -62,7 +62,6 @@ from asgishift.bridge._unread_body import (
     error_response,
     send_error,
 )
-from asgishift.bridge._waiter import InlineFuture
 from asgishift.bridge._wsgi_response import FILE as FILE_WRAPPER
 from asgishift.bridge._wsgi_response import (
     ITERABLE_KINDS,
@@ -154,13 +153,13 @@ class Request:
         self.options = options
         self.pool = pool
         self.inbox = inbox
-        self.loop = loop = inbox.loop
+        self.loop = inbox.loop
         self.environ = environ
         self.receive = receive
         self.send = send
         self.method: str = environ["REQUEST_METHOD"]
         self.context = contextvars.copy_context()
-        self.waiter: asyncio.Future[tuple[Any, ...]] = InlineFuture(loop)
+        self.waiter: asyncio.Future[tuple[Any, ...]] = inbox.new_waiter()
         self.worker_lock: threading.Lock | None = None
         self.reply: Any = None
         self.outcome: tuple[Any, ...] = (_DONE, None, None)
@@ -232,7 +231,7 @@ class Request:
                             await drain_and_send(self, item[1])
                     error = item[2]
                     break
-                self.waiter = InlineFuture(loop)
+                self.waiter = self.inbox.new_waiter()
                 pending = True
                 if kind is _SEND:
                     if watcher is None:

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from asyncio import current_task
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["InlineFuture"]
+__all__ = ["InlineFuture", "waiter_factory"]
 
 _T = TypeVar("_T")
 
@@ -130,3 +131,21 @@ class InlineFuture(asyncio.Future[_T]):
         loop = self.get_loop()
         for fn, context in inline:
             loop.call_soon(fn, self, context=context)
+
+
+def waiter_factory(loop: asyncio.AbstractEventLoop) -> Callable[[], asyncio.Future[Any]]:
+    """Return what makes the bridge's waiters on ``loop``: :class:`InlineFuture` or not.
+
+    On asyncio's own loops (``asyncio.BaseEventLoop``, whose iterations are Python)
+    an :class:`InlineFuture`, which saves a loop iteration per wait. On any other
+    loop (uvloop, written in Cython) ``loop.create_future()``: there an iteration
+    costs less than the Python-level ``add_done_callback``/``set_result`` overrides
+    of :class:`InlineFuture`, which counted about 8,600 instructions more per Flask
+    request than a plain future (``benchmarks/RESULTS.md``, fifteenth session).
+
+    :param loop: the event loop the waiters belong to.
+    :return: a callable of no arguments returning a new future of ``loop``.
+    """
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return functools.partial(InlineFuture, loop)
+    return loop.create_future
