@@ -82,7 +82,8 @@ def unpack_src(revision: str, into: Path) -> Path:
     pure Python fallbacks while the checkout ran C, and every ``--baseline``
     comparison of the WSGI->ASGI direction before 2026-12-07 favoured the checkout
     (``benchmarks/RESULTS.md``, fifteenth session). ``ASGISHIFT_NO_EXTENSIONS`` set:
-    nothing is compiled, as ``setup.py`` does.
+    nothing is compiled, as ``setup.py`` does; nor when this checkout has no compiled
+    extensions (no C compiler at install time).
 
     :raise subprocess.CalledProcessError: if git cannot archive ``revision``, or a C
         extension does not compile (its compiler output is in the exception's
@@ -97,7 +98,10 @@ def unpack_src(revision: str, into: Path) -> Path:
         archive.extractall(into, filter="data")
     src = into / "src"
     names = sorted(path.stem for path in (src / "asgishift" / "bridge").glob("_c*.c"))
-    if names and not os.environ.get("ASGISHIFT_NO_EXTENSIONS"):
+    # Compiled only when this checkout's are (a machine without a C compiler runs both
+    # sides in Python), so the two sides always run the same kind of code.
+    checkout_has_them = any((SRC_DIR / "asgishift" / "bridge").glob("_c*.so"))
+    if names and checkout_has_them and not os.environ.get("ASGISHIFT_NO_EXTENSIONS"):
         subprocess.run(
             [sys.executable, "-c", _BUILD_EXTENSIONS, *names],
             cwd=src,
