@@ -7,6 +7,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -326,6 +327,32 @@ def _refuses_connections(srv: LiveServer) -> bool:
     return False
 
 
+def _ctrl_c_twice_cuts_the_stream(srv: LiveServer, kill: Callable[[int, int], None]) -> None:
+    """Open ``/events``, send SIGINT with ``kill`` (``os.kill`` or ``os.killpg``) twice.
+
+    The first begins the graceful stop (new connections are refused, the stream still
+    flows); after the second the stream must close within 10 s, cut mid-body.
+    """
+    with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
+        chunks = response.iter_raw()
+        assert next(chunks).startswith(b"data: tick")
+        kill(srv.process.pid, signal.SIGINT)
+        wait_for(lambda: _refuses_connections(srv), 10, "the graceful stop to begin")
+        assert next(chunks).startswith(b"data: tick")  # the stream is still served
+        kill(srv.process.pid, signal.SIGINT)
+        signalled = time.monotonic()
+        closed = False
+        try:
+            for _ in chunks:
+                if time.monotonic() - signalled > 10:
+                    raise AssertionError("stream still open 10 s after the second Ctrl+C")
+        except httpx.ReadTimeout:
+            raise AssertionError("the stream stalled instead of closing") from None
+        except httpx.TransportError:
+            closed = True  # cut mid-body: the expected end of an endless stream
+        assert closed
+
+
 @pytest.mark.live
 @pytest.mark.parametrize("mode", [["--reload"], ["--workers", "2"]], ids=["reload", "workers"])
 def test_a_second_ctrl_c_cuts_open_streams_in_hypercorn_workers(mode: list[str]) -> None:
@@ -350,24 +377,7 @@ def test_a_second_ctrl_c_cuts_open_streams_in_hypercorn_workers(mode: list[str])
     workers = 2 if "--workers" in mode else 1
     with live_server("hypercorn", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
         wait_for(lambda: len(_started(srv.log())) == workers, 30, "the workers to start")
-        with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
-            chunks = response.iter_raw()
-            assert next(chunks).startswith(b"data: tick")
-            os.killpg(srv.process.pid, signal.SIGINT)
-            wait_for(lambda: _refuses_connections(srv), 10, "the graceful stop to begin")
-            assert next(chunks).startswith(b"data: tick")  # the stream is still served
-            os.killpg(srv.process.pid, signal.SIGINT)
-            signalled = time.monotonic()
-            closed = False
-            try:
-                for _ in chunks:
-                    if time.monotonic() - signalled > 10:
-                        raise AssertionError("stream still open 10 s after the second Ctrl+C")
-            except httpx.ReadTimeout:
-                raise AssertionError("the stream stalled instead of closing") from None
-            except httpx.TransportError:
-                closed = True
-            assert closed
+        _ctrl_c_twice_cuts_the_stream(srv, os.killpg)
         status = srv.process.wait(timeout=20)
         log = srv.log()
     assert status == 0, log
@@ -400,22 +410,7 @@ def test_a_second_ctrl_c_cuts_open_streams_at_once(how: str) -> None:
         server = "granian"
         argv = [sys.executable, "-c", _RUN_APP_OBJECT.format(timeout=long_timeout), "{port}"]
     with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
-        with httpx.stream("GET", f"{srv.url}/events", timeout=10.0) as response:
-            chunks = response.iter_raw()
-            assert next(chunks).startswith(b"data: tick")
-            os.kill(srv.process.pid, signal.SIGINT)
-            wait_for(lambda: _refuses_connections(srv), 10, "the graceful stop to begin")
-            assert next(chunks).startswith(b"data: tick")  # the stream is still served
-            os.kill(srv.process.pid, signal.SIGINT)
-            signalled = time.monotonic()
-            closed = False
-            try:
-                for _ in chunks:
-                    if time.monotonic() - signalled > 10:
-                        raise AssertionError("stream still open 10 s after the second Ctrl+C")
-            except httpx.TransportError:
-                closed = True  # cut mid-body: the expected end of an endless stream
-            assert closed
+        _ctrl_c_twice_cuts_the_stream(srv, os.kill)
         status = srv.process.wait(timeout=20)
         log = srv.log()
     assert status == 0, log
