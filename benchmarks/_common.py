@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.machinery
 import importlib.metadata
 import io
 import os
@@ -85,9 +86,12 @@ def unpack_src(revision: str, into: Path) -> Path:
     nothing is compiled, as ``setup.py`` does; nor when this checkout has no compiled
     extensions (no C compiler at install time).
 
+    Where the revision's C sources equal this checkout's, this checkout's builds are
+    copied instead (no compiler or setuptools needed).
+
     :raise subprocess.CalledProcessError: if git cannot archive ``revision``, or a C
         extension does not compile (its compiler output is in the exception's
-        ``stderr``).
+        ``stderr``; compiling needs setuptools in this interpreter).
     """
     tar = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "archive", revision, "src/asgishift"],
@@ -97,11 +101,27 @@ def unpack_src(revision: str, into: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
         archive.extractall(into, filter="data")
     src = into / "src"
-    names = sorted(path.stem for path in (src / "asgishift" / "bridge").glob("_c*.c"))
-    # Compiled only when this checkout's are (a machine without a C compiler runs both
-    # sides in Python), so the two sides always run the same kind of code.
-    checkout_has_them = any((SRC_DIR / "asgishift" / "bridge").glob("_c*.so"))
-    if names and checkout_has_them and not os.environ.get("ASGISHIFT_NO_EXTENSIONS"):
+    bridge, here = src / "asgishift" / "bridge", SRC_DIR / "asgishift" / "bridge"
+    names = sorted(path.stem for path in bridge.glob("_c*.c"))
+    # Built only when this checkout's are, for this Python (a machine without a C compiler
+    # runs both sides in Python), so the two sides always run the same kind of code.
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    built = [here / f"{name}{suffix}" for name in names]
+    if not names or not all(path.exists() for path in built):
+        return src
+    if os.environ.get("ASGISHIFT_NO_EXTENSIONS"):
+        return src
+    if all(
+        (here / f"{name}.c").is_file()
+        and (here / f"{name}.c").read_bytes() == (bridge / f"{name}.c").read_bytes()
+        for name in names
+    ):
+        # The same C sources: this checkout's builds are the revision's builds too (and
+        # need no compiler or setuptools, which a uv virtualenv on 3.12+ lacks).
+        for path in built:
+            shutil.copy2(path, bridge / path.name)
+        print(f"# {revision}: C extensions as this checkout's: {', '.join(names)}", file=sys.stderr)
+    else:
         subprocess.run(
             [sys.executable, "-c", _BUILD_EXTENSIONS, *names],
             cwd=src,
