@@ -3,7 +3,7 @@
 Everything here runs on the process's event-loop thread. It talks to the WSGI
 thread that serves the request through exactly two channels, both passed in:
 
-- ``outbox``, a ``queue.SimpleQueue`` of *batches*: lists of event tuples
+- ``outbox``, an :class:`~asgishift.bridge._outbox.Outbox` of *batches*: lists of event tuples
   (:data:`START`, :data:`BODY`, ...). All messages the app sends between two
   suspensions go out as one batch, so a small response (start + body + task
   done) crosses to the WSGI thread with one ``put``.
@@ -34,7 +34,6 @@ import contextvars
 import enum
 import logging
 import os
-import queue
 import socket
 import sys
 from collections.abc import Awaitable, Generator
@@ -52,6 +51,7 @@ from asgishift.bridge._asgi_events import (
     body_bytes,
     start_args,
 )
+from asgishift.bridge._outbox import Outbox
 from asgishift.bridge._response import body_allowed
 
 __all__ = [
@@ -192,7 +192,7 @@ class LoopSide:
         loop: asyncio.AbstractEventLoop,
         app: ASGIApp,
         scope: Scope,
-        outbox: queue.SimpleQueue[list[tuple[Any, ...]]],
+        outbox: Outbox[list[tuple[Any, ...]]],
         first: Message | None,
         send_buffer: int,
         disconnect_grace: float,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
-import queue
 from typing import Any
 
 from asgishift._types import ASGIApp, Environ, Message, StartResponse
@@ -39,6 +38,7 @@ from asgishift.bridge._asgi_lifespan import (
 from asgishift.bridge._asgi_options import ASGIToWSGIOptions
 from asgishift.bridge._asgi_wsgi_side import Batch, ResponseAborted, WSGISide, error_response
 from asgishift.bridge._loop_thread import LoopThread, process_lock, process_loop
+from asgishift.bridge._outbox import Outbox, new_outbox
 from asgishift.bridge._scope import ScopeError, build_scope, request_body_length
 
 __all__ = ["ASGIToWSGI", "ASGIToWSGIOptions", "ResponseAborted"]
@@ -175,7 +175,7 @@ class ASGIToWSGI:
             left = 0
         else:
             left = length
-        outbox: queue.SimpleQueue[Batch] = queue.SimpleQueue()
+        outbox: Outbox[Batch] = new_outbox()
         side = LoopSide(
             process.loop_thread.loop,
             self.app,

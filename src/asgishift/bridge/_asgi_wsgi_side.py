@@ -34,6 +34,7 @@ from asgishift.bridge._asgi_exchange import (
 from asgishift.bridge._asgi_options import ASGIToWSGIOptions
 from asgishift.bridge._error_response import error_page
 from asgishift.bridge._loop_thread import LoopThread
+from asgishift.bridge._outbox import Outbox
 
 __all__ = ["Batch", "Body", "ResponseAborted", "WSGISide", "error_response"]
 
@@ -109,7 +110,7 @@ class WSGISide:
         self,
         side: LoopSide,
         loop_thread: LoopThread,
-        outbox: queue.SimpleQueue[Batch],
+        outbox: Outbox[Batch],
         stream: Any,
         left: int | None,
         options: ASGIToWSGIOptions,
