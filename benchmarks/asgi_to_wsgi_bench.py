@@ -31,7 +31,9 @@ saturated it is close to the inverse of req/s, so it is no steadier than req/s
 (on a VM, time the host takes is still counted as the process's).
 
 ``--in-process`` measures what each adapter costs per request without any
-server: the app is called directly from ``--threads`` threads.
+server: the app is called directly from ``--threads`` threads (``--threads 1``:
+one request at a time), each adapter in a process of its own. With ``--baseline
+REV`` it also measures REV's ``ASGIToWSGI``.
 
 This module is also the app module the servers import (``asgi_to_wsgi_bench:``
 ``starlette_app``, ``asgishift_app``, ``a2wsgi_app``). ``--smoke`` checks the
@@ -193,16 +195,17 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any =
     pass
 
 
-def in_process(threads: int, requests: int, repeats: int, floor: bool) -> dict[str, float]:
+def in_process(threads: int, requests: int, repeats: int, names: list[str]) -> dict[str, float]:
     """Return µs per request of each adapter called directly from ``threads`` threads.
 
     No server and no sockets: what the bridge itself costs, best of ``repeats``.
+
+    :param names: adapters, by the name of their app in this module without
+        ``_app`` (``asgishift``, ``a2wsgi``, ``floor``, ``baseline``).
     """
     import threading
 
-    adapters = {"asgishift": __getattr__("asgishift_app"), "a2wsgi": __getattr__("a2wsgi_app")}
-    if floor:
-        adapters["floor"] = __getattr__("floor_app")
+    adapters = {name: __getattr__(f"{name}_app") for name in names}
 
     def drive(app: Any) -> None:
         for _ in range(requests):
@@ -252,14 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         help="no servers: call each adapter from --threads threads in this process "
         "(run it under `taskset -c 0`), print µs per request",
     )
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # --in-process's child processes
     args = parser.parse_args(argv)
     if args.in_process:
-        requests = 50 if args.smoke else 2000
-        best = in_process(args.threads, requests, 1 if args.smoke else 3, args.floor)
-        rows = [[name, f"{value:.1f}", f"{value / best['a2wsgi']:.2f}x"]
-                for name, value in best.items()]  # fmt: skip
-        print(markdown_table(["adapter", "µs per request", "vs a2wsgi"], rows))
-        return 0
+        return _report_in_process(args)
     if args.smoke:
         args.rounds, args.duration = 1, 1.0
     if args.floor:
@@ -269,6 +268,39 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[BASELINE_ENV] = str(unpack_src(args.baseline, Path(tmp)))
             CONFIGS.setdefault(*BASELINE_CONFIG)
         return _measure(args)
+
+
+def _report_in_process(args: argparse.Namespace) -> int:
+    """Print ``--in-process``'s table, each adapter measured in a process of its own.
+
+    A process of its own gives each adapter the same start: no other adapter's
+    loop thread, no other adapter's objects in the CPU's caches, and for the
+    baseline its own ``asgishift``.
+    """
+    requests = 50 if args.smoke else 2000
+    repeats = 1 if args.smoke else 3
+    if args.only:  # a child: one adapter, one number on stdout
+        print(in_process(args.threads, requests, repeats, [args.only])[args.only])
+        return 0
+    names = ["asgishift", "a2wsgi"] + (["floor"] if args.floor else [])
+    if args.baseline:
+        names.append("baseline")
+    best: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="asgishift-a2w-base-") as tmp:
+        env = dict(os.environ)
+        if args.baseline:
+            env[BASELINE_ENV] = str(unpack_src(args.baseline, Path(tmp)))
+        for name in names:
+            smoke = ["--smoke"] if args.smoke else []
+            argv = [sys.executable, __file__, "--in-process", "--only", name,
+                    "--threads", str(args.threads), *smoke]  # fmt: skip
+            child = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+            label = f"baseline {args.baseline}" if name == "baseline" else name
+            best[label] = float(child.stdout.split()[-1])
+    rows = [[name, f"{value:.1f}", f"{value / best['a2wsgi']:.2f}x"]
+            for name, value in best.items()]  # fmt: skip
+    print(markdown_table(["adapter", "µs per request", "vs a2wsgi"], rows))
+    return 0
 
 
 def _measure(args: argparse.Namespace) -> int:

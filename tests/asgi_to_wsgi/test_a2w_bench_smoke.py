@@ -57,3 +57,36 @@ def test_benchmark_smoke() -> None:
         assert errors == "0", label
     assert rows["gunicorn/a2wsgi"][2] == "1.00x"
     assert rows["gunicorn/a2wsgi"][4] == "1.00x"
+
+
+def test_in_process_smoke_with_a_baseline() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "benchmarks" / "asgi_to_wsgi_bench.py"),
+            "--in-process",
+            "--smoke",
+            "--floor",
+            "--threads",
+            "2",
+            "--baseline",
+            "HEAD",
+        ],
+        cwd=str(REPO_ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| adapter")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    assert set(rows) == {"asgishift", "a2wsgi", "floor", "baseline HEAD"}
+    for label, (micros, ratio) in rows.items():
+        assert float(micros) > 0, label
+        assert re.fullmatch(r"\d+\.\d\dx", ratio), label
+    assert rows["a2wsgi"][1] == "1.00x"
