@@ -9,10 +9,10 @@ loop thread holds the GIL. On a busy core the woken thread runs at once, finds
 the GIL taken, and sleeps again until the loop thread lets go of it: two
 context switches per wake-up that do nothing. Here ``put`` writes a byte to a
 pipe the waiting thread reads, and ``os.write`` and ``os.read`` release the
-GIL around the system call, so the woken thread finds the GIL free. In process,
-eight threads calling the benchmark's Starlette app through a minimal adapter
-took 19.5 µs a request this way against 24.2 µs with a ``SimpleQueue``, one
-thread 22.2 against 31.5 (``benchmarks/RESULTS.md``, "sixteenth session").
+GIL around the system call, so the woken thread finds the GIL free. Requests
+one at a time to the benchmark's Starlette app cost 35 µs instead of 41-43
+(``benchmarks/asgi_to_wsgi_bench.py --in-process --threads 1``; the numbers are
+in ``benchmarks/RESULTS.md``, "sixteenth session").
 
 The pipe belongs to the waiting thread, not to the request: each thread makes
 one, on its first request, and keeps it, so a request costs no ``pipe()`` or
