@@ -205,6 +205,30 @@ def test_sigterm_with_a_stream_open_ends_it_and_shuts_down_before_the_kill(
     assert re.search(r"still open [\d.]+ s before gunicorn's graceful_timeout ends", log), log
 
 
+def test_a_request_cut_by_a_stop_before_its_response_started_gets_503(tmp_path: Path) -> None:
+    """A request still waiting for the app when a stopping worker cuts it is answered 503.
+
+    The app did nothing wrong: the server is going away (RFC 9110 section 15.6.4,
+    Service Unavailable), and a client or load balancer may retry elsewhere. Before,
+    the bridge answered 500, as for an app that failed.
+    """
+    events = tmp_path / "events"
+    extra = ["--graceful-timeout", "4", "--timeout", "120"]
+    with serve("gunicorn-gthread", extra=extra, env={"A2W_EVENTS": str(events)}) as srv:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.get, f"{srv.url}/stuck-holding", timeout=DEADLINE)
+            worker = _wait_for_event(events, "acquired")[-1][1]
+            srv.process.send_signal(signal.SIGTERM)
+            response = pending.result(DEADLINE)
+        assert srv.process.wait(DEADLINE) == 0
+        log = srv.log()
+    assert response.status_code == 503, (response.text, log)
+    assert response.text == "503 Service Unavailable\n"
+    kinds = [kind for kind, pid in _events(events) if pid == worker]
+    assert kinds == ["startup", "acquired", "cancelled", "released", "shutdown"], (kinds, log)
+    assert "raised" not in log, log  # the app is not blamed
+
+
 @pytest.mark.parametrize("config", ["gunicorn-gthread", "gunicorn-sync"])
 def test_the_loops_descriptors_stay_open_until_lifespan_shutdown_has_run(
     tmp_path: Path, config: str

@@ -57,6 +57,7 @@ from asgishift.bridge._response import body_allowed
 __all__ = [
     "ACK",
     "BODY",
+    "CUT",
     "DONE",
     "END",
     "FAIL",
@@ -80,6 +81,7 @@ ACK = 5  #: (ACK,): send() waits until everything before this was handed on
 FAIL = 6  #: (FAIL,): the app failed (logged); 500, or abort a started response
 DONE = 7  #: (DONE,): the app's task has ended; always the last event
 GONE = 8  #: (GONE,): the client's socket shows it went away; the body ends here
+CUT = 9  #: (CUT,): the bridge cancelled the task before the response started
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
@@ -276,7 +278,16 @@ class LoopSide:
             self._grace_handle = self._loop.call_later(self.disconnect_grace, task.cancel)
 
     def cancel(self) -> None:
-        """Cancel the app's task now (the response timed out, or must not outlive the request)."""
+        """Cancel the app's task now (the response timed out, or must not outlive the request).
+
+        Also how a stopping server ends the requests still open (a gunicorn worker's
+        graceful stop, process exit): a request whose response has not started is
+        told so with :data:`CUT`, and its WSGI thread answers ``503 Service
+        Unavailable`` rather than blaming the app with a 500. (A WSGI thread that
+        cancels a request itself, at a timeout, no longer reads its events.)
+        """
+        if self.phase is PHASE_START and self.link is LINK_OPEN:
+            self._batch.append((CUT,))
         self._disconnect()
         if self.task is not None:
             self.task.cancel()

@@ -22,6 +22,7 @@ from asgishift._types import Environ, Message, StartResponse
 from asgishift.bridge._asgi_exchange import (
     ACK,
     BODY,
+    CUT,
     DONE,
     END,
     FAIL,
@@ -73,6 +74,7 @@ class Body(enum.Enum):
     FAILED = "failed"  # FAIL seen: the app failed (logged on the loop)
     NONE = "none"  # a HEAD, 1xx, 204 or 304 response: complete at its headers
     GONE = "gone"  # the client's socket showed it went away: the body ends here
+    CUT = "cut"  # CUT seen: the server is stopping; the task was cancelled before the start
 
 
 # Module constants for the hot paths (see PHASE_START in ._asgi_events for why).
@@ -81,6 +83,7 @@ BODY_ENDED: Final = Body.ENDED
 BODY_FAILED: Final = Body.FAILED
 BODY_NONE: Final = Body.NONE
 BODY_GONE: Final = Body.GONE
+BODY_CUT: Final = Body.CUT
 
 
 class WSGISide:
@@ -275,6 +278,8 @@ class WSGISide:
             self.loop_thread.call(self.side.resume)
         elif kind == GONE:
             self.body = BODY_GONE
+        elif kind == CUT:
+            self.body = BODY_CUT
 
     def _failed_before_start(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         if self.body is BODY_GONE:
@@ -287,6 +292,10 @@ class WSGISide:
             return []
         if self.left is not None and self.left < 0:
             return error_response(start_response, 400, environ)
+        if self.body is BODY_CUT:
+            # The server is stopping (logged when the request was cut): RFC 9110
+            # section 15.6.4, a temporary condition, worth a retry elsewhere.
+            return error_response(start_response, 503, environ)
         return error_response(start_response, 500, environ)
 
     def _timed_out(self, environ: Environ, start_response: StartResponse, timeout: Any) -> Any:
