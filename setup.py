@@ -3,7 +3,8 @@
 Each is the common case of one pure Python function, in C, handing every other
 case to that function, which stays the definition (``src/asgishift/bridge/_accel.py``):
 ``_cenviron`` builds the environ of the common request, ``_cresponse`` encodes
-the common response start. They are optional: where no C compiler is found the
+the common response start, ``_cscope`` builds the scope of ``ASGIToWSGI``'s
+common request. They are optional: where no C compiler is found the
 build goes on without them and the bridge runs its Python code.
 ``ASGISHIFT_NO_EXTENSIONS=1`` skips them at build time, and turns them off at run time.
 """
@@ -18,7 +19,7 @@ extensions = []
 if not os.environ.get("ASGISHIFT_NO_EXTENSIONS"):
     extensions = [
         Extension(f"asgishift.bridge.{name}", [f"src/asgishift/bridge/{name}.c"], optional=True)
-        for name in ("_cenviron", "_cresponse")
+        for name in ("_cenviron", "_cresponse", "_cscope")
     ]
 
 setup(ext_modules=extensions)

@@ -11,12 +11,13 @@ import sysconfig
 
 import pytest
 
-from asgishift.bridge import _environ, _response
+from asgishift.bridge import _environ, _response, _scope
 
 #: extension -> (the module that uses it, its Python definition, the name it is bound to)
 EXTENSIONS = {
     "_cenviron": (_environ, "python_build_environ", "build_environ"),
     "_cresponse": (_response, "python_encode_start", "encode_start"),
+    "_cscope": (_scope, "python_build_scope", "build_scope"),
 }
 
 
@@ -49,13 +50,15 @@ def test_no_extensions_variable_selects_the_python_definitions() -> None:
         for module, definition, bound in EXTENSIONS.values()
     ]
     code = (
-        "from asgishift.bridge import _environ, _response, _wsgi_response, _wsgi_to_asgi\n"
+        "from asgishift.bridge import _asgi_to_wsgi, _environ, _response, _scope,"
+        " _wsgi_response, _wsgi_to_asgi\n"
         f"print({', '.join(checks)},"
         " _wsgi_to_asgi.build_environ is _environ.python_build_environ,"
-        " _wsgi_response.encode_start is _response.python_encode_start)"
+        " _wsgi_response.encode_start is _response.python_encode_start,"
+        " _asgi_to_wsgi.build_scope is _scope.python_build_scope)"
     )
     env = {**os.environ, "ASGISHIFT_NO_EXTENSIONS": "1"}
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["True"] * 4
+    assert result.stdout.split() == ["True"] * 6

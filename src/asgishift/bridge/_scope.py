@@ -17,11 +17,12 @@ spec since version 2.4 (and of uvicorn ≥ 0.26, Starlette and FastAPI).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from asgishift._types import Scope
+from asgishift.bridge._accel import accelerated
 
 __all__ = [
     "ASGI_VERSION",
@@ -29,6 +30,7 @@ __all__ = [
     "build_scope",
     "header_name",
     "http_version",
+    "python_build_scope",
     "request_body_length",
 ]
 
@@ -142,13 +144,16 @@ def _parse_address(host: Any, port: Any) -> tuple[str, int | None]:
         return (str(host), None)
 
 
-def build_scope(
+def python_build_scope(
     environ: Mapping[str, Any],
     *,
     state: dict[str, Any] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> Scope:
     """Return the ASGI HTTP connection scope for a PEP 3333 environ.
+
+    The definition; :data:`build_scope` is the same function, in C for the
+    common request where ``_cscope.c`` was compiled (see :mod:`._accel`).
 
     Follows the ASGI HTTP spec, "Connection Scope":
 
@@ -219,6 +224,13 @@ def build_scope(
     if extensions is not None:
         scope["extensions"] = extensions
     return scope
+
+
+#: :func:`python_build_scope`, for the common request in C where ``_cscope.c`` was
+#: compiled; it reads the caches above, and only Python fills them.
+build_scope: Callable[..., Scope] = accelerated(
+    "_cscope", python_build_scope, _NAME_CACHE, _ADDRESS_CACHE, _HTTP_VERSIONS, ASGI_VERSION
+)
 
 
 def request_body_length(environ: Mapping[str, Any]) -> int | None:
