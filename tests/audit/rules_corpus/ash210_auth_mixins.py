@@ -73,7 +73,7 @@ class SyncDashboard(LoginRequiredMixin, View):  # ok: a sync view runs dispatch 
         return HttpResponse("hello")
 
 
-class Mixed(LoginRequiredMixin, View):  # ok: as_view() raises ImproperlyConfigured
+class Mixed(LoginRequiredMixin, View):  # error: ASH306:1 (not ASH210: as_view() refuses it)
     async def get(self, request):
         return HttpResponse("read")
 
@@ -81,7 +81,7 @@ class Mixed(LoginRequiredMixin, View):  # ok: as_view() raises ImproperlyConfigu
         return HttpResponse("write")
 
 
-class Contact(LoginRequiredMixin, FormView):  # ok: FormView's post and put stay sync: mixed
+class Contact(LoginRequiredMixin, FormView):  # error: ASH306:1 (FormView's post, put: mixed)
     async def get(self, request, *args, **kwargs):
         return HttpResponse("form")
 

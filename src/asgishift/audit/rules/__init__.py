@@ -24,6 +24,8 @@ Families:
 * :mod:`~asgishift.audit.rules.migration`: ``ASH3xx`` migration hazards
   (``async_to_sync`` from async, nested loops, thread-locals, request globals
   in threads, sync-only middleware).
+* :mod:`~asgishift.audit.rules.view_handlers`: ``ASH306`` a Django class-based
+  view with both sync and ``async def`` handlers (``as_view()`` refuses it).
 * :mod:`~asgishift.audit.rules.wrappers`: ``ASH4xx`` wrapper misuse
   (``thread_sensitive=False`` around the ORM, coroutines never awaited).
 
@@ -49,6 +51,7 @@ from asgishift.audit.rules import (
     hidden_queries,
     migration,
     orm,
+    view_handlers,
     wrappers,
 )
 from asgishift.audit.rules._family import Add, Family
@@ -63,6 +66,7 @@ FAMILIES: tuple[Family, ...] = (
     hidden_queries.FAMILY,
     auth_mixins.FAMILY,
     migration.FAMILY,
+    view_handlers.FAMILY,
     wrappers.FAMILY,
 )
 

@@ -12,7 +12,7 @@ and 6.1 ship these mixins sync-only (``django/contrib/auth/mixins.py``); only
 the function decorators wrap async views (Django 5.0+).
 
 The check runs at link time on every project class, with the whole class
-hierarchy in view (:func:`_linearize`: Python's C3 order over the project's
+hierarchy in view (:func:`linearize`: Python's C3 order over the project's
 classes and the few external classes whose bases are known here), so a mixin
 imported under another name, re-exported by a project module or inherited
 through a project base class is found. The ``dispatch()`` chain is walked in
@@ -39,7 +39,7 @@ that order from the view class:
 
 A view whose handlers are partly ``async def`` and partly sync is not
 reported: Django's ``as_view()`` refuses it (``ImproperlyConfigured``) before
-any request.
+any request, which ``ASH306`` (:mod:`.view_handlers`) reports.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def _parents(graph: Graph, node: str) -> tuple[str, ...]:
     return tuple(bases)
 
 
-def _linearize(graph: Graph, node: str, memo: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+def linearize(graph: Graph, node: str, memo: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     """Return the method resolution order of ``node`` (C3, as Python computes it).
 
     An inconsistent hierarchy (which Python refuses) or a cycle gets the
@@ -255,7 +255,7 @@ def _linearize(graph: Graph, node: str, memo: dict[str, tuple[str, ...]]) -> tup
         return hit
     memo[node] = (node,)  # cycle guard
     parents = _parents(graph, node)
-    sequences = [list(_linearize(graph, p, memo)) for p in parents] + [list(parents)]
+    sequences = [list(linearize(graph, p, memo)) for p in parents] + [list(parents)]
     order = [node]
     while any(sequences):
         head = next(
@@ -278,9 +278,32 @@ def _linearize(graph: Graph, node: str, memo: dict[str, tuple[str, ...]]) -> tup
     return memo[node]
 
 
-def _is_async_view_base(name: str) -> bool:
+def is_async_view_base(name: str) -> bool:
     """Return whether ``name`` is one of asgishift's async views (:data:`ASYNC_VIEWS`)."""
     return name.startswith(_VIEWS) and name.rsplit(".", 1)[1] in ASYNC_VIEWS
+
+
+def handler_kinds(graph: Graph, order: tuple[str, ...]) -> dict[str, tuple[bool, str]]:
+    """Return ``{handler: (is_async, where)}`` for the HTTP handlers a view class has.
+
+    :param order: the class's MRO (:func:`linearize`).
+    :return: for each of :data:`HANDLERS` that some class along
+        ``order`` has, whether the first one is an ``async def`` and the class
+        it comes from (a project class key, or a Django view's dotted name).
+    """
+    kinds: dict[str, tuple[bool, str]] = {}
+    for handler in HANDLERS:
+        for node in order:
+            func = graph.funcs.get(f"{node}.{handler}")
+            if func is not None:
+                kinds[handler] = (func[0].is_async, node)
+                break
+            if node.startswith("django.views.") and handler in DJANGO_VIEW_HANDLERS.get(
+                node.rsplit(".", 1)[1], ()
+            ):
+                kinds[handler] = (False, node)
+                break
+    return kinds
 
 
 def _view_is_async(graph: Graph, order: tuple[str, ...]) -> bool:
@@ -296,25 +319,14 @@ def _view_is_async(graph: Graph, order: tuple[str, ...]) -> bool:
     """
     is_view = False
     for node in order:
-        if _is_async_view_base(node):
+        if is_async_view_base(node):
             return True
         if node.startswith(VIEW_PACKAGES):
             is_view = True
             break
     if not is_view:
         return False
-    kinds: set[bool] = set()
-    for handler in HANDLERS:
-        for node in order:
-            func = graph.funcs.get(f"{node}.{handler}")
-            if func is not None:
-                kinds.add(func[0].is_async)
-                break
-            if node.startswith("django.views.") and handler in DJANGO_VIEW_HANDLERS.get(
-                node.rsplit(".", 1)[1], ()
-            ):
-                kinds.add(False)
-                break
+    kinds = {is_async for is_async, _ in handler_kinds(graph, order).values()}
     return kinds == {True}
 
 
@@ -329,7 +341,7 @@ def _async_dispatch(graph: Graph, order: tuple[str, ...]) -> bool:
         func = graph.funcs.get(f"{node}.dispatch")
         if func is not None:
             return func[0].is_async
-        if node in ASYNC_TWINS or _is_async_view_base(node):
+        if node in ASYNC_TWINS or is_async_view_base(node):
             return True
         if node in SYNC_AUTH_MIXINS or node.startswith(VIEW_PACKAGES):
             return False
@@ -375,7 +387,7 @@ def _sync_dispatch(
 ) -> tuple[str, str] | None:
     """Return ``(what, fix)`` when the ``dispatch()`` chain reaches a sync auth check.
 
-    :param order: the view's MRO (:func:`_linearize`).
+    :param order: the view's MRO (:func:`linearize`).
     :return: the first of :data:`SYNC_AUTH_MIXINS`, or of
         :data:`AUTH_DECORATORS` wrapping a sync ``dispatch`` (:func:`_decorator`),
         the chain reaches; else the first project class under ``AccessMixin``
@@ -389,7 +401,7 @@ def _sync_dispatch(
         fix = SYNC_AUTH_MIXINS.get(node)
         if fix is not None and not (own_check and node == LOGIN_REQUIRED):
             return node.rsplit(".", 1)[1], fix
-        if node in ASYNC_TWINS or _is_async_view_base(node) or node.startswith(VIEW_PACKAGES):
+        if node in ASYNC_TWINS or is_async_view_base(node) or node.startswith(VIEW_PACKAGES):
             break
         if node not in graph.classes:
             continue
@@ -401,7 +413,7 @@ def _sync_dispatch(
         if func is None:
             continue
         body = graph.body(qual)
-        if ACCESS_MIXIN in _linearize(graph, node, memo):
+        if ACCESS_MIXIN in linearize(graph, node, memo):
             if not func[0].is_async and custom is None:
                 custom = (node, CUSTOM_MIXIN_FIX)
             own_check = own_check or (func[0].is_async and _checks_user(body))
@@ -414,7 +426,7 @@ def _sync_auth_mixins(graph: Graph, add: Add) -> None:
     """ASH210: an async class-based view whose ``dispatch()`` chain checks the user sync."""
     memo: dict[str, tuple[str, ...]] = {}
     for key, (cls, path) in graph.classes.items():
-        order = _linearize(graph, key, memo)
+        order = linearize(graph, key, memo)
         if len(order) < 2 or not _view_is_async(graph, order):
             continue
         found = _sync_dispatch(graph, order, memo)
@@ -443,4 +455,7 @@ __all__ = [
     "RULES",
     "SYNC_AUTH_MIXINS",
     "VIEW_PACKAGES",
+    "handler_kinds",
+    "is_async_view_base",
+    "linearize",
 ]
