@@ -15,18 +15,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.live
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
-def test_benchmark_smoke() -> None:
+def run_bench(*args: str) -> dict[str, list[str]]:
+    """Run ``benchmarks/asgi_to_wsgi_bench.py`` with ``args``; return its table's rows by label."""
     result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "benchmarks" / "asgi_to_wsgi_bench.py"),
-            "--smoke",
-            "--floor",
-            "--baseline",
-            "HEAD",
-        ],
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "asgi_to_wsgi_bench.py"), *args],
         cwd=str(REPO_ROOT),
         capture_output=True,
         text=True,
@@ -34,12 +26,18 @@ def test_benchmark_smoke() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = {
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    return {
         cells[0]: cells[1:]
-        for line in result.stdout.splitlines()
-        if line.startswith("| ") and not line.startswith("| server")
+        for line in lines[1:]  # the first is the header
         for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
     }
+
+
+@pytest.mark.live
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_benchmark_smoke() -> None:
+    rows = run_bench("--smoke", "--floor", "--baseline", "HEAD")
     assert set(rows) == {
         "gunicorn/asgishift",
         "gunicorn/asgishift-asyncio",
@@ -60,31 +58,7 @@ def test_benchmark_smoke() -> None:
 
 
 def test_in_process_smoke_with_a_baseline() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "benchmarks" / "asgi_to_wsgi_bench.py"),
-            "--in-process",
-            "--smoke",
-            "--floor",
-            "--threads",
-            "2",
-            "--baseline",
-            "HEAD",
-        ],
-        cwd=str(REPO_ROOT),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = {
-        cells[0]: cells[1:]
-        for line in result.stdout.splitlines()
-        if line.startswith("| ") and not line.startswith("| adapter")
-        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
-    }
+    rows = run_bench("--in-process", "--smoke", "--floor", "--threads", "2", "--baseline", "HEAD")
     assert set(rows) == {"asgishift", "a2wsgi", "floor", "baseline HEAD"}
     for label, (micros, ratio) in rows.items():
         assert float(micros) > 0, label
