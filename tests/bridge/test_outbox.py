@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import queue
+import subprocess
 import sys
 import threading
 from typing import Any
@@ -188,3 +189,22 @@ def test_new_outbox_is_a_simple_queue_on_windows(monkeypatch: pytest.MonkeyPatch
     assert isinstance(fallback, queue.SimpleQueue)
     fallback.put(1)
     assert fallback.get(timeout=DEADLINE) == 1
+
+
+def test_a_post_at_interpreter_exit_finds_the_pipe_open() -> None:
+    # Requests ended at exit (process exit, a stopping gunicorn worker) still post
+    # their last batch; weakref.finalize's own exit hook must not have closed the pipe.
+    code = (
+        "import atexit\n"
+        "outboxes = []\n"
+        "def late():\n"  # registered before any finalizer: runs after finalize's hook
+        "    outboxes[0].put('last')\n"
+        "    print(outboxes[0].get(timeout=5))\n"
+        "atexit.register(late)\n"
+        "from asgishift.bridge._outbox import PipeOutbox\n"
+        "outboxes.append(PipeOutbox())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "last\n", "")

@@ -25,7 +25,8 @@ empty deque later, nothing more.
 
 The pipe is closed once its thread has ended *and* no outbox refers to it any
 more (an outbox holds its pipe), so a loop callback of a finished request never
-writes to a descriptor that was closed and reused. A process forked from one
+writes to a descriptor that was closed and reused; at interpreter exit it is left
+to the process's end, since the requests ended then still post. A process forked from one
 that used the pipe (a ``gunicorn --preload`` master) makes its own. A server
 that iterates a response on another thread than the one that called the app
 moves the outbox to that thread's pipe on its first wait there.
@@ -86,7 +87,10 @@ class _WakePipe:
         self.write_fd = write_fd
         self.owner = threading.get_ident()
         self.poller: Any = None  # select.poll(), made at the first timed wait
-        weakref.finalize(self, _close_fds, read_fd, write_fd)
+        closer = weakref.finalize(self, _close_fds, read_fd, write_fd)
+        # Not at interpreter exit: requests ended then (process exit, a stopping
+        # gunicorn worker) still post, and the process's end closes them anyway.
+        closer.atexit = False
 
     def wait(self, timeout: float) -> bool:
         """Wait until the pipe is readable, at most ``timeout`` seconds; ``True`` if it is."""
