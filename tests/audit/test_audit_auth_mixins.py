@@ -15,11 +15,12 @@ from pathlib import Path
 
 import django.views.generic as generic
 import pytest
+from audit_project import CONFIG, findings_of
 from django.views.generic import dates, detail, edit
 from django.views.generic import list as list_views
 
 import asgishift.django_integration.views as async_views
-from asgishift.audit._model import AuditConfig, Finding
+from asgishift.audit._model import Finding
 from asgishift.audit.engine import audit_paths
 from asgishift.audit.rules import get_rule
 from asgishift.audit.rules.auth_mixins import (
@@ -31,7 +32,6 @@ from asgishift.audit.rules.auth_mixins import (
     SYNC_AUTH_MIXINS,
 )
 
-CONFIG = AuditConfig(cache_dir=None)
 HEAD = (
     "from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin\n"
     "from django.http import HttpResponse\n"
@@ -43,13 +43,7 @@ HEAD = (
 
 
 def _audit(tmp_path: Path, files: dict[str, str]) -> list[Finding]:
-    for name, source in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(source, encoding="utf-8")
-    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
-    assert result.errors == []
-    return [f for f in result.findings if f.code == "ASH210"]
+    return findings_of(tmp_path, files, "ASH210")
 
 
 def _views(tmp_path: Path, body: str) -> list[str]:

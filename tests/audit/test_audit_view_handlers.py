@@ -12,13 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from audit_project import findings_of
 from django.core.exceptions import ImproperlyConfigured
 
-from asgishift.audit._model import AuditConfig, Finding
-from asgishift.audit.engine import audit_paths
+from asgishift.audit._model import Finding
 from asgishift.audit.rules import get_rule
-
-CONFIG = AuditConfig(cache_dir=None)
 
 #: Views over Django's own classes only, so the module can be imported and asked.
 VIEWS = """
@@ -115,13 +113,7 @@ class Redirect(RedirectView):
 
 
 def _audit(tmp_path: Path, files: dict[str, str]) -> list[Finding]:
-    for name, source in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(source, encoding="utf-8")
-    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
-    assert result.errors == []
-    return [f for f in result.findings if f.code == "ASH306"]
+    return findings_of(tmp_path, files, "ASH306")
 
 
 def test_the_views_reported_are_the_ones_djangos_as_view_refuses(

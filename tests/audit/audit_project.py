@@ -1,0 +1,24 @@
+"""Audit a small project written into a temporary directory (a helper of the rule tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asgishift.audit._model import AuditConfig, Finding
+from asgishift.audit.engine import audit_paths
+
+CONFIG = AuditConfig(cache_dir=None)
+
+
+def findings_of(tmp_path: Path, files: dict[str, str], code: str) -> list[Finding]:
+    """Write ``files`` (relative path -> source) under ``tmp_path``; return ``code``'s findings.
+
+    :raise AssertionError: when a file could not be audited.
+    """
+    for name, source in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
+    assert result.errors == []
+    return [f for f in result.findings if f.code == code]
