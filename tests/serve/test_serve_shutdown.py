@@ -320,11 +320,17 @@ def test_sighup_to_uvicorn_reload_parent_leaves_no_worker_behind() -> None:
 
 
 def _refuses_connections(srv: LiveServer) -> bool:
+    """Whether a new request gets no response within 1 s (the server stopped accepting).
+
+    Only the response's start is awaited: the app streams on every path, so reading
+    its body would last until the server cuts it (``--shutdown-timeout``). A request
+    served before the stop began is closed here, and its stream with it.
+    """
     try:
-        httpx.get(f"{srv.url}/up", timeout=1)
+        with httpx.stream("GET", f"{srv.url}/up", timeout=1):
+            return False
     except httpx.TransportError:
         return True
-    return False
 
 
 def _ctrl_c_twice_cuts_the_stream(srv: LiveServer, kill: Callable[[int, int], None]) -> None:
