@@ -109,6 +109,52 @@ class Remove(DeleteView):
 class Redirect(RedirectView):
     async def get(self, request, *args, **kwargs):
         return HttpResponse()
+
+
+class ReadOnly(View):
+    http_method_names = ["GET", "options"]
+
+    async def get(self, request):
+        return HttpResponse()
+
+    def post(self, request):
+        return HttpResponse()
+
+
+class ReadOnlyPage(TemplateView):
+    http_method_names = ("post",)
+
+    async def post(self, request):
+        return HttpResponse()
+
+
+class NarrowedStillMixed(View):
+    http_method_names = ["get", "post"]
+
+    async def get(self, request):
+        return HttpResponse()
+
+    def post(self, request):
+        return HttpResponse()
+
+
+class ReadOnlyBase(View):
+    http_method_names = ["get"]
+
+    async def get(self, request):
+        return HttpResponse()
+
+    def post(self, request):
+        return HttpResponse()
+
+
+class InheritsTheNarrowing(ReadOnlyBase):
+    def delete(self, request):
+        return HttpResponse()
+
+
+class ReopensIt(ReadOnlyBase):
+    http_method_names = View.http_method_names
 """
 
 
@@ -139,6 +185,8 @@ def test_the_views_reported_are_the_ones_djangos_as_view_refuses(
         ("shopviews.Listing", True),
         ("shopviews.Edit", True),
         ("shopviews.Redirect", True),
+        ("shopviews.NarrowedStillMixed", True),
+        ("shopviews.ReopensIt", True),
     }
     assert reported == {name for name, _ in refused}
 

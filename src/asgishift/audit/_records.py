@@ -139,6 +139,10 @@ class ClassSummary(NamedTuple):
     :param wrapped: ``(method, decorator target)`` for each decorator a class
         decorator ``@method_decorator(dec, name="dispatch")`` applies to a
         method (inherited or not) of the class.
+    :param http_method_names: the lower-cased strings of a class-body
+        ``http_method_names = [...]`` (or tuple) of string literals; ``None``
+        when the body assigns none or assigns something else (a Django view's
+        ``view_is_async`` checks only the handlers this names).
     """
 
     qualname: str
@@ -154,6 +158,7 @@ class ClassSummary(NamedTuple):
     wrappers: tuple[tuple[str, int], ...]
     properties: tuple[tuple[str, str], ...] = ()
     wrapped: tuple[tuple[str, str], ...] = ()
+    http_method_names: tuple[str, ...] | None = None
 
 
 class FileSummary(NamedTuple):

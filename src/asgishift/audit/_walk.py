@@ -48,6 +48,7 @@ from asgishift.audit._tables import (
     TRANSPARENT_TYPES,
     UNKNOWN_DECORATOR,
 )
+from asgishift.audit._values import str_literals
 from asgishift.audit._walk_names import MODULE_ALIASES, NameResolver
 
 #: Types the tables know: an attribute read giving one of them types a global.
@@ -239,6 +240,7 @@ class WalkerBase(NameResolver, abc.ABC):
         defs: dict[str, str] = {}
         has_markers = False
         is_middleware = False
+        http_method_names: tuple[str, ...] | None = None
         for stmt in node.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 if stmt.name == "__init__":
@@ -265,6 +267,15 @@ class WalkerBase(NameResolver, abc.ABC):
                         properties[tgt.id] = getter
                     if tgt.id in ("async_capable", "sync_capable"):
                         has_markers = True
+                    elif tgt.id == "http_method_names":
+                        literal = (
+                            str_literals(value, single=False)
+                            if isinstance(value, (ast.List, ast.Tuple))
+                            else None
+                        )
+                        http_method_names = (
+                            None if literal is None else tuple(n.lower() for n in literal)
+                        )
                     typ = None
                     if isinstance(value, ast.Call):
                         typ = self.target(value)
@@ -302,6 +313,7 @@ class WalkerBase(NameResolver, abc.ABC):
                 wrappers=(),
                 properties=tuple(sorted(properties.items())),
                 wrapped=wrapped,
+                http_method_names=http_method_names,
             )
         )
 

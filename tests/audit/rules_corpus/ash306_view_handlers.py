@@ -104,3 +104,23 @@ class NotAView:  # ok: no Django view among its bases
 
     def post(self, request):
         return HttpResponse("write")
+
+
+class ReadOnlyNotes(View):  # ok: http_method_names leaves the sync handler out
+    http_method_names = ["get", "head", "options"]
+
+    async def get(self, request):
+        return HttpResponse("read")
+
+    def post(self, request):
+        return HttpResponse("write")
+
+
+class ReadWriteNotes(View):  # error: ASH306:1
+    http_method_names = ("GET", "POST")
+
+    async def get(self, request):
+        return HttpResponse("read")
+
+    def post(self, request):
+        return HttpResponse("write")

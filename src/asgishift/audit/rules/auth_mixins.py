@@ -283,6 +283,20 @@ def is_async_view_base(name: str) -> bool:
     return name.startswith(_VIEWS) and name.rsplit(".", 1)[1] in ASYNC_VIEWS
 
 
+def _named_handlers(graph: Graph, order: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the :data:`HANDLERS` the ``http_method_names`` of MRO ``order`` allows."""
+    for node in order:
+        entry = graph.classes.get(node)
+        if entry is None:
+            continue
+        names = entry[0].http_method_names
+        if names is not None:
+            return tuple(handler for handler in HANDLERS if handler in names)
+        if "http_method_names" in entry[0].plain:
+            return HANDLERS  # assigned, but not a literal the audit reads
+    return HANDLERS
+
+
 def handler_kinds(graph: Graph, order: tuple[str, ...]) -> dict[str, tuple[bool, str]]:
     """Return ``{handler: (is_async, where)}`` for the HTTP handlers a view class has.
 
@@ -290,9 +304,13 @@ def handler_kinds(graph: Graph, order: tuple[str, ...]) -> dict[str, tuple[bool,
     :return: for each of :data:`HANDLERS` that some class along
         ``order`` has, whether the first one is an ``async def`` and the class
         it comes from (a project class key, or a Django view's dotted name).
+        Only the handlers a project class's literal ``http_method_names``
+        names count, as in ``View.view_is_async`` (the first class along
+        ``order`` that assigns the attribute decides; an assignment the audit
+        cannot read counts as Django's default, every handler).
     """
     kinds: dict[str, tuple[bool, str]] = {}
-    for handler in HANDLERS:
+    for handler in _named_handlers(graph, order):
         for node in order:
             func = graph.funcs.get(f"{node}.{handler}")
             if func is not None:

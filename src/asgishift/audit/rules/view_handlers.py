@@ -21,8 +21,9 @@ first class along that order that has it decides, a project method by its
 class derives from are reported: a base class with mixed handlers whose
 subclasses settle them is not routed itself, and each subclass is checked on
 its own. asgishift's async views (which accept both) and ``adrf``'s are not
-checked. A class that narrows ``http_method_names`` to leave the sync handler
-out is reported anyway (the audit does not read class attributes).
+checked. As in Django, only the handlers ``http_method_names`` names count,
+when a class along the order assigns it a list or tuple of string literals
+(the first one decides); any other assignment counts as Django's default.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ RULES: tuple[Rule, ...] = (
             "the handlers `async def`, overriding the inherited ones (asgishift's "
             "`AsyncTemplateView`, `AsyncFormView` and the other async generic views in "
             "`asgishift.django_integration.views` already are), or keep them all sync. "
-            "`options` does not count. Only classes that no project class derives from are "
-            "reported."
+            "`options` does not count, nor does a handler the class's `http_method_names` "
+            "leaves out. Only classes that no project class derives from are reported."
         ),
         example=(
             "from django.http import HttpResponse\n"
