@@ -40,6 +40,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         compileall.compile_dir(directory, quiet=2)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: a run with -p no:xdist lacks it
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: two workers per core this process may run on (at most 16)."""
     if hasattr(os, "sched_getaffinity"):
