@@ -20,7 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from flaskext_helpers import FLASK_APPS_DIR
+from flaskext_helpers import (
+    ACCEPT_RANGES_ON_WHOLE_FILES,
+    ASYNC_STREAM_WITH_CONTEXT,
+    FLASK_APPS_DIR,
+)
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
@@ -175,7 +179,8 @@ def test_send_file_ranges_and_conditional_requests(
     full = client.get(url)
     assert full.status_code == 200
     assert full.content == blob
-    assert full.headers["accept-ranges"] == "bytes"
+    # What Werkzeug's send_file sets, passed through.
+    assert full.headers.get("accept-ranges") == ("bytes" if ACCEPT_RANGES_ON_WHOLE_FILES else None)
     etag, modified = full.headers["etag"], full.headers["last-modified"]
 
     part = client.get(url, headers={"Range": "bytes=1000-1999"})
@@ -212,6 +217,8 @@ def test_send_from_directory_refuses_paths_outside_it(client: httpx.Client, kind
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_stream_with_context_sees_the_request(client: httpx.Client, kind: str) -> None:
+    if kind == "async" and not ASYNC_STREAM_WITH_CONTEXT:
+        pytest.skip("Flask 3.0's stream_with_context fails in async views (flaskext_helpers)")
     streamed = client.get(f"/{kind}/stream", params={"word": "hi"})
     assert streamed.status_code == 200
     assert streamed.text == f"/{kind}/stream|{kind}|hi"

@@ -23,6 +23,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from flask import request
+from flask.ctx import RequestContext
 from flask.globals import request_ctx
 from flask.signals import got_request_exception, request_finished, request_started
 from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
     from flask.wrappers import Response
 
 __all__ = ["AsyncPipeline"]
+
+#: Where a request context keeps its session. Flask 3.1 made ``session`` a
+#: property that marks the session accessed (``Vary: Cookie``) over a private
+#: ``_session``, which Flask's own ``process_response`` reads, and so does
+#: this module; Flask 3.0 has the plain attribute ``session``.
+_SESSION_ATTRIBUTE = (
+    "_session" if isinstance(RequestContext.__dict__.get("session"), property) else "session"
+)
 
 
 async def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -194,9 +203,7 @@ class AsyncPipeline:
         for name in chain(request.blueprints, (None,)):
             for func in reversed(app.after_request_funcs.get(name, ())):
                 response = await call(func, response)
-        # Flask's own process_response reads the private attribute too: the
-        # public ``ctx.session`` would mark the session accessed (Vary: Cookie).
-        session = ctx._session
+        session = getattr(ctx, _SESSION_ATTRIBUTE)
         if session is not None and not app.session_interface.is_null_session(session):
             app.session_interface.save_session(app, session, response)
         return response
