@@ -155,6 +155,10 @@ class InheritsTheNarrowing(ReadOnlyBase):
 
 class ReopensIt(ReadOnlyBase):
     http_method_names = View.http_method_names
+
+
+class ReopensItByCall(ReadOnlyBase):
+    http_method_names = list(View.http_method_names)
 """
 
 
@@ -187,6 +191,7 @@ def test_the_views_reported_are_the_ones_djangos_as_view_refuses(
         ("shopviews.Redirect", True),
         ("shopviews.NarrowedStillMixed", True),
         ("shopviews.ReopensIt", True),
+        ("shopviews.ReopensItByCall", True),
     }
     assert reported == {name for name, _ in refused}
 

@@ -289,10 +289,12 @@ def _named_handlers(graph: Graph, order: tuple[str, ...]) -> tuple[str, ...]:
         entry = graph.classes.get(node)
         if entry is None:
             continue
-        names = entry[0].http_method_names
-        if names is not None:
-            return tuple(handler for handler in HANDLERS if handler in names)
-        if "http_method_names" in entry[0].plain:
+        cls = entry[0]
+        if cls.http_method_names is not None:
+            return tuple(handler for handler in HANDLERS if handler in cls.http_method_names)
+        if "http_method_names" in cls.plain or any(
+            name == "http_method_names" for name, _ in cls.members
+        ):
             return HANDLERS  # assigned, but not a literal the audit reads
     return HANDLERS
 
