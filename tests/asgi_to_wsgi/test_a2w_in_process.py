@@ -87,6 +87,54 @@ def test_a_message_after_the_last_body_is_still_a_500() -> None:
     assert status.startswith("500")
 
 
+@pytest.mark.parametrize("waits_on", ["the child task", "receive()"])
+def test_what_another_task_sends_leaves_at_once(waits_on: str) -> None:
+    """A message sent from a task of the app's own reaches the WSGI server right away.
+
+    The request's task meanwhile waits on that task, or for the client to leave
+    (as anyio task groups do, in sse-starlette): it may not wake again until the
+    stream ends, so its next suspension cannot be what sends the batch on.
+    """
+    release = threading.Event()
+    released_by_timer = threading.Timer(10.0, release.set)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def stream() -> None:
+            await send(START)
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})
+            while not release.is_set():  # noqa: ASYNC110 - released from the WSGI side
+                await asyncio.sleep(0.005)
+            await send({"type": "http.response.body", "body": b"last"})
+
+        task = asyncio.create_task(stream())
+        if waits_on == "receive()":
+            assert (await receive())["type"] == "http.request"
+            assert (await receive())["type"] == "http.disconnect"  # after the last body
+        await task
+
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "QUERY_STRING": ""}
+    setup_testing_defaults(environ)
+    started: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started.append(status)
+        return lambda data: None
+
+    released_by_timer.start()
+    result: Any = validator(ASGIToWSGI(app, OPTIONS))(environ, start_response)
+    try:
+        chunks = iter(result)
+        first = next(chunk for chunk in chunks if chunk)  # b"": the head, sent alone
+        # Before the change, the head and "first" waited for the stream to end.
+        assert not release.is_set(), "the first chunk waited for the stream to end"
+        release.set()
+        assert (started, first, b"".join(chunks)) == (["200 OK"], b"first", b"last")
+    finally:
+        release.set()
+        released_by_timer.cancel()
+        result.close()
+
+
 @pytest.fixture
 def data_file(tmp_path: Path) -> Path:
     path = tmp_path / "data.bin"

@@ -146,6 +146,31 @@ def test_sse_headers_arrive_before_the_first_event(wsgi_server: LiveServer, tmp_
         (tmp_path / "gate.0").touch()
 
 
+def test_sse_starlette_events_arrive_while_its_stream_runs(
+    wsgi_server: LiveServer, tmp_path: Path
+) -> None:
+    """sse-starlette sends from a task of its own while the request's task waits.
+
+    The bridge posted what an app sent only when the request's task suspended, so
+    here nothing, not even the response head, reached the WSGI server until the
+    stream ended: an SSE client of sse-starlette (or of Starlette before 0.38,
+    whose ``StreamingResponse`` did the same) saw nothing at all.
+    """
+    gate = tmp_path / "gate"
+    url = f"{wsgi_server.url}/sse-starlette"
+    try:
+        with httpx.stream("GET", url, params={"gate": str(gate)}, timeout=DEADLINE) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            lines = (line for line in resp.iter_lines() if line.startswith("data:"))
+            assert next(lines) == "data: 0"
+            # The app is parked until this gate opens: the event came while it ran.
+            assert not (tmp_path / "gate.0").exists()
+            (tmp_path / "gate.0").touch()
+            assert list(lines) == ["data: 1"]
+    finally:
+        (tmp_path / "gate.0").touch()  # a sync worker serves one request: release it
+
+
 def test_upload_is_not_buffered_whole(gthread_server: LiveServer, tmp_path: Path) -> None:
     """The bridge reads wsgi.input only as fast as the app calls receive()."""
     test_id = os.urandom(8).hex()
@@ -410,6 +435,25 @@ def test_an_idle_stream_ends_when_its_client_leaves(events_server: tuple[LiveSer
         assert next(response.iter_lines()) == ": started"
     deadline = time.monotonic() + DEADLINE
     while (events.read_text().count("quiet-ended") if events.exists() else 0) == before:
+        assert time.monotonic() < deadline, "the idle stream was not ended"
+        time.sleep(0.02)
+    assert httpx.get(f"{server.url}/", timeout=DEADLINE).text == "Hello, World!"
+
+
+def test_an_idle_sse_starlette_stream_ends_when_its_client_leaves(
+    events_server: tuple[LiveServer, Path], tmp_path: Path
+) -> None:
+    """The app's own streaming task, idle between events, hears the client leave."""
+    server, events = events_server
+    before = events.read_text().count("sse-starlette-ended") if events.exists() else 0
+    (tmp_path / "gate.0").touch()
+    params = {"gate": str(tmp_path / "gate"), "idle": "1"}
+    url = f"{server.url}/sse-starlette"
+    with httpx.stream("GET", url, params=params, timeout=DEADLINE) as response:
+        lines = (line for line in response.iter_lines() if line.startswith("data:"))
+        assert [next(lines), next(lines)] == ["data: 0", "data: 1"]
+    deadline = time.monotonic() + DEADLINE
+    while (events.read_text().count("sse-starlette-ended") if events.exists() else 0) == before:
         assert time.monotonic() < deadline, "the idle stream was not ended"
         time.sleep(0.02)
     assert httpx.get(f"{server.url}/", timeout=DEADLINE).text == "Hello, World!"

@@ -434,6 +434,12 @@ class LoopSide:
             self.flush()
             resumer = self._resumer = self._loop.create_future()
             await resumer
+            return
+        if asyncio.current_task(self._loop) is not self.task:
+            # Sent from a task of the app's own (anyio task groups: sse-starlette, an
+            # older Starlette's StreamingResponse) while the request's task waits; it
+            # may wait until the stream ends, so the batch cannot wait for it.
+            self.flush()
 
     def _zerocopy(self, message: Message) -> tuple[Any, ...]:
         file = message.get("file")
@@ -474,6 +480,7 @@ class LoopSide:
             resumer.set_exception(ConnectionClosed("the client went away"))
 
     async def _run(self) -> None:
+        self.task = asyncio.current_task()  # set now: an eager task runs before start() sets it
         failed = False
         try:
             steps = _steps(self.app(self.scope, self.receive, self.send))

@@ -36,6 +36,7 @@ from typing import Any
 from wsgiref.validate import validator
 
 from fastapi import FastAPI
+from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -199,6 +200,30 @@ async def sse(request: Request) -> Response:
                 await _wait_for_file(f"{gate}.{number}")
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def sse_starlette_view(request: Request) -> Response:
+    """Two events through sse-starlette, which streams from a task of its own.
+
+    Its ``EventSourceResponse`` sends from one task of an anyio task group while
+    the request's task waits for the group, that is, until the stream ends. The
+    second event waits for the gate ``{gate}.0``. With ``idle`` in the query the
+    stream then stays open, idle, until the client leaves; it writes
+    ``sse-starlette-ended`` to ``A2W_EVENTS`` when it ends.
+    """
+    gate = request.query_params["gate"]
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        try:
+            yield {"data": "0"}
+            await _wait_for_file(f"{gate}.0")
+            yield {"data": "1"}
+            if request.query_params.get("idle"):
+                await asyncio.Event().wait()
+        finally:
+            _event("sse-starlette-ended")
+
+    return EventSourceResponse(events(), ping=600)
 
 
 async def endless(request: Request) -> Response:
@@ -434,6 +459,7 @@ starlette_app = Starlette(
         Route("/scope/{rest:path}", scope_view),
         Route("/echo", echo, methods=["POST"]),
         Route("/sse", sse),
+        Route("/sse-starlette", sse_starlette_view),
         Route("/endless", endless),
         Route("/quiet", quiet_stream),
         Route("/until-disconnected", until_disconnected, methods=["GET", "POST"]),
