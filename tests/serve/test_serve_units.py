@@ -364,6 +364,42 @@ def test_startup_report_keeps_the_last_line_of_a_traceback_message() -> None:
     assert not Path(report.path).exists()
 
 
+@pytest.mark.parametrize("fails", [True, False], ids=["a-worker-fails", "none-fails"])
+def test_a_reported_startup_failure_stops_the_supervisor_with_sigterm(
+    tmp_path: Path, fails: bool
+) -> None:
+    """uvicorn's supervisor before 0.50 restarts a worker whose startup failed, for ever.
+
+    The watch sends this process SIGTERM (which the supervisor handles by stopping
+    its workers) once, when the report file gets its first line; it sends nothing
+    while the file stays empty, and its thread ends with the block either way.
+    """
+    import signal
+    import threading
+    import time
+
+    from asgishift.serve._startup_report import stop_on_startup_failure
+
+    report = tmp_path / "report.txt"
+    report.write_text("")
+    got = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.set())
+    try:
+        with stop_on_startup_failure(str(report), interval=0.01):
+            if fails:
+                report.write_text("startup hook failed\n")
+                deadline = time.monotonic() + 10
+                while not got.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.01)  # the handler runs on this (the main) thread
+            else:
+                time.sleep(0.1)  # ten polls of an empty file
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert got.is_set() is fails
+    names = [thread.name for thread in threading.enumerate()]
+    assert "asgishift-startup-watch" not in names
+
+
 def test_uvicorn_can_be_started_off_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     # Signal handlers can only be set on the main thread; uvicorn then skips its own.
     import threading

@@ -10,6 +10,7 @@ and granian, whose workers always import their app by name).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import importlib
@@ -32,6 +33,7 @@ from asgishift.serve._errors import (
     ServeConfigError,
     ServerNotInstalledError,
 )
+from asgishift.serve._startup_report import REPORT_ENV, stop_on_startup_failure
 
 if TYPE_CHECKING:
     from asgishift.serve._config import ServeConfig
@@ -187,18 +189,25 @@ def _serve_uvicorn(app: ASGIApp | None, options: ServeConfig) -> None:
         # X-Forwarded-* are applied by the app (serve/_proxy.py) on every server.
         "proxy_headers": False,
     }
+    report = os.environ.get(REPORT_ENV)
+    watch = (
+        stop_on_startup_failure(report)
+        if report and main and options.workers > 1
+        else contextlib.nullcontext()
+    )
     try:
         if app is not None and ":" in options.host:
             _serve_uvicorn_ipv6(app, settings)
             return
-        uvicorn.run(
-            app if app is not None else WORKER_TARGET,
-            factory=app is None,
-            workers=options.workers if options.workers > 1 else None,
-            reload=options.reload,
-            reload_dirs=list(options.reload_dirs) if options.reload else None,
-            **settings,
-        )
+        with watch:
+            uvicorn.run(
+                app if app is not None else WORKER_TARGET,
+                factory=app is None,
+                workers=options.workers if options.workers > 1 else None,
+                reload=options.reload,
+                reload_dirs=list(options.reload_dirs) if options.reload else None,
+                **settings,
+            )
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

@@ -14,8 +14,11 @@ one :class:`~asgishift.serve._errors.StartupError`, whatever the server did.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +27,8 @@ from asgishift.serve._errors import StartupError
 
 #: Environment variable naming the file a failed lifespan startup is written to.
 REPORT_ENV = "ASGISHIFT_SERVE_STARTUP_REPORT"
+
+logger = logging.getLogger("asgishift.serve")
 
 
 def _one_line(message: object) -> str:
@@ -92,6 +97,41 @@ class StartupReport:
 
 
 @contextlib.contextmanager
+def stop_on_startup_failure(path: str, interval: float = 0.2) -> Iterator[None]:
+    """While the block runs, send this process SIGTERM once a failed startup is reported.
+
+    uvicorn's ``--workers`` supervisor before 0.50 starts a new worker whenever
+    one exits, also one whose lifespan startup failed: with an ``--on-startup``
+    hook that always fails, ``asgishift serve`` then never ended. The
+    supervisor, running in this process, stops its workers on SIGTERM; the
+    caller then raises the reported failure (exit status 3).
+
+    :param path: the report file (:data:`REPORT_ENV`), read every ``interval``
+        seconds by a daemon thread that ends with the block.
+    """
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def watch() -> None:
+        while not done.wait(interval):
+            if os.path.exists(path) and os.path.getsize(path):
+                with lock:
+                    if not done.is_set():
+                        logger.error("a worker's lifespan startup failed: stopping the server")
+                        os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    thread = threading.Thread(target=watch, name="asgishift-startup-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        with lock:
+            done.set()
+        thread.join()
+
+
+@contextlib.contextmanager
 def startup_report() -> Iterator[StartupReport]:
     """Create an empty report file, name it in :data:`REPORT_ENV`, and remove both afterwards.
 
@@ -112,4 +152,10 @@ def startup_report() -> Iterator[StartupReport]:
             os.unlink(path)
 
 
-__all__ = ["REPORT_ENV", "StartupReport", "report_startup_failure", "startup_report"]
+__all__ = [
+    "REPORT_ENV",
+    "StartupReport",
+    "report_startup_failure",
+    "startup_report",
+    "stop_on_startup_failure",
+]
