@@ -7,7 +7,8 @@ thread that serves the request through exactly two channels, both passed in:
   (:data:`START`, :data:`BODY`, ...). All messages the app sends between two
   suspensions go out as one batch, so a small response (start + body + task
   done) crosses to the WSGI thread with one ``put``.
-  The batch leaves whenever the app suspends (:class:`_Stepper`) or ends.
+  The batch leaves whenever the app's task suspends (``_app_steps.Stepper``) or
+  ends; what a task of the app's own sends leaves at once.
 - the WSGI thread calls :meth:`LoopSide.feed`, :meth:`LoopSide.resume`,
   :meth:`LoopSide.close`, :meth:`LoopSide.cancel` and :meth:`LoopSide.watch_client`
   through the loop thread's ``call()``.
@@ -36,11 +37,10 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Generator
-from types import CoroutineType
 from typing import Any, Final
 
 from asgishift._types import ASGIApp, Message, Scope
+from asgishift.bridge._app_steps import Stepper, steps_of
 from asgishift.bridge._asgi_events import (
     PHASE_DONE,
     PHASE_START,
@@ -483,8 +483,8 @@ class LoopSide:
         self.task = asyncio.current_task()  # set now: an eager task runs before start() sets it
         failed = False
         try:
-            steps = _steps(self.app(self.scope, self.receive, self.send))
-            # The app's first step runs here, not in a _Stepper: most apps answer
+            steps = steps_of(self.app(self.scope, self.receive, self.send))
+            # The app's first step runs here, not in a Stepper: most apps answer
             # without ever suspending, and then no generator is needed at all.
             try:
                 waited_on = steps.send(None)
@@ -492,7 +492,7 @@ class LoopSide:
                 pass
             else:
                 self.flush()
-                await _Stepper(steps, waited_on, self)
+                await Stepper(steps, waited_on, self.flush)
         except asyncio.CancelledError:
             pass  # cancelled by the bridge, which has said why
         except Exception as exc:
@@ -554,54 +554,3 @@ class LoopSide:
         self._batch.append((DONE,))
         self._disconnect()
         self.flush()
-
-
-def _steps(awaitable: Awaitable[None]) -> Any:
-    """Return the iterator that runs ``awaitable`` step by step (a coroutine is its own)."""
-    if type(awaitable) is CoroutineType:
-        return awaitable
-    return awaitable.__await__()
-
-
-class _Stepper:
-    """Drive an app's coroutine inside the request's task, flushing whenever it suspends.
-
-    Every message the app sends between two suspensions leaves as one batch, and
-    the batch leaves the moment the app waits for anything (a sleep, ``receive()``,
-    a database), with no extra turn of the event loop. Futures the app waits on
-    and exceptions thrown in (cancellation) pass through unchanged, so the app
-    runs in a real task: ``asyncio.current_task()`` and anyio work as usual.
-
-    :param steps: the app's coroutine (or its awaitable's ``__await__()`` iterator),
-        already started: its first step has run.
-    :param waited_on: what that first step yielded (the future the app waits on).
-    """
-
-    __slots__ = ("_side", "_steps", "_waited_on")
-
-    def __init__(self, steps: Any, waited_on: Any, side: LoopSide) -> None:
-        self._steps = steps
-        self._waited_on = waited_on
-        self._side = side
-
-    def __await__(self) -> Generator[Any, None, None]:
-        steps = self._steps
-        send = steps.send
-        throw = steps.throw
-        flush = self._side.flush
-        waited_on = self._waited_on
-        self._waited_on = None
-        while True:
-            try:
-                value = yield waited_on
-            except BaseException as exc:  # cancellation, GeneratorExit: pass it to the app
-                try:
-                    waited_on = throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    waited_on = send(value)
-                except StopIteration:
-                    return
-            flush()
