@@ -68,6 +68,34 @@ def test_fastapi_app(fastapi_server: LiveServer) -> None:
     assert invalid.status_code == 422
 
 
+@pytest.fixture(scope="module", params=WSGI_PARAMS)
+def quart_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Serve the Quart app through ASGIToWSGI under each WSGI configuration."""
+    with serve(request.param, "a2w_apps:quart_application") as srv:
+        yield srv
+
+
+def test_quart_app(quart_server: LiveServer) -> None:
+    body = os.urandom(300_000)
+    response = httpx.post(f"{quart_server.url}/echo", content=body, timeout=DEADLINE)
+    assert response.json() == {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_a_quart_stream_arrives_as_it_is_sent(quart_server: LiveServer, tmp_path: Path) -> None:
+    """Quart runs the view in a task of its own: before, its stream arrived whole, at the end."""
+    gate = tmp_path / "gate"
+    url = f"{quart_server.url}/stream"
+    try:
+        with httpx.stream("GET", url, params={"gate": str(gate)}, timeout=DEADLINE) as resp:
+            lines = resp.iter_lines()
+            assert next(lines) == "first"
+            assert not (tmp_path / "gate.0").exists()  # the view is still parked
+            (tmp_path / "gate.0").touch()
+            assert list(lines) == ["last"]
+    finally:
+        (tmp_path / "gate.0").touch()
+
+
 def _tasks(server: LiveServer) -> int:
     stats = httpx.get(f"{server.url}/_stats", timeout=DEADLINE).json()
     return int(stats["tasks"])

@@ -1,8 +1,8 @@
 """ASGI apps served by WSGI servers through ``ASGIToWSGI`` in the live tests.
 
 Servers import one of the ``application*`` names below (each an ``ASGIToWSGI``
-wrapped in ``wsgiref.validate.validator``). The apps are real Starlette and
-FastAPI apps, plus two raw ASGI apps that break the ASGI HTTP spec on purpose.
+wrapped in ``wsgiref.validate.validator``). The apps are real Starlette,
+FastAPI and Quart apps, plus two raw ASGI apps that break the ASGI HTTP spec on purpose.
 
 Environment variables:
 
@@ -28,6 +28,7 @@ import asyncio
 import atexit
 import contextlib
 import contextvars
+import hashlib
 import logging
 import os
 import threading
@@ -36,6 +37,8 @@ from typing import Any
 from wsgiref.validate import validator
 
 from fastapi import FastAPI
+from quart import Quart
+from quart import request as quart_request
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -498,6 +501,29 @@ async def create_item(item: dict[str, Any]) -> dict[str, Any]:
     return {"created": item}
 
 
+quart_app = Quart(__name__)
+
+
+@quart_app.post("/echo")
+async def quart_echo() -> dict[str, Any]:
+    data = await quart_request.get_data()
+    return {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@quart_app.get("/stream")
+async def quart_stream() -> tuple[AsyncIterator[bytes], int, dict[str, str]]:
+    """Two lines; the second waits for the gate ``{gate}.0`` (Quart answers from a task
+    of its own while the request's task waits for it or for the client to leave)."""
+    gate = quart_request.args["gate"]
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield b"first\n"
+        await _wait_for_file(f"{gate}.0")
+        yield b"last\n"
+
+    return lines(), 200, {"content-type": "text/plain"}
+
+
 # --- raw ASGI apps that break the spec -------------------------------------------
 
 
@@ -665,6 +691,7 @@ application = validator(request_id_middleware(counting_input(bridge)))
 #: Without the validator, so gunicorn sees the ``wsgi.file_wrapper`` it handed out.
 application_raw = bridge
 fastapi_application = validator(ASGIToWSGI(fastapi_app, OPTIONS))
+quart_application = validator(ASGIToWSGI(quart_app, OPTIONS))
 rule_breaker_application = validator(ASGIToWSGI(rule_breaker, OPTIONS))
 failing_application = validator(ASGIToWSGI(failing_startup_app, OPTIONS))
 awaitable_application = validator(ASGIToWSGI(AwaitableApp(), OPTIONS))
