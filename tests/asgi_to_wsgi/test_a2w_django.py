@@ -61,3 +61,21 @@ def test_a_client_that_leaves_cancels_the_view(django_server: tuple[LiveServer, 
     # The server's thread is free again (a sync worker serves one request at a time).
     reply = httpx.get(f"{server.url}/slow/", params={"s": "0"}, timeout=DEADLINE)
     assert reply.text == "slow done"
+
+
+def test_a_streaming_response_arrives_as_it_is_sent(
+    django_server: tuple[LiveServer, Path], tmp_path: Path
+) -> None:
+    """Django 5.0+'s handler sends from a task of its own; before, the stream came whole."""
+    server, _ = django_server
+    gate = tmp_path / "gate"
+    url = f"{server.url}/stream/"
+    try:
+        with httpx.stream("GET", url, params={"gate": str(gate)}, timeout=DEADLINE) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "first"
+            assert not (tmp_path / "gate.0").exists()  # the view is still parked
+            (tmp_path / "gate.0").touch()
+            assert list(lines) == ["last"]
+    finally:
+        (tmp_path / "gate.0").touch()
