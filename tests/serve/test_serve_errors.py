@@ -303,6 +303,7 @@ def test_mount_prefix_given_twice_is_a_usage_error() -> None:
         pytest.param("uvicorn", "1", id="uvicorn"),
         pytest.param("hypercorn", "1", id="hypercorn"),
         pytest.param("granian", "1", id="granian"),
+        pytest.param("daphne", "1", id="daphne"),
         pytest.param("uvicorn", "2", id="uvicorn-workers"),
         pytest.param("hypercorn", "2", id="hypercorn-workers"),
     ],

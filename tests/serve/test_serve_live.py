@@ -43,6 +43,26 @@ def test_wsgi_app_runs_through_the_bridge(server: str) -> None:
 
 
 @pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
+def test_an_asgi_apps_own_lifespan_runs_on_every_server(server: str) -> None:
+    """Requests see the state the app's startup made; its shutdown runs at SIGTERM.
+
+    daphne has no lifespan support, and before, under daphne the app's lifespan did
+    not run at all (a FastAPI lifespan or Quart's ``before_serving`` never ran).
+    """
+    app = "serve_apps:lifespan_state_app"
+    argv = _serve(server, app)
+    with live_server(server, app, command=argv, app_dir=SERVE_APPS_DIR) as srv:
+        state = httpx.get(f"{srv.url}/").json()
+        os.kill(srv.process.pid, signal.SIGTERM)
+        status = srv.process.wait(timeout=20)
+        log = srv.log()
+    assert status == 0, log
+    # The process that started the app serves it and shuts it down (granian's worker).
+    assert set(state) == {"started_in"}, log
+    assert f"app lifespan shutdown in {state['started_in']}" in log, log
+
+
+@pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
 def test_asgi_app_is_served_unwrapped(server: str) -> None:
     argv = _serve(server, "serve_apps:asgi_app")
     with live_server(server, "serve_apps:asgi_app", command=argv, app_dir=SERVE_APPS_DIR) as srv:

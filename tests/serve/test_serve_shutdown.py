@@ -118,12 +118,18 @@ def test_daphne_closes_open_streams_at_once() -> None:
         "{port}",
         "--shutdown-timeout",
         f"{SHUTDOWN_TIMEOUT:g}",
+        "--on-shutdown",
+        "serve_apps:report_shutdown",
     )
     with live_server("daphne", "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
         closed, exited = _stop_during_stream(srv)
+        log = srv.log()
     # daphne has no graceful shutdown: what docs/serve.md says.
     assert closed < SHUTDOWN_TIMEOUT - 1
     assert exited < SHUTDOWN_TIMEOUT
+    # asgishift runs the lifespan daphne lacks: the shutdown hook still runs.
+    assert "on-shutdown hook ran" in log, log
+    assert srv.process.returncode == 0, log
 
 
 @pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
@@ -228,10 +234,8 @@ def test_sighup_stops_a_single_process_gracefully(server: str) -> None:
 
     Before, uvicorn, hypercorn and daphne had no handler for it: the process died at once
     with status 129, without its lifespan shutdown (``--on-shutdown`` hooks did not run).
-    daphne runs no lifespan (the hooks are refused there): it must stop with status 0.
     """
-    hooks = [] if server == "daphne" else _pid_hooks()
-    argv = serve_argv("serve_apps:wsgi_app", "--server", server, "--port", "{port}", *hooks)
+    argv = serve_argv("serve_apps:wsgi_app", "--server", server, "--port", "{port}", *_pid_hooks())
     with live_server(server, "", command=argv, app_dir=SERVE_APPS_DIR) as srv:
         assert httpx.get(f"{srv.url}/up").status_code == 200
         os.kill(srv.process.pid, signal.SIGHUP)
@@ -239,8 +243,7 @@ def test_sighup_stops_a_single_process_gracefully(server: str) -> None:
         log = srv.log()
     assert status == 0, log
     assert "SIGHUP received: stopping gracefully" in log, log
-    if server != "daphne":
-        assert _stopped(log) == _started(log) == [str(srv.process.pid)], log
+    assert _stopped(log) == _started(log) == [str(srv.process.pid)], log
 
 
 @pytest.mark.live

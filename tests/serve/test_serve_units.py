@@ -145,9 +145,6 @@ def test_config_with_an_app_object_cannot_go_to_workers() -> None:
         pytest.param({"mounts": {"/": "a:b"}}, "--mount: mount prefix '/' covers", id="mount"),
         pytest.param({"loop_lag_ms": -1}, "--loop-lag-ms must be 0 (loop-lag", id="lag"),
         pytest.param({"loop_lag_ms": float("nan")}, "--loop-lag-ms must be 0", id="lag-nan"),
-        pytest.param(
-            {"server": "daphne", "on_startup": ("a:b",)}, "lifespan protocol", id="daphne-hooks"
-        ),
         pytest.param({"server": "daphne", "reload": True}, "drop --workers/--reload", id="daphne"),
     ],
 )

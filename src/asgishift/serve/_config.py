@@ -306,11 +306,6 @@ class ServeConfig:
                 "uvicorn runs a single worker process with --reload (it would ignore "
                 "--workers); drop --workers, or use --server hypercorn or granian"
             )
-        if self.server == "daphne" and (self.on_startup or self.on_shutdown):
-            raise ServeConfigError(
-                "daphne does not run the ASGI lifespan protocol, so --on-startup/--on-shutdown "
-                "hooks would never run; use --server uvicorn, hypercorn or granian"
-            )
 
     @property
     def by_name(self) -> bool:

@@ -27,6 +27,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from asgishift._types import ASGIApp
+from asgishift.serve._app_lifespan import LifespanDriver
 from asgishift.serve._errors import (
     AddressUnavailableError,
     PortInUseError,
@@ -352,14 +353,51 @@ def _serve_daphne(app: ASGIApp | None, options: ServeConfig) -> None:
     from daphne.access import AccessLogGenerator  # type: ignore[import-untyped]
 
     verbosity = _DAPHNE_VERBOSITY[options.log_level]
+    # daphne has no lifespan support: the driver sends the app its lifespan events
+    # and holds requests to them, as uvicorn, hypercorn and granian do.
+    driver = LifespanDriver(app)
     server = Server(
-        application=app,
+        application=driver.gate(app),
         endpoints=endpoints,
         verbosity=verbosity,
         # daphne's own command line logs each request to stdout from verbosity 1.
         action_logger=AccessLogGenerator(sys.stdout) if verbosity >= 1 else None,
     )
+    _drive_daphne_lifespan(driver, options.bridge.shutdown_timeout)
     server.run()
+
+
+def _drive_daphne_lifespan(driver: LifespanDriver, shutdown_timeout: float | None) -> None:
+    """Run ``driver``'s startup once daphne's reactor runs, its shutdown before it stops.
+
+    A failed startup stops the reactor; the startup report (``_startup_report.py``)
+    then carries the app's reason to ``asgishift serve``'s exit status 3. At a
+    stop (Ctrl+C, SIGTERM), daphne first cancels the requests still running (it
+    has no graceful shutdown), then the app's lifespan shutdown runs.
+
+    :param shutdown_timeout: seconds running requests may take before the app's
+        shutdown runs anyway (``None``: no limit).
+    """
+    import daphne.server  # type: ignore[import-untyped]
+    from twisted.internet import defer
+    from twisted.internet import reactor as twisted_reactor
+
+    loop = daphne.server.twisted_loop
+    reactor = cast(Any, twisted_reactor)  # zope interfaces, which mypy reads as plain classes
+
+    def start() -> None:
+        def started(future: asyncio.Future[None]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                reactor.stop()
+
+        asyncio.ensure_future(driver.startup(), loop=loop).add_done_callback(started)
+
+    def stop() -> defer.Deferred[None]:
+        future = asyncio.ensure_future(driver.shutdown(shutdown_timeout), loop=loop)
+        return defer.Deferred.fromFuture(future)
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
 
 
 def logs_access(log_level: str) -> bool:

@@ -116,6 +116,28 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def lifespan_state_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer with what its lifespan startup put in the state, and log its shutdown.
+
+    Its startup stores ``started_in: <pid>`` in ``scope["state"]`` (ASGI lifespan
+    spec, "Lifespan State"); each request answers the copy it gets as JSON.
+    """
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["started_in"] = os.getpid()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                print(f"app lifespan shutdown in {os.getpid()}", file=sys.stderr, flush=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = json.dumps(scope.get("state", {})).encode()
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 #: Not an application at all, for the "not callable" error.
 not_an_app = {"hello": "world"}
 
