@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from live import LiveServer, live_server
@@ -36,3 +37,22 @@ def serve(
     """
     server, args = WSGI_CONFIGS[config]
     return live_server(server, app, extra_args=[*args, *(extra or [])], env=env, app_dir=APPS_DIR)
+
+
+def assert_streamed_past_a_gate(url: str, tmp_path: Path, timeout: float) -> None:
+    """GET ``url?gate=<tmp_path>/gate``; assert the line ``first`` arrives while the app
+    still waits for the file ``gate.0``, and the line ``last`` once the file exists.
+
+    For apps that stream ``first``, wait for the gate, then stream ``last``: an app
+    whose stream the bridge held back until its end fails the first assertion.
+    """
+    gate = tmp_path / "gate"
+    try:
+        with httpx.stream("GET", url, params={"gate": str(gate)}, timeout=timeout) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "first"
+            assert not (tmp_path / "gate.0").exists()  # the view is still parked
+            (tmp_path / "gate.0").touch()
+            assert list(lines) == ["last"]
+    finally:
+        (tmp_path / "gate.0").touch()  # a sync worker serves one request: release it

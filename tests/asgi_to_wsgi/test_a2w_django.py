@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from a2w_helpers import WSGI_PARAMS, serve
+from a2w_helpers import WSGI_PARAMS, assert_streamed_past_a_gate, serve
 
 from live import LiveServer
 
@@ -68,14 +68,4 @@ def test_a_streaming_response_arrives_as_it_is_sent(
 ) -> None:
     """Django 5.0+'s handler sends from a task of its own; before, the stream came whole."""
     server, _ = django_server
-    gate = tmp_path / "gate"
-    url = f"{server.url}/stream/"
-    try:
-        with httpx.stream("GET", url, params={"gate": str(gate)}, timeout=DEADLINE) as response:
-            lines = response.iter_lines()
-            assert next(lines) == "first"
-            assert not (tmp_path / "gate.0").exists()  # the view is still parked
-            (tmp_path / "gate.0").touch()
-            assert list(lines) == ["last"]
-    finally:
-        (tmp_path / "gate.0").touch()
+    assert_streamed_past_a_gate(f"{server.url}/stream/", tmp_path, DEADLINE)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from a2w_helpers import WSGI_PARAMS, serve
+from a2w_helpers import WSGI_PARAMS, assert_streamed_past_a_gate, serve
 
 from live import LiveServer
 
@@ -83,17 +83,7 @@ def test_quart_app(quart_server: LiveServer) -> None:
 
 def test_a_quart_stream_arrives_as_it_is_sent(quart_server: LiveServer, tmp_path: Path) -> None:
     """Quart runs the view in a task of its own: before, its stream arrived whole, at the end."""
-    gate = tmp_path / "gate"
-    url = f"{quart_server.url}/stream"
-    try:
-        with httpx.stream("GET", url, params={"gate": str(gate)}, timeout=DEADLINE) as resp:
-            lines = resp.iter_lines()
-            assert next(lines) == "first"
-            assert not (tmp_path / "gate.0").exists()  # the view is still parked
-            (tmp_path / "gate.0").touch()
-            assert list(lines) == ["last"]
-    finally:
-        (tmp_path / "gate.0").touch()
+    assert_streamed_past_a_gate(f"{quart_server.url}/stream", tmp_path, DEADLINE)
 
 
 def _tasks(server: LiveServer) -> int:
