@@ -96,11 +96,27 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 _SERVER_PORTS = range(20000, 32768)
 
 
+def _worker_ports() -> range:
+    """Return this pytest-xdist worker's share of :data:`_SERVER_PORTS` (all of it without xdist).
+
+    The shares are disjoint, so two workers never pick the same port in the moment
+    between :func:`free_port` and their servers' binds. Granian binds with
+    ``SO_REUSEPORT``: there, such a pair did not fail, but shared the port, and a
+    test got its answers from another test's server.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count < 2:
+        return _SERVER_PORTS
+    return _SERVER_PORTS[int(worker[2:]) % count :: count]
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago (see :data:`_SERVER_PORTS`)."""
     pick = random.SystemRandom()
+    ports = _worker_ports()
     for _ in range(200):
-        port = pick.choice(_SERVER_PORTS)
+        port = pick.choice(ports)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
