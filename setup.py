@@ -18,7 +18,12 @@ from setuptools import Extension, setup
 extensions = []
 if not os.environ.get("ASGISHIFT_NO_EXTENSIONS"):
     extensions = [
-        Extension(f"asgishift.bridge.{name}", [f"src/asgishift/bridge/{name}.c"], optional=True)
+        Extension(
+            f"asgishift.bridge.{name}",
+            [f"src/asgishift/bridge/{name}.c"],
+            depends=["src/asgishift/bridge/_cintern.h"],
+            optional=True,
+        )
         for name in ("_cenviron", "_cresponse", "_cscope")
     ]
 

@@ -16,6 +16,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_cintern.h"
+
 /* Set by configure(): the Python definition and its helpers. */
 static PyObject *py_build_environ = NULL; /* _environ.python_build_environ */
 static PyObject *py_environ_key = NULL;   /* _environ._environ_key */
@@ -401,14 +403,6 @@ static struct PyModuleDef module_def = {
     .m_size = -1,
     .m_methods = methods,
 };
-
-#define INTERN(var, text)                                                                         \
-    do {                                                                                          \
-        var = PyUnicode_InternFromString(text);                                                   \
-        if (var == NULL) {                                                                        \
-            return NULL;                                                                          \
-        }                                                                                         \
-    } while (0)
 
 PyMODINIT_FUNC
 PyInit__cenviron(void)

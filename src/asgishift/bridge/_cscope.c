@@ -17,6 +17,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "_cintern.h"
 #include <string.h>
 
 /* Set by configure(): the Python definition and the tables it shares. */
@@ -463,14 +465,6 @@ static struct PyModuleDef module_def = {
     .m_size = -1,
     .m_methods = methods,
 };
-
-#define INTERN(var, text)                                                                         \
-    do {                                                                                          \
-        var = PyUnicode_InternFromString(text);                                                   \
-        if (var == NULL) {                                                                        \
-            return NULL;                                                                          \
-        }                                                                                         \
-    } while (0)
 
 PyMODINIT_FUNC
 PyInit__cscope(void)
