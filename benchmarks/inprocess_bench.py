@@ -22,6 +22,12 @@ Two modes:
 
 Overhead = bridge us/request - direct us/request, for the same app and loop.
 
+``--app-time`` also times the app's own work (the call, its iterable drained
+to a list, ``close()``) where it runs, on the worker thread or in the direct
+loop, and adds a column for it: how much of an adapter's overhead is the app
+itself running slower between two event-loop turns than back to back. The app
+then returns a list, so the bridges take their sized-iterable path.
+
 The process is pinned to one core (``--cpu``, default 0, like the servers of
 ``http_bench.py``): every loop <-> worker hand-off then happens on that core.
 Unpinned, a hand-off to an idle virtual CPU pays its wake-up latency, which on
@@ -150,6 +156,47 @@ def time_direct(wsgi_app: Any, iterations: int) -> float:
     return time.perf_counter() - start
 
 
+class AppClock:
+    """A WSGI app that times the wrapped app's own work wherever it runs (``--app-time``).
+
+    Each call runs the app, drains its iterable into a list and calls its
+    ``close()``, all inside the timed span, and returns the list (PEP 3333
+    allows a list). :attr:`seconds` and :attr:`calls` add up until :meth:`reset`.
+
+    :param app: the PEP 3333 application to time.
+    """
+
+    __slots__ = ("app", "calls", "seconds")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        """Run the app once; return its whole body as a list of blocks."""
+        start = time.perf_counter()
+        result = self.app(environ, start_response)
+        try:
+            body = list(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return body
+
+    def reset(self) -> None:
+        """Start counting again from zero."""
+        self.seconds = 0.0
+        self.calls = 0
+
+    def per_call(self) -> float:
+        """Return the mean seconds per call since :meth:`reset` (0 before any call)."""
+        return self.seconds / self.calls if self.calls else 0.0
+
+
 async def time_sequential(asgi_app: Any, iterations: int) -> float:
     """Return seconds for ``iterations`` requests awaited one after another."""
     start = time.perf_counter()
@@ -213,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=7, help="timings per figure; best is kept")
     parser.add_argument("--batch", type=int, default=50, help="requests at once (concurrent)")
     parser.add_argument(
+        "--app-time",
+        action="store_true",
+        help="also time the app's own work where it runs (worker thread or direct loop) "
+        "and add a column for it, sequential requests",
+    )
+    parser.add_argument(
         "--cpu",
         type=int,
         default=0,
@@ -252,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop_kinds = [k for k in args.loops.split(",") if k]
     for app_name in [a for a in args.apps.split(",") if a]:
         wsgi_app = bench_app.make_flask_app() if app_name == "flask" else bench_app.plain_app
+        clock = AppClock(wsgi_app) if args.app_time else None
+        if clock is not None:
+            wsgi_app = clock
         # One loop per kind, one bridge per (loop, adapter), all alive at once so
         # that every repeat times the direct call and each bridge back to back:
         # noise from other processes then hits the baseline and the bridges alike.
@@ -263,18 +319,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bridges[kind, adapter] = bench_app.wrap(wsgi_app, adapter, None)
                 check(bridges[kind, adapter], loop, adapter)
         direct_times: list[float] = []
+        direct_app: list[float] = []  # the app's own seconds per call, each repeat
         seq_times: dict[tuple[str, str], list[float]] = {key: [] for key in bridges}
+        seq_app: dict[tuple[str, str], list[float]] = {key: [] for key in bridges}
         conc_times: dict[tuple[str, str], list[float]] = {key: [] for key in bridges}
         try:
             for _ in range(args.repeat):
                 gc.collect()
+                if clock is not None:
+                    clock.reset()
                 direct_times.append(time_direct(wsgi_app, n))
+                if clock is not None:
+                    direct_app.append(clock.per_call())
                 for (kind, adapter), asgi_app in bridges.items():
                     loop = loops[kind]
                     asyncio.set_event_loop(loop)
+                    if clock is not None:
+                        clock.reset()
                     seq_times[kind, adapter].append(
                         loop.run_until_complete(time_sequential(asgi_app, n))
                     )
+                    if clock is not None:
+                        seq_app[kind, adapter].append(clock.per_call())
                     conc_times[kind, adapter].append(
                         loop.run_until_complete(time_concurrent(asgi_app, n, args.batch))
                     )
@@ -285,16 +351,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 loop.close()
             asyncio.set_event_loop(None)
         direct = min(direct_times) / n * 1e6
-        rows.append([app_name, "-", "direct WSGI call", f"{direct:.1f}", "-", "-", "-"])
+        row = [app_name, "-", "direct WSGI call", f"{direct:.1f}", "-", "-", "-"]
+        if clock is not None:
+            row.append(f"{min(direct_app) * 1e6:.1f}")
+        rows.append(row)
         for kind, adapter in bridges:
             seq = min(seq_times[kind, adapter]) / n * 1e6
             conc = min(conc_times[kind, adapter]) / n * 1e6
-            rows.append([app_name, kind, adapter, f"{seq:.1f}", f"{seq - direct:+.1f}",
-                         f"{conc:.1f}", f"{conc - direct:+.1f}"])  # fmt: skip
+            row = [app_name, kind, adapter, f"{seq:.1f}", f"{seq - direct:+.1f}",
+                   f"{conc:.1f}", f"{conc - direct:+.1f}"]  # fmt: skip
+            if clock is not None:
+                row.append(f"{min(seq_app[kind, adapter]) * 1e6:.1f}")
+            rows.append(row)
             print(f"  {app_name} {kind} {adapter}: sequential {seq:.1f} us, "
                   f"concurrent {conc:.1f} us", file=sys.stderr, flush=True)  # fmt: skip
     header = ["app", "loop", "bridge", "sequential us/req", "overhead us",
               "concurrent us/req", "overhead us (concurrent)"]  # fmt: skip
+    if args.app_time:
+        header.append("app's own us/req (sequential)")
     print(markdown_table(header, rows))
     return 0
 

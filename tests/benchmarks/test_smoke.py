@@ -133,6 +133,27 @@ def test_inprocess_bench_times_the_floor_adapter_and_its_parts() -> None:
         assert re.match(r"^[+-]\d+\.\d$", row[4]), row
 
 
+@pytest.mark.timeout(120)
+def test_inprocess_bench_times_the_apps_own_work_where_it_runs() -> None:
+    # --app-time adds a column: the app's own microseconds per request, timed
+    # around the call on whichever thread runs it. Every request goes through
+    # the timing wrapper, so a row with no calls would read 0.0.
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "inprocess_bench.py"), "--smoke", "--app-time",
+         "--adapters", "floor", "--apps", "flask", "--loops", "asyncio"],
+        cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=110, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "app's own us/req (sequential)" in result.stdout
+    rows = _rows(result.stdout)
+    assert [row[2] for row in rows] == ["direct WSGI call", "floor"]
+    for row in rows:
+        assert len(row) == 8, row
+        assert float(row[7]) > 0, row
+        # The app's own time is part of the whole request's.
+        assert float(row[7]) < float(row[3]), row
+
+
 def test_after_burst_times_every_adapter_over_the_direct_call() -> None:
     rows = _rows(_run("after_burst.py"))
     assert sorted((row[0], row[1]) for row in rows) == sorted(
