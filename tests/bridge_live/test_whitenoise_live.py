@@ -12,6 +12,7 @@ it streams in several messages.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import textwrap
@@ -88,23 +89,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     return Site(app_dir, static_dir, big)
 
 
+def _serve(
+    server: str, site: Site, attribute: str
+) -> contextlib.AbstractContextManager[LiveServer]:
+    """Start ``server`` on ``whitenoise_live_app:<attribute>`` with the site's static directory."""
+    env = {ROOT_VARIABLE: str(site.static_dir)}
+    return live_server(server, f"whitenoise_live_app:{attribute}", env=env, app_dir=site.app_dir)
+
+
 @pytest.fixture(scope="module", params=ASGI_SERVER_PARAMS)
 def server(request: pytest.FixtureRequest, site: Site) -> Iterator[LiveServer]:
     """Serve ``whitenoise_live_app:app`` (validated) on each ASGI server."""
-    env = {ROOT_VARIABLE: str(site.static_dir)}
-    with live_server(
-        request.param, "whitenoise_live_app:app", env=env, app_dir=site.app_dir
-    ) as srv:
+    with _serve(request.param, site, "app") as srv:
         yield srv
 
 
 @pytest.fixture(scope="module", params=ASGI_SERVER_PARAMS)
 def unchecked_server(request: pytest.FixtureRequest, site: Site) -> Iterator[LiveServer]:
     """Serve ``whitenoise_live_app:unchecked_app`` (no validator) on each ASGI server."""
-    env = {ROOT_VARIABLE: str(site.static_dir)}
-    with live_server(
-        request.param, "whitenoise_live_app:unchecked_app", env=env, app_dir=site.app_dir
-    ) as srv:
+    with _serve(request.param, site, "unchecked_app") as srv:
         yield srv
 
 

@@ -41,6 +41,18 @@ def _json(srv: LiveServer, path: str) -> dict[str, object]:
     return data
 
 
+def _hello_under(root_path: str, port: int) -> dict[str, object]:
+    """What Django's hello view answers when the router mounts it at /dj below ``root_path``."""
+    return {
+        "app": "django",
+        "path": f"{root_path}/dj/hello/",
+        "path_info": "/hello/",
+        "SCRIPT_NAME": f"{root_path}/dj",
+        "reverse": f"{root_path}/dj/hello/",
+        "absolute_uri": f"http://127.0.0.1:{port}{root_path}/dj/hello/",
+    }
+
+
 def _stream_chunk(index: int, size: int) -> bytes:
     """Chunk ``index`` of the Django stream view's answer (``stream_chunk`` in the app module)."""
     return (b"%06d|" % index * size)[:size]
@@ -50,14 +62,7 @@ def _stream_chunk(index: int, size: int) -> bytes:
 def test_django_mount_sees_its_prefix(server: str) -> None:
     with live_server(server, HYBRID, app_dir=ROUTER_DIR) as srv:
         hello = _json(srv, "/dj/hello/")
-        assert hello == {
-            "app": "django",
-            "path": "/dj/hello/",
-            "path_info": "/hello/",
-            "SCRIPT_NAME": "/dj",
-            "reverse": "/dj/hello/",
-            "absolute_uri": f"http://127.0.0.1:{srv.port}/dj/hello/",
-        }
+        assert hello == _hello_under("", srv.port)
 
 
 @pytest.mark.parametrize("server", ROUTER_SERVERS)
@@ -66,14 +71,7 @@ def test_django_mount_under_the_servers_root_path(server: str) -> None:
     with live_server(server, HYBRID, app_dir=ROUTER_DIR, extra_args=flags) as srv:
         hello = _json(srv, f"{sent_prefix}/dj/hello/")
         legacy = _json(srv, f"{sent_prefix}/notes")
-        assert hello == {
-            "app": "django",
-            "path": "/app/dj/hello/",
-            "path_info": "/hello/",
-            "SCRIPT_NAME": "/app/dj",
-            "reverse": "/app/dj/hello/",
-            "absolute_uri": f"http://127.0.0.1:{srv.port}/app/dj/hello/",
-        }
+        assert hello == _hello_under("/app", srv.port)
         assert legacy == {"app": "wsgi", "SCRIPT_NAME": "/app", "PATH_INFO": "/notes"}
 
 
@@ -149,12 +147,5 @@ def test_serve_mounts_django_beside_the_wsgi_app(server: str) -> None:
     with live_server(server, "", command=argv, app_dir=ROUTER_DIR) as srv:
         hello = _json(srv, "/dj/hello/")
         djx = _json(srv, "/djx/")
-        assert hello == {
-            "app": "django",
-            "path": "/app/dj/hello/",
-            "path_info": "/hello/",
-            "SCRIPT_NAME": "/app/dj",
-            "reverse": "/app/dj/hello/",
-            "absolute_uri": f"http://127.0.0.1:{srv.port}/app/dj/hello/",
-        }
+        assert hello == _hello_under("/app", srv.port)
         assert djx == {"app": "wsgi", "SCRIPT_NAME": "/app", "PATH_INFO": "/djx/"}
