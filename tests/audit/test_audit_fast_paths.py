@@ -198,6 +198,8 @@ def test_ignore_prefilter_agrees_with_pathspec(path: str) -> None:
         b"nothing_here = 1\n",
         b"\xc3\xa9async = 1\n",
         b"x.async_unsafe\n",
+        b'path("", CartView.as_view())\n',
+        b"as_view = 1\n",
     ],
 )
 def test_seed_test_matches_the_seed_expression(text: bytes) -> None:

@@ -235,3 +235,51 @@ def test_a_mixed_base_is_reported_through_its_leaf_in_another_module(tmp_path: P
     assert [(f.path, f.args["call"], f.args["sync_handlers"]) for f in found] == [
         ("shop/views.py", "shop.views.Cart", "post from Base")
     ]
+
+
+_MIXED_BASE = {
+    "core/__init__.py": "",
+    "core/views.py": (
+        "from django.http import HttpResponse\nfrom django.views import View\n\n\n"
+        "class Base(View):\n"
+        "    async def get(self, request):\n        return HttpResponse()\n\n"
+        "    def post(self, request):\n        return HttpResponse()\n\n\n"
+        "class Settled(Base):\n"
+        "    async def post(self, request):\n        return HttpResponse()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        pytest.param(
+            "from django.urls import path\n\nfrom core.views import Base, Settled\n\n"
+            'urlpatterns = [path("a/", Base.as_view()), path("b/", Settled.as_view())]\n',
+            id="imported-name",
+        ),
+        pytest.param(
+            "from django.urls import include, path\n\nfrom core import views\n\n"
+            "urlpatterns = [\n"
+            '    path("shop/", include([path("", views.Base.as_view(), name="base")])),\n'
+            "]\n"
+            'urlpatterns += [path("b/", views.Settled.as_view())]\n',
+            id="module-attribute-nested",
+        ),
+    ],
+)
+def test_a_mixed_base_that_a_urlconf_routes_itself_is_reported(tmp_path: Path, urls: str) -> None:
+    # Base has a subclass that settles its handlers, so alone it is skipped
+    # (see the next test); routed by as_view() it fails the URLconf's import.
+    found = _audit(tmp_path, {**_MIXED_BASE, "core/urls.py": urls})
+    assert [(f.path, f.args["call"], f.args["sync_handlers"]) for f in found] == [
+        ("core/views.py", "core.views.Base", "post")
+    ]
+
+
+def test_a_mixed_base_no_urlconf_routes_is_not_reported(tmp_path: Path) -> None:
+    urls = (
+        "from django.urls import path\n\nfrom core.views import Settled\n\n"
+        'urlpatterns = [path("b/", Settled.as_view())]\n'
+    )
+    assert _audit(tmp_path, {**_MIXED_BASE, "core/urls.py": urls}) == []

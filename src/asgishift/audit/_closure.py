@@ -4,8 +4,8 @@ Only functions reachable from an ``async def`` can produce a finding, and the
 engine follows calls through imports only, so the files that matter are:
 
 * *seeds*: files whose text mentions async code, the ``sync_to_async`` family,
-  middleware, Flask globals, thread starts, Django's auth mixins or
-  asgishift's Django integration (:data:`SEED_RE`);
+  middleware, Flask globals, thread starts, Django's auth mixins,
+  asgishift's Django integration or ``as_view(`` (:data:`SEED_RE`);
 * files that import a module defining an ``async def`` and mention a call of
   one of its names (they may discard a coroutine, ``ASH402``);
 * every project module those import, transitively.
@@ -30,12 +30,13 @@ from asgishift.audit._discover import SourceFile
 #: docstring is no async code), the names with "async" in them that the
 #: rules know (the ``sync_to_async`` family, Django's middleware flags,
 #: :mod:`asyncio`), middleware, Flask globals, thread starts, Django's auth
-#: mixins and asgishift's Django integration (its async views are async
-#: without an ``async`` in the view's module).
+#: mixins, asgishift's Django integration (its async views are async
+#: without an ``async`` in the view's module) and URLconfs (``as_view(``: the
+#: classes they route are checked by ``ASH306`` even when subclassed).
 SEED_RE = re.compile(
     rb"\b(?:async|await)\b|sync_to_async|async_to_sync|async_capable|is_async|async_only"
     rb"|async_middleware|asyncio|get_response|MIDDLEWARE|flask|Thread\(|submit\(|executor"
-    rb"|RequiredMixin|UserPassesTestMixin|AccessMixin|django_integration"
+    rb"|RequiredMixin|UserPassesTestMixin|AccessMixin|django_integration|as_view\("
 )
 _IMPORT_RE = re.compile(
     rb"^[ \t]*(?:from[ \t]+(\.*)[ \t]*([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)"
@@ -143,6 +144,8 @@ _SEED_WORDS = (
     b"UserPassesTestMixin",
     b"AccessMixin",
     b"django_integration",
+    # URLconfs: ASH306 checks the classes they route, subclassed or not
+    b"as_view(",
 )
 _ASYNC_NAMES = (
     b"sync_to_async",

@@ -170,6 +170,8 @@ class FileSummary(NamedTuple):
     :param functions: every function and method of the module.
     :param classes: every class of the module.
     :param middleware_refs: string entries of a module-level ``MIDDLEWARE`` list.
+    :param routed: targets of the module-level ``X.as_view()`` calls (a URLconf's
+        views), as written: the linker resolves them.
     :param marked: module-level names given ``.async_capable``/``.sync_capable``.
     :param imported: every dotted name an import statement of the file names.
     """
@@ -179,6 +181,7 @@ class FileSummary(NamedTuple):
     functions: tuple[FuncSummary, ...]
     classes: tuple[ClassSummary, ...]
     middleware_refs: tuple[Site, ...]
+    routed: tuple[str, ...]
     marked: tuple[str, ...]
     imported: tuple[str, ...]
 
@@ -239,6 +242,7 @@ class FileIndex(NamedTuple):
     functions: tuple[FuncInfo, ...]
     classes: tuple[ClassSummary, ...]
     middleware_refs: tuple[Site, ...]
+    routed: tuple[str, ...]
     marked: tuple[str, ...]
     discard_names: tuple[str, ...]
     imported: tuple[str, ...]
@@ -297,6 +301,7 @@ def to_plain(summary: FileSummary) -> PlainSummary:
         tuple(funcs),
         tuple(tuple(c) for c in summary.classes),
         summary.middleware_refs,
+        summary.routed,
         summary.marked,
         tuple(sorted(names)),
         summary.imported,
@@ -311,7 +316,7 @@ def _sites(items: tuple[tuple[str, int, int, int, int, bool], ...]) -> tuple[Sit
 def from_plain(plain: PlainSummary) -> tuple[FileIndex, bytes]:
     """Rebuild the index of :func:`to_plain` output; bodies stay marshalled."""
     index: Any = plain[0]
-    (module, aliases, funcs, classes, middleware, marked, discard, imported) = index
+    (module, aliases, funcs, classes, middleware, routed, marked, discard, imported) = index
     functions = tuple(
         FuncInfo(q, ln, c, a, g, d, _sites(t), _sites(i), m, r, s, p)
         for q, ln, c, a, g, d, t, i, m, r, s, p in funcs
@@ -323,6 +328,7 @@ def from_plain(plain: PlainSummary) -> tuple[FileIndex, bytes]:
             functions,
             tuple(ClassSummary._make(c) for c in classes),
             _sites(middleware),
+            routed,
             marked,
             discard,
             imported,

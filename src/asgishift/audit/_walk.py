@@ -73,6 +73,7 @@ class WalkerBase(NameResolver, abc.ABC):
         self.functions: list[FuncSummary] = []
         self.classes: list[ClassSummary] = []
         self.middleware_refs: list[Site] = []
+        self.routed: set[str] = set()
         self.marked: list[str] = []
         self.intern = sys.intern
         # class qualname -> members collected from ``self.x = ...`` in methods
@@ -162,6 +163,8 @@ class WalkerBase(NameResolver, abc.ABC):
                 self.function(stmt, f"{mod}.{stmt.name}", "", None)
             elif isinstance(stmt, ast.ClassDef):
                 self.klass(stmt, f"{mod}.{stmt.name}", None)
+            elif not isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                self._routed_views(stmt)
         for i, cls in enumerate(self.classes):
             members = self.members.get(cls.qualname)
             wrappers = self.wrappers.get(cls.qualname)
@@ -177,9 +180,26 @@ class WalkerBase(NameResolver, abc.ABC):
             functions=tuple(self.functions),
             classes=tuple(self.classes),
             middleware_refs=tuple(self.middleware_refs),
+            routed=tuple(sorted(self.routed)),
             marked=tuple(self.marked),
             imported=tuple(sorted(self.imported)),
         )
+
+    def _routed_views(self, stmt: ast.stmt) -> None:
+        """Record the classes a module-level statement calls ``as_view()`` on (a URLconf).
+
+        ``path("cart/", CartView.as_view())`` routes ``CartView`` itself, so
+        ``ASH306`` checks it even when other project classes derive from it.
+        """
+        for node in ast.walk(stmt):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "as_view"
+            ):
+                target = self.target(node.func.value)
+                if target is not None:
+                    self.routed.add(self.intern(target))
 
     def _module_assign(self, targets: list[ast.expr], value: ast.expr) -> None:
         """Type module globals; read MIDDLEWARE lists, dispatch dicts and markers."""

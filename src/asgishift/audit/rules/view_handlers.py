@@ -18,8 +18,9 @@ first class along that order that has it decides, a project method by its
 ``async``, one of Django's generic views by
 :data:`~.auth_mixins.DJANGO_VIEW_HANDLERS` (sync); see
 :func:`~.auth_mixins.handler_kinds`. Only classes no project
-class derives from are reported: a base class with mixed handlers whose
-subclasses settle them is not routed itself, and each subclass is checked on
+class derives from are reported, unless a module-level ``X.as_view()`` call
+(a URLconf) routes the class itself: a base class with mixed handlers whose
+subclasses settle them is usually not routed, and each subclass is checked on
 its own. asgishift's async views (which accept both) and ``adrf``'s are not
 checked. As in Django, only the handlers ``http_method_names`` names count,
 when a class along the order assigns it a list or tuple of string literals
@@ -66,7 +67,9 @@ RULES: tuple[Rule, ...] = (
             "`AsyncTemplateView`, `AsyncFormView` and the other async generic views in "
             "`asgishift.django_integration.views` already are), or keep them all sync. "
             "`options` does not count, nor does a handler the class's `http_method_names` "
-            "leaves out. Only classes that no project class derives from are reported."
+            "leaves out. A class that other project classes derive from is reported only when "
+            "a URLconf routes it itself (`Base.as_view()` at module level); otherwise each "
+            "subclass is checked on its own."
         ),
         example=(
             "from django.http import HttpResponse\n"
@@ -99,11 +102,23 @@ def _checked_view(order: tuple[str, ...]) -> bool:
     return False
 
 
+def _routed_classes(graph: Graph) -> set[str]:
+    """Return the project classes a module-level ``X.as_view()`` call routes (URLconfs)."""
+    routed: set[str] = set()
+    for summary, _ in graph.summaries.values():
+        for target in summary.routed:
+            resolved = graph.resolve(target)
+            if resolved.kind == "class":
+                routed.add(resolved.key)
+    return routed
+
+
 def _mixed_view_handlers(graph: Graph, add: Add) -> None:
     """ASH306: a view class (with no project subclass) whose handlers mix sync and async."""
     memo: dict[str, tuple[str, ...]] = {}
     orders = {key: linearize(graph, key, memo) for key in graph.classes}
     derived = {base for order in orders.values() for base in order[1:]}
+    derived -= _routed_classes(graph)
     for key, (cls, path) in graph.classes.items():
         order = orders[key]
         if key in derived or len(order) < 2 or not _checked_view(order):
