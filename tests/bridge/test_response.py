@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import threading
@@ -10,7 +11,7 @@ from typing import Any
 from wsgiref.validate import validator
 
 import pytest
-from bridge_harness import FakeServer, Gate, body_messages, make_scope, request, run
+from bridge_harness import DEADLINE, FakeServer, Gate, body_messages, make_scope, request, run
 
 from asgishift._types import Message
 from asgishift.bridge import WSGIToASGI
@@ -605,3 +606,63 @@ def test_head_of_a_whole_body_is_sent_in_one_step() -> None:
     server = request(WSGIToASGI(app), method="HEAD")
     assert [m["type"] for m in server.sent] == ["http.response.start", "http.response.body"]
     assert server.headers[b"content-length"] == b"2"
+
+
+@pytest.mark.parametrize("timeout", [None, 30.0], ids=["no-request-timeout", "request-timeout"])
+def test_a_send_the_server_never_ends_is_cut_when_the_client_leaves(
+    caplog: pytest.LogCaptureFixture, timeout: float | None
+) -> None:
+    # hypercorn 0.18 over HTTP/2: a send() parked on a full stream buffer never
+    # returns once the client closes the connection, though receive() reports
+    # http.disconnect. The bridge must stop waiting for that send(), or the
+    # worker thread (and the iterable's close()) would wait for ever.
+    closed = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        try:
+            while True:
+                yield b"x" * 1024
+        finally:
+            closed.set()
+
+    async def park_after_two(message: Message) -> None:
+        if len(server.sent) >= 2:  # the start and one block went through
+            server.disconnect()
+            await asyncio.Event().wait()
+
+    server = FakeServer(on_send=park_after_two)
+    bridge = WSGIToASGI(app, request_timeout=timeout)
+    with caplog.at_level(logging.DEBUG, logger="asgishift"):
+        run(bridge, make_scope(), server)
+    # run() returned: the bridge's answer came before the harness's deadline.
+    assert closed.is_set()
+    assert [m["type"] for m in server.sent] == ["http.response.start", "http.response.body"]
+    assert bridge.pool.in_flight == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_cancellation_of_the_servers_own_is_not_taken_for_the_client_leaving() -> None:
+    # The server cancels the request's task (a shutdown) while the client leaves and
+    # a send() is parked: the bridge's own cut must not swallow the server's cancel.
+    closed = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        try:
+            while True:
+                yield b"x" * 1024
+        finally:
+            closed.set()
+
+    async def cancel_and_park(message: Message) -> None:
+        if len(server.sent) >= 2:
+            server.disconnect()
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # the server's own cancellation
+            await asyncio.Event().wait()
+
+    server = FakeServer(on_send=cancel_and_park)
+    run(WSGIToASGI(app), make_scope(), server, raises=asyncio.CancelledError)
+    assert closed.wait(DEADLINE)  # the worker was still released

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from time import monotonic
@@ -85,6 +86,8 @@ _RECEIVE: Final = "receive"  # (kind,): reply (body, more_body) or an exception
 _TIMEOUT: Final = "timeout"  # posted by the request_timeout timer
 
 _PATHSEND: Final = "http.response.pathsend"
+#: The message of the cancellation that cuts a ``send()`` short (see :meth:`Request._cut_send`).
+_CUT: Final = "asgishift: the client left while send() waited"
 _WORKER_POLL: Final = 5.0  # seconds between checks that the loop still runs
 
 
@@ -125,6 +128,7 @@ class Request:
         "reply",
         "response",
         "send",
+        "sending",
         "started",
         "stream",
         "waiter",
@@ -164,6 +168,8 @@ class Request:
         self.reply: Any = None
         self.outcome: tuple[Any, ...] = (_DONE, None, None)
         self.started = 0.0  # when run() began (time.monotonic(), seconds)
+        # The task serving the request while it waits in a streamed send() (see _cut_send).
+        self.sending: asyncio.Task[Any] | None = None
         self.phase = OPEN
         self.body = body
         self.received = received
@@ -218,6 +224,8 @@ class Request:
                     if item[1]:
                         if self.body is COMPLETE:
                             send = self.send
+                            if watcher is not None:  # streamed: the client may leave mid-send
+                                self.sending = asyncio.current_task(loop)
                             try:  # send_messages(), inline: one coroutine less
                                 for message in item[1]:
                                     await send(message)
@@ -225,6 +233,11 @@ class Request:
                                 logger.debug(
                                     "client went away before the response was sent: %r", exc
                                 )
+                            except asyncio.CancelledError as exc:
+                                if not self._was_cut(exc):
+                                    raise
+                            finally:
+                                self.sending = None
                         else:
                             if reader is not None:
                                 await reader.stop()
@@ -248,6 +261,7 @@ class Request:
                         if self.phase is ABORTED:  # the watcher saw the client leave
                             raise ConnectionResetError("the client disconnected")
                         sending = True
+                        self.sending = asyncio.current_task(loop)
                         if timer is None:
                             for message in item[1]:
                                 await self.send(message)
@@ -258,7 +272,14 @@ class Request:
                             timer.cancel()
                             timer = None
                             self.phase = advance(self.phase, START_EVENT)
+                        self.sending = None
+                    except asyncio.CancelledError as exc:
+                        self.sending = None
+                        if not self._was_cut(exc):
+                            raise
+                        reply = ClientDisconnected("the client left while send() waited")
                     except Exception as exc:  # whatever the server raises, the client is gone
+                        self.sending = None
                         if not isinstance(exc, OSError):
                             # Not a plain disconnect: the server refused the message.
                             logger.error("the ASGI server refused a response message", exc_info=exc)
@@ -320,6 +341,41 @@ class Request:
         if lock is not None:
             lock.release()
 
+    def _cut_send(self) -> None:
+        """Stop waiting for a ``send()`` the client's leaving left without an end (on the loop).
+
+        A server may never finish a ``send()`` parked on backpressure once
+        its client has gone (hypercorn 0.18 over HTTP/2 reports
+        ``http.disconnect`` to ``receive()`` and leaves the parked ``send()``
+        waiting for ever); waiting for it would hold the worker thread, and
+        the iterable's ``close()``, for good. The wait is cancelled instead,
+        with the message :data:`_CUT`, and :meth:`serve` treats it as a
+        failed ``send()`` (see :meth:`_was_cut`). Starlette's
+        ``StreamingResponse`` stops its sending the same way.
+        """
+        task = self.sending
+        if task is not None:
+            self.sending = None
+            task.cancel(_CUT)
+
+    def _was_cut(self, exc: asyncio.CancelledError) -> bool:
+        """Return whether ``exc`` is :meth:`_cut_send`'s cancellation alone, and absorb it.
+
+        A cancellation of the request's task by anyone else (the server
+        stopping, ``asyncio.wait_for``) is not absorbed: the caller re-raises it.
+        """
+        if exc.args != (_CUT,):
+            return False
+        task = asyncio.current_task(self.loop)
+        if sys.version_info >= (3, 11) and task is not None:
+            if task.cancelling() > 1:
+                return False  # cancelled by someone else as well
+            task.uncancel()
+        logger.debug(
+            "%s %s: the client left while send() waited", self.method, self.environ["PATH_INFO"]
+        )
+        return True
+
     async def _receive_body(self) -> object:
         """Await the next body message for the worker: ``(body, more)`` or an exception."""
         try:
@@ -345,6 +401,7 @@ class Request:
         """
         await wait_disconnect(self.receive)
         self.phase = advance(self.phase, ABORT_EVENT)
+        self._cut_send()
 
     def _watch_body(self) -> BodyWatch:
         """Start reading an unfinished body ahead of the app, to notice the client leaving.
@@ -360,6 +417,7 @@ class Request:
 
         def leave() -> None:
             self.phase = advance(self.phase, ABORT_EVENT)
+            self._cut_send()
 
         def progress() -> int:  # body bytes the app has read so far (buffered ones too)
             return self.stream.consumed

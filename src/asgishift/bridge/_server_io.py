@@ -59,7 +59,11 @@ async def first_of(awaitable: Coroutine[Any, Any, _T], deadline: asyncio.Future[
     :raise TimeoutError: if ``deadline`` completed first (``awaitable`` is cancelled).
     """
     task = asyncio.get_running_loop().create_task(awaitable)
-    await asyncio.wait((task, deadline), return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait((task, deadline), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()  # cancelled ourselves: the work must not go on alone
+        raise
     if not task.done():
         task.cancel()
         raise TimeoutError("request_timeout expired while waiting for the client")
