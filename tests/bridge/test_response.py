@@ -608,6 +608,20 @@ def test_head_of_a_whole_body_is_sent_in_one_step() -> None:
     assert server.headers[b"content-length"] == b"2"
 
 
+def _endless_download(closed: threading.Event) -> Any:
+    """Return a WSGI app that streams 1 KiB blocks for ever and sets ``closed`` at its close."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        try:
+            while True:
+                yield b"x" * 1024
+        finally:
+            closed.set()
+
+    return app
+
+
 @pytest.mark.parametrize("timeout", [None, 30.0], ids=["no-request-timeout", "request-timeout"])
 def test_a_send_the_server_never_ends_is_cut_when_the_client_leaves(
     caplog: pytest.LogCaptureFixture, timeout: float | None
@@ -617,14 +631,7 @@ def test_a_send_the_server_never_ends_is_cut_when_the_client_leaves(
     # http.disconnect. The bridge must stop waiting for that send(), or the
     # worker thread (and the iterable's close()) would wait for ever.
     closed = threading.Event()
-
-    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        try:
-            while True:
-                yield b"x" * 1024
-        finally:
-            closed.set()
+    app = _endless_download(closed)
 
     async def park_after_two(message: Message) -> None:
         if len(server.sent) >= 2:  # the start and one block went through
@@ -646,14 +653,7 @@ def test_a_cancellation_of_the_servers_own_is_not_taken_for_the_client_leaving()
     # The server cancels the request's task (a shutdown) while the client leaves and
     # a send() is parked: the bridge's own cut must not swallow the server's cancel.
     closed = threading.Event()
-
-    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        try:
-            while True:
-                yield b"x" * 1024
-        finally:
-            closed.set()
+    app = _endless_download(closed)
 
     async def cancel_and_park(message: Message) -> None:
         if len(server.sent) >= 2:
