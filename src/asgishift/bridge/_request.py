@@ -368,9 +368,10 @@ class Request:
             return False
         task = asyncio.current_task(self.loop)
         if sys.version_info >= (3, 11) and task is not None:
-            if task.cancelling() > 1:
+            # Ours is delivered: take it off the count, so that asyncio.timeout()
+            # and task groups around the request see only the others' requests.
+            if task.uncancel() > 0:
                 return False  # cancelled by someone else as well
-            task.uncancel()
         logger.debug(
             "%s %s: the client left while send() waited", self.method, self.environ["PATH_INFO"]
         )
