@@ -188,3 +188,47 @@ def test_early_413_for_a_large_declared_body_closes_the_connection() -> None:
     assert server.status == 413
     assert server.headers[b"connection"] == b"close"
     assert server.complete
+
+
+def _refusing_an_unread_body(
+    app: Any, http_version: str, raises: type[BaseException] | None = None, **options: Any
+) -> FakeServer:
+    """Run a POST whose body (chunked or over max_body_size) the bridge leaves unread."""
+    bridge = WSGIToASGI(app, drain_timeout=5, **options)
+    scope = _upload_scope(5 << 20 if "max_body_size" in options else None)
+    scope["http_version"] = http_version
+    return run(bridge, scope, FakeServer(body_messages(b"x" * 100, b"y")), raises=raises)
+
+
+@pytest.mark.parametrize(
+    ("http_version", "closes"), [("1.0", True), ("1.1", True), ("2", False), ("3", False)]
+)
+@pytest.mark.parametrize(
+    ("app", "options"),
+    [
+        pytest.param(validator(_ignore_body), {"buffer_size": 0}, id="app-ignores-the-body"),
+        pytest.param(validator(_ignore_body), {"max_body_size": 10}, id="early-413"),
+    ],
+)
+def test_connection_close_only_on_http1(
+    http_version: str, closes: bool, app: Any, options: dict[str, Any]
+) -> None:
+    # HTTP/2 and HTTP/3 forbid connection-specific fields (RFC 9113 section 8.2.2,
+    # RFC 9114 section 4.2); daphne passes headers to h2 unfiltered, and h2 refuses
+    # the whole response for one.
+    server = _refusing_an_unread_body(app, http_version, **options)
+    assert server.status == 413
+    assert (b"connection" in server.headers) is closes
+    assert server.complete
+
+
+@pytest.mark.parametrize(("http_version", "closes"), [("1.1", True), ("2", False)])
+def test_an_app_failure_with_an_unread_body_closes_only_on_http1(
+    http_version: str, closes: bool
+) -> None:
+    def fails(environ: Environ, start_response: Any) -> list[bytes]:
+        raise RuntimeError("boom")
+
+    server = _refusing_an_unread_body(fails, http_version, RuntimeError, buffer_size=0)
+    assert server.status == 500
+    assert (b"connection" in server.headers) is closes

@@ -29,6 +29,7 @@ __all__ = [
     "decode_path",
     "origin_form",
     "python_build_environ",
+    "server_protocol",
 ]
 
 # Header-name caches are bounded so that a client sending endless distinct
@@ -90,6 +91,16 @@ def origin_form(target: bytes) -> bytes:
         return target
     slash = rest.find(b"/")
     return b"/" if slash < 0 else rest[slash:]
+
+
+def server_protocol(scope: Mapping[str, Any]) -> str:
+    """Return the PEP 3333 ``SERVER_PROTOCOL`` of an ASGI HTTP scope, e.g. ``"HTTP/2"``.
+
+    :param scope: an ASGI HTTP connection scope; its ``http_version`` is
+        ``"1.0"``, ``"1.1"``, ``"2"`` or ``"3"``, and ``"1.1"`` when absent
+        (ASGI HTTP spec, "Connection Scope").
+    """
+    return "HTTP/" + (scope.get("http_version") or "1.1")
 
 
 def decode_path(scope: Mapping[str, Any]) -> tuple[str, str]:
@@ -176,7 +187,7 @@ def python_build_environ(scope: Mapping[str, Any], base: Environ) -> Environ:
     environ = base.copy()
     environ["REQUEST_METHOD"] = scope["method"]
     environ["wsgi.url_scheme"] = scope.get("scheme") or "http"
-    environ["SERVER_PROTOCOL"] = "HTTP/" + (scope.get("http_version") or "1.1")
+    environ["SERVER_PROTOCOL"] = server_protocol(scope)
     query = scope.get("query_string")
     if query:
         environ["QUERY_STRING"] = bytes(query).decode("latin-1")

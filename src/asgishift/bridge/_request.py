@@ -43,7 +43,7 @@ from asgishift.bridge._inbox import Inbox
 from asgishift.bridge._input import StreamInput
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
-from asgishift.bridge._response import CONNECTION_CLOSE
+from asgishift.bridge._response import close_headers
 from asgishift.bridge._server_io import first_of, send_all, wait_disconnect
 from asgishift.bridge._state import (
     ABORT_EVENT,
@@ -538,7 +538,7 @@ class Request:
             and messages[0]["type"] == "http.response.start"
             and closes_connection(self)
         ):
-            self.response.headers.append(CONNECTION_CLOSE)
+            self.response.headers.extend(close_headers(self.environ["SERVER_PROTOCOL"]))
         self._call_loop((_SEND, messages))
 
     def run(self) -> Callable[[], None]:
@@ -642,7 +642,7 @@ class Request:
         else:
             starting = True
         if starting and self.body is not COMPLETE and closes_connection(self):
-            response.headers.append(CONNECTION_CLOSE)
+            response.headers.extend(close_headers(self.environ["SERVER_PROTOCOL"]))
         return messages
 
     def _failed(self, exc: BaseException) -> tuple[list[Message] | None, BaseException | None]:

@@ -37,6 +37,7 @@ __all__ = [
     "NO_BODY_STATUSES",
     "body_allowed",
     "check_status",
+    "close_headers",
     "content_length",
     "decode_headers",
     "encode_headers",
@@ -54,6 +55,24 @@ NO_BODY_STATUSES = frozenset({*range(100, 200), 204, 304})
 #: The header that tells the server to close the connection after this response
 #: (RFC 9112 section 9.6), as an ASGI header pair.
 CONNECTION_CLOSE = (b"connection", b"close")
+
+#: The protocols (PEP 3333 ``SERVER_PROTOCOL``) whose messages may carry ``Connection``.
+_CONNECTION_PROTOCOLS: Final = frozenset({"HTTP/1.0", "HTTP/1.1"})
+
+
+def close_headers(protocol: str) -> tuple[tuple[bytes, bytes], ...]:
+    """Return the headers that ask the server to close the connection after a response.
+
+    ``(CONNECTION_CLOSE,)`` on HTTP/1.x (RFC 9112 section 9.6); nothing on HTTP/2
+    and HTTP/3, which forbid connection-specific fields (RFC 9113 section 8.2.2,
+    RFC 9114 section 4.2): the server ends the stream instead. daphne hands a
+    response's headers to its HTTP/2 stack (Twisted and ``h2``) as they are,
+    and ``h2`` refuses the whole response for a ``connection`` field.
+
+    :param protocol: the request's ``SERVER_PROTOCOL``, e.g. ``"HTTP/1.1"`` or ``"HTTP/2"``.
+    """
+    return (CONNECTION_CLOSE,) if protocol in _CONNECTION_PROTOCOLS else ()
+
 
 # Caches are bounded so that an app producing endless distinct status lines or
 # header names cannot grow them without limit.

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from asgishift._types import Message
 from asgishift.bridge._error_response import error_messages
-from asgishift.bridge._response import CONNECTION_CLOSE, must_close
+from asgishift.bridge._response import close_headers, must_close
 from asgishift.bridge._server_io import send_draining, send_messages
 from asgishift.bridge._state import COMPLETE, PARTIAL, UNREAD
 
@@ -78,7 +78,7 @@ async def send_error(request: Request, status: int, *extra: tuple[bytes, bytes])
         await send_messages(request.send, error_messages(status, request.method, extra))
         return
     if closes_connection(request):
-        extra = (*extra, CONNECTION_CLOSE)
+        extra = (*extra, *close_headers(request.environ["SERVER_PROTOCOL"]))
     await drain_and_send(request, error_messages(status, request.method, extra))
 
 
@@ -88,5 +88,7 @@ def error_response(request: Request, status: int) -> list[Message]:
     :param status: the HTTP status (see :func:`~._error_response.error_messages`).
     """
     if request.body is not COMPLETE and closes_connection(request):
-        return error_messages(status, request.method, (CONNECTION_CLOSE,))
+        return error_messages(
+            status, request.method, close_headers(request.environ["SERVER_PROTOCOL"])
+        )
     return error_messages(status, request.method)

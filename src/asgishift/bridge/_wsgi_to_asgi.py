@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from asgishift._types import Receive, Scope, Send, WSGIApp
-from asgishift.bridge._environ import base_environ, build_environ
+from asgishift.bridge._environ import base_environ, build_environ, server_protocol
 from asgishift.bridge._error_response import error_messages
 from asgishift.bridge._errors import BadRequest
 from asgishift.bridge._files import ErrorStream, FileWrapper
@@ -53,7 +53,7 @@ from asgishift.bridge._lifespan import (
 from asgishift.bridge._options import BridgeOptions
 from asgishift.bridge._pool import WorkerPool
 from asgishift.bridge._request import Request
-from asgishift.bridge._response import CONNECTION_CLOSE, must_close
+from asgishift.bridge._response import close_headers, must_close
 from asgishift.bridge._server_io import send_draining, send_messages
 from asgishift.bridge._state import PARTIAL
 
@@ -217,7 +217,7 @@ class WSGIToASGI:
             environ = build_environ(scope, self._base)
         except BadRequest as exc:
             logger.info("400 Bad Request: %s", exc)
-            await self._refuse(receive, send, scope["method"], 400, None)
+            await self._refuse(receive, send, scope, 400, None)
             return
         limit = options.max_body_size
         length = environ.get("CONTENT_LENGTH")
@@ -225,7 +225,7 @@ class WSGIToASGI:
             # A client that sent "Expect: 100-continue" sends its body only once told
             # to: wait for it only as long as a server that says so by itself needs.
             waiting = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
-            await self._refuse(receive, send, scope["method"], 413, int(length), waiting)
+            await self._refuse(receive, send, scope, 413, int(length), waiting)
             return
         message = await receive()
         if message["type"] != "http.request":
@@ -239,7 +239,8 @@ class WSGIToASGI:
                 scope["method"],
                 environ["PATH_INFO"],
             )
-            await send_messages(send, error_messages(400, scope["method"], (CONNECTION_CLOSE,)))
+            closing = close_headers(environ["SERVER_PROTOCOL"])
+            await send_messages(send, error_messages(400, scope["method"], closing))
             return
         body = message.get("body", b"")
         more = message.get("more_body", False)
@@ -265,7 +266,7 @@ class WSGIToASGI:
                 remaining = int(length) - len(body)
             else:
                 remaining = None
-            await self._refuse(receive, send, scope["method"], 413, remaining)
+            await self._refuse(receive, send, scope, 413, remaining)
             return
         try:
             loop = asyncio.get_running_loop()
@@ -297,13 +298,14 @@ class WSGIToASGI:
         self,
         receive: Receive,
         send: Send,
-        method: str,
+        scope: Scope,
         status: int,
         remaining: int | None,
         waiting: bool = False,
     ) -> None:
         """Answer ``status`` without calling the app; drain or close for an unread body.
 
+        :param scope: the request's HTTP scope (its method and ``http_version``).
         :param remaining: request body bytes not read yet (``None``: unknown).
         :param waiting: the client waits for ``100 Continue`` before it sends
             the body (RFC 9110 section 10.1.1): the connection closes, and the
@@ -311,7 +313,10 @@ class WSGIToASGI:
         """
         options = self._options
         close = remaining != 0 and (waiting or must_close(remaining, options.drain_body_size))
-        messages = error_messages(status, method, (CONNECTION_CLOSE,) if close else ())
+        method = scope["method"]
+        messages = error_messages(
+            status, method, close_headers(server_protocol(scope)) if close else ()
+        )
         if remaining == 0:
             await send_messages(send, messages)
         else:
