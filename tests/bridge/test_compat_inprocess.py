@@ -214,8 +214,7 @@ def test_connection_close_only_on_http1(
     http_version: str, closes: bool, app: Any, options: dict[str, Any]
 ) -> None:
     # HTTP/2 and HTTP/3 forbid connection-specific fields (RFC 9113 section 8.2.2,
-    # RFC 9114 section 4.2); daphne passes headers to h2 unfiltered, and h2 refuses
-    # the whole response for one.
+    # RFC 9114 section 4.2): the bridge must not ask for one there.
     server = _refusing_an_unread_body(app, http_version, **options)
     assert server.status == 413
     assert (b"connection" in server.headers) is closes

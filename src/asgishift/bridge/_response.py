@@ -65,9 +65,9 @@ def close_headers(protocol: str) -> tuple[tuple[bytes, bytes], ...]:
 
     ``(CONNECTION_CLOSE,)`` on HTTP/1.x (RFC 9112 section 9.6); nothing on HTTP/2
     and HTTP/3, which forbid connection-specific fields (RFC 9113 section 8.2.2,
-    RFC 9114 section 4.2): the server ends the stream instead. daphne hands a
-    response's headers to its HTTP/2 stack (Twisted and ``h2``) as they are,
-    and ``h2`` refuses the whole response for a ``connection`` field.
+    RFC 9114 section 4.2): there the server ends the stream instead. hypercorn,
+    granian and ``h2`` (daphne's HTTP/2 stack) drop such a field on the way out;
+    a server that passed it on would send a malformed HTTP/2 response.
 
     :param protocol: the request's ``SERVER_PROTOCOL``, e.g. ``"HTTP/1.1"`` or ``"HTTP/2"``.
     """
