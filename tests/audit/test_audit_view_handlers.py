@@ -283,3 +283,16 @@ def test_a_mixed_base_no_urlconf_routes_is_not_reported(tmp_path: Path) -> None:
         'urlpatterns = [path("b/", Settled.as_view())]\n'
     )
     assert _audit(tmp_path, {**_MIXED_BASE, "core/urls.py": urls}) == []
+
+
+def test_a_mixed_base_routed_inside_a_method_is_reported(tmp_path: Path) -> None:
+    # A ModelAdmin's get_urls() routes a view as a URLconf does, one call deeper.
+    admin = (
+        "from django.contrib import admin\nfrom django.urls import path\n\n"
+        "from core.views import Base\n\n\n"
+        "class ShopAdmin(admin.ModelAdmin):\n"
+        "    def get_urls(self):\n"
+        '        return [path("report/", self.admin_site.admin_view(Base.as_view()))]\n'
+    )
+    found = _audit(tmp_path, {**_MIXED_BASE, "core/admin.py": admin})
+    assert [(f.path, f.args["call"]) for f in found] == [("core/views.py", "core.views.Base")]

@@ -170,8 +170,8 @@ class FileSummary(NamedTuple):
     :param functions: every function and method of the module.
     :param classes: every class of the module.
     :param middleware_refs: string entries of a module-level ``MIDDLEWARE`` list.
-    :param routed: targets of the module-level ``X.as_view()`` calls (a URLconf's
-        views), as written: the linker resolves them.
+    :param routed: targets of the file's ``X.as_view()`` calls (a URLconf's views,
+        or a ``get_urls()`` method's), as written: the linker resolves them.
     :param marked: module-level names given ``.async_capable``/``.sync_capable``.
     :param imported: every dotted name an import statement of the file names.
     """

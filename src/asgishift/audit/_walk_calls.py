@@ -77,6 +77,8 @@ class CallWalker(WalkerBase):
         for hook in self.hooks.call:
             hook(self, node, target)
         if fkind is ast.Attribute:
+            if target is not None and func.attr == "as_view":  # type: ignore[attr-defined]
+                self.routed.add(self.intern(target[:-8]))  # a view a URLconf routes (ASH306)
             self.expr(func.value)  # type: ignore[attr-defined]
         elif fkind is ast.Subscript:
             self.expr(func.value)  # type: ignore[attr-defined]

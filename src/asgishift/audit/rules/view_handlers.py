@@ -18,8 +18,8 @@ first class along that order that has it decides, a project method by its
 ``async``, one of Django's generic views by
 :data:`~.auth_mixins.DJANGO_VIEW_HANDLERS` (sync); see
 :func:`~.auth_mixins.handler_kinds`. Only classes no project
-class derives from are reported, unless a module-level ``X.as_view()`` call
-(a URLconf) routes the class itself: a base class with mixed handlers whose
+class derives from are reported, unless an ``X.as_view()`` call (a URLconf,
+a ``get_urls()`` method) routes the class itself: a base class with mixed handlers whose
 subclasses settle them is usually not routed, and each subclass is checked on
 its own. asgishift's async views (which accept both) and ``adrf``'s are not
 checked. As in Django, only the handlers ``http_method_names`` names count,
@@ -68,8 +68,8 @@ RULES: tuple[Rule, ...] = (
             "`asgishift.django_integration.views` already are), or keep them all sync. "
             "`options` does not count, nor does a handler the class's `http_method_names` "
             "leaves out. A class that other project classes derive from is reported only when "
-            "a URLconf routes it itself (`Base.as_view()` at module level); otherwise each "
-            "subclass is checked on its own."
+            "the project routes it itself (`Base.as_view()` in a URLconf or a method); "
+            "otherwise each subclass is checked on its own."
         ),
         example=(
             "from django.http import HttpResponse\n"
