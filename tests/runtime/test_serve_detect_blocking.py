@@ -12,6 +12,11 @@ import pytest
 from live import ASGI_SERVER_PARAMS, live_server
 
 APPS_DIR = Path(__file__).resolve().parent / "apps"
+# The app's hold is a 0.2 s sleep. The monitor sends a heartbeat every threshold / 4 after the
+# last one was answered, so a hold is caught whatever its phase once it lasts longer than
+# 1.25 x the threshold: 150 ms here, which leaves 50 ms for a loaded CI machine to wake the
+# watchdog late (a 150 ms threshold left 12.5 ms, and missed a hold once in CI).
+LAG_MS = "120"
 
 
 def serve(app: str, server: str, *flags: str) -> list[str]:
@@ -34,13 +39,15 @@ def serve(app: str, server: str, *flags: str) -> list[str]:
 
 @pytest.mark.parametrize("server", ASGI_SERVER_PARAMS)
 def test_asgi_blocker_is_reported_with_rule_and_stack(server: str) -> None:
-    argv = serve("runtime_blocking_app:inner", server, "--loop-lag-ms", "150")
+    argv = serve("runtime_blocking_app:inner", server, "--loop-lag-ms", LAG_MS)
     with live_server(server, "", command=argv, app_dir=APPS_DIR) as live:
         assert httpx.get(f"{live.url}/block", timeout=10).text == "block"
         warning = live.wait_for_log(
             r"ASH101 blocking call time\.sleep\(\)[^\n]*\nStack[^\n]*\n(?:  .*\n)+"
         )
-        lag = live.wait_for_log(r"event loop held for at least [\d.]+ ms \(threshold 150 ms\)")
+        lag = live.wait_for_log(
+            rf"event loop held for at least [\d.]+ ms \(threshold {LAG_MS} ms\)"
+        )
     assert "in blocking_endpoint" in warning.group(0)
     # By default the stack is trimmed to the app's frames (--full-stack shows all).
     assert "library frames …" in warning.group(0)
@@ -78,11 +85,11 @@ def test_full_stack_prints_every_frame() -> None:
 
 def test_an_app_already_wrapped_by_hand_is_reported_once() -> None:
     # `app` is wrapped in BlockingDetectorMiddleware (100 ms) by the module itself;
-    # --detect-blocking wraps it again (150 ms): the outer one reports, once.
-    argv = serve("runtime_blocking_app:app", "uvicorn", "--loop-lag-ms", "150")
+    # --detect-blocking wraps it again (LAG_MS): the outer one reports, once.
+    argv = serve("runtime_blocking_app:app", "uvicorn", "--loop-lag-ms", LAG_MS)
     with live_server("uvicorn", "", command=argv, app_dir=APPS_DIR) as live:
         assert httpx.get(f"{live.url}/block", timeout=10).text == "block"
-        live.wait_for_log(r"event loop held for at least [\d.]+ ms \(threshold 150 ms\)")
+        live.wait_for_log(rf"event loop held for at least [\d.]+ ms \(threshold {LAG_MS} ms\)")
         # A later request through the same loop: both watchdogs have long answered.
         assert httpx.get(f"{live.url}/offload", timeout=10).text == "offload"
         log = live.log()
