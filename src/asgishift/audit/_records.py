@@ -174,6 +174,7 @@ class FileSummary(NamedTuple):
         or a ``get_urls()`` method's), as written: the linker resolves them.
     :param marked: module-level names given ``.async_capable``/``.sync_capable``.
     :param imported: every dotted name an import statement of the file names.
+    :param stars: the modules of its ``from m import *`` statements, in order.
     """
 
     module: str
@@ -184,6 +185,7 @@ class FileSummary(NamedTuple):
     routed: tuple[str, ...]
     marked: tuple[str, ...]
     imported: tuple[str, ...]
+    stars: tuple[str, ...] = ()
 
 
 class FuncInfo(NamedTuple):
@@ -246,6 +248,7 @@ class FileIndex(NamedTuple):
     marked: tuple[str, ...]
     discard_names: tuple[str, ...]
     imported: tuple[str, ...]
+    stars: tuple[str, ...] = ()
 
 
 #: A summary as stored in the cache and sent back by workers: the index as
@@ -305,6 +308,7 @@ def to_plain(summary: FileSummary) -> PlainSummary:
         summary.marked,
         tuple(sorted(names)),
         summary.imported,
+        summary.stars,
     )
     return index, marshal.dumps(tuple(bodies))
 
@@ -316,7 +320,7 @@ def _sites(items: tuple[tuple[str, int, int, int, int, bool], ...]) -> tuple[Sit
 def from_plain(plain: PlainSummary) -> tuple[FileIndex, bytes]:
     """Rebuild the index of :func:`to_plain` output; bodies stay marshalled."""
     index: Any = plain[0]
-    (module, aliases, funcs, classes, middleware, routed, marked, discard, imported) = index
+    (module, aliases, funcs, classes, middleware, routed, marked, discard, imported, stars) = index
     functions = tuple(
         FuncInfo(q, ln, c, a, g, d, _sites(t), _sites(i), m, r, s, p)
         for q, ln, c, a, g, d, t, i, m, r, s, p in funcs
@@ -332,6 +336,7 @@ def from_plain(plain: PlainSummary) -> tuple[FileIndex, bytes]:
             marked,
             discard,
             imported,
+            stars,
         ),
         plain[1],
     )

@@ -6,10 +6,11 @@ way Python would find it across modules: module aliases and re-exports
 (``from .x import y`` in a package ``__init__``), module globals typed by the
 call that made them (``LOCK = threading.Lock()``), class members (methods,
 ``self.x = X()`` attributes, annotated ``__init__`` parameters), the return
-annotations of project functions (``def load() -> Path``) and base classes
-depth-first; a name that leaves the project is kept as the canonical dotted
-name (``"requests.Session.get"``). Function bodies are decoded lazily, when
-first asked for. The linker's :class:`~asgishift.audit._link.Graph` builds the
+annotations of project functions (``def load() -> Path``), base classes in
+Python's method resolution order (C3) and the names a ``from m import *``
+binds; a name that leaves the project is kept as the canonical dotted name
+(``"requests.Session.get"``). Function bodies are decoded lazily, when first
+asked for. The linker's :class:`~asgishift.audit._link.Graph` builds the
 call graph on top of it.
 """
 
@@ -61,6 +62,8 @@ class Symbols:
         self.funcs: dict[str, tuple[FuncInfo, str]] = {}
         self.classes: dict[str, tuple[ClassSummary, str]] = {}
         self.members: dict[str, dict[str, str]] = {}
+        # module -> the modules of its ``from m import *`` statements, in order
+        self.stars: dict[str, tuple[str, ...]] = {}
         self.summaries = summaries
         self._raw_bodies = {path: data for path, (_, data) in summaries.items()}
         self._bodies: dict[str, tuple[tuple[Any, ...], ...]] = {}
@@ -70,6 +73,8 @@ class Symbols:
             # without __init__.py); the first (by path) owns the name, the
             # others stay entry points under a path-qualified key.
             self.modules.setdefault(summary.module, dict(summary.aliases))
+            if summary.stars:
+                self.stars.setdefault(summary.module, summary.stars)
             for func in summary.functions:
                 key = func.qualname
                 if key in self.funcs:
@@ -97,6 +102,7 @@ class Symbols:
                 self.modules.setdefault(name, table)
         self._resolved: dict[str, Resolved] = {}
         self._mro: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._lin: dict[str, list[tuple[bool, str]]] = {}
 
     def body(self, qual: str) -> Body:
         """Return a function's calls/hazards/discarded/flask uses (decoded lazily)."""
@@ -175,6 +181,10 @@ class Symbols:
                 return Resolved(kind, key, (name, *seen))
             if rest and qual in self.funcs:
                 return self._returned(qual, rest, depth)
+            if mod in self.stars:  # ``head`` may be bound by ``from m import *``
+                found = self._starred(mod, head, rest, depth)
+                if found is not None:
+                    return Resolved(found.kind, found.key, (name, *found.seen))
             return Resolved("none", name, (name,))
         if "." in name:
             # An external object reached through a project global of another
@@ -187,6 +197,28 @@ class Symbols:
                 kind, key, seen = self.resolve(f"{typed}.{last}", depth + 1)
                 return Resolved(kind, key, (name, *seen))
         return Resolved("ext", name, (name,))
+
+    def _starred(self, mod: str, head: str, rest: list[str], depth: int) -> Resolved | None:
+        """Resolve ``mod.head.rest`` through ``mod``'s ``from m import *`` statements.
+
+        The last project module that binds ``head`` wins, as at run time. A
+        name no project module binds is taken from an external module only
+        when ``mod`` star-imports exactly one (``from time import *``): which
+        of several binds it is not known here. Names with a leading underscore
+        are never star-imported.
+        """
+        if head.startswith("_"):
+            return None
+        sources = self.stars[mod]
+        external = [src for src in sources if src not in self.modules]
+        for src in reversed(sources):
+            if src in self.modules:
+                found = self.resolve(".".join([src, head, *rest]), depth + 1)
+                if found.kind != "none":
+                    return found
+        if len(external) == 1:
+            return self.resolve(".".join([external[0], head, *rest]), depth + 1)
+        return None
 
     def _external_type(self, prefix: str, depth: int) -> str | None:
         """Return the type of the external object ``prefix`` names, when the tables know it.
@@ -211,25 +243,54 @@ class Symbols:
         return self.resolve(".".join([returns, *rest]), depth + 1)
 
     def mro(self, cls: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Return ``(project classes depth-first from cls, external bases)``."""
+        """Return ``(project classes in method resolution order from cls, external bases)``.
+
+        The order is Python's C3 linearisation of the bases the project
+        declares, an external base standing for itself alone: in a diamond
+        (``class View(Mixin, AsyncBase)``, both deriving from ``Base``)
+        ``AsyncBase`` comes before ``Base``, as at run time. Bases that allow
+        no consistent order fall back to depth-first order.
+        """
         hit = self._mro.get(cls)
+        if hit is None:
+            order = self._linearize(cls)
+            hit = (
+                tuple(name for is_project, name in order if is_project),
+                tuple(name for is_project, name in order if not is_project),
+            )
+            self._mro[cls] = hit
+        return hit
+
+    def _linearize(self, cls: str) -> list[tuple[bool, str]]:
+        """Return the C3 linearisation of ``cls`` as ``(is a project class, name)`` pairs."""
+        hit = self._lin.get(cls)
         if hit is not None:
             return hit
-        self._mro[cls] = ((cls,), ())  # cycle guard
-        project: list[str] = [cls]
-        external: list[str] = []
+        me = (True, cls)
+        self._lin[cls] = [me]  # cycle guard
+        heads: list[tuple[bool, str]] = []
+        sequences: list[list[tuple[bool, str]]] = []
         info = self.classes.get(cls)
-        if info is not None:
-            for base in info[0].bases:
-                resolved = self.resolve(base)
-                if resolved.kind == "class":
-                    inner_project, inner_external = self.mro(resolved.key)
-                    project.extend(c for c in inner_project if c not in project)
-                    external.extend(e for e in inner_external if e not in external)
-                elif resolved.kind == "ext" and resolved.key not in external:
-                    external.append(resolved.key)
-        result = (tuple(project), tuple(external))
-        self._mro[cls] = result
+        for base in info[0].bases if info is not None else ():
+            resolved = self.resolve(base)
+            if resolved.kind == "class":
+                node = (True, resolved.key)
+                lin = self._linearize(resolved.key)
+            elif resolved.kind == "ext":
+                node = (False, resolved.key)
+                lin = [node]
+            else:
+                continue
+            if me not in lin and node not in heads:  # ``me in lin``: a cycle
+                heads.append(node)
+                sequences.append(lin)
+        merged = _c3_merge([*sequences, heads])
+        if merged is None:
+            merged = []
+            for lin in sequences:  # depth-first, the first occurrence kept
+                merged.extend(node for node in lin if node not in merged)
+        result = [me, *merged]
+        self._lin[cls] = result
         return result
 
     def member(self, cls: str, rest: list[str], depth: int) -> Resolved:
@@ -258,6 +319,22 @@ class Symbols:
         if external:
             return self.resolve(".".join([external[0], attr, *tail]), depth + 1)
         return Resolved("none", f"{cls}.{attr}", (f"{cls}.{attr}",))
+
+
+def _c3_merge(sequences: list[list[tuple[bool, str]]]) -> list[tuple[bool, str]] | None:
+    """Merge linearisations the C3 way; ``None`` when no consistent order exists."""
+    todo = [list(seq) for seq in sequences if seq]
+    out: list[tuple[bool, str]] = []
+    while todo:
+        for seq in todo:
+            head = seq[0]
+            if not any(head in other[1:] for other in todo):
+                break
+        else:
+            return None
+        out.append(head)
+        todo = [rest for rest in ([n for n in seq if n != head] for seq in todo) if rest]
+    return out
 
 
 __all__ = ["Resolved", "Symbols"]

@@ -157,6 +157,13 @@ SUBCLASS_METHODS = {"sqlalchemy.orm.Session.exec": "sqlmodel.Session.exec"}
 FLASK_GLOBALS = frozenset({"flask.request", "flask.g", "flask.session"})
 #: Constructors that run a function in a new thread.
 THREAD_STARTERS = frozenset({"threading.Thread", "threading.Timer"})
+#: Callables that keep their function argument to call it later, when the
+#: object they return is used: ``SimpleLazyObject(lambda: get_page(request))``
+#: runs nothing until an attribute of it is read. A lambda handed to them is a
+#: function of its own, reached where it is called, not where it is written.
+DEFERRED_CALLERS = frozenset(
+    {"django.utils.functional.SimpleLazyObject", "django.utils.functional.lazy"}
+)
 #: Queue classes whose instances made without a bound are typed as the
 #: stdlib's unbounded queue, whose ``put()`` never waits (its ``get()`` does).
 UNBOUNDED_QUEUES = {
@@ -317,6 +324,7 @@ __all__ = [
     "BUILTINS",
     "COPY_CONTEXT",
     "COROUTINE_KEEPING_DECORATORS",
+    "DEFERRED_CALLERS",
     "DIV_TYPES",
     "ELEMENT_CONTAINERS",
     "FILE_TYPES",

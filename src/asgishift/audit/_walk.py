@@ -183,6 +183,7 @@ class WalkerBase(NameResolver, abc.ABC):
             routed=tuple(sorted(self.routed)),
             marked=tuple(self.marked),
             imported=tuple(sorted(self.imported)),
+            stars=tuple(self.stars),
         )
 
     def _routed_views(self, stmt: ast.stmt) -> None:

@@ -99,6 +99,13 @@ class Walker(CallWalker):
                     self.stmt(sub)
             for sub in loop.orelse:
                 self.stmt(sub)
+        elif (kind is ast.If or kind is ast.While) and type(node.test) is ast.Constant:  # type: ignore[attr-defined]
+            # ``if True: ... else: ...`` (psycopg's generated ``if True:  # ASYNC``),
+            # ``if False:``, ``while True:``: only the branch that can run is
+            # walked; the other is dead code, as CPython's compiler drops it.
+            live = node.body if node.test.value else node.orelse  # type: ignore[attr-defined]
+            for sub in live:
+                self.stmt(sub)
         elif kind is ast.If or kind is ast.While:
             test = node.test  # type: ignore[attr-defined]
             self.expr(test)

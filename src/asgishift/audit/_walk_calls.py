@@ -7,7 +7,8 @@ function's summary: the call site of its target with the arguments it passes
 (``HANDLERS[kind](...)``, module-level or local) as a call of each of its
 functions; ``with ctx:`` as calls of ``__enter__``/``__exit__``; an attribute
 read on a typed variable as a possible property call; lambdas handed to a
-thread or wrapped by ``sync_to_async`` as functions of their own; and the
+thread, kept by a lazy object (``SimpleLazyObject``) or wrapped by
+``sync_to_async`` as functions of their own; and the
 calls whose result is only made, never run, here (generators kept or
 returned). The statement and expression walk that drives it is
 :class:`asgishift.audit._walk_body.Walker`.
@@ -22,6 +23,7 @@ from asgishift.audit._records import FileSummary
 from asgishift.audit._scope import CONNECT_SUFFIX
 from asgishift.audit._tables import (
     ASYNC_TO_SYNC,
+    DEFERRED_CALLERS,
     HANDOFF_METHODS,
     MEMORY_CONNECTION,
     PROPERTY_READ,
@@ -85,10 +87,13 @@ class CallWalker(WalkerBase):
             self.expr(func.slice)  # type: ignore[attr-defined]
         elif fkind is not ast.Name:
             self.expr(func)
-        if target in THREAD_STARTERS or (
-            fkind is ast.Attribute and func.attr in HANDOFF_METHODS  # type: ignore[attr-defined]
+        if (
+            target in THREAD_STARTERS
+            or target in DEFERRED_CALLERS
+            or (fkind is ast.Attribute and func.attr in HANDOFF_METHODS)  # type: ignore[attr-defined]
         ):
-            # A lambda handed to a thread or a pool runs there, not here.
+            # A lambda handed to a thread or a pool runs there, and one kept
+            # by a lazy object when the object is used: not here.
             for value in (*node.args, *(kw.value for kw in node.keywords)):
                 if isinstance(value, ast.Lambda):
                     self._lambda(value)

@@ -63,6 +63,8 @@ class NameResolver:
         self.aliases: dict[str, str] = {}
         self.module_names: dict[str, str] = {}
         self.imported: set[str] = set()
+        # modules of ``from m import *``, in order (the last one binding a name wins)
+        self.stars: list[str] = []
         self.uses_flask = False
         self.scope: Scope | None = None
         # module-level names typed as containers: name -> element / value type
@@ -90,6 +92,10 @@ class NameResolver:
         base = MODULE_ALIASES.get(base, base)
         for alias in stmt.names:
             if alias.name == "*":
+                # Python allows it only at module level: the names it binds are
+                # those of ``base`` (resolved across modules by the linker).
+                if base and base not in self.stars:
+                    self.stars.append(base)
                 continue
             full = f"{base}.{alias.name}" if base else alias.name
             full = MODULE_ALIASES.get(full, full)
@@ -122,6 +128,9 @@ class NameResolver:
             return target
         if name in BUILTINS:
             return "builtins." + name
+        if self.stars and not name.startswith("_"):
+            # Maybe bound by ``from m import *``: the linker looks it up there.
+            return f"{self.module}.{name}"
         return None
 
     def target(self, expr: ast.expr) -> str | None:

@@ -106,19 +106,32 @@ class FixReport:
                 f"{generators} not rewritten: the helper is a generator function, whose body "
                 "would still run on the event loop"
             )
+        managers = self.count(Skip.CONTEXT_MANAGER)
+        if managers:
+            parts.append(
+                f"{managers} not rewritten: the helper is a @contextmanager, whose body the "
+                "`with` statement would still run on the event loop"
+            )
         return "; ".join(parts) + "."
 
     def refusals(self) -> list[str]:
         """One line per call site refused because its helper is a generator function.
 
-        ``path:line:col: message`` (the call in the ``async def``), for stderr.
+        ``path:line:col: message`` (the call in the ``async def``), for stderr;
+        a ``@contextmanager`` generator is told apart from a plain one.
         """
         lines: dict[str, None] = {}
         for finding, why in self.skipped:
-            if why is Skip.GENERATOR and finding.chain:
+            if why in _REFUSED and finding.chain:
                 hop = finding.chain[0]
                 lines[f"{hop.path}:{hop.line}:{hop.col}: {hop.callee}(): {why.value}"] = None
         return list(lines)
+
+
+#: Why a ``sync_to_async`` wrap of a generator helper is refused.
+_REFUSED = (Skip.GENERATOR, Skip.CONTEXT_MANAGER)
+#: The decorators that turn a generator function into a context manager factory.
+_CONTEXT_MANAGERS = frozenset({"contextmanager", "contextlib.contextmanager"})
 
 
 class _Generators:
@@ -140,14 +153,19 @@ class _Generators:
             self.trees[rel] = tree
         return self.trees[rel]
 
-    def entered(self, finding: Finding) -> bool:
-        """Return whether the helper ``finding``'s chain calls first is a generator function."""
+    def entered(self, finding: Finding) -> Skip | None:
+        """Return why the helper ``finding``'s chain calls first cannot be wrapped, if it cannot.
+
+        :return: :attr:`Skip.CONTEXT_MANAGER` for a generator function decorated
+            with ``@contextmanager``, :attr:`Skip.GENERATOR` for any other
+            generator function, ``None`` for a plain function.
+        """
         if len(finding.chain) < 2:
-            return False
+            return None
         hop = finding.chain[1]
         tree = self._tree(hop.path)
         if tree is None:
-            return False
+            return None
         name = hop.function.rsplit(".", 1)[-1]
         found: ast.FunctionDef | None = None
         todo: list[ast.AST] = [tree]
@@ -160,7 +178,11 @@ class _Generators:
                 if isinstance(child, ast.FunctionDef) and child.name == name:
                     found = child  # the innermost one wins: keep descending
                 todo.append(child)
-        return found is not None and _yields(found)
+        if found is None or not _yields(found):
+            return None
+        if any(ast.unparse(dec) in _CONTEXT_MANAGERS for dec in found.decorator_list):
+            return Skip.CONTEXT_MANAGER
+        return Skip.GENERATOR
 
 
 def _yields(function: ast.FunctionDef) -> bool:
@@ -183,8 +205,11 @@ def _refuse_generators(plan: FixPlan, root: Path, report: FixReport) -> None:
         kept = []
         for target in targets:
             findings = plan.findings[target]
-            if target.kind is Rewrite.WRAP_SYNC_TO_ASYNC and generators.entered(findings[0]):
-                report.skipped.extend((finding, Skip.GENERATOR) for finding in findings)
+            why = None
+            if target.kind is Rewrite.WRAP_SYNC_TO_ASYNC:
+                why = generators.entered(findings[0])
+            if why is not None:
+                report.skipped.extend((finding, why) for finding in findings)
             else:
                 kept.append(target)
         plan.targets[rel] = kept

@@ -131,6 +131,12 @@ class Skip(enum.Enum):
         "generator in a thread, and iterating it would still run its body on the event "
         "loop; iterate it in a thread instead (e.g. `await sync_to_async(list)(helper())`)"
     )
+    CONTEXT_MANAGER = (
+        "the helper is a @contextmanager generator: sync_to_async would only build the "
+        "context manager in a thread, and the `with` statement would still run its body on "
+        "the event loop when it enters and exits; make it an `@asynccontextmanager` that "
+        "awaits its blocking calls (`await asyncio.to_thread(...)`)"
+    )
 
 
 @dataclass(frozen=True)
