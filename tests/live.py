@@ -37,7 +37,7 @@ SRC_DIR = REPO_ROOT / "src"
 #: The ASGI servers the bridge is tested under.
 ASGI_SERVERS = ("uvicorn", "hypercorn", "daphne", "granian")
 #: The WSGI servers used as references (and to host ``ASGIToWSGI``).
-WSGI_SERVERS = ("gunicorn", "wsgiref")
+WSGI_SERVERS = ("gunicorn", "wsgiref", "waitress")
 
 ASGI_SERVER_PARAMS = [pytest.param(name, id=name, marks=pytest.mark.live) for name in ASGI_SERVERS]
 
@@ -151,6 +151,13 @@ def server_command(server: str, app: str, port: int, extra: Sequence[str] = ()) 
         cmd += ["--log-level", "warning", app]
     elif server == "wsgiref":
         cmd = [py, str(LIVE_APPS_DIR / "wsgiref_server.py"), app, str(port)]
+    elif server == "waitress":
+        # waitress's own CLI (``waitress-serve`` runs the same code). It parses options
+        # with getopt, which stops at the first positional argument: the extra options
+        # go before the app. It prints "Serving on ..." to stdout and logs to stderr
+        # (``logging.basicConfig``), both in the log file.
+        cmd = [py, "-m", "waitress", f"--listen=127.0.0.1:{port}"]
+        return [*cmd, *extra, app]
     else:
         raise ValueError(f"unknown server {server!r}; use one of {ASGI_SERVERS + WSGI_SERVERS}")
     return [*cmd, *extra]

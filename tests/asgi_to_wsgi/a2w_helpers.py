@@ -19,6 +19,8 @@ WSGI_CONFIGS: dict[str, tuple[str, list[str]]] = {
     # runs the gthread worker when asked for sync.
     "gunicorn-sync": ("gunicorn", ["-k", "sync", "--threads", "1"]),
     "wsgiref": ("wsgiref", []),
+    # waitress's defaults, as a new user starts it: 4 threads, no request lookahead.
+    "waitress": ("waitress", []),
 }
 WSGI_PARAMS = [pytest.param(name, id=name, marks=pytest.mark.live) for name in WSGI_CONFIGS]
 

@@ -318,7 +318,9 @@ def test_head_on_an_endless_stream_ends_at_the_headers(wsgi_server: LiveServer) 
     assert head.startswith(b"HTTP/1."), reply[:200]
     assert b" 200 " in head.split(b"\r\n")[0]
     assert b"application/octet-stream" in head
-    assert body == b""
+    # waitress frames a HEAD response without Content-Length as chunked and sends the
+    # last chunk after the head, as it does for any WSGI app (then it closes).
+    assert body == (b"0\r\n\r\n" if wsgi_server.server == "waitress" else b"")
     deadline = time.monotonic() + DEADLINE
     while True:
         stats = httpx.get(f"{wsgi_server.url}/_stats", timeout=DEADLINE).json()
@@ -382,7 +384,9 @@ def _record(server: LiveServer, test_id: str, key: str) -> dict[str, object]:
         time.sleep(0.02)
 
 
-GUNICORN_PARAMS = [p for p in WSGI_PARAMS if p.values[0] != "wsgiref"]
+#: The tests below need the client's socket (``gunicorn.socket``), which wsgiref and waitress
+#: do not hand over (waitress's ``waitress.client_disconnected``: test_a2w_waitress_live.py).
+GUNICORN_PARAMS = [p for p in WSGI_PARAMS if str(p.values[0]).startswith("gunicorn")]
 
 
 @pytest.fixture(scope="module", params=GUNICORN_PARAMS)

@@ -343,12 +343,24 @@ class LoopSide:
         finally:
             peeker.detach()
         self._stop_watch()
-        if data or self.link is LINK_CLOSED:
+        if not data:
+            self.client_gone("its socket was closed")
+
+    def client_gone(self, how: str) -> None:
+        """The server says the client has gone (on the loop): disconnect the app.
+
+        As :meth:`close` does, and the WSGI thread gets :data:`GONE`. Called when
+        the watched socket shows the end of the connection, and by the WSGI
+        thread when the server's own probe says so (waitress's
+        ``waitress.client_disconnected``). Nothing happens once the response
+        is complete or the app was disconnected already.
+
+        :param how: how it was seen, for the debug log line.
+        """
+        if self.link is LINK_CLOSED:
             return
         logger.debug(
-            "the client of %s %s went away (its socket was closed)",
-            self.scope["method"],
-            self.scope["path"],
+            "the client of %s %s went away (%s)", self.scope["method"], self.scope["path"], how
         )
         self._batch.append((GONE,))
         self.flush()

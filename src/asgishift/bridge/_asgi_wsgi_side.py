@@ -15,7 +15,7 @@ import logging
 import os
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from asgishift._types import Environ, Message, StartResponse
@@ -105,6 +105,7 @@ class WSGISide:
         "loop_thread",
         "options",
         "outbox",
+        "probe",
         "side",
         "stream",
     )
@@ -129,6 +130,10 @@ class WSGISide:
         #: The client's socket (gunicorn's ``gunicorn.socket``) until it is handed to
         #: the loop side to watch; ``None`` when the server has none or it was handed.
         self.client: Any = None
+        #: The server's ``() -> bool`` that says the client has gone, where it offers
+        #: one and no socket (waitress's ``waitress.client_disconnected``, with
+        #: ``channel_request_lookahead`` set): polled while the request waits.
+        self.probe: Callable[[], bool] | None = None
         self._batch: Batch = []
         self._pos = 0
 
@@ -164,9 +169,11 @@ class WSGISide:
         file: tuple[Any, ...] | None = None
         get = self.outbox.get
         self.client = environ.get("gunicorn.socket")
+        if self.client is None:
+            self.probe = environ.get("waitress.client_disconnected")
         while head is None:
             try:
-                if self.client is not None:
+                if self.client is not None or self.probe is not None:
                     batch = self._get_watching(deadline)
                 elif deadline is None:
                     batch = get()
@@ -222,7 +229,7 @@ class WSGISide:
                 return error_response(start_response, 500, environ)
             start_response(head[1], head[2])
             return self._file_response(environ, reader)
-        start_response(head[1], head[2])
+        write = start_response(head[1], head[2])
         if self.body is BODY_ENDED and self.done:
             return chunks
         if not head[3] and self.body is BODY_STREAMING:
@@ -233,9 +240,16 @@ class WSGISide:
         elif not chunks:
             # The app started a response and waits before its first chunk (an SSE
             # stream with nothing to say yet). A WSGI server sends the headers with
-            # the first chunk; gunicorn and wsgiref send them for an empty one too,
+            # the first chunk, and waitress only with the first non-empty one; an
+            # empty write() makes gunicorn, wsgiref and waitress send them
+            # now (PEP 3333: the head must go out before the first write's data),
             # so the client gets the head now, as under an ASGI server.
-            chunks = [b""]
+            try:
+                write(b"")
+            except OSError:
+                # The client has gone: the server's own write of the first chunk
+                # fails the same way, and its close() disconnects the app.
+                chunks = [b""]
         return _ResponseIterable(self, chunks)
 
     def _get_watching(self, deadline: float | None) -> Batch:
@@ -252,6 +266,8 @@ class WSGISide:
         except queue.Empty:
             if deadline is not None and time.monotonic() >= deadline:
                 raise
+        if self.probe is not None:
+            return self._get_probing(self.probe, deadline)
         client, self.client = self.client, None
         try:
             fd = client.fileno()
@@ -262,6 +278,38 @@ class WSGISide:
         # A long request under gunicorn: make sure a stop of the worker is seen in time
         # (the watch may not have found the worker at the process's first request).
         self.loop_thread.watch_server_stop(self.options.exit_reserve)
+        if deadline is None:
+            return self.outbox.get()
+        return self.outbox.get(timeout=max(deadline - time.monotonic(), 0.0))
+
+    def _get_probing(self, probe: Callable[[], bool], deadline: float | None) -> Batch:
+        """Return the next batch; ask ``probe`` every :data:`_WATCH_AFTER` whether the client left.
+
+        Once it says so, the loop side disconnects the app (which then ends, or
+        sends :data:`GONE`) and the probe is not asked again.
+
+        :raise queue.Empty: at the deadline.
+        """
+        while True:
+            try:
+                gone = probe()
+            except Exception:  # a probe that fails tells nothing: stop asking it
+                logger.debug("the server's client_disconnected() raised", exc_info=True)
+                gone = False
+                self.probe = None
+            if gone:
+                self.probe = None
+                self.loop_thread.call(self.side.client_gone, "the server said so")
+            if self.probe is None:
+                break
+            wait = _WATCH_AFTER
+            if deadline is not None:
+                wait = min(wait, max(deadline - time.monotonic(), 0.0))
+            try:
+                return self.outbox.get(timeout=wait)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
         if deadline is None:
             return self.outbox.get()
         return self.outbox.get(timeout=max(deadline - time.monotonic(), 0.0))
@@ -354,7 +402,7 @@ class WSGISide:
         while True:
             batch, pos = self._batch, self._pos
             if pos >= len(batch):
-                if self.client is not None:
+                if self.client is not None or self.probe is not None:
                     batch = self._batch = self._get_watching(None)
                 else:
                     batch = self._batch = self.outbox.get()
