@@ -82,8 +82,8 @@ class ASGIToWSGI:
     >>> from asgishift.bridge import ASGIToWSGI
     >>> application = ASGIToWSGI(asgi_app)  # doctest: +SKIP
 
-    Serve ``application`` with gunicorn (sync or gthread workers), mod_wsgi,
-    uWSGI or wsgiref. Lifespan startup runs before the first request of each
+    Serve ``application`` with gunicorn (sync or gthread workers), waitress,
+    uWSGI, mod_wsgi or wsgiref. Lifespan startup runs before the first request of each
     process (call :meth:`startup` from a gunicorn ``post_fork`` hook to run it
     at worker start), shutdown at process exit. Each request's task runs in a copy
     of the calling server thread's :mod:`contextvars` context, so what WSGI

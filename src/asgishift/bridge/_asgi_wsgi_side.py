@@ -11,6 +11,8 @@ thread's ``call()``.
 from __future__ import annotations
 
 import enum
+import functools
+import importlib
 import logging
 import os
 import queue
@@ -41,6 +43,8 @@ __all__ = ["Batch", "Body", "ResponseAborted", "WSGISide", "error_response"]
 
 logger = logging.getLogger("asgishift.bridge")
 
+#: Bytes per item when a zero-copy file slice is iterated instead of read (see _FileSlice).
+_SLICE_BLOCK = 64 * 1024
 #: Seconds to wait for a task to end once it has been cancelled.
 _CANCEL_WAIT = 5.0
 #: What the loop side posts: a list of event tuples.
@@ -127,9 +131,10 @@ class WSGISide:
         self.options = options
         self.body = BODY_STREAMING
         self.done = False  # DONE seen: the app's task has ended
-        #: The client's socket (gunicorn's ``gunicorn.socket``) until it is handed to
-        #: the loop side to watch; ``None`` when the server has none or it was handed.
-        self.client: Any = None
+        #: What gives the client's socket descriptor (gunicorn's ``gunicorn.socket``'s
+        #: ``fileno``, uWSGI's ``uwsgi.connection_fd``) until it is handed to the loop
+        #: side to watch; ``None`` when the server has none or it was handed.
+        self.client: Callable[[], int] | None = None
         #: The server's ``() -> bool`` that says the client has gone, where it offers
         #: one and no socket (waitress's ``waitress.client_disconnected``, with
         #: ``channel_request_lookahead`` set): polled while the request waits.
@@ -168,8 +173,12 @@ class WSGISide:
         chunks: list[bytes] = []
         file: tuple[Any, ...] | None = None
         get = self.outbox.get
-        self.client = environ.get("gunicorn.socket")
-        if self.client is None:
+        sock = environ.get("gunicorn.socket")
+        if sock is not None:
+            self.client = sock.fileno
+        elif "uwsgi.version" in environ:
+            self.client = _uwsgi_connection_fd()
+        else:
             self.probe = environ.get("waitress.client_disconnected")
         while head is None:
             try:
@@ -253,12 +262,52 @@ class WSGISide:
         return _ResponseIterable(self, chunks)
 
     def _get_watching(self, deadline: float | None) -> Batch:
-        """Return the next batch; past :data:`_WATCH_AFTER`, have the client's socket watched.
+        """Return the next batch; past :data:`_WATCH_AFTER`, watch for the client leaving.
+
+        Where the server hands over the client's socket (``gunicorn.socket``) it is
+        watched on the loop; where it offers a probe instead (:attr:`probe`), the
+        probe is asked every :data:`_WATCH_AFTER` seconds while this thread waits.
+        Once the client is seen gone, the loop side disconnects the app (which then
+        ends, or sends :data:`GONE`).
 
         :param deadline: ``time.monotonic()`` value to give up at; ``None`` waits for ever.
         :raise queue.Empty: at the deadline.
         """
-        wait = _WATCH_AFTER
+        batch = self._get_within(deadline, _WATCH_AFTER)
+        while batch is None and self.probe is not None:
+            probe = self.probe
+            try:
+                gone = probe()
+            except Exception:  # a probe that fails tells nothing: stop asking it
+                logger.debug("the server's client_disconnected() raised", exc_info=True)
+                gone, self.probe = False, None
+            if gone:
+                self.probe = None
+                self.loop_thread.call(self.side.client_gone, "the server said so")
+            else:
+                batch = self._get_within(deadline, _WATCH_AFTER)
+        if batch is not None:
+            return batch
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                fd = client()  # in the request's thread: uWSGI's is per thread
+            except (OSError, ValueError, SystemError):
+                fd = -1
+            if isinstance(fd, int) and fd >= 0:
+                self.loop_thread.call(self.side.watch_client, fd)
+            # A long request under gunicorn: make sure a stop of the worker is seen in
+            # time (the watch may not have found the worker at the process's first request).
+            self.loop_thread.watch_server_stop(self.options.exit_reserve)
+        if deadline is None:
+            return self.outbox.get()
+        return self.outbox.get(timeout=max(deadline - time.monotonic(), 0.0))
+
+    def _get_within(self, deadline: float | None, wait: float) -> Batch | None:
+        """Return the next batch, or ``None`` when none came within ``wait`` seconds.
+
+        :raise queue.Empty: when ``deadline`` (``time.monotonic()``) came first.
+        """
         if deadline is not None:
             wait = min(wait, max(deadline - time.monotonic(), 0.0))
         try:
@@ -266,53 +315,7 @@ class WSGISide:
         except queue.Empty:
             if deadline is not None and time.monotonic() >= deadline:
                 raise
-        if self.probe is not None:
-            return self._get_probing(self.probe, deadline)
-        client, self.client = self.client, None
-        try:
-            fd = client.fileno()
-        except (AttributeError, OSError, ValueError):
-            fd = -1
-        if isinstance(fd, int) and fd >= 0:
-            self.loop_thread.call(self.side.watch_client, fd)
-        # A long request under gunicorn: make sure a stop of the worker is seen in time
-        # (the watch may not have found the worker at the process's first request).
-        self.loop_thread.watch_server_stop(self.options.exit_reserve)
-        if deadline is None:
-            return self.outbox.get()
-        return self.outbox.get(timeout=max(deadline - time.monotonic(), 0.0))
-
-    def _get_probing(self, probe: Callable[[], bool], deadline: float | None) -> Batch:
-        """Return the next batch; ask ``probe`` every :data:`_WATCH_AFTER` whether the client left.
-
-        Once it says so, the loop side disconnects the app (which then ends, or
-        sends :data:`GONE`) and the probe is not asked again.
-
-        :raise queue.Empty: at the deadline.
-        """
-        while True:
-            try:
-                gone = probe()
-            except Exception:  # a probe that fails tells nothing: stop asking it
-                logger.debug("the server's client_disconnected() raised", exc_info=True)
-                gone = False
-                self.probe = None
-            if gone:
-                self.probe = None
-                self.loop_thread.call(self.side.client_gone, "the server said so")
-            if self.probe is None:
-                break
-            wait = _WATCH_AFTER
-            if deadline is not None:
-                wait = min(wait, max(deadline - time.monotonic(), 0.0))
-            try:
-                return self.outbox.get(timeout=wait)
-            except queue.Empty:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-        if deadline is None:
-            return self.outbox.get()
-        return self.outbox.get(timeout=max(deadline - time.monotonic(), 0.0))
+            return None
 
     def _handle_early(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
@@ -561,12 +564,27 @@ class _ResponseIterable:
 
 
 class _FileSlice:
-    """A readable view of ``count`` bytes of a file descriptor from ``offset`` (owns the fd)."""
+    """A readable view of ``count`` bytes of a file descriptor from ``offset`` (owns the fd).
+
+    Iterable in blocks of :data:`_SLICE_BLOCK` bytes, as a file is: uWSGI's
+    ``wsgi.file_wrapper`` returns the object it is given, and WSGI middleware
+    around the bridge iterates what the app returned (PEP 3333, "Optional
+    Platform-Specific File Handling").
+    """
 
     def __init__(self, fd: int, offset: int, count: int | None) -> None:
         self._fd = fd
         self._offset = offset
         self._left = count
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        block = self.read(_SLICE_BLOCK)
+        if not block:
+            raise StopIteration
+        return block
 
     def read(self, size: int = -1) -> bytes:
         if self._left is not None:
@@ -585,6 +603,20 @@ class _FileSlice:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+@functools.cache
+def _uwsgi_connection_fd() -> Callable[[], int] | None:
+    """Return uWSGI's ``uwsgi.connection_fd`` (the current request's client socket).
+
+    The ``uwsgi`` module exists only inside a uWSGI process; ``None`` elsewhere.
+    """
+    try:
+        uwsgi = importlib.import_module("uwsgi")
+    except ImportError:
+        return None
+    connection_fd: Callable[[], int] | None = getattr(uwsgi, "connection_fd", None)
+    return connection_fd
 
 
 def _open_file(event: tuple[Any, ...]) -> Any:

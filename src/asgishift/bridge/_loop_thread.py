@@ -38,6 +38,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -336,8 +337,32 @@ def _start(kind: LoopKind) -> LoopThread:
     with _lock:
         current = _current
         if current is None or current.pid != os.getpid():
+            _warn_about_the_process(forked_without_hooks=current is not None)
             current = _current = LoopThread(kind)
     return current
+
+
+def _warn_about_the_process(*, forked_without_hooks: bool) -> None:
+    """Log what in this process will keep the event loop from working as it should.
+
+    :param forked_without_hooks: the parent's loop is still recorded here, so the
+        process was forked without Python's fork handlers (:func:`os.register_at_fork`
+        never ran): uWSGI forks that way unless ``--py-call-osafterfork``.
+    """
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is not None and not getattr(uwsgi, "has_threads", True):
+        logger.warning(
+            "uWSGI runs without Python threads: the bridge's event loop runs only while "
+            "a request is served, so tasks left running after a response stall; start "
+            "uWSGI with --enable-threads (its default since 2.0.27)"
+        )
+    if forked_without_hooks:
+        logger.warning(
+            "this process was forked without Python's fork handlers (uWSGI without "
+            "--py-call-osafterfork): threads the parent started, such as a thread pool "
+            "its lifespan startup used, do not exist here and can hang this process's "
+            "exit; start uWSGI with --py-call-osafterfork or --lazy-apps"
+        )
 
 
 def _after_fork_in_child() -> None:
