@@ -22,12 +22,11 @@ What these tests found (the ``xfail`` tests pin what the bridge cannot do there 
 - A lifespan startup run in the master (``startup()`` at import) that used a thread
   pool leaves each worker hanging at exit unless ``--py-call-osafterfork``: the bridge
   warns, naming the flag.
-- Chunked uploads are refused (411) although uWSGI can read them
-  (``uwsgi.chunked_read()``).
 - Fixed after these tests found them: uWSGI's ``wsgi.file_wrapper`` returns the object
   it is given, and the bridge's ``zerocopysend`` reader was not iterable (WSGI
   middleware that iterates the response failed); a client that left a long poll was
-  never noticed, although uWSGI hands out its socket (``uwsgi.connection_fd()``).
+  never noticed, although uWSGI hands out its socket (``uwsgi.connection_fd()``); chunked
+  uploads were refused (411), although uWSGI reads them (``uwsgi.chunked_read()``).
 
 Set ``ASGISHIFT_UWSGI`` to another uWSGI binary (an older build) to run the file
 against it; by default the one installed beside the running Python is used.
@@ -298,11 +297,6 @@ def test_zerocopysend_through_wsgi_middleware(socket_server: LiveServer, tmp_pat
     assert (response.status_code, response.content) == (200, data[7:5007])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uWSGI has no wsgi.input_terminated, so a chunked upload is answered 411; "
-    "uwsgi.chunked_read() reads it",
-)
 def test_a_chunked_upload_reaches_the_app(socket_server: LiveServer) -> None:
     pieces = [os.urandom(50_000) for _ in range(3)]
     response = httpx.post(f"{socket_server.url}/echo", content=iter(pieces), timeout=DEADLINE)

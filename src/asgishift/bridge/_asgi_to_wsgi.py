@@ -40,6 +40,7 @@ from asgishift.bridge._asgi_wsgi_side import Batch, ResponseAborted, WSGISide, e
 from asgishift.bridge._loop_thread import LoopThread, process_lock, process_loop
 from asgishift.bridge._outbox import Outbox, new_outbox
 from asgishift.bridge._scope import ScopeError, build_scope, request_body_length
+from asgishift.bridge._uwsgi import ChunkedInput, reads_chunked_bodies, under_uwsgi
 
 __all__ = ["ASGIToWSGI", "ASGIToWSGIOptions", "ResponseAborted"]
 
@@ -155,14 +156,23 @@ class ASGIToWSGI:
         upgrade = environ.get("HTTP_UPGRADE")
         if upgrade is not None:
             _note_upgrade(environ, upgrade)
+        stream = environ["wsgi.input"]
         try:
-            length = request_body_length(environ)
+            try:
+                length = request_body_length(environ)
+            except ScopeError as exc:
+                if exc.error_status_hint != 411 or not (
+                    under_uwsgi(environ) and reads_chunked_bodies()
+                ):
+                    raise
+                # A chunked body under uWSGI: its wsgi.input cannot find the end, but
+                # uwsgi.chunked_read() can.
+                length, stream = None, ChunkedInput()
             extensions = _file_extensions() if "wsgi.file_wrapper" in environ else None
             scope = build_scope(environ, state=lifespan.state, extensions=extensions)
         except ScopeError as exc:
             logger.warning("ASGIToWSGI: bad request: %s", exc)
             return error_response(start_response, exc.error_status_hint, environ)
-        stream = environ["wsgi.input"]
         first: Message | None = None
         if length == 0:
             first = {"type": "http.request", "body": b"", "more_body": False}

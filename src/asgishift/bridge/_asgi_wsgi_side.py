@@ -11,8 +11,6 @@ thread's ``call()``.
 from __future__ import annotations
 
 import enum
-import functools
-import importlib
 import logging
 import os
 import queue
@@ -38,6 +36,7 @@ from asgishift.bridge._asgi_options import ASGIToWSGIOptions
 from asgishift.bridge._error_response import error_page
 from asgishift.bridge._loop_thread import LoopThread
 from asgishift.bridge._outbox import Outbox
+from asgishift.bridge._uwsgi import connection_fd, under_uwsgi
 
 __all__ = ["Batch", "Body", "ResponseAborted", "WSGISide", "error_response"]
 
@@ -176,8 +175,8 @@ class WSGISide:
         sock = environ.get("gunicorn.socket")
         if sock is not None:
             self.client = sock.fileno
-        elif "uwsgi.version" in environ:
-            self.client = _uwsgi_connection_fd()
+        elif under_uwsgi(environ):
+            self.client = connection_fd()
         else:
             self.probe = environ.get("waitress.client_disconnected")
         while head is None:
@@ -603,20 +602,6 @@ class _FileSlice:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-@functools.cache
-def _uwsgi_connection_fd() -> Callable[[], int] | None:
-    """Return uWSGI's ``uwsgi.connection_fd`` (the current request's client socket).
-
-    The ``uwsgi`` module exists only inside a uWSGI process; ``None`` elsewhere.
-    """
-    try:
-        uwsgi = importlib.import_module("uwsgi")
-    except ImportError:
-        return None
-    connection_fd: Callable[[], int] | None = getattr(uwsgi, "connection_fd", None)
-    return connection_fd
 
 
 def _open_file(event: tuple[Any, ...]) -> Any:

@@ -1,0 +1,78 @@
+"""What uWSGI offers a WSGI app beyond PEP 3333, for ``ASGIToWSGI``.
+
+uWSGI hands out the client's socket through ``uwsgi.connection_fd()`` (where
+gunicorn puts ``gunicorn.socket`` in the environ), and reads a chunked request
+body only through ``uwsgi.chunked_read()``: it sets no ``wsgi.input_terminated``,
+and its ``wsgi.input`` ends where ``CONTENT_LENGTH`` (absent) says. The ``uwsgi``
+module exists only inside a uWSGI process, which marks each environ with
+``uwsgi.version``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+__all__ = ["ChunkedInput", "connection_fd", "reads_chunked_bodies", "under_uwsgi"]
+
+
+def under_uwsgi(environ: Mapping[str, Any]) -> bool:
+    """Return whether ``environ`` comes from uWSGI (it sets ``uwsgi.version``)."""
+    return "uwsgi.version" in environ
+
+
+@functools.cache
+def _module() -> ModuleType | None:
+    try:
+        return importlib.import_module("uwsgi")
+    except ImportError:
+        return None
+
+
+def connection_fd() -> Callable[[], int] | None:
+    """Return ``uwsgi.connection_fd``: called in a request's thread, its client socket's descriptor.
+
+    :return: ``None`` outside uWSGI, or where this uWSGI has no such function.
+    """
+    uwsgi = _module()
+    found: Callable[[], int] | None = getattr(uwsgi, "connection_fd", None)
+    return found
+
+
+def reads_chunked_bodies() -> bool:
+    """Return whether this process can read a chunked request body (``uwsgi.chunked_read``)."""
+    return getattr(_module(), "chunked_read", None) is not None
+
+
+class ChunkedInput:
+    """A ``wsgi.input`` stand-in that reads a chunked request body through uWSGI.
+
+    ``read()`` returns the body's next chunk as the client framed it (its size
+    argument is a hint uWSGI cannot follow), and ``b""`` at the end of the body.
+    Call it only from the request's own thread: uWSGI keeps the request per
+    thread.
+
+    :raise OSError: from ``read()``, when the client goes away mid-body (uWSGI
+        raises ``IOError``).
+    """
+
+    __slots__ = ("_read", "done")
+
+    def __init__(self) -> None:
+        uwsgi = _module()
+        if uwsgi is None:
+            raise RuntimeError("ChunkedInput works only inside a uWSGI process")
+        self._read: Callable[[], bytes] = uwsgi.chunked_read
+        self.done = False
+
+    def read(self, size: int = -1) -> bytes:
+        """Return the next chunk of the body, ``b""`` once it has ended."""
+        if self.done:
+            return b""
+        data = bytes(self._read())
+        if not data:
+            self.done = True
+        return data
