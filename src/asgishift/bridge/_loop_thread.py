@@ -38,7 +38,6 @@ import contextlib
 import contextvars
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -47,6 +46,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from asgishift.bridge._asgi_server_stop import ServerStop
 from asgishift.bridge._inbox import Inbox
+from asgishift.bridge._uwsgi import runs_without_threads
 
 __all__ = ["LoopKind", "LoopThread", "OpenRequest", "new_loop", "process_lock", "process_loop"]
 
@@ -349,8 +349,7 @@ def _warn_about_the_process(*, forked_without_hooks: bool) -> None:
         process was forked without Python's fork handlers (:func:`os.register_at_fork`
         never ran): uWSGI forks that way unless ``--py-call-osafterfork``.
     """
-    uwsgi = sys.modules.get("uwsgi")
-    if uwsgi is not None and not getattr(uwsgi, "has_threads", True):
+    if runs_without_threads():
         logger.warning(
             "uWSGI runs without Python threads: the bridge's event loop runs only while "
             "a request is served, so tasks left running after a response stall; start "

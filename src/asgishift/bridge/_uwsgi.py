@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-__all__ = ["ChunkedInput", "connection_fd", "reads_chunked_bodies", "under_uwsgi"]
+__all__ = [
+    "ChunkedInput",
+    "connection_fd",
+    "reads_chunked_bodies",
+    "runs_without_threads",
+    "under_uwsgi",
+]
 
 
 def under_uwsgi(environ: Mapping[str, Any]) -> bool:
@@ -40,6 +47,18 @@ def connection_fd() -> Callable[[], int] | None:
     uwsgi = _module()
     found: Callable[[], int] | None = getattr(uwsgi, "connection_fd", None)
     return found
+
+
+def runs_without_threads() -> bool:
+    """Return whether this is a uWSGI process that keeps Python threads from running.
+
+    uWSGI before 2.0.27, started without ``--enable-threads`` (or ``--threads``),
+    holds the GIL between requests (``uwsgi.has_threads`` is 0): a thread of the
+    app's own then runs only while a request is served.
+    """
+    if "uwsgi" not in sys.modules:  # not under uWSGI: do not import anything
+        return False
+    return not getattr(_module(), "has_threads", True)
 
 
 def reads_chunked_bodies() -> bool:
