@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 import wsgiref.util
@@ -170,6 +171,56 @@ def test_seeked_file_is_not_pathsent(data_file: Path) -> None:
     server = request(WSGIToASGI(file_app(data_file, seek=100)), extensions=PATHSEND)
     assert server.body == data_file.read_bytes()[100:]
     assert "http.response.pathsend" not in [m["type"] for m in server.sent]
+
+
+def range_app(path: Path, start: int, stop: int, opened: list[Any]) -> Any:
+    """A ranged response done by hand (Falcon's ``resp.set_stream(f, length)``): the
+    file is seeked to ``start`` and the Content-Length is the range's, not the file's."""
+
+    def app(environ: Environ, start_response: Any) -> Any:
+        handle = path.open("rb")
+        opened.append(handle)
+        handle.seek(start)
+        start_response(
+            "206 Partial Content",
+            [
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", f"bytes {start}-{stop - 1}/{path.stat().st_size}"),
+                ("Content-Length", str(stop - start)),
+            ],
+        )
+        return environ["wsgi.file_wrapper"](handle, 8192)
+
+    return app
+
+
+@pytest.mark.parametrize("start", [0, 100], ids=["from-the-start", "from-the-middle"])
+@pytest.mark.parametrize("extensions", [None, PATHSEND], ids=["iterated", "pathsend-offered"])
+def test_a_range_reads_only_its_bytes_and_is_never_pathsent(
+    data_file: Path,
+    start: int,
+    extensions: dict[str, dict[str, Any]] | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PEP 3333: stop iterating at the declared Content-Length. The server sends a
+    file by path whole, so a range from the start must not be sent by path."""
+    opened: list[Any] = []
+    # Not wrapped in wsgiref.validate: its iterator would hide the file wrapper from
+    # the bridge, as any middleware does (test_chunks_without_pathsend has it).
+    app = range_app(data_file, start, start + 100, opened)
+    with caplog.at_level(logging.WARNING, logger="asgishift.bridge"):
+        server = request(WSGIToASGI(app), extensions=extensions)
+    assert server.status == 206
+    assert server.body == data_file.read_bytes()[start : start + 100]
+    assert "http.response.pathsend" not in [m["type"] for m in server.sent]
+    assert opened[0].closed
+    assert "more than its Content-Length" not in caplog.text
+
+
+def test_the_wrapper_stops_at_its_limit() -> None:
+    wrapper = FileWrapper(io.BytesIO(b"x" * 200_000), 8192)
+    wrapper.limit(70_000)
+    assert [len(block) for block in wrapper] == [MIN_BLOCK_SIZE, 70_000 - MIN_BLOCK_SIZE]
 
 
 def test_in_memory_file_is_iterated_even_with_pathsend() -> None:

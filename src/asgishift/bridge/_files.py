@@ -49,6 +49,18 @@ class FileWrapper:
     def __init__(self, filelike: Any, block_size: int = 8192) -> None:
         self.filelike = filelike
         self.block_size = min(max(int(block_size), MIN_BLOCK_SIZE), MAX_BLOCK_SIZE)
+        #: Bytes iteration may still read; ``None``: to the end of the file (see :meth:`limit`).
+        self.left: int | None = None
+
+    def limit(self, count: int) -> None:
+        """Read at most ``count`` more bytes: the response's declared ``Content-Length``.
+
+        PEP 3333 ("Handling the Content-Length Header"): a server stops iterating
+        once the declared length is sent. A ranged response (``f.seek(start)`` and
+        a ``Content-Length`` of the range) then reads only its range, not the rest
+        of the file, before the response can end.
+        """
+        self.left = count
 
     def __iter__(self) -> FileWrapper:
         """Return the wrapper itself: it is its own iterator."""
@@ -59,7 +71,14 @@ class FileWrapper:
 
         :raise StopIteration: at end of file.
         """
-        data: bytes = self.filelike.read(self.block_size)
+        left = self.left
+        if left is None:
+            data: bytes = self.filelike.read(self.block_size)
+        elif left > 0:
+            data = self.filelike.read(min(self.block_size, left))
+            self.left = left - len(data)
+        else:
+            raise StopIteration
         if data:
             return data
         raise StopIteration
@@ -70,8 +89,12 @@ class FileWrapper:
         if close is not None:
             close()
 
-    def sendable_path(self) -> str | None:
+    def sendable_path(self, length: int | None = None) -> str | None:
         """Return an absolute path the server may send instead of iterating, or ``None``.
+
+        :param length: the response's declared ``Content-Length`` (bytes): the file
+            must be exactly that long, since the server sends all of it (a range of
+            a file, ``Range: bytes=0-99``, is iterated instead).
 
         Only a regular file read from its start qualifies, and only if the name
         still points at the very file that is open (same device and inode), so
@@ -98,6 +121,8 @@ class FileWrapper:
         except (AttributeError, OSError, ValueError):
             return None
         if not stat.S_ISREG(opened.st_mode):
+            return None
+        if length is not None and opened.st_size != length:
             return None
         if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
             return None

@@ -611,10 +611,15 @@ class Request:
                 # open (a HEAD to a 2 GiB file: 11 s on uvicorn); gunicorn reads none.
                 # Closed unread by _run_app, whichever wrapper it is.
                 iterable = ()
-            elif kind is FILE_WRAPPER and self.pathsend:
-                path = cast(FileWrapper, iterable).sendable_path()
-                if path is not None:
-                    messages = response.pathsend(path)
+            elif kind is FILE_WRAPPER:
+                wrapper = cast(FileWrapper, iterable)
+                declared = response.declared
+                if self.pathsend:
+                    path = wrapper.sendable_path(declared)
+                    if path is not None:
+                        messages = response.pathsend(path)
+                if messages is None and declared is not None:
+                    wrapper.limit(declared)  # a range: read no further than it
         if messages is None:
             body = response.body
             for chunk in iterable:
