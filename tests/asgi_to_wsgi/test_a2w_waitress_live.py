@@ -153,7 +153,7 @@ def test_an_sse_head_arrives_before_the_first_event(
     gate = tmp_path / "gate"
     params = {"n": 1, "gate": str(gate), "hold_first": 1}
     try:
-        with httpx.stream("GET", f"{server.url}/sse", params=params, timeout=2.0) as response:
+        with httpx.stream("GET", f"{server.url}/sse", params=params, timeout=10.0) as response:
             assert not (tmp_path / "gate.first").exists()  # the app has no event yet
             assert response.headers["content-type"].startswith("text/event-stream")
     finally:
