@@ -58,3 +58,27 @@ def assert_streamed_past_a_gate(url: str, tmp_path: Path, timeout: float) -> Non
             assert list(lines) == ["last"]
     finally:
         (tmp_path / "gate.0").touch()  # a sync worker serves one request: release it
+
+
+def assert_sse_events_arrive_one_by_one(url: str, tmp_path: Path, timeout: float) -> None:
+    """GET ``url/sse`` (3 events); assert each event arrives while the app waits at the
+    gate file ``gate.<n>`` before its next one: a stream held back until its end fails.
+
+    The gates are opened whatever happens, so a failure leaves no app parked.
+    """
+    gate = tmp_path / "gate"
+    try:
+        with httpx.stream(
+            "GET", f"{url}/sse", params={"n": 3, "gate": str(gate)}, timeout=timeout
+        ) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            lines = resp.iter_lines()
+            for number in range(3):
+                # The app is parked until this gate opens: the event came while it ran.
+                assert next(lines) == f"data: {number}"
+                assert next(lines) == ""
+                (tmp_path / f"gate.{number}").touch()
+            assert list(lines) == []
+    finally:
+        for number in range(3):
+            (tmp_path / f"gate.{number}").touch()

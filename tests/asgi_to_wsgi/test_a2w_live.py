@@ -18,7 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from a2w_helpers import WSGI_PARAMS, assert_streamed_past_a_gate, serve
+from a2w_helpers import (
+    WSGI_PARAMS,
+    assert_sse_events_arrive_one_by_one,
+    assert_streamed_past_a_gate,
+    serve,
+)
 
 from live import LiveServer
 
@@ -128,17 +133,7 @@ def test_a_chunked_upload_is_read_whole_or_refused(wsgi_server: LiveServer) -> N
 
 
 def test_sse_events_arrive_before_the_app_finishes(wsgi_server: LiveServer, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    url = f"{wsgi_server.url}/sse"
-    with httpx.stream("GET", url, params={"n": 3, "gate": str(gate)}, timeout=DEADLINE) as resp:
-        assert resp.headers["content-type"].startswith("text/event-stream")
-        lines = resp.iter_lines()
-        for number in range(3):
-            # The app is parked until this gate opens: the event came while it ran.
-            assert next(lines) == f"data: {number}"
-            assert next(lines) == ""
-            (tmp_path / f"gate.{number}").touch()
-        assert list(lines) == []
+    assert_sse_events_arrive_one_by_one(wsgi_server.url, tmp_path, DEADLINE)
 
 
 def test_sse_headers_arrive_before_the_first_event(wsgi_server: LiveServer, tmp_path: Path) -> None:

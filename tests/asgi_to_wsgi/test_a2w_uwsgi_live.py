@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 import pytest
-from a2w_helpers import APPS_DIR
+from a2w_helpers import APPS_DIR, assert_sse_events_arrive_one_by_one
 
 from live import LiveServer, live_server, wait_for
 
@@ -221,21 +221,7 @@ def test_scope_from_uwsgis_environ(server: LiveServer) -> None:
 
 
 def test_sse_events_arrive_one_by_one(server: LiveServer, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    params = {"n": 3, "gate": str(gate)}
-    try:
-        with httpx.stream("GET", f"{server.url}/sse", params=params, timeout=DEADLINE) as resp:
-            assert resp.headers["content-type"].startswith("text/event-stream")
-            lines = resp.iter_lines()
-            for number in range(3):
-                # The app waits for this gate before its next event: this one came alone.
-                assert next(lines) == f"data: {number}"
-                assert next(lines) == ""
-                (tmp_path / f"gate.{number}").touch()
-            assert list(lines) == []
-    finally:
-        for number in range(3):
-            (tmp_path / f"gate.{number}").touch()
+    assert_sse_events_arrive_one_by_one(server.url, tmp_path, DEADLINE)
 
 
 def test_sse_headers_arrive_before_the_first_event(server: LiveServer, tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from asgishift.audit.engine import audit_paths
 CONFIG = AuditConfig(cache_dir=None)
 
 
-def findings_of(tmp_path: Path, files: dict[str, str], code: str) -> list[Finding]:
-    """Write ``files`` (relative path -> source) under ``tmp_path``; return ``code``'s findings.
+def audited(tmp_path: Path, files: dict[str, str]) -> list[Finding]:
+    """Write ``files`` (relative path -> source) under ``tmp_path``; return every finding.
 
     :raise AssertionError: when a file could not be audited.
     """
@@ -21,4 +21,9 @@ def findings_of(tmp_path: Path, files: dict[str, str], code: str) -> list[Findin
         path.write_text(source, encoding="utf-8")
     result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
     assert result.errors == []
-    return [f for f in result.findings if f.code == code]
+    return result.findings
+
+
+def findings_of(tmp_path: Path, files: dict[str, str], code: str) -> list[Finding]:
+    """Write ``files`` under ``tmp_path`` (see :func:`audited`); return ``code``'s findings."""
+    return [f for f in audited(tmp_path, files) if f.code == code]

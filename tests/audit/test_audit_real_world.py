@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit_project import CONFIG, findings_of
+from audit_project import audited, findings_of
 
-from asgishift.audit.engine import audit_paths
 from asgishift.audit.fix import fix_findings
 
 # -- method resolution order ---------------------------------------------------
@@ -117,13 +116,8 @@ STAR_VIEWS = {
 
 
 def test_names_bound_by_star_imports_are_resolved(tmp_path: Path) -> None:
-    for name, source in STAR_VIEWS.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(source, encoding="utf-8")
-    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
-    assert result.errors == []
-    assert sorted((f.code, f.path, f.line) for f in result.findings) == [
+    findings = audited(tmp_path, STAR_VIEWS)
+    assert sorted((f.code, f.path, f.line) for f in findings) == [
         ("ASH101", "app/helpers.py", 5),  # slow() from ``from .helpers import *``
         ("ASH101", "app/views.py", 12),  # sleep() from ``from time import *``
         ("ASH204", "app/views.py", 17),  # Book from ``from .models import *``
@@ -207,9 +201,8 @@ async def client():
 
 
 def test_a_contextmanager_helper_is_refused_with_advice_that_fits_it(tmp_path: Path) -> None:
-    (tmp_path / "client.py").write_text(CONTEXT_MANAGER, encoding="utf-8")
-    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
-    report = fix_findings(result.findings, tmp_path, unsafe=True, write=False)
+    findings = audited(tmp_path, {"client.py": CONTEXT_MANAGER})
+    report = fix_findings(findings, tmp_path, unsafe=True, write=False)
     assert report.changes == []
     (line,) = report.refusals()
     assert line.startswith("client.py:12:10: client.running(): the helper is a @contextmanager")
@@ -260,8 +253,6 @@ async def resolve(host):
 
 
 def test_a_branch_under_a_constant_test_that_never_runs_is_not_audited(tmp_path: Path) -> None:
-    (tmp_path / "conn.py").write_text(DEAD_BRANCHES, encoding="utf-8")
-    result = audit_paths([tmp_path], root=tmp_path, config=CONFIG)
-    assert result.errors == []
+    findings = audited(tmp_path, {"conn.py": DEAD_BRANCHES})
     # Only ``if 1: time.sleep(3)`` runs; ``while 0: ... else:`` runs its else.
-    assert [(f.code, f.line) for f in result.findings] == [("ASH101", 29)]
+    assert [(f.code, f.line) for f in findings] == [("ASH101", 29)]
