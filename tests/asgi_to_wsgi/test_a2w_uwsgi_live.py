@@ -17,8 +17,6 @@ What these tests found (the ``xfail`` tests pin what the bridge cannot do there 
 - ``SIGTERM`` to the whole process group (systemd's default ``KillMode``) reaches each
   worker twice (from the signal and from the master); the second signal ends the
   worker in the middle of its lifespan shutdown.
-- ``--skip-atexit-teardown`` skips the interpreter's finalization, and with it the
-  bridge's lifespan shutdown.
 - A lifespan startup run in the master (``startup()`` at import) that used a thread
   pool leaves each worker hanging at exit unless ``--py-call-osafterfork``: the bridge
   warns, naming the flag.
@@ -26,7 +24,9 @@ What these tests found (the ``xfail`` tests pin what the bridge cannot do there 
   it is given, and the bridge's ``zerocopysend`` reader was not iterable (WSGI
   middleware that iterates the response failed); a client that left a long poll was
   never noticed, although uWSGI hands out its socket (``uwsgi.connection_fd()``); chunked
-  uploads were refused (411), although uWSGI reads them (``uwsgi.chunked_read()``).
+  uploads were refused (411), although uWSGI reads them (``uwsgi.chunked_read()``);
+  ``--skip-atexit-teardown`` skipped the interpreter's exit hooks, and with them the
+  bridge's lifespan shutdown (now run from ``uwsgi.atexit``).
 
 Set ``ASGISHIFT_UWSGI`` to another uWSGI binary (an older build) to run the file
 against it; by default the one installed beside the running Python is used.
@@ -421,12 +421,6 @@ def test_sigterm_to_the_process_group_still_runs_shutdown(tmp_path: Path) -> Non
     assert ("shutdown", worker) in _events(events), _events(events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with --skip-atexit-teardown uWSGI calls uwsgi.atexit but skips Py_Finalize, "
-    "where the bridge's exit hooks (threading's and atexit's) run, so lifespan shutdown "
-    "never runs",
-)
 def test_shutdown_runs_with_skip_atexit_teardown(tmp_path: Path) -> None:
     """uWSGI's option for fast worker exits (it skips tearing the interpreter down)."""
     events = tmp_path / "events"

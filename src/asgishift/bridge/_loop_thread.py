@@ -46,7 +46,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from asgishift.bridge._asgi_server_stop import ServerStop
 from asgishift.bridge._inbox import Inbox
-from asgishift.bridge._uwsgi import runs_without_threads
+from asgishift.bridge._uwsgi import chain_atexit, runs_without_threads
 
 __all__ = ["LoopKind", "LoopThread", "OpenRequest", "new_loop", "process_lock", "process_loop"]
 
@@ -339,7 +339,19 @@ def _start(kind: LoopKind) -> LoopThread:
         if current is None or current.pid != os.getpid():
             _warn_about_the_process(forked_without_hooks=current is not None)
             current = _current = LoopThread(kind)
+            chain_atexit(_exit_now)
     return current
+
+
+def _exit_now() -> None:
+    """End this process's requests and run its exit callbacks and loop stop, now.
+
+    What the interpreter's exit hooks do (:func:`_end_requests_before_thread_joins`,
+    then :func:`_stop_at_exit`), for a server that ends a process without them
+    (uWSGI's ``--skip-atexit-teardown``); both do nothing when run again.
+    """
+    _end_requests_before_thread_joins()
+    _stop_at_exit()
 
 
 def _warn_about_the_process(*, forked_without_hooks: bool) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "ChunkedInput",
+    "chain_atexit",
     "connection_fd",
     "reads_chunked_bodies",
     "runs_without_threads",
@@ -59,6 +60,39 @@ def runs_without_threads() -> bool:
     if "uwsgi" not in sys.modules:  # not under uWSGI: do not import anything
         return False
     return not getattr(_module(), "has_threads", True)
+
+
+def chain_atexit(hook: Callable[[], None]) -> None:
+    """Have uWSGI run ``hook`` at a worker's exit, before what its ``uwsgi.atexit`` held.
+
+    uWSGI calls ``uwsgi.atexit`` when a process ends, and then tears the
+    interpreter down, which runs Python's own exit hooks; with
+    ``--skip-atexit-teardown`` it skips that teardown, and with it every
+    ``atexit`` and ``threading`` exit hook. ``hook`` must therefore be safe to
+    run again from those. Does nothing outside uWSGI, or once done in this
+    process tree.
+    """
+    global _chained
+    if _chained or "uwsgi" not in sys.modules:
+        return
+    uwsgi = _module()
+    if uwsgi is None:
+        return
+    previous: Callable[[], object] | None = getattr(uwsgi, "atexit", None)
+
+    def at_exit() -> None:
+        try:
+            hook()
+        finally:
+            if previous is not None:
+                previous()
+
+    setattr(uwsgi, "atexit", at_exit)  # noqa: B010 - a module attribute uWSGI reads
+    _chained = True
+
+
+#: Whether :func:`chain_atexit` has set ``uwsgi.atexit`` (a fork keeps it set).
+_chained = False
 
 
 def reads_chunked_bodies() -> bool:
