@@ -27,7 +27,7 @@ def test_server_log_names_the_blocking_call_and_the_lag(server: str) -> None:
             r"Stack \(most recent call last; library frames folded\):\n(?:  .*\n)+"
         )
         assert "in blocking_endpoint" in warning.group(0)
-        assert "time.sleep(0.2)" in warning.group(0)
+        assert "time.sleep(0.4)" in warning.group(0)
         # The server's and asgishift's frames are folded: only the app's are shown.
         assert "library frames …" in warning.group(0)
         assert f"{server}/" not in warning.group(0)

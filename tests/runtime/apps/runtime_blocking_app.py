@@ -1,6 +1,6 @@
 """Apps for the live runtime tests: one endpoint blocks the loop, one does not.
 
-``inner`` (ASGI): ``GET /block`` calls ``time.sleep(0.2)`` inside the coroutine
+``inner`` (ASGI): ``GET /block`` calls ``time.sleep(0.4)`` inside the coroutine
 (the mistake the detector exists for); ``GET /offload`` sleeps as long in
 ``asyncio.to_thread`` (the fix). Both answer ``200`` with a plain-text body
 naming the endpoint. ``app`` is ``inner`` wrapped in the middleware.
@@ -24,8 +24,10 @@ from asgishift.runtime import BlockingDetectorMiddleware
 
 
 async def blocking_endpoint() -> bytes:
-    # The hazard under test: blocks the event loop for 0.2 s.
-    time.sleep(0.2)  # noqa: ASYNC251
+    # The hazard under test: blocks the event loop for 0.4 s, well past the thresholds
+    # the tests use (100-120 ms, caught at any phase after 1.25 times that) even when
+    # a loaded machine wakes the lag monitor's thread late.
+    time.sleep(0.4)  # noqa: ASYNC251
     return b"block"
 
 
