@@ -82,3 +82,24 @@ def assert_sse_events_arrive_one_by_one(url: str, tmp_path: Path, timeout: float
     finally:
         for number in range(3):
             (tmp_path / f"gate.{number}").touch()
+
+
+def assert_sse_head_before_the_first_event(url: str, tmp_path: Path) -> None:
+    """GET ``url/sse`` whose app holds its first event at the gate file ``gate.first``;
+    assert the response head arrives while the app still waits, then the one event.
+
+    The gates are opened whatever happens (a sync worker serves one request at a time).
+    """
+    gate = tmp_path / "gate"
+    params = {"n": 1, "gate": str(gate), "hold_first": 1}
+    try:
+        with httpx.stream("GET", f"{url}/sse", params=params, timeout=5.0) as resp:
+            # The app still waits for its first event: only the head can have come.
+            assert not (tmp_path / "gate.first").exists()
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            (tmp_path / "gate.first").touch()
+            (tmp_path / "gate.0").touch()
+            assert list(resp.iter_lines()) == ["data: 0", ""]
+    finally:
+        (tmp_path / "gate.first").touch()
+        (tmp_path / "gate.0").touch()

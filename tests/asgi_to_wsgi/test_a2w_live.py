@@ -21,6 +21,7 @@ import pytest
 from a2w_helpers import (
     WSGI_PARAMS,
     assert_sse_events_arrive_one_by_one,
+    assert_sse_head_before_the_first_event,
     assert_streamed_past_a_gate,
     serve,
 )
@@ -142,21 +143,7 @@ def test_sse_headers_arrive_before_the_first_event(wsgi_server: LiveServer, tmp_
     A WSGI server sends the headers with the first body chunk, so an SSE client (and
     a proxy waiting for the response head) saw nothing while the stream was quiet.
     """
-    gate = tmp_path / "gate"
-    url = f"{wsgi_server.url}/sse"
-    params = {"n": 1, "gate": str(gate), "hold_first": 1}
-    try:
-        with httpx.stream("GET", url, params=params, timeout=5.0) as resp:
-            # The app still waits for its first event: only the head can have come.
-            assert not (tmp_path / "gate.first").exists()
-            assert resp.headers["content-type"].startswith("text/event-stream")
-            (tmp_path / "gate.first").touch()
-            (tmp_path / "gate.0").touch()
-            assert list(resp.iter_lines()) == ["data: 0", ""]
-    finally:
-        # Release the app even if the head never came (a sync worker serves one request).
-        (tmp_path / "gate.first").touch()
-        (tmp_path / "gate.0").touch()
+    assert_sse_head_before_the_first_event(wsgi_server.url, tmp_path)
 
 
 def test_sse_starlette_events_arrive_while_its_stream_runs(

@@ -48,7 +48,11 @@ from typing import Any
 
 import httpx
 import pytest
-from a2w_helpers import APPS_DIR, assert_sse_events_arrive_one_by_one
+from a2w_helpers import (
+    APPS_DIR,
+    assert_sse_events_arrive_one_by_one,
+    assert_sse_head_before_the_first_event,
+)
 
 from live import LiveServer, live_server, wait_for
 
@@ -225,19 +229,8 @@ def test_sse_events_arrive_one_by_one(server: LiveServer, tmp_path: Path) -> Non
 
 
 def test_sse_headers_arrive_before_the_first_event(server: LiveServer, tmp_path: Path) -> None:
-    """uWSGI sends the head for the bridge's empty first chunk, as gunicorn does."""
-    gate = tmp_path / "gate"
-    params = {"n": 1, "gate": str(gate), "hold_first": 1}
-    try:
-        with httpx.stream("GET", f"{server.url}/sse", params=params, timeout=5.0) as resp:
-            assert not (tmp_path / "gate.first").exists()  # no event yet: the head alone
-            assert resp.headers["content-type"].startswith("text/event-stream")
-            (tmp_path / "gate.first").touch()
-            (tmp_path / "gate.0").touch()
-            assert list(resp.iter_lines()) == ["data: 0", ""]
-    finally:
-        (tmp_path / "gate.first").touch()
-        (tmp_path / "gate.0").touch()
+    """uWSGI sends the head for the bridge's empty ``write()``, as gunicorn does."""
+    assert_sse_head_before_the_first_event(server.url, tmp_path)
 
 
 def test_a_client_that_leaves_mid_stream_disconnects_the_app(server: LiveServer) -> None:
